@@ -1,0 +1,43 @@
+"""archsearch: architecture and hyperparameter search for MLPs, on Optuna and PyTorch.
+
+`import archsearch` is light: torch, plotly and the data stack load only when a name below is used.
+
+Example:
+    >>> import archsearch
+    >>> config = archsearch.load_config("examples/digits.toml")
+    >>> study = archsearch.run_search(config)
+    >>> archsearch.export_best(config.study.storage, config.study.name, "digits-model")
+    >>> model = archsearch.load_model("digits-model")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "SearchConfig": "archsearch.config",
+    "StudyConfig": "archsearch.config",
+    "TrainConfig": "archsearch.config",
+    "ConfigError": "archsearch.config",
+    "load_config": "archsearch.config",
+    "run_search": "archsearch.controller",
+    "SearchError": "archsearch.controller",
+    "export_best": "archsearch.export",
+    "load_model": "archsearch.export",
+    "ExportError": "archsearch.export",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'archsearch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,121 @@
+"""One trial: sample a candidate, train it, record everything the user needs later in the study.
+
+Shared by the in-process search and by worker processes: it needs only the config and the data.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from archsearch.config import SearchConfig
+from archsearch.spaces import Candidate
+from archsearch.storage import drop_weights_beyond_best, open_artifact_store, upload_weights
+from archsearch.trainers.data import PreparedData
+
+__all__ = ["Objective", "BASELINE_ATTR"]
+
+BASELINE_ATTR = "baseline"
+FAIL_REASON_ATTR = "fail_reason"
+PRUNED_REASON_ATTR = "pruned_reason"
+
+
+class Objective:
+    """Callable passed to `study.optimize`; returns the best-epoch validation metric of a trial."""
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        data: PreparedData,
+        metric: str,
+        storage: optuna.storages.BaseStorage,
+        artifact_dir: Path,
+        device: str | None = None,
+    ):
+        self.config = config
+        self.storage = storage
+        self.data = data
+        self.metric = metric
+        self.artifact_store = open_artifact_store(artifact_dir)
+        self.device = device or config.train.device
+
+    def trial_seed(self, trial: optuna.Trial) -> int:
+        """Each trial trains with its own seed, reproducible from the study seed and trial number."""
+        return self.config.study.seed * 1_000_003 + trial.number
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        candidate = self.config.space.sample(trial)
+        self._record_architecture(trial, candidate)
+        try:
+            return self._train(trial, candidate)
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:
+            trial.set_user_attr(FAIL_REASON_ATTR, f"{type(e).__name__}: {e}"[:2000])
+            raise
+
+    def _record_architecture(self, trial: optuna.Trial, candidate: Candidate) -> None:
+        architecture = candidate.architecture
+        attrs: dict[str, Any] = {
+            "widths": list(architecture.widths),
+            "dropouts": list(architecture.dropouts),
+            "activation": architecture.activation,
+            "depth": architecture.depth,
+            "total_units": architecture.total_units,
+            "n_params": architecture.n_params(self.data.n_features, self.data.n_outputs),
+            "layer_shape": architecture.layer_shape(),
+            "seed": self.trial_seed(trial),
+        }
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+
+    def _train(self, trial: optuna.Trial, candidate: Candidate) -> float:
+        # Imported here so that the controller process and `import archsearch` stay free of torch.
+        from archsearch.trainers import TrainSettings, train_mlp
+        from archsearch.trainers._weights import save_weights
+
+        hp = candidate.hyperparameters
+        settings = TrainSettings(
+            lr=hp.lr,
+            weight_decay=hp.weight_decay,
+            batch_size=hp.batch_size,
+            optimizer=hp.optimizer,
+            epochs=self.config.train.epochs,
+            patience=self.config.train.patience,
+            metric=self.metric,
+            seed=self.trial_seed(trial),
+            device=self.device,
+            bf16=self.config.train.bf16,
+            class_weight=self.config.train.resolved_class_weight(self.metric),
+            num_threads=self.config.train.num_threads,
+        )
+
+        def report(epoch: int, value: float) -> bool:
+            trial.report(value, epoch)
+            return trial.should_prune()
+
+        architecture = candidate.architecture
+        result = train_mlp(architecture.widths, architecture.dropouts, architecture.activation, self.data, settings, report)
+        for key, value in {
+            "device": result.device,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "train_seconds": round(result.train_seconds, 4),
+            **result.metrics,
+        }.items():
+            trial.set_user_attr(key, value)
+        if result.status != "completed":
+            trial.set_user_attr(PRUNED_REASON_ATTR, result.reason)
+            raise optuna.TrialPruned(result.reason)
+        with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
+            weights = save_weights(result.state_dict, Path(scratch) / "model.pt")
+            upload_weights(self.artifact_store, weights, trial, self.storage)
+        return result.best_value
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Study callback: bound the disk used by weights when keep_best_k is set."""
+        if trial.state == optuna.trial.TrialState.COMPLETE and self.config.study.keep_best_k:
+            drop_weights_beyond_best(study, self.artifact_store, self.config.study.keep_best_k)

@@ -1,0 +1,119 @@
+"""The `archsearch` command: a thin layer over the Python API (each command calls one public function)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+import archsearch
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _describe_trial(study, trial) -> str:
+    attrs = trial.user_attrs
+    metric = study.user_attrs.get("metric", "value")
+    widths = attrs.get("widths", [])
+    layers = f"{len(widths)} hidden layer{'s' if len(widths) != 1 else ''}"
+    shape = f" {widths}, dropout {attrs.get('dropouts')}, {attrs.get('activation')}" if widths else " (linear model)"
+    test = attrs.get(f"test_{metric}")
+    test_text = f", test {metric} {test:.4f}" if test is not None else ""
+    return (
+        f"trial {trial.number}: val {metric} {trial.value:.4f}{test_text}; {layers}{shape}; "
+        f"{attrs.get('n_params', 0):,} parameters; lr {trial.params.get('lr', 0):.2g}, "
+        f"{trial.params.get('optimizer')}, batch {trial.params.get('batch_size')}"
+    )
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from archsearch.config import load_config
+    from archsearch.controller import run_search
+    from archsearch.storage import mask_url, state_counts
+
+    config = load_config(args.config).replace(
+        name=args.study, storage=args.storage, n_trials=args.n_trials, timeout=args.timeout
+    )
+    if not args.quiet:
+        print(f"Study {config.study.name!r} in {mask_url(config.study.storage)}", file=sys.stderr)
+    study = run_search(config, quiet=args.quiet)
+    counts = state_counts(study)
+    print(
+        f"Study {study.study_name!r}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+        f"{counts['FAIL']} failed trials."
+    )
+    try:
+        best = study.best_trial
+    except ValueError:
+        print("No trial completed.")
+        return 1
+    print("Best " + _describe_trial(study, best))
+    linear = [t for t in study.trials if t.user_attrs.get("baseline") == "linear" and t.value is not None]
+    if linear and linear[0].number != best.number:
+        print("Linear baseline " + _describe_trial(study, linear[0]))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from archsearch.export import export_best
+
+    out = export_best(args.storage, args.study, args.out, trial=args.trial, retrain=args.retrain, artifacts=args.artifacts)
+    print(f"Exported to {out}: architecture.json, model.pt (state dict), model.pt2 (torch.export program)")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from archsearch.trainers.data import describe_datasets
+
+    for row in describe_datasets():
+        classes = f"{row['classes']} classes" if row.get("classes") else "regression"
+        print(f"{row['name']:<14} {row['rows']:>6} rows x {row['features']:>3} features, {classes:<12} {row['description']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archsearch", description="Architecture and hyperparameter search for MLPs.")
+    parser.add_argument("--version", action="version", version=f"archsearch {archsearch.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    search = commands.add_parser("search", help="run or resume a search from a TOML config")
+    search.add_argument("config", help="path to the TOML config")
+    search.add_argument("--study", help="study name (overrides [study] name)")
+    search.add_argument("--storage", help="storage URL (overrides [study] storage)")
+    search.add_argument("--n-trials", type=int, help="total completed + pruned trials (overrides [study] n_trials)")
+    search.add_argument("--timeout", type=float, help="seconds for this run (overrides [study] timeout)")
+    search.add_argument("--quiet", action="store_true", help="no progress output")
+    search.set_defaults(handler=_cmd_search)
+
+    export = commands.add_parser("export", help="export the best (or a given) trial's network")
+    export.add_argument("--storage", required=True, help="storage URL of the study")
+    export.add_argument("--study", required=True, help="study name")
+    export.add_argument("--trial", type=int, help="trial number (default: the best trial)")
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--retrain", action="store_true", help="train again on train + validation before export")
+    export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
+    export.set_defaults(handler=_cmd_export)
+
+    datasets = commands.add_parser("datasets", help="list the built-in datasets")
+    datasets.set_defaults(handler=_cmd_datasets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `archsearch` console script; returns the exit code."""
+    from archsearch.storage import mask_url
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("\narchsearch: interrupted; run the same command again to continue the study.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"archsearch: error: {mask_url(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

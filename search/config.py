@@ -1,0 +1,214 @@
+"""Search configuration: one frozen dataclass per TOML section, validated at construction.
+
+Configs are data: TOML is parsed, never executed, and unknown keys are rejected so a typo cannot
+silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from archsearch.spaces import MLPSpace
+from archsearch.storage import StorageError, backend_of
+from archsearch.trainers.data import DataSpec
+from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
+
+__all__ = ["ConfigError", "StudyConfig", "TrainConfig", "SearchConfig", "load_config", "SAMPLERS", "PRUNERS"]
+
+SAMPLERS = ("tpe", "random", "qmc", "gp")
+PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
+DEVICES_HELP = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+
+
+class ConfigError(ValueError):
+    """An invalid search configuration; the message names the section, key, rule and value."""
+
+
+def _fail(section: str, key: str, rule: str, value: Any) -> None:
+    raise ConfigError(f"The '{key}' parameter of [{section}] must be {rule}. Got {value!r} instead.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _reject_unknown(section: str, data: dict[str, Any], cls: type) -> None:
+    valid = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in valid:
+            raise ConfigError(f"Unknown key {key!r} in [{section}]; valid keys are: {', '.join(valid)}.")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The [study] section: where results go and how trials are chosen."""
+
+    name: str = "archsearch"
+    storage: str = "sqlite:///archsearch.db"
+    metric: str | None = None  # None: accuracy for classification, rmse for regression
+    n_trials: int = 30  # completed + pruned trials in total, across reruns and workers
+    timeout: float | None = None  # seconds for this run; None or 0: no limit
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    artifacts: str | None = None  # weights folder; default: beside a SQLite file, else ./archsearch_artifacts
+    keep_best_k: int = 0  # keep weights of the best k completed trials only; 0 keeps all
+    n_startup_trials: int = 10  # random trials before TPE/GP model the results
+    max_consecutive_failures: int = 5  # stop the search after this many failed trials in a row
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            _fail("study", "name", "a non-empty string", self.name)
+        if not isinstance(self.storage, str):
+            _fail("study", "storage", "a database URL string", self.storage)
+        try:
+            backend_of(self.storage)
+        except StorageError as e:
+            raise ConfigError(f"[study] {e}") from e
+        if self.metric is not None and self.metric not in METRIC_DIRECTIONS:
+            _fail("study", "metric", f"one of {', '.join(METRIC_DIRECTIONS)}", self.metric)
+        if not _is_int(self.n_trials) or self.n_trials < 0:
+            _fail("study", "n_trials", "an int >= 0", self.n_trials)
+        if self.timeout is not None and (not _is_number(self.timeout) or self.timeout < 0):
+            _fail("study", "timeout", "a number of seconds >= 0", self.timeout)
+        if self.sampler not in SAMPLERS:
+            _fail("study", "sampler", f"one of {', '.join(SAMPLERS)}", self.sampler)
+        if self.pruner not in PRUNERS:
+            _fail("study", "pruner", f"one of {', '.join(PRUNERS)}", self.pruner)
+        if not _is_int(self.seed) or self.seed < 0:
+            _fail("study", "seed", "an int >= 0", self.seed)
+        if self.artifacts is not None and (not isinstance(self.artifacts, str) or not self.artifacts):
+            _fail("study", "artifacts", "a folder path", self.artifacts)
+        if not _is_int(self.keep_best_k) or self.keep_best_k < 0:
+            _fail("study", "keep_best_k", "an int >= 0 (0 keeps every trial's weights)", self.keep_best_k)
+        if not _is_int(self.n_startup_trials) or self.n_startup_trials < 0:
+            _fail("study", "n_startup_trials", "an int >= 0", self.n_startup_trials)
+        if not _is_int(self.max_consecutive_failures) or self.max_consecutive_failures < 1:
+            _fail("study", "max_consecutive_failures", "an int >= 1", self.max_consecutive_failures)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The [train] section: the epoch budget and how each trial trains."""
+
+    epochs: int = 30
+    patience: int | None = 8  # epochs without validation improvement before stopping; None: never
+    device: str = "auto"
+    bf16: bool = False  # bf16 autocast, CUDA only
+    class_weight: str = "auto"  # auto: balanced when the metric is balanced_accuracy, else none
+    num_threads: int | None = None  # torch threads per trial; None: torch's default
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.epochs) or self.epochs < 1:
+            _fail("train", "epochs", "an int >= 1", self.epochs)
+        if self.patience is not None and (not _is_int(self.patience) or self.patience < 1):
+            _fail("train", "patience", "an int >= 1 (leave it out to disable early stopping)", self.patience)
+        device = self.device
+        if not isinstance(device, str) or not (
+            device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
+        ):
+            _fail("train", "device", DEVICES_HELP, device)
+        if not isinstance(self.bf16, bool):
+            _fail("train", "bf16", "true or false", self.bf16)
+        if self.class_weight not in ("auto", "none", "balanced"):
+            _fail("train", "class_weight", "one of auto, none, balanced", self.class_weight)
+        if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
+            _fail("train", "num_threads", "an int >= 1", self.num_threads)
+
+    def resolved_class_weight(self, metric: str) -> str:
+        if self.class_weight == "auto":
+            return "balanced" if metric == "balanced_accuracy" else "none"
+        return self.class_weight
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A whole search: [study], [data], [space] and [train]."""
+
+    study: StudyConfig = field(default_factory=StudyConfig)
+    data: DataSpec = field(default_factory=DataSpec)
+    space: MLPSpace = field(default_factory=MLPSpace)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        """Build from nested dicts (a parsed TOML file); unknown sections and keys are errors."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"A search config must be a table of sections. Got {type(data).__name__} instead.")
+        sections = ("study", "data", "space", "train")
+        for name, value in data.items():
+            if name not in sections:
+                raise ConfigError(f"Unknown section [{name}]; valid sections are: {', '.join(sections)}.")
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{name}] must be a table of keys. Got {value!r} instead.")
+        study_section = dict(data.get("study", {}))
+        _reject_unknown("study", study_section, StudyConfig)
+        study = StudyConfig(**study_section)
+        train_section = dict(data.get("train", {}))
+        _reject_unknown("train", train_section, TrainConfig)
+        data_section = dict(data.get("data", {}))
+        # The split follows the study's seed unless [data] names its own.
+        data_section.setdefault("seed", study.seed)
+        if "path" in data_section and "dataset" not in data_section:
+            data_section["dataset"] = None
+        try:
+            data_spec = DataSpec.from_dict(data_section)
+            space = MLPSpace.from_dict(dict(data.get("space", {})))
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        return cls(study=study, data=data_spec, space=space, train=TrainConfig(**train_section))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able nested dict; `from_dict(to_dict())` gives an equal config."""
+        return {
+            "study": dataclasses.asdict(self.study),
+            "data": self.data.to_dict(),
+            "space": self.space.to_dict(),
+            "train": dataclasses.asdict(self.train),
+        }
+
+    def replace(self, **study_overrides: Any) -> SearchConfig:
+        """A copy with some [study] keys changed (the CLI's --study, --storage, --n-trials, --timeout)."""
+        overrides = {k: v for k, v in study_overrides.items() if v is not None}
+        _reject_unknown("study", overrides, StudyConfig)
+        return dataclasses.replace(self, study=dataclasses.replace(self.study, **overrides))
+
+    def metric_for(self, task: str) -> str:
+        """The optimized metric, checked against the task the data turned out to be."""
+        metric = self.study.metric or ("accuracy" if task == "classification" else "rmse")
+        allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        if metric not in allowed:
+            _fail("study", "metric", f"one of {', '.join(allowed)} for a {task} task", metric)
+        return metric
+
+
+def load_config(path: str | Path) -> SearchConfig:
+    """Read a TOML search config; TOML is parsed as data, never executed."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"Cannot read the config file {str(path)!r}: {e.strerror}.") from e
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"The config file {str(path)!r} is not valid TOML: {e}.") from e
+    data_section = data.get("data")
+    if isinstance(data_section, dict) and isinstance(data_section.get("path"), str):
+        # A data path in a config file means "next to this file", wherever the command runs from.
+        data_section["path"] = str((path.parent / data_section["path"]).resolve())
+    return SearchConfig.from_dict(data)

@@ -1,0 +1,162 @@
+"""Export a trial's network as a folder that loads without archsearch (torch.export) or with it."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FixedTrial, TrialState
+
+import archsearch
+from archsearch.config import SearchConfig
+from archsearch.controller import CONFIG_ATTR
+from archsearch.storage import WEIGHTS_ATTR, default_artifact_dir, download_weights, make_storage, open_artifact_store, open_study
+from archsearch.trainers.data import PreparedData, Preprocessing, load_data
+
+__all__ = ["ExportError", "export_best", "load_model"]
+
+
+class ExportError(ValueError):
+    """A trial that cannot be exported; the message says which and what to do instead."""
+
+
+def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
+    if number is None:
+        try:
+            return study.best_trial
+        except ValueError as e:
+            raise ExportError(f"Study {study.study_name!r} has no completed trial to export yet.") from e
+    trials = study.get_trials(deepcopy=False)
+    matching = [t for t in trials if t.number == number]
+    if not matching:
+        raise ExportError(
+            f"The 'trial' parameter must be a trial number of study {study.study_name!r} (0 to {len(trials) - 1}). "
+            f"Got {number} instead."
+        )
+    trial = matching[0]
+    if trial.state != TrialState.COMPLETE:
+        reason = trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason") or ""
+        raise ExportError(
+            f"Trial {number} of study {study.study_name!r} is {trial.state.name}"
+            + (f" ({reason})" if reason else "")
+            + "; only COMPLETE trials can be exported. Leave out --trial to export the best one."
+        )
+    return trial
+
+
+def _retrain(config: SearchConfig, trial: optuna.trial.FrozenTrial, metric: str) -> tuple[dict[str, Any], dict[str, float]]:
+    from archsearch.trainers import TrainSettings, train_mlp
+
+    data = load_data(config.data)
+    candidate = config.space.sample(FixedTrial(trial.params, trial.number))
+    # Train on train + validation for the epoch count that early stopping chose; the preprocessing
+    # statistics stay those of the training split, so the stored preprocessing remains valid.
+    merged: PreparedData = dataclasses.replace(
+        data,
+        x_train=np.concatenate([data.x_train, data.x_val]),
+        y_train=np.concatenate([data.y_train, data.y_val]),
+    )
+    hp = candidate.hyperparameters
+    settings = TrainSettings(
+        lr=hp.lr,
+        weight_decay=hp.weight_decay,
+        batch_size=hp.batch_size,
+        optimizer=hp.optimizer,
+        epochs=max(int(trial.user_attrs.get("best_epoch", config.train.epochs)), 1),
+        patience=None,
+        metric=metric,
+        seed=int(trial.user_attrs.get("seed", 0)),
+        device=config.train.device,
+        class_weight=config.train.resolved_class_weight(metric),
+    )
+    arch = candidate.architecture
+    result = train_mlp(arch.widths, arch.dropouts, arch.activation, merged, settings)
+    if result.status != "completed":
+        raise ExportError(f"Retraining trial {trial.number} did not complete: {result.reason}.")
+    return result.state_dict, result.metrics
+
+
+def export_best(
+    storage: str,
+    study_name: str,
+    out: str | Path,
+    *,
+    trial: int | None = None,
+    retrain: bool = False,
+    artifacts: str | Path | None = None,
+) -> Path:
+    """Write `architecture.json`, `model.pt` and `model.pt2` for the best (or a given) completed trial.
+
+    Args:
+        storage: The study's storage URL.
+        study_name: The study's name.
+        out: Folder to write (created; existing files in it are overwritten).
+        trial: Trial number; default: the best trial.
+        retrain: Train the architecture again on train + validation with the trial's hyperparameters.
+        artifacts: Folder of the trials' weights, when the study's config does not say where it is.
+
+    Returns:
+        The export folder.
+
+    Example:
+        >>> export_best("sqlite:///archsearch.db", "digits", "digits-model")
+        >>> model = archsearch.load_model("digits-model")
+    """
+    from archsearch.trainers import export_model
+    from archsearch.trainers._weights import load_weights
+
+    study = open_study(make_storage(storage), study_name, url=storage)
+    if CONFIG_ATTR not in study.user_attrs:
+        raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {CONFIG_ATTR!r} attribute).")
+    config = SearchConfig.from_dict(study.user_attrs[CONFIG_ATTR])
+    metric = study.user_attrs["metric"]
+    chosen = _pick_trial(study, trial)
+    preprocessing = Preprocessing.from_dict(study.user_attrs["preprocessing"])
+    metrics = {k: v for k, v in chosen.user_attrs.items() if k.split("_", 1)[0] in ("train", "val", "test") and k != "train_seconds"}
+    if retrain:
+        state_dict, retrained_metrics = _retrain(config, chosen, metric)
+        metrics = {**metrics, **{f"retrained_{k}": v for k, v in retrained_metrics.items()}}
+    else:
+        if WEIGHTS_ATTR not in chosen.user_attrs:
+            raise ExportError(f"Trial {chosen.number} has no stored weights; export it with --retrain.")
+        artifact_dir = Path(artifacts or config.study.artifacts or default_artifact_dir(storage))
+        store = open_artifact_store(artifact_dir)
+        with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
+            try:
+                weights_path = download_weights(store, chosen.user_attrs[WEIGHTS_ATTR], scratch)
+            except FileNotFoundError as e:
+                raise ExportError(
+                    f"The weights of trial {chosen.number} are not in {str(artifact_dir)!r} (removed by keep_best_k, "
+                    "or the artifacts folder is elsewhere: pass --artifacts DIR). Export with --retrain to train it again."
+                ) from e
+            state_dict = load_weights(weights_path)
+    metadata = {
+        "study": study_name,
+        "trial": chosen.number,
+        "metric": metric,
+        "value": chosen.value,
+        "metrics": metrics,
+        "params": chosen.params,
+        "retrained": retrain,
+        "archsearch_version": archsearch.__version__,
+    }
+    return export_model(
+        out,
+        widths=chosen.user_attrs["widths"],
+        dropouts=chosen.user_attrs["dropouts"],
+        activation=chosen.user_attrs["activation"],
+        state_dict=state_dict,
+        preprocessing=preprocessing,
+        metadata=metadata,
+    )
+
+
+def load_model(path: str | Path):
+    """Load an exported folder as a predictor of raw rows (labels, probabilities or values)."""
+    from archsearch.trainers import load_model as _load
+
+    return _load(path)

@@ -1,0 +1,179 @@
+"""Plain values describing one network to train: its architecture and its training hyperparameters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from archsearch.spaces._validation import check_float
+from archsearch.spaces._validation import check_int
+from archsearch.spaces._validation import check_keys
+from archsearch.spaces._validation import check_name
+from archsearch.spaces._validation import error
+from archsearch.spaces._validation import InvalidSpaceError
+from archsearch.spaces._validation import is_int
+from archsearch.spaces._validation import is_real
+from archsearch.spaces._validation import is_sequence
+
+
+ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "leaky_relu", "elu")
+# "sgd" is SGD with Nesterov momentum 0.9; plain SGD is rarely competitive on MLPs.
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The hidden layers of an MLP, from the input side to the output side.
+
+    Args:
+        widths: Units of each hidden layer. Empty for a linear (or softmax) model.
+        dropouts: Dropout probability after each hidden layer, in ``[0, 1)``; 0.0 means no Dropout layer.
+        activation: One of :data:`ACTIVATIONS`, used after every hidden layer.
+
+    Example:
+        >>> arch = Architecture(widths=(32, 16), dropouts=(0.1, 0.0), activation="relu")
+        >>> arch.n_params(64, 10)
+        2778
+    """
+
+    widths: tuple[int, ...]
+    dropouts: tuple[float, ...]
+    activation: str
+
+    def __post_init__(self) -> None:
+        owner = "Architecture"
+        if not (is_sequence(self.widths) and all(is_int(w) and w >= 1 for w in self.widths)):
+            raise error(owner, "widths", "a list of ints >= 1", self.widths)
+        if not (is_sequence(self.dropouts) and all(is_real(p) and 0 <= p < 1 for p in self.dropouts)):
+            raise error(owner, "dropouts", "a list of floats in [0, 1)", self.dropouts)
+        if len(self.dropouts) != len(self.widths):
+            raise error(
+                owner, "dropouts", f"a list as long as widths ({len(self.widths)})", self.dropouts
+            )
+        check_name(owner, "activation", self.activation, ACTIVATIONS)
+        # Frozen: coerce through object.__setattr__ so lists from JSON/TOML compare and hash as tuples.
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "dropouts", tuple(float(p) for p in self.dropouts))
+
+    @property
+    def depth(self) -> int:
+        """Number of hidden layers."""
+        return len(self.widths)
+
+    @property
+    def total_units(self) -> int:
+        """Sum of the hidden widths."""
+        return sum(self.widths)
+
+    def n_params(self, n_inputs: int, n_outputs: int) -> int:
+        """Count the weights and biases of the ``Linear`` chain ``n_inputs -> widths... -> n_outputs``."""
+        sizes = (n_inputs, *self.widths, n_outputs)
+        return sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+
+    def layer_shape(self) -> str:
+        """Name the width profile, for grouping trials in reports.
+
+        Returns:
+            ``"linear"`` (no hidden layer), ``"single"`` (one), ``"uniform"`` (all equal), ``"funnel"``
+            (never widens, narrows at least once), ``"expanding"`` (never narrows, widens at least
+            once), ``"diamond"`` (widens, then narrows; equal neighbours allowed, as for funnel) or
+            ``"irregular"``.
+        """
+        if self.depth <= 1:
+            return ("linear", "single")[self.depth]
+        # Signs of the non-zero steps: equal neighbours do not change the profile.
+        signs = [1 if b > a else -1 for a, b in zip(self.widths, self.widths[1:]) if b != a]
+        if not signs:
+            return "uniform"
+        if all(s < 0 for s in signs):
+            return "funnel"
+        if all(s > 0 for s in signs):
+            return "expanding"
+        first_decrease = signs.index(-1)
+        if signs[0] > 0 and all(s < 0 for s in signs[first_decrease:]):
+            return "diamond"
+        return "irregular"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict, the inverse of :meth:`from_dict`."""
+        return {"widths": list(self.widths), "dropouts": list(self.dropouts), "activation": self.activation}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
+        """Build from :meth:`to_dict` output; unknown or missing keys raise :class:`InvalidSpaceError`."""
+        return cls(**_fields_of(cls, data))
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """How one network is trained.
+
+    Args:
+        lr: Learning rate, > 0.
+        weight_decay: Decoupled (AdamW) or L2 (Adam, SGD) weight decay, >= 0.
+        batch_size: Examples per step, >= 1.
+        optimizer: One of :data:`OPTIMIZERS`.
+    """
+
+    lr: float
+    weight_decay: float
+    batch_size: int
+    optimizer: str
+
+    def __post_init__(self) -> None:
+        owner = "Hyperparameters"
+        object.__setattr__(self, "lr", check_float(owner, "lr", self.lr, "a float > 0", lambda v: v > 0))
+        object.__setattr__(
+            self,
+            "weight_decay",
+            check_float(owner, "weight_decay", self.weight_decay, "a float >= 0", lambda v: v >= 0),
+        )
+        object.__setattr__(self, "batch_size", check_int(owner, "batch_size", self.batch_size, low=1))
+        check_name(owner, "optimizer", self.optimizer, OPTIMIZERS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict, the inverse of :meth:`from_dict`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Hyperparameters:
+        """Build from :meth:`to_dict` output; unknown or missing keys raise :class:`InvalidSpaceError`."""
+        return cls(**_fields_of(cls, data))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of a search space: what :meth:`MLPSpace.sample` returns for a trial."""
+
+    architecture: Architecture
+    hyperparameters: Hyperparameters
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict, suitable for an Optuna user attribute."""
+        return {
+            "architecture": self.architecture.to_dict(),
+            "hyperparameters": self.hyperparameters.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Candidate:
+        """Build from :meth:`to_dict` output."""
+        fields = _fields_of(cls, data)
+        return cls(
+            architecture=Architecture.from_dict(fields["architecture"]),
+            hyperparameters=Hyperparameters.from_dict(fields["hyperparameters"]),
+        )
+
+
+def _fields_of(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    check_keys(cls.__name__, data, names)
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise InvalidSpaceError(
+            f"Missing key {missing[0]!r} in {cls.__name__}; required keys are: {', '.join(names)}."
+        )
+    return dict(data)
+

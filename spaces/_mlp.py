@@ -1,0 +1,339 @@
+"""The MLP search space: ranges in, one :class:`Candidate` per Optuna trial out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+import dataclasses
+from dataclasses import dataclass
+from decimal import Decimal
+import functools
+from typing import Any
+from typing import TYPE_CHECKING
+
+from archsearch.spaces._candidate import ACTIVATIONS
+from archsearch.spaces._candidate import Architecture
+from archsearch.spaces._candidate import Candidate
+from archsearch.spaces._candidate import Hyperparameters
+from archsearch.spaces._candidate import OPTIMIZERS
+from archsearch.spaces._validation import check_bool
+from archsearch.spaces._validation import check_choices
+from archsearch.spaces._validation import check_float
+from archsearch.spaces._validation import check_float_range
+from archsearch.spaces._validation import check_int
+from archsearch.spaces._validation import check_int_range
+from archsearch.spaces._validation import check_keys
+from archsearch.spaces._validation import check_name
+from archsearch.spaces._validation import error
+from archsearch.spaces._validation import InvalidSpaceError
+from archsearch.spaces._validation import is_int
+from archsearch.spaces._validation import is_sequence
+from archsearch.spaces._validation import listing
+
+
+if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
+
+
+SHAPES = ("free", "uniform", "funnel")
+FUNNELS = ("geometric", "linear")
+
+
+@dataclass(frozen=True)
+class MLPSpace:
+    """Ranges for the architecture and training hyperparameters of an MLP.
+
+    Every field is validated at construction; lists are stored as tuples. A range with ``low == high``
+    is still suggested to Optuna (as a single-value distribution), so ``trial.params`` always holds the
+    whole candidate and :meth:`fixed_params` can always pin it. Only a feature switched off adds no
+    parameter: ``dropout=(0.0, 0.0)`` (no Dropout layers) and ``weight_decay=(0.0, 0.0)``.
+
+    Parameters sampled, in this order (``i < n_layers``):
+
+    - ``n_layers`` (int, in ``layers``).
+    - ``width_i`` for shape ``"free"``; only ``width_0`` for ``"uniform"`` and ``"funnel"``, plus
+      ``funnel_ratio`` for ``"funnel"`` with 2 layers or more. A funnel's layer ``i`` has width
+      ``w0 * r**i`` (``"geometric"``) or ``w0 * (1 - (1 - r) * i / (n_layers - 1))`` (``"linear"``,
+      the last layer is ``w0 * r``), rounded, and never below ``width[0]`` (nor above ``w0``).
+    - ``dropout_i`` on a grid of ``dropout_step``, so ``dropout[0]`` (0.0: no Dropout) is reachable.
+    - ``activation``, only for 1 layer or more; a linear model records ``activation[0]``.
+    - ``lr`` (log scale).
+    - ``use_weight_decay`` (``False``/``True``) when ``weight_decay[0] == 0 < weight_decay[1]``, then
+      ``weight_decay`` (log scale, from ``weight_decay_min``) if true; ``weight_decay`` alone (log
+      scale) when ``weight_decay[0] > 0``.
+    - ``batch_size``, ``optimizer`` (categorical).
+
+    Args:
+        layers: Range of the number of hidden layers, inclusive; 0 is a linear (softmax) model.
+        width: Range of the hidden widths, inclusive.
+        width_log: Sample widths on a log scale.
+        width_step: Width grid step; above 1 only with ``width_log=False`` (Optuna cannot combine both).
+        shape: One of :data:`SHAPES`: independent widths, one shared width, or a shrinking funnel.
+        funnel: One of :data:`FUNNELS`, how a funnel shrinks.
+        funnel_ratio: Range of the ratio ``r`` between a funnel's last and first width (linear) or
+            between neighbours (geometric), in ``(0, 1]``.
+        dropout: Range of each layer's dropout, in ``[0, 1)``.
+        dropout_step: Grid step of ``dropout``; must divide its span.
+        activation: Activation choices, from :data:`ACTIVATIONS`.
+        lr: Learning rate range, > 0.
+        weight_decay: Weight decay range, >= 0; a zero lower end makes "no weight decay" a choice.
+        weight_decay_min: Smallest non-zero weight decay when ``weight_decay[0]`` is 0.
+        batch_size: Batch size choices.
+        optimizer: Optimizer choices, from :data:`OPTIMIZERS`.
+        baselines: Hidden widths of architectures to try first (see :meth:`fixed_params`); each must fit
+            ``layers`` and, for shape ``"uniform"``, have equal widths.
+
+    Example:
+        >>> import optuna
+        >>> space = MLPSpace(layers=(1, 2), width=(32, 128), shape="funnel")
+        >>> study = optuna.create_study()
+        >>> study.enqueue_trial(space.fixed_params([64, 32]))
+        >>> space.sample(study.ask()).architecture.widths[0]
+        64
+    """
+
+    layers: tuple[int, int] = (0, 3)
+    width: tuple[int, int] = (16, 512)
+    width_log: bool = True
+    width_step: int = 1
+    shape: str = "free"
+    funnel: str = "geometric"
+    funnel_ratio: tuple[float, float] = (0.25, 0.9)
+    dropout: tuple[float, float] = (0.0, 0.5)
+    dropout_step: float = 0.05
+    activation: tuple[str, ...] = ("relu", "gelu", "tanh", "silu")
+    lr: tuple[float, float] = (1e-4, 3e-2)
+    weight_decay: tuple[float, float] = (0.0, 1e-3)
+    weight_decay_min: float = 1e-6
+    batch_size: tuple[int, ...] = (64, 128, 256)
+    optimizer: tuple[str, ...] = ("adam", "adamw")
+    baselines: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        o = "MLPSpace"
+        # Frozen dataclass: normalised values are written back through object.__setattr__.
+        set_ = functools.partial(object.__setattr__, self)
+        set_("layers", check_int_range(o, "layers", self.layers, low=0))
+        set_("width", check_int_range(o, "width", self.width, low=1))
+        set_("width_log", check_bool(o, "width_log", self.width_log))
+        set_("width_step", check_int(o, "width_step", self.width_step, low=1))
+        if self.width_step > 1 and self.width_log:
+            rule = "1 when width_log is true (Optuna cannot combine step and log; set width_log to false)"
+            raise error(o, "width_step", rule, self.width_step)
+        span = self.width[1] - self.width[0]
+        if span % self.width_step:
+            raise error(o, "width_step", f"a divisor of width[1] - width[0] = {span}", self.width_step)
+        check_name(o, "shape", self.shape, SHAPES)
+        check_name(o, "funnel", self.funnel, FUNNELS)
+        set_("funnel_ratio", check_float_range(
+            o, "funnel_ratio", self.funnel_ratio, "0 < low <= high <= 1", lambda lo, hi: 0 < lo <= hi <= 1
+        ))
+        set_("dropout", check_float_range(
+            o, "dropout", self.dropout, "0 <= low <= high < 1", lambda lo, hi: 0 <= lo <= hi < 1
+        ))
+        set_("dropout_step", check_float(
+            o, "dropout_step", self.dropout_step, "a float > 0", lambda v: v > 0
+        ))
+        # Same test as Optuna's own, which otherwise moves the upper end down with only a warning.
+        low, high = (Decimal(str(end)) for end in self.dropout)
+        if (high - low) % Decimal(str(self.dropout_step)):
+            rule = f"a float that divides dropout[1] - dropout[0] = {high - low}"
+            raise error(o, "dropout_step", rule, self.dropout_step)
+        set_("activation", check_choices(
+            o, "activation", self.activation, f"names from {listing(ACTIVATIONS)}", ACTIVATIONS.__contains__
+        ))
+        set_("lr", check_float_range(o, "lr", self.lr, "0 < low <= high", lambda lo, hi: 0 < lo <= hi))
+        set_("weight_decay", check_float_range(
+            o, "weight_decay", self.weight_decay, "0 <= low <= high", lambda lo, hi: 0 <= lo <= hi
+        ))
+        # weight_decay_min only bounds the log range when 0 is a separate choice; it must fit under the top.
+        wd_low, wd_high = self.weight_decay
+        if wd_low == 0 < wd_high:
+            rule = f"a float in (0, weight_decay[1]] = (0, {wd_high})"
+        else:
+            rule, wd_high = "a float > 0", float("inf")
+        set_("weight_decay_min", check_float(
+            o, "weight_decay_min", self.weight_decay_min, rule, lambda v: 0 < v <= wd_high
+        ))
+        batch_sizes = check_choices(
+            o, "batch_size", self.batch_size, "ints >= 1", lambda v: is_int(v) and v >= 1
+        )
+        set_("batch_size", tuple(int(b) for b in batch_sizes))
+        set_("optimizer", check_choices(
+            o, "optimizer", self.optimizer, f"names from {listing(OPTIMIZERS)}", OPTIMIZERS.__contains__
+        ))
+        if not is_sequence(self.baselines):
+            raise error(o, "baselines", "a list of width lists", self.baselines)
+        set_("baselines", tuple(
+            self._check_widths(o, f"baselines[{k}]", widths) for k, widths in enumerate(self.baselines)
+        ))
+
+    def sample(self, trial: BaseTrial) -> Candidate:
+        """Suggest the parameters listed in the class docstring and return the candidate they describe.
+
+        Args:
+            trial: An Optuna trial, or anything with its ``suggest_int``, ``suggest_float`` and
+                ``suggest_categorical`` methods.
+        """
+        n_layers = trial.suggest_int("n_layers", *self.layers)
+        widths = self._sample_widths(trial, n_layers)
+        if self.dropout == (0.0, 0.0):
+            dropouts = (0.0,) * n_layers
+        else:
+            dropouts = tuple(
+                trial.suggest_float(f"dropout_{i}", *self.dropout, step=self.dropout_step)
+                for i in range(n_layers)
+            )
+        # A linear model has no activation to search; recording the first keeps Architecture valid.
+        activation = self.activation[0]
+        if n_layers:
+            activation = trial.suggest_categorical("activation", self.activation)
+        architecture = Architecture(widths=widths, dropouts=dropouts, activation=activation)
+        hyperparameters = Hyperparameters(
+            lr=trial.suggest_float("lr", *self.lr, log=True),
+            weight_decay=self._sample_weight_decay(trial),
+            batch_size=trial.suggest_categorical("batch_size", self.batch_size),
+            optimizer=trial.suggest_categorical("optimizer", self.optimizer),
+        )
+        return Candidate(architecture=architecture, hyperparameters=hyperparameters)
+
+    def fixed_params(self, widths: Sequence[int], **overrides: Any) -> dict[str, Any]:
+        """Return the params that make :meth:`sample` build these hidden widths, for ``enqueue_trial``.
+
+        Parameters not given are sampled as usual. For shape ``"free"`` this pins ``n_layers`` and every
+        ``width_i``; for ``"uniform"`` and ``"funnel"`` only ``n_layers`` and ``width_0``, so a funnel's
+        later widths follow its sampled ``funnel_ratio`` unless that is given in ``overrides``.
+
+        Args:
+            widths: Hidden widths, input side first; ``[]`` for the linear model.
+            **overrides: Further parameters by their sampled name, e.g. ``lr=1e-3``, ``dropout_0=0.0``,
+                ``use_weight_decay=False``.
+
+        Raises:
+            InvalidSpaceError: If the widths cannot be built by this space (depth outside ``layers``,
+                unequal widths for shape ``"uniform"``), or an override is not a parameter this space
+                samples for these widths, or its value is not valid for it.
+
+        Example:
+            >>> MLPSpace().fixed_params([])
+            {'n_layers': 0}
+        """
+        owner = "MLPSpace.fixed_params"
+        widths = self._check_widths(owner, "widths", widths)
+        if "n_layers" in overrides or any(name.startswith("width_") for name in overrides):
+            raise InvalidSpaceError(
+                f"{owner} takes the architecture from 'widths' only; drop the 'n_layers' and 'width_*' "
+                f"overrides. Got {sorted(overrides)}."
+            )
+        n_width_params = len(widths) if self.shape == "free" else min(len(widths), 1)
+        params: dict[str, Any] = {"n_layers": len(widths)}
+        params.update((f"width_{i}", widths[i]) for i in range(n_width_params))
+        params.update(overrides)
+        # Running sample() on the params proves they reproduce the widths and validates the overrides.
+        probe = _ParamProbe(params, owner)
+        self.sample(probe)
+        unused = [name for name in overrides if name not in probe.suggested]
+        if unused:
+            raise InvalidSpaceError(
+                f"The override {unused[0]!r} of {owner} is not sampled by this space for widths "
+                f"{list(widths)}; the sampled parameters are: {', '.join(probe.suggested)}."
+            )
+        return params
+
+    def is_compatible_with(self, other: MLPSpace) -> list[str]:
+        """Return the fields that differ in a way that makes ``other``'s stored trials incompatible.
+
+        Every field but ``baselines`` changes what a trial's parameters mean, so the answer is the
+        differing fields other than ``baselines``; an empty list means compatible.
+        """
+        return [
+            field.name
+            for field in dataclasses.fields(self)
+            if field.name != "baselines" and getattr(self, field.name) != getattr(other, field.name)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict (tuples become lists), the inverse of :meth:`from_dict`."""
+        return {field.name: _to_lists(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MLPSpace:
+        """Build from a ``[space]`` config table; missing keys take defaults, unknown keys raise.
+
+        Raises:
+            InvalidSpaceError: On an unknown key or an invalid value.
+        """
+        check_keys("[space]", data, tuple(field.name for field in dataclasses.fields(cls)))
+        return cls(**data)
+
+    def _check_widths(self, owner: str, name: str, widths: Any) -> tuple[int, ...]:
+        if not (is_sequence(widths) and all(is_int(w) and w >= 1 for w in widths)):
+            raise error(owner, name, "a list of ints >= 1", widths)
+        low, high = self.layers
+        if not low <= len(widths) <= high:
+            raise error(owner, name, f"a list of {low} to {high} widths (the 'layers' range)", widths)
+        if self.shape == "uniform" and len(set(widths)) > 1:
+            raise error(owner, name, "a list of equal widths when shape is 'uniform'", widths)
+        return tuple(int(w) for w in widths)
+
+    def _sample_widths(self, trial: BaseTrial, n_layers: int) -> tuple[int, ...]:
+        def suggest(i: int) -> int:
+            return trial.suggest_int(f"width_{i}", *self.width, step=self.width_step, log=self.width_log)
+
+        if n_layers == 0:
+            return ()
+        if self.shape == "free":
+            return tuple(suggest(i) for i in range(n_layers))
+        first = suggest(0)
+        if self.shape == "uniform" or n_layers == 1:
+            return (first,) * n_layers
+        ratio = trial.suggest_float("funnel_ratio", *self.funnel_ratio)
+        if self.funnel == "geometric":
+            scales = [ratio**i for i in range(n_layers)]
+        else:
+            scales = [1 - (1 - ratio) * i / (n_layers - 1) for i in range(n_layers)]
+        # The user's lower width bound holds for every layer; min() covers an enqueued first width below it.
+        floor = min(first, self.width[0])
+        return tuple(max(floor, round(first * scale)) for scale in scales)
+
+    def _sample_weight_decay(self, trial: BaseTrial) -> float:
+        low, high = self.weight_decay
+        if high == 0:
+            return 0.0
+        if low == 0:
+            # A log scale cannot reach 0, so "no weight decay" is its own choice.
+            if not trial.suggest_categorical("use_weight_decay", (False, True)):
+                return 0.0
+            low = self.weight_decay_min
+        return trial.suggest_float("weight_decay", low, high, log=True)
+
+
+class _ParamProbe:
+    """A stand-in trial that answers from fixed params (else the lowest value) and records the names asked."""
+
+    def __init__(self, params: Mapping[str, Any], owner: str) -> None:
+        self._params = params
+        self._owner = owner
+        self.suggested: list[str] = []
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        self.suggested.append(name)
+        return self._params.get(name, low)
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        self.suggested.append(name)
+        return self._params.get(name, low)
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        self.suggested.append(name)
+        value = self._params.get(name, choices[0])
+        # Optuna warns on an out-of-range number but fails on an unknown choice: catch it here instead.
+        if value not in choices:
+            raise error(self._owner, name, f"one of {listing(tuple(choices))}", value)
+        return value
+
+
+def _to_lists(value: Any) -> Any:
+    return [_to_lists(v) for v in value] if isinstance(value, tuple) else value

@@ -1,0 +1,32 @@
+"""Optuna storages, artifacts and reading results back (archsearch.storage)."""
+
+from archsearch.storage._artifacts import (
+    WEIGHTS_ATTR,
+    download_weights,
+    drop_weights_beyond_best,
+    open_artifact_store,
+    upload_weights,
+)
+from archsearch.storage._rdb import SQLITE_BUSY_TIMEOUT_S, make_storage
+from archsearch.storage._studies import FINISHED_STATES, finished_count, open_study, state_counts, study_names
+from archsearch.storage._url import StorageError, backend_of, default_artifact_dir, mask_url, sqlite_path
+
+__all__ = [
+    "FINISHED_STATES",
+    "SQLITE_BUSY_TIMEOUT_S",
+    "StorageError",
+    "WEIGHTS_ATTR",
+    "backend_of",
+    "default_artifact_dir",
+    "download_weights",
+    "drop_weights_beyond_best",
+    "finished_count",
+    "make_storage",
+    "mask_url",
+    "open_artifact_store",
+    "open_study",
+    "sqlite_path",
+    "state_counts",
+    "study_names",
+    "upload_weights",
+]

@@ -1,0 +1,81 @@
+"""Trained weights as Optuna artifacts, so optuna-dashboard lists and serves the same files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.trial import TrialState
+
+__all__ = ["WEIGHTS_ATTR", "open_artifact_store", "upload_weights", "download_weights", "drop_weights_beyond_best"]
+
+WEIGHTS_ATTR = "weights_artifact_id"
+DROPPED_WEIGHTS_ATTR = "archsearch_dropped_weights"  # study attr: artifact ids removed by keep_best_k
+
+
+def open_artifact_store(directory: str | Path) -> FileSystemArtifactStore:
+    """A file-system artifact store in `directory`, created when missing."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(directory))
+
+
+def upload_weights(
+    store: FileSystemArtifactStore, file_path: str | Path, trial: optuna.Trial, storage: optuna.storages.BaseStorage
+) -> str:
+    """Attach a weights file to a running trial; returns the artifact id (also stored as a user attr)."""
+    artifact_id = upload_artifact(
+        artifact_store=store,
+        file_path=str(file_path),
+        study_or_trial=trial,
+        storage=storage,
+        mimetype="application/octet-stream",
+    )
+    trial.set_user_attr(WEIGHTS_ATTR, artifact_id)
+    return artifact_id
+
+
+def download_weights(store: FileSystemArtifactStore, artifact_id: str, directory: str | Path) -> Path:
+    """Copy an artifact to `directory/model.pt` and return that path.
+
+    Raises:
+        FileNotFoundError: The artifact is not in this store (removed, or the store is elsewhere).
+    """
+    destination = Path(directory) / "model.pt"
+    try:
+        download_artifact(artifact_store=store, file_path=str(destination), artifact_id=artifact_id)
+    except ArtifactNotFound as e:
+        raise FileNotFoundError(f"artifact {artifact_id} is not in the artifact store") from e
+    return destination
+
+
+def drop_weights_beyond_best(study: optuna.Study, store: FileSystemArtifactStore, keep_best_k: int) -> list[int]:
+    """Remove stored weights of every completed trial outside the best `keep_best_k`; returns their numbers.
+
+    The trial records stay; only the weight files go, and the study remembers which ones so export can
+    say why a trial's weights are missing.
+    """
+    if keep_best_k <= 0:
+        return []
+    dropped_ids = set(study.user_attrs.get(DROPPED_WEIGHTS_ATTR, []))
+    with_weights = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if WEIGHTS_ATTR in t.user_attrs and t.user_attrs[WEIGHTS_ATTR] not in dropped_ids
+    ]
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    ranked = sorted(with_weights, key=lambda t: (t.value, -t.number) if reverse else (-t.value, -t.number), reverse=True)
+    dropped = []
+    for trial in ranked[keep_best_k:]:
+        artifact_id = trial.user_attrs[WEIGHTS_ATTR]
+        try:
+            store.remove(artifact_id)
+        except (ArtifactNotFound, FileNotFoundError):
+            pass  # another worker removed it first
+        dropped_ids.add(artifact_id)
+        dropped.append(trial.number)
+    if dropped:
+        study.set_user_attr(DROPPED_WEIGHTS_ATTR, sorted(dropped_ids))
+    return dropped

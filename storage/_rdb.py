@@ -1,0 +1,74 @@
+"""Optuna RDB storage with engine settings that hold up under several worker processes."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Callable
+
+import optuna
+from sqlalchemy.exc import SQLAlchemyError
+
+from archsearch.storage._url import StorageError, backend_of, mask_url, sqlite_path
+
+__all__ = ["make_storage", "SQLITE_BUSY_TIMEOUT_S"]
+
+# Several local workers write to one SQLite file; waiting this long for the write lock keeps
+# "database is locked" from surfacing as failed trials.
+SQLITE_BUSY_TIMEOUT_S = 120
+
+
+def _engine_kwargs(backend: str, pool_size: int) -> dict[str, Any]:
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    # pre_ping revives connections a database server closed while a long trial trained.
+    return {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 1800}
+
+
+def _enable_wal(url: str) -> None:
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if not path.parent.exists():
+        raise StorageError(
+            f"The SQLite storage {url!r} is in the folder {str(path.parent)!r}, which does not exist. "
+            "Create the folder or point 'storage' elsewhere."
+        )
+    # WAL lets readers (the dashboard, status) run while a worker writes; the mode persists in the file.
+    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def make_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    heartbeat_stale_trial_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    pool_size: int = 2,
+) -> optuna.storages.RDBStorage:
+    """Open (creating tables when needed) the Optuna storage at `url`.
+
+    Args:
+        url: SQLAlchemy URL: sqlite:///file.db, postgresql+psycopg://user@host/db, mysql+pymysql://...
+        heartbeat_interval: Seconds between a running trial's heartbeats (None: no heartbeat).
+        grace_period: Seconds without a heartbeat after which a running trial is declared dead.
+        heartbeat_stale_trial_callback: Called for every trial failed for a stale heartbeat (e.g. a retry).
+        pool_size: Connections kept per process on database servers.
+
+    Raises:
+        StorageError: The URL is malformed, the backend unsupported or the database unreachable;
+            the message masks the password.
+    """
+    backend = backend_of(url)
+    try:
+        if backend == "sqlite":
+            _enable_wal(url)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=_engine_kwargs(backend, pool_size),
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
+        )
+    except (SQLAlchemyError, sqlite3.Error, ImportError) as e:
+        raise StorageError(f"Cannot open the storage {mask_url(url)!r}: {mask_url(str(e).splitlines()[0])}") from e

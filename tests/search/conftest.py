@@ -1,0 +1,48 @@
+"""A real digits search shared by the controller, export and CLI tests (run once per session)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+
+from archsearch.config import SearchConfig
+
+
+@dataclass
+class FinishedSearch:
+    config: SearchConfig
+    study: optuna.Study
+    url: str
+    folder: Path
+
+
+def small_config(folder: Path, **sections: dict) -> SearchConfig:
+    """A quick search config writing into `folder`; sections override the defaults key by key."""
+    base = {
+        "study": {"name": "digits", "storage": f"sqlite:///{folder}/search.db", "n_trials": 4, "seed": 0},
+        "data": {"dataset": "digits"},
+        "space": {"layers": [0, 2], "width": [16, 128], "batch_size": [64, 128]},
+        "train": {"epochs": 8, "patience": 4},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return SearchConfig.from_dict(base)
+
+
+@pytest.fixture(scope="session")
+def digits_search(tmp_path_factory: pytest.TempPathFactory) -> FinishedSearch:
+    """The issue's end-to-end search: 12 trials on digits, on CPU."""
+    from archsearch.controller import run_search
+
+    folder = tmp_path_factory.mktemp("digits-search")
+    config = small_config(
+        folder,
+        study={"n_trials": 12},
+        space={"layers": [0, 2], "width": [32, 256], "lr": [1e-3, 2e-2], "optimizer": ["adam", "adamw"]},
+        train={"epochs": 20, "patience": 5},
+    )
+    study = run_search(config)
+    return FinishedSearch(config=config, study=study, url=config.study.storage, folder=folder)

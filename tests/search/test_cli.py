@@ -1,0 +1,78 @@
+"""Tests of the archsearch command line: each command, its output and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import archsearch
+from archsearch.cli import main
+
+from .conftest import FinishedSearch
+
+
+def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that --version prints the package version."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert archsearch.__version__ in capsys.readouterr().out
+
+
+def test_cli_datasets_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that `archsearch datasets` lists every built-in dataset."""
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "breast_cancer", "wine", "diabetes", "teacher"):
+        assert name in out
+
+
+@pytest.mark.timeout(300)
+def test_cli_search_prints_best_architecture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that `archsearch search` runs a config and prints the best trial and the linear baseline."""
+    config = tmp_path / "s.toml"
+    config.write_text(
+        f'[study]\nname = "cli"\nstorage = "sqlite:///{tmp_path}/c.db"\nn_trials = 3\n'
+        '[data]\ndataset = "wine"\n[space]\nlayers = [0, 1]\n[train]\nepochs = 3\n',
+        encoding="utf-8",
+    )
+    assert main(["search", str(config), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Study 'cli': " in out and "Best trial" in out
+    assert main(["search", str(config), "--n-trials", "4"]) == 0
+    assert "4/4 trials" in capsys.readouterr().err
+
+
+def test_cli_search_bad_config_exits_2_with_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that a config error is one line on stderr and exit code 2, not a traceback."""
+    config = tmp_path / "bad.toml"
+    config.write_text("[space]\nlayers = [2, 1]\n", encoding="utf-8")
+    assert main(["search", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archsearch: error: ") and "'layers' parameter of MLPSpace" in err
+
+
+def test_cli_masks_passwords_in_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that a storage password never reaches the terminal."""
+    code = main(["export", "--storage", "postgresql+psycopg://me:topsecret@127.0.0.1:1/x", "--study", "s", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "topsecret" not in err and "me:***@" in err
+
+
+@pytest.mark.timeout(300)
+def test_cli_export_writes_the_folder(digits_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that `archsearch export` writes the model folder for the best trial."""
+    assert main(["export", "--storage", digits_search.url, "--study", "digits", "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "model.pt2").exists()
+    assert "Exported to" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(120)
+def test_cli_console_script_runs() -> None:
+    """Check that the installed `archsearch` entry point starts (python -m archsearch.cli as fallback)."""
+    run = subprocess.run([sys.executable, "-m", "archsearch.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "search" in run.stdout and "export" in run.stdout

@@ -1,0 +1,111 @@
+"""Tests of the TOML search config: defaults, overrides and every validation error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archsearch.config import ConfigError, SearchConfig, StudyConfig, TrainConfig, load_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits.toml"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "search.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_config_example_round_trips() -> None:
+    """Check that the shipped example loads and survives to_dict/from_dict unchanged."""
+    config = load_config(EXAMPLE)
+    assert config.study.name == "digits"
+    assert config.space.layers == (0, 3)
+    assert SearchConfig.from_dict(config.to_dict()) == config
+
+
+def test_search_config_defaults() -> None:
+    """Check the documented defaults: SQLite storage, TPE, median pruner, metric chosen by task."""
+    config = SearchConfig()
+    assert config.study.storage == "sqlite:///archsearch.db"
+    assert (config.study.sampler, config.study.pruner) == ("tpe", "median")
+    assert config.metric_for("classification") == "accuracy"
+    assert config.metric_for("regression") == "rmse"
+
+
+def test_search_config_data_seed_follows_study_seed() -> None:
+    """Check that the split is seeded by [study] seed unless [data] sets its own."""
+    assert SearchConfig.from_dict({"study": {"seed": 7}}).data.seed == 7
+    assert SearchConfig.from_dict({"study": {"seed": 7}, "data": {"seed": 3}}).data.seed == 3
+
+
+def test_load_config_resolves_data_path_next_to_the_file(tmp_path: Path) -> None:
+    """Check that a relative data path is read relative to the config file, not the working folder."""
+    path = _write(tmp_path, '[data]\npath = "rows.csv"\ntarget = "y"\n')
+    assert load_config(path).data.path == str((tmp_path / "rows.csv").resolve())
+
+
+def test_train_config_class_weight_auto() -> None:
+    """Check that class_weight auto means balanced exactly when the metric is balanced accuracy."""
+    train = TrainConfig()
+    assert train.resolved_class_weight("balanced_accuracy") == "balanced"
+    assert train.resolved_class_weight("accuracy") == "none"
+    assert TrainConfig(class_weight="none").resolved_class_weight("balanced_accuracy") == "none"
+
+
+def test_search_config_replace_overrides_study_keys() -> None:
+    """Check that CLI overrides change only the named [study] keys and ignore None."""
+    config = SearchConfig().replace(name="x", n_trials=3, timeout=None)
+    assert (config.study.name, config.study.n_trials, config.study.timeout) == ("x", 3, None)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[studdy]\nname = 'x'\n", r"Unknown section \[studdy\]; valid sections are: study, data, space, train"),
+        ("[study]\nnam = 'x'\n", r"Unknown key 'nam' in \[study\]; valid keys are: name, storage"),
+        ("[train]\nepoch = 3\n", r"Unknown key 'epoch' in \[train\]"),
+        ("[space]\nwidht = [1, 2]\n", r"Unknown key 'widht' in \[space\]"),
+        ("[data]\ntaget = 'y'\n", r"Unknown key 'taget' in \[data\]"),
+        ("[study]\nn_trials = -1\n", r"The 'n_trials' parameter of \[study\] must be an int >= 0\. Got -1 instead\."),
+        ("[study]\nn_trials = true\n", r"The 'n_trials' parameter of \[study\] must be an int >= 0\. Got True instead\."),
+        ("[study]\nsampler = 'cmaes'\n", r"The 'sampler' parameter of \[study\] must be one of tpe, random, qmc, gp\. Got 'cmaes'"),
+        ("[study]\npruner = 'early'\n", r"'pruner' parameter of \[study\] must be one of median, percentile, successive_halving, hyperband, none"),
+        ("[study]\nmetric = 'f1'\n", r"The 'metric' parameter of \[study\] must be one of accuracy, balanced_accuracy, log_loss, rmse, r2\. Got 'f1'"),
+        ("[study]\ntimeout = -5\n", r"The 'timeout' parameter of \[study\] must be a number of seconds >= 0\. Got -5"),
+        ("[study]\nstorage = 'oracle://x'\n", r"\[study\] The 'storage' parameter must use one of the backends"),
+        ("[study]\nkeep_best_k = -1\n", r"'keep_best_k' parameter of \[study\] must be an int >= 0"),
+        ("[train]\nepochs = 0\n", r"The 'epochs' parameter of \[train\] must be an int >= 1\. Got 0 instead\."),
+        ("[train]\ndevice = 'tpu'\n", r"The 'device' parameter of \[train\] must be 'auto', 'cpu', 'cuda' or 'cuda:N'\. Got 'tpu'"),
+        ("[train]\nclass_weight = 'heavy'\n", r"'class_weight' parameter of \[train\] must be one of auto, none, balanced"),
+        ("[train]\npatience = 0\n", r"The 'patience' parameter of \[train\] must be an int >= 1"),
+        ("[space]\nlayers = [3, 1]\n", r"The 'layers' parameter of MLPSpace"),
+        ("[space]\nwidth = [0, 8]\n", r"The 'width' parameter of MLPSpace"),
+        ("[space]\ndropout = [0.0, 1.0]\n", r"The 'dropout' parameter of MLPSpace"),
+        ("[space]\nactivation = ['relu', 'swish']\n", r"The 'activation' parameter of MLPSpace"),
+        ("[space]\noptimizer = []\n", r"The 'optimizer' parameter of MLPSpace"),
+        ("[data]\nval_fraction = 1.2\n", r"The 'val_fraction' parameter of DataSpec"),
+        ("[data]\ndataset = 'mnist'\n", r"mnist"),
+        ("study = 3\n", r"\[study\] must be a table of keys\. Got 3 instead\."),
+    ],
+)
+def test_load_config_rejects_bad_values(tmp_path: Path, toml: str, message: str) -> None:
+    """Check that each bad config value gets an error naming the key, the rule and the value."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, toml))
+
+
+def test_load_config_rejects_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    """Check that unreadable or malformed files are errors naming the file."""
+    with pytest.raises(ConfigError, match=r"Cannot read the config file .*missing\.toml"):
+        load_config(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match=r"is not valid TOML"):
+        load_config(_write(tmp_path, "[study\nname = 'x'\n"))
+
+
+def test_search_config_metric_must_fit_the_task() -> None:
+    """Check that a regression metric on a classification task is refused with the allowed metrics."""
+    config = SearchConfig(study=StudyConfig(metric="rmse"))
+    with pytest.raises(ConfigError, match=r"must be one of accuracy, balanced_accuracy, log_loss for a classification task\. Got 'rmse'"):
+        config.metric_for("classification")

@@ -1,0 +1,139 @@
+"""Tests of the study controller: totals, resume, baselines, compatibility, failures and divergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from archsearch.config import ConfigError
+from archsearch.controller import SearchError, run_search
+from archsearch.storage import WEIGHTS_ATTR, finished_count
+
+from .conftest import FinishedSearch, small_config
+
+TRIAL_ATTRS = {
+    "widths", "dropouts", "activation", "depth", "total_units", "n_params", "layer_shape", "seed", "device",
+    "epochs_run", "best_epoch", "train_seconds", "val_accuracy", "test_accuracy", "train_accuracy",
+}
+
+
+@pytest.mark.timeout(300)
+def test_run_search_records_the_study_contract(digits_search: FinishedSearch) -> None:
+    """Check that the study and each completed trial carry the attributes docs/STUDY_LAYOUT.md promises."""
+    study = digits_search.study
+    assert finished_count(study) == 12
+    assert {"archsearch_config", "archsearch_version", "metric", "task", "data", "preprocessing"} <= set(study.user_attrs)
+    completed = study.get_trials(states=(TrialState.COMPLETE,))
+    for trial in completed:
+        assert TRIAL_ATTRS <= set(trial.user_attrs)
+        assert WEIGHTS_ATTR in trial.user_attrs
+        assert trial.user_attrs["depth"] == trial.params["n_layers"] == len(trial.user_attrs["widths"])
+        # The objective value is the best epoch's validation accuracy, stored under the same name.
+        assert trial.value == pytest.approx(trial.user_attrs["val_accuracy"])
+    # Every trial reported a learning curve for the pruner and the dashboard.
+    assert all(t.intermediate_values for t in study.trials if t.state != TrialState.FAIL)
+
+
+@pytest.mark.timeout(300)
+def test_run_search_enqueues_the_linear_baseline_first(digits_search: FinishedSearch) -> None:
+    """Check that trial 0 is the 0-layer linear model, marked as the baseline."""
+    first = digits_search.study.trials[0]
+    assert first.params["n_layers"] == 0
+    assert first.user_attrs["baseline"] == "linear"
+    assert first.user_attrs["widths"] == []
+
+
+@pytest.mark.timeout(300)
+def test_run_search_resumes_until_the_total(tmp_path: Path) -> None:
+    """Check that rerunning a study finishes only the remainder and keeps earlier trials intact."""
+    config = small_config(tmp_path, study={"n_trials": 3}, train={"epochs": 3})
+    first = run_search(config)
+    before = {t.number: (t.params, t.value) for t in first.trials}
+    second = run_search(config.replace(n_trials=5))
+    assert finished_count(second) == 5
+    assert {t.number: (t.params, t.value) for t in second.trials if t.number in before} == before
+    # A rerun at the total starts nothing new.
+    assert len(run_search(config.replace(n_trials=5)).trials) == len(second.trials)
+
+
+@pytest.mark.timeout(300)
+def test_run_search_user_baselines_are_tried(tmp_path: Path) -> None:
+    """Check that architectures listed in [space] baselines are enqueued after the linear model."""
+    config = small_config(tmp_path, study={"n_trials": 3}, space={"baselines": [[64, 32]]}, train={"epochs": 2})
+    study = run_search(config)
+    assert study.trials[1].user_attrs["widths"] == [64, 32]
+    assert study.trials[1].user_attrs["baseline"] == "user"
+
+
+@pytest.mark.timeout(300)
+def test_run_search_refuses_an_incompatible_resume(tmp_path: Path) -> None:
+    """Check that resuming with a changed space is an error naming the change, and nothing stored is lost."""
+    config = small_config(tmp_path, study={"n_trials": 2}, train={"epochs": 2})
+    study = run_search(config)
+    changed = small_config(tmp_path, study={"n_trials": 4}, space={"width": [8, 64]}, train={"epochs": 2})
+    with pytest.raises(ConfigError, match=r"was created with a different search: \[space\] width changed"):
+        run_search(changed)
+    assert finished_count(optuna.load_study(study_name="digits", storage=config.study.storage)) == 2
+    assert len(study.trials) == 2
+
+
+@pytest.mark.timeout(300)
+def test_run_search_stops_after_consecutive_failures(tmp_path: Path) -> None:
+    """Check that a search whose trials all fail stops with the last exception, each failure recorded."""
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 5, "max_consecutive_failures": 2},
+        data={"dataset": "wine"},
+        train={"epochs": 2, "device": "cuda:7"},
+    )
+    try:
+        import torch
+
+        if torch.cuda.device_count() > 7:
+            pytest.skip("this machine has a cuda:7")
+    except ImportError:
+        pass
+    with pytest.raises(SearchError, match=r"after 2 failed trials in a row; the last \(trial 1\) failed with: .*cuda"):
+        run_search(config)
+    study = optuna.load_study(study_name="digits", storage=config.study.storage)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 2 and all("cuda" in t.user_attrs["fail_reason"] for t in failed)
+
+
+@pytest.mark.timeout(300)
+def test_run_search_diverging_trials_are_pruned_with_a_reason(tmp_path: Path) -> None:
+    """Check that a NaN loss ends a trial as pruned with the reason stored, and the search goes on."""
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 2},
+        data={"dataset": "diabetes"},
+        space={"layers": [1, 1], "lr": [1e6, 1e7], "optimizer": ["sgd"], "weight_decay": [0.0, 0.0]},
+        train={"epochs": 3},
+    )
+    study = run_search(config)
+    assert finished_count(study) == 2
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned and all("became" in t.user_attrs["pruned_reason"] for t in pruned)
+
+
+@pytest.mark.timeout(300)
+def test_run_search_regression_minimizes_rmse(tmp_path: Path) -> None:
+    """Check that a regression dataset gets the rmse metric and a minimizing study."""
+    config = small_config(tmp_path, study={"n_trials": 2}, data={"dataset": "diabetes"}, train={"epochs": 3})
+    study = run_search(config)
+    assert study.user_attrs["metric"] == "rmse"
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert study.best_value == pytest.approx(study.best_trial.user_attrs["val_rmse"])
+
+
+@pytest.mark.timeout(300)
+def test_run_search_keep_best_k_bounds_stored_weights(tmp_path: Path) -> None:
+    """Check that keep_best_k leaves weight files only for the best k completed trials."""
+    config = small_config(tmp_path, study={"n_trials": 4, "keep_best_k": 1}, space={"layers": [1, 1]}, train={"epochs": 2})
+    study = run_search(config)
+    artifacts = tmp_path / "search_artifacts"
+    kept = [t.number for t in study.get_trials(states=(TrialState.COMPLETE,)) if (artifacts / t.user_attrs[WEIGHTS_ATTR]).exists()]
+    assert kept == [study.best_trial.number]

@@ -1,0 +1,118 @@
+"""Tests of exporting a trial: the end-to-end digits check, retraining and every refusal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from archsearch.export import ExportError, export_best, load_model
+from archsearch.storage import StorageError
+from archsearch.trainers.data import load_data
+
+from .conftest import FinishedSearch
+
+# Runs with nothing but torch and numpy: the exported program must not need archsearch.
+STANDALONE = """
+import sys, numpy as np, torch
+program = torch.export.load(sys.argv[1]).module()
+rows = np.load(sys.argv[2])
+logits = program(torch.from_numpy(rows["x"]))
+accuracy = float((logits.argmax(dim=1).numpy() == rows["y"]).mean())
+assert "archsearch" not in sys.modules
+print(accuracy)
+"""
+
+
+@pytest.mark.timeout(600)
+def test_export_best_end_to_end_standalone(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check the issue's end-to-end run: 12 trials, val accuracy >= 0.95, linear baseline included, and
+    model.pt2 reproducing the stored test accuracy in a fresh process without archsearch."""
+    study = digits_search.study
+    assert study.best_value >= 0.95
+    assert any(t.params.get("n_layers") == 0 for t in study.trials)
+    out = export_best(digits_search.url, "digits", tmp_path / "model")
+    assert {p.name for p in out.iterdir()} >= {"architecture.json", "model.pt", "model.pt2"}
+    data = load_data(digits_search.config.data)
+    encoded = data.preprocessing.encode(data.raw_test)
+    np.savez(tmp_path / "test.npz", x=encoded, y=data.y_test)
+    run = subprocess.run(
+        [sys.executable, "-c", STANDALONE, str(out / "model.pt2"), str(tmp_path / "test.npz")],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    stored = study.best_trial.user_attrs["test_accuracy"]
+    assert abs(float(run.stdout.strip()) - stored) <= 0.005
+
+
+@pytest.mark.timeout(300)
+def test_load_model_predicts_raw_rows(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that the predictor takes raw rows and returns labels whose accuracy matches the study's."""
+    export_best(digits_search.url, "digits", tmp_path / "model")
+    model = load_model(tmp_path / "model")
+    data = load_data(digits_search.config.data)
+    labels = model.predict(data.raw_test)
+    expected = data.preprocessing.decode_labels(data.y_test)
+    accuracy = float(np.mean(labels == expected))
+    assert accuracy == pytest.approx(digits_search.study.best_trial.user_attrs["test_accuracy"], abs=0.005)
+    proba = model.predict_proba(data.raw_test[:5])
+    assert proba.shape == (5, 10) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    meta = json.loads((tmp_path / "model" / "architecture.json").read_text())
+    assert meta["metadata"]["study"] == "digits"
+    assert meta["metadata"]["trial"] == digits_search.study.best_trial.number
+
+
+@pytest.mark.timeout(300)
+def test_export_best_retrain_on_train_and_validation(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that --retrain trains the chosen architecture again and records the retrained metrics."""
+    out = export_best(digits_search.url, "digits", tmp_path / "model", retrain=True)
+    meta = json.loads((out / "architecture.json").read_text())
+    assert meta["metadata"]["retrained"] is True
+    assert meta["metadata"]["metrics"]["retrained_test_accuracy"] > 0.8
+
+
+@pytest.mark.timeout(300)
+def test_export_best_refuses_unfinished_trials(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that pruned/failed trials and unknown trial numbers are refused with a way forward."""
+    storage = optuna.storages.RDBStorage(digits_search.url)
+    study = optuna.load_study(study_name="digits", storage=storage)
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    if pruned:
+        with pytest.raises(ExportError, match=rf"Trial {pruned[0].number} of study 'digits' is PRUNED.*only COMPLETE trials"):
+            export_best(digits_search.url, "digits", tmp_path / "m", trial=pruned[0].number)
+    with pytest.raises(ExportError, match=r"The 'trial' parameter must be a trial number of study 'digits' \(0 to \d+\)\. Got 999 instead\."):
+        export_best(digits_search.url, "digits", tmp_path / "m", trial=999)
+    with pytest.raises(StorageError, match=r"No study named 'nope'.*Studies there: 'digits'"):
+        export_best(digits_search.url, "nope", tmp_path / "m")
+
+
+@pytest.mark.timeout(300)
+def test_export_best_refuses_failed_trial_and_foreign_study(tmp_path: Path) -> None:
+    """Check the errors for a FAIL trial and for a study archsearch did not create."""
+    from archsearch.config import SearchConfig
+    from archsearch.controller import open_search_study
+
+    url = f"sqlite:///{tmp_path}/a.db"
+    opened = open_search_study(SearchConfig.from_dict({"study": {"name": "s", "storage": url}}))
+    trial = opened.study.ask()
+    trial.set_user_attr("fail_reason", "RuntimeError: CUDA out of memory")
+    opened.study.tell(trial, state=TrialState.FAIL)
+    with pytest.raises(ExportError, match=r"is FAIL \(RuntimeError: CUDA out of memory\)"):
+        export_best(url, "s", tmp_path / "m", trial=trial.number)
+    with pytest.raises(ExportError, match="has no completed trial to export yet"):
+        export_best(url, "s", tmp_path / "m")
+    optuna.create_study(study_name="plain", storage=url)
+    with pytest.raises(ExportError, match="was not created by archsearch"):
+        export_best(url, "plain", tmp_path / "m")
+
+
+@pytest.mark.timeout(300)
+def test_export_best_missing_weights_suggests_retrain(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that weights missing from the artifact folder are explained, pointing at --retrain."""
+    with pytest.raises(ExportError, match=r"are not in .*empty.*Export with --retrain"):
+        export_best(digits_search.url, "digits", tmp_path / "m", artifacts=tmp_path / "empty")

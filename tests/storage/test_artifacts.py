@@ -1,0 +1,45 @@
+"""Tests of weights stored as Optuna artifacts, and of keeping only the best k."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from archsearch.storage import WEIGHTS_ATTR, download_weights, drop_weights_beyond_best, make_storage, open_artifact_store, upload_weights
+
+
+def _study_with_weights(tmp_path: Path, values: list[float], direction: str):
+    storage = make_storage(f"sqlite:///{tmp_path}/a.db")
+    store = open_artifact_store(tmp_path / "artifacts")
+    study = optuna.create_study(storage=storage, direction=direction)
+    for i, value in enumerate(values):
+        trial = study.ask()
+        path = tmp_path / f"w{i}.pt"
+        path.write_bytes(f"weights {i}".encode())
+        upload_weights(store, path, trial, storage)
+        study.tell(trial, value)
+    return study, store
+
+
+def test_upload_and_download_weights_round_trip(tmp_path: Path) -> None:
+    """Check that uploaded weights come back byte for byte and are named on the trial."""
+    study, store = _study_with_weights(tmp_path, [0.5], "maximize")
+    artifact_id = study.trials[0].user_attrs[WEIGHTS_ATTR]
+    out = tmp_path / "out"
+    out.mkdir()
+    assert download_weights(store, artifact_id, out).read_bytes() == b"weights 0"
+
+
+def test_drop_weights_beyond_best_keeps_the_best_k_for_each_direction(tmp_path: Path) -> None:
+    """Check that keep_best_k removes the weight files of all but the best k trials, by direction."""
+    for direction, kept in (("maximize", {1, 3}), ("minimize", {0, 2})):
+        folder = tmp_path / direction
+        folder.mkdir()
+        study, store = _study_with_weights(folder, [0.1, 0.9, 0.2, 0.8], direction)
+        dropped = drop_weights_beyond_best(study, store, 2)
+        assert set(dropped) == {0, 1, 2, 3} - kept
+        remaining = {t.number for t in study.trials if (folder / "artifacts" / t.user_attrs[WEIGHTS_ATTR]).exists()}
+        assert remaining == kept
+        # A second call finds nothing more to drop.
+        assert drop_weights_beyond_best(study, store, 2) == []

@@ -1,0 +1,65 @@
+"""Tests of opening Optuna storages on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import optuna
+import pytest
+
+from archsearch.storage import StorageError, make_storage, open_study, state_counts, finished_count
+
+
+def test_make_storage_sqlite_uses_wal(tmp_path: Path) -> None:
+    """Check that a SQLite storage is switched to WAL so readers and several writers coexist."""
+    make_storage(f"sqlite:///{tmp_path}/a.db")
+    with sqlite3.connect(tmp_path / "a.db") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_make_storage_sqlite_missing_folder(tmp_path: Path) -> None:
+    """Check that a SQLite file in a missing folder is a clear error, not a driver traceback."""
+    with pytest.raises(StorageError, match="which does not exist"):
+        make_storage(f"sqlite:///{tmp_path}/nope/a.db")
+
+
+def test_make_storage_unreachable_server_masks_password() -> None:
+    """Check that a connection failure names the URL without its password."""
+    with pytest.raises(StorageError, match=r"Cannot open the storage 'postgresql\+psycopg://bob:\*\*\*@127\.0\.0\.1:1/none'") as info:
+        make_storage("postgresql+psycopg://bob:hunter2@127.0.0.1:1/none")
+    assert "hunter2" not in str(info.value)
+
+
+def test_open_study_lists_existing_names(tmp_path: Path) -> None:
+    """Check that opening a missing study lists the studies that do exist."""
+    storage = make_storage(f"sqlite:///{tmp_path}/a.db")
+    optuna.create_study(study_name="alpha", storage=storage)
+    with pytest.raises(StorageError, match=r"No study named 'beta'.*Studies there: 'alpha'\."):
+        open_study(storage, "beta")
+    assert open_study(storage, "alpha").study_name == "alpha"
+
+
+def test_state_counts_and_finished_count(tmp_path: Path) -> None:
+    """Check that counts cover every state and that finished means complete + pruned."""
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path}/a.db"))
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    counts = state_counts(study)
+    assert counts["COMPLETE"] == 1 and counts["PRUNED"] == 1 and counts["FAIL"] == 1 and counts["RUNNING"] == 0
+    assert finished_count(study) == 2
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("server", ["postgres_url", "mysql_url"])
+def test_make_storage_on_database_servers(server: str, request: pytest.FixtureRequest, unique_name: str) -> None:
+    """Check that PostgreSQL and MariaDB storages round-trip a study and clean up after themselves."""
+    url = request.getfixturevalue(server)
+    storage = make_storage(url)
+    study = optuna.create_study(study_name=unique_name, storage=storage)
+    try:
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+        assert finished_count(open_study(make_storage(url), unique_name)) == 3
+    finally:
+        optuna.delete_study(study_name=unique_name, storage=storage)

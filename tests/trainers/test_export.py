@@ -1,0 +1,183 @@
+"""Tests for archsearch.trainers._export: the model folder, its torch-only program and load_model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import make_classification, make_regression
+
+from archsearch.trainers import ExportError, TrainResult, TrainSettings, export_model, load_model, train_mlp
+from archsearch.trainers.data import PreparedData, Preprocessing
+from archsearch.trainers.metrics import regression_metrics
+
+WIDTHS, DROPOUTS, ACTIVATION = [16, 8], [0.5, 0.0], "relu"  # dropout > 0, to show it is off once exported
+
+
+def _prepared(task: str) -> PreparedData:
+    """A 60/20/20 split of a tiny problem, standardized with training statistics."""
+    if task == "classification":
+        x, y = make_classification(
+            n_samples=200, n_features=4, n_informative=3, n_redundant=0, n_classes=3, random_state=0
+        )
+        classes, target_mean, target_scale = ("cat", "dog", "eel"), 0.0, 1.0
+    else:
+        x, y = make_regression(n_samples=200, n_features=4, noise=1.0, random_state=0)
+        y = 500.0 + 20.0 * y
+        classes, target_mean, target_scale = None, float(y[:120].mean()), float(y[:120].std())
+        y = (y - target_mean) / target_scale
+    x = x.astype(np.float32)
+    mean, scale = x[:120].mean(axis=0), x[:120].std(axis=0)
+    z = ((x - mean) / scale).astype(np.float32)
+    y = y.astype(np.int64 if classes else np.float32)
+    names = ("a", "b", "c", "d")
+    preprocessing = Preprocessing(
+        task=task,
+        columns=names,
+        categorical={},
+        encoded_names=names,
+        mean=tuple(float(v) for v in mean),
+        scale=tuple(float(v) for v in scale),
+        fill_values={},
+        classes=classes,
+        target_mean=target_mean,
+        target_scale=target_scale,
+    )
+    return PreparedData("tiny", z[:120], y[:120], z[120:160], y[120:160], z[160:], y[160:], preprocessing, x[160:])
+
+
+def _export(folder: Path, task: str) -> tuple[PreparedData, TrainResult]:
+    data = _prepared(task)
+    metric = "accuracy" if task == "classification" else "rmse"
+    result = train_mlp(WIDTHS, DROPOUTS, ACTIVATION, data, TrainSettings(metric=metric, batch_size=32, epochs=3))
+    export_model(
+        folder,
+        widths=WIDTHS,
+        dropouts=DROPOUTS,
+        activation=ACTIVATION,
+        state_dict=result.state_dict,
+        preprocessing=data.preprocessing,
+        metadata={"trial": 4, "study": "unit", f"val_{metric}": result.metrics[f"val_{metric}"]},
+    )
+    return data, result
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_exported_program_matches_load_model_in_a_fresh_process(tmp_path: Path, task: str) -> None:
+    """Check that model.pt2 runs with torch alone and reproduces load_model's predictions."""
+    data, result = _export(tmp_path / "model", task)
+    predictor = load_model(tmp_path / "model")
+    encoded = data.preprocessing.encode(data.raw_test)  # (40, 4), unstandardized
+    np.save(tmp_path / "encoded.npy", encoded)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        import torch
+
+        program = torch.export.load({str(tmp_path / "model" / "model.pt2")!r}).module()
+        x = torch.from_numpy(np.load({str(tmp_path / "encoded.npy")!r}))
+        out = program(x)
+        assert torch.equal(out, program(x)), "two calls differ: dropout is active"
+        assert torch.allclose(program(x[:1]), out[:1], atol=1e-6), "batch size 1 differs"
+        np.save({str(tmp_path / "out.npy")!r}, out.detach().numpy())
+        assert "archsearch" not in sys.modules
+        """
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    out = np.load(tmp_path / "out.npy")
+    if task == "classification":
+        # The program returns logits; load_model turns the same numbers into probabilities and labels.
+        proba = torch.softmax(torch.from_numpy(out), dim=1).numpy()
+        np.testing.assert_allclose(proba, predictor.predict_proba(data.raw_test), atol=1e-6)
+        assert list(predictor.predict(data.raw_test)) == [predictor.classes[i] for i in out.argmax(axis=1)]
+    else:
+        # Regression output is already in the target's units, as is predict's.
+        assert out.shape == (40,)
+        np.testing.assert_allclose(out, predictor.predict(data.raw_test), rtol=1e-6)
+        # ... and scores as the trainer measured it with the same weights.
+        prep = data.preprocessing
+        y_test = data.y_test * prep.target_scale + prep.target_mean
+        assert regression_metrics(y_test, out)["rmse"] == pytest.approx(result.metrics["test_rmse"], rel=1e-5)
+
+
+def test_architecture_json_records_the_model(tmp_path: Path) -> None:
+    """Check that architecture.json holds the architecture, preprocessing and the given metadata."""
+    data, _ = _export(tmp_path, "classification")
+    architecture = json.loads((tmp_path / "architecture.json").read_text())
+    assert architecture["widths"] == WIDTHS and architecture["dropouts"] == DROPOUTS
+    assert architecture["activation"] == ACTIVATION
+    assert (architecture["n_inputs"], architecture["n_outputs"], architecture["task"]) == (4, 3, "classification")
+    assert architecture["preprocessing"] == data.preprocessing.to_dict()
+    assert architecture["metadata"]["trial"] == 4 and "val_accuracy" in architecture["metadata"]
+    assert {p.name for p in tmp_path.iterdir()} == {"architecture.json", "model.pt", "model.pt2"}
+
+
+def test_predictor_takes_a_dataframe_and_returns_original_labels(tmp_path: Path) -> None:
+    """Check that predict accepts the original columns as a DataFrame and gives the original labels."""
+    data, _ = _export(tmp_path, "classification")
+    predictor = load_model(tmp_path)
+    frame = pd.DataFrame(data.raw_test, columns=list(data.preprocessing.columns))
+    labels = predictor.predict(frame)
+    assert list(labels) == list(predictor.predict(data.raw_test))
+    assert set(labels) <= {"cat", "dog", "eel"}
+    assert predictor.classes == ("cat", "dog", "eel")
+    assert predictor.predict_proba(frame).shape == (40, 3)
+
+
+def test_predict_proba_is_refused_for_regression(tmp_path: Path) -> None:
+    """Check that predict_proba on a regression model points to predict."""
+    data, _ = _export(tmp_path, "regression")
+    with pytest.raises(ValueError, match="predict_proba applies to classification models.*use predict"):
+        load_model(tmp_path).predict_proba(data.raw_test)
+
+
+def test_export_rejects_metadata_that_is_not_json(tmp_path: Path) -> None:
+    """Check that metadata json cannot store is refused before any file is written."""
+    data = _prepared("regression")
+    state_dict = train_mlp([], [], "relu", data, TrainSettings(metric="rmse", epochs=1)).state_dict
+    with pytest.raises(ExportError, match="metadata must be JSON-serializable"):
+        export_model(
+            tmp_path / "m", widths=[], dropouts=[], activation="relu", state_dict=state_dict,
+            preprocessing=data.preprocessing, metadata={"when": object()},
+        )  # fmt: skip
+    assert not (tmp_path / "m").exists()
+
+
+def test_load_model_reports_a_missing_folder_or_file(tmp_path: Path) -> None:
+    """Check that a missing folder, architecture.json or model.pt is named in the error."""
+    with pytest.raises(ExportError, match="No model folder at .*nowhere"):
+        load_model(tmp_path / "nowhere")
+    with pytest.raises(ExportError, match="architecture.json' is missing"):
+        load_model(tmp_path)
+    (tmp_path / "architecture.json").write_text("{}")
+    with pytest.raises(ExportError, match="model.pt' is missing"):
+        load_model(tmp_path)
+
+
+def test_load_model_reports_a_malformed_architecture(tmp_path: Path) -> None:
+    """Check that invalid JSON, missing keys and bad values each give a clear ExportError."""
+    _export(tmp_path, "classification")
+    path = tmp_path / "architecture.json"
+    architecture = json.loads(path.read_text())
+    path.write_text("{not json")
+    with pytest.raises(ExportError, match="architecture.json' is not valid JSON"):
+        load_model(tmp_path)
+    path.write_text(json.dumps({k: v for k, v in architecture.items() if k != "widths"}))
+    with pytest.raises(ExportError, match=r"lacks the keys \['widths'\]"):
+        load_model(tmp_path)
+    path.write_text(json.dumps(architecture | {"activation": "swish"}))
+    with pytest.raises(ExportError, match="does not describe a valid model.*'activation'"):
+        load_model(tmp_path)
+    path.write_text(json.dumps(architecture | {"widths": [32, 8]}))
+    with pytest.raises(ExportError, match="model.pt' does not hold the weights architecture.json describes"):
+        load_model(tmp_path)

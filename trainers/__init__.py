@@ -1,0 +1,51 @@
+"""archsearch.trainers: data on device, MLP building, the training loop and model export.
+
+This is archsearch's only torch code. Its public names load lazily, so `import archsearch.trainers`
+(and `archsearch.trainers.data` or `.metrics`) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from archsearch.trainers._export import ExportError, Predictor, export_model, load_model
+    from archsearch.trainers._model import build_mlp, count_parameters
+    from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
+
+_LAZY_NAMES = {
+    "build_mlp": "_model",
+    "count_parameters": "_model",
+    "TrainSettings": "_train",
+    "TrainResult": "_train",
+    "train_mlp": "_train",
+    "ExportError": "_export",
+    "Predictor": "_export",
+    "export_model": "_export",
+    "load_model": "_export",
+}
+
+__all__ = [
+    "ExportError",
+    "Predictor",
+    "TrainResult",
+    "TrainSettings",
+    "build_mlp",
+    "count_parameters",
+    "export_model",
+    "load_model",
+    "train_mlp",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

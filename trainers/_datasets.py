@@ -1,0 +1,345 @@
+"""Raw rows for `data.py`: built-in datasets, the synthetic `teacher` task, user files (CSV, Parquet, NPZ),
+input checks, the choice of task and the train/val/test split. No torch.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from archsearch.trainers.data import DataError, DataSpec, TeacherSpec
+
+AUTO_MAX_CLASSES = 20  # task "auto": an integral numeric target with more distinct values is regression
+
+
+def _error(message: str) -> DataError:
+    from archsearch.trainers.data import DataError  # imported here: data.py imports this module at its top
+
+    return DataError(message)
+
+
+class BuiltinData(NamedTuple):
+    x: np.ndarray  # (rows, features) float64
+    y: np.ndarray  # (rows,) int64 class labels or float64 targets
+    columns: tuple[str, ...]
+    task: str
+
+
+_SKLEARN_LOADERS = {
+    "digits": ("load_digits", "classification", "8x8 images of handwritten digits 0-9 (scikit-learn)."),
+    "breast_cancer": ("load_breast_cancer", "classification", "Wisconsin breast cancer diagnosis (scikit-learn)."),
+    "wine": ("load_wine", "classification", "Chemical analysis of wines from three cultivars (scikit-learn)."),
+    "diabetes": ("load_diabetes", "regression", "Diabetes disease progression after one year (scikit-learn)."),
+}
+
+TEACHER_DESCRIPTION = (
+    "Synthetic: Gaussian inputs labelled by a random tanh MLP teacher with known hidden widths, "
+    "plus label noise (sizes from [data.teacher])."
+)
+
+
+def describe_builtin(name: str) -> str:
+    return TEACHER_DESCRIPTION if name == "teacher" else _SKLEARN_LOADERS[name][2]
+
+
+def load_builtin(name: str, teacher: TeacherSpec) -> BuiltinData:
+    """Load a built-in dataset by name; `teacher` sizes the synthetic `teacher` task."""
+    if name == "teacher":
+        x, y = make_teacher(teacher)
+        return BuiltinData(x, y, tuple(f"x{i}" for i in range(teacher.features)), "classification")
+
+    import sklearn.datasets  # lazy: importing scikit-learn costs most of a second
+
+    loader_name, task, _ = _SKLEARN_LOADERS[name]
+    bunch = getattr(sklearn.datasets, loader_name)()
+    y = bunch.target.astype(np.int64 if task == "classification" else np.float64)
+    return BuiltinData(bunch.data.astype(np.float64), y, tuple(str(c) for c in bunch.feature_names), task)
+
+
+def make_teacher(spec: TeacherSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs X ~ N(0, 1) and labels from a random tanh MLP with hidden widths `spec.widths`.
+
+    Each hidden pre-activation is scaled to unit variance over the rows, so tanh is neither saturated nor
+    close to linear at any depth. Per-class output biases are then tuned until every class holds roughly
+    1/classes of the rows (within 20% of that share when there are enough rows), and finally a `noise`
+    fraction of rows get a uniformly random class, which may coincide with the teacher's. The teacher's
+    weights, the inputs and the noise come from separate streams of `spec.seed`.
+    """
+    weight_rng, x_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(3))
+    x = x_rng.standard_normal((spec.rows, spec.features))  # (rows, features)
+
+    hidden = x
+    for width in spec.widths:
+        pre = hidden @ weight_rng.standard_normal((hidden.shape[1], width))  # (rows, width)
+        hidden = np.tanh(pre / _unit_scale(pre))
+    logits = hidden @ weight_rng.standard_normal((hidden.shape[1], spec.classes))  # (rows, classes)
+    logits = (logits - logits.mean(axis=0)) / _unit_scale(logits)
+
+    labels = (logits + _balancing_bias(logits)).argmax(axis=1)
+    noisy = noise_rng.random(spec.rows) < spec.noise
+    labels[noisy] = noise_rng.integers(spec.classes, size=int(noisy.sum()))
+    return x, labels.astype(np.int64)
+
+
+def _unit_scale(values: np.ndarray) -> np.ndarray:
+    std = values.std(axis=0)
+    return np.where(std > 0, std, 1.0)
+
+
+def _balancing_bias(logits: np.ndarray, *, max_steps: int = 200) -> np.ndarray:
+    """Per-class biases that make the argmax classes roughly equally frequent."""
+    rows, classes = logits.shape
+    fair = 1.0 / classes
+    bias = np.zeros(classes)
+    step = 0.1  # larger steps oscillate when many classes compete for few hidden directions
+    for _ in range(max_steps):
+        share = np.bincount((logits + bias).argmax(axis=1), minlength=classes) / rows
+        if np.all(np.abs(share - fair) <= 0.2 * fair):
+            break
+        bias += step * (fair - share) / fair
+        step *= 0.99
+    return bias
+
+
+class Source(NamedTuple):
+    """Raw rows before any encoding, with the names that messages use."""
+
+    name: str  # PreparedData.name: the dataset name or the file's name
+    where: str  # how messages refer to the source, e.g. "'runs.csv'" or "dataset 'wine'"
+    target: str  # how messages refer to the target
+    inputs: pd.DataFrame  # input columns only, column names as str
+    y: pd.Series
+    raw: Any  # what PreparedData.raw_test slices: the input DataFrame, or the original X array
+    task: str | None  # the natural task of a built-in dataset, which "auto" resolves to
+
+
+def read_source(spec: DataSpec) -> Source:
+    """Read the built-in dataset or the file that `spec` names, and separate inputs from the target."""
+    if spec.dataset is not None:
+        data = load_builtin(spec.dataset, spec.teacher)
+        inputs = pd.DataFrame(data.x, columns=list(data.columns))
+        where = f"dataset {spec.dataset!r}"
+        return Source(spec.dataset, where, "target", inputs, pd.Series(data.y), data.x, data.task)
+
+    path = spec.path
+    if not os.path.isfile(path):
+        raise _error(f"Data file {path!r} does not exist; check `path` in [data] (DataSpec.path).")
+    suffix = os.path.splitext(path)[1].lower()
+    kind = {".csv": "CSV", ".npz": "NPZ"}.get(suffix, "Parquet")
+    try:
+        if suffix == ".npz":
+            arrays = _read_npz(path)
+        else:
+            table = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (OSError, ValueError, NotImplementedError, EOFError, zipfile.BadZipFile) as e:
+        raise _error(f"Could not read {path!r} as {kind}: {e}") from e
+    if suffix == ".npz":
+        return _npz_source(path, arrays)
+
+    table.columns = [str(column) for column in table.columns]
+    if spec.target not in table.columns:
+        raise _error(
+            f"Target column {spec.target!r} not found in {path!r}; available columns: "
+            f"{', '.join(map(repr, table.columns))}. Set `target` in [data] (DataSpec.target)."
+        )
+    inputs = table.drop(columns=[spec.target])
+    if inputs.shape[1] == 0:
+        raise _error(f"{path!r} has no input columns besides the target {spec.target!r}.")
+    return Source(os.path.basename(path), repr(path), spec.target, inputs, table[spec.target], inputs, None)
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    # Opening the file here closes it also when numpy fails on a corrupt archive.
+    with open(path, "rb") as file:
+        loaded = np.load(file, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("the file holds a single .npy array, not an archive of named arrays")
+        with loaded:
+            return {key: loaded[key] for key in loaded.files}
+
+
+def _npz_source(path: str, arrays: dict[str, np.ndarray]) -> Source:
+    missing = [key for key in ("X", "y") if key not in arrays]
+    if missing:
+        raise _error(
+            f"{path!r} has no array {missing[0]!r}; an NPZ file needs arrays 'X' (rows, features) and "
+            f"'y' (rows,). It has: {', '.join(map(repr, arrays)) or 'no arrays'}."
+        )
+    x, y = arrays["X"], arrays["y"]
+    if x.ndim != 2:
+        raise _error(f"Array 'X' in {path!r} must be 2-D (rows, features); got shape {x.shape}.")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise _error(f"Array 'y' in {path!r} must be 1-D (rows,); got shape {y.shape}.")
+    if len(x) != len(y):
+        raise _error(f"Arrays 'X' and 'y' in {path!r} differ in length: X has {len(x)} rows, y has {len(y)}.")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise _error(f"Array 'X' in {path!r} must be numeric; got dtype {x.dtype}.")
+    inputs = pd.DataFrame(x.astype(np.float64), columns=[f"x{i}" for i in range(x.shape[1])])
+    return Source(os.path.basename(path), repr(path), "y", inputs, pd.Series(y), x, None)
+
+
+def check_inputs(inputs: pd.DataFrame, where: str, impute: str) -> None:
+    """Reject date columns, numeric columns with stray text, infinite values, and NaN unless imputing."""
+    numeric, missing_categories = {}, {}
+    for column in inputs.columns:
+        series = inputs[column]
+        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+            raise _error(
+                f"Column {column!r} in {where} holds dates or durations ({series.dtype}); convert it to numbers "
+                "(e.g. a timestamp) or to strings."
+            )
+        if is_numeric(series):
+            numeric[column] = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            continue
+        parsed = pd.to_numeric(series, errors="coerce")
+        text = series[parsed.isna() & series.notna()]
+        if len(text) and parsed.notna().sum() > len(text):
+            examples = ", ".join(repr(v) for v in text.unique()[:3])
+            raise _error(
+                f"Column {column!r} in {where} is mostly numbers but holds non-numeric values such as {examples}; "
+                "fix them, or leave those cells empty (missing) and set impute = \"mean\" or \"median\"."
+            )
+        missing_categories[column] = int(series.isna().sum())
+    check_finite(numeric, where, allow_nan=impute != "none", missing_categories=missing_categories)
+
+
+def resolve_target(source: Source, task: str) -> tuple[str, np.ndarray, tuple[Any, ...] | None]:
+    """The task, y (int64 class indices, or float64 targets) and the class labels in index order."""
+    y, where, name = source.y, source.where, source.target
+    missing = int(y.isna().sum())
+    if missing:
+        raise _error(f"Target {name!r} in {where} has {missing} missing values; drop those rows or fill them.")
+    numeric = is_numeric(y)
+    values = y.to_numpy(dtype=np.float64) if numeric else None
+    if numeric and not np.all(np.isfinite(values)):
+        raise _error(f"Target {name!r} in {where} has {int(np.isinf(values).sum())} infinite values.")
+    integral = numeric and bool(np.all(values == np.round(values)))
+    if task == "auto":
+        few_values = integral and len(np.unique(values)) <= AUTO_MAX_CLASSES
+        task = source.task or ("classification" if not numeric or few_values else "regression")
+
+    if task == "regression":
+        if not numeric:
+            raise _error(
+                f"Target {name!r} in {where} is not numeric (e.g. {json_safe(y.iloc[0])!r}), so it cannot be a "
+                "regression target; set task = \"classification\" or convert it to numbers."
+            )
+        return task, values, None
+    if numeric and not integral:
+        example = values[values != np.round(values)][0]
+        raise _error(
+            f"Target {name!r} in {where} has non-integral values (e.g. {example!r}); classification needs discrete "
+            "labels. Set task = \"regression\", or encode the labels as integers or strings."
+        )
+    if numeric:
+        labels = values.astype(np.int64)
+    elif pd.api.types.is_bool_dtype(y):
+        labels = y.to_numpy(dtype=bool)
+    else:
+        labels = np.array([str(v) for v in y], dtype=object)
+    classes, indices = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise _error(
+            f"Target {name!r} in {where} has a single class ({json_safe(classes[0])!r}); classification needs "
+            "at least 2."
+        )
+    return task, indices.astype(np.int64), tuple(json_safe(c) for c in classes)
+
+
+def split_indices(
+    y: np.ndarray | None, n: int, classes: tuple[Any, ...] | None, spec: DataSpec, source: Source
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded train/val/test row indices; with class indices `y`, every class lands in every split."""
+    if y is not None:
+        counts = np.bincount(y, minlength=len(classes))
+        rare = [f"{classes[c]!r} ({counts[c]})" for c in range(len(classes)) if counts[c] < 3]
+        if rare:
+            listed = ", ".join(rare[:10]) + (f" and {len(rare) - 10} more" if len(rare) > 10 else "")
+            raise _error(
+                f"Target {source.target!r} in {source.where} has classes with fewer than 3 rows: {listed}. "
+                "A stratified train/val/test split needs at least 3 rows of every class (one in each split); "
+                "add rows or merge rare classes."
+            )
+        groups = [np.flatnonzero(y == c) for c in range(len(classes))]
+    else:
+        if n < 3:
+            raise _error(f"{source.where} has {n} rows; a train/val/test split needs at least 3 (one in each).")
+        groups = [np.arange(n)]
+    rng = np.random.default_rng(spec.seed)
+    train, val, test = [], [], []
+    for group in groups:
+        group = rng.permutation(group)
+        n_val, n_test = _split_sizes(len(group), spec.val_fraction, spec.test_fraction)
+        test.append(group[:n_test])
+        val.append(group[n_test : n_test + n_val])
+        train.append(group[n_test + n_val :])
+    # Shuffle across classes so no split is ordered by class.
+    return tuple(rng.permutation(np.concatenate(part)) for part in (train, val, test))
+
+
+def _split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """Rows for val and test out of n >= 3, each at least 1, leaving at least 1 for training."""
+    n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
+    while n - n_val - n_test < 1:
+        if n_test >= n_val:
+            n_test -= 1
+        else:
+            n_val -= 1
+    return n_val, n_test
+
+
+def is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def numeric_values(series: pd.Series, column: str) -> np.ndarray:
+    """A column as float64 (NaN where missing); non-numeric strings are an error."""
+    if pd.api.types.is_numeric_dtype(series):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    parsed = pd.to_numeric(series, errors="coerce")
+    text = series[parsed.isna() & series.notna()]
+    if len(text):
+        examples = ", ".join(repr(v) for v in text.unique()[:3])
+        raise _error(f"Column {column!r} must be numeric but holds non-numeric values such as {examples}.")
+    return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def check_finite(
+    numeric: Mapping[str, np.ndarray],
+    where: str,
+    *,
+    allow_nan: bool,
+    missing_categories: Mapping[str, int] | None = None,
+) -> None:
+    """Raise a DataError naming each column with infinite values, or with missing values unless `allow_nan`."""
+    infinite = {column: int(np.isinf(values).sum()) for column, values in numeric.items()}
+    if any(infinite.values()):
+        raise _error(
+            f"Infinite values in {where}: {_counts(infinite)}. Replace them; impute fills only missing (NaN) values."
+        )
+    if allow_nan:
+        return
+    missing = {column: int(np.isnan(values).sum()) for column, values in numeric.items()}
+    missing.update(missing_categories or {})
+    if any(missing.values()):
+        raise _error(
+            f"Missing values (NaN) in {where}: {_counts(missing)}. Set impute = \"mean\" or \"median\" in [data] "
+            "(DataSpec.impute) to fill numeric columns from training statistics (a missing category then "
+            "encodes as all zeros), or clean the data."
+        )
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{column!r} ({count})" for column, count in counts.items() if count)
+
+
+def json_safe(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

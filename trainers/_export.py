@@ -1,0 +1,218 @@
+"""Write a trained MLP to a folder, and load it back for prediction.
+
+A model folder holds three files:
+
+- `architecture.json`: the architecture, the preprocessing (`Preprocessing.to_dict()`) and metadata.
+- `model.pt`: the MLP's state dict (`torch.save`), read back by `load_model` with `weights_only=True`.
+- `model.pt2`: a `torch.export` program that needs only torch to run. Its input is the *encoded* but
+  unstandardized feature matrix (`Preprocessing.encode(rows)`, float32, any number of rows); the
+  standardization is built in. Its output is the logits (classification) or the prediction in the
+  target's original units (regression).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from archsearch.trainers._model import build_mlp
+from archsearch.trainers.data import Preprocessing
+
+FORMAT_VERSION = 1
+ARCHITECTURE_FILE = "architecture.json"
+STATE_FILE = "model.pt"
+PROGRAM_FILE = "model.pt2"
+_REQUIRED_KEYS = ("format_version", "widths", "dropouts", "activation", "n_inputs", "n_outputs", "preprocessing")
+_PREDICT_BATCH_SIZE = 8192
+
+
+class ExportError(ValueError):
+    """A model folder that is missing, incomplete or malformed, or metadata that cannot be written."""
+
+
+class _DeployedMLP(nn.Module):
+    """Encoded rows in; logits, or predictions in the target's units, out."""
+
+    def __init__(self, mlp: nn.Module, preprocessing: Preprocessing) -> None:
+        super().__init__()
+        self.mlp = mlp
+        self.register_buffer("mean", torch.tensor(preprocessing.mean, dtype=torch.float32))  # (n_inputs,)
+        self.register_buffer("scale", torch.tensor(preprocessing.scale, dtype=torch.float32))  # (n_inputs,)
+        self.regression = preprocessing.task == "regression"
+        self.target_mean = float(preprocessing.target_mean)
+        self.target_scale = float(preprocessing.target_scale)
+
+    def forward(self, encoded: torch.Tensor) -> torch.Tensor:
+        out = self.mlp((encoded - self.mean) / self.scale)  # (batch, n_outputs)
+        if self.regression:
+            return out.squeeze(1) * self.target_scale + self.target_mean  # (batch,)
+        return out
+
+
+def export_model(
+    out_dir: str | Path,
+    *,
+    widths: Sequence[int],
+    dropouts: Sequence[float],
+    activation: str,
+    state_dict: dict[str, torch.Tensor],
+    preprocessing: Preprocessing,
+    metadata: dict[str, Any],
+) -> Path:
+    """Write `architecture.json`, `model.pt` and `model.pt2` into `out_dir` (created if needed).
+
+    Args:
+        out_dir: The model folder.
+        widths: Hidden layer widths the weights were trained with.
+        dropouts: Dropout probabilities (kept for the record; dropout is off in the exported program).
+        activation: Activation name.
+        state_dict: The MLP's weights, e.g. `TrainResult.state_dict`.
+        preprocessing: The data's preprocessing, baked into the exported program.
+        metadata: JSON-serializable facts to keep with the model (metric values, trial number, study
+            name, archsearch version, ...), stored under the key "metadata".
+
+    Returns:
+        The model folder.
+
+    Example:
+        >>> export_model("best", widths=[64], dropouts=[0.0], activation="relu",
+        ...              state_dict=result.state_dict, preprocessing=data.preprocessing,
+        ...              metadata={"val_accuracy": 0.97, "trial": 12})
+        PosixPath('best')
+    """
+    n_inputs = len(preprocessing.mean)
+    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
+    architecture = {
+        "format_version": FORMAT_VERSION,
+        "widths": [int(w) for w in widths],
+        "dropouts": [float(p) for p in dropouts],
+        "activation": activation,
+        "n_inputs": n_inputs,
+        "n_outputs": n_outputs,
+        "task": preprocessing.task,
+        "torch_version": torch.__version__,
+        "preprocessing": preprocessing.to_dict(),
+        "metadata": metadata,
+    }
+    try:
+        architecture_text = json.dumps(architecture, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"The model's metadata must be JSON-serializable with finite numbers: {e}") from e
+    mlp = build_mlp(n_inputs, widths, dropouts, activation, n_outputs)
+    mlp.load_state_dict(state_dict)
+    deployed = _DeployedMLP(mlp, preprocessing).eval()  # eval: dropout must not reach the program
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(mlp.state_dict(), folder / STATE_FILE)
+    # Two example rows: a batch of 1 would make torch.export specialize the batch size to 1.
+    example = torch.zeros(2, n_inputs)
+    program = torch.export.export(deployed, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    torch.export.save(program, folder / PROGRAM_FILE)
+    # Written last, so a folder with an architecture.json is complete.
+    (folder / ARCHITECTURE_FILE).write_text(architecture_text + "\n", encoding="utf-8")
+    return folder
+
+
+class Predictor:
+    """A model loaded by `load_model`, predicting on CPU from raw rows.
+
+    Attributes:
+        architecture: The parsed `architecture.json`.
+        preprocessing: The preprocessing that turns raw rows into the model's input.
+        classes: Original labels in class-index order, or None for regression.
+    """
+
+    def __init__(self, architecture: dict[str, Any], preprocessing: Preprocessing, module: nn.Module) -> None:
+        self.architecture = architecture
+        self.preprocessing = preprocessing
+        self.classes = preprocessing.classes
+        self._module = module.eval()
+
+    def predict(self, rows: Any) -> np.ndarray:
+        """Original labels (classification) or values in the target's units (regression), shape (n,).
+
+        Args:
+            rows: A DataFrame with the original input columns, or a 2-D array in their order.
+        """
+        out = self._forward(rows)
+        if self.classes is None:
+            return out
+        return self.preprocessing.decode_labels(out.argmax(axis=1))
+
+    def predict_proba(self, rows: Any) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), columns in the order of `classes`."""
+        if self.classes is None:
+            raise ValueError("predict_proba applies to classification models; this is a regression model, use predict.")
+        logits = torch.from_numpy(self._forward(rows))  # (n, n_classes)
+        return torch.softmax(logits, dim=1).numpy()
+
+    def _forward(self, rows: Any) -> np.ndarray:
+        encoded = torch.from_numpy(np.ascontiguousarray(self.preprocessing.encode(rows), dtype=np.float32))
+        with torch.inference_mode():
+            out = [self._module(chunk) for chunk in torch.split(encoded, _PREDICT_BATCH_SIZE)]
+        return torch.cat(out).numpy()
+
+
+def load_model(path: str | Path) -> Predictor:
+    """Load a folder written by `export_model`.
+
+    Args:
+        path: The model folder.
+
+    Raises:
+        ExportError: The folder or one of its files is missing, or the files do not describe one model.
+
+    Example:
+        >>> predictor = load_model("best")
+        >>> predictor.predict(pd.read_csv("new_rows.csv"))
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ExportError(f"No model folder at '{folder}'; export_model writes one.")
+    for name in (ARCHITECTURE_FILE, STATE_FILE):
+        if not (folder / name).is_file():
+            raise ExportError(
+                f"'{folder / name}' is missing; a model folder holds {ARCHITECTURE_FILE}, {STATE_FILE} "
+                f"and {PROGRAM_FILE} as written by export_model."
+            )
+    architecture_path = folder / ARCHITECTURE_FILE
+    try:
+        architecture = json.loads(architecture_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ExportError(f"'{architecture_path}' is not valid JSON: {e}") from e
+    if not isinstance(architecture, dict):
+        raise ExportError(f"'{architecture_path}' must hold a JSON object. Got {type(architecture).__name__} instead.")
+    missing = [key for key in _REQUIRED_KEYS if key not in architecture]
+    if missing:
+        raise ExportError(f"'{architecture_path}' lacks the keys {missing}.")
+    if architecture["format_version"] != FORMAT_VERSION:
+        raise ExportError(
+            f"'{architecture_path}' has format_version {architecture['format_version']!r}; this archsearch "
+            f"reads version {FORMAT_VERSION}."
+        )
+    try:
+        preprocessing = Preprocessing.from_dict(architecture["preprocessing"])
+        mlp = build_mlp(
+            architecture["n_inputs"],
+            architecture["widths"],
+            architecture["dropouts"],
+            architecture["activation"],
+            architecture["n_outputs"],
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"'{architecture_path}' does not describe a valid model: {e}") from e
+    try:
+        mlp.load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise ExportError(
+            f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {e}"
+        ) from e
+    return Predictor(architecture, preprocessing, _DeployedMLP(mlp, preprocessing))

@@ -1,0 +1,112 @@
+"""The feedforward network that archsearch searches over, built from plain architecture values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+}
+
+
+def build_mlp(
+    n_inputs: int,
+    widths: Sequence[int],
+    dropouts: Sequence[float],
+    activation: str,
+    n_outputs: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> nn.Sequential:
+    """Build `Linear -> activation [-> Dropout]` per hidden layer, then a final `Linear`.
+
+    A Dropout module is added only where its probability is > 0, and zero hidden layers give a single
+    Linear (a linear or logistic model).
+
+    Args:
+        n_inputs: Number of input features.
+        widths: Width of each hidden layer, input side first.
+        dropouts: Dropout probability after each hidden layer, one per width.
+        activation: One of `ACTIVATIONS`.
+        n_outputs: Number of classes, or 1 for regression.
+        generator: When given, every weight and bias is drawn from it (with PyTorch's default
+            distribution) and the global random state is left untouched, so two models built from
+            equally seeded generators are identical even when other code draws random numbers meanwhile.
+
+    Returns:
+        The network on CPU, in training mode.
+
+    Example:
+        >>> build_mlp(4, [8], [0.1], "relu", 3)
+        Sequential(
+          (0): Linear(in_features=4, out_features=8, bias=True)
+          (1): ReLU()
+          (2): Dropout(p=0.1, inplace=False)
+          (3): Linear(in_features=8, out_features=3, bias=True)
+        )
+    """
+    _check_architecture(n_inputs, widths, dropouts, activation, n_outputs)
+    layers: list[nn.Module] = []
+    fan_in = n_inputs
+    for width, p in zip(widths, dropouts):
+        layers += [_linear(fan_in, width, generator), ACTIVATIONS[activation]()]
+        if p > 0:
+            layers.append(nn.Dropout(p))
+        fan_in = width
+    layers.append(_linear(fan_in, n_outputs, generator))
+    return nn.Sequential(*layers)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable scalars in `module`."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _linear(fan_in: int, fan_out: int, generator: torch.Generator | None) -> nn.Linear:
+    if generator is None:
+        return nn.Linear(fan_in, fan_out)
+    # skip_init allocates without drawing from the global generator.
+    layer = nn.utils.skip_init(nn.Linear, fan_in, fan_out)
+    # PyTorch's default (kaiming_uniform_ with a=sqrt(5)) reduces to U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    bound = 1.0 / math.sqrt(fan_in)
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)  # (fan_out, fan_in)
+        layer.bias.uniform_(-bound, bound, generator=generator)  # (fan_out,)
+    return layer
+
+
+def _check_architecture(
+    n_inputs: int, widths: Sequence[int], dropouts: Sequence[float], activation: str, n_outputs: int
+) -> None:
+    for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"The '{name}' parameter of build_mlp must be an int >= 1. Got {value!r} instead.")
+    if not all(_is_int(w) and w >= 1 for w in widths):
+        raise ValueError(
+            f"The 'widths' parameter of build_mlp must be a sequence of ints >= 1. Got {list(widths)!r} instead."
+        )
+    if len(dropouts) != len(widths) or not all(
+        isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1 for p in dropouts
+    ):
+        raise ValueError(
+            "The 'dropouts' parameter of build_mlp must hold one float in the range [0, 1) per width "
+            f"({len(widths)}). Got {list(dropouts)!r} instead."
+        )
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"The 'activation' parameter of build_mlp must be one of {sorted(ACTIVATIONS)}. "
+            f"Got {activation!r} instead."
+        )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,458 @@
+"""Datasets, preprocessing and splits for archsearch (numpy/pandas/scikit-learn only, no torch).
+
+`load_data(DataSpec(...))` reads a built-in dataset or a user file (CSV, Parquet, NPZ), checks it, splits it
+into train/val/test (stratified for classification, seeded) and standardizes the inputs with statistics of
+the training split only. The fitted `Preprocessing` travels with exported models: it re-encodes raw rows and
+maps class indices back to the original labels.
+
+When `task = "auto"`, a target is classification when it holds strings, booleans or categories, or numbers
+that are all integral with at most 20 distinct values (`AUTO_MAX_CLASSES`); any other numeric target is
+regression. Set `task` explicitly to override, e.g. for an integer label with more than 20 classes.
+
+Example:
+    >>> data = load_data(DataSpec(dataset="wine"))
+    >>> data.x_train.shape[1], data.n_outputs
+    (13, 3)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from archsearch.trainers import _datasets
+from archsearch.trainers._datasets import AUTO_MAX_CLASSES, check_finite, is_numeric, json_safe, numeric_values
+
+Task = Literal["classification", "regression"]
+
+BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "diabetes", "teacher")
+FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".npz")
+
+__all__ = [
+    "AUTO_MAX_CLASSES",
+    "BUILTIN_DATASETS",
+    "DataError",
+    "DataSpec",
+    "PreparedData",
+    "Preprocessing",
+    "TeacherSpec",
+    "describe_datasets",
+    "load_data",
+]
+
+_MAX_SEED = 2**32 - 1
+
+
+class DataError(ValueError):
+    """Bad data or a bad data specification; the message names the problem, the column and the value."""
+
+
+def _invalid(owner: str, name: str, rule: str, value: Any) -> DataError:
+    return DataError(f"The {name!r} parameter of {owner} must be {rule}. Got {value!r} instead.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _check_keys(data: Any, cls: type, section: str) -> None:
+    if not isinstance(data, Mapping):
+        raise DataError(f"[{section}] must be a table of keys; got {type(data).__name__} {data!r}.")
+    valid = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in valid:
+            raise DataError(f"Unknown key {key!r} in [{section}]; valid keys are: {', '.join(valid)}.")
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """The synthetic `teacher` task: labels from a random MLP of known hidden widths.
+
+    `widths` may be empty, which gives a linear teacher. See `_datasets.make_teacher` for the construction.
+    """
+
+    widths: tuple[int, ...] = (32, 16)
+    rows: int = 3000
+    features: int = 20
+    classes: int = 4
+    noise: float = 0.05  # fraction of labels replaced by a uniformly random class
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        widths = self.widths
+        if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+            raise _invalid("TeacherSpec", "widths", "a sequence of ints in the range [1, inf)", widths)
+        widths = tuple(widths)
+        if not all(_is_int(w) and w >= 1 for w in widths):
+            raise _invalid("TeacherSpec", "widths", "a sequence of ints in the range [1, inf)", list(widths))
+        object.__setattr__(self, "widths", tuple(int(w) for w in widths))  # TOML gives a list
+        for name, low in (("rows", 1), ("features", 1), ("classes", 2)):
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise _invalid("TeacherSpec", name, f"an int in the range [{low}, inf)", value)
+        if not _is_real(self.noise) or not 0 <= self.noise <= 1:
+            raise _invalid("TeacherSpec", "noise", "a float in the range [0, 1]", self.noise)
+        if not _is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
+            raise _invalid("TeacherSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the data comes from and how it is split. Validated at construction.
+
+    Exactly one of `dataset` and `path` is set: to read a file, pass `dataset=None` (`from_dict` does that
+    when the table has a `path` and no `dataset`).
+    """
+
+    dataset: str | None = "digits"  # a name from BUILTIN_DATASETS, or None when `path` is given
+    path: str | None = None  # .csv, .parquet/.pq or .npz
+    target: str = "target"  # target column for CSV/Parquet
+    task: Literal["auto", "classification", "regression"] = "auto"
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    seed: int = 0
+    impute: Literal["none", "mean", "median"] = "none"
+    teacher: TeacherSpec = field(default_factory=TeacherSpec)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.path, os.PathLike):
+            object.__setattr__(self, "path", os.fspath(self.path))
+        if self.path is not None:
+            if self.dataset is not None:
+                raise _invalid(
+                    "DataSpec", "dataset", "None when 'path' is given (exactly one of dataset/path)", self.dataset
+                )
+            if not isinstance(self.path, str) or not self.path.lower().endswith(FILE_SUFFIXES):
+                raise _invalid("DataSpec", "path", "a file path ending in .csv, .parquet, .pq or .npz", self.path)
+        elif self.dataset not in BUILTIN_DATASETS:
+            names = ", ".join(repr(n) for n in BUILTIN_DATASETS)
+            raise _invalid("DataSpec", "dataset", f"one of {names} (or None with a 'path')", self.dataset)
+        if not isinstance(self.target, str) or not self.target:
+            raise _invalid("DataSpec", "target", "a non-empty column name", self.target)
+        _check_choice("task", self.task, ("auto", "classification", "regression"))
+        _check_choice("impute", self.impute, ("none", "mean", "median"))
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not _is_real(value) or not 0 < value < 1 or self.val_fraction + self.test_fraction >= 1:
+                rule = "a float in the range (0, 1) with val_fraction + test_fraction < 1"
+                raise _invalid("DataSpec", name, rule, value)
+        if not _is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
+            raise _invalid("DataSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
+        if not isinstance(self.teacher, TeacherSpec):
+            raise _invalid("DataSpec", "teacher", "a TeacherSpec", self.teacher)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DataSpec:
+        """Build from a [data] table; unknown keys are rejected and a nested `teacher` table becomes a TeacherSpec.
+
+        Example:
+            >>> DataSpec.from_dict({"path": "runs.csv", "target": "label"}).dataset is None
+            True
+        """
+        _check_keys(data, cls, "data")
+        values = dict(data)
+        if "path" in values and values["path"] is not None and "dataset" not in values:
+            values["dataset"] = None
+        if "teacher" in values:
+            if values.get("dataset", "digits") != "teacher":
+                raise DataError(
+                    f"[data.teacher] is only used with dataset = \"teacher\"; got dataset = {values.get('dataset')!r}. "
+                    "Remove [data.teacher] or set dataset = \"teacher\"."
+                )
+            _check_keys(values["teacher"], TeacherSpec, "data.teacher")
+            values["teacher"] = TeacherSpec(**values["teacher"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/TOML-safe dict that `from_dict` inverts.
+
+        Keys whose value is None are left out (TOML has no null), and so is `teacher` unless dataset is "teacher".
+        """
+        values = dataclasses.asdict(self)
+        if self.dataset == "teacher":
+            values["teacher"]["widths"] = list(self.teacher.widths)
+        else:
+            del values["teacher"]
+        return {key: value for key, value in values.items() if value is not None}
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _invalid("DataSpec", name, "one of " + ", ".join(repr(c) for c in choices), value)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Everything needed to turn raw rows into the model's input, and outputs back into labels.
+
+    `encode` gives the *unstandardized* encoded matrix (numeric columns as float, categorical columns
+    one-hot); the model input is `(encode(x) - mean) / scale`. A categorical value unseen in training, or
+    missing, encodes as all zeros; a missing numeric value takes its `fill_values` entry when there is one.
+    """
+
+    task: Task
+    columns: tuple[str, ...]  # original input columns, in order
+    categorical: dict[str, tuple[str, ...]]  # column -> categories, in one-hot order
+    encoded_names: tuple[str, ...]  # one name per encoded feature
+    mean: tuple[float, ...]  # per encoded feature, from the training split only
+    scale: tuple[float, ...]  # per encoded feature (1.0 where the std is 0, and for one-hot columns)
+    fill_values: dict[str, float]  # numeric column -> imputed value ({} when impute = "none")
+    classes: tuple[Any, ...] | None  # original labels in class-index order (classification)
+    target_mean: float = 0.0  # regression: the model predicts (y - target_mean) / target_scale
+    target_scale: float = 1.0
+
+    def encode(self, rows: Any) -> np.ndarray:
+        """Encode raw rows (DataFrame with the original columns, or a 2-D array) to float32 (n, n_encoded).
+
+        Raises:
+            DataError: A column is missing, a numeric column holds non-numeric values, or a numeric value is
+                infinite or missing without a fill value.
+        """
+        frame = self._as_frame(rows)
+        encoded = np.zeros((len(frame), len(self.encoded_names)), dtype=np.float32)  # (n, n_encoded)
+        numeric = {}
+        start = 0
+        for column in self.columns:
+            if column in self.categorical:
+                categories = self.categorical[column]
+                encoded[:, start : start + len(categories)] = _one_hot(frame[column], categories)
+                start += len(categories)
+            else:
+                values = numeric_values(frame[column], column)
+                if column in self.fill_values:
+                    values = np.where(np.isnan(values), self.fill_values[column], values)
+                numeric[column] = values
+                encoded[:, start] = values
+                start += 1
+        check_finite(numeric, "the rows to encode", allow_nan=False)
+        return encoded
+
+    def standardize(self, encoded: np.ndarray) -> np.ndarray:
+        """(encoded - mean) / scale as float32."""
+        encoded = np.asarray(encoded, dtype=np.float64)
+        if encoded.ndim != 2 or encoded.shape[1] != len(self.mean):
+            raise DataError(f"standardize expects shape (n, {len(self.mean)}); got {encoded.shape}.")
+        return np.ascontiguousarray((encoded - np.asarray(self.mean)) / np.asarray(self.scale), dtype=np.float32)
+
+    def decode_labels(self, class_indices: np.ndarray) -> np.ndarray:
+        """Class indices -> original labels."""
+        if self.classes is None:
+            raise DataError("decode_labels needs a classification Preprocessing; this one is for regression.")
+        indices = np.asarray(class_indices)
+        if indices.size and (
+            not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0 or indices.max() >= len(self.classes)
+        ):
+            raise DataError(f"Class indices must be ints in the range [0, {len(self.classes) - 1}].")
+        return np.asarray(self.classes)[indices]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict (class labels made JSON-safe); `from_dict` inverts it."""
+        return {
+            "task": self.task,
+            "columns": list(self.columns),
+            "categorical": {column: list(cats) for column, cats in self.categorical.items()},
+            "encoded_names": list(self.encoded_names),
+            "mean": [float(v) for v in self.mean],
+            "scale": [float(v) for v in self.scale],
+            "fill_values": {column: float(v) for column, v in self.fill_values.items()},
+            "classes": None if self.classes is None else [json_safe(c) for c in self.classes],
+            "target_mean": float(self.target_mean),
+            "target_scale": float(self.target_scale),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        """Rebuild from `to_dict` output (after a JSON round trip too)."""
+        _check_keys(data, cls, "preprocessing")
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        missing = sorted(required - set(data))
+        if missing:
+            raise DataError(f"Preprocessing dict is missing keys: {', '.join(missing)}.")
+        classes = data["classes"]
+        return cls(
+            task=data["task"],
+            columns=tuple(data["columns"]),
+            categorical={column: tuple(cats) for column, cats in data["categorical"].items()},
+            encoded_names=tuple(data["encoded_names"]),
+            mean=tuple(float(v) for v in data["mean"]),
+            scale=tuple(float(v) for v in data["scale"]),
+            fill_values={column: float(v) for column, v in data["fill_values"].items()},
+            classes=None if classes is None else tuple(classes),
+            target_mean=float(data.get("target_mean", 0.0)),
+            target_scale=float(data.get("target_scale", 1.0)),
+        )
+
+    def _as_frame(self, rows: Any) -> pd.DataFrame:
+        if isinstance(rows, pd.DataFrame):
+            missing = [c for c in self.columns if c not in rows.columns]
+            if missing:
+                raise DataError(
+                    f"The rows to encode are missing columns: {', '.join(map(repr, missing))} "
+                    f"(expected: {', '.join(map(repr, self.columns))})."
+                )
+            return rows
+        array = np.asarray(rows)
+        if array.ndim != 2 or array.shape[1] != len(self.columns):
+            raise DataError(
+                f"The rows to encode must be a DataFrame or a 2-D array with {len(self.columns)} columns in "
+                f"`columns` order; got an array of shape {array.shape}."
+            )
+        return pd.DataFrame(array, columns=list(self.columns))
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Standardized float32 splits ready for training; y are int64 class indices or float32 scaled targets."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    preprocessing: Preprocessing
+    raw_test: Any = None  # the test split's raw rows (DataFrame or array) before encoding, for export checks
+
+    @property
+    def task(self) -> Task:
+        return self.preprocessing.task
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of classes for classification, 1 for regression."""
+        classes = self.preprocessing.classes
+        return len(classes) if classes is not None else 1
+
+
+def load_data(spec: DataSpec) -> PreparedData:
+    """Load, validate, encode, split (stratified for classification, seeded) and standardize.
+
+    Example:
+        >>> data = load_data(DataSpec(dataset=None, path="runs.csv", target="label", impute="median"))
+        >>> data.preprocessing.decode_labels(data.y_test[:3])  # doctest: +SKIP
+        array(['cat', 'dog', 'cat'], dtype=object)
+
+    Raises:
+        DataError: The file cannot be read, or the data cannot be used as it is; the message names the
+            file, the column and what to change.
+    """
+    source = _datasets.read_source(spec)
+    if len(source.inputs) == 0:
+        raise DataError(f"{source.where} has no rows.")
+    _datasets.check_inputs(source.inputs, source.where, spec.impute)
+    task, y, classes = _datasets.resolve_target(source, spec.task)
+    train, val, test = _datasets.split_indices(y if task == "classification" else None, len(y), classes, spec, source)
+    preprocessing = _fit_preprocessing(source.inputs.iloc[train], y[train], task, classes, spec.impute, source.where)
+    if task == "regression":
+        y = ((y - preprocessing.target_mean) / preprocessing.target_scale).astype(np.float32)
+
+    def inputs(index: np.ndarray) -> np.ndarray:
+        return preprocessing.standardize(preprocessing.encode(source.inputs.iloc[index]))
+
+    raw = source.raw
+    raw_test = raw.iloc[test].reset_index(drop=True) if isinstance(raw, pd.DataFrame) else raw[test]
+    return PreparedData(
+        name=source.name,
+        x_train=inputs(train),
+        y_train=y[train],
+        x_val=inputs(val),
+        y_val=y[val],
+        x_test=inputs(test),
+        y_test=y[test],
+        preprocessing=preprocessing,
+        raw_test=raw_test,
+    )
+
+
+def describe_datasets() -> list[dict[str, Any]]:
+    """One dict per built-in dataset: name, task, rows, features, classes, description.
+
+    The `teacher` row describes the default TeacherSpec; `classes` is None for regression.
+    """
+    described = []
+    for name in BUILTIN_DATASETS:
+        data = _datasets.load_builtin(name, TeacherSpec())
+        described.append(
+            {
+                "name": name,
+                "task": data.task,
+                "rows": int(data.x.shape[0]),
+                "features": int(data.x.shape[1]),
+                "classes": len(np.unique(data.y)) if data.task == "classification" else None,
+                "description": _datasets.describe_builtin(name),
+            }
+        )
+    return described
+
+
+def _fit_preprocessing(
+    train: pd.DataFrame, y_train: np.ndarray, task: Task, classes: tuple[Any, ...] | None, impute: str, where: str
+) -> Preprocessing:
+    """Learn categories, fill values, input mean and scale, and the target's scale from the training split."""
+    categorical: dict[str, tuple[str, ...]] = {}
+    fill_values: dict[str, float] = {}
+    names: list[str] = []
+    one_hot: list[bool] = []  # per encoded feature
+    for column in train.columns:
+        series = train[column]
+        if is_numeric(series):
+            names.append(column)
+            one_hot.append(False)
+            if impute != "none":
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+                present = values[~np.isnan(values)]
+                if present.size == 0:
+                    raise DataError(
+                        f"Column {column!r} in {where} has no values in the training split, so impute cannot "
+                        "fill it; drop the column."
+                    )
+                fill_values[column] = float(np.mean(present) if impute == "mean" else np.median(present))
+        else:
+            categorical[column] = tuple(sorted({str(v) for v in series.dropna()}))
+            names.extend(f"{column}={category}" for category in categorical[column])
+            one_hot.extend(True for _ in categorical[column])
+    width = len(names)
+    draft = Preprocessing(
+        task, tuple(train.columns), categorical, tuple(names), (0.0,) * width, (1.0,) * width, fill_values, classes
+    )
+    encoded = draft.encode(train).astype(np.float64)  # (n_train, n_encoded)
+    mean, std = encoded.mean(axis=0), encoded.std(axis=0)
+    # Roundoff leaves a tiny nonzero std on constant columns; dividing by it would amplify noise.
+    constant = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    one_hot = np.array(one_hot, dtype=bool)
+    mean = np.where(one_hot, 0.0, mean)
+    scale = np.where(one_hot | constant, 1.0, std)
+    target = {}
+    if task == "regression":
+        target_scale = float(y_train.std())
+        target = {"target_mean": float(y_train.mean()), "target_scale": target_scale if target_scale > 0 else 1.0}
+    return dataclasses.replace(draft, mean=tuple(map(float, mean)), scale=tuple(map(float, scale)), **target)
+
+
+def _one_hot(series: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
+    """(n, len(categories)) 0/1 matrix; missing and unseen values are all zeros."""
+    codes = np.full(len(series), -1)
+    values = series.to_numpy(dtype=object)
+    present = ~pd.isna(values)
+    codes[present] = pd.Index(categories, dtype=object).get_indexer([str(v) for v in values[present]])
+    one_hot = np.zeros((len(series), len(categories)), dtype=np.float32)
+    rows = np.flatnonzero(codes >= 0)
+    one_hot[rows, codes[rows]] = 1.0
+    return one_hot
+
