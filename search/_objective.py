@@ -10,17 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from archsearch.config import SearchConfig
 from archsearch.spaces import Candidate
 from archsearch.storage import drop_weights_beyond_best, open_artifact_store, upload_weights
 from archsearch.trainers.data import PreparedData
 
-__all__ = ["Objective", "BASELINE_ATTR"]
+__all__ = ["Objective", "BASELINE_ATTR", "TotalReached", "EXCESS_ATTR"]
 
 BASELINE_ATTR = "baseline"
 FAIL_REASON_ATTR = "fail_reason"
 PRUNED_REASON_ATTR = "pruned_reason"
+EXCESS_ATTR = "not_run"  # marks a trial claimed after the total was reached; it trained nothing
+
+
+class TotalReached(Exception):
+    """Raised in a trial that another worker's trial made surplus: the study already has its total."""
 
 
 class Objective:
@@ -34,9 +40,16 @@ class Objective:
         storage: optuna.storages.BaseStorage,
         artifact_dir: Path,
         device: str | None = None,
+        *,
+        num_threads: int | None = None,
+        worker: str | None = None,
+        total: int | None = None,
     ):
         self.config = config
         self.storage = storage
+        self.num_threads = num_threads or config.train.num_threads
+        self.worker = worker
+        self.total = total
         self.data = data
         self.metric = metric
         self.artifact_store = open_artifact_store(artifact_dir)
@@ -47,15 +60,37 @@ class Objective:
         return self.config.study.seed * 1_000_003 + trial.number
 
     def __call__(self, trial: optuna.Trial) -> float:
-        candidate = self.config.space.sample(trial)
-        self._record_architecture(trial, candidate)
         try:
+            self._claim(trial)
+            candidate = self.config.space.sample(trial)
+            self._record_architecture(trial, candidate)
             return self._train(trial, candidate)
-        except optuna.TrialPruned:
+        except (optuna.TrialPruned, TotalReached):
             raise
         except Exception as e:
             trial.set_user_attr(FAIL_REASON_ATTR, f"{type(e).__name__}: {e}"[:2000])
             raise
+
+    def _claim(self, trial: optuna.Trial) -> None:
+        """Refuse a sampled trial that would exceed the total because workers asked at the same moment.
+
+        Workers check the total before asking for a trial, but two can ask at once; the trial with the
+        higher number then stands down. Retries and enqueued trials always run: they replace or precede
+        sampled ones.
+        """
+        if self.worker is not None:
+            trial.set_user_attr("worker", self.worker)
+        if self.total is None:
+            return
+        # Trial objects do not expose system attributes; the storage does (by the trial's id).
+        system_attrs = self.storage.get_trial_system_attrs(trial._trial_id)
+        if "failed_trial" in system_attrs or "fixed_params" in system_attrs:
+            return
+        claimed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+        if sum(t.number < trial.number for t in claimed) >= self.total:
+            trial.set_user_attr(EXCESS_ATTR, True)
+            trial.set_user_attr(FAIL_REASON_ATTR, f"not run: the study reached n_trials = {self.total} while it started")
+            raise TotalReached()
 
     def _record_architecture(self, trial: optuna.Trial, candidate: Candidate) -> None:
         architecture = candidate.architecture
@@ -90,7 +125,7 @@ class Objective:
             device=self.device,
             bf16=self.config.train.bf16,
             class_weight=self.config.train.resolved_class_weight(self.metric),
-            num_threads=self.config.train.num_threads,
+            num_threads=self.num_threads,
         )
 
         def report(epoch: int, value: float) -> bool:

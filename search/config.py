@@ -23,8 +23,9 @@ from archsearch.storage import StorageError, backend_of
 from archsearch.trainers.data import DataSpec
 from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
 
-__all__ = ["ConfigError", "StudyConfig", "TrainConfig", "SearchConfig", "load_config", "SAMPLERS", "PRUNERS"]
+__all__ = ["CONFIG_ATTR", "ConfigError", "StudyConfig", "TrainConfig", "SearchConfig", "load_config", "SAMPLERS", "PRUNERS"]
 
+CONFIG_ATTR = "archsearch_config"  # study user attribute holding the config, for resume and remote workers
 SAMPLERS = ("tpe", "random", "qmc", "gp")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
 DEVICES_HELP = "'auto', 'cpu', 'cuda' or 'cuda:N'"
@@ -69,6 +70,9 @@ class StudyConfig:
     keep_best_k: int = 0  # keep weights of the best k completed trials only; 0 keeps all
     n_startup_trials: int = 10  # random trials before TPE/GP model the results
     max_consecutive_failures: int = 5  # stop the search after this many failed trials in a row
+    heartbeat_interval: int = 10  # seconds between a running trial's heartbeats
+    grace_period: int = 60  # seconds without a heartbeat before a trial counts as dead and is retried
+    max_retry: int = 2  # re-runs of a trial whose worker died
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -99,6 +103,12 @@ class StudyConfig:
             _fail("study", "n_startup_trials", "an int >= 0", self.n_startup_trials)
         if not _is_int(self.max_consecutive_failures) or self.max_consecutive_failures < 1:
             _fail("study", "max_consecutive_failures", "an int >= 1", self.max_consecutive_failures)
+        if not _is_int(self.heartbeat_interval) or self.heartbeat_interval < 1:
+            _fail("study", "heartbeat_interval", "an int >= 1 (seconds)", self.heartbeat_interval)
+        if not _is_int(self.grace_period) or self.grace_period <= self.heartbeat_interval:
+            _fail("study", "grace_period", f"an int > heartbeat_interval ({self.heartbeat_interval}) seconds", self.grace_period)
+        if not _is_int(self.max_retry) or self.max_retry < 0:
+            _fail("study", "max_retry", "an int >= 0", self.max_retry)
 
 
 @dataclass(frozen=True)

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Sequence, TextIO
 
 import optuna
-from optuna.trial import TrialState
 
 import archsearch
-from archsearch.config import ConfigError, SearchConfig
-from archsearch._objective import BASELINE_ATTR, Objective
-from archsearch.storage import FINISHED_STATES, default_artifact_dir, finished_count, make_storage, mask_url
+from archsearch._objective import BASELINE_ATTR
+from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
+from archsearch.placement import PlacementError, WorkerSlot, plan_workers
+from archsearch.pool import PoolFailure, progress_line, run_pool
+from archsearch.storage import default_artifact_dir, finished_count, make_storage, mask_url, sqlite_path
+from archsearch.worker import run_worker
 from archsearch.trainers.data import PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
-__all__ = ["SearchError", "run_search", "open_search_study", "OpenedStudy"]
-
-CONFIG_ATTR = "archsearch_config"
+__all__ = ["SearchError", "run_search", "open_search_study", "OpenedStudy", "make_sampler", "make_pruner"]
 
 
 class SearchError(RuntimeError):
@@ -40,7 +40,7 @@ class OpenedStudy:
     artifact_dir: Path
 
 
-def _make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     study = config.study
     if study.sampler == "tpe":
         # group=True models the per-layer parameters of each depth together (they only exist for some
@@ -57,7 +57,7 @@ def _make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     return optuna.samplers.GPSampler(seed=study.seed, n_startup_trials=study.n_startup_trials)
 
 
-def _make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
+def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     name, epochs = config.study.pruner, config.train.epochs
     warmup = min(3, max(epochs - 1, 0))
     if name == "median":
@@ -99,8 +99,8 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.BaseStor
         study_name=config.study.name,
         storage=storage,
         direction=METRIC_DIRECTIONS[metric],
-        sampler=_make_sampler(config),
-        pruner=_make_pruner(config),
+        sampler=make_sampler(config),
+        pruner=make_pruner(config),
         load_if_exists=True,
     )
     _check_compatible(study, config, metric, url)
@@ -135,85 +135,37 @@ def _enqueue_baselines(study: optuna.Study, config: SearchConfig) -> None:
         study.enqueue_trial(space.fixed_params(widths), user_attrs={BASELINE_ATTR: "user"}, skip_if_exists=True)
 
 
-class _Progress:
-    """Study callback printing trials done/pruned/failed and the best value so far."""
-
-    def __init__(self, opened: OpenedStudy, total: int, stream: TextIO):
-        self.metric = opened.metric
-        self.total = total
-        self.stream = stream
-        self.live = stream.isatty()
-        self.started = time.monotonic()
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        trials = study.get_trials(deepcopy=False)
-        counts = {state: sum(t.state == state for t in trials) for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
-        done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-        try:
-            best = f"best val {self.metric} {study.best_value:.4f} (trial {study.best_trial.number})"
-        except ValueError:
-            best = "no completed trial yet"
-        line = (
-            f"[archsearch] {done}/{self.total} trials: {counts[TrialState.COMPLETE]} complete, "
-            f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed | {best} | "
-            f"{time.monotonic() - self.started:.0f}s"
-        )
-        if self.live:
-            self.stream.write("\r" + line.ljust(110))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.live:
-            self.stream.write("\n")
+def _log_dir_for(config: SearchConfig) -> Path:
+    path = sqlite_path(config.study.storage)
+    return (path.parent / f"{path.stem}_logs") if path is not None else Path("archsearch_logs")
 
 
-class _FailureGuard:
-    """Stops the study after `limit` failed trials in a row, remembering the last error."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.streak = 0
-        self.last_error: str | None = None
-        self.last_trial: int | None = None
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state != TrialState.FAIL:
-            self.streak = 0
-            return
-        self.streak += 1
-        self.last_trial = trial.number
-        self.last_error = trial.user_attrs.get("fail_reason") or trial.system_attrs.get("fail_reason", "unknown error")
-        if self.streak >= self.limit:
-            study.stop()
-
-    @property
-    def tripped(self) -> bool:
-        return self.streak >= self.limit
-
-
-class _StopAtTotal:
-    """Stops the study once completed + pruned trials reach the configured total."""
-
-    def __init__(self, total: int):
-        self.total = total
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if finished_count(study) >= self.total:
-            study.stop()
-
-
-def run_search(config: SearchConfig, *, quiet: bool = True, stream: TextIO | None = None) -> optuna.Study:
+def run_search(
+    config: SearchConfig,
+    *,
+    workers: int | None = 1,
+    gpus: Sequence[int] | None = None,
+    trials_per_gpu: int = 1,
+    quiet: bool = True,
+    stream: TextIO | None = None,
+    log_dir: str | Path | None = None,
+) -> optuna.Study:
     """Run (or resume) a search until `n_trials` trials are completed or pruned, or the timeout passes.
 
     Args:
         config: The whole search; build it with `SearchConfig(...)` or `load_config("search.toml")`.
+        workers: Worker processes; 1 trains in this process, None places one per GPU or CPU core.
+        gpus: GPU indices for the workers (default: all visible GPUs when the device allows CUDA).
+        trials_per_gpu: Workers sharing each GPU.
         quiet: Print no progress lines.
         stream: Where progress goes (default: stderr).
+        log_dir: Folder of the per-worker log files (default: beside a SQLite file, else ./archsearch_logs).
 
     Returns:
         The Optuna study, with every trial and its user attributes stored in `config.study.storage`.
+
+    Raises:
+        SearchError: `max_consecutive_failures` trials failed in a row; the message names the last error.
 
     Example:
         >>> from archsearch import SearchConfig, run_search
@@ -222,32 +174,59 @@ def run_search(config: SearchConfig, *, quiet: bool = True, stream: TextIO | Non
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     opened = open_search_study(config)
-    study = opened.study
-    total = config.study.n_trials
+    study, total = opened.study, config.study.n_trials
     if finished_count(study) >= total:
         return study
-    objective = Objective(config, opened.data, opened.metric, opened.storage, opened.artifact_dir)
-    guard = _FailureGuard(config.study.max_consecutive_failures)
-    callbacks: list[Any] = [_StopAtTotal(total), guard, objective.after_trial]
-    progress = None if quiet else _Progress(opened, total, stream or sys.stderr)
-    if progress is not None:
-        callbacks.append(progress)
-    logging.getLogger("optuna").setLevel(logging.ERROR)  # failed trials are reported by the guard instead
+    deadline = time.time() + config.study.timeout if config.study.timeout else None
+    slots = _plan(config, workers, gpus, trials_per_gpu)
+    stream = stream or sys.stderr
+    if len(slots) == 1 and gpus is None:
+        callbacks = [] if quiet else [_PrintProgress(total, opened.metric, stream)]
+        outcome = run_worker(config.study.storage, study.study_name, slots[0], total=total, deadline=deadline, callbacks=callbacks)
+        if outcome.stopped_by_failures:
+            raise SearchError(_failure_message(study, outcome.failed_streak, f"the last (trial {outcome.last_failed_trial}) failed with: {outcome.last_failure}"))
+        return study
     try:
-        study.optimize(
-            objective,
-            timeout=config.study.timeout or None,
-            callbacks=callbacks,
-            catch=(Exception,),
-            gc_after_trial=True,
+        run_pool(
+            config.study.storage, study, slots, total=total, metric=opened.metric,
+            log_dir=Path(log_dir) if log_dir else _log_dir_for(config), deadline=deadline, quiet=quiet, stream=stream,
         )
-    finally:
-        if progress is not None:
-            progress.close()
-    if guard.tripped:
-        raise SearchError(
-            f"Stopped study {study.study_name!r} after {guard.streak} failed trials in a row; the last "
-            f"(trial {guard.last_trial}) failed with: {guard.last_error}. Fix the cause and rerun the same "
-            "command to continue the study."
-        )
+    except PoolFailure as e:
+        raise SearchError(_failure_message(study, config.study.max_consecutive_failures, str(e))) from e
     return study
+
+
+def _plan(config: SearchConfig, workers: int | None, gpus: Sequence[int] | None, trials_per_gpu: int) -> list[WorkerSlot]:
+    device = config.train.device
+    # Counting GPUs needs torch; skip it when the config rules CUDA out anyway.
+    visible = 0
+    if device != "cpu":
+        from archsearch.trainers import cuda_device_count
+
+        visible = cuda_device_count()
+    try:
+        return plan_workers(
+            cpu_count=os.cpu_count() or 1, visible_gpus=visible, workers=workers, gpus=gpus,
+            trials_per_gpu=trials_per_gpu, device=device,
+        )
+    except PlacementError as e:
+        raise ConfigError(str(e)) from e
+
+
+def _failure_message(study: optuna.Study, streak: int, last: str) -> str:
+    return (
+        f"Stopped study {study.study_name!r} after {streak} failed trials in a row; {last}. "
+        "Fix the cause and rerun the same command to continue the study."
+    )
+
+
+class _PrintProgress:
+    """Study callback for an in-process search: one progress line per finished trial."""
+
+    def __init__(self, total: int, metric: str, stream: TextIO):
+        self.total, self.metric, self.stream = total, metric, stream
+        self.started = time.monotonic()
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.stream.write(progress_line(study, self.total, self.metric, self.started) + "\n")
+        self.stream.flush()

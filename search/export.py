@@ -12,8 +12,7 @@ import optuna
 from optuna.trial import FixedTrial, TrialState
 
 import archsearch
-from archsearch.config import SearchConfig
-from archsearch.controller import CONFIG_ATTR
+from archsearch.config import CONFIG_ATTR, SearchConfig
 from archsearch.storage import WEIGHTS_ATTR, default_artifact_dir, download_weights, make_storage, open_artifact_store, open_study
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data
 

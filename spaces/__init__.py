@@ -8,6 +8,12 @@ from archsearch.spaces._candidate import OPTIMIZERS
 from archsearch.spaces._mlp import FUNNELS
 from archsearch.spaces._mlp import MLPSpace
 from archsearch.spaces._mlp import SHAPES
+from archsearch.spaces._neighbours import across_sizes_neighbours
+from archsearch.spaces._neighbours import architecture_key
+from archsearch.spaces._neighbours import Neighbour
+from archsearch.spaces._neighbours import NEIGHBOUR_KINDS
+from archsearch.spaces._neighbours import neighbourhood
+from archsearch.spaces._neighbours import pick_centres
 from archsearch.spaces._validation import InvalidSpaceError
 
 
@@ -19,6 +25,12 @@ __all__ = [
     "Hyperparameters",
     "InvalidSpaceError",
     "MLPSpace",
+    "NEIGHBOUR_KINDS",
+    "Neighbour",
     "OPTIMIZERS",
     "SHAPES",
+    "across_sizes_neighbours",
+    "architecture_key",
+    "neighbourhood",
+    "pick_centres",
 ]

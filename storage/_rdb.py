@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from typing import Any, Callable
 
 import optuna
@@ -63,12 +64,15 @@ def make_storage(
     try:
         if backend == "sqlite":
             _enable_wal(url)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=_engine_kwargs(backend, pool_size),
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
-        )
+        with warnings.catch_warnings():
+            # Heartbeats are flagged experimental by Optuna; they are the mechanism archsearch relies on.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=_engine_kwargs(backend, pool_size),
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
+            )
     except (SQLAlchemyError, sqlite3.Error, ImportError) as e:
         raise StorageError(f"Cannot open the storage {mask_url(url)!r}: {mask_url(str(e).splitlines()[0])}") from e

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from archsearch.trainers._device import cuda_device_count, release_memory
     from archsearch.trainers._export import ExportError, Predictor, export_model, load_model
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
@@ -24,6 +25,8 @@ _LAZY_NAMES = {
     "Predictor": "_export",
     "export_model": "_export",
     "load_model": "_export",
+    "cuda_device_count": "_device",
+    "release_memory": "_device",
 }
 
 __all__ = [
@@ -33,8 +36,10 @@ __all__ = [
     "TrainSettings",
     "build_mlp",
     "count_parameters",
+    "cuda_device_count",
     "export_model",
     "load_model",
+    "release_memory",
     "train_mlp",
 ]
 

@@ -1,0 +1,442 @@
+"""Pure computations behind the report: a flattened trials table and the numbers each figure reads.
+
+Nothing here imports plotly, so the numbers can be unit-tested on hand-made studies. Every function
+works on scores where higher is better (``score = value`` when maximizing, ``-value`` when
+minimizing), so direction is handled once, in :func:`load_study_data`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+
+
+# How many parameter-count bins the size-split figures use at most; three reads as small/medium/large.
+MAX_SIZE_BINS = 3
+_BIN_NAMES = {1: ["all sizes"], 2: ["small", "large"], 3: ["small", "medium", "large"]}
+
+
+@dataclass
+class StudyData:
+    """A study flattened into one row per trial, with the facts every figure needs.
+
+    Attributes:
+        study_name: Name of the Optuna study.
+        metric: Optimized metric name (study user attr ``metric``), ``"objective"`` when absent.
+        maximize: Whether a higher metric is better (from ``study.direction``).
+        task: ``classification``, ``regression`` or ``""`` when the study does not say.
+        trials: One row per trial; see :func:`flatten_trials` for the columns.
+        curves: Trial number -> (epochs, validation values) from the intermediate values.
+    """
+
+    study_name: str
+    metric: str
+    maximize: bool
+    task: str
+    trials: pd.DataFrame
+    curves: dict[int, tuple[list[int], list[float]]] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> pd.DataFrame:
+        """Finished trials with a finite metric."""
+        t = self.trials
+        return t[(t["state"] == "COMPLETE") & np.isfinite(t["value"])]
+
+    @property
+    def sized(self) -> pd.DataFrame:
+        """Finished trials whose parameter count is known, with a ``size_bin`` column."""
+        done = self.complete
+        done = done[done["n_params"].notna()].sort_values("n_params", kind="stable")
+        labels = assign_size_bins(done["n_params"].to_numpy(dtype=float))
+        # Ordered by size so groupby and plots list small before large.
+        done["size_bin"] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)), ordered=True)
+        return done.sort_values("number")
+
+    @property
+    def metric_label(self) -> str:
+        """Axis label such as ``validation accuracy (higher is better)``."""
+        better = "higher" if self.maximize else "lower"
+        return f"validation {self.metric} ({better} is better)"
+
+
+def load_study_data(study: optuna.Study) -> StudyData:
+    """Read a study into a :class:`StudyData`.
+
+    Args:
+        study: A single-objective archsearch study (see ``docs/STUDY_LAYOUT.md``).
+
+    Returns:
+        The flattened study.
+
+    Raises:
+        ValueError: If the study has several objectives.
+    """
+    if study._is_multi_objective():
+        raise ValueError(
+            f"The study {study.study_name!r} has {len(study.directions)} objectives; archsearch "
+            "reports read single-objective studies only."
+        )
+    attrs = study.user_attrs
+    metric = str(attrs.get("metric", "objective"))
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    trials = study.get_trials(deepcopy=False)
+    curves = {
+        t.number: (sorted(t.intermediate_values), [t.intermediate_values[s] for s in sorted(t.intermediate_values)])
+        for t in trials
+        if t.intermediate_values
+    }
+    return StudyData(
+        study_name=study.study_name,
+        metric=metric,
+        maximize=maximize,
+        task=str(attrs.get("task", "")),
+        trials=flatten_trials(trials, metric=metric, maximize=maximize),
+        curves=curves,
+    )
+
+
+def flatten_trials(
+    trials: Sequence[optuna.trial.FrozenTrial], *, metric: str, maximize: bool
+) -> pd.DataFrame:
+    """Flatten trials into a table, falling back to parameters where user attributes are missing.
+
+    Pruned and failed trials may lack the size user attributes, so depth, widths and dropouts are
+    rebuilt from ``n_layers``/``width_i``/``dropout_i`` when possible.
+
+    Args:
+        trials: Frozen trials of one study.
+        metric: Metric name, used to find ``test_<metric>``.
+        maximize: Whether a higher metric is better.
+
+    Returns:
+        Columns: ``number, state, value, score, depth, widths, dropouts, mean_dropout, total_units,
+        n_params, layer_shape, activation, seed, seed_group, baseline, epochs_run, train_seconds,
+        test_value, pruned_reason, fail_reason``.
+    """
+    rows = []
+    for t in trials:
+        ua, params = t.user_attrs, t.params
+        depth = ua.get("depth", params.get("n_layers"))
+        widths = ua.get("widths") or _indexed(params, "width", depth)
+        dropouts = ua.get("dropouts") or _indexed(params, "dropout", depth)
+        if depth is None and widths is not None:
+            depth = len(widths)
+        total_units = ua.get("total_units", sum(widths) if widths is not None else None)
+        value = t.value if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None else math.nan
+        curve_steps = sorted(t.intermediate_values)
+        duration = t.duration.total_seconds() if t.duration is not None else math.nan
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": float(value),
+                "score": float(value) if maximize else -float(value),
+                "depth": _nan_if_none(depth),
+                "widths": tuple(widths) if widths is not None else None,
+                "dropouts": tuple(dropouts) if dropouts is not None else None,
+                "mean_dropout": float(np.mean(dropouts)) if dropouts else (0.0 if depth == 0 else math.nan),
+                "total_units": _nan_if_none(total_units),
+                "n_params": _nan_if_none(ua.get("n_params")),
+                "layer_shape": ua.get("layer_shape") or (classify_shape(widths) if widths is not None else None),
+                "activation": ua.get("activation", params.get("activation")),
+                "seed": ua.get("seed"),
+                "seed_group": ua.get("seed_group"),
+                "baseline": ua.get("baseline"),
+                "epochs_run": _nan_if_none(ua.get("epochs_run", curve_steps[-1] if curve_steps else None)),
+                "train_seconds": _nan_if_none(ua.get("train_seconds", duration)),
+                "test_value": _nan_if_none(ua.get(f"test_{metric}")),
+                "pruned_reason": ua.get("pruned_reason"),
+                "fail_reason": ua.get("fail_reason"),
+            }
+        )
+    columns = ["number", "state", "value", "score", "depth", "widths", "dropouts", "mean_dropout",
+               "total_units", "n_params", "layer_shape", "activation", "seed", "seed_group", "baseline",
+               "epochs_run", "train_seconds", "test_value", "pruned_reason", "fail_reason"]  # fmt: skip
+    numeric = ["value", "score", "depth", "mean_dropout", "total_units", "n_params", "epochs_run", "train_seconds",
+               "test_value"]  # fmt: skip
+    # Typed even when there are no rows, so the filters downstream work on an empty study.
+    return pd.DataFrame(rows, columns=columns).astype({c: float for c in numeric})
+
+
+def _indexed(params: dict, prefix: str, depth: int | None) -> list | None:
+    if depth is None:
+        return None
+    keys = [f"{prefix}_{i}" for i in range(int(depth))]
+    return [params[k] for k in keys] if all(k in params for k in keys) else None
+
+
+def _nan_if_none(x: float | int | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def classify_shape(widths: Sequence[int]) -> str:
+    """Name the shape of a list of hidden widths.
+
+    Args:
+        widths: Hidden widths from the input side.
+
+    Returns:
+        ``linear`` (no hidden layer), ``single``, ``uniform`` (all equal), ``funnel`` (never
+        growing), ``expanding`` (never shrinking), ``diamond`` (grows then shrinks, peak inside) or
+        ``irregular``.
+    """
+    w = list(widths)
+    if not w:
+        return "linear"
+    if len(w) == 1:
+        return "single"
+    steps = np.sign(np.diff(w))
+    if not steps.any():
+        return "uniform"
+    if (steps <= 0).all():
+        return "funnel"
+    if (steps >= 0).all():
+        return "expanding"
+    # Diamond: non-decreasing up to a peak, then non-increasing, with the peak strictly inside.
+    peak = int(np.argmax(w))
+    if 0 < peak < len(w) - 1 and (steps[:peak] >= 0).all() and (steps[peak:] <= 0).all():
+        return "diamond"
+    return "irregular"
+
+
+def assign_size_bins(n_params: Sequence[float], max_bins: int = MAX_SIZE_BINS) -> list[str]:
+    """Label each parameter count with a size bin of equal width on a log scale.
+
+    Log-equal bins keep the sizes inside one bin within a constant factor of each other, which is
+    what "matched size" needs; quantile bins could put 100 and 100,000 parameters together.
+
+    Args:
+        n_params: Parameter counts (positive).
+        max_bins: Most bins to use; fewer when there are fewer distinct counts.
+
+    Returns:
+        One label per count, such as ``"small (45–1.2k params)"``; the range is that of the counts
+        that fell into the bin.
+    """
+    counts = np.asarray(n_params, dtype=float)
+    if counts.size == 0:
+        return []
+    logs = np.log10(np.maximum(counts, 1.0))
+    n_bins = min(max_bins, len(np.unique(counts)))
+    if n_bins <= 1:
+        index = np.zeros(counts.size, dtype=int)
+    else:
+        edges = np.linspace(logs.min(), logs.max(), n_bins + 1)
+        index = np.clip(np.searchsorted(edges, logs, side="right") - 1, 0, n_bins - 1)
+    labels = {}
+    for i in np.unique(index):
+        members = counts[index == i]
+        low, high = format_count(members.min()), format_count(members.max())
+        labels[i] = f"{_BIN_NAMES[n_bins][i]} ({low if low == high else f'{low}–{high}'} params)"
+    return [labels[i] for i in index]
+
+
+def format_count(n: float) -> str:
+    """Write a count compactly: 950, 1.2k, 35k, 1.4M."""
+    if n < 1000:
+        return f"{n:.0f}"
+    if n < 1_000_000:
+        return f"{n / 1000:.2g}k" if n < 10_000 else f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.2g}M"
+
+
+def pareto_front(data: StudyData) -> pd.DataFrame:
+    """Finished trials that no other trial beats with fewer or equal parameters.
+
+    Returns:
+        Rows of ``data.sized`` on the front of (fewer parameters, better metric), by increasing
+        parameter count.
+    """
+    done = data.sized.sort_values(["n_params", "score", "number"], ascending=[True, False, True])
+    keep, best = [], -math.inf
+    for idx, row in done.iterrows():
+        if row["score"] > best:
+            keep.append(idx)
+            best = row["score"]
+    return done.loc[keep]
+
+
+@dataclass(frozen=True)
+class Knee:
+    """The smallest architecture within a tolerance of the best.
+
+    Attributes:
+        best: Trial number with the best metric.
+        knee: Trial number of the smallest trial within ``tolerance`` of the best.
+        tolerance: Allowed shortfall, in metric units.
+        gap: How much worse the knee is than the best, in metric units (>= 0).
+    """
+
+    best: int
+    knee: int
+    tolerance: float
+    gap: float
+
+
+def find_knee(data: StudyData, tolerance: float = 0.005) -> Knee | None:
+    """Find the knee: fewest parameters among trials within ``tolerance`` of the best metric.
+
+    Args:
+        data: The flattened study.
+        tolerance: Allowed shortfall from the best, in metric units (0.005 = 0.5 points of accuracy).
+
+    Returns:
+        The knee, or ``None`` when no finished trial has a parameter count.
+
+    Raises:
+        ValueError: If ``tolerance`` is negative.
+    """
+    if tolerance < 0:
+        raise ValueError(f"The 'knee_tolerance' parameter must be >= 0. Got {tolerance} instead.")
+    done = data.sized
+    if done.empty:
+        return None
+    best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
+    near = done[done["score"] >= best["score"] - tolerance]
+    knee = near.sort_values(["n_params", "score", "number"], ascending=[True, False, True]).iloc[0]
+    return Knee(int(best["number"]), int(knee["number"]), tolerance, float(best["score"] - knee["score"]))
+
+
+def linear_baseline(data: StudyData) -> pd.Series | None:
+    """The enqueued linear baseline trial, else the best finished 0-layer trial, else ``None``."""
+    linear = data.complete[data.complete["depth"] == 0]
+    if linear.empty:
+        return None
+    marked = linear[linear["baseline"] == "linear"]
+    pool = marked if not marked.empty else linear
+    return pool.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
+
+
+def depth_summary(data: StudyData) -> pd.DataFrame:
+    """Per depth: number of finished trials, best and median metric, best trial number."""
+    done = data.complete[data.complete["depth"].notna()]
+    rows = []
+    for depth, group in done.groupby("depth"):
+        best = group.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
+        rows.append({"depth": int(depth), "n": len(group), "best": best["value"],
+                     "median": float(group["value"].median()), "best_trial": int(best["number"])})  # fmt: skip
+    return pd.DataFrame(rows, columns=["depth", "n", "best", "median", "best_trial"])
+
+
+def shape_by_size(data: StudyData) -> pd.DataFrame:
+    """Per size bin and layer shape (trials with 2+ hidden layers): count, median and best metric."""
+    deep = data.sized
+    deep = deep[(deep["depth"] >= 2) & deep["layer_shape"].notna()]
+    grouped = deep.groupby(["size_bin", "layer_shape"], observed=True)
+    table = grouped.agg(n=("value", "size"), median=("value", "median"), median_score=("score", "median"))
+    return table.reset_index()
+
+
+def dropout_effect(data: StudyData, tolerance: float) -> pd.DataFrame:
+    """Per size bin: does dropout help? Median metric with dropout versus without.
+
+    Args:
+        data: The flattened study.
+        tolerance: Smallest difference in median metric counted as an effect, in metric units.
+
+    Returns:
+        Columns ``size_bin, n_without, n_with, median_without, median_with, verdict``, where the
+        verdict is ``helps``, ``hurts``, ``no clear effect`` or ``cannot tell``.
+    """
+    nets = data.sized
+    nets = nets[(nets["depth"] >= 1) & nets["mean_dropout"].notna()]
+    rows = []
+    for size_bin, group in nets.groupby("size_bin", observed=True):
+        without, with_ = group[group["mean_dropout"] == 0], group[group["mean_dropout"] > 0]
+        verdict = "cannot tell"
+        if len(without) and len(with_):
+            gain = with_["score"].median() - without["score"].median()
+            verdict = "helps" if gain > tolerance else "hurts" if gain < -tolerance else "no clear effect"
+        rows.append({"size_bin": size_bin, "n_without": len(without), "n_with": len(with_),
+                     "median_without": without["value"].median(), "median_with": with_["value"].median(),
+                     "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows, columns=["size_bin", "n_without", "n_with", "median_without", "median_with", "verdict"])
+
+
+def spread_by_size(data: StudyData) -> pd.DataFrame:
+    """Per size bin: the spread of the metric across trials and between seeds of one setting.
+
+    Returns:
+        Columns ``size_bin, n, trial_std, n_groups, seed_std``: the standard deviation of the metric
+        over all trials of the bin, and the pooled within-group standard deviation over
+        ``seed_group`` groups with 2+ finished trials (NaN when the bin has none).
+    """
+    done = data.sized
+    rows = []
+    for size_bin, group in done.groupby("size_bin", observed=True):
+        repeats = group[group["seed_group"].notna()].groupby("seed_group")["value"]
+        variances = [v.var(ddof=1) for _, v in repeats if len(v) >= 2]
+        rows.append({"size_bin": size_bin, "n": len(group),
+                     "trial_std": float(group["value"].std(ddof=1)) if len(group) >= 2 else math.nan,
+                     "n_groups": len(variances),
+                     "seed_std": math.sqrt(float(np.mean(variances))) if variances else math.nan})  # fmt: skip
+    return pd.DataFrame(rows, columns=["size_bin", "n", "trial_std", "n_groups", "seed_std"])
+
+
+@dataclass(frozen=True)
+class PruningSummary:
+    """How many trials were pruned at each epoch and the training time pruning saved.
+
+    Attributes:
+        pruned_at: Epoch -> number of trials whose last reported epoch it was.
+        full_epochs: Epochs a trial runs when not pruned (the longest finished trial).
+        saved_seconds: Estimated training time saved: each pruned trial's remaining epochs at its
+            own seconds per epoch.
+        n_pruned: Number of pruned trials.
+    """
+
+    pruned_at: dict[int, int]
+    full_epochs: int
+    saved_seconds: float
+    n_pruned: int
+
+
+def pruning_summary(data: StudyData) -> PruningSummary:
+    """Summarize pruning; see :class:`PruningSummary`."""
+    t = data.trials
+    pruned = t[(t["state"] == "PRUNED") & t["epochs_run"].notna()]
+    runs = t.loc[t["state"] == "COMPLETE", "epochs_run"].dropna()
+    full = int(runs.max()) if len(runs) else int(t["epochs_run"].max()) if t["epochs_run"].notna().any() else 0
+    saved = 0.0
+    for _, row in pruned.iterrows():
+        if row["epochs_run"] > 0 and np.isfinite(row["train_seconds"]):
+            saved += max(0.0, full - row["epochs_run"]) * row["train_seconds"] / row["epochs_run"]
+    counts = pruned["epochs_run"].astype(int).value_counts().sort_index()
+    return PruningSummary({int(k): int(v) for k, v in counts.items()}, full, saved,
+                          int((t["state"] == "PRUNED").sum()))  # fmt: skip
+
+
+def width_correlations(data: StudyData) -> dict[str, float]:
+    """Spearman rank correlation of each layer's width, and of total units, with the score.
+
+    Positive means wider does better, whatever the direction. Only finished trials with a hidden
+    layer count; a layer index needs three trials that have it.
+
+    Returns:
+        ``{"layer 1": rho, ..., "total units": rho}``; NaN where the widths do not vary.
+    """
+    nets = data.complete[(data.complete["depth"] >= 1) & data.complete["widths"].notna()]
+    result = {}
+    max_depth = int(nets["depth"].max()) if len(nets) else 0
+    for i in range(max_depth):
+        having = nets[nets["depth"] > i]
+        if len(having) >= 3:
+            result[f"layer {i + 1}"] = _spearman([w[i] for w in having["widths"]], having["score"])
+    if len(nets) >= 3:
+        result["total units"] = _spearman(nets["total_units"], nets["score"])
+    return result
+
+
+def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    # scipy is imported here so that importing the dashboards stays light.
+    from scipy.stats import spearmanr
+
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return math.nan
+    return float(spearmanr(x, y).statistic)

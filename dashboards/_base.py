@@ -1,0 +1,119 @@
+"""What a report figure is, and the formatting every figure shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+from typing import Any
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from archsearch.dashboards._analysis import format_count
+
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+# One colour per depth, the same in every figure; depth 0 (the linear baseline) is the loud one.
+_DEPTH_COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+SHAPE_COLORS = {
+    "uniform": "#1f77b4", "funnel": "#ff7f0e", "expanding": "#2ca02c", "diamond": "#9467bd",
+    "irregular": "#7f7f7f",
+}  # fmt: skip
+
+
+@dataclass
+class ReportFigure:
+    """One figure of the report, or the sentence saying why it cannot be drawn.
+
+    Attributes:
+        key: Stable identifier (also the optuna-dashboard graph object id).
+        title: Short title.
+        caption: What the figure shows and what it says about this study; the reason when not drawn.
+        figure: The plotly figure, or ``None`` when the study cannot support it.
+        reason: Why the figure is not drawn (``None`` when it is).
+    """
+
+    key: str
+    title: str
+    caption: str
+    figure: go.Figure | None = None
+    reason: str | None = None
+
+    @property
+    def drawable(self) -> bool:
+        """Whether a figure was drawn."""
+        return self.figure is not None
+
+
+def not_drawable(key: str, title: str, reason: str) -> ReportFigure:
+    """A report entry for a figure the study cannot support."""
+    return ReportFigure(key=key, title=title, caption=reason, figure=None, reason=reason)
+
+
+def unwrap(entry: ReportFigure) -> go.Figure:
+    """Return the figure of ``entry``, for the notebook functions.
+
+    Raises:
+        ValueError: With the reason, when the study cannot support the figure.
+    """
+    if entry.figure is None:
+        raise ValueError(f"Cannot draw '{entry.title}': {entry.reason}")
+    return entry.figure
+
+
+def depth_color(depth: float) -> str:
+    """The colour of a depth in every figure."""
+    return _DEPTH_COLORS[int(depth) % len(_DEPTH_COLORS)]
+
+
+def depth_name(depth: float) -> str:
+    """``"0 (linear)"``, ``"1 layer"``, ``"2 layers"``."""
+    d = int(depth)
+    return "0 (linear)" if d == 0 else f"{d} layer" if d == 1 else f"{d} layers"
+
+
+def fmt(value: float) -> str:
+    """A metric value with four significant digits, or ``"n/a"``."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def fmt_delta(value: float) -> str:
+    """A signed difference with two significant digits: ``+0.0071``, ``-0.012``."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:+.2g}"
+
+
+def describe(row: pd.Series) -> str:
+    """A trial in words: ``trial #7 (2 layers of 64, 32; 3,587 params)``."""
+    size = f"{int(row['n_params']):,} params" if math.isfinite(row["n_params"]) else "size unknown"
+    if row["depth"] == 0:
+        return f"trial #{int(row['number'])} (linear model; {size})"
+    widths = ", ".join(str(w) for w in row["widths"]) if row["widths"] is not None else "?"
+    return f"trial #{int(row['number'])} ({depth_name(row['depth'])} of {widths}; {size})"
+
+
+def hover(frame: pd.DataFrame) -> list[str]:
+    """Hover text for each trial: number, widths, dropouts, size and metric."""
+    texts = []
+    for _, r in frame.iterrows():
+        widths = list(r["widths"]) if r["widths"] is not None else "?"
+        dropouts = [round(d, 2) for d in r["dropouts"]] if r["dropouts"] is not None else "?"
+        size = format_count(r["n_params"]) if math.isfinite(r["n_params"]) else "?"
+        texts.append(f"trial #{int(r['number'])}<br>widths {widths}<br>dropouts {dropouts}"
+                     f"<br>{size} params<br>value {fmt(r['value'])}")  # fmt: skip
+    return texts
+
+
+def style(fig: go.Figure, title: str, **layout: Any) -> go.Figure:
+    """Apply the look shared by every report figure."""
+    fig.update_layout(
+        title={"text": title, "x": 0.01},
+        template="plotly_white",
+        height=layout.pop("height", 430),
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        legend={"title": layout.pop("legend_title", None)},
+        **layout,
+    )
+    return fig

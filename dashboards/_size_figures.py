@@ -1,0 +1,266 @@
+"""Figures 1-4: how the metric varies with depth, parameter count, layer widths and layer shape."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import optuna
+
+from archsearch.dashboards import _analysis as an
+from archsearch.dashboards._base import describe
+from archsearch.dashboards._base import depth_color
+from archsearch.dashboards._base import depth_name
+from archsearch.dashboards._base import fmt
+from archsearch.dashboards._base import fmt_delta
+from archsearch.dashboards._base import hover
+from archsearch.dashboards._base import not_drawable
+from archsearch.dashboards._base import ReportFigure
+from archsearch.dashboards._base import SHAPE_COLORS
+from archsearch.dashboards._base import style
+from archsearch.dashboards._base import unwrap
+
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+def no_finished_reason(data: an.StudyData) -> str:
+    """The sentence for a figure that needs finished trials when there are none."""
+    counts = data.trials["state"].value_counts()
+    if counts.empty:
+        return "The study has no trials yet."
+    parts = ", ".join(f"{n} {state.lower()}" for state, n in counts.items())
+    return f"No trial finished with a metric ({parts}), so there is nothing to plot."
+
+
+def metric_vs_depth(data: an.StudyData) -> ReportFigure:
+    """Figure 1: every finished trial by number of hidden layers, a box per depth."""
+    import plotly.graph_objects as go
+
+    key, title = "metric_vs_depth", "Metric vs number of hidden layers"
+    done = data.complete[data.complete["depth"].notna()]
+    if done.empty:
+        return not_drawable(key, title, no_finished_reason(data))
+    summary = an.depth_summary(data)
+    if len(summary) < 2:
+        reason = f"Every finished trial has {depth_name(summary['depth'][0])}, so there is no depth to compare."
+        return not_drawable(key, title, reason)
+    fig = go.Figure()
+    for depth, group in done.groupby("depth"):
+        fig.add_trace(go.Box(
+            y=group["value"], name=depth_name(depth), boxpoints="all", jitter=0.4, pointpos=0,
+            marker={"color": depth_color(depth), "size": 7}, line={"width": 3 if depth == 0 else 1.5},
+            hovertext=hover(group), hoverinfo="text", showlegend=False,
+        ))  # fmt: skip
+    baseline = an.linear_baseline(data)
+    if baseline is not None:
+        fig.add_trace(go.Scatter(
+            x=[depth_name(0)], y=[baseline["value"]], mode="markers", name="linear baseline",
+            marker={"symbol": "star", "size": 16, "color": depth_color(0), "line": {"color": "black", "width": 1}},
+        ))  # fmt: skip
+    style(fig, title, xaxis_title="hidden layers", yaxis_title=data.metric_label)
+    return ReportFigure(key, title, _depth_caption(data, summary, baseline), fig)
+
+
+def _depth_caption(data: an.StudyData, summary, baseline) -> str:
+    sign = 1 if data.maximize else -1
+    bests = "; ".join(f"{depth_name(r.depth)}: {fmt(r.best)} (median {fmt(r.median)}, {r.n} trials)"
+                      for r in summary.itertuples())  # fmt: skip
+    top = summary.iloc[(sign * summary["best"]).argmax()]
+    text = (
+        "Each dot is a finished trial, each box the spread at that depth; red is the 0-layer linear "
+        f"model. Best {data.metric} per depth: {bests}. The best depth is {depth_name(top['depth'])}"
+    )
+    fewer = summary[summary["depth"] == top["depth"] - 1]
+    if not fewer.empty:
+        shallower = fewer["best"].iloc[0]
+        text += f"; one layer fewer reaches {fmt(shallower)} ({fmt_delta(shallower - top['best'])})"
+    text += ". "
+    if baseline is None:
+        return text + "There is no finished 0-layer trial, so no linear baseline to compare with."
+    gain = sign * (top["best"] - baseline["value"])
+    return text + (
+        f"Depth buys {fmt(gain)} over the linear baseline ({fmt(baseline['value'])})."
+        if top["depth"] != 0
+        else "No network beats the linear baseline: depth buys nothing on this data."
+    )
+
+
+def metric_vs_params(data: an.StudyData, tolerance: float = 0.005) -> ReportFigure:
+    """Figure 2: metric vs parameter count (log axis) by depth, with the Pareto front and the knee."""
+    import plotly.graph_objects as go
+
+    key, title = "metric_vs_params", "Metric vs parameter count"
+    sized = data.sized
+    if len(sized) < 2:
+        reason = no_finished_reason(data) if data.complete.empty else (
+            "Fewer than two finished trials record a parameter count (user attr n_params), so there is no size trend."
+        )  # fmt: skip
+        return not_drawable(key, title, reason)
+    fig = go.Figure()
+    for depth, group in sized.groupby("depth"):
+        fig.add_trace(go.Scatter(
+            x=group["n_params"], y=group["value"], mode="markers", name=depth_name(depth),
+            marker={"color": depth_color(depth), "size": 8, "opacity": 0.8}, hovertext=hover(group),
+            hoverinfo="text",
+        ))  # fmt: skip
+    front = an.pareto_front(data)
+    fig.add_trace(go.Scatter(
+        x=front["n_params"], y=front["value"], mode="lines", line={"color": "black", "shape": "hv", "width": 1.5},
+        name="Pareto front", hoverinfo="skip",
+    ))  # fmt: skip
+    knee = an.find_knee(data, tolerance)
+    best, knee_row = (sized[sized["number"] == n].iloc[0] for n in (knee.best, knee.knee))
+    limit = best["value"] - tolerance if data.maximize else best["value"] + tolerance
+    band = f"best {'-' if data.maximize else '+'} {tolerance:g}"
+    fig.add_hline(y=limit, line={"dash": "dot", "color": "grey"}, annotation_text=band)
+    fig.add_trace(go.Scatter(
+        x=[knee_row["n_params"]], y=[knee_row["value"]], mode="markers", name=f"knee (trial #{knee.knee})",
+        marker={"symbol": "star", "size": 18, "color": "gold", "line": {"color": "black", "width": 1}},
+    ))  # fmt: skip
+    xaxis = {"type": "log", "title": "trainable parameters (log scale)"}
+    style(fig, title, xaxis=xaxis, yaxis_title=data.metric_label, legend_title="hidden layers")
+    caption = (
+        "Each dot is a finished trial at its parameter count (log scale), coloured by depth. The black "
+        "step line is the Pareto front: no trial does better with fewer parameters. The star is the "
+        f"knee, the smallest network within {tolerance:g} {data.metric} of the best. "
+    )
+    if knee.knee == knee.best:
+        caption += (
+            f"Here the best trial, {describe(best)} at {fmt(best['value'])}, is also the knee: nothing "
+            f"smaller comes within {tolerance:g}."
+        )
+    else:
+        ratio = best["n_params"] / knee_row["n_params"]
+        caption += (
+            f"The knee is {describe(knee_row)} at {fmt(knee_row['value'])}, only {fmt(knee.gap)} short of the best, "
+            f"{describe(best)} at {fmt(best['value'])}, with {ratio:.3g}× fewer parameters."
+        )
+    return ReportFigure(key, title, caption, fig)
+
+
+def metric_vs_widths(data: an.StudyData) -> ReportFigure:
+    """Figure 3: metric vs the width of each hidden layer (a panel per layer) and vs total units."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    key, title = "metric_vs_widths", "Metric vs width of each hidden layer"
+    nets = data.complete[(data.complete["depth"] >= 1) & data.complete["widths"].notna()]
+    if nets.empty:
+        reason = "No finished trial has a hidden layer, so there are no widths to plot."
+        return not_drawable(key, title, no_finished_reason(data) if data.complete.empty else reason)
+    max_depth = int(nets["depth"].max())
+    names = [f"layer {i + 1} width" for i in range(max_depth)] + ["total hidden units"]
+    fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=names, horizontal_spacing=0.03)
+    for depth, group in nets.groupby("depth"):
+        for col in range(1, len(names) + 1):
+            if col == len(names):
+                x = group["total_units"]
+            else:
+                x = [w[col - 1] if len(w) >= col else None for w in group["widths"]]
+            fig.add_trace(go.Scatter(
+                x=x, y=group["value"], mode="markers", name=depth_name(depth), legendgroup=str(depth),
+                showlegend=col == 1, marker={"color": depth_color(depth), "size": 7, "opacity": 0.8},
+                hovertext=hover(group), hoverinfo="text",
+            ), row=1, col=col)  # fmt: skip
+    fig.update_xaxes(type="log")
+    style(fig, title, yaxis_title=data.metric_label, legend_title="hidden layers", height=400)
+    rhos = an.width_correlations(data)
+    reading = ", ".join(f"{k} {v:+.2f}" for k, v in rhos.items() if math.isfinite(v))
+    caption = (
+        "Each panel puts the finished trials at the width of one hidden layer (log scale; layer 1 is "
+        "next to the input), the last panel at the total of all hidden units. Colours are depths. "
+    )
+    caption += (
+        "Rank correlation between width and how good the result is (+1: wider is always better, 0: "
+        f"width does not matter, -1: narrower is always better): {reading}."
+        if reading
+        else "Too few trials with varied widths to measure a trend."
+    )
+    return ReportFigure(key, title, caption, fig)
+
+
+def layer_shapes(data: an.StudyData) -> ReportFigure:
+    """Figure 4: layer shapes compared within matched parameter-count bins."""
+    import plotly.graph_objects as go
+
+    key, title = "layer_shapes", "Layer shape at matched size"
+    if data.complete.empty:
+        return not_drawable(key, title, no_finished_reason(data))
+    table = an.shape_by_size(data)
+    if table.empty:
+        reason = "Layer shape needs finished trials with 2 or more hidden layers; this study has none."
+        return not_drawable(key, title, reason)
+    per_bin = table.groupby("size_bin", observed=True)["layer_shape"].nunique()
+    if (per_bin < 2).all():
+        reason = "No size bin holds two different layer shapes, so shapes cannot be compared at matched size."
+        return not_drawable(key, title, reason)
+    deep = data.sized
+    deep = deep[(deep["depth"] >= 2) & deep["layer_shape"].notna()]
+    fig = go.Figure()
+    for shape, group in deep.groupby("layer_shape"):
+        fig.add_trace(go.Box(
+            x=group["size_bin"].astype(str), y=group["value"], name=shape, boxpoints="all", jitter=0.3,
+            pointpos=0, marker={"color": SHAPE_COLORS.get(shape, "#333333")}, hovertext=hover(group),
+            hoverinfo="text",
+        ))  # fmt: skip
+    order = [str(c) for c in deep["size_bin"].cat.categories if c in set(deep["size_bin"])]
+    xaxis = {"title": "parameter-count bin", "categoryorder": "array", "categoryarray": order}
+    style(fig, title, boxmode="group", xaxis=xaxis, yaxis_title=data.metric_label, legend_title="layer shape")
+    readings = []
+    for size_bin, group in table.groupby("size_bin", observed=True):
+        if len(group) >= 2:
+            top = group.sort_values("median_score", ascending=False).iloc[0]
+            rest = group[group["layer_shape"] != top["layer_shape"]]
+            others = ", ".join(f"{r.layer_shape} {fmt(r.median)}" for r in rest.itertuples())
+            readings.append(
+                f"in the {size_bin} bin {top['layer_shape']} has the best median ({fmt(top['median'])}; {others})"
+            )
+    caption = (
+        "Trials with 2+ hidden layers, grouped by parameter count so each shape is compared with "
+        "networks of similar size: uniform = all layers equal, funnel = shrinking towards the output, "
+        "expanding = growing, diamond = grows then shrinks, irregular = anything else. Reading: "
+        + "; ".join(readings) + ". Bins with a single shape give no comparison."
+    )
+    return ReportFigure(key, title, caption, fig)
+
+
+def plot_metric_vs_depth(study: optuna.Study) -> go.Figure:
+    """Plot the metric of every finished trial against its number of hidden layers (figure 1).
+
+    Example:
+        >>> from archsearch.dashboards import plot_metric_vs_depth
+        >>> plot_metric_vs_depth(study).show()  # doctest: +SKIP
+
+    Raises:
+        ValueError: With the reason, when the study cannot support the figure (e.g. one depth).
+    """
+    return unwrap(metric_vs_depth(an.load_study_data(study)))
+
+
+def plot_metric_vs_params(study: optuna.Study, *, knee_tolerance: float = 0.005) -> go.Figure:
+    """Plot the metric against parameter count with the Pareto front and the knee (figure 2).
+
+    Raises:
+        ValueError: With the reason, when the study cannot support the figure.
+    """
+    return unwrap(metric_vs_params(an.load_study_data(study), knee_tolerance))
+
+
+def plot_metric_vs_widths(study: optuna.Study) -> go.Figure:
+    """Plot the metric against each hidden layer's width and the total hidden units (figure 3).
+
+    Raises:
+        ValueError: With the reason, when the study cannot support the figure.
+    """
+    return unwrap(metric_vs_widths(an.load_study_data(study)))
+
+
+def plot_layer_shapes(study: optuna.Study) -> go.Figure:
+    """Plot the metric by layer shape within parameter-count bins (figure 4).
+
+    Raises:
+        ValueError: With the reason, when the study cannot support the figure.
+    """
+    return unwrap(layer_shapes(an.load_study_data(study)))

@@ -1,0 +1,143 @@
+"""The local worker pool: spawn one process per slot, show progress, stop them cleanly on a signal."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TextIO
+
+import optuna
+from optuna.trial import TrialState
+
+from archsearch.placement import WorkerSlot
+from archsearch.worker import EXIT_FAILURE_STREAK, worker_main
+
+__all__ = ["run_pool", "PoolFailure", "progress_line"]
+
+POLL_SECONDS = 1.0
+STOP_GRACE_SECONDS = 30.0
+
+
+class PoolFailure(RuntimeError):
+    """A worker stopped after a streak of failed trials, or died with an error."""
+
+
+def progress_line(study: optuna.Study, total: int, metric: str, started: float) -> str:
+    """One status line: trials done/pruned/failed overall and per worker, best value so far."""
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state for t in trials)
+    done = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+    per_worker = Counter(t.user_attrs.get("worker", "?").rsplit("/", 1)[-1] for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if finished:
+        best_trial = max(finished, key=lambda t: t.value) if study.direction == optuna.study.StudyDirection.MAXIMIZE else min(finished, key=lambda t: t.value)
+        best = f"best val {metric} {best_trial.value:.4f} (trial {best_trial.number})"
+    else:
+        best = "no completed trial yet"
+    workers = " ".join(f"{w}:{n}" for w, n in sorted(per_worker.items()))
+    return (
+        f"[archsearch] {done}/{total} trials: {states[TrialState.COMPLETE]} complete, {states[TrialState.PRUNED]} pruned, "
+        f"{states[TrialState.FAIL]} failed, {states[TrialState.RUNNING]} running | {best} | {workers} | {time.monotonic() - started:.0f}s"
+    )
+
+
+def run_pool(
+    url: str,
+    study: optuna.Study,
+    slots: list[WorkerSlot],
+    *,
+    total: int,
+    metric: str,
+    log_dir: Path,
+    deadline: float | None = None,
+    quiet: bool = True,
+    stream: TextIO | None = None,
+) -> None:
+    """Run one spawned worker process per slot until they all stop; raise on a failure streak.
+
+    SIGINT/SIGTERM to this process stop the workers: each ends its running trial as FAIL and exits, and
+    the interrupt is re-raised here once they are gone, so rerunning the search continues the study.
+    """
+    stream = stream or sys.stderr
+    log_dir.mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")
+    processes = []
+    for slot in slots:
+        log_path = log_dir / f"worker-{slot.index}.log"
+        process = context.Process(
+            target=worker_main,
+            args=(url, study.study_name, slot, str(log_path), total, deadline, None),
+            name=f"archsearch-worker-{slot.index}",
+        )
+        processes.append(process)
+
+    interrupted: list[int] = []
+    previous_handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum: int, frame: object) -> None:
+            interrupted.append(signum)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous_handlers[signum] = signal.signal(signum, on_signal)
+    started = time.monotonic()
+    last_line = ""
+    try:
+        for process in processes:
+            process.start()
+        if not quiet:
+            stream.write(f"[archsearch] {len(slots)} workers ({', '.join(sorted({s.device for s in slots}))}); logs in {log_dir}\n")
+        while any(p.is_alive() for p in processes):
+            if interrupted:
+                raise KeyboardInterrupt()
+            failed = [p for p in processes if p.exitcode == EXIT_FAILURE_STREAK]
+            if failed:
+                _stop(processes)
+                raise PoolFailure(_last_failure(study))
+            if not quiet:
+                line = progress_line(study, total, metric, started)
+                if line != last_line:
+                    stream.write(line + "\n")
+                    stream.flush()
+                    last_line = line
+            time.sleep(POLL_SECONDS)
+        if any(p.exitcode == EXIT_FAILURE_STREAK for p in processes):
+            raise PoolFailure(_last_failure(study))
+        crashed = [p for p in processes if p.exitcode not in (0, EXIT_FAILURE_STREAK)]
+        if crashed and not interrupted:
+            codes = ", ".join(f"{p.name} exited {p.exitcode}" for p in crashed)
+            stream.write(f"[archsearch] warning: {codes}; see {log_dir}\n")
+        if not quiet:
+            stream.write(progress_line(study, total, metric, started) + "\n")
+    finally:
+        _stop(processes)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+
+
+def _stop(processes: list) -> None:
+    """SIGTERM live workers, give them time to mark their trials failed, then kill what remains."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process in processes:
+        if process.pid is None:
+            continue  # never started
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+
+
+def _last_failure(study: optuna.Study) -> str:
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if not t.user_attrs.get("not_run")]
+    if not failed:
+        return "a worker stopped after failed trials"
+    last = max(failed, key=lambda t: t.number)
+    reason = last.user_attrs.get("fail_reason") or last.system_attrs.get("fail_reason", "unknown error")
+    return f"the last (trial {last.number}) failed with: {reason}"

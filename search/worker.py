@@ -1,0 +1,194 @@
+"""A trainer worker: joins a study by URL and name, and trains trials until the study's total is reached.
+
+Everything a worker needs (space, data reference, training settings) is read from the study itself, so
+a worker on another machine needs only the storage URL and the study name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import TrialState
+
+from archsearch._objective import EXCESS_ATTR, Objective
+from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
+from archsearch.placement import WorkerSlot
+from archsearch.storage import FINISHED_STATES, default_artifact_dir, make_storage, mask_url, open_study
+from archsearch.trainers.data import DataError, load_data
+
+__all__ = ["run_worker", "WorkerOutcome", "EXIT_FAILURE_STREAK", "worker_main"]
+EXIT_FAILURE_STREAK = 3
+
+
+@dataclass
+class WorkerOutcome:
+    """How a worker ended: trials it finished, and the failure streak that stopped it (if any)."""
+
+    finished: int = 0
+    stopped_by_failures: bool = False
+    failed_streak: int = 0
+    last_failure: str | None = None
+    last_failed_trial: int | None = None
+
+
+def worker_label(slot: WorkerSlot) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}/w{slot.index}"
+
+
+def load_worker_study(url: str, study_name: str) -> tuple[SearchConfig, optuna.storages.RDBStorage, optuna.Study]:
+    """Open a study created by archsearch with heartbeats, retries, and the sampler and pruner it was made with."""
+    from archsearch.controller import make_pruner, make_sampler
+
+    plain = open_study(make_storage(url), study_name, url=url)
+    if CONFIG_ATTR not in plain.user_attrs:
+        raise ConfigError(
+            f"Study {study_name!r} in {mask_url(url)!r} has no archsearch config; create it with "
+            "`archsearch search CONFIG` before starting workers."
+        )
+    config = SearchConfig.from_dict(plain.user_attrs[CONFIG_ATTR])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=config.study.max_retry)
+    storage = make_storage(
+        url,
+        heartbeat_interval=config.study.heartbeat_interval,
+        grace_period=config.study.grace_period,
+        heartbeat_stale_trial_callback=retry,
+    )
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler(config), pruner=make_pruner(config))
+    return config, storage, study
+
+
+def _load_data_here(config: SearchConfig):
+    try:
+        return load_data(config.data)
+    except DataError as e:
+        if config.data.path and not Path(config.data.path).exists():
+            raise DataError(
+                f"The study's data file {config.data.path!r} is not readable on this machine "
+                f"({socket.gethostname()}): every worker needs the data at the same path. {e}"
+            ) from e
+        raise
+
+
+def run_worker(
+    url: str,
+    study_name: str,
+    slot: WorkerSlot,
+    *,
+    total: int | None = None,
+    max_trials: int | None = None,
+    deadline: float | None = None,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    log: TextIO | None = None,
+) -> WorkerOutcome:
+    """Train trials of an existing study until it holds `total` finished trials (or a limit is hit).
+
+    Args:
+        url: Storage URL.
+        study_name: Study created by `archsearch search`.
+        slot: This worker's device and thread count.
+        total: Completed + pruned trials the study should reach; default: its config's n_trials.
+        max_trials: Stop after this many trials of this worker's own.
+        deadline: `time.time()` after which no new trial starts.
+        callbacks: Extra study callbacks (progress).
+        log: Where one line per finished trial goes.
+    """
+    config, storage, study = load_worker_study(url, study_name)
+    total = config.study.n_trials if total is None else total
+    data = _load_data_here(config)
+    metric = study.user_attrs["metric"]
+    artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
+    device = _device_for(slot)
+    label = worker_label(slot)
+    objective = Objective(
+        config, data, metric, storage, artifact_dir, device=device, num_threads=slot.threads, worker=label, total=total
+    )
+    outcome = WorkerOutcome()
+    limit = config.study.max_consecutive_failures
+
+    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.user_attrs.get(EXCESS_ATTR):
+            return
+        if trial.state == TrialState.FAIL:
+            outcome.failed_streak += 1
+            outcome.last_failed_trial = trial.number
+            outcome.last_failure = trial.user_attrs.get("fail_reason") or trial.system_attrs.get("fail_reason", "unknown error")
+        else:
+            outcome.failed_streak = 0
+            outcome.finished += 1
+        if log is not None:
+            value = "" if trial.value is None else f" value {trial.value:.4f}"
+            log.write(f"{time.strftime('%H:%M:%S')} {label} trial {trial.number} {trial.state.name}{value} {trial.user_attrs.get('widths')}\n")
+            log.flush()
+
+    all_callbacks = [record, objective.after_trial, *(callbacks or [])]
+    while outcome.failed_streak < limit:
+        if max_trials is not None and outcome.finished >= max_trials:
+            break
+        if deadline is not None and time.time() >= deadline:
+            break
+        # Trials of dead workers are failed (and re-queued by the retry callback) before counting.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state in FINISHED_STATES for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        waiting = sum(t.state == TrialState.WAITING for t in trials)
+        if finished >= total:
+            break
+        if finished + running >= total and not waiting:
+            # The remaining trials are running elsewhere; wait in case their worker dies.
+            time.sleep(min(config.study.heartbeat_interval, 2))
+            continue
+        study.optimize(objective, n_trials=1, callbacks=all_callbacks, catch=(Exception,), gc_after_trial=True)
+        if outcome.failed_streak:
+            from archsearch.trainers import release_memory
+
+            release_memory()
+    outcome.stopped_by_failures = outcome.failed_streak >= limit
+    return outcome
+
+
+def _device_for(slot: WorkerSlot) -> str:
+    """The torch device name of a slot; a spawned worker sees only its own GPU, as cuda:0."""
+    if slot.gpu is None:
+        return "cpu"
+    return "cuda:0" if os.environ.get("CUDA_VISIBLE_DEVICES") == str(slot.gpu) else f"cuda:{slot.gpu}"
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def worker_main(url: str, study_name: str, slot: WorkerSlot, log_path: str, total: int | None, deadline: float | None, max_trials: int | None) -> None:
+    """Entry point of a spawned worker process: logs to its own file, exits 3 on a failure streak."""
+    os.environ.update(slot.env)  # before torch loads, so the worker sees only its GPU
+    # SIGTERM from the controller ends the running trial as FAIL through Optuna's KeyboardInterrupt path.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    with open(log_path, "a", encoding="utf-8", buffering=1) as log:
+        sys.stdout = sys.stderr = log
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        log.write(f"{time.strftime('%H:%M:%S')} {worker_label(slot)} starts on {slot.device}"
+                  f"{'' if slot.gpu is None else f' (GPU {slot.gpu})'}, {slot.threads} thread(s)\n")
+        try:
+            outcome = run_worker(url, study_name, slot, total=total, max_trials=max_trials, deadline=deadline, log=log)
+        except KeyboardInterrupt:
+            log.write(f"{time.strftime('%H:%M:%S')} stopped by a signal\n")
+            sys.exit(130)
+        except Exception as e:
+            log.write(f"{time.strftime('%H:%M:%S')} error: {mask_url(f'{type(e).__name__}: {e}')}\n")
+            raise
+        if outcome.stopped_by_failures:
+            sys.exit(EXIT_FAILURE_STREAK)

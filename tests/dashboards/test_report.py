@@ -1,0 +1,120 @@
+"""The report on whole studies: every figure drawn on a rich study, reasons on the edge ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import subprocess
+import sys
+
+import optuna
+import optuna_dashboard
+import pytest
+
+from archsearch.dashboards import build_report
+from archsearch.dashboards import notable_trials
+from archsearch.dashboards import plot_layer_shapes
+from archsearch.dashboards import plot_metric_vs_depth
+from archsearch.dashboards import plot_metric_vs_params
+
+
+FAIL, PRUNED = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED
+FIGURE_KEYS = ["metric_vs_depth", "metric_vs_params", "metric_vs_widths", "layer_shapes", "dropout_by_size",
+               "spread_vs_size", "importance", "learning_curves", "pruning"]  # fmt: skip
+
+
+def test_build_report_draws_every_figure_of_a_rich_study(demo_study: optuna.Study) -> None:
+    """Check that the ~45-trial demo study draws all figures and names the knee and its tolerance."""
+    report = build_report(demo_study)
+    assert [f.key for f in report.figures] == FIGURE_KEYS
+    assert [f.key for f in report.figures if not f.drawable] == []
+    assert "Knee, the smallest network within 0.005 accuracy (0.5 points) of the best: trial #" in report.summary
+    # Captions carry this study's numbers, not boilerplate.
+    assert "Depth buys" in report.figures[0].caption and "seed_group" in report.figures[5].caption
+
+
+def test_build_report_gives_reasons_for_an_empty_study(study_factory) -> None:
+    """Check that a study with no trials renders every figure as a reason."""
+    report = build_report(study_factory())
+    assert all(f.figure is None and f.reason for f in report.figures)
+    assert report.figures[0].reason == "The study has no trials yet."
+    assert report.tables[0].frame.empty
+
+
+def test_build_report_gives_reasons_when_every_trial_failed(study_factory, trial_maker, tmp_path: Path) -> None:
+    """Check that a study of failures says so, names the failure, and still writes HTML."""
+    study = study_factory()
+    for _ in range(3):
+        study.add_trial(trial_maker(widths=[8], value=None, state=FAIL, curve=[]))
+    report = build_report(study)
+    assert not any(f.drawable for f in report.figures)
+    assert "No trial finished with a metric (3 fail)" in report.figures[0].reason
+    assert "RuntimeError: CUDA out of memory" in report.summary
+    assert "No trial finished with a metric" in report.write_html(tmp_path / "r.html").read_text()
+
+
+def test_build_report_with_a_single_depth_explains_the_missing_comparisons(study_factory, trial_maker) -> None:
+    """Check that a one-depth study skips the depth and shape figures with reasons and draws the rest."""
+    study = study_factory()
+    for i, width in enumerate([4, 8, 16, 32]):
+        study.add_trial(trial_maker(widths=[width], dropouts=[0.1 * (i % 2)], value=0.8 + 0.02 * i))
+    figures = {f.key: f for f in build_report(study).figures}
+    assert figures["metric_vs_depth"].reason == "Every finished trial has 1 layer, so there is no depth to compare."
+    assert "2 or more hidden layers" in figures["layer_shapes"].reason
+    assert "at least 10 finished trials" in figures["importance"].reason
+    assert figures["pruning"].reason.startswith("No trial was pruned")
+    assert figures["metric_vs_params"].drawable and figures["dropout_by_size"].drawable
+    with pytest.raises(ValueError, match="no depth to compare"):
+        plot_metric_vs_depth(study)
+    with pytest.raises(ValueError, match="2 or more hidden layers"):
+        plot_layer_shapes(study)
+
+
+def test_build_report_follows_a_minimized_regression_metric(study_factory, trial_maker) -> None:
+    """Check that for rmse the best, knee and baseline gain are read with lower as better."""
+    study = study_factory("rmse")
+    for widths, rmse in [([], 2.0), ([4], 1.2), ([64], 1.003), ([256, 256], 1.0)]:
+        study.add_trial(trial_maker(widths=widths, value=rmse, metric="rmse"))
+    report = build_report(study)
+    assert "validation rmse (regression); lower is better" in report.summary
+    assert "Best: trial #3" in report.summary and "within 0.005 rmse (in the metric's own units)" in report.summary
+    assert "the best network is +1 better" not in report.summary and "1 better." in report.summary
+    table = notable_trials(study)
+    assert table["trial"].tolist() == [3, 2, 0]
+    # The plotted front goes down in error as size grows.
+    front = [t for t in plot_metric_vs_params(study).data if t.name == "Pareto front"][0]
+    assert list(front.y) == [2.0, 1.2, 1.003, 1.0]
+
+
+def test_build_report_rejects_a_negative_tolerance(study_factory) -> None:
+    """Check that a negative knee tolerance is refused with the parameter's name."""
+    with pytest.raises(ValueError, match="'knee_tolerance' parameter must be a finite number >= 0"):
+        build_report(study_factory(), knee_tolerance=-1)
+
+
+def test_report_write_html_embeds_plotly_and_loads_nothing_remote(demo_study: optuna.Study, tmp_path: Path) -> None:
+    """Check that report.html inlines plotly.js once and references no remote script."""
+    text = build_report(demo_study).write_html(tmp_path / "report.html").read_text()
+    assert text.count("<script type=\"text/javascript\">/**\n* plotly.js") == 1
+    assert "<script src=" not in text and 'src="http' not in text
+    assert text.count('class="plotly-graph-div"') == len(FIGURE_KEYS)
+
+
+def test_report_push_to_dashboard_saves_figures_and_note(demo_study: optuna.Study) -> None:
+    """Check that pushing stores one graph object per drawn figure and the summary as the study note."""
+    report = build_report(demo_study)
+    ids = report.push_to_dashboard(demo_study)
+    assert ids == [f"archsearch_{k}" for k in FIGURE_KEYS]
+    # Pushing twice replaces, because the graph object ids are fixed.
+    report.push_to_dashboard(demo_study)
+    attrs = demo_study._storage.get_study_system_attrs(demo_study._study_id)
+    stored = {k.removeprefix("dashboard:plot_data:").split(":")[0] for k in attrs if k.startswith("dashboard:plot_data:")}
+    assert stored == set(ids)
+    note = optuna_dashboard.get_note(demo_study)
+    assert note.startswith("## archsearch report: demo-mlp") and "### Metric vs parameter count" in note
+
+
+def test_import_does_not_load_plotly() -> None:
+    """Check that importing archsearch.dashboards leaves plotly and scipy unloaded."""
+    code = "import sys, archsearch.dashboards; print('plotly' in sys.modules, 'scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["False", "False"]
