@@ -14,7 +14,6 @@ from archsearch.dashboards._report import notable_trials
 from archsearch.dashboards._report import Report
 from archsearch.dashboards._report import ReportTable
 from archsearch.dashboards._server import launch_dashboard
-from archsearch.dashboards._server import mask_password
 from archsearch.dashboards._size_figures import plot_layer_shapes
 from archsearch.dashboards._size_figures import plot_metric_vs_depth
 from archsearch.dashboards._size_figures import plot_metric_vs_params
@@ -32,7 +31,6 @@ __all__ = [
     "ReportTable",
     "build_report",
     "launch_dashboard",
-    "mask_password",
     "notable_trials",
     "plot_dropout_by_size",
     "plot_importance",

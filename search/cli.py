@@ -17,7 +17,8 @@ def _describe_trial(study, trial) -> str:
     metric = study.user_attrs.get("metric", "value")
     widths = attrs.get("widths", [])
     layers = f"{len(widths)} hidden layer{'s' if len(widths) != 1 else ''}"
-    shape = f" {widths}, dropout {attrs.get('dropouts')}, {attrs.get('activation')}" if widths else " (linear model)"
+    dropouts = [round(d, 3) for d in attrs.get("dropouts", [])]
+    shape = f" {widths}, dropout {dropouts}, {attrs.get('activation')}" if widths else " (linear model)"
     test = attrs.get(f"test_{metric}")
     test_text = f", test {metric} {test:.4f}" if test is not None else ""
     return (
@@ -37,7 +38,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         print(f"Study {config.study.name!r} in {mask_url(config.study.storage)}", file=sys.stderr)
-    study = run_search(config, quiet=args.quiet)
+    study = run_search(
+        config, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu, quiet=args.quiet, log_dir=args.log_dir
+    )
     counts = state_counts(study)
     print(
         f"Study {study.study_name!r}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
@@ -52,6 +55,49 @@ def _cmd_search(args: argparse.Namespace) -> int:
     linear = [t for t in study.trials if t.user_attrs.get("baseline") == "linear" and t.value is not None]
     if linear and linear[0].number != best.number:
         print("Linear baseline " + _describe_trial(study, linear[0]))
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from archsearch.controller import join_study
+    from archsearch.storage import mask_url, state_counts
+
+    if not args.quiet:
+        print(f"Joining study {args.study!r} in {mask_url(args.storage)}", file=sys.stderr)
+    study = join_study(
+        args.storage, args.study, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
+        max_trials=args.n_trials, quiet=args.quiet, log_dir=args.log_dir,
+    )
+    counts = state_counts(study)
+    print(f"Study {study.study_name!r}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed trials.")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from archsearch.storage import make_storage, study_status
+
+    print(study_status(make_storage(args.storage), args.study, url=args.storage))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from archsearch.dashboards import build_report
+    from archsearch.storage import make_storage, open_study
+
+    study = open_study(make_storage(args.storage), args.study, url=args.storage)
+    report = build_report(study, knee_tolerance=args.knee_tolerance)
+    path = report.write_html(args.out)
+    print(f"Report written to {path}")
+    if not args.no_push:
+        pushed = report.push_to_dashboard(study)
+        print(f"Pushed {len(pushed)} figures and the summary note to optuna-dashboard (study {args.study!r}).")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from archsearch.dashboards import launch_dashboard
+
+    launch_dashboard(args.storage, host=args.host, port=args.port, artifact_dir=args.artifacts)
     return 0
 
 
@@ -72,6 +118,20 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gpu_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--gpus must be comma-separated GPU indices such as 0,1. Got {text!r} instead.") from e
+
+
+def _add_worker_arguments(parser: argparse.ArgumentParser, *, workers_default: int | None) -> None:
+    parser.add_argument("--workers", type=int, default=workers_default, help="worker processes (default: one per GPU, else one per CPU core)")
+    parser.add_argument("--gpus", type=_gpu_list, help="GPU indices to use, e.g. 0,1 (default: all visible GPUs)")
+    parser.add_argument("--trials-per-gpu", type=int, default=1, help="workers sharing each GPU (default: 1)")
+    parser.add_argument("--log-dir", help="folder of the per-worker logs (default: beside a SQLite file)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archsearch", description="Architecture and hyperparameter search for MLPs.")
     parser.add_argument("--version", action="version", version=f"archsearch {archsearch.__version__}")
@@ -84,7 +144,36 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--n-trials", type=int, help="total completed + pruned trials (overrides [study] n_trials)")
     search.add_argument("--timeout", type=float, help="seconds for this run (overrides [study] timeout)")
     search.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_worker_arguments(search, workers_default=None)
     search.set_defaults(handler=_cmd_search)
+
+    worker = commands.add_parser("worker", help="join an existing study from this machine (URL and name are enough)")
+    worker.add_argument("--storage", required=True, help="storage URL of the study, as this machine reaches it")
+    worker.add_argument("--study", required=True, help="study name")
+    worker.add_argument("--n-trials", type=int, help="stop each worker after this many trials of its own")
+    worker.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_worker_arguments(worker, workers_default=None)
+    worker.set_defaults(handler=_cmd_worker)
+
+    status = commands.add_parser("status", help="trial counts, running trials with heartbeat age, best trial")
+    status.add_argument("--storage", required=True, help="storage URL")
+    status.add_argument("--study", required=True, help="study name")
+    status.set_defaults(handler=_cmd_status)
+
+    report = commands.add_parser("report", help="write the HTML report and push its figures to optuna-dashboard")
+    report.add_argument("--storage", required=True, help="storage URL")
+    report.add_argument("--study", required=True, help="study name")
+    report.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
+    report.add_argument("--knee-tolerance", type=float, default=0.005, help="metric distance from the best that still counts as 'as good' (default 0.005 = 0.5 points)")
+    report.add_argument("--no-push", action="store_true", help="do not save the figures into the study for optuna-dashboard")
+    report.set_defaults(handler=_cmd_report)
+
+    dashboard = commands.add_parser("dashboard", help="start optuna-dashboard on the storage, with the trained weights")
+    dashboard.add_argument("--storage", required=True, help="storage URL")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    dashboard.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    dashboard.add_argument("--artifacts", help="artifact folder (default: beside a SQLite file)")
+    dashboard.set_defaults(handler=_cmd_dashboard)
 
     export = commands.add_parser("export", help="export the best (or a given) trial's network")
     export.add_argument("--storage", required=True, help="storage URL of the study")

@@ -22,7 +22,7 @@ from archsearch.worker import run_worker
 from archsearch.trainers.data import PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
-__all__ = ["SearchError", "run_search", "open_search_study", "OpenedStudy", "make_sampler", "make_pruner"]
+__all__ = ["SearchError", "run_search", "join_study", "open_search_study", "OpenedStudy", "make_sampler", "make_pruner"]
 
 
 class SearchError(RuntimeError):
@@ -179,21 +179,39 @@ def run_search(
         return study
     deadline = time.time() + config.study.timeout if config.study.timeout else None
     slots = _plan(config, workers, gpus, trials_per_gpu)
+    _run_slots(config, study, slots, in_process=gpus is None, deadline=deadline, quiet=quiet, stream=stream, log_dir=log_dir)
+    return study
+
+
+def _run_slots(
+    config: SearchConfig,
+    study: optuna.Study,
+    slots: list[WorkerSlot],
+    *,
+    in_process: bool,
+    deadline: float | None = None,
+    max_trials: int | None = None,
+    quiet: bool = True,
+    stream: TextIO | None = None,
+    log_dir: str | Path | None = None,
+) -> None:
+    """Train in this process (one CPU slot) or in a pool of spawned workers; raise on a failure streak."""
+    url, total, metric = config.study.storage, config.study.n_trials, study.user_attrs["metric"]
     stream = stream or sys.stderr
-    if len(slots) == 1 and gpus is None:
-        callbacks = [] if quiet else [_PrintProgress(total, opened.metric, stream)]
-        outcome = run_worker(config.study.storage, study.study_name, slots[0], total=total, deadline=deadline, callbacks=callbacks)
+    if len(slots) == 1 and in_process:
+        callbacks = [] if quiet else [_PrintProgress(total, metric, stream)]
+        outcome = run_worker(url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline, callbacks=callbacks)
         if outcome.stopped_by_failures:
-            raise SearchError(_failure_message(study, outcome.failed_streak, f"the last (trial {outcome.last_failed_trial}) failed with: {outcome.last_failure}"))
-        return study
+            last = f"the last (trial {outcome.last_failed_trial}) failed with: {outcome.last_failure}"
+            raise SearchError(_failure_message(study, outcome.failed_streak, last))
+        return
     try:
         run_pool(
-            config.study.storage, study, slots, total=total, metric=opened.metric,
-            log_dir=Path(log_dir) if log_dir else _log_dir_for(config), deadline=deadline, quiet=quiet, stream=stream,
+            url, study, slots, total=total, metric=metric, log_dir=Path(log_dir) if log_dir else _log_dir_for(config),
+            deadline=deadline, quiet=quiet, stream=stream, max_trials=max_trials,
         )
     except PoolFailure as e:
         raise SearchError(_failure_message(study, config.study.max_consecutive_failures, str(e))) from e
-    return study
 
 
 def _plan(config: SearchConfig, workers: int | None, gpus: Sequence[int] | None, trials_per_gpu: int) -> list[WorkerSlot]:
@@ -230,3 +248,34 @@ class _PrintProgress:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.stream.write(progress_line(study, self.total, self.metric, self.started) + "\n")
         self.stream.flush()
+
+
+def join_study(
+    storage: str,
+    study_name: str,
+    *,
+    workers: int | None = 1,
+    gpus: Sequence[int] | None = None,
+    trials_per_gpu: int = 1,
+    max_trials: int | None = None,
+    quiet: bool = True,
+    stream: TextIO | None = None,
+    log_dir: str | Path | None = None,
+) -> optuna.Study:
+    """Add workers on this machine to an existing study, knowing only its storage URL and name.
+
+    The study's config (space, data reference, training settings) is read from the study itself. The
+    workers stop when the study reaches its total, or after `max_trials` trials each.
+
+    Example:
+        >>> join_study("postgresql+psycopg://archsearch@db-host/archsearch", "digits", workers=4)
+    """
+    from archsearch.worker import load_worker_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config, _, study = load_worker_study(storage, study_name)
+    # The URL given here is how this machine reaches the database; the stored one may name another host.
+    config = config.replace(storage=storage)
+    slots = _plan(config, workers, gpus, trials_per_gpu)
+    _run_slots(config, study, slots, in_process=gpus is None, max_trials=max_trials, quiet=quiet, stream=stream, log_dir=log_dir)
+    return study

@@ -57,6 +57,7 @@ def run_pool(
     deadline: float | None = None,
     quiet: bool = True,
     stream: TextIO | None = None,
+    max_trials: int | None = None,
 ) -> None:
     """Run one spawned worker process per slot until they all stop; raise on a failure streak.
 
@@ -71,7 +72,7 @@ def run_pool(
         log_path = log_dir / f"worker-{slot.index}.log"
         process = context.Process(
             target=worker_main,
-            args=(url, study.study_name, slot, str(log_path), total, deadline, None),
+            args=(url, study.study_name, slot, str(log_path), total, deadline, max_trials),
             name=f"archsearch-worker-{slot.index}",
         )
         processes.append(process)
@@ -100,10 +101,11 @@ def run_pool(
                 raise PoolFailure(_last_failure(study))
             if not quiet:
                 line = progress_line(study, total, metric, started)
-                if line != last_line:
+                news = line.rsplit(" | ", 1)[0]  # the elapsed time alone is no news
+                if news != last_line:
                     stream.write(line + "\n")
                     stream.flush()
-                    last_line = line
+                    last_line = news
             time.sleep(POLL_SECONDS)
         if any(p.exitcode == EXIT_FAILURE_STREAK for p in processes):
             raise PoolFailure(_last_failure(study))
@@ -111,8 +113,6 @@ def run_pool(
         if crashed and not interrupted:
             codes = ", ".join(f"{p.name} exited {p.exitcode}" for p in crashed)
             stream.write(f"[archsearch] warning: {codes}; see {log_dir}\n")
-        if not quiet:
-            stream.write(progress_line(study, total, metric, started) + "\n")
     finally:
         _stop(processes)
         for signum, handler in previous_handlers.items():

@@ -8,7 +8,15 @@ from archsearch.storage._artifacts import (
     upload_weights,
 )
 from archsearch.storage._rdb import SQLITE_BUSY_TIMEOUT_S, make_storage
-from archsearch.storage._studies import FINISHED_STATES, finished_count, open_study, state_counts, study_names
+from archsearch.storage._studies import (
+    FINISHED_STATES,
+    finished_count,
+    heartbeat_ages,
+    open_study,
+    state_counts,
+    study_names,
+    study_status,
+)
 from archsearch.storage._url import StorageError, backend_of, default_artifact_dir, mask_url, sqlite_path
 
 __all__ = [
@@ -21,6 +29,7 @@ __all__ = [
     "download_weights",
     "drop_weights_beyond_best",
     "finished_count",
+    "heartbeat_ages",
     "make_storage",
     "mask_url",
     "open_artifact_store",
@@ -28,5 +37,6 @@ __all__ = [
     "sqlite_path",
     "state_counts",
     "study_names",
+    "study_status",
     "upload_weights",
 ]

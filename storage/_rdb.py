@@ -75,4 +75,6 @@ def make_storage(
                 heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
             )
     except (SQLAlchemyError, sqlite3.Error, ImportError) as e:
-        raise StorageError(f"Cannot open the storage {mask_url(url)!r}: {mask_url(str(e).splitlines()[0])}") from e
+        # Not chained: a driver's message may repeat the URL, password included, in a traceback.
+        first_line = mask_url(str(e).splitlines()[0]) if str(e) else type(e).__name__
+        raise StorageError(f"Cannot open the storage {mask_url(url)!r}: {first_line}") from None

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 from archsearch.storage._url import StorageError, mask_url
 
-__all__ = ["open_study", "study_names", "state_counts", "finished_count", "FINISHED_STATES"]
+__all__ = ["open_study", "study_names", "state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages", "study_status"]
 
 # What `n_trials` counts: a pruned trial is a decision the search made, a failed one is not.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -39,3 +40,49 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
 def finished_count(study: optuna.Study) -> int:
     """Completed plus pruned trials: the number `n_trials` is measured against."""
     return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+
+def heartbeat_ages(storage: optuna.storages.BaseStorage, study: optuna.Study) -> dict[int, float]:
+    """Seconds since the last heartbeat of each running trial (trial number -> age), read from the database.
+
+    Optuna keeps heartbeats in its `trial_heartbeats` table without a public reader, so this asks the
+    database directly, with the database's own clock as Optuna's stale-trial check does.
+    """
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return {}
+    running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return {}
+    query = sqlalchemy.text("SELECT trial_id, heartbeat FROM trial_heartbeats")
+    with storage.engine.connect() as connection:
+        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar().replace(tzinfo=None)
+        rows = connection.execute(query).all()
+    return {running[trial_id]: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows if trial_id in running}
+
+
+def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = "") -> str:
+    """A plain-text status report: counts by state, running trials with worker and heartbeat age, the best trial."""
+    study = open_study(storage, name, url=url)
+    counts = state_counts(study)
+    lines = [f"Study {name!r}" + (f" in {mask_url(url)}" if url else "")]
+    lines.append("  " + ", ".join(f"{state.lower()} {count}" for state, count in counts.items()))
+    config = study.user_attrs.get("archsearch_config", {})
+    total = config.get("study", {}).get("n_trials")
+    if total is not None:
+        lines.append(f"  finished (complete + pruned) {finished_count(study)} of n_trials {total}")
+    ages = heartbeat_ages(storage, study)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        age = ages.get(trial.number)
+        beat = f"heartbeat {age:.0f}s ago" if age is not None else "no heartbeat"
+        lines.append(f"  running trial {trial.number}: worker {trial.user_attrs.get('worker', '?')}, {beat}")
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if completed and len(study.directions) == 1:
+        best = study.best_trial
+        metric = study.user_attrs.get("metric", "value")
+        lines.append(
+            f"  best trial {best.number}: val {metric} {best.value:.4f}, widths {best.user_attrs.get('widths')}, "
+            f"{best.user_attrs.get('n_params', '?')} parameters"
+        )
+    else:
+        lines.append("  no completed trial yet")
+    return "\n".join(lines)

@@ -7,21 +7,6 @@ from pathlib import Path
 import pytest
 
 from archsearch.dashboards import launch_dashboard
-from archsearch.dashboards import mask_password
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("postgresql://alice:s3cret@db.example:5432/hpo", "postgresql://alice:***@db.example:5432/hpo"),
-        ("mysql+pymysql://bob:p@ss:w0rd@10.0.0.2/hpo", "mysql+pymysql://bob:***@10.0.0.2/hpo"),
-        ("postgresql://alice@db.example/hpo", "postgresql://alice@db.example/hpo"),
-        ("sqlite:///runs/study.db", "sqlite:///runs/study.db"),
-    ],
-)
-def test_mask_password_hides_only_the_password(url: str, shown: str) -> None:
-    """Check that user:pass@ becomes user:***@ and URLs without a password are unchanged."""
-    assert mask_password(url) == shown
 
 
 def test_launch_dashboard_rejects_a_missing_sqlite_file(tmp_path: Path) -> None:

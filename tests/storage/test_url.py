@@ -22,6 +22,19 @@ def test_mask_url_handles_text_around_urls_and_no_password() -> None:
     assert mask_url(text) == "cannot reach 'mysql+pymysql://root:***@127.0.0.1/test' or postgresql://bob@h/d"
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mysql+pymysql://bob:p@ss:w0rd@10.0.0.2/hpo", "mysql+pymysql://bob:***@10.0.0.2/hpo"),
+        ("postgresql://alice@db.example/hpo", "postgresql://alice@db.example/hpo"),
+        ("sqlite:///runs/study.db", "sqlite:///runs/study.db"),
+    ],
+)
+def test_mask_url_edge_cases(url: str, shown: str) -> None:
+    """Check that a password containing '@' or ':' is masked whole and password-less URLs are unchanged."""
+    assert mask_url(url) == shown
+
+
 def test_backend_of_known_backends() -> None:
     """Check that the database family is read from the URL's dialect."""
     assert backend_of("sqlite:///x.db") == "sqlite"

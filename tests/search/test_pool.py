@@ -1,0 +1,181 @@
+"""Tests of the worker pool: many workers on SQLite and PostgreSQL, a killed worker, an interrupted
+controller, and a worker joining from "another machine" with only the URL and the study name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from archsearch.config import SearchConfig
+from archsearch.controller import open_search_study, run_search
+from archsearch.storage import finished_count, make_storage
+
+from .conftest import small_config
+
+FAST = {"space": {"layers": [0, 1], "width": [8, 32], "batch_size": [64]}, "data": {"dataset": "wine"}, "train": {"epochs": 2}}
+CLI = [sys.executable, "-m", "archsearch.cli"]
+
+
+def _fast_config(folder: Path, url: str, name: str, n_trials: int, **study: object) -> SearchConfig:
+    return small_config(folder, study={"name": name, "storage": url, "n_trials": n_trials, **study}, **{k: v for k, v in FAST.items()})
+
+
+def _assert_clean_total(study: optuna.Study, total: int) -> None:
+    trials = study.get_trials(deepcopy=False)
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    assert finished_count(study) == total
+    # Only surplus claims (two workers asking at once near the end) may be FAIL; none is a locking error.
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs.get("not_run") for t in failed), [t.user_attrs.get("fail_reason") for t in failed]
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+@pytest.mark.timeout(420)
+def test_pool_four_workers_on_sqlite(tmp_path: Path) -> None:
+    """Check that 4 local workers on SQLite finish a 40-trial study with no locking failures."""
+    config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/pool.db", "sqlite-pool", 40)
+    study = run_search(config, workers=4)
+    _assert_clean_total(study, 40)
+    assert len({t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}) >= 2
+    assert sorted(p.name for p in (tmp_path / "pool_logs").iterdir()) == [f"worker-{i}.log" for i in range(4)]
+
+
+@pytest.mark.services
+@pytest.mark.timeout(420)
+def test_pool_four_workers_on_postgres(tmp_path: Path, postgres_url: str, unique_name: str) -> None:
+    """Check that 4 workers on PostgreSQL finish a 40-trial study: unique numbers, counts add up, no errors."""
+    config = _fast_config(tmp_path, postgres_url, unique_name, 40, artifacts=str(tmp_path / "artifacts"))
+    try:
+        study = run_search(config, workers=4, log_dir=tmp_path / "logs")
+        _assert_clean_total(study, 40)
+    finally:
+        optuna.delete_study(study_name=unique_name, storage=postgres_url)
+
+
+def _write_config(tmp_path: Path, n_trials: int, epochs: int) -> Path:
+    path = tmp_path / "search.toml"
+    path.write_text(
+        f'[study]\nname = "faults"\nstorage = "sqlite:///{tmp_path}/faults.db"\nn_trials = {n_trials}\n'
+        "heartbeat_interval = 1\ngrace_period = 4\n"
+        '[data]\ndataset = "digits"\n[space]\nlayers = [1, 2]\nwidth = [64, 256]\nbatch_size = [32]\n'
+        f"[train]\nepochs = {epochs}\npatience = {epochs}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _load(tmp_path: Path, name: str = "faults") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=make_storage(f"sqlite:///{tmp_path}/faults.db"))
+
+
+def _running_trial(tmp_path: Path) -> optuna.trial.FrozenTrial | None:
+    try:
+        running = [t for t in _load(tmp_path).get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
+    except KeyError:  # the study does not exist yet
+        return None
+    return running[0] if running else None
+
+
+@pytest.mark.timeout(420)
+def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
+    """Check that a SIGKILLed worker's trial ends FAILED and its retry, with the same parameters, finishes."""
+    config = _write_config(tmp_path, n_trials=8, epochs=12)
+    controller = subprocess.Popen([*CLI, "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path)
+    try:
+        _wait_for(lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 1, 180, "a running trial")
+        victim = _running_trial(tmp_path)
+        pid = int(victim.user_attrs["worker"].split(":")[1].split("/")[0])
+        os.kill(pid, signal.SIGKILL)
+        assert controller.wait(timeout=300) == 0
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait(timeout=30)
+    study = _load(tmp_path)
+    killed = next(t for t in study.trials if t.number == victim.number)
+    assert killed.state == TrialState.FAIL
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1
+    assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retries[0].params == killed.params
+    assert finished_count(study) == 8
+
+
+@pytest.mark.timeout(420)
+def test_pool_interrupted_controller_resumes_to_the_exact_total(tmp_path: Path) -> None:
+    """Check that SIGINT stops the workers cleanly and the same command then finishes exactly n_trials."""
+    config = _write_config(tmp_path, n_trials=10, epochs=10)
+    command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
+    controller = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 3, 180, "3 finished trials")
+        controller.send_signal(signal.SIGINT)
+        _, err = controller.communicate(timeout=120)
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait(timeout=30)
+    assert controller.returncode == 130, err
+    assert "run the same command again to continue" in err
+    before = {t.number: (t.params, t.value) for t in _load(tmp_path).get_trials(states=(TrialState.COMPLETE,))}
+    assert not _load(tmp_path).get_trials(states=(TrialState.RUNNING,))
+    subprocess.run(command, cwd=tmp_path, check=True, timeout=300)
+    study = _load(tmp_path)
+    assert finished_count(study) == 10
+    after = {t.number: (t.params, t.value) for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    assert {n: after[n] for n in before} == before
+
+
+@pytest.mark.timeout(420)
+def test_worker_joins_with_only_url_and_study_name(tmp_path: Path) -> None:
+    """Check that `archsearch worker` processes started elsewhere, with only the URL and name, share a study."""
+    url = f"sqlite:///{tmp_path}/shared.db"
+    config = _fast_config(tmp_path, url, "shared", 8)
+    open_search_study(config)
+    elsewhere = [tmp_path / "machine-a", tmp_path / "machine-b"]
+    workers = []
+    for folder in elsewhere:
+        folder.mkdir()
+        command = [*CLI, "worker", "--storage", url, "--study", "shared", "--workers", "1", "--quiet"]
+        workers.append(subprocess.Popen(command, cwd=folder))
+    try:
+        for worker in workers:
+            assert worker.wait(timeout=300) == 0
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=30)
+    study = optuna.load_study(study_name="shared", storage=url)
+    _assert_clean_total(study, 8)
+    pids = {t.user_attrs["worker"].split(":")[1].split("/")[0] for t in study.trials if "worker" in t.user_attrs}
+    assert len(pids) == 2  # both joined and contributed
+
+
+def test_worker_refuses_a_study_archsearch_did_not_create(tmp_path: Path) -> None:
+    """Check that joining a plain Optuna study is a clear error naming how to create one."""
+    from archsearch.config import ConfigError
+    from archsearch.controller import join_study
+
+    url = f"sqlite:///{tmp_path}/plain.db"
+    optuna.create_study(study_name="plain", storage=url)
+    with pytest.raises(ConfigError, match=r"has no archsearch config; create it with `archsearch search CONFIG`"):
+        join_study(url, "plain")
