@@ -98,22 +98,31 @@ def run_worker(
         url: Storage URL.
         study_name: Study created by `archsearch search`.
         slot: This worker's device and thread count.
-        total: Completed + pruned trials the study should reach; default: its config's n_trials.
+        total: Completed + pruned trials the study should reach; default: its config's n_trials, or for a
+            sensitivity companion study the number of jobs it holds.
         max_trials: Stop after this many trials of this worker's own.
         deadline: `time.time()` after which no new trial starts.
         callbacks: Extra study callbacks (progress).
         log: Where one line per finished trial goes.
     """
     config, storage, study = load_worker_study(url, study_name)
-    total = config.study.n_trials if total is None else total
+    # A companion study of `archsearch sensitivity` holds enqueued jobs instead of a search to sample.
+    sensitivity = study.user_attrs.get("archsearch_kind") == "sensitivity"
+    if total is None:
+        total = study.user_attrs["sensitivity_jobs"] if sensitivity else config.study.n_trials
     data = _load_data_here(config)
     metric = study.user_attrs["metric"]
     artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
     device = _device_for(slot)
     label = worker_label(slot)
-    objective = Objective(
-        config, data, metric, storage, artifact_dir, device=device, num_threads=slot.threads, worker=label, total=total
-    )
+    if sensitivity:
+        from archsearch._sensitivity_jobs import SensitivityObjective
+
+        objective = SensitivityObjective(config, data, metric, device=device, num_threads=slot.threads, worker=label)
+    else:
+        objective = Objective(
+            config, data, metric, storage, artifact_dir, device=device, num_threads=slot.threads, worker=label, total=total
+        )
     outcome = WorkerOutcome()
     limit = config.study.max_consecutive_failures
 

@@ -53,7 +53,9 @@ def heartbeat_ages(storage: optuna.storages.BaseStorage, study: optuna.Study) ->
     running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     if not running:
         return {}
-    query = sqlalchemy.text("SELECT trial_id, heartbeat FROM trial_heartbeats")
+    query = sqlalchemy.text("SELECT trial_id, heartbeat FROM trial_heartbeats").columns(
+        sqlalchemy.column("trial_id", sqlalchemy.Integer), sqlalchemy.column("heartbeat", sqlalchemy.DateTime)
+    )
     with storage.engine.connect() as connection:
         now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar().replace(tzinfo=None)
         rows = connection.execute(query).all()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +46,26 @@ def mysql_url() -> str:
 def unique_name() -> str:
     """A study name no other test (or earlier run) uses."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; tests never download a browser
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """A headless Chromium, skipped when not installed unless ARCHSEARCH_REQUIRE_SERVICES=1."""
+    if not CHROMIUM.exists():
+        if os.environ.get("ARCHSEARCH_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{CHROMIUM} is missing and ARCHSEARCH_REQUIRE_SERVICES=1: install it (apt-get install chromium).")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium).")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import os
 from pathlib import Path
 import socket
@@ -18,27 +17,8 @@ import pytest
 from archsearch.dashboards import build_report
 
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    """A headless Chromium, skipped when not installed unless ARCHSEARCH_REQUIRE_SERVICES=1."""
-    if not CHROMIUM.exists():
-        if os.environ.get("ARCHSEARCH_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{CHROMIUM} is missing and ARCHSEARCH_REQUIRE_SERVICES=1: install it (apt-get install chromium).")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium).")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.mark.timeout(180)

@@ -1,0 +1,211 @@
+"""The runs of `archsearch sensitivity`: the jobs of a companion study and the objective that trains them.
+
+A job is one architecture trained with one seed and the hyperparameters of its centre trial. Each job is
+enqueued as a WAITING trial of the companion study `<study>.sensitivity`, with the job in its user
+attributes, so every archsearch worker that joins that study can train it, the dashboard shows it, and
+a job that is finished, queued or running is never enqueued twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from archsearch._objective import FAIL_REASON_ATTR, PRUNED_REASON_ATTR
+from archsearch.config import SearchConfig
+from archsearch.spaces import Architecture, Hyperparameters, Neighbour
+from archsearch.trainers.data import PreparedData
+
+__all__ = [
+    "COMPANION_SUFFIX", "JOBS_ATTR", "JOB_ID_ATTR", "KIND", "KIND_ATTR", "LIVE_STATES", "Centre",
+    "SensitivityObjective", "companion_name", "job_id", "live_job_count", "pending_jobs", "plan_jobs",
+]  # fmt: skip
+
+KIND_ATTR = "archsearch_kind"  # study user attribute; "sensitivity" marks a companion study
+KIND = "sensitivity"
+JOBS_ATTR = "sensitivity_jobs"  # distinct jobs the companion study holds: the total its workers run to
+JOB_ID_ATTR = "job_id"
+COMPANION_SUFFIX = ".sensitivity"
+# A job held by a trial in one of these states is done or under way; a failed run's job is not.
+LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
+JOB_KEYS = (
+    JOB_ID_ATTR, "centre_trial", "kind", "change", "key", "layer", "delta_units", "seed", "widths", "dropouts",
+    "activation", "depth", "n_params", "delta_params", "lr", "weight_decay", "batch_size", "optimizer",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Centre:
+    """A trial to perturb: its architecture, its training hyperparameters and the neighbours to compare.
+
+    Attributes:
+        trial: Number of the trial in the searched study.
+        architecture: The trial's hidden layers.
+        hyperparameters: How the trial was trained; every neighbour is trained the same way.
+        neighbours: The centre itself first, then the architectures compared with it.
+    """
+
+    trial: int
+    architecture: Architecture
+    hyperparameters: Hyperparameters
+    neighbours: tuple[Neighbour, ...]
+
+
+def companion_name(study_name: str) -> str:
+    """The name of the study holding the sensitivity runs of `study_name`."""
+    return study_name + COMPANION_SUFFIX
+
+
+def job_id(centre_trial: int, key: str, seed: int) -> str:
+    """The identity of a run: ``"3|w=64|d=0|a=relu|5"`` is trial 3's centre architecture with seed 5."""
+    return f"{centre_trial}|{key}|{seed}"
+
+
+def plan_jobs(centres: Sequence[Centre], seeds: Sequence[int], n_inputs: int, n_outputs: int) -> list[dict[str, Any]]:
+    """List one job per centre, neighbour and seed, as the user attributes of its trial.
+
+    Seed by seed, so that the runs finished by an interrupted analysis cover every neighbour.
+
+    Example:
+        >>> jobs = plan_jobs([centre], seeds=[0, 1], n_inputs=10, n_outputs=3)  # doctest: +SKIP
+        >>> jobs[0]["job_id"], jobs[0]["kind"]  # doctest: +SKIP
+        ('2|w=64|d=0|a=relu|0', 'centre')
+    """
+    jobs = []
+    for seed in seeds:
+        for centre in centres:
+            centre_params = centre.architecture.n_params(n_inputs, n_outputs)
+            for neighbour in centre.neighbours:
+                architecture = neighbour.architecture
+                n_params = architecture.n_params(n_inputs, n_outputs)
+                jobs.append({
+                    JOB_ID_ATTR: job_id(centre.trial, neighbour.key, seed),
+                    "centre_trial": centre.trial,
+                    "kind": neighbour.kind,
+                    "change": neighbour.change,
+                    "key": neighbour.key,
+                    "layer": neighbour.layer,
+                    "delta_units": neighbour.delta_units,
+                    "seed": seed,
+                    **architecture.to_dict(),
+                    "depth": architecture.depth,
+                    "n_params": n_params,
+                    "delta_params": n_params - centre_params,
+                    **centre.hyperparameters.to_dict(),
+                })  # fmt: skip
+    return jobs
+
+
+def pending_jobs(jobs: Iterable[dict[str, Any]], trials: Iterable[FrozenTrial]) -> list[dict[str, Any]]:
+    """Return the jobs that no trial holds in a live state: these are the ones to enqueue (the resume)."""
+    held = {t.user_attrs.get(JOB_ID_ATTR) for t in trials if t.state in LIVE_STATES}
+    return [job for job in jobs if job[JOB_ID_ATTR] not in held]
+
+
+def live_job_count(trials: Iterable[FrozenTrial]) -> int:
+    """Count the distinct jobs held by live trials: the finished total the companion study's workers run to."""
+    return len({t.user_attrs[JOB_ID_ATTR] for t in trials if t.state in LIVE_STATES and JOB_ID_ATTR in t.user_attrs})
+
+
+class SensitivityObjective:
+    """Callable passed to `study.optimize` on a companion study: trains the job stored in the trial.
+
+    The run uses the job's seed as the training seed, so a centre and its neighbours trained with the
+    same seed share the initialisation stream and the batch order, whichever worker trains them. It
+    returns the best-epoch validation metric; a diverged run is pruned with its reason.
+    """
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        data: PreparedData,
+        metric: str,
+        *,
+        device: str | None = None,
+        num_threads: int | None = None,
+        worker: str | None = None,
+    ):
+        self.config = config
+        self.data = data
+        self.metric = metric
+        self.device = device or config.train.device
+        self.num_threads = num_threads or config.train.num_threads
+        self.worker = worker
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            if self.worker is not None:
+                trial.set_user_attr("worker", self.worker)
+            job = trial.user_attrs
+            if JOB_ID_ATTR not in job:
+                job = self._adopt_failed_job(trial)
+            return self._train(trial, job)
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:
+            trial.set_user_attr(FAIL_REASON_ATTR, f"{type(e).__name__}: {e}"[:2000])
+            raise
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Study callback of the worker loop; sensitivity runs keep no weights, so there is nothing to bound."""
+
+    def _adopt_failed_job(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Give a trial that found no queued job the earliest job whose runs all failed: it is the retry.
+
+        Workers ask for a new trial when the total is not reached and nothing is queued, which happens
+        only when a run failed (an error, or a dead worker beyond its retries).
+        """
+        trials = trial.study.get_trials(deepcopy=False)
+        held = {t.user_attrs.get(JOB_ID_ATTR) for t in trials if t.state in LIVE_STATES}
+        for failed in trials:
+            if failed.state == TrialState.FAIL and failed.user_attrs.get(JOB_ID_ATTR) not in (None, *held):
+                job = {key: failed.user_attrs[key] for key in JOB_KEYS}
+                for key, value in job.items():
+                    trial.set_user_attr(key, value)
+                return job
+        raise RuntimeError(
+            f"Study {trial.study.study_name!r} has no sensitivity job left to run; rerun `archsearch sensitivity` "
+            "on its parent study to plan the jobs again."
+        )
+
+    def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
+        # Imported here so that the controller process stays free of torch.
+        from archsearch.trainers import TrainSettings, train_mlp
+
+        train = self.config.train
+        settings = TrainSettings(
+            lr=job["lr"],
+            weight_decay=job["weight_decay"],
+            batch_size=job["batch_size"],
+            optimizer=job["optimizer"],
+            epochs=train.epochs,
+            patience=train.patience,
+            metric=self.metric,
+            seed=job["seed"],
+            device=self.device,
+            bf16=train.bf16,
+            class_weight=train.resolved_class_weight(self.metric),
+            num_threads=self.num_threads,
+        )
+
+        def report(epoch: int, value: float) -> bool:
+            trial.report(value, epoch)
+            return False  # never pruned: a paired comparison needs every run trained as long as its centre
+
+        result = train_mlp(job["widths"], job["dropouts"], job["activation"], self.data, settings, report)
+        for key, value in {
+            "device": result.device,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "train_seconds": round(result.train_seconds, 4),
+            **result.metrics,
+        }.items():
+            trial.set_user_attr(key, value)
+        if result.status != "completed":
+            trial.set_user_attr(PRUNED_REASON_ATTR, result.reason)
+            raise optuna.TrialPruned(result.reason)
+        return result.best_value
