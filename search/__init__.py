@@ -28,6 +28,8 @@ _LAZY = {
     "export_best": "archsearch.export",
     "load_model": "archsearch.export",
     "ExportError": "archsearch.export",
+    "run_sensitivity": "archsearch.sensitivity",
+    "join_study": "archsearch.controller",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -133,7 +133,8 @@ class SensitivityObjective:
         self.data = data
         self.metric = metric
         self.device = device or config.train.device
-        self.num_threads = num_threads or config.train.num_threads
+        # [train] num_threads, when set, is the user's choice; the worker's share of the cores otherwise.
+        self.num_threads = config.train.num_threads or num_threads
         self.worker = worker
 
     def __call__(self, trial: optuna.Trial) -> float:

@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 import archsearch
+from archsearch import sensitivity
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -183,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--retrain", action="store_true", help="train again on train + validation before export")
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
     export.set_defaults(handler=_cmd_export)
+
+    sensitivity.add_parser(commands)
 
     datasets = commands.add_parser("datasets", help="list the built-in datasets")
     datasets.set_defaults(handler=_cmd_datasets)

@@ -135,7 +135,7 @@ def _enqueue_baselines(study: optuna.Study, config: SearchConfig) -> None:
         study.enqueue_trial(space.fixed_params(widths), user_attrs={BASELINE_ATTR: "user"}, skip_if_exists=True)
 
 
-def _log_dir_for(config: SearchConfig) -> Path:
+def log_dir_for(config: SearchConfig) -> Path:
     path = sqlite_path(config.study.storage)
     return (path.parent / f"{path.stem}_logs") if path is not None else Path("archsearch_logs")
 
@@ -178,17 +178,18 @@ def run_search(
     if finished_count(study) >= total:
         return study
     deadline = time.time() + config.study.timeout if config.study.timeout else None
-    slots = _plan(config, workers, gpus, trials_per_gpu)
-    _run_slots(config, study, slots, in_process=gpus is None, deadline=deadline, quiet=quiet, stream=stream, log_dir=log_dir)
+    slots = plan_slots(config, workers, gpus, trials_per_gpu)
+    run_slots(config, study, slots, in_process=gpus is None, deadline=deadline, quiet=quiet, stream=stream, log_dir=log_dir)
     return study
 
 
-def _run_slots(
+def run_slots(
     config: SearchConfig,
     study: optuna.Study,
     slots: list[WorkerSlot],
     *,
     in_process: bool,
+    total: int | None = None,
     deadline: float | None = None,
     max_trials: int | None = None,
     quiet: bool = True,
@@ -196,7 +197,10 @@ def _run_slots(
     log_dir: str | Path | None = None,
 ) -> None:
     """Train in this process (one CPU slot) or in a pool of spawned workers; raise on a failure streak."""
-    url, total, metric = config.study.storage, config.study.n_trials, study.user_attrs["metric"]
+    url, metric = config.study.storage, study.user_attrs["metric"]
+    if total is None:
+        # A sensitivity analysis's companion study runs to its planned job count, not the search's n_trials.
+        total = study.user_attrs.get("sensitivity_jobs", config.study.n_trials)
     stream = stream or sys.stderr
     if len(slots) == 1 and in_process:
         callbacks = [] if quiet else [_PrintProgress(total, metric, stream)]
@@ -207,14 +211,14 @@ def _run_slots(
         return
     try:
         run_pool(
-            url, study, slots, total=total, metric=metric, log_dir=Path(log_dir) if log_dir else _log_dir_for(config),
+            url, study, slots, total=total, metric=metric, log_dir=Path(log_dir) if log_dir else log_dir_for(config),
             deadline=deadline, quiet=quiet, stream=stream, max_trials=max_trials,
         )
     except PoolFailure as e:
         raise SearchError(_failure_message(study, config.study.max_consecutive_failures, str(e))) from e
 
 
-def _plan(config: SearchConfig, workers: int | None, gpus: Sequence[int] | None, trials_per_gpu: int) -> list[WorkerSlot]:
+def plan_slots(config: SearchConfig, workers: int | None, gpus: Sequence[int] | None, trials_per_gpu: int) -> list[WorkerSlot]:
     device = config.train.device
     # Counting GPUs needs torch; skip it when the config rules CUDA out anyway.
     visible = 0
@@ -276,6 +280,6 @@ def join_study(
     config, _, study = load_worker_study(storage, study_name)
     # The URL given here is how this machine reaches the database; the stored one may name another host.
     config = config.replace(storage=storage)
-    slots = _plan(config, workers, gpus, trials_per_gpu)
-    _run_slots(config, study, slots, in_process=gpus is None, max_trials=max_trials, quiet=quiet, stream=stream, log_dir=log_dir)
+    slots = plan_slots(config, workers, gpus, trials_per_gpu)
+    run_slots(config, study, slots, in_process=gpus is None, max_trials=max_trials, quiet=quiet, stream=stream, log_dir=log_dir)
     return study

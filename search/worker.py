@@ -161,7 +161,7 @@ def run_worker(
             # The remaining trials are running elsewhere; wait in case their worker dies.
             time.sleep(min(config.study.heartbeat_interval, 2))
             continue
-        study.optimize(objective, n_trials=1, callbacks=all_callbacks, catch=(Exception,), gc_after_trial=True)
+        study.optimize(objective, n_trials=1, callbacks=all_callbacks, catch=(Exception,))
         if outcome.failed_streak:
             from archsearch.trainers import release_memory
 

@@ -60,7 +60,8 @@ def test_cli_status_running_trial_shows_worker_and_heartbeat(tmp_path: Path, cap
     url = f"sqlite:///{tmp_path}/s.db"
     storage = make_storage(url, heartbeat_interval=60, grace_period=120)
     study = optuna.create_study(study_name="s", storage=storage)
-    trial = study.ask()
+    with pytest.warns(UserWarning, match="Heartbeat of storage is supposed to be used with Study.optimize"):
+        trial = study.ask()  # a worker's trial, as study.optimize would start it
     trial.set_user_attr("worker", "host-a:123/w0")
     storage.record_heartbeat(trial._trial_id)
     assert main(["status", "--storage", url, "--study", "s"]) == 0

@@ -1,0 +1,122 @@
+"""`archsearch sensitivity`: is a found network on a plateau, or at the edge of a cliff?
+
+The centre (the best trial, a given trial, or several centres spread over the network sizes) and its
+neighbours (one neuron more or less, a step wider or narrower, a layer removed or copied, ...) are each
+trained with the same seeds and the centre's hyperparameters, and every neighbour is compared with its
+centre seed by seed (`archsearch.dashboards._paired`).
+
+The runs are trials of the companion study ``<study>.sensitivity`` in the same storage, trained by the
+worker pool like a search's trials. Study user attributes: ``archsearch_kind = "sensitivity"``,
+``parent_study``, ``archsearch_config`` (the parent's, so workers load the same data), ``metric``,
+``task``, ``data``, ``preprocessing`` and ``sensitivity_jobs`` (the distinct jobs it holds, the total
+its workers run to). Each trial is enqueued with its job as user attributes (``job_id``,
+``centre_trial``, ``kind``, ``change``, ``key``, ``layer``, ``delta_units``, ``seed``, ``widths``,
+``dropouts``, ``activation``, ``depth``, ``n_params``, ``delta_params``, ``lr``, ``weight_decay``,
+``batch_size``, ``optimizer``) and records, once trained, the metrics a search trial records.
+
+This module stays light, since the `archsearch` parser imports it; the analysis loads on first use.
+
+Example:
+    >>> from archsearch.sensitivity import run_sensitivity
+    >>> result = run_sensitivity("sqlite:///archsearch.db", "digits", repeats=10)  # doctest: +SKIP
+    >>> print(result.table())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+_LAZY = {
+    "DEFAULT_STEPS": "archsearch._sensitivity",
+    "CentreResult": "archsearch._sensitivity_result",
+    "NeighbourResult": "archsearch._sensitivity_result",
+    "SensitivityError": "archsearch._sensitivity",
+    "SensitivityResult": "archsearch._sensitivity_result",
+    "run_sensitivity": "archsearch._sensitivity",
+    "SensitivityObjective": "archsearch._sensitivity_jobs",
+}
+
+__all__ = ["add_parser", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'archsearch.sensitivity' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``sensitivity`` command on the `archsearch` parser; its handler is `_cmd`.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="archsearch")
+        >>> add_parser(parser.add_subparsers(dest="command")).prog
+        'archsearch sensitivity'
+    """
+    parser = subparsers.add_parser(
+        "sensitivity",
+        help="train a trial's neighbours with paired seeds: which size changes matter",
+        description=(
+            "Train the best trial (or --trial N, or --centers K trials across sizes) and its neighbours, one size "
+            "change away, with the same seeds, and report which changes are better, worse or within noise."
+        ),
+    )
+    parser.add_argument("--storage", required=True, help="storage URL of the study")
+    parser.add_argument("--study", required=True, help="study name")
+    centre = parser.add_mutually_exclusive_group()
+    centre.add_argument("--trial", type=int, help="centre trial number (default: the best trial)")
+    centre.add_argument(
+        "--centers", type=int, metavar="K",
+        help="K centres spread over the sizes of the small and good networks, each with +-1 neuron, "
+        "+- the largest fractional step and -1/+1 layer",
+    )  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=8, help="seeds per architecture (default: 8)")
+    parser.add_argument(
+        "--steps", type=_parse_steps, default=(1, 2, 0.1, 0.25, 0.5),
+        help="width changes besides +-1 neuron: fractions of a layer's width, or neuron counts "
+        "(default: 1,2,0.1,0.25,0.5)",
+    )  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, in this process)")
+    parser.add_argument("--out-json", help="results as JSON (default: <study>-sensitivity.json)")
+    parser.add_argument("--out-html", help="figures as one HTML page (default: <study>-sensitivity.html)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(handler=_cmd)
+    return parser
+
+
+def _parse_steps(text: str) -> tuple[float, ...]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers such as 1,2,0.1,0.25,0.5; got {text!r}") from None
+    return tuple(int(v) if v >= 1 and v.is_integer() else v for v in values)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    from archsearch._sensitivity import run_sensitivity
+
+    with warnings.catch_warnings():
+        # Said before training starts, so a user can stop and pick more repeats.
+        warnings.showwarning = lambda message, *_: print(f"archsearch: warning: {message}", file=sys.stderr)
+        result = run_sensitivity(
+            args.storage, args.study, trial=args.trial, centers=args.centers, repeats=args.repeats, steps=args.steps,
+            workers=args.workers, quiet=args.quiet,
+        )  # fmt: skip
+    print(result.table())
+    json_path = Path(args.out_json or f"{args.study}-sensitivity.json")
+    json_path.write_text(result.to_json(), encoding="utf-8")
+    html_path = result.report().write_html(args.out_html or f"{args.study}-sensitivity.html")
+    print(
+        f"Wrote {json_path} and {html_path}; the figures and the summary are also in study "
+        f"{result.companion_study!r} for optuna-dashboard."
+    )
+    return 0
