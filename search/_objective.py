@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import optuna
 from optuna.trial import TrialState
@@ -29,6 +29,58 @@ class TotalReached(Exception):
     """Raised in a trial that another worker's trial made surplus: the study already has its total."""
 
 
+def train_settings(config: SearchConfig, metric: str, hyperparameters: Mapping[str, Any], *, seed: int, **overrides: Any):
+    """The trainer's settings for one run: the sampled hyperparameters plus the study's [train] section."""
+    # Imported here so that the controller process and `import archsearch` stay free of torch.
+    from archsearch.trainers import TrainSettings
+
+    train = config.train
+    values = {
+        "lr": hyperparameters["lr"],
+        "weight_decay": hyperparameters["weight_decay"],
+        "batch_size": hyperparameters["batch_size"],
+        "optimizer": hyperparameters["optimizer"],
+        "epochs": train.epochs,
+        "patience": train.patience,
+        "metric": metric,
+        "seed": seed,
+        "device": train.device,
+        "bf16": train.bf16,
+        "class_weight": train.resolved_class_weight(metric),
+        "num_threads": train.num_threads,
+    }
+    # None keeps the study's value, except for patience, where None means "no early stopping".
+    values.update({k: v for k, v in overrides.items() if v is not None or k == "patience"})
+    return TrainSettings(**values)
+
+
+def train_and_record(trial: optuna.Trial, settings: Any, data: PreparedData, widths, dropouts, activation, *, prunable: bool = True):
+    """Train one network, reporting each epoch to the trial, and store the outcome as user attributes.
+
+    Raises:
+        optuna.TrialPruned: The pruner stopped it (when `prunable`) or the loss diverged; the reason is stored.
+    """
+    from archsearch.trainers import train_mlp
+
+    def report(epoch: int, value: float) -> bool:
+        trial.report(value, epoch)
+        return prunable and trial.should_prune()
+
+    result = train_mlp(widths, dropouts, activation, data, settings, report)
+    for key, value in {
+        "device": result.device,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "train_seconds": round(result.train_seconds, 4),
+        **result.metrics,
+    }.items():
+        trial.set_user_attr(key, value)
+    if result.status != "completed":
+        trial.set_user_attr(PRUNED_REASON_ATTR, result.reason)
+        raise optuna.TrialPruned(result.reason)
+    return result
+
+
 class Objective:
     """Callable passed to `study.optimize`; returns the best-epoch validation metric of a trial."""
 
@@ -47,7 +99,8 @@ class Objective:
     ):
         self.config = config
         self.storage = storage
-        self.num_threads = num_threads or config.train.num_threads
+        # An explicit [train] num_threads wins over the worker slot's share of the cores.
+        self.num_threads = config.train.num_threads or num_threads
         self.worker = worker
         self.total = total
         self.data = data
@@ -108,43 +161,14 @@ class Objective:
             trial.set_user_attr(key, value)
 
     def _train(self, trial: optuna.Trial, candidate: Candidate) -> float:
-        # Imported here so that the controller process and `import archsearch` stay free of torch.
-        from archsearch.trainers import TrainSettings, train_mlp
         from archsearch.trainers._weights import save_weights
 
         hp = candidate.hyperparameters
-        settings = TrainSettings(
-            lr=hp.lr,
-            weight_decay=hp.weight_decay,
-            batch_size=hp.batch_size,
-            optimizer=hp.optimizer,
-            epochs=self.config.train.epochs,
-            patience=self.config.train.patience,
-            metric=self.metric,
-            seed=self.trial_seed(trial),
-            device=self.device,
-            bf16=self.config.train.bf16,
-            class_weight=self.config.train.resolved_class_weight(self.metric),
-            num_threads=self.num_threads,
+        settings = train_settings(
+            self.config, self.metric, hp.to_dict(), seed=self.trial_seed(trial), device=self.device, num_threads=self.num_threads
         )
-
-        def report(epoch: int, value: float) -> bool:
-            trial.report(value, epoch)
-            return trial.should_prune()
-
         architecture = candidate.architecture
-        result = train_mlp(architecture.widths, architecture.dropouts, architecture.activation, self.data, settings, report)
-        for key, value in {
-            "device": result.device,
-            "epochs_run": result.epochs_run,
-            "best_epoch": result.best_epoch,
-            "train_seconds": round(result.train_seconds, 4),
-            **result.metrics,
-        }.items():
-            trial.set_user_attr(key, value)
-        if result.status != "completed":
-            trial.set_user_attr(PRUNED_REASON_ATTR, result.reason)
-            raise optuna.TrialPruned(result.reason)
+        result = train_and_record(trial, settings, self.data, architecture.widths, architecture.dropouts, architecture.activation)
         with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
             weights = save_weights(result.state_dict, Path(scratch) / "model.pt")
             upload_weights(self.artifact_store, weights, trial, self.storage)

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archsearch._objective import FAIL_REASON_ATTR, PRUNED_REASON_ATTR
+from archsearch._objective import FAIL_REASON_ATTR, train_and_record, train_settings
 from archsearch.config import SearchConfig
 from archsearch.spaces import Architecture, Hyperparameters, Neighbour
 from archsearch.trainers.data import PreparedData
@@ -174,39 +174,7 @@ class SensitivityObjective:
         )
 
     def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
-        # Imported here so that the controller process stays free of torch.
-        from archsearch.trainers import TrainSettings, train_mlp
-
-        train = self.config.train
-        settings = TrainSettings(
-            lr=job["lr"],
-            weight_decay=job["weight_decay"],
-            batch_size=job["batch_size"],
-            optimizer=job["optimizer"],
-            epochs=train.epochs,
-            patience=train.patience,
-            metric=self.metric,
-            seed=job["seed"],
-            device=self.device,
-            bf16=train.bf16,
-            class_weight=train.resolved_class_weight(self.metric),
-            num_threads=self.num_threads,
-        )
-
-        def report(epoch: int, value: float) -> bool:
-            trial.report(value, epoch)
-            return False  # never pruned: a paired comparison needs every run trained as long as its centre
-
-        result = train_mlp(job["widths"], job["dropouts"], job["activation"], self.data, settings, report)
-        for key, value in {
-            "device": result.device,
-            "epochs_run": result.epochs_run,
-            "best_epoch": result.best_epoch,
-            "train_seconds": round(result.train_seconds, 4),
-            **result.metrics,
-        }.items():
-            trial.set_user_attr(key, value)
-        if result.status != "completed":
-            trial.set_user_attr(PRUNED_REASON_ATTR, result.reason)
-            raise optuna.TrialPruned(result.reason)
+        settings = train_settings(self.config, self.metric, job, seed=job["seed"], device=self.device, num_threads=self.num_threads)
+        # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
+        result = train_and_record(trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prunable=False)
         return result.best_value

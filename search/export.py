@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import FixedTrial, TrialState
 
 import archsearch
+from archsearch._objective import train_settings
 from archsearch.config import CONFIG_ATTR, SearchConfig
 from archsearch.storage import WEIGHTS_ATTR, default_artifact_dir, download_weights, make_storage, open_artifact_store, open_study
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data
@@ -48,7 +49,7 @@ def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenT
 
 
 def _retrain(config: SearchConfig, trial: optuna.trial.FrozenTrial, metric: str) -> tuple[dict[str, Any], dict[str, float]]:
-    from archsearch.trainers import TrainSettings, train_mlp
+    from archsearch.trainers import train_mlp
 
     data = load_data(config.data)
     candidate = config.space.sample(FixedTrial(trial.params, trial.number))
@@ -59,18 +60,13 @@ def _retrain(config: SearchConfig, trial: optuna.trial.FrozenTrial, metric: str)
         x_train=np.concatenate([data.x_train, data.x_val]),
         y_train=np.concatenate([data.y_train, data.y_val]),
     )
-    hp = candidate.hyperparameters
-    settings = TrainSettings(
-        lr=hp.lr,
-        weight_decay=hp.weight_decay,
-        batch_size=hp.batch_size,
-        optimizer=hp.optimizer,
-        epochs=max(int(trial.user_attrs.get("best_epoch", config.train.epochs)), 1),
-        patience=None,
-        metric=metric,
+    settings = train_settings(
+        config,
+        metric,
+        candidate.hyperparameters.to_dict(),
         seed=int(trial.user_attrs.get("seed", 0)),
-        device=config.train.device,
-        class_weight=config.train.resolved_class_weight(metric),
+        epochs=max(int(trial.user_attrs.get("best_epoch") or config.train.epochs), 1),
+        patience=None,
     )
     arch = candidate.architecture
     result = train_mlp(arch.widths, arch.dropouts, arch.activation, merged, settings)
