@@ -37,7 +37,7 @@ def run_sensitivity(
     *,
     trial: int | None = None,
     centers: int | None = None,
-    repeats: int = 8,
+    repeats: int | None = None,
     steps: Sequence[float] = DEFAULT_STEPS,
     workers: int | None = 1,
     alpha: float = 0.05,
@@ -60,6 +60,7 @@ def run_sensitivity(
         centers: Choose this many centres with `archsearch.spaces.pick_centres` and compare each with
             its +-1 neuron, +- the largest fractional step, and -1/+1 layer neighbours.
         repeats: Seeds per architecture, >= 2; a warning says when too few can reach significance.
+            Default: 8, or more when a centre has so many neighbours that Holm's correction needs more.
         steps: Width changes besides +-1 neuron: fractions in (0, 1) of a layer's width, or whole
             neuron counts.
         workers: Worker processes; 1 trains in this process, None places one per GPU or CPU core.
@@ -90,6 +91,8 @@ def run_sensitivity(
     sizes = parent.user_attrs["data"]
     n_inputs, n_outputs = sizes["n_features"], sizes["n_outputs"]
     centres = _choose_centres(parent, config, trial, centers, steps, n_inputs, n_outputs)
+    if repeats is None:
+        repeats = default_repeats(centres, alpha)
     seeds = list(range(repeats))
     jobs = plan_jobs(centres, seeds, n_inputs, n_outputs)
     notes = _significance_warnings(centres, repeats, alpha)
@@ -133,7 +136,7 @@ def run_sensitivity(
 
 
 def _check_arguments(
-    trial: int | None, centers: int | None, repeats: int, steps: Sequence[float], alpha: float
+    trial: int | None, centers: int | None, repeats: int | None, steps: Sequence[float], alpha: float
 ) -> tuple[float, ...]:
     owner = "run_sensitivity"
     if trial is not None and centers is not None:
@@ -145,7 +148,7 @@ def _check_arguments(
         raise SensitivityError(f"The 'trial' parameter of {owner} must be an int >= 0. Got {trial!r} instead.")
     if centers is not None and not (_is_int(centers) and centers >= 1):
         raise SensitivityError(f"The 'centers' parameter of {owner} must be an int >= 1. Got {centers!r} instead.")
-    if not (_is_int(repeats) and repeats >= 2):
+    if repeats is not None and not (_is_int(repeats) and repeats >= 2):
         raise SensitivityError(
             f"The 'repeats' parameter of {owner} must be an int >= 2 (seeds per architecture; a paired "
             f"comparison needs 2 or more). Got {repeats!r} instead."
@@ -240,6 +243,12 @@ def _centre(config: SearchConfig, trial: FrozenTrial, neighbours: list[Neighbour
     # Replaying the trial's params through its space gives the hyperparameters exactly as it trained.
     candidate = config.space.sample(optuna.trial.FixedTrial(trial.params))
     return Centre(trial.number, _architecture(trial), candidate.hyperparameters, tuple(neighbours))
+
+
+def default_repeats(centres: list[Centre], alpha: float = 0.05) -> int:
+    """At least 8 seeds, and enough for Holm's correction over the most neighbours a centre has to be passable."""
+    most_tests = max((len(centre.neighbours) - 1 for centre in centres), default=0)
+    return next(n for n in itertools.count(8) if most_tests == 0 or can_reach_significance(n, most_tests, alpha))
 
 
 def _significance_warnings(centres: list[Centre], repeats: int, alpha: float) -> list[str]:

@@ -82,9 +82,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    import optuna
+
     from archsearch.dashboards import build_report
     from archsearch.storage import make_storage, open_study
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the importance step's scratch studies are no news
     study = open_study(make_storage(args.storage), args.study, url=args.storage)
     report = build_report(study, knee_tolerance=args.knee_tolerance)
     path = report.write_html(args.out)

@@ -79,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="K centres spread over the sizes of the small and good networks, each with +-1 neuron, "
         "+- the largest fractional step and -1/+1 layer",
     )  # fmt: skip
-    parser.add_argument("--repeats", type=int, default=8, help="seeds per architecture (default: 8)")
+    parser.add_argument("--repeats", type=int, help="seeds per architecture (default: 8, or the fewest that let Holm-corrected tests reach significance)")
     parser.add_argument(
         "--steps", type=_parse_steps, default=(1, 2, 0.1, 0.25, 0.5),
         help="width changes besides +-1 neuron: fractions of a layer's width, or neuron counts "

@@ -146,7 +146,7 @@ def test_sensitivity_parser_reads_steps_and_refuses_trial_with_centers(capsys: p
     """Check the defaults of `archsearch sensitivity`, the --steps format and that --trial excludes --centers."""
     base = ["sensitivity", "--storage", "sqlite:///x.db", "--study", "s"]
     args = _parser().parse_args(base)
-    assert (args.trial, args.centers, args.repeats, args.steps, args.workers) == (None, None, 8, (1, 2, 0.1, 0.25, 0.5), 1)
+    assert (args.trial, args.centers, args.repeats, args.steps, args.workers) == (None, None, None, (1, 2, 0.1, 0.25, 0.5), 1)
     assert args.handler.__name__ == "_cmd"
     assert _parser().parse_args([*base, "--steps", "3,0.2"]).steps == (3, 0.2)
     with pytest.raises(SystemExit):
@@ -378,3 +378,19 @@ def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(url: str,
     assert "no paired run finished" in result.table()
     # A worker joining later reads its total (10 jobs) from the study and finds nothing left to train.
     assert run_worker(url, "teacher.sensitivity", WorkerSlot(index=0, device="cpu", gpu=None, threads=1)).finished == 0
+
+
+def test_default_repeats_lets_holm_reach_significance() -> None:
+    """Check that the default seed count is 8, raised until the smallest exact p passes Holm's strictest threshold."""
+    from types import SimpleNamespace
+
+    from archsearch._sensitivity import default_repeats
+
+    def centre(n_neighbours: int) -> SimpleNamespace:
+        return SimpleNamespace(neighbours=tuple(range(n_neighbours + 1)))  # the centre is listed first
+
+    assert default_repeats([centre(3)]) == 8  # 2/2**8 = 0.0078 < 0.05/3
+    # 13 neighbours: 0.05/13 = 0.0038 needs 2/2**n below it, so n = 10 (0.00195); 9 gives 0.0039.
+    assert default_repeats([centre(13)]) == 10
+    assert default_repeats([centre(3), centre(13)]) == 10
+    assert default_repeats([centre(0)]) == 8
