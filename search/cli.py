@@ -53,9 +53,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print("No trial completed.")
         return 1
     print("Best " + _describe_trial(study, best))
-    linear = [t for t in study.trials if t.user_attrs.get("baseline") == "linear" and t.value is not None]
-    if linear and linear[0].number != best.number:
-        print("Linear baseline " + _describe_trial(study, linear[0]))
+    # Depth has to beat the best linear model the search trained, not the first one.
+    linear = [t for t in study.trials if t.params.get("n_layers") == 0 and t.value is not None]
+    if linear:
+        pick = max if study.direction.name == "MAXIMIZE" else min
+        best_linear = pick(linear, key=lambda t: t.value)
+        if best_linear.number != best.number:
+            print("Best linear model " + _describe_trial(study, best_linear))
     return 0
 
 
