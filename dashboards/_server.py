@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from archsearch.storage import StorageError, default_artifact_dir, make_storage, mask_url, open_artifact_store, sqlite_path
+from archsearch.storage import default_artifact_dir, make_storage, mask_url, open_artifact_store
 
 
 def launch_dashboard(
@@ -37,11 +37,8 @@ def launch_dashboard(
     import optuna_dashboard
 
     shown = mask_url(storage_url)
-    database = sqlite_path(storage_url)
-    if database is not None and not database.is_file():
-        # SQLite would silently create an empty database and the dashboard would show no study.
-        raise StorageError(f"No SQLite file at {shown}. Pass the storage URL the search wrote to.")
-    storage = make_storage(storage_url)
+    # must_exist: SQLite would silently create an empty database and the dashboard would show no study.
+    storage = make_storage(storage_url, must_exist=True)
     folder = Path(artifact_dir) if artifact_dir is not None else default_artifact_dir(storage_url)
     store = open_artifact_store(folder)
     print(f"optuna-dashboard on {shown} (artifacts in {folder}): http://{host}:{port}/dashboard/", file=sys.stderr)

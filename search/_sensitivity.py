@@ -84,7 +84,7 @@ def run_sensitivity(
     """
     steps = _check_arguments(trial, centers, repeats, steps, alpha)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = make_storage(storage_url)
+    storage = make_storage(storage_url, must_exist=True)
     parent = open_study(storage, study_name, url=storage_url)
     config = _parent_config(parent)
     direction = parent.direction.name.lower()

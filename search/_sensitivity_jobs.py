@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archsearch._objective import FAIL_REASON_ATTR, train_and_record, train_settings
+from archsearch._objective import EXCESS_ATTR, FAIL_REASON_ATTR, TotalReached, train_and_record, train_settings
 from archsearch.config import SearchConfig
 from archsearch.spaces import Architecture, Hyperparameters, Neighbour
 from archsearch.trainers.data import PreparedData
@@ -145,14 +145,11 @@ class SensitivityObjective:
             if JOB_ID_ATTR not in job:
                 job = self._adopt_failed_job(trial)
             return self._train(trial, job)
-        except optuna.TrialPruned:
+        except (optuna.TrialPruned, TotalReached):
             raise
         except Exception as e:
             trial.set_user_attr(FAIL_REASON_ATTR, f"{type(e).__name__}: {e}"[:2000])
             raise
-
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """Study callback of the worker loop; sensitivity runs keep no weights, so there is nothing to bound."""
 
     def _adopt_failed_job(self, trial: optuna.Trial) -> dict[str, Any]:
         """Give a trial that found no queued job the earliest job whose runs all failed: it is the retry.
@@ -168,10 +165,11 @@ class SensitivityObjective:
                 for key, value in job.items():
                     trial.set_user_attr(key, value)
                 return job
-        raise RuntimeError(
-            f"Study {trial.study.study_name!r} has no sensitivity job left to run; rerun `archsearch sensitivity` "
-            "on its parent study to plan the jobs again."
-        )
+        # Another worker took the last job between this worker's count and its claim: stand down, like a
+        # search trial claimed after the total was reached (not a failure of the analysis).
+        trial.set_user_attr(EXCESS_ATTR, True)
+        trial.set_user_attr(FAIL_REASON_ATTR, "not run: another worker took the last sensitivity job")
+        raise TotalReached()
 
     def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
         settings = train_settings(self.config, self.metric, job, seed=job["seed"], device=self.device, num_threads=self.num_threads)

@@ -81,7 +81,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from archsearch.storage import make_storage, study_status
 
-    print(study_status(make_storage(args.storage), args.study, url=args.storage))
+    print(study_status(make_storage(args.storage, must_exist=True), args.study, url=args.storage))
     return 0
 
 
@@ -92,9 +92,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from archsearch.storage import make_storage, open_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the importance step's scratch studies are no news
-    study = open_study(make_storage(args.storage), args.study, url=args.storage)
+    study = open_study(make_storage(args.storage, must_exist=True), args.study, url=args.storage)
+    if "archsearch_config" not in study.user_attrs:
+        raise ValueError(f"Study {args.study!r} was not created by archsearch, so it has none of the sizes the report reads.")
     report = build_report(study, knee_tolerance=args.knee_tolerance)
-    path = report.write_html(args.out)
+    try:
+        path = report.write_html(args.out)
+    except OSError as e:
+        raise ValueError(f"The '--out' parameter must be a writable file path. Got {args.out!r} instead ({e.strerror}).") from e
     print(f"Report written to {path}")
     if not args.no_push:
         pushed = report.push_to_dashboard(study)
@@ -211,6 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (ValueError, RuntimeError, OSError) as e:
         print(f"archsearch: error: {mask_url(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:
+        # Database and Optuna errors can repeat a connection URL; never let a password reach the terminal.
+        from optuna.exceptions import OptunaError
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not isinstance(e, (OptunaError, SQLAlchemyError)):
+            raise
+        print(f"archsearch: error: {type(e).__name__}: {mask_url(str(e).splitlines()[0] if str(e) else '')}", file=sys.stderr)
         return EXIT_USAGE
 
 

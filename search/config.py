@@ -75,8 +75,13 @@ class StudyConfig:
     max_retry: int = 2  # re-runs of a trial whose worker died
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            _fail("study", "name", "a non-empty string", self.name)
+        if (
+            not isinstance(self.name, str)
+            or not self.name.strip()
+            or len(self.name) > 500
+            or any(not ch.isprintable() for ch in self.name)
+        ):
+            _fail("study", "name", "a non-empty string of at most 500 printable characters", self.name)
         if not isinstance(self.storage, str):
             _fail("study", "storage", "a database URL string", self.storage)
         try:

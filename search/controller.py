@@ -18,7 +18,7 @@ from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool import PoolFailure, progress_line, run_pool
 from archsearch.storage import default_artifact_dir, finished_count, make_storage, mask_url, sqlite_path
-from archsearch.worker import run_worker
+from archsearch.worker import run_worker, sigterm_as_interrupt
 from archsearch.trainers.data import PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
@@ -40,21 +40,24 @@ class OpenedStudy:
     artifact_dir: Path
 
 
-def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(config: SearchConfig, *, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """The configured sampler, seeded with `seed` (default: the study seed)."""
     study = config.study
+    seed = study.seed if seed is None else seed
     if study.sampler == "tpe":
         # group=True models the per-layer parameters of each depth together (they only exist for some
         # depths); Optuna flags both options experimental, which is no news to an archsearch user.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(
-                seed=study.seed, multivariate=True, group=True, n_startup_trials=study.n_startup_trials
+                seed=seed, multivariate=True, group=True, n_startup_trials=study.n_startup_trials
             )
     if study.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=study.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if study.sampler == "qmc":
+        # QMC workers share one sequence through the study (its position is stored there), so one seed.
         return optuna.samplers.QMCSampler(seed=study.seed, warn_independent_sampling=False)
-    return optuna.samplers.GPSampler(seed=study.seed, n_startup_trials=study.n_startup_trials)
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=study.n_startup_trials)
 
 
 def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
@@ -71,21 +74,39 @@ def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+# [train] keys that change what a trial's value means; other [study]/[train] keys may change on resume.
+_COMPARABILITY_TRAIN_KEYS = ("epochs", "patience", "class_weight")
+
+
+def stored_config(config: SearchConfig) -> dict:
+    """The config as kept in the study: everything but the storage password (dashboard users see it)."""
+    data = config.to_dict()
+    data["study"]["storage"] = mask_url(data["study"]["storage"])
+    return data
+
+
 def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, url: str) -> None:
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
+        if study.get_trials(deepcopy=False):
+            raise ConfigError(
+                f"Study {study.study_name!r} in {mask_url(url)!r} already holds trials but was not created by "
+                "archsearch. Pick another [study] name (or --study NAME)."
+            )
         return
     current = config.to_dict()
     changed = [f"[data] {k}" for k in sorted(set(stored["data"]) | set(current["data"])) if stored["data"].get(k) != current["data"].get(k)]
     stored_space = type(config.space).from_dict(stored["space"])
     changed += [f"[space] {k}" for k in stored_space.is_compatible_with(config.space)]
+    changed += [f"[train] {k}" for k in _COMPARABILITY_TRAIN_KEYS if stored["train"].get(k) != current["train"].get(k)]
     if study.user_attrs.get("metric") != metric:
         changed.append("[study] metric")
     if changed:
+        hint = " ([data] seed follows [study] seed unless [data] sets it)" if "[data] seed" in changed else ""
         raise ConfigError(
             f"Study {study.study_name!r} in {mask_url(url)!r} was created with a different search: "
-            f"{', '.join(changed)} changed, so its trials are not comparable. Restore those settings to resume it, "
-            "or start a new study with another [study] name (or --study NAME)."
+            f"{', '.join(changed)} changed{hint}, so its trials are not comparable. Restore those settings to resume "
+            "it, or start a new study with another [study] name (or --study NAME)."
         )
 
 
@@ -121,17 +142,25 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.BaseStor
         )
         study.set_user_attr("preprocessing", data.preprocessing.to_dict())
         # Written last: its presence marks a fully initialised study.
-        study.set_user_attr(CONFIG_ATTR, config.to_dict())
-        _enqueue_baselines(study, config)
+        study.set_user_attr(CONFIG_ATTR, stored_config(config))
+        _enqueue_baselines(study, config, linear=True)
+    else:
+        # Settings that may change on resume (n_trials, timeout, sampler, device, ...) are stored, so that
+        # workers joining later follow them; newly listed baselines are tried first.
+        before = SearchConfig.from_dict(study.user_attrs[CONFIG_ATTR]).space.baselines
+        study.set_user_attr(CONFIG_ATTR, stored_config(config))
+        new = [widths for widths in config.space.baselines if widths not in before]
+        if new:
+            _enqueue_baselines(study, config, linear=False, only=new)
     artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
     return OpenedStudy(study=study, storage=storage, data=data, metric=metric, artifact_dir=artifact_dir)
 
 
-def _enqueue_baselines(study: optuna.Study, config: SearchConfig) -> None:
+def _enqueue_baselines(study: optuna.Study, config: SearchConfig, *, linear: bool, only: list | None = None) -> None:
     space = config.space
-    if space.layers[0] == 0:
+    if linear and space.layers[0] == 0:
         study.enqueue_trial(space.fixed_params([]), user_attrs={BASELINE_ATTR: "linear"}, skip_if_exists=True)
-    for widths in space.baselines:
+    for widths in space.baselines if only is None else only:
         study.enqueue_trial(space.fixed_params(widths), user_attrs={BASELINE_ATTR: "user"}, skip_if_exists=True)
 
 
@@ -173,12 +202,12 @@ def run_search(
         >>> study.best_trial.user_attrs["widths"]
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    slots = plan_slots(config, workers, gpus, trials_per_gpu)  # before the study exists: bad flags change nothing
     opened = open_search_study(config)
     study, total = opened.study, config.study.n_trials
     if finished_count(study) >= total:
         return study
     deadline = time.time() + config.study.timeout if config.study.timeout else None
-    slots = plan_slots(config, workers, gpus, trials_per_gpu)
     run_slots(config, study, slots, in_process=gpus is None, deadline=deadline, quiet=quiet, stream=stream, log_dir=log_dir)
     return study
 
@@ -189,6 +218,7 @@ def run_slots(
     slots: list[WorkerSlot],
     *,
     in_process: bool,
+    seed_salt: int = 0,
     total: int | None = None,
     deadline: float | None = None,
     max_trials: int | None = None,
@@ -204,7 +234,11 @@ def run_slots(
     stream = stream or sys.stderr
     if len(slots) == 1 and in_process:
         callbacks = [] if quiet else [_PrintProgress(total, metric, stream)]
-        outcome = run_worker(url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline, callbacks=callbacks)
+        with sigterm_as_interrupt():
+            outcome = run_worker(
+                url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline,
+                callbacks=callbacks, seed_salt=seed_salt,
+            )
         if outcome.stopped_by_failures:
             last = f"the last (trial {outcome.last_failed_trial}) failed with: {outcome.last_failure}"
             raise SearchError(_failure_message(study, outcome.failed_streak, last))
@@ -215,7 +249,9 @@ def run_slots(
             deadline=deadline, quiet=quiet, stream=stream, max_trials=max_trials,
         )
     except PoolFailure as e:
-        raise SearchError(_failure_message(study, config.study.max_consecutive_failures, str(e))) from e
+        if e.streak:
+            raise SearchError(_failure_message(study, config.study.max_consecutive_failures, str(e))) from e
+        raise SearchError(f"Study {study.study_name!r}: {e}. Fix the cause and rerun the same command to continue.") from e
 
 
 def plan_slots(config: SearchConfig, workers: int | None, gpus: Sequence[int] | None, trials_per_gpu: int) -> list[WorkerSlot]:
@@ -281,5 +317,9 @@ def join_study(
     # The URL given here is how this machine reaches the database; the stored one may name another host.
     config = config.replace(storage=storage)
     slots = plan_slots(config, workers, gpus, trials_per_gpu)
-    run_slots(config, study, slots, in_process=gpus is None, max_trials=max_trials, quiet=quiet, stream=stream, log_dir=log_dir)
+    # Another machine's worker may start with the same slot index and trial count: the process id tells them apart.
+    run_slots(
+        config, study, slots, in_process=gpus is None, seed_salt=os.getpid(), max_trials=max_trials, quiet=quiet,
+        stream=stream, log_dir=log_dir,
+    )
     return study

@@ -104,7 +104,7 @@ def export_best(
     from archsearch.trainers import export_model
     from archsearch.trainers._weights import load_weights
 
-    study = open_study(make_storage(storage), study_name, url=storage)
+    study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if CONFIG_ATTR not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {CONFIG_ATTR!r} attribute).")
     config = SearchConfig.from_dict(study.user_attrs[CONFIG_ATTR])

@@ -60,11 +60,13 @@ def plan_workers(
     if gpus is None and device.startswith("cuda:"):
         gpus = [int(device.split(":")[1])]
     if wants_cuda and visible_gpus == 0:
-        asked = f"--gpus {','.join(map(str, gpus))}" if gpus is not None else f"device {device!r}"
-        raise PlacementError(
-            f"CUDA was asked for ({asked}) but no GPU is visible on this machine. "
-            "Use device 'auto' or 'cpu', or run on a machine with a GPU."
-        )
+        if gpus is not None:
+            fix = "Leave out --gpus to train on the CPU cores"
+            asked = f"--gpus {','.join(map(str, gpus))}"
+        else:
+            fix = "Set [train] device to 'auto' or 'cpu'"
+            asked = f"device {device!r}"
+        raise PlacementError(f"CUDA was asked for ({asked}) but no GPU is visible on this machine. {fix}, or run on a machine with a GPU.")
     if gpus is not None:
         if not gpus:
             raise PlacementError("The 'gpus' parameter must list at least one GPU index. Got [] instead.")

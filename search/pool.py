@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import socket
 import sys
 import threading
 import time
@@ -15,7 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from archsearch.placement import WorkerSlot
-from archsearch.worker import EXIT_FAILURE_STREAK, worker_main
+from archsearch.worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, worker_main
 
 __all__ = ["run_pool", "PoolFailure", "progress_line"]
 
@@ -24,7 +25,11 @@ STOP_GRACE_SECONDS = 30.0
 
 
 class PoolFailure(RuntimeError):
-    """A worker stopped after a streak of failed trials, or died with an error."""
+    """A worker stopped after a streak of failed trials (`streak` is True), or died with an error."""
+
+    def __init__(self, message: str, *, streak: bool = False):
+        super().__init__(message)
+        self.streak = streak
 
 
 def progress_line(study: optuna.Study, total: int, metric: str, started: float) -> str:
@@ -32,7 +37,7 @@ def progress_line(study: optuna.Study, total: int, metric: str, started: float) 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
     done = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
-    per_worker = Counter(t.user_attrs.get("worker", "?").rsplit("/", 1)[-1] for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    per_worker = Counter(_short_label(t.user_attrs.get("worker", "?")) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if finished:
         best_trial = max(finished, key=lambda t: t.value) if study.direction == optuna.study.StudyDirection.MAXIMIZE else min(finished, key=lambda t: t.value)
@@ -44,6 +49,13 @@ def progress_line(study: optuna.Study, total: int, metric: str, started: float) 
         f"[archsearch] {done}/{total} trials: {states[TrialState.COMPLETE]} complete, {states[TrialState.PRUNED]} pruned, "
         f"{states[TrialState.FAIL]} failed, {states[TrialState.RUNNING]} running | {best} | {workers} | {time.monotonic() - started:.0f}s"
     )
+
+
+def _short_label(label: str) -> str:
+    """'host:pid/w0' -> 'w0' for this machine's workers, 'host/w0' for another machine's."""
+    host, _, rest = label.partition(":")
+    slot = rest.rsplit("/", 1)[-1]
+    return slot if host == socket.gethostname() else f"{host}/{slot}"
 
 
 def run_pool(
@@ -95,10 +107,13 @@ def run_pool(
         while any(p.is_alive() for p in processes):
             if interrupted:
                 raise KeyboardInterrupt()
-            failed = [p for p in processes if p.exitcode == EXIT_FAILURE_STREAK]
-            if failed:
+            if any(p.exitcode == EXIT_FAILURE_STREAK for p in processes):
                 _stop(processes)
-                raise PoolFailure(_last_failure(study))
+                raise PoolFailure(_last_failure(study), streak=True)
+            broken = [p for p in processes if p.exitcode == EXIT_ERROR]
+            if broken:
+                _stop(processes)
+                raise PoolFailure(_worker_error(broken[0], log_dir))
             if not quiet:
                 line = progress_line(study, total, metric, started)
                 news = line.rsplit(" | ", 1)[0]  # the elapsed time alone is no news
@@ -107,11 +122,19 @@ def run_pool(
                     stream.flush()
                     last_line = news
             time.sleep(POLL_SECONDS)
+        if interrupted:
+            raise KeyboardInterrupt()
         if any(p.exitcode == EXIT_FAILURE_STREAK for p in processes):
-            raise PoolFailure(_last_failure(study))
-        crashed = [p for p in processes if p.exitcode not in (0, EXIT_FAILURE_STREAK)]
-        if crashed and not interrupted:
+            raise PoolFailure(_last_failure(study), streak=True)
+        broken = [p for p in processes if p.exitcode == EXIT_ERROR]
+        if broken:
+            raise PoolFailure(_worker_error(broken[0], log_dir))
+        crashed = [p for p in processes if p.exitcode != 0]
+        if crashed:
             codes = ", ".join(f"{p.name} exited {p.exitcode}" for p in crashed)
+            if len(crashed) == len(processes):
+                raise PoolFailure(f"every worker died ({codes}); see the logs in {log_dir}")
+            # Killed workers' trials are retried by the others; say so, but the study is complete.
             stream.write(f"[archsearch] warning: {codes}; see {log_dir}\n")
     finally:
         _stop(processes)
@@ -132,6 +155,15 @@ def _stop(processes: list) -> None:
         if process.is_alive():
             process.kill()
             process.join(timeout=5)
+
+
+def _worker_error(process, log_dir: Path) -> str:
+    """The error line a worker wrote last in its log (already masked), naming the log for the traceback."""
+    index = process.name.rsplit("-", 1)[-1]
+    log_path = log_dir / f"worker-{index}.log"
+    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.startswith(ERROR_PREFIX)]
+    error = lines[-1][len(ERROR_PREFIX):] if lines else f"exit code {process.exitcode}"
+    return f"worker {index} stopped with an error: {error} (traceback in {log_path})"
 
 
 def _last_failure(study: optuna.Study) -> str:

@@ -6,15 +6,18 @@ a worker on another machine needs only the storage URL and the study name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
+import threading
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
@@ -26,8 +29,10 @@ from archsearch.placement import WorkerSlot
 from archsearch.storage import FINISHED_STATES, default_artifact_dir, make_storage, mask_url, open_study
 from archsearch.trainers.data import DataError, load_data
 
-__all__ = ["run_worker", "WorkerOutcome", "EXIT_FAILURE_STREAK", "worker_main"]
+__all__ = ["run_worker", "WorkerOutcome", "EXIT_FAILURE_STREAK", "EXIT_ERROR", "ERROR_PREFIX", "worker_main", "sigterm_as_interrupt"]
 EXIT_FAILURE_STREAK = 3
+EXIT_ERROR = 4
+ERROR_PREFIX = "worker error: "
 
 
 @dataclass
@@ -36,6 +41,7 @@ class WorkerOutcome:
 
     finished: int = 0
     stopped_by_failures: bool = False
+    stood_down: bool = False  # the last trial found its work taken by another worker
     failed_streak: int = 0
     last_failure: str | None = None
     last_failed_trial: int | None = None
@@ -45,11 +51,17 @@ def worker_label(slot: WorkerSlot) -> str:
     return f"{socket.gethostname()}:{os.getpid()}/w{slot.index}"
 
 
-def load_worker_study(url: str, study_name: str) -> tuple[SearchConfig, optuna.storages.RDBStorage, optuna.Study]:
-    """Open a study created by archsearch with heartbeats, retries, and the sampler and pruner it was made with."""
+def load_worker_study(
+    url: str, study_name: str, *, seed_salt: int = 0
+) -> tuple[SearchConfig, optuna.storages.RDBStorage, optuna.Study]:
+    """Open a study created by archsearch with heartbeats, retries, and the sampler and pruner it was made with.
+
+    Each worker's sampler gets its own seed (the study seed, the trials already there and `seed_salt`):
+    workers seeded alike would all propose the same parameters, and so would every rerun.
+    """
     from archsearch.controller import make_pruner, make_sampler
 
-    plain = open_study(make_storage(url), study_name, url=url)
+    plain = open_study(make_storage(url, must_exist=True), study_name, url=url)
     if CONFIG_ATTR not in plain.user_attrs:
         raise ConfigError(
             f"Study {study_name!r} in {mask_url(url)!r} has no archsearch config; create it with "
@@ -65,7 +77,10 @@ def load_worker_study(url: str, study_name: str) -> tuple[SearchConfig, optuna.s
         grace_period=config.study.grace_period,
         heartbeat_stale_trial_callback=retry,
     )
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler(config), pruner=make_pruner(config))
+    seed = (config.study.seed + 7919 * len(plain.get_trials(deepcopy=False)) + seed_salt) % 2**32
+    study = optuna.load_study(
+        study_name=study_name, storage=storage, sampler=make_sampler(config, seed=seed), pruner=make_pruner(config)
+    )
     return config, storage, study
 
 
@@ -91,6 +106,7 @@ def run_worker(
     deadline: float | None = None,
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
     log: TextIO | None = None,
+    seed_salt: int = 0,
 ) -> WorkerOutcome:
     """Train trials of an existing study until it holds `total` finished trials (or a limit is hit).
 
@@ -104,12 +120,15 @@ def run_worker(
         deadline: `time.time()` after which no new trial starts.
         callbacks: Extra study callbacks (progress).
         log: Where one line per finished trial goes.
+        seed_salt: Makes this worker's sampler seed differ from other workers' (slot index, process id).
     """
-    config, storage, study = load_worker_study(url, study_name)
+    config, storage, study = load_worker_study(url, study_name, seed_salt=seed_salt + 104729 * slot.index)
     # A companion study of `archsearch sensitivity` holds enqueued jobs instead of a search to sample.
     sensitivity = study.user_attrs.get("archsearch_kind") == "sensitivity"
     if total is None:
         total = study.user_attrs["sensitivity_jobs"] if sensitivity else config.study.n_trials
+    if len(study.get_trials(deepcopy=False, states=FINISHED_STATES)) >= total:
+        return WorkerOutcome()  # nothing left: no need for the data (which may not even be here)
     data = _load_data_here(config)
     metric = study.user_attrs["metric"]
     artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
@@ -127,7 +146,8 @@ def run_worker(
     limit = config.study.max_consecutive_failures
 
     def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.user_attrs.get(EXCESS_ATTR):
+        outcome.stood_down = bool(trial.user_attrs.get(EXCESS_ATTR))
+        if outcome.stood_down:
             return
         if trial.state == TrialState.FAIL:
             outcome.failed_streak += 1
@@ -141,7 +161,9 @@ def run_worker(
             log.write(f"{time.strftime('%H:%M:%S')} {label} trial {trial.number} {trial.state.name}{value} {trial.user_attrs.get('widths')}\n")
             log.flush()
 
-    all_callbacks = [record, objective.after_trial, *(callbacks or [])]
+    # Search trials bound their stored weights after each trial; sensitivity runs keep none.
+    after_trial = getattr(objective, "after_trial", None)
+    all_callbacks = [record, *([after_trial] if after_trial else []), *(callbacks or [])]
     while outcome.failed_streak < limit:
         if max_trials is not None and outcome.finished >= max_trials:
             break
@@ -166,6 +188,8 @@ def run_worker(
             from archsearch.trainers import release_memory
 
             release_memory()
+        if outcome.stood_down:
+            time.sleep(1.0)  # let the other workers' claims settle before counting again
     outcome.stopped_by_failures = outcome.failed_streak >= limit
     return outcome
 
@@ -181,23 +205,43 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within this block SIGTERM ends the running trial as FAIL, like Ctrl-C (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def worker_main(url: str, study_name: str, slot: WorkerSlot, log_path: str, total: int | None, deadline: float | None, max_trials: int | None) -> None:
-    """Entry point of a spawned worker process: logs to its own file, exits 3 on a failure streak."""
+    """Entry point of a spawned worker process: logs to its own file; exit code 3 on a failure streak, 4 on an error."""
     os.environ.update(slot.env)  # before torch loads, so the worker sees only its GPU
     # SIGTERM from the controller ends the running trial as FAIL through Optuna's KeyboardInterrupt path.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    code = 0
     with open(log_path, "a", encoding="utf-8", buffering=1) as log:
         sys.stdout = sys.stderr = log
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         log.write(f"{time.strftime('%H:%M:%S')} {worker_label(slot)} starts on {slot.device}"
                   f"{'' if slot.gpu is None else f' (GPU {slot.gpu})'}, {slot.threads} thread(s)\n")
         try:
-            outcome = run_worker(url, study_name, slot, total=total, max_trials=max_trials, deadline=deadline, log=log)
+            outcome = run_worker(
+                url, study_name, slot, total=total, max_trials=max_trials, deadline=deadline, log=log, seed_salt=os.getpid()
+            )
+            code = EXIT_FAILURE_STREAK if outcome.stopped_by_failures else 0
         except KeyboardInterrupt:
             log.write(f"{time.strftime('%H:%M:%S')} stopped by a signal\n")
-            sys.exit(130)
+            code = 130
         except Exception as e:
-            log.write(f"{time.strftime('%H:%M:%S')} error: {mask_url(f'{type(e).__name__}: {e}')}\n")
-            raise
-        if outcome.stopped_by_failures:
-            sys.exit(EXIT_FAILURE_STREAK)
+            # The last line of the log is what the controller shows; the traceback above it is for a person.
+            log.write(mask_url(traceback.format_exc()))
+            log.write(f"{ERROR_PREFIX}{mask_url(f'{type(e).__name__}: {e}')}\n")
+            code = EXIT_ERROR
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    sys.exit(code)

@@ -7,6 +7,7 @@ import warnings
 from typing import Any, Callable
 
 import optuna
+import sqlalchemy
 from sqlalchemy.exc import SQLAlchemyError
 
 from archsearch.storage._url import StorageError, backend_of, mask_url, sqlite_path
@@ -23,6 +24,26 @@ def _engine_kwargs(backend: str, pool_size: int) -> dict[str, Any]:
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     # pre_ping revives connections a database server closed while a long trial trained.
     return {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 1800}
+
+
+def _serialize_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
+    """Make every SQLite transaction take the write lock when it begins (BEGIN IMMEDIATE).
+
+    Python's sqlite3 driver starts a transaction only at the first write, so a read-then-write such as
+    Optuna's "claim this WAITING trial" runs its read outside any transaction: two worker processes can
+    both read WAITING and both claim the same trial. With BEGIN IMMEDIATE the second one waits for the
+    first to commit and then sees RUNNING. (SQLAlchemy's documented recipe for pysqlite.)
+    """
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection, connection_record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # pooled connections were opened before the listeners existed
 
 
 def _enable_wal(url: str) -> None:
@@ -46,6 +67,7 @@ def make_storage(
     grace_period: int | None = None,
     heartbeat_stale_trial_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
     pool_size: int = 2,
+    must_exist: bool = False,
 ) -> optuna.storages.RDBStorage:
     """Open (creating tables when needed) the Optuna storage at `url`.
 
@@ -55,25 +77,33 @@ def make_storage(
         grace_period: Seconds without a heartbeat after which a running trial is declared dead.
         heartbeat_stale_trial_callback: Called for every trial failed for a stale heartbeat (e.g. a retry).
         pool_size: Connections kept per process on database servers.
+        must_exist: Refuse a SQLite file that does not exist yet (for commands that only read or join:
+            SQLite would otherwise create an empty database at a mistyped path).
 
     Raises:
         StorageError: The URL is malformed, the backend unsupported or the database unreachable;
             the message masks the password.
     """
     backend = backend_of(url)
+    path = sqlite_path(url)
+    if must_exist and path is not None and not path.is_file():
+        raise StorageError(f"No SQLite database at {str(path)!r} (from {url!r}). Pass the storage URL the search wrote to.")
     try:
         if backend == "sqlite":
             _enable_wal(url)
         with warnings.catch_warnings():
             # Heartbeats are flagged experimental by Optuna; they are the mechanism archsearch relies on.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=_engine_kwargs(backend, pool_size),
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
             )
+        if backend == "sqlite":
+            _serialize_sqlite_transactions(storage.engine)
+        return storage
     except (SQLAlchemyError, sqlite3.Error, ImportError) as e:
         # Not chained: a driver's message may repeat the URL, password included, in a traceback.
         first_line = mask_url(str(e).splitlines()[0]) if str(e) else type(e).__name__

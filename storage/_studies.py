@@ -66,8 +66,12 @@ def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = 
     """A plain-text status report: counts by state, running trials with worker and heartbeat age, the best trial."""
     study = open_study(storage, name, url=url)
     counts = state_counts(study)
+    # A trial claimed just as the total was reached trains nothing and is closed as FAIL with `not_run`.
+    surplus = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.user_attrs.get("not_run"))
+    counts["FAIL"] -= surplus
     lines = [f"Study {name!r}" + (f" in {mask_url(url)}" if url else "")]
-    lines.append("  " + ", ".join(f"{state.lower()} {count}" for state, count in counts.items()))
+    line = "  " + ", ".join(f"{state.lower()} {count}" for state, count in counts.items())
+    lines.append(line + (f" (plus {surplus} surplus claims that trained nothing)" if surplus else ""))
     config = study.user_attrs.get("archsearch_config", {})
     total = config.get("study", {}).get("n_trials")
     if total is not None:

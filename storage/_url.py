@@ -20,13 +20,20 @@ class StorageError(ValueError):
 _PASSWORD_IN_URL = re.compile(r"""(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^\s'"]*)(?P<tail>@)""")
 
 
+# password=... in a URL's query string or a key=value connection string.
+_PASSWORD_PARAMETER = re.compile(r"""(?P<head>\b(?:password|passwd|pwd)=)(?P<password>[^&\s'"]+)""", re.IGNORECASE)
+
+
 def mask_url(text: str) -> str:
     """Replace the password of every URL in `text` with '***' (for logs, errors and status lines).
 
     >>> mask_url("postgresql://bob:s3cret@db:5432/optuna")
     'postgresql://bob:***@db:5432/optuna'
+    >>> mask_url("postgresql://bob@db/optuna?password=s3cret&sslmode=require")
+    'postgresql://bob@db/optuna?password=***&sslmode=require'
     """
-    return _PASSWORD_IN_URL.sub(lambda m: m.group("head") + "***" + m.group("tail"), text)
+    text = _PASSWORD_IN_URL.sub(lambda m: m.group("head") + "***" + m.group("tail"), text)
+    return _PASSWORD_PARAMETER.sub(lambda m: m.group("head") + "***", text)
 
 
 def backend_of(url: str) -> str:

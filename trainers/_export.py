@@ -111,6 +111,8 @@ def export_model(
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    # An earlier export's architecture.json must not vouch for half-written new files if this one fails.
+    (folder / ARCHITECTURE_FILE).unlink(missing_ok=True)
     torch.save(mlp.state_dict(), folder / STATE_FILE)
     # Two example rows: a batch of 1 would make torch.export specialize the batch size to 1.
     example = torch.zeros(2, n_inputs)

@@ -11,7 +11,7 @@ from archsearch.dashboards import launch_dashboard
 
 def test_launch_dashboard_rejects_a_missing_sqlite_file(tmp_path: Path) -> None:
     """Check that a SQLite URL to no file is refused instead of serving an empty database."""
-    with pytest.raises(ValueError, match="No SQLite file at sqlite:///.*missing.db"):
+    with pytest.raises(ValueError, match=r"No SQLite database at .*missing\.db"):
         launch_dashboard(f"sqlite:///{tmp_path / 'missing.db'}")
     assert not (tmp_path / "missing.db").exists()
 

@@ -88,6 +88,7 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[data]\nval_fraction = 1.2\n", r"The 'val_fraction' parameter of DataSpec"),
         ("[data]\ndataset = 'mnist'\n", r"mnist"),
         ("study = 3\n", r"\[study\] must be a table of keys\. Got 3 instead\."),
+        ("[study]\nname = \"a\\nb\"\n", r"The 'name' parameter of \[study\] must be a non-empty string of at most 500 printable characters\. Got 'a\\nb'"),
     ],
 )
 def test_load_config_rejects_bad_values(tmp_path: Path, toml: str, message: str) -> None:

@@ -144,3 +144,54 @@ def test_run_search_keep_best_k_bounds_stored_weights(tmp_path: Path) -> None:
     artifacts = tmp_path / "search_artifacts"
     kept = [t.number for t in study.get_trials(states=(TrialState.COMPLETE,)) if (artifacts / t.user_attrs[WEIGHTS_ATTR]).exists()]
     assert kept == [study.best_trial.number]
+
+
+@pytest.mark.timeout(300)
+def test_run_search_resume_stores_runtime_changes_and_new_baselines(tmp_path: Path) -> None:
+    """Check that a resume keeps the new n_trials and sampler in the study (for later workers) and tries new baselines."""
+    config = small_config(tmp_path, study={"n_trials": 2, "sampler": "tpe"}, space={"layers": [0, 2]}, train={"epochs": 2})
+    run_search(config)
+    resumed = small_config(
+        tmp_path, study={"n_trials": 4, "sampler": "random"}, space={"layers": [0, 2], "baselines": [[24, 16]]}, train={"epochs": 2}
+    )
+    study = run_search(resumed)
+    stored = study.user_attrs["archsearch_config"]
+    assert (stored["study"]["n_trials"], stored["study"]["sampler"]) == (4, "random")
+    assert study.trials[2].user_attrs["widths"] == [24, 16] and study.trials[2].user_attrs["baseline"] == "user"
+
+
+@pytest.mark.timeout(300)
+def test_run_search_refuses_changed_epochs_on_resume(tmp_path: Path) -> None:
+    """Check that a changed epoch budget is refused: old and new trials would not be comparable."""
+    run_search(small_config(tmp_path, study={"n_trials": 1}, train={"epochs": 2}))
+    with pytest.raises(ConfigError, match=r"\[train\] epochs changed"):
+        run_search(small_config(tmp_path, study={"n_trials": 2}, train={"epochs": 3}))
+
+
+def test_run_search_changed_seed_names_the_study_seed(tmp_path: Path) -> None:
+    """Check that changing only [study] seed explains that the data split follows it."""
+    from archsearch.controller import open_search_study
+
+    open_search_study(small_config(tmp_path, study={"n_trials": 1, "seed": 0}))
+    with pytest.raises(ConfigError, match=r"\[data\] seed changed \(\[data\] seed follows \[study\] seed unless \[data\] sets it\)"):
+        open_search_study(small_config(tmp_path, study={"n_trials": 1, "seed": 1}))
+
+
+def test_open_search_study_refuses_a_foreign_study_with_trials(tmp_path: Path) -> None:
+    """Check that a plain Optuna study of the same name, with trials, is not taken over."""
+    from archsearch.controller import open_search_study
+
+    url = f"sqlite:///{tmp_path}/search.db"
+    foreign = optuna.create_study(study_name="digits", storage=url)
+    foreign.add_trial(optuna.trial.create_trial(value=1.0))
+    with pytest.raises(ConfigError, match=r"already holds trials but was not created by archsearch"):
+        open_search_study(small_config(tmp_path))
+
+
+def test_stored_config_masks_the_storage_password() -> None:
+    """Check that the config kept in the study (shown by optuna-dashboard) has no storage password."""
+    from archsearch.config import SearchConfig
+    from archsearch.controller import stored_config
+
+    config = SearchConfig.from_dict({"study": {"storage": "postgresql+psycopg://bob:s3cret@db/x"}})
+    assert stored_config(config)["study"]["storage"] == "postgresql+psycopg://bob:***@db/x"

@@ -179,3 +179,47 @@ def test_worker_refuses_a_study_archsearch_did_not_create(tmp_path: Path) -> Non
     optuna.create_study(study_name="plain", storage=url)
     with pytest.raises(ConfigError, match=r"has no archsearch config; create it with `archsearch search CONFIG`"):
         join_study(url, "plain")
+
+
+@pytest.mark.timeout(300)
+def test_pool_workers_sample_different_parameters(tmp_path: Path) -> None:
+    """Check that workers do not propose the same parameters: each worker's sampler has its own seed."""
+    config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/d.db", "distinct", 6, sampler="random")
+    study = run_search(config, workers=2)
+    sampled = [tuple(sorted(t.params.items())) for t in study.trials if "fixed_params" not in t.system_attrs and t.params]
+    assert len(sampled) >= 4
+    assert len(set(sampled)) == len(sampled)
+
+
+@pytest.mark.timeout(300)
+def test_pool_worker_error_stops_the_search_with_its_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that a worker that cannot start (its data file is gone) fails the command with the reason, exit 2."""
+    from archsearch.cli import main
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,target\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(60)), encoding="utf-8")
+    config = tmp_path / "s.toml"
+    config.write_text(
+        f'[study]\nname = "gone"\nstorage = "sqlite:///{tmp_path}/g.db"\nn_trials = 4\n'
+        '[data]\npath = "rows.csv"\n[space]\nlayers = [0, 1]\n[train]\nepochs = 2\n',
+        encoding="utf-8",
+    )
+    from archsearch.config import load_config
+    from archsearch.controller import open_search_study
+
+    open_search_study(load_config(config))
+    rows.unlink()
+    code = main(["worker", "--storage", f"sqlite:///{tmp_path}/g.db", "--study", "gone", "--workers", "2", "--quiet", "--log-dir", str(tmp_path / "logs")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "is not readable on this machine" in err and "traceback in" in err
+
+
+def test_run_search_bad_worker_flags_leave_no_study(tmp_path: Path) -> None:
+    """Check that impossible worker flags fail before the study (or the database file) is created."""
+    from archsearch.config import ConfigError
+
+    config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/none.db", "never", 2)
+    with pytest.raises(ConfigError, match=r"The 'workers' parameter must be an int >= 1\. Got 0 instead\."):
+        run_search(config, workers=0)
+    assert not (tmp_path / "none.db").exists()

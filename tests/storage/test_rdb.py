@@ -63,3 +63,41 @@ def test_make_storage_on_database_servers(server: str, request: pytest.FixtureRe
         assert finished_count(open_study(make_storage(url), unique_name)) == 3
     finally:
         optuna.delete_study(study_name=unique_name, storage=storage)
+
+
+def test_make_storage_must_exist_refuses_a_missing_sqlite_file(tmp_path: Path) -> None:
+    """Check that read-only commands do not create an empty database at a mistyped path."""
+    with pytest.raises(StorageError, match=r"No SQLite database at .*typo\.db"):
+        make_storage(f"sqlite:///{tmp_path}/typo.db", must_exist=True)
+    assert not (tmp_path / "typo.db").exists()
+
+
+def _claim_enqueued(url: str) -> list[int]:
+    """Worker process: claim enqueued trials until a fresh (not enqueued) one comes back."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = make_storage(url)
+    study = optuna.load_study(study_name="claims", storage=storage)
+    claimed = []
+    while True:
+        trial = study.ask()
+        if "fixed_params" not in storage.get_trial_system_attrs(trial._trial_id):
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return claimed
+        claimed.append(trial.number)
+        study.tell(trial, 1.0)
+
+
+@pytest.mark.timeout(300)
+def test_make_storage_sqlite_workers_never_claim_the_same_waiting_trial(tmp_path: Path) -> None:
+    """Check that 4 processes popping enqueued trials from one SQLite file each get distinct trials
+    (plain pysqlite lets two processes both claim one WAITING trial; BEGIN IMMEDIATE prevents it)."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path}/claims.db"
+    study = optuna.create_study(study_name="claims", storage=make_storage(url))
+    for k in range(80):
+        study.enqueue_trial({"x": k})
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        claims = pool.map(_claim_enqueued, [url] * 4, chunksize=1)
+    every = [number for claimed in claims for number in claimed]
+    assert sorted(every) == list(range(80))

@@ -28,6 +28,8 @@ def test_mask_url_handles_text_around_urls_and_no_password() -> None:
         ("mysql+pymysql://bob:p@ss:w0rd@10.0.0.2/hpo", "mysql+pymysql://bob:***@10.0.0.2/hpo"),
         ("postgresql://alice@db.example/hpo", "postgresql://alice@db.example/hpo"),
         ("sqlite:///runs/study.db", "sqlite:///runs/study.db"),
+        ("postgresql+psycopg://bob@h/db?password=s3cret&sslmode=require", "postgresql+psycopg://bob@h/db?password=***&sslmode=require"),
+        ("host=h user=bob password=s3cret dbname=x", "host=h user=bob password=*** dbname=x"),
     ],
 )
 def test_mask_url_edge_cases(url: str, shown: str) -> None:
