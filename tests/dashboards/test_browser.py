@@ -67,16 +67,16 @@ def _free_port() -> int:
 
 @pytest.fixture
 def dashboard(demo_study: optuna.Study, tmp_path: Path) -> Iterator[tuple[str, optuna.Study]]:
-    """``launch_dashboard`` in a subprocess on the demo study (report pushed); yields the base URL."""
+    """`archsearch dashboard` in a subprocess on the demo study (report pushed); yields the base URL."""
     build_report(demo_study).push_to_dashboard(demo_study)
     storage_url = f"sqlite:///{tmp_path / 'demo.db'}"  # where the demo_study fixture wrote it
     port = _free_port()
-    code = (
-        "from archsearch.dashboards import launch_dashboard; "
-        f"launch_dashboard({storage_url!r}, port={port}, artifact_dir={str(tmp_path / 'artifacts')!r})"
-    )
+    command = [
+        sys.executable, "-m", "archsearch.cli", "dashboard", "--storage", storage_url, "--port", str(port),
+        "--artifacts", str(tmp_path / "artifacts"),
+    ]
     log = open(tmp_path / "dashboard.log", "w")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

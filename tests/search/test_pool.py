@@ -51,14 +51,18 @@ def test_pool_four_workers_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.services
 @pytest.mark.timeout(420)
-def test_pool_four_workers_on_postgres(tmp_path: Path, postgres_url: str, unique_name: str) -> None:
-    """Check that 4 workers on PostgreSQL finish a 40-trial study: unique numbers, counts add up, no errors."""
-    config = _fast_config(tmp_path, postgres_url, unique_name, 40, artifacts=str(tmp_path / "artifacts"))
+@pytest.mark.parametrize(("server", "n_trials"), [("postgres_url", 40), ("mysql_url", 16)])
+def test_pool_four_workers_on_database_servers(
+    tmp_path: Path, server: str, n_trials: int, request: pytest.FixtureRequest, unique_name: str
+) -> None:
+    """Check that 4 workers on PostgreSQL (40 trials) and MariaDB finish a study: unique numbers, counts add up, no errors."""
+    url = request.getfixturevalue(server)
+    config = _fast_config(tmp_path, url, unique_name, n_trials, artifacts=str(tmp_path / "artifacts"))
     try:
         study = run_search(config, workers=4, log_dir=tmp_path / "logs")
-        _assert_clean_total(study, 40)
+        _assert_clean_total(study, n_trials)
     finally:
-        optuna.delete_study(study_name=unique_name, storage=postgres_url)
+        optuna.delete_study(study_name=unique_name, storage=url)
 
 
 def _write_config(tmp_path: Path, n_trials: int, epochs: int) -> Path:

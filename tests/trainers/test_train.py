@@ -9,7 +9,7 @@ from sklearn.datasets import make_classification, make_regression
 
 from archsearch.trainers import TrainSettings, build_mlp, train_mlp
 from archsearch.trainers.data import PreparedData, Preprocessing
-from archsearch.trainers.metrics import regression_metrics
+from archsearch.trainers.metrics import classification_metrics, regression_metrics
 
 
 def _prepared(x: np.ndarray, y: np.ndarray, task: str, classes: tuple | None) -> PreparedData:
@@ -205,3 +205,55 @@ def test_train_settings_accepts_valid_values() -> None:
     """Check that ints for floats, None patience and indexed CUDA devices are valid settings."""
     settings = TrainSettings(lr=1, weight_decay=0, patience=None, device="cuda:1", num_threads=2)
     assert settings.device == "cuda:1"
+
+
+def _plain_loop(widths, dropouts, data: PreparedData, settings: TrainSettings) -> tuple[list[float], dict[str, torch.Tensor]]:
+    """The training arithmetic spelled out step by step: per-batch row indexing, no shortcuts (CPU, log_loss)."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    model = build_mlp(data.n_features, widths, dropouts, "relu", data.n_outputs, generator=generator)
+    common = {"lr": settings.lr, "weight_decay": settings.weight_decay, "fused": True}
+    if settings.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), momentum=0.9, nesterov=True, **common)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), **common)
+    x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+    history, best_state = [], None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)  # dropout masks come from the global generator
+        for _ in range(settings.epochs):
+            model.train()
+            order = torch.randperm(len(x), generator=generator)
+            for start in range(0, len(x), settings.batch_size):
+                index = order[start : start + settings.batch_size]
+                loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            with torch.inference_mode():
+                proba = torch.softmax(model(torch.from_numpy(data.x_val)), dim=1)
+            value = classification_metrics(data.y_val, proba.numpy())["log_loss"]
+            if not history or value < min(history):
+                best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+            history.append(value)
+    return history, best_state
+
+
+@pytest.mark.parametrize(
+    ("widths", "dropouts", "overrides"),
+    [
+        ([16], [0.3], {"batch_size": 32, "optimizer": "adam", "lr": 3e-3}),
+        # A batch size that leaves a short last batch and batches that do not start on aligned addresses.
+        ([12, 8], [0.2, 0.0], {"batch_size": 37, "optimizer": "sgd", "lr": 1e-2, "weight_decay": 1e-3}),
+    ],
+)
+def test_train_mlp_matches_a_plain_step_by_step_loop_exactly(widths: list, dropouts: list, overrides: dict) -> None:
+    """Check that the trainer's speed-ups leave the arithmetic alone: same seed, bit-identical history and weights."""
+    data = _classification()
+    settings = TrainSettings(epochs=6, metric="log_loss", seed=11, **overrides)
+    result = train_mlp(widths, dropouts, "relu", data, settings)
+    history, best_state = _plain_loop(widths, dropouts, data, settings)
+    # Exact equality, not approx: any reordering of the arithmetic would show in the last bits of log_loss.
+    assert result.history == history
+    assert set(result.state_dict) == set(best_state)
+    assert all(torch.equal(result.state_dict[name], best_state[name]) for name in best_state)
