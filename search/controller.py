@@ -18,7 +18,7 @@ from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool import PoolFailure, progress_line, run_pool
 from archsearch.storage import default_artifact_dir, finished_count, make_storage, mask_url, sqlite_path
-from archsearch.worker import run_worker, sigterm_as_interrupt
+from archsearch.worker import run_worker
 from archsearch.trainers.data import PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
@@ -234,11 +234,10 @@ def run_slots(
     stream = stream or sys.stderr
     if len(slots) == 1 and in_process:
         callbacks = [] if quiet else [_PrintProgress(total, metric, stream)]
-        with sigterm_as_interrupt():
-            outcome = run_worker(
-                url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline,
-                callbacks=callbacks, seed_salt=seed_salt,
-            )
+        outcome = run_worker(
+            url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline,
+            callbacks=callbacks, seed_salt=seed_salt,
+        )
         if outcome.stopped_by_failures:
             last = f"the last (trial {outcome.last_failed_trial}) failed with: {outcome.last_failure}"
             raise SearchError(_failure_message(study, outcome.failed_streak, last))

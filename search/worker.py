@@ -7,6 +7,7 @@ a worker on another machine needs only the storage URL and the study name.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
 import socket
@@ -26,10 +27,10 @@ from optuna.trial import TrialState
 from archsearch._objective import EXCESS_ATTR, Objective
 from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import WorkerSlot
-from archsearch.storage import FINISHED_STATES, default_artifact_dir, make_storage, mask_url, open_study
+from archsearch.storage import FINISHED_STATES, default_artifact_dir, heartbeat_ages, make_storage, mask_url, open_study
 from archsearch.trainers.data import DataError, load_data
 
-__all__ = ["run_worker", "WorkerOutcome", "EXIT_FAILURE_STREAK", "EXIT_ERROR", "ERROR_PREFIX", "worker_main", "sigterm_as_interrupt"]
+__all__ = ["run_worker", "WorkerOutcome", "EXIT_FAILURE_STREAK", "EXIT_ERROR", "ERROR_PREFIX", "worker_main", "GracefulStop"]
 EXIT_FAILURE_STREAK = 3
 EXIT_ERROR = 4
 ERROR_PREFIX = "worker error: "
@@ -164,7 +165,18 @@ def run_worker(
     # Search trials bound their stored weights after each trial; sensitivity runs keep none.
     after_trial = getattr(objective, "after_trial", None)
     all_callbacks = [record, *([after_trial] if after_trial else []), *(callbacks or [])]
-    while outcome.failed_streak < limit:
+    stop = GracefulStop()
+    with stop.installed():
+        _trial_loop(study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials, deadline)
+    if stop.requested:
+        raise KeyboardInterrupt("stopped by a signal")
+    outcome.stopped_by_failures = outcome.failed_streak >= limit
+    return outcome
+
+
+def _trial_loop(study, storage, objective, callbacks, stop, outcome, config, total, limit, max_trials, deadline) -> None:
+    """Run one trial at a time until the study's total, a limit, a failure streak or a stop request."""
+    while outcome.failed_streak < limit and not stop.requested:
         if max_trials is not None and outcome.finished >= max_trials:
             break
         if deadline is not None and time.time() >= deadline:
@@ -173,6 +185,7 @@ def run_worker(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)
+        _fail_orphans(study, storage, config.study.grace_period)
         trials = study.get_trials(deepcopy=False)
         finished = sum(t.state in FINISHED_STATES for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
@@ -183,15 +196,37 @@ def run_worker(
             # The remaining trials are running elsewhere; wait in case their worker dies.
             time.sleep(min(config.study.heartbeat_interval, 2))
             continue
-        study.optimize(objective, n_trials=1, callbacks=all_callbacks, catch=(Exception,))
+        study.optimize(objective, n_trials=1, callbacks=callbacks, catch=(Exception,))
         if outcome.failed_streak:
             from archsearch.trainers import release_memory
 
             release_memory()
         if outcome.stood_down:
             time.sleep(1.0)  # let the other workers' claims settle before counting again
-    outcome.stopped_by_failures = outcome.failed_streak >= limit
-    return outcome
+
+
+def _fail_orphans(study: optuna.Study, storage: optuna.storages.RDBStorage, grace_period: int) -> None:
+    """Fail (and retry) RUNNING trials that never sent a heartbeat: their worker died right after claiming them.
+
+    Optuna's stale-trial check skips trials without any heartbeat, so such a trial would stay RUNNING
+    forever and the study would never reach its total. Twice the grace period after its start, it is
+    treated like any dead worker's trial.
+    """
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return
+    beating = heartbeat_ages(storage, study)
+    now = datetime.datetime.now()
+    for trial in running:
+        if trial.number in beating or trial.datetime_start is None:
+            continue
+        if (now - trial.datetime_start).total_seconds() <= 2 * grace_period:
+            continue
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "its worker died before its first heartbeat")
+        if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            retry = storage.get_heartbeat_stale_trial_callback()
+            if retry is not None:
+                retry(study, storage.get_trial(trial._trial_id))
 
 
 def _device_for(slot: WorkerSlot) -> str:
@@ -201,28 +236,52 @@ def _device_for(slot: WorkerSlot) -> str:
     return "cuda:0" if os.environ.get("CUDA_VISIBLE_DEVICES") == str(slot.gpu) else f"cuda:{slot.gpu}"
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+class GracefulStop:
+    """SIGINT/SIGTERM handling for a worker: interrupt the trial being trained, or stop before the next.
 
+    A KeyboardInterrupt raised inside the objective is caught by Optuna, which closes the trial as FAIL.
+    Raised anywhere else (while asking for a trial or telling its result) it could leave a trial
+    RUNNING until its heartbeat goes stale, so outside the objective a signal only asks the loop to stop.
+    """
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within this block SIGTERM ends the running trial as FAIL, like Ctrl-C (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.requested = False
+        self._in_trial = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if self._in_trial:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    def guard(self, objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
+        def guarded(trial: optuna.Trial) -> float:
+            self._in_trial = True
+            try:
+                if self.requested:
+                    raise KeyboardInterrupt("stop requested before the trial started")
+                return objective(trial)
+            finally:
+                self._in_trial = False
+
+        return guarded
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle SIGINT and SIGTERM within the block (main thread only; elsewhere signals stay as they are)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, self.handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def worker_main(url: str, study_name: str, slot: WorkerSlot, log_path: str, total: int | None, deadline: float | None, max_trials: int | None) -> None:
     """Entry point of a spawned worker process: logs to its own file; exit code 3 on a failure streak, 4 on an error."""
     os.environ.update(slot.env)  # before torch loads, so the worker sees only its GPU
-    # SIGTERM from the controller ends the running trial as FAIL through Optuna's KeyboardInterrupt path.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     code = 0
     with open(log_path, "a", encoding="utf-8", buffering=1) as log:
         sys.stdout = sys.stderr = log

@@ -227,3 +227,21 @@ def test_run_search_bad_worker_flags_leave_no_study(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"The 'workers' parameter must be an int >= 1\. Got 0 instead\."):
         run_search(config, workers=0)
     assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.timeout(300)
+def test_worker_fails_and_retries_a_trial_claimed_by_a_worker_that_died_before_its_first_heartbeat(tmp_path: Path) -> None:
+    """Check that a RUNNING trial with no heartbeat at all (its worker died right after claiming it) does not
+    block the study forever: it is failed after twice the grace period and retried."""
+    config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/o.db", "orphan", 3, heartbeat_interval=1, grace_period=2)
+    study = open_search_study(config).study
+    orphan = study.ask()  # claimed (the enqueued linear baseline), then its worker "died": no heartbeat ever
+    time.sleep(4.5)
+    study = run_search(config)
+    frozen = next(t for t in study.trials if t.number == orphan.number)
+    assert frozen.state == TrialState.FAIL
+    assert frozen.user_attrs["fail_reason"] == "its worker died before its first heartbeat"
+    retry = next(t for t in study.trials if t.system_attrs.get("failed_trial") == orphan.number)
+    # The orphan died before sampling anything; its retry keeps what was fixed for it (the linear baseline).
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED) and retry.params["n_layers"] == 0
+    assert finished_count(study) == 3
