@@ -48,10 +48,17 @@ def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenT
     return trial
 
 
-def _retrain(config: SearchConfig, trial: optuna.trial.FrozenTrial, metric: str) -> tuple[dict[str, Any], dict[str, float]]:
+def _retrain(
+    config: SearchConfig, trial: optuna.trial.FrozenTrial, metric: str, stored_preprocessing: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, float]]:
     from archsearch.trainers import train_mlp
 
     data = load_data(config.data)
+    if data.preprocessing.to_dict() != stored_preprocessing:
+        raise ExportError(
+            f"The data of study {config.study.name!r} changed since the search (its preprocessing statistics differ), "
+            "so a retrained network would not match them. Export without --retrain, or search again."
+        )
     candidate = config.space.sample(FixedTrial(trial.params, trial.number))
     # Train on train + validation for the epoch count that early stopping chose; the preprocessing
     # statistics stay those of the training split, so the stored preprocessing remains valid.
@@ -67,12 +74,15 @@ def _retrain(config: SearchConfig, trial: optuna.trial.FrozenTrial, metric: str)
         seed=int(trial.user_attrs.get("seed", 0)),
         epochs=max(int(trial.user_attrs.get("best_epoch") or config.train.epochs), 1),
         patience=None,
+        # The validation rows are training rows now: choosing the "best" epoch on them would be fitting to them.
+        keep_last=True,
     )
     arch = candidate.architecture
     result = train_mlp(arch.widths, arch.dropouts, arch.activation, merged, settings)
     if result.status != "completed":
         raise ExportError(f"Retraining trial {trial.number} did not complete: {result.reason}.")
-    return result.state_dict, result.metrics
+    # Only the test split is still unseen; train and validation metrics would be measured on training rows.
+    return result.state_dict, {k: v for k, v in result.metrics.items() if k.startswith("test_")}
 
 
 def export_best(
@@ -113,7 +123,7 @@ def export_best(
     preprocessing = Preprocessing.from_dict(study.user_attrs["preprocessing"])
     metrics = {k: v for k, v in chosen.user_attrs.items() if k.split("_", 1)[0] in ("train", "val", "test") and k != "train_seconds"}
     if retrain:
-        state_dict, retrained_metrics = _retrain(config, chosen, metric)
+        state_dict, retrained_metrics = _retrain(config, chosen, metric, study.user_attrs["preprocessing"])
         metrics = {**metrics, **{f"retrained_{k}": v for k, v in retrained_metrics.items()}}
     else:
         if WEIGHTS_ATTR not in chosen.user_attrs:

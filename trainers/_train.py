@@ -55,6 +55,7 @@ class TrainSettings:
     bf16: bool = False  # bfloat16 autocast; applies on CUDA only
     class_weight: Literal["none", "balanced"] = "none"
     num_threads: int | None = None  # torch.set_num_threads for the process, when given
+    keep_last: bool = False  # keep the last epoch's weights, not the best validation epoch's (retraining on train+val)
 
     def __post_init__(self) -> None:
         rules = (
@@ -76,6 +77,7 @@ class TrainSettings:
                 "one of 'auto', 'cpu', 'cuda' or 'cuda:N'",
             ),
             ("bf16", isinstance(self.bf16, bool), "a bool"),
+            ("keep_last", isinstance(self.keep_last, bool), "a bool"),
             ("class_weight", self.class_weight in CLASS_WEIGHTS, f"one of {list(CLASS_WEIGHTS)}"),
             (
                 "num_threads",
@@ -177,7 +179,7 @@ def train_mlp(
                 status, reason = "diverged", f"validation {settings.metric} became {value} at epoch {epoch}"
                 break
             history.append(value)
-            if best_value is None or (value > best_value if maximize else value < best_value):
+            if best_value is None or settings.keep_last or (value > best_value if maximize else value < best_value):
                 best_epoch, best_value = epoch, value
                 best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
             if report is not None and report(epoch, value):
@@ -228,16 +230,22 @@ def _train_epoch(
     n_rows = x.shape[0]
     # Drawn on CPU so that the batch order is the same on every device.
     order = torch.randperm(n_rows, generator=generator).to(x.device)  # (n_rows,)
-    total = torch.zeros((), device=x.device)
+    # One gather per epoch; the batches are then views, not two index copies per step.
+    x, y = x[order], y[order]  # (n_rows, n_features), (n_rows,)
+    losses, sizes = [], []
     for start in range(0, n_rows, batch_size):
-        index = order[start : start + batch_size]  # (batch,)
         with _autocast(x.device, use_bf16):
-            loss = loss_fn(model(x[index]), y[index])
+            loss = loss_fn(model(x[start : start + batch_size]), y[start : start + batch_size])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.detach() * index.shape[0]
-    return (total / n_rows).item()  # the epoch's only host sync
+        losses.append(loss.detach())
+        sizes.append(min(batch_size, n_rows - start))
+    if not losses:
+        return math.nan
+    # Weighting the batch losses once per epoch saves two tensor ops per step.
+    weights = torch.tensor(sizes, dtype=torch.float32, device=x.device)  # (n_batches,)
+    return (torch.stack(losses).float() @ weights / n_rows).item()  # the epoch's only host sync
 
 
 def _split_metrics(

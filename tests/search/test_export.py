@@ -116,3 +116,11 @@ def test_export_best_missing_weights_suggests_retrain(digits_search: FinishedSea
     """Check that weights missing from the artifact folder are explained, pointing at --retrain."""
     with pytest.raises(ExportError, match=r"are not in .*empty.*Export with --retrain"):
         export_best(digits_search.url, "digits", tmp_path / "m", artifacts=tmp_path / "empty")
+
+
+@pytest.mark.timeout(300)
+def test_export_best_retrain_reports_only_unseen_test_metrics(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that a retrained export keeps the last epoch and records no metric measured on its training rows."""
+    out = export_best(digits_search.url, "digits", tmp_path / "model", retrain=True)
+    retrained = {k for k in json.loads((out / "architecture.json").read_text())["metadata"]["metrics"] if k.startswith("retrained_")}
+    assert retrained and all(k.startswith("retrained_test_") for k in retrained)

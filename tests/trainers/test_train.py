@@ -257,3 +257,21 @@ def test_train_mlp_matches_a_plain_step_by_step_loop_exactly(widths: list, dropo
     assert result.history == history
     assert set(result.state_dict) == set(best_state)
     assert all(torch.equal(result.state_dict[name], best_state[name]) for name in best_state)
+
+
+def test_train_mlp_keep_last_keeps_the_final_epoch() -> None:
+    """Check that keep_last makes the last epoch the kept one, whatever the validation metric did."""
+    from sklearn.datasets import make_classification
+
+    from archsearch.trainers import TrainSettings, train_mlp
+    from archsearch.trainers.data import PreparedData, Preprocessing
+
+    x, y = make_classification(n_samples=200, n_features=6, n_informative=4, random_state=0)
+    x = x.astype("float32")
+    prep = Preprocessing(
+        task="classification", columns=tuple(f"x{i}" for i in range(6)), categorical={},
+        encoded_names=tuple(f"x{i}" for i in range(6)), mean=(0.0,) * 6, scale=(1.0,) * 6, fill_values={}, classes=(0, 1),
+    )
+    data = PreparedData("toy", x[:120], y[:120], x[120:160], y[120:160], x[160:], y[160:], prep)
+    result = train_mlp([8], [0.0], "relu", data, TrainSettings(lr=0.5, optimizer="sgd", epochs=6, keep_last=True))
+    assert result.best_epoch == result.epochs_run == 6
