@@ -176,6 +176,7 @@ def machine_summary() -> dict[str, Any]:
         ram_gb = round(total_kb / 2**20, 1)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
+        "commit": _git_commit(),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": model,
         "cores": os.cpu_count(),
@@ -188,9 +189,21 @@ def machine_summary() -> dict[str, Any]:
     }
 
 
+def _git_commit() -> str | None:
+    """The checked-out commit, with "+changes" when the work tree differs from it (None outside git)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def print_machine(summary: dict[str, Any]) -> None:
     print(
-        f"# {summary['date']}: {summary['cpu']} x {summary['cores']} cores, {summary['ram_gb']} GiB RAM, "
+        f"# {summary['date']}, archsearch {summary['commit']}: {summary['cpu']} x {summary['cores']} cores, {summary['ram_gb']} GiB RAM, "
         f"GPU {summary['gpu'] or 'none'}; Python {summary['python']}, torch {summary['torch']}, "
         f"optuna {summary['optuna']}; load average at start {summary['load_average']}"
     )

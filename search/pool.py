@@ -20,7 +20,7 @@ from archsearch.worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, wor
 
 __all__ = ["run_pool", "PoolFailure", "progress_line"]
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.25
 STOP_GRACE_SECONDS = 30.0
 
 

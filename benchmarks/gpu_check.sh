@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# GPU check for issue #5, about 5-7 minutes on one GPU (not run on the 2-core CPU machine of BENCHMARKS.md).
+#
+# 1. The same search (teacher, 50,000 rows x 64 features x 10 classes; 40 trials x 10 epochs) with 1 and
+#    with 4 trials per GPU: `archsearch search CONFIG --gpus 0 --trials-per-gpu K`. Prints trials per
+#    minute, the GPU's peak memory (nvidia-smi, sampled every 0.5 s) and whether every trial trained on CUDA.
+# 2. benchmarks/vs_optuna_example.py on CUDA for teacher (one seed), reference and archsearch alternating.
+#
+# Installs nothing. Run from anywhere, in an environment where archsearch is installed:
+#     bash benchmarks/gpu_check.sh              # PYTHON=/path/to/python ARCHSEARCH=/path/to/archsearch to override
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-python}"
+ARCHSEARCH="${ARCHSEARCH:-archsearch}"
+TRIALS="${TRIALS:-40}"
+EPOCHS="${EPOCHS:-10}"
+GPU="${GPU:-0}"
+
+command -v "$ARCHSEARCH" >/dev/null || { echo "gpu_check: '$ARCHSEARCH' not found; set ARCHSEARCH=/path/to/archsearch" >&2; exit 2; }
+"$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+    || { echo "gpu_check: PyTorch sees no CUDA device; nothing to check" >&2; exit 2; }
+
+work="$(mktemp -d -t archsearch-gpu-check-XXXXXX)"
+sampler_pid=""
+cleanup() {
+    if [[ -n "$sampler_pid" ]]; then kill "$sampler_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC') on $(hostname)"
+"$PYTHON" - <<'EOF'
+import optuna, torch
+print(f"# {torch.cuda.get_device_name(0)}, torch {torch.__version__} (CUDA {torch.version.cuda}), optuna {optuna.__version__}")
+EOF
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader || true
+fi
+
+# Used memory of the GPU in MiB, sampled into a file until killed; the peak is read afterwards.
+start_memory_sampler() {
+    local out="$1"
+    if ! command -v nvidia-smi >/dev/null; then return 0; fi
+    ( while true; do
+        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i "$GPU" >>"$out" 2>/dev/null || true
+        sleep 0.5
+      done ) &
+    sampler_pid=$!
+}
+
+stop_memory_sampler() {
+    if [[ -n "$sampler_pid" ]]; then
+        kill "$sampler_pid" 2>/dev/null || true
+        wait "$sampler_pid" 2>/dev/null || true
+        sampler_pid=""
+    fi
+}
+
+run_search() {
+    local per_gpu="$1" dir="$work/k$1"
+    mkdir -p "$dir"
+    cat >"$dir/search.toml" <<EOF
+[study]
+name = "gpu-check-k${per_gpu}"
+storage = "sqlite:///${dir}/study.db"
+n_trials = ${TRIALS}
+sampler = "tpe"
+pruner = "median"
+seed = 0
+
+[data]
+dataset = "teacher"
+
+[data.teacher]
+rows = 50000
+features = 64
+classes = 10
+
+[space]
+layers = [1, 3]
+width = [4, 128]
+width_log = true
+dropout = [0.2, 0.5]
+dropout_step = 0.001
+activation = ["relu"]
+lr = [1e-5, 1e-1]
+weight_decay = [0.0, 0.0]
+batch_size = [128]
+optimizer = ["adam"]
+
+[train]
+epochs = ${EPOCHS}
+patience = ${EPOCHS}  # never stops early within the epoch budget
+device = "cuda"
+EOF
+    local idle
+    idle="$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i "$GPU" 2>/dev/null || echo "")"
+    start_memory_sampler "$dir/memory.txt"
+    local started ended
+    started="$(date +%s.%N)"
+    if ! timeout 240 "$ARCHSEARCH" search "$dir/search.toml" --gpus "$GPU" --trials-per-gpu "$per_gpu" --quiet >"$dir/out.txt"; then
+        stop_memory_sampler
+        echo "trials per GPU ${per_gpu}: the search failed or ran past 240 s; worker logs:" >&2
+        tail -n 20 "$dir"/study_logs/*.log >&2 || true
+        return 1
+    fi
+    ended="$(date +%s.%N)"
+    stop_memory_sampler
+    "$PYTHON" - "$dir" "$per_gpu" "$started" "$ended" "$idle" <<'EOF'
+import sys
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+directory, per_gpu, started, ended, idle = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.load_study(study_name=f"gpu-check-k{per_gpu}", storage=f"sqlite:///{directory}/study.db")
+finished = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+devices = sorted({str(t.user_attrs.get("device")) for t in finished})
+wall = ended - started
+samples = [int(line) for line in Path(directory, "memory.txt").read_text().split() if line.strip().isdigit()] if Path(directory, "memory.txt").exists() else []
+peak = f"{max(samples)} MiB used at peak ({idle.strip() or '?'} MiB before)" if samples else "n/a (no nvidia-smi)"
+on_cuda = bool(finished) and all(d.startswith("cuda") for d in devices)
+best = study.best_trial
+print(
+    f"trials per GPU {per_gpu}: {len(finished)} trials in {wall:.1f} s = {60 * len(finished) / wall:.1f} trials/min; "
+    f"GPU memory {peak}; devices {devices}; every trial on CUDA: {'yes' if on_cuda else 'NO'}; "
+    f"best val accuracy {best.value:.4f} (test {best.user_attrs.get('test_accuracy', float('nan')):.4f})"
+)
+sys.exit(0 if on_cuda else 1)
+EOF
+}
+
+echo
+echo "## archsearch search, ${TRIALS} trials x ${EPOCHS} epochs, teacher 50,000 rows, GPU ${GPU}"
+status=0
+run_search 1 || status=1
+run_search 4 || status=1
+
+echo
+echo "## vs_optuna_example.py --device cuda --datasets teacher --seeds 1"
+CUDA_VISIBLE_DEVICES="$GPU" timeout 300 "$PYTHON" "$here/vs_optuna_example.py" --device cuda --datasets teacher --seeds 1 \
+    --child-timeout 280 || status=1
+exit "$status"
