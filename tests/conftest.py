@@ -69,3 +69,13 @@ def browser() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+def watch_page(page) -> tuple[list[str], list[str]]:
+    """Collect a page's console errors and uncaught exceptions, and the URLs it requests."""
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    return errors, requests

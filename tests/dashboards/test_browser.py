@@ -17,6 +17,8 @@ import pytest
 
 from archsearch.dashboards import build_report
 
+from ..conftest import watch_page
+
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -28,10 +30,7 @@ def test_report_html_renders_every_figure_offline(browser, demo_study: optuna.St
     report = build_report(demo_study)
     path = report.write_html(tmp_path / "report.html")
     page = browser.new_page(viewport={"width": 1200, "height": 900})
-    errors, requests = [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("request", lambda r: requests.append(r.url))
+    errors, requests = watch_page(page)
     page.goto(path.as_uri())
     drawable = [f for f in report.figures if f.drawable]
     page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length === {len(drawable)}", timeout=30_000)

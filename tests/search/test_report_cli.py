@@ -9,6 +9,7 @@ import pytest
 
 from archsearch.cli import main
 
+from ..conftest import watch_page
 from .conftest import FinishedSearch
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -23,10 +24,7 @@ def test_cli_report_of_a_real_search_renders_offline(digits_search: FinishedSear
     printed = capsys.readouterr().out
     assert "Report written to" in printed and "Pushed" in printed
     page = browser.new_page(viewport={"width": 1200, "height": 900})
-    errors, requests = [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("request", lambda r: requests.append(r.url))
+    errors, requests = watch_page(page)
     page.goto(out.as_uri())
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
     drawn = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.querySelectorAll('g.trace').length)")
