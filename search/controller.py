@@ -113,9 +113,10 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
 def open_search_study(config: SearchConfig, *, storage: optuna.storages.BaseStorage | None = None) -> OpenedStudy:
     """Create the study (or resume the one with the same name), checking that a resumed one is compatible."""
     url = config.study.storage
-    storage = storage or make_storage(url)
+    # Data first: a bad file or metric must not leave an empty study (or database file) behind.
     data = load_data(config.data)
     metric = config.metric_for(data.task)
+    storage = storage or make_storage(url)
     study = optuna.create_study(
         study_name=config.study.name,
         storage=storage,

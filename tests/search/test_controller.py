@@ -195,3 +195,15 @@ def test_stored_config_masks_the_storage_password() -> None:
 
     config = SearchConfig.from_dict({"study": {"storage": "postgresql+psycopg://bob:s3cret@db/x"}})
     assert stored_config(config)["study"]["storage"] == "postgresql+psycopg://bob:***@db/x"
+
+
+def test_run_search_bad_data_leaves_no_database(tmp_path: Path) -> None:
+    """Check that a data error is raised before the study or its SQLite file is created."""
+    from archsearch.trainers.data import DataError
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
+    config = small_config(tmp_path, data={"path": str(rows), "dataset": None})
+    with pytest.raises(DataError, match=r"Target column 'target' not found .*available columns: 'a', 'b'"):
+        run_search(config)
+    assert not (tmp_path / "search.db").exists()
