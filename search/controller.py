@@ -17,7 +17,7 @@ from archsearch._objective import BASELINE_ATTR
 from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool import PoolFailure, progress_line, run_pool
-from archsearch.storage import default_artifact_dir, finished_count, make_storage, mask_url, sqlite_path
+from archsearch.storage import finished_count, make_storage, mask_url, sqlite_path
 from archsearch.worker import run_worker
 from archsearch.trainers.data import PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
@@ -34,10 +34,8 @@ class OpenedStudy:
     """A study ready for trials, with what every trial needs."""
 
     study: optuna.Study
-    storage: optuna.storages.BaseStorage
     data: PreparedData
     metric: str
-    artifact_dir: Path
 
 
 def make_sampler(config: SearchConfig, *, seed: int | None = None) -> optuna.samplers.BaseSampler:
@@ -153,8 +151,7 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.BaseStor
         new = [widths for widths in config.space.baselines if widths not in before]
         if new:
             _enqueue_baselines(study, config, linear=False, only=new)
-    artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
-    return OpenedStudy(study=study, storage=storage, data=data, metric=metric, artifact_dir=artifact_dir)
+    return OpenedStudy(study=study, data=data, metric=metric)
 
 
 def _enqueue_baselines(study: optuna.Study, config: SearchConfig, *, linear: bool, only: list | None = None) -> None:
@@ -209,7 +206,10 @@ def run_search(
     if finished_count(study) >= total:
         return study
     deadline = time.time() + config.study.timeout if config.study.timeout else None
-    run_slots(config, study, slots, in_process=gpus is None, deadline=deadline, quiet=quiet, stream=stream, log_dir=log_dir)
+    run_slots(
+        config, study, slots, in_process=gpus is None, data=opened.data, deadline=deadline, quiet=quiet, stream=stream,
+        log_dir=log_dir,
+    )
     return study
 
 
@@ -219,6 +219,7 @@ def run_slots(
     slots: list[WorkerSlot],
     *,
     in_process: bool,
+    data: PreparedData | None = None,
     seed_salt: int = 0,
     total: int | None = None,
     deadline: float | None = None,
@@ -237,7 +238,7 @@ def run_slots(
         callbacks = [] if quiet else [_PrintProgress(total, metric, stream)]
         outcome = run_worker(
             url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline,
-            callbacks=callbacks, seed_salt=seed_salt,
+            callbacks=callbacks, seed_salt=seed_salt, data=data,
         )
         if outcome.stopped_by_failures:
             last = f"the last (trial {outcome.last_failed_trial}) failed with: {outcome.last_failure}"

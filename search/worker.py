@@ -28,7 +28,7 @@ from archsearch._objective import EXCESS_ATTR, Objective
 from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import WorkerSlot
 from archsearch.storage import FINISHED_STATES, default_artifact_dir, heartbeat_ages, make_storage, mask_url, open_study
-from archsearch.trainers.data import DataError, load_data
+from archsearch.trainers.data import DataError, PreparedData, load_data
 
 __all__ = ["run_worker", "WorkerOutcome", "EXIT_FAILURE_STREAK", "EXIT_ERROR", "ERROR_PREFIX", "worker_main", "GracefulStop"]
 EXIT_FAILURE_STREAK = 3
@@ -108,6 +108,7 @@ def run_worker(
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
     log: TextIO | None = None,
     seed_salt: int = 0,
+    data: PreparedData | None = None,
 ) -> WorkerOutcome:
     """Train trials of an existing study until it holds `total` finished trials (or a limit is hit).
 
@@ -122,6 +123,7 @@ def run_worker(
         callbacks: Extra study callbacks (progress).
         log: Where one line per finished trial goes.
         seed_salt: Makes this worker's sampler seed differ from other workers' (slot index, process id).
+        data: The study's data when the caller already loaded it (an in-process search); else loaded here.
     """
     config, storage, study = load_worker_study(url, study_name, seed_salt=seed_salt + 104729 * slot.index)
     # A companion study of `archsearch sensitivity` holds enqueued jobs instead of a search to sample.
@@ -130,7 +132,7 @@ def run_worker(
         total = study.user_attrs["sensitivity_jobs"] if sensitivity else config.study.n_trials
     if len(study.get_trials(deepcopy=False, states=FINISHED_STATES)) >= total:
         return WorkerOutcome()  # nothing left: no need for the data (which may not even be here)
-    data = _load_data_here(config)
+    data = data if data is not None else _load_data_here(config)
     metric = study.user_attrs["metric"]
     artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
     device = _device_for(slot)
