@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# GPU check for issue #5, about 5-7 minutes on one GPU (not run on the 2-core CPU machine of BENCHMARKS.md).
+# GPU check for issues #2, #3 and #5: under 8 minutes on one GPU (never run on the 2-core CPU machine).
 #
-# 1. The same search (teacher, 50,000 rows x 64 features x 10 classes; 40 trials x 10 epochs) with 1 and
-#    with 4 trials per GPU: `archsearch search CONFIG --gpus 0 --trials-per-gpu K`. Prints trials per
-#    minute, the GPU's peak memory (nvidia-smi, sampled every 0.5 s) and whether every trial trained on CUDA.
-# 2. benchmarks/vs_optuna_example.py on CUDA for teacher (one seed), reference and archsearch alternating.
+# In order of importance, each step skipped when the time left (BUDGET seconds in all) is too short:
+# 1. tests/trainers/test_cuda.py: training, seeding and bf16 on CUDA, 2 workers on one GPU, export of
+#    GPU-trained weights loaded on the CPU.
+# 2. benchmarks/vs_optuna_example.py on CUDA for teacher (50,000 rows; one seed), reference and
+#    archsearch alternating, as the issue asks.
+# 3. benchmarks/trainer_step.py on CUDA: per-epoch time against the DataLoader loop.
+# 4. The same search (teacher, 50,000 rows x 64 features x 10 classes; TRIALS trials x EPOCHS epochs)
+#    with 1 and with 4 trials per GPU: `archsearch search CONFIG --gpus 0 --trials-per-gpu K`. Prints
+#    trials per minute, the GPU's peak memory (nvidia-smi, sampled every 0.5 s) and whether every trial
+#    trained on CUDA.
 #
-# Installs nothing. Run from anywhere, in an environment where archsearch is installed:
-#     bash benchmarks/gpu_check.sh              # PYTHON=/path/to/python ARCHSEARCH=/path/to/archsearch to override
+# Installs nothing. Run from the repository root, in an environment where archsearch is installed:
+#     bash benchmarks/gpu_check.sh     # PYTHON=..., ARCHSEARCH=..., BUDGET=seconds, TRIALS, EPOCHS to override
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python}"
 ARCHSEARCH="${ARCHSEARCH:-archsearch}"
-TRIALS="${TRIALS:-40}"
+TRIALS="${TRIALS:-30}"
+BUDGET="${BUDGET:-470}"
+finish_by=$(( $(date +%s) + BUDGET ))
 EPOCHS="${EPOCHS:-10}"
 GPU="${GPU:-0}"
 
@@ -28,6 +36,19 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# Seconds left before the budget runs out.
+left() { echo $(( finish_by - $(date +%s) )); }
+
+# Runs "$@" if at least $1 seconds are left, capped at the time left; prints why a step is skipped.
+step() {
+    local need="$1"; shift
+    if (( $(left) < need )); then
+        echo "skipped (needs about ${need} s, $(left) s left): $*"
+        return 0
+    fi
+    timeout "$(left)" "$@"
+}
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC') on $(hostname)"
 "$PYTHON" - <<'EOF'
@@ -99,9 +120,12 @@ EOF
     start_memory_sampler "$dir/memory.txt"
     local started ended
     started="$(date +%s.%N)"
-    if ! timeout 240 "$ARCHSEARCH" search "$dir/search.toml" --gpus "$GPU" --trials-per-gpu "$per_gpu" --quiet >"$dir/out.txt"; then
+    if (( $(left) < 60 )); then
+        echo "trials per GPU ${per_gpu}: skipped ($(left) s left)"; return 0
+    fi
+    if ! timeout "$(left)" "$ARCHSEARCH" search "$dir/search.toml" --gpus "$GPU" --trials-per-gpu "$per_gpu" --quiet >"$dir/out.txt"; then
         stop_memory_sampler
-        echo "trials per GPU ${per_gpu}: the search failed or ran past 240 s; worker logs:" >&2
+        echo "trials per GPU ${per_gpu}: the search failed or ran out of time; worker logs:" >&2
         tail -n 20 "$dir"/study_logs/*.log >&2 || true
         return 1
     fi
@@ -133,14 +157,24 @@ sys.exit(0 if on_cuda else 1)
 EOF
 }
 
-echo
-echo "## archsearch search, ${TRIALS} trials x ${EPOCHS} epochs, teacher 50,000 rows, GPU ${GPU}"
 status=0
-run_search 1 || status=1
-run_search 4 || status=1
+echo
+echo "## 1. CUDA tests: pytest tests/trainers/test_cuda.py"
+step 60 "$PYTHON" -m pytest -q -p no:cacheprovider "$here/../tests/trainers/test_cuda.py" || status=1
 
 echo
-echo "## vs_optuna_example.py --device cuda --datasets teacher --seeds 1"
-CUDA_VISIBLE_DEVICES="$GPU" timeout 300 "$PYTHON" "$here/vs_optuna_example.py" --device cuda --datasets teacher --seeds 1 \
-    --child-timeout 280 || status=1
+echo "## 2. vs_optuna_example.py --device cuda --datasets teacher --seeds 1"
+CUDA_VISIBLE_DEVICES="$GPU" step 120 "$PYTHON" "$here/vs_optuna_example.py" --device cuda --datasets teacher --seeds 1 \
+    --child-timeout 200 || status=1
+
+echo
+echo "## 3. trainer_step.py --device cuda"
+CUDA_VISIBLE_DEVICES="$GPU" step 90 "$PYTHON" "$here/trainer_step.py" --device cuda --repeats 2 || status=1
+
+echo
+echo "## 4. archsearch search, ${TRIALS} trials x ${EPOCHS} epochs, teacher 50,000 rows, GPU ${GPU}"
+run_search 1 || status=1
+run_search 4 || status=1
+echo
+echo "# done with $(left) s of the ${BUDGET} s budget left"
 exit "$status"

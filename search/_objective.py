@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import optuna
 from optuna.trial import TrialState
 
 from archsearch.config import SearchConfig
 from archsearch.spaces import Candidate
-from archsearch.storage import drop_weights_beyond_best, open_artifact_store, upload_weights
+from archsearch.storage import WEIGHTS_ATTR, drop_weights_beyond_best, open_artifact_store, set_user_attrs, upload_weights
 from archsearch.trainers.data import PreparedData
 
 __all__ = ["Objective", "BASELINE_ATTR", "TotalReached", "EXCESS_ATTR"]
@@ -54,30 +54,48 @@ def train_settings(config: SearchConfig, metric: str, hyperparameters: Mapping[s
     return TrainSettings(**values)
 
 
-def train_and_record(trial: optuna.Trial, settings: Any, data: PreparedData, widths, dropouts, activation, *, prunable: bool = True):
+def train_and_record(
+    trial: optuna.Trial,
+    settings: Any,
+    data: PreparedData,
+    widths,
+    dropouts,
+    activation,
+    *,
+    prune_from: int | None = 1,
+    more_attrs: Callable[[Any], Mapping[str, Any]] | None = None,
+):
     """Train one network, reporting each epoch to the trial, and store the outcome as user attributes.
 
+    Args:
+        prune_from: First epoch at which the study's pruner is asked (None: never). Asking reads every
+            finished trial, so epochs where the pruner cannot prune yet (its warm-up) skip it.
+        more_attrs: For a completed run, more attributes to store with the outcome (e.g. the weights'
+            artifact id), computed from the TrainResult; all are written in one transaction.
+
     Raises:
-        optuna.TrialPruned: The pruner stopped it (when `prunable`) or the loss diverged; the reason is stored.
+        optuna.TrialPruned: The pruner stopped it or the loss diverged; the reason is stored.
     """
     from archsearch.trainers import train_mlp
 
     def report(epoch: int, value: float) -> bool:
         trial.report(value, epoch)
-        return prunable and trial.should_prune()
+        return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
     result = train_mlp(widths, dropouts, activation, data, settings, report)
-    for key, value in {
+    attrs = {
         "device": result.device,
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.train_seconds, 4),
         **result.metrics,
-    }.items():
-        trial.set_user_attr(key, value)
+    }
     if result.status != "completed":
-        trial.set_user_attr(PRUNED_REASON_ATTR, result.reason)
+        set_user_attrs(trial, {**attrs, PRUNED_REASON_ATTR: result.reason})
         raise optuna.TrialPruned(result.reason)
+    if more_attrs is not None:
+        attrs.update(more_attrs(result))
+    set_user_attrs(trial, attrs)
     return result
 
 
@@ -96,6 +114,7 @@ class Objective:
         num_threads: int | None = None,
         worker: str | None = None,
         total: int | None = None,
+        prune_from: int | None = 1,
     ):
         self.config = config
         self.storage = storage
@@ -107,6 +126,15 @@ class Objective:
         self.metric = metric
         self.artifact_store = open_artifact_store(artifact_dir)
         self.device = device or config.train.device
+        self.prune_from = prune_from
+        self._counted: tuple[int, int] | None = None
+
+    def note_counts(self, claimable: int, existing: int) -> None:
+        """The worker's count just before it asks for a trial: trials finished, running or waiting, and all trials.
+
+        The next trial's claim uses it to skip re-reading the study when the total is still far off.
+        """
+        self._counted = (claimable, existing)
 
     def trial_seed(self, trial: optuna.Trial) -> int:
         """Each trial trains with its own seed, reproducible from the study seed and trial number."""
@@ -121,7 +149,8 @@ class Objective:
         except (optuna.TrialPruned, TotalReached):
             raise
         except Exception as e:
-            trial.set_user_attr(FAIL_REASON_ATTR, f"{type(e).__name__}: {e}"[:2000])
+            reason = {FAIL_REASON_ATTR: f"{type(e).__name__}: {e}"[:2000]}
+            set_user_attrs(trial, {**reason, **({} if self.worker is None else {"worker": self.worker})})
             raise
 
     def _claim(self, trial: optuna.Trial) -> None:
@@ -131,18 +160,26 @@ class Objective:
         higher number then stands down. Retries and enqueued trials always run: they replace or precede
         sampled ones.
         """
-        if self.worker is not None:
-            trial.set_user_attr("worker", self.worker)
         if self.total is None:
             return
+        counted, self._counted = self._counted, None
+        if counted is not None:
+            # Trials numbered below this one are those the worker counted plus any created since;
+            # when even all of them being claimed leaves room, the trial stands without reading more.
+            claimable, existing = counted
+            if claimable + max(trial.number - existing, 0) < self.total:
+                return
         # Trial objects do not expose system attributes; the storage does (by the trial's id).
         system_attrs = self.storage.get_trial_system_attrs(trial._trial_id)
         if "failed_trial" in system_attrs or "fixed_params" in system_attrs:
             return
         claimed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         if sum(t.number < trial.number for t in claimed) >= self.total:
-            trial.set_user_attr(EXCESS_ATTR, True)
-            trial.set_user_attr(FAIL_REASON_ATTR, f"not run: the study reached n_trials = {self.total} while it started")
+            set_user_attrs(trial, {
+                EXCESS_ATTR: True,
+                FAIL_REASON_ATTR: f"not run: the study reached n_trials = {self.total} while it started",
+                **({} if self.worker is None else {"worker": self.worker}),
+            })  # fmt: skip
             raise TotalReached()
 
     def _record_architecture(self, trial: optuna.Trial, candidate: Candidate) -> None:
@@ -157,8 +194,10 @@ class Objective:
             "layer_shape": architecture.layer_shape(),
             "seed": self.trial_seed(trial),
         }
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        if self.worker is not None:
+            attrs["worker"] = self.worker
+        # Written before training, so that the dashboard shows what a running trial trains.
+        set_user_attrs(trial, attrs)
 
     def _train(self, trial: optuna.Trial, candidate: Candidate) -> float:
         from archsearch.trainers._weights import save_weights
@@ -168,10 +207,16 @@ class Objective:
             self.config, self.metric, hp.to_dict(), seed=self.trial_seed(trial), device=self.device, num_threads=self.num_threads
         )
         architecture = candidate.architecture
-        result = train_and_record(trial, settings, self.data, architecture.widths, architecture.dropouts, architecture.activation)
-        with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
-            weights = save_weights(result.state_dict, Path(scratch) / "model.pt")
-            upload_weights(self.artifact_store, weights, trial, self.storage)
+
+        def weights_attr(result) -> dict[str, str]:
+            with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
+                weights = save_weights(result.state_dict, Path(scratch) / "model.pt")
+                return {WEIGHTS_ATTR: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
+
+        result = train_and_record(
+            trial, settings, self.data, architecture.widths, architecture.dropouts, architecture.activation,
+            prune_from=self.prune_from, more_attrs=weights_attr,
+        )  # fmt: skip
         return result.best_value
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -174,5 +174,5 @@ class SensitivityObjective:
     def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
         settings = train_settings(self.config, self.metric, job, seed=job["seed"], device=self.device, num_threads=self.num_threads)
         # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
-        result = train_and_record(trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prunable=False)
+        result = train_and_record(trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prune_from=None)
         return result.best_value

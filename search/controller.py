@@ -58,9 +58,27 @@ def make_sampler(config: SearchConfig, *, seed: int | None = None) -> optuna.sam
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=study.n_startup_trials)
 
 
+def _warmup_epochs(config: SearchConfig) -> int:
+    return min(3, max(config.train.epochs - 1, 0))
+
+
+def first_prunable_epoch(config: SearchConfig) -> int | None:
+    """The first epoch (from 1) at which the study's pruner can stop a trial; None when it never does.
+
+    Median and percentile pruners never prune a step below their warm-up, and asking them reads every
+    finished trial, so workers do not ask before this epoch.
+    """
+    name = config.study.pruner
+    if name in ("median", "percentile"):
+        return max(_warmup_epochs(config), 1)
+    if name in ("successive_halving", "hyperband"):
+        return 1
+    return None
+
+
 def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     name, epochs = config.study.pruner, config.train.epochs
-    warmup = min(3, max(epochs - 1, 0))
+    warmup = _warmup_epochs(config)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
     if name == "percentile":

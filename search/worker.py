@@ -27,7 +27,15 @@ from optuna.trial import TrialState
 from archsearch._objective import EXCESS_ATTR, Objective
 from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import WorkerSlot
-from archsearch.storage import FINISHED_STATES, default_artifact_dir, heartbeat_ages, make_storage, mask_url, open_study
+from archsearch.storage import (
+    FINISHED_STATES,
+    default_artifact_dir,
+    heartbeat_ages,
+    make_storage,
+    mask_url,
+    open_study,
+    trial_state_counts,
+)
 from archsearch.trainers.data import DataError, PreparedData, load_data
 
 __all__ = ["run_worker", "WorkerOutcome", "EXIT_FAILURE_STREAK", "EXIT_ERROR", "ERROR_PREFIX", "worker_main", "GracefulStop"]
@@ -142,8 +150,11 @@ def run_worker(
 
         objective = SensitivityObjective(config, data, metric, device=device, num_threads=slot.threads, worker=label)
     else:
+        from archsearch.controller import first_prunable_epoch
+
         objective = Objective(
-            config, data, metric, storage, artifact_dir, device=device, num_threads=slot.threads, worker=label, total=total
+            config, data, metric, storage, artifact_dir, device=device, num_threads=slot.threads, worker=label,
+            total=total, prune_from=first_prunable_epoch(config),
         )
     outcome = WorkerOutcome()
     limit = config.study.max_consecutive_failures
@@ -169,24 +180,26 @@ def run_worker(
     all_callbacks = [record, *([after_trial] if after_trial else []), *(callbacks or [])]
     stop = GracefulStop()
     with stop.installed():
-        _trial_loop(study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials, deadline)
+        _trial_loop(
+            study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials, deadline,
+            note_counts=getattr(objective, "note_counts", None),
+        )  # fmt: skip
     if stop.requested:
         raise KeyboardInterrupt("stopped by a signal")
     outcome.stopped_by_failures = outcome.failed_streak >= limit
     return outcome
 
 
-def _trial_loop(study, storage, objective, callbacks, stop, outcome, config, total, limit, max_trials, deadline) -> None:
+def _trial_loop(study, storage, objective, callbacks, stop, outcome, config, total, limit, max_trials, deadline, note_counts=None) -> None:
     """Run one trial at a time until the study's total, a limit, a failure streak or a stop request."""
     while outcome.failed_streak < limit and not stop.requested:
         if max_trials is not None and outcome.finished >= max_trials:
             break
         if deadline is not None and time.time() >= deadline:
             break
-        trials = study.get_trials(deepcopy=False)
-        finished = sum(t.state in FINISHED_STATES for t in trials)
-        running = sum(t.state == TrialState.RUNNING for t in trials)
-        waiting = sum(t.state == TrialState.WAITING for t in trials)
+        counts = trial_state_counts(study)
+        finished = sum(counts[state] for state in FINISHED_STATES)
+        running, waiting = counts[TrialState.RUNNING], counts[TrialState.WAITING]
         if finished >= total:
             break
         if finished + running >= total and not waiting:
@@ -198,6 +211,8 @@ def _trial_loop(study, storage, objective, callbacks, stop, outcome, config, tot
             _fail_orphans(study, storage, config.study.grace_period)
             time.sleep(0.5)
             continue
+        if note_counts is not None:
+            note_counts(finished + running + waiting, sum(counts.values()))
         study.optimize(objective, n_trials=1, callbacks=callbacks, catch=(Exception,))
         if outcome.failed_streak:
             from archsearch.trainers import release_memory
@@ -305,4 +320,9 @@ def worker_main(url: str, study_name: str, slot: WorkerSlot, log_path: str, tota
             code = EXIT_ERROR
         finally:
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-    sys.exit(code)
+    # Every trial is stored and the log is closed. An interpreter that has loaded torch takes seconds to
+    # tear itself down (1.5 to 3 s here), and the controller, so every search, would wait for it.
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    os._exit(code)

@@ -7,6 +7,7 @@ from archsearch.storage._artifacts import (
     open_artifact_store,
     upload_weights,
 )
+from archsearch.storage._attrs import set_user_attrs
 from archsearch.storage._rdb import SQLITE_BUSY_TIMEOUT_S, make_storage
 from archsearch.storage._studies import (
     FINISHED_STATES,
@@ -16,6 +17,7 @@ from archsearch.storage._studies import (
     state_counts,
     study_names,
     study_status,
+    trial_state_counts,
 )
 from archsearch.storage._url import StorageError, backend_of, default_artifact_dir, mask_url, sqlite_path
 
@@ -34,9 +36,11 @@ __all__ = [
     "mask_url",
     "open_artifact_store",
     "open_study",
+    "set_user_attrs",
     "sqlite_path",
     "state_counts",
     "study_names",
     "study_status",
+    "trial_state_counts",
     "upload_weights",
 ]

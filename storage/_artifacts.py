@@ -23,9 +23,18 @@ def open_artifact_store(directory: str | Path) -> FileSystemArtifactStore:
 
 
 def upload_weights(
-    store: FileSystemArtifactStore, file_path: str | Path, trial: optuna.Trial, storage: optuna.storages.BaseStorage
+    store: FileSystemArtifactStore,
+    file_path: str | Path,
+    trial: optuna.Trial,
+    storage: optuna.storages.BaseStorage,
+    *,
+    record: bool = True,
 ) -> str:
-    """Attach a weights file to a running trial; returns the artifact id (also stored as a user attr)."""
+    """Attach a weights file to a running trial; returns the artifact id.
+
+    With `record`, the id is also stored as the trial's WEIGHTS_ATTR user attribute; without, the caller
+    stores it (with the trial's other attributes, in one write).
+    """
     artifact_id = upload_artifact(
         artifact_store=store,
         file_path=str(file_path),
@@ -33,7 +42,8 @@ def upload_weights(
         storage=storage,
         mimetype="application/octet-stream",
     )
-    trial.set_user_attr(WEIGHTS_ATTR, artifact_id)
+    if record:
+        trial.set_user_attr(WEIGHTS_ATTR, artifact_id)
     return artifact_id
 
 

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from archsearch.storage._url import StorageError, mask_url
 
-__all__ = ["open_study", "study_names", "state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages", "study_status"]
+__all__ = ["open_study", "study_names", "state_counts", "trial_state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages", "study_status"]
 
 # What `n_trials` counts: a pruned trial is a decision the search made, a failed one is not.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -35,6 +35,21 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
     """Trials per state name, every state present (zeros included)."""
     counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
     return {state.name: counts.get(state.name, 0) for state in TrialState}
+
+
+def trial_state_counts(study: optuna.Study) -> Counter[TrialState]:
+    """Trials of the study per state, counted by the database on RDB storages.
+
+    One small query however many trials the study holds, where `get_trials` builds every trial that is
+    not cached yet with its parameters and attributes; workers count before each trial.
+    """
+    backend = getattr(study._storage, "_backend", study._storage)  # unwrap Optuna's cache
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return Counter(t.state for t in study.get_trials(deepcopy=False))
+    query = sqlalchemy.text("SELECT state, COUNT(*) FROM trials WHERE study_id = :study_id GROUP BY state")
+    with backend.engine.connect() as connection:
+        rows = connection.execute(query, {"study_id": study._study_id}).all()
+    return Counter({TrialState[state]: count for state, count in rows})
 
 
 def finished_count(study: optuna.Study) -> int:

@@ -10,7 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from archsearch.trainers._device import cuda_device_count, release_memory
+    from archsearch.trainers._device import release_memory
+    from archsearch.trainers._gpus import cuda_device_count
     from archsearch.trainers._export import ExportError, Predictor, export_model, load_model
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
@@ -25,7 +26,7 @@ _LAZY_NAMES = {
     "Predictor": "_export",
     "export_model": "_export",
     "load_model": "_export",
-    "cuda_device_count": "_device",
+    "cuda_device_count": "_gpus",
     "release_memory": "_device",
 }
 

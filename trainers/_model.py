@@ -74,8 +74,10 @@ def count_parameters(module: nn.Module) -> int:
 def _linear(fan_in: int, fan_out: int, generator: torch.Generator | None) -> nn.Linear:
     if generator is None:
         return nn.Linear(fan_in, fan_out)
-    # skip_init allocates without drawing from the global generator.
-    layer = nn.utils.skip_init(nn.Linear, fan_in, fan_out)
+    # PyTorch's own init draws from the global generator; fork_rng puts that state back. (skip_init would
+    # avoid the draw, but its meta-device path imports sympy: 0.7 s at the first layer of every worker.)
+    with torch.random.fork_rng(devices=[]):
+        layer = nn.Linear(fan_in, fan_out)
     # PyTorch's default (kaiming_uniform_ with a=sqrt(5)) reduces to U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     bound = 1.0 / math.sqrt(fan_in)
     with torch.no_grad():

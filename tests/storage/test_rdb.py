@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
-from archsearch.storage import StorageError, make_storage, open_study, state_counts, finished_count
+from archsearch.storage import StorageError, finished_count, make_storage, open_study, state_counts, trial_state_counts
 
 
 def test_make_storage_sqlite_uses_wal(tmp_path: Path) -> None:
@@ -49,6 +51,39 @@ def test_state_counts_and_finished_count(tmp_path: Path) -> None:
     counts = state_counts(study)
     assert counts["COMPLETE"] == 1 and counts["PRUNED"] == 1 and counts["FAIL"] == 1 and counts["RUNNING"] == 0
     assert finished_count(study) == 2
+
+
+def _study_of_every_state(storage: optuna.storages.BaseStorage | None, name: str) -> optuna.Study:
+    study = optuna.create_study(study_name=name, storage=storage)
+    for state in (TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+        trial = study.ask()
+        study.tell(trial, 1.0 if state == TrialState.COMPLETE else None, state=state)
+    study.ask()  # RUNNING
+    study.enqueue_trial({"x": 0.5})  # WAITING
+    optuna.create_study(study_name=f"{name}-other", storage=storage).ask()  # another study's trial: not counted
+    return study
+
+
+def test_trial_state_counts_match_get_trials(tmp_path: Path) -> None:
+    """Check the database-side count against counting the trials themselves, on SQLite and in memory."""
+    for storage in (make_storage(f"sqlite:///{tmp_path}/a.db"), None):
+        study = _study_of_every_state(storage, "counts")
+        counts = trial_state_counts(study)
+        assert counts == Counter(t.state for t in study.get_trials(deepcopy=False))
+        assert counts[TrialState.COMPLETE] == 2 and counts[TrialState.WAITING] == 1 and counts[TrialState.RUNNING] == 1
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("server", ["postgres_url", "mysql_url"])
+def test_trial_state_counts_on_database_servers(server: str, request: pytest.FixtureRequest, unique_name: str) -> None:
+    """Check the GROUP BY count on PostgreSQL and MariaDB, where states are stored as enum names."""
+    storage = make_storage(request.getfixturevalue(server))
+    try:
+        study = _study_of_every_state(storage, unique_name)
+        assert trial_state_counts(study) == Counter(t.state for t in study.get_trials(deepcopy=False))
+    finally:
+        for name in (unique_name, f"{unique_name}-other"):
+            optuna.delete_study(study_name=name, storage=storage)
 
 
 @pytest.mark.services

@@ -1,0 +1,77 @@
+"""Tests of archsearch.storage.set_user_attrs: many user attributes of a trial in one write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from archsearch.storage import make_storage, set_user_attrs
+
+ATTRS = {"widths": [64, 32], "n_params": 4_810, "activation": "relu", "val_accuracy": 0.9875, "best_epoch": None}
+
+
+def _check_round_trip(storage: optuna.storages.BaseStorage, name: str) -> None:
+    study = optuna.create_study(study_name=name, storage=storage)
+    trial = study.ask()
+    trial.set_user_attr("val_accuracy", 0.5)  # an earlier value, replaced by the batch
+    set_user_attrs(trial, ATTRS)
+    assert trial.user_attrs == ATTRS  # the trial's own view
+    study.tell(trial, 1.0)
+    stored = optuna.load_study(study_name=name, storage=storage).trials[0].user_attrs
+    assert stored == ATTRS
+    assert [type(stored[k]) for k in ATTRS] == [type(v) for v in ATTRS.values()]
+
+
+def test_set_user_attrs_sqlite_stores_every_key_and_replaces_old_values(tmp_path: Path) -> None:
+    """Check that the batch stores the same values as set_user_attr would, on SQLite."""
+    _check_round_trip(make_storage(f"sqlite:///{tmp_path}/a.db"), "batch")
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("server", ["postgres_url", "mysql_url"])
+def test_set_user_attrs_on_database_servers(request: pytest.FixtureRequest, server: str, unique_name: str) -> None:
+    """Check the multi-row upsert of PostgreSQL and MariaDB (each has its own INSERT ... ON CONFLICT form)."""
+    storage = make_storage(request.getfixturevalue(server))
+    try:
+        _check_round_trip(storage, unique_name)
+    finally:
+        optuna.delete_study(study_name=unique_name, storage=storage)
+
+
+def test_set_user_attrs_in_memory_falls_back_to_one_write_per_key() -> None:
+    """Check that a non-RDB storage still gets every attribute."""
+    study = optuna.create_study()
+    trial = study.ask()
+    set_user_attrs(trial, ATTRS)
+    study.tell(trial, 1.0)
+    assert study.trials[0].user_attrs == ATTRS
+
+
+def test_set_user_attrs_on_a_finished_trial_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    """Check that a finished trial is refused as by set_user_attr, and that no key of the batch lands."""
+    study = optuna.create_study(study_name="done", storage=make_storage(f"sqlite:///{tmp_path}/a.db"))
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError, match=r"has already finished and can not be updated"):
+        set_user_attrs(trial, ATTRS)
+    assert study.trials[0].user_attrs == {}
+
+
+def test_set_user_attrs_unserializable_value_is_refused_before_writing(tmp_path: Path) -> None:
+    """Check that a value JSON cannot hold names its type, and the other keys are not written either."""
+    study = optuna.create_study(study_name="bad", storage=make_storage(f"sqlite:///{tmp_path}/a.db"))
+    trial = study.ask()
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        set_user_attrs(trial, {"ok": 1, "bad": {1, 2}})
+    study.tell(trial, 1.0)
+    assert study.trials[0].user_attrs == {}
+
+
+def test_set_user_attrs_empty_mapping_writes_nothing(tmp_path: Path) -> None:
+    """Check that an empty batch is a no-op, not an empty INSERT."""
+    study = optuna.create_study(study_name="empty", storage=make_storage(f"sqlite:///{tmp_path}/a.db"))
+    trial = study.ask()
+    set_user_attrs(trial, {})
+    assert trial.user_attrs == {}
