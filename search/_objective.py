@@ -128,6 +128,7 @@ class Objective:
         self.device = device or config.train.device
         self.prune_from = prune_from
         self._counted: tuple[int, int] | None = None
+        self._worker_attrs = {} if worker is None else {"worker": worker}  # stored with a trial's first write
 
     def note_counts(self, claimable: int, existing: int) -> None:
         """The worker's count just before it asks for a trial: trials finished, running or waiting, and all trials.
@@ -150,7 +151,7 @@ class Objective:
             raise
         except Exception as e:
             reason = {FAIL_REASON_ATTR: f"{type(e).__name__}: {e}"[:2000]}
-            set_user_attrs(trial, {**reason, **({} if self.worker is None else {"worker": self.worker})})
+            set_user_attrs(trial, {**reason, **self._worker_attrs})
             raise
 
     def _claim(self, trial: optuna.Trial) -> None:
@@ -178,7 +179,7 @@ class Objective:
             set_user_attrs(trial, {
                 EXCESS_ATTR: True,
                 FAIL_REASON_ATTR: f"not run: the study reached n_trials = {self.total} while it started",
-                **({} if self.worker is None else {"worker": self.worker}),
+                **self._worker_attrs,
             })  # fmt: skip
             raise TotalReached()
 
@@ -194,8 +195,7 @@ class Objective:
             "layer_shape": architecture.layer_shape(),
             "seed": self.trial_seed(trial),
         }
-        if self.worker is not None:
-            attrs["worker"] = self.worker
+        attrs.update(self._worker_attrs)
         # Written before training, so that the dashboard shows what a running trial trains.
         set_user_attrs(trial, attrs)
 
