@@ -321,7 +321,7 @@ def worker_main(url: str, study_name: str, slot: WorkerSlot, log_path: str, tota
         finally:
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
     # Every trial is stored and the log is closed. An interpreter that has loaded torch takes seconds to
-    # tear itself down (1.5 to 3 s here), and the controller, so every search, would wait for it.
+    # tear itself down (1.5 to 5 s here), and the controller, so every search, would wait for it.
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             stream.flush()

@@ -16,13 +16,9 @@ from typing import Any, Mapping
 import optuna
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from archsearch.storage._rdb import rdb_backend
+
 __all__ = ["set_user_attrs"]
-
-
-def _rdb_backend(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | None:
-    # A study's storage wraps the RDB storage in a cache that writes through; unwrap it.
-    backend = getattr(storage, "_backend", storage)
-    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
 
 
 def _upsert(dialect: str, table: Any, rows: list[dict[str, Any]]) -> Any | None:
@@ -49,7 +45,7 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     """
     if not attrs:
         return
-    backend = _rdb_backend(trial.storage)
+    backend = rdb_backend(trial.storage)
     try:
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from archsearch.storage._url import StorageError, backend_of, mask_url, sqlite_path
 
-__all__ = ["make_storage", "SQLITE_BUSY_TIMEOUT_S"]
+__all__ = ["make_storage", "rdb_backend", "SQLITE_BUSY_TIMEOUT_S"]
 
 # Several local workers write to one SQLite file; waiting this long for the write lock keeps
 # "database is locked" from surfacing as failed trials.
@@ -28,6 +28,12 @@ def _engine_kwargs(backend: str, pool_size: int) -> dict[str, Any]:
     # every few minutes, where a ping before every checkout (pool_pre_ping) costs a round trip per
     # transaction: some 15 per trial.
     return {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": POOL_RECYCLE_S}
+
+
+def rdb_backend(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | None:
+    """The RDB storage behind `storage` (a study's storage wraps it in Optuna's write-through cache); else None."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
 
 
 def _serialize_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:

@@ -8,6 +8,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
+from archsearch.storage._rdb import rdb_backend
 from archsearch.storage._url import StorageError, mask_url
 
 __all__ = ["open_study", "study_names", "state_counts", "trial_state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages", "study_status"]
@@ -33,8 +34,8 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, *, url: str = ""
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
     """Trials per state name, every state present (zeros included)."""
-    counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
-    return {state.name: counts.get(state.name, 0) for state in TrialState}
+    counts = trial_state_counts(study)
+    return {state.name: counts[state] for state in TrialState}
 
 
 def trial_state_counts(study: optuna.Study) -> Counter[TrialState]:
@@ -43,8 +44,8 @@ def trial_state_counts(study: optuna.Study) -> Counter[TrialState]:
     One small query however many trials the study holds, where `get_trials` builds every trial that is
     not cached yet with its parameters and attributes; workers count before each trial.
     """
-    backend = getattr(study._storage, "_backend", study._storage)  # unwrap Optuna's cache
-    if not isinstance(backend, optuna.storages.RDBStorage):
+    backend = rdb_backend(study._storage)
+    if backend is None:
         return Counter(t.state for t in study.get_trials(deepcopy=False))
     query = sqlalchemy.text("SELECT state, COUNT(*) FROM trials WHERE study_id = :study_id GROUP BY state")
     with backend.engine.connect() as connection:
@@ -54,7 +55,8 @@ def trial_state_counts(study: optuna.Study) -> Counter[TrialState]:
 
 def finished_count(study: optuna.Study) -> int:
     """Completed plus pruned trials: the number `n_trials` is measured against."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    counts = trial_state_counts(study)
+    return sum(counts[state] for state in FINISHED_STATES)
 
 
 def heartbeat_ages(storage: optuna.storages.BaseStorage, study: optuna.Study) -> dict[int, float]:
