@@ -16,6 +16,7 @@ from archsearch.storage._studies import (
     open_study,
     state_counts,
     study_names,
+    study_file_stem,
     study_status,
     trial_state_counts,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "set_user_attrs",
     "sqlite_path",
     "state_counts",
+    "study_file_stem",
     "study_names",
     "study_status",
     "trial_state_counts",
