@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from archsearch.trainers._export import ExportError, Predictor, export_model, load_model
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
+    from archsearch.trainers._weights import WeightsError, load_weights, save_weights, weights_mismatch
 
 _LAZY_NAMES = {
     "build_mlp": "_model",
@@ -28,6 +29,10 @@ _LAZY_NAMES = {
     "load_model": "_export",
     "cuda_device_count": "_gpus",
     "release_memory": "_device",
+    "WeightsError": "_weights",
+    "load_weights": "_weights",
+    "save_weights": "_weights",
+    "weights_mismatch": "_weights",
 }
 
 __all__ = [
@@ -35,13 +40,17 @@ __all__ = [
     "Predictor",
     "TrainResult",
     "TrainSettings",
+    "WeightsError",
     "build_mlp",
     "count_parameters",
     "cuda_device_count",
     "export_model",
     "load_model",
+    "load_weights",
     "release_memory",
+    "save_weights",
     "train_mlp",
+    "weights_mismatch",
 ]
 
 
