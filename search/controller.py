@@ -13,6 +13,7 @@ from typing import Sequence, TextIO
 import optuna
 
 import archsearch
+from archsearch._data_check import check_same_data, record_fingerprint
 from archsearch._objective import BASELINE_ATTR
 from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import PlacementError, WorkerSlot, plan_workers
@@ -158,10 +159,13 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.BaseStor
             },
         )
         study.set_user_attr("preprocessing", data.preprocessing.to_dict())
+        record_fingerprint(study, data)
         # Written last: its presence marks a fully initialised study.
         study.set_user_attr(CONFIG_ATTR, stored_config(config))
         _enqueue_baselines(study, config, linear=True)
     else:
+        check_same_data(study, data, url)
+        record_fingerprint(study, data)
         # Settings that may change on resume (n_trials, timeout, sampler, device, ...) are stored, so that
         # workers joining later follow them; newly listed baselines are tried first.
         before = SearchConfig.from_dict(study.user_attrs[CONFIG_ATTR]).space.baselines

@@ -24,6 +24,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 
+from archsearch._data_check import check_same_data
 from archsearch._objective import EXCESS_ATTR, Objective
 from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import WorkerSlot
@@ -140,7 +141,9 @@ def run_worker(
         total = study.user_attrs["sensitivity_jobs"] if sensitivity else config.study.n_trials
     if len(study.get_trials(deepcopy=False, states=FINISHED_STATES)) >= total:
         return WorkerOutcome()  # nothing left: no need for the data (which may not even be here)
-    data = data if data is not None else _load_data_here(config)
+    if data is None:
+        data = _load_data_here(config)
+        check_same_data(study, data, url)
     metric = study.user_attrs["metric"]
     artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
     device = _device_for(slot)
