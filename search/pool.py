@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import signal
 import socket
 import sys
@@ -15,8 +14,9 @@ from typing import TextIO
 import optuna
 from optuna.trial import TrialState
 
+from archsearch._spawn import WorkerProcess
 from archsearch.placement import WorkerSlot
-from archsearch.worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, worker_main
+from archsearch.worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK
 
 __all__ = ["run_pool", "PoolFailure", "progress_line"]
 
@@ -78,14 +78,13 @@ def run_pool(
     """
     stream = stream or sys.stderr
     log_dir.mkdir(parents=True, exist_ok=True)
-    context = multiprocessing.get_context("spawn")
     processes = []
     for slot in slots:
         log_path = log_dir / f"worker-{slot.index}.log"
-        process = context.Process(
-            target=worker_main,
-            args=(url, study.study_name, slot, str(log_path), total, deadline, max_trials),
-            name=f"archsearch-worker-{slot.index}",
+        # Not multiprocessing: its spawn would run the caller's unguarded script again in every worker.
+        process = WorkerProcess(
+            f"archsearch-worker-{slot.index}", url=url, study_name=study.study_name, slot=slot, log_path=str(log_path),
+            total=total, deadline=deadline, max_trials=max_trials,
         )
         processes.append(process)
 
