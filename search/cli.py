@@ -179,7 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_storage_arguments(report, help="storage URL")
     report.add_argument("--study", required=True, help="study name")
     report.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
-    report.add_argument("--knee-tolerance", type=float, default=0.005, help="metric distance from the best that still counts as 'as good' (default 0.005 = 0.5 points)")
+    report.add_argument(
+        "--knee-tolerance", type=float,
+        help="metric distance from the best that still counts as 'as good' (default 0.005 = 0.5 points; for rmse "
+        "0.005 x the target's standard deviation)",
+    )
     report.add_argument("--no-push", action="store_true", help="do not save the figures into the study for optuna-dashboard")
     report.set_defaults(handler=_cmd_report)
 
