@@ -67,6 +67,7 @@ class StudyConfig:
     timeout: float | None = None  # seconds for this run; None or 0: no limit
     sampler: str = "tpe"
     pruner: str = "median"
+    pruner_startup_trials: int = 5  # complete trials before the pruner may stop any trial
     seed: int = 0
     artifacts: str | None = None  # weights folder; default: beside a SQLite file, else ./archsearch_artifacts
     keep_best_k: int = 0  # keep weights of the best k completed trials only; 0 keeps all
@@ -100,6 +101,8 @@ class StudyConfig:
             _fail("study", "sampler", f"one of {', '.join(SAMPLERS)}", self.sampler)
         if self.pruner not in PRUNERS:
             _fail("study", "pruner", f"one of {', '.join(PRUNERS)}", self.pruner)
+        if not _is_int(self.pruner_startup_trials) or not 0 <= self.pruner_startup_trials <= MAX_TRIALS:
+            _fail("study", "pruner_startup_trials", f"an int in the range [0, {MAX_TRIALS:,}]", self.pruner_startup_trials)
         if not _is_int(self.seed) or self.seed < 0:
             _fail("study", "seed", "an int >= 0", self.seed)
         if self.artifacts is not None and (not isinstance(self.artifacts, str) or not self.artifacts):

@@ -72,6 +72,7 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[study]\nn_trials = 1e23\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1e\+23 instead\."),
         ("[study]\nn_trials = 1000001\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1000001 instead\."),
         ("[study]\nn_trials = true\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got True instead\."),
+        ("[study]\npruner_startup_trials = -1\n", r"The 'pruner_startup_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got -1 instead\."),
         ("[study]\nsampler = 'cmaes'\n", r"The 'sampler' parameter of \[study\] must be one of tpe, random, qmc, gp\. Got 'cmaes'"),
         ("[study]\npruner = 'early'\n", r"'pruner' parameter of \[study\] must be one of median, percentile, successive_halving, hyperband, none"),
         ("[study]\nmetric = 'f1'\n", r"The 'metric' parameter of \[study\] must be one of accuracy, balanced_accuracy, log_loss, rmse, r2\. Got 'f1'"),
