@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import archsearch
+from archsearch._data_check import FINGERPRINT_ATTR
 from archsearch._sensitivity_jobs import (
     JOB_ID_ATTR, JOBS_ATTR, KIND, KIND_ATTR, Centre, companion_name, live_job_count, pending_jobs, plan_jobs,
 )  # fmt: skip
@@ -284,7 +285,8 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
         companion.set_user_attr("archsearch_version", archsearch.__version__)
         companion.set_user_attr(KIND_ATTR, KIND)
         companion.set_user_attr("parent_study", parent.study_name)
-        for key in ("metric", "task", "data", "preprocessing"):
+        # With the fingerprint, workers refuse data that differs from what the parent's trials trained on.
+        for key in ("metric", "task", "data", "preprocessing", FINGERPRINT_ATTR):
             if key in parent.user_attrs:
                 companion.set_user_attr(key, parent.user_attrs[key])
         # Written last, as by the controller: its presence marks a complete study that workers may join.
