@@ -99,7 +99,7 @@ def mask_url(text: str) -> str:
     >>> mask_url("postgresql://bob@db/optuna?password=s3cret&sslmode=require")
     'postgresql://bob@db/optuna?password=***&sslmode=require'
     """
-    parsed = _parse(text.strip()) if text.strip() == text else None
+    parsed = _parse(text) if text == text.strip() else None
     if parsed is not None and (parsed.password or _url_passwords(parsed)):
         remember_password(text)
         query = {k: (MASK if k.lower() in _PASSWORD_KEYS else v) for k, v in parsed.query.items()}
