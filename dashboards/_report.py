@@ -98,13 +98,14 @@ class Report:
         return ids
 
 
-def build_report(study: optuna.Study, *, knee_tolerance: float = 0.005) -> Report:
+def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) -> Report:
     """Build the report of an archsearch study.
 
     Args:
         study: A study laid out as ``docs/STUDY_LAYOUT.md`` describes (any number of trials).
         knee_tolerance: How far below the best (above, when minimizing) the knee may be, in metric
-            units; 0.005 is half a point of accuracy.
+            units; default: 0.005 (half a point of accuracy), or for RMSE 0.005 times the target's
+            standard deviation (`knee_tolerance_for`).
 
     Returns:
         The report; figures the study cannot support carry a one-sentence reason.
@@ -118,11 +119,13 @@ def build_report(study: optuna.Study, *, knee_tolerance: float = 0.005) -> Repor
         >>> study = optuna.load_study(study_name="demo", storage="sqlite:///demo.db")  # doctest: +SKIP
         >>> build_report(study).write_html("report.html")  # doctest: +SKIP
     """
-    if not (knee_tolerance >= 0 and math.isfinite(knee_tolerance)):
+    if knee_tolerance is not None and not (knee_tolerance >= 0 and math.isfinite(knee_tolerance)):
         raise ValueError(
             f"The 'knee_tolerance' parameter must be a finite number >= 0. Got {knee_tolerance} instead."
         )
     data = an.load_study_data(study)
+    if knee_tolerance is None:
+        knee_tolerance = _default_knee_tolerance(study, data)
     figures = [
         size_figs.metric_vs_depth(data),
         size_figs.metric_vs_params(data, knee_tolerance),
@@ -138,17 +141,25 @@ def build_report(study: optuna.Study, *, knee_tolerance: float = 0.005) -> Repor
     return Report(study.study_name, _summary(data, knee_tolerance, figures), figures, tables)
 
 
-def notable_trials(study: optuna.Study, *, knee_tolerance: float = 0.005) -> pd.DataFrame:
+def notable_trials(study: optuna.Study, *, knee_tolerance: float | None = None) -> pd.DataFrame:
     """Tabulate the best trial, the knee and the linear baseline with sizes and metrics (table 9).
 
     Args:
         study: The study.
-        knee_tolerance: Tolerance of the knee, in metric units.
+        knee_tolerance: Tolerance of the knee, in metric units; default as in `build_report`.
 
     Returns:
         One row per role (``best``, ``knee (within ...)``, ``linear baseline``) present in the study.
     """
-    return _notable_trials_table(an.load_study_data(study), knee_tolerance).frame
+    data = an.load_study_data(study)
+    tolerance = _default_knee_tolerance(study, data) if knee_tolerance is None else knee_tolerance
+    return _notable_trials_table(data, tolerance).frame
+
+
+def _default_knee_tolerance(study: optuna.Study, data: an.StudyData) -> float:
+    preprocessing = study.user_attrs.get("preprocessing") or {}
+    scale = preprocessing.get("target_scale") if preprocessing.get("task") == "regression" else None
+    return an.knee_tolerance_for(data.metric, scale)
 
 
 def _notable_trials_table(data: an.StudyData, tolerance: float) -> ReportTable:

@@ -8,6 +8,7 @@ from typing import Sequence
 
 import archsearch
 from archsearch import sensitivity
+from archsearch.storage_args import add_storage_arguments, resolve_storage
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -154,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="run or resume a search from a TOML config")
     search.add_argument("config", help="path to the TOML config")
     search.add_argument("--study", help="study name (overrides [study] name)")
-    search.add_argument("--storage", help="storage URL (overrides [study] storage)")
+    add_storage_arguments(search, help="storage URL (overrides [study] storage)")
+    search.set_defaults(storage_required=False)
     search.add_argument("--n-trials", type=int, help="total completed + pruned trials (overrides [study] n_trials)")
     search.add_argument("--timeout", type=float, help="seconds for this run (overrides [study] timeout)")
     search.add_argument("--quiet", action="store_true", help="no progress output")
@@ -162,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(handler=_cmd_search)
 
     worker = commands.add_parser("worker", help="join an existing study from this machine (URL and name are enough)")
-    worker.add_argument("--storage", required=True, help="storage URL of the study, as this machine reaches it")
+    add_storage_arguments(worker, help="storage URL of the study, as this machine reaches it")
     worker.add_argument("--study", required=True, help="study name")
     worker.add_argument("--n-trials", type=int, help="stop each worker after this many trials of its own")
     worker.add_argument("--quiet", action="store_true", help="no progress output")
@@ -170,27 +172,31 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=_cmd_worker)
 
     status = commands.add_parser("status", help="trial counts, running trials with heartbeat age, best trial")
-    status.add_argument("--storage", required=True, help="storage URL")
+    add_storage_arguments(status, help="storage URL")
     status.add_argument("--study", required=True, help="study name")
     status.set_defaults(handler=_cmd_status)
 
     report = commands.add_parser("report", help="write the HTML report and push its figures to optuna-dashboard")
-    report.add_argument("--storage", required=True, help="storage URL")
+    add_storage_arguments(report, help="storage URL")
     report.add_argument("--study", required=True, help="study name")
     report.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
-    report.add_argument("--knee-tolerance", type=float, default=0.005, help="metric distance from the best that still counts as 'as good' (default 0.005 = 0.5 points)")
+    report.add_argument(
+        "--knee-tolerance", type=float,
+        help="metric distance from the best that still counts as 'as good' (default 0.005 = 0.5 points; for rmse "
+        "0.005 x the target's standard deviation)",
+    )
     report.add_argument("--no-push", action="store_true", help="do not save the figures into the study for optuna-dashboard")
     report.set_defaults(handler=_cmd_report)
 
     dashboard = commands.add_parser("dashboard", help="start optuna-dashboard on the storage, with the trained weights")
-    dashboard.add_argument("--storage", required=True, help="storage URL")
+    add_storage_arguments(dashboard, help="storage URL")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     dashboard.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     dashboard.add_argument("--artifacts", help="artifact folder (default: beside a SQLite file)")
     dashboard.set_defaults(handler=_cmd_dashboard)
 
     export = commands.add_parser("export", help="export the best (or a given) trial's network")
-    export.add_argument("--storage", required=True, help="storage URL of the study")
+    add_storage_arguments(export, help="storage URL of the study")
     export.add_argument("--study", required=True, help="study name")
     export.add_argument("--trial", type=int, help="trial number (default: the best trial)")
     export.add_argument("--out", required=True, help="output folder")
@@ -209,8 +215,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `archsearch` console script; returns the exit code."""
     from archsearch.storage import mask_url
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        if hasattr(args, "storage_file"):
+            args.storage = resolve_storage(args.storage, args.storage_file)
+            if args.storage is None and args.storage_required:
+                parser.error(f"{args.command} needs the storage URL: --storage, --storage-file, or $ARCHSEARCH_STORAGE")
         return args.handler(args)
     except KeyboardInterrupt:
         print("\narchsearch: interrupted; run the same command again to continue the study.", file=sys.stderr)

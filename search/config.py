@@ -28,6 +28,8 @@ __all__ = ["ConfigError", "StudyConfig", "TrainConfig", "SearchConfig", "load_co
 SAMPLERS = ("tpe", "random", "qmc", "gp")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
 DEVICES_HELP = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+# Optuna keeps every trial in the database and samplers read them all; a million is far past useful.
+MAX_TRIALS = 1_000_000
 
 
 class ConfigError(ValueError):
@@ -64,6 +66,7 @@ class StudyConfig:
     timeout: float | None = None  # seconds for this run; None or 0: no limit
     sampler: str = "tpe"
     pruner: str = "median"
+    pruner_startup_trials: int = 5  # complete trials before the pruner may stop any trial
     seed: int = 0
     artifacts: str | None = None  # weights folder; default: beside a SQLite file, else ./archsearch_artifacts
     keep_best_k: int = 0  # keep weights of the best k completed trials only; 0 keeps all
@@ -89,14 +92,16 @@ class StudyConfig:
             raise ConfigError(f"[study] {e}") from e
         if self.metric is not None and self.metric not in METRIC_DIRECTIONS:
             _fail("study", "metric", f"one of {', '.join(METRIC_DIRECTIONS)}", self.metric)
-        if not _is_int(self.n_trials) or self.n_trials < 0:
-            _fail("study", "n_trials", "an int >= 0", self.n_trials)
+        if not _is_int(self.n_trials) or not 0 <= self.n_trials <= MAX_TRIALS:
+            _fail("study", "n_trials", f"an int in the range [0, {MAX_TRIALS:,}]", self.n_trials)
         if self.timeout is not None and (not _is_number(self.timeout) or self.timeout < 0):
             _fail("study", "timeout", "a number of seconds >= 0", self.timeout)
         if self.sampler not in SAMPLERS:
             _fail("study", "sampler", f"one of {', '.join(SAMPLERS)}", self.sampler)
         if self.pruner not in PRUNERS:
             _fail("study", "pruner", f"one of {', '.join(PRUNERS)}", self.pruner)
+        if not _is_int(self.pruner_startup_trials) or not 0 <= self.pruner_startup_trials <= MAX_TRIALS:
+            _fail("study", "pruner_startup_trials", f"an int in the range [0, {MAX_TRIALS:,}]", self.pruner_startup_trials)
         if not _is_int(self.seed) or self.seed < 0:
             _fail("study", "seed", "an int >= 0", self.seed)
         if self.artifacts is not None and (not isinstance(self.artifacts, str) or not self.artifacts):
@@ -213,14 +218,27 @@ class SearchConfig:
 def load_config(path: str | Path) -> SearchConfig:
     """Read a TOML search config; TOML is parsed as data, never executed."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"The config file {str(path)!r} is a directory; pass the path of a TOML file.")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"Cannot read the config file {str(path)!r}: {e.strerror}.") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"The config file {str(path)!r} is not UTF-8 text (byte {e.start} cannot be decoded); TOML files are "
+            "UTF-8: save it as UTF-8 (editors on Windows may write UTF-16)."
+        ) from e
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"The config file {str(path)!r} is not valid TOML: {e}.") from e
+    if not data:
+        # Every section has defaults, so an empty file would silently run a 30-trial search on digits.
+        raise ConfigError(
+            f"The config file {str(path)!r} is empty; it must set at least one of the sections study, data, space, "
+            "train (see examples/digits.toml)."
+        )
     data_section = data.get("data")
     if isinstance(data_section, dict) and isinstance(data_section.get("path"), str):
         # A data path in a config file means "next to this file", wherever the command runs from.

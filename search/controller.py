@@ -14,6 +14,8 @@ import archsearch
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.pool import (
     SearchError,
+    check_same_data,
+    record_fingerprint,
     WorkerStudy,
     search_objective,
     study_total,
@@ -110,10 +112,13 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
             },
         )
         study.set_user_attr("preprocessing", data.preprocessing.to_dict())
+        record_fingerprint(study, data)
         # Written last: its presence marks a fully initialised study.
         study.set_user_attr(keys.CONFIG, stored_config(config))
         _enqueue_baselines(study, config, linear=True)
     else:
+        check_same_data(study, data, url)
+        record_fingerprint(study, data)
         # Settings that may change on resume (n_trials, timeout, sampler, device, ...) are stored, so that
         # workers joining later follow them; newly listed baselines are tried first.
         before = SearchConfig.from_dict(study.user_attrs[keys.CONFIG]).space.baselines

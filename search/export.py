@@ -108,7 +108,8 @@ def export_best(
         >>> export_best("sqlite:///archsearch.db", "digits", "digits-model")
         >>> model = archsearch.load_model("digits-model")
     """
-    from archsearch.trainers import export_model, load_weights
+    from archsearch.trainers import export_model
+    from archsearch.trainers import WeightsError, load_weights, weights_mismatch
 
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if keys.CONFIG not in study.user_attrs:
@@ -134,7 +135,18 @@ def export_best(
                     f"The weights of trial {chosen.number} are not in {str(artifact_dir)!r} (removed by keep_best_k, "
                     "or the artifacts folder is elsewhere: pass --artifacts DIR). Export with --retrain to train it again."
                 ) from e
-            state_dict = load_weights(weights_path)
+            try:
+                state_dict = load_weights(weights_path)
+            except WeightsError as e:
+                raise ExportError(f"The stored weights of trial {chosen.number} cannot be read: {e}. Export it with --retrain.") from e
+        n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
+        mismatch = weights_mismatch(state_dict, len(preprocessing.mean), chosen.user_attrs["widths"], n_outputs)
+        if mismatch is not None:
+            raise ExportError(
+                f"The stored weights of trial {chosen.number} do not fit study {study_name!r}: {mismatch}. The trial "
+                "was trained on data other than the study's (the data changed between runs); export another trial "
+                "with --trial N."
+            )
     metadata = {
         "study": study_name,
         "trial": chosen.number,

@@ -6,6 +6,7 @@ import warnings
 
 import optuna
 
+from archsearch._pruners import PatientHyperbandPruner, PatientSuccessiveHalvingPruner
 from archsearch.config import SearchConfig
 
 __all__ = ["first_prunable_epoch", "make_pruner", "make_sampler"]
@@ -52,12 +53,13 @@ def first_prunable_epoch(config: SearchConfig) -> int | None:
 def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     name, epochs = config.study.pruner, config.train.epochs
     warmup = _warmup_epochs(config)
+    startup = config.study.pruner_startup_trials
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
+        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
     if name == "percentile":
-        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=warmup)
+        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=startup, n_warmup_steps=warmup)
     if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+        return PatientSuccessiveHalvingPruner(min_resource=1, min_complete_trials=startup)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+        return PatientHyperbandPruner(min_resource=1, max_resource=epochs, min_complete_trials=startup)
     return optuna.pruners.NopPruner()

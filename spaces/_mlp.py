@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 
 SHAPES = ("free", "uniform", "funnel")
+# Bounds that catch typos (an extra zero) long before memory does; an MLP this deep or wide is no MLP search.
+MAX_LAYERS = 64
+MAX_WIDTH = 65536
 FUNNELS = ("geometric", "linear")
 
 
@@ -113,8 +116,8 @@ class MLPSpace:
         o = "MLPSpace"
         # Frozen dataclass: normalised values are written back through object.__setattr__.
         set_ = functools.partial(object.__setattr__, self)
-        set_("layers", check_int_range(o, "layers", self.layers, low=0))
-        set_("width", check_int_range(o, "width", self.width, low=1))
+        set_("layers", check_int_range(o, "layers", self.layers, low=0, high=MAX_LAYERS))
+        set_("width", check_int_range(o, "width", self.width, low=1, high=MAX_WIDTH))
         set_("width_log", check_bool(o, "width_log", self.width_log))
         set_("width_step", check_int(o, "width_step", self.width_step, low=1))
         if self.width_step > 1 and self.width_log:
@@ -167,6 +170,11 @@ class MLPSpace:
         set_("baselines", tuple(
             self._check_widths(o, f"baselines[{k}]", widths) for k, widths in enumerate(self.baselines)
         ))
+        # A baseline outside the width range would be a trial the sampler can never learn from or revisit.
+        low, high = self.width
+        for k, widths in enumerate(self.baselines):
+            if any(not low <= w <= high for w in widths):
+                raise error(o, f"baselines[{k}]", f"a list of widths in the 'width' range [{low}, {high}]", list(widths))
 
     def sample(self, trial: BaseTrial) -> Candidate:
         """Suggest the parameters listed in the class docstring and return the candidate they describe.

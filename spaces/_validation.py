@@ -55,12 +55,13 @@ def check_name(owner: str, name: str, value: Any, valid: tuple[str, ...]) -> str
     return value
 
 
-def check_int_range(owner: str, name: str, value: Any, *, low: int) -> tuple[int, int]:
-    """Return ``value`` as an ``(low, high)`` tuple of ints, with ``low`` at least the given bound."""
+def check_int_range(owner: str, name: str, value: Any, *, low: int, high: int) -> tuple[int, int]:
+    """Return ``value`` as an ``(low, high)`` tuple of ints within the given bounds."""
+    rule = f"a pair of ints (low, high) with {low} <= low <= high <= {high}"
     if not (is_sequence(value) and len(value) == 2 and all(is_int(v) for v in value)):
-        raise error(owner, name, f"a pair of ints (low, high) with {low} <= low <= high", value)
-    if not low <= value[0] <= value[1]:
-        raise error(owner, name, f"a pair of ints (low, high) with {low} <= low <= high", value)
+        raise error(owner, name, rule, value)
+    if not low <= value[0] <= value[1] <= high:
+        raise error(owner, name, rule, value)
     return int(value[0]), int(value[1])
 
 

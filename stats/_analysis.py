@@ -239,6 +239,28 @@ def pareto_front(data: StudyData) -> pd.DataFrame:
     return done.loc[keep]
 
 
+# Half a point of a metric on a 0-1 scale; for RMSE, half a percent of the target's standard deviation.
+KNEE_TOLERANCE = 0.005
+
+
+def knee_tolerance_for(metric: str, target_scale: float | None, relative: float = KNEE_TOLERANCE) -> float:
+    """The knee's default tolerance in the metric's units.
+
+    Accuracy, balanced accuracy, R2 and log loss: ``relative`` itself (0.005 = 0.5 points). RMSE is in
+    the target's units (around 55 on diabetes), where 0.005 means nothing; its natural scale is the
+    target's standard deviation (the RMSE of always predicting the mean), so the tolerance is
+    ``relative * target_scale`` there.
+
+    >>> knee_tolerance_for("accuracy", None)
+    0.005
+    >>> knee_tolerance_for("rmse", 77.0)
+    0.385
+    """
+    if metric == "rmse" and target_scale is not None and math.isfinite(target_scale) and target_scale > 0:
+        return round(relative * target_scale, 12)
+    return relative
+
+
 @dataclass(frozen=True)
 class Knee:
     """The smallest architecture within a tolerance of the best.
@@ -256,7 +278,7 @@ class Knee:
     gap: float
 
 
-def find_knee(data: StudyData, tolerance: float = 0.005) -> Knee | None:
+def find_knee(data: StudyData, tolerance: float = KNEE_TOLERANCE) -> Knee | None:
     """Find the knee: fewest parameters among trials within ``tolerance`` of the best metric.
 
     Args:

@@ -16,6 +16,7 @@ from archsearch.storage._studies import (
     open_study,
     state_counts,
     study_names,
+    study_file_stem,
     trial_state_counts,
 )
 from archsearch.storage._url import StorageError, backend_of, default_artifact_dir, mask_url, sqlite_path
@@ -38,6 +39,7 @@ __all__ = [
     "set_user_attrs",
     "sqlite_path",
     "state_counts",
+    "study_file_stem",
     "study_names",
     "trial_state_counts",
     "upload_weights",

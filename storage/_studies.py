@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import optuna
@@ -11,10 +12,28 @@ from optuna.trial import TrialState
 from archsearch.storage._rdb import rdb_backend
 from archsearch.storage._url import StorageError, mask_url
 
-__all__ = ["open_study", "study_names", "state_counts", "trial_state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages"]
+__all__ = ["study_file_stem", "open_study", "study_names", "state_counts", "trial_state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages"]
 
 # What `n_trials` counts: a pruned trial is a decision the search made, a failed one is not.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^\w.\-]+")
+
+
+def study_file_stem(name: str) -> str:
+    """A file name stem made from a study name that cannot leave the working folder.
+
+    Study names are free text (`../x/evil`, `/abs/evil`); path separators and other characters outside
+    letters, digits, '_', '-' and '.' become '_', and leading dots go, so no stem is '..' or hidden.
+
+    >>> study_file_stem("../x/evil")
+    '_x_evil'
+    >>> study_file_stem("digits v2")
+    'digits_v2'
+    """
+    stem = _UNSAFE_IN_FILE_NAME.sub("_", name).lstrip(".")[:200]
+    return stem if stem.strip("._") else "study"
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

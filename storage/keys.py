@@ -14,6 +14,7 @@ METRIC = "metric"
 TASK = "task"
 DATA = "data"  # {"name", "n_features", "n_outputs", "n_train", "n_val", "n_test"}
 PREPROCESSING = "preprocessing"
+FINGERPRINT = "data_fingerprint"  # hash, rows, columns and classes of the data the study was made with
 KIND = "archsearch_kind"  # "sensitivity" marks a companion study; absent for a search
 PARENT_STUDY = "parent_study"
 SENSITIVITY_JOBS = "sensitivity_jobs"  # distinct jobs a companion study holds: the total its workers run to

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from archsearch.trainers._gpus import cuda_device_count
     from archsearch.trainers._errors import DataError, ExportError
     from archsearch.trainers._export import Predictor, export_model, load_model
-    from archsearch.trainers._weights import load_weights, save_weights
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
+    from archsearch.trainers._weights import WeightsError, load_weights, save_weights, weights_mismatch
 
 _LAZY_NAMES = {
     "build_mlp": "_model",
@@ -26,13 +26,15 @@ _LAZY_NAMES = {
     "train_mlp": "_train",
     "DataError": "_errors",
     "ExportError": "_errors",
-    "load_weights": "_weights",
-    "save_weights": "_weights",
     "Predictor": "_export",
     "export_model": "_export",
     "load_model": "_export",
     "cuda_device_count": "_gpus",
     "release_memory": "_device",
+    "WeightsError": "_weights",
+    "load_weights": "_weights",
+    "save_weights": "_weights",
+    "weights_mismatch": "_weights",
 }
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "Predictor",
     "TrainResult",
     "TrainSettings",
+    "WeightsError",
     "build_mlp",
     "count_parameters",
     "cuda_device_count",
@@ -50,6 +53,7 @@ __all__ = [
     "release_memory",
     "save_weights",
     "train_mlp",
+    "weights_mismatch",
 ]
 
 

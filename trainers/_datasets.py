@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from archsearch.trainers.data import DataSpec, TeacherSpec
 
 AUTO_MAX_CLASSES = 20  # task "auto": an integral numeric target with more distinct values is regression
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # tensors are float32: larger values would turn infinite
 
 
 def _error(message: str) -> DataError:
@@ -128,6 +129,8 @@ def read_source(spec: DataSpec) -> Source:
         return Source(spec.dataset, where, "target", inputs, pd.Series(data.y), data.x, data.task)
 
     path = spec.path
+    if os.path.isdir(path):
+        raise _error(f"Data file {path!r} is a directory, not a file; check `path` in [data] (DataSpec.path).")
     if not os.path.isfile(path):
         raise _error(f"Data file {path!r} does not exist; check `path` in [data] (DataSpec.path).")
     suffix = os.path.splitext(path)[1].lower()
@@ -142,6 +145,8 @@ def read_source(spec: DataSpec) -> Source:
     if suffix == ".npz":
         return _npz_source(path, arrays)
 
+    if suffix == ".csv":
+        _reject_duplicate_header(path)
     table.columns = [str(column) for column in table.columns]
     if spec.target not in table.columns:
         raise _error(
@@ -152,6 +157,14 @@ def read_source(spec: DataSpec) -> Source:
     if inputs.shape[1] == 0:
         raise _error(f"{path!r} has no input columns besides the target {spec.target!r}.")
     return Source(os.path.basename(path), repr(path), spec.target, inputs, table[spec.target], inputs, None)
+
+
+def _reject_duplicate_header(path: str) -> None:
+    """pandas renames a repeated CSV column `a` to `a.1`; a model trained on such data would mislabel its inputs."""
+    header = [str(name) for name in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise _error(f"{path!r} has duplicate column names: {', '.join(map(repr, repeated))}; every column needs its own name.")
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
@@ -221,6 +234,11 @@ def resolve_target(source: Source, task: str) -> tuple[str, np.ndarray, tuple[An
     values = y.to_numpy(dtype=np.float64) if numeric else None
     if numeric and not np.all(np.isfinite(values)):
         raise _error(f"Target {name!r} in {where} has {int(np.isinf(values).sum())} infinite values.")
+    if numeric and np.any(np.abs(values) > FLOAT32_MAX):
+        raise _error(
+            f"Target {name!r} in {where} has {int((np.abs(values) > FLOAT32_MAX).sum())} values beyond float32's range "
+            f"(|value| > {FLOAT32_MAX:.3g}); training runs in float32, so rescale it."
+        )
     integral = numeric and bool(np.all(values == np.round(values)))
     if task == "auto":
         few_values = integral and len(np.unique(values)) <= AUTO_MAX_CLASSES
@@ -324,6 +342,13 @@ def check_finite(
     if any(infinite.values()):
         raise _error(
             f"Infinite values in {where}: {_counts(infinite)}. Replace them; impute fills only missing (NaN) values."
+        )
+    with np.errstate(invalid="ignore"):
+        huge = {column: int((np.abs(values) > FLOAT32_MAX).sum()) for column, values in numeric.items()}
+    if any(huge.values()):
+        raise _error(
+            f"Values beyond float32's range (|value| > {FLOAT32_MAX:.3g}) in {where}: {_counts(huge)}. Training runs "
+            "in float32, where they become infinite; rescale those columns (e.g. take a logarithm)."
         )
     if allow_nan:
         return

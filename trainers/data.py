@@ -30,6 +30,7 @@ import pandas as pd
 from archsearch.trainers import _datasets
 from archsearch.trainers._errors import DataError
 from archsearch.trainers._datasets import AUTO_MAX_CLASSES, check_finite, is_numeric, json_safe, numeric_values
+from archsearch.trainers._fingerprint import data_fingerprint, fingerprint_changes
 
 Task = Literal["classification", "regression"]
 
@@ -44,7 +45,9 @@ __all__ = [
     "PreparedData",
     "Preprocessing",
     "TeacherSpec",
+    "data_fingerprint",
     "describe_datasets",
+    "fingerprint_changes",
     "load_data",
 ]
 
@@ -321,6 +324,7 @@ class PreparedData:
     y_test: np.ndarray
     preprocessing: Preprocessing
     raw_test: Any = None  # the test split's raw rows (DataFrame or array) before encoding, for export checks
+    fingerprint: dict[str, Any] | None = None  # `data_fingerprint` of the rows read: hash, rows, columns, classes
 
     @property
     def task(self) -> Task:
@@ -374,6 +378,7 @@ def load_data(spec: DataSpec) -> PreparedData:
         y_test=y[test],
         preprocessing=preprocessing,
         raw_test=raw_test,
+        fingerprint=data_fingerprint(source.inputs, source.y, classes),
     )
 
 

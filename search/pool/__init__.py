@@ -6,6 +6,7 @@ decided by an objective factory: a search's (`search_objective`) by default, or 
 (`archsearch sensitivity` trains its planned jobs), so this package never imports what runs on top of it.
 """
 
+from archsearch.pool._data_check import check_same_data, record_fingerprint
 from archsearch.pool._objective import Objective, TotalReached, train_and_record, train_settings
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool._pool import PoolFailure, progress_line, run_pool
@@ -34,11 +35,13 @@ __all__ = [
     "WorkerOutcome",
     "WorkerSlot",
     "WorkerStudy",
+    "check_same_data",
     "load_worker_study",
     "log_dir_for",
     "plan_slots",
     "plan_workers",
     "progress_line",
+    "record_fingerprint",
     "run_pool",
     "run_slots",
     "run_worker",

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["WorkerSlot", "PlacementError", "plan_workers"]
+__all__ = ["WorkerSlot", "PlacementError", "plan_workers", "MAX_WORKERS"]
+
+# Each worker is a process with its own database connections; beyond this a typo is likelier than a plan.
+MAX_WORKERS = 1024
 
 
 class PlacementError(ValueError):
@@ -50,8 +53,8 @@ def plan_workers(
         >>> [s.gpu for s in plan_workers(cpu_count=16, visible_gpus=2, trials_per_gpu=3)]
         [0, 1, 0, 1, 0, 1]
     """
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise PlacementError(f"The 'workers' parameter must be an int >= 1. Got {workers!r} instead.")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS):
+        raise PlacementError(f"The 'workers' parameter must be an int in the range [1, {MAX_WORKERS}]. Got {workers!r} instead.")
     if isinstance(trials_per_gpu, bool) or not isinstance(trials_per_gpu, int) or trials_per_gpu < 1:
         raise PlacementError(f"The 'trials_per_gpu' parameter must be an int >= 1. Got {trials_per_gpu!r} instead.")
     if cpu_count < 1:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import signal
 import socket
 import sys
@@ -16,7 +15,8 @@ import optuna
 from optuna.trial import TrialState
 
 from archsearch.pool._placement import WorkerSlot
-from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, ObjectiveFactory, search_objective, worker_main
+from archsearch.pool._spawn import WorkerProcess
+from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, ObjectiveFactory, search_objective
 
 __all__ = ["run_pool", "PoolFailure", "progress_line"]
 
@@ -79,14 +79,13 @@ def run_pool(
     """
     stream = stream or sys.stderr
     log_dir.mkdir(parents=True, exist_ok=True)
-    context = multiprocessing.get_context("spawn")
     processes = []
     for slot in slots:
         log_path = log_dir / f"worker-{slot.index}.log"
-        process = context.Process(
-            target=worker_main,
-            args=(url, study.study_name, slot, str(log_path), total, deadline, max_trials, objective_factory),
-            name=f"archsearch-worker-{slot.index}",
+        # Not multiprocessing: its spawn would run the caller's unguarded script again in every worker.
+        process = WorkerProcess(
+            f"archsearch-worker-{slot.index}", url=url, study_name=study.study_name, slot=slot, log_path=str(log_path),
+            total=total, deadline=deadline, max_trials=max_trials, objective_factory=objective_factory,
         )
         processes.append(process)
 

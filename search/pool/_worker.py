@@ -25,6 +25,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 
 from archsearch.config import ConfigError, SearchConfig
+from archsearch.pool._data_check import check_same_data
 from archsearch.pool._objective import Objective
 from archsearch.pool._placement import WorkerSlot
 from archsearch.samplers import first_prunable_epoch, make_pruner, make_sampler
@@ -209,7 +210,9 @@ def run_worker(
     total = study_total(study, config) if total is None else total
     if len(study.get_trials(deepcopy=False, states=FINISHED_STATES)) >= total:
         return WorkerOutcome()  # nothing left: no need for the data (which may not even be here)
-    data = data if data is not None else _load_data_here(config)
+    if data is None:
+        data = _load_data_here(config)
+        check_same_data(study, data, url)
     artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
     label = worker_label(slot)
     objective = objective_factory(

@@ -31,6 +31,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from archsearch.storage_args import add_storage_arguments
+
 _LAZY = {
     "DEFAULT_STEPS": "archsearch.sensitivity._run",
     "CentreResult": "archsearch.sensitivity._result",
@@ -71,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "change away, with the same seeds, and report which changes are better, worse or within noise."
         ),
     )
-    parser.add_argument("--storage", required=True, help="storage URL of the study")
+    add_storage_arguments(parser, help="storage URL of the study")
     parser.add_argument("--study", required=True, help="study name")
     centre = parser.add_mutually_exclusive_group()
     centre.add_argument("--trial", type=int, help="centre trial number (default: the best trial)")
@@ -87,8 +89,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(default: 1,2,0.1,0.25,0.5)",
     )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, in this process)")
-    parser.add_argument("--out-json", help="results as JSON (default: <study>-sensitivity.json)")
-    parser.add_argument("--out-html", help="figures as one HTML page (default: <study>-sensitivity.html)")
+    parser.add_argument("--out-json", help="results as JSON (default: <study>-sensitivity.json in this folder, the study name made a safe file name)")
+    parser.add_argument("--out-html", help="figures as one HTML page (default: <study>-sensitivity.html in this folder)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(handler=_cmd)
     return parser
@@ -113,9 +115,13 @@ def _cmd(args: argparse.Namespace) -> int:
             workers=args.workers, quiet=args.quiet,
         )  # fmt: skip
     print(result.table())
-    json_path = Path(args.out_json or f"{args.study}-sensitivity.json")
+    from archsearch.storage import study_file_stem
+
+    # Only --out-json / --out-html write elsewhere: a study name is free text, not a path.
+    stem = study_file_stem(args.study)
+    json_path = Path(args.out_json or f"{stem}-sensitivity.json")
     json_path.write_text(result.to_json(), encoding="utf-8")
-    html_path = result.report().write_html(args.out_html or f"{args.study}-sensitivity.html")
+    html_path = result.report().write_html(args.out_html or f"{stem}-sensitivity.html")
     print(
         f"Wrote {json_path} and {html_path}; the figures and the summary are also in study "
         f"{result.companion_study!r} for optuna-dashboard."

@@ -285,7 +285,8 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
         companion.set_user_attr("archsearch_version", archsearch.__version__)
         companion.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
         companion.set_user_attr("parent_study", parent.study_name)
-        for key in ("metric", "task", "data", "preprocessing"):
+        # With the fingerprint, workers refuse data that differs from what the parent's trials trained on.
+        for key in ("metric", "task", "data", "preprocessing", keys.FINGERPRINT):
             if key in parent.user_attrs:
                 companion.set_user_attr(key, parent.user_attrs[key])
         # Written last, as by the controller: its presence marks a complete study that workers may join.

@@ -118,3 +118,13 @@ def test_import_does_not_load_plotly() -> None:
     code = "import sys, archsearch.dashboards; print('plotly' in sys.modules, 'scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_notable_trials_default_knee_tolerance_scales_with_an_rmse_target(study_factory, trial_maker) -> None:
+    """Check that for RMSE around 55 the default knee accepts a trial 0.3 worse when the target's std is 77."""
+    study = study_factory("rmse")
+    study.set_user_attr("preprocessing", {"task": "regression", "target_scale": 77.0})
+    for widths, value in zip([[64, 64], [8]], [55.0, 55.3]):
+        study.add_trial(trial_maker(widths=widths, value=value, metric="rmse"))
+    roles = notable_trials(study)["role"].tolist()
+    assert any(role.startswith("knee (within 0.385") for role in roles), roles

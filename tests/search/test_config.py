@@ -68,8 +68,11 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[train]\nepoch = 3\n", r"Unknown key 'epoch' in \[train\]"),
         ("[space]\nwidht = [1, 2]\n", r"Unknown key 'widht' in \[space\]"),
         ("[data]\ntaget = 'y'\n", r"Unknown key 'taget' in \[data\]"),
-        ("[study]\nn_trials = -1\n", r"The 'n_trials' parameter of \[study\] must be an int >= 0\. Got -1 instead\."),
-        ("[study]\nn_trials = true\n", r"The 'n_trials' parameter of \[study\] must be an int >= 0\. Got True instead\."),
+        ("[study]\nn_trials = -1\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got -1 instead\."),
+        ("[study]\nn_trials = 1e23\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1e\+23 instead\."),
+        ("[study]\nn_trials = 1000001\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1000001 instead\."),
+        ("[study]\nn_trials = true\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got True instead\."),
+        ("[study]\npruner_startup_trials = -1\n", r"The 'pruner_startup_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got -1 instead\."),
         ("[study]\nsampler = 'cmaes'\n", r"The 'sampler' parameter of \[study\] must be one of tpe, random, qmc, gp\. Got 'cmaes'"),
         ("[study]\npruner = 'early'\n", r"'pruner' parameter of \[study\] must be one of median, percentile, successive_halving, hyperband, none"),
         ("[study]\nmetric = 'f1'\n", r"The 'metric' parameter of \[study\] must be one of accuracy, balanced_accuracy, log_loss, rmse, r2\. Got 'f1'"),
@@ -110,3 +113,25 @@ def test_search_config_metric_must_fit_the_task() -> None:
     config = SearchConfig(study=StudyConfig(metric="rmse"))
     with pytest.raises(ConfigError, match=r"must be one of accuracy, balanced_accuracy, log_loss for a classification task\. Got 'rmse'"):
         config.metric_for("classification")
+
+
+def test_load_config_names_the_file_that_is_not_utf8(tmp_path: Path) -> None:
+    """Check that a UTF-16 config is one error that names the file and the encoding to use."""
+    path = tmp_path / "wide.toml"
+    path.write_text("[study]\nname = 'x'\n", encoding="utf-16")
+    with pytest.raises(ConfigError, match=r"The config file '.*wide\.toml' is not UTF-8 text \(byte 0 cannot be decoded\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_load_config_rejects_an_empty_file(tmp_path: Path, text: str) -> None:
+    """Check that an empty config is an error, not a silent default search."""
+    with pytest.raises(ConfigError, match=r"The config file '.*search\.toml' is empty; it must set at least one of the sections"):
+        load_config(_write(tmp_path, text))
+
+
+def test_load_config_says_a_directory_is_a_directory(tmp_path: Path) -> None:
+    """Check that a directory given as the config is named as a directory."""
+    (tmp_path / "x.toml").mkdir()
+    with pytest.raises(ConfigError, match=r"The config file '.*x\.toml' is a directory; pass the path of a TOML file\."):
+        load_config(tmp_path / "x.toml")

@@ -198,13 +198,16 @@ def test_mlp_space_is_compatible_with_ignores_baselines_only() -> None:
     "kwargs, match",
     [
         ({"layers": (-1, 2)}, r"'layers' parameter of MLPSpace must be a pair of ints .* with 0 <= low"),
-        ({"layers": (3, 1)}, r"'layers' .* 0 <= low <= high. Got \(3, 1\) instead"),
+        ({"layers": (3, 1)}, r"'layers' .* 0 <= low <= high <= 64. Got \(3, 1\) instead"),
+        ({"layers": (0, 65)}, r"'layers' .* 0 <= low <= high <= 64. Got \(0, 65\) instead"),
+        ({"width": (16, 65537)}, r"'width' .* 1 <= low <= high <= 65536. Got \(16, 65537\) instead"),
+        ({"baselines": [[999999]]}, r"'baselines\[0\]' .* a list of widths in the 'width' range \[16, 512\]. Got \[999999\] instead"),
         ({"layers": (0, True)}, r"'layers' .* pair of ints"),
         ({"layers": 3}, r"'layers' .* pair of ints"),
         (
             {"width": (0, 8)},
             r"The 'width' parameter of MLPSpace must be a pair of ints \(low, high\) with "
-            r"1 <= low <= high. Got \(0, 8\) instead.",
+            r"1 <= low <= high <= 65536. Got \(0, 8\) instead.",
         ),
         ({"width": (64, 32)}, r"'width' .* 1 <= low <= high"),
         ({"width": (16.0, 64)}, r"'width' .* pair of ints"),

@@ -157,3 +157,12 @@ def test_importance_table_needs_ten_finished_trials(study_factory, trial_maker) 
         study.add_trial(trial_maker(widths=[8 * (i + 1)], value=0.8 + 0.01 * i))
     with pytest.raises(ValueError, match="at least 10 finished trials; this study has 4"):
         importance_table(study, an.load_study_data(study))
+
+
+@pytest.mark.parametrize(
+    ("metric", "target_scale", "tolerance"),
+    [("accuracy", None, 0.005), ("log_loss", None, 0.005), ("r2", 77.0, 0.005), ("rmse", 77.0, 0.385), ("rmse", None, 0.005)],
+)
+def test_knee_tolerance_for_rmse_follows_the_target_spread(metric: str, target_scale: float | None, tolerance: float) -> None:
+    """Check that the default tolerance is 0.005 in 0-1 metrics and 0.005 target standard deviations for rmse."""
+    assert an.knee_tolerance_for(metric, target_scale) == pytest.approx(tolerance)

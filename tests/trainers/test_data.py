@@ -480,3 +480,36 @@ def test_preprocessing_from_dict_rejects_unknown_and_missing_keys():
         Preprocessing.from_dict({**prep.to_dict(), "colour": 1})
     with pytest.raises(DataError, match=r"missing keys: mean"):
         Preprocessing.from_dict({k: v for k, v in prep.to_dict().items() if k != "mean"})
+
+
+def test_load_data_says_a_directory_is_a_directory(tmp_path):
+    """Check that a folder named like a CSV file is called a directory, not missing."""
+    (tmp_path / "x.csv").mkdir()
+    with pytest.raises(DataError, match=r"Data file .*x\.csv' is a directory, not a file"):
+        load_data(_file_spec(tmp_path / "x.csv"))
+
+
+def test_load_data_rejects_duplicate_csv_column_names(tmp_path):
+    """Check that repeated CSV column names are an error naming them, not silently renamed to 'a.1'."""
+    path = tmp_path / "dup.csv"
+    path.write_text("a,b,a,target\n1,2,3,0\n4,5,6,1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"dup\.csv' has duplicate column names: 'a'; every column needs its own name"):
+        load_data(_file_spec(path))
+
+
+def test_load_data_names_each_column_beyond_float32(tmp_path):
+    """Check that values float32 cannot hold (1e308) are named per column with their counts, even with impute."""
+    frame = _table()
+    frame["count"] = frame["count"].astype(float)
+    frame.loc[[3, 4], "size"] = 1e308
+    frame.loc[7, "count"] = -1e39
+    with pytest.raises(DataError, match=r"Values beyond float32's range \(\|value\| > 3\.4e\+38\) in .*: 'size' \(2\), 'count' \(1\)"):
+        load_data(_file_spec(_write_csv(tmp_path, frame), target="label", impute="mean"))
+
+
+def test_load_data_rejects_a_regression_target_beyond_float32(tmp_path):
+    """Check that a regression target float32 cannot hold is named, not trained into NaN."""
+    frame = pd.DataFrame({"x": np.arange(30.0), "target": np.linspace(0, 1, 30)})
+    frame.loc[0, "target"] = 1e308
+    with pytest.raises(DataError, match=r"Target 'target' in .* has 1 values beyond float32's range"):
+        load_data(_file_spec(_write_csv(tmp_path, frame), task="regression"))

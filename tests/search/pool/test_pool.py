@@ -225,7 +225,7 @@ def test_run_search_bad_worker_flags_leave_no_study(tmp_path: Path) -> None:
     from archsearch.config import ConfigError
 
     config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/none.db", "never", 2)
-    with pytest.raises(ConfigError, match=r"The 'workers' parameter must be an int >= 1\. Got 0 instead\."):
+    with pytest.raises(ConfigError, match=r"The 'workers' parameter must be an int in the range \[1, 1024\]\. Got 0 instead\."):
         run_search(config, workers=0)
     assert not (tmp_path / "none.db").exists()
 

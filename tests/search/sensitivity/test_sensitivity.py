@@ -9,7 +9,6 @@ import dataclasses
 import io
 import json
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
