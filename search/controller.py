@@ -14,6 +14,7 @@ import optuna
 
 import archsearch
 from archsearch._objective import BASELINE_ATTR
+from archsearch._supervision import RetryStaleTrial
 from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool import PoolFailure, progress_line, run_pool
@@ -132,7 +133,7 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.BaseStor
     # Data first: a bad file or metric must not leave an empty study (or database file) behind.
     data = load_data(config.data)
     metric = config.metric_for(data.task)
-    storage = storage or make_storage(url)
+    storage = storage or make_storage(url, retry_seconds=config.study.db_retry_seconds)
     study = optuna.create_study(
         study_name=config.study.name,
         storage=storage,
@@ -266,6 +267,7 @@ def run_slots(
         run_pool(
             url, study, slots, total=total, metric=metric, log_dir=Path(log_dir) if log_dir else log_dir_for(config),
             deadline=deadline, quiet=quiet, stream=stream, max_trials=max_trials,
+            retry=RetryStaleTrial(config.study.max_retry, config.study.grace_period),
         )
     except PoolFailure as e:
         if e.streak:

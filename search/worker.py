@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from archsearch._objective import EXCESS_ATTR, Objective
 from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
+from archsearch._supervision import RetryStaleTrial, die_with_parent, quiet_expected_failures
 from archsearch.placement import WorkerSlot
 from archsearch.storage import (
     FINISHED_STATES,
+    DatabaseUnavailable,
     default_artifact_dir,
     heartbeat_ages,
     make_storage,
@@ -61,30 +63,30 @@ def worker_label(slot: WorkerSlot) -> str:
 
 
 def load_worker_study(
-    url: str, study_name: str, *, seed_salt: int = 0
+    url: str, study_name: str, *, seed_salt: int = 0, wait_for_database: bool = False
 ) -> tuple[SearchConfig, optuna.storages.RDBStorage, optuna.Study]:
     """Open a study created by archsearch with heartbeats, retries, and the sampler and pruner it was made with.
 
     Each worker's sampler gets its own seed (the study seed, the trials already there and `seed_salt`):
     workers seeded alike would all propose the same parameters, and so would every rerun.
+    `wait_for_database` retries the first connection as well (a pool worker, whose controller just connected).
     """
     from archsearch.controller import make_pruner, make_sampler
 
-    plain = open_study(make_storage(url, must_exist=True), study_name, url=url)
+    plain = open_study(make_storage(url, must_exist=True, wait_for_database=wait_for_database), study_name, url=url)
     if CONFIG_ATTR not in plain.user_attrs:
         raise ConfigError(
             f"Study {study_name!r} in {mask_url(url)!r} has no archsearch config; create it with "
             "`archsearch search CONFIG` before starting workers."
         )
     config = SearchConfig.from_dict(plain.user_attrs[CONFIG_ATTR])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=config.study.max_retry)
     storage = make_storage(
         url,
         heartbeat_interval=config.study.heartbeat_interval,
         grace_period=config.study.grace_period,
-        heartbeat_stale_trial_callback=retry,
+        heartbeat_stale_trial_callback=RetryStaleTrial(config.study.max_retry, config.study.grace_period),
+        retry_seconds=config.study.db_retry_seconds,
+        wait_for_database=wait_for_database,
     )
     seed = (config.study.seed + 7919 * len(plain.get_trials(deepcopy=False)) + seed_salt) % 2**32
     study = optuna.load_study(
@@ -117,6 +119,7 @@ def run_worker(
     log: TextIO | None = None,
     seed_salt: int = 0,
     data: PreparedData | None = None,
+    wait_for_database: bool = False,
 ) -> WorkerOutcome:
     """Train trials of an existing study until it holds `total` finished trials (or a limit is hit).
 
@@ -132,8 +135,15 @@ def run_worker(
         log: Where one line per finished trial goes.
         seed_salt: Makes this worker's sampler seed differ from other workers' (slot index, process id).
         data: The study's data when the caller already loaded it (an in-process search); else loaded here.
+        wait_for_database: Retry the first connection too (see `make_storage`).
+
+    Raises:
+        DatabaseUnavailable: The database stayed unreachable for [study] db_retry_seconds.
     """
-    config, storage, study = load_worker_study(url, study_name, seed_salt=seed_salt + 104729 * slot.index)
+    quiet_expected_failures()
+    config, storage, study = load_worker_study(
+        url, study_name, seed_salt=seed_salt + 104729 * slot.index, wait_for_database=wait_for_database
+    )
     # A companion study of `archsearch sensitivity` holds enqueued jobs instead of a search to sample.
     sensitivity = study.user_attrs.get("archsearch_kind") == "sensitivity"
     if total is None:
@@ -213,13 +223,31 @@ def _trial_loop(study, storage, objective, callbacks, stop, outcome, config, tot
             continue
         if note_counts is not None:
             note_counts(finished + running + waiting, sum(counts.values()))
-        study.optimize(objective, n_trials=1, callbacks=callbacks, catch=(Exception,))
+        try:
+            study.optimize(objective, n_trials=1, callbacks=callbacks, catch=(Exception,))
+        except Exception as e:
+            _raise_database_unavailable(e)
+            raise
         if outcome.failed_streak:
             from archsearch.trainers import release_memory
 
             release_memory()
         if outcome.stood_down:
             time.sleep(0.2)  # let the other workers' claims settle before counting again
+
+
+def _raise_database_unavailable(error: BaseException) -> None:
+    """Raise the DatabaseUnavailable behind `error`, if any.
+
+    When the database is gone Optuna cannot record the trial's end, and its own bookkeeping then fails
+    with an UnboundLocalError that hides the reason; the reason is in the chain of exceptions.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DatabaseUnavailable):
+            raise error from None
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
 
 
 def _fail_orphans(study: optuna.Study, storage: optuna.storages.RDBStorage, grace_period: int) -> None:
@@ -284,11 +312,16 @@ class GracefulStop:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        """Handle SIGINT and SIGTERM within the block (main thread only; elsewhere signals stay as they are)."""
+        """Handle SIGINT and SIGTERM within the block (main thread only; elsewhere signals stay as they are).
+
+        A signal that this process ignores stays ignored: the pool starts its workers with SIGINT ignored,
+        so that a Ctrl-C at the terminal reaches only the controller, which then stops them.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = {signum: signal.signal(signum, self.handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+        watched = [signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) is not signal.SIG_IGN]
+        previous = {signum: signal.signal(signum, self.handle) for signum in watched}
         try:
             yield
         finally:
@@ -296,8 +329,16 @@ class GracefulStop:
                 signal.signal(signum, handler)
 
 
-def worker_main(url: str, study_name: str, slot: WorkerSlot, log_path: str, total: int | None, deadline: float | None, max_trials: int | None) -> None:
-    """Entry point of a spawned worker process: logs to its own file; exit code 3 on a failure streak, 4 on an error."""
+def worker_main(
+    url: str, study_name: str, slot: WorkerSlot, log_path: str, total: int | None, deadline: float | None,
+    max_trials: int | None, parent_pid: int | None = None,
+) -> None:
+    """Entry point of a spawned worker process: logs to its own file; exit code 3 on a failure streak, 4 on an error.
+
+    With `parent_pid` (its controller) the worker is killed when that process dies (see `die_with_parent`).
+    """
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     os.environ.update(slot.env)  # before torch loads, so the worker sees only its GPU
     code = 0
     with open(log_path, "a", encoding="utf-8", buffering=1) as log:
@@ -307,7 +348,8 @@ def worker_main(url: str, study_name: str, slot: WorkerSlot, log_path: str, tota
                   f"{'' if slot.gpu is None else f' (GPU {slot.gpu})'}, {slot.threads} thread(s)\n")
         try:
             outcome = run_worker(
-                url, study_name, slot, total=total, max_trials=max_trials, deadline=deadline, log=log, seed_salt=os.getpid()
+                url, study_name, slot, total=total, max_trials=max_trials, deadline=deadline, log=log, seed_salt=os.getpid(),
+                wait_for_database=True,
             )
             code = EXIT_FAILURE_STREAK if outcome.stopped_by_failures else 0
         except KeyboardInterrupt:
