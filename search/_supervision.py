@@ -8,7 +8,7 @@
 - Every failed trial says why in `fail_reason`, including one failed for a stale heartbeat (Optuna
   writes none) and one whose worker the controller saw die.
 - Expected failures print no traceback: a surplus claim (`TotalReached`) is recorded by its `not_run`
-  attribute, an interrupted trial by its `fail_reason`.
+  attribute, an interrupted trial by its `fail_reason`, a database gone for good by the command's last line.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch._objective import EXCESS_ATTR, FAIL_REASON_ATTR, TotalReached
-from archsearch.storage import annotate_finished_trial
+from archsearch.storage import DatabaseUnavailable, annotate_finished_trial
 
 __all__ = ["die_with_parent", "RetryStaleTrial", "fail_trials_of_dead_worker", "quiet_expected_failures", "worker_prefix"]
 
@@ -112,11 +112,27 @@ def fail_trials_of_dead_worker(study: optuna.Study, retry: RetryStaleTrial, pid:
 
 
 class _QuietExpectedFailures(logging.Filter):
-    """Drops Optuna's "Trial N failed" warning, with its traceback, for surplus claims and interrupts."""
+    """Drops Optuna's "Trial N failed" warnings, traceback included, for surplus claims, interrupts and a lost database.
+
+    Each is said once elsewhere: a surplus claim by its `not_run` attribute, an interrupt and a lost
+    database by the one line the command ends with. Optuna follows its warning with a second one
+    ("Trial N failed with value None."), which goes too.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._follow_up: str | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._follow_up is not None and message.startswith(self._follow_up):
+            self._follow_up = None
+            return False
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, (TotalReached, KeyboardInterrupt))
+        if isinstance(error, (TotalReached, KeyboardInterrupt, DatabaseUnavailable)):
+            self._follow_up = message.split(" failed with parameters", 1)[0] + " failed with value"
+            return False
+        return True
 
 
 _FILTER = _QuietExpectedFailures()

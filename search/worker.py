@@ -343,6 +343,10 @@ def worker_main(
     code = 0
     with open(log_path, "a", encoding="utf-8", buffering=1) as log:
         sys.stdout = sys.stderr = log
+        # The descriptors too: Optuna's log handler holds the original stderr, and native code writes to
+        # fd 2; nothing a worker says belongs on the controller's terminal.
+        for fd in (1, 2):
+            os.dup2(log.fileno(), fd)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         log.write(f"{time.strftime('%H:%M:%S')} {worker_label(slot)} starts on {slot.device}"
                   f"{'' if slot.gpu is None else f' (GPU {slot.gpu})'}, {slot.threads} thread(s)\n")

@@ -121,6 +121,7 @@ def retry_transient(fn: Callable[[], T], *, url: str, retry_seconds: float, outa
             waited = now - outage.since
             if waited >= retry_seconds:
                 cause = _chain(e)[-1]
+                cause = getattr(cause, "orig", None) or cause  # the driver's own error, without SQLAlchemy's wrapping
                 first_line = (str(cause).strip().splitlines() or [""])[0]
                 raise DatabaseUnavailable(
                     f"The database {mask_url(url)} stayed unreachable for {waited:.0f} s (the [study] db_retry_seconds "
@@ -145,7 +146,7 @@ _RETRIED_METHODS = (
     "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies", "create_new_trial", "_create_new_trial",
     "set_trial_param", "_set_trial_param", "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
     "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "_get_trials",
-    "get_best_trial", "_get_best_trial_id", "record_heartbeat", "_get_stale_trial_ids",
+    "get_best_trial", "_get_best_trial_id", "_get_stale_trial_ids",
 )  # fmt: skip
 
 
@@ -188,6 +189,14 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                 raise
 
         return self.call(once)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.call(optuna.storages.RDBStorage.record_heartbeat, self, trial_id)
+        except DatabaseUnavailable:
+            # The heartbeat thread's error would only print a traceback; the trial's own next write
+            # meets the same outage and stops the worker with one line.
+            pass
 
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
