@@ -118,6 +118,7 @@ def _terminate_other_backends(url: str) -> int:
 
 @pytest.mark.services
 @pytest.mark.timeout(60)
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_storage_calls_survive_terminated_backends(postgres_url: str, unique_name: str) -> None:
     """Check that every kind of storage call (Optuna's, the batched attributes, the counts) goes on after
     PostgreSQL terminates all of this process's connections, twice."""
