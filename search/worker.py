@@ -25,8 +25,8 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from archsearch._objective import EXCESS_ATTR, Objective
-from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch._supervision import RetryStaleTrial, die_with_parent, quiet_expected_failures
+from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
 from archsearch.placement import WorkerSlot
 from archsearch.storage import (
     FINISHED_STATES,
