@@ -10,10 +10,13 @@ SIGKILL of the controller (its workers must die with it; the same command is the
 the machine's other users keep their share.
 
 Figures, read back from the study at the end:
-- lost: trials that failed for a fault and whose parameters never finished, by a retry (target 0);
+- lost: trials that failed for a fault and whose parameters never finished, by a retry (target 0),
+  apart from those killed more than `max_retry` + 1 times, which Optuna's retry gives up by design;
 - duplicated: originals finished more than once through their retries (target 0);
 - left RUNNING / WAITING (target 0), and finished trials against n_trials (target equal);
-- recovery: seconds from a fault to the next trial that finishes (killed worker: to its retry's start);
+- recovery, per fault: killed worker: seconds until its trial is failed (and its retry queued), and until
+  the retry starts; controller: seconds until the killed trials are failed by the rerun; terminated
+  connections: seconds until every trial running at that moment has written again (a heartbeat or its end);
 - orphan lifetime: seconds from the controller's SIGKILL until none of its workers is alive.
 """
 
@@ -49,7 +52,7 @@ def _config(folder: Path, url: str, name: str, args: argparse.Namespace) -> Path
     path = folder / "chaos.toml"
     path.write_text(
         f'[study]\nname = "{name}"\nstorage = "{url}"\nn_trials = {args.n_trials}\nseed = {args.seed}\n'
-        f'heartbeat_interval = {args.heartbeat}\ngrace_period = {args.grace}\nartifacts = "{folder / "artifacts"}"\n'
+        f'heartbeat_interval = {args.heartbeat}\ngrace_period = {args.grace}\nmax_retry = {args.max_retry}\nartifacts = "{folder / "artifacts"}"\n'
         '[data]\ndataset = "digits"\n[space]\nlayers = [1, 2]\nwidth = [16, 128]\nbatch_size = [64]\n'
         f"[train]\nepochs = {args.epochs}\npatience = {args.epochs}\n",
         encoding="utf-8",
@@ -87,6 +90,33 @@ def _terminate_backends(url: str) -> int:
         killed = connection.execute(sqlalchemy.text(query)).scalar()
     engine.dispose()
     return killed
+
+
+def _reconnected_seconds(url: str, study_name: str, limit: float = 60.0) -> float | None:
+    """Seconds until every trial RUNNING now has a heartbeat newer than now, or has ended (database clock)."""
+    engine = sqlalchemy.create_engine(url)
+    running_query = sqlalchemy.text(
+        "SELECT t.trial_id FROM trials t JOIN studies s USING (study_id) WHERE s.study_name = :name AND t.state = 'RUNNING'"
+    )
+    pending_query = sqlalchemy.text(
+        "SELECT count(*) FROM trials t LEFT JOIN trial_heartbeats h USING (trial_id) WHERE t.trial_id IN :ids "
+        "AND t.state = 'RUNNING' AND (h.heartbeat IS NULL OR h.heartbeat <= :since)"
+    ).bindparams(sqlalchemy.bindparam("ids", expanding=True))
+    started = time.monotonic()
+    try:
+        with engine.connect() as connection:
+            since = connection.execute(sqlalchemy.text("SELECT now()")).scalar().replace(tzinfo=None)
+            ids = [row[0] for row in connection.execute(running_query, {"name": study_name})]
+        if not ids:
+            return None
+        while time.monotonic() - started < limit:
+            with engine.connect() as connection:
+                if connection.execute(pending_query, {"ids": ids, "since": since}).scalar() == 0:
+                    return time.monotonic() - started
+            time.sleep(0.1)
+        return None
+    finally:
+        engine.dispose()
 
 
 def _running_workers(study: optuna.Study) -> dict[int, int]:
@@ -148,14 +178,18 @@ def run(args: argparse.Namespace) -> dict:
                 running = _running_workers(study)
                 if not running:
                     continue
-            faults.pop(0)
             when = datetime.datetime.now()
             if kind == "worker":
                 pid, number = rng.choice(sorted(running.items()))
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:  # it finished the study and exited meanwhile
+                    continue
+                faults.pop(0)
                 worker_kills_this_run += 1
                 events.append({"kind": kind, "at": when.isoformat(), "trial": number})
             elif kind == "controller":
+                faults.pop(0)
                 workers = _children(controller.pid)
                 controller.send_signal(signal.SIGKILL)
                 controller.wait()
@@ -167,7 +201,10 @@ def run(args: argparse.Namespace) -> dict:
                 controller = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=open(folder / "controller.err", "a"))
                 worker_kills_this_run = 0
             else:
-                events.append({"kind": kind, "at": when.isoformat(), "connections": _terminate_backends(url)})
+                faults.pop(0)
+                connections = _terminate_backends(url)
+                events.append({"kind": kind, "at": when.isoformat(), "connections": connections,
+                               "reconnected_s": _reconnected_seconds(url, name)})  # fmt: skip
     finally:
         if controller.poll() is None:
             controller.kill()
@@ -193,16 +230,30 @@ def _figures(url: str, name: str, events: list[dict], orphan_seconds: list[float
         reason = trial.user_attrs.get("fail_reason", "(none)")
         key = reason.split(" (pid")[0].split(" for over")[0].split("(")[0].strip()
         reasons[key] = reasons.get(key, 0) + 1
-    recovery: dict[str, list[float]] = {"worker": [], "controller": [], "backends": []}
+    recovery: dict[str, list[float]] = {"worker_failed": [], "worker_retry_started": [], "controller_failed": [], "backends_reconnected": []}
     for event in events:
         at = datetime.datetime.fromisoformat(event["at"])
         if event["kind"] == "worker":
-            retries = [t for t in trials if t.system_attrs.get("failed_trial") == original(by_number[event["trial"]]) and t.datetime_start]
-            later = [t.datetime_start for t in retries if t.datetime_start >= at]
-        else:
-            later = [t.datetime_complete for t in trials if t.state in FINISHED and t.datetime_complete and t.datetime_complete >= at]
-        if later:
-            recovery[event["kind"]].append((min(later) - at).total_seconds())
+            killed = by_number[event["trial"]]
+            if killed.state != TrialState.FAIL:  # the worker had moved on to a trial not yet recorded
+                continue
+            if killed.datetime_complete:
+                recovery["worker_failed"].append((killed.datetime_complete - at).total_seconds())
+            retries = [t.datetime_start for t in trials if t.system_attrs.get("retry_history", [None])[-1] == killed.number and t.datetime_start]
+            if retries:
+                recovery["worker_retry_started"].append((min(retries) - at).total_seconds())
+        elif event["kind"] == "controller":
+            ends = [t.datetime_complete for t in trials if t.state == TrialState.FAIL and t.datetime_start < at < t.datetime_complete]
+            if ends:
+                recovery["controller_failed"].append((max(ends) - at).total_seconds())
+        elif event.get("reconnected_s") is not None:
+            recovery["backends_reconnected"].append(event["reconnected_s"])
+    # Optuna's retry gives a trial up after max_retry retries; those are counted apart from losses.
+    chain_lengths = {}
+    for trial in failed:
+        chain_lengths[original(trial)] = max(chain_lengths.get(original(trial), 0), len(trial.system_attrs.get("retry_history", [])) + 1)
+    given_up = [number for number in lost if chain_lengths.get(number, 0) > args.max_retry]
+    lost = [number for number in lost if number not in given_up]
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end",
@@ -213,6 +264,7 @@ def _figures(url: str, name: str, events: list[dict], orphan_seconds: list[float
         "controller_exit_codes": exits,
         "finished": sum(t.state in FINISHED for t in trials),
         "lost": len(lost),
+        "given_up_after_max_retry": len(given_up),
         "duplicated": len(finished_originals) - len(set(finished_originals)),
         "left_running": sum(t.state == TrialState.RUNNING for t in trials),
         "left_waiting": sum(t.state == TrialState.WAITING for t in trials),
@@ -220,7 +272,10 @@ def _figures(url: str, name: str, events: list[dict], orphan_seconds: list[float
         "failed_without_reason": sum(not t.user_attrs.get("fail_reason") for t in trials if t.state == TrialState.FAIL),
         "surplus_claims": sum(bool(t.user_attrs.get("not_run")) for t in trials),
         "recovery_seconds": {k: {"n": len(v), "median": round(statistics.median(v), 1), "max": round(max(v), 1)} for k, v in recovery.items() if v},
+        "events": events,
         "orphan_lifetime_seconds": [round(s, 2) for s in orphan_seconds],
+        "controller_stderr_lines": len((folder / "controller.err").read_text().splitlines()),
+        "lost_trials": lost,
         "wall_seconds": round(wall, 1),
         "study": name,
         "folder": str(folder),
@@ -239,6 +294,7 @@ def main() -> int:
     parser.add_argument("--pause", type=float, nargs=2, default=(6.0, 14.0), help="seconds between faults (uniform)")
     parser.add_argument("--heartbeat", type=int, default=2, help="[study] heartbeat_interval")
     parser.add_argument("--grace", type=int, default=8, help="[study] grace_period")
+    parser.add_argument("--max-retry", type=int, default=2, help="[study] max_retry")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the study in the database")
     args = parser.parse_args()
