@@ -19,7 +19,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from archsearch.spaces import MLPSpace
-from archsearch.storage import StorageError, backend_of
+from archsearch.storage import DB_RETRY_SECONDS, StorageError, backend_of
 from archsearch.trainers.data import DataSpec
 from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
 
@@ -75,6 +75,7 @@ class StudyConfig:
     heartbeat_interval: int = 10  # seconds between a running trial's heartbeats
     grace_period: int = 60  # seconds without a heartbeat before a trial counts as dead and is retried
     max_retry: int = 2  # re-runs of a trial whose worker died
+    db_retry_seconds: float = DB_RETRY_SECONDS  # how long an unreachable database is waited for before the search stops
 
     def __post_init__(self) -> None:
         if (
@@ -118,6 +119,8 @@ class StudyConfig:
             _fail("study", "grace_period", f"an int > heartbeat_interval ({self.heartbeat_interval}) seconds", self.grace_period)
         if not _is_int(self.max_retry) or self.max_retry < 0:
             _fail("study", "max_retry", "an int >= 0", self.max_retry)
+        if not _is_number(self.db_retry_seconds) or not 0 <= self.db_retry_seconds <= 86_400:
+            _fail("study", "db_retry_seconds", "a number of seconds in the range [0, 86400]", self.db_retry_seconds)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from archsearch.storage._artifacts import (
     open_artifact_store,
     upload_weights,
 )
-from archsearch.storage._attrs import set_user_attrs
+from archsearch.storage._attrs import annotate_finished_trial, set_user_attrs
 from archsearch.storage._rdb import SQLITE_BUSY_TIMEOUT_S, make_storage
+from archsearch.storage._retry import DB_RETRY_SECONDS, DatabaseUnavailable, RetryingRDBStorage, is_transient, with_retry
 from archsearch.storage._studies import (
     FINISHED_STATES,
     finished_count,
@@ -23,15 +24,20 @@ from archsearch.storage._url import StorageError, backend_of, default_artifact_d
 
 __all__ = [
     "keys",
+    "DB_RETRY_SECONDS",
+    "DatabaseUnavailable",
     "FINISHED_STATES",
+    "RetryingRDBStorage",
     "SQLITE_BUSY_TIMEOUT_S",
     "StorageError",
+    "annotate_finished_trial",
     "backend_of",
     "default_artifact_dir",
     "download_weights",
     "drop_weights_beyond_best",
     "finished_count",
     "heartbeat_ages",
+    "is_transient",
     "make_storage",
     "mask_url",
     "open_artifact_store",
@@ -43,4 +49,5 @@ __all__ = [
     "study_names",
     "trial_state_counts",
     "upload_weights",
+    "with_retry",
 ]

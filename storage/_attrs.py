@@ -17,8 +17,9 @@ import optuna
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from archsearch.storage._rdb import rdb_backend
+from archsearch.storage._retry import with_retry
 
-__all__ = ["set_user_attrs"]
+__all__ = ["set_user_attrs", "annotate_finished_trial"]
 
 
 def _upsert(dialect: str, table: Any, rows: list[dict[str, Any]]) -> Any | None:
@@ -60,10 +61,45 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
-    with _create_scoped_session(backend.scoped_session, True) as session:
-        trial_model = models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
-        backend.check_trial_is_updatable(trial._trial_id, trial_model.state)
-        session.execute(statement)
+
+    def write() -> None:
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            trial_model = models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
+            backend.check_trial_is_updatable(trial._trial_id, trial_model.state)
+            session.execute(statement)
+
+    # An upsert: repeating it after a lost reply writes the same rows again.
+    with_retry(backend, write)
     cached = getattr(trial, "_cached_frozen_trial", None)
     if cached is not None:
         cached.user_attrs.update(attrs)
+
+
+def annotate_finished_trial(storage: optuna.storages.BaseStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    """Set user attributes of a trial that has already finished, such as why a stale trial was failed.
+
+    Optuna refuses any write to a finished trial, but a trial failed for a stale heartbeat is finished
+    by the worker that noticed, before anyone can say why; this writes the rows without that check.
+
+    Raises:
+        TypeError: `storage` is not an Optuna RDB storage (or a cache over one) with an upsert.
+    """
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    if not attrs:
+        return
+    backend = rdb_backend(storage)
+    statement = None
+    if backend is not None:
+        table = models.TrialUserAttributeModel.__table__
+        rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
+        statement = _upsert(backend.engine.name, table, rows)
+    if statement is None:
+        raise TypeError(f"annotate_finished_trial needs an RDB storage with an upsert. Got {type(storage).__name__} instead.")
+
+    def write() -> None:
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            session.execute(statement)
+
+    with_retry(backend, write)

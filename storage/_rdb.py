@@ -10,6 +10,7 @@ import optuna
 import sqlalchemy
 from sqlalchemy.exc import SQLAlchemyError
 
+from archsearch.storage._retry import DB_RETRY_SECONDS, DatabaseUnavailable, RetryingRDBStorage, retry_transient
 from archsearch.storage._url import StorageError, backend_of, mask_url, sqlite_path
 
 __all__ = ["make_storage", "rdb_backend", "SQLITE_BUSY_TIMEOUT_S"]
@@ -81,6 +82,8 @@ def make_storage(
     heartbeat_stale_trial_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
     pool_size: int = 2,
     must_exist: bool = False,
+    retry_seconds: float = DB_RETRY_SECONDS,
+    wait_for_database: bool = False,
 ) -> optuna.storages.RDBStorage:
     """Open (creating tables when needed) the Optuna storage at `url`.
 
@@ -92,6 +95,9 @@ def make_storage(
         pool_size: Connections kept per process on database servers.
         must_exist: Refuse a SQLite file that does not exist yet (for commands that only read or join:
             SQLite would otherwise create an empty database at a mistyped path).
+        retry_seconds: How long every later call rides out an unreachable database (see RetryingRDBStorage).
+        wait_for_database: Retry the first connection too, for `retry_seconds`. Off by default so that a
+            mistyped host fails at once; a pool worker, whose controller has just connected, waits.
 
     Raises:
         StorageError: The URL is malformed, the backend unsupported or the database unreachable;
@@ -107,16 +113,23 @@ def make_storage(
         with warnings.catch_warnings():
             # Heartbeats are flagged experimental by Optuna; they are the mechanism archsearch relies on.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=_engine_kwargs(backend, pool_size),
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
-            )
+
+            def connect() -> RetryingRDBStorage:
+                return RetryingRDBStorage(
+                    url,
+                    retry_seconds=retry_seconds,
+                    engine_kwargs=_engine_kwargs(backend, pool_size),
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
+                )
+
+            storage = retry_transient(connect, url=url, retry_seconds=retry_seconds) if wait_for_database else connect()
         if backend == "sqlite":
             _serialize_sqlite_transactions(storage.engine)
         return storage
+    except DatabaseUnavailable:
+        raise
     except (SQLAlchemyError, sqlite3.Error, ImportError) as e:
         # Not chained: a driver's message may repeat the URL, password included, in a traceback.
         first_line = mask_url(str(e).splitlines()[0]) if str(e) else type(e).__name__

@@ -10,6 +10,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from archsearch.storage._rdb import rdb_backend
+from archsearch.storage._retry import with_retry
 from archsearch.storage._url import StorageError, mask_url
 
 __all__ = ["study_file_stem", "open_study", "study_names", "state_counts", "trial_state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages"]
@@ -67,8 +68,12 @@ def trial_state_counts(study: optuna.Study) -> Counter[TrialState]:
     if backend is None:
         return Counter(t.state for t in study.get_trials(deepcopy=False))
     query = sqlalchemy.text("SELECT state, COUNT(*) FROM trials WHERE study_id = :study_id GROUP BY state")
-    with backend.engine.connect() as connection:
-        rows = connection.execute(query, {"study_id": study._study_id}).all()
+
+    def count() -> list:
+        with backend.engine.connect() as connection:
+            return connection.execute(query, {"study_id": study._study_id}).all()
+
+    rows = with_retry(backend, count)
     return Counter({TrialState[state]: count for state, count in rows})
 
 
@@ -92,7 +97,11 @@ def heartbeat_ages(storage: optuna.storages.BaseStorage, study: optuna.Study) ->
     query = sqlalchemy.text("SELECT trial_id, heartbeat FROM trial_heartbeats").columns(
         sqlalchemy.column("trial_id", sqlalchemy.Integer), sqlalchemy.column("heartbeat", sqlalchemy.DateTime)
     )
-    with storage.engine.connect() as connection:
-        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar().replace(tzinfo=None)
-        rows = connection.execute(query).all()
+
+    def read() -> tuple:
+        with storage.engine.connect() as connection:
+            now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar().replace(tzinfo=None)
+            return now, connection.execute(query).all()
+
+    now, rows = with_retry(storage, read)
     return {running[trial_id]: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows if trial_id in running}

@@ -145,8 +145,10 @@ class Objective:
             return self._train(trial, candidate)
         except (optuna.TrialPruned, TotalReached):
             raise
-        except Exception as e:
-            reason = {keys.FAIL_REASON: f"{type(e).__name__}: {e}"[:2000]}
+        except (Exception, KeyboardInterrupt) as e:
+            # An interrupt (Ctrl-C, or the controller stopping its workers) fails the trial too; say so.
+            text = f"interrupted ({e})" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+            reason = {keys.FAIL_REASON: text[:2000]}
             set_user_attrs(trial, {**reason, **self._worker_attrs})
             raise
 
@@ -155,7 +157,8 @@ class Objective:
 
         Workers check the total before asking for a trial, but two can ask at once; the trial with the
         higher number then stands down. Retries and enqueued trials always run: they replace or precede
-        sampled ones.
+        sampled ones, and they count against the total: a waiting retry of a killed trial takes its
+        place before any new trial, so the study never fills with the retry left waiting.
         """
         if self.total is None:
             return
@@ -170,7 +173,9 @@ class Objective:
         system_attrs = self.storage.get_trial_system_attrs(trial._trial_id)
         if "failed_trial" in system_attrs or "fixed_params" in system_attrs:
             return
-        claimed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+        claimed = trial.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+        )
         if sum(t.number < trial.number for t in claimed) >= self.total:
             set_user_attrs(trial, {
                 keys.NOT_RUN: True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -16,6 +17,7 @@ from optuna.trial import TrialState
 
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._spawn import WorkerProcess
+from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker
 from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, ObjectiveFactory, search_objective
 
 __all__ = ["run_pool", "PoolFailure", "progress_line"]
@@ -71,11 +73,15 @@ def run_pool(
     stream: TextIO | None = None,
     max_trials: int | None = None,
     objective_factory: ObjectiveFactory = search_objective,
+    retry: RetryStaleTrial | None = None,
 ) -> None:
     """Run one spawned worker process per slot until they all stop; raise on a failure streak.
 
     SIGINT/SIGTERM to this process stop the workers: each ends its running trial as FAIL and exits, and
     the interrupt is re-raised here once they are gone, so rerunning the search continues the study.
+    The workers ignore SIGINT themselves, so a Ctrl-C at the terminal prints one line, not one
+    traceback per worker, and they die with this process (see `archsearch.pool._supervision`). With `retry`,
+    the trials of a worker that dies mid-trial are failed and retried at once, not after the grace period.
     """
     stream = stream or sys.stderr
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +91,7 @@ def run_pool(
         # Not multiprocessing: its spawn would run the caller's unguarded script again in every worker.
         process = WorkerProcess(
             f"archsearch-worker-{slot.index}", url=url, study_name=study.study_name, slot=slot, log_path=str(log_path),
-            total=total, deadline=deadline, max_trials=max_trials, objective_factory=objective_factory,
+            total=total, deadline=deadline, max_trials=max_trials, objective_factory=objective_factory, parent_pid=os.getpid(),
         )
         processes.append(process)
 
@@ -99,9 +105,28 @@ def run_pool(
             previous_handlers[signum] = signal.signal(signum, on_signal)
     started = time.monotonic()
     last_line = ""
+    reaped: set[int] = set()
+
+    def reap(process) -> None:
+        """Fail and retry the trials a worker left RUNNING when it died (once per worker)."""
+        if retry is None or process.pid in reaped or process.exitcode in (None, 0, 130, EXIT_ERROR, EXIT_FAILURE_STREAK):
+            return
+        reaped.add(process.pid)
+        code = process.exitcode
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        fail_trials_of_dead_worker(study, retry, process.pid, f"its worker process (pid {process.pid}) {how}")
+
     try:
-        for process in processes:
-            process.start()
+        # Started with SIGINT ignored, which they keep (a spawned process inherits ignored signals).
+        ignoring = threading.current_thread() is threading.main_thread()
+        if ignoring:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for process in processes:
+                process.start()
+        finally:
+            if ignoring:
+                signal.signal(signal.SIGINT, on_signal)
         if not quiet:
             stream.write(f"[archsearch] {len(slots)} workers ({', '.join(sorted({s.device for s in slots}))}); logs in {log_dir}\n")
         while any(p.is_alive() for p in processes):
@@ -114,6 +139,8 @@ def run_pool(
             if broken:
                 _stop(processes)
                 raise PoolFailure(_worker_error(broken[0], log_dir))
+            for process in processes:
+                reap(process)
             if not quiet:
                 line = progress_line(study, total, metric, started)
                 news = line.rsplit(" | ", 1)[0]  # the elapsed time alone is no news
@@ -122,6 +149,8 @@ def run_pool(
                     stream.flush()
                     last_line = news
             time.sleep(POLL_SECONDS)
+        for process in processes:
+            reap(process)
         if interrupted:
             raise KeyboardInterrupt()
         if any(p.exitcode == EXIT_FAILURE_STREAK for p in processes):
@@ -140,6 +169,9 @@ def run_pool(
         _stop(processes)
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
+        # Workers that had to be killed (a trial stuck past the grace) leave their trial RUNNING.
+        for process in processes:
+            reap(process)
 
 
 def _stop(processes: list) -> None:

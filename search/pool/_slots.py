@@ -13,6 +13,7 @@ import optuna
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool._pool import PoolFailure, progress_line, run_pool
+from archsearch.pool._supervision import RetryStaleTrial
 from archsearch.pool._worker import ObjectiveFactory, WorkerStudy, run_worker, search_objective, study_total
 from archsearch.storage import keys, sqlite_path
 from archsearch.trainers.data import PreparedData
@@ -68,6 +69,7 @@ def run_slots(
         run_pool(
             url, study, slots, total=total, metric=metric, log_dir=Path(log_dir) if log_dir else log_dir_for(config),
             deadline=deadline, quiet=quiet, stream=stream, max_trials=max_trials, objective_factory=objective_factory,
+            retry=RetryStaleTrial(config.study.max_retry, config.study.grace_period),
         )
     except PoolFailure as e:
         if e.streak:

@@ -21,17 +21,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.pool._data_check import check_same_data
 from archsearch.pool._objective import Objective
 from archsearch.pool._placement import WorkerSlot
+from archsearch.pool._supervision import RetryStaleTrial, die_with_parent, quiet_expected_failures
 from archsearch.samplers import first_prunable_epoch, make_pruner, make_sampler
 from archsearch.storage import (
     keys,
     FINISHED_STATES,
+    DatabaseUnavailable,
     default_artifact_dir,
     heartbeat_ages,
     make_storage,
@@ -115,16 +117,19 @@ class WorkerStudy:
     study: optuna.Study
 
 
-def worker_storage(url: str, config: SearchConfig) -> optuna.storages.RDBStorage:
-    """The storage trials train through: heartbeats, and a retry of every trial whose worker died."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=config.study.max_retry)
+def worker_storage(url: str, config: SearchConfig, *, wait_for_database: bool = False) -> optuna.storages.RDBStorage:
+    """The storage trials train through: heartbeats, a retry of every trial whose worker died, and retries of
+    transient database errors for [study] db_retry_seconds.
+
+    `wait_for_database` retries the first connection as well (a pool worker, whose controller just connected).
+    """
     return make_storage(
         url,
         heartbeat_interval=config.study.heartbeat_interval,
         grace_period=config.study.grace_period,
-        heartbeat_stale_trial_callback=retry,
+        heartbeat_stale_trial_callback=RetryStaleTrial(config.study.max_retry, config.study.grace_period),
+        retry_seconds=config.study.db_retry_seconds,
+        wait_for_database=wait_for_database,
     )
 
 
@@ -138,9 +143,11 @@ def use_worker_sampler(study: optuna.Study, config: SearchConfig, *, seed_salt: 
     study.sampler, study.pruner = make_sampler(config, seed=seed), make_pruner(config)
 
 
-def load_worker_study(url: str, study_name: str, *, seed_salt: int = 0) -> WorkerStudy:
+def load_worker_study(
+    url: str, study_name: str, *, seed_salt: int = 0, wait_for_database: bool = False
+) -> WorkerStudy:
     """Open a study created by archsearch from its storage alone, as a worker on another machine does."""
-    storage = make_storage(url, must_exist=True)
+    storage = make_storage(url, must_exist=True, wait_for_database=wait_for_database)
     plain = open_study(storage, study_name, url=url)
     if keys.CONFIG not in plain.user_attrs:
         raise ConfigError(
@@ -148,7 +155,7 @@ def load_worker_study(url: str, study_name: str, *, seed_salt: int = 0) -> Worke
             "`archsearch search CONFIG` before starting workers."
         )
     config = SearchConfig.from_dict(plain.user_attrs[keys.CONFIG])
-    storage = worker_storage(url, config)
+    storage = worker_storage(url, config, wait_for_database=wait_for_database)
     study = optuna.load_study(study_name=study_name, storage=storage)
     use_worker_sampler(study, config, seed_salt=seed_salt)
     return WorkerStudy(config, storage, study)
@@ -180,6 +187,7 @@ def run_worker(
     data: PreparedData | None = None,
     objective_factory: ObjectiveFactory = search_objective,
     opened: WorkerStudy | None = None,
+    wait_for_database: bool = False,
 ) -> WorkerOutcome:
     """Train trials of an existing study until it holds `total` finished trials (or a limit is hit).
 
@@ -197,9 +205,16 @@ def run_worker(
         data: The study's data when the caller already loaded it (an in-process search); else loaded here.
         objective_factory: Builds the per-trial objective (default: a search's).
         opened: The study as the caller (an in-process search) opened it; else opened here from the storage.
+        wait_for_database: Retry the first connection too (see `make_storage`).
+
+    Raises:
+        DatabaseUnavailable: The database stayed unreachable for [study] db_retry_seconds.
     """
+    quiet_expected_failures()
     if opened is None:
-        opened = load_worker_study(url, study_name, seed_salt=seed_salt + 104729 * slot.index)
+        opened = load_worker_study(
+            url, study_name, seed_salt=seed_salt + 104729 * slot.index, wait_for_database=wait_for_database
+        )
     config, storage, study = opened.config, opened.storage, opened.study
     companion = study.user_attrs.get(keys.KIND) == keys.SENSITIVITY_KIND
     if companion and objective_factory is search_objective:
@@ -278,13 +293,31 @@ def _trial_loop(study, storage, objective, callbacks, stop, outcome, config, tot
             continue
         if note_counts is not None:
             note_counts(finished + running + waiting, sum(counts.values()))
-        study.optimize(objective, n_trials=1, callbacks=callbacks, catch=(Exception,))
+        try:
+            study.optimize(objective, n_trials=1, callbacks=callbacks, catch=(Exception,))
+        except Exception as e:
+            _raise_database_unavailable(e)
+            raise
         if outcome.failed_streak:
             from archsearch.trainers import release_memory
 
             release_memory()
         if outcome.stood_down:
             time.sleep(0.2)  # let the other workers' claims settle before counting again
+
+
+def _raise_database_unavailable(error: BaseException) -> None:
+    """Raise the DatabaseUnavailable behind `error`, if any.
+
+    When the database is gone Optuna cannot record the trial's end, and its own bookkeeping then fails
+    with an UnboundLocalError that hides the reason; the reason is in the chain of exceptions.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DatabaseUnavailable):
+            raise error from None
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
 
 
 def _fail_orphans(study: optuna.Study, storage: optuna.storages.RDBStorage, grace_period: int) -> None:
@@ -349,11 +382,16 @@ class GracefulStop:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        """Handle SIGINT and SIGTERM within the block (main thread only; elsewhere signals stay as they are)."""
+        """Handle SIGINT and SIGTERM within the block (main thread only; elsewhere signals stay as they are).
+
+        A signal that this process ignores stays ignored: the pool starts its workers with SIGINT ignored,
+        so that a Ctrl-C at the terminal reaches only the controller, which then stops them.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = {signum: signal.signal(signum, self.handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+        watched = [signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) is not signal.SIG_IGN]
+        previous = {signum: signal.signal(signum, self.handle) for signum in watched}
         try:
             yield
         finally:
@@ -370,12 +408,22 @@ def worker_main(
     deadline: float | None,
     max_trials: int | None,
     objective_factory: ObjectiveFactory = search_objective,
+    parent_pid: int | None = None,
 ) -> None:
-    """Entry point of a spawned worker process: logs to its own file; exit code 3 on a failure streak, 4 on an error."""
+    """Entry point of a spawned worker process: logs to its own file; exit code 3 on a failure streak, 4 on an error.
+
+    With `parent_pid` (its controller) the worker is killed when that process dies (see `die_with_parent`).
+    """
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     os.environ.update(slot.env)  # before torch loads, so the worker sees only its GPU
     code = 0
     with open(log_path, "a", encoding="utf-8", buffering=1) as log:
         sys.stdout = sys.stderr = log
+        # The descriptors too: Optuna's log handler holds the original stderr, and native code writes to
+        # fd 2; nothing a worker says belongs on the controller's terminal.
+        for fd in (1, 2):
+            os.dup2(log.fileno(), fd)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         log.write(f"{time.strftime('%H:%M:%S')} {worker_label(slot)} starts on {slot.device}"
                   f"{'' if slot.gpu is None else f' (GPU {slot.gpu})'}, {slot.threads} thread(s)\n")
@@ -383,6 +431,7 @@ def worker_main(
             outcome = run_worker(
                 url, study_name, slot, total=total, max_trials=max_trials, deadline=deadline, log=log, seed_salt=os.getpid(),
                 objective_factory=objective_factory,
+                wait_for_database=True,
             )
             code = EXIT_FAILURE_STREAK if outcome.stopped_by_failures else 0
         except KeyboardInterrupt:

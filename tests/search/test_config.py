@@ -135,3 +135,17 @@ def test_load_config_says_a_directory_is_a_directory(tmp_path: Path) -> None:
     (tmp_path / "x.toml").mkdir()
     with pytest.raises(ConfigError, match=r"The config file '.*x\.toml' is a directory; pass the path of a TOML file\."):
         load_config(tmp_path / "x.toml")
+
+
+@pytest.mark.parametrize("value", ["-1", "1e9", "'soon'"])
+def test_load_config_rejects_bad_db_retry_seconds(tmp_path: Path, value: str) -> None:
+    """Check that [study] db_retry_seconds outside [0, 86400] seconds is an error naming the rule and value."""
+    with pytest.raises(ConfigError, match=r"The 'db_retry_seconds' parameter of \[study\] must be a number of seconds in the range \[0, 86400\]\. Got"):
+        load_config(_write(tmp_path, f"[study]\ndb_retry_seconds = {value}\n"))
+
+
+def test_db_retry_seconds_defaults_to_the_storage_default() -> None:
+    """Check that the config's default outage limit is the storage's, defined once."""
+    from archsearch.storage import DB_RETRY_SECONDS
+
+    assert SearchConfig().study.db_retry_seconds == DB_RETRY_SECONDS == 120

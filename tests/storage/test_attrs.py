@@ -75,3 +75,24 @@ def test_set_user_attrs_empty_mapping_writes_nothing(tmp_path: Path) -> None:
     trial = study.ask()
     set_user_attrs(trial, {})
     assert trial.user_attrs == {}
+
+
+def test_annotate_finished_trial_writes_to_a_failed_trial(tmp_path: Path) -> None:
+    """Check that a reason can be added to a trial that has already failed, which set_user_attr refuses."""
+    from archsearch.storage import annotate_finished_trial
+
+    study = optuna.create_study(study_name="failed", storage=make_storage(f"sqlite:///{tmp_path}/a.db"))
+    trial = study.ask()
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    annotate_finished_trial(study._storage, trial._trial_id, {"fail_reason": "worker heartbeat stale"})
+    assert study.trials[0].user_attrs == {"fail_reason": "worker heartbeat stale"}
+
+
+def test_annotate_finished_trial_refuses_a_storage_without_rows() -> None:
+    """Check that an in-memory storage, which has no rows to upsert, is refused with its type named."""
+    from archsearch.storage import annotate_finished_trial
+
+    study = optuna.create_study()
+    trial = study.ask()
+    with pytest.raises(TypeError, match=r"needs an RDB storage with an upsert\. Got InMemoryStorage instead\."):
+        annotate_finished_trial(study._storage, trial._trial_id, {"fail_reason": "x"})

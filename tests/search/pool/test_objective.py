@@ -1,4 +1,4 @@
-"""Tests of archsearch._objective: the pruning gate, the trial claim and what a trial records."""
+"""Tests of archsearch.pool._objective: the pruning gate, the trial claim and what a trial records."""
 
 from __future__ import annotations
 
