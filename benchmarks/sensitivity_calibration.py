@@ -35,10 +35,10 @@ from dataclasses import replace
 
 from _common import machine_summary, markdown_table, print_machine
 
+from archsearch.sensitivity._jobs import Centre
 from archsearch.sensitivity._run import default_repeats
 from archsearch.spaces import Architecture, Hyperparameters, Neighbour, neighbourhood
 from archsearch.stats import VERDICTS, compare_to_centre
-from archsearch.sensitivity._jobs import Centre
 from archsearch.trainers import TrainSettings, train_mlp
 from archsearch.trainers.data import DataSpec, PreparedData, TeacherSpec, load_data
 
@@ -112,7 +112,13 @@ def main() -> None:
         seeds = range(rep * repeats, (rep + 1) * repeats)
         values = {
             name: {
-                seed: _train(data, arm.architecture.widths, seed + (PLACEBO_SEED_OFFSET if name == "placebo" else 0), args.epochs, args.lr)
+                seed: _train(
+                    data,
+                    arm.architecture.widths,
+                    seed + (PLACEBO_SEED_OFFSET if name == "placebo" else 0),
+                    args.epochs,
+                    args.lr,
+                )
                 for seed in seeds
             }
             for name, arm in arms.items()

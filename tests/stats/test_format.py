@@ -6,9 +6,7 @@ import math
 
 import pytest
 
-from archsearch.stats import format_number
-from archsearch.stats import format_p
-from archsearch.stats import plural
+from archsearch.stats import format_number, format_p, plural
 
 
 @pytest.mark.parametrize(
@@ -24,7 +22,9 @@ from archsearch.stats import plural
         (None, True, "n/a"),
     ],
 )
-def test_format_number_writes_four_decimals_without_negative_zero(value: float | None, signed: bool, expected: str) -> None:
+def test_format_number_writes_four_decimals_without_negative_zero(
+    value: float | None, signed: bool, expected: str
+) -> None:
     """Check that values get 4 decimals and separators, and that a value rounding to zero has no sign."""
     assert format_number(value, signed=signed) == expected
 
@@ -32,7 +32,11 @@ def test_format_number_writes_four_decimals_without_negative_zero(value: float |
 def test_format_p_never_writes_scientific_notation() -> None:
     """Check that tiny p-values read "< 0.0001" and others get 4 decimals."""
     assert [format_p(p) for p in (3.701e-17, 0.00004, 0.0001, 0.0625, 1.0)] == [
-        "< 0.0001", "< 0.0001", "0.0001", "0.0625", "1.0000"
+        "< 0.0001",
+        "< 0.0001",
+        "0.0001",
+        "0.0625",
+        "1.0000",
     ]
 
 

@@ -22,13 +22,19 @@ CENTRE = Centre(
 REMOVE = "remove layer 0 (linear model with the centre's hyperparameters)"
 
 
-def _result(shifts: dict[str, float], seeds: list[int], jitter: float, margin: float | None = None) -> SensitivityResult:
+def _result(
+    shifts: dict[str, float], seeds: list[int], jitter: float, margin: float | None = None
+) -> SensitivityResult:
     """A result whose neighbours are the centre moved by ``shifts[change]`` plus a per-seed jitter."""
     centre_values = {seed: 0.95 + 0.02 * math.sin(3 * seed) for seed in seeds}
     runs = {}
     for n in CENTRE.neighbours:
         for seed in seeds:
-            value = centre_values[seed] + shifts.get(n.change, 0.0) + (0 if n.kind == "centre" else jitter * math.cos(7 * seed + len(n.change)))
+            value = (
+                centre_values[seed]
+                + shifts.get(n.change, 0.0)
+                + (0 if n.kind == "centre" else jitter * math.cos(7 * seed + len(n.change)))
+            )
             runs[job_id(CENTRE.trial, n.key, seed)] = create_trial(state=TrialState.COMPLETE, value=value)
     centre = compare_centre(CENTRE, seeds, runs, "maximize", 0.05, 4, 3, margin)
     result = SensitivityResult(
@@ -102,7 +108,11 @@ def test_numbers_follow_one_style() -> None:
     result = _result({REMOVE: -0.3}, seeds=list(range(8)), jitter=0.00001)
     summary, forest, widths, table = _texts(result)
     for text in (summary, forest, widths, table):
-        assert "-0.0000" not in text and not re.search(r"\de-\d", text) and not re.search(r"\b1 (seeds|trials|changes)\b", text)
+        assert (
+            "-0.0000" not in text
+            and not re.search(r"\de-\d", text)
+            and not re.search(r"\b1 (seeds|trials|changes)\b", text)
+        )
     assert "< 0.0001" in table or "0.0" in table
 
 
@@ -123,5 +133,10 @@ def test_compare_centre_rejects_a_margin_that_is_not_positive(margin: float) -> 
         job_id(CENTRE.trial, n.key, seed): create_trial(state=TrialState.COMPLETE, value=0.9 + 0.01 * seed)
         for n in CENTRE.neighbours for seed in result.seeds
     }  # fmt: skip
-    with pytest.raises(ValueError, match=re.escape(f"The 'margin' parameter of compare_to_centre must be a finite float > 0 (the largest mean difference that counts as no change, in metric units). Got {margin!r} instead.")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"The 'margin' parameter of compare_to_centre must be a finite float > 0 (the largest mean difference that counts as no change, in metric units). Got {margin!r} instead."
+        ),
+    ):
         compare_centre(CENTRE, result.seeds, runs, "maximize", 0.05, 4, 3, margin)
