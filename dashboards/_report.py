@@ -238,13 +238,8 @@ def _summary(data: an.StudyData, tolerance: float, figures: list[ReportFigure]) 
                 f"{an.plural(n_linear, '0-layer trial')}, {format_number(baseline['value'])}; the best network is "
                 f"{format_number(gain)} " + ("better." if gain > 0 else "better: depth buys nothing here.")
             )
-        depths = an.depth_summary(data)
-        if len(depths) > 1:
-            groups = [
-                (depth_name(r.depth), done.loc[done["depth"] == r.depth, "value"], done.loc[done["depth"] == r.depth, "score"])
-                for r in depths.itertuples()
-            ]
-            lines.append(f"- Depth: {an.best_group(groups, 'depth').sentence()}.")
+        if data.complete["depth"].nunique() > 1:
+            lines.append(f"- Depth: {an.compare_depths(data).sentence()}.")
     skipped = [f.title for f in figures if not f.drawable]
     if skipped:
         lines.append(f"- Not drawn for this study (the reason is under each title): {', '.join(skipped)}.")

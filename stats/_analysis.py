@@ -378,6 +378,36 @@ def best_group(
     return BestGroup(factor, counts, medians, best, min_trials)
 
 
+def compare_depths(data: StudyData) -> BestGroup:
+    """The depth with the best median metric, from depths with :data:`MIN_GROUP_TRIALS` finished trials.
+
+    The report's summary and its depth figure both print this result's sentence, so they agree.
+    """
+    done = data.complete[data.complete["depth"].notna()]
+    groups = [
+        (_depth_label(depth), group["value"].tolist(), group["score"].tolist())
+        for depth, group in done.groupby("depth")
+    ]
+    return best_group(groups, "depth")
+
+
+def compare_shapes(data: StudyData) -> dict[str, BestGroup]:
+    """Per size bin holding two layer shapes or more: the shape with the best median, or why none is named."""
+    deep = data.sized
+    deep = deep[(deep["depth"] >= 2) & deep["layer_shape"].notna()]
+    found = {}
+    for size_bin, in_bin in deep.groupby("size_bin", observed=True):
+        groups = [(str(shape), g["value"].tolist(), g["score"].tolist()) for shape, g in in_bin.groupby("layer_shape")]
+        if len(groups) >= 2:
+            found[str(size_bin)] = best_group(groups, "layer shape")
+    return found
+
+
+def _depth_label(depth: float) -> str:
+    d = int(depth)
+    return "0 (linear)" if d == 0 else f"{d} layer" if d == 1 else f"{d} layers"
+
+
 def shape_by_size(data: StudyData) -> pd.DataFrame:
     """Per size bin and layer shape (trials with 2+ hidden layers): count, median metric and score.
 

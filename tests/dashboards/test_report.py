@@ -29,7 +29,7 @@ def test_build_report_draws_every_figure_of_a_rich_study(demo_study: optuna.Stud
     assert [f.key for f in report.figures if not f.drawable] == []
     assert "Knee, the smallest network within 0.005 accuracy (0.5 points) of the best: trial #" in report.summary
     # Captions carry this study's numbers, not boilerplate.
-    assert "Depth buys" in report.figures[0].caption and "seed_group" in report.figures[5].caption
+    assert "Depths compared: best median by depth:" in report.figures[0].caption and "seed_group" in report.figures[5].caption
 
 
 def test_build_report_gives_reasons_for_an_empty_study(study_factory) -> None:
@@ -96,6 +96,10 @@ def test_build_report_summary_names_no_best_depth_from_one_or_two_trials(study_f
         "(at least 3 per depth needed)."
     ) in summary
     assert "Best depth" not in summary and "best median" not in summary
+    # Figure 1's caption prints the same sentence as the summary, and claims no best depth either.
+    caption = build_report(study).figures[0].caption
+    assert "Depths compared: too few trials to compare depths: 1 0 (linear), 2 1 layer," in caption
+    assert "The best depth" not in caption and "Depth buys" not in caption
     # The search's linear model is named for what it is, with its n.
     assert "- Tuned linear baseline (best 0-layer trial): trial #0 of 1 0-layer trial, 0.9300; the best network is 0.0600 better." in summary
     assert notable_trials(study)["role"].tolist()[-1] == "tuned linear baseline (best 0-layer trial)"
@@ -114,6 +118,7 @@ def test_build_report_summary_compares_depths_with_three_trials_each(study_facto
         "trials: 3 layers, n=1)."
     ) in summary
     assert "the best of 7 finished trials" in summary
+    assert "Depths compared: best median by depth: 2 layers (0.9400, n=3;" in build_report(study).figures[0].caption
 
 
 def test_build_report_rejects_a_negative_tolerance(study_factory) -> None:

@@ -184,3 +184,14 @@ def test_best_group_rejects_an_invalid_minimum(min_trials: object) -> None:
     """Check that the minimum number of trials must be an int >= 1."""
     with pytest.raises(ValueError, match=re.escape(f"The 'min_trials' parameter of best_group must be an int >= 1. Got {min_trials!r} instead.")):
         best_group([], "depth", min_trials=min_trials)
+
+
+def test_compare_shapes_names_no_best_shape_from_a_single_trial(study_factory, trial_maker) -> None:
+    """Check that a shape seen once in a size bin is listed with its count, not called best."""
+    study = study_factory()
+    # 135 parameters each, so all four share one size bin.
+    for widths, accuracy in [([7, 5], 0.95), ([7, 5], 0.96), ([7, 5], 0.955), ([4, 8, 4], 0.9833)]:
+        study.add_trial(trial_maker(widths=widths, value=accuracy))
+    (found,) = an.compare_shapes(an.load_study_data(study)).values()
+    assert found.best is None and found.counts == {"funnel": 3, "irregular": 1}
+    assert found.sentence() == "too few trials to compare layer shapes: 3 funnel, 1 irregular (at least 3 per layer shape needed)"
