@@ -14,10 +14,13 @@ from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
 from archsearch.dashboards._base import depth_name
 from archsearch.dashboards._base import describe
-from archsearch.dashboards._base import fmt
 from archsearch.dashboards._base import ReportFigure
+from archsearch.stats import format_number
 
 
+# The search's own linear model, named apart from the sensitivity analysis's "linear model with the centre's
+# hyperparameters" (archsearch.spaces.LINEAR_NEIGHBOUR).
+LINEAR_BASELINE = "tuned linear baseline (best 0-layer trial)"
 # Metrics on a 0-1 scale where "points" (hundredths) is the everyday unit.
 _POINT_METRICS = ("accuracy", "balanced_accuracy", "r2")
 
@@ -149,7 +152,7 @@ def notable_trials(study: optuna.Study, *, knee_tolerance: float | None = None) 
         knee_tolerance: Tolerance of the knee, in metric units; default as in `build_report`.
 
     Returns:
-        One row per role (``best``, ``knee (within ...)``, ``linear baseline``) present in the study.
+        One row per role (``best``, ``knee (within ...)``, :data:`LINEAR_BASELINE`) present in the study.
     """
     data = an.load_study_data(study)
     tolerance = _default_knee_tolerance(study, data) if knee_tolerance is None else knee_tolerance
@@ -173,7 +176,7 @@ def _notable_trials_table(data: an.StudyData, tolerance: float) -> ReportTable:
         rows.append((f"knee (within {tolerance:g})", done[done["number"] == knee.knee].iloc[0]))
     baseline = an.linear_baseline(data)
     if baseline is not None:
-        rows.append(("linear baseline", baseline))
+        rows.append((LINEAR_BASELINE, baseline))
     frame = pd.DataFrame(
         [
             {
@@ -224,12 +227,15 @@ def _summary(data: an.StudyData, tolerance: float, figures: list[ReportFigure]) 
             lines.append("- No trial finished, so there is nothing to compare yet.")
     else:
         best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
-        test = fmt(best["test_value"])
-        lines.append(f"- Best: {describe(best)} with {data.metric} {fmt(best['value'])} (test {test}).")
+        test = format_number(best["test_value"])
+        lines.append(
+            f"- Best: {describe(best)} with {data.metric} {format_number(best['value'])} (test {test}), "
+            f"the best of {an.plural(len(done), 'finished trial')}."
+        )
         knee = an.find_knee(data, tolerance)
         if knee is not None:
             row = done[done["number"] == knee.knee].iloc[0]
-            which = f"{describe(row)} with {fmt(row['value'])}."
+            which = f"{describe(row)} with {format_number(row['value'])}."
             if knee.knee == knee.best:
                 which = "the best trial itself."
             within = tolerance_words(data.metric, tolerance)
@@ -237,15 +243,14 @@ def _summary(data: an.StudyData, tolerance: float, figures: list[ReportFigure]) 
         baseline = an.linear_baseline(data)
         if baseline is not None:
             gain = best["score"] - baseline["score"]
+            n_linear = int((done["depth"] == 0).sum())
             lines.append(
-                f"- Linear baseline (0 hidden layers): {fmt(baseline['value'])}; the best network is {fmt(gain)} "
-                + ("better." if gain > 0 else "better: depth buys nothing here.")
+                f"- {LINEAR_BASELINE.capitalize()}: trial #{int(baseline['number'])} of "
+                f"{an.plural(n_linear, '0-layer trial')}, {format_number(baseline['value'])}; the best network is "
+                f"{format_number(gain)} " + ("better." if gain > 0 else "better: depth buys nothing here.")
             )
-        depths = an.depth_summary(data)
-        if len(depths) > 1:
-            top = depths.iloc[(depths["best"] * (1 if data.maximize else -1)).argmax()]
-            best_of = f"best {fmt(top['best'])} over {int(top['n'])} trials"
-            lines.append(f"- Best depth: {depth_name(top['depth'])} ({best_of}).")
+        if data.complete["depth"].nunique() > 1:
+            lines.append(f"- Depth: {an.compare_depths(data).sentence()}.")
     skipped = [f.title for f in figures if not f.drawable]
     if skipped:
         lines.append(f"- Not drawn for this study (the reason is under each title): {', '.join(skipped)}.")

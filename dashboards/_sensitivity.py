@@ -1,7 +1,9 @@
 """Figures of ``archsearch sensitivity``, drawn from the plain dict of its result (``SensitivityResult.to_dict``).
 
 A forest plot of every neighbour's paired effect per centre, the metric against each layer's width around a
-centre, and, with several centres, how the effect of one change varies with the centre's size.
+centre, and, with several centres, how the effect of one change varies with the centre's size. The verdicts
+in words are not derived here: the forest plot's caption repeats each centre's ``findings``, the sentence the
+summary also prints, so a caption and the summary cannot disagree.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from typing import Any
 
 import pandas as pd
 
-from archsearch.dashboards._base import fmt
 from archsearch.dashboards._base import not_drawable
 from archsearch.dashboards._base import ReportFigure
 from archsearch.dashboards._base import style
 from archsearch.dashboards._report import Report
 from archsearch.dashboards._report import ReportTable
+from archsearch.stats import format_number as fmt_number
+from archsearch.stats import format_p
 
 
-VERDICT_COLORS = {"worse": "#d62728", "better": "#2ca02c", "within noise": "#7f7f7f"}
+VERDICT_COLORS = {"worse": "#d62728", "better": "#2ca02c", "equivalent": "#1f77b4", "inconclusive": "#aaaaaa"}
 # The changes compared across centres, in legend order; the width step of the analysis joins them.
 _ACROSS_GROUPS = ("-1 neuron", "+1 neuron", "-1 layer", "+1 layer")
 _LAYER_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
@@ -47,7 +50,9 @@ def build_sensitivity_report(result: Mapping[str, Any]) -> Report:
         "Paired effects of every neighbour",
         f"Mean difference neighbour - centre in validation {result['metric']} over the shared seeds, with its "
         "95% t-interval, the Wilcoxon signed-rank p-value after Holm's correction over the centre's neighbours, "
-        "and the verdict.",
+        "and the verdict: better or worse (Holm-corrected Wilcoxon), equivalent (Holm-corrected TOST within the "
+        "margin, the centre's seed-to-seed sd unless one was given) or inconclusive (with about how many seeds "
+        "would resolve it).",
         effects_frame(result),
     )
     return Report(result["companion_study"], result["summary"], figures, [table])
@@ -63,7 +68,7 @@ def effects_frame(result: Mapping[str, Any]) -> pd.DataFrame:
                 "centre": centre["trial"], "change": n["change"], "params": n["n_params"],
                 "delta params": n["delta_params"], "mean diff": effect.get("mean"), "ci low": effect.get("ci_low"),
                 "ci high": effect.get("ci_high"), "p (Holm)": effect.get("p_adjusted"),
-                "verdict": effect.get("verdict", "no paired run"), "seeds": effect.get("n", 0),
+                "verdict": effect.get("label", "no paired run"), "seeds": effect.get("n", 0),
                 "diverged": n["diverged"],
             })  # fmt: skip
     return pd.DataFrame(rows)
@@ -79,9 +84,9 @@ def forest_plot(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportF
         return not_drawable(key, title, "No neighbour finished a run with the same seed as the centre, so nothing is compared.")
     compared.sort(key=lambda n: (n["delta_params"], n["change"]))
     fig = go.Figure()
-    floor = centre["noise_floor"]
-    if floor is not None:
-        fig.add_vrect(x0=-floor, x1=floor, fillcolor="#bbbbbb", opacity=0.25, line_width=0)
+    margin = centre["margin"]
+    if margin is not None:
+        fig.add_vrect(x0=-margin, x1=margin, fillcolor="#bbbbbb", opacity=0.25, line_width=0)
     fig.add_vline(x=0, line={"color": "black", "width": 1})
     for verdict, color in VERDICT_COLORS.items():
         group = [n for n in compared if n["effect"]["verdict"] == verdict]
@@ -100,43 +105,55 @@ def forest_plot(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportF
         ))  # fmt: skip
     order = [n["change"] for n in compared]
     style(
-        fig, title, height=160 + 26 * len(order), legend_title="verdict after Holm",
+        fig, title, height=160 + 26 * len(order), legend_title="verdict",
         xaxis_title=f"neighbour - centre, validation {result['metric']} (mean over paired seeds)",
         yaxis={"categoryorder": "array", "categoryarray": order, "autorange": "reversed", "title": None},
     )  # fmt: skip
-    worse = [n["change"] for n in compared if n["effect"]["verdict"] == "worse"]
-    better = [n["change"] for n in compared if n["effect"]["verdict"] == "better"]
+    band = "the given equivalence margin" if centre["margin_given"] else "the equivalence margin, the centre's seed-to-seed sd"
     caption = (
         f"Each row is one change of trial {centre['trial']}'s architecture, from the largest loss of parameters at "
-        f"the top to the largest gain; the dot is the mean difference to the centre over {len(result['seeds'])} "
-        "paired seeds, the bar its 95% interval, and the grey band ± the centre's seed-to-seed sd "
-        f"({fmt(floor)}). {_verdicts_in_words(worse, better, result['direction'])}"
+        f"the top to the largest gain; the dot is the mean difference to the centre over the paired seeds, the bar "
+        f"its 95% interval, and the grey band ± {band} ({fmt_number(margin)}). {centre['findings']}"
     )
     return ReportFigure(key, title, caption, fig)
 
 
 def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportFigure:
-    """The metric against each hidden layer's width around the centre, mean and ± one sd over seeds."""
+    """The metric against each hidden layer's width around the centre, mean and ± one sd over seeds.
+
+    A linear centre has no width to vary: its curve is the one added hidden layer at each width tried,
+    with the centre as a dashed line.
+    """
     import plotly.graph_objects as go
 
     key, title = f"sensitivity_widths_{centre['trial']}", f"Metric vs each layer's width around trial {centre['trial']}"
-    if not centre["widths"] or not centre["values"]:
-        reason = "The centre has no hidden layer." if not centre["widths"] else "No run of the centre finished."
-        return not_drawable(key, title, reason)
+    if not centre["values"]:
+        return not_drawable(key, title, "No run of the centre finished.")
     fig = go.Figure()
-    for layer, width in enumerate(centre["widths"]):
-        points = [(width, list(centre["values"].values()), "centre")]
-        points += [
+    curves = [
+        (f"layer {layer} (centre {width})", [(width, list(centre["values"].values()), "centre")], layer, width)
+        for layer, width in enumerate(centre["widths"])
+    ]
+    if not centre["widths"]:
+        curves = [("one hidden layer", [], 0, None)]
+        centre_values = list(centre["values"].values())
+        fig.add_hline(
+            y=statistics.fmean(centre_values), line={"color": "black", "dash": "dash"},
+            annotation_text=f"linear centre, mean of n={len(centre_values)}",
+        )  # fmt: skip
+    for index, (name, points, layer, _) in enumerate(curves):
+        points = points + [
             (n["widths"][layer], list(n["values"].values()), n["change"])
             for n in centre["neighbours"]
-            if n["kind"] == "width" and n["layer"] == layer and n["values"]
+            if n["kind"] == ("width" if centre["widths"] else "hidden_layer") and n["layer"] == layer and n["values"]
         ]
+        if not points:
+            continue
         points.sort(key=lambda p: p[0])
         x = [p[0] for p in points]
         means = [statistics.fmean(p[1]) for p in points]
         sds = [statistics.stdev(p[1]) if len(p[1]) > 1 else 0.0 for p in points]
-        color = _LAYER_COLORS[layer % len(_LAYER_COLORS)]
-        name = f"layer {layer} (centre {width})"
+        color = _LAYER_COLORS[index % len(_LAYER_COLORS)]
         fig.add_trace(go.Scatter(
             x=x + x[::-1], y=[m + s for m, s in zip(means, sds)] + [m - s for m, s in zip(means, sds)][::-1],
             fill="toself", fillcolor=color, opacity=0.18, line={"width": 0}, hoverinfo="skip", showlegend=False,
@@ -145,16 +162,22 @@ def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> Report
         fig.add_trace(go.Scatter(
             x=x, y=means, mode="lines+markers", name=name, line={"color": color}, legendgroup=name,
             marker={"size": [14 if p[2] == "centre" else 8 for p in points], "color": color},
-            hovertext=[f"{p[2]}<br>width {p[0]}<br>mean {fmt(m)} ± {fmt(s)} over {len(p[1])} seeds"
+            hovertext=[f"{p[2]}<br>width {p[0]:,}<br>mean {fmt_number(m)} ± {fmt_number(s)} (n={len(p[1])} seeds)"
                        for p, m, s in zip(points, means, sds)],  # fmt: skip
             hoverinfo="text",
         ))  # fmt: skip
     style(fig, title, xaxis={"type": "log", "title": "width of the layer (log scale)"},
           yaxis_title=f"validation {result['metric']}", legend_title="resized layer")  # fmt: skip
-    caption = (
+    shown = (
         f"For each hidden layer of trial {centre['trial']}, the validation {result['metric']} of the centre (large dot) "
-        "and of the networks with only that layer resized, mean over seeds with a ± one sd band. A flat curve "
-        "near the centre is a plateau: the width there is not critical."
+        "and of the networks with only that layer resized"
+        if centre["widths"]
+        else f"For the linear trial {centre['trial']}, the validation {result['metric']} of one hidden layer added at "
+        "each width, against the centre (dashed line)"
+    )
+    caption = (
+        f"{shown}: mean over the seeds with a ± one sd band (the hover gives each point's n). The band is seed "
+        "noise, not a test; the verdicts are those of the forest plot."
     )
     return ReportFigure(key, title, caption, fig)
 
@@ -186,7 +209,7 @@ def effects_across_sizes(result: Mapping[str, Any]) -> ReportFigure:
                 x.append(centre["n_params"])
                 y.append(statistics.fmean(n["effect"]["mean"] for n in effects))
                 texts.append(f"trial {centre['trial']} ({centre['n_params']:,} params)<br>"
-                             + "<br>".join(f"{n['change']}: {fmt(n['effect']['mean'])} ({n['effect']['verdict']})"
+                             + "<br>".join(f"{n['change']}: {fmt_number(n['effect']['mean'], signed=True)} ({n['effect']['label']})"
                                            for n in effects))  # fmt: skip
         if x:
             fig.add_trace(go.Scatter(
@@ -200,8 +223,7 @@ def effects_across_sizes(result: Mapping[str, Any]) -> ReportFigure:
     caption = (
         f"For each of the {len(centres)} centres (trials {', '.join(str(c['trial']) for c in centres)}), the mean "
         "paired effect of each change, averaged over the centre's layers; the grey band is ± the centre's "
-        "seed-to-seed sd. Effects inside the band are smaller than the noise of one run; a change whose "
-        "effect shrinks with size marks where the networks reach a plateau."
+        "seed-to-seed sd. The hover gives each effect's verdict and n; the verdicts are those of the forest plots."
     )
     return ReportFigure(key, title, caption, fig)
 
@@ -215,17 +237,7 @@ def _hover(neighbour: Mapping[str, Any]) -> str:
     e = neighbour["effect"]
     return (
         f"{neighbour['change']}<br>widths {neighbour['widths']}; {neighbour['n_params']:,} params "
-        f"({neighbour['delta_params']:+,})<br>mean diff {fmt(e['mean'])} [{fmt(e['ci_low'])}, {fmt(e['ci_high'])}]"
-        f"<br>p {fmt(e['p_value'])}, Holm {fmt(e['p_adjusted'])}, {e['n']} seeds"
+        f"({neighbour['delta_params']:+,})<br>mean diff {fmt_number(e['mean'], signed=True)} "
+        f"[{fmt_number(e['ci_low'], signed=True)}, {fmt_number(e['ci_high'], signed=True)}]"
+        f"<br>p {format_p(e['p_value'])}, Holm {format_p(e['p_adjusted'])}, n={e['n']} seeds<br>{e['label']}"
     )
-
-
-def _verdicts_in_words(worse: list[str], better: list[str], direction: str) -> str:
-    if not worse and not better:
-        return "No change differs from the centre beyond the noise after Holm's correction: the centre sits on a plateau."
-    parts = []
-    if worse:
-        parts.append(f"worse: {', '.join(worse)}")
-    if better:
-        parts.append(f"better: {', '.join(better)}")
-    return f"After Holm's correction ({'higher' if direction == 'maximize' else 'lower'} is better), " + "; ".join(parts) + "."

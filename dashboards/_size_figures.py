@@ -12,7 +12,6 @@ from archsearch.dashboards._base import describe
 from archsearch.dashboards._base import depth_color
 from archsearch.dashboards._base import depth_name
 from archsearch.dashboards._base import fmt
-from archsearch.dashboards._base import fmt_delta
 from archsearch.dashboards._base import hover
 from archsearch.dashboards._base import not_drawable
 from archsearch.dashboards._base import ReportFigure
@@ -65,25 +64,24 @@ def metric_vs_depth(data: an.StudyData) -> ReportFigure:
 
 def _depth_caption(data: an.StudyData, summary, baseline) -> str:
     sign = 1 if data.maximize else -1
-    bests = "; ".join(f"{depth_name(r.depth)}: {fmt(r.best)} (median {fmt(r.median)}, {r.n} trials)"
-                      for r in summary.itertuples())  # fmt: skip
-    top = summary.iloc[(sign * summary["best"]).argmax()]
+    bests = "; ".join(
+        f"{depth_name(r.depth)}: {an.format_number(r.best)} (median {an.format_number(r.median)}, "
+        f"{an.plural(r.n, 'trial')})"
+        for r in summary.itertuples()
+    )
     text = (
         "Each dot is a finished trial, each box the spread at that depth; red is the 0-layer linear "
-        f"model. Best {data.metric} per depth: {bests}. The best depth is {depth_name(top['depth'])}"
+        f"model. Best {data.metric} per depth: {bests}. Depths compared: {an.compare_depths(data).sentence()}. "
     )
-    fewer = summary[summary["depth"] == top["depth"] - 1]
-    if not fewer.empty:
-        shallower = fewer["best"].iloc[0]
-        text += f"; one layer fewer reaches {fmt(shallower)} ({fmt_delta(shallower - top['best'])})"
-    text += ". "
     if baseline is None:
-        return text + "There is no finished 0-layer trial, so no linear baseline to compare with."
-    gain = sign * (top["best"] - baseline["value"])
+        return text + "There is no finished 0-layer trial, so no tuned linear baseline to compare with."
+    best = data.complete.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
+    gain = sign * (best["value"] - baseline["value"])
     return text + (
-        f"Depth buys {fmt(gain)} over the linear baseline ({fmt(baseline['value'])})."
-        if top["depth"] != 0
-        else "No network beats the linear baseline: depth buys nothing on this data."
+        f"The best trial is {an.format_number(gain)} better than the tuned linear baseline (best 0-layer trial, "
+        f"{an.format_number(baseline['value'])})."
+        if best["depth"] != 0
+        else "No network beats the tuned linear baseline (best 0-layer trial): depth buys nothing on this data."
     )
 
 
@@ -208,15 +206,7 @@ def layer_shapes(data: an.StudyData) -> ReportFigure:
     order = [str(c) for c in deep["size_bin"].cat.categories if c in set(deep["size_bin"])]
     xaxis = {"title": "parameter-count bin", "categoryorder": "array", "categoryarray": order}
     style(fig, title, boxmode="group", xaxis=xaxis, yaxis_title=data.metric_label, legend_title="layer shape")
-    readings = []
-    for size_bin, group in table.groupby("size_bin", observed=True):
-        if len(group) >= 2:
-            top = group.sort_values("median_score", ascending=False).iloc[0]
-            rest = group[group["layer_shape"] != top["layer_shape"]]
-            others = ", ".join(f"{r.layer_shape} {fmt(r.median)}" for r in rest.itertuples())
-            readings.append(
-                f"in the {size_bin} bin {top['layer_shape']} has the best median ({fmt(top['median'])}; {others})"
-            )
+    readings = [f"in the {size_bin} bin, {found.sentence()}" for size_bin, found in an.compare_shapes(data).items()]
     caption = (
         "Trials with 2+ hidden layers, grouped by parameter count so each shape is compared with "
         "networks of similar size: uniform = all layers equal, funnel = shrinking towards the output, "

@@ -11,6 +11,8 @@ from archsearch.spaces._mlp import MLPSpace
 from archsearch.spaces._mlp import SHAPES
 from archsearch.spaces._neighbours import across_sizes_neighbours
 from archsearch.spaces._neighbours import architecture_key
+from archsearch.spaces._neighbours import HIDDEN_LAYER_WIDTHS
+from archsearch.spaces._neighbours import LINEAR_NEIGHBOUR
 from archsearch.spaces._neighbours import Neighbour
 from archsearch.spaces._neighbours import NEIGHBOUR_KINDS
 from archsearch.spaces._neighbours import neighbourhood
@@ -24,8 +26,10 @@ __all__ = [
     "Architecture",
     "Candidate",
     "FUNNELS",
+    "HIDDEN_LAYER_WIDTHS",
     "Hyperparameters",
     "InvalidSpaceError",
+    "LINEAR_NEIGHBOUR",
     "MLPSpace",
     "NEIGHBOUR_KINDS",
     "Neighbour",

@@ -21,7 +21,12 @@ from archsearch.spaces._validation import is_real
 from archsearch.spaces._validation import is_sequence
 
 
-NEIGHBOUR_KINDS = ("centre", "width", "remove_layer", "add_layer", "uniform", "no_dropout", "linear")
+NEIGHBOUR_KINDS = ("centre", "width", "remove_layer", "add_layer", "uniform", "no_dropout", "linear", "hidden_layer")
+# What the linear model among the neighbours is: not the tuned linear baseline of the search (its best 0-layer
+# trial), but a linear model trained with the centre's hyperparameters.
+LINEAR_NEIGHBOUR = "linear model with the centre's hyperparameters"
+# Widths of the one hidden layer tried around a linear centre, when the caller gives none.
+HIDDEN_LAYER_WIDTHS = (8, 32, 128)
 DIRECTIONS = ("maximize", "minimize")
 
 
@@ -61,7 +66,12 @@ def architecture_key(architecture: Architecture) -> str:
 
 
 def neighbourhood(
-    centre: Architecture, n_inputs: int, n_outputs: int, steps: Sequence[float] = (1, 2, 0.1, 0.25, 0.5)
+    centre: Architecture,
+    n_inputs: int,
+    n_outputs: int,
+    steps: Sequence[float] = (1, 2, 0.1, 0.25, 0.5),
+    *,
+    hidden_widths: Sequence[int] = HIDDEN_LAYER_WIDTHS,
 ) -> list[Neighbour]:
     """List the centre and every architecture one size change away from it.
 
@@ -70,35 +80,45 @@ def neighbourhood(
     least 1 neuron); each layer removed, with its dropout; a copy of each layer (width and dropout)
     added after it; all layers at one width with the closest parameter count to the centre's (only for
     2 layers or more that are not already equal); all dropouts set to 0 (when some is not); the linear
-    model (when the centre has layers). A linear centre gets no added layer, since there is no width
-    to copy. Neighbours with a layer narrower than 1 are dropped, and so are repeats of an earlier key:
-    removing the only layer of a 1-layer centre is listed as ``remove_layer``, not ``linear``.
+    model with the centre's hyperparameters (when the centre has layers). A linear centre has no width
+    to change or copy; its neighbours answer "would a hidden layer help?": one hidden layer at each of
+    ``hidden_widths``, without dropout, with the centre's activation. Neighbours with a layer narrower
+    than 1 are dropped, and so are repeats of an earlier key: removing the only layer of a 1-layer
+    centre is listed as ``remove_layer``, and named as the linear model it is.
 
     Args:
         centre: The architecture to perturb.
         n_inputs: Features of the dataset, for parameter counts.
         n_outputs: Outputs of the network, for parameter counts.
         steps: Width changes besides +-1 neuron.
+        hidden_widths: Widths of the one hidden layer tried around a linear centre.
 
     Returns:
         The neighbours, centre first, with distinct keys.
 
     Raises:
         InvalidSpaceError: If ``centre`` is not an Architecture, ``n_inputs`` or ``n_outputs`` is not an
-            int >= 1, or a step is neither a fraction in (0, 1) nor a whole number >= 1.
+            int >= 1, a step is neither a fraction in (0, 1) nor a whole number >= 1, or ``hidden_widths``
+            is not a non-empty list of ints >= 1.
 
     Example:
         >>> arch = Architecture(widths=(64, 32), dropouts=(0.1, 0.0), activation="relu")
         >>> [n.change for n in neighbourhood(arch, 10, 2, steps=())][:3]
         ['centre', 'layer 0: 64 -> 65 (+1)', 'layer 0: 64 -> 63 (-1)']
+        >>> linear = Architecture(widths=(), dropouts=(), activation="relu")
+        >>> [n.change for n in neighbourhood(linear, 10, 2, hidden_widths=(8, 64))]
+        ['centre', 'one hidden layer of 8', 'one hidden layer of 64']
     """
     owner = "neighbourhood"
     _check_sizes(owner, centre, n_inputs, n_outputs)
     if not (is_sequence(steps) and all(_is_step(s) for s in steps)):
         raise error(owner, "steps", "positive numbers; steps >= 1 must be whole neuron counts", steps)
+    if not (is_sequence(hidden_widths) and hidden_widths and all(is_int(w) and w >= 1 for w in hidden_widths)):
+        raise error(owner, "hidden_widths", "a non-empty list of ints >= 1", hidden_widths)
     return _distinct(
         [
             _neighbour("centre", "centre", None, centre, centre.widths, centre.dropouts),
+            *_hidden_layer(centre, hidden_widths),
             *_resized(centre, [float(s) for s in steps]),
             *_removed(centre),
             *_added(centre),
@@ -242,7 +262,15 @@ def _removed(centre: Architecture) -> Iterable[Neighbour | None]:
     for i in range(centre.depth):
         widths = centre.widths[:i] + centre.widths[i + 1 :]
         dropouts = centre.dropouts[:i] + centre.dropouts[i + 1 :]
-        yield _neighbour("remove_layer", f"remove layer {i}", i, centre, widths, dropouts)
+        change = f"remove layer {i}" + (f" ({LINEAR_NEIGHBOUR})" if not widths else "")
+        yield _neighbour("remove_layer", change, i, centre, widths, dropouts)
+
+
+def _hidden_layer(centre: Architecture, widths: Sequence[int]) -> Iterable[Neighbour | None]:
+    if centre.depth:
+        return
+    for width in sorted(set(widths)):
+        yield _neighbour("hidden_layer", f"one hidden layer of {width}", 0, centre, (width,), (0.0,))
 
 
 def _added(centre: Architecture) -> Iterable[Neighbour | None]:
@@ -279,7 +307,7 @@ def _without_dropout(centre: Architecture) -> Iterable[Neighbour | None]:
 
 def _linear(centre: Architecture) -> Iterable[Neighbour | None]:
     if centre.depth:
-        yield _neighbour("linear", "linear model", None, centre, (), ())
+        yield _neighbour("linear", LINEAR_NEIGHBOUR, None, centre, (), ())
 
 
 def _front(order: Sequence[int], points: Sequence[tuple[int, float]], sign: float) -> list[int]:

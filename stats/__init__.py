@@ -1,6 +1,6 @@
 """archsearch.stats: the numbers that reports and the sensitivity analysis rest on, with no plotting.
 
-Paired seed-by-seed comparisons (Wilcoxon, Holm, power), and the study-wide summaries (Pareto front, knee,
+Paired seed-by-seed comparisons (Wilcoxon, Holm, TOST equivalence, power), one number style, and the study-wide summaries (Pareto front, knee,
 size bins, spreads, rank correlations) computed on a study flattened into one row per trial. Both
 `archsearch.dashboards` (which draws these results) and the search side import it; of archsearch's own packages it
 imports only `archsearch.spaces` (layer shapes) and `archsearch.storage` (the names of stored attributes).
@@ -8,10 +8,15 @@ imports only `archsearch.spaces` (layer shapes) and `archsearch.storage` (the na
 
 from archsearch.stats._analysis import (
     MAX_SIZE_BINS,
+    MIN_GROUP_TRIALS,
+    BestGroup,
     Knee,
     PruningSummary,
     StudyData,
     assign_size_bins,
+    best_group,
+    compare_depths,
+    compare_shapes,
     depth_summary,
     dropout_effect,
     find_knee,
@@ -25,35 +30,47 @@ from archsearch.stats._analysis import (
     spread_by_size,
     width_correlations,
 )
+from archsearch.stats._format import format_number, format_p, plural
 from archsearch.stats._paired import (
     DIRECTIONS,
     VERDICTS,
     PairedEffect,
     can_reach_significance,
+    check_margin,
     compare_to_centre,
     holm,
     minimum_detectable_difference,
     noise_floor,
     paired_differences,
+    seeds_to_resolve,
     smallest_possible_p,
+    tost_p,
 )
 
 __all__ = [
     "DIRECTIONS",
     "MAX_SIZE_BINS",
+    "MIN_GROUP_TRIALS",
+    "BestGroup",
     "VERDICTS",
     "Knee",
     "PairedEffect",
     "PruningSummary",
     "StudyData",
     "assign_size_bins",
+    "best_group",
     "can_reach_significance",
+    "check_margin",
+    "compare_depths",
+    "compare_shapes",
     "compare_to_centre",
     "depth_summary",
     "dropout_effect",
     "find_knee",
     "flatten_trials",
     "format_count",
+    "format_number",
+    "format_p",
     "holm",
     "linear_baseline",
     "load_study_data",
@@ -61,9 +78,12 @@ __all__ = [
     "noise_floor",
     "paired_differences",
     "pareto_front",
+    "plural",
     "pruning_summary",
+    "seeds_to_resolve",
     "shape_by_size",
     "smallest_possible_p",
     "spread_by_size",
+    "tost_p",
     "width_correlations",
 ]

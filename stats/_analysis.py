@@ -17,11 +17,15 @@ import optuna
 import pandas as pd
 
 from archsearch.spaces import classify_shape
+from archsearch.stats._format import format_number
 from archsearch.storage import keys
 
 
 # How many parameter-count bins the size-split figures use at most; three reads as small/medium/large.
 MAX_SIZE_BINS = 3
+# A group (a depth, a layer shape) with fewer finished trials gets no "best" claim: the median of one or
+# two trials says more about their seeds and hyperparameters than about the group.
+MIN_GROUP_TRIALS = 3
 _BIN_NAMES = {1: ["all sizes"], 2: ["small", "large"], 3: ["small", "medium", "large"]}
 
 
@@ -325,13 +329,120 @@ def depth_summary(data: StudyData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["depth", "n", "best", "median", "best_trial"])
 
 
+@dataclass(frozen=True)
+class BestGroup:
+    """The group with the best median metric, or why no group is named; every number with its n.
+
+    Attributes:
+        factor: What the groups are, singular: ``"depth"``, ``"layer shape"``.
+        counts: Finished trials per group label, in the order given.
+        medians: Median metric (not score) per group label.
+        best: Label of the best median among groups with at least ``min_trials`` trials; None when fewer
+            than two groups have that many.
+        min_trials: The fewest trials a group needs to be compared.
+    """
+
+    factor: str
+    counts: dict[str, int]
+    medians: dict[str, float]
+    best: str | None
+    min_trials: int
+
+    def sentence(self) -> str:
+        """The claim in words, or the reason none is made.
+
+        Example:
+            >>> BestGroup("layer shape", {"irregular": 1, "funnel": 2}, {"irregular": 0.98, "funnel": 0.97},
+            ...           None, 3).sentence()
+            'too few trials to compare layer shapes: 1 irregular, 2 funnel (at least 3 per layer shape needed)'
+        """
+        listed = ", ".join(f"{n:,} {label}" for label, n in self.counts.items())
+        if self.best is None:
+            return (
+                f"too few trials to compare {self.factor}s: {listed or 'none'} "
+                f"(at least {self.min_trials} per {self.factor} needed)"
+            )
+        others = [
+            f"{label} {format_number(self.medians[label])}, n={n:,}"
+            for label, n in self.counts.items()
+            if label != self.best and n >= self.min_trials
+        ]
+        skipped = [f"{label}, n={n:,}" for label, n in self.counts.items() if n < self.min_trials]
+        best = f"{format_number(self.medians[self.best])}, n={self.counts[self.best]:,}"
+        tail = f"; not compared, under {self.min_trials} trials: {'; '.join(skipped)}" if skipped else ""
+        return f"best median by {self.factor}: {self.best} ({best}; then {'; '.join(others)}{tail})"
+
+
+def best_group(
+    groups: Sequence[tuple[str, Sequence[float], Sequence[float]]], factor: str, min_trials: int = MIN_GROUP_TRIALS
+) -> BestGroup:
+    """Name the group whose median score is best, among groups with at least ``min_trials`` trials.
+
+    Args:
+        groups: ``(label, values, scores)`` per group: the metric and the score (higher is better) of
+            each of its finished trials.
+        factor: What the groups are, for the sentence.
+        min_trials: The fewest trials a group needs; below it, the group is listed but not compared.
+
+    Raises:
+        ValueError: If ``min_trials`` is not an int >= 1.
+
+    Example:
+        >>> best_group([("1 layer", [0.9] * 3, [0.9] * 3), ("2 layers", [0.95] * 4, [0.95] * 4)], "depth").best
+        '2 layers'
+    """
+    if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
+        raise ValueError(f"The 'min_trials' parameter of best_group must be an int >= 1. Got {min_trials!r} instead.")
+    counts = {label: len(values) for label, values, _ in groups}
+    medians = {label: float(np.median(values)) if len(values) else math.nan for label, values, _ in groups}
+    enough = [(float(np.median(scores)), label) for label, _, scores in groups if len(scores) >= min_trials]
+    best = max(enough, key=lambda pair: pair[0])[1] if len(enough) >= 2 else None
+    return BestGroup(factor, counts, medians, best, min_trials)
+
+
+def compare_depths(data: StudyData) -> BestGroup:
+    """The depth with the best median metric, from depths with :data:`MIN_GROUP_TRIALS` finished trials.
+
+    The report's summary and its depth figure both print this result's sentence, so they agree.
+    """
+    done = data.complete[data.complete["depth"].notna()]
+    groups = [
+        (_depth_label(depth), group["value"].tolist(), group["score"].tolist())
+        for depth, group in done.groupby("depth")
+    ]
+    return best_group(groups, "depth")
+
+
+def compare_shapes(data: StudyData) -> dict[str, BestGroup]:
+    """Per size bin holding two layer shapes or more: the shape with the best median, or why none is named."""
+    deep = data.sized
+    deep = deep[(deep["depth"] >= 2) & deep["layer_shape"].notna()]
+    found = {}
+    for size_bin, in_bin in deep.groupby("size_bin", observed=True):
+        groups = [(str(shape), g["value"].tolist(), g["score"].tolist()) for shape, g in in_bin.groupby("layer_shape")]
+        if len(groups) >= 2:
+            found[str(size_bin)] = best_group(groups, "layer shape")
+    return found
+
+
+def _depth_label(depth: float) -> str:
+    d = int(depth)
+    return "0 (linear)" if d == 0 else f"{d} layer" if d == 1 else f"{d} layers"
+
+
 def shape_by_size(data: StudyData) -> pd.DataFrame:
-    """Per size bin and layer shape (trials with 2+ hidden layers): count, median and best metric."""
+    """Per size bin and layer shape (trials with 2+ hidden layers): count, median metric and score.
+
+    The column ``enough`` says whether the group has :data:`MIN_GROUP_TRIALS` trials, the fewest for
+    its median to be compared with another's.
+    """
     deep = data.sized
     deep = deep[(deep["depth"] >= 2) & deep["layer_shape"].notna()]
     grouped = deep.groupby(["size_bin", "layer_shape"], observed=True)
     table = grouped.agg(n=("value", "size"), median=("value", "median"), median_score=("score", "median"))
-    return table.reset_index()
+    table = table.reset_index()
+    table["enough"] = table["n"] >= MIN_GROUP_TRIALS
+    return table
 
 
 def dropout_effect(data: StudyData, tolerance: float) -> pd.DataFrame:

@@ -1,9 +1,15 @@
 """Paired comparisons of neighbours with a centre trained on the same seeds, for ``archsearch sensitivity``.
 
 Each neighbour is trained with the centre's seeds, so seed-to-seed noise cancels in the difference
-``neighbour - centre`` of each seed. A neighbour is called ``better`` or ``worse`` only when a two-sided
-Wilcoxon signed-rank test of those differences stays below ``alpha`` after Holm's correction over all
-neighbours; otherwise it is ``within noise``.
+``neighbour - centre`` of each seed. Each neighbour gets one of four verdicts:
+
+- ``better`` or ``worse``: a two-sided Wilcoxon signed-rank test of the differences stays below ``alpha``
+  after Holm's correction over all neighbours of the centre;
+- ``equivalent``: the 95% interval of the mean difference holds 0, and an equivalence test (TOST, two
+  one-sided paired t-tests) shows the mean within ``± margin`` of 0, also below ``alpha`` after Holm's
+  correction; the default margin is the centre's seed-to-seed sd;
+- ``inconclusive``: neither, with about how many seeds would resolve it. An effect whose interval
+  excludes 0 but that does not survive the correction is inconclusive, never "no difference".
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+import itertools
 import math
 import numbers
 
 import numpy as np
 
 
-VERDICTS = ("better", "worse", "within noise")
+VERDICTS = ("worse", "better", "equivalent", "inconclusive")
 DIRECTIONS = ("maximize", "minimize")
 # scipy's exact Wilcoxon distribution is used up to this many differences; beyond it the normal
 # approximation is accurate.
@@ -35,7 +42,12 @@ class PairedEffect:
         n: Number of shared seeds.
         p_value: Two-sided Wilcoxon signed-rank p-value of the differences.
         p_adjusted: ``p_value`` after Holm's correction over all neighbours compared together.
+        margin: Equivalence margin: a mean difference within ``± margin`` counts as no change; NaN when
+            unknown (the centre has fewer than 2 seeds), and then nothing is called equivalent.
+        p_equivalence: TOST p-value that the mean lies within ``± margin``, after Holm's correction.
         verdict: One of :data:`VERDICTS`.
+        seeds_needed: For an inconclusive verdict, about how many seeds would resolve it at the spread
+            seen (80% power, Holm's strictest level); None for the other verdicts, or with 1 seed.
     """
 
     mean: float
@@ -44,7 +56,24 @@ class PairedEffect:
     n: int
     p_value: float
     p_adjusted: float
+    margin: float
+    p_equivalence: float
     verdict: str
+    seeds_needed: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The verdict as the table, summary and captions print it.
+
+        Example:
+            >>> PairedEffect(0.01, -0.01, 0.03, 3, 0.25, 1.0, 0.02, 0.4, "inconclusive", 12).label
+            'inconclusive (n=3; about 12 seeds would resolve it)'
+        """
+        if self.verdict != "inconclusive":
+            return self.verdict
+        if self.seeds_needed is None:
+            return f"inconclusive (n={self.n})"
+        return f"inconclusive (n={self.n}; about {self.seeds_needed:,} seeds would resolve it)"
 
 
 def paired_differences(centre: Mapping[int, float], other: Mapping[int, float]) -> np.ndarray:
@@ -87,6 +116,7 @@ def compare_to_centre(
     neighbours_by_seed: Mapping[str, Mapping[int, float]],
     direction: str,
     alpha: float = 0.05,
+    margin: float | None = None,
 ) -> dict[str, PairedEffect]:
     """Compare every neighbour with the centre, seed by seed, correcting for the number of neighbours.
 
@@ -94,14 +124,16 @@ def compare_to_centre(
         centre_by_seed: The centre's metric by training seed.
         neighbours_by_seed: Each neighbour's metric by seed, under its key.
         direction: ``"maximize"`` or ``"minimize"``, how the metric improves.
-        alpha: Family-wise error rate over all neighbours.
+        alpha: Family-wise error rate over all neighbours, for differences and for equivalence alike.
+        margin: Equivalence margin in metric units, > 0; default: the centre's seed-to-seed sd
+            (:func:`noise_floor`), or none with fewer than 2 centre seeds.
 
     Returns:
         The effect of each neighbour, under its key, in the order given.
 
     Raises:
-        ValueError: If ``direction`` is unknown, ``alpha`` is not in (0, 1), or a neighbour shares no
-            seed with the centre.
+        ValueError: If ``direction`` is unknown, ``alpha`` is not in (0, 1), ``margin`` is not a finite
+            float > 0, or a neighbour shares no seed with the centre.
 
     Example:
         >>> centre = {seed: 0.80 + 0.01 * seed for seed in range(8)}
@@ -114,26 +146,120 @@ def compare_to_centre(
             f"The 'direction' parameter of compare_to_centre must be one of {DIRECTIONS}. Got {direction!r} instead."
         )
     _check_alpha("compare_to_centre", alpha)
+    if margin is None:
+        margin = noise_floor(centre_by_seed) if len(centre_by_seed) >= 2 else math.nan
+    else:
+        check_margin("compare_to_centre", margin)
     differences = {key: paired_differences(centre_by_seed, other) for key, other in neighbours_by_seed.items()}
     for key, diff in differences.items():
         if diff.size == 0:
             raise ValueError(
                 f"Neighbour {key!r} shares no seed with the centre; train it with the centre's seeds first."
             )
+    keys = list(differences)
     p_values = {key: _wilcoxon_p(diff) for key, diff in differences.items()}
-    adjusted = dict(zip(p_values, holm(list(p_values.values()))))
+    adjusted = dict(zip(keys, holm([p_values[k] for k in keys])))
+    equivalence = dict(zip(keys, holm([tost_p(differences[k], margin) for k in keys])))
     sign = 1.0 if direction == "maximize" else -1.0
     effects = {}
     for key, diff in differences.items():
         mean = float(diff.mean())
         ci_low, ci_high = _t_interval(diff)
-        verdict = "within noise"
+        seeds_needed = None
         if adjusted[key] < alpha and sign * mean > 0:
             verdict = "better"
         elif adjusted[key] < alpha and sign * mean < 0:
             verdict = "worse"
-        effects[key] = PairedEffect(mean, ci_low, ci_high, diff.size, p_values[key], adjusted[key], verdict)
+        elif ci_low <= 0 <= ci_high and equivalence[key] < alpha:
+            verdict = "equivalent"
+        else:
+            verdict = "inconclusive"
+            sd = float(diff.std(ddof=1)) if diff.size >= 2 else math.nan
+            seeds_needed = seeds_to_resolve(mean, sd, margin, diff.size, len(keys), alpha)
+        effects[key] = PairedEffect(
+            mean, ci_low, ci_high, diff.size, p_values[key], adjusted[key], margin, equivalence[key], verdict,
+            seeds_needed,
+        )  # fmt: skip
     return effects
+
+
+def tost_p(diff: np.ndarray, margin: float) -> float:
+    """Return the TOST p-value that the mean of paired differences ``diff`` lies within ``± margin``.
+
+    Two one-sided paired t-tests: ``mean > -margin`` and ``mean < margin``; the p-value is the larger of
+    the two. With fewer than 2 differences, or an unknown (NaN) margin, nothing can be shown and it is 1.
+    Differences without spread are equivalent exactly when their mean is inside the margin.
+
+    Example:
+        >>> round(tost_p(np.array([0.001, -0.002, 0.0, 0.001]), 0.01), 4)
+        0.0004
+    """
+    from scipy import stats  # imported here so that importing archsearch.stats stays light
+
+    n = diff.size
+    if n < 2 or not math.isfinite(margin):
+        return 1.0
+    mean = float(diff.mean())
+    se = float(diff.std(ddof=1)) / math.sqrt(n)
+    if se == 0:
+        return 0.0 if abs(mean) < margin else 1.0
+    above_low = float(stats.t.sf((mean + margin) / se, n - 1))
+    below_high = float(stats.t.cdf((mean - margin) / se, n - 1))
+    return max(above_low, below_high)
+
+
+def seeds_to_resolve(
+    mean: float, sd: float, margin: float, n: int, n_tests: int, alpha: float = 0.05, power: float = 0.8
+) -> int | None:
+    """Return about how many seeds would turn an inconclusive comparison into a verdict.
+
+    The fewer of: the seeds at which the observed ``mean`` is the :func:`minimum_detectable_difference`
+    at Holm's strictest level ``alpha / n_tests`` (and at which the Wilcoxon test can reach it at all),
+    and the seeds at which TOST shows equivalence with this power when ``|mean| < margin``. Always more
+    than ``n``; None when the spread is unknown (``n < 2``) or neither verdict is reachable.
+
+    Raises:
+        ValueError: If ``n`` or ``n_tests`` is not an int >= 1, or ``alpha`` or ``power`` is not in (0, 1).
+
+    Example:
+        >>> seeds_to_resolve(mean=0.01, sd=0.01, margin=0.005, n=3, n_tests=10)
+        14
+    """
+    from scipy import stats  # imported here so that importing archsearch.stats stays light
+
+    owner = "seeds_to_resolve"
+    _check_count(owner, "n", n)
+    _check_count(owner, "n_tests", n_tests)
+    _check_alpha(owner, alpha)
+    if not 0 < power < 1:
+        raise ValueError(f"The 'power' parameter of {owner} must be a float in (0, 1). Got {power!r} instead.")
+    if not (math.isfinite(sd) and math.isfinite(mean)):
+        return None
+    level = alpha / n_tests
+    candidates = []
+    if mean != 0:
+        z = stats.norm.ppf(1 - level / 2) + stats.norm.ppf(power)
+        reachable = next(k for k in itertools.count(1) if can_reach_significance(k, n_tests, alpha))
+        candidates.append(max(reachable, math.ceil((z * sd / abs(mean)) ** 2)))
+    if math.isfinite(margin) and abs(mean) < margin:
+        z = stats.norm.ppf(1 - level) + stats.norm.ppf(power)
+        candidates.append(max(2, math.ceil((z * sd / (margin - abs(mean))) ** 2)))
+    return max(n + 1, min(candidates)) if candidates else None
+
+
+def check_margin(owner: str, margin: float) -> float:
+    """Return ``margin`` if it is a finite real > 0; raise the scikit-learn style error otherwise.
+
+    Raises:
+        ValueError: If ``margin`` is not a finite real number > 0.
+    """
+    ok = isinstance(margin, numbers.Real) and not isinstance(margin, bool) and math.isfinite(margin) and margin > 0
+    if not ok:
+        raise ValueError(
+            f"The 'margin' parameter of {owner} must be a finite float > 0 (the largest mean difference "
+            f"that counts as no change, in metric units). Got {margin!r} instead."
+        )
+    return float(margin)
 
 
 def noise_floor(centre_by_seed: Mapping[int, float]) -> float:

@@ -70,7 +70,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="train a trial's neighbours with paired seeds: which size changes matter",
         description=(
             "Train the best trial (or --trial N, or --centers K trials across sizes) and its neighbours, one size "
-            "change away, with the same seeds, and report which changes are better, worse or within noise."
+            "change away (for a linear trial: one hidden layer at several widths), with the same seeds, and report which "
+            "changes are better, worse, equivalent within a margin, or inconclusive at this many seeds."
         ),
     )
     add_storage_arguments(parser, help="storage URL of the study")
@@ -87,6 +88,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--steps", type=_parse_steps, default=(1, 2, 0.1, 0.25, 0.5),
         help="width changes besides +-1 neuron: fractions of a layer's width, or neuron counts "
         "(default: 1,2,0.1,0.25,0.5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--margin", type=float,
+        help="equivalence margin in metric units: a change shown to stay within +-margin is 'equivalent' "
+        "(default: the centre's seed-to-seed sd)",
     )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, in this process)")
     parser.add_argument("--out-json", help="results as JSON (default: <study>-sensitivity.json in this folder, the study name made a safe file name)")
@@ -112,7 +118,7 @@ def _cmd(args: argparse.Namespace) -> int:
         warnings.showwarning = lambda message, *_: print(f"archsearch: warning: {message}", file=sys.stderr)
         result = run_sensitivity(
             args.storage, args.study, trial=args.trial, centers=args.centers, repeats=args.repeats, steps=args.steps,
-            workers=args.workers, quiet=args.quiet,
+            margin=args.margin, workers=args.workers, quiet=args.quiet,
         )  # fmt: skip
     print(result.table())
     from archsearch.storage import study_file_stem

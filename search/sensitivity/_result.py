@@ -1,4 +1,9 @@
-"""What a sensitivity analysis found: per centre its noise floor, per neighbour its paired effect, in words."""
+"""What a sensitivity analysis found: per centre its noise floor, per neighbour its paired effect, in words.
+
+The table, the summary and the figures' captions are all rendered from these typed results: a centre's
+verdicts in words come from one function, `centre_findings`, whose sentence the summary prints and the
+forest plot's caption repeats (through ``to_dict()["centres"][i]["findings"]``), so they cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +18,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.sensitivity._jobs import Centre, job_id
 from archsearch.stats import (
-    PairedEffect, can_reach_significance, compare_to_centre, minimum_detectable_difference, noise_floor,
-    paired_differences,
+    PairedEffect, can_reach_significance, compare_to_centre, format_number, format_p, minimum_detectable_difference,
+    noise_floor, paired_differences, plural,
 )  # fmt: skip
 from archsearch.spaces import Neighbour
 
 if TYPE_CHECKING:
     from archsearch.dashboards import Report
 
-__all__ = ["CentreResult", "NeighbourResult", "SensitivityResult", "compare_centre", "summarize"]
+__all__ = ["CentreResult", "NeighbourResult", "SensitivityResult", "centre_findings", "compare_centre", "summarize"]
 
 _STEP_LABEL = re.compile(r"\(([+-][^)]*)\)$")  # "(+1)", "(-50%)" at the end of a width change
 _GROUPS = {
-    "centre": "centre", "remove_layer": "-1 layer", "add_layer": "+1 layer", "linear": "linear model",
+    "centre": "centre", "remove_layer": "-1 layer", "add_layer": "+1 layer", "linear": "linear model", "hidden_layer": "one hidden layer",
     "uniform": "uniform widths", "no_dropout": "no dropout",
 }  # fmt: skip
 
@@ -79,6 +84,9 @@ class CentreResult:
         values: Best validation metric of the centre's runs, by seed.
         diverged: Centre runs that diverged.
         noise_floor: Seed-to-seed standard deviation of ``values``; NaN with fewer than 2 runs.
+        margin: Equivalence margin of the neighbours' comparisons: the ``margin`` given to the analysis,
+            else ``noise_floor``.
+        margin_given: Whether ``margin`` was given rather than the centre's seed-to-seed sd.
         minimum_detectable_difference: Smallest mean difference found with 80% power at this number of
             seeds, at Holm's strictest level ``alpha / n_tests``, with the median seed-to-seed spread of the
             neighbours' paired differences; NaN when no neighbour has 2 paired runs.
@@ -96,6 +104,8 @@ class CentreResult:
     values: dict[int, float]
     diverged: int
     noise_floor: float
+    margin: float
+    margin_given: bool
     minimum_detectable_difference: float
     n_tests: int
     can_reach_significance: bool
@@ -117,6 +127,7 @@ class SensitivityResult:
         metric: The validation metric compared.
         direction: ``"maximize"`` or ``"minimize"``.
         alpha: Family-wise error rate per centre.
+        margin: The equivalence margin given to the analysis; None when each centre's sd was used.
         seeds: Training seeds of every architecture.
         steps: Width steps besides +-1 neuron.
         centres: One result per centre, by increasing size when several.
@@ -134,6 +145,7 @@ class SensitivityResult:
     metric: str
     direction: str
     alpha: float
+    margin: float | None
     seeds: list[int]
     steps: list[float]
     centres: list[CentreResult]
@@ -153,6 +165,7 @@ class SensitivityResult:
             "metric": self.metric,
             "direction": self.direction,
             "alpha": self.alpha,
+            "margin": self.margin,
             "seeds": self.seeds,
             "steps": self.steps,
             "runs": {
@@ -161,7 +174,7 @@ class SensitivityResult:
             },
             "warnings": self.warnings,
             "summary": self.summary,
-            "centres": [_centre_dict(c) for c in self.centres],
+            "centres": [_centre_dict(c, self.metric, self.direction) for c in self.centres],
         })  # fmt: skip
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -186,8 +199,12 @@ def compare_centre(
     alpha: float,
     n_inputs: int,
     n_outputs: int,
+    margin: float | None = None,
 ) -> CentreResult:
-    """Compare each neighbour of one centre with it over the seeds both finished, Holm-corrected together."""
+    """Compare each neighbour of one centre with it over the seeds both finished, Holm-corrected together.
+
+    ``margin`` is the equivalence margin in metric units; None uses the centre's seed-to-seed sd.
+    """
     values: dict[str, dict[int, float]] = {}
     diverged: dict[str, int] = {}
     for neighbour in centre.neighbours:
@@ -197,7 +214,7 @@ def compare_centre(
     centre_key, others = centre.neighbours[0].key, centre.neighbours[1:]
     centre_values = values[centre_key]
     comparable = {n.key: values[n.key] for n in others if set(values[n.key]) & set(centre_values)}
-    effects = compare_to_centre(centre_values, comparable, direction, alpha) if comparable else {}
+    effects = compare_to_centre(centre_values, comparable, direction, alpha, margin) if comparable else {}
     # The typical seed-to-seed spread of the paired differences sizes the smallest detectable difference.
     differences = [paired_differences(centre_values, v).tolist() for v in comparable.values()]
     spreads = [statistics.stdev(d) for d in differences if len(d) >= 2]
@@ -217,6 +234,7 @@ def compare_centre(
             effect=effects.get(n.key),
         ))  # fmt: skip
     architecture = centre.architecture
+    floor = noise_floor(centre_values) if len(centre_values) >= 2 else math.nan
     return CentreResult(
         trial=centre.trial,
         widths=architecture.widths,
@@ -226,7 +244,9 @@ def compare_centre(
         hyperparameters=centre.hyperparameters.to_dict(),
         values=centre_values,
         diverged=diverged[centre_key],
-        noise_floor=noise_floor(centre_values) if len(centre_values) >= 2 else math.nan,
+        noise_floor=floor,
+        margin=floor if margin is None else margin,
+        margin_given=margin is not None,
         minimum_detectable_difference=mdd,
         n_tests=n_tests,
         can_reach_significance=n_tests > 0 and can_reach_significance(len(seeds), n_tests, alpha),
@@ -245,7 +265,7 @@ def _group(neighbour: Neighbour) -> str:
     return f"{count:+d} neuron{'' if abs(count) == 1 else 's'}"
 
 
-def _centre_dict(centre: CentreResult) -> dict[str, Any]:
+def _centre_dict(centre: CentreResult, metric: str, direction: str) -> dict[str, Any]:
     return {
         "trial": centre.trial,
         "widths": list(centre.widths),
@@ -257,6 +277,9 @@ def _centre_dict(centre: CentreResult) -> dict[str, Any]:
         "mean": centre.mean,
         "diverged": centre.diverged,
         "noise_floor": centre.noise_floor,
+        "margin": centre.margin,
+        "margin_given": centre.margin_given,
+        "findings": centre_findings(centre, metric, direction),
         "minimum_detectable_difference": centre.minimum_detectable_difference,
         "n_tests": centre.n_tests,
         "can_reach_significance": centre.can_reach_significance,
@@ -268,7 +291,9 @@ def _centre_dict(centre: CentreResult) -> dict[str, Any]:
                 "values": {str(seed): v for seed, v in n.values.items()}, "diverged": n.diverged,
                 "effect": None if n.effect is None else {
                     "mean": n.effect.mean, "ci_low": n.effect.ci_low, "ci_high": n.effect.ci_high, "n": n.effect.n,
-                    "p_value": n.effect.p_value, "p_adjusted": n.effect.p_adjusted, "verdict": n.effect.verdict,
+                    "p_value": n.effect.p_value, "p_adjusted": n.effect.p_adjusted, "margin": n.effect.margin,
+                    "p_equivalence": n.effect.p_equivalence, "verdict": n.effect.verdict,
+                    "seeds_needed": n.effect.seeds_needed, "label": n.effect.label,
                 },
             }
             for n in centre.neighbours
@@ -287,74 +312,117 @@ def _json_safe(value: Any) -> Any:
 
 
 def _describe(centre: CentreResult) -> str:
-    """``"trial 3 (1 layer of 64, relu; 451 params)"``."""
-    depth = len(centre.widths)
-    layers = f"{depth} layer{'s' if depth != 1 else ''} of {', '.join(map(str, centre.widths))}, {centre.activation}"
+    """``"trial 3 (1 layer of 64, relu; 451 params)"``, ``"trial 0 (linear model; 650 params)"``."""
+    if not centre.widths:
+        return f"trial {centre.trial} (linear model; {centre.n_params:,} params)"
+    layers = f"{plural(len(centre.widths), 'layer')} of {', '.join(map(str, centre.widths))}, {centre.activation}"
     return f"trial {centre.trial} ({layers}; {centre.n_params:,} params)"
 
 
+def centre_findings(centre: CentreResult, metric: str, direction: str) -> str:
+    """Say in one paragraph what the comparisons around a centre show, verdict by verdict, each with its n.
+
+    The summary prints this paragraph and the forest plot's caption repeats it, so the two cannot
+    disagree. A plateau is claimed only when every +-1 neuron change was shown equivalent.
+
+    Example:
+        >>> print(centre_findings(result.centres[0], "accuracy", "maximize"))  # doctest: +SKIP
+        Around trial 16 (n=3 seeds per architecture): worse: remove layer 0 (-0.0232, 95% CI ...
+    """
+    compared = [n for n in centre.neighbours if n.effect is not None]
+    seeds = max((n.effect.n for n in compared), default=0)
+    head = f"Around trial {centre.trial} (n={seeds} paired {'seed' if seeds == 1 else 'seeds'} per architecture"
+    if not compared:
+        return f"{head}): no neighbour finished a run with the centre's seeds, so nothing is compared."
+    sentences = [f"{head}, {plural(len(compared), 'change')} compared, {'higher' if direction == 'maximize' else 'lower'} {metric} is better)."]
+    if not centre.can_reach_significance:
+        sentences.append(
+            f"With {plural(seeds, 'seed')}, Holm's correction over {plural(centre.n_tests, 'change')} lets no change be "
+            "called better or worse; only equivalence can be shown."
+        )
+    by_verdict = {v: [n for n in compared if n.effect.verdict == v] for v in ("worse", "better", "equivalent", "inconclusive")}
+    for verdict in ("worse", "better"):
+        listed = "; ".join(
+            f"{n.change} ({format_number(n.effect.mean, signed=True)}, 95% CI {format_number(n.effect.ci_low, signed=True)} "
+            f"to {format_number(n.effect.ci_high, signed=True)})"
+            for n in by_verdict[verdict]
+        )
+        sentences.append(f"{verdict.capitalize()}: {listed or 'none'}.")
+    source = "the given margin" if centre.margin_given else "the centre's seed-to-seed sd"
+    margin = f"± {format_number(centre.margin)} ({source})"
+    equivalent = by_verdict["equivalent"]
+    sentences.append(
+        f"Equivalent within {margin}: "
+        + (f"{plural(len(equivalent), 'change')} ({'; '.join(n.change for n in equivalent)})." if equivalent else "none.")
+    )
+    inconclusive = by_verdict["inconclusive"]
+    if inconclusive:
+        needed = sorted(n.effect.seeds_needed for n in inconclusive if n.effect.seeds_needed is not None)
+        resolve = ""
+        if needed:
+            span = f"{needed[0]:,}" if needed[0] == needed[-1] else f"{needed[0]:,} to {needed[-1]:,}"
+            resolve = f"; about {span} seeds would resolve {'it' if len(inconclusive) == 1 else 'them'}"
+        sentences.append(
+            f"Inconclusive at n={seeds}: {plural(len(inconclusive), 'change')} ({'; '.join(n.change for n in inconclusive)}"
+            f"{resolve})."
+        )
+    one_neuron = [n for n in compared if n.group in ("+1 neuron", "-1 neuron")]
+    if one_neuron and all(n.effect.verdict == "equivalent" for n in one_neuron):
+        sentences.append("Every +-1 neuron change is equivalent to the centre: it sits on a plateau of width.")
+    return " ".join(sentences)
+
+
 def summarize(result: SensitivityResult) -> str:
+    """The findings in words: a heading, the runs, and per centre its mean, noise and `centre_findings`."""
     better = "higher" if result.direction == "maximize" else "lower"
     n_arch = sum(len(c.neighbours) + 1 for c in result.centres)
     lines = [
         f"## Sensitivity of study '{result.study_name}': validation {result.metric}, {better} is better",
         "",
-        f"- Runs: {result.runs_planned} ({n_arch} architectures x {len(result.seeds)} seeds, paired by seed); "
-        f"{result.runs_trained} trained now, {result.runs_reused} reused, {result.runs_diverged} diverged"
-        + (f", {result.runs_missing} failed (rerun to retry them)." if result.runs_missing else "."),
+        f"- Runs: {result.runs_planned:,} ({plural(n_arch, 'architecture')} x {plural(len(result.seeds), 'seed')}, "
+        f"paired by seed); {result.runs_trained:,} trained now, {result.runs_reused:,} reused, "
+        f"{result.runs_diverged:,} diverged"
+        + (f", {result.runs_missing:,} failed (rerun to retry them)." if result.runs_missing else "."),
     ]
     for centre in result.centres:
         lines.append(
-            f"- Centre {_describe(centre)}: {_fmt(centre.mean)} on average; seed-to-seed sd {_fmt(centre.noise_floor)} "
-            f"(the noise floor); with {len(result.seeds)} seeds a difference below "
-            f"{_fmt(centre.minimum_detectable_difference)} is unlikely to be detected."
+            f"- Centre {_describe(centre)}: {_centre_numbers(centre, result.metric)}; with {plural(len(result.seeds), 'seed')} "
+            f"a difference below {format_number(centre.minimum_detectable_difference)} is unlikely to be detected."
         )
-        if not centre.can_reach_significance:
-            lines.append(f"- No verdict around trial {centre.trial}: too few seeds for the correction (see the warning).")
-            continue
-        by_verdict: dict[str, list[NeighbourResult]] = {"worse": [], "better": [], "within noise": []}
-        for n in centre.neighbours:
-            if n.effect is not None:
-                by_verdict[n.effect.verdict].append(n)
-        for verdict in ("worse", "better"):
-            found = by_verdict[verdict]
-            listed = "; ".join(
-                f"{n.change} ({n.effect.mean:+.3g}, 95% CI {n.effect.ci_low:+.3g} to {n.effect.ci_high:+.3g})" for n in found
-            )
-            lines.append(f"- {verdict.capitalize()} than trial {centre.trial}: {listed or 'none'}.")
-        noise = by_verdict["within noise"]
-        one_neuron = [n for n in centre.neighbours if n.group in ("+1 neuron", "-1 neuron")]
-        plateau = " (every +-1 neuron change among them)" if one_neuron and all(n in noise for n in one_neuron) else ""
-        lines.append(f"- Within noise: {len(noise)} of {len(centre.neighbours)} changes{plateau}.")
+        lines.append(f"- {centre_findings(centre, result.metric, result.direction)}")
     lines += [f"- Warning: {note}" for note in result.warnings]
     return "\n".join(lines)
 
 
-def _fmt(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+def _centre_numbers(centre: CentreResult, metric: str) -> str:
+    n = len(centre.values)
+    return (
+        f"val {metric} {format_number(centre.mean)} (mean of n={n}), seed-to-seed sd {format_number(centre.noise_floor)} "
+        f"(n={n}), equivalence margin ± {format_number(centre.margin)}"
+    )
 
 
 def _table(result: SensitivityResult) -> str:
     blocks = []
     for centre in result.centres:
         head = (
-            f"Centre {_describe(centre)}: val {result.metric} {_fmt(centre.mean)}, noise floor (sd) "
-            f"{_fmt(centre.noise_floor)}, detectable difference {_fmt(centre.minimum_detectable_difference)} "
-            f"at {len(result.seeds)} seeds"
+            f"Centre {_describe(centre)}: {_centre_numbers(centre, result.metric)}, detectable difference "
+            f"{format_number(centre.minimum_detectable_difference)} at {plural(len(result.seeds), 'seed')}"
         )
         width = max([len("change"), *(len(n.change) for n in centre.neighbours)])
         rows = [
-            f"  {'change':<{width}}  {'params':>8}  {'mean diff':>9}  {'95% CI':^21}  {'p (Holm)':>8}  {'verdict':<12}  {'n':>3}"
+            f"  {'change':<{width}}  {'params':>8}  {'mean diff':>9}  {'95% CI':^21}  {'p (Holm)':>8}  {'n':>3}  verdict"
         ]
         for n in sorted(centre.neighbours, key=lambda n: (n.delta_params, n.change)):
             e = n.effect
             if e is None:
-                rows.append(f"  {n.change:<{width}}  {n.delta_params:>+8,}  {'no paired run finished':>9}")
+                rows.append(f"  {n.change:<{width}}  {n.delta_params:>+8,}  no paired run finished")
                 continue
-            interval = f"[{e.ci_low:+.4f}, {e.ci_high:+.4f}]" if math.isfinite(e.ci_low) else "n/a"
+            interval = f"[{format_number(e.ci_low, signed=True)}, {format_number(e.ci_high, signed=True)}]"
+            interval = interval if math.isfinite(e.ci_low) else "n/a"
             rows.append(
-                f"  {n.change:<{width}}  {n.delta_params:>+8,}  {e.mean:>+9.4f}  {interval:^21}  {e.p_adjusted:>8.3g}  "
-                f"{e.verdict:<12}  {e.n:>3}"
+                f"  {n.change:<{width}}  {n.delta_params:>+8,}  {format_number(e.mean, signed=True):>9}  {interval:^21}  "
+                f"{format_p(e.p_adjusted):>8}  {e.n:>3}  {e.label}"
             )
         blocks.append("\n".join([head, *rows]))
     lines = ["\n\n".join(blocks)]

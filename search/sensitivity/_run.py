@@ -19,7 +19,7 @@ from archsearch.sensitivity._jobs import (
     Centre, companion_name, live_job_count, pending_jobs, plan_jobs, sensitivity_objective,
 )  # fmt: skip
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
-from archsearch.stats import can_reach_significance, smallest_possible_p
+from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
 from archsearch.spaces import Architecture, Neighbour, across_sizes_neighbours, neighbourhood, pick_centres
 from archsearch.storage import FINISHED_STATES, keys, make_storage, open_study
 
@@ -42,13 +42,16 @@ def run_sensitivity(
     steps: Sequence[float] = DEFAULT_STEPS,
     workers: int | None = 1,
     alpha: float = 0.05,
+    margin: float | None = None,
     quiet: bool = True,
     stream: TextIO | None = None,
 ) -> SensitivityResult:
     """Train the neighbours of a trial (or of several) with paired seeds and say which changes matter.
 
     The best trial, trial ``trial``, or ``centers`` trials spread over the sizes of the study's small and
-    good networks are the centres. Each centre and each of its neighbours is trained with seeds
+    good networks are the centres. A linear centre (0 hidden layers) is compared with one hidden layer at
+    the narrowest, the geometric middle and the widest width of the search space, to answer "would a
+    hidden layer help?". Each centre and each of its neighbours is trained with seeds
     ``0 .. repeats - 1`` and the centre's hyperparameters; the runs are trials of the companion study
     ``<study_name>.sensitivity`` in the same storage, trained by the worker pool, and an interrupted
     analysis resumes: finished, queued and running runs are never trained again. Figures and the
@@ -66,6 +69,8 @@ def run_sensitivity(
             neuron counts.
         workers: Worker processes; 1 trains in this process, None places one per GPU or CPU core.
         alpha: Family-wise error rate of the neighbours of one centre (Holm's correction).
+        margin: Equivalence margin in metric units, > 0: a neighbour whose mean difference is shown to
+            lie within ``± margin`` is ``equivalent``. Default: each centre's seed-to-seed sd.
         quiet: Print no progress lines.
         stream: Where progress goes (default: stderr).
 
@@ -84,6 +89,11 @@ def run_sensitivity(
         >>> result.report().write_html("digits-sensitivity.html")  # doctest: +SKIP
     """
     steps = _check_arguments(trial, centers, repeats, steps, alpha)
+    if margin is not None:
+        try:
+            margin = check_margin("run_sensitivity", margin)
+        except ValueError as e:
+            raise SensitivityError(f"{e} Pass --margin with a positive number, or leave it out.") from e
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = make_storage(storage_url, must_exist=True)
     parent = open_study(storage, study_name, url=storage_url)
@@ -113,13 +123,14 @@ def run_sensitivity(
     trials = companion.get_trials(deepcopy=False)
     runs = _first_finished_runs(trials)
     finished = set(runs) & planned
-    results = [compare_centre(c, seeds, runs, direction, alpha, n_inputs, n_outputs) for c in centres]
+    results = [compare_centre(c, seeds, runs, direction, alpha, n_inputs, n_outputs, margin) for c in centres]
     result = SensitivityResult(
         study_name=study_name,
         companion_study=companion.study_name,
         metric=parent.user_attrs["metric"],
         direction=direction,
         alpha=alpha,
+        margin=margin,
         seeds=seeds,
         steps=list(steps),
         centres=results,
@@ -227,12 +238,16 @@ def _choose_centres(
             f"The 'trial' parameter of run_sensitivity must be a completed trial; trial {trial} of study {name!r} "
             f"is {frozen.state.name}. Pass a completed trial (the best is trial {best}), or leave --trial out."
         )
-    if not frozen.user_attrs["widths"]:
-        raise SensitivityError(
-            f"Trial {trial} of study {name!r} is the linear model: it has no layer to resize, remove or copy. "
-            "Pass --trial with a trial that has hidden layers."
-        )
-    return [_centre(config, frozen, neighbourhood(_architecture(frozen), n_inputs, n_outputs, steps))]
+    neighbours = neighbourhood(
+        _architecture(frozen), n_inputs, n_outputs, steps, hidden_widths=_hidden_layer_widths(config)
+    )
+    return [_centre(config, frozen, neighbours)]
+
+
+def _hidden_layer_widths(config: SearchConfig) -> tuple[int, ...]:
+    """The narrowest, the geometric middle and the widest width of the space: one hidden layer's candidates."""
+    low, high = config.space.width
+    return tuple(sorted({low, round(math.sqrt(low * high)), high}))
 
 
 def _architecture(trial: FrozenTrial) -> Architecture:

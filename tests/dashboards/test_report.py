@@ -29,7 +29,7 @@ def test_build_report_draws_every_figure_of_a_rich_study(demo_study: optuna.Stud
     assert [f.key for f in report.figures if not f.drawable] == []
     assert "Knee, the smallest network within 0.005 accuracy (0.5 points) of the best: trial #" in report.summary
     # Captions carry this study's numbers, not boilerplate.
-    assert "Depth buys" in report.figures[0].caption and "seed_group" in report.figures[5].caption
+    assert "Depths compared: best median by depth:" in report.figures[0].caption and "seed_group" in report.figures[5].caption
 
 
 def test_build_report_gives_reasons_for_an_empty_study(study_factory) -> None:
@@ -77,12 +77,48 @@ def test_build_report_follows_a_minimized_regression_metric(study_factory, trial
     report = build_report(study)
     assert "validation rmse (regression); lower is better" in report.summary
     assert "Best: trial #3" in report.summary and "within 0.005 rmse (in the metric's own units)" in report.summary
-    assert "the best network is +1 better" not in report.summary and "1 better." in report.summary
+    assert "the best network is +1 better" not in report.summary and "is 1.0000 better." in report.summary
     table = notable_trials(study)
     assert table["trial"].tolist() == [3, 2, 0]
     # The plotted front goes down in error as size grows.
     front = [t for t in plot_metric_vs_params(study).data if t.name == "Pareto front"][0]
     assert list(front.y) == [2.0, 1.2, 1.003, 1.0]
+
+
+def test_build_report_summary_names_no_best_depth_from_one_or_two_trials(study_factory, trial_maker) -> None:
+    """Check that in a 5-trial study with 1 to 2 trials per depth the summary compares no depths and says why."""
+    study = study_factory()
+    for widths, accuracy in [([], 0.93), ([16], 0.95), ([32], 0.96), ([32, 16], 0.97), ([64, 32, 16], 0.99)]:
+        study.add_trial(trial_maker(widths=widths, value=accuracy))
+    summary = build_report(study).summary
+    assert (
+        "- Depth: too few trials to compare depths: 1 0 (linear), 2 1 layer, 1 2 layers, 1 3 layers "
+        "(at least 3 per depth needed)."
+    ) in summary
+    assert "Best depth" not in summary and "best median" not in summary
+    # Figure 1's caption prints the same sentence as the summary, and claims no best depth either.
+    caption = build_report(study).figures[0].caption
+    assert "Depths compared: too few trials to compare depths: 1 0 (linear), 2 1 layer," in caption
+    assert "The best depth" not in caption and "Depth buys" not in caption
+    # The search's linear model is named for what it is, with its n.
+    assert "- Tuned linear baseline (best 0-layer trial): trial #0 of 1 0-layer trial, 0.9300; the best network is 0.0600 better." in summary
+    assert notable_trials(study)["role"].tolist()[-1] == "tuned linear baseline (best 0-layer trial)"
+
+
+def test_build_report_summary_compares_depths_with_three_trials_each(study_factory, trial_maker) -> None:
+    """Check that depths with 3 trials or more are compared by median, with each n, and smaller ones are named apart."""
+    study = study_factory()
+    for widths, accuracy in [([8], 0.90), ([16], 0.91), ([32], 0.99), ([8, 8], 0.93), ([16, 8], 0.94),
+                             ([32, 8], 0.95), ([8, 8, 8], 0.98)]:  # fmt: skip
+        study.add_trial(trial_maker(widths=widths, value=accuracy))
+    summary = build_report(study).summary
+    # 1 layer holds the best trial (0.99) but 2 layers the best median (0.94 against 0.91).
+    assert (
+        "- Depth: best median by depth: 2 layers (0.9400, n=3; then 1 layer 0.9100, n=3; not compared, under 3 "
+        "trials: 3 layers, n=1)."
+    ) in summary
+    assert "the best of 7 finished trials" in summary
+    assert "Depths compared: best median by depth: 2 layers (0.9400, n=3;" in build_report(study).figures[0].caption
 
 
 def test_build_report_rejects_a_negative_tolerance(study_factory) -> None:

@@ -38,8 +38,9 @@ def test_neighbourhood_lists_centre_then_each_kind_in_order() -> None:
     neighbours = neighbourhood(_arch((64, 32), (0.1, 0.0)), N_IN, N_OUT)
     kinds = [n.kind for n in neighbours]
     assert kinds[0] == "centre" and neighbours[0].architecture == _arch((64, 32), (0.1, 0.0))
-    # Each kind forms one block, in the documented order.
-    assert list(dict.fromkeys(kinds)) == list(NEIGHBOUR_KINDS)
+    # Each kind forms one block, in the documented order; only a linear centre gets hidden_layer neighbours.
+    assert list(dict.fromkeys(kinds)) == [k for k in NEIGHBOUR_KINDS if k != "hidden_layer"]
+    assert neighbours[-1].change == "linear model with the centre's hyperparameters"
     assert len({n.key for n in neighbours}) == len(neighbours)
     assert all(n.key == architecture_key(n.architecture) for n in neighbours)
 
@@ -72,6 +73,8 @@ def test_neighbourhood_drops_widths_below_one_and_repeated_architectures() -> No
     assert [(n.kind, n.architecture.widths) for n in neighbours] == [
         ("centre", (1,)), ("width", (2,)), ("width", (3,)), ("remove_layer", ()), ("add_layer", (1, 1)),
     ]  # fmt: skip
+    # The removal is named for the model it gives, not the search's tuned linear baseline.
+    assert neighbours[3].change == "remove layer 0 (linear model with the centre's hyperparameters)"
 
 
 def test_neighbourhood_removes_a_layer_with_its_dropout() -> None:
@@ -120,10 +123,24 @@ def test_neighbourhood_skips_kinds_that_change_nothing(centre: Architecture, mis
     assert missing not in {n.kind for n in neighbourhood(centre, N_IN, N_OUT)}
 
 
-def test_neighbourhood_of_a_linear_centre_is_the_centre_alone() -> None:
-    """Check that a linear centre gets no width change, removal, added layer or linear neighbour."""
-    centre = Architecture(widths=(), dropouts=(), activation="relu")
-    assert [n.kind for n in neighbourhood(centre, N_IN, N_OUT)] == ["centre"]
+def test_neighbourhood_of_a_linear_centre_is_one_hidden_layer_at_each_width() -> None:
+    """Check that a linear centre's neighbours are one hidden layer per width, sorted, without dropout."""
+    centre = Architecture(widths=(), dropouts=(), activation="tanh")
+    neighbours = neighbourhood(centre, N_IN, N_OUT, hidden_widths=(128, 8, 32, 8))
+    assert [n.kind for n in neighbours] == ["centre", "hidden_layer", "hidden_layer", "hidden_layer"]
+    assert [n.change for n in neighbours[1:]] == [f"one hidden layer of {w}" for w in (8, 32, 128)]
+    assert neighbours[2].architecture == Architecture(widths=(32,), dropouts=(0.0,), activation="tanh")
+    assert [(n.layer, n.delta_units) for n in neighbours[1:]] == [(0, 8), (0, 32), (0, 128)]
+    # The default widths, when the caller has no space to derive them from.
+    assert [n.architecture.widths for n in neighbourhood(centre, N_IN, N_OUT)][1:] == [(8,), (32,), (128,)]
+
+
+@pytest.mark.parametrize("hidden_widths", [(), (8, 0), [8.0], "8", (True,)])
+def test_neighbourhood_rejects_invalid_hidden_widths(hidden_widths: object) -> None:
+    """Check that the widths of a linear centre's hidden layer must be a non-empty list of ints >= 1."""
+    match = f"The 'hidden_widths' parameter of neighbourhood must be a non-empty list of ints >= 1. Got {hidden_widths!r} instead."
+    with pytest.raises(InvalidSpaceError, match=re.escape(match)):
+        neighbourhood(Architecture(widths=(), dropouts=(), activation="relu"), N_IN, N_OUT, hidden_widths=hidden_widths)
 
 
 def test_neighbourhood_keeps_the_first_of_repeated_steps() -> None:

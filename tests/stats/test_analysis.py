@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 
 import optuna
 import pytest
 
 import archsearch.stats as an
 from archsearch.spaces import classify_shape
+from archsearch.stats import MIN_GROUP_TRIALS
+from archsearch.stats import best_group
 from archsearch.dashboards._importance import importance_table
 
 
@@ -166,3 +169,38 @@ def test_importance_table_needs_ten_finished_trials(study_factory, trial_maker) 
 def test_knee_tolerance_for_rmse_follows_the_target_spread(metric: str, target_scale: float | None, tolerance: float) -> None:
     """Check that the default tolerance is 0.005 in 0-1 metrics and 0.005 target standard deviations for rmse."""
     assert an.knee_tolerance_for(metric, target_scale) == pytest.approx(tolerance)
+
+
+def test_best_group_needs_two_groups_with_enough_trials() -> None:
+    """Check that a group below the minimum is listed but not compared, and one comparable group names no best."""
+    groups = [("irregular", [0.9833], [0.9833]), ("funnel", [0.97, 0.96, 0.95], [0.97, 0.96, 0.95])]
+    found = best_group(groups, "layer shape")
+    assert (found.best, found.counts, found.min_trials) == (None, {"irregular": 1, "funnel": 3}, MIN_GROUP_TRIALS)
+    assert found.sentence() == "too few trials to compare layer shapes: 1 irregular, 3 funnel (at least 3 per layer shape needed)"
+
+
+def test_best_group_compares_medians_of_scores() -> None:
+    """Check that the best median score wins, so with minimizing scores the lowest metric wins."""
+    groups = [("1 layer", [1.0, 1.2, 1.4], [-1.0, -1.2, -1.4]), ("2 layers", [0.9, 1.3, 1.5], [-0.9, -1.3, -1.5])]
+    found = best_group(groups, "depth")
+    # Medians 1.2 and 1.3 of rmse: 1 layer is better although 2 layers holds the single best trial.
+    assert found.best == "1 layer"
+    assert found.sentence() == "best median by depth: 1 layer (1.2000, n=3; then 2 layers 1.3000, n=3)"
+
+
+@pytest.mark.parametrize("min_trials", [0, 2.5, True])
+def test_best_group_rejects_an_invalid_minimum(min_trials: object) -> None:
+    """Check that the minimum number of trials must be an int >= 1."""
+    with pytest.raises(ValueError, match=re.escape(f"The 'min_trials' parameter of best_group must be an int >= 1. Got {min_trials!r} instead.")):
+        best_group([], "depth", min_trials=min_trials)
+
+
+def test_compare_shapes_names_no_best_shape_from_a_single_trial(study_factory, trial_maker) -> None:
+    """Check that a shape seen once in a size bin is listed with its count, not called best."""
+    study = study_factory()
+    # 135 parameters each, so all four share one size bin.
+    for widths, accuracy in [([7, 5], 0.95), ([7, 5], 0.96), ([7, 5], 0.955), ([4, 8, 4], 0.9833)]:
+        study.add_trial(trial_maker(widths=widths, value=accuracy))
+    (found,) = an.compare_shapes(an.load_study_data(study)).values()
+    assert found.best is None and found.counts == {"funnel": 3, "irregular": 1}
+    assert found.sentence() == "too few trials to compare layer shapes: 3 funnel, 1 irregular (at least 3 per layer shape needed)"

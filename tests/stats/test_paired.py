@@ -16,7 +16,9 @@ from archsearch.stats import holm
 from archsearch.stats import minimum_detectable_difference
 from archsearch.stats import noise_floor
 from archsearch.stats import paired_differences
+from archsearch.stats import seeds_to_resolve
 from archsearch.stats import smallest_possible_p
+from archsearch.stats import tost_p
 
 
 SEEDS = range(8)
@@ -85,25 +87,37 @@ def test_compare_to_centre_with_ties_uses_scipy_default() -> None:
     assert effect.p_value == pytest.approx(stats.wilcoxon(diffs).pvalue)
 
 
-def test_compare_to_centre_all_zero_differences_are_within_noise() -> None:
-    """Check that identical results give p = 1 and no warning from scipy."""
+def test_compare_to_centre_all_zero_differences_are_equivalent() -> None:
+    """Check that identical results give p = 1, no warning from scipy, and the verdict equivalent."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         effect = compare_to_centre(CENTRE, {"same": dict(CENTRE)}, "maximize")["same"]
-    assert (effect.mean, effect.p_value, effect.p_adjusted, effect.verdict) == (0.0, 1.0, 1.0, "within noise")
+    assert (effect.mean, effect.p_value, effect.p_adjusted, effect.verdict) == (0.0, 1.0, 1.0, "equivalent")
     assert effect.ci_low == effect.ci_high == 0.0
+    assert effect.seeds_needed is None
 
 
-def test_compare_to_centre_gives_better_worse_and_within_noise() -> None:
-    """Check the verdicts for a clear gain, a clear loss and a change smaller than the pairing noise."""
-    neighbours = {"gain": _shifted(0.01), "loss": _shifted(-0.01), "noise": _shifted(0.0, jitter=0.01)}
+def test_compare_to_centre_gives_each_of_the_four_verdicts() -> None:
+    """Check the verdicts for a clear gain, a clear loss, a tight null change and a noisy null change."""
+    neighbours = {
+        "gain": _shifted(0.01), "loss": _shifted(-0.01), "same": _shifted(0.0, jitter=0.001),
+        "noisy": _shifted(0.0, jitter=0.03),
+    }  # fmt: skip
     effects = compare_to_centre(CENTRE, neighbours, "maximize")
     assert {key: e.verdict for key, e in effects.items()} == {
-        "gain": "better", "loss": "worse", "noise": "within noise"
+        "gain": "better", "loss": "worse", "same": "equivalent", "noisy": "inconclusive"
     }
-    # All 8 signs alike: the exact p is 2 / 2**8, tripled by Holm for the smallest of three.
+    # All 8 signs alike: the exact p is 2 / 2**8, multiplied by Holm for the smallest of four.
     assert effects["gain"].p_value == pytest.approx(2 / 2**8)
     assert [e.p_adjusted for e in effects.values()] == pytest.approx(holm([e.p_value for e in effects.values()]))
+    # The default margin is the centre's seed-to-seed sd, and equivalence is Holm-corrected too.
+    assert effects["same"].margin == pytest.approx(noise_floor(CENTRE))
+    raw = [tost_p(paired_differences(CENTRE, other), noise_floor(CENTRE)) for other in neighbours.values()]
+    assert [e.p_equivalence for e in effects.values()] == pytest.approx(holm(raw))
+    # Only the inconclusive verdict says how many seeds would resolve it, and more than were used.
+    assert effects["noisy"].seeds_needed > 8
+    assert effects["noisy"].label == f"inconclusive (n=8; about {effects['noisy'].seeds_needed} seeds would resolve it)"
+    assert [effects[k].seeds_needed for k in ("gain", "loss", "same")] == [None, None, None]
 
 
 def test_compare_to_centre_minimize_swaps_better_and_worse() -> None:
@@ -113,13 +127,92 @@ def test_compare_to_centre_minimize_swaps_better_and_worse() -> None:
     assert (effects["gain"].verdict, effects["loss"].verdict) == ("worse", "better")
 
 
-def test_compare_to_centre_correction_can_hide_a_lone_significant_result() -> None:
-    """Check that p-values significant alone stay within noise once corrected over many neighbours."""
+def test_compare_to_centre_interval_without_zero_but_not_holm_significant_is_inconclusive() -> None:
+    """Check that p-values significant alone but not after Holm, with intervals excluding 0, are inconclusive."""
     neighbours = {f"n{i}": _shifted(0.01) for i in range(8)}
     effects = compare_to_centre(CENTRE, neighbours, "maximize")
-    # 2 / 256 < 0.05 alone, but 8 * 2 / 256 = 0.0625 is not.
+    # 2 / 256 < 0.05 alone, but 8 * 2 / 256 = 0.0625 is not; the intervals exclude 0 by far.
     assert all(e.p_value < 0.05 <= e.p_adjusted for e in effects.values())
-    assert {e.verdict for e in effects.values()} == {"within noise"}
+    assert all(e.ci_low > 0 for e in effects.values())
+    assert {e.verdict for e in effects.values()} == {"inconclusive"}
+    # The mean 0.01 is inside the margin (the centre sd, about 0.02), yet a shown difference is not "no change".
+    assert all(abs(e.mean) < e.margin and e.p_equivalence < 0.05 for e in effects.values())
+    # Holm over 8 tests needs 2 / 2**n < 0.05 / 8, so at least 9 seeds.
+    assert {e.seeds_needed for e in effects.values()} == {9}
+
+
+def test_compare_to_centre_with_an_explicit_margin() -> None:
+    """Check that a given margin replaces the centre's sd: a margin below the spread leaves it inconclusive."""
+    same = _shifted(0.0, jitter=0.001)
+    assert compare_to_centre(CENTRE, {"a": same}, "maximize", margin=0.01)["a"].verdict == "equivalent"
+    tight = compare_to_centre(CENTRE, {"a": same}, "maximize", margin=0.0001)["a"]
+    assert (tight.margin, tight.verdict) == (0.0001, "inconclusive")
+
+
+def test_compare_to_centre_with_one_seed_is_inconclusive_without_a_seed_count() -> None:
+    """Check that one shared seed gives no interval, no margin, no verdict and no estimate of the seeds needed."""
+    effect = compare_to_centre({0: 0.5}, {"a": {0: 0.9}}, "maximize")["a"]
+    assert math.isnan(effect.ci_low) and math.isnan(effect.margin)
+    assert (effect.verdict, effect.seeds_needed, effect.label) == ("inconclusive", None, "inconclusive (n=1)")
+
+
+def test_tost_p_matches_two_one_sided_t_tests_by_hand() -> None:
+    """Check that TOST's p-value is the larger of scipy's two one-sided one-sample t-tests against -+margin."""
+    diff = np.array([0.004, -0.002, 0.001, 0.006, -0.001, 0.003])
+    margin = 0.005
+    lower = stats.ttest_1samp(diff, -margin, alternative="greater").pvalue
+    upper = stats.ttest_1samp(diff, margin, alternative="less").pvalue
+    assert tost_p(diff, margin) == pytest.approx(max(lower, upper))
+    # By hand: mean 0.0018333, sd 0.0030605, se 0.0012494; the upper test is the binding one.
+    t_upper = (diff.mean() - margin) / (diff.std(ddof=1) / math.sqrt(6))
+    assert t_upper == pytest.approx(-2.5344, abs=1e-4)
+    assert tost_p(diff, margin) == pytest.approx(stats.t.cdf(t_upper, 5))
+
+
+def test_tost_p_edge_cases() -> None:
+    """Check that one difference or an unknown margin shows nothing, and spread-free differences are exact."""
+    assert tost_p(np.array([0.0]), 0.1) == 1.0
+    assert tost_p(np.array([0.0, 0.001]), math.nan) == 1.0
+    assert tost_p(np.array([0.01, 0.01]), 0.02) == 0.0
+    assert tost_p(np.array([0.03, 0.03]), 0.02) == 1.0
+
+
+def test_seeds_to_resolve_inverts_the_power_calculation() -> None:
+    """Check that the seeds needed make the observed mean the minimum detectable difference (normal formula)."""
+    n = seeds_to_resolve(mean=0.01, sd=0.02, margin=0.001, n=3, n_tests=4)
+    z = stats.norm.ppf(1 - 0.05 / 4 / 2) + stats.norm.ppf(0.8)
+    assert n == math.ceil((z * 0.02 / 0.01) ** 2)
+    assert minimum_detectable_difference(0.02, n, 0.05 / 4) <= 0.01 < minimum_detectable_difference(0.02, n - 1, 0.05 / 4)
+    # A mean near 0 inside the margin is resolved sooner by equivalence.
+    z_eq = stats.norm.ppf(1 - 0.05 / 4) + stats.norm.ppf(0.8)
+    assert seeds_to_resolve(0.0, 0.02, 0.01, 3, 4) == math.ceil((z_eq * 0.02 / 0.01) ** 2)
+    # Always more seeds than used, and nothing to say without a spread.
+    assert seeds_to_resolve(0.5, 0.0, 0.1, 20, 1) == 21
+    assert seeds_to_resolve(0.5, math.nan, 0.1, 1, 1) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n": 0}, "The 'n' parameter of seeds_to_resolve must be an int >= 1. Got 0 instead."),
+        ({"n_tests": 0}, "The 'n_tests' parameter of seeds_to_resolve must be an int >= 1. Got 0 instead."),
+        ({"alpha": 0.0}, "The 'alpha' parameter of seeds_to_resolve must be a float in (0, 1). Got 0.0 instead."),
+        ({"power": 1.0}, "The 'power' parameter of seeds_to_resolve must be a float in (0, 1). Got 1.0 instead."),
+    ],
+)
+def test_seeds_to_resolve_rejects_invalid_input(kwargs: dict, match: str) -> None:
+    """Check that invalid counts, alpha and power raise with the parameter named."""
+    arguments = {"mean": 0.01, "sd": 0.01, "margin": 0.01, "n": 3, "n_tests": 2, **kwargs}
+    with pytest.raises(ValueError, match=re.escape(match)):
+        seeds_to_resolve(**arguments)
+
+
+@pytest.mark.parametrize("margin", [-0.01, 0.0, math.nan, math.inf, True, "0.01"])
+def test_compare_to_centre_rejects_an_invalid_margin(margin: object) -> None:
+    """Check that a margin that is not a finite float > 0 raises with the rule and the value."""
+    match = f"The 'margin' parameter of compare_to_centre must be a finite float > 0 (the largest mean difference that counts as no change, in metric units). Got {margin!r} instead."
+    with pytest.raises(ValueError, match=re.escape(match)):
+        compare_to_centre(CENTRE, {"a": _shifted(0.0)}, "maximize", margin=margin)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from ...conftest import backdate_trial
 # than 8 units cannot fit them, while a few units more or less around 32 change nothing.
 TEACHER = {"widths": [8], "rows": 1000, "features": 2, "classes": 3, "noise": 0.02, "seed": 0}
 HYPERPARAMETERS = Hyperparameters(lr=0.01, weight_decay=0.0, batch_size=64, optimizer="adam")
+REMOVE = "remove layer 0 (linear model with the centre's hyperparameters)"
 # R = 2 cannot reach significance; the tests that use it check the runs, not the verdicts.
 TWO_SEEDS = pytest.mark.filterwarnings("ignore:With 2 seeds no neighbour")
 
@@ -169,6 +170,7 @@ def test_sensitivity_parser_reads_steps_and_refuses_trial_with_centers(capsys: p
         ({"trial": 1, "centers": 2}, r"Pass either 'trial' or 'centers' to run_sensitivity, not both"),
         ({"centers": 0}, r"The 'centers' parameter of run_sensitivity must be an int >= 1\. Got 0 instead\."),
         ({"trial": -1}, r"The 'trial' parameter of run_sensitivity must be an int >= 0\. Got -1 instead\."),
+        ({"margin": -0.01}, r"The 'margin' parameter of run_sensitivity must be a finite float > 0 .*Got -0\.01 instead\. Pass --margin"),
     ],
 )
 def test_run_sensitivity_rejects_bad_arguments_before_opening_the_storage(kwargs: dict, match: str, tmp_path: Path) -> None:
@@ -182,7 +184,7 @@ def test_run_sensitivity_rejects_bad_arguments_before_opening_the_storage(kwargs
 @TWO_SEEDS
 @pytest.mark.timeout(120)
 def test_run_sensitivity_explains_unusable_studies_and_trials(url: str) -> None:
-    """Check the errors for an unknown study, a pruned, missing or linear trial, and foreign or companion studies."""
+    """Check the errors for an unknown study, a pruned or missing trial, and foreign or companion studies."""
     storage = make_storage(url)
     study = optuna.load_study(study_name="teacher", storage=storage)
     study.add_trial(create_trial(state=TrialState.PRUNED))
@@ -194,8 +196,6 @@ def test_run_sensitivity_explains_unusable_studies_and_trials(url: str) -> None:
         run_sensitivity(url, "teacher", trial=2)
     with pytest.raises(SensitivityError, match=r"must be a trial of study 'teacher' \(0 to 3\)\. Got 9 instead"):
         run_sensitivity(url, "teacher", trial=9)
-    with pytest.raises(SensitivityError, match=r"Trial 3 of study 'teacher' is the linear model"):
-        run_sensitivity(url, "teacher", trial=3)
     optuna.create_study(study_name="plain", storage=storage)
     with pytest.raises(SensitivityError, match=r"Study 'plain' has no archsearch config"):
         run_sensitivity(url, "plain")
@@ -216,15 +216,17 @@ def test_sensitivity_calls_the_linear_and_far_narrower_neighbours_worse(cli_run:
     effects = _effects(centre)
     assert set(effects) == {
         "layer 0: 32 -> 33 (+1)", "layer 0: 32 -> 31 (-1)", "layer 0: 32 -> 62 (+95%)", "layer 0: 32 -> 2 (-95%)",
-        "remove layer 0", "add layer after 0 (copy of width 32)",
+        REMOVE, "add layer after 0 (copy of width 32)",
     }  # fmt: skip
-    # Removing the only hidden layer is the 0-layer linear model.
-    assert next(n["widths"] for n in centre["neighbours"] if n["change"] == "remove layer 0") == []
-    assert effects["remove layer 0"]["verdict"] == "worse"
+    # Removing the only hidden layer is the 0-layer linear model, named as trained with the centre's hyperparameters.
+    assert next(n["widths"] for n in centre["neighbours"] if n["change"] == REMOVE) == []
+    assert effects[REMOVE]["verdict"] == "worse"
     assert effects["layer 0: 32 -> 2 (-95%)"]["verdict"] == "worse"
     for change in ("layer 0: 32 -> 33 (+1)", "layer 0: 32 -> 31 (-1)"):
-        assert effects[change]["verdict"] == "within noise", effects[change]
-    assert "Within noise: 4 of 6 changes (every +-1 neuron change among them)." in cli_run.result["summary"]
+        assert effects[change]["verdict"] in ("equivalent", "inconclusive"), effects[change]
+    # The summary and the forest plot's caption print the same findings.
+    assert centre["findings"] in cli_run.result["summary"]
+    assert f"Worse: layer 0: 32 -> 2 (-95%) ({effects['layer 0: 32 -> 2 (-95%)']['mean']:+.4f}" in centre["findings"]
 
 
 @pytest.mark.timeout(300)
@@ -245,7 +247,11 @@ def test_sensitivity_json_holds_effects_noise_floor_and_run_counts(cli_run: CliR
     assert {n["group"] for n in centre["neighbours"]} == {"+1 neuron", "-1 neuron", "+95%", "-95%", "-1 layer", "+1 layer"}
     for neighbour in centre["neighbours"]:
         effect = neighbour["effect"]
-        assert set(effect) == {"mean", "ci_low", "ci_high", "n", "p_value", "p_adjusted", "verdict"}
+        assert set(effect) == {
+            "mean", "ci_low", "ci_high", "n", "p_value", "p_adjusted", "margin", "p_equivalence", "verdict",
+            "seeds_needed", "label",
+        }  # fmt: skip
+        assert effect["margin"] == centre["margin"] == centre["noise_floor"] and not centre["margin_given"]
         assert effect["ci_low"] <= effect["mean"] <= effect["ci_high"] and effect["n"] == 10
         assert effect["p_value"] <= effect["p_adjusted"] <= 1
 
@@ -264,13 +270,13 @@ def test_sensitivity_stores_every_run_and_the_report_in_the_companion_study(cli_
                 "n_params", "val_accuracy", "test_accuracy", "epochs_run", "worker"}  # fmt: skip
     assert all(expected <= set(t.user_attrs) for t in trials)
     assert all(t.value == pytest.approx(t.user_attrs["val_accuracy"]) and t.intermediate_values for t in trials)
-    assert "Worse than trial 1: layer 0: 32 -> 2 (-95%)" in optuna_dashboard.get_note(companion)
+    assert "Worse: layer 0: 32 -> 2 (-95%)" in optuna_dashboard.get_note(companion)
     storage = make_storage(cli_run.url)
     saved = storage.get_study_system_attrs(storage.get_study_id_from_name("teacher.sensitivity"))
     assert any("archsearch_sensitivity_forest_1" in key for key in saved)  # the figures, for optuna-dashboard
     html = (cli_run.folder / "teacher.html").read_text(encoding="utf-8")
     assert html.count('class="plotly-graph-div"') == 2  # the forest plot and the width curves
-    assert "remove layer 0" in cli_run.stdout and "worse" in cli_run.stdout
+    assert REMOVE in cli_run.stdout and "worse" in cli_run.stdout
 
 
 @pytest.mark.timeout(300)
@@ -401,3 +407,31 @@ def test_default_repeats_lets_holm_reach_significance() -> None:
     assert default_repeats([centre(13)]) == 10
     assert default_repeats([centre(3), centre(13)]) == 10
     assert default_repeats([centre(0)]) == 8
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sensitivity_of_a_linear_centre_asks_whether_a_hidden_layer_helps(tmp_path: Path) -> None:
+    """Check that a linear best trial gets one hidden layer at the space's narrowest, middle and widest width."""
+    config = _search_config(tmp_path).to_dict()
+    config["study"]["n_trials"] = 1  # only the enqueued linear baseline: the best trial is the linear model
+    config["space"].update({"layers": [0, 1], "width": [4, 64], "baselines": []})
+    study = run_search(SearchConfig.from_dict(config))
+    assert study.best_trial.user_attrs["widths"] == []
+    result = run_sensitivity(config["study"]["storage"], "teacher", repeats=8)
+    (centre,) = result.centres
+    assert (centre.trial, centre.widths) == (0, ())
+    changes = {n.change: n for n in centre.neighbours}
+    # 4 and 64 are the ends of the space's widths, 16 their geometric middle.
+    assert list(changes) == ["one hidden layer of 4", "one hidden layer of 16", "one hidden layer of 64"]
+    assert all(n.kind == "hidden_layer" and n.dropouts == (0.0,) for n in centre.neighbours)
+    # The 8-unit tanh teacher is out of reach of the linear model: 16 and 64 hidden units do better.
+    assert changes["one hidden layer of 16"].effect.verdict == changes["one hidden layer of 64"].effect.verdict == "better"
+    assert "Centre trial 0 (linear model;" in result.summary
+    assert "Better: " in centre_text(result) and "one hidden layer of 64" in centre_text(result)
+    assert [f.key for f in result.report().figures if f.drawable] == ["sensitivity_forest_0", "sensitivity_widths_0"]
+
+
+def centre_text(result) -> str:
+    """The findings of the only centre, as the summary and the forest plot's caption print them."""
+    return result.to_dict()["centres"][0]["findings"]
