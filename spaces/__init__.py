@@ -4,8 +4,11 @@ from archsearch.spaces._candidate import ACTIVATIONS
 from archsearch.spaces._candidate import Architecture
 from archsearch.spaces._candidate import Candidate
 from archsearch.spaces._candidate import Hyperparameters
+from archsearch.spaces._candidate import LR_SCHEDULES
+from archsearch.spaces._candidate import NORMALIZATIONS
 from archsearch.spaces._candidate import OPTIMIZERS
 from archsearch.spaces._mlp import FUNNELS
+from archsearch.spaces._mlp import LABEL_SMOOTHING_STEP
 from archsearch.spaces._mlp import MLPSpace
 from archsearch.spaces._mlp import SHAPES
 from archsearch.spaces._neighbours import across_sizes_neighbours
@@ -24,8 +27,11 @@ __all__ = [
     "FUNNELS",
     "Hyperparameters",
     "InvalidSpaceError",
+    "LABEL_SMOOTHING_STEP",
+    "LR_SCHEDULES",
     "MLPSpace",
     "NEIGHBOUR_KINDS",
+    "NORMALIZATIONS",
     "Neighbour",
     "OPTIMIZERS",
     "SHAPES",
