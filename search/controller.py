@@ -91,7 +91,7 @@ def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
 
 
 # [train] keys that change what a trial's value means; other [study]/[train] keys may change on resume.
-_COMPARABILITY_TRAIN_KEYS = ("epochs", "patience", "class_weight")
+_COMPARABILITY_TRAIN_KEYS = ("epochs", "patience", "class_weight", "warmup", "grad_clip")
 
 
 def stored_config(config: SearchConfig) -> dict:
@@ -110,6 +110,7 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
                 "archsearch. Pick another [study] name (or --study NAME)."
             )
         return
+    stored = SearchConfig.from_stored(stored).to_dict()  # a study stored before some keys existed gets their old meaning
     current = config.to_dict()
     changed = [f"[data] {k}" for k in sorted(set(stored["data"]) | set(current["data"])) if stored["data"].get(k) != current["data"].get(k)]
     stored_space = type(config.space).from_dict(stored["space"])

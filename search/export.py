@@ -117,7 +117,7 @@ def export_best(
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if CONFIG_ATTR not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {CONFIG_ATTR!r} attribute).")
-    config = SearchConfig.from_dict(study.user_attrs[CONFIG_ATTR])
+    config = SearchConfig.from_stored(study.user_attrs[CONFIG_ATTR])
     metric = study.user_attrs["metric"]
     chosen = _pick_trial(study, trial)
     preprocessing = Preprocessing.from_dict(study.user_attrs["preprocessing"])
@@ -139,6 +139,8 @@ def export_best(
                     "or the artifacts folder is elsewhere: pass --artifacts DIR). Export with --retrain to train it again."
                 ) from e
             state_dict = load_weights(weights_path)
+    # Norm layers hold weights of their own; replaying the trial's params says which it had.
+    normalization = config.space.sample(FixedTrial(chosen.params, chosen.number)).hyperparameters.normalization
     metadata = {
         "study": study_name,
         "trial": chosen.number,
@@ -157,6 +159,7 @@ def export_best(
         state_dict=state_dict,
         preprocessing=preprocessing,
         metadata=metadata,
+        normalization=normalization,
     )
 
 

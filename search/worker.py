@@ -76,7 +76,7 @@ def load_worker_study(
             f"Study {study_name!r} in {mask_url(url)!r} has no archsearch config; create it with "
             "`archsearch search CONFIG` before starting workers."
         )
-    config = SearchConfig.from_dict(plain.user_attrs[CONFIG_ATTR])
+    config = SearchConfig.from_stored(plain.user_attrs[CONFIG_ATTR])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = RetryHeartbeatStaleTrialCallback(max_retry=config.study.max_retry)
