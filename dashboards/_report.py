@@ -17,6 +17,7 @@ from archsearch.dashboards._base import depth_name
 from archsearch.dashboards._base import describe
 from archsearch.dashboards._base import fmt
 from archsearch.dashboards._base import ReportFigure
+from archsearch.storage import epoch_budget
 
 
 # Metrics on a 0-1 scale where "points" (hundredths) is the everyday unit.
@@ -136,7 +137,11 @@ def build_report(study: optuna.Study, *, knee_tolerance: float = 0.005) -> Repor
         training_figs.pruning(data),
     ]
     tables = [_notable_trials_table(data, knee_tolerance)]
-    return Report(study.study_name, _summary(data, knee_tolerance, figures), figures, tables)
+    summary = _summary(data, knee_tolerance, figures)
+    budget = epoch_budget(study)
+    if budget is not None and budget.too_short:
+        summary += f"\n- {budget.hint()}"
+    return Report(study.study_name, summary, figures, tables)
 
 
 def notable_trials(study: optuna.Study, *, knee_tolerance: float = 0.005) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from archsearch.storage._artifacts import (
     upload_weights,
 )
 from archsearch.storage._attrs import set_user_attrs
+from archsearch.storage._budget import EpochBudget, epoch_budget, still_improving
 from archsearch.storage._rdb import SQLITE_BUSY_TIMEOUT_S, make_storage
 from archsearch.storage._studies import (
     FINISHED_STATES,
@@ -22,6 +23,7 @@ from archsearch.storage._studies import (
 from archsearch.storage._url import StorageError, backend_of, default_artifact_dir, mask_url, sqlite_path
 
 __all__ = [
+    "EpochBudget",
     "FINISHED_STATES",
     "SQLITE_BUSY_TIMEOUT_S",
     "StorageError",
@@ -30,6 +32,7 @@ __all__ = [
     "default_artifact_dir",
     "download_weights",
     "drop_weights_beyond_best",
+    "epoch_budget",
     "finished_count",
     "heartbeat_ages",
     "make_storage",
@@ -39,6 +42,7 @@ __all__ = [
     "set_user_attrs",
     "sqlite_path",
     "state_counts",
+    "still_improving",
     "study_names",
     "study_status",
     "trial_state_counts",

@@ -8,6 +8,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
+from archsearch.storage._budget import epoch_budget
 from archsearch.storage._rdb import rdb_backend
 from archsearch.storage._url import StorageError, mask_url
 
@@ -106,6 +107,9 @@ def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = 
             f"  best trial {best.number}: val {metric} {best.value:.4f}, widths {best.user_attrs.get('widths')}, "
             f"{best.user_attrs.get('n_params', '?')} parameters"
         )
+        budget = epoch_budget(study)
+        if budget is not None and budget.too_short:
+            lines.append(f"  {budget.hint()}")
     else:
         lines.append("  no completed trial yet")
     return "\n".join(lines)
