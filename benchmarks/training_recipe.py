@@ -7,6 +7,7 @@ differ. The figure is the test accuracy of the best validation epoch, averaged o
 Usage:
     python benchmarks/training_recipe.py                       # digits and breast_cancer
     python benchmarks/training_recipe.py --csv phoneme.csv     # also a CSV with a `target` column
+    python benchmarks/training_recipe.py --no-builtin --csv phoneme.csv --only "constant, 100 epochs"
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ RECIPES = [
     ("cosine w0.05 + batch norm, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "normalization": "batch"}),
     ("cosine w0.05 + layer norm, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "normalization": "layer"}),
     ("cosine w0.05, 30 epochs", {"epochs": 30, "lr_schedule": "cosine", "warmup": 0.05}),
+    ("constant, 100 epochs, patience 8", {"epochs": 100, "patience": 8}),
+    ("cosine w0.05, lr 3e-3, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "lr": 3e-3}),
 ]
 
 
@@ -43,18 +46,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, action="append", default=[], help="a CSV with a 'target' column")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", action="append", default=[], help="run only the recipes with this exact name")
+    parser.add_argument("--no-builtin", action="store_true", help="skip digits and breast_cancer")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print_machine(machine_summary())
-    specs = [DataSpec(dataset="digits"), DataSpec(dataset="breast_cancer")]
+    specs = [] if args.no_builtin else [DataSpec(dataset="digits"), DataSpec(dataset="breast_cancer")]
     specs += [DataSpec(dataset=None, path=str(path.resolve()), task="classification") for path in args.csv]
     rows = []
     for spec in specs:
         data = load_data(spec)
         for name, fields in RECIPES:
+            if args.only and name not in args.only:
+                continue
             tests, epochs, started = [], [], time.perf_counter()
             for seed in range(args.seeds):
-                result = train_mlp(WIDTHS, [0.0] * len(WIDTHS), "relu", data, TrainSettings(**BASE, **fields, seed=seed))
+                result = train_mlp(WIDTHS, [0.0] * len(WIDTHS), "relu", data, TrainSettings(**{**BASE, **fields}, seed=seed))
                 tests.append(result.metrics["test_accuracy"])
                 epochs.append(result.best_epoch)
             rows.append([

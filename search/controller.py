@@ -110,7 +110,7 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
                 "archsearch. Pick another [study] name (or --study NAME)."
             )
         return
-    stored = SearchConfig.from_stored(stored).to_dict()  # a study stored before some keys existed gets their old meaning
+    stored = SearchConfig.from_stored(stored).to_dict()  # keys added since the study was stored get their old meaning
     current = config.to_dict()
     changed = [f"[data] {k}" for k in sorted(set(stored["data"]) | set(current["data"])) if stored["data"].get(k) != current["data"].get(k)]
     stored_space = type(config.space).from_dict(stored["space"])

@@ -47,12 +47,13 @@ class EpochBudget:
 
 
 def epoch_budget(study: optuna.Study) -> EpochBudget | None:
-    """Look at the best completed trials of an archsearch study; None without a stored epoch budget or a finished trial."""
+    """Count the best completed trials still improving at the cap; None without a stored budget or a completed trial."""
     epochs = study.user_attrs.get("archsearch_config", {}).get("train", {}).get("epochs")
     if not isinstance(epochs, int) or len(study.directions) != 1:
         return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "epochs_run" in t.user_attrs]
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    completed = [t for t in completed if "epochs_run" in t.user_attrs]
     best = sorted(completed, key=lambda t: t.value, reverse=maximize)[:N_BEST]
     if not best:
         return None

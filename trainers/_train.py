@@ -177,7 +177,13 @@ def train_mlp(
 
     generator = torch.Generator().manual_seed(settings.seed)  # weight init, then one shuffle per epoch
     model = build_mlp(
-        data.n_features, widths, dropouts, activation, data.n_outputs, generator=generator, normalization=settings.normalization
+        data.n_features,
+        widths,
+        dropouts,
+        activation,
+        data.n_outputs,
+        generator=generator,
+        normalization=settings.normalization,
     )
     model.to(device)
     optimizer = _make_optimizer(settings, model)
@@ -291,7 +297,7 @@ def _train_epoch(
 
 def _batches_per_epoch(n_rows: int, batch_size: int, normalization: str) -> int:
     n_batches = math.ceil(n_rows / batch_size)
-    # BatchNorm cannot normalize a batch of one row in training mode: that last row waits for the next epoch.
+    # BatchNorm cannot normalize a one-row batch in training mode: that row sits out (another one next epoch).
     if normalization == "batch" and n_rows % batch_size == 1 and n_rows > 1:
         n_batches -= 1
     return n_batches

@@ -95,3 +95,30 @@ def test_resuming_an_old_study_compares_against_its_old_training(tmp_path: Path)
     # The resume stored the config with its recipe keys, for workers that join later.
     stored = optuna.load_study(study_name="digits", storage=old.study.storage).user_attrs[CONFIG_ATTR]
     assert (stored["space"]["lr_schedule"], stored["train"]["warmup"]) == (["constant"], 0.0)
+
+
+@pytest.mark.timeout(300)
+def test_export_best_rebuilds_the_norm_layers_of_the_trial(tmp_path: Path) -> None:
+    """Check that a searched trial with batch norm exports with it, and the loaded model scores as the trial did."""
+    import json
+
+    import numpy as np
+
+    from archsearch.controller import run_search
+    from archsearch.export import export_best, load_model
+    from archsearch.trainers.data import load_data
+
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 1},
+        space={"layers": [1, 1], "width": [16, 16], "normalization": ["batch"], "lr_schedule": ["cosine"]},
+        train={"epochs": 2},
+    )
+    trial = run_search(config).best_trial
+    assert (trial.params["normalization"], trial.params["lr_schedule"]) == ("batch", "cosine")
+    out = export_best(config.study.storage, "digits", tmp_path / "model")
+    assert json.loads((out / "architecture.json").read_text())["normalization"] == "batch"
+    data = load_data(config.data)
+    labels = load_model(out).predict(data.raw_test)
+    accuracy = float(np.mean(labels == data.preprocessing.decode_labels(data.y_test)))
+    assert accuracy == pytest.approx(trial.user_attrs["test_accuracy"], abs=1e-9)
