@@ -38,6 +38,8 @@ RECIPES = [
     ("cosine w0.05 + layer norm, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "normalization": "layer"}),
     ("cosine w0.05, 30 epochs", {"epochs": 30, "lr_schedule": "cosine", "warmup": 0.05}),
     ("constant, 100 epochs, patience 8", {"epochs": 100, "patience": 8}),
+    ("constant, 100 epochs, patience 20", {"epochs": 100, "patience": 20}),
+    ("constant, lr 3e-3, 100 epochs", {"epochs": 100, "lr": 3e-3}),
     ("cosine w0.05, lr 3e-3, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "lr": 3e-3}),
 ]
 
