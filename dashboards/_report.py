@@ -12,10 +12,10 @@ import pandas as pd
 import archsearch.stats as an
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
-from archsearch.dashboards._base import depth_name
 from archsearch.dashboards._base import describe
 from archsearch.dashboards._base import ReportFigure
 from archsearch.stats import format_number
+from archsearch.storage import epoch_budget
 
 
 # The search's own linear model, named apart from the sensitivity analysis's "linear model with the centre's
@@ -141,7 +141,11 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         training_figs.pruning(data),
     ]
     tables = [_notable_trials_table(data, knee_tolerance)]
-    return Report(study.study_name, _summary(data, knee_tolerance, figures), figures, tables)
+    summary = _summary(data, knee_tolerance, figures)
+    budget = epoch_budget(study)
+    if budget is not None and budget.too_short:
+        summary += f"\n- {budget.hint()}"
+    return Report(study.study_name, summary, figures, tables)
 
 
 def notable_trials(study: optuna.Study, *, knee_tolerance: float | None = None) -> pd.DataFrame:

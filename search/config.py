@@ -133,6 +133,8 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast, CUDA only
     class_weight: str = "auto"  # auto: balanced when the metric is balanced_accuracy, else none
     num_threads: int | None = None  # torch threads per trial; None: torch's default
+    warmup: float = 0.05  # fraction of all steps spent rising linearly to lr, whatever the lr_schedule
+    grad_clip: float | None = None  # largest gradient norm at each step; None: no clipping
 
     def __post_init__(self) -> None:
         if not _is_int(self.epochs) or self.epochs < 1:
@@ -150,6 +152,10 @@ class TrainConfig:
             _fail("train", "class_weight", "one of auto, none, balanced", self.class_weight)
         if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
             _fail("train", "num_threads", "an int >= 1", self.num_threads)
+        if not _is_number(self.warmup) or not 0 <= self.warmup <= 0.5:
+            _fail("train", "warmup", "a float in [0, 0.5] (a fraction of all training steps)", self.warmup)
+        if self.grad_clip is not None and (not _is_number(self.grad_clip) or self.grad_clip <= 0):
+            _fail("train", "grad_clip", "a float > 0 (leave it out to disable clipping)", self.grad_clip)
 
     def resolved_class_weight(self, metric: str) -> str:
         if self.class_weight == "auto":
@@ -194,6 +200,17 @@ class SearchConfig:
             raise ConfigError(str(e)) from e
         return cls(study=study, data=data_spec, space=space, train=TrainConfig(**train_section))
 
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> SearchConfig:
+        """Build from the config kept in a study (`keys.CONFIG`), which may predate some keys.
+
+        A key the stored config lacks takes the value that reproduces how its trials were trained, not
+        today's default: studies stored before the training recipe knobs trained without them.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"A stored search config must be a table of sections. Got {type(data).__name__} instead.")
+        return cls.from_dict(_with_legacy_values(data))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able nested dict; `from_dict(to_dict())` gives an equal config."""
         return {
@@ -216,6 +233,22 @@ class SearchConfig:
         if metric not in allowed:
             _fail("study", "metric", f"one of {', '.join(allowed)} for a {task} task", metric)
         return metric
+
+
+# Keys added after studies were first stored, with the value that means "as before they existed".
+_LEGACY_VALUES = {
+    "space": {"lr_schedule": ["constant"], "label_smoothing": [0.0, 0.0], "normalization": ["none"]},
+    "train": {"warmup": 0.0, "grad_clip": None},
+}
+
+
+def _with_legacy_values(data: dict[str, Any]) -> dict[str, Any]:
+    filled = dict(data)
+    for section, values in _LEGACY_VALUES.items():
+        stored = filled.get(section, {})
+        if isinstance(stored, dict):
+            filled[section] = {**values, **stored}
+    return filled
 
 
 def load_config(path: str | Path) -> SearchConfig:

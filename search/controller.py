@@ -48,7 +48,7 @@ class OpenedStudy:
 
 
 # [train] keys that change what a trial's value means; other [study]/[train] keys may change on resume.
-_COMPARABILITY_TRAIN_KEYS = ("epochs", "patience", "class_weight")
+_COMPARABILITY_TRAIN_KEYS = ("epochs", "patience", "class_weight", "warmup", "grad_clip")
 
 
 def stored_config(config: SearchConfig) -> dict:
@@ -67,6 +67,7 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
                 "archsearch. Pick another [study] name (or --study NAME)."
             )
         return
+    stored = SearchConfig.from_stored(stored).to_dict()  # keys added since the study was stored get their old meaning
     current = config.to_dict()
     changed = [f"[data] {k}" for k in sorted(set(stored["data"]) | set(current["data"])) if stored["data"].get(k) != current["data"].get(k)]
     stored_space = type(config.space).from_dict(stored["space"])
@@ -121,7 +122,7 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
         record_fingerprint(study, data)
         # Settings that may change on resume (n_trials, timeout, sampler, device, ...) are stored, so that
         # workers joining later follow them; newly listed baselines are tried first.
-        before = SearchConfig.from_dict(study.user_attrs[keys.CONFIG]).space.baselines
+        before = SearchConfig.from_stored(study.user_attrs[keys.CONFIG]).space.baselines
         study.set_user_attr(keys.CONFIG, stored_config(config))
         new = [widths for widths in config.space.baselines if widths not in before]
         if new:

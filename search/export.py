@@ -114,7 +114,7 @@ def export_best(
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if keys.CONFIG not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
-    config = SearchConfig.from_dict(study.user_attrs[keys.CONFIG])
+    config = SearchConfig.from_stored(study.user_attrs[keys.CONFIG])
     metric = study.user_attrs["metric"]
     chosen = _pick_trial(study, trial)
     preprocessing = Preprocessing.from_dict(study.user_attrs["preprocessing"])
@@ -147,6 +147,8 @@ def export_best(
                 "was trained on data other than the study's (the data changed between runs); export another trial "
                 "with --trial N."
             )
+    # Norm layers hold weights of their own; replaying the trial's params says which it had.
+    normalization = config.space.sample(FixedTrial(chosen.params, chosen.number)).hyperparameters.normalization
     metadata = {
         "study": study_name,
         "trial": chosen.number,
@@ -165,6 +167,7 @@ def export_best(
         state_dict=state_dict,
         preprocessing=preprocessing,
         metadata=metadata,
+        normalization=normalization,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from archsearch.storage import finished_count, heartbeat_ages, keys, mask_url, open_study, state_counts
+from archsearch.storage import epoch_budget, finished_count, heartbeat_ages, keys, mask_url, open_study, state_counts
 
 __all__ = ["study_status"]
 
@@ -37,6 +37,9 @@ def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = 
             f"  best trial {best.number}: val {metric} {best.value:.4f}, widths {best.user_attrs.get(keys.WIDTHS)}, "
             f"{best.user_attrs.get(keys.N_PARAMS, '?')} parameters"
         )
+        budget = epoch_budget(study)
+        if budget is not None and budget.too_short:
+            lines.append(f"  {budget.hint()}")
     else:
         lines.append("  no completed trial yet")
     return "\n".join(lines)

@@ -5,8 +5,11 @@ from archsearch.spaces._candidate import Architecture
 from archsearch.spaces._candidate import Candidate
 from archsearch.spaces._candidate import classify_shape
 from archsearch.spaces._candidate import Hyperparameters
+from archsearch.spaces._candidate import LR_SCHEDULES
+from archsearch.spaces._candidate import NORMALIZATIONS
 from archsearch.spaces._candidate import OPTIMIZERS
 from archsearch.spaces._mlp import FUNNELS
+from archsearch.spaces._mlp import LABEL_SMOOTHING_STEP
 from archsearch.spaces._mlp import MLPSpace
 from archsearch.spaces._mlp import SHAPES
 from archsearch.spaces._neighbours import across_sizes_neighbours
@@ -30,8 +33,11 @@ __all__ = [
     "Hyperparameters",
     "InvalidSpaceError",
     "LINEAR_NEIGHBOUR",
+    "LABEL_SMOOTHING_STEP",
+    "LR_SCHEDULES",
     "MLPSpace",
     "NEIGHBOUR_KINDS",
+    "NORMALIZATIONS",
     "Neighbour",
     "OPTIMIZERS",
     "SHAPES",

@@ -22,6 +22,9 @@ from archsearch.spaces._validation import is_sequence
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "leaky_relu", "elu")
 # "sgd" is SGD with Nesterov momentum 0.9; plain SGD is rarely competitive on MLPs.
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# The trainer's names (archsearch.trainers), repeated because spaces import nothing of ours.
+LR_SCHEDULES = ("constant", "cosine", "onecycle")
+NORMALIZATIONS = ("none", "batch", "layer")
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,21 @@ class Hyperparameters:
         weight_decay: Decoupled (AdamW) or L2 (Adam, SGD) weight decay, >= 0.
         batch_size: Examples per step, >= 1.
         optimizer: One of :data:`OPTIMIZERS`.
+        lr_schedule: One of :data:`LR_SCHEDULES`, stepped per batch over the whole epoch budget.
+        label_smoothing: Cross-entropy label smoothing in ``[0, 0.5)``; classification only.
+        normalization: One of :data:`NORMALIZATIONS`, a norm layer after each hidden ``Linear``.
+
+    The last three default to training as archsearch did before they existed, so candidates stored
+    without them mean what they meant then.
     """
 
     lr: float
     weight_decay: float
     batch_size: int
     optimizer: str
+    lr_schedule: str = "constant"
+    label_smoothing: float = 0.0
+    normalization: str = "none"
 
     def __post_init__(self) -> None:
         owner = "Hyperparameters"
@@ -113,6 +125,15 @@ class Hyperparameters:
         )
         object.__setattr__(self, "batch_size", check_int(owner, "batch_size", self.batch_size, low=1))
         check_name(owner, "optimizer", self.optimizer, OPTIMIZERS)
+        check_name(owner, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        object.__setattr__(
+            self,
+            "label_smoothing",
+            check_float(
+                owner, "label_smoothing", self.label_smoothing, "a float in [0, 0.5)", lambda v: 0 <= v < 0.5
+            ),
+        )
+        check_name(owner, "normalization", self.normalization, NORMALIZATIONS)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict, the inverse of :meth:`from_dict`."""
@@ -149,12 +170,15 @@ class Candidate:
 
 
 def _fields_of(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    names = tuple(f.name for f in dataclasses.fields(cls))
+    fields = dataclasses.fields(cls)
+    names = tuple(f.name for f in fields)
     check_keys(cls.__name__, data, names)
-    missing = [name for name in names if name not in data]
+    # A field with a default was added later: data written before it may lack it.
+    required = tuple(f.name for f in fields if f.default is dataclasses.MISSING)
+    missing = [name for name in required if name not in data]
     if missing:
         raise InvalidSpaceError(
-            f"Missing key {missing[0]!r} in {cls.__name__}; required keys are: {', '.join(names)}."
+            f"Missing key {missing[0]!r} in {cls.__name__}; required keys are: {', '.join(required)}."
         )
     return dict(data)
 

@@ -15,6 +15,8 @@ from archsearch.spaces._candidate import ACTIVATIONS
 from archsearch.spaces._candidate import Architecture
 from archsearch.spaces._candidate import Candidate
 from archsearch.spaces._candidate import Hyperparameters
+from archsearch.spaces._candidate import LR_SCHEDULES
+from archsearch.spaces._candidate import NORMALIZATIONS
 from archsearch.spaces._candidate import OPTIMIZERS
 from archsearch.spaces._validation import check_bool
 from archsearch.spaces._validation import check_choices
@@ -40,6 +42,7 @@ SHAPES = ("free", "uniform", "funnel")
 MAX_LAYERS = 64
 MAX_WIDTH = 65536
 FUNNELS = ("geometric", "linear")
+LABEL_SMOOTHING_STEP = 0.01  # a grid, so that 0.0 (no smoothing) is reachable exactly
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,10 @@ class MLPSpace:
     Every field is validated at construction; lists are stored as tuples. A range with ``low == high``
     is still suggested to Optuna (as a single-value distribution), so ``trial.params`` always holds the
     whole candidate and :meth:`fixed_params` can always pin it. Only a feature switched off adds no
-    parameter: ``dropout=(0.0, 0.0)`` (no Dropout layers) and ``weight_decay=(0.0, 0.0)``.
+    parameter: ``dropout=(0.0, 0.0)`` (no Dropout layers), ``weight_decay=(0.0, 0.0)``,
+    ``lr_schedule=("constant",)``, ``label_smoothing=(0.0, 0.0)`` and ``normalization=("none",)``. So
+    trials of studies made before the last three existed hold none of their parameters, and replaying
+    their params through a space with those values gives the candidate they trained.
 
     Parameters sampled, in this order (``i < n_layers``):
 
@@ -65,6 +71,10 @@ class MLPSpace:
       ``weight_decay`` (log scale, from ``weight_decay_min``) if true; ``weight_decay`` alone (log
       scale) when ``weight_decay[0] > 0``.
     - ``batch_size``, ``optimizer`` (categorical).
+    - ``lr_schedule`` (categorical), unless it is ``("constant",)``.
+    - ``label_smoothing`` on a grid of :data:`LABEL_SMOOTHING_STEP`, unless it is ``(0.0, 0.0)``.
+      The trainer applies it to classification only (see ``archsearch`` ``train_settings``).
+    - ``normalization`` (categorical), only for 1 layer or more, unless it is ``("none",)``.
 
     Args:
         layers: Range of the number of hidden layers, inclusive; 0 is a linear (softmax) model.
@@ -83,6 +93,12 @@ class MLPSpace:
         weight_decay_min: Smallest non-zero weight decay when ``weight_decay[0]`` is 0.
         batch_size: Batch size choices.
         optimizer: Optimizer choices, from :data:`OPTIMIZERS`.
+        lr_schedule: Learning-rate schedule choices, from :data:`LR_SCHEDULES`: ``"constant"``,
+            ``"cosine"`` (cosine decay to 0) or ``"onecycle"`` (linear decay to 0), each after the
+            ``[train]`` warm-up, over the whole epoch budget.
+        label_smoothing: Range of the cross-entropy label smoothing, in ``[0, 0.5)``; its span must be
+            a multiple of :data:`LABEL_SMOOTHING_STEP`.
+        normalization: Norm layer choices after each hidden ``Linear``, from :data:`NORMALIZATIONS`.
         baselines: Hidden widths of architectures to try first (see :meth:`fixed_params`); each must fit
             ``layers`` and, for shape ``"uniform"``, have equal widths.
 
@@ -110,6 +126,10 @@ class MLPSpace:
     weight_decay_min: float = 1e-6
     batch_size: tuple[int, ...] = (64, 128, 256)
     optimizer: tuple[str, ...] = ("adam", "adamw")
+    # Chosen from BENCHMARKS.md "Training recipe defaults"; the values meaning "off" are in the docstring.
+    lr_schedule: tuple[str, ...] = ("constant", "cosine")
+    label_smoothing: tuple[float, float] = (0.0, 0.2)
+    normalization: tuple[str, ...] = ("none", "batch", "layer")
     baselines: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
@@ -165,6 +185,20 @@ class MLPSpace:
         set_("optimizer", check_choices(
             o, "optimizer", self.optimizer, f"names from {listing(OPTIMIZERS)}", OPTIMIZERS.__contains__
         ))
+        set_("lr_schedule", check_choices(
+            o, "lr_schedule", self.lr_schedule, f"names from {listing(LR_SCHEDULES)}", LR_SCHEDULES.__contains__
+        ))
+        set_("label_smoothing", check_float_range(
+            o, "label_smoothing", self.label_smoothing, "0 <= low <= high < 0.5", lambda lo, hi: 0 <= lo <= hi < 0.5
+        ))
+        low, high = (Decimal(str(end)) for end in self.label_smoothing)
+        if (high - low) % Decimal(str(LABEL_SMOOTHING_STEP)):
+            rule = f"a pair of floats (low, high) whose span is a multiple of {LABEL_SMOOTHING_STEP}"
+            raise error(o, "label_smoothing", rule, self.label_smoothing)
+        set_("normalization", check_choices(
+            o, "normalization", self.normalization, f"names from {listing(NORMALIZATIONS)}",
+            NORMALIZATIONS.__contains__,
+        ))
         if not is_sequence(self.baselines):
             raise error(o, "baselines", "a list of width lists", self.baselines)
         set_("baselines", tuple(
@@ -202,6 +236,7 @@ class MLPSpace:
             weight_decay=self._sample_weight_decay(trial),
             batch_size=trial.suggest_categorical("batch_size", self.batch_size),
             optimizer=trial.suggest_categorical("optimizer", self.optimizer),
+            **self._sample_recipe(trial, n_layers),
         )
         return Candidate(architecture=architecture, hyperparameters=hyperparameters)
 
@@ -314,6 +349,21 @@ class MLPSpace:
                 return 0.0
             low = self.weight_decay_min
         return trial.suggest_float("weight_decay", low, high, log=True)
+
+
+    def _sample_recipe(self, trial: BaseTrial, n_layers: int) -> dict[str, Any]:
+        """The training recipe; a value that is switched off is not suggested (see the class docstring)."""
+        recipe: dict[str, Any] = {}
+        if self.lr_schedule != ("constant",):
+            recipe["lr_schedule"] = trial.suggest_categorical("lr_schedule", self.lr_schedule)
+        if self.label_smoothing != (0.0, 0.0):
+            recipe["label_smoothing"] = trial.suggest_float(
+                "label_smoothing", *self.label_smoothing, step=LABEL_SMOOTHING_STEP
+            )
+        # A linear model has no hidden layer to normalize.
+        if n_layers and self.normalization != ("none",):
+            recipe["normalization"] = trial.suggest_categorical("normalization", self.normalization)
+        return recipe
 
 
 class _ParamProbe:

@@ -8,6 +8,7 @@ from archsearch.storage._artifacts import (
     upload_weights,
 )
 from archsearch.storage._attrs import annotate_finished_trial, set_user_attrs
+from archsearch.storage._budget import EpochBudget, epoch_budget, still_improving
 from archsearch.storage._rdb import SQLITE_BUSY_TIMEOUT_S, make_storage
 from archsearch.storage._retry import DB_RETRY_SECONDS, DatabaseUnavailable, RetryingRDBStorage, is_transient, with_retry
 from archsearch.storage._studies import (
@@ -26,6 +27,7 @@ __all__ = [
     "keys",
     "DB_RETRY_SECONDS",
     "DatabaseUnavailable",
+    "EpochBudget",
     "FINISHED_STATES",
     "RetryingRDBStorage",
     "SQLITE_BUSY_TIMEOUT_S",
@@ -35,6 +37,7 @@ __all__ = [
     "default_artifact_dir",
     "download_weights",
     "drop_weights_beyond_best",
+    "epoch_budget",
     "finished_count",
     "heartbeat_ages",
     "is_transient",
@@ -46,6 +49,7 @@ __all__ = [
     "sqlite_path",
     "state_counts",
     "study_file_stem",
+    "still_improving",
     "study_names",
     "trial_state_counts",
     "upload_weights",

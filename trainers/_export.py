@@ -62,6 +62,7 @@ def export_model(
     state_dict: dict[str, torch.Tensor],
     preprocessing: Preprocessing,
     metadata: dict[str, Any],
+    normalization: str = "none",
 ) -> Path:
     """Write `architecture.json`, `model.pt` and `model.pt2` into `out_dir` (created if needed).
 
@@ -74,6 +75,7 @@ def export_model(
         preprocessing: The data's preprocessing, baked into the exported program.
         metadata: JSON-serializable facts to keep with the model (metric values, trial number, study
             name, archsearch version, ...), stored under the key "metadata".
+        normalization: The norm layer after each hidden Linear, see `build_mlp`.
 
     Returns:
         The model folder.
@@ -91,6 +93,7 @@ def export_model(
         "widths": [int(w) for w in widths],
         "dropouts": [float(p) for p in dropouts],
         "activation": activation,
+        "normalization": normalization,
         "n_inputs": n_inputs,
         "n_outputs": n_outputs,
         "task": preprocessing.task,
@@ -102,9 +105,9 @@ def export_model(
         architecture_text = json.dumps(architecture, indent=2, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise ExportError(f"The model's metadata must be JSON-serializable with finite numbers: {e}") from e
-    mlp = build_mlp(n_inputs, widths, dropouts, activation, n_outputs)
+    mlp = build_mlp(n_inputs, widths, dropouts, activation, n_outputs, normalization=normalization)
     mlp.load_state_dict(state_dict)
-    deployed = _DeployedMLP(mlp, preprocessing).eval()  # eval: dropout must not reach the program
+    deployed = _DeployedMLP(mlp, preprocessing).eval()  # eval: dropout and batch statistics must not reach the program
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -205,6 +208,8 @@ def load_model(path: str | Path) -> Predictor:
             architecture["dropouts"],
             architecture["activation"],
             architecture["n_outputs"],
+            # Folders written before normalization existed lack the key; their networks had none.
+            normalization=architecture.get("normalization", "none"),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ExportError(f"'{architecture_path}' does not describe a valid model: {e}") from e

@@ -16,6 +16,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "elu": nn.ELU,
 }
+NORMALIZATIONS = ("none", "batch", "layer")
 
 
 def build_mlp(
@@ -26,8 +27,9 @@ def build_mlp(
     n_outputs: int,
     *,
     generator: torch.Generator | None = None,
+    normalization: str = "none",
 ) -> nn.Sequential:
-    """Build `Linear -> activation [-> Dropout]` per hidden layer, then a final `Linear`.
+    """Build `Linear [-> norm] -> activation [-> Dropout]` per hidden layer, then a final `Linear`.
 
     A Dropout module is added only where its probability is > 0, and zero hidden layers give a single
     Linear (a linear or logistic model).
@@ -41,6 +43,9 @@ def build_mlp(
         generator: When given, every weight and bias is drawn from it (with PyTorch's default
             distribution) and the global random state is left untouched, so two models built from
             equally seeded generators are identical even when other code draws random numbers meanwhile.
+        normalization: One of `NORMALIZATIONS`: "batch" (BatchNorm1d) or "layer" (LayerNorm) adds a norm
+            layer after each hidden Linear; "none" adds nothing, so module indices and weight names stay those
+            of networks built before this option existed.
 
     Returns:
         The network on CPU, in training mode.
@@ -55,10 +60,18 @@ def build_mlp(
         )
     """
     _check_architecture(n_inputs, widths, dropouts, activation, n_outputs)
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"The 'normalization' parameter of build_mlp must be one of {list(NORMALIZATIONS)}. "
+            f"Got {normalization!r} instead."
+        )
     layers: list[nn.Module] = []
     fan_in = n_inputs
     for width, p in zip(widths, dropouts):
-        layers += [_linear(fan_in, width, generator), ACTIVATIONS[activation]()]
+        layers.append(_linear(fan_in, width, generator))
+        if normalization != "none":
+            layers.append(nn.BatchNorm1d(width) if normalization == "batch" else nn.LayerNorm(width))
+        layers.append(ACTIVATIONS[activation]())
         if p > 0:
             layers.append(nn.Dropout(p))
         fan_in = width

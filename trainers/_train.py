@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.trainers._model import build_mlp, count_parameters
+from archsearch.trainers._model import NORMALIZATIONS, build_mlp, count_parameters
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import (
     CLASSIFICATION_METRICS,
@@ -31,6 +31,7 @@ from archsearch.trainers.metrics import (
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 CLASS_WEIGHTS = ("none", "balanced")
+LR_SCHEDULES = ("constant", "cosine", "onecycle")
 EVAL_BATCH_SIZE = 8192
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -56,6 +57,11 @@ class TrainSettings:
     class_weight: Literal["none", "balanced"] = "none"
     num_threads: int | None = None  # torch.set_num_threads for the process, when given
     keep_last: bool = False  # keep the last epoch's weights, not the best validation epoch's (retraining on train+val)
+    lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant"  # stepped per batch over all `epochs`
+    warmup: float = 0.0  # fraction of all steps spent rising linearly to `lr`, for every schedule
+    label_smoothing: float = 0.0  # classification only
+    grad_clip: float | None = None  # largest gradient norm over all parameters at each step
+    normalization: Literal["none", "batch", "layer"] = "none"  # a norm layer after each hidden Linear
 
     def __post_init__(self) -> None:
         rules = (
@@ -84,6 +90,20 @@ class TrainSettings:
                 self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1),
                 "an int >= 1 or None",
             ),
+            ("lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {list(LR_SCHEDULES)}"),
+            ("warmup", _is_real(self.warmup) and 0 <= self.warmup <= 0.5, "a float in [0, 0.5]"),
+            (
+                "label_smoothing",
+                _is_real(self.label_smoothing) and 0 <= self.label_smoothing < 0.5,
+                "a float in [0, 0.5)",
+            ),
+            (
+                "grad_clip",
+                self.grad_clip is None
+                or (_is_real(self.grad_clip) and math.isfinite(self.grad_clip) and self.grad_clip > 0),
+                "a float > 0 or None",
+            ),
+            ("normalization", self.normalization in NORMALIZATIONS, f"one of {list(NORMALIZATIONS)}"),
         )
         for name, ok, rule in rules:
             if not ok:
@@ -144,15 +164,33 @@ def train_mlp(
     _check_metric(settings.metric, data.task)
     if len(data.x_val) == 0:
         raise ValueError("train_mlp needs a non-empty validation split to measure the metric each epoch.")
+    if data.task == "regression" and settings.label_smoothing > 0:
+        raise ValueError(
+            f"TrainSettings.label_smoothing is {settings.label_smoothing!r} but label smoothing applies to "
+            "classification only; use 0.0 for regression."
+        )
+    if settings.normalization == "batch" and len(data.x_train) < 2:
+        raise ValueError("normalization 'batch' needs at least 2 training rows to compute batch statistics.")
     device = _resolve_device(settings.device)
     if settings.num_threads is not None:
         torch.set_num_threads(settings.num_threads)
 
     generator = torch.Generator().manual_seed(settings.seed)  # weight init, then one shuffle per epoch
-    model = build_mlp(data.n_features, widths, dropouts, activation, data.n_outputs, generator=generator)
+    model = build_mlp(
+        data.n_features,
+        widths,
+        dropouts,
+        activation,
+        data.n_outputs,
+        generator=generator,
+        normalization=settings.normalization,
+    )
     model.to(device)
     optimizer = _make_optimizer(settings, model)
-    loss_fn = _make_loss(data, settings.class_weight, device)
+    loss_fn = _make_loss(data, settings.class_weight, settings.label_smoothing, device)
+    # The schedule spans the whole budget, so a run stopped early was on the same schedule as a full one.
+    steps_per_epoch = _batches_per_epoch(len(data.x_train), settings.batch_size, settings.normalization)
+    total_steps = settings.epochs * steps_per_epoch
     use_bf16 = settings.bf16 and device.type == "cuda"
     x = {split: _tensor(getattr(data, f"x_{split}"), torch.float32, device) for split in ("train", "val", "test")}
     y_train = _tensor(data.y_train, torch.int64 if data.task == "classification" else torch.float32, device)
@@ -168,8 +206,9 @@ def train_mlp(
     epoch = 0
     with _seeded_dropout(settings.seed, device):
         for epoch in range(1, settings.epochs + 1):
+            first_step = (epoch - 1) * steps_per_epoch
             loss = _train_epoch(
-                model, optimizer, loss_fn, x["train"], y_train, settings.batch_size, generator, use_bf16
+                model, optimizer, loss_fn, x["train"], y_train, generator, use_bf16, settings, first_step, total_steps
             )
             if not math.isfinite(loss):
                 status, reason = "diverged", f"loss became {loss} at epoch {epoch}"
@@ -221,23 +260,31 @@ def _train_epoch(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     y: torch.Tensor,
-    batch_size: int,
     generator: torch.Generator,
     use_bf16: bool,
+    settings: TrainSettings,
+    first_step: int,
+    total_steps: int,
 ) -> float:
     """One pass over the shuffled training rows; returns the mean loss."""
     model.train()
-    n_rows = x.shape[0]
+    n_rows, batch_size = x.shape[0], settings.batch_size
     # Drawn on CPU so that the batch order is the same on every device.
     order = torch.randperm(n_rows, generator=generator).to(x.device)  # (n_rows,)
     # One gather per epoch; the batches are then views, not two index copies per step.
     x, y = x[order], y[order]  # (n_rows, n_features), (n_rows,)
+    scheduled = settings.lr_schedule != "constant" or settings.warmup > 0
     losses, sizes = [], []
-    for start in range(0, n_rows, batch_size):
+    for batch in range(_batches_per_epoch(n_rows, batch_size, settings.normalization)):
+        start = batch * batch_size
+        if scheduled:
+            _set_lr(optimizer, settings.lr * _lr_factor(first_step + batch, total_steps, settings))
         with _autocast(x.device, use_bf16):
             loss = loss_fn(model(x[start : start + batch_size]), y[start : start + batch_size])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if settings.grad_clip is not None:
+            _clip_gradients(model, settings.grad_clip)
         optimizer.step()
         losses.append(loss.detach())
         sizes.append(min(batch_size, n_rows - start))
@@ -245,7 +292,42 @@ def _train_epoch(
         return math.nan
     # Weighting the batch losses once per epoch saves two tensor ops per step.
     weights = torch.tensor(sizes, dtype=torch.float32, device=x.device)  # (n_batches,)
-    return (torch.stack(losses).float() @ weights / n_rows).item()  # the epoch's only host sync
+    return (torch.stack(losses).float() @ weights / sum(sizes)).item()  # the epoch's only host sync
+
+
+def _batches_per_epoch(n_rows: int, batch_size: int, normalization: str) -> int:
+    n_batches = math.ceil(n_rows / batch_size)
+    # BatchNorm cannot normalize a one-row batch in training mode: that row sits out (another one next epoch).
+    if normalization == "batch" and n_rows % batch_size == 1 and n_rows > 1:
+        n_batches -= 1
+    return n_batches
+
+
+def _lr_factor(step: int, total_steps: int, settings: TrainSettings) -> float:
+    """The multiple of `settings.lr` for the 0-based `step` of a run of `total_steps` optimizer steps.
+
+    A linear warm-up over the first `warmup` fraction of the steps (reaching 1 at its last step), then
+    1 ("constant"), a cosine from 1 towards 0 ("cosine") or a straight line from 1 towards 0 ("onecycle").
+    """
+    warmup_steps = round(settings.warmup * total_steps)
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if settings.lr_schedule == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)  # in [0, 1)
+    if settings.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0 - progress
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _clip_gradients(model: nn.Module, max_norm: float) -> None:
+    # One norm over all parameters (not per layer), so clipping keeps the update's direction.
+    nn.utils.clip_grad_norm_(model.parameters(), max_norm)
 
 
 def _split_metrics(
@@ -264,7 +346,7 @@ def _split_metrics(
 
 
 def _make_loss(
-    data: PreparedData, class_weight: str, device: torch.device
+    data: PreparedData, class_weight: str, label_smoothing: float, device: torch.device
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if data.task == "regression":
         return lambda out, y: F.mse_loss(out.squeeze(1), y)  # out (batch, 1), y (batch,)
@@ -274,7 +356,7 @@ def _make_loss(
         # n / (k * count_c), as scikit-learn's "balanced"; a class absent from training gets 0.
         balanced = np.where(counts > 0, len(data.y_train) / (data.n_outputs * np.maximum(counts, 1)), 0.0)
         weight = torch.tensor(balanced, dtype=torch.float32, device=device)
-    return lambda out, y: F.cross_entropy(out, y, weight=weight)
+    return lambda out, y: F.cross_entropy(out, y, weight=weight, label_smoothing=label_smoothing)
 
 
 def _make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Optimizer:

@@ -16,9 +16,14 @@ from archsearch.config import SearchConfig
 from archsearch.spaces import Candidate
 from archsearch.storage import drop_weights_beyond_best, keys, open_artifact_store, set_user_attrs, upload_weights
 from archsearch.trainers.data import PreparedData
+from archsearch.trainers.metrics import REGRESSION_METRICS
 
 __all__ = ["Objective", "TotalReached", "train_and_record", "train_settings"]
 
+
+
+# The Hyperparameters fields that reach TrainSettings under their own name, beyond the four of every trial.
+RECIPE_KEYS = ("lr_schedule", "label_smoothing", "normalization")
 
 
 class TotalReached(Exception):
@@ -44,7 +49,14 @@ def train_settings(config: SearchConfig, metric: str, hyperparameters: Mapping[s
         "bf16": train.bf16,
         "class_weight": train.resolved_class_weight(metric),
         "num_threads": train.num_threads,
+        "warmup": train.warmup,
+        "grad_clip": train.grad_clip,
     }
+    # Sensitivity jobs and candidates stored before the training recipe knobs lack them: TrainSettings'
+    # defaults then train as those runs did.
+    values.update({k: hyperparameters[k] for k in RECIPE_KEYS if k in hyperparameters})
+    if metric in REGRESSION_METRICS:
+        values["label_smoothing"] = 0.0  # smoothing spreads probability over classes; a regression has none
     # None keeps the study's value, except for patience, where None means "no early stopping".
     values.update({k: v for k, v in overrides.items() if v is not None or k == "patience"})
     return TrainSettings(**values)

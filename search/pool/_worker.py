@@ -154,7 +154,7 @@ def load_worker_study(
             f"Study {study_name!r} in {mask_url(url)!r} has no archsearch config; create it with "
             "`archsearch search CONFIG` before starting workers."
         )
-    config = SearchConfig.from_dict(plain.user_attrs[keys.CONFIG])
+    config = SearchConfig.from_stored(plain.user_attrs[keys.CONFIG])
     storage = worker_storage(url, config, wait_for_database=wait_for_database)
     study = optuna.load_study(study_name=study_name, storage=storage)
     use_worker_sampler(study, config, seed_salt=seed_salt)

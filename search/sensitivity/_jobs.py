@@ -33,6 +33,7 @@ LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, Trial
 JOB_KEYS = (
     keys.JOB_ID, "centre_trial", "kind", "change", "key", "layer", "delta_units", "seed", "widths", "dropouts",
     "activation", "depth", "n_params", "delta_params", "lr", "weight_decay", "batch_size", "optimizer",
+    "lr_schedule", "label_smoothing", "normalization",
 )  # fmt: skip
 
 
@@ -159,7 +160,8 @@ class SensitivityObjective:
         held = {t.user_attrs.get(keys.JOB_ID) for t in trials if t.state in LIVE_STATES}
         for failed in trials:
             if failed.state == TrialState.FAIL and failed.user_attrs.get(keys.JOB_ID) not in (None, *held):
-                job = {key: failed.user_attrs[key] for key in JOB_KEYS}
+                # Jobs planned before the training recipe knobs lack their keys, and trained without them.
+                job = {key: failed.user_attrs[key] for key in JOB_KEYS if key in failed.user_attrs}
                 for key, value in job.items():
                     trial.set_user_attr(key, value)
                 return job

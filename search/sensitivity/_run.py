@@ -197,7 +197,7 @@ def _parent_config(parent: optuna.Study) -> SearchConfig:
         raise SensitivityError(
             f"Study {name!r} has no archsearch config; analyse a study created by `archsearch search CONFIG`."
         )
-    return SearchConfig.from_dict(parent.user_attrs[keys.CONFIG])
+    return SearchConfig.from_stored(parent.user_attrs[keys.CONFIG])
 
 
 def _choose_centres(

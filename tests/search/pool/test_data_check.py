@@ -14,7 +14,7 @@ from archsearch.config import ConfigError, SearchConfig
 from archsearch.controller import open_search_study, run_search
 from archsearch.export import ExportError, export_best
 from archsearch.pool import WorkerSlot
-from archsearch.storage import WEIGHTS_ATTR, default_artifact_dir
+from archsearch.storage import default_artifact_dir, keys
 from archsearch.pool import run_worker
 
 FINGERPRINT_ATTR = "data_fingerprint"
@@ -99,7 +99,7 @@ def test_export_names_the_trial_whose_weights_do_not_fit_or_cannot_be_read(tmp_p
     study.set_user_attr("preprocessing", preprocessing)
     with pytest.raises(ExportError, match=rf"The stored weights of trial {trial.number} do not fit study 'rows': the output layer is .* -> 3 where the study's architecture has .* -> 2"):
         export_best(config.study.storage, "rows", tmp_path / "out")
-    artifact = default_artifact_dir(config.study.storage) / trial.user_attrs[WEIGHTS_ATTR]
+    artifact = default_artifact_dir(config.study.storage) / trial.user_attrs[keys.WEIGHTS]
     artifact.write_bytes(b"garbage, not a torch file")
     with pytest.raises(ExportError, match=rf"The stored weights of trial {trial.number} cannot be read: '.*' is not a readable weights file \(corrupt or truncated\)"):
         export_best(config.study.storage, "rows", tmp_path / "out")

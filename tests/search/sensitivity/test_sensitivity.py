@@ -50,6 +50,7 @@ def _search_config(folder: Path) -> SearchConfig:
         "space": {
             "layers": [1, 1], "width": [2, 128], "dropout": [0.0, 0.0], "activation": ["relu"], "lr": [0.01, 0.01],
             "weight_decay": [0.0, 0.0], "batch_size": [64], "optimizer": ["adam"], "baselines": [[8], [32]],
+            "lr_schedule": ["constant"], "label_smoothing": [0.0, 0.0], "normalization": ["none"],
         },
         # One thread per run: two threads on a tiny MLP only wait for each other on a shared machine.
         "train": {"epochs": 10, "patience": 5, "device": "cpu", "num_threads": 1},
