@@ -26,11 +26,14 @@ def build_mlp(
     n_outputs: int,
     *,
     generator: torch.Generator | None = None,
+    embedding: nn.Module | None = None,
 ) -> nn.Sequential:
     """Build `Linear -> activation [-> Dropout]` per hidden layer, then a final `Linear`.
 
     A Dropout module is added only where its probability is > 0, and zero hidden layers give a single
-    Linear (a linear or logistic model).
+    Linear (a linear or logistic model). An `embedding` goes first, feeding its `out_features` values to
+    the first Linear; the trainer allows it with zero hidden layers too (the model is then additive in
+    learned per-feature functions, no longer linear), while the search keeps its depth-0 model plain.
 
     Args:
         n_inputs: Number of input features.
@@ -41,6 +44,7 @@ def build_mlp(
         generator: When given, every weight and bias is drawn from it (with PyTorch's default
             distribution) and the global random state is left untouched, so two models built from
             equally seeded generators are identical even when other code draws random numbers meanwhile.
+        embedding: An input encoding with an `out_features` attribute, e.g. from `build_embedding`.
 
     Returns:
         The network on CPU, in training mode.
@@ -55,8 +59,8 @@ def build_mlp(
         )
     """
     _check_architecture(n_inputs, widths, dropouts, activation, n_outputs)
-    layers: list[nn.Module] = []
-    fan_in = n_inputs
+    layers: list[nn.Module] = [] if embedding is None else [embedding]
+    fan_in = n_inputs if embedding is None else embedding.out_features
     for width, p in zip(widths, dropouts):
         layers += [_linear(fan_in, width, generator), ACTIVATIONS[activation]()]
         if p > 0:
