@@ -46,7 +46,7 @@ SCALINGS = ("standard", "robust", "quantile")
 # dominate the first layer, and the quantile transform's tails (norm.ppf of 0 or 1) stay finite.
 CLIP = 5.0
 # Training quantiles kept per numeric feature for "quantile": every percentile. More buys nothing an MLP sees,
-# and they are stored in the study (about 1.2 kB per feature; MySQL's TEXT attribute column holds 64 kB).
+# and they are stored in the study (up to about 1 kB per feature; MySQL's TEXT attribute column holds 64 kB).
 N_QUANTILES = 101
 _NORMAL_IQR = 1.3489795003921634  # interquartile range of the unit normal, 2 * norm.ppf(0.75)
 
