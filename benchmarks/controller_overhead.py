@@ -59,7 +59,7 @@ def _value(lr: float, widths: tuple[int, ...]) -> float:
 def _run_bare(config, timestamps: list[float]) -> None:
     import optuna
 
-    from archsearch.controller import make_sampler
+    from archsearch.samplers import make_sampler
 
     study = optuna.create_study(study_name=config.study.name, storage=config.study.storage, direction="maximize", sampler=make_sampler(config))
     for _ in range(config.study.n_trials):

@@ -13,6 +13,7 @@ from archsearch.dashboards._report import build_report
 from archsearch.dashboards._report import notable_trials
 from archsearch.dashboards._report import Report
 from archsearch.dashboards._report import ReportTable
+from archsearch.dashboards._sensitivity import build_sensitivity_report
 from archsearch.dashboards._server import launch_dashboard
 from archsearch.dashboards._size_figures import plot_layer_shapes
 from archsearch.dashboards._size_figures import plot_metric_vs_depth
@@ -30,6 +31,7 @@ __all__ = [
     "ReportFigure",
     "ReportTable",
     "build_report",
+    "build_sensitivity_report",
     "launch_dashboard",
     "notable_trials",
     "plot_dropout_by_size",

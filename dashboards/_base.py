@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from archsearch.dashboards._analysis import format_count
+from archsearch.stats import format_count
 
 
 if TYPE_CHECKING:

@@ -31,7 +31,6 @@ def render_html(report: Report) -> str:
     """Render ``report`` as a full HTML document with plotly.js inlined (no network request)."""
     from plotly.offline import get_plotlyjs
 
-    from archsearch.dashboards._report import summary_html
 
     sections, toc = [], []
     for number, entry in enumerate(report.figures, start=1):
@@ -64,3 +63,23 @@ def render_html(report: Report) -> str:
 def _table_html(frame: pd.DataFrame) -> str:
     # float_format keeps metrics readable; escape=True because widths lists are rendered as text.
     return frame.to_html(index=False, escape=True, na_rep="n/a", float_format=lambda v: f"{v:.4g}")
+
+
+def summary_html(markdown: str) -> str:
+    """Render the summary's small Markdown subset (``##`` headings and ``-`` bullets) as HTML."""
+    out, in_list = [], False
+    for line in markdown.splitlines():
+        text = html.escape(line[2:] if line.startswith("- ") else line.lstrip("# "))
+        if line.startswith("- ") and not in_list:
+            out.append("<ul>")
+            in_list = True
+        elif not line.startswith("- ") and in_list:
+            out.append("</ul>")
+            in_list = False
+        if line.startswith("#"):
+            out.append(f"<h1>{text}</h1>")
+        elif line.startswith("- "):
+            out.append(f"<li>{text}</li>")
+        elif line.strip():
+            out.append(f"<p>{text}</p>")
+    return "\n".join(out + (["</ul>"] if in_list else []))

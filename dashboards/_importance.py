@@ -7,7 +7,7 @@ import warnings
 import optuna
 import pandas as pd
 
-from archsearch.dashboards._analysis import StudyData
+from archsearch.stats import StudyData
 
 
 # PED-ANOVA compares the best 10% of trials with all of them; below ten trials that top set is a

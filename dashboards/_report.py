@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-import html
 import math
 from pathlib import Path
 
 import optuna
 import pandas as pd
 
-from archsearch.dashboards import _analysis as an
+import archsearch.stats as an
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
 from archsearch.dashboards._base import depth_name
@@ -240,23 +239,3 @@ def _summary(data: an.StudyData, tolerance: float, figures: list[ReportFigure]) 
     if skipped:
         lines.append(f"- Not drawn for this study (the reason is under each title): {', '.join(skipped)}.")
     return "\n".join(lines)
-
-
-def summary_html(markdown: str) -> str:
-    """Render the summary's small Markdown subset (``##`` headings and ``-`` bullets) as HTML."""
-    out, in_list = [], False
-    for line in markdown.splitlines():
-        text = html.escape(line[2:] if line.startswith("- ") else line.lstrip("# "))
-        if line.startswith("- ") and not in_list:
-            out.append("<ul>")
-            in_list = True
-        elif not line.startswith("- ") and in_list:
-            out.append("</ul>")
-            in_list = False
-        if line.startswith("#"):
-            out.append(f"<h1>{text}</h1>")
-        elif line.startswith("- "):
-            out.append(f"<li>{text}</li>")
-        elif line.strip():
-            out.append(f"<p>{text}</p>")
-    return "\n".join(out + (["</ul>"] if in_list else []))

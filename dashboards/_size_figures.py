@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from archsearch.dashboards import _analysis as an
+import archsearch.stats as an
 from archsearch.dashboards._base import describe
 from archsearch.dashboards._base import depth_color
 from archsearch.dashboards._base import depth_name

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from archsearch.dashboards import _analysis as an
+import archsearch.stats as an
 from archsearch.dashboards._base import depth_color
 from archsearch.dashboards._base import depth_name
 from archsearch.dashboards._base import fmt
@@ -193,7 +193,7 @@ def pruning(data: an.StudyData) -> ReportFigure:
     most = max(summary.pruned_at, key=summary.pruned_at.get)
     caption = (
         f"{summary.n_pruned} of {len(data.trials)} trials were pruned, most after epoch {most}. Had they run "
-        f"the full {summary.full_epochs} epochs of the longest finished trial, they would have trained about "
+        f"the full {summary.full_epochs} epochs, they would have trained about "
         f"{format_seconds(summary.saved_seconds)} longer: that is the time pruning saved (estimated from "
         "each pruned trial's own time per epoch)."
     )

@@ -79,7 +79,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from archsearch.storage import make_storage, study_status
+    from archsearch.status import study_status
+    from archsearch.storage import make_storage
 
     print(study_status(make_storage(args.storage, must_exist=True), args.study, url=args.storage))
     return 0
@@ -89,11 +90,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     import optuna
 
     from archsearch.dashboards import build_report
-    from archsearch.storage import make_storage, open_study
+    from archsearch.storage import keys, make_storage, open_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the importance step's scratch studies are no news
     study = open_study(make_storage(args.storage, must_exist=True), args.study, url=args.storage)
-    if "archsearch_config" not in study.user_attrs:
+    if keys.CONFIG not in study.user_attrs:
         raise ValueError(f"Study {args.study!r} was not created by archsearch, so it has none of the sizes the report reads.")
     report = build_report(study, knee_tolerance=args.knee_tolerance)
     try:

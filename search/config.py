@@ -23,9 +23,8 @@ from archsearch.storage import StorageError, backend_of
 from archsearch.trainers.data import DataSpec
 from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
 
-__all__ = ["CONFIG_ATTR", "ConfigError", "StudyConfig", "TrainConfig", "SearchConfig", "load_config", "SAMPLERS", "PRUNERS"]
+__all__ = ["ConfigError", "StudyConfig", "TrainConfig", "SearchConfig", "load_config", "SAMPLERS", "PRUNERS"]
 
-CONFIG_ATTR = "archsearch_config"  # study user attribute holding the config, for resume and remote workers
 SAMPLERS = ("tpe", "random", "qmc", "gp")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
 DEVICES_HELP = "'auto', 'cpu', 'cuda' or 'cuda:N'"

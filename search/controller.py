@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TextIO
@@ -13,81 +11,38 @@ from typing import Sequence, TextIO
 import optuna
 
 import archsearch
-from archsearch._objective import BASELINE_ATTR
-from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
-from archsearch.placement import PlacementError, WorkerSlot, plan_workers
-from archsearch.pool import PoolFailure, progress_line, run_pool
-from archsearch.storage import finished_count, make_storage, mask_url, sqlite_path
-from archsearch.worker import run_worker
+from archsearch.config import ConfigError, SearchConfig
+from archsearch.pool import (
+    SearchError,
+    WorkerStudy,
+    search_objective,
+    study_total,
+    load_worker_study,
+    plan_slots,
+    run_slots,
+    use_worker_sampler,
+    worker_storage,
+)
+from archsearch.sensitivity import sensitivity_objective
+from archsearch.storage import finished_count, keys, mask_url
 from archsearch.trainers.data import PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
-__all__ = ["SearchError", "run_search", "join_study", "open_search_study", "OpenedStudy", "make_sampler", "make_pruner"]
-
-
-class SearchError(RuntimeError):
-    """A search that could not go on (e.g. every trial failing); the message names the last error."""
+__all__ = ["OpenedStudy", "SearchError", "join_study", "open_search_study", "run_search"]
 
 
 @dataclass
 class OpenedStudy:
-    """A study ready for trials, with what every trial needs."""
+    """A study ready for trials, with what every trial needs; an in-process worker trains through it."""
 
     study: optuna.Study
     data: PreparedData
     metric: str
+    config: SearchConfig
+    storage: optuna.storages.RDBStorage
 
-
-def make_sampler(config: SearchConfig, *, seed: int | None = None) -> optuna.samplers.BaseSampler:
-    """The configured sampler, seeded with `seed` (default: the study seed)."""
-    study = config.study
-    seed = study.seed if seed is None else seed
-    if study.sampler == "tpe":
-        # group=True models the per-layer parameters of each depth together (they only exist for some
-        # depths); Optuna flags both options experimental, which is no news to an archsearch user.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, n_startup_trials=study.n_startup_trials
-            )
-    if study.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if study.sampler == "qmc":
-        # QMC workers share one sequence through the study (its position is stored there), so one seed.
-        return optuna.samplers.QMCSampler(seed=study.seed, warn_independent_sampling=False)
-    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=study.n_startup_trials)
-
-
-def _warmup_epochs(config: SearchConfig) -> int:
-    return min(3, max(config.train.epochs - 1, 0))
-
-
-def first_prunable_epoch(config: SearchConfig) -> int | None:
-    """The first epoch (from 1) at which the study's pruner can stop a trial; None when it never does.
-
-    Median and percentile pruners never prune a step below their warm-up, and asking them reads every
-    finished trial, so workers do not ask before this epoch.
-    """
-    name = config.study.pruner
-    if name in ("median", "percentile"):
-        return max(_warmup_epochs(config), 1)
-    if name in ("successive_halving", "hyperband"):
-        return 1
-    return None
-
-
-def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
-    name, epochs = config.study.pruner, config.train.epochs
-    warmup = _warmup_epochs(config)
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
-    if name == "percentile":
-        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=warmup)
-    if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
-    return optuna.pruners.NopPruner()
+    def for_worker(self) -> WorkerStudy:
+        return WorkerStudy(self.config, self.storage, self.study)
 
 
 # [train] keys that change what a trial's value means; other [study]/[train] keys may change on resume.
@@ -102,7 +57,7 @@ def stored_config(config: SearchConfig) -> dict:
 
 
 def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, url: str) -> None:
-    stored = study.user_attrs.get(CONFIG_ATTR)
+    stored = study.user_attrs.get(keys.CONFIG)
     if stored is None:
         if study.get_trials(deepcopy=False):
             raise ConfigError(
@@ -126,23 +81,20 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
         )
 
 
-def open_search_study(config: SearchConfig, *, storage: optuna.storages.BaseStorage | None = None) -> OpenedStudy:
+def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStorage | None = None) -> OpenedStudy:
     """Create the study (or resume the one with the same name), checking that a resumed one is compatible."""
     url = config.study.storage
     # Data first: a bad file or metric must not leave an empty study (or database file) behind.
     data = load_data(config.data)
     metric = config.metric_for(data.task)
-    storage = storage or make_storage(url)
+    # The storage and sampler an in-process worker trains with: the study is opened once, here.
+    storage = storage or worker_storage(url, config)
     study = optuna.create_study(
-        study_name=config.study.name,
-        storage=storage,
-        direction=METRIC_DIRECTIONS[metric],
-        sampler=make_sampler(config),
-        pruner=make_pruner(config),
-        load_if_exists=True,
+        study_name=config.study.name, storage=storage, direction=METRIC_DIRECTIONS[metric], load_if_exists=True
     )
     _check_compatible(study, config, metric, url)
-    if CONFIG_ATTR not in study.user_attrs:
+    use_worker_sampler(study, config)
+    if keys.CONFIG not in study.user_attrs:
         study.set_user_attr("archsearch_version", archsearch.__version__)
         study.set_user_attr("metric", metric)
         study.set_user_attr("task", data.task)
@@ -159,30 +111,25 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.BaseStor
         )
         study.set_user_attr("preprocessing", data.preprocessing.to_dict())
         # Written last: its presence marks a fully initialised study.
-        study.set_user_attr(CONFIG_ATTR, stored_config(config))
+        study.set_user_attr(keys.CONFIG, stored_config(config))
         _enqueue_baselines(study, config, linear=True)
     else:
         # Settings that may change on resume (n_trials, timeout, sampler, device, ...) are stored, so that
         # workers joining later follow them; newly listed baselines are tried first.
-        before = SearchConfig.from_dict(study.user_attrs[CONFIG_ATTR]).space.baselines
-        study.set_user_attr(CONFIG_ATTR, stored_config(config))
+        before = SearchConfig.from_dict(study.user_attrs[keys.CONFIG]).space.baselines
+        study.set_user_attr(keys.CONFIG, stored_config(config))
         new = [widths for widths in config.space.baselines if widths not in before]
         if new:
             _enqueue_baselines(study, config, linear=False, only=new)
-    return OpenedStudy(study=study, data=data, metric=metric)
+    return OpenedStudy(study=study, data=data, metric=metric, config=config, storage=storage)
 
 
 def _enqueue_baselines(study: optuna.Study, config: SearchConfig, *, linear: bool, only: list | None = None) -> None:
     space = config.space
     if linear and space.layers[0] == 0:
-        study.enqueue_trial(space.fixed_params([]), user_attrs={BASELINE_ATTR: "linear"}, skip_if_exists=True)
+        study.enqueue_trial(space.fixed_params([]), user_attrs={keys.BASELINE: "linear"}, skip_if_exists=True)
     for widths in space.baselines if only is None else only:
-        study.enqueue_trial(space.fixed_params(widths), user_attrs={BASELINE_ATTR: "user"}, skip_if_exists=True)
-
-
-def log_dir_for(config: SearchConfig) -> Path:
-    path = sqlite_path(config.study.storage)
-    return (path.parent / f"{path.stem}_logs") if path is not None else Path("archsearch_logs")
+        study.enqueue_trial(space.fixed_params(widths), user_attrs={keys.BASELINE: "user"}, skip_if_exists=True)
 
 
 def run_search(
@@ -220,93 +167,16 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     slots = plan_slots(config, workers, gpus, trials_per_gpu)  # before the study exists: bad flags change nothing
     opened = open_search_study(config)
-    study, total = opened.study, config.study.n_trials
+    study = opened.study
+    total = study_total(study, config)
     if finished_count(study) >= total:
         return study
     deadline = time.time() + config.study.timeout if config.study.timeout else None
     run_slots(
-        config, study, slots, in_process=gpus is None, data=opened.data, deadline=deadline, quiet=quiet, stream=stream,
-        log_dir=log_dir,
+        config, study, slots, in_process=gpus is None, data=opened.data, total=total, deadline=deadline, quiet=quiet,
+        stream=stream, log_dir=log_dir, opened=opened.for_worker(),
     )
     return study
-
-
-def run_slots(
-    config: SearchConfig,
-    study: optuna.Study,
-    slots: list[WorkerSlot],
-    *,
-    in_process: bool,
-    data: PreparedData | None = None,
-    seed_salt: int = 0,
-    total: int | None = None,
-    deadline: float | None = None,
-    max_trials: int | None = None,
-    quiet: bool = True,
-    stream: TextIO | None = None,
-    log_dir: str | Path | None = None,
-) -> None:
-    """Train in this process (one CPU slot) or in a pool of spawned workers; raise on a failure streak."""
-    url, metric = config.study.storage, study.user_attrs["metric"]
-    if total is None:
-        # A sensitivity analysis's companion study runs to its planned job count, not the search's n_trials.
-        total = study.user_attrs.get("sensitivity_jobs", config.study.n_trials)
-    stream = stream or sys.stderr
-    if len(slots) == 1 and in_process:
-        callbacks = [] if quiet else [_PrintProgress(total, metric, stream)]
-        outcome = run_worker(
-            url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline,
-            callbacks=callbacks, seed_salt=seed_salt, data=data,
-        )
-        if outcome.stopped_by_failures:
-            last = f"the last (trial {outcome.last_failed_trial}) failed with: {outcome.last_failure}"
-            raise SearchError(_failure_message(study, outcome.failed_streak, last))
-        return
-    try:
-        run_pool(
-            url, study, slots, total=total, metric=metric, log_dir=Path(log_dir) if log_dir else log_dir_for(config),
-            deadline=deadline, quiet=quiet, stream=stream, max_trials=max_trials,
-        )
-    except PoolFailure as e:
-        if e.streak:
-            raise SearchError(_failure_message(study, config.study.max_consecutive_failures, str(e))) from e
-        raise SearchError(f"Study {study.study_name!r}: {e}. Fix the cause and rerun the same command to continue.") from e
-
-
-def plan_slots(config: SearchConfig, workers: int | None, gpus: Sequence[int] | None, trials_per_gpu: int) -> list[WorkerSlot]:
-    device = config.train.device
-    # Counting GPUs needs torch; skip it when the config rules CUDA out anyway.
-    visible = 0
-    if device != "cpu":
-        from archsearch.trainers import cuda_device_count
-
-        visible = cuda_device_count()
-    try:
-        return plan_workers(
-            cpu_count=os.cpu_count() or 1, visible_gpus=visible, workers=workers, gpus=gpus,
-            trials_per_gpu=trials_per_gpu, device=device,
-        )
-    except PlacementError as e:
-        raise ConfigError(str(e)) from e
-
-
-def _failure_message(study: optuna.Study, streak: int, last: str) -> str:
-    return (
-        f"Stopped study {study.study_name!r} after {streak} failed trials in a row; {last}. "
-        "Fix the cause and rerun the same command to continue the study."
-    )
-
-
-class _PrintProgress:
-    """Study callback for an in-process search: one progress line per finished trial."""
-
-    def __init__(self, total: int, metric: str, stream: TextIO):
-        self.total, self.metric, self.stream = total, metric, stream
-        self.started = time.monotonic()
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.stream.write(progress_line(study, self.total, self.metric, self.started) + "\n")
-        self.stream.flush()
 
 
 def join_study(
@@ -329,16 +199,16 @@ def join_study(
     Example:
         >>> join_study("postgresql+psycopg://archsearch@db-host/archsearch", "digits", workers=4)
     """
-    from archsearch.worker import load_worker_study
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    config, _, study = load_worker_study(storage, study_name)
+    opened = load_worker_study(storage, study_name)
     # The URL given here is how this machine reaches the database; the stored one may name another host.
-    config = config.replace(storage=storage)
+    config, study = opened.config.replace(storage=storage), opened.study
     slots = plan_slots(config, workers, gpus, trials_per_gpu)
+    # A companion study of `archsearch sensitivity` holds planned jobs to train, not a search to sample.
+    companion = study.user_attrs.get(keys.KIND) == keys.SENSITIVITY_KIND
     # Another machine's worker may start with the same slot index and trial count: the process id tells them apart.
     run_slots(
         config, study, slots, in_process=gpus is None, seed_salt=os.getpid(), max_trials=max_trials, quiet=quiet,
-        stream=stream, log_dir=log_dir,
+        stream=stream, log_dir=log_dir, objective_factory=sensitivity_objective if companion else search_objective,
     )
     return study

@@ -12,17 +12,14 @@ import optuna
 from optuna.trial import FixedTrial, TrialState
 
 import archsearch
-from archsearch._objective import train_settings
-from archsearch.config import CONFIG_ATTR, SearchConfig
+from archsearch.config import SearchConfig
+from archsearch.pool import train_settings
 from archsearch.spaces import Architecture
-from archsearch.storage import WEIGHTS_ATTR, default_artifact_dir, download_weights, make_storage, open_artifact_store, open_study
+from archsearch.storage import default_artifact_dir, keys, download_weights, make_storage, open_artifact_store, open_study
+from archsearch.trainers import ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data
 
 __all__ = ["ExportError", "export_best", "load_model"]
-
-
-class ExportError(ValueError):
-    """A trial that cannot be exported; the message says which and what to do instead."""
 
 
 def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
@@ -120,13 +117,12 @@ def export_best(
         >>> export_best("sqlite:///archsearch.db", "digits", "digits-model")
         >>> model = archsearch.load_model("digits-model")
     """
-    from archsearch.trainers import export_model
-    from archsearch.trainers._weights import load_weights
+    from archsearch.trainers import export_model, load_weights
 
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
-    if CONFIG_ATTR not in study.user_attrs:
-        raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {CONFIG_ATTR!r} attribute).")
-    config = SearchConfig.from_dict(study.user_attrs[CONFIG_ATTR])
+    if keys.CONFIG not in study.user_attrs:
+        raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
+    config = SearchConfig.from_dict(study.user_attrs[keys.CONFIG])
     metric = study.user_attrs["metric"]
     chosen = _pick_trial(study, trial)
     preprocessing = Preprocessing.from_dict(study.user_attrs["preprocessing"])
@@ -135,13 +131,13 @@ def export_best(
         state_dict, retrained_metrics = _retrain(config, chosen, metric, study.user_attrs["preprocessing"])
         metrics = {**metrics, **{f"retrained_{k}": v for k, v in retrained_metrics.items()}}
     else:
-        if WEIGHTS_ATTR not in chosen.user_attrs:
+        if keys.WEIGHTS not in chosen.user_attrs:
             raise ExportError(f"Trial {chosen.number} has no stored weights; export it with --retrain.")
         artifact_dir = Path(artifacts or config.study.artifacts or default_artifact_dir(storage))
         store = open_artifact_store(artifact_dir)
         with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
             try:
-                weights_path = download_weights(store, chosen.user_attrs[WEIGHTS_ATTR], scratch)
+                weights_path = download_weights(store, chosen.user_attrs[keys.WEIGHTS], scratch)
             except FileNotFoundError as e:
                 raise ExportError(
                     f"The weights of trial {chosen.number} are not in {str(artifact_dir)!r} (removed by keep_best_k, "

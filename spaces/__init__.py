@@ -3,6 +3,7 @@
 from archsearch.spaces._candidate import ACTIVATIONS
 from archsearch.spaces._candidate import Architecture
 from archsearch.spaces._candidate import Candidate
+from archsearch.spaces._candidate import classify_shape
 from archsearch.spaces._candidate import Hyperparameters
 from archsearch.spaces._candidate import OPTIMIZERS
 from archsearch.spaces._mlp import FUNNELS
@@ -18,6 +19,7 @@ from archsearch.spaces._validation import InvalidSpaceError
 
 
 __all__ = [
+    "classify_shape",
     "ACTIVATIONS",
     "Architecture",
     "Candidate",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -96,28 +97,8 @@ class Architecture:
         return n_embedded * per_feature + linear
 
     def layer_shape(self) -> str:
-        """Name the width profile, for grouping trials in reports.
-
-        Returns:
-            ``"linear"`` (no hidden layer), ``"single"`` (one), ``"uniform"`` (all equal), ``"funnel"``
-            (never widens, narrows at least once), ``"expanding"`` (never narrows, widens at least
-            once), ``"diamond"`` (widens, then narrows; equal neighbours allowed, as for funnel) or
-            ``"irregular"``.
-        """
-        if self.depth <= 1:
-            return ("linear", "single")[self.depth]
-        # Signs of the non-zero steps: equal neighbours do not change the profile.
-        signs = [1 if b > a else -1 for a, b in zip(self.widths, self.widths[1:]) if b != a]
-        if not signs:
-            return "uniform"
-        if all(s < 0 for s in signs):
-            return "funnel"
-        if all(s > 0 for s in signs):
-            return "expanding"
-        first_decrease = signs.index(-1)
-        if signs[0] > 0 and all(s < 0 for s in signs[first_decrease:]):
-            return "diamond"
-        return "irregular"
+        """Name the width profile, for grouping trials in reports (see :func:`classify_shape`)."""
+        return classify_shape(self.widths)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict, the inverse of :meth:`from_dict`.
@@ -217,3 +198,28 @@ def _fields_of(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
         )
     return dict(data)
 
+
+def classify_shape(widths: Sequence[int]) -> str:
+    """Name the profile of a list of hidden widths, input side first.
+
+    Returns:
+        ``"linear"`` (no hidden layer), ``"single"`` (one), ``"uniform"`` (all equal), ``"funnel"``
+        (never widens, narrows at least once), ``"expanding"`` (never narrows, widens at least
+        once), ``"diamond"`` (widens, then narrows; equal neighbours allowed, as for funnel) or
+        ``"irregular"``.
+    """
+    widths = list(widths)
+    if len(widths) <= 1:
+        return ("linear", "single")[len(widths)]
+    # Signs of the non-zero steps: equal neighbours do not change the profile.
+    signs = [1 if b > a else -1 for a, b in zip(widths, widths[1:]) if b != a]
+    if not signs:
+        return "uniform"
+    if all(s < 0 for s in signs):
+        return "funnel"
+    if all(s > 0 for s in signs):
+        return "expanding"
+    first_decrease = signs.index(-1)
+    if signs[0] > 0 and all(s < 0 for s in signs[first_decrease:]):
+        return "diamond"
+    return "irregular"

@@ -1,7 +1,7 @@
 """Optuna storages, artifacts and reading results back (archsearch.storage)."""
 
+from archsearch.storage import keys
 from archsearch.storage._artifacts import (
-    WEIGHTS_ATTR,
     download_weights,
     drop_weights_beyond_best,
     open_artifact_store,
@@ -16,16 +16,15 @@ from archsearch.storage._studies import (
     open_study,
     state_counts,
     study_names,
-    study_status,
     trial_state_counts,
 )
 from archsearch.storage._url import StorageError, backend_of, default_artifact_dir, mask_url, sqlite_path
 
 __all__ = [
+    "keys",
     "FINISHED_STATES",
     "SQLITE_BUSY_TIMEOUT_S",
     "StorageError",
-    "WEIGHTS_ATTR",
     "backend_of",
     "default_artifact_dir",
     "download_weights",
@@ -40,7 +39,6 @@ __all__ = [
     "sqlite_path",
     "state_counts",
     "study_names",
-    "study_status",
     "trial_state_counts",
     "upload_weights",
 ]

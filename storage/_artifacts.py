@@ -9,10 +9,9 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
-__all__ = ["WEIGHTS_ATTR", "open_artifact_store", "upload_weights", "download_weights", "drop_weights_beyond_best"]
+from archsearch.storage import keys
 
-WEIGHTS_ATTR = "weights_artifact_id"
-DROPPED_WEIGHTS_ATTR = "archsearch_dropped_weights"  # study attr: artifact ids removed by keep_best_k
+__all__ = ["open_artifact_store", "upload_weights", "download_weights", "drop_weights_beyond_best"]
 
 
 def open_artifact_store(directory: str | Path) -> FileSystemArtifactStore:
@@ -32,7 +31,7 @@ def upload_weights(
 ) -> str:
     """Attach a weights file to a running trial; returns the artifact id.
 
-    With `record`, the id is also stored as the trial's WEIGHTS_ATTR user attribute; without, the caller
+    With `record`, the id is also stored as the trial's keys.WEIGHTS user attribute; without, the caller
     stores it (with the trial's other attributes, in one write).
     """
     artifact_id = upload_artifact(
@@ -43,7 +42,7 @@ def upload_weights(
         mimetype="application/octet-stream",
     )
     if record:
-        trial.set_user_attr(WEIGHTS_ATTR, artifact_id)
+        trial.set_user_attr(keys.WEIGHTS, artifact_id)
     return artifact_id
 
 
@@ -69,17 +68,17 @@ def drop_weights_beyond_best(study: optuna.Study, store: FileSystemArtifactStore
     """
     if keep_best_k <= 0:
         return []
-    dropped_ids = set(study.user_attrs.get(DROPPED_WEIGHTS_ATTR, []))
+    dropped_ids = set(study.user_attrs.get(keys.DROPPED_WEIGHTS, []))
     with_weights = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if WEIGHTS_ATTR in t.user_attrs and t.user_attrs[WEIGHTS_ATTR] not in dropped_ids
+        if keys.WEIGHTS in t.user_attrs and t.user_attrs[keys.WEIGHTS] not in dropped_ids
     ]
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
     ranked = sorted(with_weights, key=lambda t: (t.value, -t.number) if reverse else (-t.value, -t.number), reverse=True)
     dropped = []
     for trial in ranked[keep_best_k:]:
-        artifact_id = trial.user_attrs[WEIGHTS_ATTR]
+        artifact_id = trial.user_attrs[keys.WEIGHTS]
         try:
             store.remove(artifact_id)
         except (ArtifactNotFound, FileNotFoundError):
@@ -87,5 +86,5 @@ def drop_weights_beyond_best(study: optuna.Study, store: FileSystemArtifactStore
         dropped_ids.add(artifact_id)
         dropped.append(trial.number)
     if dropped:
-        study.set_user_attr(DROPPED_WEIGHTS_ATTR, sorted(dropped_ids))
+        study.set_user_attr(keys.DROPPED_WEIGHTS, sorted(dropped_ids))
     return dropped

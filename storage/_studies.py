@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from archsearch.storage._rdb import rdb_backend
 from archsearch.storage._url import StorageError, mask_url
 
-__all__ = ["open_study", "study_names", "state_counts", "trial_state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages", "study_status"]
+__all__ = ["open_study", "study_names", "state_counts", "trial_state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages"]
 
 # What `n_trials` counts: a pruned trial is a decision the search made, a failed one is not.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -77,35 +77,3 @@ def heartbeat_ages(storage: optuna.storages.BaseStorage, study: optuna.Study) ->
         now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar().replace(tzinfo=None)
         rows = connection.execute(query).all()
     return {running[trial_id]: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows if trial_id in running}
-
-
-def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = "") -> str:
-    """A plain-text status report: counts by state, running trials with worker and heartbeat age, the best trial."""
-    study = open_study(storage, name, url=url)
-    counts = state_counts(study)
-    # A trial claimed just as the total was reached trains nothing and is closed as FAIL with `not_run`.
-    surplus = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.user_attrs.get("not_run"))
-    counts["FAIL"] -= surplus
-    lines = [f"Study {name!r}" + (f" in {mask_url(url)}" if url else "")]
-    line = "  " + ", ".join(f"{state.lower()} {count}" for state, count in counts.items())
-    lines.append(line + (f" (plus {surplus} surplus claims that trained nothing)" if surplus else ""))
-    config = study.user_attrs.get("archsearch_config", {})
-    total = config.get("study", {}).get("n_trials")
-    if total is not None:
-        lines.append(f"  finished (complete + pruned) {finished_count(study)} of n_trials {total}")
-    ages = heartbeat_ages(storage, study)
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        age = ages.get(trial.number)
-        beat = f"heartbeat {age:.0f}s ago" if age is not None else "no heartbeat"
-        lines.append(f"  running trial {trial.number}: worker {trial.user_attrs.get('worker', '?')}, {beat}")
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if completed and len(study.directions) == 1:
-        best = study.best_trial
-        metric = study.user_attrs.get("metric", "value")
-        lines.append(
-            f"  best trial {best.number}: val {metric} {best.value:.4f}, widths {best.user_attrs.get('widths')}, "
-            f"{best.user_attrs.get('n_params', '?')} parameters"
-        )
-    else:
-        lines.append("  no completed trial yet")
-    return "\n".join(lines)

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from archsearch.trainers._device import release_memory
     from archsearch.trainers._gpus import cuda_device_count
-    from archsearch.trainers._export import ExportError, Predictor, export_model, load_model
+    from archsearch.trainers._errors import DataError, ExportError
+    from archsearch.trainers._export import Predictor, export_model, load_model
+    from archsearch.trainers._weights import load_weights, save_weights
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
 
@@ -22,7 +24,10 @@ _LAZY_NAMES = {
     "TrainSettings": "_train",
     "TrainResult": "_train",
     "train_mlp": "_train",
-    "ExportError": "_export",
+    "DataError": "_errors",
+    "ExportError": "_errors",
+    "load_weights": "_weights",
+    "save_weights": "_weights",
     "Predictor": "_export",
     "export_model": "_export",
     "load_model": "_export",
@@ -31,6 +36,7 @@ _LAZY_NAMES = {
 }
 
 __all__ = [
+    "DataError",
     "ExportError",
     "Predictor",
     "TrainResult",
@@ -40,7 +46,9 @@ __all__ = [
     "cuda_device_count",
     "export_model",
     "load_model",
+    "load_weights",
     "release_memory",
+    "save_weights",
     "train_mlp",
 ]
 

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from archsearch.trainers._errors import DataError
+
 if TYPE_CHECKING:
-    from archsearch.trainers.data import DataError, DataSpec, TeacherSpec
+    from archsearch.trainers.data import DataSpec, TeacherSpec
 
 AUTO_MAX_CLASSES = 20  # task "auto": an integral numeric target with more distinct values is regression
 
 
 def _error(message: str) -> DataError:
-    from archsearch.trainers.data import DataError  # imported here: data.py imports this module at its top
-
     return DataError(message)
 
 

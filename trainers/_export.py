@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from archsearch.trainers._embedding import build_embedding
+from archsearch.trainers._errors import ExportError
 from archsearch.trainers._model import build_mlp
 from archsearch.trainers._scaling import InputScaling
 from archsearch.trainers.data import Preprocessing
@@ -36,10 +37,6 @@ STATE_FILE = "model.pt"
 PROGRAM_FILE = "model.pt2"
 _REQUIRED_KEYS = ("format_version", "widths", "dropouts", "activation", "n_inputs", "n_outputs", "preprocessing")
 _PREDICT_BATCH_SIZE = 8192
-
-
-class ExportError(ValueError):
-    """A model folder that is missing, incomplete or malformed, or metadata that cannot be written."""
 
 
 class _DeployedMLP(nn.Module):

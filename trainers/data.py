@@ -34,6 +34,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from archsearch.trainers import _datasets
+from archsearch.trainers._errors import DataError
 from archsearch.trainers._datasets import AUTO_MAX_CLASSES, check_finite, is_numeric, json_safe, numeric_values
 
 Task = Literal["classification", "regression"]
@@ -64,10 +65,6 @@ __all__ = [
 ]
 
 _MAX_SEED = 2**32 - 1
-
-
-class DataError(ValueError):
-    """Bad data or a bad data specification; the message names the problem, the column and the value."""
 
 
 def _invalid(owner: str, name: str, rule: str, value: Any) -> DataError:

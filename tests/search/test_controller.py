@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from archsearch.config import ConfigError
 from archsearch.controller import SearchError, run_search
-from archsearch.storage import WEIGHTS_ATTR, finished_count
+from archsearch.storage import finished_count, keys
 
 from .conftest import FinishedSearch, small_config
 
@@ -29,7 +29,7 @@ def test_run_search_records_the_study_contract(digits_search: FinishedSearch) ->
     completed = study.get_trials(states=(TrialState.COMPLETE,))
     for trial in completed:
         assert TRIAL_ATTRS <= set(trial.user_attrs)
-        assert WEIGHTS_ATTR in trial.user_attrs
+        assert keys.WEIGHTS in trial.user_attrs
         assert trial.user_attrs["depth"] == trial.params["n_layers"] == len(trial.user_attrs["widths"])
         # The objective value is the best epoch's validation accuracy, stored under the same name.
         assert trial.value == pytest.approx(trial.user_attrs["val_accuracy"])
@@ -142,7 +142,7 @@ def test_run_search_keep_best_k_bounds_stored_weights(tmp_path: Path) -> None:
     config = small_config(tmp_path, study={"n_trials": 4, "keep_best_k": 1}, space={"layers": [1, 1]}, train={"epochs": 2})
     study = run_search(config)
     artifacts = tmp_path / "search_artifacts"
-    kept = [t.number for t in study.get_trials(states=(TrialState.COMPLETE,)) if (artifacts / t.user_attrs[WEIGHTS_ATTR]).exists()]
+    kept = [t.number for t in study.get_trials(states=(TrialState.COMPLETE,)) if (artifacts / t.user_attrs[keys.WEIGHTS]).exists()]
     assert kept == [study.best_trial.number]
 
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from archsearch._objective import Objective
-from archsearch._sensitivity import SensitivityError, _architecture
 from archsearch.config import SearchConfig
 from archsearch.export import export_best, load_model
-from archsearch.storage import make_storage
+from archsearch.pool import Objective
+from archsearch.sensitivity import SensitivityError, run_sensitivity
+from archsearch.storage import keys, make_storage
 from archsearch.trainers import TrainSettings, train_mlp
 from archsearch.trainers.data import load_data
 
@@ -74,11 +74,13 @@ def test_search_with_scaling_and_embedding_exports_equal_predictions(tmp_path: P
     np.testing.assert_allclose(torch.softmax(logits, dim=1).numpy(), predictor.predict_proba(rows), atol=1e-6)
 
 
-def test_sensitivity_refuses_an_embedded_centre() -> None:
+def test_sensitivity_refuses_an_embedded_centre(tmp_path: Path) -> None:
     """Check that sensitivity names the embedding of a centre it cannot vary, and what to pass instead."""
-    trial = optuna.trial.create_trial(
-        value=0.9,
-        user_attrs={"widths": [8], "dropouts": [0.0], "activation": "relu", "embedding": "pl", "embedding_dim": 4},
-    )
-    with pytest.raises(SensitivityError, match=r"uses the 'pl' numeric-feature embedding.*Pass --trial"):
-        _architecture(trial)
+    config = _config(tmp_path)
+    study = optuna.create_study(storage=make_storage(config.study.storage), study_name="enc", direction="maximize")
+    study.set_user_attr(keys.CONFIG, config.to_dict())
+    study.set_user_attr(keys.DATA, {"n_features": 5, "n_outputs": 2})
+    architecture = {"widths": [8], "dropouts": [0.0], "activation": "relu", "embedding": "pl", "embedding_dim": 4}
+    study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={**architecture, "n_params": 250}))
+    with pytest.raises(SensitivityError, match=r"Trial 0 uses the 'pl' numeric-feature embedding.*Pass --trial"):
+        run_sensitivity(config.study.storage, "enc")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import optuna
 
-from archsearch.storage import WEIGHTS_ATTR, download_weights, drop_weights_beyond_best, make_storage, open_artifact_store, upload_weights
+from archsearch.storage import download_weights, keys, drop_weights_beyond_best, make_storage, open_artifact_store, upload_weights
 
 
 def _study_with_weights(tmp_path: Path, values: list[float], direction: str):
@@ -25,7 +25,7 @@ def _study_with_weights(tmp_path: Path, values: list[float], direction: str):
 def test_upload_and_download_weights_round_trip(tmp_path: Path) -> None:
     """Check that uploaded weights come back byte for byte and are named on the trial."""
     study, store = _study_with_weights(tmp_path, [0.5], "maximize")
-    artifact_id = study.trials[0].user_attrs[WEIGHTS_ATTR]
+    artifact_id = study.trials[0].user_attrs[keys.WEIGHTS]
     out = tmp_path / "out"
     out.mkdir()
     assert download_weights(store, artifact_id, out).read_bytes() == b"weights 0"
@@ -39,7 +39,7 @@ def test_drop_weights_beyond_best_keeps_the_best_k_for_each_direction(tmp_path: 
         study, store = _study_with_weights(folder, [0.1, 0.9, 0.2, 0.8], direction)
         dropped = drop_weights_beyond_best(study, store, 2)
         assert set(dropped) == {0, 1, 2, 3} - kept
-        remaining = {t.number for t in study.trials if (folder / "artifacts" / t.user_attrs[WEIGHTS_ATTR]).exists()}
+        remaining = {t.number for t in study.trials if (folder / "artifacts" / t.user_attrs[keys.WEIGHTS]).exists()}
         assert remaining == kept
         # A second call finds nothing more to drop.
         assert drop_weights_beyond_best(study, store, 2) == []

@@ -16,6 +16,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from archsearch.spaces import classify_shape
+from archsearch.storage import keys
+
 
 # How many parameter-count bins the size-split figures use at most; three reads as small/medium/large.
 MAX_SIZE_BINS = 3
@@ -33,6 +36,7 @@ class StudyData:
         task: ``classification``, ``regression`` or ``""`` when the study does not say.
         trials: One row per trial; see :func:`flatten_trials` for the columns.
         curves: Trial number -> (epochs, validation values) from the intermediate values.
+        epoch_cap: The most epochs a trial may train (``[train] epochs`` of the stored config), if known.
     """
 
     study_name: str
@@ -41,6 +45,7 @@ class StudyData:
     task: str
     trials: pd.DataFrame
     curves: dict[int, tuple[list[int], list[float]]] = field(default_factory=dict)
+    epoch_cap: int | None = None  # [train] epochs of the stored config; None for a study archsearch did not make
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -91,10 +96,12 @@ def load_study_data(study: optuna.Study) -> StudyData:
         for t in trials
         if t.intermediate_values
     }
+    epochs = attrs.get(keys.CONFIG, {}).get("train", {}).get("epochs")
     return StudyData(
         study_name=study.study_name,
         metric=metric,
         maximize=maximize,
+        epoch_cap=int(epochs) if isinstance(epochs, int) else None,
         task=str(attrs.get("task", "")),
         trials=flatten_trials(trials, metric=metric, maximize=maximize),
         curves=curves,
@@ -173,36 +180,6 @@ def _indexed(params: dict, prefix: str, depth: int | None) -> list | None:
 
 def _nan_if_none(x: float | int | None) -> float:
     return math.nan if x is None else float(x)
-
-
-def classify_shape(widths: Sequence[int]) -> str:
-    """Name the shape of a list of hidden widths.
-
-    Args:
-        widths: Hidden widths from the input side.
-
-    Returns:
-        ``linear`` (no hidden layer), ``single``, ``uniform`` (all equal), ``funnel`` (never
-        growing), ``expanding`` (never shrinking), ``diamond`` (grows then shrinks, peak inside) or
-        ``irregular``.
-    """
-    w = list(widths)
-    if not w:
-        return "linear"
-    if len(w) == 1:
-        return "single"
-    steps = np.sign(np.diff(w))
-    if not steps.any():
-        return "uniform"
-    if (steps <= 0).all():
-        return "funnel"
-    if (steps >= 0).all():
-        return "expanding"
-    # Diamond: non-decreasing up to a peak, then non-increasing, with the peak strictly inside.
-    peak = int(np.argmax(w))
-    if 0 < peak < len(w) - 1 and (steps[:peak] >= 0).all() and (steps[peak:] <= 0).all():
-        return "diamond"
-    return "irregular"
 
 
 def assign_size_bins(n_params: Sequence[float], max_bins: int = MAX_SIZE_BINS) -> list[str]:
@@ -387,7 +364,7 @@ class PruningSummary:
 
     Attributes:
         pruned_at: Epoch -> number of trials whose last reported epoch it was.
-        full_epochs: Epochs a trial runs when not pruned (the longest finished trial).
+        full_epochs: Epochs a trial runs when not pruned: the config's ``[train] epochs`` (else the longest finished trial).
         saved_seconds: Estimated training time saved: each pruned trial's remaining epochs at its
             own seconds per epoch.
         n_pruned: Number of pruned trials.
@@ -404,7 +381,10 @@ def pruning_summary(data: StudyData) -> PruningSummary:
     t = data.trials
     pruned = t[(t["state"] == "PRUNED") & t["epochs_run"].notna()]
     runs = t.loc[t["state"] == "COMPLETE", "epochs_run"].dropna()
-    full = int(runs.max()) if len(runs) else int(t["epochs_run"].max()) if t["epochs_run"].notna().any() else 0
+    if data.epoch_cap is not None:
+        full = data.epoch_cap
+    else:  # a study without archsearch's config: the longest finished trial is the best guess at the budget
+        full = int(runs.max()) if len(runs) else int(t["epochs_run"].max()) if t["epochs_run"].notna().any() else 0
     saved = 0.0
     for _, row in pruned.iterrows():
         if row["epochs_run"] > 0 and np.isfinite(row["train_seconds"]):

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from archsearch.dashboards._paired import can_reach_significance
-from archsearch.dashboards._paired import compare_to_centre
-from archsearch.dashboards._paired import holm
-from archsearch.dashboards._paired import minimum_detectable_difference
-from archsearch.dashboards._paired import noise_floor
-from archsearch.dashboards._paired import paired_differences
-from archsearch.dashboards._paired import smallest_possible_p
+from archsearch.stats import can_reach_significance
+from archsearch.stats import compare_to_centre
+from archsearch.stats import holm
+from archsearch.stats import minimum_detectable_difference
+from archsearch.stats import noise_floor
+from archsearch.stats import paired_differences
+from archsearch.stats import smallest_possible_p
 
 
 SEEDS = range(8)

@@ -13,14 +13,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import archsearch
-from archsearch._sensitivity_jobs import (
-    JOB_ID_ATTR, JOBS_ATTR, KIND, KIND_ATTR, Centre, companion_name, live_job_count, pending_jobs, plan_jobs,
+from archsearch.config import SearchConfig
+from archsearch.pool import plan_slots, run_slots
+from archsearch.sensitivity._jobs import (
+    Centre, companion_name, live_job_count, pending_jobs, plan_jobs, sensitivity_objective,
 )  # fmt: skip
-from archsearch._sensitivity_result import SensitivityResult, compare_centre, summarize
-from archsearch.config import CONFIG_ATTR, SearchConfig
-from archsearch.dashboards._paired import can_reach_significance, smallest_possible_p
+from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
+from archsearch.stats import can_reach_significance, smallest_possible_p
 from archsearch.spaces import Architecture, Neighbour, across_sizes_neighbours, neighbourhood, pick_centres
-from archsearch.storage import FINISHED_STATES, make_storage, open_study
+from archsearch.storage import FINISHED_STATES, keys, make_storage, open_study
 
 __all__ = ["DEFAULT_STEPS", "SensitivityError", "run_sensitivity"]
 
@@ -100,12 +101,12 @@ def run_sensitivity(
         warnings.warn(note, UserWarning, stacklevel=2)
 
     companion = _open_companion(storage, parent)
-    planned = {job[JOB_ID_ATTR] for job in jobs}
+    planned = {job[keys.JOB_ID] for job in jobs}
     reused = _finished_jobs(companion.get_trials(deepcopy=False)) & planned
     for job in pending_jobs(jobs, companion.get_trials(deepcopy=False)):
         companion.enqueue_trial(params={}, user_attrs=job)
     total = live_job_count(companion.get_trials(deepcopy=False))
-    companion.set_user_attr(JOBS_ATTR, total)
+    companion.set_user_attr(keys.SENSITIVITY_JOBS, total)
     if len(reused) < len(planned):
         _train_jobs(storage_url, companion, config, total, workers, quiet, stream or sys.stderr)
 
@@ -176,16 +177,16 @@ def _is_step(step: object) -> bool:
 
 def _parent_config(parent: optuna.Study) -> SearchConfig:
     name = parent.study_name
-    if parent.user_attrs.get(KIND_ATTR) == KIND:
+    if parent.user_attrs.get(keys.KIND) == keys.SENSITIVITY_KIND:
         raise SensitivityError(
             f"Study {name!r} holds the runs of a sensitivity analysis; pass the study it analysed, "
             f"{parent.user_attrs.get('parent_study')!r}."
         )
-    if CONFIG_ATTR not in parent.user_attrs:
+    if keys.CONFIG not in parent.user_attrs:
         raise SensitivityError(
             f"Study {name!r} has no archsearch config; analyse a study created by `archsearch search CONFIG`."
         )
-    return SearchConfig.from_dict(parent.user_attrs[CONFIG_ATTR])
+    return SearchConfig.from_dict(parent.user_attrs[keys.CONFIG])
 
 
 def _choose_centres(
@@ -280,34 +281,34 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
     name = companion_name(parent.study_name)
     companion = optuna.create_study(study_name=name, storage=storage, direction=parent.direction, load_if_exists=True)
     attrs = companion.user_attrs
-    ours = attrs.get(KIND_ATTR) == KIND and attrs.get("parent_study", parent.study_name) == parent.study_name
+    ours = attrs.get(keys.KIND) == keys.SENSITIVITY_KIND and attrs.get("parent_study", parent.study_name) == parent.study_name
     if not ours and (attrs or companion.get_trials(deepcopy=False)):
         raise SensitivityError(
             f"Study {name!r} already exists and does not hold the sensitivity runs of {parent.study_name!r}; "
             f"rename it or delete it (`optuna delete-study --study-name {name}`) first."
         )
-    if CONFIG_ATTR not in attrs:
+    if keys.CONFIG not in attrs:
         companion.set_user_attr("archsearch_version", archsearch.__version__)
-        companion.set_user_attr(KIND_ATTR, KIND)
+        companion.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
         companion.set_user_attr("parent_study", parent.study_name)
         for key in ("metric", "task", "data", "preprocessing"):
             if key in parent.user_attrs:
                 companion.set_user_attr(key, parent.user_attrs[key])
         # Written last, as by the controller: its presence marks a complete study that workers may join.
-        companion.set_user_attr(CONFIG_ATTR, parent.user_attrs[CONFIG_ATTR])
+        companion.set_user_attr(keys.CONFIG, parent.user_attrs[keys.CONFIG])
     return companion
 
 
 def _finished_jobs(trials: Sequence[FrozenTrial]) -> set[str]:
-    return {t.user_attrs[JOB_ID_ATTR] for t in trials if t.state in FINISHED_STATES and JOB_ID_ATTR in t.user_attrs}
+    return {t.user_attrs[keys.JOB_ID] for t in trials if t.state in FINISHED_STATES and keys.JOB_ID in t.user_attrs}
 
 
 def _first_finished_runs(trials: Sequence[FrozenTrial]) -> dict[str, FrozenTrial]:
     """The finished run of each job; of two (two workers retried one failed job at once), the first."""
     runs: dict[str, FrozenTrial] = {}
     for t in sorted(trials, key=lambda t: t.number):
-        if t.state in FINISHED_STATES and JOB_ID_ATTR in t.user_attrs:
-            runs.setdefault(t.user_attrs[JOB_ID_ATTR], t)
+        if t.state in FINISHED_STATES and keys.JOB_ID in t.user_attrs:
+            runs.setdefault(t.user_attrs[keys.JOB_ID], t)
     return runs
 
 
@@ -315,9 +316,10 @@ def _train_jobs(
     url: str, companion: optuna.Study, config: SearchConfig, total: int, workers: int | None, quiet: bool, stream: TextIO
 ) -> None:
     """Train the queued jobs in this process (one worker) or in the worker pool, as a search's trials."""
-    from archsearch.controller import plan_slots, run_slots
-
     # The URL given here is how this machine reaches the database; the stored one may name another host.
     config = config.replace(storage=url)
     slots = plan_slots(config, workers, None, 1)
-    run_slots(config, companion, slots, in_process=True, total=total, quiet=quiet, stream=stream)
+    run_slots(
+        config, companion, slots, in_process=True, total=total, quiet=quiet, stream=stream,
+        objective_factory=sensitivity_objective,
+    )

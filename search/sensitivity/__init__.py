@@ -3,7 +3,7 @@
 The centre (the best trial, a given trial, or several centres spread over the network sizes) and its
 neighbours (one neuron more or less, a step wider or narrower, a layer removed or copied, ...) are each
 trained with the same seeds and the centre's hyperparameters, and every neighbour is compared with its
-centre seed by seed (`archsearch.dashboards._paired`).
+centre seed by seed (`archsearch.stats`).
 
 The runs are trials of the companion study ``<study>.sensitivity`` in the same storage, trained by the
 worker pool like a search's trials. Study user attributes: ``archsearch_kind = "sensitivity"``,
@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Any
 
 _LAZY = {
-    "DEFAULT_STEPS": "archsearch._sensitivity",
-    "CentreResult": "archsearch._sensitivity_result",
-    "NeighbourResult": "archsearch._sensitivity_result",
-    "SensitivityError": "archsearch._sensitivity",
-    "SensitivityResult": "archsearch._sensitivity_result",
-    "run_sensitivity": "archsearch._sensitivity",
-    "SensitivityObjective": "archsearch._sensitivity_jobs",
+    "DEFAULT_STEPS": "archsearch.sensitivity._run",
+    "CentreResult": "archsearch.sensitivity._result",
+    "NeighbourResult": "archsearch.sensitivity._result",
+    "SensitivityError": "archsearch.sensitivity._run",
+    "SensitivityResult": "archsearch.sensitivity._result",
+    "run_sensitivity": "archsearch.sensitivity._run",
+    "SensitivityObjective": "archsearch.sensitivity._jobs",
+    "sensitivity_objective": "archsearch.sensitivity._jobs",
 }
 
 __all__ = ["add_parser", *_LAZY]
@@ -102,7 +103,7 @@ def _parse_steps(text: str) -> tuple[float, ...]:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from archsearch._sensitivity import run_sensitivity
+    from archsearch.sensitivity._run import run_sensitivity
 
     with warnings.catch_warnings():
         # Said before training starts, so a user can stop and pick more repeats.

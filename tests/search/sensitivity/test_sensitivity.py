@@ -18,14 +18,18 @@ import optuna_dashboard
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from archsearch._sensitivity_jobs import Centre, SensitivityObjective, live_job_count, pending_jobs, plan_jobs
-from archsearch.config import SearchConfig
+from archsearch.sensitivity._jobs import (
+    Centre, SensitivityObjective, live_job_count, pending_jobs, plan_jobs, sensitivity_objective,
+)
+from archsearch.config import ConfigError, SearchConfig
 from archsearch.controller import run_search
-from archsearch.placement import WorkerSlot
+from archsearch.pool._placement import WorkerSlot
 from archsearch.sensitivity import SensitivityError, add_parser, run_sensitivity
 from archsearch.spaces import Architecture, Hyperparameters, neighbourhood
 from archsearch.storage import StorageError, make_storage
-from archsearch.worker import run_worker
+from archsearch.pool._worker import run_worker
+
+from ...conftest import backdate_trial
 
 # Labels from a tanh teacher with 8 hidden units on 2 inputs: the linear model and a network far narrower
 # than 8 units cannot fit them, while a few units more or less around 32 change nothing.
@@ -323,7 +327,7 @@ def test_sensitivity_resumes_after_an_interrupt_and_a_killed_worker(url: str, mo
     victim = companion.get_trials(states=(TrialState.WAITING,))[0]
     storage.set_trial_state_values(victim._trial_id, TrialState.RUNNING)
     storage.record_heartbeat(victim._trial_id)
-    time.sleep(2.5)  # past the study's grace period of 2 seconds
+    backdate_trial(url, victim._trial_id, 5)  # past the study's grace period of 2 seconds
 
     result = run_sensitivity(url, "teacher", workers=2, **options)
     assert (result.runs_reused, result.runs_trained, result.runs_missing) == (3, 7, 0)
@@ -377,14 +381,18 @@ def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(url: str,
     assert result.to_dict()["centres"][0]["neighbours"][1]["effect"] is None
     assert "no paired run finished" in result.table()
     # A worker joining later reads its total (10 jobs) from the study and finds nothing left to train.
-    assert run_worker(url, "teacher.sensitivity", WorkerSlot(index=0, device="cpu", gpu=None, threads=1)).finished == 0
+    slot = WorkerSlot(index=0, device="cpu", gpu=None, threads=1)
+    assert run_worker(url, "teacher.sensitivity", slot, objective_factory=sensitivity_objective).finished == 0
+    # A worker given a search's objective would sample new trials into the analysis: it is refused.
+    with pytest.raises(ConfigError, match="companion study of a sensitivity analysis; join it with `archsearch worker`"):
+        run_worker(url, "teacher.sensitivity", slot)
 
 
 def test_default_repeats_lets_holm_reach_significance() -> None:
     """Check that the default seed count is 8, raised until the smallest exact p passes Holm's strictest threshold."""
     from types import SimpleNamespace
 
-    from archsearch._sensitivity import default_repeats
+    from archsearch.sensitivity._run import default_repeats
 
     def centre(n_neighbours: int) -> SimpleNamespace:
         return SimpleNamespace(neighbours=tuple(range(n_neighbours + 1)))  # the centre is listed first

@@ -15,8 +15,8 @@ from typing import TextIO
 import optuna
 from optuna.trial import TrialState
 
-from archsearch.placement import WorkerSlot
-from archsearch.worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, worker_main
+from archsearch.pool._placement import WorkerSlot
+from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, ObjectiveFactory, search_objective, worker_main
 
 __all__ = ["run_pool", "PoolFailure", "progress_line"]
 
@@ -70,6 +70,7 @@ def run_pool(
     quiet: bool = True,
     stream: TextIO | None = None,
     max_trials: int | None = None,
+    objective_factory: ObjectiveFactory = search_objective,
 ) -> None:
     """Run one spawned worker process per slot until they all stop; raise on a failure streak.
 
@@ -84,7 +85,7 @@ def run_pool(
         log_path = log_dir / f"worker-{slot.index}.log"
         process = context.Process(
             target=worker_main,
-            args=(url, study.study_name, slot, str(log_path), total, deadline, max_trials),
+            args=(url, study.study_name, slot, str(log_path), total, deadline, max_trials, objective_factory),
             name=f"archsearch-worker-{slot.index}",
         )
         processes.append(process)

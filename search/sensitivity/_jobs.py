@@ -15,25 +15,23 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archsearch._objective import EXCESS_ATTR, FAIL_REASON_ATTR, TotalReached, train_and_record, train_settings
 from archsearch.config import SearchConfig
+from archsearch.pool import TotalReached, WorkerContext, train_and_record, train_settings
 from archsearch.spaces import Architecture, Hyperparameters, Neighbour
+from archsearch.storage import keys
 from archsearch.trainers.data import PreparedData
 
 __all__ = [
-    "COMPANION_SUFFIX", "JOBS_ATTR", "JOB_ID_ATTR", "KIND", "KIND_ATTR", "LIVE_STATES", "Centre",
+    "COMPANION_SUFFIX", "LIVE_STATES", "Centre",
     "SensitivityObjective", "companion_name", "job_id", "live_job_count", "pending_jobs", "plan_jobs",
+    "sensitivity_objective",
 ]  # fmt: skip
 
-KIND_ATTR = "archsearch_kind"  # study user attribute; "sensitivity" marks a companion study
-KIND = "sensitivity"
-JOBS_ATTR = "sensitivity_jobs"  # distinct jobs the companion study holds: the total its workers run to
-JOB_ID_ATTR = "job_id"
 COMPANION_SUFFIX = ".sensitivity"
 # A job held by a trial in one of these states is done or under way; a failed run's job is not.
 LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
 JOB_KEYS = (
-    JOB_ID_ATTR, "centre_trial", "kind", "change", "key", "layer", "delta_units", "seed", "widths", "dropouts",
+    keys.JOB_ID, "centre_trial", "kind", "change", "key", "layer", "delta_units", "seed", "widths", "dropouts",
     "activation", "depth", "n_params", "delta_params", "lr", "weight_decay", "batch_size", "optimizer",
 )  # fmt: skip
 
@@ -83,7 +81,7 @@ def plan_jobs(centres: Sequence[Centre], seeds: Sequence[int], n_inputs: int, n_
                 architecture = neighbour.architecture
                 n_params = architecture.n_params(n_inputs, n_outputs)
                 jobs.append({
-                    JOB_ID_ATTR: job_id(centre.trial, neighbour.key, seed),
+                    keys.JOB_ID: job_id(centre.trial, neighbour.key, seed),
                     "centre_trial": centre.trial,
                     "kind": neighbour.kind,
                     "change": neighbour.change,
@@ -102,13 +100,13 @@ def plan_jobs(centres: Sequence[Centre], seeds: Sequence[int], n_inputs: int, n_
 
 def pending_jobs(jobs: Iterable[dict[str, Any]], trials: Iterable[FrozenTrial]) -> list[dict[str, Any]]:
     """Return the jobs that no trial holds in a live state: these are the ones to enqueue (the resume)."""
-    held = {t.user_attrs.get(JOB_ID_ATTR) for t in trials if t.state in LIVE_STATES}
-    return [job for job in jobs if job[JOB_ID_ATTR] not in held]
+    held = {t.user_attrs.get(keys.JOB_ID) for t in trials if t.state in LIVE_STATES}
+    return [job for job in jobs if job[keys.JOB_ID] not in held]
 
 
 def live_job_count(trials: Iterable[FrozenTrial]) -> int:
     """Count the distinct jobs held by live trials: the finished total the companion study's workers run to."""
-    return len({t.user_attrs[JOB_ID_ATTR] for t in trials if t.state in LIVE_STATES and JOB_ID_ATTR in t.user_attrs})
+    return len({t.user_attrs[keys.JOB_ID] for t in trials if t.state in LIVE_STATES and keys.JOB_ID in t.user_attrs})
 
 
 class SensitivityObjective:
@@ -142,13 +140,13 @@ class SensitivityObjective:
             if self.worker is not None:
                 trial.set_user_attr("worker", self.worker)
             job = trial.user_attrs
-            if JOB_ID_ATTR not in job:
+            if keys.JOB_ID not in job:
                 job = self._adopt_failed_job(trial)
             return self._train(trial, job)
         except (optuna.TrialPruned, TotalReached):
             raise
         except Exception as e:
-            trial.set_user_attr(FAIL_REASON_ATTR, f"{type(e).__name__}: {e}"[:2000])
+            trial.set_user_attr(keys.FAIL_REASON, f"{type(e).__name__}: {e}"[:2000])
             raise
 
     def _adopt_failed_job(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -158,17 +156,17 @@ class SensitivityObjective:
         only when a run failed (an error, or a dead worker beyond its retries).
         """
         trials = trial.study.get_trials(deepcopy=False)
-        held = {t.user_attrs.get(JOB_ID_ATTR) for t in trials if t.state in LIVE_STATES}
+        held = {t.user_attrs.get(keys.JOB_ID) for t in trials if t.state in LIVE_STATES}
         for failed in trials:
-            if failed.state == TrialState.FAIL and failed.user_attrs.get(JOB_ID_ATTR) not in (None, *held):
+            if failed.state == TrialState.FAIL and failed.user_attrs.get(keys.JOB_ID) not in (None, *held):
                 job = {key: failed.user_attrs[key] for key in JOB_KEYS}
                 for key, value in job.items():
                     trial.set_user_attr(key, value)
                 return job
         # Another worker took the last job between this worker's count and its claim: stand down, like a
         # search trial claimed after the total was reached (not a failure of the analysis).
-        trial.set_user_attr(EXCESS_ATTR, True)
-        trial.set_user_attr(FAIL_REASON_ATTR, "not run: another worker took the last sensitivity job")
+        trial.set_user_attr(keys.NOT_RUN, True)
+        trial.set_user_attr(keys.FAIL_REASON, "not run: another worker took the last sensitivity job")
         raise TotalReached()
 
     def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
@@ -176,3 +174,11 @@ class SensitivityObjective:
         # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
         result = train_and_record(trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prune_from=None)
         return result.best_value
+
+
+def sensitivity_objective(context: WorkerContext) -> SensitivityObjective:
+    """The objective factory of a companion study's workers (see `archsearch.pool.ObjectiveFactory`)."""
+    return SensitivityObjective(
+        context.config, context.data, context.metric, device=context.device, num_threads=context.num_threads,
+        worker=context.worker,
+    )

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from archsearch._sensitivity_jobs import Centre, job_id
-from archsearch.dashboards._paired import (
+from archsearch.sensitivity._jobs import Centre, job_id
+from archsearch.stats import (
     PairedEffect, can_reach_significance, compare_to_centre, minimum_detectable_difference, noise_floor,
     paired_differences,
 )  # fmt: skip
 from archsearch.spaces import Neighbour
 
 if TYPE_CHECKING:
-    from archsearch.dashboards._report import Report
+    from archsearch.dashboards import Report
 
 __all__ = ["CentreResult", "NeighbourResult", "SensitivityResult", "compare_centre", "summarize"]
 
@@ -174,7 +174,7 @@ class SensitivityResult:
 
     def report(self) -> Report:
         """Build the figures (forest plot, width curves, effects across centre sizes) and the summary."""
-        from archsearch.dashboards._sensitivity import build_sensitivity_report
+        from archsearch.dashboards import build_sensitivity_report
 
         return build_sensitivity_report(self.to_dict())
 

@@ -14,15 +14,11 @@ from optuna.trial import TrialState
 
 from archsearch.config import SearchConfig
 from archsearch.spaces import Candidate
-from archsearch.storage import WEIGHTS_ATTR, drop_weights_beyond_best, open_artifact_store, set_user_attrs, upload_weights
+from archsearch.storage import drop_weights_beyond_best, keys, open_artifact_store, set_user_attrs, upload_weights
 from archsearch.trainers.data import PreparedData
 
-__all__ = ["Objective", "BASELINE_ATTR", "TotalReached", "EXCESS_ATTR"]
+__all__ = ["Objective", "TotalReached", "train_and_record", "train_settings"]
 
-BASELINE_ATTR = "baseline"
-FAIL_REASON_ATTR = "fail_reason"
-PRUNED_REASON_ATTR = "pruned_reason"
-EXCESS_ATTR = "not_run"  # marks a trial claimed after the total was reached; it trained nothing
 
 
 class TotalReached(Exception):
@@ -96,7 +92,7 @@ def train_and_record(
         **result.metrics,
     }
     if result.status != "completed":
-        set_user_attrs(trial, {**attrs, PRUNED_REASON_ATTR: result.reason})
+        set_user_attrs(trial, {**attrs, keys.PRUNED_REASON: result.reason})
         raise optuna.TrialPruned(result.reason)
     if more_attrs is not None:
         attrs.update(more_attrs(result))
@@ -155,7 +151,7 @@ class Objective:
         except (optuna.TrialPruned, TotalReached):
             raise
         except Exception as e:
-            reason = {FAIL_REASON_ATTR: f"{type(e).__name__}: {e}"[:2000]}
+            reason = {keys.FAIL_REASON: f"{type(e).__name__}: {e}"[:2000]}
             set_user_attrs(trial, {**reason, **self._worker_attrs})
             raise
 
@@ -182,8 +178,8 @@ class Objective:
         claimed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         if sum(t.number < trial.number for t in claimed) >= self.total:
             set_user_attrs(trial, {
-                EXCESS_ATTR: True,
-                FAIL_REASON_ATTR: f"not run: the study reached n_trials = {self.total} while it started",
+                keys.NOT_RUN: True,
+                keys.FAIL_REASON: f"not run: the study reached n_trials = {self.total} while it started",
                 **self._worker_attrs,
             })  # fmt: skip
             raise TotalReached()
@@ -204,7 +200,7 @@ class Objective:
         set_user_attrs(trial, attrs)
 
     def _train(self, trial: optuna.Trial, candidate: Candidate) -> float:
-        from archsearch.trainers._weights import save_weights
+        from archsearch.trainers import save_weights
 
         hp = candidate.hyperparameters
         settings = train_settings(
@@ -215,7 +211,7 @@ class Objective:
         def weights_attr(result) -> dict[str, str]:
             with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
                 weights = save_weights(result.state_dict, Path(scratch) / "model.pt")
-                return {WEIGHTS_ATTR: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
+                return {keys.WEIGHTS: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
 
         result = train_and_record(
             trial, settings, self.data, architecture.widths, architecture.dropouts, architecture.activation,

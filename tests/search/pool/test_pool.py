@@ -18,7 +18,8 @@ from archsearch.config import SearchConfig
 from archsearch.controller import open_search_study, run_search
 from archsearch.storage import finished_count, make_storage
 
-from .conftest import small_config
+from ...conftest import backdate_trial
+from ..conftest import small_config
 
 FAST = {"space": {"layers": [0, 1], "width": [8, 32], "batch_size": [64]}, "data": {"dataset": "wine"}, "train": {"epochs": 2}}
 CLI = [sys.executable, "-m", "archsearch.cli"]
@@ -236,7 +237,7 @@ def test_worker_fails_and_retries_a_trial_claimed_by_a_worker_that_died_before_i
     config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/o.db", "orphan", 3, heartbeat_interval=1, grace_period=2)
     study = open_search_study(config).study
     orphan = study.ask()  # claimed (the enqueued linear baseline), then its worker "died": no heartbeat ever
-    time.sleep(4.5)
+    backdate_trial(config.study.storage, orphan._trial_id, 10)  # twice the grace period, and more
     study = run_search(config)
     frozen = next(t for t in study.trials if t.number == orphan.number)
     assert frozen.state == TrialState.FAIL

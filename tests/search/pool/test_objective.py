@@ -8,10 +8,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from archsearch._objective import EXCESS_ATTR, Objective, TotalReached, train_and_record, train_settings
+from archsearch.pool._objective import Objective, TotalReached, train_and_record, train_settings
 from archsearch.config import SearchConfig
-from archsearch.controller import first_prunable_epoch, make_pruner
-from archsearch.storage import make_storage
+from archsearch.samplers import first_prunable_epoch, make_pruner
+from archsearch.storage import keys, make_storage
 from archsearch.trainers.data import DataSpec, load_data
 
 
@@ -70,7 +70,7 @@ class _CountingTrial:
 
 def test_train_and_record_asks_the_pruner_only_from_prune_from(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Check that every epoch is reported but the pruner is asked from `prune_from` on (never with None)."""
-    import archsearch._objective as objective_module
+    import archsearch.pool._objective as objective_module
 
     monkeypatch.setattr(objective_module, "set_user_attrs", lambda trial, attrs: trial.user_attrs.update(attrs))
     config = _config(tmp_path)
@@ -117,6 +117,6 @@ def test_claim_stands_down_a_trial_beyond_the_total(tmp_path: Path) -> None:
     objective.note_counts(claimable=1, existing=1)  # an old count: the bound is not below the total, so it reads
     with pytest.raises(TotalReached):
         objective._claim(trial)
-    assert trial.user_attrs[EXCESS_ATTR] is True
+    assert trial.user_attrs[keys.NOT_RUN] is True
     assert trial.user_attrs["worker"] == "w0"
     assert study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING

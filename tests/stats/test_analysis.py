@@ -7,7 +7,8 @@ import math
 import optuna
 import pytest
 
-from archsearch.dashboards import _analysis as an
+import archsearch.stats as an
+from archsearch.spaces import classify_shape
 from archsearch.dashboards._importance import importance_table
 
 
@@ -24,7 +25,7 @@ PRUNED = optuna.trial.TrialState.PRUNED
 )  # fmt: skip
 def test_classify_shape_names_each_shape(widths: list[int], shape: str) -> None:
     """Check that width lists are classified as linear, single, uniform, funnel, expanding, diamond, irregular."""
-    assert an.classify_shape(widths) == shape
+    assert classify_shape(widths) == shape
 
 
 def test_flatten_trials_rebuilds_sizes_of_pruned_trials_from_params(study_factory, trial_maker) -> None:

@@ -24,10 +24,12 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 
-from archsearch._objective import EXCESS_ATTR, Objective
-from archsearch.config import CONFIG_ATTR, ConfigError, SearchConfig
-from archsearch.placement import WorkerSlot
+from archsearch.config import ConfigError, SearchConfig
+from archsearch.pool._objective import Objective
+from archsearch.pool._placement import WorkerSlot
+from archsearch.samplers import first_prunable_epoch, make_pruner, make_sampler
 from archsearch.storage import (
+    keys,
     FINISHED_STATES,
     default_artifact_dir,
     heartbeat_ages,
@@ -38,7 +40,11 @@ from archsearch.storage import (
 )
 from archsearch.trainers.data import DataError, PreparedData, load_data
 
-__all__ = ["run_worker", "WorkerOutcome", "EXIT_FAILURE_STREAK", "EXIT_ERROR", "ERROR_PREFIX", "worker_main", "GracefulStop"]
+__all__ = [
+    "ERROR_PREFIX", "EXIT_ERROR", "EXIT_FAILURE_STREAK", "GracefulStop", "ObjectiveFactory", "WorkerContext",
+    "WorkerOutcome", "WorkerStudy", "load_worker_study", "run_worker", "search_objective", "study_total", "use_worker_sampler",
+    "worker_main", "worker_storage",
+]
 EXIT_FAILURE_STREAK = 3
 EXIT_ERROR = 4
 ERROR_PREFIX = "worker error: "
@@ -56,41 +62,95 @@ class WorkerOutcome:
     last_failed_trial: int | None = None
 
 
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a worker hands to its objective factory: the study's config and data, and where this worker runs."""
+
+    config: SearchConfig
+    data: PreparedData
+    metric: str
+    storage: optuna.storages.RDBStorage
+    artifact_dir: Path
+    device: str
+    num_threads: int | None
+    worker: str  # this worker's label, host:pid/wN
+    total: int
+
+
+# Builds the callable that trains one trial. The search's is `search_objective`; `archsearch sensitivity`
+# passes its own, so this package never imports the analysis that runs on top of it. Spawned workers
+# receive it by reference, so it must be a module-level function.
+ObjectiveFactory = Callable[[WorkerContext], Callable[[optuna.Trial], float]]
+
+
+def search_objective(context: WorkerContext) -> Objective:
+    """The objective of a search study: sample a candidate, train it, record it."""
+    return Objective(
+        context.config, context.data, context.metric, context.storage, context.artifact_dir, device=context.device,
+        num_threads=context.num_threads, worker=context.worker, total=context.total,
+        prune_from=first_prunable_epoch(context.config),
+    )
+
+
+def study_total(study: optuna.Study, config: SearchConfig) -> int:
+    """The finished trials (complete + pruned) a study's workers run to: the one place this is decided.
+
+    A search runs to its config's `n_trials` (which a resume may change); the companion study of a
+    sensitivity analysis to the number of jobs it holds.
+    """
+    return int(study.user_attrs.get(keys.SENSITIVITY_JOBS, config.study.n_trials))
+
+
 def worker_label(slot: WorkerSlot) -> str:
     return f"{socket.gethostname()}:{os.getpid()}/w{slot.index}"
 
 
-def load_worker_study(
-    url: str, study_name: str, *, seed_salt: int = 0
-) -> tuple[SearchConfig, optuna.storages.RDBStorage, optuna.Study]:
-    """Open a study created by archsearch with heartbeats, retries, and the sampler and pruner it was made with.
+@dataclass(frozen=True)
+class WorkerStudy:
+    """A study opened for training: its config, the heartbeat storage and the study with this worker's sampler."""
 
-    Each worker's sampler gets its own seed (the study seed, the trials already there and `seed_salt`):
-    workers seeded alike would all propose the same parameters, and so would every rerun.
-    """
-    from archsearch.controller import make_pruner, make_sampler
+    config: SearchConfig
+    storage: optuna.storages.RDBStorage
+    study: optuna.Study
 
-    plain = open_study(make_storage(url, must_exist=True), study_name, url=url)
-    if CONFIG_ATTR not in plain.user_attrs:
-        raise ConfigError(
-            f"Study {study_name!r} in {mask_url(url)!r} has no archsearch config; create it with "
-            "`archsearch search CONFIG` before starting workers."
-        )
-    config = SearchConfig.from_dict(plain.user_attrs[CONFIG_ATTR])
+
+def worker_storage(url: str, config: SearchConfig) -> optuna.storages.RDBStorage:
+    """The storage trials train through: heartbeats, and a retry of every trial whose worker died."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = RetryHeartbeatStaleTrialCallback(max_retry=config.study.max_retry)
-    storage = make_storage(
+    return make_storage(
         url,
         heartbeat_interval=config.study.heartbeat_interval,
         grace_period=config.study.grace_period,
         heartbeat_stale_trial_callback=retry,
     )
-    seed = (config.study.seed + 7919 * len(plain.get_trials(deepcopy=False)) + seed_salt) % 2**32
-    study = optuna.load_study(
-        study_name=study_name, storage=storage, sampler=make_sampler(config, seed=seed), pruner=make_pruner(config)
-    )
-    return config, storage, study
+
+
+def use_worker_sampler(study: optuna.Study, config: SearchConfig, *, seed_salt: int = 0) -> None:
+    """Give `study` the config's sampler and pruner, the sampler seeded for this worker.
+
+    Each worker's sampler gets its own seed (the study seed, the trials already there and `seed_salt`):
+    workers seeded alike would all propose the same parameters, and so would every rerun.
+    """
+    seed = (config.study.seed + 7919 * len(study.get_trials(deepcopy=False)) + seed_salt) % 2**32
+    study.sampler, study.pruner = make_sampler(config, seed=seed), make_pruner(config)
+
+
+def load_worker_study(url: str, study_name: str, *, seed_salt: int = 0) -> WorkerStudy:
+    """Open a study created by archsearch from its storage alone, as a worker on another machine does."""
+    storage = make_storage(url, must_exist=True)
+    plain = open_study(storage, study_name, url=url)
+    if keys.CONFIG not in plain.user_attrs:
+        raise ConfigError(
+            f"Study {study_name!r} in {mask_url(url)!r} has no archsearch config; create it with "
+            "`archsearch search CONFIG` before starting workers."
+        )
+    config = SearchConfig.from_dict(plain.user_attrs[keys.CONFIG])
+    storage = worker_storage(url, config)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    use_worker_sampler(study, config, seed_salt=seed_salt)
+    return WorkerStudy(config, storage, study)
 
 
 def _load_data_here(config: SearchConfig):
@@ -117,6 +177,8 @@ def run_worker(
     log: TextIO | None = None,
     seed_salt: int = 0,
     data: PreparedData | None = None,
+    objective_factory: ObjectiveFactory = search_objective,
+    opened: WorkerStudy | None = None,
 ) -> WorkerOutcome:
     """Train trials of an existing study until it holds `total` finished trials (or a limit is hit).
 
@@ -132,35 +194,35 @@ def run_worker(
         log: Where one line per finished trial goes.
         seed_salt: Makes this worker's sampler seed differ from other workers' (slot index, process id).
         data: The study's data when the caller already loaded it (an in-process search); else loaded here.
+        objective_factory: Builds the per-trial objective (default: a search's).
+        opened: The study as the caller (an in-process search) opened it; else opened here from the storage.
     """
-    config, storage, study = load_worker_study(url, study_name, seed_salt=seed_salt + 104729 * slot.index)
-    # A companion study of `archsearch sensitivity` holds enqueued jobs instead of a search to sample.
-    sensitivity = study.user_attrs.get("archsearch_kind") == "sensitivity"
-    if total is None:
-        total = study.user_attrs["sensitivity_jobs"] if sensitivity else config.study.n_trials
+    if opened is None:
+        opened = load_worker_study(url, study_name, seed_salt=seed_salt + 104729 * slot.index)
+    config, storage, study = opened.config, opened.storage, opened.study
+    companion = study.user_attrs.get(keys.KIND) == keys.SENSITIVITY_KIND
+    if companion and objective_factory is search_objective:
+        raise ConfigError(
+            f"Study {study_name!r} is the companion study of a sensitivity analysis; join it with "
+            "`archsearch worker` or `archsearch.join_study`, which train its jobs instead of sampling a search."
+        )
+    total = study_total(study, config) if total is None else total
     if len(study.get_trials(deepcopy=False, states=FINISHED_STATES)) >= total:
         return WorkerOutcome()  # nothing left: no need for the data (which may not even be here)
     data = data if data is not None else _load_data_here(config)
-    metric = study.user_attrs["metric"]
     artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
-    device = _device_for(slot)
     label = worker_label(slot)
-    if sensitivity:
-        from archsearch._sensitivity_jobs import SensitivityObjective
-
-        objective = SensitivityObjective(config, data, metric, device=device, num_threads=slot.threads, worker=label)
-    else:
-        from archsearch.controller import first_prunable_epoch
-
-        objective = Objective(
-            config, data, metric, storage, artifact_dir, device=device, num_threads=slot.threads, worker=label,
-            total=total, prune_from=first_prunable_epoch(config),
+    objective = objective_factory(
+        WorkerContext(
+            config=config, data=data, metric=study.user_attrs["metric"], storage=storage, artifact_dir=artifact_dir,
+            device=_device_for(slot), num_threads=slot.threads, worker=label, total=total,
         )
+    )
     outcome = WorkerOutcome()
     limit = config.study.max_consecutive_failures
 
     def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        outcome.stood_down = bool(trial.user_attrs.get(EXCESS_ATTR))
+        outcome.stood_down = bool(trial.user_attrs.get(keys.NOT_RUN))
         if outcome.stood_down:
             return
         if trial.state == TrialState.FAIL:
@@ -296,7 +358,16 @@ class GracefulStop:
                 signal.signal(signum, handler)
 
 
-def worker_main(url: str, study_name: str, slot: WorkerSlot, log_path: str, total: int | None, deadline: float | None, max_trials: int | None) -> None:
+def worker_main(
+    url: str,
+    study_name: str,
+    slot: WorkerSlot,
+    log_path: str,
+    total: int | None,
+    deadline: float | None,
+    max_trials: int | None,
+    objective_factory: ObjectiveFactory = search_objective,
+) -> None:
     """Entry point of a spawned worker process: logs to its own file; exit code 3 on a failure streak, 4 on an error."""
     os.environ.update(slot.env)  # before torch loads, so the worker sees only its GPU
     code = 0
@@ -307,7 +378,8 @@ def worker_main(url: str, study_name: str, slot: WorkerSlot, log_path: str, tota
                   f"{'' if slot.gpu is None else f' (GPU {slot.gpu})'}, {slot.threads} thread(s)\n")
         try:
             outcome = run_worker(
-                url, study_name, slot, total=total, max_trials=max_trials, deadline=deadline, log=log, seed_salt=os.getpid()
+                url, study_name, slot, total=total, max_trials=max_trials, deadline=deadline, log=log, seed_salt=os.getpid(),
+                objective_factory=objective_factory,
             )
             code = EXIT_FAILURE_STREAK if outcome.stopped_by_failures else 0
         except KeyboardInterrupt:

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from archsearch.placement import PlacementError, plan_workers
+from archsearch.pool._placement import PlacementError, plan_workers
 
 
 def test_plan_workers_two_gpus_three_per_gpu_is_balanced() -> None:

@@ -15,7 +15,6 @@ import math
 import numbers
 
 import numpy as np
-from scipy import stats
 
 
 VERDICTS = ("better", "worse", "within noise")
@@ -165,6 +164,8 @@ def minimum_detectable_difference(
         >>> round(minimum_detectable_difference(0.01, 8), 4)
         0.0099
     """
+    from scipy import stats  # imported here so that importing archsearch.stats stays light
+
     owner = "minimum_detectable_difference"
     if not sd_of_differences >= 0:
         raise ValueError(
@@ -207,6 +208,8 @@ def can_reach_significance(n: int, n_tests: int, alpha: float = 0.05) -> bool:
 
 
 def _wilcoxon_p(diff: np.ndarray) -> float:
+    from scipy import stats  # imported here so that importing archsearch.stats stays light
+
     if not np.any(diff):
         # scipy returns NaN or warns here; no difference at all is no evidence of one.
         return 1.0
@@ -220,6 +223,8 @@ def _wilcoxon_p(diff: np.ndarray) -> float:
 
 def _t_interval(diff: np.ndarray) -> tuple[float, float]:
     """The 95% t-interval of the mean of ``diff``; NaN bounds with fewer than 2 values."""
+    from scipy import stats  # imported here so that importing archsearch.stats stays light
+
     n = diff.size
     if n < 2:
         return math.nan, math.nan

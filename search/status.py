@@ -1,0 +1,42 @@
+"""`archsearch status`: what a study holds, as plain text for a terminal."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from archsearch.storage import finished_count, heartbeat_ages, keys, mask_url, open_study, state_counts
+
+__all__ = ["study_status"]
+
+
+def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = "") -> str:
+    """A plain-text status report: counts by state, running trials with worker and heartbeat age, the best trial."""
+    study = open_study(storage, name, url=url)
+    counts = state_counts(study)
+    # A trial claimed just as the total was reached trains nothing and is closed as FAIL with `not_run`.
+    surplus = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.user_attrs.get(keys.NOT_RUN))
+    counts["FAIL"] -= surplus
+    lines = [f"Study {name!r}" + (f" in {mask_url(url)}" if url else "")]
+    line = "  " + ", ".join(f"{state.lower()} {count}" for state, count in counts.items())
+    lines.append(line + (f" (plus {surplus} surplus claims that trained nothing)" if surplus else ""))
+    config = study.user_attrs.get(keys.CONFIG, {})
+    total = config.get("study", {}).get("n_trials")
+    if total is not None:
+        lines.append(f"  finished (complete + pruned) {finished_count(study)} of n_trials {total}")
+    ages = heartbeat_ages(storage, study)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        age = ages.get(trial.number)
+        beat = f"heartbeat {age:.0f}s ago" if age is not None else "no heartbeat"
+        lines.append(f"  running trial {trial.number}: worker {trial.user_attrs.get(keys.WORKER, '?')}, {beat}")
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if completed and len(study.directions) == 1:
+        best = study.best_trial
+        metric = study.user_attrs.get(keys.METRIC, "value")
+        lines.append(
+            f"  best trial {best.number}: val {metric} {best.value:.4f}, widths {best.user_attrs.get(keys.WIDTHS)}, "
+            f"{best.user_attrs.get(keys.N_PARAMS, '?')} parameters"
+        )
+    else:
+        lines.append("  no completed trial yet")
+    return "\n".join(lines)

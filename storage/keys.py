@@ -1,0 +1,48 @@
+"""The names of everything archsearch stores in an Optuna study, once (see docs/STUDY_LAYOUT.md).
+
+Every reader and writer (controller, workers, export, report, status, sensitivity) uses these constants;
+a stored name spelled as a literal elsewhere is a bug waiting for a rename. Changing a value here breaks
+every study stored before, so values only ever get added.
+"""
+
+from __future__ import annotations
+
+# Study user attributes.
+VERSION = "archsearch_version"
+CONFIG = "archsearch_config"  # the search config, password masked; its presence marks an initialised study
+METRIC = "metric"
+TASK = "task"
+DATA = "data"  # {"name", "n_features", "n_outputs", "n_train", "n_val", "n_test"}
+PREPROCESSING = "preprocessing"
+KIND = "archsearch_kind"  # "sensitivity" marks a companion study; absent for a search
+PARENT_STUDY = "parent_study"
+SENSITIVITY_JOBS = "sensitivity_jobs"  # distinct jobs a companion study holds: the total its workers run to
+
+SENSITIVITY_KIND = "sensitivity"  # the value of KIND for a companion study
+DROPPED_WEIGHTS = "archsearch_dropped_weights"  # artifact ids removed by keep_best_k
+
+# Trial user attributes: the architecture, written before training.
+WIDTHS = "widths"
+DROPOUTS = "dropouts"
+ACTIVATION = "activation"
+DEPTH = "depth"
+TOTAL_UNITS = "total_units"
+N_PARAMS = "n_params"
+LAYER_SHAPE = "layer_shape"
+SEED = "seed"
+WORKER = "worker"  # host:pid/wN of the process that trained the trial
+BASELINE = "baseline"  # "linear" or "user" for enqueued baselines
+
+# Trial user attributes: the outcome, written when the trial ends.
+DEVICE = "device"
+EPOCHS_RUN = "epochs_run"
+BEST_EPOCH = "best_epoch"
+TRAIN_SECONDS = "train_seconds"
+WEIGHTS = "weights_artifact_id"
+PRUNED_REASON = "pruned_reason"
+FAIL_REASON = "fail_reason"
+NOT_RUN = "not_run"  # a trial claimed after the study reached its total; it trained nothing
+
+# Trial user attributes of a sensitivity run (its job, enqueued with the trial).
+JOB_ID = "job_id"
+CENTRE_TRIAL = "centre_trial"
