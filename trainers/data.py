@@ -271,7 +271,8 @@ class Preprocessing:
     @property
     def one_hot_features(self) -> tuple[int, ...]:
         """Indices of the encoded features that are one-hot columns of a categorical input."""
-        found, start = [], 0
+        found: list[int] = []
+        start = 0
         for column in self.columns:
             width = len(self.categorical[column]) if column in self.categorical else 1
             if column in self.categorical:
