@@ -25,6 +25,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 # Numeric-feature embeddings before the first layer (archsearch.trainers._embedding): periodic (PLR) or
 # piecewise-linear on quantile bins.
 EMBEDDINGS = ("none", "periodic", "pl")
+EMBEDDING_DIM = 8  # values per embedded feature when a space names none
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Architecture:
     dropouts: tuple[float, ...]
     activation: str
     embedding: str = "none"
-    embedding_dim: int = 8
+    embedding_dim: int = EMBEDDING_DIM
 
     def __post_init__(self) -> None:
         owner = "Architecture"

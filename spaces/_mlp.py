@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from archsearch.spaces._candidate import ACTIVATIONS
 from archsearch.spaces._candidate import Architecture
 from archsearch.spaces._candidate import Candidate
+from archsearch.spaces._candidate import EMBEDDING_DIM
 from archsearch.spaces._candidate import EMBEDDINGS
 from archsearch.spaces._candidate import Hyperparameters
 from archsearch.spaces._candidate import OPTIMIZERS
@@ -110,7 +111,7 @@ class MLPSpace:
     dropout_step: float = 0.05
     activation: tuple[str, ...] = ("relu", "gelu", "tanh", "silu")
     embedding: tuple[str, ...] = ("none",)
-    embedding_dim: tuple[int, ...] = (8,)
+    embedding_dim: tuple[int, ...] = (EMBEDDING_DIM,)
     lr: tuple[float, float] = (1e-4, 3e-2)
     weight_decay: tuple[float, float] = (0.0, 1e-3)
     weight_decay_min: float = 1e-6

@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 EMBEDDINGS = ("none", "periodic", "pl")
+# 8 values per feature: the small end of the paper's range, so the first layer stays narrow on wide data.
+DEFAULT_DIM = 8
 # Initial frequencies ~ N(0, 0.1): on unit-scale inputs (|x| < 3) the phase 2 pi c x starts within about
 # +-2 rad, a smooth and nearly monotone code that training sharpens; the paper tunes sigma per dataset.
 PERIODIC_SIGMA = 0.1

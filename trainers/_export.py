@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archsearch.trainers._embedding import build_embedding
+from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
 from archsearch.trainers._errors import ExportError
 from archsearch.trainers._model import build_mlp
 from archsearch.trainers._scaling import InputScaling
@@ -67,7 +67,7 @@ def export_model(
     preprocessing: Preprocessing,
     metadata: dict[str, Any],
     embedding: str = "none",
-    embedding_dim: int = 8,
+    embedding_dim: int = DEFAULT_DIM,
 ) -> Path:
     """Write `architecture.json`, `model.pt` and `model.pt2` into `out_dir` (created if needed).
 
@@ -226,7 +226,7 @@ def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Seq
     n_inputs = architecture["n_inputs"]
     embedding = build_embedding(
         architecture.get("embedding", "none"),
-        architecture.get("embedding_dim", 8),
+        architecture.get("embedding_dim", DEFAULT_DIM),
         n_inputs,
         preprocessing.numeric_features,
     )

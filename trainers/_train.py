@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.trainers._embedding import build_embedding
+from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
 from archsearch.trainers._model import build_mlp, count_parameters
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import (
@@ -119,7 +119,7 @@ def train_mlp(
     report: Callable[[int, float], bool] | None = None,
     *,
     embedding: str = "none",
-    embedding_dim: int = 8,
+    embedding_dim: int = DEFAULT_DIM,
 ) -> TrainResult:
     """Train an MLP on `data` and return its best epoch's weights and metrics.
 

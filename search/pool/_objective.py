@@ -60,13 +60,13 @@ def train_and_record(
     *,
     prune_from: int | None = 1,
     more_attrs: Callable[[Any], Mapping[str, Any]] | None = None,
-    embedding: str = "none",
-    embedding_dim: int = 8,
+    **embedding: Any,
 ):
     """Train one network, reporting each epoch to the trial, and store the outcome as user attributes.
 
     Args:
-        embedding, embedding_dim: The numeric-feature embedding, passed on to `train_mlp`.
+        **embedding: `embedding` and `embedding_dim` for `train_mlp` (the numeric-feature embedding; none
+            when absent).
         prune_from: First epoch at which the study's pruner is asked (None: never). Asking reads every
             finished trial, so epochs where the pruner cannot prune yet (its warm-up) skip it.
         more_attrs: For a completed run, more attributes to store with the outcome (e.g. the weights'
@@ -82,7 +82,7 @@ def train_and_record(
         return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
     result = train_mlp(
-        widths, dropouts, activation, data, settings, report, embedding=embedding, embedding_dim=embedding_dim
+        widths, dropouts, activation, data, settings, report, **embedding
     )
     attrs = {
         "device": result.device,
