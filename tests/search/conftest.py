@@ -34,15 +34,15 @@ def small_config(folder: Path, **sections: dict) -> SearchConfig:
 
 @pytest.fixture(scope="session")
 def digits_search(tmp_path_factory: pytest.TempPathFactory) -> FinishedSearch:
-    """The issue's end-to-end search: 12 trials on digits, on CPU."""
+    """An end-to-end search shared by the session: 8 trials on digits, on CPU (about 20 s here)."""
     from archsearch.controller import run_search
 
     folder = tmp_path_factory.mktemp("digits-search")
     config = small_config(
         folder,
-        study={"n_trials": 12},
-        space={"layers": [0, 2], "width": [32, 256], "lr": [1e-3, 2e-2], "optimizer": ["adam", "adamw"]},
-        train={"epochs": 20, "patience": 5},
+        study={"n_trials": 8},
+        space={"layers": [0, 2], "width": [32, 128], "lr": [1e-3, 2e-2], "optimizer": ["adam", "adamw"]},
+        train={"epochs": 12, "patience": 4},
     )
     study = run_search(config)
     return FinishedSearch(config=config, study=study, url=config.study.storage, folder=folder)

@@ -32,7 +32,7 @@ print(accuracy)
 
 @pytest.mark.timeout(600)
 def test_export_best_end_to_end_standalone(digits_search: FinishedSearch, tmp_path: Path) -> None:
-    """Check the issue's end-to-end run: 12 trials, val accuracy >= 0.95, linear baseline included, and
+    """Check the end-to-end run: 8 trials, val accuracy >= 0.95, linear baseline included, and
     model.pt2 reproducing the stored test accuracy in a fresh process without archsearch."""
     study = digits_search.study
     assert study.best_value >= 0.95

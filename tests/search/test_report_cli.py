@@ -47,7 +47,7 @@ def test_cli_status_reports_counts_and_best(digits_search: FinishedSearch, capsy
     """Check that `archsearch status` prints counts by state, the total and the best trial."""
     assert main(["status", "--storage", digits_search.url, "--study", "digits"]) == 0
     out = capsys.readouterr().out
-    assert "complete" in out and "finished (complete + pruned) 12 of n_trials 12" in out
+    assert "complete" in out and "finished (complete + pruned) 8 of n_trials 8" in out
     assert f"best trial {digits_search.study.best_trial.number}" in out
 
 
