@@ -14,6 +14,7 @@ from optuna.trial import FixedTrial, TrialState
 import archsearch
 from archsearch.config import SearchConfig
 from archsearch.pool import train_settings
+from archsearch.spaces import Architecture
 from archsearch.storage import default_artifact_dir, keys, download_weights, make_storage, open_artifact_store, open_study
 from archsearch.trainers import ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data
@@ -75,7 +76,15 @@ def _retrain(
         keep_last=True,
     )
     arch = candidate.architecture
-    result = train_mlp(arch.widths, arch.dropouts, arch.activation, merged, settings)
+    result = train_mlp(
+        arch.widths,
+        arch.dropouts,
+        arch.activation,
+        merged,
+        settings,
+        embedding=arch.embedding,
+        embedding_dim=arch.embedding_dim,
+    )
     if result.status != "completed":
         raise ExportError(f"Retraining trial {trial.number} did not complete: {result.reason}.")
     # Only the test split is still unseen; train and validation metrics would be measured on training rows.
@@ -159,11 +168,15 @@ def export_best(
         "retrained": retrain,
         "archsearch_version": archsearch.__version__,
     }
+    # Trials stored before embeddings existed have no embedding attributes: Architecture reads them as none.
+    architecture = Architecture.from_attrs(chosen.user_attrs)
     return export_model(
         out,
-        widths=chosen.user_attrs["widths"],
-        dropouts=chosen.user_attrs["dropouts"],
-        activation=chosen.user_attrs["activation"],
+        widths=architecture.widths,
+        dropouts=architecture.dropouts,
+        activation=architecture.activation,
+        embedding=architecture.embedding,
+        embedding_dim=architecture.embedding_dim,
         state_dict=state_dict,
         preprocessing=preprocessing,
         metadata=metadata,

@@ -25,6 +25,10 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 # The trainer's names (archsearch.trainers), repeated because spaces import nothing of ours.
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
 NORMALIZATIONS = ("none", "batch", "layer")
+# Numeric-feature embeddings before the first layer (archsearch.trainers._embedding): periodic (PLR) or
+# piecewise-linear on quantile bins.
+EMBEDDINGS = ("none", "periodic", "pl")
+EMBEDDING_DIM = 8  # values per embedded feature when a space names none
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,10 @@ class Architecture:
         widths: Units of each hidden layer. Empty for a linear (or softmax) model.
         dropouts: Dropout probability after each hidden layer, in ``[0, 1)``; 0.0 means no Dropout layer.
         activation: One of :data:`ACTIVATIONS`, used after every hidden layer.
+        embedding: One of :data:`EMBEDDINGS`: how each numeric input feature is encoded before the first
+            layer (one-hot inputs pass through). Allowed at depth 0, where it makes the model non-linear.
+        embedding_dim: Values per embedded feature (frequencies or bins, and the embedding's output size);
+            unused when ``embedding`` is ``"none"``.
 
     Example:
         >>> arch = Architecture(widths=(32, 16), dropouts=(0.1, 0.0), activation="relu")
@@ -45,6 +53,8 @@ class Architecture:
     widths: tuple[int, ...]
     dropouts: tuple[float, ...]
     activation: str
+    embedding: str = "none"
+    embedding_dim: int = EMBEDDING_DIM
 
     def __post_init__(self) -> None:
         owner = "Architecture"
@@ -57,6 +67,8 @@ class Architecture:
                 owner, "dropouts", f"a list as long as widths ({len(self.widths)})", self.dropouts
             )
         check_name(owner, "activation", self.activation, ACTIVATIONS)
+        check_name(owner, "embedding", self.embedding, EMBEDDINGS)
+        object.__setattr__(self, "embedding_dim", check_int(owner, "embedding_dim", self.embedding_dim, low=1))
         # Frozen: coerce through object.__setattr__ so lists from JSON/TOML compare and hash as tuples.
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "dropouts", tuple(float(p) for p in self.dropouts))
@@ -71,23 +83,51 @@ class Architecture:
         """Sum of the hidden widths."""
         return sum(self.widths)
 
-    def n_params(self, n_inputs: int, n_outputs: int) -> int:
-        """Count the weights and biases of the ``Linear`` chain ``n_inputs -> widths... -> n_outputs``."""
-        sizes = (n_inputs, *self.widths, n_outputs)
-        return sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+    def n_params(self, n_inputs: int, n_outputs: int, *, n_numeric: int | None = None) -> int:
+        """Count the trainable scalars: the embedding's, then the ``Linear`` chain ``inputs -> widths... -> n_outputs``.
+
+        Args:
+            n_inputs: Input features.
+            n_outputs: Classes, or 1.
+            n_numeric: Inputs that are numeric (embedded); the others are one-hot and pass through.
+                None: all of them.
+        """
+        n_embedded = 0 if self.embedding == "none" else (n_inputs if n_numeric is None else n_numeric)
+        d = self.embedding_dim
+        # Per feature: periodic has d frequencies and a Linear(2d -> d); pl a Linear(d bins -> d).
+        per_feature = {"none": 0, "periodic": d + 2 * d * d + d, "pl": d * d + d}[self.embedding]
+        sizes = (n_inputs - n_embedded + n_embedded * d, *self.widths, n_outputs)
+        linear = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+        return n_embedded * per_feature + linear
 
     def layer_shape(self) -> str:
         """Name the width profile, for grouping trials in reports (see :func:`classify_shape`)."""
         return classify_shape(self.widths)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-able dict, the inverse of :meth:`from_dict`."""
-        return {"widths": list(self.widths), "dropouts": list(self.dropouts), "activation": self.activation}
+        """Return a JSON-able dict, the inverse of :meth:`from_dict`.
+
+        The embedding keys appear only with an embedding, so a plain network's dict (and every record
+        stored from it) reads as before embeddings existed.
+        """
+        plain = {"widths": list(self.widths), "dropouts": list(self.dropouts), "activation": self.activation}
+        if self.embedding == "none":
+            return plain
+        return {**plain, "embedding": self.embedding, "embedding_dim": self.embedding_dim}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
-        """Build from :meth:`to_dict` output; unknown or missing keys raise :class:`InvalidSpaceError`."""
+        """Build from :meth:`to_dict` output; unknown or missing keys raise :class:`InvalidSpaceError`.
+
+        The embedding keys may be missing (dicts stored before embeddings existed): no embedding.
+        """
         return cls(**_fields_of(cls, data))
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> Architecture:
+        """Build from a trial's user attributes, which hold :meth:`to_dict`'s keys among others."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls.from_dict({key: value for key, value in attrs.items() if key in names})
 
 
 @dataclass(frozen=True)

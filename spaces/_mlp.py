@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from archsearch.spaces._candidate import ACTIVATIONS
 from archsearch.spaces._candidate import Architecture
 from archsearch.spaces._candidate import Candidate
+from archsearch.spaces._candidate import EMBEDDING_DIM
+from archsearch.spaces._candidate import EMBEDDINGS
 from archsearch.spaces._candidate import Hyperparameters
 from archsearch.spaces._candidate import LR_SCHEDULES
 from archsearch.spaces._candidate import NORMALIZATIONS
@@ -66,6 +68,10 @@ class MLPSpace:
       the last layer is ``w0 * r``), rounded, and never below ``width[0]`` (nor above ``w0``).
     - ``dropout_i`` on a grid of ``dropout_step``, so ``dropout[0]`` (0.0: no Dropout) is reachable.
     - ``activation``, only for 1 layer or more; a linear model records ``activation[0]``.
+    - ``embedding``, only for 1 layer or more and unless ``embedding`` is ``("none",)``; then
+      ``embedding_dim`` when the trial's embedding is not ``"none"``. Depth 0 is always the plain linear
+      model, so that the depth-0 trials stay the linear baseline every report compares against (an embedded
+      depth-0 model is a different, non-linear family).
     - ``lr`` (log scale).
     - ``use_weight_decay`` (``False``/``True``) when ``weight_decay[0] == 0 < weight_decay[1]``, then
       ``weight_decay`` (log scale, from ``weight_decay_min``) if true; ``weight_decay`` alone (log
@@ -88,6 +94,8 @@ class MLPSpace:
         dropout: Range of each layer's dropout, in ``[0, 1)``.
         dropout_step: Grid step of ``dropout``; must divide its span.
         activation: Activation choices, from :data:`ACTIVATIONS`.
+        embedding: Numeric-feature embedding choices, from :data:`EMBEDDINGS` (a single name fixes it).
+        embedding_dim: Choices of values per embedded feature (a single int fixes it).
         lr: Learning rate range, > 0.
         weight_decay: Weight decay range, >= 0; a zero lower end makes "no weight decay" a choice.
         weight_decay_min: Smallest non-zero weight decay when ``weight_decay[0]`` is 0.
@@ -121,6 +129,8 @@ class MLPSpace:
     dropout: tuple[float, float] = (0.0, 0.5)
     dropout_step: float = 0.05
     activation: tuple[str, ...] = ("relu", "gelu", "tanh", "silu")
+    embedding: tuple[str, ...] = ("none",)
+    embedding_dim: tuple[int, ...] = (EMBEDDING_DIM,)
     lr: tuple[float, float] = (1e-4, 3e-2)
     weight_decay: tuple[float, float] = (0.0, 1e-3)
     weight_decay_min: float = 1e-6
@@ -165,6 +175,14 @@ class MLPSpace:
         set_("activation", check_choices(
             o, "activation", self.activation, f"names from {listing(ACTIVATIONS)}", ACTIVATIONS.__contains__
         ))
+        # A single value fixes the choice, as `embedding = "pl"` reads in a config.
+        embedding = (self.embedding,) if isinstance(self.embedding, str) else self.embedding
+        set_("embedding", check_choices(
+            o, "embedding", embedding, f"names from {listing(EMBEDDINGS)}", EMBEDDINGS.__contains__
+        ))
+        dims = (self.embedding_dim,) if is_int(self.embedding_dim) else self.embedding_dim
+        dims = check_choices(o, "embedding_dim", dims, "ints >= 1", lambda v: is_int(v) and v >= 1)
+        set_("embedding_dim", tuple(int(d) for d in dims))
         set_("lr", check_float_range(o, "lr", self.lr, "0 < low <= high", lambda lo, hi: 0 < lo <= hi))
         set_("weight_decay", check_float_range(
             o, "weight_decay", self.weight_decay, "0 <= low <= high", lambda lo, hi: 0 <= lo <= hi
@@ -230,7 +248,18 @@ class MLPSpace:
         activation = self.activation[0]
         if n_layers:
             activation = trial.suggest_categorical("activation", self.activation)
-        architecture = Architecture(widths=widths, dropouts=dropouts, activation=activation)
+        embedding, embedding_dim = "none", self.embedding_dim[0]
+        if n_layers and self.embedding != ("none",):
+            embedding = trial.suggest_categorical("embedding", self.embedding)
+            if embedding != "none":
+                embedding_dim = trial.suggest_categorical("embedding_dim", self.embedding_dim)
+        architecture = Architecture(
+            widths=widths,
+            dropouts=dropouts,
+            activation=activation,
+            embedding=embedding,
+            embedding_dim=embedding_dim,
+        )
         hyperparameters = Hyperparameters(
             lr=trial.suggest_float("lr", *self.lr, log=True),
             weight_decay=self._sample_weight_decay(trial),

@@ -5,9 +5,12 @@ A model folder holds three files:
 - `architecture.json`: the architecture, the preprocessing (`Preprocessing.to_dict()`) and metadata.
 - `model.pt`: the MLP's state dict (`torch.save`), read back by `load_model` with `weights_only=True`.
 - `model.pt2`: a `torch.export` program that needs only torch to run. Its input is the *encoded* but
-  unstandardized feature matrix (`Preprocessing.encode(rows)`, float32, any number of rows); the
-  standardization is built in. Its output is the logits (classification) or the prediction in the
-  target's original units (regression).
+  unscaled feature matrix (`Preprocessing.encode(rows)`, float32, any number of rows); the input scaling
+  (standard, robust or quantile) and any numeric-feature embedding are built in. Its output is the logits
+  (classification) or the prediction in the target's original units (regression).
+
+`architecture.json` names the embedding (`embedding`, `embedding_dim`); a file without them (written before
+embeddings existed) describes a network without one.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
 from archsearch.trainers._errors import ExportError
 from archsearch.trainers._model import build_mlp
+from archsearch.trainers._scaling import InputScaling
 from archsearch.trainers.data import Preprocessing
 
 FORMAT_VERSION = 1
@@ -40,14 +45,13 @@ class _DeployedMLP(nn.Module):
     def __init__(self, mlp: nn.Module, preprocessing: Preprocessing) -> None:
         super().__init__()
         self.mlp = mlp
-        self.register_buffer("mean", torch.tensor(preprocessing.mean, dtype=torch.float32))  # (n_inputs,)
-        self.register_buffer("scale", torch.tensor(preprocessing.scale, dtype=torch.float32))  # (n_inputs,)
+        self.scaling = InputScaling(preprocessing)
         self.regression = preprocessing.task == "regression"
         self.target_mean = float(preprocessing.target_mean)
         self.target_scale = float(preprocessing.target_scale)
 
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:
-        out = self.mlp((encoded - self.mean) / self.scale)  # (batch, n_outputs)
+        out = self.mlp(self.scaling(encoded))  # (batch, n_outputs)
         if self.regression:
             return out.squeeze(1) * self.target_scale + self.target_mean  # (batch,)
         return out
@@ -63,6 +67,8 @@ def export_model(
     preprocessing: Preprocessing,
     metadata: dict[str, Any],
     normalization: str = "none",
+    embedding: str = "none",
+    embedding_dim: int = DEFAULT_DIM,
 ) -> Path:
     """Write `architecture.json`, `model.pt` and `model.pt2` into `out_dir` (created if needed).
 
@@ -76,6 +82,8 @@ def export_model(
         metadata: JSON-serializable facts to keep with the model (metric values, trial number, study
             name, archsearch version, ...), stored under the key "metadata".
         normalization: The norm layer after each hidden Linear, see `build_mlp`.
+        embedding: The numeric-feature embedding the weights were trained with ("none", "periodic", "pl").
+        embedding_dim: Its values per feature.
 
     Returns:
         The model folder.
@@ -94,6 +102,8 @@ def export_model(
         "dropouts": [float(p) for p in dropouts],
         "activation": activation,
         "normalization": normalization,
+        "embedding": embedding,
+        "embedding_dim": int(embedding_dim),
         "n_inputs": n_inputs,
         "n_outputs": n_outputs,
         "task": preprocessing.task,
@@ -105,7 +115,7 @@ def export_model(
         architecture_text = json.dumps(architecture, indent=2, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise ExportError(f"The model's metadata must be JSON-serializable with finite numbers: {e}") from e
-    mlp = build_mlp(n_inputs, widths, dropouts, activation, n_outputs, normalization=normalization)
+    mlp = _build(architecture, preprocessing)
     mlp.load_state_dict(state_dict)
     deployed = _DeployedMLP(mlp, preprocessing).eval()  # eval: dropout and batch statistics must not reach the program
 
@@ -202,15 +212,7 @@ def load_model(path: str | Path) -> Predictor:
         )
     try:
         preprocessing = Preprocessing.from_dict(architecture["preprocessing"])
-        mlp = build_mlp(
-            architecture["n_inputs"],
-            architecture["widths"],
-            architecture["dropouts"],
-            architecture["activation"],
-            architecture["n_outputs"],
-            # Folders written before normalization existed lack the key; their networks had none.
-            normalization=architecture.get("normalization", "none"),
-        )
+        mlp = _build(architecture, preprocessing)
     except (KeyError, TypeError, ValueError) as e:
         raise ExportError(f"'{architecture_path}' does not describe a valid model: {e}") from e
     try:
@@ -220,3 +222,24 @@ def load_model(path: str | Path) -> Predictor:
             f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {e}"
         ) from e
     return Predictor(architecture, preprocessing, _DeployedMLP(mlp, preprocessing))
+
+
+def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Sequential:
+    """The untrained network `architecture` describes, ready for its state dict (which carries the bin edges)."""
+    n_inputs = architecture["n_inputs"]
+    embedding = build_embedding(
+        architecture.get("embedding", "none"),
+        architecture.get("embedding_dim", DEFAULT_DIM),
+        n_inputs,
+        preprocessing.numeric_features,
+    )
+    return build_mlp(
+        n_inputs,
+        architecture["widths"],
+        architecture["dropouts"],
+        architecture["activation"],
+        architecture["n_outputs"],
+        embedding=embedding,
+        # Folders written before normalization existed lack the key; their networks had none.
+        normalization=architecture.get("normalization", "none"),
+    )

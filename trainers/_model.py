@@ -28,11 +28,14 @@ def build_mlp(
     *,
     generator: torch.Generator | None = None,
     normalization: str = "none",
+    embedding: nn.Module | None = None,
 ) -> nn.Sequential:
     """Build `Linear [-> norm] -> activation [-> Dropout]` per hidden layer, then a final `Linear`.
 
     A Dropout module is added only where its probability is > 0, and zero hidden layers give a single
-    Linear (a linear or logistic model).
+    Linear (a linear or logistic model). An `embedding` goes first, feeding its `out_features` values to
+    the first Linear; the trainer allows it with zero hidden layers too (the model is then additive in
+    learned per-feature functions, no longer linear), while the search keeps its depth-0 model plain.
 
     Args:
         n_inputs: Number of input features.
@@ -46,6 +49,7 @@ def build_mlp(
         normalization: One of `NORMALIZATIONS`: "batch" (BatchNorm1d) or "layer" (LayerNorm) adds a norm
             layer after each hidden Linear; "none" adds nothing, so module indices and weight names stay those
             of networks built before this option existed.
+        embedding: An input encoding with an `out_features` attribute, e.g. from `build_embedding`.
 
     Returns:
         The network on CPU, in training mode.
@@ -65,8 +69,8 @@ def build_mlp(
             f"The 'normalization' parameter of build_mlp must be one of {list(NORMALIZATIONS)}. "
             f"Got {normalization!r} instead."
         )
-    layers: list[nn.Module] = []
-    fan_in = n_inputs
+    layers: list[nn.Module] = [] if embedding is None else [embedding]
+    fan_in = n_inputs if embedding is None else embedding.out_features
     for width, p in zip(widths, dropouts):
         layers.append(_linear(fan_in, width, generator))
         if normalization != "none":

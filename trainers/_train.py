@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
 from archsearch.trainers._model import NORMALIZATIONS, build_mlp, count_parameters
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import (
@@ -136,6 +137,9 @@ def train_mlp(
     data: PreparedData,
     settings: TrainSettings,
     report: Callable[[int, float], bool] | None = None,
+    *,
+    embedding: str = "none",
+    embedding_dim: int = DEFAULT_DIM,
 ) -> TrainResult:
     """Train an MLP on `data` and return its best epoch's weights and metrics.
 
@@ -152,6 +156,9 @@ def train_mlp(
         report: Called as `report(epoch, value)` after every epoch (epochs count from 1) with the
             validation metric in the target's original units; returning True stops the run with
             status "pruned".
+        embedding: Numeric-feature embedding before the first layer, one of "none", "periodic", "pl"
+            (see `_embedding.py`); "pl" takes its bin edges from `data.x_train`.
+        embedding_dim: Values per embedded feature.
 
     Returns:
         The run's outcome; `metrics` holds e.g. "train_accuracy", "val_log_loss", "test_rmse".
@@ -176,13 +183,12 @@ def train_mlp(
         torch.set_num_threads(settings.num_threads)
 
     generator = torch.Generator().manual_seed(settings.seed)  # weight init, then one shuffle per epoch
+    numeric = data.preprocessing.numeric_features
+    embedder = build_embedding(
+        embedding, embedding_dim, data.n_features, numeric, train_rows=data.x_train, generator=generator
+    )
     model = build_mlp(
-        data.n_features,
-        widths,
-        dropouts,
-        activation,
-        data.n_outputs,
-        generator=generator,
+        data.n_features, widths, dropouts, activation, data.n_outputs, generator=generator, embedding=embedder,
         normalization=settings.normalization,
     )
     model.to(device)

@@ -1,9 +1,13 @@
 """Datasets, preprocessing and splits for archsearch (numpy/pandas/scikit-learn only, no torch).
 
 `load_data(DataSpec(...))` reads a built-in dataset or a user file (CSV, Parquet, NPZ), checks it, splits it
-into train/val/test (stratified for classification, seeded) and standardizes the inputs with statistics of
-the training split only. The fitted `Preprocessing` travels with exported models: it re-encodes raw rows and
-maps class indices back to the original labels.
+into train/val/test (stratified for classification, seeded) and scales the inputs with statistics of the
+training split only (`scaling`: standard, robust or quantile). The fitted `Preprocessing` travels with
+exported models: it re-encodes raw rows and maps class indices back to the original labels.
+
+Scaling is a study-level data option, not a per-trial search parameter: a worker prepares the data once and
+every trial trains on the same arrays, which is what makes trials comparable and the stored `preprocessing`
+valid for every exported trial. To compare scalings, run one study per scaling.
 
 When `task = "auto"`, a target is classification when it holds strings, booleans or categories, or numbers
 that are all integral with at most 20 distinct values (`AUTO_MAX_CLASSES`); any other numeric target is
@@ -27,6 +31,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from scipy.special import ndtri
+
 from archsearch.trainers import _datasets
 from archsearch.trainers._errors import DataError
 from archsearch.trainers._datasets import AUTO_MAX_CLASSES, check_finite, is_numeric, json_safe, numeric_values
@@ -36,6 +42,15 @@ Task = Literal["classification", "regression"]
 
 BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "diabetes", "teacher")
 FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".npz")
+SCALINGS = ("standard", "robust", "quantile")
+# Robust and quantile inputs are clipped to +-5: a normal value lies beyond 5 with probability 6e-7, so
+# ordinary rows are untouched while an outlier (robust scaling keeps its distance, say 50 IQRs) can no longer
+# dominate the first layer, and the quantile transform's tails (norm.ppf of 0 or 1) stay finite.
+CLIP = 5.0
+# Training quantiles kept per numeric feature for "quantile": every percentile. More buys nothing an MLP sees,
+# and they are stored in the study (up to about 1 kB per feature; MySQL's TEXT attribute column holds 64 kB).
+N_QUANTILES = 101
+_NORMAL_IQR = 1.3489795003921634  # interquartile range of the unit normal, 2 * norm.ppf(0.75)
 
 __all__ = [
     "AUTO_MAX_CLASSES",
@@ -44,6 +59,7 @@ __all__ = [
     "DataSpec",
     "PreparedData",
     "Preprocessing",
+    "SCALINGS",
     "TeacherSpec",
     "data_fingerprint",
     "describe_datasets",
@@ -64,6 +80,10 @@ def _is_int(value: Any) -> bool:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _positive(value: Any) -> bool:
+    return _is_real(value) and 0 < value < float("inf")
 
 
 def _check_keys(data: Any, cls: type, section: str) -> None:
@@ -123,6 +143,7 @@ class DataSpec:
     test_fraction: float = 0.2
     seed: int = 0
     impute: Literal["none", "mean", "median"] = "none"
+    scaling: Literal["standard", "robust", "quantile"] = "standard"  # see Preprocessing
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
 
     def __post_init__(self) -> None:
@@ -142,6 +163,7 @@ class DataSpec:
             raise _invalid("DataSpec", "target", "a non-empty column name", self.target)
         _check_choice("task", self.task, ("auto", "classification", "regression"))
         _check_choice("impute", self.impute, ("none", "mean", "median"))
+        _check_choice("scaling", self.scaling, SCALINGS)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not _is_real(value) or not 0 < value < 1 or self.val_fraction + self.test_fraction >= 1:
@@ -178,12 +200,16 @@ class DataSpec:
         """A JSON/TOML-safe dict that `from_dict` inverts.
 
         Keys whose value is None are left out (TOML has no null), and so is `teacher` unless dataset is "teacher".
+        So is `scaling = "standard"`: stored configs of studies made before scaling existed must still compare
+        equal to today's default when a study is resumed.
         """
         values = dataclasses.asdict(self)
         if self.dataset == "teacher":
             values["teacher"]["widths"] = list(self.teacher.widths)
         else:
             del values["teacher"]
+        if self.scaling == "standard":
+            del values["scaling"]
         return {key: value for key, value in values.items() if value is not None}
 
 
@@ -196,9 +222,17 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 class Preprocessing:
     """Everything needed to turn raw rows into the model's input, and outputs back into labels.
 
-    `encode` gives the *unstandardized* encoded matrix (numeric columns as float, categorical columns
-    one-hot); the model input is `(encode(x) - mean) / scale`. A categorical value unseen in training, or
-    missing, encodes as all zeros; a missing numeric value takes its `fill_values` entry when there is one.
+    `encode` gives the *unscaled* encoded matrix (numeric columns as float, categorical columns one-hot);
+    `standardize` turns it into the model input, by `scaling` (all statistics from the training split only):
+
+    - "standard": `(encode(x) - mean) / scale`, mean and standard deviation.
+    - "robust": the same with `mean` the median and `scale` the interquartile range / 1.349 (the IQR of a
+      unit normal, so normal data scales as with "standard"), then clipped to `[-clip, clip]`.
+    - "quantile": each numeric column mapped through its training quantiles (`quantiles`, at evenly spaced
+      probabilities, linear interpolation) to a probability, then to a standard normal value, clipped.
+
+    One-hot columns are never scaled (mean 0, scale 1, no quantiles). A categorical value unseen in training,
+    or missing, encodes as all zeros; a missing numeric value takes its `fill_values` entry when there is one.
     """
 
     task: Task
@@ -211,6 +245,49 @@ class Preprocessing:
     classes: tuple[Any, ...] | None  # original labels in class-index order (classification)
     target_mean: float = 0.0  # regression: the model predicts (y - target_mean) / target_scale
     target_scale: float = 1.0
+    scaling: str = "standard"  # one of SCALINGS
+    clip: float | None = None  # robust and quantile: the model input is clipped to [-clip, clip]
+    quantiles: tuple[tuple[float, ...], ...] = ()  # quantile: per encoded feature, () for one-hot columns
+
+    def __post_init__(self) -> None:
+        if self.scaling not in SCALINGS:
+            raise _invalid("Preprocessing", "scaling", "one of " + ", ".join(map(repr, SCALINGS)), self.scaling)
+        if (self.clip is None) != (self.scaling == "standard") or (self.clip is not None and not _positive(self.clip)):
+            raise _invalid("Preprocessing", "clip", "None for standard scaling, else a float > 0", self.clip)
+        if self.scaling == "quantile":
+            numeric = set(self.numeric_features)
+            lengths = [len(q) for q in self.quantiles]
+            if (
+                len(lengths) != len(self.encoded_names)
+                or any((n < 2) if j in numeric else (n > 0) for j, n in enumerate(lengths))
+                or len({n for n in lengths if n}) > 1
+            ):
+                rule = (
+                    f"one list per encoded feature ({len(self.encoded_names)}), of one length >= 2 for the numeric "
+                    "features and empty for the one-hot ones (list lengths shown)"
+                )
+                raise _invalid("Preprocessing", "quantiles", rule, lengths)
+        elif self.quantiles:
+            lengths = [len(q) for q in self.quantiles]
+            raise _invalid("Preprocessing", "quantiles", "empty unless scaling is 'quantile' (list lengths shown)", lengths)
+
+    @property
+    def one_hot_features(self) -> tuple[int, ...]:
+        """Indices of the encoded features that are one-hot columns of a categorical input."""
+        found: list[int] = []
+        start = 0
+        for column in self.columns:
+            width = len(self.categorical[column]) if column in self.categorical else 1
+            if column in self.categorical:
+                found.extend(range(start, start + width))
+            start += width
+        return tuple(found)
+
+    @property
+    def numeric_features(self) -> tuple[int, ...]:
+        """Indices of the encoded features that are numeric input columns (the rest are one-hot)."""
+        one_hot = set(self.one_hot_features)
+        return tuple(j for j in range(len(self.encoded_names)) if j not in one_hot)
 
     def encode(self, rows: Any) -> np.ndarray:
         """Encode raw rows (DataFrame with the original columns, or a 2-D array) to float32 (n, n_encoded).
@@ -239,11 +316,18 @@ class Preprocessing:
         return encoded
 
     def standardize(self, encoded: np.ndarray) -> np.ndarray:
-        """(encoded - mean) / scale as float32."""
+        """The model input as float32: `encoded` scaled by `scaling` (see the class docstring)."""
         encoded = np.asarray(encoded, dtype=np.float64)
         if encoded.ndim != 2 or encoded.shape[1] != len(self.mean):
             raise DataError(f"standardize expects shape (n, {len(self.mean)}); got {encoded.shape}.")
-        return np.ascontiguousarray((encoded - np.asarray(self.mean)) / np.asarray(self.scale), dtype=np.float32)
+        scaled = (encoded - np.asarray(self.mean)) / np.asarray(self.scale)  # (n, n_encoded)
+        if self.scaling == "quantile" and self.numeric_features:
+            references = np.linspace(0.0, 1.0, len(self.quantiles[self.numeric_features[0]]))
+            for j in self.numeric_features:
+                scaled[:, j] = ndtri(_quantile_ranks(encoded[:, j], np.asarray(self.quantiles[j]), references))
+        if self.clip is not None:
+            scaled = np.clip(scaled, -self.clip, self.clip)
+        return np.ascontiguousarray(scaled, dtype=np.float32)
 
     def decode_labels(self, class_indices: np.ndarray) -> np.ndarray:
         """Class indices -> original labels."""
@@ -269,11 +353,17 @@ class Preprocessing:
             "classes": None if self.classes is None else [json_safe(c) for c in self.classes],
             "target_mean": float(self.target_mean),
             "target_scale": float(self.target_scale),
+            # Left out for "standard", so a study's stored dict reads as before scaling existed.
+            **(
+                {}
+                if self.scaling == "standard"
+                else {"scaling": self.scaling, "clip": self.clip, "quantiles": [list(q) for q in self.quantiles]}
+            ),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        """Rebuild from `to_dict` output (after a JSON round trip too)."""
+        """Rebuild from `to_dict` output (after a JSON round trip too); a dict without `scaling` is "standard"."""
         _check_keys(data, cls, "preprocessing")
         required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
         missing = sorted(required - set(data))
@@ -291,6 +381,9 @@ class Preprocessing:
             classes=None if classes is None else tuple(classes),
             target_mean=float(data.get("target_mean", 0.0)),
             target_scale=float(data.get("target_scale", 1.0)),
+            scaling=data.get("scaling", "standard"),
+            clip=None if data.get("clip") is None else float(data["clip"]),
+            quantiles=tuple(tuple(float(v) for v in q) for q in data.get("quantiles", ())),
         )
 
     def _as_frame(self, rows: Any) -> pd.DataFrame:
@@ -359,7 +452,9 @@ def load_data(spec: DataSpec) -> PreparedData:
     _datasets.check_inputs(source.inputs, source.where, spec.impute)
     task, y, classes = _datasets.resolve_target(source, spec.task)
     train, val, test = _datasets.split_indices(y if task == "classification" else None, len(y), classes, spec, source)
-    preprocessing = _fit_preprocessing(source.inputs.iloc[train], y[train], task, classes, spec.impute, source.where)
+    preprocessing = _fit_preprocessing(
+        source.inputs.iloc[train], y[train], task, classes, spec.impute, source.where, spec.scaling
+    )
     if task == "regression":
         y = ((y - preprocessing.target_mean) / preprocessing.target_scale).astype(np.float32)
 
@@ -404,9 +499,15 @@ def describe_datasets() -> list[dict[str, Any]]:
 
 
 def _fit_preprocessing(
-    train: pd.DataFrame, y_train: np.ndarray, task: Task, classes: tuple[Any, ...] | None, impute: str, where: str
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    task: Task,
+    classes: tuple[Any, ...] | None,
+    impute: str,
+    where: str,
+    scaling: str = "standard",
 ) -> Preprocessing:
-    """Learn categories, fill values, input mean and scale, and the target's scale from the training split."""
+    """Learn categories, fill values, the input scaling and the target's scale from the training split."""
     categorical: dict[str, tuple[str, ...]] = {}
     fill_values: dict[str, float] = {}
     names: list[str] = []
@@ -440,11 +541,51 @@ def _fit_preprocessing(
     one_hot = np.array(one_hot, dtype=bool)
     mean = np.where(one_hot, 0.0, mean)
     scale = np.where(one_hot | constant, 1.0, std)
+    fitted: dict[str, Any] = {}
+    if scaling == "robust":
+        q25, median, q75 = np.quantile(encoded, [0.25, 0.5, 0.75], axis=0)
+        iqr_scale = (q75 - q25) / _NORMAL_IQR
+        # A column that is mostly one value has a zero IQR but still varies: its std keeps it finite.
+        spread = np.where(iqr_scale > 1e-12 * np.maximum(1.0, np.abs(median)), iqr_scale, std)
+        mean = np.where(one_hot, 0.0, median)
+        scale = np.where(one_hot | constant, 1.0, spread)
+        fitted = {"scaling": scaling, "clip": CLIP}
+    elif scaling == "quantile":
+        references = np.linspace(0.0, 1.0, min(N_QUANTILES, max(len(encoded), 2)))
+        quantiles = np.quantile(encoded, references, axis=0).T  # (n_encoded, n_quantiles)
+        # 7 significant digits (float32's, as the model input) halve the size of the stored study attribute.
+        rounded = tuple(() if one_hot[j] else tuple(float(f"{v:.7g}") for v in quantiles[j]) for j in range(width))
+        mean, scale = np.zeros(width), np.ones(width)
+        fitted = {"scaling": scaling, "clip": CLIP, "quantiles": rounded}
     target = {}
     if task == "regression":
         target_scale = float(y_train.std())
         target = {"target_mean": float(y_train.mean()), "target_scale": target_scale if target_scale > 0 else 1.0}
-    return dataclasses.replace(draft, mean=tuple(map(float, mean)), scale=tuple(map(float, scale)), **target)
+    return dataclasses.replace(
+        draft, mean=tuple(map(float, mean)), scale=tuple(map(float, scale)), **target, **fitted
+    )
+
+
+def _quantile_ranks(values: np.ndarray, quantiles: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Each value's place in the training distribution, in [0, 1], by linear interpolation between quantiles.
+
+    A value equal to several tied quantiles gets the middle of their probabilities (as scikit-learn's
+    QuantileTransformer does): interpolating from the left and from the right, then averaging. `_scaling.py`
+    repeats this arithmetic in torch, for the exported program.
+    """
+    left = _interpolate(values, quantiles, references, "left")
+    right = _interpolate(values, quantiles, references, "right")
+    return 0.5 * (left + right)
+
+
+def _interpolate(values: np.ndarray, quantiles: np.ndarray, references: np.ndarray, side: str) -> np.ndarray:
+    i = np.clip(np.searchsorted(quantiles, values, side=side), 1, len(quantiles) - 1)
+    low, high = quantiles[i - 1], quantiles[i]
+    gap = high - low
+    # Between tied quantiles the ramp is a step: up once a value passes them (left) or reaches them (right).
+    step = values > low if side == "left" else values >= high
+    t = np.where(gap > 0, (values - low) / np.where(gap > 0, gap, 1.0), step)
+    return references[i - 1] + np.clip(t, 0.0, 1.0) * (references[i] - references[i - 1])
 
 
 def _one_hot(series: pd.Series, categories: tuple[str, ...]) -> np.ndarray:

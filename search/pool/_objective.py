@@ -72,10 +72,13 @@ def train_and_record(
     *,
     prune_from: int | None = 1,
     more_attrs: Callable[[Any], Mapping[str, Any]] | None = None,
+    **embedding: Any,
 ):
     """Train one network, reporting each epoch to the trial, and store the outcome as user attributes.
 
     Args:
+        **embedding: `embedding` and `embedding_dim` for `train_mlp` (the numeric-feature embedding; none
+            when absent).
         prune_from: First epoch at which the study's pruner is asked (None: never). Asking reads every
             finished trial, so epochs where the pruner cannot prune yet (its warm-up) skip it.
         more_attrs: For a completed run, more attributes to store with the outcome (e.g. the weights'
@@ -90,7 +93,9 @@ def train_and_record(
         trial.report(value, epoch)
         return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
-    result = train_mlp(widths, dropouts, activation, data, settings, report)
+    result = train_mlp(
+        widths, dropouts, activation, data, settings, report, **embedding
+    )
     attrs = {
         "device": result.device,
         "epochs_run": result.epochs_run,
@@ -198,13 +203,12 @@ class Objective:
 
     def _record_architecture(self, trial: optuna.Trial, candidate: Candidate) -> None:
         architecture = candidate.architecture
+        n_numeric = len(self.data.preprocessing.numeric_features)
         attrs: dict[str, Any] = {
-            "widths": list(architecture.widths),
-            "dropouts": list(architecture.dropouts),
-            "activation": architecture.activation,
+            **architecture.to_dict(),  # widths, dropouts, activation, and the embedding when there is one
             "depth": architecture.depth,
             "total_units": architecture.total_units,
-            "n_params": architecture.n_params(self.data.n_features, self.data.n_outputs),
+            "n_params": architecture.n_params(self.data.n_features, self.data.n_outputs, n_numeric=n_numeric),
             "layer_shape": architecture.layer_shape(),
             "seed": self.trial_seed(trial),
         }
@@ -229,6 +233,7 @@ class Objective:
         result = train_and_record(
             trial, settings, self.data, architecture.widths, architecture.dropouts, architecture.activation,
             prune_from=self.prune_from, more_attrs=weights_attr,
+            embedding=architecture.embedding, embedding_dim=architecture.embedding_dim,
         )  # fmt: skip
         return result.best_value
 

@@ -252,6 +252,12 @@ def _hidden_layer_widths(config: SearchConfig) -> tuple[int, ...]:
 
 def _architecture(trial: FrozenTrial) -> Architecture:
     attrs = trial.user_attrs
+    if Architecture.from_attrs(attrs).embedding != "none":
+        # Neighbours are built and trained without an embedding, so the comparison would be unpaired.
+        raise SensitivityError(
+            f"Trial {trial.number} uses the {attrs[keys.EMBEDDING]!r} numeric-feature embedding, which sensitivity "
+            "does not vary yet. Pass --trial with a trial without an embedding."
+        )
     return Architecture(widths=tuple(attrs["widths"]), dropouts=tuple(attrs["dropouts"]), activation=attrs["activation"])
 
 

@@ -14,8 +14,17 @@ import pytest
 import torch
 from sklearn.datasets import make_classification, make_regression
 
-from archsearch.trainers import ExportError, TrainResult, TrainSettings, export_model, load_model, train_mlp
-from archsearch.trainers.data import PreparedData, Preprocessing
+from archsearch.trainers import (
+    ExportError,
+    TrainResult,
+    TrainSettings,
+    build_mlp,
+    export_model,
+    load_model,
+    train_mlp,
+)
+from archsearch.trainers._embedding import build_embedding
+from archsearch.trainers.data import DataSpec, PreparedData, Preprocessing, load_data
 from archsearch.trainers.metrics import regression_metrics
 
 WIDTHS, DROPOUTS, ACTIVATION = [16, 8], [0.5, 0.0], "relu"  # dropout > 0, to show it is off once exported
@@ -180,4 +189,75 @@ def test_load_model_reports_a_malformed_architecture(tmp_path: Path) -> None:
         load_model(tmp_path)
     path.write_text(json.dumps(architecture | {"widths": [32, 8]}))
     with pytest.raises(ExportError, match="model.pt' does not hold the weights architecture.json describes"):
+        load_model(tmp_path)
+
+
+def _mixed(tmp_path: Path, scaling: str) -> PreparedData:
+    """Skewed numeric, discrete and categorical columns, scaled by `scaling`."""
+    rng = np.random.default_rng(1)
+    n = 200
+    frame = pd.DataFrame(
+        {
+            "skewed": rng.exponential(2.0, n),
+            "steps": rng.integers(0, 3, n),
+            "city": rng.choice(["paris", "oslo", "lima"], n),
+        }
+    )
+    frame["label"] = np.where(frame["skewed"] + frame["steps"] > 2.5, "yes", "no")
+    frame.to_csv(tmp_path / "mixed.csv", index=False)
+    return load_data(DataSpec(dataset=None, path=str(tmp_path / "mixed.csv"), target="label", scaling=scaling))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("scaling", ["standard", "robust", "quantile"])
+@pytest.mark.parametrize("embedding", ["none", "periodic", "pl"])
+def test_exported_program_equals_the_trained_network(tmp_path: Path, scaling: str, embedding: str) -> None:
+    """Check that model.pt2 and load_model give the trained network's outputs on held-out rows, within 1e-5."""
+    data = _mixed(tmp_path, scaling)
+    settings = TrainSettings(epochs=2, batch_size=32)
+    result = train_mlp([8], [0.0], "relu", data, settings, embedding=embedding, embedding_dim=4)
+    export_model(
+        tmp_path / "model",
+        widths=[8],
+        dropouts=[0.0],
+        activation="relu",
+        state_dict=result.state_dict,
+        preprocessing=data.preprocessing,
+        metadata={},
+        embedding=embedding,
+        embedding_dim=4,
+    )
+    # In archsearch: the trained weights applied to the test rows as load_data scaled them (numpy).
+    prep = data.preprocessing
+    embedder = build_embedding(embedding, 4, data.n_features, prep.numeric_features)
+    network = build_mlp(data.n_features, [8], [0.0], "relu", data.n_outputs, embedding=embedder)
+    network.load_state_dict(result.state_dict)
+    with torch.inference_mode():
+        expected = network.eval()(torch.from_numpy(data.x_test)).numpy()
+    # Out of archsearch: the program scales the encoded rows itself (torch), with the embedding inside.
+    program = torch.export.load(tmp_path / "model" / "model.pt2").module()
+    with torch.inference_mode():
+        out = program(torch.from_numpy(prep.encode(data.raw_test))).numpy()
+    assert np.abs(out - expected).max() <= 1e-5
+    proba = torch.softmax(torch.from_numpy(expected), dim=1).numpy()
+    np.testing.assert_allclose(load_model(tmp_path / "model").predict_proba(data.raw_test), proba, atol=1e-5)
+    assert json.loads((tmp_path / "model" / "architecture.json").read_text())["embedding"] == embedding
+
+
+def test_architecture_json_without_embedding_keys_still_loads(tmp_path: Path) -> None:
+    """Check that an architecture.json written before embeddings existed loads as a network without one."""
+    data, _ = _export(tmp_path, "classification")
+    predictor = load_model(tmp_path)
+    path = tmp_path / "architecture.json"
+    architecture = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in architecture.items() if k not in ("embedding", "embedding_dim")}))
+    np.testing.assert_array_equal(load_model(tmp_path).predict_proba(data.raw_test), predictor.predict_proba(data.raw_test))
+
+
+def test_load_model_reports_an_invalid_embedding(tmp_path: Path) -> None:
+    """Check that an unknown embedding in architecture.json is a clear ExportError."""
+    _export(tmp_path, "classification")
+    path = tmp_path / "architecture.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"embedding": "fourier"}))
+    with pytest.raises(ExportError, match=r"does not describe a valid model.*'embedding'.*Got 'fourier'"):
         load_model(tmp_path)

@@ -1,0 +1,90 @@
+"""Tests of input scaling and numeric-feature embeddings through a search: trial records, export, sensitivity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from archsearch.config import SearchConfig
+from archsearch.export import export_best, load_model
+from archsearch.pool import Objective
+from archsearch.sensitivity import SensitivityError, run_sensitivity
+from archsearch.spaces import Architecture
+from archsearch.storage import keys, make_storage
+from archsearch.trainers import TrainSettings, train_mlp
+from archsearch.trainers.data import load_data
+
+
+def _csv(folder: Path) -> Path:
+    """Two numeric columns and a three-way categorical one, so one-hot inputs are passed through."""
+    rng = np.random.default_rng(0)
+    n = 240
+    frame = pd.DataFrame({"a": rng.exponential(1.0, n), "b": rng.normal(size=n), "c": rng.choice(list("xyz"), n)})
+    frame["label"] = np.where(frame["a"] > 1.0, "hi", "lo")
+    path = folder / "rows.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _config(folder: Path, scaling: str = "quantile") -> SearchConfig:
+    return SearchConfig.from_dict(
+        {
+            "study": {"name": "enc", "storage": f"sqlite:///{folder}/enc.db", "n_trials": 2, "seed": 0},
+            "data": {"path": str(_csv(folder)), "target": "label", "scaling": scaling},
+            "space": {"layers": [1, 1], "width": [8, 8], "batch_size": [64], "embedding": "pl", "embedding_dim": 4},
+            "train": {"epochs": 2, "patience": 2},
+        }
+    )
+
+
+def test_trial_records_the_embedding_and_counts_its_parameters(tmp_path: Path) -> None:
+    """Check that a trial stores embedding and embedding_dim, and n_params equals the trained network's count."""
+    config = _config(tmp_path)
+    data = load_data(config.data)
+    storage = make_storage(config.study.storage)
+    study = optuna.create_study(storage=storage, study_name="enc", direction="maximize")
+    objective = Objective(config, data, "accuracy", storage, tmp_path / "artifacts")
+    study.optimize(objective, n_trials=1)
+    attrs = study.trials[0].user_attrs
+    assert (attrs[keys.EMBEDDING], attrs[keys.EMBEDDING_DIM]) == ("pl", 4)
+    # The architecture's attributes are written from Architecture.to_dict: its names are those of storage.keys.
+    architecture_keys = {keys.WIDTHS, keys.DROPOUTS, keys.ACTIVATION, keys.EMBEDDING, keys.EMBEDDING_DIM}
+    assert set(Architecture.from_attrs(attrs).to_dict()) == architecture_keys
+    trained = train_mlp([8], [0.0], "relu", data, TrainSettings(epochs=1), embedding="pl", embedding_dim=4)
+    # 2 numeric inputs embedded (4 bins -> 4 values each), 3 one-hot inputs passed through.
+    assert attrs["n_params"] == trained.n_params == 2 * (4 * 4 + 4) + (11 * 8 + 8) + (8 * 2 + 2)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_search_with_scaling_and_embedding_exports_equal_predictions(tmp_path: Path) -> None:
+    """Check that an embedded, quantile-scaled search exports a program predicting as load_model does."""
+    from archsearch.controller import run_search
+
+    config = _config(tmp_path)
+    run_search(config, workers=1)
+    out = export_best(config.study.storage, "enc", tmp_path / "model")
+    predictor = load_model(out)
+    assert predictor.architecture["embedding"] == "pl" and predictor.preprocessing.scaling == "quantile"
+    rows = pd.read_csv(tmp_path / "rows.csv").drop(columns="label")
+    program = torch.export.load(out / "model.pt2").module()
+    with torch.inference_mode():
+        logits = program(torch.from_numpy(predictor.preprocessing.encode(rows)))
+    np.testing.assert_allclose(torch.softmax(logits, dim=1).numpy(), predictor.predict_proba(rows), atol=1e-6)
+
+
+def test_sensitivity_refuses_an_embedded_centre(tmp_path: Path) -> None:
+    """Check that sensitivity names the embedding of a centre it cannot vary, and what to pass instead."""
+    config = _config(tmp_path)
+    study = optuna.create_study(storage=make_storage(config.study.storage), study_name="enc", direction="maximize")
+    study.set_user_attr(keys.CONFIG, config.to_dict())
+    study.set_user_attr(keys.DATA, {"n_features": 5, "n_outputs": 2})
+    architecture = {"widths": [8], "dropouts": [0.0], "activation": "relu", "embedding": "pl", "embedding_dim": 4}
+    study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={**architecture, "n_params": 250}))
+    with pytest.raises(SensitivityError, match=r"Trial 0 uses the 'pl' numeric-feature embedding.*Pass --trial"):
+        run_sensitivity(config.study.storage, "enc")
