@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from archsearch.trainers._device import release_memory
     from archsearch.trainers._gpus import cuda_device_count
     from archsearch.trainers._export import ExportError, Predictor, export_model, load_model
+    from archsearch.trainers._fused import (
+        FusedGroup,
+        Population,
+        SlotSpec,
+        fused_unsupported_reason,
+        train_fused,
+    )
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
 
@@ -27,20 +34,30 @@ _LAZY_NAMES = {
     "export_model": "_export",
     "load_model": "_export",
     "cuda_device_count": "_gpus",
+    "FusedGroup": "_fused",
+    "Population": "_fused",
+    "SlotSpec": "_fused",
+    "fused_unsupported_reason": "_fused",
+    "train_fused": "_fused",
     "release_memory": "_device",
 }
 
 __all__ = [
     "ExportError",
+    "FusedGroup",
+    "Population",
     "Predictor",
+    "SlotSpec",
     "TrainResult",
     "TrainSettings",
     "build_mlp",
     "count_parameters",
     "cuda_device_count",
     "export_model",
+    "fused_unsupported_reason",
     "load_model",
     "release_memory",
+    "train_fused",
     "train_mlp",
 ]
 
