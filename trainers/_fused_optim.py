@@ -58,17 +58,20 @@ class StackedOptimizer:
                 params.mul_(1 - s["decoupled"])
             if s["any_l2"]:
                 grads = grads + params * s["l2"]
-            update = torch.zeros_like(params)
             if s["any_adam"]:
-                m = self.m * BETA1 + grads * (1 - BETA1)
+                m = self.m.clone() if s["any_sgd"] else self.m  # SGD slots keep their buffer in self.m
+                m.mul_(BETA1).add_(grads, alpha=1 - BETA1)
                 self.v.mul_(BETA2).addcmul_(grads, grads, value=1 - BETA2)
-                update = step_size * m / (self.v.sqrt() / correction2_sqrt + EPS)
+                update = (m * step_size).div_(self.v.sqrt().div_(correction2_sqrt).add_(EPS))
             if s["any_sgd"]:
-                buf = self.m * MOMENTUM + grads
-                sgd_update = s["lr"] * (grads + MOMENTUM * buf)
-                update = torch.where(s["is_sgd"], sgd_update, update)
-                m = torch.where(s["is_sgd"], buf, m) if s["any_adam"] else buf
-            self.m.copy_(m)
+                buf = self.m.mul(MOMENTUM).add_(grads)
+                sgd_update = grads.add(buf, alpha=MOMENTUM).mul_(s["lr"])
+                if s["any_adam"]:
+                    update = torch.where(s["is_sgd"], sgd_update, update)
+                    self.m.copy_(torch.where(s["is_sgd"], buf, m))
+                else:
+                    update = sgd_update
+                    self.m.copy_(buf)
             params.sub_(update)
 
     def _per_slot(self) -> dict[str, torch.Tensor]:
