@@ -5,8 +5,10 @@ A `Population` holds `capacity` slots of one `FusedGroup`. Every layer's weights
 batched products over all slots, so small networks stop paying Python and kernel launch costs per trial.
 
 What varies per slot (fused) and what partitions slots into groups:
-- Per slot: hidden widths (padded to the group's `max_width`; padded units are masked to exactly zero, so
-  they get no gradient and the slot's trained weights equal an unpadded network's), depth (up to
+- Per slot: hidden widths (padded to the group's `max_width`: a padded unit's weights and bias start at
+  zero, so its output is act(0) = 0 for every activation we offer, it passes nothing on and gets exactly zero
+  gradient, and every optimizer leaves a zero parameter with zero gradient at zero; the slot's trained
+  weights therefore equal an unpadded network's, without a mask to multiply by), depth (up to
   `max_depth`; a shallower slot passes its last hidden layer through the deeper layers unchanged, and
   those layers' weights stay zero), dropout per layer, learning rate, weight decay, optimizer (adam, adamw,
   sgd), seed (initial weights and batch order), epochs, patience, metric and keep_last.
@@ -378,20 +380,18 @@ class Population:
 
     def _refresh_masks(self) -> None:
         """Per-slot masks of the current occupants, rebuilt only when a slot is added or freed."""
-        depth, width = self.group.max_depth, self.group.max_width
-        units = torch.zeros(depth, self.capacity, 1, width)
+        depth = self.group.max_depth
         on = torch.zeros(depth, self.capacity, 1, 1, dtype=torch.bool)
         drop = torch.zeros(depth, self.capacity, 1, 1)
         active = torch.zeros(self.capacity)
         for index, slot in enumerate(self._slots):
             if slot is None:
+                on[:, index] = True  # an empty slot's zero layers give zeros either way; no pass-through needed
                 continue
             active[index] = 1.0
-            for layer, (w, p) in enumerate(zip(slot.spec.widths, slot.spec.dropouts)):
-                units[layer, index, 0, :w] = 1.0
+            for layer, p in enumerate(slot.spec.dropouts):
                 on[layer, index] = True
                 drop[layer, index] = p
-        self._units = units.to(self.device)  # (depth, capacity, 1, width): 1 on a slot's real units
         self._on = on.to(self.device)  # (depth, capacity, 1, 1): the slot has this layer
         self._passthrough = [not bool(on[layer].all()) for layer in range(depth)]
         self._drop = drop.to(self.device)  # (depth, capacity, 1, 1)
@@ -404,7 +404,7 @@ class Population:
         h = x
         for layer in range(self.group.max_depth):
             weight, bias = params[2 * layer], params[2 * layer + 1]  # (capacity, in, width), (capacity, width)
-            a = self._act(torch.matmul(h, weight) + bias.unsqueeze(1)) * self._units[layer]  # (capacity, rows, width)
+            a = self._act(_affine(h, weight, bias))  # (capacity, rows, width)
             if train and self._dropout_layers[layer]:
                 draw = torch.rand(a.shape, generator=self._dropout_generator, device=a.device)
                 a = a * ((draw >= self._drop[layer]) * self._keep_scale[layer])
@@ -413,7 +413,7 @@ class Population:
                 carried = F.pad(h, (0, a.shape[-1] - h.shape[-1])) if h.shape[-1] < a.shape[-1] else h
                 a = torch.where(self._on[layer], a, carried)
             h = a
-        return torch.matmul(h, params[-2]) + params[-1].unsqueeze(1)
+        return _affine(h, params[-2], params[-1])
 
     def _train_epoch(self) -> list[float]:
         """One pass over each slot's own shuffle of the training rows; returns each slot's mean loss."""
@@ -496,6 +496,13 @@ def train_fused(
                 break
             owner[population.add(specs[position], None if reports is None else reports[position])] = position
     return results  # type: ignore[return-value]
+
+
+def _affine(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """h @ weight + bias per slot: h (capacity, rows, in) or shared (rows, in), weight (capacity, in, out)."""
+    if h.dim() == 3:
+        return torch.baddbmm(bias.unsqueeze(1), h, weight)
+    return torch.matmul(h, weight) + bias.unsqueeze(1)
 
 
 def _is_int(value: object) -> bool:

@@ -233,6 +233,23 @@ def test_add_rejects_a_full_population_and_a_wide_input_without_hidden_layers(wi
         narrow.add(_spec(()))
 
 
+def test_padding_stays_exactly_zero_without_masks(wine: PreparedData) -> None:
+    """Check that after training a slot's row holds no nonzero beyond its own network's parameters."""
+    # Layers narrower than the 13 inputs, padded units, an empty slot and a shallower slot at once.
+    population = Population(wine, dataclasses.replace(GROUP, max_width=8), capacity=3)
+    specs = [_spec((8, 5), lr=1e-2, weight_decay=0.1, epochs=3), _spec((3,), optimizer="sgd", weight_decay=0.1)]
+    slots = [population.add(spec) for spec in specs]
+    population.step_epoch()
+    population.step_epoch()
+    for slot, spec in zip(slots, specs):
+        n_params = sum(
+            (fan_in + 1) * fan_out
+            for fan_in, fan_out in zip((wine.n_features, *spec.widths), (*spec.widths, wine.n_outputs))
+        )
+        assert torch.count_nonzero(population.params[slot]) == n_params
+    assert torch.count_nonzero(population.params[population.free[0]]) == 0
+
+
 def test_discard_frees_a_slot_without_a_result(wine: PreparedData) -> None:
     """Check that a discarded slot is free again and step_epoch returns nothing for it."""
     population = Population(wine, GROUP, 2)
