@@ -116,6 +116,9 @@ class StudyConfig:
             _fail("study", "max_retry", "an int >= 0", self.max_retry)
 
 
+ENGINES = ("single", "fused")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The [train] section: the epoch budget and how each trial trains."""
@@ -126,8 +129,14 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast, CUDA only
     class_weight: str = "auto"  # auto: balanced when the metric is balanced_accuracy, else none
     num_threads: int | None = None  # torch threads per trial; None: torch's default
+    engine: str = "single"  # "fused": each worker trains `slots` trials at once (archsearch.fused_worker)
+    slots: int = 16  # trials a fused worker trains together
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            _fail("train", "engine", f"one of {', '.join(ENGINES)}", self.engine)
+        if not _is_int(self.slots) or self.slots < 1:
+            _fail("train", "slots", "an int >= 1", self.slots)
         if not _is_int(self.epochs) or self.epochs < 1:
             _fail("train", "epochs", "an int >= 1", self.epochs)
         if self.patience is not None and (not _is_int(self.patience) or self.patience < 1):

@@ -180,10 +180,19 @@ def run_worker(
     all_callbacks = [record, *([after_trial] if after_trial else []), *(callbacks or [])]
     stop = GracefulStop()
     with stop.installed():
-        _trial_loop(
-            study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials, deadline,
-            note_counts=getattr(objective, "note_counts", None),
-        )  # fmt: skip
+        if config.train.engine == "fused" and not sensitivity:
+            from archsearch.fused_worker import fused_trial_loop
+
+            fused_trial_loop(
+                study, objective, all_callbacks, stop, total=total, failure_limit=limit,
+                failed_streak=lambda: outcome.failed_streak, finished_here=lambda: outcome.finished,
+                max_trials=max_trials, deadline=deadline,
+            )  # fmt: skip
+        else:
+            _trial_loop(
+                study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials,
+                deadline, note_counts=getattr(objective, "note_counts", None),
+            )  # fmt: skip
     if stop.requested:
         raise KeyboardInterrupt("stopped by a signal")
     outcome.stopped_by_failures = outcome.failed_streak >= limit

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     )
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
+    from archsearch.trainers._weights import save_weights
 
 _LAZY_NAMES = {
     "build_mlp": "_model",
@@ -40,6 +41,7 @@ _LAZY_NAMES = {
     "fused_unsupported_reason": "_fused",
     "train_fused": "_fused",
     "release_memory": "_device",
+    "save_weights": "_weights",
 }
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "fused_unsupported_reason",
     "load_model",
     "release_memory",
+    "save_weights",
     "train_fused",
     "train_mlp",
 ]
