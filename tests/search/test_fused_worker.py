@@ -66,3 +66,15 @@ def test_fused_search_stores_the_single_engine_trials(tmp_path: Path, monkeypatc
         )
         compared += 1
     assert compared >= 4
+
+
+def test_cli_engine_option_is_checked_like_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that `archsearch search --engine` with an unknown engine exits 2 naming the rule and the value."""
+    from archsearch.cli import main
+
+    config = tmp_path / "search.toml"
+    config.write_text(f"[study]\nstorage = 'sqlite:///{tmp_path}/s.db'\n", encoding="utf-8")
+    assert main(["search", str(config), "--engine", "turbo"]) == 2
+    err = capsys.readouterr().err
+    assert "The 'engine' parameter of [train] must be one of single, fused. Got 'turbo' instead." in err
+    assert not (tmp_path / "s.db").exists()
