@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 import archsearch.trainers
 from archsearch.controller import run_search
 from archsearch.fused_worker import ENGINE_ATTR, ENGINE_REASON_ATTR, FUSED_SLOT_ATTR
-from archsearch.storage import WEIGHTS_ATTR
+from archsearch.storage import WEIGHTS_ATTR, finished_count, make_storage
 
 from .conftest import small_config
 
@@ -78,3 +84,80 @@ def test_cli_engine_option_is_checked_like_the_config(tmp_path: Path, capsys: py
     err = capsys.readouterr().err
     assert "The 'engine' parameter of [train] must be one of single, fused. Got 'turbo' instead." in err
     assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_fused_worker_fails_its_running_trials_on_a_signal_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check that SIGINT fails every trial the fused worker trains (none left RUNNING) and a rerun completes."""
+    step_epoch = archsearch.trainers.Population.step_epoch
+    calls = []
+
+    def interrupted_step_epoch(self):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # the worker's handler only asks the loop to stop
+        return step_epoch(self)
+
+    monkeypatch.setattr(archsearch.trainers.Population, "step_epoch", interrupted_step_epoch)
+    config = small_config(
+        tmp_path, study={"n_trials": 6}, space={**SPACE, "layers": [1, 1], "batch_size": [64]},
+        train={"epochs": 4, "patience": 4, "engine": "fused", "slots": 3},
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config)
+    study = optuna.load_study(study_name=config.study.name, storage=make_storage(config.study.storage))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 3
+    assert {t.user_attrs["fail_reason"] for t in failed} == {"stopped by a signal"}
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    monkeypatch.setattr(archsearch.trainers.Population, "step_epoch", step_epoch)
+    assert finished_count(run_search(config)) == 6
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_sigkilled_fused_worker_trials_are_failed_and_retried(tmp_path: Path) -> None:
+    """Check that every trial of a SIGKILLed fused worker ends FAILED and is retried to the study's total."""
+    config = tmp_path / "fused.toml"
+    config.write_text(
+        f'[study]\nname = "faults"\nstorage = "sqlite:///{tmp_path}/faults.db"\nn_trials = 8\n'
+        "heartbeat_interval = 1\ngrace_period = 4\n"
+        '[data]\ndataset = "digits"\n[space]\nlayers = [1, 2]\nwidth = [16, 64]\nbatch_size = [32]\n'
+        '[train]\nepochs = 6\npatience = 6\nengine = "fused"\nslots = 3\n',
+        encoding="utf-8",
+    )
+    storage = make_storage(f"sqlite:///{tmp_path}/faults.db")
+
+    def running() -> list[optuna.trial.FrozenTrial]:
+        try:
+            study = optuna.load_study(study_name="faults", storage=storage)
+        except KeyError:  # not created yet
+            return []
+        return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "fused_slot" in t.user_attrs]
+
+    controller = subprocess.Popen(
+        [sys.executable, "-m", "archsearch.cli", "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not running():
+            time.sleep(0.3)
+        victims = running()
+        assert victims, "no fused trial started within 180 s"
+        pid = int(victims[0].user_attrs["worker"].split(":")[1].split("/")[0])
+        victims = [t for t in victims if t.user_attrs["worker"] == victims[0].user_attrs["worker"]]
+        os.kill(pid, signal.SIGKILL)
+        assert controller.wait(timeout=360) == 0
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait(timeout=30)
+    study = optuna.load_study(study_name="faults", storage=storage)
+    for victim in victims:
+        assert study.trials[victim.number].state == TrialState.FAIL
+        retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+        assert len(retries) == 1 and retries[0].params == victim.params
+    assert finished_count(study) == 8
