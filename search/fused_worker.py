@@ -6,6 +6,9 @@ After each epoch every slot reports to its own trial (intermediate value, pruner
 gets a heartbeat, and each slot whose run ended is told to Optuna and refilled with a newly asked trial,
 so the worker keeps `slots` trials running until the study's total is reached.
 
+When no trial is left to ask, the worker's ordinary loop takes over: it waits for trials running
+elsewhere and trains the retries of any whose worker died, on the single engine.
+
 A fused trial is an ordinary trial: the same parameters, user attributes, per-epoch values and weights
 artifact as a trial of the single engine, plus `engine = "fused"` and `fused_slot`. A trial whose options
 the fused engine does not support trains at once on the single engine, with `engine = "single"` and the

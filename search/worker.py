@@ -188,11 +188,11 @@ def run_worker(
                 failed_streak=lambda: outcome.failed_streak, finished_here=lambda: outcome.finished,
                 max_trials=max_trials, deadline=deadline,
             )  # fmt: skip
-        else:
-            _trial_loop(
-                study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials,
-                deadline, note_counts=getattr(objective, "note_counts", None),
-            )  # fmt: skip
+        # After a fused loop this only waits for trials running elsewhere, and trains the retries of any whose worker died.
+        _trial_loop(
+            study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials, deadline,
+            note_counts=getattr(objective, "note_counts", None),
+        )  # fmt: skip
     if stop.requested:
         raise KeyboardInterrupt("stopped by a signal")
     outcome.stopped_by_failures = outcome.failed_streak >= limit
