@@ -296,7 +296,7 @@ def aggregate(rows: list[dict], dataset: str, budget: Budget) -> tuple[str, dict
         line("reference (Optuna example)", ref), line("archsearch", arch), line("archsearch, fused engine", fused),
         ratio_row("archsearch / reference", arch, ref), ratio_row("fused / reference", fused, ref),
         ratio_row("fused / archsearch", fused, arch),
-    ])  # fmt: skip
+    ])
     checks = {}
     if ref["trials_per_min"] and arch["trials_per_min"]:
         speedup = arch["trials_per_min"] / ref["trials_per_min"]

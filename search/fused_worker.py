@@ -181,7 +181,7 @@ def _place(trial: optuna.Trial, objective: Objective, populations: dict, tell: C
         settings = train_settings(
             objective.config, objective.metric, candidate.hyperparameters.to_dict(), seed=objective.trial_seed(trial),
             device=objective.device, num_threads=objective.num_threads,
-        )  # fmt: skip
+        )
         spec = SlotSpec(tuple(architecture.widths), tuple(architecture.dropouts), architecture.activation, settings)
         group = FusedGroup.of(architecture.activation, settings, max_depth=space.layers[1], max_width=space.width[1])
         reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)

@@ -187,7 +187,7 @@ def run_worker(
                 study, objective, all_callbacks, stop, total=total, failure_limit=limit,
                 failed_streak=lambda: outcome.failed_streak, finished_here=lambda: outcome.finished,
                 max_trials=max_trials, deadline=deadline,
-            )  # fmt: skip
+            )
         # After a fused loop this only waits for trials running elsewhere, and trains the retries of any whose worker died.
         _trial_loop(
             study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials, deadline,

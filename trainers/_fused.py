@@ -58,7 +58,7 @@ from archsearch.trainers.metrics import METRIC_DIRECTIONS
 FUSED_SETTINGS = frozenset({
     "lr", "weight_decay", "batch_size", "optimizer", "epochs", "patience", "metric", "seed", "device", "bf16",
     "class_weight", "num_threads", "keep_last",
-})  # fmt: skip
+})
 _EVAL_ELEMENTS = 2**24  # slots x rows x width per evaluation chunk, so validation memory stays near 64 MiB
 
 
@@ -121,7 +121,7 @@ class FusedGroup:
         return cls(
             activation=activation, batch_size=settings.batch_size, max_depth=max_depth, max_width=max_width,
             device=settings.device, bf16=settings.bf16, class_weight=settings.class_weight,
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -309,7 +309,7 @@ class Population:
         model = build_mlp(
             self.data.n_features, spec.widths, spec.dropouts, spec.activation, self.data.n_outputs,
             generator=torch.Generator(),  # its draws are overwritten; the global generator stays untouched
-        )  # fmt: skip
+        )
         state = None if slot.best_epoch is None else self._state_dict(index, spec)
         metrics: dict[str, float] = {}
         if state is not None:
@@ -444,7 +444,7 @@ class Population:
         capacity, batch, n_classes = out.shape
         per_row = F.cross_entropy(
             out.reshape(-1, n_classes), y.reshape(-1), weight=self._class_weights, reduction="none"
-        ).view(capacity, batch)  # fmt: skip
+        ).view(capacity, batch)
         if self._class_weights is None:
             return per_row.mean(dim=1)
         # cross_entropy's weighted mean divides by the summed weights of the batch's classes.

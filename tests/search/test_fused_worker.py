@@ -105,7 +105,7 @@ def test_fused_worker_fails_its_running_trials_on_a_signal_and_resumes(
     config = small_config(
         tmp_path, study={"n_trials": 6}, space={**SPACE, "layers": [1, 1], "batch_size": [64]},
         train={"epochs": 4, "patience": 4, "engine": "fused", "slots": 3},
-    )  # fmt: skip
+    )
     with pytest.raises(KeyboardInterrupt):
         run_search(config)
     study = optuna.load_study(study_name=config.study.name, storage=make_storage(config.study.storage))

@@ -56,7 +56,7 @@ def _single(spec: SlotSpec, data: PreparedData) -> TrainResult:
 def _assert_same_run(fused: TrainResult, single: TrainResult) -> None:
     assert (fused.status, fused.reason, fused.epochs_run, fused.best_epoch) == (
         single.status, single.reason, single.epochs_run, single.best_epoch,
-    )  # fmt: skip
+    )
     # Per-epoch validation metrics within 1e-4; weights and final metrics within float rounding.
     np.testing.assert_allclose(fused.history, single.history, rtol=0, atol=1e-4)
     assert fused.state_dict.keys() == single.state_dict.keys()
