@@ -6,10 +6,17 @@ of Optuna's PyTorch example (`DataLoader` over a `TensorDataset`, batches moved 
 in batches of 128). Same data, same architecture (ReLU, dropout 0.2 after each hidden layer), Adam. The two alternate within one process, after one warm-up run each, and the first epoch of every
 run is left out of the median.
 
+The fused part (`--part fused`) runs the same mixed list of trials (four architectures, eight learning
+rates, two optimizers, dropout 0) through `train_mlp` one after another and through `train_fused` with K
+slots, on digits and on teacher, and quotes trial-epochs per second, the trials per minute that rate gives
+for a 20-epoch trial, and the fused/single ratio. Both include each epoch's validation metric and each
+trial's final metrics; the data is loaded once, outside the timing.
+
 Usage:
     python benchmarks/trainer_step.py                  # CPU, 1 thread (what each archsearch CPU worker uses)
     python benchmarks/trainer_step.py --threads 2      # torch's threads for both
     python benchmarks/trainer_step.py --device cuda
+    python benchmarks/trainer_step.py --part fused --slots 1 4 16 64
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from _common import machine_summary, markdown_table, print_machine
 
-from archsearch.trainers import TrainSettings, train_mlp
+from archsearch.trainers import FusedGroup, SlotSpec, TrainSettings, train_fused, train_mlp
 from archsearch.trainers.data import DataSpec, PreparedData, TeacherSpec, load_data
 
 BATCH = 128
@@ -88,6 +95,60 @@ def plain_epochs(data: PreparedData, width: int, depth: int, epochs: int, device
     return seconds
 
 
+# Per case: the data, the architectures the trials cycle through, and the group's bucket (depth, width). The
+# one-bucket cases fill their bucket with little padding; the mixed case pads a depth-1 network to 3 layers
+# of 128 units, which costs the fused engine arithmetic that the single engine never does.
+FUSED_CASES = {
+    "digits": (DataSpec(dataset="digits"), [(64, 32), (64, 64), (48, 32), (64, 16)], 2, 64),
+    "digits, mixed depths": (DataSpec(dataset="digits"), [(64, 32), (128,), (32, 32, 32), (64,)], 3, 128),
+    "teacher": (
+        DataSpec(dataset="teacher", teacher=TeacherSpec(rows=20_000, features=FEATURES, classes=CLASSES)),
+        [(128, 64), (128, 128), (96, 64), (128, 32)], 2, 128,
+    ),
+}
+TRIAL_EPOCHS = 20  # the trial length for the trials-per-minute figure
+
+
+def fused_specs(architectures: list[tuple[int, ...]], n: int, epochs: int, device: str) -> list[SlotSpec]:
+    """`n` trials cycling through the architectures, learning rates and optimizers, each with its own seed."""
+    lrs = [3e-4, 1e-3, 3e-3, 1e-2, 5e-4, 2e-3, 5e-3, 2e-2]
+    return [
+        SlotSpec(
+            architectures[i % len(architectures)], (0.0,) * len(architectures[i % len(architectures)]), "relu",
+            TrainSettings(lr=lrs[i % len(lrs)], optimizer="adamw" if i % 2 else "adam", batch_size=BATCH, epochs=epochs, seed=i, device=device),
+        )
+        for i in range(n)
+    ]
+
+
+def fused_rows(case: str, slots: list[int], epochs: int, single_trials: int, device: torch.device) -> list[list[object]]:
+    """One row for the single engine, then one per K: trial-epochs per second and the ratio to single."""
+    spec, architectures, max_depth, max_width = FUSED_CASES[case]
+    data = load_data(spec)
+    group = FusedGroup("relu", batch_size=BATCH, max_depth=max_depth, max_width=max_width, device=str(device))
+    warm = fused_specs(architectures, 2, 1, str(device))
+    train_fused(warm, data, group, 2)  # warm-up of both engines' first-call costs
+    for trial in warm:
+        train_mlp(trial.widths, trial.dropouts, "relu", data, trial.settings)
+    trials = fused_specs(architectures, single_trials, epochs, str(device))
+    started = time.perf_counter()
+    for trial in trials:
+        train_mlp(trial.widths, trial.dropouts, "relu", data, trial.settings)
+    _sync(device)
+    single_rate = single_trials * epochs / (time.perf_counter() - started)
+    rows: list[list[object]] = [[case, f"{len(data.y_train):,}", "single", single_trials, f"{single_rate:.1f}", f"{60 * single_rate / TRIAL_EPOCHS:.0f}", "1.00x"]]
+    print(f"  {case} single: {single_rate:.1f} trial-epochs/s", file=sys.stderr, flush=True)
+    for k in slots:
+        trials = fused_specs(architectures, k, epochs, str(device))
+        started = time.perf_counter()
+        train_fused(trials, data, group, k)
+        _sync(device)
+        rate = k * epochs / (time.perf_counter() - started)
+        rows.append([case, f"{len(data.y_train):,}", f"fused K={k}", k, f"{rate:.1f}", f"{60 * rate / TRIAL_EPOCHS:.0f}", f"{rate / single_rate:.2f}x"])
+        print(f"  {case} fused K={k}: {rate:.1f} trial-epochs/s ({rate / single_rate:.2f}x)", file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -95,10 +156,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is left out (default 4)")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each contender per size (default 3)")
     parser.add_argument("--quick", action="store_true", help="two small sizes, for a smoke test")
+    parser.add_argument("--part", choices=["plain", "fused", "all"], default="all", help="which comparison (default all)")
+    parser.add_argument("--slots", type=int, nargs="+", default=[1, 4, 16, 64], help="fused K values (default 1 4 16 64)")
+    parser.add_argument("--fused-epochs", type=int, default=3, help="epochs per trial in the fused part (default 3)")
+    parser.add_argument("--single-trials", type=int, default=8, help="trials the single engine runs (default 8)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print_machine(machine_summary())
+    if args.part in ("fused", "all"):
+        print(f"fused against single engine: device {device}, {torch.get_num_threads()} thread(s), batch {BATCH}, dropout 0, "
+              f"{args.fused_epochs} epochs per trial, trials/min for {TRIAL_EPOCHS}-epoch trials\n")
+        rows = [row for case in FUSED_CASES for row in fused_rows(case, args.slots, args.fused_epochs, args.single_trials, device)]
+        print(markdown_table(["case", "train rows", "engine", "trials", "trial-epochs/s", "trials/min (20 epochs)", "vs single"], rows))
+        print()
+    if args.part == "fused":
+        return 0
     print(f"device {device}, {torch.get_num_threads()} thread(s), batch {BATCH}, Adam, ReLU, dropout 0.2; "
           f"median epoch of {args.repeats} runs x {args.epochs - 1} epochs\n")
     rows = []

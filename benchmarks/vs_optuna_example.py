@@ -4,7 +4,8 @@ The reference is written the way optuna-examples/pytorch/pytorch_simple.py is: o
 `study.optimize`, a `DataLoader` over a `TensorDataset`, a model from `n_layers`, `n_units_l{i}` and
 `dropout_l{i}`, Adam with a sampled learning rate, and the validation accuracy reported each epoch to a
 MedianPruner. archsearch runs the same search with `run_search(config, workers=None)` (one worker
-process per core). Every (dataset, seed) runs both, one after the other in fresh processes, and the
+process per core), once with the single engine and once with `[train] engine = "fused"` (`--slots`
+trials per worker). Every (dataset, seed) runs both, one after the other in fresh processes, and the
 order alternates between seeds so that the machine's drift hits both.
 
 What the reference adds to the example, so that both measure the same things: it keeps the best
@@ -67,7 +68,7 @@ QUICK_BUDGETS = {
     "digits": Budget(trials=20, epochs=10, target=0.97),
     "teacher": Budget(trials=10, epochs=5, target=0.60, teacher_rows=10_000),
 }
-CONTENDERS = ("reference", "archsearch")
+CONTENDERS = ("reference", "archsearch", "archsearch-fused")
 
 
 def data_spec(dataset: str, teacher_rows: int):
@@ -201,7 +202,10 @@ def run_archsearch(args: argparse.Namespace, started: datetime.datetime, clock: 
             dropout_step=DROPOUT_STEP, activation=("relu",), lr=SPACE["lr"], weight_decay=(0.0, 0.0),
             batch_size=(BATCHSIZE,), optimizer=("adam",),
         ),
-        train=TrainConfig(epochs=args.epochs, patience=None, device=args.device),
+        train=TrainConfig(
+            epochs=args.epochs, patience=None, device=args.device,
+            engine="fused" if args.child == "archsearch-fused" else "single", slots=args.slots,
+        ),
     )
     study = run_search(config, workers=None, trials_per_gpu=args.trials_per_gpu, log_dir=workdir / "logs")
     return _summarize(study, started, time.perf_counter() - clock, args.target)
@@ -222,7 +226,7 @@ def _run_pair(args: argparse.Namespace, dataset: str, budget: Budget, seed: int,
             str(Path(__file__).resolve()), "--child", contender, "--dataset", dataset, "--seed", str(seed),
             "--trials", str(budget.trials), "--epochs", str(budget.epochs), "--target", str(budget.target),
             "--teacher-rows", str(budget.teacher_rows), "--device", args.device,
-            "--trials-per-gpu", str(args.trials_per_gpu), "--workdir", workdir,
+            "--trials-per-gpu", str(args.trials_per_gpu), "--workdir", workdir, "--slots", str(args.slots),
         ]
         if args.reference_threads:
             argv += ["--reference-threads", str(args.reference_threads)]
@@ -270,7 +274,7 @@ def aggregate(rows: list[dict], dataset: str, budget: Budget) -> tuple[str, dict
             "best_test": mean_or_none([r["best_test"] for r in ok]),
             "peak_rss_mb": mean_or_none([r["peak_rss_mb"] for r in ok]),
         }
-    ref, arch = means["reference"], means["archsearch"]
+    ref, arch, fused = means["reference"], means["archsearch"], means["archsearch-fused"]
     header = ["", "wall s", "trials/min", f"time to val acc {budget.target} s (runs reaching it)", "best val acc", "best test acc", "peak RSS MB"]
 
     def line(name: str, m: dict[str, Any]) -> list[Any]:
@@ -279,18 +283,33 @@ def aggregate(rows: list[dict], dataset: str, budget: Budget) -> tuple[str, dict
             _fmt(m["best_val"], ".4f"), _fmt(m["best_test"], ".4f"), _fmt(m["peak_rss_mb"], ".0f"),
         ]
 
-    ratio_row = [
-        "archsearch / reference", _ratio(arch["wall_s"], ref["wall_s"]), _ratio(arch["trials_per_min"], ref["trials_per_min"]),
-        _ratio(arch["time_to_target_s"], ref["time_to_target_s"]),
-        _fmt(None if arch["best_val"] is None or ref["best_val"] is None else 100 * (arch["best_val"] - ref["best_val"]), "+.2f") + " pts",
-        _fmt(None if arch["best_test"] is None or ref["best_test"] is None else 100 * (arch["best_test"] - ref["best_test"]), "+.2f") + " pts",
-        _ratio(arch["peak_rss_mb"], ref["peak_rss_mb"]),
-    ]
-    table = markdown_table(header, [line("reference (Optuna example)", ref), line("archsearch", arch), ratio_row])
+    def ratio_row(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[Any]:
+        return [
+            name, _ratio(a["wall_s"], b["wall_s"]), _ratio(a["trials_per_min"], b["trials_per_min"]),
+            _ratio(a["time_to_target_s"], b["time_to_target_s"]),
+            _fmt(None if a["best_val"] is None or b["best_val"] is None else 100 * (a["best_val"] - b["best_val"]), "+.2f") + " pts",
+            _fmt(None if a["best_test"] is None or b["best_test"] is None else 100 * (a["best_test"] - b["best_test"]), "+.2f") + " pts",
+            _ratio(a["peak_rss_mb"], b["peak_rss_mb"]),
+        ]
+
+    table = markdown_table(header, [
+        line("reference (Optuna example)", ref), line("archsearch", arch), line("archsearch, fused engine", fused),
+        ratio_row("archsearch / reference", arch, ref), ratio_row("fused / reference", fused, ref),
+        ratio_row("fused / archsearch", fused, arch),
+    ])
     checks = {}
     if ref["trials_per_min"] and arch["trials_per_min"]:
         speedup = arch["trials_per_min"] / ref["trials_per_min"]
         checks["trials/min >= 3x reference"] = (speedup >= 3, f"{speedup:.2f}x")
+    if ref["trials_per_min"] and fused["trials_per_min"] and arch["trials_per_min"]:
+        goal = 3 if dataset == "digits" else 6  # issue #11's targets for the fused engine
+        speedup = fused["trials_per_min"] / ref["trials_per_min"]
+        checks[f"fused trials/min >= {goal}x reference"] = (speedup >= goal, f"{speedup:.2f}x")
+        over_single = fused["trials_per_min"] / arch["trials_per_min"]
+        checks["fused trials/min >= 2x single-engine archsearch"] = (over_single >= 2, f"{over_single:.2f}x")
+    if ref["best_val"] is not None and fused["best_val"] is not None:
+        gap = 100 * (ref["best_val"] - fused["best_val"])
+        checks["fused best val no more than 0.5 points below"] = (gap <= 0.5, f"{-gap:+.2f} points")
     if ref["best_val"] is not None and arch["best_val"] is not None:
         gap = 100 * (ref["best_val"] - arch["best_val"])
         checks["best val no more than 0.5 points below"] = (gap <= 0.5, f"{-gap:+.2f} points")
@@ -310,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher-rows", type=int, help="rows of the teacher dataset (default 50,000; 10,000 with --quick)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (both contenders)")
     parser.add_argument("--trials-per-gpu", type=int, default=1, help="archsearch workers per GPU with --device cuda")
+    parser.add_argument("--slots", type=int, default=8, help="trials per worker of the fused contender (default 8)")
     parser.add_argument(
         "--reference-threads", type=int, help="torch threads of the reference (default: torch's own, as the example runs)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Sequence
 
@@ -38,6 +39,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     config = load_config(args.config).replace(
         name=args.study, storage=args.storage, n_trials=args.n_trials, timeout=args.timeout
     )
+    if args.engine is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, engine=args.engine))
     if not args.quiet:
         print(f"Study {config.study.name!r} in {mask_url(config.study.storage)}", file=sys.stderr)
     study = run_search(
@@ -159,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(storage_required=False)
     search.add_argument("--n-trials", type=int, help="total completed + pruned trials (overrides [study] n_trials)")
     search.add_argument("--timeout", type=float, help="seconds for this run (overrides [study] timeout)")
+    # Checked by TrainConfig, like the file's value; importing the config here would slow every command's start.
+    search.add_argument("--engine", help="single or fused trainer (overrides [train] engine)")
     search.add_argument("--quiet", action="store_true", help="no progress output")
     _add_worker_arguments(search, workers_default=None)
     search.set_defaults(handler=_cmd_search)

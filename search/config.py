@@ -123,6 +123,9 @@ class StudyConfig:
             _fail("study", "db_retry_seconds", "a number of seconds in the range [0, 86400]", self.db_retry_seconds)
 
 
+ENGINES = ("single", "fused")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The [train] section: the epoch budget and how each trial trains."""
@@ -135,8 +138,14 @@ class TrainConfig:
     num_threads: int | None = None  # torch threads per trial; None: torch's default
     warmup: float = 0.05  # fraction of all steps spent rising linearly to lr, whatever the lr_schedule
     grad_clip: float | None = None  # largest gradient norm at each step; None: no clipping
+    engine: str = "single"  # "fused": each worker trains `slots` trials at once (archsearch.pool)
+    slots: int = 16  # trials a fused worker trains together
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            _fail("train", "engine", f"one of {', '.join(ENGINES)}", self.engine)
+        if not _is_int(self.slots) or self.slots < 1:
+            _fail("train", "slots", "an int >= 1", self.slots)
         if not _is_int(self.epochs) or self.epochs < 1:
             _fail("train", "epochs", "an int >= 1", self.epochs)
         if self.patience is not None and (not _is_int(self.patience) or self.patience < 1):

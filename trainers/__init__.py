@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from archsearch.trainers._gpus import cuda_device_count
     from archsearch.trainers._errors import DataError, ExportError
     from archsearch.trainers._export import Predictor, export_model, load_model
+    from archsearch.trainers._fused import (
+        FusedGroup,
+        Population,
+        SlotSpec,
+        fused_unsupported_reason,
+        train_fused,
+    )
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
     from archsearch.trainers._weights import WeightsError, load_weights, save_weights, weights_mismatch
@@ -30,6 +37,11 @@ _LAZY_NAMES = {
     "export_model": "_export",
     "load_model": "_export",
     "cuda_device_count": "_gpus",
+    "FusedGroup": "_fused",
+    "Population": "_fused",
+    "SlotSpec": "_fused",
+    "fused_unsupported_reason": "_fused",
+    "train_fused": "_fused",
     "release_memory": "_device",
     "WeightsError": "_weights",
     "load_weights": "_weights",
@@ -40,7 +52,10 @@ _LAZY_NAMES = {
 __all__ = [
     "DataError",
     "ExportError",
+    "FusedGroup",
+    "Population",
     "Predictor",
+    "SlotSpec",
     "TrainResult",
     "TrainSettings",
     "WeightsError",
@@ -48,10 +63,12 @@ __all__ = [
     "count_parameters",
     "cuda_device_count",
     "export_model",
+    "fused_unsupported_reason",
     "load_model",
     "load_weights",
     "release_memory",
     "save_weights",
+    "train_fused",
     "train_mlp",
     "weights_mismatch",
 ]

@@ -343,6 +343,11 @@ def _split_metrics(
     model.eval()
     with torch.inference_mode(), _autocast(x.device, use_bf16):
         out = torch.cat([model(x[i : i + EVAL_BATCH_SIZE]).float() for i in range(0, x.shape[0], EVAL_BATCH_SIZE)])
+    return _output_metrics(out, y, preprocessing)
+
+
+def _output_metrics(out: torch.Tensor, y: np.ndarray, preprocessing: Preprocessing) -> dict[str, float]:
+    """Every metric of the task from the network's float outputs (n, n_outputs) on one split."""
     if preprocessing.task == "classification":
         proba = torch.softmax(out, dim=1)  # (n, n_classes)
         return classification_metrics(y, proba.cpu().numpy())
@@ -356,13 +361,18 @@ def _make_loss(
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if data.task == "regression":
         return lambda out, y: F.mse_loss(out.squeeze(1), y)  # out (batch, 1), y (batch,)
-    weight = None
-    if class_weight == "balanced":
-        counts = np.bincount(data.y_train, minlength=data.n_outputs)  # (n_classes,)
-        # n / (k * count_c), as scikit-learn's "balanced"; a class absent from training gets 0.
-        balanced = np.where(counts > 0, len(data.y_train) / (data.n_outputs * np.maximum(counts, 1)), 0.0)
-        weight = torch.tensor(balanced, dtype=torch.float32, device=device)
+    weight = _class_weights(data, class_weight, device)
     return lambda out, y: F.cross_entropy(out, y, weight=weight, label_smoothing=label_smoothing)
+
+
+def _class_weights(data: PreparedData, class_weight: str, device: torch.device) -> torch.Tensor | None:
+    """Per-class loss weights (n_classes,), or None for unweighted."""
+    if class_weight != "balanced":
+        return None
+    counts = np.bincount(data.y_train, minlength=data.n_outputs)  # (n_classes,)
+    # n / (k * count_c), as scikit-learn's "balanced"; a class absent from training gets 0.
+    balanced = np.where(counts > 0, len(data.y_train) / (data.n_outputs * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(balanced, dtype=torch.float32, device=device)
 
 
 def _make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Optimizer:

@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.pool._data_check import check_same_data
+from archsearch.pool._fused_worker import fused_trial_loop
 from archsearch.pool._objective import Objective
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._supervision import RetryStaleTrial, die_with_parent, quiet_expected_failures
@@ -260,6 +261,13 @@ def run_worker(
     all_callbacks = [record, *([after_trial] if after_trial else []), *(callbacks or [])]
     stop = GracefulStop()
     with stop.installed():
+        if config.train.engine == "fused" and objective_factory is search_objective:
+            fused_trial_loop(
+                study, objective, all_callbacks, stop, total=total, failure_limit=limit,
+                failed_streak=lambda: outcome.failed_streak, finished_here=lambda: outcome.finished,
+                max_trials=max_trials, deadline=deadline,
+            )
+        # After a fused loop this only waits for trials running elsewhere, and trains the retries of any whose worker died.
         _trial_loop(
             study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials, deadline,
             note_counts=getattr(objective, "note_counts", None),

@@ -90,6 +90,8 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[space]\noptimizer = []\n", r"The 'optimizer' parameter of MLPSpace"),
         ("[data]\nval_fraction = 1.2\n", r"The 'val_fraction' parameter of DataSpec"),
         ("[data]\ndataset = 'mnist'\n", r"mnist"),
+        ("[train]\nengine = 'turbo'\n", r"The 'engine' parameter of \[train\] must be one of single, fused\. Got 'turbo' instead\."),
+        ("[train]\nslots = 0\n", r"The 'slots' parameter of \[train\] must be an int >= 1\. Got 0 instead\."),
         ("study = 3\n", r"\[study\] must be a table of keys\. Got 3 instead\."),
         ("[study]\nname = \"a\\nb\"\n", r"The 'name' parameter of \[study\] must be a non-empty string of at most 500 printable characters\. Got 'a\\nb'"),
     ],

@@ -1,0 +1,260 @@
+"""Tests for archsearch.trainers._fused: the fused population trainer against train_mlp (tiny data, CPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from archsearch.trainers import (
+    FusedGroup,
+    Population,
+    SlotSpec,
+    TrainResult,
+    TrainSettings,
+    build_mlp,
+    fused_unsupported_reason,
+    train_fused,
+    train_mlp,
+)
+from archsearch.trainers.data import DataSpec, PreparedData, load_data
+
+GROUP = FusedGroup("relu", batch_size=32, max_depth=3, max_width=32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread: these tiny products only lose to thread hand-offs, badly so on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def wine() -> PreparedData:
+    return load_data(DataSpec(dataset="wine"))  # 106 training rows, 13 features, 3 classes
+
+
+@pytest.fixture(scope="module")
+def diabetes() -> PreparedData:
+    return load_data(DataSpec(dataset="diabetes"))  # regression, 10 features
+
+
+def _spec(widths: tuple[int, ...], dropout: float = 0.0, activation: str = "relu", **settings: object) -> SlotSpec:
+    return SlotSpec(widths, (dropout,) * len(widths), activation, TrainSettings(batch_size=32, **settings))
+
+
+def _single(spec: SlotSpec, data: PreparedData) -> TrainResult:
+    return train_mlp(spec.widths, spec.dropouts, spec.activation, data, spec.settings)
+
+
+def _assert_same_run(fused: TrainResult, single: TrainResult) -> None:
+    assert (fused.status, fused.reason, fused.epochs_run, fused.best_epoch) == (
+        single.status, single.reason, single.epochs_run, single.best_epoch,
+    )
+    # Per-epoch validation metrics within 1e-4; weights and final metrics within float rounding.
+    np.testing.assert_allclose(fused.history, single.history, rtol=0, atol=1e-4)
+    assert fused.state_dict.keys() == single.state_dict.keys()
+    for name, tensor in single.state_dict.items():
+        assert fused.state_dict[name].shape == tensor.shape
+        torch.testing.assert_close(fused.state_dict[name], tensor, rtol=1e-4, atol=1e-5)
+    assert fused.metrics.keys() == single.metrics.keys()
+    for name, value in single.metrics.items():
+        assert fused.metrics[name] == pytest.approx(value, abs=1e-4)
+    assert fused.n_params == single.n_params
+
+
+MIXED = [
+    _spec((16,), lr=1e-2, epochs=4, seed=1),
+    _spec((8, 24), lr=3e-3, optimizer="adamw", weight_decay=0.1, epochs=5, seed=2),
+    _spec((), lr=5e-2, optimizer="sgd", weight_decay=1e-3, epochs=3, seed=3),
+    _spec((32, 8, 12), lr=1e-3, weight_decay=1e-2, epochs=6, seed=4, metric="log_loss"),
+    _spec((20, 20), lr=2e-2, optimizer="sgd", epochs=30, patience=2, seed=5),
+    _spec((5, 7, 3), lr=1e-2, optimizer="adamw", epochs=4, seed=6, keep_last=True),
+]
+
+
+def test_mixed_population_matches_train_mlp(wine: PreparedData) -> None:
+    """Check that slots of mixed depths, widths, lrs and optimizers, refilled mid-way, equal train_mlp's runs."""
+    # Capacity 3 for 6 runs: later runs join freed slots while the others are at other epochs.
+    results = train_fused(MIXED, wine, GROUP, capacity=3)
+    for spec, fused in zip(MIXED, results):
+        _assert_same_run(fused, _single(spec, wine))
+    # The patience slot stopped early on its own, with train_mlp's reason.
+    assert results[4].reason.startswith("early stopped at epoch")
+
+
+def test_regression_and_balanced_class_weights_match_train_mlp(wine: PreparedData, diabetes: PreparedData) -> None:
+    """Check that the MSE loss and the balanced cross-entropy equal train_mlp's."""
+    regression = [_spec((16, 8), lr=1e-2, epochs=3, seed=s, metric="rmse") for s in (0, 1)]
+    for spec, fused in zip(regression, train_fused(regression, diabetes, GROUP, capacity=2)):
+        _assert_same_run(fused, _single(spec, diabetes))
+    balanced = [_spec((16,), lr=1e-2, epochs=3, seed=s, class_weight="balanced") for s in (0, 1)]
+    group = dataclasses.replace(GROUP, class_weight="balanced")
+    for spec, fused in zip(balanced, train_fused(balanced, wine, group, capacity=2)):
+        _assert_same_run(fused, _single(spec, wine))
+
+
+def test_state_dict_loads_into_build_mlp_and_predicts_the_same(wine: PreparedData) -> None:
+    """Check that a slot's weights load strictly into build_mlp's network and give the fused validation metric."""
+    spec = _spec((12, 6), dropout=0.2, lr=1e-2, epochs=3, metric="log_loss")
+    result = train_fused([spec], wine, GROUP, capacity=2)[0]
+    model = build_mlp(wine.n_features, spec.widths, spec.dropouts, "relu", wine.n_outputs)
+    model.load_state_dict(result.state_dict)  # strict: same keys (Dropout shifts the indices) and shapes
+    model.eval()
+    with torch.no_grad():
+        proba = torch.softmax(model(torch.from_numpy(wine.x_val)), dim=1).numpy()
+    picked = proba[np.arange(len(wine.y_val)), wine.y_val]
+    # The fused forward pass (padded, batched) measured the same log loss at the best epoch.
+    assert -np.log(picked).mean() == pytest.approx(result.best_value, abs=1e-5)
+
+
+def _trajectory(population: Population, slot: int, epochs: int, other: int | None = None) -> list[torch.Tensor]:
+    """The slot's parameter row after each epoch; `other` is refilled whenever it frees."""
+    rows = []
+    for _ in range(epochs):
+        population.step_epoch()
+        rows.append(population.params[slot].clone())
+        if other is not None and other in population.free:
+            population.add(_spec((32, 32), lr=5e-2, optimizer="sgd", epochs=1, seed=len(rows)))
+    return rows
+
+
+def test_refill_and_pruning_of_one_slot_leave_the_others_unchanged(wine: PreparedData) -> None:
+    """Check that slot A's numbers are identical whether its neighbour runs on, is pruned or is refilled."""
+    a = _spec((16, 8), lr=1e-2, epochs=6, seed=11)
+    alone = Population(wine, GROUP, capacity=3)
+    alone.add(a)
+    alone.add(_spec((24,), lr=3e-3, epochs=6, seed=12))
+    reference = _trajectory(alone, 0, 6)
+
+    busy = Population(wine, GROUP, capacity=3)
+    busy.add(a)
+    busy.add(_spec((24,), lr=3e-3, epochs=6, seed=12), report=lambda epoch, value: epoch == 2)  # pruned at 2
+    busy.add(_spec((8,), lr=1e-2, epochs=1, seed=13))  # finishes at epoch 1, then slot 2 keeps being refilled
+    for expected, got in zip(reference, _trajectory(busy, 0, 6, other=2)):
+        assert torch.equal(expected, got)
+
+
+def test_a_diverging_slot_does_not_touch_the_others(wine: PreparedData) -> None:
+    """Check that a slot whose loss becomes NaN ends as diverged and its neighbours' numbers do not change."""
+    calm = [_spec((16,), lr=1e-2, epochs=4, seed=s) for s in (0, 1)]
+    wild = _spec((32, 32), lr=1e12, optimizer="sgd", epochs=4, seed=2)
+    with_wild = train_fused([calm[0], wild, calm[1]], wine, GROUP, capacity=3)
+    without = train_fused([calm[0], _spec((32, 32), lr=1e-3, epochs=4, seed=2), calm[1]], wine, GROUP, capacity=3)
+    assert with_wild[1].status == "diverged"
+    assert with_wild[1].reason.startswith("loss became")
+    for got, expected in ((with_wild[0], without[0]), (with_wild[2], without[2])):
+        assert got.history == expected.history
+        assert all(torch.equal(got.state_dict[k], expected.state_dict[k]) for k in expected.state_dict)
+
+
+def test_dropout_runs_match_train_mlp_in_distribution(wine: PreparedData) -> None:
+    """Check that with dropout the final validation log loss over 20 seeds is paired-indistinguishable from train_mlp's."""
+    specs = [_spec((32,), dropout=0.5, lr=1e-2, epochs=5, seed=s, metric="log_loss") for s in range(20)]
+    fused = [r.history[-1] for r in train_fused(specs, wine, GROUP, capacity=20, seed=123)]
+    single = [_single(spec, wine).history[-1] for spec in specs]
+    # Same seeds give the same initial weights and batch order, so the pairs differ only by dropout masks.
+    assert stats.ttest_rel(fused, single).pvalue > 0.01
+    # Dropout is really on: the masks differ from train_mlp's, so the runs are not equal number for number.
+    assert fused != single
+
+
+def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
+    """Check that any TrainSettings field outside the fused whitelist with a non-default value is unsupported."""
+
+    @dataclasses.dataclass(frozen=True)
+    class FutureSettings(TrainSettings):
+        label_smoothing: float = 0.0
+
+    assert fused_unsupported_reason([8], [0.0], "relu", FutureSettings()) is None
+    reason = fused_unsupported_reason([8], [0.0], "relu", FutureSettings(label_smoothing=0.1))
+    assert "label_smoothing = 0.1" in reason
+    assert fused_unsupported_reason([8], [0.0], "swish", TrainSettings()) == "the fused engine has no activation 'swish'"
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"activation": "swish"}, "The 'activation' parameter of FusedGroup must be one of"),
+        ({"batch_size": 0}, "The 'batch_size' parameter of FusedGroup must be an int >= 1. Got 0 instead."),
+        ({"max_depth": -1}, "The 'max_depth' parameter of FusedGroup must be an int >= 0. Got -1 instead."),
+        ({"max_width": 0}, "The 'max_width' parameter of FusedGroup must be an int >= 1. Got 0 instead."),
+        ({"bf16": 1}, "The 'bf16' parameter of FusedGroup must be a bool. Got 1 instead."),
+        ({"class_weight": "x"}, "The 'class_weight' parameter of FusedGroup must be one of"),
+        ({"device": "tpu"}, "The 'device' parameter of TrainSettings must be one of"),
+    ],
+)
+def test_fused_group_rejects_bad_values(changes: dict, match: str) -> None:
+    """Check that FusedGroup validates every field at construction."""
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(GROUP, **changes)
+
+
+def test_population_rejects_bad_capacity_and_empty_validation(wine: PreparedData) -> None:
+    """Check that Population needs a capacity >= 1 and a validation split."""
+    with pytest.raises(ValueError, match="The 'capacity' parameter of Population must be an int >= 1. Got 0 instead."):
+        Population(wine, GROUP, 0)
+    empty = dataclasses.replace(wine, x_val=wine.x_val[:0], y_val=wine.y_val[:0])
+    with pytest.raises(ValueError, match="non-empty validation split"):
+        Population(empty, GROUP, 1)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        (_spec((64,)), r"widths \[64\] exceed the group's 3 layers of 32 units"),
+        (_spec((8,) * 4), r"exceed the group's 3 layers"),
+        (_spec((8,), activation="tanh"), "activation 'tanh' differs from the group's 'relu'"),
+        (SlotSpec((8,), (0.0,), "relu", TrainSettings(batch_size=64)), "batch_size 64 differs from the group's 32"),
+        (_spec((8,), class_weight="balanced"), "class_weight 'balanced' differs from the group's 'none'"),
+        (_spec((8,), metric="rmse"), "The metric 'rmse' does not apply to classification"),
+    ],
+)
+def test_add_rejects_runs_that_do_not_fit_the_group(wine: PreparedData, spec: SlotSpec, match: str) -> None:
+    """Check that add names why a run cannot join the population."""
+    with pytest.raises(ValueError, match=match):
+        Population(wine, GROUP, 1).add(spec)
+
+
+def test_add_rejects_a_full_population_and_a_wide_input_without_hidden_layers(wine: PreparedData) -> None:
+    """Check that add refuses when every slot is taken, and a depth-0 run whose inputs exceed max_width."""
+    population = Population(wine, GROUP, 1)
+    population.add(_spec((8,)))
+    with pytest.raises(ValueError, match=r"The population is full \(1 slots\)"):
+        population.add(_spec((8,)))
+    narrow = Population(wine, dataclasses.replace(GROUP, max_width=8), 1)
+    with pytest.raises(ValueError, match=r"a depth-0 slot needs max_width >= n_features \(13\)"):
+        narrow.add(_spec(()))
+
+
+def test_padding_stays_exactly_zero_without_masks(wine: PreparedData) -> None:
+    """Check that after training a slot's row holds no nonzero beyond its own network's parameters."""
+    # Layers narrower than the 13 inputs, padded units, an empty slot and a shallower slot at once.
+    population = Population(wine, dataclasses.replace(GROUP, max_width=8), capacity=3)
+    specs = [_spec((8, 5), lr=1e-2, weight_decay=0.1, epochs=3), _spec((3,), optimizer="sgd", weight_decay=0.1)]
+    slots = [population.add(spec) for spec in specs]
+    population.step_epoch()
+    population.step_epoch()
+    for slot, spec in zip(slots, specs):
+        n_params = sum(
+            (fan_in + 1) * fan_out
+            for fan_in, fan_out in zip((wine.n_features, *spec.widths), (*spec.widths, wine.n_outputs))
+        )
+        assert torch.count_nonzero(population.params[slot]) == n_params
+    assert torch.count_nonzero(population.params[population.free[0]]) == 0
+
+
+def test_discard_frees_a_slot_without_a_result(wine: PreparedData) -> None:
+    """Check that a discarded slot is free again and step_epoch returns nothing for it."""
+    population = Population(wine, GROUP, 2)
+    slot = population.add(_spec((8,), epochs=1))
+    population.discard(slot)
+    assert population.free == [0, 1] and population.occupied == 0
+    assert population.step_epoch() == []
+    assert torch.count_nonzero(population.params) == 0

@@ -1,0 +1,509 @@
+"""Train many MLPs at once: slots stepped together with batched matrix products, each refilled as its run ends.
+
+A `Population` holds `capacity` slots of one `FusedGroup`. Every layer's weights are stacked as
+(capacity, in, width) in one flat (capacity, n_params) tensor, and one training step is a handful of
+batched products over all slots, so small networks stop paying Python and kernel launch costs per trial.
+
+What varies per slot (fused) and what partitions slots into groups:
+- Per slot: hidden widths (padded to the group's `max_width`: a padded unit's weights and bias start at
+  zero, so its output is act(0) = 0 for every activation we offer, it passes nothing on and gets exactly zero
+  gradient, and every optimizer leaves a zero parameter with zero gradient at zero; the slot's trained
+  weights therefore equal an unpadded network's, without a mask to multiply by), depth (up to
+  `max_depth`; a shallower slot passes its last hidden layer through the deeper layers unchanged, and
+  those layers' weights stay zero), dropout per layer, learning rate, weight decay, optimizer (adam, adamw,
+  sgd), seed (initial weights and batch order), epochs, patience, metric and keep_last.
+- Per group: activation, batch size (the steps of an epoch line up), device, bf16 and class_weight,
+  besides the data itself.
+
+With dropout 0 on CPU a slot's trajectory equals `train_mlp`'s with the same values to float rounding
+(same initial weights and batch order from the slot's seed, same loss, the torch fused optimizers' math;
+see `_fused_optim`). Dropout masks come from the population's own generator (`seed`), not from
+`settings.seed`, so with dropout a slot matches `train_mlp` in distribution, not number for number.
+
+Every operation is either elementwise along the slot axis or a per-slot product, so a NaN in one slot
+stays in it, and adding or finishing one slot leaves the other slots' numbers unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from archsearch.trainers._fused_optim import StackedOptimizer
+from archsearch.trainers._model import ACTIVATIONS, _check_architecture, build_mlp, count_parameters
+from archsearch.trainers._train import (
+    CLASS_WEIGHTS,
+    TrainResult,
+    TrainSettings,
+    _autocast,
+    _check_metric,
+    _class_weights,
+    _output_metrics,
+    _resolve_device,
+    _split_metrics,
+    _tensor,
+)
+from archsearch.trainers.data import PreparedData
+from archsearch.trainers.metrics import METRIC_DIRECTIONS
+
+# TrainSettings fields the fused engine honours; any other field with a non-default value keeps a trial on
+# the single engine (see `fused_unsupported_reason`), so a new option never runs fused with other meaning.
+FUSED_SETTINGS = frozenset({
+    "lr", "weight_decay", "batch_size", "optimizer", "epochs", "patience", "metric", "seed", "device", "bf16",
+    "class_weight", "num_threads", "keep_last",
+})
+_EVAL_ELEMENTS = 2**24  # slots x rows x width per evaluation chunk, so validation memory stays near 64 MiB
+
+
+def fused_unsupported_reason(
+    widths: Sequence[int], dropouts: Sequence[float], activation: str, settings: TrainSettings
+) -> str | None:
+    """Why this trial cannot train in the fused engine, or None when it can.
+
+    Example:
+        >>> fused_unsupported_reason([64, 32], [0.0, 0.0], "relu", TrainSettings()) is None
+        True
+    """
+    for field in dataclasses.fields(settings):
+        if field.name in FUSED_SETTINGS:
+            continue
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        value = getattr(settings, field.name)
+        if value != default:
+            return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
+    if len(widths) > 0 and activation not in ACTIVATIONS:
+        return f"the fused engine has no activation {activation!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class FusedGroup:
+    """What every slot of one population shares; see the module docstring for what varies per slot.
+
+    Example:
+        >>> FusedGroup(activation="relu", batch_size=64, max_depth=3, max_width=256)
+    """
+
+    activation: str
+    batch_size: int = 128
+    max_depth: int = 3
+    max_width: int = 256  # hidden units per layer after padding; a depth-0 slot also needs n_features <= this
+    device: str = "auto"
+    bf16: bool = False
+    class_weight: str = "none"
+
+    def __post_init__(self) -> None:
+        rules = (
+            ("activation", self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
+            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an int >= 1"),
+            ("max_depth", _is_int(self.max_depth) and self.max_depth >= 0, "an int >= 0"),
+            ("max_width", _is_int(self.max_width) and self.max_width >= 1, "an int >= 1"),
+            ("bf16", isinstance(self.bf16, bool), "a bool"),
+            ("class_weight", self.class_weight in CLASS_WEIGHTS, f"one of {list(CLASS_WEIGHTS)}"),
+        )
+        for name, ok, rule in rules:
+            if not ok:
+                raise ValueError(
+                    f"The {name!r} parameter of FusedGroup must be {rule}. Got {getattr(self, name)!r} instead."
+                )
+        TrainSettings(device=self.device)  # the same device rule as the single engine
+
+    @classmethod
+    def of(cls, activation: str, settings: TrainSettings, *, max_depth: int, max_width: int) -> FusedGroup:
+        """The group a trial with these settings joins, for networks up to `max_depth` x `max_width`."""
+        return cls(
+            activation=activation, batch_size=settings.batch_size, max_depth=max_depth, max_width=max_width,
+            device=settings.device, bf16=settings.bf16, class_weight=settings.class_weight,
+        )
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    """One training run to place in a slot: the architecture and its settings, as `train_mlp` takes them."""
+
+    widths: tuple[int, ...]
+    dropouts: tuple[float, ...]
+    activation: str
+    settings: TrainSettings
+
+
+Report = Callable[[int, float], bool]
+
+
+@dataclass
+class _Slot:
+    spec: SlotSpec
+    report: Report | None
+    generator: torch.Generator  # the slot's own: weight init, then one shuffle per epoch
+    started: float
+    epoch: int = 0
+    history: list[float] = dataclasses.field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float | None = None
+
+
+class Population:
+    """`capacity` training runs of one group, stepped one epoch at a time; a finished slot can be refilled.
+
+    Each slot keeps its own epoch counter: a slot added later simply starts at its epoch 1 while the others
+    go on. `step_epoch` trains every occupied slot for one epoch, reports to each slot's callback and
+    returns the runs that ended (completed, early stopped, pruned or diverged); their slots are free again.
+
+    Example:
+        >>> population = Population(data, FusedGroup(activation="relu", max_depth=2, max_width=64), capacity=8)
+        >>> slot = population.add(SlotSpec((64, 32), (0.0, 0.0), "relu", TrainSettings(epochs=20)))
+        >>> while population.occupied:
+        ...     for slot, result in population.step_epoch():
+        ...         print(slot, result.status, result.best_value)
+    """
+
+    def __init__(self, data: PreparedData, group: FusedGroup, capacity: int, *, seed: int = 0):
+        if not _is_int(capacity) or capacity < 1:
+            raise ValueError(f"The 'capacity' parameter of Population must be an int >= 1. Got {capacity!r} instead.")
+        if len(data.x_val) == 0:
+            raise ValueError("Population needs a non-empty validation split to measure the metric each epoch.")
+        self.data, self.group, self.capacity = data, group, capacity
+        self.device = _resolve_device(group.device)
+        self._use_bf16 = group.bf16 and self.device.type == "cuda"
+        self._act = ACTIVATIONS[group.activation]()
+        n_in, width, depth, n_out = data.n_features, group.max_width, group.max_depth, data.n_outputs
+        # Row layout of the flat parameter tensor: (weight (in, width), bias (width,)) per hidden layer, then
+        # the output layer; a depth-0 group's output layer reads the inputs directly.
+        shapes = []
+        for layer in range(depth):
+            shapes += [(n_in if layer == 0 else width, width), (width,)]
+        shapes += [(width if depth else n_in, n_out), (n_out,)]
+        self._shapes = shapes
+        self._offsets = list(itertools.accumulate((math.prod(s) for s in shapes), initial=0))
+        self.params = torch.zeros(capacity, self._offsets[-1], device=self.device)  # (capacity, n_params)
+        self._best = torch.zeros_like(self.params)
+        # Leaves that alias `params`: the optimizer updates `params` in place and the leaves see it.
+        self._leaves = [
+            self.params[:, a:b].view(capacity, *shape).detach().requires_grad_()
+            for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), shapes)
+        ]
+        self._optimizer = StackedOptimizer(capacity, self._offsets[-1], self.device)
+        self._dropout_generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._x = {s: _tensor(getattr(data, f"x_{s}"), torch.float32, self.device) for s in ("train", "val")}
+        y_dtype = torch.int64 if data.task == "classification" else torch.float32
+        self._y_train = _tensor(data.y_train, y_dtype, self.device)
+        # None for regression, where train_mlp's loss is MSE and class_weight plays no part.
+        self._class_weights = (
+            _class_weights(data, group.class_weight, self.device) if data.task == "classification" else None
+        )
+        self._slots: list[_Slot | None] = [None] * capacity
+        self._refresh_masks()
+
+    @property
+    def occupied(self) -> int:
+        """Number of slots holding a run."""
+        return sum(slot is not None for slot in self._slots)
+
+    @property
+    def free(self) -> list[int]:
+        """Indices of the empty slots."""
+        return [i for i, slot in enumerate(self._slots) if slot is None]
+
+    def add(self, spec: SlotSpec, report: Report | None = None) -> int:
+        """Place a run in a free slot (fresh weights from its seed, fresh optimizer state); returns the slot.
+
+        Raises:
+            ValueError: The run does not fit this group (architecture, settings or an option the fused
+                engine does not support), or every slot is occupied.
+        """
+        reason = self.unfit_reason(spec)
+        if reason is not None:
+            raise ValueError(f"This run cannot join the population: {reason}.")
+        if not self.free:
+            raise ValueError(f"The population is full ({self.capacity} slots); add after step_epoch frees one.")
+        settings = spec.settings
+        if settings.num_threads is not None:
+            torch.set_num_threads(settings.num_threads)
+        index = self.free[0]
+        generator = torch.Generator().manual_seed(settings.seed)
+        self._initialize(index, spec, generator)
+        self._optimizer.reset(index, settings.optimizer, settings.lr, settings.weight_decay)
+        self._slots[index] = _Slot(spec, report, generator, time.perf_counter())
+        self._refresh_masks()
+        return index
+
+    def unfit_reason(self, spec: SlotSpec) -> str | None:
+        """Why `spec` cannot join this population, or None when it can."""
+        widths, settings, group = spec.widths, spec.settings, self.group
+        _check_architecture(self.data.n_features, widths, spec.dropouts, spec.activation, self.data.n_outputs)
+        _check_metric(settings.metric, self.data.task)
+        reason = fused_unsupported_reason(widths, spec.dropouts, spec.activation, settings)
+        if reason is not None:
+            return reason
+        if len(widths) > group.max_depth or any(w > group.max_width for w in widths):
+            return f"widths {list(widths)} exceed the group's {group.max_depth} layers of {group.max_width} units"
+        if len(widths) == 0 and group.max_depth > 0 and self.data.n_features > group.max_width:
+            return f"a depth-0 slot needs max_width >= n_features ({self.data.n_features})"
+        if len(widths) > 0 and spec.activation != group.activation:
+            return f"activation {spec.activation!r} differs from the group's {group.activation!r}"
+        for name in ("batch_size", "bf16", "class_weight"):
+            if getattr(settings, name) != getattr(group, name):
+                return f"{name} {getattr(settings, name)!r} differs from the group's {getattr(group, name)!r}"
+        if _resolve_device(settings.device) != self.device:
+            return f"device {settings.device!r} differs from the group's {str(self.device)!r}"
+        return None
+
+    def discard(self, index: int) -> None:
+        """Empty slot `index` without a result (its run was cancelled from outside)."""
+        self._clear(index)
+        self._refresh_masks()
+
+    def step_epoch(self) -> list[tuple[int, TrainResult]]:
+        """Train every occupied slot for one epoch; returns (slot, result) for each run that ended."""
+        if not self.occupied:
+            return []
+        losses = self._train_epoch()  # (capacity,) mean training loss of the epoch
+        outputs = self._val_outputs()  # (capacity, n_val, n_outputs)
+        finished = []
+        for index, slot in enumerate(self._slots):
+            if slot is not None:
+                outcome = self._end_epoch(index, slot, losses[index], outputs[index])
+                if outcome is not None:
+                    finished.append((index, self._finish(index, slot, *outcome)))
+        if finished:
+            self._refresh_masks()
+        return finished
+
+    def _end_epoch(self, index: int, slot: _Slot, loss: float, out: torch.Tensor) -> tuple[str, str | None] | None:
+        """Best-epoch bookkeeping, report and stopping rules of `train_mlp`; (status, reason) when it ends."""
+        settings = slot.spec.settings
+        slot.epoch += 1
+        epoch = slot.epoch
+        if not math.isfinite(loss):
+            return "diverged", f"loss became {loss} at epoch {epoch}"
+        value = _output_metrics(out, self.data.y_val, self.data.preprocessing)[settings.metric]
+        if not math.isfinite(value):
+            return "diverged", f"validation {settings.metric} became {value} at epoch {epoch}"
+        slot.history.append(value)
+        maximize = METRIC_DIRECTIONS[settings.metric] == "maximize"
+        best = slot.best_value
+        if best is None or settings.keep_last or (value > best if maximize else value < best):
+            slot.best_epoch, slot.best_value = epoch, value
+            self._best[index].copy_(self.params[index])
+        if slot.report is not None and slot.report(epoch, value):
+            return "pruned", f"pruned by the pruner at epoch {epoch}"
+        if settings.patience is not None and epoch - slot.best_epoch >= settings.patience:
+            return "completed", (
+                f"early stopped at epoch {epoch}: validation {settings.metric} did not improve on "
+                f"{slot.best_value:.6g} (epoch {slot.best_epoch}) for {settings.patience} epochs"
+            )
+        if epoch == settings.epochs:
+            return "completed", None
+        return None
+
+    def _finish(self, index: int, slot: _Slot, status: str, reason: str | None) -> TrainResult:
+        """The slot's TrainResult, its metrics measured by `train_mlp`'s own code on the best weights."""
+        spec = slot.spec
+        model = build_mlp(
+            self.data.n_features, spec.widths, spec.dropouts, spec.activation, self.data.n_outputs,
+            generator=torch.Generator(),  # its draws are overwritten; the global generator stays untouched
+        )
+        state = None if slot.best_epoch is None else self._state_dict(index, spec)
+        metrics: dict[str, float] = {}
+        if state is not None:
+            model.load_state_dict(state)
+            model.to(self.device)
+            for split in ("train", "val", "test"):
+                x = getattr(self.data, f"x_{split}")
+                if len(x) > 0:
+                    tensor = _tensor(x, torch.float32, self.device)
+                    y = getattr(self.data, f"y_{split}")
+                    values = _split_metrics(model, tensor, y, self.data.preprocessing, self._use_bf16)
+                    metrics.update({f"{split}_{name}": v for name, v in values.items()})
+        result = TrainResult(
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            epochs_run=slot.epoch,
+            best_epoch=slot.best_epoch,
+            best_value=slot.best_value,
+            history=slot.history,
+            metrics=metrics,
+            train_seconds=time.perf_counter() - slot.started,  # wall time in the population, shared with the others
+            device=str(self.device),
+            n_params=count_parameters(model),
+            state_dict=state,
+        )
+        self._clear(index)
+        return result
+
+    def _state_dict(self, index: int, spec: SlotSpec) -> dict[str, torch.Tensor]:
+        """The slot's best weights unpadded, with the keys and shapes of `build_mlp`'s nn.Sequential."""
+        row = self._best[index].cpu()
+        tensors = [row[a:b].view(shape) for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)]
+        state: dict[str, torch.Tensor] = {}
+        position, fan_in = 0, self.data.n_features
+        for layer, (width, p) in enumerate(zip(spec.widths, spec.dropouts)):
+            weight, bias = tensors[2 * layer], tensors[2 * layer + 1]
+            state[f"{position}.weight"] = weight[:fan_in, :width].T.clone()  # (width, fan_in)
+            state[f"{position}.bias"] = bias[:width].clone()
+            position += 3 if p > 0 else 2  # Linear, activation[, Dropout]
+            fan_in = width
+        state[f"{position}.weight"] = tensors[-2][:fan_in].T.clone()  # (n_outputs, fan_in)
+        state[f"{position}.bias"] = tensors[-1].clone()
+        return state
+
+    def _initialize(self, index: int, spec: SlotSpec, generator: torch.Generator) -> None:
+        """Draw the slot's weights exactly as `build_mlp(..., generator=generator)` would, into its padded row."""
+        self.params[index].zero_()
+        views = [
+            self.params[index, a:b].view(shape) for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)
+        ]
+        fan_in = self.data.n_features
+        layers = [(2 * layer, width) for layer, width in enumerate(spec.widths)]
+        layers.append((len(views) - 2, self.data.n_outputs))
+        for position, fan_out in layers:
+            bound = 1.0 / math.sqrt(fan_in)
+            # Drawn in build_mlp's order and shapes: the weight (fan_out, fan_in), then the bias.
+            weight = torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=generator)
+            bias = torch.empty(fan_out).uniform_(-bound, bound, generator=generator)
+            views[position][:fan_in, :fan_out] = weight.T.to(self.device)
+            views[position + 1][:fan_out] = bias.to(self.device)
+            fan_in = fan_out
+
+    def _clear(self, index: int) -> None:
+        self._slots[index] = None
+        self.params[index].zero_()
+        self._best[index].zero_()
+        self._optimizer.clear(index)
+
+    def _refresh_masks(self) -> None:
+        """Per-slot masks of the current occupants, rebuilt only when a slot is added or freed."""
+        depth = self.group.max_depth
+        on = torch.zeros(depth, self.capacity, 1, 1, dtype=torch.bool)
+        drop = torch.zeros(depth, self.capacity, 1, 1)
+        active = torch.zeros(self.capacity)
+        for index, slot in enumerate(self._slots):
+            if slot is None:
+                on[:, index] = True  # an empty slot's zero layers give zeros either way; no pass-through needed
+                continue
+            active[index] = 1.0
+            for layer, p in enumerate(slot.spec.dropouts):
+                on[layer, index] = True
+                drop[layer, index] = p
+        self._on = on.to(self.device)  # (depth, capacity, 1, 1): the slot has this layer
+        self._passthrough = [not bool(on[layer].all()) for layer in range(depth)]
+        self._drop = drop.to(self.device)  # (depth, capacity, 1, 1)
+        self._keep_scale = (1.0 / (1.0 - drop)).to(self.device)
+        self._dropout_layers = [bool((drop[layer] > 0).any()) for layer in range(depth)]
+        self._active = active.to(self.device)  # (capacity,)
+
+    def _forward(self, x: torch.Tensor, params: Sequence[torch.Tensor], train: bool) -> torch.Tensor:
+        """Outputs (capacity, rows, n_outputs) from inputs (capacity, rows, n_features) or shared (rows, n_features)."""
+        h = x
+        for layer in range(self.group.max_depth):
+            weight, bias = params[2 * layer], params[2 * layer + 1]  # (capacity, in, width), (capacity, width)
+            a = self._act(_affine(h, weight, bias))  # (capacity, rows, width)
+            if train and self._dropout_layers[layer]:
+                draw = torch.rand(a.shape, generator=self._dropout_generator, device=a.device)
+                a = a * ((draw >= self._drop[layer]) * self._keep_scale[layer])
+            if self._passthrough[layer]:
+                # A slot without this layer carries its last hidden layer on (zero-padded to the width).
+                carried = F.pad(h, (0, a.shape[-1] - h.shape[-1])) if h.shape[-1] < a.shape[-1] else h
+                a = torch.where(self._on[layer], a, carried)
+            h = a
+        return _affine(h, params[-2], params[-1])
+
+    def _train_epoch(self) -> list[float]:
+        """One pass over each slot's own shuffle of the training rows; returns each slot's mean loss."""
+        n_rows, batch_size = self._x["train"].shape[0], self.group.batch_size
+        orders = [
+            torch.randperm(n_rows, generator=s.generator) if s is not None else torch.arange(n_rows)
+            for s in self._slots
+        ]  # drawn on CPU, as train_mlp does, so the batch order is the same on every device
+        order = torch.stack(orders).to(self.device)  # (capacity, n_rows)
+        losses, sizes = [], []
+        for start in range(0, n_rows, batch_size):
+            rows = order[:, start : start + batch_size]  # (capacity, batch)
+            with _autocast(self.device, self._use_bf16):
+                out = self._forward(self._x["train"][rows], self._leaves, train=True)  # (capacity, batch, n_outputs)
+            loss = self._loss(out.float(), self._y_train[rows])  # (capacity,)
+            # Each slot's loss depends on its own leaves only, so one backward of the sum gives every slot its gradient.
+            grads = torch.autograd.grad((loss * self._active).sum(), self._leaves)
+            self._optimizer.step(self.params, torch.cat([g.reshape(self.capacity, -1) for g in grads], dim=1))
+            losses.append(loss.detach())
+            sizes.append(rows.shape[1])
+        weights = torch.tensor(sizes, dtype=torch.float32, device=self.device)  # (n_batches,)
+        return (weights @ torch.stack(losses) / n_rows).tolist()  # the epoch's only host sync
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-slot mean loss (capacity,) of outputs (capacity, batch, n_outputs), as train_mlp's loss."""
+        if self.data.task == "regression":
+            return ((out.squeeze(2) - y) ** 2).mean(dim=1)
+        capacity, batch, n_classes = out.shape
+        per_row = F.cross_entropy(
+            out.reshape(-1, n_classes), y.reshape(-1), weight=self._class_weights, reduction="none"
+        ).view(capacity, batch)
+        if self._class_weights is None:
+            return per_row.mean(dim=1)
+        # cross_entropy's weighted mean divides by the summed weights of the batch's classes.
+        return per_row.sum(dim=1) / self._class_weights[y].sum(dim=1)
+
+    def _val_outputs(self) -> torch.Tensor:
+        """Every slot's float outputs on the validation split, (capacity, n_val, n_outputs), in chunks."""
+        x = self._x["val"]
+        width = max(self.group.max_width, self.data.n_outputs)
+        rows = max(1, _EVAL_ELEMENTS // (self.capacity * width))
+        params = [p.detach() for p in self._leaves]
+        with torch.inference_mode(), _autocast(self.device, self._use_bf16):
+            chunks = [self._forward(x[i : i + rows], params, train=False).float() for i in range(0, x.shape[0], rows)]
+        return torch.cat(chunks, dim=1)
+
+
+def train_fused(
+    specs: Sequence[SlotSpec],
+    data: PreparedData,
+    group: FusedGroup,
+    capacity: int,
+    reports: Sequence[Report | None] | None = None,
+    *,
+    seed: int = 0,
+) -> list[TrainResult]:
+    """Train every spec in one population of `capacity` slots, refilling each freed slot with the next spec.
+
+    Returns the results in the order of `specs`.
+
+    Example:
+        >>> specs = [SlotSpec((64,), (0.0,), "relu", TrainSettings(lr=lr, epochs=10)) for lr in (1e-3, 3e-3)]
+        >>> [r.status for r in train_fused(specs, data, FusedGroup("relu", max_depth=1, max_width=64), 2)]
+        ['completed', 'completed']
+    """
+    population = Population(data, group, capacity, seed=seed)
+    results: list[TrainResult | None] = [None] * len(specs)
+    owner: dict[int, int] = {}
+    pending = iter(range(len(specs)))
+    for position in pending:
+        owner[population.add(specs[position], None if reports is None else reports[position])] = position
+        if not population.free:
+            break
+    while population.occupied:
+        for slot, result in population.step_epoch():
+            results[owner.pop(slot)] = result
+        for slot in population.free:
+            position = next(pending, None)
+            if position is None:
+                break
+            owner[population.add(specs[position], None if reports is None else reports[position])] = position
+    return results  # type: ignore[return-value]
+
+
+def _affine(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """h @ weight + bias per slot: h (capacity, rows, in) or shared (rows, in), weight (capacity, in, out)."""
+    if h.dim() == 3:
+        return torch.baddbmm(bias.unsqueeze(1), h, weight)
+    return torch.matmul(h, weight) + bias.unsqueeze(1)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
