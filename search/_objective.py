@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import optuna
 from optuna.trial import TrialState
 
+from archsearch._folds import FoldsResult, train_folds
 from archsearch.config import SearchConfig
 from archsearch.spaces import Candidate
 from archsearch.storage import WEIGHTS_ATTR, drop_weights_beyond_best, open_artifact_store, set_user_attrs, upload_weights
-from archsearch.trainers.data import PreparedData
+from archsearch.trainers.data import PreparedData, load_folds
 
 __all__ = ["Objective", "BASELINE_ATTR", "TotalReached", "EXCESS_ATTR"]
 
@@ -57,7 +58,7 @@ def train_settings(config: SearchConfig, metric: str, hyperparameters: Mapping[s
 def train_and_record(
     trial: optuna.Trial,
     settings: Any,
-    data: PreparedData,
+    data: PreparedData | Sequence[PreparedData],
     widths,
     dropouts,
     activation,
@@ -68,6 +69,7 @@ def train_and_record(
     """Train one network, reporting each epoch to the trial, and store the outcome as user attributes.
 
     Args:
+        data: One split, or the folds of `load_folds` (then a step is a fold, see `train_folds`).
         prune_from: First epoch at which the study's pruner is asked (None: never). Asking reads every
             finished trial, so epochs where the pruner cannot prune yet (its warm-up) skip it.
         more_attrs: For a completed run, more attributes to store with the outcome (e.g. the weights'
@@ -82,13 +84,15 @@ def train_and_record(
         trial.report(value, epoch)
         return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
-    result = train_mlp(widths, dropouts, activation, data, settings, report)
+    train = train_mlp if isinstance(data, PreparedData) else train_folds
+    result = train(widths, dropouts, activation, data, settings, report)
     attrs = {
         "device": result.device,
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.train_seconds, 4),
         **result.metrics,
+        **(result.fold_attrs() if isinstance(result, FoldsResult) else {}),
     }
     if result.status != "completed":
         set_user_attrs(trial, {**attrs, PRUNED_REASON_ATTR: result.reason})
@@ -128,6 +132,7 @@ class Objective:
         self.device = device or config.train.device
         self.prune_from = prune_from
         self._counted: tuple[int, int] | None = None
+        self._folds: list[PreparedData] | None = None  # loaded at the first trial, with [data] folds only
         self._worker_attrs = {} if worker is None else {"worker": worker}  # stored with a trial's first write
 
     def note_counts(self, claimable: int, existing: int) -> None:
@@ -207,6 +212,8 @@ class Objective:
             self.config, self.metric, hp.to_dict(), seed=self.trial_seed(trial), device=self.device, num_threads=self.num_threads
         )
         architecture = candidate.architecture
+        if self.config.data.folds and self._folds is None:
+            self._folds = load_folds(self.config.data)
 
         def weights_attr(result) -> dict[str, str]:
             with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
@@ -214,7 +221,7 @@ class Objective:
                 return {WEIGHTS_ATTR: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
 
         result = train_and_record(
-            trial, settings, self.data, architecture.widths, architecture.dropouts, architecture.activation,
+            trial, settings, self._folds or self.data, architecture.widths, architecture.dropouts, architecture.activation,
             prune_from=self.prune_from, more_attrs=weights_attr,
         )  # fmt: skip
         return result.best_value

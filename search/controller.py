@@ -59,11 +59,16 @@ def make_sampler(config: SearchConfig, *, seed: int | None = None) -> optuna.sam
 
 
 def _warmup_epochs(config: SearchConfig) -> int:
+    # With [data] folds a step is a whole fold, so one fold of evidence is warm-up enough.
+    if config.data.folds:
+        return 1
     return min(3, max(config.train.epochs - 1, 0))
 
 
 def first_prunable_epoch(config: SearchConfig) -> int | None:
     """The first epoch (from 1) at which the study's pruner can stop a trial; None when it never does.
+
+    With [data] folds the steps are folds (see `archsearch._folds`), and so is the answer.
 
     Median and percentile pruners never prune a step below their warm-up, and asking them reads every
     finished trial, so workers do not ask before this epoch.
@@ -77,7 +82,7 @@ def first_prunable_epoch(config: SearchConfig) -> int | None:
 
 
 def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
-    name, epochs = config.study.pruner, config.train.epochs
+    name, steps = config.study.pruner, config.data.folds or config.train.epochs
     warmup = _warmup_epochs(config)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
@@ -86,7 +91,7 @@ def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps)
     return optuna.pruners.NopPruner()
 
 

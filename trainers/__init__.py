@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from archsearch.trainers._device import release_memory
     from archsearch.trainers._gpus import cuda_device_count
-    from archsearch.trainers._export import ExportError, Predictor, export_model, load_model
+    from archsearch.trainers._export import ExportError, Predictor, ensemble_test_metrics, export_ensemble, export_model, load_model
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
 
@@ -25,6 +25,8 @@ _LAZY_NAMES = {
     "ExportError": "_export",
     "Predictor": "_export",
     "export_model": "_export",
+    "export_ensemble": "_export",
+    "ensemble_test_metrics": "_export",
     "load_model": "_export",
     "cuda_device_count": "_gpus",
     "release_memory": "_device",
@@ -38,6 +40,8 @@ __all__ = [
     "build_mlp",
     "count_parameters",
     "cuda_device_count",
+    "ensemble_test_metrics",
+    "export_ensemble",
     "export_model",
     "load_model",
     "release_memory",
