@@ -120,10 +120,15 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from archsearch.export import export_best
+    from archsearch.export import describe_export, export_best
 
-    out = export_best(args.storage, args.study, args.out, trial=args.trial, retrain=args.retrain, artifacts=args.artifacts)
-    print(f"Exported to {out}: architecture.json, model.pt (state dict), model.pt2 (torch.export program)")
+    if args.retrain:
+        print("archsearch: --retrain is deprecated: refitting on train + validation is now the default.", file=sys.stderr)
+    out = export_best(
+        args.storage, args.study, args.out, trial=args.trial, refit=args.refit, ensemble=args.ensemble,
+        ensemble_seeds=args.ensemble_seeds, artifacts=args.artifacts,
+    )  # fmt: skip
+    print(describe_export(out))
     return 0
 
 
@@ -205,7 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--study", required=True, help="study name")
     export.add_argument("--trial", type=int, help="trial number (default: the best trial)")
     export.add_argument("--out", required=True, help="output folder")
-    export.add_argument("--retrain", action="store_true", help="train again on train + validation before export")
+    refit = export.add_mutually_exclusive_group()
+    refit.add_argument("--no-refit", dest="refit", action="store_false", help="ship the weights the search trained (on the training split only)")
+    refit.add_argument("--retrain", action="store_true", help="deprecated: refitting on train + validation is the default")
+    members = export.add_mutually_exclusive_group()
+    members.add_argument("--ensemble", type=int, metavar="K", help="ship the mean prediction of the K best trials as one program")
+    members.add_argument("--ensemble-seeds", type=int, metavar="K", help="ship the mean prediction of K seeds of the chosen trial")
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
     export.set_defaults(handler=_cmd_export)
 

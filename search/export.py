@@ -1,25 +1,24 @@
-"""Export a trial's network as a folder that loads without archsearch (torch.export) or with it."""
+"""Export a trial's network, or an ensemble, as a folder that loads without archsearch (torch.export) or with it."""
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.trial import FixedTrial, TrialState
 
 import archsearch
+from archsearch._refit import fit_rows, refit_epochs, train_member
 from archsearch.config import SearchConfig
-from archsearch.pool import train_settings
 from archsearch.spaces import Architecture
-from archsearch.storage import default_artifact_dir, keys, download_weights, make_storage, open_artifact_store, open_study
+from archsearch.storage import default_artifact_dir, download_weights, keys, make_storage, open_artifact_store, open_study
 from archsearch.trainers import ExportError
-from archsearch.trainers.data import PreparedData, Preprocessing, load_data
+from archsearch.trainers.data import PreparedData, Preprocessing, load_data, load_folds, load_refit_data
 
-__all__ = ["ExportError", "export_best", "load_model"]
+__all__ = ["ExportError", "describe_export", "export_best", "load_model"]
 
 
 def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
@@ -46,49 +45,125 @@ def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenT
     return trial
 
 
-def _retrain(
-    config: SearchConfig, trial: optuna.trial.FrozenTrial, metric: str, stored_preprocessing: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, float]]:
-    from archsearch.trainers import train_mlp
+def _best_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if k > len(completed):
+        raise ExportError(
+            f"The 'ensemble' parameter of export_best must be at most the number of completed trials of study "
+            f"{study.study_name!r} ({len(completed)}). Got {k} instead. Use a smaller --ensemble, or --ensemble-seeds K "
+            "for K seeds of the best trial."
+        )
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(completed, key=lambda t: (-t.value if maximize else t.value, t.number))[:k]
 
+
+def _check_sizes(ensemble: int | None, ensemble_seeds: int | None, trial: int | None) -> None:
+    for name, value in (("ensemble", ensemble), ("ensemble_seeds", ensemble_seeds)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 2):
+            raise ExportError(f"The {name!r} parameter of export_best must be an int >= 2 (members). Got {value!r} instead.")
+    if ensemble is not None and ensemble_seeds is not None:
+        raise ExportError(
+            "The 'ensemble' and 'ensemble_seeds' parameters of export_best exclude each other: one ensembles the best "
+            f"trials, the other seeds of one trial. Got ensemble={ensemble} and ensemble_seeds={ensemble_seeds} instead."
+        )
+    if ensemble is not None and trial is not None:
+        raise ExportError(
+            f"The 'trial' parameter of export_best must be None with 'ensemble' (it takes the {ensemble} best trials). "
+            f"Got {trial} instead; use --ensemble-seeds for seeds of trial {trial}."
+        )
+
+
+def _search_data(config: SearchConfig, stored_preprocessing: dict[str, Any], *, refit: bool) -> PreparedData:
+    """The rows a member trains on: train + validation (refit), or those the search trained it on."""
     data = load_data(config.data)
     if data.preprocessing.to_dict() != stored_preprocessing:
         raise ExportError(
             f"The data of study {config.study.name!r} changed since the search (its preprocessing statistics differ), "
-            "so a retrained network would not match them. Export without --retrain, or search again."
+            "so networks trained now would not match its trials. Export with --no-refit, or search again."
         )
-    candidate = config.space.sample(FixedTrial(trial.params, trial.number))
-    # Train on train + validation for the epoch count that early stopping chose; the preprocessing
-    # statistics stay those of the training split, so the stored preprocessing remains valid.
-    merged: PreparedData = dataclasses.replace(
-        data,
-        x_train=np.concatenate([data.x_train, data.x_val]),
-        y_train=np.concatenate([data.y_train, data.y_val]),
-    )
-    settings = train_settings(
-        config,
-        metric,
-        candidate.hyperparameters.to_dict(),
-        seed=int(trial.user_attrs.get("seed", 0)),
-        epochs=max(int(trial.user_attrs.get("best_epoch") or config.train.epochs), 1),
-        patience=None,
-        # The validation rows are training rows now: choosing the "best" epoch on them would be fitting to them.
-        keep_last=True,
-    )
-    arch = candidate.architecture
-    result = train_mlp(
-        arch.widths,
-        arch.dropouts,
-        arch.activation,
-        merged,
-        settings,
-        embedding=arch.embedding,
-        embedding_dim=arch.embedding_dim,
-    )
-    if result.status != "completed":
-        raise ExportError(f"Retraining trial {trial.number} did not complete: {result.reason}.")
-    # Only the test split is still unseen; train and validation metrics would be measured on training rows.
-    return result.state_dict, {k: v for k, v in result.metrics.items() if k.startswith("test_")}
+    if refit:
+        return load_refit_data(config.data)
+    # With folds every stored network is its trial's first-fold model, trained on that fold's rows.
+    return load_folds(config.data)[0] if config.data.folds else data
+
+
+def _stored_weights(
+    config: SearchConfig, storage: str, trial: optuna.trial.FrozenTrial, artifacts: str | Path | None, study: optuna.Study
+) -> dict:
+    """The weights the search stored for `trial`, checked against the study's architecture."""
+    from archsearch.trainers import WeightsError, load_weights, weights_mismatch
+
+    if keys.WEIGHTS not in trial.user_attrs:
+        raise ExportError(f"Trial {trial.number} has no stored weights; export it without --no-refit.")
+    artifact_dir = Path(artifacts or config.study.artifacts or default_artifact_dir(storage))
+    store = open_artifact_store(artifact_dir)
+    with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
+        try:
+            path = download_weights(store, trial.user_attrs[keys.WEIGHTS], scratch)
+        except FileNotFoundError as e:
+            raise ExportError(
+                f"The weights of trial {trial.number} are not in {str(artifact_dir)!r} (removed by keep_best_k, "
+                "or the artifacts folder is elsewhere: pass --artifacts DIR). Export without --no-refit to train it again."
+            ) from e
+        try:
+            state_dict = load_weights(path)
+        except WeightsError as e:
+            raise ExportError(
+                f"The stored weights of trial {trial.number} cannot be read: {e}. Export without --no-refit to train it again."
+            ) from e
+    sizes = study.user_attrs[keys.DATA]
+    architecture = Architecture.from_attrs(trial.user_attrs)
+    if architecture.embedding == "none":  # an embedding's own weights have shapes of its own; the rest is checked
+        mismatch = weights_mismatch(state_dict, sizes["n_features"], trial.user_attrs[keys.WIDTHS], sizes["n_outputs"])
+        if mismatch is not None:
+            raise ExportError(
+                f"The stored weights of trial {trial.number} do not fit study {study.study_name!r}: {mismatch}. The trial "
+                "was trained on data other than the study's (the data changed between runs); export another trial "
+                "with --trial N."
+            )
+    return state_dict
+
+
+def _train_members(
+    config: SearchConfig,
+    metric: str,
+    members: list[tuple[optuna.trial.FrozenTrial, int]],
+    data: PreparedData | None,
+    *,
+    refit: bool,
+    n_fit: int,
+    storage: str,
+    artifacts: str | Path | None,
+    study: optuna.Study,
+) -> list[dict[str, Any]]:
+    """Each (trial, seed) member's description and weights: refit, stored, or trained like the search.
+
+    Args:
+        n_fit: Rows each network of the search trained on (`fit_rows`).
+    """
+    trained = []
+    for trial, seed in members:
+        epochs = None
+        if refit:
+            epochs = refit_epochs(trial.user_attrs.get("best_epoch"), n_fit, len(data.y_train), fallback=config.train.epochs)
+        if not refit and seed == int(trial.user_attrs.get("seed", 0)):
+            state_dict = _stored_weights(config, storage, trial, artifacts, study)
+        else:
+            result = train_member(config, metric, trial, data, seed=seed, epochs=epochs)
+            if result.status != "completed":
+                raise ExportError(f"Training trial {trial.number} with seed {seed} did not complete: {result.reason}.")
+            state_dict = result.state_dict
+        # Trials stored before embeddings and norm layers existed lack them: Architecture and the replayed
+        # params read them as none.
+        arch = Architecture.from_attrs(trial.user_attrs)
+        normalization = config.space.sample(FixedTrial(trial.params, trial.number)).hyperparameters.normalization
+        trained.append({
+            "trial": trial.number, "seed": seed, "value": trial.value, "epochs": epochs,
+            "widths": list(arch.widths), "dropouts": list(arch.dropouts), "activation": arch.activation,
+            "normalization": normalization, "embedding": arch.embedding, "embedding_dim": arch.embedding_dim,
+            "state_dict": state_dict,
+        })  # fmt: skip
+    return trained
 
 
 def export_best(
@@ -97,91 +172,119 @@ def export_best(
     out: str | Path,
     *,
     trial: int | None = None,
-    retrain: bool = False,
+    refit: bool = True,
+    ensemble: int | None = None,
+    ensemble_seeds: int | None = None,
     artifacts: str | Path | None = None,
+    retrain: bool | None = None,
 ) -> Path:
     """Write `architecture.json`, `model.pt` and `model.pt2` for the best (or a given) completed trial.
+
+    By default the chosen architecture is trained again ("refit") on train + validation rows with its
+    trial's hyperparameters and seed, for the epochs early stopping chose; the test split stays unseen,
+    and the test metrics in `architecture.json` are the shipped model's. `architecture.json` says which
+    rows the shipped model saw (`metadata.training_rows`).
 
     Args:
         storage: The study's storage URL.
         study_name: The study's name.
         out: Folder to write (created; existing files in it are overwritten).
         trial: Trial number; default: the best trial.
-        retrain: Train the architecture again on train + validation with the trial's hyperparameters.
+        refit: Train on train + validation rows; False ships the weights the search stored for the trial.
+        ensemble: Ship the mean prediction of this many best trials (>= 2) as one program.
+        ensemble_seeds: Ship the mean prediction of this many seeds (>= 2) of the chosen trial; the first is
+            the trial's own seed.
         artifacts: Folder of the trials' weights, when the study's config does not say where it is.
+        retrain: Deprecated alias of `refit`.
 
     Returns:
         The export folder.
 
     Example:
-        >>> export_best("sqlite:///archsearch.db", "digits", "digits-model")
+        >>> export_best("sqlite:///archsearch.db", "digits", "digits-model", ensemble=5)
         >>> model = archsearch.load_model("digits-model")
     """
-    from archsearch.trainers import export_model
-    from archsearch.trainers import WeightsError, load_weights, weights_mismatch
+    from archsearch.trainers import ensemble_test_metrics, export_ensemble, export_model
 
+    if retrain is not None:
+        warnings.warn("export_best's 'retrain' is deprecated; it means 'refit', which is now on by default.", DeprecationWarning, stacklevel=2)
+        refit = retrain
+    _check_sizes(ensemble, ensemble_seeds, trial)
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if keys.CONFIG not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
     config = SearchConfig.from_stored(study.user_attrs[keys.CONFIG])
     metric = study.user_attrs["metric"]
-    chosen = _pick_trial(study, trial)
-    preprocessing = Preprocessing.from_dict(study.user_attrs["preprocessing"])
-    metrics = {k: v for k, v in chosen.user_attrs.items() if k.split("_", 1)[0] in ("train", "val", "test") and k != "train_seconds"}
-    if retrain:
-        state_dict, retrained_metrics = _retrain(config, chosen, metric, study.user_attrs["preprocessing"])
-        metrics = {**metrics, **{f"retrained_{k}": v for k, v in retrained_metrics.items()}}
+    if ensemble is not None:
+        chosen_trials = _best_trials(study, ensemble)
+        members = [(t, int(t.user_attrs.get("seed", 0))) for t in chosen_trials]
     else:
-        if keys.WEIGHTS not in chosen.user_attrs:
-            raise ExportError(f"Trial {chosen.number} has no stored weights; export it with --retrain.")
-        artifact_dir = Path(artifacts or config.study.artifacts or default_artifact_dir(storage))
-        store = open_artifact_store(artifact_dir)
-        with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
-            try:
-                weights_path = download_weights(store, chosen.user_attrs[keys.WEIGHTS], scratch)
-            except FileNotFoundError as e:
-                raise ExportError(
-                    f"The weights of trial {chosen.number} are not in {str(artifact_dir)!r} (removed by keep_best_k, "
-                    "or the artifacts folder is elsewhere: pass --artifacts DIR). Export with --retrain to train it again."
-                ) from e
-            try:
-                state_dict = load_weights(weights_path)
-            except WeightsError as e:
-                raise ExportError(f"The stored weights of trial {chosen.number} cannot be read: {e}. Export it with --retrain.") from e
-        n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
-        mismatch = weights_mismatch(state_dict, len(preprocessing.mean), chosen.user_attrs["widths"], n_outputs)
-        if mismatch is not None:
-            raise ExportError(
-                f"The stored weights of trial {chosen.number} do not fit study {study_name!r}: {mismatch}. The trial "
-                "was trained on data other than the study's (the data changed between runs); export another trial "
-                "with --trial N."
-            )
-    # Norm layers hold weights of their own; replaying the trial's params says which it had.
-    normalization = config.space.sample(FixedTrial(chosen.params, chosen.number)).hyperparameters.normalization
+        chosen_trials = [_pick_trial(study, trial)]
+        seed = int(chosen_trials[0].user_attrs.get("seed", 0))
+        members = [(chosen_trials[0], seed + i) for i in range(ensemble_seeds or 1)]
+    chosen = chosen_trials[0]
+    sizes = study.user_attrs["data"]
+    # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures.
+    needs_data = refit or len(members) > 1 or config.data.folds is not None
+    data = _search_data(config, study.user_attrs["preprocessing"], refit=refit) if needs_data else None
+    n_fit = fit_rows(sizes, config.data.folds)
+    trained = _train_members(
+        config, metric, members, data, refit=refit, n_fit=n_fit, storage=storage, artifacts=artifacts, study=study
+    )
+    if data is None:
+        single = {k: v for k, v in chosen.user_attrs.items() if k.startswith("test_")}
+        training_rows = {"splits": "train", "n_rows": int(sizes["n_train"]), "n_test_rows": int(sizes["n_test"])}
+    else:
+        single = ensemble_test_metrics(trained[:1], data)
+        splits = "train + validation" if refit else f"fold 1 of {config.data.folds} training rows" if config.data.folds else "train"
+        training_rows = {"splits": splits, "n_rows": len(data.y_train), "n_test_rows": len(data.y_test)}
     metadata = {
         "study": study_name,
         "trial": chosen.number,
         "metric": metric,
         "value": chosen.value,
-        "metrics": metrics,
+        "metrics": {k: v for k, v in chosen.user_attrs.items() if k.split("_", 1)[0] in ("train", "val", "test") and k != "train_seconds"},
         "params": chosen.params,
-        "retrained": retrain,
+        "refit": refit,
+        "training_rows": training_rows,
+        "test_metrics": single,
         "archsearch_version": archsearch.__version__,
     }
-    # Trials stored before embeddings existed have no embedding attributes: Architecture reads them as none.
-    architecture = Architecture.from_attrs(chosen.user_attrs)
-    return export_model(
-        out,
-        widths=architecture.widths,
-        dropouts=architecture.dropouts,
-        activation=architecture.activation,
-        embedding=architecture.embedding,
-        embedding_dim=architecture.embedding_dim,
-        state_dict=state_dict,
-        preprocessing=preprocessing,
-        metadata=metadata,
-        normalization=normalization,
-    )
+    preprocessing = data.preprocessing if data is not None else Preprocessing.from_dict(study.user_attrs["preprocessing"])
+    if len(trained) == 1:
+        member = trained[0]
+        metadata["refit_epochs"] = member["epochs"]
+        return export_model(
+            out, widths=member["widths"], dropouts=member["dropouts"], activation=member["activation"],
+            state_dict=member["state_dict"], preprocessing=preprocessing, metadata=metadata,
+            normalization=member["normalization"], embedding=member["embedding"], embedding_dim=member["embedding_dim"],
+        )  # fmt: skip
+    metadata["ensemble"] = {"of": "trials" if ensemble is not None else "seeds", "size": len(trained)}
+    metadata["single_test_metrics"] = single
+    metadata["test_metrics"] = ensemble_test_metrics(trained, data)
+    return export_ensemble(out, members=trained, preprocessing=preprocessing, metadata=metadata)
+
+
+def describe_export(folder: str | Path) -> str:
+    """What the export CLI prints: the shipped model, the rows it saw, and its test metric (single vs ensemble)."""
+    meta = load_model(folder).architecture["metadata"]
+    metric, rows = meta["metric"], meta["training_rows"]
+    ensemble = meta.get("ensemble")
+    what = f"trial {meta['trial']}" if ensemble is None else f"an ensemble of {ensemble['size']} {ensemble['of']}"
+    how = "refit" if meta["refit"] else "the search's weights"
+    lines = [
+        f"Exported {what} to {folder}: architecture.json, model.pt (state dict), model.pt2 (torch.export program)",
+        f"Trained on {rows['n_rows']:,} rows ({rows['splits']}, {how}); the {rows['n_test_rows']:,} test rows were held out.",
+    ]
+    key = f"test_{metric}"
+    if ensemble is None:
+        lines.append(f"Test {metric} {meta['test_metrics'][key]:.4f} (n = {rows['n_test_rows']:,} test rows)")
+    else:
+        lines.append(
+            f"Test {metric}: best single {meta['single_test_metrics'][key]:.4f}, ensemble of {ensemble['size']} "
+            f"{meta['test_metrics'][key]:.4f} (n = {rows['n_test_rows']:,} test rows)"
+        )
+    return "\n".join(lines)
 
 
 def load_model(path: str | Path):

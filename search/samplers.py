@@ -33,11 +33,16 @@ def make_sampler(config: SearchConfig, *, seed: int | None = None) -> optuna.sam
 
 
 def _warmup_epochs(config: SearchConfig) -> int:
+    # With [data] folds a step is a whole fold, so one fold of evidence is warm-up enough.
+    if config.data.folds:
+        return 1
     return min(3, max(config.train.epochs - 1, 0))
 
 
 def first_prunable_epoch(config: SearchConfig) -> int | None:
     """The first epoch (from 1) at which the study's pruner can stop a trial; None when it never does.
+
+    With [data] folds the steps are folds (see `archsearch.pool.train_folds`), and so is the answer.
 
     Median and percentile pruners never prune a step below their warm-up, and asking them reads every
     finished trial, so workers do not ask before this epoch.
@@ -51,7 +56,7 @@ def first_prunable_epoch(config: SearchConfig) -> int | None:
 
 
 def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
-    name, epochs = config.study.pruner, config.train.epochs
+    name, steps = config.study.pruner, config.data.folds or config.train.epochs
     warmup = _warmup_epochs(config)
     startup = config.study.pruner_startup_trials
     if name == "median":
@@ -61,5 +66,5 @@ def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     if name == "successive_halving":
         return PatientSuccessiveHalvingPruner(min_resource=1, min_complete_trials=startup)
     if name == "hyperband":
-        return PatientHyperbandPruner(min_resource=1, max_resource=epochs, min_complete_trials=startup)
+        return PatientHyperbandPruner(min_resource=1, max_resource=steps, min_complete_trials=startup)
     return optuna.pruners.NopPruner()

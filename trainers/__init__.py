@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from archsearch.trainers._device import release_memory
     from archsearch.trainers._gpus import cuda_device_count
     from archsearch.trainers._errors import DataError, ExportError
-    from archsearch.trainers._export import Predictor, export_model, load_model
+    from archsearch.trainers._export import Predictor, ensemble_test_metrics, export_ensemble, export_model, load_model
     from archsearch.trainers._fused import (
         FusedGroup,
         Population,
@@ -35,6 +35,8 @@ _LAZY_NAMES = {
     "ExportError": "_errors",
     "Predictor": "_export",
     "export_model": "_export",
+    "export_ensemble": "_export",
+    "ensemble_test_metrics": "_export",
     "load_model": "_export",
     "cuda_device_count": "_gpus",
     "FusedGroup": "_fused",
@@ -62,6 +64,8 @@ __all__ = [
     "build_mlp",
     "count_parameters",
     "cuda_device_count",
+    "ensemble_test_metrics",
+    "export_ensemble",
     "export_model",
     "fused_unsupported_reason",
     "load_model",

@@ -11,13 +11,18 @@ A model folder holds three files:
 
 `architecture.json` names the embedding (`embedding`, `embedding_dim`); a file without them (written before
 embeddings existed) describes a network without one.
+An ensemble folder (`export_ensemble`) has `"kind": "ensemble"` and a `members` list instead of one
+architecture; `model.pt` holds every member's weights (keys `<i>.<name>`), and `model.pt2` outputs the
+log of the members' mean class probabilities (so softmax and argmax read it like logits), or the mean
+of their predictions for regression.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +34,16 @@ from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
 from archsearch.trainers._errors import ExportError
 from archsearch.trainers._model import build_mlp
 from archsearch.trainers._scaling import InputScaling
-from archsearch.trainers.data import Preprocessing
+from archsearch.trainers.data import PreparedData, Preprocessing
+from archsearch.trainers.metrics import classification_metrics, regression_metrics
 
 FORMAT_VERSION = 1
 ARCHITECTURE_FILE = "architecture.json"
 STATE_FILE = "model.pt"
 PROGRAM_FILE = "model.pt2"
 _REQUIRED_KEYS = ("format_version", "widths", "dropouts", "activation", "n_inputs", "n_outputs", "preprocessing")
+_ENSEMBLE_KEYS = ("format_version", "kind", "members", "n_inputs", "n_outputs", "preprocessing")
+_MEMBER_KEYS = ("widths", "dropouts", "activation")
 _PREDICT_BATCH_SIZE = 8192
 
 
@@ -55,6 +63,22 @@ class _DeployedMLP(nn.Module):
         if self.regression:
             return out.squeeze(1) * self.target_scale + self.target_mean  # (batch,)
         return out
+
+
+class _DeployedEnsemble(nn.Module):
+    """Encoded rows in; log mean class probabilities, or the mean prediction in the target's units, out."""
+
+    def __init__(self, members: Sequence[_DeployedMLP]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.regression = members[0].regression
+
+    def forward(self, encoded: torch.Tensor) -> torch.Tensor:
+        outs = torch.stack([member(encoded) for member in self.members])  # (members, batch[, n_classes])
+        if self.regression:
+            return outs.mean(dim=0)  # (batch,)
+        # log(mean(softmax)) without leaving log space, so a confident member cannot underflow to log(0).
+        return torch.logsumexp(torch.log_softmax(outs, dim=2), dim=0) - math.log(len(self.members))
 
 
 def export_model(
@@ -118,12 +142,101 @@ def export_model(
     mlp = _build(architecture, preprocessing)
     mlp.load_state_dict(state_dict)
     deployed = _DeployedMLP(mlp, preprocessing).eval()  # eval: dropout and batch statistics must not reach the program
+    return _write_folder(Path(out_dir), architecture_text, mlp.state_dict(), deployed, n_inputs)
 
-    folder = Path(out_dir)
+
+def export_ensemble(
+    out_dir: str | Path,
+    *,
+    members: Sequence[Mapping[str, Any]],
+    preprocessing: Preprocessing,
+    metadata: dict[str, Any],
+) -> Path:
+    """Write an ensemble folder: one program whose output is the mean of its members' predictions.
+
+    Args:
+        out_dir: The model folder.
+        members: One mapping per member with `widths`, `dropouts`, `activation` and `state_dict` (weights
+            trained on inputs scaled by `preprocessing`), and `normalization`, `embedding`, `embedding_dim`
+            when the member has them; any other JSON-safe keys (trial, seed, ...) are kept in `architecture.json`.
+        preprocessing: The preprocessing every member was trained with, baked into the program once.
+        metadata: JSON-serializable facts to keep with the model, stored under the key "metadata".
+
+    Returns:
+        The model folder.
+
+    Example:
+        >>> export_ensemble("best", members=[{"widths": [64], "dropouts": [0.0], "activation": "relu",
+        ...                  "state_dict": a.state_dict}, {"widths": [], "dropouts": [], "activation": "relu",
+        ...                  "state_dict": b.state_dict}], preprocessing=data.preprocessing, metadata={})
+        PosixPath('best')
+    """
+    if len(members) < 1:
+        raise ExportError(f"The 'members' parameter of export_ensemble must hold at least one member. Got {len(members)} instead.")
+    n_inputs = len(preprocessing.mean)
+    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
+    described = [{key: value for key, value in member.items() if key != "state_dict"} for member in members]
+    architecture = {
+        "format_version": FORMAT_VERSION,
+        "kind": "ensemble",
+        "members": described,
+        "n_inputs": n_inputs,
+        "n_outputs": n_outputs,
+        "task": preprocessing.task,
+        "torch_version": torch.__version__,
+        "preprocessing": preprocessing.to_dict(),
+        "metadata": metadata,
+    }
+    try:
+        architecture_text = json.dumps(architecture, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"The model's metadata must be JSON-serializable with finite numbers: {e}") from e
+    mlps = _build_members(described, n_inputs, n_outputs, preprocessing)
+    for mlp, member in zip(mlps, members):
+        mlp.load_state_dict(member["state_dict"])
+    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps]).eval()
+    return _write_folder(Path(out_dir), architecture_text, nn.ModuleList(mlps).state_dict(), deployed, n_inputs)
+
+
+def ensemble_test_metrics(members: Sequence[Mapping[str, Any]], data: PreparedData) -> dict[str, float]:
+    """Every metric of the task on `data`'s test split for the mean prediction of `members` (one member: itself).
+
+    The members are those `export_ensemble` takes, trained on inputs standardized by `data.preprocessing`;
+    the prediction is the one the exported program makes from the test split's raw rows.
+
+    Example:
+        >>> ensemble_test_metrics(members, data)["test_accuracy"]
+        0.975
+    """
+    preprocessing = data.preprocessing
+    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
+    mlps = _build_members(members, len(preprocessing.mean), n_outputs, preprocessing)
+    for mlp, member in zip(mlps, members):
+        mlp.load_state_dict(member["state_dict"])
+    predictor = Predictor({}, preprocessing, _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps]))
+    if preprocessing.classes is None:
+        y_test = np.asarray(data.y_test, dtype=np.float64) * preprocessing.target_scale + preprocessing.target_mean
+        values = regression_metrics(y_test, predictor.predict(data.raw_test))
+    else:
+        values = classification_metrics(data.y_test, predictor.predict_proba(data.raw_test))
+    return {f"test_{name}": value for name, value in values.items()}
+
+
+def _build_members(
+    members: Sequence[Mapping[str, Any]], n_inputs: int, n_outputs: int, preprocessing: Preprocessing
+) -> list[nn.Module]:
+    """Each member's untrained network; a member without `normalization` or `embedding` keys has none."""
+    return [_build({**member, "n_inputs": n_inputs, "n_outputs": n_outputs}, preprocessing) for member in members]
+
+
+def _write_folder(
+    folder: Path, architecture_text: str, state_dict: dict[str, torch.Tensor], deployed: nn.Module, n_inputs: int
+) -> Path:
+    """Write model.pt, model.pt2 and, last, architecture.json."""
     folder.mkdir(parents=True, exist_ok=True)
     # An earlier export's architecture.json must not vouch for half-written new files if this one fails.
     (folder / ARCHITECTURE_FILE).unlink(missing_ok=True)
-    torch.save(mlp.state_dict(), folder / STATE_FILE)
+    torch.save(state_dict, folder / STATE_FILE)
     # Two example rows: a batch of 1 would make torch.export specialize the batch size to 1.
     example = torch.zeros(2, n_inputs)
     program = torch.export.export(deployed, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
@@ -202,6 +315,8 @@ def load_model(path: str | Path) -> Predictor:
         raise ExportError(f"'{architecture_path}' is not valid JSON: {e}") from e
     if not isinstance(architecture, dict):
         raise ExportError(f"'{architecture_path}' must hold a JSON object. Got {type(architecture).__name__} instead.")
+    if architecture.get("kind") == "ensemble":
+        return _load_ensemble(folder, architecture)
     missing = [key for key in _REQUIRED_KEYS if key not in architecture]
     if missing:
         raise ExportError(f"'{architecture_path}' lacks the keys {missing}.")
@@ -243,3 +358,29 @@ def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Seq
         # Folders written before normalization existed lack the key; their networks had none.
         normalization=architecture.get("normalization", "none"),
     )
+
+
+def _load_ensemble(folder: Path, architecture: dict[str, Any]) -> Predictor:
+    """The `load_model` of a folder written by `export_ensemble`."""
+    architecture_path = folder / ARCHITECTURE_FILE
+    missing = [key for key in _ENSEMBLE_KEYS if key not in architecture]
+    if missing:
+        raise ExportError(f"'{architecture_path}' lacks the keys {missing}.")
+    if architecture["format_version"] != FORMAT_VERSION:
+        raise ExportError(
+            f"'{architecture_path}' has format_version {architecture['format_version']!r}; this archsearch "
+            f"reads version {FORMAT_VERSION}."
+        )
+    try:
+        preprocessing = Preprocessing.from_dict(architecture["preprocessing"])
+        members = architecture["members"]
+        if not members or any(key not in member for member in members for key in _MEMBER_KEYS):
+            raise ValueError(f"every one of its members needs the keys {list(_MEMBER_KEYS)}")
+        mlps = _build_members(members, architecture["n_inputs"], architecture["n_outputs"], preprocessing)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"'{architecture_path}' does not describe a valid ensemble: {e}") from e
+    try:
+        nn.ModuleList(mlps).load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise ExportError(f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {e}") from e
+    return Predictor(architecture, preprocessing, _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps]))

@@ -65,6 +65,8 @@ __all__ = [
     "describe_datasets",
     "fingerprint_changes",
     "load_data",
+    "load_folds",
+    "load_refit_data",
 ]
 
 _MAX_SEED = 2**32 - 1
@@ -144,6 +146,7 @@ class DataSpec:
     seed: int = 0
     impute: Literal["none", "mean", "median"] = "none"
     scaling: Literal["standard", "robust", "quantile"] = "standard"  # see Preprocessing
+    folds: int | None = None  # k-fold cross-validation over train + val rows; None: the one validation split
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
 
     def __post_init__(self) -> None:
@@ -171,6 +174,8 @@ class DataSpec:
                 raise _invalid("DataSpec", name, rule, value)
         if not _is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
             raise _invalid("DataSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
+        if self.folds is not None and (not _is_int(self.folds) or self.folds < 2):
+            raise _invalid("DataSpec", "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds)
         if not isinstance(self.teacher, TeacherSpec):
             raise _invalid("DataSpec", "teacher", "a TeacherSpec", self.teacher)
 
@@ -446,15 +451,81 @@ def load_data(spec: DataSpec) -> PreparedData:
         DataError: The file cannot be read, or the data cannot be used as it is; the message names the
             file, the column and what to change.
     """
+    source, task, y, classes, (train, val, test) = _split_source(spec)
+    return _prepare(source, task, y, classes, spec.impute, spec.scaling, train, val, test)
+
+
+def load_refit_data(spec: DataSpec) -> PreparedData:
+    """The data for refitting a chosen network: train + validation rows to train on, test rows untouched.
+
+    The preprocessing is fitted on train + validation rows, so every row but the test split shapes the
+    model. `x_val` holds the validation rows again (they are training rows now): the trainer measures
+    them each epoch, but a refit keeps its last epoch and reports only test metrics.
+    """
+    source, task, y, classes, (train, val, test) = _split_source(spec)
+    return _prepare(source, task, y, classes, spec.impute, spec.scaling, np.concatenate([train, val]), val, test)
+
+
+def load_folds(spec: DataSpec) -> list[PreparedData]:
+    """The `spec.folds` folds of k-fold cross-validation over train + validation rows.
+
+    Fold i validates on the i-th of k disjoint parts of the train + validation rows (stratified for
+    classification, seeded) and trains on the others, with preprocessing fitted on its own training rows.
+    Every fold's test split is the test split of `load_data`, which no fold trains or validates on.
+
+    Raises:
+        DataError: `spec.folds` is None or exceeds the number of train + validation rows.
+    """
+    if spec.folds is None:
+        raise _invalid("DataSpec", "folds", "an int in the range [2, inf) for load_folds", spec.folds)
+    source, task, y, classes, (train, val, test) = _split_source(spec)
+    pool = np.concatenate([train, val])
+    if spec.folds > len(pool):
+        raise _invalid("DataSpec", "folds", f"at most the number of train + validation rows ({len(pool)})", spec.folds)
+    parts = _fold_parts(pool, y[pool] if task == "classification" else None, spec.folds, spec.seed)
+    return [
+        _prepare(source, task, y, classes, spec.impute, spec.scaling, np.concatenate(parts[:i] + parts[i + 1 :]), part, test)
+        for i, part in enumerate(parts)
+    ]
+
+
+def _fold_parts(pool: np.ndarray, labels: np.ndarray | None, k: int, seed: int) -> list[np.ndarray]:
+    """k disjoint parts of `pool` whose sizes differ by at most one; with labels, each class is dealt evenly."""
+    # Its own stream: the fold assignment must not move when the train/val/test split code draws more.
+    rng = np.random.default_rng([seed, k])
+    order = rng.permutation(len(pool))
+    if labels is not None:
+        order = order[np.argsort(labels[order], kind="stable")]  # shuffled within each class, classes in a row
+    # Dealing the rows round-robin spreads every class over the folds like cards.
+    return [np.sort(pool[order[i::k]]) for i in range(k)]
+
+
+def _split_source(
+    spec: DataSpec,
+) -> tuple[_datasets.Source, Task, np.ndarray, tuple[Any, ...] | None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Read and check the source, resolve the target, and split its rows into train/val/test indices."""
     source = _datasets.read_source(spec)
     if len(source.inputs) == 0:
         raise DataError(f"{source.where} has no rows.")
     _datasets.check_inputs(source.inputs, source.where, spec.impute)
     task, y, classes = _datasets.resolve_target(source, spec.task)
-    train, val, test = _datasets.split_indices(y if task == "classification" else None, len(y), classes, spec, source)
-    preprocessing = _fit_preprocessing(
-        source.inputs.iloc[train], y[train], task, classes, spec.impute, source.where, spec.scaling
-    )
+    indices = _datasets.split_indices(y if task == "classification" else None, len(y), classes, spec, source)
+    return source, task, y, classes, indices
+
+
+def _prepare(
+    source: _datasets.Source,
+    task: Task,
+    y: np.ndarray,
+    classes: tuple[Any, ...] | None,
+    impute: str,
+    scaling: str,
+    train: np.ndarray,
+    val: np.ndarray,
+    test: np.ndarray,
+) -> PreparedData:
+    """Fit the preprocessing on the `train` rows and encode, standardize and slice the three row sets."""
+    preprocessing = _fit_preprocessing(source.inputs.iloc[train], y[train], task, classes, impute, source.where, scaling)
     if task == "regression":
         y = ((y - preprocessing.target_mean) / preprocessing.target_scale).astype(np.float32)
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import optuna
 from optuna.trial import TrialState
 
+from archsearch.pool._folds import FoldsResult, train_folds
 from archsearch.config import SearchConfig
 from archsearch.spaces import Candidate
 from archsearch.storage import drop_weights_beyond_best, keys, open_artifact_store, set_user_attrs, upload_weights
-from archsearch.trainers.data import PreparedData
+from archsearch.trainers.data import PreparedData, load_folds
 from archsearch.trainers.metrics import REGRESSION_METRICS
 
 __all__ = ["Objective", "TotalReached", "train_and_record", "train_settings"]
@@ -65,7 +66,7 @@ def train_settings(config: SearchConfig, metric: str, hyperparameters: Mapping[s
 def train_and_record(
     trial: optuna.Trial,
     settings: Any,
-    data: PreparedData,
+    data: PreparedData | Sequence[PreparedData],
     widths,
     dropouts,
     activation,
@@ -77,6 +78,7 @@ def train_and_record(
     """Train one network, reporting each epoch to the trial, and store the outcome as user attributes.
 
     Args:
+        data: One split, or the folds of `load_folds` (then a step is a fold, see `train_folds`).
         **embedding: `embedding` and `embedding_dim` for `train_mlp` (the numeric-feature embedding; none
             when absent).
         prune_from: First epoch at which the study's pruner is asked (None: never). Asking reads every
@@ -93,15 +95,15 @@ def train_and_record(
         trial.report(value, epoch)
         return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
-    result = train_mlp(
-        widths, dropouts, activation, data, settings, report, **embedding
-    )
+    train = train_mlp if isinstance(data, PreparedData) else train_folds
+    result = train(widths, dropouts, activation, data, settings, report, **embedding)
     attrs = {
         "device": result.device,
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.train_seconds, 4),
         **result.metrics,
+        **(result.fold_attrs() if isinstance(result, FoldsResult) else {}),
     }
     if result.status != "completed":
         set_user_attrs(trial, {**attrs, keys.PRUNED_REASON: result.reason})
@@ -141,6 +143,7 @@ class Objective:
         self.device = device or config.train.device
         self.prune_from = prune_from
         self._counted: tuple[int, int] | None = None
+        self._folds: list[PreparedData] | None = None  # loaded at the first trial, with [data] folds only
         self._worker_attrs = {} if worker is None else {"worker": worker}  # stored with a trial's first write
 
     def note_counts(self, claimable: int, existing: int) -> None:
@@ -224,6 +227,8 @@ class Objective:
             self.config, self.metric, hp.to_dict(), seed=self.trial_seed(trial), device=self.device, num_threads=self.num_threads
         )
         architecture = candidate.architecture
+        if self.config.data.folds and self._folds is None:
+            self._folds = load_folds(self.config.data)
 
         def weights_attr(result) -> dict[str, str]:
             with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
@@ -231,7 +236,7 @@ class Objective:
                 return {keys.WEIGHTS: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
 
         result = train_and_record(
-            trial, settings, self.data, architecture.widths, architecture.dropouts, architecture.activation,
+            trial, settings, self._folds or self.data, architecture.widths, architecture.dropouts, architecture.activation,
             prune_from=self.prune_from, more_attrs=weights_attr,
             embedding=architecture.embedding, embedding_dim=architecture.embedding_dim,
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Tests of exporting a trial: the end-to-end digits check, retraining and every refusal."""
+"""Tests of exporting a trial: the end-to-end digits check, the default refit and every refusal."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ print(accuracy)
 @pytest.mark.timeout(600)
 def test_export_best_end_to_end_standalone(digits_search: FinishedSearch, tmp_path: Path) -> None:
     """Check the end-to-end run: 8 trials, val accuracy >= 0.95, linear baseline included, and
-    model.pt2 reproducing the stored test accuracy in a fresh process without archsearch."""
+    model.pt2 reproducing the test accuracy the export recorded in a fresh process without archsearch."""
     study = digits_search.study
     assert study.best_value >= 0.95
     assert any(t.params.get("n_layers") == 0 for t in study.trials)
@@ -46,14 +46,14 @@ def test_export_best_end_to_end_standalone(digits_search: FinishedSearch, tmp_pa
         [sys.executable, "-c", STANDALONE, str(out / "model.pt2"), str(tmp_path / "test.npz")],
         capture_output=True, text=True, timeout=300, check=True,
     )
-    stored = study.best_trial.user_attrs["test_accuracy"]
-    assert abs(float(run.stdout.strip()) - stored) <= 0.005
+    recorded = json.loads((out / "architecture.json").read_text())["metadata"]["test_metrics"]["test_accuracy"]
+    assert abs(float(run.stdout.strip()) - recorded) <= 0.005
 
 
 @pytest.mark.timeout(300)
 def test_load_model_predicts_raw_rows(digits_search: FinishedSearch, tmp_path: Path) -> None:
-    """Check that the predictor takes raw rows and returns labels whose accuracy matches the study's."""
-    export_best(digits_search.url, "digits", tmp_path / "model")
+    """Check that the predictor takes raw rows and returns labels whose accuracy matches the stored trial's."""
+    export_best(digits_search.url, "digits", tmp_path / "model", refit=False)
     model = load_model(tmp_path / "model")
     data = load_data(digits_search.config.data)
     labels = model.predict(data.raw_test)
@@ -68,12 +68,14 @@ def test_load_model_predicts_raw_rows(digits_search: FinishedSearch, tmp_path: P
 
 
 @pytest.mark.timeout(300)
-def test_export_best_retrain_on_train_and_validation(digits_search: FinishedSearch, tmp_path: Path) -> None:
-    """Check that --retrain trains the chosen architecture again and records the retrained metrics."""
-    out = export_best(digits_search.url, "digits", tmp_path / "model", retrain=True)
-    meta = json.loads((out / "architecture.json").read_text())
-    assert meta["metadata"]["retrained"] is True
-    assert meta["metadata"]["metrics"]["retrained_test_accuracy"] > 0.8
+def test_export_best_refits_on_train_and_validation_by_default(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that a default export trains the chosen architecture again and records the refit's test metrics."""
+    out = export_best(digits_search.url, "digits", tmp_path / "model")
+    meta = json.loads((out / "architecture.json").read_text())["metadata"]
+    sizes = digits_search.study.user_attrs["data"]
+    assert meta["refit"] is True
+    assert meta["training_rows"] == {"splits": "train + validation", "n_rows": sizes["n_train"] + sizes["n_val"], "n_test_rows": sizes["n_test"]}
+    assert meta["test_metrics"]["test_accuracy"] > 0.8
 
 
 @pytest.mark.timeout(300)
@@ -112,15 +114,15 @@ def test_export_best_refuses_failed_trial_and_foreign_study(tmp_path: Path) -> N
 
 
 @pytest.mark.timeout(300)
-def test_export_best_missing_weights_suggests_retrain(digits_search: FinishedSearch, tmp_path: Path) -> None:
-    """Check that weights missing from the artifact folder are explained, pointing at --retrain."""
-    with pytest.raises(ExportError, match=r"are not in .*empty.*Export with --retrain"):
-        export_best(digits_search.url, "digits", tmp_path / "m", artifacts=tmp_path / "empty")
+def test_export_best_missing_weights_suggests_refit(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that weights missing from the artifact folder are explained, pointing at a refit."""
+    with pytest.raises(ExportError, match=r"are not in .*empty.*Export without --no-refit"):
+        export_best(digits_search.url, "digits", tmp_path / "m", refit=False, artifacts=tmp_path / "empty")
 
 
 @pytest.mark.timeout(300)
-def test_export_best_retrain_reports_only_unseen_test_metrics(digits_search: FinishedSearch, tmp_path: Path) -> None:
-    """Check that a retrained export keeps the last epoch and records no metric measured on its training rows."""
-    out = export_best(digits_search.url, "digits", tmp_path / "model", retrain=True)
-    retrained = {k for k in json.loads((out / "architecture.json").read_text())["metadata"]["metrics"] if k.startswith("retrained_")}
-    assert retrained and all(k.startswith("retrained_test_") for k in retrained)
+def test_export_best_refit_reports_only_unseen_test_metrics(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that a refit export records no metric of the shipped model measured on its training rows."""
+    out = export_best(digits_search.url, "digits", tmp_path / "model")
+    shipped = json.loads((out / "architecture.json").read_text())["metadata"]["test_metrics"]
+    assert shipped and all(k.startswith("test_") for k in shipped)

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from archsearch._objective import train_settings
+from archsearch.pool import train_settings
 from archsearch.config import ConfigError, SearchConfig, TrainConfig, load_config
 from archsearch.storage import keys
 

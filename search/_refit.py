@@ -1,0 +1,84 @@
+"""Training the networks that `export` ships: a refit on train + validation rows, or another seed of a trial.
+
+A refit trains the trial's architecture and hyperparameters on every row but the test split, for a fixed
+number of epochs (there is no validation split left to stop on): the epochs early stopping chose in the
+search (`best_epoch`, with [data] folds the mean over folds), kept as they are. With more rows each epoch
+has more optimizer steps, so the step count grows with the data. The alternative, the same number of
+steps (fewer epochs over the larger set), measured worse or no better; see README, "Export".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import optuna
+from optuna.trial import FixedTrial
+
+from archsearch.pool import train_settings
+from archsearch.config import SearchConfig
+from archsearch.trainers.data import PreparedData
+
+__all__ = ["fit_rows", "refit_epochs", "train_member"]
+
+
+def fit_rows(study_data: Mapping[str, Any], folds: int | None) -> int:
+    """Rows each network of the search trained on: the training split, or (k-1)/k of train + val with k folds.
+
+    Args:
+        study_data: The study's `data` attribute (`n_train`, `n_val`, ...).
+        folds: The study's [data] folds.
+    """
+    if folds is None:
+        return int(study_data["n_train"])
+    return round((study_data["n_train"] + study_data["n_val"]) * (folds - 1) / folds)
+
+
+def refit_epochs(best_epoch: int | None, n_fit: int, n_refit: int, *, fallback: int, keep: str = "epochs") -> int:
+    """Epochs for a refit on `n_refit` rows of a network whose early stopping chose `best_epoch` on `n_fit` rows.
+
+    Args:
+        best_epoch: The trial's best epoch; None (a trial without one) uses `fallback`.
+        n_fit: Rows the search trained it on (`fit_rows`).
+        n_refit: Rows the refit trains on.
+        fallback: The study's [train] epochs.
+        keep: "epochs" keeps the passes over the data (the default, see the module docstring); "steps"
+            keeps the optimizer steps, i.e. scales the epochs by n_fit / n_refit.
+
+    Example:
+        >>> refit_epochs(12, 600, 800, fallback=30), refit_epochs(12, 600, 800, fallback=30, keep="steps")
+        (12, 9)
+    """
+    if keep not in ("epochs", "steps"):
+        raise ValueError(f"The 'keep' parameter of refit_epochs must be one of 'epochs', 'steps'. Got {keep!r} instead.")
+    epochs = int(best_epoch or fallback)
+    if keep == "steps":
+        epochs = round(epochs * n_fit / n_refit)
+    return max(epochs, 1)
+
+
+def train_member(
+    config: SearchConfig,
+    metric: str,
+    trial: optuna.trial.FrozenTrial,
+    data: PreparedData,
+    *,
+    seed: int,
+    epochs: int | None,
+) -> Any:
+    """Train the trial's architecture with its hyperparameters on `data`; returns the `TrainResult`.
+
+    Args:
+        seed: The training seed (the trial's own seed reproduces the trial on CPU).
+        epochs: A refit: exactly this many epochs, keeping the last (the validation rows are training
+            rows then). None: the search's own training, early stopping on `data`'s validation split.
+    """
+    from archsearch.trainers import train_mlp
+
+    candidate = config.space.sample(FixedTrial(trial.params, trial.number))
+    overrides: dict[str, Any] = {} if epochs is None else {"epochs": epochs, "patience": None, "keep_last": True}
+    settings = train_settings(config, metric, candidate.hyperparameters.to_dict(), seed=seed, **overrides)
+    architecture = candidate.architecture
+    return train_mlp(
+        architecture.widths, architecture.dropouts, architecture.activation, data, settings,
+        embedding=architecture.embedding, embedding_dim=architecture.embedding_dim,
+    )

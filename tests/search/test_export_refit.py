@@ -1,0 +1,167 @@
+"""Tests of what `export` ships: the refit on train + validation, --no-refit, and ensembles of trials or seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import archsearch.trainers
+from archsearch.cli import main
+from archsearch.config import SearchConfig
+from archsearch.export import ExportError, export_best, load_model
+from archsearch.storage import default_artifact_dir, download_weights, keys, open_artifact_store
+from archsearch.trainers.data import PreparedData, load_data
+
+from .conftest import FinishedSearch
+
+pytestmark = pytest.mark.slow  # a real six-trial search, shared by the module
+
+
+@pytest.fixture(scope="module")
+def wine_search(tmp_path_factory: pytest.TempPathFactory) -> FinishedSearch:
+    """Six unpruned trials on wine, short enough to refit in a second."""
+    from archsearch.controller import run_search
+
+    folder = tmp_path_factory.mktemp("wine-search")
+    config = SearchConfig.from_dict({
+        "study": {"name": "wine", "storage": f"sqlite:///{folder}/search.db", "n_trials": 6, "pruner": "none", "seed": 0},
+        "data": {"dataset": "wine"},
+        "space": {"layers": [0, 2], "width": [8, 32], "lr": [1e-2, 3e-2], "batch_size": [32]},
+        "train": {"epochs": 6, "patience": 3},
+    })  # fmt: skip
+    study = run_search(config)
+    return FinishedSearch(config=config, study=study, url=config.study.storage, folder=folder)
+
+
+def _metadata(folder: Path) -> dict:
+    return json.loads((folder / "architecture.json").read_text())["metadata"]
+
+
+def _unstandardized_rows(x: np.ndarray, data: PreparedData) -> np.ndarray:
+    """Rows in encoded units, sorted, so that row sets from different preprocessings compare."""
+    rows = x.astype(np.float64) * np.asarray(data.preprocessing.scale) + np.asarray(data.preprocessing.mean)
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+@pytest.mark.timeout(300)
+def test_refit_trains_on_exactly_the_train_and_validation_rows(
+    wine_search: FinishedSearch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check that the refit's trainer sees every train and validation row, no test row, for best_epoch epochs."""
+    seen = []
+    real_train = archsearch.trainers.train_mlp
+
+    def spy(widths, dropouts, activation, data, settings, report=None):
+        seen.append((data, settings))
+        return real_train(widths, dropouts, activation, data, settings, report)
+
+    monkeypatch.setattr(archsearch.trainers, "train_mlp", spy)
+    out = export_best(wine_search.url, "wine", tmp_path / "m")
+    (data, settings), = seen
+    split = load_data(wine_search.config.data)
+    expected = _unstandardized_rows(np.concatenate([split.x_train, split.x_val]), split)
+    # The same rows, each once: standardized with the refit's statistics, restored to encoded units here.
+    np.testing.assert_allclose(_unstandardized_rows(data.x_train, data), expected, atol=1e-4)
+    np.testing.assert_allclose(_unstandardized_rows(data.x_test, data), _unstandardized_rows(split.x_test, split), atol=1e-4)
+    best = wine_search.study.best_trial
+    assert settings.epochs == best.user_attrs["best_epoch"] and settings.patience is None and settings.keep_last
+    meta = _metadata(out)
+    assert meta["refit"] is True and meta["refit_epochs"] == best.user_attrs["best_epoch"]
+    assert meta["training_rows"] == {"splits": "train + validation", "n_rows": len(expected), "n_test_rows": len(split.y_test)}
+
+
+@pytest.mark.timeout(300)
+def test_no_refit_ships_the_stored_weights_unchanged(wine_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that --no-refit writes the trial's stored weights bit for bit and says it saw the training split."""
+    out = export_best(wine_search.url, "wine", tmp_path / "m", refit=False)
+    best = wine_search.study.best_trial
+    store = open_artifact_store(default_artifact_dir(wine_search.url))
+    stored = torch.load(download_weights(store, best.user_attrs[keys.WEIGHTS], tmp_path), weights_only=True)
+    shipped = torch.load(out / "model.pt", weights_only=True)
+    assert stored.keys() == shipped.keys()
+    assert all(torch.equal(stored[name], shipped[name]) for name in stored)
+    meta = _metadata(out)
+    assert meta["refit"] is False and meta["training_rows"]["splits"] == "train"
+    assert meta["test_metrics"] == {k: v for k, v in best.user_attrs.items() if k.startswith("test_")}
+
+
+@pytest.mark.timeout(300)
+def test_ensemble_program_is_the_mean_of_its_members(wine_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that the ensemble's model.pt2 loads with plain torch.export.load and gives the members' mean probabilities."""
+    out = export_best(wine_search.url, "wine", tmp_path / "ensemble", ensemble=3, refit=False)
+    meta = json.loads((out / "architecture.json").read_text())
+    members = [m["trial"] for m in meta["members"]]
+    values = [wine_search.study.trials[n].value for n in members]
+    assert len(members) == 3 and values == sorted(values, reverse=True)
+    assert values[0] == wine_search.study.best_value
+    data = load_data(wine_search.config.data)
+    encoded = torch.from_numpy(data.preprocessing.encode(data.raw_test))
+    with torch.inference_mode():
+        ensemble_proba = torch.exp(torch.export.load(out / "model.pt2").module()(encoded))
+        singles = []
+        for number in members:
+            single = export_best(wine_search.url, "wine", tmp_path / f"t{number}", trial=number, refit=False)
+            singles.append(torch.softmax(torch.export.load(single / "model.pt2").module()(encoded), dim=1))
+    torch.testing.assert_close(ensemble_proba, torch.stack(singles).mean(dim=0), atol=1e-5, rtol=1e-5)
+    # archsearch.load_model reads the same folder, and its probabilities are the program's.
+    np.testing.assert_allclose(load_model(out).predict_proba(data.raw_test), ensemble_proba.numpy(), atol=1e-5)
+    recorded = meta["metadata"]["test_metrics"]["test_accuracy"]
+    assert recorded == pytest.approx(float((ensemble_proba.argmax(dim=1).numpy() == data.y_test).mean()))
+
+
+@pytest.mark.timeout(300)
+def test_ensemble_of_seeds_refits_each_seed_and_records_single_vs_ensemble(wine_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that --ensemble-seeds K refits K seeds of the best trial and stores both test metrics."""
+    out = export_best(wine_search.url, "wine", tmp_path / "m", ensemble_seeds=3)
+    meta = json.loads((out / "architecture.json").read_text())
+    seed = wine_search.study.best_trial.user_attrs["seed"]
+    assert [m["seed"] for m in meta["members"]] == [seed, seed + 1, seed + 2]
+    assert {m["trial"] for m in meta["members"]} == {wine_search.study.best_trial.number}
+    assert meta["metadata"]["ensemble"] == {"of": "seeds", "size": 3}
+    assert set(meta["metadata"]["single_test_metrics"]) == set(meta["metadata"]["test_metrics"]) >= {"test_accuracy"}
+    alone = export_best(wine_search.url, "wine", tmp_path / "alone")
+    # Member 0 is the trial's own seed refit, the network a plain export ships.
+    assert _metadata(alone)["test_metrics"] == meta["metadata"]["single_test_metrics"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ensemble": 0}, r"The 'ensemble' parameter of export_best must be an int >= 2 \(members\)\. Got 0 instead\."),
+        ({"ensemble_seeds": 1}, r"The 'ensemble_seeds' parameter of export_best must be an int >= 2 \(members\)\. Got 1 instead\."),
+        ({"ensemble": 7}, r"The 'ensemble' parameter of export_best must be at most the number of completed trials of study 'wine' \(6\)\. Got 7 instead\."),
+        ({"ensemble": 2, "ensemble_seeds": 2}, r"The 'ensemble' and 'ensemble_seeds' parameters of export_best exclude each other"),
+        ({"ensemble": 2, "trial": 1}, r"The 'trial' parameter of export_best must be None with 'ensemble'.*Got 1 instead"),
+    ],
+)
+@pytest.mark.timeout(300)
+def test_export_best_refuses_bad_ensembles(wine_search: FinishedSearch, tmp_path: Path, kwargs: dict, message: str) -> None:
+    """Check that every impossible ensemble is refused with the parameter, the rule and the value."""
+    with pytest.raises(ExportError, match=message):
+        export_best(wine_search.url, "wine", tmp_path / "m", **kwargs)
+
+
+@pytest.mark.timeout(300)
+def test_cli_export_prints_rows_and_single_vs_ensemble(wine_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that `archsearch export --ensemble` prints the rows the model saw and both test metrics, and --ensemble 0 exits 2."""
+    assert main(["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--ensemble", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "Trained on 142 rows (train + validation, refit); the 36 test rows were held out." in printed
+    assert "Test accuracy: best single " in printed and "ensemble of 2 " in printed and "(n = 36 test rows)" in printed
+    assert main(["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--ensemble", "0"]) == 2
+    assert "The 'ensemble' parameter of export_best must be an int >= 2" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(300)
+def test_retrain_is_a_deprecated_alias_of_refit(wine_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that --retrain still exports (a refit, with a notice) and retrain=False in Python means --no-refit."""
+    assert main(["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--retrain"]) == 0
+    assert "--retrain is deprecated" in capsys.readouterr().err
+    assert _metadata(tmp_path / "m")["refit"] is True
+    with pytest.warns(DeprecationWarning, match="'retrain' is deprecated"):
+        out = export_best(wine_search.url, "wine", tmp_path / "n", retrain=False)
+    assert _metadata(out)["refit"] is False

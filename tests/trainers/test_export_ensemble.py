@@ -1,0 +1,95 @@
+"""Tests of ensemble export: one torch.export program averaging its members, for classification and regression."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from archsearch.trainers import ExportError, build_mlp, ensemble_test_metrics, export_ensemble, export_model, load_model
+from archsearch.trainers.data import DataSpec, PreparedData, load_data
+from archsearch.trainers.metrics import classification_metrics, regression_metrics
+
+ARCHITECTURES = [([16], [0.1], "relu"), ([], [], "relu"), ([8, 4], [0.0, 0.0], "tanh")]
+
+
+def _members(data: PreparedData) -> list[dict]:
+    members = []
+    for seed, (widths, dropouts, activation) in enumerate(ARCHITECTURES):
+        mlp = build_mlp(data.n_features, widths, dropouts, activation, data.n_outputs, generator=torch.Generator().manual_seed(seed))
+        members.append({"widths": widths, "dropouts": dropouts, "activation": activation, "state_dict": mlp.state_dict(), "seed": seed})
+    return members
+
+
+def _program_output(folder: Path, encoded: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return torch.export.load(folder / "model.pt2").module()(encoded)
+
+
+@pytest.mark.parametrize("dataset", ["wine", "diabetes"])
+def test_ensemble_program_averages_the_members_programs(dataset: str, tmp_path: Path) -> None:
+    """Check that model.pt2 gives the mean probability (classification) or mean value (regression) of the single programs."""
+    data = load_data(DataSpec(dataset=dataset))
+    members = _members(data)
+    folder = export_ensemble(tmp_path / "ensemble", members=members, preprocessing=data.preprocessing, metadata={"k": 3})
+    encoded = torch.from_numpy(data.preprocessing.encode(data.raw_test))
+    singles = []
+    for i, member in enumerate(members):
+        single = export_model(
+            tmp_path / f"m{i}", widths=member["widths"], dropouts=member["dropouts"], activation=member["activation"],
+            state_dict=member["state_dict"], preprocessing=data.preprocessing, metadata={},
+        )  # fmt: skip
+        singles.append(_program_output(single, encoded))
+    out = _program_output(folder, encoded)
+    if data.task == "classification":
+        expected = torch.stack([torch.softmax(s, dim=1) for s in singles]).mean(dim=0)
+        torch.testing.assert_close(torch.exp(out), expected, atol=1e-6, rtol=1e-5)
+    else:
+        torch.testing.assert_close(out, torch.stack(singles).mean(dim=0), atol=1e-4, rtol=1e-5)
+    architecture = json.loads((folder / "architecture.json").read_text())
+    assert architecture["kind"] == "ensemble" and [m["seed"] for m in architecture["members"]] == [0, 1, 2]
+    assert "state_dict" not in architecture["members"][0]
+
+
+@pytest.mark.parametrize("dataset", ["wine", "diabetes"])
+def test_load_model_and_test_metrics_of_an_ensemble(dataset: str, tmp_path: Path) -> None:
+    """Check that load_model predicts with the ensemble and ensemble_test_metrics scores exactly those predictions."""
+    data = load_data(DataSpec(dataset=dataset))
+    members = _members(data)
+    folder = export_ensemble(tmp_path / "e", members=members, preprocessing=data.preprocessing, metadata={})
+    model = load_model(folder)
+    metrics = ensemble_test_metrics(members, data)
+    if data.task == "classification":
+        proba = model.predict_proba(data.raw_test)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+        expected = classification_metrics(data.y_test, proba)
+    else:
+        y_test = data.y_test * data.preprocessing.target_scale + data.preprocessing.target_mean
+        expected = regression_metrics(y_test, model.predict(data.raw_test))
+    assert metrics == pytest.approx({f"test_{k}": v for k, v in expected.items()})
+
+
+def test_export_ensemble_refuses_no_members(tmp_path: Path) -> None:
+    """Check that an ensemble without members is refused, naming the parameter and the count."""
+    data = load_data(DataSpec(dataset="wine"))
+    with pytest.raises(ExportError, match=r"The 'members' parameter of export_ensemble must hold at least one member\. Got 0 instead\."):
+        export_ensemble(tmp_path / "e", members=[], preprocessing=data.preprocessing, metadata={})
+
+
+def test_load_model_refuses_a_malformed_ensemble(tmp_path: Path) -> None:
+    """Check that an ensemble folder whose member lacks its widths, or whose weights do not fit, is an ExportError."""
+    data = load_data(DataSpec(dataset="wine"))
+    folder = export_ensemble(tmp_path / "e", members=_members(data), preprocessing=data.preprocessing, metadata={})
+    path = folder / "architecture.json"
+    architecture = json.loads(path.read_text())
+    del architecture["members"][1]["widths"]
+    path.write_text(json.dumps(architecture))
+    with pytest.raises(ExportError, match=r"does not describe a valid ensemble: every one of its members needs the keys"):
+        load_model(folder)
+    architecture["members"][1].update(widths=[5], dropouts=[0.0])
+    path.write_text(json.dumps(architecture))
+    with pytest.raises(ExportError, match=r"model\.pt' does not hold the weights architecture\.json describes"):
+        load_model(folder)
