@@ -7,6 +7,8 @@ imports only `archsearch.spaces` (layer shapes) and `archsearch.storage` (the na
 """
 
 from archsearch.stats._analysis import (
+    KNEE_TOLERANCE,
+    knee_tolerance_for,
     MAX_SIZE_BINS,
     MIN_GROUP_TRIALS,
     BestGroup,
@@ -48,6 +50,8 @@ from archsearch.stats._paired import (
 )
 
 __all__ = [
+    "KNEE_TOLERANCE",
+    "knee_tolerance_for",
     "DIRECTIONS",
     "MAX_SIZE_BINS",
     "MIN_GROUP_TRIALS",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from archsearch.dashboards import build_report
 
-from .conftest import make_trial, new_study
+from ..conftest import make_trial, new_study
 
 
 def test_report_summary_says_to_raise_epochs_when_the_best_trials_were_still_improving(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from archsearch.storage import epoch_budget, still_improving, study_status
+from archsearch.status import study_status
+from archsearch.storage import epoch_budget, still_improving
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
