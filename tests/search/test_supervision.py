@@ -131,12 +131,12 @@ def own_postgres_database(postgres_url: str):
 
 @pytest.mark.services
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_lone_worker_that_loses_the_database_stops_with_one_line(tmp_path: Path, own_postgres_database) -> None:
     """Check that an `archsearch worker` whose database stays unreachable past db_retry_seconds exits 2 with one
     line naming the database (no UnboundLocalError), and that its trial is retried on the next run."""
     url, role, admin = own_postgres_database
-    config = _write_config(tmp_path / "s.toml", url, "lockout", 2, 40, db_retry_seconds=3, artifacts=str(tmp_path / "art"))
+    config = _write_config(tmp_path / "s.toml", url, "lockout", 2, 20, db_retry_seconds=3, artifacts=str(tmp_path / "art"))
     from archsearch.config import load_config
 
     open_search_study(load_config(config))
@@ -159,7 +159,7 @@ def test_lone_worker_that_loses_the_database_stops_with_one_line(tmp_path: Path,
     with admin.connect() as connection:
         connection.execute(sqlalchemy.text(f"ALTER ROLE {role} CONNECTION LIMIT -1"))
     # The trial it was training is failed for its stale heartbeat on the next run and retried.
-    subprocess.run([*CLI, "worker", "--storage", url, "--study", "lockout", "--workers", "1", "--quiet"], cwd=tmp_path, check=True, timeout=240)
+    subprocess.run([*CLI, "worker", "--storage", url, "--study", "lockout", "--workers", "1", "--quiet"], cwd=tmp_path, check=True, timeout=400)
     study = optuna.load_study(study_name="lockout", storage=make_storage(url))
     _assert_exact_total(study, 2)
     stale = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -167,7 +167,7 @@ def test_lone_worker_that_loses_the_database_stops_with_one_line(tmp_path: Path,
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_killed_controller_takes_its_workers_along_and_the_rerun_retries_their_trials(tmp_path: Path) -> None:
     """Check that SIGKILLing the controller kills its workers within seconds, and that the rerun fails their
     trials for a stale heartbeat (with a reason) and retries them with the same parameters."""
@@ -176,7 +176,7 @@ def test_killed_controller_takes_its_workers_along_and_the_rerun_retries_their_t
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path)
     try:
-        _wait_for(lambda: _finished_or_zero(url, "killed") >= 1 and len(_running_workers(url)) == 2, 240, "two running trials")
+        _wait_for(lambda: _finished_or_zero(url, "killed") >= 1 and len(_running_workers(url)) == 2, 400, "two running trials")
         pids = _running_workers(url)
         controller.kill()
         controller.wait(timeout=30)
