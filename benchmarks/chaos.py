@@ -6,7 +6,8 @@
 Faults come in a shuffled order, one every `--pause` seconds (uniform between its two bounds): SIGKILL of
 a worker that is training a trial (at most workers - 1 per controller, so the pool never runs empty),
 SIGKILL of the controller (its workers must die with it; the same command is then run again), and
-`pg_terminate_backend` of every connection to the database. The search is started with `nice` so that
+`pg_terminate_backend` of every connection of the search (its URL tags them with an `application_name`,
+so that other users of the same database are left alone). The search is started with `nice` so that
 the machine's other users keep their share.
 
 Figures, read back from the study at the end:
@@ -83,11 +84,11 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _terminate_backends(url: str) -> int:
-    engine = sqlalchemy.create_engine(url)
-    query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+def _terminate_backends(url: str, tag: str) -> int:
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :tag AND pid <> pg_backend_pid()"
     with engine.connect() as connection:
-        killed = connection.execute(sqlalchemy.text(query)).scalar()
+        killed = connection.execute(sqlalchemy.text(query), {"tag": tag}).scalar()
     engine.dispose()
     return killed
 
@@ -135,7 +136,8 @@ def run(args: argparse.Namespace) -> dict:
     faults = ["worker"] * args.worker_kills + ["controller"] * args.controller_kills + ["backends"] * args.backend_kills
     rng.shuffle(faults)
     folder = Path(tempfile.mkdtemp(prefix="archsearch-chaos-"))
-    config = _config(folder, url, name, args)
+    tagged = sqlalchemy.engine.make_url(url).update_query_dict({"application_name": name}).render_as_string(hide_password=False)
+    config = _config(folder, tagged, name, args)
     command = ["nice", "-n", "10", sys.executable, "-m", "archsearch.cli", "search", str(config), "--workers", str(args.workers),
                "--quiet", "--log-dir", str(folder / "logs")]  # fmt: skip
     events: list[dict] = []
@@ -202,7 +204,7 @@ def run(args: argparse.Namespace) -> dict:
                 worker_kills_this_run = 0
             else:
                 faults.pop(0)
-                connections = _terminate_backends(url)
+                connections = _terminate_backends(url, name)
                 events.append({"kind": kind, "at": when.isoformat(), "connections": connections,
                                "reconnected_s": _reconnected_seconds(url, name)})  # fmt: skip
     finally:

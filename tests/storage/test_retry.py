@@ -107,11 +107,12 @@ def test_make_storage_returns_a_retrying_storage_with_the_given_limit(tmp_path: 
     assert storage.retry_seconds == 7
 
 
-def _terminate_other_backends(url: str) -> int:
-    engine = sqlalchemy.create_engine(url)
-    query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+def _terminate_backends(url: str, tag: str) -> int:
+    """Terminate the connections whose application name is `tag` (this test's own, not other tests')."""
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :tag AND pid <> pg_backend_pid()"
     with engine.connect() as connection:
-        killed = connection.execute(sqlalchemy.text(query)).scalar()
+        killed = connection.execute(sqlalchemy.text(query), {"tag": tag}).scalar()
     engine.dispose()
     return killed
 
@@ -124,18 +125,19 @@ def test_storage_calls_survive_terminated_backends(postgres_url: str, unique_nam
     PostgreSQL terminates all of this process's connections, twice."""
     from archsearch.storage import set_user_attrs
 
-    storage = make_storage(postgres_url, heartbeat_interval=1, grace_period=2, retry_seconds=20)
+    url = sqlalchemy.engine.make_url(postgres_url).update_query_dict({"application_name": unique_name}).render_as_string(hide_password=False)
+    storage = make_storage(url, heartbeat_interval=1, grace_period=2, retry_seconds=20)
     study = optuna.create_study(study_name=unique_name, storage=storage)
     try:
         for _ in range(2):
             trial = study.ask()
             storage.record_heartbeat(trial._trial_id)
-            assert _terminate_other_backends(postgres_url) >= 1
+            assert _terminate_backends(postgres_url, unique_name) >= 1
             set_user_attrs(trial, {"widths": [4, 2]})
             trial.report(0.5, 1)
-            assert _terminate_other_backends(postgres_url) >= 1
+            assert _terminate_backends(postgres_url, unique_name) >= 1
             study.tell(trial, 1.0)
-            assert _terminate_other_backends(postgres_url) >= 1
+            assert _terminate_backends(postgres_url, unique_name) >= 1
             assert trial_state_counts(study)[TrialState.COMPLETE] >= 1
         assert [t.user_attrs["widths"] for t in study.get_trials()] == [[4, 2], [4, 2]]
     finally:

@@ -17,7 +17,7 @@ from archsearch.pool import WorkerSlot
 from archsearch.storage import default_artifact_dir, keys
 from archsearch.pool import run_worker
 
-FINGERPRINT_ATTR = "data_fingerprint"
+
 
 
 def _write_rows(path: Path, rows: int = 150, classes: int = 3, scale: float = 1.0) -> None:
@@ -42,7 +42,7 @@ def test_resume_with_fewer_rows_and_classes_is_refused(tmp_path: Path) -> None:
     """Check that data cut to 100 rows and 2 of 3 classes is refused on resume, naming rows and classes."""
     _write_rows(tmp_path / "rows.csv")
     study = open_search_study(_config(tmp_path)).study
-    assert study.user_attrs[FINGERPRINT_ATTR]["rows"] == 150
+    assert study.user_attrs[keys.FINGERPRINT]["rows"] == 150
     _write_rows(tmp_path / "rows.csv", rows=100, classes=2)
     with pytest.raises(ConfigError, match=r"The data of study 'rows' in 'sqlite:///.*' changed since the study was created: rows 150 -> 100; classes \[0, 1, 2\] -> \[0, 1\]\."):
         open_search_study(_config(tmp_path))
@@ -76,7 +76,7 @@ def test_study_without_fingerprint_is_accepted_and_fingerprinted_on_resume(tmp_p
     open_search_study(config)
     engine = sqlalchemy.create_engine(config.study.storage)
     with engine.begin() as connection:
-        connection.execute(sqlalchemy.text("DELETE FROM study_user_attributes WHERE key = :key"), {"key": FINGERPRINT_ATTR})
+        connection.execute(sqlalchemy.text("DELETE FROM study_user_attributes WHERE key = :key"), {"key": keys.FINGERPRINT})
     engine.dispose()
     _write_rows(tmp_path / "rows.csv", rows=120)
     # Without a fingerprint the stored sizes still tell that rows went missing.
@@ -84,7 +84,7 @@ def test_study_without_fingerprint_is_accepted_and_fingerprinted_on_resume(tmp_p
         open_search_study(config)
     _write_rows(tmp_path / "rows.csv")
     study = open_search_study(config).study
-    assert study.user_attrs[FINGERPRINT_ATTR]["rows"] == 150
+    assert study.user_attrs[keys.FINGERPRINT]["rows"] == 150
 
 
 @pytest.mark.timeout(300)

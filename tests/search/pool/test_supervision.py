@@ -79,11 +79,16 @@ def _alive(pid: int) -> bool:
         return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _terminate_backends(url: str) -> int:
-    engine = sqlalchemy.create_engine(url)
-    query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+def _tagged(url: str, tag: str) -> str:
+    """`url` whose connections carry `tag` as their application name, so a test terminates only its own."""
+    return sqlalchemy.engine.make_url(url).update_query_dict({"application_name": tag}).render_as_string(hide_password=False)
+
+
+def _terminate_backends(url: str, tag: str) -> int:
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :tag AND pid <> pg_backend_pid()"
     with engine.connect() as connection:
-        killed = connection.execute(sqlalchemy.text(query)).scalar()
+        killed = connection.execute(sqlalchemy.text(query), {"tag": tag}).scalar()
     engine.dispose()
     return killed
 
@@ -94,12 +99,13 @@ def _terminate_backends(url: str) -> int:
 def test_search_on_postgres_survives_every_backend_terminated_twice(tmp_path: Path, postgres_url: str, unique_name: str) -> None:
     """Check that a 2-worker search whose every PostgreSQL connection is terminated twice mid-search ends at
     exactly n_trials with exit 0, nothing RUNNING or WAITING, and no failed trial."""
-    config = _write_config(tmp_path / "s.toml", postgres_url, unique_name, 10, 4, artifacts=str(tmp_path / "art"))
+    url = _tagged(postgres_url, unique_name)
+    config = _write_config(tmp_path / "s.toml", url, unique_name, 10, 4, artifacts=str(tmp_path / "art"))
     controller = subprocess.Popen([*CLI, "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         for finished in (2, 5):
             _wait_for(lambda: _finished_or_zero(postgres_url, unique_name) >= finished or controller.poll() is not None, 240, f"{finished} trials")
-            assert _terminate_backends(postgres_url) >= 2  # at least the controller's and the workers'
+            assert _terminate_backends(postgres_url, unique_name) >= 2  # at least the controller's and the workers'
         _, err = controller.communicate(timeout=300)
         assert controller.returncode == 0, err
         study = optuna.load_study(study_name=unique_name, storage=postgres_url)
@@ -115,7 +121,8 @@ def own_postgres_database(postgres_url: str):
     """A database and a login role of its own, so that a test can lock the role out without touching others."""
     suffix = uuid.uuid4().hex[:8]
     role, database = f"archsearch_lockout_{suffix}", f"archsearch_lockout_{suffix}"
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    # No pool: other tests terminate connections to the server, and this one must outlive them.
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
     with admin.connect() as connection:
         connection.execute(sqlalchemy.text(f"CREATE ROLE {role} LOGIN"))
         connection.execute(sqlalchemy.text(f"CREATE DATABASE {database} OWNER {role}"))
@@ -132,12 +139,12 @@ def own_postgres_database(postgres_url: str):
 
 @pytest.mark.services
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_lone_worker_that_loses_the_database_stops_with_one_line(tmp_path: Path, own_postgres_database) -> None:
     """Check that an `archsearch worker` whose database stays unreachable past db_retry_seconds exits 2 with one
     line naming the database (no UnboundLocalError), and that its trial is retried on the next run."""
     url, role, admin = own_postgres_database
-    config = _write_config(tmp_path / "s.toml", url, "lockout", 2, 40, db_retry_seconds=3, artifacts=str(tmp_path / "art"))
+    config = _write_config(tmp_path / "s.toml", url, "lockout", 2, 20, db_retry_seconds=3, artifacts=str(tmp_path / "art"))
     from archsearch.config import load_config
 
     open_search_study(load_config(config))
@@ -160,7 +167,7 @@ def test_lone_worker_that_loses_the_database_stops_with_one_line(tmp_path: Path,
     with admin.connect() as connection:
         connection.execute(sqlalchemy.text(f"ALTER ROLE {role} CONNECTION LIMIT -1"))
     # The trial it was training is failed for its stale heartbeat on the next run and retried.
-    subprocess.run([*CLI, "worker", "--storage", url, "--study", "lockout", "--workers", "1", "--quiet"], cwd=tmp_path, check=True, timeout=240)
+    subprocess.run([*CLI, "worker", "--storage", url, "--study", "lockout", "--workers", "1", "--quiet"], cwd=tmp_path, check=True, timeout=400)
     study = optuna.load_study(study_name="lockout", storage=make_storage(url))
     _assert_exact_total(study, 2)
     stale = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -168,7 +175,7 @@ def test_lone_worker_that_loses_the_database_stops_with_one_line(tmp_path: Path,
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_killed_controller_takes_its_workers_along_and_the_rerun_retries_their_trials(tmp_path: Path) -> None:
     """Check that SIGKILLing the controller kills its workers within seconds, and that the rerun fails their
     trials for a stale heartbeat (with a reason) and retries them with the same parameters."""
@@ -177,7 +184,7 @@ def test_killed_controller_takes_its_workers_along_and_the_rerun_retries_their_t
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path)
     try:
-        _wait_for(lambda: _finished_or_zero(url, "killed") >= 1 and len(_running_workers(url)) == 2, 240, "two running trials")
+        _wait_for(lambda: _finished_or_zero(url, "killed") >= 1 and len(_running_workers(url)) == 2, 400, "two running trials")
         pids = _running_workers(url)
         controller.kill()
         controller.wait(timeout=30)
