@@ -65,10 +65,11 @@ def test_cli_masks_passwords_in_errors(tmp_path: Path, capsys: pytest.CaptureFix
 
 @pytest.mark.timeout(300)
 def test_cli_export_writes_the_folder(digits_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Check that `archsearch export` writes the model folder for the best trial."""
+    """Check that `archsearch export` writes the model folder for the best trial and says which rows it saw."""
     assert main(["export", "--storage", digits_search.url, "--study", "digits", "--out", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "model.pt2").exists()
-    assert "Exported to" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"Exported trial {digits_search.study.best_trial.number} to ") and "(train + validation, refit)" in out
 
 
 @pytest.mark.timeout(120)
