@@ -1,7 +1,8 @@
 """The Markdown of `quality_vs_peers.py --table`: one typed summary per dataset, and every line rendered from it.
 
 Differences to a peer are signed so that positive means archsearch is better: accuracy points
-(100 x difference of mean accuracy) for classification, percent of the peer's mean RMSE for regression.
+(100 x difference of mean accuracy) for classification, percent of the peer's mean RMSE for regression,
+each over the seeds that both ran (paired), so a dataset with fewer archsearch seeds compares like with like.
 """
 
 from __future__ import annotations
@@ -23,10 +24,21 @@ MAX_SHORTFALL = {"accuracy": 0.5, "rmse": 2.0}
 class Cell:
     """One contender on one dataset, over the seeds it ran."""
 
-    mean: float
-    sd: float | None
-    n: int
-    wall: float
+    values: dict[int, float]  # test metric by seed
+    wall: float  # mean seconds
+    cpu: float  # mean CPU seconds (user + system, workers included)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values.values())
+
+    @property
+    def sd(self) -> float | None:
+        return statistics.stdev(self.values.values()) if len(self.values) > 1 else None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
 
 
 @dataclass(frozen=True)
@@ -41,10 +53,14 @@ class DatasetSummary:
     archsearch: list[dict[str, Any]]  # its records, for the validation/test gap
 
     def better(self, contender: str, peer: str) -> float | None:
-        """How much `contender` beats `peer`: accuracy points, or percent of the peer's RMSE."""
+        """How much `contender` beats `peer` on the seeds both ran: accuracy points, or percent of the peer's RMSE."""
         if contender not in self.cells or peer not in self.cells:
             return None
-        mine, theirs = self.cells[contender].mean, self.cells[peer].mean
+        seeds = self.cells[contender].values.keys() & self.cells[peer].values.keys()
+        if not seeds:
+            return None
+        mine = statistics.fmean(self.cells[contender].values[s] for s in seeds)
+        theirs = statistics.fmean(self.cells[peer].values[s] for s in seeds)
         if self.metric == "accuracy":
             return 100 * (mine - theirs)
         return 100 * (theirs - mine) / theirs
@@ -53,7 +69,10 @@ class DatasetSummary:
         """1 = best mean test metric among the contenders that ran here (all four, or None)."""
         if contender not in self.cells or len(self.cells) < len(CONTENDERS):
             return None
-        return 1 + sum(1 for peer in self.cells if peer != contender and self.better(peer, contender) > 0)
+        diffs = [self.better(peer, contender) for peer in self.cells if peer != contender]
+        if None in diffs:
+            return None
+        return 1 + sum(1 for d in diffs if d > 0)
 
 
 def summarize(records: dict[tuple[str, str, int], dict[str, Any]]) -> list[DatasetSummary]:
@@ -66,12 +85,10 @@ def summarize(records: dict[tuple[str, str, int], dict[str, Any]]) -> list[Datas
         for contender in CONTENDERS:
             runs = [r for (_, c, _), r in sorted(mine.items()) if c == contender]
             if runs:
-                values = [r["test"] for r in runs]
                 cells[contender] = Cell(
-                    mean=statistics.fmean(values),
-                    sd=statistics.stdev(values) if len(values) > 1 else None,
-                    n=len(values),
+                    values={r["seed"]: r["test"] for r in runs},
                     wall=statistics.fmean(r["wall_seconds"] for r in runs),
+                    cpu=statistics.fmean(r["cpu_seconds"] for r in runs),
                 )
         summaries.append(DatasetSummary(
             name=name, source=first["source"], rows=first["rows"], n_train=first["n_train"], n_test=first["n_test"],
@@ -95,7 +112,9 @@ def render(records: dict[tuple[str, str, int], dict[str, Any]]) -> str:
 
 
 def _fmt(metric: str, value: float) -> str:
-    return f"{value:.4f}" if metric == "accuracy" else f"{value:.4g}"
+    if metric == "accuracy":
+        return f"{value:.4f}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
 
 
 def _cell(summary: DatasetSummary, contender: str) -> str | None:
@@ -104,7 +123,7 @@ def _cell(summary: DatasetSummary, contender: str) -> str | None:
         return None
     spread = "" if cell.sd is None else f" ± {_fmt(summary.metric, cell.sd)}"
     seeds = "" if cell.n == 3 else f", n={cell.n}"
-    return f"{_fmt(summary.metric, cell.mean)}{spread} ({cell.wall:.0f} s{seeds})"
+    return f"{_fmt(summary.metric, cell.mean)}{spread} ({cell.wall:.0f} s, CPU {cell.cpu:.0f} s{seeds})"
 
 
 def _signed(summary: DatasetSummary, peer: str) -> str | None:
