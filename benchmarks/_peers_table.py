@@ -111,17 +111,17 @@ def render(records: dict[tuple[str, str, int], dict[str, Any]]) -> str:
     return "\n\n".join([_results_table(summaries), _verdict(summaries), _gap_table(summaries)])
 
 
-def _fmt(metric: str, value: float) -> str:
+def _fmt(metric: str, value: float, digits: int = 4) -> str:
     if metric == "accuracy":
         return f"{value:.4f}"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.{digits}g}"
 
 
 def _cell(summary: DatasetSummary, contender: str) -> str | None:
     cell = summary.cells.get(contender)
     if cell is None:
         return None
-    spread = "" if cell.sd is None else f" ± {_fmt(summary.metric, cell.sd)}"
+    spread = "" if cell.sd is None else f" ± {_fmt(summary.metric, cell.sd, digits=2)}"
     seeds = "" if cell.n == 3 else f", n={cell.n}"
     return f"{_fmt(summary.metric, cell.mean)}{spread} ({cell.wall:.0f} s, CPU {cell.cpu:.0f} s{seeds})"
 
@@ -179,7 +179,7 @@ def _verdict(summaries: list[DatasetSummary]) -> str:
 
 def _gap_table(summaries: list[DatasetSummary]) -> str:
     header = ["dataset", "metric", "best val (archsearch's split)", "its own test split", "held-out test",
-              "test - best val", "timeout s", "wall s", "trials complete / pruned", "n"]
+              "test - best val (pts; % of RMSE)", "timeout s", "wall s", "trials complete / pruned", "n"]
     rows = []
     for s in summaries:
         runs = s.archsearch
