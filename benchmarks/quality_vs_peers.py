@@ -9,7 +9,8 @@ each contender sees only the train rows and makes its own validation split if it
 
 - archsearch: the train rows go to a CSV in a temporary folder; `run_search` runs the DEFAULT config
   (`SearchConfig.from_dict` with only the study name, storage, seed, timeout and the data path, target and
-  task set), with one worker per core; then `export_best`, `load_model` and `predict` on the test rows read
+  task set), with `--threads` workers of one torch thread each (`--threads 1`: one worker and `[train]
+  num_threads = 1`); then `export_best`, `load_model` and `predict` on the test rows read
   back from CSV, as a user would. Its timeout is RealMLP-TD's measured wall time on the same dataset and
   seed (from the cache), or `--budget`. Its best trial's validation metric is kept, so the table shows the
   gap between best validation and test.
