@@ -20,7 +20,7 @@ from archsearch.sensitivity._jobs import (
 )  # fmt: skip
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
 from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
-from archsearch.spaces import Architecture, Neighbour, across_sizes_neighbours, neighbourhood, pick_centres
+from archsearch.spaces import is_int, Architecture, Neighbour, across_sizes_neighbours, neighbourhood, pick_centres
 from archsearch.storage import FINISHED_STATES, keys, make_storage, open_study
 
 __all__ = ["DEFAULT_STEPS", "SensitivityError", "run_sensitivity"]
@@ -156,11 +156,11 @@ def _check_arguments(
             f"Pass either 'trial' or 'centers' to {owner}, not both (--trial N or --centers K). "
             f"Got trial={trial!r} and centers={centers!r}."
         )
-    if trial is not None and not (_is_int(trial) and trial >= 0):
+    if trial is not None and not (is_int(trial) and trial >= 0):
         raise SensitivityError(f"The 'trial' parameter of {owner} must be an int >= 0. Got {trial!r} instead.")
-    if centers is not None and not (_is_int(centers) and centers >= 1):
+    if centers is not None and not (is_int(centers) and centers >= 1):
         raise SensitivityError(f"The 'centers' parameter of {owner} must be an int >= 1. Got {centers!r} instead.")
-    if repeats is not None and not (_is_int(repeats) and repeats >= 2):
+    if repeats is not None and not (is_int(repeats) and repeats >= 2):
         raise SensitivityError(
             f"The 'repeats' parameter of {owner} must be an int >= 2 (seeds per architecture; a paired "
             f"comparison needs 2 or more). Got {repeats!r} instead."
@@ -174,9 +174,6 @@ def _check_arguments(
         raise SensitivityError(f"The 'alpha' parameter of {owner} must be a float in (0, 1). Got {alpha!r} instead.")
     return tuple(steps)
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_step(step: object) -> bool:
