@@ -111,10 +111,11 @@ def _stored_weights(
             raise ExportError(
                 f"The stored weights of trial {trial.number} cannot be read: {e}. Export without --no-refit to train it again."
             ) from e
-    sizes = study.user_attrs[keys.DATA]
+    preprocessing = Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])
+    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
     architecture = Architecture.from_attrs(trial.user_attrs)
     if architecture.embedding == "none":  # an embedding's own weights have shapes of its own; the rest is checked
-        mismatch = weights_mismatch(state_dict, sizes["n_features"], trial.user_attrs[keys.WIDTHS], sizes["n_outputs"])
+        mismatch = weights_mismatch(state_dict, len(preprocessing.mean), trial.user_attrs[keys.WIDTHS], n_outputs)
         if mismatch is not None:
             raise ExportError(
                 f"The stored weights of trial {trial.number} do not fit study {study.study_name!r}: {mismatch}. The trial "
