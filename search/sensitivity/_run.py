@@ -99,7 +99,7 @@ def run_sensitivity(
     parent = open_study(storage, study_name, url=storage_url)
     config = _parent_config(parent)
     direction = parent.direction.name.lower()
-    sizes = parent.user_attrs["data"]
+    sizes = parent.user_attrs[keys.DATA]
     n_inputs, n_outputs = sizes["n_features"], sizes["n_outputs"]
     centres = _choose_centres(parent, config, trial, centers, steps, n_inputs, n_outputs)
     if repeats is None:
@@ -127,7 +127,7 @@ def run_sensitivity(
     result = SensitivityResult(
         study_name=study_name,
         companion_study=companion.study_name,
-        metric=parent.user_attrs["metric"],
+        metric=parent.user_attrs[keys.METRIC],
         direction=direction,
         alpha=alpha,
         margin=margin,
@@ -213,10 +213,10 @@ def _choose_centres(
     best = parent.best_trial.number
     if centers is not None:
         # A linear trial has no width to change or layer to copy, so it cannot be a centre.
-        candidates = [t for t in completed if t.user_attrs["widths"]]
+        candidates = [t for t in completed if t.user_attrs[keys.WIDTHS]]
         if not candidates:
             raise SensitivityError(f"Every completed trial of study {name!r} is a linear model; there is no centre to perturb.")
-        points = [(int(t.user_attrs["n_params"]), float(t.value)) for t in candidates]
+        points = [(int(t.user_attrs[keys.N_PARAMS]), float(t.value)) for t in candidates]
         chosen = [candidates[i] for i in pick_centres(points, centers, parent.direction.name.lower())]
         fractions = [s for s in steps if s < 1]
         step = max(fractions) if fractions else max(steps, default=1)
@@ -300,9 +300,9 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
             f"rename it or delete it (`optuna delete-study --study-name {name}`) first."
         )
     if keys.CONFIG not in attrs:
-        companion.set_user_attr("archsearch_version", archsearch.__version__)
+        companion.set_user_attr(keys.VERSION, archsearch.__version__)
         companion.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
-        companion.set_user_attr("parent_study", parent.study_name)
+        companion.set_user_attr(keys.PARENT_STUDY, parent.study_name)
         # With the fingerprint, workers refuse data that differs from what the parent's trials trained on.
         for key in ("metric", "task", "data", "preprocessing", keys.FINGERPRINT):
             if key in parent.user_attrs:
