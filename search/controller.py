@@ -167,8 +167,8 @@ def run_search(
 
     Example:
         >>> from archsearch import SearchConfig, run_search
-        >>> study = run_search(SearchConfig())  # digits, 30 trials, ./archsearch.db
-        >>> study.best_trial.user_attrs[keys.WIDTHS]
+        >>> study = run_search(SearchConfig())  # digits, 30 trials, ./archsearch.db  # doctest: +SKIP
+        >>> study.best_trial.user_attrs["widths"]  # doctest: +SKIP
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     slots = plan_slots(config, workers, gpus, trials_per_gpu)  # before the study exists: bad flags change nothing
@@ -203,7 +203,7 @@ def join_study(
     workers stop when the study reaches its total, or after `max_trials` trials each.
 
     Example:
-        >>> join_study("postgresql+psycopg://archsearch@db-host/archsearch", "digits", workers=4)
+        >>> join_study("postgresql+psycopg://archsearch@db-host/archsearch", "digits", workers=4)  # doctest: +SKIP
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     opened = load_worker_study(storage, study_name)

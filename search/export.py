@@ -202,8 +202,8 @@ def export_best(
         The export folder.
 
     Example:
-        >>> export_best("sqlite:///archsearch.db", "digits", "digits-model", ensemble=5)
-        >>> model = archsearch.load_model("digits-model")
+        >>> export_best("sqlite:///archsearch.db", "digits", "digits-model", ensemble=5)  # doctest: +SKIP
+        >>> model = archsearch.load_model("digits-model")  # doctest: +SKIP
     """
     from archsearch.trainers import ensemble_test_metrics, export_ensemble, export_model
 

@@ -89,7 +89,7 @@ class FusedGroup:
     """What every slot of one population shares; see the module docstring for what varies per slot.
 
     Example:
-        >>> FusedGroup(activation="relu", batch_size=64, max_depth=3, max_width=256)
+        >>> group = FusedGroup(activation="relu", batch_size=64, max_depth=3, max_width=256)
     """
 
     activation: str
@@ -158,9 +158,9 @@ class Population:
     returns the runs that ended (completed, early stopped, pruned or diverged); their slots are free again.
 
     Example:
-        >>> population = Population(data, FusedGroup(activation="relu", max_depth=2, max_width=64), capacity=8)
-        >>> slot = population.add(SlotSpec((64, 32), (0.0, 0.0), "relu", TrainSettings(epochs=20)))
-        >>> while population.occupied:
+        >>> population = Population(data, FusedGroup(activation="relu", max_depth=2, max_width=64), capacity=8)  # doctest: +SKIP
+        >>> slot = population.add(SlotSpec((64, 32), (0.0, 0.0), "relu", TrainSettings(epochs=20)))  # doctest: +SKIP
+        >>> while population.occupied:  # doctest: +SKIP
         ...     for slot, result in population.step_epoch():
         ...         print(slot, result.status, result.best_value)
     """
@@ -476,8 +476,8 @@ def train_fused(
     Returns the results in the order of `specs`.
 
     Example:
-        >>> specs = [SlotSpec((64,), (0.0,), "relu", TrainSettings(lr=lr, epochs=10)) for lr in (1e-3, 3e-3)]
-        >>> [r.status for r in train_fused(specs, data, FusedGroup("relu", max_depth=1, max_width=64), 2)]
+        >>> specs = [SlotSpec((64,), (0.0,), "relu", TrainSettings(lr=lr, epochs=10)) for lr in (1e-3, 3e-3)]  # doctest: +SKIP
+        >>> [r.status for r in train_fused(specs, data, FusedGroup("relu", max_depth=1, max_width=64), 2)]  # doctest: +SKIP
         ['completed', 'completed']
     """
     population = Population(data, group, capacity, seed=seed)

@@ -40,7 +40,7 @@ class TrainSettings:
     """Hyperparameters of one training run (everything except the architecture). Validated at construction.
 
     Example:
-        >>> TrainSettings(lr=3e-3, optimizer="adamw", epochs=30, patience=5)
+        >>> settings = TrainSettings(lr=3e-3, optimizer="adamw", epochs=30, patience=5)
     """
 
     lr: float = 1e-3
@@ -162,7 +162,9 @@ def train_mlp(
         The run's outcome; `metrics` holds e.g. "train_accuracy", "val_log_loss", "test_rmse".
 
     Example:
-        >>> result = train_mlp([64, 32], [0.1, 0.0], "relu", data, TrainSettings(epochs=20, patience=5))
+        >>> from archsearch.trainers.data import DataSpec, load_data
+        >>> data = load_data(DataSpec(dataset="wine"))
+        >>> result = train_mlp([64, 32], [0.1, 0.0], "relu", data, TrainSettings(epochs=5, patience=5))
         >>> result.status, sorted(result.metrics)[:2]
         ('completed', ['test_accuracy', 'test_balanced_accuracy'])
     """

@@ -434,7 +434,7 @@ def load_data(spec: DataSpec) -> PreparedData:
     """Load, validate, encode, split (stratified for classification, seeded) and standardize.
 
     Example:
-        >>> data = load_data(DataSpec(dataset=None, path="runs.csv", target="label", impute="median"))
+        >>> data = load_data(DataSpec(dataset=None, path="runs.csv", target="label", impute="median"))  # doctest: +SKIP
         >>> data.preprocessing.decode_labels(data.y_test[:3])  # doctest: +SKIP
         array(['cat', 'dog', 'cat'], dtype=object)
 
