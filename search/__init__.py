@@ -4,10 +4,10 @@
 
 Example:
     >>> import archsearch
-    >>> config = archsearch.load_config("examples/digits.toml")
-    >>> study = archsearch.run_search(config)
-    >>> archsearch.export_best(config.study.storage, config.study.name, "digits-model")
-    >>> model = archsearch.load_model("digits-model")
+    >>> config = archsearch.load_config("examples/digits.toml")  # doctest: +SKIP
+    >>> study = archsearch.run_search(config)  # doctest: +SKIP
+    >>> archsearch.export_best(config.study.storage, config.study.name, "digits-model")  # doctest: +SKIP
+    >>> model = archsearch.load_model("digits-model")  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -16,8 +16,10 @@ EXIT_INTERRUPTED = 130
 
 
 def _describe_trial(study, trial) -> str:
+    from archsearch.storage import keys
+
     attrs = trial.user_attrs
-    metric = study.user_attrs.get("metric", "value")
+    metric = study.user_attrs.get(keys.METRIC, "value")
     widths = attrs.get("widths", [])
     layers = f"{len(widths)} hidden layer{'s' if len(widths) != 1 else ''}"
     dropouts = [round(d, 3) for d in attrs.get("dropouts", [])]

@@ -7,7 +7,6 @@ silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +17,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from archsearch.spaces import MLPSpace
+from archsearch.spaces import MLPSpace, check_keys, is_int, is_real
 from archsearch.storage import DB_RETRY_SECONDS, StorageError, backend_of
 from archsearch.trainers.data import DataSpec
+from archsearch.trainers.names import DEVICE_RULE, is_device_name
 from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
 
 __all__ = ["ConfigError", "StudyConfig", "TrainConfig", "SearchConfig", "load_config", "SAMPLERS", "PRUNERS"]
 
 SAMPLERS = ("tpe", "random", "qmc", "gp")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
-DEVICES_HELP = "'auto', 'cpu', 'cuda' or 'cuda:N'"
 # Optuna keeps every trial in the database and samplers read them all; a million is far past useful.
 MAX_TRIALS = 1_000_000
 
@@ -40,19 +39,8 @@ def _fail(section: str, key: str, rule: str, value: Any) -> None:
     raise ConfigError(f"The '{key}' parameter of [{section}] must be {rule}. Got {value!r} instead.")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _reject_unknown(section: str, data: dict[str, Any], cls: type) -> None:
-    valid = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in valid:
-            raise ConfigError(f"Unknown key {key!r} in [{section}]; valid keys are: {', '.join(valid)}.")
+    check_keys(f"[{section}]", data, tuple(f.name for f in dataclasses.fields(cls)), error=ConfigError)
 
 
 @dataclass(frozen=True)
@@ -93,33 +81,33 @@ class StudyConfig:
             raise ConfigError(f"[study] {e}") from e
         if self.metric is not None and self.metric not in METRIC_DIRECTIONS:
             _fail("study", "metric", f"one of {', '.join(METRIC_DIRECTIONS)}", self.metric)
-        if not _is_int(self.n_trials) or not 0 <= self.n_trials <= MAX_TRIALS:
+        if not is_int(self.n_trials) or not 0 <= self.n_trials <= MAX_TRIALS:
             _fail("study", "n_trials", f"an int in the range [0, {MAX_TRIALS:,}]", self.n_trials)
-        if self.timeout is not None and (not _is_number(self.timeout) or self.timeout < 0):
+        if self.timeout is not None and (not is_real(self.timeout) or self.timeout < 0):
             _fail("study", "timeout", "a number of seconds >= 0", self.timeout)
         if self.sampler not in SAMPLERS:
             _fail("study", "sampler", f"one of {', '.join(SAMPLERS)}", self.sampler)
         if self.pruner not in PRUNERS:
             _fail("study", "pruner", f"one of {', '.join(PRUNERS)}", self.pruner)
-        if not _is_int(self.pruner_startup_trials) or not 0 <= self.pruner_startup_trials <= MAX_TRIALS:
+        if not is_int(self.pruner_startup_trials) or not 0 <= self.pruner_startup_trials <= MAX_TRIALS:
             _fail("study", "pruner_startup_trials", f"an int in the range [0, {MAX_TRIALS:,}]", self.pruner_startup_trials)
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             _fail("study", "seed", "an int >= 0", self.seed)
         if self.artifacts is not None and (not isinstance(self.artifacts, str) or not self.artifacts):
             _fail("study", "artifacts", "a folder path", self.artifacts)
-        if not _is_int(self.keep_best_k) or self.keep_best_k < 0:
+        if not is_int(self.keep_best_k) or self.keep_best_k < 0:
             _fail("study", "keep_best_k", "an int >= 0 (0 keeps every trial's weights)", self.keep_best_k)
-        if not _is_int(self.n_startup_trials) or self.n_startup_trials < 0:
+        if not is_int(self.n_startup_trials) or self.n_startup_trials < 0:
             _fail("study", "n_startup_trials", "an int >= 0", self.n_startup_trials)
-        if not _is_int(self.max_consecutive_failures) or self.max_consecutive_failures < 1:
+        if not is_int(self.max_consecutive_failures) or self.max_consecutive_failures < 1:
             _fail("study", "max_consecutive_failures", "an int >= 1", self.max_consecutive_failures)
-        if not _is_int(self.heartbeat_interval) or self.heartbeat_interval < 1:
+        if not is_int(self.heartbeat_interval) or self.heartbeat_interval < 1:
             _fail("study", "heartbeat_interval", "an int >= 1 (seconds)", self.heartbeat_interval)
-        if not _is_int(self.grace_period) or self.grace_period <= self.heartbeat_interval:
+        if not is_int(self.grace_period) or self.grace_period <= self.heartbeat_interval:
             _fail("study", "grace_period", f"an int > heartbeat_interval ({self.heartbeat_interval}) seconds", self.grace_period)
-        if not _is_int(self.max_retry) or self.max_retry < 0:
+        if not is_int(self.max_retry) or self.max_retry < 0:
             _fail("study", "max_retry", "an int >= 0", self.max_retry)
-        if not _is_number(self.db_retry_seconds) or not 0 <= self.db_retry_seconds <= 86_400:
+        if not is_real(self.db_retry_seconds) or not 0 <= self.db_retry_seconds <= 86_400:
             _fail("study", "db_retry_seconds", "a number of seconds in the range [0, 86400]", self.db_retry_seconds)
 
 
@@ -144,26 +132,23 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             _fail("train", "engine", f"one of {', '.join(ENGINES)}", self.engine)
-        if not _is_int(self.slots) or self.slots < 1:
+        if not is_int(self.slots) or self.slots < 1:
             _fail("train", "slots", "an int >= 1", self.slots)
-        if not _is_int(self.epochs) or self.epochs < 1:
+        if not is_int(self.epochs) or self.epochs < 1:
             _fail("train", "epochs", "an int >= 1", self.epochs)
-        if self.patience is not None and (not _is_int(self.patience) or self.patience < 1):
+        if self.patience is not None and (not is_int(self.patience) or self.patience < 1):
             _fail("train", "patience", "an int >= 1 (leave it out to disable early stopping)", self.patience)
-        device = self.device
-        if not isinstance(device, str) or not (
-            device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
-        ):
-            _fail("train", "device", DEVICES_HELP, device)
+        if not is_device_name(self.device):
+            _fail("train", "device", DEVICE_RULE, self.device)
         if not isinstance(self.bf16, bool):
             _fail("train", "bf16", "true or false", self.bf16)
         if self.class_weight not in ("auto", "none", "balanced"):
             _fail("train", "class_weight", "one of auto, none, balanced", self.class_weight)
-        if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
+        if self.num_threads is not None and (not is_int(self.num_threads) or self.num_threads < 1):
             _fail("train", "num_threads", "an int >= 1", self.num_threads)
-        if not _is_number(self.warmup) or not 0 <= self.warmup <= 0.5:
+        if not is_real(self.warmup) or not 0 <= self.warmup <= 0.5:
             _fail("train", "warmup", "a float in [0, 0.5] (a fraction of all training steps)", self.warmup)
-        if self.grad_clip is not None and (not _is_number(self.grad_clip) or self.grad_clip <= 0):
+        if self.grad_clip is not None and (not is_real(self.grad_clip) or self.grad_clip <= 0):
             _fail("train", "grad_clip", "a float > 0 (leave it out to disable clipping)", self.grad_clip)
 
     def resolved_class_weight(self, metric: str) -> str:

@@ -73,7 +73,7 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
     stored_space = type(config.space).from_dict(stored["space"])
     changed += [f"[space] {k}" for k in stored_space.is_compatible_with(config.space)]
     changed += [f"[train] {k}" for k in _COMPARABILITY_TRAIN_KEYS if stored["train"].get(k) != current["train"].get(k)]
-    if study.user_attrs.get("metric") != metric:
+    if study.user_attrs.get(keys.METRIC) != metric:
         changed.append("[study] metric")
     if changed:
         hint = " ([data] seed follows [study] seed unless [data] sets it)" if "[data] seed" in changed else ""
@@ -98,11 +98,11 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
     _check_compatible(study, config, metric, url)
     use_worker_sampler(study, config)
     if keys.CONFIG not in study.user_attrs:
-        study.set_user_attr("archsearch_version", archsearch.__version__)
-        study.set_user_attr("metric", metric)
-        study.set_user_attr("task", data.task)
+        study.set_user_attr(keys.VERSION, archsearch.__version__)
+        study.set_user_attr(keys.METRIC, metric)
+        study.set_user_attr(keys.TASK, data.task)
         study.set_user_attr(
-            "data",
+            keys.DATA,
             {
                 "name": data.name,
                 "n_features": data.n_features,
@@ -112,7 +112,7 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
                 "n_test": len(data.y_test),
             },
         )
-        study.set_user_attr("preprocessing", data.preprocessing.to_dict())
+        study.set_user_attr(keys.PREPROCESSING, data.preprocessing.to_dict())
         record_fingerprint(study, data)
         # Written last: its presence marks a fully initialised study.
         study.set_user_attr(keys.CONFIG, stored_config(config))
@@ -167,8 +167,8 @@ def run_search(
 
     Example:
         >>> from archsearch import SearchConfig, run_search
-        >>> study = run_search(SearchConfig())  # digits, 30 trials, ./archsearch.db
-        >>> study.best_trial.user_attrs["widths"]
+        >>> study = run_search(SearchConfig())  # digits, 30 trials, ./archsearch.db  # doctest: +SKIP
+        >>> study.best_trial.user_attrs["widths"]  # doctest: +SKIP
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     slots = plan_slots(config, workers, gpus, trials_per_gpu)  # before the study exists: bad flags change nothing
@@ -203,7 +203,7 @@ def join_study(
     workers stop when the study reaches its total, or after `max_trials` trials each.
 
     Example:
-        >>> join_study("postgresql+psycopg://archsearch@db-host/archsearch", "digits", workers=4)
+        >>> join_study("postgresql+psycopg://archsearch@db-host/archsearch", "digits", workers=4)  # doctest: +SKIP
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     opened = load_worker_study(storage, study_name)

@@ -36,7 +36,7 @@ def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenT
         )
     trial = matching[0]
     if trial.state != TrialState.COMPLETE:
-        reason = trial.user_attrs.get("pruned_reason") or trial.user_attrs.get("fail_reason") or ""
+        reason = trial.user_attrs.get(keys.PRUNED_REASON) or trial.user_attrs.get(keys.FAIL_REASON) or ""
         raise ExportError(
             f"Trial {number} of study {study.study_name!r} is {trial.state.name}"
             + (f" ({reason})" if reason else "")
@@ -111,10 +111,11 @@ def _stored_weights(
             raise ExportError(
                 f"The stored weights of trial {trial.number} cannot be read: {e}. Export without --no-refit to train it again."
             ) from e
-    sizes = study.user_attrs[keys.DATA]
+    preprocessing = Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])
+    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
     architecture = Architecture.from_attrs(trial.user_attrs)
     if architecture.embedding == "none":  # an embedding's own weights have shapes of its own; the rest is checked
-        mismatch = weights_mismatch(state_dict, sizes["n_features"], trial.user_attrs[keys.WIDTHS], sizes["n_outputs"])
+        mismatch = weights_mismatch(state_dict, len(preprocessing.mean), trial.user_attrs[keys.WIDTHS], n_outputs)
         if mismatch is not None:
             raise ExportError(
                 f"The stored weights of trial {trial.number} do not fit study {study.study_name!r}: {mismatch}. The trial "
@@ -145,8 +146,8 @@ def _train_members(
     for trial, seed in members:
         epochs = None
         if refit:
-            epochs = refit_epochs(trial.user_attrs.get("best_epoch"), n_fit, len(data.y_train), fallback=config.train.epochs)
-        if not refit and seed == int(trial.user_attrs.get("seed", 0)):
+            epochs = refit_epochs(trial.user_attrs.get(keys.BEST_EPOCH), n_fit, len(data.y_train), fallback=config.train.epochs)
+        if not refit and seed == int(trial.user_attrs.get(keys.SEED, 0)):
             state_dict = _stored_weights(config, storage, trial, artifacts, study)
         else:
             result = train_member(config, metric, trial, data, seed=seed, epochs=epochs)
@@ -201,8 +202,8 @@ def export_best(
         The export folder.
 
     Example:
-        >>> export_best("sqlite:///archsearch.db", "digits", "digits-model", ensemble=5)
-        >>> model = archsearch.load_model("digits-model")
+        >>> export_best("sqlite:///archsearch.db", "digits", "digits-model", ensemble=5)  # doctest: +SKIP
+        >>> model = archsearch.load_model("digits-model")  # doctest: +SKIP
     """
     from archsearch.trainers import ensemble_test_metrics, export_ensemble, export_model
 
@@ -214,19 +215,19 @@ def export_best(
     if keys.CONFIG not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
     config = SearchConfig.from_stored(study.user_attrs[keys.CONFIG])
-    metric = study.user_attrs["metric"]
+    metric = study.user_attrs[keys.METRIC]
     if ensemble is not None:
         chosen_trials = _best_trials(study, ensemble)
-        members = [(t, int(t.user_attrs.get("seed", 0))) for t in chosen_trials]
+        members = [(t, int(t.user_attrs.get(keys.SEED, 0))) for t in chosen_trials]
     else:
         chosen_trials = [_pick_trial(study, trial)]
-        seed = int(chosen_trials[0].user_attrs.get("seed", 0))
+        seed = int(chosen_trials[0].user_attrs.get(keys.SEED, 0))
         members = [(chosen_trials[0], seed + i) for i in range(ensemble_seeds or 1)]
     chosen = chosen_trials[0]
-    sizes = study.user_attrs["data"]
+    sizes = study.user_attrs[keys.DATA]
     # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures.
     needs_data = refit or len(members) > 1 or config.data.folds is not None
-    data = _search_data(config, study.user_attrs["preprocessing"], refit=refit) if needs_data else None
+    data = _search_data(config, study.user_attrs[keys.PREPROCESSING], refit=refit) if needs_data else None
     n_fit = fit_rows(sizes, config.data.folds)
     trained = _train_members(
         config, metric, members, data, refit=refit, n_fit=n_fit, storage=storage, artifacts=artifacts, study=study
@@ -250,7 +251,7 @@ def export_best(
         "test_metrics": single,
         "archsearch_version": archsearch.__version__,
     }
-    preprocessing = data.preprocessing if data is not None else Preprocessing.from_dict(study.user_attrs["preprocessing"])
+    preprocessing = data.preprocessing if data is not None else Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])
     if len(trained) == 1:
         member = trained[0]
         metadata["refit_epochs"] = member["epochs"]

@@ -4,6 +4,10 @@ from archsearch.spaces._candidate import ACTIVATIONS
 from archsearch.spaces._candidate import Architecture
 from archsearch.spaces._candidate import Candidate
 from archsearch.spaces._candidate import classify_shape
+from archsearch.spaces._candidate import EMBEDDINGS
+from archsearch.spaces._validation import check_keys
+from archsearch.spaces._validation import is_int
+from archsearch.spaces._validation import is_real
 from archsearch.spaces._candidate import Hyperparameters
 from archsearch.spaces._candidate import LR_SCHEDULES
 from archsearch.spaces._candidate import NORMALIZATIONS
@@ -24,6 +28,10 @@ from archsearch.spaces._validation import InvalidSpaceError
 
 
 __all__ = [
+    "EMBEDDINGS",
+    "check_keys",
+    "is_int",
+    "is_real",
     "classify_shape",
     "ACTIVATIONS",
     "Architecture",

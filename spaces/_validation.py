@@ -90,15 +90,18 @@ def check_choices(
     return tuple(value)
 
 
-def check_keys(where: str, data: Mapping[str, Any], valid: tuple[str, ...]) -> None:
-    """Reject unknown keys, so a typo such as ``widht`` fails instead of silently using a default."""
+def check_keys(
+    where: str, data: Mapping[str, Any], valid: tuple[str, ...], *, error: type[ValueError] = InvalidSpaceError
+) -> None:
+    """Reject unknown keys, so a typo such as ``widht`` fails instead of silently using a default.
+
+    The one unknown-key rule of the spaces and the search config; `error` is the caller's error class.
+    """
     if not isinstance(data, Mapping):
-        raise InvalidSpaceError(f"{where} must be a mapping of keys to values. Got {data!r} instead.")
+        raise error(f"{where} must be a mapping of keys to values. Got {data!r} instead.")
     for key in data:
         if key not in valid:
-            raise InvalidSpaceError(
-                f"Unknown key {key!r} in {where}; valid keys are: {', '.join(valid)}."
-            )
+            raise error(f"Unknown key {key!r} in {where}; valid keys are: {', '.join(valid)}.")
 
 
 def listing(valid: tuple[Any, ...]) -> str:

@@ -59,5 +59,5 @@ def epoch_budget(study: optuna.Study) -> EpochBudget | None:
     best = sorted(completed, key=lambda t: t.value, reverse=maximize)[:N_BEST]
     if not best:
         return None
-    n = sum(still_improving(t.user_attrs.get("best_epoch"), t.user_attrs["epochs_run"], epochs) for t in best)
+    n = sum(still_improving(t.user_attrs.get(keys.BEST_EPOCH), t.user_attrs[keys.EPOCHS_RUN], epochs) for t in best)
     return EpochBudget(epochs=epochs, n_best=len(best), n_still_improving=n)

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-EMBEDDINGS = ("none", "periodic", "pl")
+from archsearch.trainers.names import EMBEDDINGS
+
 # 8 values per feature: the small end of the paper's range, so the first layer stays narrow on wide data.
 DEFAULT_DIM = 8
 # Initial frequencies ~ N(0, 0.1): on unit-scale inputs (|x| < 3) the phase 2 pi c x starts within about

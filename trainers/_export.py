@@ -113,7 +113,7 @@ def export_model(
         The model folder.
 
     Example:
-        >>> export_model("best", widths=[64], dropouts=[0.0], activation="relu",
+        >>> export_model("best", widths=[64], dropouts=[0.0], activation="relu",  # doctest: +SKIP
         ...              state_dict=result.state_dict, preprocessing=data.preprocessing,
         ...              metadata={"val_accuracy": 0.97, "trial": 12})
         PosixPath('best')
@@ -166,7 +166,7 @@ def export_ensemble(
         The model folder.
 
     Example:
-        >>> export_ensemble("best", members=[{"widths": [64], "dropouts": [0.0], "activation": "relu",
+        >>> export_ensemble("best", members=[{"widths": [64], "dropouts": [0.0], "activation": "relu",  # doctest: +SKIP
         ...                  "state_dict": a.state_dict}, {"widths": [], "dropouts": [], "activation": "relu",
         ...                  "state_dict": b.state_dict}], preprocessing=data.preprocessing, metadata={})
         PosixPath('best')
@@ -205,7 +205,7 @@ def ensemble_test_metrics(members: Sequence[Mapping[str, Any]], data: PreparedDa
     the prediction is the one the exported program makes from the test split's raw rows.
 
     Example:
-        >>> ensemble_test_metrics(members, data)["test_accuracy"]
+        >>> ensemble_test_metrics(members, data)["test_accuracy"]  # doctest: +SKIP
         0.975
     """
     preprocessing = data.preprocessing
@@ -296,8 +296,8 @@ def load_model(path: str | Path) -> Predictor:
         ExportError: The folder or one of its files is missing, or the files do not describe one model.
 
     Example:
-        >>> predictor = load_model("best")
-        >>> predictor.predict(pd.read_csv("new_rows.csv"))
+        >>> predictor = load_model("best")  # doctest: +SKIP
+        >>> predictor.predict(pd.read_csv("new_rows.csv"))  # doctest: +SKIP
     """
     folder = Path(path)
     if not folder.is_dir():

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from archsearch.trainers._checks import is_int
 from archsearch.trainers._fused_optim import StackedOptimizer
 from archsearch.trainers._model import ACTIVATIONS, _check_architecture, build_mlp, count_parameters
 from archsearch.trainers._train import (
@@ -88,7 +89,7 @@ class FusedGroup:
     """What every slot of one population shares; see the module docstring for what varies per slot.
 
     Example:
-        >>> FusedGroup(activation="relu", batch_size=64, max_depth=3, max_width=256)
+        >>> group = FusedGroup(activation="relu", batch_size=64, max_depth=3, max_width=256)
     """
 
     activation: str
@@ -102,9 +103,9 @@ class FusedGroup:
     def __post_init__(self) -> None:
         rules = (
             ("activation", self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
-            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an int >= 1"),
-            ("max_depth", _is_int(self.max_depth) and self.max_depth >= 0, "an int >= 0"),
-            ("max_width", _is_int(self.max_width) and self.max_width >= 1, "an int >= 1"),
+            ("batch_size", is_int(self.batch_size) and self.batch_size >= 1, "an int >= 1"),
+            ("max_depth", is_int(self.max_depth) and self.max_depth >= 0, "an int >= 0"),
+            ("max_width", is_int(self.max_width) and self.max_width >= 1, "an int >= 1"),
             ("bf16", isinstance(self.bf16, bool), "a bool"),
             ("class_weight", self.class_weight in CLASS_WEIGHTS, f"one of {list(CLASS_WEIGHTS)}"),
         )
@@ -157,15 +158,15 @@ class Population:
     returns the runs that ended (completed, early stopped, pruned or diverged); their slots are free again.
 
     Example:
-        >>> population = Population(data, FusedGroup(activation="relu", max_depth=2, max_width=64), capacity=8)
-        >>> slot = population.add(SlotSpec((64, 32), (0.0, 0.0), "relu", TrainSettings(epochs=20)))
-        >>> while population.occupied:
+        >>> population = Population(data, FusedGroup(activation="relu", max_depth=2, max_width=64), capacity=8)  # doctest: +SKIP
+        >>> slot = population.add(SlotSpec((64, 32), (0.0, 0.0), "relu", TrainSettings(epochs=20)))  # doctest: +SKIP
+        >>> while population.occupied:  # doctest: +SKIP
         ...     for slot, result in population.step_epoch():
         ...         print(slot, result.status, result.best_value)
     """
 
     def __init__(self, data: PreparedData, group: FusedGroup, capacity: int, *, seed: int = 0):
-        if not _is_int(capacity) or capacity < 1:
+        if not is_int(capacity) or capacity < 1:
             raise ValueError(f"The 'capacity' parameter of Population must be an int >= 1. Got {capacity!r} instead.")
         if len(data.x_val) == 0:
             raise ValueError("Population needs a non-empty validation split to measure the metric each epoch.")
@@ -475,8 +476,8 @@ def train_fused(
     Returns the results in the order of `specs`.
 
     Example:
-        >>> specs = [SlotSpec((64,), (0.0,), "relu", TrainSettings(lr=lr, epochs=10)) for lr in (1e-3, 3e-3)]
-        >>> [r.status for r in train_fused(specs, data, FusedGroup("relu", max_depth=1, max_width=64), 2)]
+        >>> specs = [SlotSpec((64,), (0.0,), "relu", TrainSettings(lr=lr, epochs=10)) for lr in (1e-3, 3e-3)]  # doctest: +SKIP
+        >>> [r.status for r in train_fused(specs, data, FusedGroup("relu", max_depth=1, max_width=64), 2)]  # doctest: +SKIP
         ['completed', 'completed']
     """
     population = Population(data, group, capacity, seed=seed)
@@ -504,6 +505,3 @@ def _affine(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
         return torch.baddbmm(bias.unsqueeze(1), h, weight)
     return torch.matmul(h, weight) + bias.unsqueeze(1)
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

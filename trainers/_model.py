@@ -8,6 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from archsearch.trainers._checks import is_int
+from archsearch.trainers.names import NORMALIZATIONS
+
+# Keyed in the order of `names.ACTIVATIONS`, which tests/test_rules.py checks.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
@@ -16,7 +20,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "elu": nn.ELU,
 }
-NORMALIZATIONS = ("none", "batch", "layer")
 
 
 def build_mlp(
@@ -107,9 +110,9 @@ def _check_architecture(
     n_inputs: int, widths: Sequence[int], dropouts: Sequence[float], activation: str, n_outputs: int
 ) -> None:
     for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
-        if not _is_int(value) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"The '{name}' parameter of build_mlp must be an int >= 1. Got {value!r} instead.")
-    if not all(_is_int(w) and w >= 1 for w in widths):
+    if not all(is_int(w) and w >= 1 for w in widths):
         raise ValueError(
             f"The 'widths' parameter of build_mlp must be a sequence of ints >= 1. Got {list(widths)!r} instead."
         )
@@ -127,5 +130,3 @@ def _check_architecture(
         )
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

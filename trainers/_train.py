@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.trainers._checks import is_int, is_real
 from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
-from archsearch.trainers._model import NORMALIZATIONS, build_mlp, count_parameters
+from archsearch.trainers._model import build_mlp, count_parameters
+from archsearch.trainers.names import DEVICE_RULE, LR_SCHEDULES, NORMALIZATIONS, OPTIMIZERS, is_device_name
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import (
     CLASSIFICATION_METRICS,
@@ -30,11 +31,8 @@ from archsearch.trainers.metrics import (
     regression_metrics,
 )
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
 CLASS_WEIGHTS = ("none", "balanced")
-LR_SCHEDULES = ("constant", "cosine", "onecycle")
 EVAL_BATCH_SIZE = 8192
-_DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ class TrainSettings:
     """Hyperparameters of one training run (everything except the architecture). Validated at construction.
 
     Example:
-        >>> TrainSettings(lr=3e-3, optimizer="adamw", epochs=30, patience=5)
+        >>> settings = TrainSettings(lr=3e-3, optimizer="adamw", epochs=30, patience=5)
     """
 
     lr: float = 1e-3
@@ -66,42 +64,42 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         rules = (
-            ("lr", _is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0, "a float > 0"),
-            ("weight_decay", _is_real(self.weight_decay) and 0 <= self.weight_decay < math.inf, "a float >= 0"),
-            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an int >= 1"),
+            ("lr", is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0, "a float > 0"),
+            ("weight_decay", is_real(self.weight_decay) and 0 <= self.weight_decay < math.inf, "a float >= 0"),
+            ("batch_size", is_int(self.batch_size) and self.batch_size >= 1, "an int >= 1"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"one of {list(OPTIMIZERS)}"),
-            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an int >= 1"),
+            ("epochs", is_int(self.epochs) and self.epochs >= 1, "an int >= 1"),
             (
                 "patience",
-                self.patience is None or (_is_int(self.patience) and self.patience >= 1),
+                self.patience is None or (is_int(self.patience) and self.patience >= 1),
                 "an int >= 1 or None",
             ),
             ("metric", self.metric in METRIC_DIRECTIONS, f"one of {list(METRIC_DIRECTIONS)}"),
-            ("seed", _is_int(self.seed) and self.seed >= 0, "an int >= 0"),
+            ("seed", is_int(self.seed) and self.seed >= 0, "an int >= 0"),
             (
                 "device",
-                isinstance(self.device, str) and _DEVICE_PATTERN.fullmatch(self.device) is not None,
-                "one of 'auto', 'cpu', 'cuda' or 'cuda:N'",
+                is_device_name(self.device),
+                DEVICE_RULE,
             ),
             ("bf16", isinstance(self.bf16, bool), "a bool"),
             ("keep_last", isinstance(self.keep_last, bool), "a bool"),
             ("class_weight", self.class_weight in CLASS_WEIGHTS, f"one of {list(CLASS_WEIGHTS)}"),
             (
                 "num_threads",
-                self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1),
+                self.num_threads is None or (is_int(self.num_threads) and self.num_threads >= 1),
                 "an int >= 1 or None",
             ),
             ("lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {list(LR_SCHEDULES)}"),
-            ("warmup", _is_real(self.warmup) and 0 <= self.warmup <= 0.5, "a float in [0, 0.5]"),
+            ("warmup", is_real(self.warmup) and 0 <= self.warmup <= 0.5, "a float in [0, 0.5]"),
             (
                 "label_smoothing",
-                _is_real(self.label_smoothing) and 0 <= self.label_smoothing < 0.5,
+                is_real(self.label_smoothing) and 0 <= self.label_smoothing < 0.5,
                 "a float in [0, 0.5)",
             ),
             (
                 "grad_clip",
                 self.grad_clip is None
-                or (_is_real(self.grad_clip) and math.isfinite(self.grad_clip) and self.grad_clip > 0),
+                or (is_real(self.grad_clip) and math.isfinite(self.grad_clip) and self.grad_clip > 0),
                 "a float > 0 or None",
             ),
             ("normalization", self.normalization in NORMALIZATIONS, f"one of {list(NORMALIZATIONS)}"),
@@ -164,7 +162,9 @@ def train_mlp(
         The run's outcome; `metrics` holds e.g. "train_accuracy", "val_log_loss", "test_rmse".
 
     Example:
-        >>> result = train_mlp([64, 32], [0.1, 0.0], "relu", data, TrainSettings(epochs=20, patience=5))
+        >>> from archsearch.trainers.data import DataSpec, load_data
+        >>> data = load_data(DataSpec(dataset="wine"))
+        >>> result = train_mlp([64, 32], [0.1, 0.0], "relu", data, TrainSettings(epochs=5, patience=5))
         >>> result.status, sorted(result.metrics)[:2]
         ('completed', ['test_accuracy', 'test_balanced_accuracy'])
     """
@@ -433,9 +433,3 @@ def _check_metric(metric: str, task: str) -> None:
         raise ValueError(f"The metric {metric!r} does not apply to {task}; use one of {list(applicable)}.")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -25,7 +25,6 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +33,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from archsearch.trainers import _datasets
+from archsearch.trainers._checks import check_keys, is_int, is_real
 from archsearch.trainers._errors import DataError
 from archsearch.trainers._datasets import AUTO_MAX_CLASSES, check_finite, is_numeric, json_safe, numeric_values
 from archsearch.trainers._fingerprint import data_fingerprint, fingerprint_changes
@@ -76,25 +76,16 @@ def _invalid(owner: str, name: str, rule: str, value: Any) -> DataError:
     return DataError(f"The {name!r} parameter of {owner} must be {rule}. Got {value!r} instead.")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def _positive(value: Any) -> bool:
-    return _is_real(value) and 0 < value < float("inf")
+    return is_real(value) and 0 < value < float("inf")
 
 
 def _check_keys(data: Any, cls: type, section: str) -> None:
     if not isinstance(data, Mapping):
         raise DataError(f"[{section}] must be a table of keys; got {type(data).__name__} {data!r}.")
-    valid = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in valid:
-            raise DataError(f"Unknown key {key!r} in [{section}]; valid keys are: {', '.join(valid)}.")
+    check_keys(f"[{section}]", data, [f.name for f in dataclasses.fields(cls)], DataError)
 
 
 @dataclass(frozen=True)
@@ -116,16 +107,16 @@ class TeacherSpec:
         if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
             raise _invalid("TeacherSpec", "widths", "a sequence of ints in the range [1, inf)", widths)
         widths = tuple(widths)
-        if not all(_is_int(w) and w >= 1 for w in widths):
+        if not all(is_int(w) and w >= 1 for w in widths):
             raise _invalid("TeacherSpec", "widths", "a sequence of ints in the range [1, inf)", list(widths))
         object.__setattr__(self, "widths", tuple(int(w) for w in widths))  # TOML gives a list
         for name, low in (("rows", 1), ("features", 1), ("classes", 2)):
             value = getattr(self, name)
-            if not _is_int(value) or value < low:
+            if not is_int(value) or value < low:
                 raise _invalid("TeacherSpec", name, f"an int in the range [{low}, inf)", value)
-        if not _is_real(self.noise) or not 0 <= self.noise <= 1:
+        if not is_real(self.noise) or not 0 <= self.noise <= 1:
             raise _invalid("TeacherSpec", "noise", "a float in the range [0, 1]", self.noise)
-        if not _is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
+        if not is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
             raise _invalid("TeacherSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
 
 
@@ -169,12 +160,12 @@ class DataSpec:
         _check_choice("scaling", self.scaling, SCALINGS)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
-            if not _is_real(value) or not 0 < value < 1 or self.val_fraction + self.test_fraction >= 1:
+            if not is_real(value) or not 0 < value < 1 or self.val_fraction + self.test_fraction >= 1:
                 rule = "a float in the range (0, 1) with val_fraction + test_fraction < 1"
                 raise _invalid("DataSpec", name, rule, value)
-        if not _is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
+        if not is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
             raise _invalid("DataSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
-        if self.folds is not None and (not _is_int(self.folds) or self.folds < 2):
+        if self.folds is not None and (not is_int(self.folds) or self.folds < 2):
             raise _invalid("DataSpec", "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds)
         if not isinstance(self.teacher, TeacherSpec):
             raise _invalid("DataSpec", "teacher", "a TeacherSpec", self.teacher)
@@ -443,7 +434,7 @@ def load_data(spec: DataSpec) -> PreparedData:
     """Load, validate, encode, split (stratified for classification, seeded) and standardize.
 
     Example:
-        >>> data = load_data(DataSpec(dataset=None, path="runs.csv", target="label", impute="median"))
+        >>> data = load_data(DataSpec(dataset=None, path="runs.csv", target="label", impute="median"))  # doctest: +SKIP
         >>> data.preprocessing.decode_labels(data.y_test[:3])  # doctest: +SKIP
         array(['cat', 'dog', 'cat'], dtype=object)
 

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._spawn import WorkerProcess
 from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker
+from archsearch.storage import keys
 from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, ObjectiveFactory, search_objective
 
 __all__ = ["run_pool", "PoolFailure", "progress_line"]
@@ -39,7 +40,7 @@ def progress_line(study: optuna.Study, total: int, metric: str, started: float) 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
     done = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
-    per_worker = Counter(_short_label(t.user_attrs.get("worker", "?")) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if finished:
         best_trial = max(finished, key=lambda t: t.value) if study.direction == optuna.study.StudyDirection.MAXIMIZE else min(finished, key=lambda t: t.value)
@@ -199,9 +200,9 @@ def _worker_error(process, log_dir: Path) -> str:
 
 
 def _last_failure(study: optuna.Study) -> str:
-    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if not t.user_attrs.get("not_run")]
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if not t.user_attrs.get(keys.NOT_RUN)]
     if not failed:
         return "a worker stopped after failed trials"
     last = max(failed, key=lambda t: t.number)
-    reason = last.user_attrs.get("fail_reason") or last.system_attrs.get("fail_reason", "unknown error")
+    reason = last.user_attrs.get(keys.FAIL_REASON) or last.system_attrs.get("fail_reason", "unknown error")
     return f"the last (trial {last.number}) failed with: {reason}"

@@ -98,7 +98,7 @@ def fail_trials_of_dead_worker(study: optuna.Study, retry: RetryStaleTrial, pid:
     failed = []
     prefix = worker_prefix(pid)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not str(trial.user_attrs.get("worker", "")).startswith(prefix):
+        if not str(trial.user_attrs.get(keys.WORKER, "")).startswith(prefix):
             continue
         try:
             storage.set_trial_user_attr(trial._trial_id, keys.FAIL_REASON, reason)

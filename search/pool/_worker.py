@@ -233,7 +233,7 @@ def run_worker(
     label = worker_label(slot)
     objective = objective_factory(
         WorkerContext(
-            config=config, data=data, metric=study.user_attrs["metric"], storage=storage, artifact_dir=artifact_dir,
+            config=config, data=data, metric=study.user_attrs[keys.METRIC], storage=storage, artifact_dir=artifact_dir,
             device=_device_for(slot), num_threads=slot.threads, worker=label, total=total,
         )
     )
@@ -247,7 +247,7 @@ def run_worker(
         if trial.state == TrialState.FAIL:
             outcome.failed_streak += 1
             outcome.last_failed_trial = trial.number
-            outcome.last_failure = trial.user_attrs.get("fail_reason") or trial.system_attrs.get("fail_reason", "unknown error")
+            outcome.last_failure = trial.user_attrs.get(keys.FAIL_REASON) or trial.system_attrs.get("fail_reason", "unknown error")
         else:
             outcome.failed_streak = 0
             outcome.finished += 1

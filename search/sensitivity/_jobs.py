@@ -139,7 +139,7 @@ class SensitivityObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         try:
             if self.worker is not None:
-                trial.set_user_attr("worker", self.worker)
+                trial.set_user_attr(keys.WORKER, self.worker)
             job = trial.user_attrs
             if keys.JOB_ID not in job:
                 job = self._adopt_failed_job(trial)

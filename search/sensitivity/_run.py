@@ -20,7 +20,7 @@ from archsearch.sensitivity._jobs import (
 )  # fmt: skip
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
 from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
-from archsearch.spaces import Architecture, Neighbour, across_sizes_neighbours, neighbourhood, pick_centres
+from archsearch.spaces import is_int, Architecture, Neighbour, across_sizes_neighbours, neighbourhood, pick_centres
 from archsearch.storage import FINISHED_STATES, keys, make_storage, open_study
 
 __all__ = ["DEFAULT_STEPS", "SensitivityError", "run_sensitivity"]
@@ -99,7 +99,7 @@ def run_sensitivity(
     parent = open_study(storage, study_name, url=storage_url)
     config = _parent_config(parent)
     direction = parent.direction.name.lower()
-    sizes = parent.user_attrs["data"]
+    sizes = parent.user_attrs[keys.DATA]
     n_inputs, n_outputs = sizes["n_features"], sizes["n_outputs"]
     centres = _choose_centres(parent, config, trial, centers, steps, n_inputs, n_outputs)
     if repeats is None:
@@ -127,7 +127,7 @@ def run_sensitivity(
     result = SensitivityResult(
         study_name=study_name,
         companion_study=companion.study_name,
-        metric=parent.user_attrs["metric"],
+        metric=parent.user_attrs[keys.METRIC],
         direction=direction,
         alpha=alpha,
         margin=margin,
@@ -156,11 +156,11 @@ def _check_arguments(
             f"Pass either 'trial' or 'centers' to {owner}, not both (--trial N or --centers K). "
             f"Got trial={trial!r} and centers={centers!r}."
         )
-    if trial is not None and not (_is_int(trial) and trial >= 0):
+    if trial is not None and not (is_int(trial) and trial >= 0):
         raise SensitivityError(f"The 'trial' parameter of {owner} must be an int >= 0. Got {trial!r} instead.")
-    if centers is not None and not (_is_int(centers) and centers >= 1):
+    if centers is not None and not (is_int(centers) and centers >= 1):
         raise SensitivityError(f"The 'centers' parameter of {owner} must be an int >= 1. Got {centers!r} instead.")
-    if repeats is not None and not (_is_int(repeats) and repeats >= 2):
+    if repeats is not None and not (is_int(repeats) and repeats >= 2):
         raise SensitivityError(
             f"The 'repeats' parameter of {owner} must be an int >= 2 (seeds per architecture; a paired "
             f"comparison needs 2 or more). Got {repeats!r} instead."
@@ -174,9 +174,6 @@ def _check_arguments(
         raise SensitivityError(f"The 'alpha' parameter of {owner} must be a float in (0, 1). Got {alpha!r} instead.")
     return tuple(steps)
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_step(step: object) -> bool:
@@ -216,10 +213,10 @@ def _choose_centres(
     best = parent.best_trial.number
     if centers is not None:
         # A linear trial has no width to change or layer to copy, so it cannot be a centre.
-        candidates = [t for t in completed if t.user_attrs["widths"]]
+        candidates = [t for t in completed if t.user_attrs[keys.WIDTHS]]
         if not candidates:
             raise SensitivityError(f"Every completed trial of study {name!r} is a linear model; there is no centre to perturb.")
-        points = [(int(t.user_attrs["n_params"]), float(t.value)) for t in candidates]
+        points = [(int(t.user_attrs[keys.N_PARAMS]), float(t.value)) for t in candidates]
         chosen = [candidates[i] for i in pick_centres(points, centers, parent.direction.name.lower())]
         fractions = [s for s in steps if s < 1]
         step = max(fractions) if fractions else max(steps, default=1)
@@ -303,9 +300,9 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
             f"rename it or delete it (`optuna delete-study --study-name {name}`) first."
         )
     if keys.CONFIG not in attrs:
-        companion.set_user_attr("archsearch_version", archsearch.__version__)
+        companion.set_user_attr(keys.VERSION, archsearch.__version__)
         companion.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
-        companion.set_user_attr("parent_study", parent.study_name)
+        companion.set_user_attr(keys.PARENT_STUDY, parent.study_name)
         # With the fingerprint, workers refuse data that differs from what the parent's trials trained on.
         for key in ("metric", "task", "data", "preprocessing", keys.FINGERPRINT):
             if key in parent.user_attrs:

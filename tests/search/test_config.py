@@ -80,7 +80,7 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[study]\nstorage = 'oracle://x'\n", r"\[study\] The 'storage' parameter must use one of the backends"),
         ("[study]\nkeep_best_k = -1\n", r"'keep_best_k' parameter of \[study\] must be an int >= 0"),
         ("[train]\nepochs = 0\n", r"The 'epochs' parameter of \[train\] must be an int >= 1\. Got 0 instead\."),
-        ("[train]\ndevice = 'tpu'\n", r"The 'device' parameter of \[train\] must be 'auto', 'cpu', 'cuda' or 'cuda:N'\. Got 'tpu'"),
+        ("[train]\ndevice = 'tpu'\n", r"The 'device' parameter of \[train\] must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'\. Got 'tpu'"),
         ("[train]\nclass_weight = 'heavy'\n", r"'class_weight' parameter of \[train\] must be one of auto, none, balanced"),
         ("[train]\npatience = 0\n", r"The 'patience' parameter of \[train\] must be an int >= 1"),
         ("[space]\nlayers = [3, 1]\n", r"The 'layers' parameter of MLPSpace"),

@@ -94,12 +94,13 @@ def test_export_names_the_trial_whose_weights_do_not_fit_or_cannot_be_read(tmp_p
     config = _config(tmp_path, n_trials=1)
     study = run_search(config, workers=1)
     trial = study.best_trial
-    # A study whose classes no longer match the trained network: what a resume on changed data used to leave.
+    # A study whose classes no longer match the trained network (what a resume on changed data used to leave),
+    # exported with the search's own weights: a refit would train anew on the data and meet no stored weights.
     preprocessing = dict(study.user_attrs["preprocessing"], classes=[0, 1])
     study.set_user_attr("preprocessing", preprocessing)
     with pytest.raises(ExportError, match=rf"The stored weights of trial {trial.number} do not fit study 'rows': the output layer is .* -> 3 where the study's architecture has .* -> 2"):
-        export_best(config.study.storage, "rows", tmp_path / "out")
+        export_best(config.study.storage, "rows", tmp_path / "out", refit=False)
     artifact = default_artifact_dir(config.study.storage) / trial.user_attrs[keys.WEIGHTS]
     artifact.write_bytes(b"garbage, not a torch file")
     with pytest.raises(ExportError, match=rf"The stored weights of trial {trial.number} cannot be read: '.*' is not a readable weights file \(corrupt or truncated\)"):
-        export_best(config.study.storage, "rows", tmp_path / "out")
+        export_best(config.study.storage, "rows", tmp_path / "out", refit=False)
