@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export the best (or a given) trial's network")
     add_storage_arguments(export, help="storage URL of the study")
     export.add_argument("--study", required=True, help="study name")
-    export.add_argument("--trial", type=int, help="trial number (default: the best trial)")
+    export.add_argument("--trial", type=int, help="trial number (default: the best trial; the smallest network among ties)")
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--retrain", action="store_true", help="train again on train + validation before export")
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,20 @@ __all__ = ["ExportError", "export_best", "load_model"]
 def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
     if number is None:
         try:
-            return study.best_trial
+            best = study.best_trial
         except ValueError as e:
             raise ExportError(f"Study {study.study_name!r} has no completed trial to export yet.") from e
+        # Among trials that tie the best, the smallest network is the knee and the better export.
+        tied = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value == best.value]
+        smallest = min(tied, key=lambda t: (t.user_attrs.get(keys.N_PARAMS, math.inf), t.number))
+        if smallest.number != best.number:
+            print(
+                f"[archsearch] {len(tied)} trials tie for the best value ({best.value:.4f}): exporting the "
+                f"smallest, trial {smallest.number} ({smallest.user_attrs[keys.N_PARAMS]:,} parameters); "
+                f"pass --trial {best.number} for the other.",
+                file=sys.stderr,
+            )
+        return smallest
     trials = study.get_trials(deepcopy=False)
     matching = [t for t in trials if t.number == number]
     if not matching:
@@ -106,7 +119,7 @@ def export_best(
         storage: The study's storage URL.
         study_name: The study's name.
         out: Folder to write (created; existing files in it are overwritten).
-        trial: Trial number; default: the best trial.
+        trial: Trial number; default: the best trial, the smallest network among trials that tie for best.
         retrain: Train the architecture again on train + validation with the trial's hyperparameters.
         artifacts: Folder of the trials' weights, when the study's config does not say where it is.
 

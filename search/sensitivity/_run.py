@@ -21,7 +21,7 @@ from archsearch.sensitivity._jobs import (
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
 from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
 from archsearch.spaces import Architecture, Neighbour, across_sizes_neighbours, neighbourhood, pick_centres
-from archsearch.storage import FINISHED_STATES, keys, make_storage, open_study
+from archsearch.storage import FINISHED_STATES, keys, make_storage, name_metric, open_study
 
 __all__ = ["DEFAULT_STEPS", "SensitivityError", "run_sensitivity"]
 
@@ -310,6 +310,7 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
         for key in ("metric", "task", "data", "preprocessing", keys.FINGERPRINT):
             if key in parent.user_attrs:
                 companion.set_user_attr(key, parent.user_attrs[key])
+        name_metric(companion, parent.user_attrs[keys.METRIC])
         # Written last, as by the controller: its presence marks a complete study that workers may join.
         companion.set_user_attr(keys.CONFIG, parent.user_attrs[keys.CONFIG])
     return companion

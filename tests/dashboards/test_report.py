@@ -29,7 +29,8 @@ def test_build_report_draws_every_figure_of_a_rich_study(demo_study: optuna.Stud
     assert [f.key for f in report.figures if not f.drawable] == []
     assert "Knee, the smallest network within 0.005 accuracy (0.5 points) of the best: trial #" in report.summary
     # Captions carry this study's numbers, not boilerplate.
-    assert "Depths compared: best median by depth:" in report.figures[0].caption and "seed_group" in report.figures[5].caption
+    assert "Depths compared: best median by depth:" in report.figures[0].caption
+    assert "IQR" in report.figures[5].caption and "Orange bars are the standard deviation between seeds" in report.figures[5].caption
 
 
 def test_build_report_gives_reasons_for_an_empty_study(study_factory) -> None:

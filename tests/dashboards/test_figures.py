@@ -1,0 +1,57 @@
+"""Tests of the figures' look: spread by size, importance scales, curve colours, log ticks and tie wording."""
+
+from __future__ import annotations
+
+import archsearch.stats as an
+from archsearch.dashboards import _size_figures as size_figs
+from archsearch.dashboards import _training_figures as training_figs
+from archsearch.dashboards._base import log_axis
+
+
+def test_spread_vs_size_shows_iqr_and_n_and_says_why_no_seed_spread(study_factory, trial_maker) -> None:
+    """Check that figure 6 bars the IQR with n per bin and, without repeats, names what would measure seeds."""
+    study = study_factory()
+    for i, value in enumerate([0.80, 0.82, 0.84, 0.86, 0.99]):
+        study.add_trial(trial_maker(widths=[16], value=value, seed=i))
+    entry = training_figs.spread_vs_size(an.load_study_data(study))
+    assert entry.title == "Seed-to-seed and trial-to-trial spread by size"
+    (bar,) = entry.figure.data
+    # One outlier (0.99) moves the sd a lot but the IQR only from 0.82 to 0.86.
+    assert list(bar.text) == ["n=5"] and abs(bar.y[0] - 0.04) < 1e-9
+    assert "IQR 0.0400 (5 trials)" in entry.caption
+    assert "seed_group" not in entry.caption and "archsearch sensitivity --repeats R" in entry.caption
+
+
+def test_importance_puts_derived_features_on_their_own_scale(demo_study) -> None:
+    """Check that sampled and derived importances sit in two panels that each sum to 1."""
+    entry = training_figs.importance(demo_study, an.load_study_data(demo_study))
+    sampled, derived = entry.figure.data
+    assert abs(sum(sampled.x) - 1) < 1e-9 and abs(sum(derived.x) - 1) < 1e-9
+    assert set(derived.y) <= {"depth", "total_units", "n_params"}
+
+
+def test_learning_curves_give_each_top_trial_its_own_colour_and_zoom_on_them(demo_study) -> None:
+    """Check that the top curves have distinct colours and the y-range spans them, not the first epochs."""
+    entry = training_figs.learning_curves(an.load_study_data(demo_study))
+    top = [trace for trace in entry.figure.data if trace.name.startswith("#")]
+    assert len({trace.line.color for trace in top}) == len(top) == training_figs.N_TOP_CURVES
+    low, high = entry.figure.layout.yaxis.range
+    later = [v for trace in top for v in trace.y[1:]]
+    assert low < min(later) and high > max(later) and high - low < 1.3 * (max(later) - min(later))
+
+
+def test_log_axis_ticks_read_as_counts() -> None:
+    """Check that a log axis over less than a decade gets 1-2-5 ticks with thousands separators."""
+    axis = log_axis([520, 3400], "params")
+    assert axis["tickvals"] == [500, 1000, 2000, 5000]
+    assert axis["ticktext"] == ["500", "1,000", "2,000", "5,000"]
+    assert log_axis([], "params") == {"type": "log", "title": "params"}
+
+
+def test_metric_vs_params_says_ties_the_best_for_a_zero_gap(study_factory, trial_maker) -> None:
+    """Check that a knee whose gap rounds to 0 is said to tie the best, never "only 0 short"."""
+    study = study_factory()
+    for widths, value in [([64, 64], 0.98891), ([8], 0.98890), ([4], 0.90)]:
+        study.add_trial(trial_maker(widths=widths, value=value))
+    entry = size_figs.metric_vs_params(an.load_study_data(study), 0.005)
+    assert "ties the best" in entry.caption and "short of" not in entry.caption
