@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+import numbers
 from typing import Any
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,19 @@ def log_axis(values: pd.Series | list[float], title: str | None = None) -> dict[
         if max(1.0, low / 1.5) <= m * 10**e <= high * 1.5
     ]
     return {"type": "log", **named, "tickvals": ticks, "ticktext": [f"{t:,.0f}" for t in ticks]}
+
+
+def format_cell(value: object) -> str:
+    """A table cell in the report's number style: ``0.9189``, ``9,371``, ``8, 64, 128``, ``n/a``."""
+    if value is None or value is pd.NA:
+        return "n/a"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        return format_number(float(value))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 def describe(row: pd.Series) -> str:

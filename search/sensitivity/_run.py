@@ -143,7 +143,7 @@ def run_sensitivity(
         summary="",
     )
     result.summary = summarize(result)
-    result.report().push_to_dashboard(companion)
+    result.report().push_to_dashboard(companion, preface=companion_preface(study_name))
     return result
 
 
@@ -289,6 +289,17 @@ def _significance_warnings(centres: list[Centre], repeats: int, alpha: float) ->
             f"{repeats} paired runs is {smallest_possible_p(repeats):.2g}. Use --repeats {needed} or more."
         )
     return notes
+
+
+def companion_preface(study_name: str) -> str:
+    """The first lines of the companion study's note: what its trials are."""
+    return (
+        f"## What this study holds\n\nThe training runs of `archsearch sensitivity` on study '{study_name}'. Each "
+        "trial is one architecture, the centre (a trial of that study) or a neighbour (one change to it: a layer "
+        "wider, narrower, removed or added), trained with one seed; its user attributes name the change and the "
+        "params record its seed, depth and parameter count. The runs are compared in pairs by seed, so the "
+        "dashboard's \"best trial\" here is only the luckiest run, not a recommendation: read the verdicts below."
+    )
 
 
 def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) -> optuna.Study:

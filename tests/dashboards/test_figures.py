@@ -1,10 +1,12 @@
-"""Tests of the figures' look: spread by size, importance scales, curve colours, log ticks and tie wording."""
+"""Tests of the figures' look (spread, importance scales, curve colours, log ticks, ties) and the overview views."""
 
 from __future__ import annotations
 
 import archsearch.stats as an
+from archsearch.dashboards import _overview_figures as overview_figs
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
+from archsearch.dashboards import build_report
 from archsearch.dashboards._base import log_axis
 
 
@@ -55,3 +57,34 @@ def test_metric_vs_params_says_ties_the_best_for_a_zero_gap(study_factory, trial
         study.add_trial(trial_maker(widths=widths, value=value))
     entry = size_figs.metric_vs_params(an.load_study_data(study), 0.005)
     assert "ties the best" in entry.caption and "short of" not in entry.caption
+
+
+def test_best_so_far_steps_with_the_running_best(study_factory, trial_maker) -> None:
+    """Check that the best-so-far line is the running maximum and the caption names its last gain."""
+    study = study_factory()
+    for widths, value in [([8], 0.80), ([16], 0.85), ([4], 0.82), ([32], 0.84)]:
+        study.add_trial(trial_maker(widths=widths, value=value))
+    entry = overview_figs.best_so_far(an.load_study_data(study))
+    line = next(trace for trace in entry.figure.data if trace.name == "best so far")
+    assert list(line.y) == [0.80, 0.85, 0.85, 0.85]
+    assert "last improved at trial #1, 2 trials before the last finished one" in entry.caption
+
+
+def test_parallel_coordinates_cover_architecture_size_and_training(demo_study) -> None:
+    """Check that the axes are depth, every layer's width and dropout, parameter count, the training params, metric."""
+    entry = overview_figs.parallel_coordinates(demo_study, an.load_study_data(demo_study))
+    labels = [d.label for d in entry.figure.data[0].dimensions]
+    assert labels[:7] == ["hidden layers", "width 1 (0: none)", "width 2 (0: none)", "width 3 (0: none)",
+                          "dropout 1", "dropout 2", "dropout 3"]  # fmt: skip
+    assert "log10 params" in labels and "log10 lr" in labels and labels[-1] == "accuracy"
+    optimizer = next(d for d in entry.figure.data[0].dimensions if d.label == "optimizer")
+    assert list(optimizer.ticktext) == ["adam", "sgd"]
+
+
+def test_all_trials_table_is_sortable_in_the_html(demo_study, tmp_path) -> None:
+    """Check that the HTML report lists every trial in a sortable table in the report's number style."""
+    report = build_report(demo_study)
+    table = next(t for t in report.tables if t.key == "all_trials")
+    assert len(table.frame) == len(demo_study.trials)
+    page = report.write_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert '<table class="sortable">' in page and "<td>9,371</td>" in page and "table.sortable th" in page
