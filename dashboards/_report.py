@@ -19,6 +19,8 @@ from archsearch.dashboards._base import format_cell
 from archsearch.dashboards._base import ReportFigure
 from archsearch.stats import format_number
 from archsearch.storage import epoch_budget
+from archsearch.storage import keys
+from archsearch.storage import name_metric
 
 
 if TYPE_CHECKING:
@@ -88,7 +90,7 @@ class Report:
         Figures are saved with ``optuna_dashboard.save_plotly_graph_object`` under ids
         ``archsearch_<NN>_<key>`` (``NN`` the figure's number), so pushing again replaces them and
         `launch_dashboard` shows them in report order. Each is titled with its number and laid out for
-        the dashboard's half-width card. The study's note (``save_note``) says where the figures are,
+        the dashboard's half-width card; the study's metric is named (``val <metric>``). The study's note (``save_note``) says where the figures are,
         carries the first table (best, knee, linear baseline) and every caption under the same number.
 
         Args:
@@ -101,6 +103,9 @@ class Report:
         from optuna_dashboard import save_note
         from optuna_dashboard import save_plotly_graph_object
 
+        if keys.METRIC in study.user_attrs:
+            # Studies made before archsearch named their metric say "Objective 0" in the dashboard.
+            name_metric(study, study.user_attrs[keys.METRIC])
         ids = [
             save_plotly_graph_object(study, card_figure(entry, number), graph_object_id=graph_object_id(entry, number))
             for number, entry in enumerate(self.figures, start=1)
