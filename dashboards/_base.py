@@ -77,7 +77,7 @@ def depth_name(depth: float) -> str:
 
 
 def log_axis(values: pd.Series | list[float], title: str | None = None) -> dict[str, Any]:
-    """A log x-axis with ticks at 1, 2 and 5 times each power of ten, written as counts (``"2,000"``).
+    """A log x-axis with ticks at 1, 2 and 5 times each power of ten (powers alone over wide ranges), as counts.
 
     Plotly's own log ticks over less than a decade read ``5 6 7 8 9 1000 2 3``; these read at a glance.
     """
@@ -86,10 +86,12 @@ def log_axis(values: pd.Series | list[float], title: str | None = None) -> dict[
     if not finite:
         return {"type": "log", **named}
     low, high = min(finite), max(finite)
+    # Over more than two decades 1-2-5 ticks crowd a half-width panel; powers of ten are enough.
+    steps = (1, 2, 5) if high / low <= 300 else (1,)
     ticks = [
         m * 10**e
         for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
-        for m in (1, 2, 5)
+        for m in steps
         if max(1.0, low / 1.5) <= m * 10**e <= high * 1.5
     ]
     return {"type": "log", **named, "tickvals": ticks, "ticktext": [f"{t:,.0f}" for t in ticks]}

@@ -138,7 +138,7 @@ def card_figure(entry: ReportFigure, number: int) -> go.Figure:
     fig.update_layout(
         title={"text": f"{number}. {entry.title}", "font": {"size": 14}},
         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
-        margin={"l": 55, "r": 15, "t": 55, "b": 110},
+        margin={"l": 55, "r": 15, "t": max(55, fig.layout.margin.t or 0), "b": 110},
         height=max(480, fig.layout.height or 0),
     )  # fmt: skip
     # Subplot titles are annotations; at half width their default size runs them together.
