@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+import numbers
 from typing import Any
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from archsearch.stats import format_count
+from archsearch.stats import format_number
 
 
 if TYPE_CHECKING:
@@ -75,14 +76,38 @@ def depth_name(depth: float) -> str:
     return "0 (linear)" if d == 0 else f"{d} layer" if d == 1 else f"{d} layers"
 
 
-def fmt(value: float) -> str:
-    """A metric value with four significant digits, or ``"n/a"``."""
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
+def log_axis(values: pd.Series | list[float], title: str | None = None) -> dict[str, Any]:
+    """A log x-axis with ticks at 1, 2 and 5 times each power of ten (powers alone over wide ranges), as counts.
+
+    Plotly's own log ticks over less than a decade read ``5 6 7 8 9 1000 2 3``; these read at a glance.
+    """
+    named = {"title": title} if title is not None else {}
+    finite = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not finite:
+        return {"type": "log", **named}
+    low, high = min(finite), max(finite)
+    # Over more than two decades 1-2-5 ticks crowd a half-width panel; powers of ten are enough.
+    steps = (1, 2, 5) if high / low <= 300 else (1,)
+    ticks = [
+        m * 10**e
+        for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+        for m in steps
+        if max(1.0, low / 1.5) <= m * 10**e <= high * 1.5
+    ]
+    return {"type": "log", **named, "tickvals": ticks, "ticktext": [f"{t:,.0f}" for t in ticks]}
 
 
-def fmt_delta(value: float) -> str:
-    """A signed difference with two significant digits: ``+0.0071``, ``-0.012``."""
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:+.2g}"
+def format_cell(value: object) -> str:
+    """A table cell in the report's number style: ``0.9189``, ``9,371``, ``8, 64, 128``, ``n/a``."""
+    if value is None or value is pd.NA:
+        return "n/a"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        return format_number(float(value))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 def describe(row: pd.Series) -> str:
@@ -100,9 +125,9 @@ def hover(frame: pd.DataFrame) -> list[str]:
     for _, r in frame.iterrows():
         widths = list(r["widths"]) if r["widths"] is not None else "?"
         dropouts = [round(d, 2) for d in r["dropouts"]] if r["dropouts"] is not None else "?"
-        size = format_count(r["n_params"]) if math.isfinite(r["n_params"]) else "?"
+        size = f"{int(r['n_params']):,}" if math.isfinite(r["n_params"]) else "?"
         texts.append(f"trial #{int(r['number'])}<br>widths {widths}<br>dropouts {dropouts}"
-                     f"<br>{size} params<br>value {fmt(r['value'])}")  # fmt: skip
+                     f"<br>{size} params<br>value {format_number(r['value'])}")  # fmt: skip
     return texts
 
 

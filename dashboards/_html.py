@@ -23,6 +23,9 @@ h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; paddi
 table { border-collapse: collapse; font-size: 0.9rem; }
 th, td { border: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: right; }
 th { background: #f6f8fa; }
+table.sortable th { cursor: pointer; }
+table.sortable th[data-order="up"]::after { content: " ▲"; }
+table.sortable th[data-order="down"]::after { content: " ▼"; }
 nav ol { columns: 2; }
 """
 
@@ -56,13 +59,42 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{title}</title>",
         f"<style>{_CSS}</style>", f'<script type="text/javascript">{get_plotlyjs()}</script>', "</head><body>",
         f'<div class="summary">{summary_html(report.summary)}</div>',
-        f"<nav><ol>{''.join(toc)}</ol></nav>", *sections, "</body></html>",
+        f"<nav><ol>{''.join(toc)}</ol></nav>", *sections, f"<script>{_SORT_JS}</script>", "</body></html>",
     ])  # fmt: skip
 
 
 def _table_html(frame: pd.DataFrame) -> str:
-    # float_format keeps metrics readable; escape=True because widths lists are rendered as text.
-    return frame.to_html(index=False, escape=True, na_rep="n/a", float_format=lambda v: f"{v:.4g}")
+    """The table in the report's number style; a click on a column's header sorts by it."""
+    from archsearch.dashboards._base import format_cell
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(format_cell(v))}</td>" for v in row) + "</tr>"
+        for row in frame.astype(object).itertuples(index=False)
+    )
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>\n{rows}\n</tbody></table>'
+
+
+# Click a header to sort by its column, again to reverse; numbers sort as numbers ("9,371" > "899"), n/a last.
+_SORT_JS = """
+document.querySelectorAll("table.sortable th").forEach((th, column) => th.addEventListener("click", () => {
+  const body = th.closest("table").tBodies[0];
+  const up = th.dataset.order !== "up";
+  th.closest("tr").querySelectorAll("th").forEach(h => delete h.dataset.order);
+  th.dataset.order = up ? "up" : "down";
+  const key = row => {
+    const text = row.cells[column].textContent, number = Number(text.replace(/,/g, ""));
+    return text === "n/a" ? null : isNaN(number) ? text : number;
+  };
+  const rows = Array.from(body.rows).sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x === null || y === null) return (x === null) - (y === null);
+    const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    return up ? order : -order;
+  });
+  rows.forEach(row => body.appendChild(row));
+}));
+"""
 
 
 def summary_html(markdown: str) -> str:

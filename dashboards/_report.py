@@ -5,17 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
 
 import archsearch.stats as an
+from archsearch.dashboards import _overview_figures as overview_figs
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
 from archsearch.dashboards._base import describe
+from archsearch.dashboards._base import format_cell
 from archsearch.dashboards._base import ReportFigure
 from archsearch.stats import format_number
 from archsearch.storage import epoch_budget
+from archsearch.storage import keys
+from archsearch.storage import name_metric
+
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 # The search's own linear model, named apart from the sensitivity analysis's "linear model with the centre's
@@ -75,30 +84,75 @@ class Report:
         path.write_text(render_html(self), encoding="utf-8")
         return path
 
-    def push_to_dashboard(self, study: optuna.Study) -> list[str]:
+    def push_to_dashboard(self, study: optuna.Study, *, preface: str | None = None) -> list[str]:
         """Save the drawable figures and the summary into the study for optuna-dashboard.
 
         Figures are saved with ``optuna_dashboard.save_plotly_graph_object`` under ids
-        ``archsearch_<key>``, so pushing again replaces them; the summary and every caption become the
-        study's note (``save_note``).
+        ``archsearch_<NN>_<key>`` (``NN`` the figure's number), so pushing again replaces them and
+        `launch_dashboard` shows them in report order. Each is titled with its number and laid out for
+        the dashboard's half-width card; the study's metric is named (``val <metric>``). The study's note (``save_note``) says where the figures are,
+        carries the first table (best, knee, linear baseline) and every caption under the same number.
 
         Args:
             study: The study the report was built from, opened on its storage.
+            preface: Markdown put first in the note, e.g. what the study's trials are.
 
         Returns:
-            The graph object ids saved.
+            The graph object ids saved, in report order.
         """
         from optuna_dashboard import save_note
         from optuna_dashboard import save_plotly_graph_object
 
+        if keys.METRIC in study.user_attrs:
+            # Studies made before archsearch named their metric say "Objective 0" in the dashboard.
+            name_metric(study, study.user_attrs[keys.METRIC])
         ids = [
-            save_plotly_graph_object(study, entry.figure, graph_object_id=f"archsearch_{entry.key}")
-            for entry in self.figures
+            save_plotly_graph_object(study, card_figure(entry, number), graph_object_id=graph_object_id(entry, number))
+            for number, entry in enumerate(self.figures, start=1)
             if entry.figure is not None
         ]
-        notes = [f"### {entry.title}\n\n{entry.caption}" for entry in self.figures]
-        save_note(study, "\n\n".join([self.summary, "## archsearch figures", *notes]))
+        notes = [f"### {number}. {entry.title}\n\n{entry.caption}" for number, entry in enumerate(self.figures, start=1)]
+        where = (
+            f"archsearch's {len(ids)} figures are on this study's main page, below Optuna's own plots, titled "
+            "with their numbers in report order (`archsearch dashboard` lists them in that order). Their captions "
+            "follow, under the same numbers; a figure the study cannot support is listed with the reason."
+        )
+        parts = [preface] if preface else []
+        parts += [self.summary, "## Where the archsearch figures are", where]
+        for table in self.tables[:1]:
+            parts += [f"## {table.title}", markdown_table(table.frame) if not table.frame.empty else "", table.caption]
+        save_note(study, "\n\n".join([*parts, "## archsearch figures", *notes]))
         return ids
+
+
+def graph_object_id(entry: ReportFigure, number: int) -> str:
+    """The optuna-dashboard id of a figure: ``archsearch_01_metric_vs_depth``; sorting the ids gives report order."""
+    return f"archsearch_{number:02d}_{entry.key}"
+
+
+def card_figure(entry: ReportFigure, number: int) -> go.Figure:
+    """A copy of the figure for the dashboard's half-width card: numbered title, legend below, small subplot titles."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(entry.figure)
+    fig.update_layout(
+        title={"text": f"{number}. {entry.title}", "font": {"size": 14}},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+        margin={"l": 55, "r": 15, "t": max(55, fig.layout.margin.t or 0), "b": 110},
+        height=max(480, fig.layout.height or 0),
+    )  # fmt: skip
+    # Subplot titles are annotations; at half width their default size runs them together.
+    fig.update_annotations(font_size=10)
+    return fig
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A table in Markdown with the report's number style (metrics to 4 decimals, counts with separators)."""
+
+    head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join(" --- " for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in frame.astype(object).itertuples(index=False)]
+    return "\n".join([head, rule, *rows])
 
 
 def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) -> Report:
@@ -139,8 +193,10 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         training_figs.importance(study, data),
         training_figs.learning_curves(data),
         training_figs.pruning(data),
+        overview_figs.best_so_far(data),
+        overview_figs.parallel_coordinates(study, data),
     ]
-    tables = [_notable_trials_table(data, knee_tolerance)]
+    tables = [_notable_trials_table(data, knee_tolerance), _all_trials_table(data)]
     summary = _summary(data, knee_tolerance, figures)
     budget = epoch_budget(study)
     if budget is not None and budget.too_short:
@@ -203,6 +259,15 @@ def _notable_trials_table(data: an.StudyData, tolerance: float) -> ReportTable:
         else "No trial finished, so there are no notable trials."
     )
     return ReportTable("notable_trials", "Best trial, knee and linear baseline", caption, frame)
+
+
+def _all_trials_table(data: an.StudyData) -> ReportTable:
+    frame = overview_figs.all_trials_frame(data)
+    caption = (
+        f"All {an.plural(len(frame), 'trial')} of the study; click a column's header to sort by it, again to "
+        "reverse. Pruned and failed trials have no metric (n/a)."
+    )
+    return ReportTable("all_trials", "All trials", caption, frame)
 
 
 def tolerance_words(metric: str, tolerance: float) -> str:

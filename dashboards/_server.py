@@ -41,5 +41,26 @@ def launch_dashboard(
     storage = make_storage(storage_url, must_exist=True)
     folder = Path(artifact_dir) if artifact_dir is not None else default_artifact_dir(storage_url)
     store = open_artifact_store(folder)
+    _list_figures_in_report_order()
     print(f"optuna-dashboard on {shown} (artifacts in {folder}): http://{host}:{port}/dashboard/", file=sys.stderr)
     optuna_dashboard.run_server(storage, host=host, port=port, artifact_store=store)
+
+
+def _list_figures_in_report_order() -> None:
+    """Make this server list pushed figures sorted by id, which for archsearch's ids is report order.
+
+    optuna-dashboard collects the ids in a set, so its order changes with every process; archsearch
+    numbers its ids (``archsearch_01_...``) and sorts them here. A plain ``optuna-dashboard`` shows the
+    same figures in its own order.
+    """
+    from optuna_dashboard import _custom_plot_data
+
+    unsorted = _custom_plot_data.list_graph_object_ids
+    if getattr(unsorted, "archsearch_sorted", False):
+        return
+
+    def sorted_ids(system_attrs: dict) -> list[str]:
+        return sorted(unsorted(system_attrs))
+
+    sorted_ids.archsearch_sorted = True
+    _custom_plot_data.list_graph_object_ids = sorted_ids

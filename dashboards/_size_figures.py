@@ -11,8 +11,8 @@ import archsearch.stats as an
 from archsearch.dashboards._base import describe
 from archsearch.dashboards._base import depth_color
 from archsearch.dashboards._base import depth_name
-from archsearch.dashboards._base import fmt
 from archsearch.dashboards._base import hover
+from archsearch.dashboards._base import log_axis
 from archsearch.dashboards._base import not_drawable
 from archsearch.dashboards._base import ReportFigure
 from archsearch.dashboards._base import SHAPE_COLORS
@@ -117,23 +117,27 @@ def metric_vs_params(data: an.StudyData, tolerance: float = 0.005) -> ReportFigu
         x=[knee_row["n_params"]], y=[knee_row["value"]], mode="markers", name=f"knee (trial #{knee.knee})",
         marker={"symbol": "star", "size": 18, "color": "gold", "line": {"color": "black", "width": 1}},
     ))  # fmt: skip
-    xaxis = {"type": "log", "title": "trainable parameters (log scale)"}
+    xaxis = log_axis(sized["n_params"], "trainable parameters (log scale)")
     style(fig, title, xaxis=xaxis, yaxis_title=data.metric_label, legend_title="hidden layers")
     caption = (
         "Each dot is a finished trial at its parameter count (log scale), coloured by depth. The black "
         "step line is the Pareto front: no trial does better with fewer parameters. The star is the "
         f"knee, the smallest network within {tolerance:g} {data.metric} of the best. "
     )
+    value = an.format_number
     if knee.knee == knee.best:
         caption += (
-            f"Here the best trial, {describe(best)} at {fmt(best['value'])}, is also the knee: nothing "
+            f"Here the best trial, {describe(best)} at {value(best['value'])}, is also the knee: nothing "
             f"smaller comes within {tolerance:g}."
         )
     else:
         ratio = best["n_params"] / knee_row["n_params"]
+        # A gap that rounds away is a tie, and "only 0 short" would read as a typo.
+        gap = value(knee.gap)
+        short = "ties the best" if float(gap) == 0 else f"only {gap} short of the best"
         caption += (
-            f"The knee is {describe(knee_row)} at {fmt(knee_row['value'])}, only {fmt(knee.gap)} short of the best, "
-            f"{describe(best)} at {fmt(best['value'])}, with {ratio:.3g}× fewer parameters."
+            f"The knee is {describe(knee_row)} at {value(knee_row['value'])}, {short}, "
+            f"{describe(best)} at {value(best['value'])}, with {ratio:,.1f}× fewer parameters."
         )
     return ReportFigure(key, title, caption, fig)
 
@@ -149,7 +153,8 @@ def metric_vs_widths(data: an.StudyData) -> ReportFigure:
         reason = "No finished trial has a hidden layer, so there are no widths to plot."
         return not_drawable(key, title, no_finished_reason(data) if data.complete.empty else reason)
     max_depth = int(nets["depth"].max())
-    names = [f"layer {i + 1} width" for i in range(max_depth)] + ["total hidden units"]
+    # Short panel titles: at the dashboard's half-width card, long ones run together.
+    names = [f"layer {i + 1}" for i in range(max_depth)] + ["all layers"]
     fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=names, horizontal_spacing=0.03)
     for depth, group in nets.groupby("depth"):
         for col in range(1, len(names) + 1):
@@ -162,13 +167,13 @@ def metric_vs_widths(data: an.StudyData) -> ReportFigure:
                 showlegend=col == 1, marker={"color": depth_color(depth), "size": 7, "opacity": 0.8},
                 hovertext=hover(group), hoverinfo="text",
             ), row=1, col=col)  # fmt: skip
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(**log_axis(list(nets["total_units"]) + [w for ws in nets["widths"] for w in ws]))
     style(fig, title, yaxis_title=data.metric_label, legend_title="hidden layers", height=400)
     rhos = an.width_correlations(data)
-    reading = ", ".join(f"{k} {v:+.2f}" for k, v in rhos.items() if math.isfinite(v))
+    reading = ", ".join(f"{k} {an.format_number(v, 2, signed=True)}" for k, v in rhos.items() if math.isfinite(v))
     caption = (
         "Each panel puts the finished trials at the width of one hidden layer (log scale; layer 1 is "
-        "next to the input), the last panel at the total of all hidden units. Colours are depths. "
+        "next to the input), the last panel ('all layers') at the total of all hidden units. Colours are depths. "
     )
     caption += (
         "Rank correlation between width and how good the result is (+1: wider is always better, 0: "

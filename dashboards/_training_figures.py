@@ -10,7 +10,6 @@ import optuna
 import archsearch.stats as an
 from archsearch.dashboards._base import depth_color
 from archsearch.dashboards._base import depth_name
-from archsearch.dashboards._base import fmt
 from archsearch.dashboards._base import hover
 from archsearch.dashboards._base import not_drawable
 from archsearch.dashboards._base import ReportFigure
@@ -26,6 +25,8 @@ if TYPE_CHECKING:
 
 # How many of the best trials get a coloured learning curve; more turns the plot into noise.
 N_TOP_CURVES = 5
+# One distinct colour per top curve (plotly's qualitative "Bold"): depth colours would give them all one.
+_CURVE_COLORS = ["#7F3C8D", "#11A579", "#3969AC", "#F2B701", "#E73F74"]
 
 
 def dropout_by_size(data: an.StudyData, tolerance: float = 0.005) -> ReportFigure:
@@ -72,7 +73,7 @@ def spread_vs_size(data: an.StudyData) -> ReportFigure:
     """Figure 6: within each size bin, the spread across trials next to the seed-to-seed spread."""
     import plotly.graph_objects as go
 
-    key, title = "spread_vs_size", "Sensitivity: spread of the metric at each size"
+    key, title = "spread_vs_size", "Seed-to-seed and trial-to-trial spread by size"
     spread = an.spread_by_size(data)
     spread = spread[spread["n"] >= 2]
     if spread.empty:
@@ -80,32 +81,38 @@ def spread_vs_size(data: an.StudyData) -> ReportFigure:
         return not_drawable(key, title, no_finished_reason(data) if data.complete.empty else reason)
     labels = spread["size_bin"].astype(str)
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=labels, y=spread["trial_std"], name="across all trials of the bin", marker_color="#1f77b4",
-                         text=[f"{n} trials" for n in spread["n"]], textposition="outside"))  # fmt: skip
+    fig.add_trace(go.Bar(
+        x=labels, y=spread["trial_iqr"], name="trial to trial (IQR)", marker_color="#1f77b4",
+        text=[f"n={n:,}" for n in spread["n"]], textposition="outside",
+    ))  # fmt: skip
     has_repeats = spread["n_groups"].sum() > 0
     if has_repeats:
         fig.add_trace(go.Bar(
-            x=labels, y=spread["seed_std"], name="seed to seed (same setting)", marker_color="#ff7f0e",
-            text=[f"{n} groups" if n else "" for n in spread["n_groups"]], textposition="outside",
+            x=labels, y=spread["seed_std"], name="seed to seed (pooled sd)", marker_color="#ff7f0e",
+            text=[an.plural(n, "setting") if n else "" for n in spread["n_groups"]], textposition="outside",
         ))  # fmt: skip
-    yaxis_title = f"standard deviation of {data.metric}"
-    style(fig, title, barmode="group", xaxis_title="parameter-count bin", yaxis_title=yaxis_title)
-    widest = spread.iloc[spread["trial_std"].argmax()]
+    style(fig, title, barmode="group", xaxis_title="parameter-count bin", yaxis_title=f"spread of {data.metric}")
+    value = an.format_number
+    bins = "; ".join(f"{r.size_bin}: IQR {value(r.trial_iqr)} ({an.plural(r.n, 'trial')})" for r in spread.itertuples())
     caption = (
-        f"For each parameter-count bin, the standard deviation of {data.metric} over its finished trials: "
-        "how much everything other than size (widths, dropout, learning rate, ...) moves the result. "
-        f"The result is most sensitive in the {widest['size_bin']} bin (std {fmt(widest['trial_std'])}). "
+        f"For each parameter-count bin, the interquartile range of {data.metric} over its finished trials (the "
+        "middle half of them; one outlier does not move it): how much everything other than size (widths, "
+        f"dropout, learning rate, ...) moves the result. {bins}. "
     )
+    enough = spread[spread["n"] >= an.MIN_GROUP_TRIALS]
+    if len(enough) >= 2:
+        widest = enough.iloc[enough["trial_iqr"].argmax()]
+        caption += f"The widest is the {widest['size_bin']} bin. "
     if not has_repeats:
         caption += (
-            "No trial repeats a setting with another seed (user attr seed_group), so no repeats exist to "
-            "measure the seed-to-seed spread."
+            "The search trains each setting once, so this study cannot measure the seed-to-seed spread; "
+            "`archsearch sensitivity --repeats R` retrains the best trial with R seeds and measures it."
         )
         return ReportFigure(key, title, caption, fig)
     seeds = spread.dropna(subset=["seed_std"])
     caption += (
-        "Orange bars are the spread between seeds of one setting (pooled over seed_group repeats): "
-        + "; ".join(f"{r.size_bin} {fmt(r.seed_std)}" for r in seeds.itertuples())
+        "Orange bars are the standard deviation between seeds of one setting, pooled over settings trained "
+        "more than once: " + "; ".join(f"{r.size_bin} {value(r.seed_std)}" for r in seeds.itertuples())
         + ". Differences between trials smaller than about twice the seed spread are noise."
     )
     return ReportFigure(key, title, caption, fig)
@@ -120,21 +127,36 @@ def importance(study: optuna.Study, data: an.StudyData) -> ReportFigure:
         table = importance_table(study, data)
     except ValueError as e:
         return not_drawable(key, title, str(e))
-    shown = table.iloc[::-1]  # plotly draws the first bar at the bottom
-    names = [f"{f} (derived)" if d else f for f, d in zip(shown["feature"], shown["derived"])]
-    colors = ["#ff7f0e" if d else "#1f77b4" for d in shown["derived"]]
-    fig = go.Figure(go.Bar(x=shown["importance"], y=names, orientation="h", marker_color=colors, hoverinfo="x+y"))
-    style(fig, title, xaxis_title="importance (sampled parameters sum to 1)", height=max(300, 28 * len(names) + 120))
-    top = ", ".join(
-        f"{r.feature}{' (derived)' if r.derived else ''} {r.importance:.2f}" for r in table.head(3).itertuples()
-    )
+    from plotly.subplots import make_subplots
+
+    sampled, derived = table[~table["derived"]], table[table["derived"]]
+    # Derived features restate the sampled ones, so they get their own panel and their own sum of 1:
+    # on the sampled axis they would reach past 1 and read as "more than everything".
+    derived_scale = derived["importance"].sum()
+    if derived_scale > 0:
+        derived = derived.assign(importance=derived["importance"] / derived_scale)
+    panels = [("sampled parameters (sum to 1)", sampled, "#1f77b4"), ("derived size features (sum to 1)", derived, "#ff7f0e")]
+    panels = [p for p in panels if not p[1].empty]
+    rows = [len(p[1]) for p in panels]
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[p[0] for p in panels], row_heights=rows,
+                        shared_xaxes=True, vertical_spacing=0.12)  # fmt: skip
+    for row, (_, part, color) in enumerate(panels, start=1):
+        shown = part.iloc[::-1]  # plotly draws the first bar at the bottom
+        fig.add_trace(go.Bar(
+            x=shown["importance"], y=shown["feature"], orientation="h", marker_color=color, hoverinfo="x+y",
+            showlegend=False,
+        ), row=row, col=1)  # fmt: skip
+    fig.update_xaxes(range=[0, 1])
+    style(fig, title, height=max(300, 28 * sum(rows) + 80 * len(panels) + 80))
+    fig.update_xaxes(title_text="importance", row=len(panels), col=1)
+    top = ", ".join(f"{r.feature} {an.format_number(r.importance, 2)}" for r in sampled.head(3).itertuples())
     caption = (
         "PED-ANOVA, Optuna's default importance, scores how differently each parameter is distributed "
         f"among the best 10% of trials than among all {len(data.complete)} finished ones; conditional "
-        "parameters such as width_2 are scored on the trials that have them. Blue bars are parameters the "
-        "search sampled and sum to 1. Orange bars are derived size features (depth, total hidden units, "
-        "parameter count) computed from each trial's widths; they restate the sampled parameters, so they "
-        f"are shown on the same scale but left out of the sum. Most important: {top}."
+        "parameters such as width_2 are scored on the trials that have them. Blue bars (top) are parameters "
+        "the search sampled and sum to 1. Orange bars (below) are derived size features (depth, total hidden "
+        "units, parameter count) computed from each trial's widths; they restate the sampled parameters, so "
+        f"they are scored among themselves and sum to 1 on their own. Most important sampled: {top}."
     )
     return ReportFigure(key, title, caption, fig)
 
@@ -158,17 +180,26 @@ def learning_curves(data: an.StudyData) -> ReportFigure:
             line={"color": "#aaaaaa", "width": 1, "dash": "dot"}, hovertext=f"trial #{number} (pruned)",
             hoverinfo="text+y",
         ))  # fmt: skip
+    shown_values = []
     for rank, row in enumerate(top.itertuples(), start=1):
         steps, values = data.curves[row.number]
-        color = depth_color(row.depth) if math.isfinite(row.depth) else None
+        shown_values += values[1:] or values  # the first epoch sits far below and would flatten the rest
         fig.add_trace(go.Scatter(
-            x=steps, y=values, mode="lines", name=f"#{rank}: trial {row.number}", line={"color": color, "width": 2}
-        ))
-    style(fig, title, xaxis_title="epoch", yaxis_title=data.metric_label)
+            x=steps, y=values, mode="lines", name=f"#{rank}: trial {row.number}"
+            + (f" ({depth_name(row.depth)})" if math.isfinite(row.depth) else ""),
+            line={"color": _CURVE_COLORS[(rank - 1) % len(_CURVE_COLORS)], "width": 2},
+        ))  # fmt: skip
+    yaxis = {"title": data.metric_label}
+    if shown_values:
+        low, high = min(shown_values), max(shown_values)
+        pad = (high - low) * 0.1 or abs(high) * 0.01 or 0.01
+        yaxis["range"] = [low - pad, high + pad]
+    style(fig, title, xaxis_title="epoch", yaxis=yaxis)
     caption = (
-        f"Validation {data.metric} after every epoch for the {len(top)} best finished trials (coloured by "
-        f"depth) and the {len(pruned)} pruned ones (grey, dotted), which stop where the pruner judged them "
-        "unpromising. "
+        f"Validation {data.metric} after every epoch for the {an.plural(len(top), 'best finished trial')} (one "
+        f"colour each) and the {an.plural(len(pruned), 'pruned one')} (grey, dotted), which stop where the pruner "
+        "judged them unpromising. The vertical axis spans the best curves after their first epoch, so their "
+        "differences show; earlier and pruned values may run off it. "
     )
     if not top.empty:
         best = top.iloc[0]
@@ -187,12 +218,13 @@ def pruning(data: an.StudyData) -> ReportFigure:
     if summary.n_pruned == 0:
         return not_drawable(key, title, "No trial was pruned, so there is no pruning to summarize.")
     if not summary.pruned_at:
-        return not_drawable(key, title, f"{summary.n_pruned} trials were pruned but none reported an epoch count.")
+        reason = f"{an.plural(summary.n_pruned, 'trial')} pruned but none reported an epoch count."
+        return not_drawable(key, title, reason)
     fig = go.Figure(go.Bar(x=list(summary.pruned_at), y=list(summary.pruned_at.values()), marker_color="#7f7f7f"))
     style(fig, title, xaxis={"title": "last epoch trained", "dtick": 1}, yaxis_title="pruned trials", height=350)
     most = max(summary.pruned_at, key=summary.pruned_at.get)
     caption = (
-        f"{summary.n_pruned} of {len(data.trials)} trials were pruned, most after epoch {most}. Had they run "
+        f"{summary.n_pruned:,} of {an.plural(len(data.trials), 'trial')} were pruned, most after epoch {most}. Had they run "
         f"the full {summary.full_epochs} epochs, they would have trained about "
         f"{format_seconds(summary.saved_seconds)} longer: that is the time pruning saved (estimated from "
         "each pruned trial's own time per epoch)."
@@ -203,7 +235,11 @@ def pruning(data: an.StudyData) -> ReportFigure:
 def _dropout_evidence(row) -> str:
     if row.verdict == "cannot tell":
         return f"no trials {'without' if row.n_without == 0 else 'with'} dropout"
-    return f"median {fmt(row.median_with)} with vs {fmt(row.median_without)} without"
+    value = an.format_number
+    return (
+        f"median {value(row.median_with)} of {an.plural(row.n_with, 'trial')} with vs "
+        f"{value(row.median_without)} of {row.n_without:,} without"
+    )
 
 
 def format_seconds(seconds: float) -> str:

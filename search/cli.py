@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export the best (or a given) trial's network")
     add_storage_arguments(export, help="storage URL of the study")
     export.add_argument("--study", required=True, help="study name")
-    export.add_argument("--trial", type=int, help="trial number (default: the best trial)")
+    export.add_argument("--trial", type=int, help="trial number (default: the best trial; the smallest network among ties)")
     export.add_argument("--out", required=True, help="output folder")
     refit = export.add_mutually_exclusive_group()
     refit.add_argument("--no-refit", dest="refit", action="store_false", help="ship the weights the search trained (on the training split only)")

@@ -26,7 +26,7 @@ from archsearch.pool import (
     worker_storage,
 )
 from archsearch.sensitivity import sensitivity_objective
-from archsearch.storage import finished_count, keys, mask_url
+from archsearch.storage import finished_count, keys, mask_url, name_metric
 from archsearch.trainers.data import PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
@@ -97,6 +97,7 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
     )
     _check_compatible(study, config, metric, url)
     use_worker_sampler(study, config)
+    name_metric(study, metric)
     if keys.CONFIG not in study.user_attrs:
         study.set_user_attr(keys.VERSION, archsearch.__version__)
         study.set_user_attr(keys.METRIC, metric)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,9 +26,20 @@ __all__ = ["ExportError", "describe_export", "export_best", "load_model"]
 def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
     if number is None:
         try:
-            return study.best_trial
+            best = study.best_trial
         except ValueError as e:
             raise ExportError(f"Study {study.study_name!r} has no completed trial to export yet.") from e
+        # Among trials that tie the best, the smallest network is the knee and the better export.
+        tied = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value == best.value]
+        smallest = min(tied, key=lambda t: (t.user_attrs.get(keys.N_PARAMS, math.inf), t.number))
+        if smallest.number != best.number:
+            print(
+                f"[archsearch] {len(tied)} trials tie for the best value ({best.value:.4f}): exporting the "
+                f"smallest, trial {smallest.number} ({smallest.user_attrs[keys.N_PARAMS]:,} parameters); "
+                f"pass --trial {best.number} for the other.",
+                file=sys.stderr,
+            )
+        return smallest
     trials = study.get_trials(deepcopy=False)
     matching = [t for t in trials if t.number == number]
     if not matching:
@@ -190,7 +203,7 @@ def export_best(
         storage: The study's storage URL.
         study_name: The study's name.
         out: Folder to write (created; existing files in it are overwritten).
-        trial: Trial number; default: the best trial.
+        trial: Trial number; default: the best trial, the smallest network among trials that tie for best.
         refit: Train on train + validation rows; False ships the weights the search stored for the trial.
         ensemble: Ship the mean prediction of this many best trials (>= 2) as one program.
         ensemble_seeds: Ship the mean prediction of this many seeds (>= 2) of the chosen trial; the first is

@@ -8,7 +8,6 @@ imports only `archsearch.spaces` (layer shapes) and `archsearch.storage` (the na
 
 from archsearch.stats._analysis import (
     KNEE_TOLERANCE,
-    knee_tolerance_for,
     MAX_SIZE_BINS,
     MIN_GROUP_TRIALS,
     BestGroup,
@@ -24,6 +23,7 @@ from archsearch.stats._analysis import (
     find_knee,
     flatten_trials,
     format_count,
+    knee_tolerance_for,
     linear_baseline,
     load_study_data,
     pareto_front,

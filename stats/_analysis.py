@@ -475,8 +475,8 @@ def spread_by_size(data: StudyData) -> pd.DataFrame:
     """Per size bin: the spread of the metric across trials and between seeds of one setting.
 
     Returns:
-        Columns ``size_bin, n, trial_std, n_groups, seed_std``: the standard deviation of the metric
-        over all trials of the bin, and the pooled within-group standard deviation over
+        Columns ``size_bin, n, trial_std, trial_iqr, n_groups, seed_std``: the standard deviation and the
+        interquartile range (robust to one outlier) of the metric over all trials of the bin, and the pooled within-group standard deviation over
         ``seed_group`` groups with 2+ finished trials (NaN when the bin has none).
     """
     done = data.sized
@@ -486,9 +486,10 @@ def spread_by_size(data: StudyData) -> pd.DataFrame:
         variances = [v.var(ddof=1) for _, v in repeats if len(v) >= 2]
         rows.append({"size_bin": size_bin, "n": len(group),
                      "trial_std": float(group["value"].std(ddof=1)) if len(group) >= 2 else math.nan,
+                     "trial_iqr": float(group["value"].quantile(0.75) - group["value"].quantile(0.25)),
                      "n_groups": len(variances),
                      "seed_std": math.sqrt(float(np.mean(variances))) if variances else math.nan})  # fmt: skip
-    return pd.DataFrame(rows, columns=["size_bin", "n", "trial_std", "n_groups", "seed_std"])
+    return pd.DataFrame(rows, columns=["size_bin", "n", "trial_std", "trial_iqr", "n_groups", "seed_std"])
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 
 import optuna
@@ -105,3 +106,11 @@ def heartbeat_ages(storage: optuna.storages.BaseStorage, study: optuna.Study) ->
 
     now, rows = with_retry(storage, read)
     return {running[trial_id]: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows if trial_id in running}
+
+
+def name_metric(study: optuna.Study, metric: str) -> None:
+    """Name the study's objective ``val <metric>``, so optuna-dashboard does not call it "Objective 0"."""
+    with warnings.catch_warnings():
+        # set_metric_names is experimental in Optuna 3.x/4.x; the name it stores is plain data either way.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([f"val {metric}"])

@@ -9,7 +9,7 @@ decided by an objective factory: a search's (`search_objective`) by default, or 
 from archsearch.pool._data_check import check_same_data, record_fingerprint
 from archsearch.pool._objective import Objective, TotalReached, train_and_record, train_settings
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
-from archsearch.pool._pool import PoolFailure, progress_line, run_pool
+from archsearch.pool._pool import PROGRESS_LEGEND, PoolFailure, StatusWriter, progress_line, run_pool
 from archsearch.pool._slots import SearchError, log_dir_for, plan_slots, run_slots
 from archsearch.pool._worker import (
     ObjectiveFactory,
@@ -41,6 +41,8 @@ __all__ = [
     "plan_slots",
     "plan_workers",
     "progress_line",
+    "PROGRESS_LEGEND",
+    "StatusWriter",
     "record_fingerprint",
     "run_pool",
     "run_slots",

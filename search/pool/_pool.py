@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import sys
@@ -21,7 +23,7 @@ from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_wo
 from archsearch.storage import keys
 from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, ObjectiveFactory, search_objective
 
-__all__ = ["run_pool", "PoolFailure", "progress_line"]
+__all__ = ["run_pool", "PoolFailure", "PROGRESS_LEGEND", "StatusWriter", "progress_line"]
 
 POLL_SECONDS = 0.25
 STOP_GRACE_SECONDS = 30.0
@@ -35,23 +37,127 @@ class PoolFailure(RuntimeError):
         self.streak = streak
 
 
-def progress_line(study: optuna.Study, total: int, metric: str, started: float) -> str:
-    """One status line: trials done/pruned/failed overall and per worker, best value so far."""
+# Printed once before the first status line, so "w0:8" and the rest need no guessing.
+PROGRESS_LEGEND = (
+    "[archsearch] status: trials done/total (complete, pruned, failed, running) | best so far | last finished "
+    "| elapsed, ETA | wN:k = trials worker N has finished"
+)
+
+
+def progress_line(study: optuna.Study, total: int, metric: str, started: float, *, now: float | None = None) -> str:
+    """One status line: trials done/pruned/failed/running, best and last trial with their architectures, ETA.
+
+    A companion sensitivity study names its runs "neighbour i/N, seed j/R" instead of trial numbers.
+    """
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
-    done = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
-    per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    ended = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not t.user_attrs.get(keys.NOT_RUN)]
+    done = len(ended)
+    per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in ended)
+    name = _run_namer(study, trials)
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if finished:
-        best_trial = max(finished, key=lambda t: t.value) if study.direction == optuna.study.StudyDirection.MAXIMIZE else min(finished, key=lambda t: t.value)
-        best = f"best val {metric} {best_trial.value:.4f} (trial {best_trial.number})"
+        pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+        best_trial = pick(finished, key=lambda t: t.value)
+        best = f"best {metric} {best_trial.value:.4f} ({name(best_trial)})"
     else:
         best = "no completed trial yet"
+    last = ""
+    if ended:
+        latest = max(ended, key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+        outcome = f"{latest.value:.4f}" if latest.state == TrialState.COMPLETE and latest.value is not None else latest.state.name.lower()
+        last = f" | last {name(latest)}: {outcome}"
+    elapsed = (time.monotonic() if now is None else now) - started
+    remaining = max(total - done, 0)
+    eta = f", ETA {_duration(elapsed / done * remaining)}" if done and remaining else ""
     workers = " ".join(f"{w}:{n}" for w, n in sorted(per_worker.items()))
     return (
-        f"[archsearch] {done}/{total} trials: {states[TrialState.COMPLETE]} complete, {states[TrialState.PRUNED]} pruned, "
-        f"{states[TrialState.FAIL]} failed, {states[TrialState.RUNNING]} running | {best} | {workers} | {time.monotonic() - started:.0f}s"
+        f"[archsearch] {done}/{total} trials ({states[TrialState.COMPLETE]} complete, {states[TrialState.PRUNED]} pruned, "
+        f"{sum(t.state == TrialState.FAIL for t in ended)} failed, "
+        f"{states[TrialState.RUNNING]} running) | {best}{last} | {_duration(elapsed)} elapsed{eta}"
+        + (f" | {workers}" if workers else "")
     )
+
+
+class StatusWriter:
+    """Shows status lines: on a terminal one line rewritten in place, elsewhere a new line when something changed.
+
+    Args:
+        stream: Where to write; a terminal when its ``isatty()`` says so.
+    """
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._news = ""
+        self._open = False
+
+    def update(self, line: str) -> None:
+        """Show ``line``; off a terminal only when more than the clock changed."""
+        if not self._open and not self._news:
+            self.stream.write(PROGRESS_LEGEND + "\n")
+        if self.tty:
+            width = shutil.get_terminal_size().columns - 1
+            # A line wider than the terminal wraps, and \r then rewrites only its last row.
+            self.stream.write("\r" + line[:width] + "\x1b[K")
+            self._open = True
+        else:
+            news = _CLOCK.sub("", line)
+            if news == self._news:
+                return
+            self.stream.write(line + "\n")
+        self._news = _CLOCK.sub("", line)
+        self.stream.flush()
+
+    def message(self, text: str) -> None:
+        """Write a line of its own, below the status line on a terminal."""
+        self.close()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the in-place line, so what follows starts on a fresh one."""
+        if self._open:
+            self.stream.write("\n")
+            self._open = False
+
+
+# The elapsed time and ETA change every poll; alone they are no news for a log file.
+_CLOCK = re.compile(r" \| [^|]* elapsed[^|]*")
+
+
+def _run_namer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]):
+    """How the status line names a trial: number and architecture, or a sensitivity run's neighbour and seed."""
+    if study.user_attrs.get(keys.KIND) != keys.SENSITIVITY_KIND:
+        return lambda t: f"#{t.number}: {_architecture(t)}"
+    ordered = sorted(trials, key=lambda t: t.number)
+    neighbours = list(dict.fromkeys((t.user_attrs.get(keys.CENTRE_TRIAL), t.user_attrs.get("key")) for t in ordered))
+    seeds = list(dict.fromkeys(t.user_attrs.get(keys.SEED) for t in ordered))
+
+    def name(t: optuna.trial.FrozenTrial) -> str:
+        i = neighbours.index((t.user_attrs.get(keys.CENTRE_TRIAL), t.user_attrs.get("key"))) + 1
+        j = seeds.index(t.user_attrs.get(keys.SEED)) + 1
+        return f"neighbour {i}/{len(neighbours)}, seed {j}/{len(seeds)}: {_architecture(t)}"
+
+    return name
+
+
+def _architecture(trial: optuna.trial.FrozenTrial) -> str:
+    """``linear`` or ``64-32`` (hidden widths from the input side), ``?`` before the trial wrote them."""
+    widths = trial.user_attrs.get(keys.WIDTHS)
+    if widths is None:
+        return "?"
+    return "-".join(str(w) for w in widths) if widths else "linear"
+
+
+def _duration(seconds: float) -> str:
+    """``"42s"``, ``"3m 05s"``, ``"1h 02m"``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def _short_label(label: str) -> str:
@@ -105,7 +211,7 @@ def run_pool(
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous_handlers[signum] = signal.signal(signum, on_signal)
     started = time.monotonic()
-    last_line = ""
+    status = StatusWriter(stream)
     reaped: set[int] = set()
 
     def reap(process) -> None:
@@ -143,13 +249,9 @@ def run_pool(
             for process in processes:
                 reap(process)
             if not quiet:
-                line = progress_line(study, total, metric, started)
-                news = line.rsplit(" | ", 1)[0]  # the elapsed time alone is no news
-                if news != last_line:
-                    stream.write(line + "\n")
-                    stream.flush()
-                    last_line = news
+                status.update(progress_line(study, total, metric, started))
             time.sleep(POLL_SECONDS)
+        status.close()
         for process in processes:
             reap(process)
         if interrupted:
@@ -165,8 +267,9 @@ def run_pool(
             if len(crashed) == len(processes):
                 raise PoolFailure(f"every worker died ({codes}); see the logs in {log_dir}")
             # Killed workers' trials are retried by the others; say so, but the study is complete.
-            stream.write(f"[archsearch] warning: {codes}; see {log_dir}\n")
+            status.message(f"[archsearch] warning: {codes}; see {log_dir}")
     finally:
+        status.close()
         _stop(processes)
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)

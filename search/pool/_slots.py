@@ -12,7 +12,7 @@ import optuna
 
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
-from archsearch.pool._pool import PoolFailure, progress_line, run_pool
+from archsearch.pool._pool import PoolFailure, StatusWriter, progress_line, run_pool
 from archsearch.pool._supervision import RetryStaleTrial
 from archsearch.pool._worker import ObjectiveFactory, WorkerStudy, run_worker, search_objective, study_total
 from archsearch.storage import keys, sqlite_path
@@ -57,10 +57,14 @@ def run_slots(
     stream = stream or sys.stderr
     if len(slots) == 1 and in_process:
         callbacks = [] if quiet else [_PrintProgress(total, metric, stream)]
-        outcome = run_worker(
-            url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline,
-            callbacks=callbacks, seed_salt=seed_salt, data=data, objective_factory=objective_factory, opened=opened,
-        )
+        try:
+            outcome = run_worker(
+                url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline,
+                callbacks=callbacks, seed_salt=seed_salt, data=data, objective_factory=objective_factory, opened=opened,
+            )
+        finally:
+            for callback in callbacks:
+                callback.status.close()
         if outcome.stopped_by_failures:
             last = f"the last (trial {outcome.last_failed_trial}) failed with: {outcome.last_failure}"
             raise SearchError(_failure_message(study, outcome.failed_streak, last))
@@ -102,12 +106,12 @@ def _failure_message(study: optuna.Study, streak: int, last: str) -> str:
 
 
 class _PrintProgress:
-    """Study callback for an in-process search: one progress line per finished trial."""
+    """Study callback for an in-process search: the status line, refreshed after each finished trial."""
 
     def __init__(self, total: int, metric: str, stream: TextIO):
-        self.total, self.metric, self.stream = total, metric, stream
+        self.total, self.metric = total, metric
+        self.status = StatusWriter(stream)
         self.started = time.monotonic()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.stream.write(progress_line(study, self.total, self.metric, self.started) + "\n")
-        self.stream.flush()
+        self.status.update(progress_line(study, self.total, self.metric, self.started))

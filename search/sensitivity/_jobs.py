@@ -110,6 +110,17 @@ def live_job_count(trials: Iterable[FrozenTrial]) -> int:
     return len({t.user_attrs[keys.JOB_ID] for t in trials if t.state in LIVE_STATES and keys.JOB_ID in t.user_attrs})
 
 
+def record_job_params(trial: optuna.Trial, job: dict[str, Any]) -> None:
+    """Record the run's seed, depth and size as its params, each fixed to its one value.
+
+    optuna-dashboard computes importance over the params and divides by their count, so a study of
+    trials without params fails to load there ("division by zero"); fixed one-value params cost nothing
+    to "sample" and read as what the run was.
+    """
+    for name in (keys.SEED, keys.DEPTH, keys.N_PARAMS):
+        trial.suggest_int(name, int(job[name]), int(job[name]))
+
+
 class SensitivityObjective:
     """Callable passed to `study.optimize` on a companion study: trains the job stored in the trial.
 
@@ -143,6 +154,7 @@ class SensitivityObjective:
             job = trial.user_attrs
             if keys.JOB_ID not in job:
                 job = self._adopt_failed_job(trial)
+            record_job_params(trial, job)
             return self._train(trial, job)
         except (optuna.TrialPruned, TotalReached):
             raise

@@ -425,6 +425,5 @@ def _table(result: SensitivityResult) -> str:
                 f"{format_p(e.p_adjusted):>8}  {e.n:>3}  {e.label}"
             )
         blocks.append("\n".join([head, *rows]))
-    lines = ["\n\n".join(blocks)]
-    lines += [f"Warning: {note}" for note in result.warnings]
-    return "\n".join(lines)
+    # The warnings are not repeated here: run_sensitivity raised them before training, which printed them once.
+    return "\n\n".join(blocks)

@@ -21,7 +21,7 @@ from archsearch.sensitivity._jobs import (
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
 from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
 from archsearch.spaces import is_int, Architecture, Neighbour, across_sizes_neighbours, neighbourhood, pick_centres
-from archsearch.storage import FINISHED_STATES, keys, make_storage, open_study
+from archsearch.storage import FINISHED_STATES, keys, make_storage, name_metric, open_study
 
 __all__ = ["DEFAULT_STEPS", "SensitivityError", "run_sensitivity"]
 
@@ -143,7 +143,7 @@ def run_sensitivity(
         summary="",
     )
     result.summary = summarize(result)
-    result.report().push_to_dashboard(companion)
+    result.report().push_to_dashboard(companion, preface=companion_preface(study_name))
     return result
 
 
@@ -288,6 +288,17 @@ def _significance_warnings(centres: list[Centre], repeats: int, alpha: float) ->
     return notes
 
 
+def companion_preface(study_name: str) -> str:
+    """The first lines of the companion study's note: what its trials are."""
+    return (
+        f"## What this study holds\n\nThe training runs of `archsearch sensitivity` on study '{study_name}'. Each "
+        "trial is one architecture, the centre (a trial of that study) or a neighbour (one change to it: a layer "
+        "wider, narrower, removed or added), trained with one seed; its user attributes name the change and the "
+        "params record its seed, depth and parameter count. The runs are compared in pairs by seed, so the "
+        "dashboard's \"best trial\" here is only the luckiest run, not a recommendation: read the verdicts below."
+    )
+
+
 def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) -> optuna.Study:
     """Create (or reopen) the study of the runs, marked so that workers train its enqueued jobs."""
     name = companion_name(parent.study_name)
@@ -307,6 +318,7 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
         for key in ("metric", "task", "data", "preprocessing", keys.FINGERPRINT):
             if key in parent.user_attrs:
                 companion.set_user_attr(key, parent.user_attrs[key])
+        name_metric(companion, parent.user_attrs[keys.METRIC])
         # Written last, as by the controller: its presence marks a complete study that workers may join.
         companion.set_user_attr(keys.CONFIG, parent.user_attrs[keys.CONFIG])
     return companion

@@ -16,6 +16,10 @@ import optuna
 import pytest
 
 from archsearch.dashboards import build_report
+from archsearch.dashboards._report import graph_object_id
+from archsearch.sensitivity._run import companion_preface
+from archsearch.storage import keys, name_metric
+from optuna_dashboard import save_note
 
 from ..conftest import watch_page
 
@@ -34,9 +38,9 @@ def test_report_html_renders_every_figure_offline(browser, demo_study: optuna.St
     page.goto(path.as_uri())
     drawable = [f for f in report.figures if f.drawable]
     page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length === {len(drawable)}", timeout=30_000)
-    # Each plot div must hold drawn traces, not just an empty plotly container.
+    # Each plot div must hold drawn traces (parallel coordinates draw a g.parcoords), not an empty container.
     traces = page.evaluate(
-        "Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => [d.id, d.querySelectorAll('g.trace').length])"
+        "Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => [d.id, d.querySelectorAll('g.trace, g.parcoords').length])"
     )
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-full.png"), full_page=True)
@@ -64,10 +68,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _companion_study(storage: optuna.storages.BaseStorage, parent: optuna.Study) -> optuna.Study:
+    """A sensitivity companion laid out as `archsearch sensitivity` writes it: runs with fixed one-value params."""
+    companion = optuna.create_study(study_name=f"{parent.study_name}.sensitivity", storage=storage, direction="maximize")
+    companion.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
+    companion.set_user_attr(keys.METRIC, "accuracy")
+    name_metric(companion, "accuracy")
+    for seed, (widths, value) in enumerate([([32], 0.91), ([33], 0.912), ([32], 0.905), ([33], 0.907)]):
+        job = {keys.SEED: seed % 2, keys.DEPTH: len(widths), keys.N_PARAMS: 100 * widths[0]}
+        companion.add_trial(optuna.trial.create_trial(
+            value=value, params=job, user_attrs={**job, keys.WIDTHS: widths, "change": "centre"},
+            distributions={k: optuna.distributions.IntDistribution(v, v) for k, v in job.items()},
+        ))  # fmt: skip
+    save_note(companion, companion_preface(parent.study_name))
+    return companion
+
+
 @pytest.fixture
-def dashboard(demo_study: optuna.Study, tmp_path: Path) -> Iterator[tuple[str, optuna.Study]]:
-    """`archsearch dashboard` in a subprocess on the demo study (report pushed); yields the base URL."""
+def dashboard(demo_study: optuna.Study, tmp_path: Path) -> Iterator[tuple[str, optuna.Study, optuna.Study]]:
+    """`archsearch dashboard` in a subprocess on the demo study (report pushed) and a companion; yields both."""
     build_report(demo_study).push_to_dashboard(demo_study)
+    companion = _companion_study(demo_study._storage, demo_study)
     storage_url = f"sqlite:///{tmp_path / 'demo.db'}"  # where the demo_study fixture wrote it
     port = _free_port()
     command = [
@@ -89,28 +110,38 @@ def dashboard(demo_study: optuna.Study, tmp_path: Path) -> Iterator[tuple[str, o
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"optuna-dashboard did not start: {(tmp_path / 'dashboard.log').read_text()}")
             time.sleep(0.3)
-        yield base, demo_study
+        yield base, demo_study, companion
     finally:
         proc.kill()
         proc.wait(timeout=10)
         log.close()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_dashboard_shows_trials_and_pushed_figures(browser, dashboard) -> None:
-    """Check that optuna-dashboard shows the study's trials, the pushed archsearch figures and the note."""
-    base, study = dashboard
+    """Check that optuna-dashboard names the metric, shows every pushed figure titled in report order, the note
+    and the trials, with no error toast or console error."""
+    base, study, _ = dashboard
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors, _ = watch_page(page)
     page.goto(f"{base}/dashboard/studies/{study._study_id}")
+    report = build_report(study)
+    shown = [(n, f) for n, f in enumerate(report.figures, start=1) if f.drawable]
     # optuna-dashboard draws each pushed figure in a div with id "user-defined-plot:<graph object id>".
-    pushed = {f"user-defined-plot:archsearch_{f.key}" for f in build_report(study).figures if f.drawable}
+    pushed = [f"user-defined-plot:{graph_object_id(f, n)}" for n, f in shown]
     page.wait_for_function(
-        "ids => ids.every(id => document.getElementById(id)?.querySelector('g.trace'))", arg=sorted(pushed), timeout=30_000
+        "ids => ids.every(id => document.getElementById(id)?.querySelector('.main-svg'))", arg=pushed, timeout=60_000
     )
+    order = page.evaluate("Array.from(document.querySelectorAll('[id^=\"user-defined-plot:\"]')).map(d => d.id)")
+    assert order == pushed
+    for n, f in shown:
+        assert page.locator(".gtitle", has_text=f"{n}. {f.title}").first.is_visible(), f.title
+    assert page.get_by_text("val accuracy").count() > 0 and page.get_by_text("Objective 0").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-study.png"), full_page=True)
     page.goto(f"{base}/dashboard/studies/{study._study_id}/note")
     page.get_by_text(f"archsearch report: {study.study_name}").first.wait_for(timeout=30_000)
+    assert page.get_by_text("Where the archsearch figures are").count() > 0
     page.screenshot(path=str(ARTIFACTS / "dashboard-note.png"), full_page=True)
     page.goto(f"{base}/dashboard/studies/{study._study_id}/trials")
     # The list is virtualized, so the count header stands for the rows further down.
@@ -118,3 +149,19 @@ def test_dashboard_shows_trials_and_pushed_figures(browser, dashboard) -> None:
     page.screenshot(path=str(ARTIFACTS / "dashboard-trials.png"), full_page=True)
     assert page.get_by_text("Trial 0", exact=True).count() > 0
     assert page.get_by_text("Pruned", exact=True).count() > 0
+    assert page.get_by_text("Failed to").count() == 0 and errors == []
+
+
+@pytest.mark.timeout(180)
+def test_dashboard_opens_the_sensitivity_companion_without_errors(browser, dashboard) -> None:
+    """Check that the companion study loads with its metric named, its note and no importance error toast."""
+    base, _, companion = dashboard
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors, _ = watch_page(page)
+    page.goto(f"{base}/dashboard/studies/{companion._study_id}")
+    page.get_by_text("val accuracy").first.wait_for(timeout=30_000)
+    # The importance card loads after the page; give a failing request time to raise its toast.
+    page.wait_for_timeout(3000)
+    assert page.get_by_text("Failed to").count() == 0 and errors == []
+    page.goto(f"{base}/dashboard/studies/{companion._study_id}/note")
+    page.get_by_text("What this study holds").first.wait_for(timeout=30_000)

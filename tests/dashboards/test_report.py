@@ -19,7 +19,8 @@ from archsearch.dashboards import plot_metric_vs_params
 
 FAIL, PRUNED = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED
 FIGURE_KEYS = ["metric_vs_depth", "metric_vs_params", "metric_vs_widths", "layer_shapes", "dropout_by_size",
-               "spread_vs_size", "importance", "learning_curves", "pruning"]  # fmt: skip
+               "spread_vs_size", "importance", "learning_curves", "pruning", "best_so_far",
+               "parallel_coordinates"]  # fmt: skip
 
 
 def test_build_report_draws_every_figure_of_a_rich_study(demo_study: optuna.Study) -> None:
@@ -29,7 +30,8 @@ def test_build_report_draws_every_figure_of_a_rich_study(demo_study: optuna.Stud
     assert [f.key for f in report.figures if not f.drawable] == []
     assert "Knee, the smallest network within 0.005 accuracy (0.5 points) of the best: trial #" in report.summary
     # Captions carry this study's numbers, not boilerplate.
-    assert "Depths compared: best median by depth:" in report.figures[0].caption and "seed_group" in report.figures[5].caption
+    assert "Depths compared: best median by depth:" in report.figures[0].caption
+    assert "IQR" in report.figures[5].caption and "Orange bars are the standard deviation between seeds" in report.figures[5].caption
 
 
 def test_build_report_gives_reasons_for_an_empty_study(study_factory) -> None:
@@ -139,14 +141,17 @@ def test_report_push_to_dashboard_saves_figures_and_note(demo_study: optuna.Stud
     """Check that pushing stores one graph object per drawn figure and the summary as the study note."""
     report = build_report(demo_study)
     ids = report.push_to_dashboard(demo_study)
-    assert ids == [f"archsearch_{k}" for k in FIGURE_KEYS]
+    assert ids == [f"archsearch_{n:02d}_{k}" for n, k in enumerate(FIGURE_KEYS, start=1)]
     # Pushing twice replaces, because the graph object ids are fixed.
     report.push_to_dashboard(demo_study)
     attrs = demo_study._storage.get_study_system_attrs(demo_study._study_id)
     stored = {k.removeprefix("dashboard:plot_data:").split(":")[0] for k in attrs if k.startswith("dashboard:plot_data:")}
     assert stored == set(ids)
     note = optuna_dashboard.get_note(demo_study)
-    assert note.startswith("## archsearch report: demo-mlp") and "### Metric vs parameter count" in note
+    assert note.startswith("## archsearch report: demo-mlp") and "### 2. Metric vs parameter count" in note
+    # The note says where the figures are and carries the best/knee/linear table in the report's number style.
+    assert "## Where the archsearch figures are" in note and "| role | trial | depth |" in note
+    assert "| best | 19 | 3 | 8, 64, 128 |" in note and "| 9,371 | 0.9189 |" in note
 
 
 def test_import_does_not_load_plotly() -> None:

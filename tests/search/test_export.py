@@ -126,3 +126,20 @@ def test_export_best_refit_reports_only_unseen_test_metrics(digits_search: Finis
     out = export_best(digits_search.url, "digits", tmp_path / "model")
     shipped = json.loads((out / "architecture.json").read_text())["metadata"]["test_metrics"]
     assert shipped and all(k.startswith("test_") for k in shipped)
+
+
+def test_pick_trial_takes_the_smallest_of_tied_best_trials(capsys: pytest.CaptureFixture[str]) -> None:
+    """Check that export picks the smallest network among trials tied for best, says so, and obeys --trial."""
+    from archsearch.export import _pick_trial
+    from archsearch.storage import keys
+
+    study = optuna.create_study(direction="maximize")
+    for value, n_params in [(0.9889, 9000), (0.9889, 1200), (0.97, 100)]:
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs={keys.N_PARAMS: n_params}))
+    assert _pick_trial(study, None).number == 1
+    assert "2 trials tie for the best value (0.9889): exporting the smallest, trial 1 (1,200 parameters)" in (
+        capsys.readouterr().err
+    )
+    # An explicit trial number is exported as asked, with nothing said.
+    assert _pick_trial(study, 0).number == 0
+    assert capsys.readouterr().err == ""

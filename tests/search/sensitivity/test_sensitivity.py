@@ -274,7 +274,7 @@ def test_sensitivity_stores_every_run_and_the_report_in_the_companion_study(cli_
     assert "Worse: layer 0: 32 -> 2 (-95%)" in optuna_dashboard.get_note(companion)
     storage = make_storage(cli_run.url)
     saved = storage.get_study_system_attrs(storage.get_study_id_from_name("teacher.sensitivity"))
-    assert any("archsearch_sensitivity_forest_1" in key for key in saved)  # the figures, for optuna-dashboard
+    assert any("archsearch_01_sensitivity_forest_1" in key for key in saved)  # the figures, for optuna-dashboard
     html = (cli_run.folder / "teacher.html").read_text(encoding="utf-8")
     assert html.count('class="plotly-graph-div"') == 2  # the forest plot and the width curves
     assert REMOVE in cli_run.stdout and "worse" in cli_run.stdout

@@ -1,0 +1,84 @@
+"""Tests of the live status line: its content for a hand-made study, the terminal line and the plain fallback."""
+
+from __future__ import annotations
+
+import io
+
+import optuna
+from optuna.trial import TrialState
+
+from archsearch.pool import PROGRESS_LEGEND, StatusWriter, progress_line
+from archsearch.storage import keys
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _study_with_trials(trial_maker) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for widths, value, state in [([64, 32], 0.97, TrialState.COMPLETE), ([], 0.91, TrialState.COMPLETE),
+                                 ([8], None, TrialState.PRUNED), ([16], 0.95, TrialState.COMPLETE)]:  # fmt: skip
+        trial = trial_maker(widths=widths, value=value, state=state)
+        trial.user_attrs[keys.WORKER] = "elsewhere:1/w0"
+        study.add_trial(trial)
+    return study
+
+
+def test_progress_line_names_counts_best_last_and_eta(trial_maker) -> None:
+    """Check that the status line gives the counts, the best and last trial with architectures, elapsed and ETA."""
+    study = _study_with_trials(trial_maker)
+    line = progress_line(study, 8, "accuracy", started=0.0, now=40.0)
+    assert line.startswith("[archsearch] 4/8 trials (3 complete, 1 pruned, 0 failed, 0 running)")
+    assert "best accuracy 0.9700 (#0: 64-32)" in line
+    # Trials added by hand all end at once; the highest number is the latest.
+    assert "last #3: 16: 0.9500" in line
+    # 40 s for 4 trials, so 4 more take about 40 s.
+    assert "40s elapsed, ETA 40s" in line
+    assert line.endswith("| elsewhere/w0:4")
+
+
+def test_progress_line_names_sensitivity_runs_by_neighbour_and_seed(trial_maker) -> None:
+    """Check that a companion study's runs read "neighbour i/N, seed j/R", not trial numbers."""
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
+    for seed in (0, 1):
+        for key, widths, gain in (("centre", [32], 0.0), ("w0+1", [33], 0.002), ("linear", [], 0.001)):
+            trial = trial_maker(widths=widths, value=0.9 + 0.01 * seed + gain)
+            trial.user_attrs |= {keys.CENTRE_TRIAL: 7, "key": key, keys.SEED: seed}
+            study.add_trial(trial)
+    line = progress_line(study, 6, "accuracy", started=0.0, now=1.0)
+    assert "best accuracy 0.9120 (neighbour 2/3, seed 2/2: 33)" in line
+    assert "last neighbour 3/3, seed 2/2: linear: 0.9110" in line
+
+
+def test_status_writer_rewrites_one_line_on_a_terminal(trial_maker) -> None:
+    """Check that a terminal gets the legend once, then one line rewritten with \\r, ended by close()."""
+    stream = _Terminal()
+    status = StatusWriter(stream)
+    status.update("[archsearch] 1/2 trials | 1s elapsed")
+    status.update("[archsearch] 1/2 trials | 2s elapsed")
+    status.close()
+    text = stream.getvalue()
+    assert text.count(PROGRESS_LEGEND) == 1
+    assert text.count("\r") == 2 and text.endswith("2s elapsed\x1b[K\n")
+
+
+def test_status_writer_prints_plain_lines_when_not_a_terminal() -> None:
+    """Check that a pipe or file gets a new plain line only when more than the clock changed."""
+    stream = io.StringIO()
+    status = StatusWriter(stream)
+    status.update("[archsearch] 1/2 trials | 1s elapsed, ETA 1s | w0:1")
+    status.update("[archsearch] 1/2 trials | 2s elapsed, ETA 2s | w0:1")
+    status.update("[archsearch] 2/2 trials | 3s elapsed | w0:2")
+    status.message("[archsearch] warning: w1 exited 1")
+    status.close()
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        PROGRESS_LEGEND,
+        "[archsearch] 1/2 trials | 1s elapsed, ETA 1s | w0:1",
+        "[archsearch] 2/2 trials | 3s elapsed | w0:2",
+        "[archsearch] warning: w1 exited 1",
+    ]
+    assert "\r" not in stream.getvalue()
