@@ -215,25 +215,25 @@ def notable_trials(study: optuna.Study, *, knee_tolerance: float | None = None) 
         One row per role (``best``, ``knee (within ...)``, :data:`LINEAR_BASELINE`) present in the study.
     """
     data = an.load_study_data(study)
-    tolerance = _default_knee_tolerance(study, data) if knee_tolerance is None else knee_tolerance
-    return _notable_trials_table(data, tolerance).frame
+    knee_tolerance = _default_knee_tolerance(study, data) if knee_tolerance is None else knee_tolerance
+    return _notable_trials_table(data, knee_tolerance).frame
 
 
 def _default_knee_tolerance(study: optuna.Study, data: an.StudyData) -> float:
-    preprocessing = study.user_attrs.get("preprocessing") or {}
+    preprocessing = study.user_attrs.get(keys.PREPROCESSING) or {}
     scale = preprocessing.get("target_scale") if preprocessing.get("task") == "regression" else None
     return an.knee_tolerance_for(data.metric, scale)
 
 
-def _notable_trials_table(data: an.StudyData, tolerance: float) -> ReportTable:
+def _notable_trials_table(data: an.StudyData, knee_tolerance: float) -> ReportTable:
     rows = []
-    knee = an.find_knee(data, tolerance)
+    knee = an.find_knee(data, knee_tolerance)
     done = data.complete
     if not done.empty:
         best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
         rows.append(("best", best))
     if knee is not None:
-        rows.append((f"knee (within {tolerance:g})", done[done["number"] == knee.knee].iloc[0]))
+        rows.append((f"knee (within {knee_tolerance:g})", done[done["number"] == knee.knee].iloc[0]))
     baseline = an.linear_baseline(data)
     if baseline is not None:
         rows.append((LINEAR_BASELINE, baseline))
@@ -253,7 +253,7 @@ def _notable_trials_table(data: an.StudyData, tolerance: float) -> ReportTable:
         ]
     )
     caption = (
-        "The best trial, the knee (smallest within the tolerance of the best) and the linear baseline "
+        "The best trial, the knee (smallest within the knee_tolerance of the best) and the linear baseline "
         "(0 hidden layers), with validation and test metric."
         if rows
         else "No trial finished, so there are no notable trials."
@@ -270,14 +270,14 @@ def _all_trials_table(data: an.StudyData) -> ReportTable:
     return ReportTable("all_trials", "All trials", caption, frame)
 
 
-def tolerance_words(metric: str, tolerance: float) -> str:
+def tolerance_words(metric: str, knee_tolerance: float) -> str:
     """``"0.005 accuracy (0.5 points)"`` for 0-1 metrics, ``"0.005 rmse (in the target's units)"`` else."""
     if metric in _POINT_METRICS:
-        return f"{tolerance:g} {metric} ({tolerance * 100:g} points)"
-    return f"{tolerance:g} {metric} (in the metric's own units)"
+        return f"{knee_tolerance:g} {metric} ({knee_tolerance * 100:g} points)"
+    return f"{knee_tolerance:g} {metric} (in the metric's own units)"
 
 
-def _summary(data: an.StudyData, tolerance: float, figures: list[ReportFigure]) -> str:
+def _summary(data: an.StudyData, knee_tolerance: float, figures: list[ReportFigure]) -> str:
     counts = data.trials["state"].value_counts()
     states = ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "none"
     better = "higher" if data.maximize else "lower"
@@ -301,13 +301,13 @@ def _summary(data: an.StudyData, tolerance: float, figures: list[ReportFigure]) 
             f"- Best: {describe(best)} with {data.metric} {format_number(best['value'])} (test {test}), "
             f"the best of {an.plural(len(done), 'finished trial')}."
         )
-        knee = an.find_knee(data, tolerance)
+        knee = an.find_knee(data, knee_tolerance)
         if knee is not None:
             row = done[done["number"] == knee.knee].iloc[0]
             which = f"{describe(row)} with {format_number(row['value'])}."
             if knee.knee == knee.best:
                 which = "the best trial itself."
-            within = tolerance_words(data.metric, tolerance)
+            within = tolerance_words(data.metric, knee_tolerance)
             lines.append(f"- Knee, the smallest network within {within} of the best: {which}")
         baseline = an.linear_baseline(data)
         if baseline is not None:

@@ -85,7 +85,7 @@ def _depth_caption(data: an.StudyData, summary, baseline) -> str:
     )
 
 
-def metric_vs_params(data: an.StudyData, tolerance: float = 0.005) -> ReportFigure:
+def metric_vs_params(data: an.StudyData, knee_tolerance: float = an.KNEE_TOLERANCE) -> ReportFigure:
     """Figure 2: metric vs parameter count (log axis) by depth, with the Pareto front and the knee."""
     import plotly.graph_objects as go
 
@@ -108,10 +108,10 @@ def metric_vs_params(data: an.StudyData, tolerance: float = 0.005) -> ReportFigu
         x=front["n_params"], y=front["value"], mode="lines", line={"color": "black", "shape": "hv", "width": 1.5},
         name="Pareto front", hoverinfo="skip",
     ))  # fmt: skip
-    knee = an.find_knee(data, tolerance)
+    knee = an.find_knee(data, knee_tolerance)
     best, knee_row = (sized[sized["number"] == n].iloc[0] for n in (knee.best, knee.knee))
-    limit = best["value"] - tolerance if data.maximize else best["value"] + tolerance
-    band = f"best {'-' if data.maximize else '+'} {tolerance:g}"
+    limit = best["value"] - knee_tolerance if data.maximize else best["value"] + knee_tolerance
+    band = f"best {'-' if data.maximize else '+'} {knee_tolerance:g}"
     fig.add_hline(y=limit, line={"dash": "dot", "color": "grey"}, annotation_text=band)
     fig.add_trace(go.Scatter(
         x=[knee_row["n_params"]], y=[knee_row["value"]], mode="markers", name=f"knee (trial #{knee.knee})",
@@ -122,13 +122,13 @@ def metric_vs_params(data: an.StudyData, tolerance: float = 0.005) -> ReportFigu
     caption = (
         "Each dot is a finished trial at its parameter count (log scale), coloured by depth. The black "
         "step line is the Pareto front: no trial does better with fewer parameters. The star is the "
-        f"knee, the smallest network within {tolerance:g} {data.metric} of the best. "
+        f"knee, the smallest network within {knee_tolerance:g} {data.metric} of the best. "
     )
     value = an.format_number
     if knee.knee == knee.best:
         caption += (
             f"Here the best trial, {describe(best)} at {value(best['value'])}, is also the knee: nothing "
-            f"smaller comes within {tolerance:g}."
+            f"smaller comes within {knee_tolerance:g}."
         )
     else:
         ratio = best["n_params"] / knee_row["n_params"]
@@ -234,7 +234,7 @@ def plot_metric_vs_depth(study: optuna.Study) -> go.Figure:
     return unwrap(metric_vs_depth(an.load_study_data(study)))
 
 
-def plot_metric_vs_params(study: optuna.Study, *, knee_tolerance: float = 0.005) -> go.Figure:
+def plot_metric_vs_params(study: optuna.Study, *, knee_tolerance: float = an.KNEE_TOLERANCE) -> go.Figure:
     """Plot the metric against parameter count with the Pareto front and the knee (figure 2).
 
     Raises:

@@ -29,7 +29,7 @@ N_TOP_CURVES = 5
 _CURVE_COLORS = ["#7F3C8D", "#11A579", "#3969AC", "#F2B701", "#E73F74"]
 
 
-def dropout_by_size(data: an.StudyData, tolerance: float = 0.005) -> ReportFigure:
+def dropout_by_size(data: an.StudyData, tolerance: float = an.KNEE_TOLERANCE) -> ReportFigure:
     """Figure 5: metric vs mean dropout, one panel per parameter-count bin."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -249,7 +249,7 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def plot_dropout_by_size(study: optuna.Study, *, tolerance: float = 0.005) -> go.Figure:
+def plot_dropout_by_size(study: optuna.Study, *, tolerance: float = an.KNEE_TOLERANCE) -> go.Figure:
     """Plot the metric against mean dropout, one panel per parameter-count bin (figure 5).
 
     Raises:

@@ -133,12 +133,12 @@ def flatten_trials(
     rows = []
     for t in trials:
         ua, params = t.user_attrs, t.params
-        depth = ua.get("depth", params.get("n_layers"))
-        widths = ua.get("widths") or _indexed(params, "width", depth)
-        dropouts = ua.get("dropouts") or _indexed(params, "dropout", depth)
+        depth = ua.get(keys.DEPTH, params.get("n_layers"))
+        widths = ua.get(keys.WIDTHS) or _indexed(params, "width", depth)
+        dropouts = ua.get(keys.DROPOUTS) or _indexed(params, "dropout", depth)
         if depth is None and widths is not None:
             depth = len(widths)
-        total_units = ua.get("total_units", sum(widths) if widths is not None else None)
+        total_units = ua.get(keys.TOTAL_UNITS, sum(widths) if widths is not None else None)
         value = t.value if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None else math.nan
         curve_steps = sorted(t.intermediate_values)
         duration = t.duration.total_seconds() if t.duration is not None else math.nan
@@ -153,17 +153,17 @@ def flatten_trials(
                 "dropouts": tuple(dropouts) if dropouts is not None else None,
                 "mean_dropout": float(np.mean(dropouts)) if dropouts else (0.0 if depth == 0 else math.nan),
                 "total_units": _nan_if_none(total_units),
-                "n_params": _nan_if_none(ua.get("n_params")),
-                "layer_shape": ua.get("layer_shape") or (classify_shape(widths) if widths is not None else None),
-                "activation": ua.get("activation", params.get("activation")),
-                "seed": ua.get("seed"),
+                "n_params": _nan_if_none(ua.get(keys.N_PARAMS)),
+                "layer_shape": ua.get(keys.LAYER_SHAPE) or (classify_shape(widths) if widths is not None else None),
+                "activation": ua.get(keys.ACTIVATION, params.get("activation")),
+                "seed": ua.get(keys.SEED),
                 "seed_group": ua.get("seed_group"),
-                "baseline": ua.get("baseline"),
-                "epochs_run": _nan_if_none(ua.get("epochs_run", curve_steps[-1] if curve_steps else None)),
-                "train_seconds": _nan_if_none(ua.get("train_seconds", duration)),
+                "baseline": ua.get(keys.BASELINE),
+                "epochs_run": _nan_if_none(ua.get(keys.EPOCHS_RUN, curve_steps[-1] if curve_steps else None)),
+                "train_seconds": _nan_if_none(ua.get(keys.TRAIN_SECONDS, duration)),
                 "test_value": _nan_if_none(ua.get(f"test_{metric}")),
-                "pruned_reason": ua.get("pruned_reason"),
-                "fail_reason": ua.get("fail_reason"),
+                "pruned_reason": ua.get(keys.PRUNED_REASON),
+                "fail_reason": ua.get(keys.FAIL_REASON),
             }
         )
     columns = ["number", "state", "value", "score", "depth", "widths", "dropouts", "mean_dropout",
@@ -267,43 +267,43 @@ def knee_tolerance_for(metric: str, target_scale: float | None, relative: float 
 
 @dataclass(frozen=True)
 class Knee:
-    """The smallest architecture within a tolerance of the best.
+    """The smallest architecture within a knee_tolerance of the best.
 
     Attributes:
         best: Trial number with the best metric.
-        knee: Trial number of the smallest trial within ``tolerance`` of the best.
-        tolerance: Allowed shortfall, in metric units.
+        knee: Trial number of the smallest trial within ``knee_tolerance`` of the best.
+        knee_tolerance: Allowed shortfall, in metric units.
         gap: How much worse the knee is than the best, in metric units (>= 0).
     """
 
     best: int
     knee: int
-    tolerance: float
+    knee_tolerance: float
     gap: float
 
 
-def find_knee(data: StudyData, tolerance: float = KNEE_TOLERANCE) -> Knee | None:
-    """Find the knee: fewest parameters among trials within ``tolerance`` of the best metric.
+def find_knee(data: StudyData, knee_tolerance: float = KNEE_TOLERANCE) -> Knee | None:
+    """Find the knee: fewest parameters among trials within ``knee_tolerance`` of the best metric.
 
     Args:
         data: The flattened study.
-        tolerance: Allowed shortfall from the best, in metric units (0.005 = 0.5 points of accuracy).
+        knee_tolerance: Allowed shortfall from the best, in metric units (0.005 = 0.5 points of accuracy).
 
     Returns:
         The knee, or ``None`` when no finished trial has a parameter count.
 
     Raises:
-        ValueError: If ``tolerance`` is negative.
+        ValueError: If ``knee_tolerance`` is negative.
     """
-    if tolerance < 0:
-        raise ValueError(f"The 'knee_tolerance' parameter must be >= 0. Got {tolerance} instead.")
+    if knee_tolerance < 0:
+        raise ValueError(f"The 'knee_tolerance' parameter must be >= 0. Got {knee_tolerance} instead.")
     done = data.sized
     if done.empty:
         return None
     best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
-    near = done[done["score"] >= best["score"] - tolerance]
+    near = done[done["score"] >= best["score"] - knee_tolerance]
     knee = near.sort_values(["n_params", "score", "number"], ascending=[True, False, True]).iloc[0]
-    return Knee(int(best["number"]), int(knee["number"]), tolerance, float(best["score"] - knee["score"]))
+    return Knee(int(best["number"]), int(knee["number"]), knee_tolerance, float(best["score"] - knee["score"]))
 
 
 def linear_baseline(data: StudyData) -> pd.Series | None:
