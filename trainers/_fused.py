@@ -44,8 +44,10 @@ from archsearch.trainers._train import (
     TrainResult,
     TrainSettings,
     _autocast,
+    _batches_per_epoch,
     _check_metric,
     _class_weights,
+    _lr_factor,
     _output_metrics,
     _resolve_device,
     _split_metrics,
@@ -58,7 +60,7 @@ from archsearch.trainers.metrics import METRIC_DIRECTIONS
 # the single engine (see `fused_unsupported_reason`), so a new option never runs fused with other meaning.
 FUSED_SETTINGS = frozenset({
     "lr", "weight_decay", "batch_size", "optimizer", "epochs", "patience", "metric", "seed", "device", "bf16",
-    "class_weight", "num_threads", "keep_last",
+    "class_weight", "num_threads", "keep_last", "lr_schedule", "warmup", "label_smoothing", "grad_clip",
 })
 _EVAL_ELEMENTS = 2**24  # slots x rows x width per evaluation chunk, so validation memory stays near 64 MiB
 
@@ -145,6 +147,7 @@ class _Slot:
     generator: torch.Generator  # the slot's own: weight init, then one shuffle per epoch
     started: float
     epoch: int = 0
+    step: int = 0  # optimizer steps taken, the position on the slot's own learning-rate schedule
     history: list[float] = dataclasses.field(default_factory=list)
     best_epoch: int | None = None
     best_value: float | None = None
@@ -254,6 +257,8 @@ class Population:
                 return f"{name} {getattr(settings, name)!r} differs from the group's {getattr(group, name)!r}"
         if _resolve_device(settings.device) != self.device:
             return f"device {settings.device!r} differs from the group's {str(self.device)!r}"
+        if self.data.task == "regression" and settings.label_smoothing > 0:
+            return f"label_smoothing {settings.label_smoothing!r} applies to classification only"
         return None
 
     def discard(self, index: int) -> None:
@@ -399,6 +404,19 @@ class Population:
         self._keep_scale = (1.0 / (1.0 - drop)).to(self.device)
         self._dropout_layers = [bool((drop[layer] > 0).any()) for layer in range(depth)]
         self._active = active.to(self.device)  # (capacity,)
+        occupants = [slot.spec.settings for slot in self._slots if slot is not None]
+        smoothing = [0.0 if slot is None else slot.spec.settings.label_smoothing for slot in self._slots]
+        self._smoothing = torch.tensor(smoothing, device=self.device)  # (capacity,)
+        self._smoothing_any = any(s.label_smoothing > 0 for s in occupants)
+        clips = [math.inf if slot is None or slot.spec.settings.grad_clip is None else slot.spec.settings.grad_clip
+                 for slot in self._slots]
+        self._max_norm = torch.tensor(clips, device=self.device)  # (capacity,)
+        self._clipped = torch.isfinite(self._max_norm)  # (capacity,)
+        self._clip_any = any(s.grad_clip is not None for s in occupants)
+        self._scheduled = [
+            slot is not None and (slot.spec.settings.lr_schedule != "constant" or slot.spec.settings.warmup > 0)
+            for slot in self._slots
+        ]
 
     def _forward(self, x: torch.Tensor, params: Sequence[torch.Tensor], train: bool) -> torch.Tensor:
         """Outputs (capacity, rows, n_outputs) from inputs (capacity, rows, n_features) or shared (rows, n_features)."""
@@ -426,17 +444,42 @@ class Population:
         order = torch.stack(orders).to(self.device)  # (capacity, n_rows)
         losses, sizes = [], []
         for start in range(0, n_rows, batch_size):
+            self._schedule_lrs()
             rows = order[:, start : start + batch_size]  # (capacity, batch)
             with _autocast(self.device, self._use_bf16):
                 out = self._forward(self._x["train"][rows], self._leaves, train=True)  # (capacity, batch, n_outputs)
             loss = self._loss(out.float(), self._y_train[rows])  # (capacity,)
             # Each slot's loss depends on its own leaves only, so one backward of the sum gives every slot its gradient.
             grads = torch.autograd.grad((loss * self._active).sum(), self._leaves)
-            self._optimizer.step(self.params, torch.cat([g.reshape(self.capacity, -1) for g in grads], dim=1))
+            flat = torch.cat([g.reshape(self.capacity, -1) for g in grads], dim=1)  # (capacity, n_params)
+            if self._clip_any:
+                flat = self._clip(flat)
+            self._optimizer.step(self.params, flat)
             losses.append(loss.detach())
             sizes.append(rows.shape[1])
         weights = torch.tensor(sizes, dtype=torch.float32, device=self.device)  # (n_batches,)
         return (weights @ torch.stack(losses) / n_rows).tolist()  # the epoch's only host sync
+
+    def _schedule_lrs(self) -> None:
+        """Set each scheduled slot's lr for its next step, as train_mlp's `_set_lr(... _lr_factor(...))`."""
+        n_batches = _batches_per_epoch(self._x["train"].shape[0], self.group.batch_size, "none")
+        for index, slot in enumerate(self._slots):
+            if slot is None:
+                continue
+            settings = slot.spec.settings
+            if self._scheduled[index]:
+                # The schedule spans the slot's whole budget, as in train_mlp, whenever the slot joined.
+                factor = _lr_factor(slot.step, settings.epochs * n_batches, settings)
+                self._optimizer.set_lr(index, settings.lr * factor)
+            slot.step += 1
+
+    def _clip(self, grads: torch.Tensor) -> torch.Tensor:
+        """Each clipping slot's gradient row (capacity, n_params) scaled as clip_grad_norm_ over its parameters."""
+        # One norm over the slot's whole row, as clip_grad_norm_ takes over all of a model's parameters;
+        # padded entries are zero and leave the norm unchanged.
+        norms = torch.linalg.vector_norm(grads, dim=1)  # (capacity,)
+        scale = (self._max_norm / (norms + 1e-6)).clamp(max=1.0)
+        return grads * torch.where(self._clipped, scale, 1.0).unsqueeze(1)
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-slot mean loss (capacity,) of outputs (capacity, batch, n_outputs), as train_mlp's loss."""
@@ -446,10 +489,19 @@ class Population:
         per_row = F.cross_entropy(
             out.reshape(-1, n_classes), y.reshape(-1), weight=self._class_weights, reduction="none"
         ).view(capacity, batch)
-        if self._class_weights is None:
-            return per_row.mean(dim=1)
+        weights = self._class_weights
         # cross_entropy's weighted mean divides by the summed weights of the batch's classes.
-        return per_row.sum(dim=1) / self._class_weights[y].sum(dim=1)
+        total = float(batch) if weights is None else weights[y].sum(dim=1)  # (capacity,)
+        nll = per_row.mean(dim=1) if weights is None else per_row.sum(dim=1) / total
+        if not self._smoothing_any:
+            return nll
+        # cross_entropy(label_smoothing=eps) = (1 - eps) * nll + eps / n_classes * the (weighted) sum of
+        # -log p over every class, averaged with the same denominator as nll.
+        log_p = F.log_softmax(out, dim=2)  # (capacity, batch, n_classes)
+        spread = -(log_p if weights is None else log_p * weights).sum(dim=2).sum(dim=1) / total  # (capacity,)
+        eps = self._smoothing
+        # A slot without smoothing keeps the plain loss, as cross_entropy skips the term when eps is 0.
+        return torch.where(eps > 0, (1 - eps) * nll + spread * (eps / n_classes), nll)
 
     def _val_outputs(self) -> torch.Tensor:
         """Every slot's float outputs on the validation split, (capacity, n_val, n_outputs), in chunks."""

@@ -100,6 +100,65 @@ def test_regression_and_balanced_class_weights_match_train_mlp(wine: PreparedDat
         _assert_same_run(fused, _single(spec, wine))
 
 
+# The training recipe per slot, mixed within one population and refilled mid-way (capacity 3 for 6 runs).
+RECIPE = {
+    "lr_schedule": [
+        _spec((16,), lr=1e-2, epochs=4, seed=1, lr_schedule="cosine", warmup=0.05),
+        _spec((8, 24), lr=3e-3, optimizer="adamw", epochs=5, seed=2, lr_schedule="onecycle", warmup=0.2),
+        _spec((), lr=5e-2, optimizer="sgd", epochs=3, seed=3),
+        _spec((32, 8), lr=1e-2, epochs=6, seed=4, warmup=0.3),
+        _spec((20,), lr=2e-2, optimizer="sgd", epochs=30, patience=2, seed=5, lr_schedule="cosine"),
+        _spec((5, 7), lr=1e-2, epochs=4, seed=6, lr_schedule="onecycle", warmup=0.5),
+    ],
+    "label_smoothing": [
+        _spec((16,), lr=1e-2, epochs=4, seed=1, label_smoothing=0.2),
+        _spec((8, 24), lr=3e-3, optimizer="adamw", epochs=5, seed=2),
+        _spec((), lr=5e-2, optimizer="sgd", epochs=3, seed=3, label_smoothing=0.05),
+        _spec((32, 8), lr=1e-2, epochs=6, seed=4, label_smoothing=0.45, metric="log_loss"),
+        _spec((20,), lr=2e-2, epochs=3, seed=5, label_smoothing=0.1),
+        _spec((5, 7), lr=1e-2, epochs=4, seed=6),
+    ],
+    "grad_clip": [
+        _spec((16,), lr=1e-2, epochs=4, seed=1, grad_clip=0.1),
+        _spec((8, 24), lr=3e-3, optimizer="adamw", epochs=5, seed=2),
+        _spec((), lr=5e-2, optimizer="sgd", epochs=3, seed=3, grad_clip=0.5),
+        _spec((32, 8), lr=1e-2, epochs=6, seed=4, grad_clip=1000.0),
+        _spec((20,), lr=2e-2, optimizer="sgd", epochs=3, seed=5, grad_clip=0.01),
+        _spec((5, 7), lr=1e-2, epochs=4, seed=6, grad_clip=0.3, lr_schedule="cosine", label_smoothing=0.1),
+    ],
+}
+
+
+@pytest.mark.parametrize("option", sorted(RECIPE))
+def test_recipe_options_match_train_mlp(wine: PreparedData, option: str) -> None:
+    """Check that slots with their own lr schedule, label smoothing or gradient clipping equal train_mlp's runs."""
+    specs = RECIPE[option]
+    for spec, fused in zip(specs, train_fused(specs, wine, GROUP, capacity=3)):
+        _assert_same_run(fused, _single(spec, wine))
+
+
+def test_label_smoothing_with_balanced_class_weights_matches_train_mlp(wine: PreparedData) -> None:
+    """Check that label smoothing with balanced class weights equals train_mlp's weighted cross-entropy."""
+    specs = [
+        _spec((16,), lr=1e-2, epochs=3, seed=s, class_weight="balanced", label_smoothing=eps)
+        for s, eps in ((0, 0.3), (1, 0.0), (2, 0.1))
+    ]
+    group = dataclasses.replace(GROUP, class_weight="balanced")
+    for spec, fused in zip(specs, train_fused(specs, wine, group, capacity=2)):
+        _assert_same_run(fused, _single(spec, wine))
+
+
+def test_clipping_uses_each_slot_s_own_norm(wine: PreparedData) -> None:
+    """Check that a clipping slot's numbers do not depend on its neighbour's gradients, clipped or not."""
+    clipped = _spec((16, 8), lr=1e-2, epochs=3, seed=11, grad_clip=0.05)
+    runs = [
+        train_fused([clipped, _spec((24,), lr=lr, epochs=3, seed=12, grad_clip=clip)], wine, GROUP, capacity=2)[0]
+        for lr, clip in ((1e-3, None), (5e-2, 0.5))
+    ]
+    assert runs[0].history == runs[1].history
+    assert all(torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in runs[0].state_dict)
+
+
 def test_state_dict_loads_into_build_mlp_and_predicts_the_same(wine: PreparedData) -> None:
     """Check that a slot's weights load strictly into build_mlp's network and give the fused validation metric."""
     spec = _spec((12, 6), dropout=0.2, lr=1e-2, epochs=3, metric="log_loss")
@@ -170,11 +229,15 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
 
     @dataclasses.dataclass(frozen=True)
     class FutureSettings(TrainSettings):
-        label_smoothing: float = 0.0
+        mixup: float = 0.0
 
     assert fused_unsupported_reason([8], [0.0], "relu", FutureSettings()) is None
-    reason = fused_unsupported_reason([8], [0.0], "relu", FutureSettings(label_smoothing=0.1))
-    assert "label_smoothing = 0.1" in reason
+    reason = fused_unsupported_reason([8], [0.0], "relu", FutureSettings(mixup=0.1))
+    assert "mixup = 0.1" in reason
+    # The recipe the fused engine trains is supported; normalization is not yet.
+    recipe = TrainSettings(lr_schedule="onecycle", warmup=0.05, label_smoothing=0.1, grad_clip=1.0)
+    assert fused_unsupported_reason([8], [0.0], "relu", recipe) is None
+    assert "normalization = 'batch'" in fused_unsupported_reason([8], [0.0], "relu", TrainSettings(normalization="batch"))
     assert fused_unsupported_reason([8], [0.0], "swish", TrainSettings()) == "the fused engine has no activation 'swish'"
 
 
@@ -214,12 +277,19 @@ def test_population_rejects_bad_capacity_and_empty_validation(wine: PreparedData
         (SlotSpec((8,), (0.0,), "relu", TrainSettings(batch_size=64)), "batch_size 64 differs from the group's 32"),
         (_spec((8,), class_weight="balanced"), "class_weight 'balanced' differs from the group's 'none'"),
         (_spec((8,), metric="rmse"), "The metric 'rmse' does not apply to classification"),
+        (_spec((8,), normalization="layer"), "does not support TrainSettings.normalization = 'layer' yet"),
     ],
 )
 def test_add_rejects_runs_that_do_not_fit_the_group(wine: PreparedData, spec: SlotSpec, match: str) -> None:
     """Check that add names why a run cannot join the population."""
     with pytest.raises(ValueError, match=match):
         Population(wine, GROUP, 1).add(spec)
+
+
+def test_add_rejects_label_smoothing_for_regression(diabetes: PreparedData) -> None:
+    """Check that a regression run with label smoothing cannot join, as train_mlp refuses it."""
+    with pytest.raises(ValueError, match="label_smoothing 0.1 applies to classification only"):
+        Population(diabetes, GROUP, 1).add(_spec((8,), metric="rmse", label_smoothing=0.1))
 
 
 def test_add_rejects_a_full_population_and_a_wide_input_without_hidden_layers(wine: PreparedData) -> None:
