@@ -11,9 +11,12 @@ What varies per slot (fused) and what partitions slots into groups:
   weights therefore equal an unpadded network's, without a mask to multiply by), depth (up to
   `max_depth`; a shallower slot passes its last hidden layer through the deeper layers unchanged, and
   those layers' weights stay zero), dropout per layer, learning rate, weight decay, optimizer (adam, adamw,
-  sgd), seed (initial weights and batch order), epochs, patience, metric and keep_last.
-- Per group: activation, batch size (the steps of an epoch line up), device, bf16 and class_weight,
-  besides the data itself.
+  sgd), seed (initial weights and batch order), epochs, patience, metric, keep_last, and the recipe:
+  lr_schedule and warmup (each slot on its own step counter), label_smoothing and grad_clip (each slot's
+  own gradient norm).
+- Per group: activation, batch size (the steps of an epoch line up), device, bf16, class_weight and
+  normalization ("none" or "layer"; a LayerNorm takes its statistics over the slot's real units only and
+  its padded weight and bias are zero, so padded units stay zero), besides the data itself.
 
 With dropout 0 on CPU a slot's trajectory equals `train_mlp`'s with the same values to float rounding
 (same initial weights and batch order from the slot's seed, same loss, the torch fused optimizers' math;
@@ -54,6 +57,7 @@ from archsearch.trainers._train import (
     _tensor,
 )
 from archsearch.trainers.data import PreparedData
+from archsearch.trainers.names import NORMALIZATIONS
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
 # TrainSettings fields the fused engine honours; any other field with a non-default value keeps a trial on
@@ -61,7 +65,10 @@ from archsearch.trainers.metrics import METRIC_DIRECTIONS
 FUSED_SETTINGS = frozenset({
     "lr", "weight_decay", "batch_size", "optimizer", "epochs", "patience", "metric", "seed", "device", "bf16",
     "class_weight", "num_threads", "keep_last", "lr_schedule", "warmup", "label_smoothing", "grad_clip",
+    "normalization",
 })
+FUSED_NORMALIZATIONS = ("none", "layer")  # BatchNorm's running statistics are not fused yet
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, which build_mlp uses
 _EVAL_ELEMENTS = 2**24  # slots x rows x width per evaluation chunk, so validation memory stays near 64 MiB
 
 
@@ -81,6 +88,8 @@ def fused_unsupported_reason(
         value = getattr(settings, field.name)
         if value != default:
             return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
+    if settings.normalization not in FUSED_NORMALIZATIONS:
+        return f"the fused engine does not support TrainSettings.normalization = {settings.normalization!r} yet"
     if len(widths) > 0 and activation not in ACTIVATIONS:
         return f"the fused engine has no activation {activation!r}"
     return None
@@ -101,6 +110,7 @@ class FusedGroup:
     device: str = "auto"
     bf16: bool = False
     class_weight: str = "none"
+    normalization: str = "none"  # every slot's; "batch" is a valid group that no Population trains yet
 
     def __post_init__(self) -> None:
         rules = (
@@ -110,6 +120,7 @@ class FusedGroup:
             ("max_width", is_int(self.max_width) and self.max_width >= 1, "an int >= 1"),
             ("bf16", isinstance(self.bf16, bool), "a bool"),
             ("class_weight", self.class_weight in CLASS_WEIGHTS, f"one of {list(CLASS_WEIGHTS)}"),
+            ("normalization", self.normalization in NORMALIZATIONS, f"one of {list(NORMALIZATIONS)}"),
         )
         for name, ok, rule in rules:
             if not ok:
@@ -124,6 +135,7 @@ class FusedGroup:
         return cls(
             activation=activation, batch_size=settings.batch_size, max_depth=max_depth, max_width=max_width,
             device=settings.device, bf16=settings.bf16, class_weight=settings.class_weight,
+            normalization=settings.normalization,
         )
 
 
@@ -173,16 +185,24 @@ class Population:
             raise ValueError(f"The 'capacity' parameter of Population must be an int >= 1. Got {capacity!r} instead.")
         if len(data.x_val) == 0:
             raise ValueError("Population needs a non-empty validation split to measure the metric each epoch.")
+        if group.normalization not in FUSED_NORMALIZATIONS:
+            raise ValueError(
+                f"Population trains normalization {list(FUSED_NORMALIZATIONS)}; the group's "
+                f"{group.normalization!r} is not fused yet (train such runs with train_mlp)."
+            )
         self.data, self.group, self.capacity = data, group, capacity
         self.device = _resolve_device(group.device)
         self._use_bf16 = group.bf16 and self.device.type == "cuda"
         self._act = ACTIVATIONS[group.activation]()
         n_in, width, depth, n_out = data.n_features, group.max_width, group.max_depth, data.n_outputs
-        # Row layout of the flat parameter tensor: (weight (in, width), bias (width,)) per hidden layer, then
-        # the output layer; a depth-0 group's output layer reads the inputs directly.
+        # Row layout of the flat parameter tensor: (weight (in, width), bias (width,)[, LayerNorm weight (width,),
+        # LayerNorm bias (width,)]) per hidden layer, then the output layer; a depth-0 group's output layer
+        # reads the inputs directly.
+        self._layer_norm = group.normalization == "layer"
+        self._per_layer = 4 if self._layer_norm else 2
         shapes = []
         for layer in range(depth):
-            shapes += [(n_in if layer == 0 else width, width), (width,)]
+            shapes += [(n_in if layer == 0 else width, width), (width,)] + [(width,)] * (self._per_layer - 2)
         shapes += [(width if depth else n_in, n_out), (n_out,)]
         self._shapes = shapes
         self._offsets = list(itertools.accumulate((math.prod(s) for s in shapes), initial=0))
@@ -252,7 +272,7 @@ class Population:
             return f"a depth-0 slot needs max_width >= n_features ({self.data.n_features})"
         if len(widths) > 0 and spec.activation != group.activation:
             return f"activation {spec.activation!r} differs from the group's {group.activation!r}"
-        for name in ("batch_size", "bf16", "class_weight"):
+        for name in ("batch_size", "bf16", "class_weight", "normalization"):
             if getattr(settings, name) != getattr(group, name):
                 return f"{name} {getattr(settings, name)!r} differs from the group's {getattr(group, name)!r}"
         if _resolve_device(settings.device) != self.device:
@@ -314,6 +334,7 @@ class Population:
         spec = slot.spec
         model = build_mlp(
             self.data.n_features, spec.widths, spec.dropouts, spec.activation, self.data.n_outputs,
+            normalization=self.group.normalization,
             generator=torch.Generator(),  # its draws are overwritten; the global generator stays untouched
         )
         state = None if slot.best_epoch is None else self._state_dict(index, spec)
@@ -351,9 +372,14 @@ class Population:
         state: dict[str, torch.Tensor] = {}
         position, fan_in = 0, self.data.n_features
         for layer, (width, p) in enumerate(zip(spec.widths, spec.dropouts)):
-            weight, bias = tensors[2 * layer], tensors[2 * layer + 1]
+            first = self._per_layer * layer
+            weight, bias = tensors[first], tensors[first + 1]
             state[f"{position}.weight"] = weight[:fan_in, :width].T.clone()  # (width, fan_in)
             state[f"{position}.bias"] = bias[:width].clone()
+            if self._layer_norm:
+                position += 1
+                state[f"{position}.weight"] = tensors[first + 2][:width].clone()
+                state[f"{position}.bias"] = tensors[first + 3][:width].clone()
             position += 3 if p > 0 else 2  # Linear, activation[, Dropout]
             fan_in = width
         state[f"{position}.weight"] = tensors[-2][:fan_in].T.clone()  # (n_outputs, fan_in)
@@ -367,7 +393,7 @@ class Population:
             self.params[index, a:b].view(shape) for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)
         ]
         fan_in = self.data.n_features
-        layers = [(2 * layer, width) for layer, width in enumerate(spec.widths)]
+        layers = [(self._per_layer * layer, width) for layer, width in enumerate(spec.widths)]
         layers.append((len(views) - 2, self.data.n_outputs))
         for position, fan_out in layers:
             bound = 1.0 / math.sqrt(fan_in)
@@ -376,6 +402,8 @@ class Population:
             bias = torch.empty(fan_out).uniform_(-bound, bound, generator=generator)
             views[position][:fan_in, :fan_out] = weight.T.to(self.device)
             views[position + 1][:fan_out] = bias.to(self.device)
+            if self._layer_norm and position < len(views) - 2:
+                views[position + 2][:fan_out] = 1.0  # nn.LayerNorm starts at weight 1, bias 0 (no draw)
             fan_in = fan_out
 
     def _clear(self, index: int) -> None:
@@ -404,6 +432,13 @@ class Population:
         self._keep_scale = (1.0 / (1.0 - drop)).to(self.device)
         self._dropout_layers = [bool((drop[layer] > 0).any()) for layer in range(depth)]
         self._active = active.to(self.device)  # (capacity,)
+        units = torch.zeros(depth, self.capacity, 1, self.group.max_width)
+        for index, slot in enumerate(self._slots):
+            for layer, width in enumerate([] if slot is None else slot.spec.widths):
+                units[layer, index, 0, :width] = 1.0
+        self._units = units.to(self.device)  # (depth, capacity, 1, width): the slot's real units of the layer
+        # At least 1, so a slot without the layer (all zeros) normalizes to zeros, not 0 / 0.
+        self._n_units = units.sum(dim=3, keepdim=True).clamp(min=1.0).to(self.device)  # (depth, capacity, 1, 1)
         occupants = [slot.spec.settings for slot in self._slots if slot is not None]
         smoothing = [0.0 if slot is None else slot.spec.settings.label_smoothing for slot in self._slots]
         self._smoothing = torch.tensor(smoothing, device=self.device)  # (capacity,)
@@ -422,8 +457,12 @@ class Population:
         """Outputs (capacity, rows, n_outputs) from inputs (capacity, rows, n_features) or shared (rows, n_features)."""
         h = x
         for layer in range(self.group.max_depth):
-            weight, bias = params[2 * layer], params[2 * layer + 1]  # (capacity, in, width), (capacity, width)
-            a = self._act(_affine(h, weight, bias))  # (capacity, rows, width)
+            first = self._per_layer * layer
+            weight, bias = params[first], params[first + 1]  # (capacity, in, width), (capacity, width)
+            z = _affine(h, weight, bias)  # (capacity, rows, width)
+            if self._layer_norm:
+                z = self._normalize(z, layer, params[first + 2], params[first + 3])
+            a = self._act(z)
             if train and self._dropout_layers[layer]:
                 draw = torch.rand(a.shape, generator=self._dropout_generator, device=a.device)
                 a = a * ((draw >= self._drop[layer]) * self._keep_scale[layer])
@@ -433,6 +472,14 @@ class Population:
                 a = torch.where(self._on[layer], a, carried)
             h = a
         return _affine(h, params[-2], params[-1])
+
+    def _normalize(self, z: torch.Tensor, layer: int, gain: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """nn.LayerNorm over each slot's real units of `layer` only; padded units stay exactly zero."""
+        units, n_units = self._units[layer], self._n_units[layer]  # (capacity, 1, width), (capacity, 1, 1)
+        mean = (z * units).sum(dim=2, keepdim=True) / n_units  # (capacity, rows, 1)
+        centered = (z - mean) * units  # (capacity, rows, width)
+        variance = (centered * centered).sum(dim=2, keepdim=True) / n_units  # biased, as LayerNorm's
+        return centered * torch.rsqrt(variance + LAYER_NORM_EPS) * gain.unsqueeze(1) + shift.unsqueeze(1)
 
     def _train_epoch(self) -> list[float]:
         """One pass over each slot's own shuffle of the training rows; returns each slot's mean loss."""

@@ -148,6 +148,35 @@ def test_label_smoothing_with_balanced_class_weights_matches_train_mlp(wine: Pre
         _assert_same_run(fused, _single(spec, wine))
 
 
+def test_layer_norm_population_matches_train_mlp(wine: PreparedData, diabetes: PreparedData) -> None:
+    """Check that LayerNorm over each slot's real width, at mixed widths and depths, equals train_mlp's runs."""
+    group = dataclasses.replace(GROUP, normalization="layer")
+    specs = [
+        dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, normalization="layer"))
+        for spec in RECIPE["label_smoothing"] + [_spec((3, 32, 1), lr=1e-2, epochs=3, seed=7, dropout=0.0)]
+    ]
+    for spec, fused in zip(specs, train_fused(specs, wine, group, capacity=3)):
+        _assert_same_run(fused, _single(spec, wine))
+    regression = [_spec((16, 8), lr=1e-2, epochs=3, seed=s, metric="rmse", normalization="layer") for s in (0, 1)]
+    for spec, fused in zip(regression, train_fused(regression, diabetes, group, capacity=2)):
+        _assert_same_run(fused, _single(spec, diabetes))
+
+
+def test_layer_norm_padding_stays_exactly_zero(wine: PreparedData) -> None:
+    """Check that with LayerNorm a slot's row holds no nonzero beyond its own network's parameters."""
+    population = Population(wine, dataclasses.replace(GROUP, max_width=16, normalization="layer"), capacity=3)
+    specs = [_spec((8, 5), lr=1e-2, weight_decay=0.1, epochs=3, normalization="layer"),
+             _spec((3,), optimizer="sgd", weight_decay=0.1, normalization="layer")]
+    slots = [population.add(spec) for spec in specs]
+    population.step_epoch()
+    population.step_epoch()
+    for slot, spec in zip(slots, specs):
+        sizes = zip((wine.n_features, *spec.widths), (*spec.widths, wine.n_outputs))
+        n_params = sum((fan_in + 1) * fan_out for fan_in, fan_out in sizes) + 2 * sum(spec.widths)
+        assert torch.count_nonzero(population.params[slot]) == n_params
+    assert torch.count_nonzero(population.params[population.free[0]]) == 0
+
+
 def test_clipping_uses_each_slot_s_own_norm(wine: PreparedData) -> None:
     """Check that a clipping slot's numbers do not depend on its neighbour's gradients, clipped or not."""
     clipped = _spec((16, 8), lr=1e-2, epochs=3, seed=11, grad_clip=0.05)
@@ -234,8 +263,8 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
     assert fused_unsupported_reason([8], [0.0], "relu", FutureSettings()) is None
     reason = fused_unsupported_reason([8], [0.0], "relu", FutureSettings(mixup=0.1))
     assert "mixup = 0.1" in reason
-    # The recipe the fused engine trains is supported; normalization is not yet.
-    recipe = TrainSettings(lr_schedule="onecycle", warmup=0.05, label_smoothing=0.1, grad_clip=1.0)
+    # The recipe the fused engine trains is supported; batch normalization is not yet.
+    recipe = TrainSettings(lr_schedule="onecycle", warmup=0.05, label_smoothing=0.1, grad_clip=1.0, normalization="layer")
     assert fused_unsupported_reason([8], [0.0], "relu", recipe) is None
     assert "normalization = 'batch'" in fused_unsupported_reason([8], [0.0], "relu", TrainSettings(normalization="batch"))
     assert fused_unsupported_reason([8], [0.0], "swish", TrainSettings()) == "the fused engine has no activation 'swish'"
@@ -251,6 +280,7 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
         ({"bf16": 1}, "The 'bf16' parameter of FusedGroup must be a bool. Got 1 instead."),
         ({"class_weight": "x"}, "The 'class_weight' parameter of FusedGroup must be one of"),
         ({"device": "tpu"}, "The 'device' parameter of TrainSettings must be one of"),
+        ({"normalization": "group"}, "The 'normalization' parameter of FusedGroup must be one of"),
     ],
 )
 def test_fused_group_rejects_bad_values(changes: dict, match: str) -> None:
@@ -260,7 +290,9 @@ def test_fused_group_rejects_bad_values(changes: dict, match: str) -> None:
 
 
 def test_population_rejects_bad_capacity_and_empty_validation(wine: PreparedData) -> None:
-    """Check that Population needs a capacity >= 1 and a validation split."""
+    """Check that Population needs a capacity >= 1, a validation split and a normalization it fuses."""
+    with pytest.raises(ValueError, match="the group's 'batch' is not fused yet"):
+        Population(wine, dataclasses.replace(GROUP, normalization="batch"), 1)
     with pytest.raises(ValueError, match="The 'capacity' parameter of Population must be an int >= 1. Got 0 instead."):
         Population(wine, GROUP, 0)
     empty = dataclasses.replace(wine, x_val=wine.x_val[:0], y_val=wine.y_val[:0])
@@ -277,7 +309,8 @@ def test_population_rejects_bad_capacity_and_empty_validation(wine: PreparedData
         (SlotSpec((8,), (0.0,), "relu", TrainSettings(batch_size=64)), "batch_size 64 differs from the group's 32"),
         (_spec((8,), class_weight="balanced"), "class_weight 'balanced' differs from the group's 'none'"),
         (_spec((8,), metric="rmse"), "The metric 'rmse' does not apply to classification"),
-        (_spec((8,), normalization="layer"), "does not support TrainSettings.normalization = 'layer' yet"),
+        (_spec((8,), normalization="layer"), "normalization 'layer' differs from the group's 'none'"),
+        (_spec((8,), normalization="batch"), "does not support TrainSettings.normalization = 'batch' yet"),
     ],
 )
 def test_add_rejects_runs_that_do_not_fit_the_group(wine: PreparedData, spec: SlotSpec, match: str) -> None:

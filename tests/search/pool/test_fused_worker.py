@@ -20,9 +20,10 @@ from archsearch.storage import finished_count, make_storage
 
 from ..conftest import small_config
 
-# The default recipe (warm-up, lr schedule, label smoothing) except normalization, which is not fused yet.
+# The default recipe (warm-up, lr schedule, label smoothing, normalization) without "batch", not fused yet.
 SPACE = {
-    "layers": [0, 2], "width": [16, 64], "dropout": [0.0, 0.0], "batch_size": [64, 128], "normalization": ["none"],
+    "layers": [0, 2], "width": [16, 64], "dropout": [0.0, 0.0], "batch_size": [64, 128],
+    "normalization": ["none", "layer"],
 }
 
 
@@ -129,7 +130,7 @@ def test_sigkilled_fused_worker_trials_are_failed_and_retried(tmp_path: Path) ->
         f'[study]\nname = "faults"\nstorage = "sqlite:///{tmp_path}/faults.db"\nn_trials = 8\n'
         "heartbeat_interval = 1\ngrace_period = 4\n"
         '[data]\ndataset = "digits"\n[space]\nlayers = [1, 2]\nwidth = [16, 64]\nbatch_size = [32]\n'
-        'normalization = ["none"]\n'
+        'normalization = ["none", "layer"]\n'
         '[train]\nepochs = 6\npatience = 6\nengine = "fused"\nslots = 3\n',
         encoding="utf-8",
     )
