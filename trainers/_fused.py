@@ -15,12 +15,15 @@ What varies per slot (fused) and what partitions slots into groups:
   lr_schedule and warmup (each slot on its own step counter), label_smoothing and grad_clip (each slot's
   own gradient norm).
 - Per group: activation, batch size (the steps of an epoch line up), device, bf16, class_weight and
-  normalization ("none" or "layer"; a LayerNorm takes its statistics over the slot's real units only and
-  its padded weight and bias are zero, so padded units stay zero), besides the data itself.
+  normalization (a LayerNorm takes its statistics over the slot's real units only; a BatchNorm keeps
+  each slot's running statistics; a padded unit's norm weight and bias are zero, so it stays zero),
+  besides the data itself.
 
 With dropout 0 on CPU a slot's trajectory equals `train_mlp`'s with the same values to float rounding
 (same initial weights and batch order from the slot's seed, same loss, the torch fused optimizers' math;
-see `_fused_optim`). Dropout masks come from the population's own generator (`seed`), not from
+see `_fused_optim`), except that with batch norm under Adam/AdamW the Linear bias before each norm gets
+rounding-noise gradients that Adam scales to full steps in either engine, so those biases and the running
+means agree in effect only. Dropout masks come from the population's own generator (`seed`), not from
 `settings.seed`, so with dropout a slot matches `train_mlp` in distribution, not number for number.
 
 Every operation is either elementwise along the slot axis or a per-slot product, so a NaN in one slot
@@ -57,8 +60,8 @@ from archsearch.trainers._train import (
     _tensor,
 )
 from archsearch.trainers.data import PreparedData
-from archsearch.trainers.names import NORMALIZATIONS
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
+from archsearch.trainers.names import NORMALIZATIONS
 
 # TrainSettings fields the fused engine honours; any other field with a non-default value keeps a trial on
 # the single engine (see `fused_unsupported_reason`), so a new option never runs fused with other meaning.
@@ -67,8 +70,8 @@ FUSED_SETTINGS = frozenset({
     "class_weight", "num_threads", "keep_last", "lr_schedule", "warmup", "label_smoothing", "grad_clip",
     "normalization",
 })
-FUSED_NORMALIZATIONS = ("none", "layer")  # BatchNorm's running statistics are not fused yet
-LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, which build_mlp uses
+NORM_EPS = 1e-5  # nn.LayerNorm's and nn.BatchNorm1d's default, which build_mlp uses
+BATCH_NORM_MOMENTUM = 0.1  # nn.BatchNorm1d's default weight of a batch in the running statistics
 _EVAL_ELEMENTS = 2**24  # slots x rows x width per evaluation chunk, so validation memory stays near 64 MiB
 
 
@@ -88,8 +91,6 @@ def fused_unsupported_reason(
         value = getattr(settings, field.name)
         if value != default:
             return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
-    if settings.normalization not in FUSED_NORMALIZATIONS:
-        return f"the fused engine does not support TrainSettings.normalization = {settings.normalization!r} yet"
     if len(widths) > 0 and activation not in ACTIVATIONS:
         return f"the fused engine has no activation {activation!r}"
     return None
@@ -110,7 +111,7 @@ class FusedGroup:
     device: str = "auto"
     bf16: bool = False
     class_weight: str = "none"
-    normalization: str = "none"  # every slot's; "batch" is a valid group that no Population trains yet
+    normalization: str = "none"  # every slot's: the batch norm's skipped one-row batch is the whole group's
 
     def __post_init__(self) -> None:
         rules = (
@@ -185,11 +186,8 @@ class Population:
             raise ValueError(f"The 'capacity' parameter of Population must be an int >= 1. Got {capacity!r} instead.")
         if len(data.x_val) == 0:
             raise ValueError("Population needs a non-empty validation split to measure the metric each epoch.")
-        if group.normalization not in FUSED_NORMALIZATIONS:
-            raise ValueError(
-                f"Population trains normalization {list(FUSED_NORMALIZATIONS)}; the group's "
-                f"{group.normalization!r} is not fused yet (train such runs with train_mlp)."
-            )
+        if group.normalization == "batch" and len(data.x_train) < 2:
+            raise ValueError("normalization 'batch' needs at least 2 training rows to compute batch statistics.")
         self.data, self.group, self.capacity = data, group, capacity
         self.device = _resolve_device(group.device)
         self._use_bf16 = group.bf16 and self.device.type == "cuda"
@@ -199,7 +197,8 @@ class Population:
         # LayerNorm bias (width,)]) per hidden layer, then the output layer; a depth-0 group's output layer
         # reads the inputs directly.
         self._layer_norm = group.normalization == "layer"
-        self._per_layer = 4 if self._layer_norm else 2
+        self._batch_norm = group.normalization == "batch"
+        self._per_layer = 2 if group.normalization == "none" else 4
         shapes = []
         for layer in range(depth):
             shapes += [(n_in if layer == 0 else width, width), (width,)] + [(width,)] * (self._per_layer - 2)
@@ -208,6 +207,9 @@ class Population:
         self._offsets = list(itertools.accumulate((math.prod(s) for s in shapes), initial=0))
         self.params = torch.zeros(capacity, self._offsets[-1], device=self.device)  # (capacity, n_params)
         self._best = torch.zeros_like(self.params)
+        # BatchNorm1d's buffers per layer and slot, and their copies at each slot's best epoch.
+        self._stats = _BatchStats(depth, capacity, width, self.device)
+        self._best_stats = _BatchStats(depth, capacity, width, self.device)
         # Leaves that alias `params`: the optimizer updates `params` in place and the leaves see it.
         self._leaves = [
             self.params[:, a:b].view(capacity, *shape).detach().requires_grad_()
@@ -254,6 +256,7 @@ class Population:
         generator = torch.Generator().manual_seed(settings.seed)
         self._initialize(index, spec, generator)
         self._optimizer.reset(index, settings.optimizer, settings.lr, settings.weight_decay)
+        self._stats.reset(index)
         self._slots[index] = _Slot(spec, report, generator, time.perf_counter())
         self._refresh_masks()
         return index
@@ -318,6 +321,7 @@ class Population:
         if best is None or settings.keep_last or (value > best if maximize else value < best):
             slot.best_epoch, slot.best_value = epoch, value
             self._best[index].copy_(self.params[index])
+            self._best_stats.copy_slot(index, self._stats)
         if slot.report is not None and slot.report(epoch, value):
             return "pruned", f"pruned by the pruner at epoch {epoch}"
         if settings.patience is not None and epoch - slot.best_epoch >= settings.patience:
@@ -376,10 +380,15 @@ class Population:
             weight, bias = tensors[first], tensors[first + 1]
             state[f"{position}.weight"] = weight[:fan_in, :width].T.clone()  # (width, fan_in)
             state[f"{position}.bias"] = bias[:width].clone()
-            if self._layer_norm:
+            if self.group.normalization != "none":
                 position += 1
                 state[f"{position}.weight"] = tensors[first + 2][:width].clone()
                 state[f"{position}.bias"] = tensors[first + 3][:width].clone()
+            if self._batch_norm:
+                stats = self._best_stats
+                state[f"{position}.running_mean"] = stats.mean[layer, index, :width].cpu().clone()
+                state[f"{position}.running_var"] = stats.var[layer, index, :width].cpu().clone()
+                state[f"{position}.num_batches_tracked"] = stats.tracked[index].cpu().clone()
             position += 3 if p > 0 else 2  # Linear, activation[, Dropout]
             fan_in = width
         state[f"{position}.weight"] = tensors[-2][:fan_in].T.clone()  # (n_outputs, fan_in)
@@ -402,14 +411,16 @@ class Population:
             bias = torch.empty(fan_out).uniform_(-bound, bound, generator=generator)
             views[position][:fan_in, :fan_out] = weight.T.to(self.device)
             views[position + 1][:fan_out] = bias.to(self.device)
-            if self._layer_norm and position < len(views) - 2:
-                views[position + 2][:fan_out] = 1.0  # nn.LayerNorm starts at weight 1, bias 0 (no draw)
+            if self.group.normalization != "none" and position < len(views) - 2:
+                views[position + 2][:fan_out] = 1.0  # both norms start at weight 1, bias 0 (no draw)
             fan_in = fan_out
 
     def _clear(self, index: int) -> None:
         self._slots[index] = None
         self.params[index].zero_()
         self._best[index].zero_()
+        self._stats.reset(index)
+        self._best_stats.reset(index)
         self._optimizer.clear(index)
 
     def _refresh_masks(self) -> None:
@@ -462,6 +473,8 @@ class Population:
             z = _affine(h, weight, bias)  # (capacity, rows, width)
             if self._layer_norm:
                 z = self._normalize(z, layer, params[first + 2], params[first + 3])
+            elif self._batch_norm:
+                z = self._batch_normalize(z, layer, params[first + 2], params[first + 3], train)
             a = self._act(z)
             if train and self._dropout_layers[layer]:
                 draw = torch.rand(a.shape, generator=self._dropout_generator, device=a.device)
@@ -479,7 +492,28 @@ class Population:
         mean = (z * units).sum(dim=2, keepdim=True) / n_units  # (capacity, rows, 1)
         centered = (z - mean) * units  # (capacity, rows, width)
         variance = (centered * centered).sum(dim=2, keepdim=True) / n_units  # biased, as LayerNorm's
-        return centered * torch.rsqrt(variance + LAYER_NORM_EPS) * gain.unsqueeze(1) + shift.unsqueeze(1)
+        return centered * torch.rsqrt(variance + NORM_EPS) * gain.unsqueeze(1) + shift.unsqueeze(1)
+
+    def _batch_normalize(
+        self, z: torch.Tensor, layer: int, gain: torch.Tensor, shift: torch.Tensor, train: bool
+    ) -> torch.Tensor:
+        """nn.BatchNorm1d per slot: batch statistics in training (updating the running ones), else the running ones."""
+        # A padded unit is zero on every row: mean 0, variance 0, so it normalizes to exactly zero.
+        stats = self._stats
+        if train:
+            mean = z.mean(dim=1, keepdim=True)  # (capacity, 1, width)
+            variance = z.var(dim=1, unbiased=False, keepdim=True)  # (capacity, 1, width)
+            with torch.no_grad():
+                rows = z.shape[1]
+                m = BATCH_NORM_MOMENTUM
+                stats.mean[layer].mul_(1 - m).add_(mean.squeeze(1).detach(), alpha=m)
+                # The running variance is the unbiased one, as BatchNorm1d keeps it.
+                stats.var[layer].mul_(1 - m).add_(variance.squeeze(1).detach() * (rows / (rows - 1)), alpha=m)
+                if layer == 0:
+                    stats.tracked += 1
+        else:
+            mean, variance = stats.mean[layer].unsqueeze(1), stats.var[layer].unsqueeze(1)  # (capacity, 1, width)
+        return (z - mean) * torch.rsqrt(variance + NORM_EPS) * gain.unsqueeze(1) + shift.unsqueeze(1)
 
     def _train_epoch(self) -> list[float]:
         """One pass over each slot's own shuffle of the training rows; returns each slot's mean loss."""
@@ -490,7 +524,8 @@ class Population:
         ]  # drawn on CPU, as train_mlp does, so the batch order is the same on every device
         order = torch.stack(orders).to(self.device)  # (capacity, n_rows)
         losses, sizes = [], []
-        for start in range(0, n_rows, batch_size):
+        for batch in range(_batches_per_epoch(n_rows, batch_size, self.group.normalization)):
+            start = batch * batch_size
             self._schedule_lrs()
             rows = order[:, start : start + batch_size]  # (capacity, batch)
             with _autocast(self.device, self._use_bf16):
@@ -505,11 +540,11 @@ class Population:
             losses.append(loss.detach())
             sizes.append(rows.shape[1])
         weights = torch.tensor(sizes, dtype=torch.float32, device=self.device)  # (n_batches,)
-        return (weights @ torch.stack(losses) / n_rows).tolist()  # the epoch's only host sync
+        return (weights @ torch.stack(losses) / sum(sizes)).tolist()  # the epoch's only host sync
 
     def _schedule_lrs(self) -> None:
         """Set each scheduled slot's lr for its next step, as train_mlp's `_set_lr(... _lr_factor(...))`."""
-        n_batches = _batches_per_epoch(self._x["train"].shape[0], self.group.batch_size, "none")
+        n_batches = _batches_per_epoch(self._x["train"].shape[0], self.group.batch_size, self.group.normalization)
         for index, slot in enumerate(self._slots):
             if slot is None:
                 continue
@@ -596,6 +631,25 @@ def train_fused(
                 break
             owner[population.add(specs[position], None if reports is None else reports[position])] = position
     return results  # type: ignore[return-value]
+
+
+class _BatchStats:
+    """BatchNorm1d's running statistics for every hidden layer and slot, reset as a fresh BatchNorm1d's."""
+
+    def __init__(self, depth: int, capacity: int, width: int, device: torch.device):
+        self.mean = torch.zeros(depth, capacity, width, device=device)
+        self.var = torch.ones(depth, capacity, width, device=device)
+        self.tracked = torch.zeros(capacity, dtype=torch.int64, device=device)  # training batches seen
+
+    def reset(self, index: int) -> None:
+        self.mean[:, index] = 0.0
+        self.var[:, index] = 1.0
+        self.tracked[index] = 0
+
+    def copy_slot(self, index: int, other: _BatchStats) -> None:
+        self.mean[:, index] = other.mean[:, index]
+        self.var[:, index] = other.var[:, index]
+        self.tracked[index] = other.tracked[index]
 
 
 def _affine(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
