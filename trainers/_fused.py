@@ -471,6 +471,8 @@ class Population:
             first = self._per_layer * layer
             weight, bias = params[first], params[first + 1]  # (capacity, in, width), (capacity, width)
             z = _affine(h, weight, bias)  # (capacity, rows, width)
+            if self.group.normalization != "none":
+                z = z.float()  # statistics in float32 under bf16 autocast, as autocast runs layer_norm
             if self._layer_norm:
                 z = self._normalize(z, layer, params[first + 2], params[first + 3])
             elif self._batch_norm:
