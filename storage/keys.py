@@ -46,7 +46,7 @@ PRUNED_REASON = "pruned_reason"
 FAIL_REASON = "fail_reason"
 ENGINE = "engine"  # "fused" or "single": which trainer trained the trial
 ENGINE_REASON = "engine_reason"  # why a trial of a fused worker trained on the single engine
-FUSED_SLOT = "fused_slot"  # the fused group and slot, "<activation>-b<batch size>/<slot>"
+FUSED_SLOT = "fused_slot"  # the fused group and slot, "<activation>-b<batch size>[-<normalization>]/<slot>"
 NOT_RUN = "not_run"  # a trial claimed after the study reached its total; it trained nothing
 
 # Trial user attributes of a sensitivity run (its job, enqueued with the trial).

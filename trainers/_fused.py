@@ -11,13 +11,19 @@ What varies per slot (fused) and what partitions slots into groups:
   weights therefore equal an unpadded network's, without a mask to multiply by), depth (up to
   `max_depth`; a shallower slot passes its last hidden layer through the deeper layers unchanged, and
   those layers' weights stay zero), dropout per layer, learning rate, weight decay, optimizer (adam, adamw,
-  sgd), seed (initial weights and batch order), epochs, patience, metric and keep_last.
-- Per group: activation, batch size (the steps of an epoch line up), device, bf16 and class_weight,
+  sgd), seed (initial weights and batch order), epochs, patience, metric, keep_last, and the recipe:
+  lr_schedule and warmup (each slot on its own step counter), label_smoothing and grad_clip (each slot's
+  own gradient norm).
+- Per group: activation, batch size (the steps of an epoch line up), device, bf16, class_weight and
+  normalization (a LayerNorm takes its statistics over the slot's real units only; a BatchNorm keeps
+  each slot's running statistics; a padded unit's norm weight and bias are zero, so it stays zero),
   besides the data itself.
 
 With dropout 0 on CPU a slot's trajectory equals `train_mlp`'s with the same values to float rounding
 (same initial weights and batch order from the slot's seed, same loss, the torch fused optimizers' math;
-see `_fused_optim`). Dropout masks come from the population's own generator (`seed`), not from
+see `_fused_optim`), except that with batch norm under Adam/AdamW the Linear bias before each norm gets
+rounding-noise gradients that Adam scales to full steps in either engine, so those biases and the running
+means agree in effect only. Dropout masks come from the population's own generator (`seed`), not from
 `settings.seed`, so with dropout a slot matches `train_mlp` in distribution, not number for number.
 
 Every operation is either elementwise along the slot axis or a per-slot product, so a NaN in one slot
@@ -44,8 +50,10 @@ from archsearch.trainers._train import (
     TrainResult,
     TrainSettings,
     _autocast,
+    _batches_per_epoch,
     _check_metric,
     _class_weights,
+    _lr_factor,
     _output_metrics,
     _resolve_device,
     _split_metrics,
@@ -53,13 +61,17 @@ from archsearch.trainers._train import (
 )
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
+from archsearch.trainers.names import NORMALIZATIONS
 
 # TrainSettings fields the fused engine honours; any other field with a non-default value keeps a trial on
 # the single engine (see `fused_unsupported_reason`), so a new option never runs fused with other meaning.
 FUSED_SETTINGS = frozenset({
     "lr", "weight_decay", "batch_size", "optimizer", "epochs", "patience", "metric", "seed", "device", "bf16",
-    "class_weight", "num_threads", "keep_last",
+    "class_weight", "num_threads", "keep_last", "lr_schedule", "warmup", "label_smoothing", "grad_clip",
+    "normalization",
 })
+NORM_EPS = 1e-5  # nn.LayerNorm's and nn.BatchNorm1d's default, which build_mlp uses
+BATCH_NORM_MOMENTUM = 0.1  # nn.BatchNorm1d's default weight of a batch in the running statistics
 _EVAL_ELEMENTS = 2**24  # slots x rows x width per evaluation chunk, so validation memory stays near 64 MiB
 
 
@@ -99,6 +111,7 @@ class FusedGroup:
     device: str = "auto"
     bf16: bool = False
     class_weight: str = "none"
+    normalization: str = "none"  # every slot's: the batch norm's skipped one-row batch is the whole group's
 
     def __post_init__(self) -> None:
         rules = (
@@ -108,6 +121,7 @@ class FusedGroup:
             ("max_width", is_int(self.max_width) and self.max_width >= 1, "an int >= 1"),
             ("bf16", isinstance(self.bf16, bool), "a bool"),
             ("class_weight", self.class_weight in CLASS_WEIGHTS, f"one of {list(CLASS_WEIGHTS)}"),
+            ("normalization", self.normalization in NORMALIZATIONS, f"one of {list(NORMALIZATIONS)}"),
         )
         for name, ok, rule in rules:
             if not ok:
@@ -122,6 +136,7 @@ class FusedGroup:
         return cls(
             activation=activation, batch_size=settings.batch_size, max_depth=max_depth, max_width=max_width,
             device=settings.device, bf16=settings.bf16, class_weight=settings.class_weight,
+            normalization=settings.normalization,
         )
 
 
@@ -145,6 +160,7 @@ class _Slot:
     generator: torch.Generator  # the slot's own: weight init, then one shuffle per epoch
     started: float
     epoch: int = 0
+    step: int = 0  # optimizer steps taken, the position on the slot's own learning-rate schedule
     history: list[float] = dataclasses.field(default_factory=list)
     best_epoch: int | None = None
     best_value: float | None = None
@@ -170,21 +186,30 @@ class Population:
             raise ValueError(f"The 'capacity' parameter of Population must be an int >= 1. Got {capacity!r} instead.")
         if len(data.x_val) == 0:
             raise ValueError("Population needs a non-empty validation split to measure the metric each epoch.")
+        if group.normalization == "batch" and len(data.x_train) < 2:
+            raise ValueError("normalization 'batch' needs at least 2 training rows to compute batch statistics.")
         self.data, self.group, self.capacity = data, group, capacity
         self.device = _resolve_device(group.device)
         self._use_bf16 = group.bf16 and self.device.type == "cuda"
         self._act = ACTIVATIONS[group.activation]()
         n_in, width, depth, n_out = data.n_features, group.max_width, group.max_depth, data.n_outputs
-        # Row layout of the flat parameter tensor: (weight (in, width), bias (width,)) per hidden layer, then
-        # the output layer; a depth-0 group's output layer reads the inputs directly.
+        # Row layout of the flat parameter tensor: (weight (in, width), bias (width,)[, LayerNorm weight (width,),
+        # LayerNorm bias (width,)]) per hidden layer, then the output layer; a depth-0 group's output layer
+        # reads the inputs directly.
+        self._layer_norm = group.normalization == "layer"
+        self._batch_norm = group.normalization == "batch"
+        self._per_layer = 2 if group.normalization == "none" else 4
         shapes = []
         for layer in range(depth):
-            shapes += [(n_in if layer == 0 else width, width), (width,)]
+            shapes += [(n_in if layer == 0 else width, width), (width,)] + [(width,)] * (self._per_layer - 2)
         shapes += [(width if depth else n_in, n_out), (n_out,)]
         self._shapes = shapes
         self._offsets = list(itertools.accumulate((math.prod(s) for s in shapes), initial=0))
         self.params = torch.zeros(capacity, self._offsets[-1], device=self.device)  # (capacity, n_params)
         self._best = torch.zeros_like(self.params)
+        # BatchNorm1d's buffers per layer and slot, and their copies at each slot's best epoch.
+        self._stats = _BatchStats(depth, capacity, width, self.device)
+        self._best_stats = _BatchStats(depth, capacity, width, self.device)
         # Leaves that alias `params`: the optimizer updates `params` in place and the leaves see it.
         self._leaves = [
             self.params[:, a:b].view(capacity, *shape).detach().requires_grad_()
@@ -231,6 +256,7 @@ class Population:
         generator = torch.Generator().manual_seed(settings.seed)
         self._initialize(index, spec, generator)
         self._optimizer.reset(index, settings.optimizer, settings.lr, settings.weight_decay)
+        self._stats.reset(index)
         self._slots[index] = _Slot(spec, report, generator, time.perf_counter())
         self._refresh_masks()
         return index
@@ -249,11 +275,13 @@ class Population:
             return f"a depth-0 slot needs max_width >= n_features ({self.data.n_features})"
         if len(widths) > 0 and spec.activation != group.activation:
             return f"activation {spec.activation!r} differs from the group's {group.activation!r}"
-        for name in ("batch_size", "bf16", "class_weight"):
+        for name in ("batch_size", "bf16", "class_weight", "normalization"):
             if getattr(settings, name) != getattr(group, name):
                 return f"{name} {getattr(settings, name)!r} differs from the group's {getattr(group, name)!r}"
         if _resolve_device(settings.device) != self.device:
             return f"device {settings.device!r} differs from the group's {str(self.device)!r}"
+        if self.data.task == "regression" and settings.label_smoothing > 0:
+            return f"label_smoothing {settings.label_smoothing!r} applies to classification only"
         return None
 
     def discard(self, index: int) -> None:
@@ -293,6 +321,7 @@ class Population:
         if best is None or settings.keep_last or (value > best if maximize else value < best):
             slot.best_epoch, slot.best_value = epoch, value
             self._best[index].copy_(self.params[index])
+            self._best_stats.copy_slot(index, self._stats)
         if slot.report is not None and slot.report(epoch, value):
             return "pruned", f"pruned by the pruner at epoch {epoch}"
         if settings.patience is not None and epoch - slot.best_epoch >= settings.patience:
@@ -309,6 +338,7 @@ class Population:
         spec = slot.spec
         model = build_mlp(
             self.data.n_features, spec.widths, spec.dropouts, spec.activation, self.data.n_outputs,
+            normalization=self.group.normalization,
             generator=torch.Generator(),  # its draws are overwritten; the global generator stays untouched
         )
         state = None if slot.best_epoch is None else self._state_dict(index, spec)
@@ -346,9 +376,19 @@ class Population:
         state: dict[str, torch.Tensor] = {}
         position, fan_in = 0, self.data.n_features
         for layer, (width, p) in enumerate(zip(spec.widths, spec.dropouts)):
-            weight, bias = tensors[2 * layer], tensors[2 * layer + 1]
+            first = self._per_layer * layer
+            weight, bias = tensors[first], tensors[first + 1]
             state[f"{position}.weight"] = weight[:fan_in, :width].T.clone()  # (width, fan_in)
             state[f"{position}.bias"] = bias[:width].clone()
+            if self.group.normalization != "none":
+                position += 1
+                state[f"{position}.weight"] = tensors[first + 2][:width].clone()
+                state[f"{position}.bias"] = tensors[first + 3][:width].clone()
+            if self._batch_norm:
+                stats = self._best_stats
+                state[f"{position}.running_mean"] = stats.mean[layer, index, :width].cpu().clone()
+                state[f"{position}.running_var"] = stats.var[layer, index, :width].cpu().clone()
+                state[f"{position}.num_batches_tracked"] = stats.tracked[index].cpu().clone()
             position += 3 if p > 0 else 2  # Linear, activation[, Dropout]
             fan_in = width
         state[f"{position}.weight"] = tensors[-2][:fan_in].T.clone()  # (n_outputs, fan_in)
@@ -362,7 +402,7 @@ class Population:
             self.params[index, a:b].view(shape) for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)
         ]
         fan_in = self.data.n_features
-        layers = [(2 * layer, width) for layer, width in enumerate(spec.widths)]
+        layers = [(self._per_layer * layer, width) for layer, width in enumerate(spec.widths)]
         layers.append((len(views) - 2, self.data.n_outputs))
         for position, fan_out in layers:
             bound = 1.0 / math.sqrt(fan_in)
@@ -371,12 +411,16 @@ class Population:
             bias = torch.empty(fan_out).uniform_(-bound, bound, generator=generator)
             views[position][:fan_in, :fan_out] = weight.T.to(self.device)
             views[position + 1][:fan_out] = bias.to(self.device)
+            if self.group.normalization != "none" and position < len(views) - 2:
+                views[position + 2][:fan_out] = 1.0  # both norms start at weight 1, bias 0 (no draw)
             fan_in = fan_out
 
     def _clear(self, index: int) -> None:
         self._slots[index] = None
         self.params[index].zero_()
         self._best[index].zero_()
+        self._stats.reset(index)
+        self._best_stats.reset(index)
         self._optimizer.clear(index)
 
     def _refresh_masks(self) -> None:
@@ -399,13 +443,41 @@ class Population:
         self._keep_scale = (1.0 / (1.0 - drop)).to(self.device)
         self._dropout_layers = [bool((drop[layer] > 0).any()) for layer in range(depth)]
         self._active = active.to(self.device)  # (capacity,)
+        units = torch.zeros(depth, self.capacity, 1, self.group.max_width)
+        for index, slot in enumerate(self._slots):
+            for layer, width in enumerate([] if slot is None else slot.spec.widths):
+                units[layer, index, 0, :width] = 1.0
+        self._units = units.to(self.device)  # (depth, capacity, 1, width): the slot's real units of the layer
+        # At least 1, so a slot without the layer (all zeros) normalizes to zeros, not 0 / 0.
+        self._n_units = units.sum(dim=3, keepdim=True).clamp(min=1.0).to(self.device)  # (depth, capacity, 1, 1)
+        occupants = [slot.spec.settings for slot in self._slots if slot is not None]
+        smoothing = [0.0 if slot is None else slot.spec.settings.label_smoothing for slot in self._slots]
+        self._smoothing = torch.tensor(smoothing, device=self.device)  # (capacity,)
+        self._smoothing_any = any(s.label_smoothing > 0 for s in occupants)
+        clips = [math.inf if slot is None or slot.spec.settings.grad_clip is None else slot.spec.settings.grad_clip
+                 for slot in self._slots]
+        self._max_norm = torch.tensor(clips, device=self.device)  # (capacity,)
+        self._clipped = torch.isfinite(self._max_norm)  # (capacity,)
+        self._clip_any = any(s.grad_clip is not None for s in occupants)
+        self._scheduled = [
+            slot is not None and (slot.spec.settings.lr_schedule != "constant" or slot.spec.settings.warmup > 0)
+            for slot in self._slots
+        ]
 
     def _forward(self, x: torch.Tensor, params: Sequence[torch.Tensor], train: bool) -> torch.Tensor:
         """Outputs (capacity, rows, n_outputs) from inputs (capacity, rows, n_features) or shared (rows, n_features)."""
         h = x
         for layer in range(self.group.max_depth):
-            weight, bias = params[2 * layer], params[2 * layer + 1]  # (capacity, in, width), (capacity, width)
-            a = self._act(_affine(h, weight, bias))  # (capacity, rows, width)
+            first = self._per_layer * layer
+            weight, bias = params[first], params[first + 1]  # (capacity, in, width), (capacity, width)
+            z = _affine(h, weight, bias)  # (capacity, rows, width)
+            if self.group.normalization != "none":
+                z = z.float()  # statistics in float32 under bf16 autocast, as autocast runs layer_norm
+            if self._layer_norm:
+                z = self._normalize(z, layer, params[first + 2], params[first + 3])
+            elif self._batch_norm:
+                z = self._batch_normalize(z, layer, params[first + 2], params[first + 3], train)
+            a = self._act(z)
             if train and self._dropout_layers[layer]:
                 draw = torch.rand(a.shape, generator=self._dropout_generator, device=a.device)
                 a = a * ((draw >= self._drop[layer]) * self._keep_scale[layer])
@@ -416,6 +488,35 @@ class Population:
             h = a
         return _affine(h, params[-2], params[-1])
 
+    def _normalize(self, z: torch.Tensor, layer: int, gain: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """nn.LayerNorm over each slot's real units of `layer` only; padded units stay exactly zero."""
+        units, n_units = self._units[layer], self._n_units[layer]  # (capacity, 1, width), (capacity, 1, 1)
+        mean = (z * units).sum(dim=2, keepdim=True) / n_units  # (capacity, rows, 1)
+        centered = (z - mean) * units  # (capacity, rows, width)
+        variance = (centered * centered).sum(dim=2, keepdim=True) / n_units  # biased, as LayerNorm's
+        return centered * torch.rsqrt(variance + NORM_EPS) * gain.unsqueeze(1) + shift.unsqueeze(1)
+
+    def _batch_normalize(
+        self, z: torch.Tensor, layer: int, gain: torch.Tensor, shift: torch.Tensor, train: bool
+    ) -> torch.Tensor:
+        """nn.BatchNorm1d per slot: batch statistics in training (updating the running ones), else the running ones."""
+        # A padded unit is zero on every row: mean 0, variance 0, so it normalizes to exactly zero.
+        stats = self._stats
+        if train:
+            mean = z.mean(dim=1, keepdim=True)  # (capacity, 1, width)
+            variance = z.var(dim=1, unbiased=False, keepdim=True)  # (capacity, 1, width)
+            with torch.no_grad():
+                rows = z.shape[1]
+                m = BATCH_NORM_MOMENTUM
+                stats.mean[layer].mul_(1 - m).add_(mean.squeeze(1).detach(), alpha=m)
+                # The running variance is the unbiased one, as BatchNorm1d keeps it.
+                stats.var[layer].mul_(1 - m).add_(variance.squeeze(1).detach() * (rows / (rows - 1)), alpha=m)
+                if layer == 0:
+                    stats.tracked += 1
+        else:
+            mean, variance = stats.mean[layer].unsqueeze(1), stats.var[layer].unsqueeze(1)  # (capacity, 1, width)
+        return (z - mean) * torch.rsqrt(variance + NORM_EPS) * gain.unsqueeze(1) + shift.unsqueeze(1)
+
     def _train_epoch(self) -> list[float]:
         """One pass over each slot's own shuffle of the training rows; returns each slot's mean loss."""
         n_rows, batch_size = self._x["train"].shape[0], self.group.batch_size
@@ -425,18 +526,44 @@ class Population:
         ]  # drawn on CPU, as train_mlp does, so the batch order is the same on every device
         order = torch.stack(orders).to(self.device)  # (capacity, n_rows)
         losses, sizes = [], []
-        for start in range(0, n_rows, batch_size):
+        for batch in range(_batches_per_epoch(n_rows, batch_size, self.group.normalization)):
+            start = batch * batch_size
+            self._schedule_lrs()
             rows = order[:, start : start + batch_size]  # (capacity, batch)
             with _autocast(self.device, self._use_bf16):
                 out = self._forward(self._x["train"][rows], self._leaves, train=True)  # (capacity, batch, n_outputs)
             loss = self._loss(out.float(), self._y_train[rows])  # (capacity,)
             # Each slot's loss depends on its own leaves only, so one backward of the sum gives every slot its gradient.
             grads = torch.autograd.grad((loss * self._active).sum(), self._leaves)
-            self._optimizer.step(self.params, torch.cat([g.reshape(self.capacity, -1) for g in grads], dim=1))
+            flat = torch.cat([g.reshape(self.capacity, -1) for g in grads], dim=1)  # (capacity, n_params)
+            if self._clip_any:
+                flat = self._clip(flat)
+            self._optimizer.step(self.params, flat)
             losses.append(loss.detach())
             sizes.append(rows.shape[1])
         weights = torch.tensor(sizes, dtype=torch.float32, device=self.device)  # (n_batches,)
-        return (weights @ torch.stack(losses) / n_rows).tolist()  # the epoch's only host sync
+        return (weights @ torch.stack(losses) / sum(sizes)).tolist()  # the epoch's only host sync
+
+    def _schedule_lrs(self) -> None:
+        """Set each scheduled slot's lr for its next step, as train_mlp's `_set_lr(... _lr_factor(...))`."""
+        n_batches = _batches_per_epoch(self._x["train"].shape[0], self.group.batch_size, self.group.normalization)
+        for index, slot in enumerate(self._slots):
+            if slot is None:
+                continue
+            settings = slot.spec.settings
+            if self._scheduled[index]:
+                # The schedule spans the slot's whole budget, as in train_mlp, whenever the slot joined.
+                factor = _lr_factor(slot.step, settings.epochs * n_batches, settings)
+                self._optimizer.set_lr(index, settings.lr * factor)
+            slot.step += 1
+
+    def _clip(self, grads: torch.Tensor) -> torch.Tensor:
+        """Each clipping slot's gradient row (capacity, n_params) scaled as clip_grad_norm_ over its parameters."""
+        # One norm over the slot's whole row, as clip_grad_norm_ takes over all of a model's parameters;
+        # padded entries are zero and leave the norm unchanged.
+        norms = torch.linalg.vector_norm(grads, dim=1)  # (capacity,)
+        scale = (self._max_norm / (norms + 1e-6)).clamp(max=1.0)
+        return grads * torch.where(self._clipped, scale, 1.0).unsqueeze(1)
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-slot mean loss (capacity,) of outputs (capacity, batch, n_outputs), as train_mlp's loss."""
@@ -446,10 +573,19 @@ class Population:
         per_row = F.cross_entropy(
             out.reshape(-1, n_classes), y.reshape(-1), weight=self._class_weights, reduction="none"
         ).view(capacity, batch)
-        if self._class_weights is None:
-            return per_row.mean(dim=1)
+        weights = self._class_weights
         # cross_entropy's weighted mean divides by the summed weights of the batch's classes.
-        return per_row.sum(dim=1) / self._class_weights[y].sum(dim=1)
+        total = float(batch) if weights is None else weights[y].sum(dim=1)  # (capacity,)
+        nll = per_row.mean(dim=1) if weights is None else per_row.sum(dim=1) / total
+        if not self._smoothing_any:
+            return nll
+        # cross_entropy(label_smoothing=eps) = (1 - eps) * nll + eps / n_classes * the (weighted) sum of
+        # -log p over every class, averaged with the same denominator as nll.
+        log_p = F.log_softmax(out, dim=2)  # (capacity, batch, n_classes)
+        spread = -(log_p if weights is None else log_p * weights).sum(dim=2).sum(dim=1) / total  # (capacity,)
+        eps = self._smoothing
+        # A slot without smoothing keeps the plain loss, as cross_entropy skips the term when eps is 0.
+        return torch.where(eps > 0, (1 - eps) * nll + spread * (eps / n_classes), nll)
 
     def _val_outputs(self) -> torch.Tensor:
         """Every slot's float outputs on the validation split, (capacity, n_val, n_outputs), in chunks."""
@@ -497,6 +633,25 @@ def train_fused(
                 break
             owner[population.add(specs[position], None if reports is None else reports[position])] = position
     return results  # type: ignore[return-value]
+
+
+class _BatchStats:
+    """BatchNorm1d's running statistics for every hidden layer and slot, reset as a fresh BatchNorm1d's."""
+
+    def __init__(self, depth: int, capacity: int, width: int, device: torch.device):
+        self.mean = torch.zeros(depth, capacity, width, device=device)
+        self.var = torch.ones(depth, capacity, width, device=device)
+        self.tracked = torch.zeros(capacity, dtype=torch.int64, device=device)  # training batches seen
+
+    def reset(self, index: int) -> None:
+        self.mean[:, index] = 0.0
+        self.var[:, index] = 1.0
+        self.tracked[index] = 0
+
+    def copy_slot(self, index: int, other: _BatchStats) -> None:
+        self.mean[:, index] = other.mean[:, index]
+        self.var[:, index] = other.var[:, index]
+        self.tracked[index] = other.tracked[index]
 
 
 def _affine(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,13 @@ class StackedOptimizer:
         self._slots[slot] = _SlotState(kind, float(lr), float(weight_decay), step)
         self._calls = None
 
+    def set_lr(self, slot: int, lr: float) -> None:
+        """Give `slot` a new learning rate from its next step on (a scheduled slot's lr changes every step)."""
+        state = self._slots[slot]
+        if state is not None and state.lr != lr:
+            state.lr = float(lr)
+            self._calls = None
+
     def clear(self, slot: int) -> None:
         """Empty `slot`: its row is no longer updated."""
         self.m[slot].zero_()

@@ -1,7 +1,7 @@
 """The fused worker loop: up to `[train] slots` trials of one study trained together in one process.
 
 Trials are asked from Optuna one at a time and placed in the `archsearch.trainers.Population` of their
-group (activation and batch size; every population is bucketed to the space's largest depth and width).
+group (activation, batch size and normalization; every population is bucketed to the space's largest depth and width).
 After each epoch every slot reports to its own trial (intermediate value, pruner), every running trial
 gets a heartbeat, and each slot whose run ended is told to Optuna and refilled with a newly asked trial,
 so the worker keeps `slots` trials running until the study's total is reached.
@@ -189,7 +189,9 @@ def _place(trial: optuna.Trial, objective: Objective, populations: dict, tell: C
             return None
         populations[group] = population
         slot = population.add(spec, report=_reporter(trial, objective.prune_from))
-        set_user_attrs(trial, {keys.ENGINE: "fused", keys.FUSED_SLOT: f"{group.activation}-b{group.batch_size}/{slot}"})
+        norm = "" if group.normalization == "none" else f"-{group.normalization}"
+        label = f"{group.activation}-b{group.batch_size}{norm}/{slot}"
+        set_user_attrs(trial, {keys.ENGINE: "fused", keys.FUSED_SLOT: label})
         return _Running(trial, group, slot)
     except TotalReached:
         raise

@@ -100,6 +100,121 @@ def test_regression_and_balanced_class_weights_match_train_mlp(wine: PreparedDat
         _assert_same_run(fused, _single(spec, wine))
 
 
+# The training recipe per slot, mixed within one population and refilled mid-way (capacity 3 for 6 runs).
+RECIPE = {
+    "lr_schedule": [
+        _spec((16,), lr=1e-2, epochs=4, seed=1, lr_schedule="cosine", warmup=0.05),
+        _spec((8, 24), lr=3e-3, optimizer="adamw", epochs=5, seed=2, lr_schedule="onecycle", warmup=0.2),
+        _spec((), lr=5e-2, optimizer="sgd", epochs=3, seed=3),
+        _spec((32, 8), lr=1e-2, epochs=6, seed=4, warmup=0.3),
+        _spec((20,), lr=2e-2, optimizer="sgd", epochs=30, patience=2, seed=5, lr_schedule="cosine"),
+        _spec((5, 7), lr=1e-2, epochs=4, seed=6, lr_schedule="onecycle", warmup=0.5),
+    ],
+    "label_smoothing": [
+        _spec((16,), lr=1e-2, epochs=4, seed=1, label_smoothing=0.2),
+        _spec((8, 24), lr=3e-3, optimizer="adamw", epochs=5, seed=2),
+        _spec((), lr=5e-2, optimizer="sgd", epochs=3, seed=3, label_smoothing=0.05),
+        _spec((32, 8), lr=1e-2, epochs=6, seed=4, label_smoothing=0.45, metric="log_loss"),
+        _spec((20,), lr=2e-2, epochs=3, seed=5, label_smoothing=0.1),
+        _spec((5, 7), lr=1e-2, epochs=4, seed=6),
+    ],
+    "grad_clip": [
+        _spec((16,), lr=1e-2, epochs=4, seed=1, grad_clip=0.1),
+        _spec((8, 24), lr=3e-3, optimizer="adamw", epochs=5, seed=2),
+        _spec((), lr=5e-2, optimizer="sgd", epochs=3, seed=3, grad_clip=0.5),
+        _spec((32, 8), lr=1e-2, epochs=6, seed=4, grad_clip=1000.0),
+        _spec((20,), lr=2e-2, optimizer="sgd", epochs=3, seed=5, grad_clip=0.01),
+        _spec((5, 7), lr=1e-2, epochs=4, seed=6, grad_clip=0.3, lr_schedule="cosine", label_smoothing=0.1),
+    ],
+}
+
+
+@pytest.mark.parametrize("option", sorted(RECIPE))
+def test_recipe_options_match_train_mlp(wine: PreparedData, option: str) -> None:
+    """Check that slots with their own lr schedule, label smoothing or gradient clipping equal train_mlp's runs."""
+    specs = RECIPE[option]
+    for spec, fused in zip(specs, train_fused(specs, wine, GROUP, capacity=3)):
+        _assert_same_run(fused, _single(spec, wine))
+
+
+def test_label_smoothing_with_balanced_class_weights_matches_train_mlp(wine: PreparedData) -> None:
+    """Check that label smoothing with balanced class weights equals train_mlp's weighted cross-entropy."""
+    specs = [
+        _spec((16,), lr=1e-2, epochs=3, seed=s, class_weight="balanced", label_smoothing=eps)
+        for s, eps in ((0, 0.3), (1, 0.0), (2, 0.1))
+    ]
+    group = dataclasses.replace(GROUP, class_weight="balanced")
+    for spec, fused in zip(specs, train_fused(specs, wine, group, capacity=2)):
+        _assert_same_run(fused, _single(spec, wine))
+
+
+@pytest.mark.parametrize("normalization", ["layer", "batch"])
+def test_normalized_population_matches_train_mlp(
+    wine: PreparedData, diabetes: PreparedData, normalization: str
+) -> None:
+    """Check that LayerNorm over each slot's real width, or per-slot BatchNorm, equals train_mlp's runs."""
+    group = dataclasses.replace(GROUP, normalization=normalization)
+    # Before a BatchNorm the Linear's bias gets a gradient of float-rounding noise only, which Adam scales up
+    # to full steps of either sign (in train_mlp too), so its trajectory is not reproducible to 1e-4; SGD
+    # keeps that noise at noise size.
+    optimizer = {"optimizer": "sgd"} if normalization == "batch" else {}
+    specs = [
+        dataclasses.replace(
+            spec, settings=dataclasses.replace(spec.settings, normalization=normalization, **optimizer)
+        )
+        for spec in RECIPE["label_smoothing"] + [_spec((3, 32, 1), lr=1e-2, epochs=3, seed=7, dropout=0.0)]
+    ]
+    for spec, fused in zip(specs, train_fused(specs, wine, group, capacity=3)):
+        _assert_same_run(fused, _single(spec, wine))
+    regression = [
+        _spec((16, 8), lr=1e-2, epochs=3, seed=s, metric="rmse", normalization=normalization, **optimizer) for s in (0, 1)
+    ]
+    for spec, fused in zip(regression, train_fused(regression, diabetes, group, capacity=2)):
+        _assert_same_run(fused, _single(spec, diabetes))
+
+
+def test_batch_norm_skips_a_one_row_batch_as_train_mlp_does(wine: PreparedData) -> None:
+    """Check that with 106 rows in batches of 35 the last one-row batch sits out and the runs still match."""
+    specs = [
+        SlotSpec((16, 8), (0.0, 0.0), "relu", TrainSettings(batch_size=35, epochs=3, seed=s, normalization="batch", optimizer="sgd",
+                                                              lr_schedule="cosine", warmup=0.1))
+        for s in (0, 1)
+    ]
+    group = dataclasses.replace(GROUP, batch_size=35, normalization="batch")
+    for spec, fused in zip(specs, train_fused(specs, wine, group, capacity=2)):
+        single = _single(spec, wine)
+        _assert_same_run(fused, single)
+        # 3 batches per epoch, not 4: BatchNorm1d counts the batches it saw up to the best epoch.
+        assert fused.state_dict["1.num_batches_tracked"].item() == 3 * fused.best_epoch
+
+
+@pytest.mark.parametrize("normalization", ["layer", "batch"])
+def test_normalized_padding_stays_exactly_zero(wine: PreparedData, normalization: str) -> None:
+    """Check that with a norm layer a slot's row holds no nonzero beyond its own network's parameters."""
+    population = Population(wine, dataclasses.replace(GROUP, max_width=16, normalization=normalization), capacity=3)
+    specs = [_spec((8, 5), lr=1e-2, weight_decay=0.1, epochs=3, normalization=normalization),
+             _spec((3,), optimizer="sgd", weight_decay=0.1, normalization=normalization)]
+    slots = [population.add(spec) for spec in specs]
+    population.step_epoch()
+    population.step_epoch()
+    for slot, spec in zip(slots, specs):
+        sizes = zip((wine.n_features, *spec.widths), (*spec.widths, wine.n_outputs))
+        n_params = sum((fan_in + 1) * fan_out for fan_in, fan_out in sizes) + 2 * sum(spec.widths)
+        assert torch.count_nonzero(population.params[slot]) == n_params
+    assert torch.count_nonzero(population.params[population.free[0]]) == 0
+
+
+def test_clipping_uses_each_slot_s_own_norm(wine: PreparedData) -> None:
+    """Check that a clipping slot's numbers do not depend on its neighbour's gradients, clipped or not."""
+    clipped = _spec((16, 8), lr=1e-2, epochs=3, seed=11, grad_clip=0.05)
+    runs = [
+        train_fused([clipped, _spec((24,), lr=lr, epochs=3, seed=12, grad_clip=clip)], wine, GROUP, capacity=2)[0]
+        for lr, clip in ((1e-3, None), (5e-2, 0.5))
+    ]
+    assert runs[0].history == runs[1].history
+    assert all(torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in runs[0].state_dict)
+
+
 def test_state_dict_loads_into_build_mlp_and_predicts_the_same(wine: PreparedData) -> None:
     """Check that a slot's weights load strictly into build_mlp's network and give the fused validation metric."""
     spec = _spec((12, 6), dropout=0.2, lr=1e-2, epochs=3, metric="log_loss")
@@ -170,11 +285,17 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
 
     @dataclasses.dataclass(frozen=True)
     class FutureSettings(TrainSettings):
-        label_smoothing: float = 0.0
+        mixup: float = 0.0
 
     assert fused_unsupported_reason([8], [0.0], "relu", FutureSettings()) is None
-    reason = fused_unsupported_reason([8], [0.0], "relu", FutureSettings(label_smoothing=0.1))
-    assert "label_smoothing = 0.1" in reason
+    reason = fused_unsupported_reason([8], [0.0], "relu", FutureSettings(mixup=0.1))
+    assert "mixup = 0.1" in reason
+    # Every option of the training recipe is supported.
+    for normalization in ("layer", "batch"):
+        recipe = TrainSettings(
+            lr_schedule="onecycle", warmup=0.05, label_smoothing=0.1, grad_clip=1.0, normalization=normalization
+        )
+        assert fused_unsupported_reason([8], [0.0], "relu", recipe) is None
     assert fused_unsupported_reason([8], [0.0], "swish", TrainSettings()) == "the fused engine has no activation 'swish'"
 
 
@@ -188,6 +309,7 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
         ({"bf16": 1}, "The 'bf16' parameter of FusedGroup must be a bool. Got 1 instead."),
         ({"class_weight": "x"}, "The 'class_weight' parameter of FusedGroup must be one of"),
         ({"device": "tpu"}, "The 'device' parameter of TrainSettings must be one of"),
+        ({"normalization": "group"}, "The 'normalization' parameter of FusedGroup must be one of"),
     ],
 )
 def test_fused_group_rejects_bad_values(changes: dict, match: str) -> None:
@@ -197,7 +319,10 @@ def test_fused_group_rejects_bad_values(changes: dict, match: str) -> None:
 
 
 def test_population_rejects_bad_capacity_and_empty_validation(wine: PreparedData) -> None:
-    """Check that Population needs a capacity >= 1 and a validation split."""
+    """Check that Population needs a capacity >= 1, a validation split, and 2 training rows for batch norm."""
+    one_row = dataclasses.replace(wine, x_train=wine.x_train[:1], y_train=wine.y_train[:1])
+    with pytest.raises(ValueError, match="normalization 'batch' needs at least 2 training rows"):
+        Population(one_row, dataclasses.replace(GROUP, normalization="batch"), 1)
     with pytest.raises(ValueError, match="The 'capacity' parameter of Population must be an int >= 1. Got 0 instead."):
         Population(wine, GROUP, 0)
     empty = dataclasses.replace(wine, x_val=wine.x_val[:0], y_val=wine.y_val[:0])
@@ -214,12 +339,20 @@ def test_population_rejects_bad_capacity_and_empty_validation(wine: PreparedData
         (SlotSpec((8,), (0.0,), "relu", TrainSettings(batch_size=64)), "batch_size 64 differs from the group's 32"),
         (_spec((8,), class_weight="balanced"), "class_weight 'balanced' differs from the group's 'none'"),
         (_spec((8,), metric="rmse"), "The metric 'rmse' does not apply to classification"),
+        (_spec((8,), normalization="layer"), "normalization 'layer' differs from the group's 'none'"),
+        (_spec((8,), normalization="batch"), "normalization 'batch' differs from the group's 'none'"),
     ],
 )
 def test_add_rejects_runs_that_do_not_fit_the_group(wine: PreparedData, spec: SlotSpec, match: str) -> None:
     """Check that add names why a run cannot join the population."""
     with pytest.raises(ValueError, match=match):
         Population(wine, GROUP, 1).add(spec)
+
+
+def test_add_rejects_label_smoothing_for_regression(diabetes: PreparedData) -> None:
+    """Check that a regression run with label smoothing cannot join, as train_mlp refuses it."""
+    with pytest.raises(ValueError, match="label_smoothing 0.1 applies to classification only"):
+        Population(diabetes, GROUP, 1).add(_spec((8,), metric="rmse", label_smoothing=0.1))
 
 
 def test_add_rejects_a_full_population_and_a_wide_input_without_hidden_layers(wine: PreparedData) -> None:

@@ -20,6 +20,7 @@ from archsearch.storage import finished_count, make_storage
 
 from ..conftest import small_config
 
+# The default training recipe (warm-up, lr schedule, label smoothing, normalization): all of it is fused.
 SPACE = {"layers": [0, 2], "width": [16, 64], "dropout": [0.0, 0.0], "batch_size": [64, 128]}
 
 
@@ -59,12 +60,13 @@ def test_fused_search_stores_the_single_engine_trials(tmp_path: Path, monkeypatc
             assert keys.WEIGHTS in trial.user_attrs
             assert trial.value == pytest.approx(trial.user_attrs["val_accuracy"])
     # Random start-up trials sample the same parameters under both engines; with dropout 0 their
-    # per-epoch values agree to float rounding (the pruner may stop them at different epochs).
+    # per-epoch values agree to float rounding (the pruner may stop them at different epochs). Batch-norm
+    # trials are left out: under Adam their pre-norm biases follow Adam-scaled rounding noise in either engine.
     by_number = {t.number: t for t in single.trials}
     compared = 0
     for trial in trials:
         twin = by_number[trial.number]
-        if twin.params != trial.params:
+        if twin.params != trial.params or trial.params.get("normalization") == "batch":
             continue
         common = sorted(set(trial.intermediate_values) & set(twin.intermediate_values))
         assert [trial.intermediate_values[e] for e in common] == pytest.approx(
