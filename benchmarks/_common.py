@@ -122,8 +122,13 @@ def run_child(argv: Sequence[str], *, timeout: float, env: dict[str, str] | None
     with tempfile.TemporaryFile(mode="w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, *argv], stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO_ROOT,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            [sys.executable, *argv],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            cwd=REPO_ROOT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
         sampler = _TreeSampler(process.pid)
         sampler.start()
@@ -167,12 +172,16 @@ def machine_summary() -> dict[str, Any]:
     model = platform.processor() or "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         model = names[0] if names else model
     ram_gb = None
     meminfo = Path("/proc/meminfo")
     if meminfo.exists():
-        total_kb = next(int(line.split()[1]) for line in meminfo.read_text().splitlines() if line.startswith("MemTotal"))
+        total_kb = next(
+            int(line.split()[1]) for line in meminfo.read_text().splitlines() if line.startswith("MemTotal")
+        )
         ram_gb = round(total_kb / 2**20, 1)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
@@ -192,8 +201,16 @@ def machine_summary() -> dict[str, Any]:
 def _git_commit() -> str | None:
     """The checked-out commit, with "+changes" when the work tree differs from it (None outside git)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if commit.returncode != 0:

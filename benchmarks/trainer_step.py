@@ -28,10 +28,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _common import machine_summary, markdown_table, print_machine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
-from _common import machine_summary, markdown_table, print_machine
 
 from archsearch.trainers import FusedGroup, SlotSpec, TrainSettings, train_fused, train_mlp
 from archsearch.trainers.data import DataSpec, PreparedData, TeacherSpec, load_data
@@ -72,7 +71,9 @@ def plain_epochs(data: PreparedData, width: int, depth: int, epochs: int, device
         fan_in = width
     model = nn.Sequential(*layers, nn.Linear(fan_in, data.n_outputs), nn.LogSoftmax(dim=1)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    train = DataLoader(TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)), batch_size=BATCH, shuffle=True)
+    train = DataLoader(
+        TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)), batch_size=BATCH, shuffle=True
+    )
     valid = DataLoader(TensorDataset(torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)), batch_size=BATCH)
     seconds = []
     for _ in range(epochs):
@@ -103,7 +104,9 @@ FUSED_CASES = {
     "digits, mixed depths": (DataSpec(dataset="digits"), [(64, 32), (128,), (32, 32, 32), (64,)], 3, 128),
     "teacher": (
         DataSpec(dataset="teacher", teacher=TeacherSpec(rows=20_000, features=FEATURES, classes=CLASSES)),
-        [(128, 64), (128, 128), (96, 64), (128, 32)], 2, 128,
+        [(128, 64), (128, 128), (96, 64), (128, 32)],
+        2,
+        128,
     ),
 }
 TRIAL_EPOCHS = 20  # the trial length for the trials-per-minute figure
@@ -114,14 +117,25 @@ def fused_specs(architectures: list[tuple[int, ...]], n: int, epochs: int, devic
     lrs = [3e-4, 1e-3, 3e-3, 1e-2, 5e-4, 2e-3, 5e-3, 2e-2]
     return [
         SlotSpec(
-            architectures[i % len(architectures)], (0.0,) * len(architectures[i % len(architectures)]), "relu",
-            TrainSettings(lr=lrs[i % len(lrs)], optimizer="adamw" if i % 2 else "adam", batch_size=BATCH, epochs=epochs, seed=i, device=device),
+            architectures[i % len(architectures)],
+            (0.0,) * len(architectures[i % len(architectures)]),
+            "relu",
+            TrainSettings(
+                lr=lrs[i % len(lrs)],
+                optimizer="adamw" if i % 2 else "adam",
+                batch_size=BATCH,
+                epochs=epochs,
+                seed=i,
+                device=device,
+            ),
         )
         for i in range(n)
     ]
 
 
-def fused_rows(case: str, slots: list[int], epochs: int, single_trials: int, device: torch.device) -> list[list[object]]:
+def fused_rows(
+    case: str, slots: list[int], epochs: int, single_trials: int, device: torch.device
+) -> list[list[object]]:
     """One row for the single engine, then one per K: trial-epochs per second and the ratio to single."""
     spec, architectures, max_depth, max_width = FUSED_CASES[case]
     data = load_data(spec)
@@ -136,7 +150,17 @@ def fused_rows(case: str, slots: list[int], epochs: int, single_trials: int, dev
         train_mlp(trial.widths, trial.dropouts, "relu", data, trial.settings)
     _sync(device)
     single_rate = single_trials * epochs / (time.perf_counter() - started)
-    rows: list[list[object]] = [[case, f"{len(data.y_train):,}", "single", single_trials, f"{single_rate:.1f}", f"{60 * single_rate / TRIAL_EPOCHS:.0f}", "1.00x"]]
+    rows: list[list[object]] = [
+        [
+            case,
+            f"{len(data.y_train):,}",
+            "single",
+            single_trials,
+            f"{single_rate:.1f}",
+            f"{60 * single_rate / TRIAL_EPOCHS:.0f}",
+            "1.00x",
+        ]
+    ]
     print(f"  {case} single: {single_rate:.1f} trial-epochs/s", file=sys.stderr, flush=True)
     for k in slots:
         trials = fused_specs(architectures, k, epochs, str(device))
@@ -144,8 +168,20 @@ def fused_rows(case: str, slots: list[int], epochs: int, single_trials: int, dev
         train_fused(trials, data, group, k)
         _sync(device)
         rate = k * epochs / (time.perf_counter() - started)
-        rows.append([case, f"{len(data.y_train):,}", f"fused K={k}", k, f"{rate:.1f}", f"{60 * rate / TRIAL_EPOCHS:.0f}", f"{rate / single_rate:.2f}x"])
-        print(f"  {case} fused K={k}: {rate:.1f} trial-epochs/s ({rate / single_rate:.2f}x)", file=sys.stderr, flush=True)
+        rows.append(
+            [
+                case,
+                f"{len(data.y_train):,}",
+                f"fused K={k}",
+                k,
+                f"{rate:.1f}",
+                f"{60 * rate / TRIAL_EPOCHS:.0f}",
+                f"{rate / single_rate:.2f}x",
+            ]
+        )
+        print(
+            f"  {case} fused K={k}: {rate:.1f} trial-epochs/s ({rate / single_rate:.2f}x)", file=sys.stderr, flush=True
+        )
     return rows
 
 
@@ -154,10 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for both (default 1)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is left out (default 4)")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each contender per size (default 3)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="alternating runs of each contender per size (default 3)"
+    )
     parser.add_argument("--quick", action="store_true", help="two small sizes, for a smoke test")
-    parser.add_argument("--part", choices=["plain", "fused", "all"], default="all", help="which comparison (default all)")
-    parser.add_argument("--slots", type=int, nargs="+", default=[1, 4, 16, 64], help="fused K values (default 1 4 16 64)")
+    parser.add_argument(
+        "--part", choices=["plain", "fused", "all"], default="all", help="which comparison (default all)"
+    )
+    parser.add_argument(
+        "--slots", type=int, nargs="+", default=[1, 4, 16, 64], help="fused K values (default 1 4 16 64)"
+    )
     parser.add_argument("--fused-epochs", type=int, default=3, help="epochs per trial in the fused part (default 3)")
     parser.add_argument("--single-trials", type=int, default=8, help="trials the single engine runs (default 8)")
     args = parser.parse_args(argv)
@@ -165,18 +207,33 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     print_machine(machine_summary())
     if args.part in ("fused", "all"):
-        print(f"fused against single engine: device {device}, {torch.get_num_threads()} thread(s), batch {BATCH}, dropout 0, "
-              f"{args.fused_epochs} epochs per trial, trials/min for {TRIAL_EPOCHS}-epoch trials\n")
-        rows = [row for case in FUSED_CASES for row in fused_rows(case, args.slots, args.fused_epochs, args.single_trials, device)]
-        print(markdown_table(["case", "train rows", "engine", "trials", "trial-epochs/s", "trials/min (20 epochs)", "vs single"], rows))
+        print(
+            f"fused against single engine: device {device}, {torch.get_num_threads()} thread(s), batch {BATCH}, dropout 0, "
+            f"{args.fused_epochs} epochs per trial, trials/min for {TRIAL_EPOCHS}-epoch trials\n"
+        )
+        rows = [
+            row
+            for case in FUSED_CASES
+            for row in fused_rows(case, args.slots, args.fused_epochs, args.single_trials, device)
+        ]
+        print(
+            markdown_table(
+                ["case", "train rows", "engine", "trials", "trial-epochs/s", "trials/min (20 epochs)", "vs single"],
+                rows,
+            )
+        )
         print()
     if args.part == "fused":
         return 0
-    print(f"device {device}, {torch.get_num_threads()} thread(s), batch {BATCH}, Adam, ReLU, dropout 0.2; "
-          f"median epoch of {args.repeats} runs x {args.epochs - 1} epochs\n")
+    print(
+        f"device {device}, {torch.get_num_threads()} thread(s), batch {BATCH}, Adam, ReLU, dropout 0.2; "
+        f"median epoch of {args.repeats} runs x {args.epochs - 1} epochs\n"
+    )
     rows = []
     for n_rows, width, depth in QUICK_SIZES if args.quick else SIZES:
-        data = load_data(DataSpec(dataset="teacher", teacher=TeacherSpec(rows=n_rows, features=FEATURES, classes=CLASSES)))
+        data = load_data(
+            DataSpec(dataset="teacher", teacher=TeacherSpec(rows=n_rows, features=FEATURES, classes=CLASSES))
+        )
         contenders = {"archsearch": archsearch_epochs, "plain": plain_epochs}
         for run in contenders.values():  # warm-up: first-call costs of the allocator, kernels and autograd
             run(data, width, depth, 2, device)
@@ -186,14 +243,36 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 times[name] += contenders[name](data, width, depth, args.epochs, device)[1:]
         arch, plain = statistics.median(times["archsearch"]), statistics.median(times["plain"])
-        rows.append([
-            f"{len(data.y_train):,}", width, depth, f"{1000 * plain:.1f}", f"{1000 * arch:.1f}", f"{plain / arch:.2f}x",
-            f"{1e6 * arch / -(-len(data.y_train) // BATCH):.0f}",
-        ])
-        print(f"  {n_rows} rows, width {width}, {depth} layer(s): plain {1000 * plain:.1f} ms, archsearch {1000 * arch:.1f} ms", file=sys.stderr, flush=True)
-    print(markdown_table(
-        ["train rows", "width", "layers", "plain DataLoader ms/epoch", "archsearch ms/epoch", "speedup", "archsearch us per batch (epoch / batches)"], rows
-    ))
+        rows.append(
+            [
+                f"{len(data.y_train):,}",
+                width,
+                depth,
+                f"{1000 * plain:.1f}",
+                f"{1000 * arch:.1f}",
+                f"{plain / arch:.2f}x",
+                f"{1e6 * arch / -(-len(data.y_train) // BATCH):.0f}",
+            ]
+        )
+        print(
+            f"  {n_rows} rows, width {width}, {depth} layer(s): plain {1000 * plain:.1f} ms, archsearch {1000 * arch:.1f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(
+        markdown_table(
+            [
+                "train rows",
+                "width",
+                "layers",
+                "plain DataLoader ms/epoch",
+                "archsearch ms/epoch",
+                "speedup",
+                "archsearch us per batch (epoch / batches)",
+            ],
+            rows,
+        )
+    )
     return 0
 
 

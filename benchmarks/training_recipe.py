@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import machine_summary, markdown_table, print_machine
 
 from archsearch.trainers import TrainSettings, train_mlp
@@ -32,10 +31,19 @@ RECIPES = [
     ("constant, 100 epochs", {"epochs": 100}),
     ("cosine w0.05, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05}),
     ("onecycle w0.05, 100 epochs", {"epochs": 100, "lr_schedule": "onecycle", "warmup": 0.05}),
-    ("cosine w0.05 + ls 0.1, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "label_smoothing": 0.1}),
+    (
+        "cosine w0.05 + ls 0.1, 100 epochs",
+        {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "label_smoothing": 0.1},
+    ),
     ("cosine w0.05 + clip 1.0, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "grad_clip": 1.0}),
-    ("cosine w0.05 + batch norm, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "normalization": "batch"}),
-    ("cosine w0.05 + layer norm, 100 epochs", {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "normalization": "layer"}),
+    (
+        "cosine w0.05 + batch norm, 100 epochs",
+        {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "normalization": "batch"},
+    ),
+    (
+        "cosine w0.05 + layer norm, 100 epochs",
+        {"epochs": 100, "lr_schedule": "cosine", "warmup": 0.05, "normalization": "layer"},
+    ),
     ("cosine w0.05, 30 epochs", {"epochs": 30, "lr_schedule": "cosine", "warmup": 0.05}),
     ("constant, 100 epochs, patience 8", {"epochs": 100, "patience": 8}),
     ("constant, 100 epochs, patience 20", {"epochs": 100, "patience": 20}),
@@ -63,13 +71,21 @@ def main() -> None:
                 continue
             tests, epochs, started = [], [], time.perf_counter()
             for seed in range(args.seeds):
-                result = train_mlp(WIDTHS, [0.0] * len(WIDTHS), "relu", data, TrainSettings(**{**BASE, **fields}, seed=seed))
+                result = train_mlp(
+                    WIDTHS, [0.0] * len(WIDTHS), "relu", data, TrainSettings(**{**BASE, **fields}, seed=seed)
+                )
                 tests.append(result.metrics["test_accuracy"])
                 epochs.append(result.best_epoch)
-            rows.append([
-                data.name, name, f"{statistics.mean(tests):.4f}", f"{statistics.stdev(tests):.4f}",
-                f"{statistics.mean(epochs):.0f}", f"{(time.perf_counter() - started) / args.seeds:.1f}",
-            ])
+            rows.append(
+                [
+                    data.name,
+                    name,
+                    f"{statistics.mean(tests):.4f}",
+                    f"{statistics.stdev(tests):.4f}",
+                    f"{statistics.mean(epochs):.0f}",
+                    f"{(time.perf_counter() - started) / args.seeds:.1f}",
+                ]
+            )
             print(" | ".join(rows[-1]), flush=True)
     print()
     print(f"n = {args.seeds} seeds per row; test accuracy at the best validation epoch.")

@@ -121,7 +121,9 @@ def run_reference(args: argparse.Namespace, started: datetime.datetime, clock: f
     CLASSES = data.n_outputs
 
     def loader(x, y, shuffle: bool) -> DataLoader:
-        return DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=BATCHSIZE, shuffle=shuffle)
+        return DataLoader(
+            TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=BATCHSIZE, shuffle=shuffle
+        )
 
     train_loader = loader(data.x_train, data.y_train, True)
     valid_loader = loader(data.x_val, data.y_val, False)
@@ -193,18 +195,33 @@ def run_archsearch(args: argparse.Namespace, started: datetime.datetime, clock: 
     workdir = Path(args.workdir)
     config = SearchConfig(
         study=StudyConfig(
-            name=f"bench-{args.dataset}-{args.seed}", storage=f"sqlite:///{workdir / 'archsearch.db'}",
-            n_trials=args.trials, sampler="tpe", pruner="median", seed=args.seed, artifacts=str(workdir / "artifacts"),
+            name=f"bench-{args.dataset}-{args.seed}",
+            storage=f"sqlite:///{workdir / 'archsearch.db'}",
+            n_trials=args.trials,
+            sampler="tpe",
+            pruner="median",
+            seed=args.seed,
+            artifacts=str(workdir / "artifacts"),
         ),
         data=data_spec(args.dataset, args.teacher_rows),
         space=MLPSpace(
-            layers=SPACE["layers"], width=SPACE["width"], width_log=True, dropout=SPACE["dropout"],
-            dropout_step=DROPOUT_STEP, activation=("relu",), lr=SPACE["lr"], weight_decay=(0.0, 0.0),
-            batch_size=(BATCHSIZE,), optimizer=("adam",),
+            layers=SPACE["layers"],
+            width=SPACE["width"],
+            width_log=True,
+            dropout=SPACE["dropout"],
+            dropout_step=DROPOUT_STEP,
+            activation=("relu",),
+            lr=SPACE["lr"],
+            weight_decay=(0.0, 0.0),
+            batch_size=(BATCHSIZE,),
+            optimizer=("adam",),
         ),
         train=TrainConfig(
-            epochs=args.epochs, patience=None, device=args.device,
-            engine="fused" if args.child == "archsearch-fused" else "single", slots=args.slots,
+            epochs=args.epochs,
+            patience=None,
+            device=args.device,
+            engine="fused" if args.child == "archsearch-fused" else "single",
+            slots=args.slots,
         ),
     )
     study = run_search(config, workers=None, trials_per_gpu=args.trials_per_gpu, log_dir=workdir / "logs")
@@ -223,16 +240,41 @@ def _run_pair(args: argparse.Namespace, dataset: str, budget: Budget, seed: int,
     for contender in order:
         workdir = tempfile.mkdtemp(prefix="archsearch-bench-")
         argv = [
-            str(Path(__file__).resolve()), "--child", contender, "--dataset", dataset, "--seed", str(seed),
-            "--trials", str(budget.trials), "--epochs", str(budget.epochs), "--target", str(budget.target),
-            "--teacher-rows", str(budget.teacher_rows), "--device", args.device,
-            "--trials-per-gpu", str(args.trials_per_gpu), "--workdir", workdir, "--slots", str(args.slots),
+            str(Path(__file__).resolve()),
+            "--child",
+            contender,
+            "--dataset",
+            dataset,
+            "--seed",
+            str(seed),
+            "--trials",
+            str(budget.trials),
+            "--epochs",
+            str(budget.epochs),
+            "--target",
+            str(budget.target),
+            "--teacher-rows",
+            str(budget.teacher_rows),
+            "--device",
+            args.device,
+            "--trials-per-gpu",
+            str(args.trials_per_gpu),
+            "--workdir",
+            workdir,
+            "--slots",
+            str(args.slots),
         ]
         if args.reference_threads:
             argv += ["--reference-threads", str(args.reference_threads)]
         try:
             child = run_child(argv, timeout=args.child_timeout)
-            row = {"dataset": dataset, "seed": seed, "contender": contender, **child.payload, "peak_rss_mb": child.peak_rss_mb}
+            row = {
+                "dataset": dataset,
+                "seed": seed,
+                "contender": contender,
+                **child.payload,
+                "peak_rss_mb": child.peak_rss_mb,
+            }
         except ChildFailed as e:
             print(f"  {contender} failed: {e}", file=sys.stderr)
             row = {"dataset": dataset, "seed": seed, "contender": contender, "error": str(e)[:500]}
@@ -245,7 +287,8 @@ def _run_pair(args: argparse.Namespace, dataset: str, budget: Budget, seed: int,
                 f"({row['pruned']} pruned, {row['epochs_trained']} epochs)  best val {row['best_val']:.4f}  "
                 f"test {row['best_test']:.4f}  to target {_fmt(row['time_to_target_s'], '.1f')} s  "
                 f"peak {row['peak_rss_mb']:.0f} MB" + ("" if args.device == "cpu" else f"  devices {row['devices']}"),
-                file=sys.stderr, flush=True,
+                file=sys.stderr,
+                flush=True,
             )
     return rows
 
@@ -275,28 +318,57 @@ def aggregate(rows: list[dict], dataset: str, budget: Budget) -> tuple[str, dict
             "peak_rss_mb": mean_or_none([r["peak_rss_mb"] for r in ok]),
         }
     ref, arch, fused = means["reference"], means["archsearch"], means["archsearch-fused"]
-    header = ["", "wall s", "trials/min", f"time to val acc {budget.target} s (runs reaching it)", "best val acc", "best test acc", "peak RSS MB"]
+    header = [
+        "",
+        "wall s",
+        "trials/min",
+        f"time to val acc {budget.target} s (runs reaching it)",
+        "best val acc",
+        "best test acc",
+        "peak RSS MB",
+    ]
 
     def line(name: str, m: dict[str, Any]) -> list[Any]:
         return [
-            name, _fmt(m["wall_s"], ".1f"), _fmt(m["trials_per_min"], ".1f"), f"{_fmt(m['time_to_target_s'], '.1f')} ({m['reached']})",
-            _fmt(m["best_val"], ".4f"), _fmt(m["best_test"], ".4f"), _fmt(m["peak_rss_mb"], ".0f"),
+            name,
+            _fmt(m["wall_s"], ".1f"),
+            _fmt(m["trials_per_min"], ".1f"),
+            f"{_fmt(m['time_to_target_s'], '.1f')} ({m['reached']})",
+            _fmt(m["best_val"], ".4f"),
+            _fmt(m["best_test"], ".4f"),
+            _fmt(m["peak_rss_mb"], ".0f"),
         ]
 
     def ratio_row(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[Any]:
         return [
-            name, _ratio(a["wall_s"], b["wall_s"]), _ratio(a["trials_per_min"], b["trials_per_min"]),
+            name,
+            _ratio(a["wall_s"], b["wall_s"]),
+            _ratio(a["trials_per_min"], b["trials_per_min"]),
             _ratio(a["time_to_target_s"], b["time_to_target_s"]),
-            _fmt(None if a["best_val"] is None or b["best_val"] is None else 100 * (a["best_val"] - b["best_val"]), "+.2f") + " pts",
-            _fmt(None if a["best_test"] is None or b["best_test"] is None else 100 * (a["best_test"] - b["best_test"]), "+.2f") + " pts",
+            _fmt(
+                None if a["best_val"] is None or b["best_val"] is None else 100 * (a["best_val"] - b["best_val"]),
+                "+.2f",
+            )
+            + " pts",
+            _fmt(
+                None if a["best_test"] is None or b["best_test"] is None else 100 * (a["best_test"] - b["best_test"]),
+                "+.2f",
+            )
+            + " pts",
             _ratio(a["peak_rss_mb"], b["peak_rss_mb"]),
         ]
 
-    table = markdown_table(header, [
-        line("reference (Optuna example)", ref), line("archsearch", arch), line("archsearch, fused engine", fused),
-        ratio_row("archsearch / reference", arch, ref), ratio_row("fused / reference", fused, ref),
-        ratio_row("fused / archsearch", fused, arch),
-    ])
+    table = markdown_table(
+        header,
+        [
+            line("reference (Optuna example)", ref),
+            line("archsearch", arch),
+            line("archsearch, fused engine", fused),
+            ratio_row("archsearch / reference", arch, ref),
+            ratio_row("fused / reference", fused, ref),
+            ratio_row("fused / archsearch", fused, arch),
+        ],
+    )
     checks = {}
     if ref["trials_per_min"] and arch["trials_per_min"]:
         speedup = arch["trials_per_min"] / ref["trials_per_min"]
@@ -321,17 +393,23 @@ def aggregate(rows: list[dict], dataset: str, budget: Budget) -> tuple[str, dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one seed, small budgets, 10,000 teacher rows (1-2 minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="one seed, small budgets, 10,000 teacher rows (1-2 minutes)"
+    )
     parser.add_argument("--seeds", type=int, help="seeds per dataset (default 3; 1 with --quick)")
     parser.add_argument("--trials", type=int, help="trial budget per search (default: per dataset, see BUDGETS)")
     parser.add_argument("--epochs", type=int, help="epochs per trial (default: per dataset)")
     parser.add_argument("--datasets", default="digits,teacher", help="comma-separated: digits, teacher")
-    parser.add_argument("--teacher-rows", type=int, help="rows of the teacher dataset (default 50,000; 10,000 with --quick)")
+    parser.add_argument(
+        "--teacher-rows", type=int, help="rows of the teacher dataset (default 50,000; 10,000 with --quick)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (both contenders)")
     parser.add_argument("--trials-per-gpu", type=int, default=1, help="archsearch workers per GPU with --device cuda")
     parser.add_argument("--slots", type=int, default=8, help="trials per worker of the fused contender (default 8)")
     parser.add_argument(
-        "--reference-threads", type=int, help="torch threads of the reference (default: torch's own, as the example runs)"
+        "--reference-threads",
+        type=int,
+        help="torch threads of the reference (default: torch's own, as the example runs)",
     )
     parser.add_argument("--child-timeout", type=float, default=900, help="seconds before one search is killed")
     parser.add_argument("--json", help="also write every run and the summary to this JSON file")
@@ -356,10 +434,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown dataset {dataset!r}; use digits or teacher")
         base = budgets[dataset]
         budget = Budget(
-            trials=args.trials or base.trials, epochs=args.epochs or base.epochs, target=base.target,
+            trials=args.trials or base.trials,
+            epochs=args.epochs or base.epochs,
+            target=base.target,
             teacher_rows=args.teacher_rows or base.teacher_rows,
         )
-        what = f"{dataset}" + (f" ({budget.teacher_rows} rows x 64 features x 10 classes)" if dataset == "teacher" else "")
+        what = f"{dataset}" + (
+            f" ({budget.teacher_rows} rows x 64 features x 10 classes)" if dataset == "teacher" else ""
+        )
         threads = args.reference_threads or "torch default"
         print(
             f"\n## {what}: {budget.trials} trials x {budget.epochs} epochs, batch {BATCHSIZE}, {seeds} seed(s), "

@@ -9,22 +9,22 @@ Example:
 """
 
 from archsearch.dashboards._base import ReportFigure
-from archsearch.dashboards._report import build_report
-from archsearch.dashboards._report import notable_trials
-from archsearch.dashboards._report import Report
-from archsearch.dashboards._report import ReportTable
+from archsearch.dashboards._report import Report, ReportTable, build_report, notable_trials
 from archsearch.dashboards._sensitivity import build_sensitivity_report
 from archsearch.dashboards._server import launch_dashboard
-from archsearch.dashboards._size_figures import plot_layer_shapes
-from archsearch.dashboards._size_figures import plot_metric_vs_depth
-from archsearch.dashboards._size_figures import plot_metric_vs_params
-from archsearch.dashboards._size_figures import plot_metric_vs_widths
-from archsearch.dashboards._training_figures import plot_dropout_by_size
-from archsearch.dashboards._training_figures import plot_importance
-from archsearch.dashboards._training_figures import plot_learning_curves
-from archsearch.dashboards._training_figures import plot_pruning
-from archsearch.dashboards._training_figures import plot_spread_vs_size
-
+from archsearch.dashboards._size_figures import (
+    plot_layer_shapes,
+    plot_metric_vs_depth,
+    plot_metric_vs_params,
+    plot_metric_vs_widths,
+)
+from archsearch.dashboards._training_figures import (
+    plot_dropout_by_size,
+    plot_importance,
+    plot_learning_curves,
+    plot_pruning,
+    plot_spread_vs_size,
+)
 
 __all__ = [
     "Report",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
 import numbers
-from typing import Any
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from archsearch.stats import format_number
-
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -20,9 +18,12 @@ if TYPE_CHECKING:
 # One colour per depth, the same in every figure; depth 0 (the linear baseline) is the loud one.
 _DEPTH_COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 SHAPE_COLORS = {
-    "uniform": "#1f77b4", "funnel": "#ff7f0e", "expanding": "#2ca02c", "diamond": "#9467bd",
+    "uniform": "#1f77b4",
+    "funnel": "#ff7f0e",
+    "expanding": "#2ca02c",
+    "diamond": "#9467bd",
     "irregular": "#7f7f7f",
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -126,8 +127,10 @@ def hover(frame: pd.DataFrame) -> list[str]:
         widths = list(r["widths"]) if r["widths"] is not None else "?"
         dropouts = [round(d, 2) for d in r["dropouts"]] if r["dropouts"] is not None else "?"
         size = f"{int(r['n_params']):,}" if math.isfinite(r["n_params"]) else "?"
-        texts.append(f"trial #{int(r['number'])}<br>widths {widths}<br>dropouts {dropouts}"
-                     f"<br>{size} params<br>value {format_number(r['value'])}")  # fmt: skip
+        texts.append(
+            f"trial #{int(r['number'])}<br>widths {widths}<br>dropouts {dropouts}"
+            f"<br>{size} params<br>value {format_number(r['value'])}"
+        )
     return texts
 
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-
 if TYPE_CHECKING:
     from archsearch.dashboards._report import Report
 
@@ -34,7 +33,6 @@ def render_html(report: Report) -> str:
     """Render ``report`` as a full HTML document with plotly.js inlined (no network request)."""
     from plotly.offline import get_plotlyjs
 
-
     sections, toc = [], []
     for number, entry in enumerate(report.figures, start=1):
         toc.append(f'<li><a href="#{entry.key}">{html.escape(entry.title)}</a></li>')
@@ -42,9 +40,11 @@ def render_html(report: Report) -> str:
             body = f'<p class="reason">Not drawn: {html.escape(entry.reason or "")}</p>'
         else:
             body = entry.figure.to_html(
-                full_html=False, include_plotlyjs=False, div_id=f"fig-{entry.key}",
+                full_html=False,
+                include_plotlyjs=False,
+                div_id=f"fig-{entry.key}",
                 config={"displaylogo": False, "responsive": True},
-            )  # fmt: skip
+            )
             body += f'\n<p class="caption">{html.escape(entry.caption)}</p>'
         sections.append(f'<section id="{entry.key}"><h2>{number}. {html.escape(entry.title)}</h2>\n{body}</section>')
     for table in report.tables:
@@ -55,12 +55,21 @@ def render_html(report: Report) -> str:
             f'<p class="caption">{html.escape(table.caption)}</p></section>'
         )
     title = html.escape(f"archsearch report: {report.study_name}")
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{title}</title>",
-        f"<style>{_CSS}</style>", f'<script type="text/javascript">{get_plotlyjs()}</script>', "</head><body>",
-        f'<div class="summary">{summary_html(report.summary)}</div>',
-        f"<nav><ol>{''.join(toc)}</ol></nav>", *sections, f"<script>{_SORT_JS}</script>", "</body></html>",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{title}</title>",
+            f"<style>{_CSS}</style>",
+            f'<script type="text/javascript">{get_plotlyjs()}</script>',
+            "</head><body>",
+            f'<div class="summary">{summary_html(report.summary)}</div>',
+            f"<nav><ol>{''.join(toc)}</ol></nav>",
+            *sections,
+            f"<script>{_SORT_JS}</script>",
+            "</body></html>",
+        ]
+    )
 
 
 def _table_html(frame: pd.DataFrame) -> str:

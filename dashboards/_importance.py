@@ -9,7 +9,6 @@ import pandas as pd
 
 from archsearch.stats import StudyData
 
-
 # PED-ANOVA compares the best 10% of trials with all of them; below ten trials that top set is a
 # single trial and the scores are noise.
 MIN_TRIALS_FOR_IMPORTANCE = 10
@@ -77,8 +76,5 @@ def _derived_feature_study(data: StudyData, *, skip_depth: bool) -> optuna.Study
         return study
     for _, row in done.iterrows():
         params = {k: int(row[k]) if k == "depth" else float(row[k] + 1.0) for k in features}
-        study.add_trial(
-            optuna.trial.create_trial(params=params, distributions=features, value=float(row["value"]))
-        )
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=features, value=float(row["value"])))
     return study
-

@@ -9,14 +9,8 @@ import optuna
 import pandas as pd
 
 import archsearch.stats as an
-from archsearch.dashboards._base import depth_color
-from archsearch.dashboards._base import depth_name
-from archsearch.dashboards._base import hover
-from archsearch.dashboards._base import not_drawable
-from archsearch.dashboards._base import ReportFigure
-from archsearch.dashboards._base import style
+from archsearch.dashboards._base import ReportFigure, depth_color, depth_name, hover, not_drawable, style
 from archsearch.dashboards._size_figures import no_finished_reason
-
 
 # The architecture's params are drawn from the trials' widths and dropouts, layer by layer.
 _ARCHITECTURE_PARAM = re.compile(r"^(n_layers|width_\d+|dropout_\d+)$")
@@ -32,15 +26,28 @@ def best_so_far(data: an.StudyData) -> ReportFigure:
         return not_drawable(key, title, no_finished_reason(data))
     fig = go.Figure()
     for depth, group in done.groupby("depth"):
-        fig.add_trace(go.Scatter(
-            x=group["number"], y=group["value"], mode="markers", name=depth_name(depth),
-            marker={"color": depth_color(depth), "size": 7, "opacity": 0.7}, hovertext=hover(group), hoverinfo="text",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=group["number"],
+                y=group["value"],
+                mode="markers",
+                name=depth_name(depth),
+                marker={"color": depth_color(depth), "size": 7, "opacity": 0.7},
+                hovertext=hover(group),
+                hoverinfo="text",
+            )
+        )
     running = done["value"].cummax() if data.maximize else done["value"].cummin()
-    fig.add_trace(go.Scatter(
-        x=done["number"], y=running, mode="lines", line={"color": "black", "shape": "hv", "width": 2},
-        name="best so far", hoverinfo="x+y",
-    ))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=done["number"],
+            y=running,
+            mode="lines",
+            line={"color": "black", "shape": "hv", "width": 2},
+            name="best so far",
+            hoverinfo="x+y",
+        )
+    )
     style(fig, title, xaxis_title="trial number", yaxis_title=data.metric_label, legend_title="hidden layers")
     last_gain = done[running.diff().fillna(1.0) != 0]["number"].iloc[-1]
     caption = (
@@ -66,18 +73,35 @@ def parallel_coordinates(study: optuna.Study, data: an.StudyData) -> ReportFigur
     # Layers a trial does not have sit at 0 on the width and dropout axes, said so in the axis label.
     dimensions = [{"label": "hidden layers", "values": done["depth"], "tickvals": sorted(done["depth"].unique())}]
     for i in range(max_depth):
-        dimensions.append({"label": f"width {i + 1} (0: none)",
-                           "values": [w[i] if w is not None and len(w) > i else 0 for w in done["widths"]]})  # fmt: skip
+        dimensions.append(
+            {
+                "label": f"width {i + 1} (0: none)",
+                "values": [w[i] if w is not None and len(w) > i else 0 for w in done["widths"]],
+            }
+        )
     for i in range(max_depth):
-        dimensions.append({"label": f"dropout {i + 1}",
-                           "values": [d[i] if d is not None and len(d) > i else 0.0 for d in done["dropouts"]]})  # fmt: skip
+        dimensions.append(
+            {
+                "label": f"dropout {i + 1}",
+                "values": [d[i] if d is not None and len(d) > i else 0.0 for d in done["dropouts"]],
+            }
+        )
     dimensions.append({"label": "log10 params", "values": [math.log10(n) for n in done["n_params"]]})
     dimensions += _training_dimensions(study, list(done["number"]))
     dimensions.append({"label": data.metric, "values": done["value"]})
-    fig = go.Figure(go.Parcoords(
-        line={"color": done["value"], "colorscale": "Viridis", "showscale": True, "reversescale": not data.maximize},
-        dimensions=dimensions, labelangle=-20, labelfont={"size": 11},
-    ))  # fmt: skip
+    fig = go.Figure(
+        go.Parcoords(
+            line={
+                "color": done["value"],
+                "colorscale": "Viridis",
+                "showscale": True,
+                "reversescale": not data.maximize,
+            },
+            dimensions=dimensions,
+            labelangle=-20,
+            labelfont={"size": 11},
+        )
+    )
     style(fig, title, height=470)
     fig.update_layout(margin={"l": 60, "r": 40, "t": 110, "b": 40})  # room for the slanted axis labels
     caption = (
@@ -102,7 +126,9 @@ def _training_dimensions(study: optuna.Study, numbers: list[int]) -> list[dict]:
         if isinstance(distribution, optuna.distributions.CategoricalDistribution):
             choices = [str(c) for c in distribution.choices]
             codes = [choices.index(str(v)) if v is not None else -1 for v in values]
-            dimensions.append({"label": name, "values": codes, "tickvals": list(range(len(choices))), "ticktext": choices})
+            dimensions.append(
+                {"label": name, "values": codes, "tickvals": list(range(len(choices))), "ticktext": choices}
+            )
         elif getattr(distribution, "log", False):
             dimensions.append({"label": f"log10 {name}", "values": [math.log10(v) if v else 0.0 for v in values]})
         else:
@@ -113,15 +139,17 @@ def _training_dimensions(study: optuna.Study, numbers: list[int]) -> list[dict]:
 def all_trials_frame(data: an.StudyData) -> pd.DataFrame:
     """Every trial, one row each, for the report's sortable table."""
     trials = data.trials.sort_values("number")
-    return pd.DataFrame({
-        "trial": trials["number"].astype(int),
-        "state": trials["state"].str.lower(),
-        f"val {data.metric}": trials["value"],
-        f"test {data.metric}": trials["test_value"],
-        "depth": trials["depth"].astype("Int64"),
-        "widths": [", ".join(str(w) for w in ws) if ws is not None else None for ws in trials["widths"]],
-        "dropouts": [", ".join(f"{d:.2f}" for d in ds) if ds is not None else None for ds in trials["dropouts"]],
-        "params": trials["n_params"].astype("Int64"),
-        "epochs": trials["epochs_run"].astype("Int64"),
-        "seconds": trials["train_seconds"],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "trial": trials["number"].astype(int),
+            "state": trials["state"].str.lower(),
+            f"val {data.metric}": trials["value"],
+            f"test {data.metric}": trials["test_value"],
+            "depth": trials["depth"].astype("Int64"),
+            "widths": [", ".join(str(w) for w in ws) if ws is not None else None for ws in trials["widths"]],
+            "dropouts": [", ".join(f"{d:.2f}" for d in ds) if ds is not None else None for ds in trials["dropouts"]],
+            "params": trials["n_params"].astype("Int64"),
+            "epochs": trials["epochs_run"].astype("Int64"),
+            "seconds": trials["train_seconds"],
+        }
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,14 +14,9 @@ import archsearch.stats as an
 from archsearch.dashboards import _overview_figures as overview_figs
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
-from archsearch.dashboards._base import describe
-from archsearch.dashboards._base import format_cell
-from archsearch.dashboards._base import ReportFigure
+from archsearch.dashboards._base import ReportFigure, describe, format_cell
 from archsearch.stats import format_number
-from archsearch.storage import epoch_budget
-from archsearch.storage import keys
-from archsearch.storage import name_metric
-
+from archsearch.storage import epoch_budget, keys, name_metric
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -100,8 +95,7 @@ class Report:
         Returns:
             The graph object ids saved, in report order.
         """
-        from optuna_dashboard import save_note
-        from optuna_dashboard import save_plotly_graph_object
+        from optuna_dashboard import save_note, save_plotly_graph_object
 
         if keys.METRIC in study.user_attrs:
             # Studies made before archsearch named their metric say "Objective 0" in the dashboard.
@@ -111,7 +105,9 @@ class Report:
             for number, entry in enumerate(self.figures, start=1)
             if entry.figure is not None
         ]
-        notes = [f"### {number}. {entry.title}\n\n{entry.caption}" for number, entry in enumerate(self.figures, start=1)]
+        notes = [
+            f"### {number}. {entry.title}\n\n{entry.caption}" for number, entry in enumerate(self.figures, start=1)
+        ]
         where = (
             f"archsearch's {len(ids)} figures are on this study's main page, below Optuna's own plots, titled "
             "with their numbers in report order (`archsearch dashboard` lists them in that order). Their captions "
@@ -140,7 +136,7 @@ def card_figure(entry: ReportFigure, number: int) -> go.Figure:
         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
         margin={"l": 55, "r": 15, "t": max(55, fig.layout.margin.t or 0), "b": 110},
         height=max(480, fig.layout.height or 0),
-    )  # fmt: skip
+    )
     # Subplot titles are annotations; at half width their default size runs them together.
     fig.update_annotations(font_size=10)
     return fig
@@ -151,7 +147,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
     head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|" + "|".join(" --- " for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(format_cell(v) for v in row) + " |" for row in frame.astype(object).itertuples(index=False)]
+    rows = [
+        "| " + " | ".join(format_cell(v) for v in row) + " |" for row in frame.astype(object).itertuples(index=False)
+    ]
     return "\n".join([head, rule, *rows])
 
 
@@ -177,9 +175,7 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         >>> build_report(study).write_html("report.html")  # doctest: +SKIP
     """
     if knee_tolerance is not None and not (knee_tolerance >= 0 and math.isfinite(knee_tolerance)):
-        raise ValueError(
-            f"The 'knee_tolerance' parameter must be a finite number >= 0. Got {knee_tolerance} instead."
-        )
+        raise ValueError(f"The 'knee_tolerance' parameter must be a finite number >= 0. Got {knee_tolerance} instead.")
     data = an.load_study_data(study)
     if knee_tolerance is None:
         knee_tolerance = _default_knee_tolerance(study, data)

@@ -8,20 +8,16 @@ summary also prints, so a caption and the summary cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import statistics
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-from archsearch.dashboards._base import not_drawable
-from archsearch.dashboards._base import ReportFigure
-from archsearch.dashboards._base import style
-from archsearch.dashboards._report import Report
-from archsearch.dashboards._report import ReportTable
+from archsearch.dashboards._base import ReportFigure, not_drawable, style
+from archsearch.dashboards._report import Report, ReportTable
 from archsearch.stats import format_number as fmt_number
 from archsearch.stats import format_p
-
 
 VERDICT_COLORS = {"worse": "#d62728", "better": "#2ca02c", "equivalent": "#1f77b4", "inconclusive": "#aaaaaa"}
 # The changes compared across centres, in legend order; the width step of the analysis joins them.
@@ -64,13 +60,21 @@ def effects_frame(result: Mapping[str, Any]) -> pd.DataFrame:
     for centre in result["centres"]:
         for n in centre["neighbours"]:
             effect = n["effect"] or {}
-            rows.append({
-                "centre": centre["trial"], "change": n["change"], "params": n["n_params"],
-                "delta params": n["delta_params"], "mean diff": effect.get("mean"), "ci low": effect.get("ci_low"),
-                "ci high": effect.get("ci_high"), "p (Holm)": effect.get("p_adjusted"),
-                "verdict": effect.get("label", "no paired run"), "seeds": effect.get("n", 0),
-                "diverged": n["diverged"],
-            })  # fmt: skip
+            rows.append(
+                {
+                    "centre": centre["trial"],
+                    "change": n["change"],
+                    "params": n["n_params"],
+                    "delta params": n["delta_params"],
+                    "mean diff": effect.get("mean"),
+                    "ci low": effect.get("ci_low"),
+                    "ci high": effect.get("ci_high"),
+                    "p (Holm)": effect.get("p_adjusted"),
+                    "verdict": effect.get("label", "no paired run"),
+                    "seeds": effect.get("n", 0),
+                    "diverged": n["diverged"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -81,7 +85,9 @@ def forest_plot(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportF
     key, title = f"sensitivity_forest_{centre['trial']}", f"Effect of each change around trial {centre['trial']}"
     compared = [n for n in centre["neighbours"] if n["effect"] is not None]
     if not compared:
-        return not_drawable(key, title, "No neighbour finished a run with the same seed as the centre, so nothing is compared.")
+        return not_drawable(
+            key, title, "No neighbour finished a run with the same seed as the centre, so nothing is compared."
+        )
     compared.sort(key=lambda n: (n["delta_params"], n["change"]))
     fig = go.Figure()
     margin = centre["margin"]
@@ -93,23 +99,37 @@ def forest_plot(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportF
         if not group:
             continue
         means = [n["effect"]["mean"] for n in group]
-        fig.add_trace(go.Scatter(
-            x=means, y=[n["change"] for n in group], mode="markers", name=verdict,
-            marker={"color": color, "size": 10},
-            error_x={
-                "type": "data", "symmetric": False,
-                "array": [_gap(n["effect"]["ci_high"], m) for n, m in zip(group, means)],
-                "arrayminus": [_gap(m, n["effect"]["ci_low"]) for n, m in zip(group, means)],
-            },
-            hovertext=[_hover(n) for n in group], hoverinfo="text",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=means,
+                y=[n["change"] for n in group],
+                mode="markers",
+                name=verdict,
+                marker={"color": color, "size": 10},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [_gap(n["effect"]["ci_high"], m) for n, m in zip(group, means)],
+                    "arrayminus": [_gap(m, n["effect"]["ci_low"]) for n, m in zip(group, means)],
+                },
+                hovertext=[_hover(n) for n in group],
+                hoverinfo="text",
+            )
+        )
     order = [n["change"] for n in compared]
     style(
-        fig, title, height=160 + 26 * len(order), legend_title="verdict",
+        fig,
+        title,
+        height=160 + 26 * len(order),
+        legend_title="verdict",
         xaxis_title=f"neighbour - centre, validation {result['metric']} (mean over paired seeds)",
         yaxis={"categoryorder": "array", "categoryarray": order, "autorange": "reversed", "title": None},
-    )  # fmt: skip
-    band = "the given equivalence margin" if centre["margin_given"] else "the equivalence margin, the centre's seed-to-seed sd"
+    )
+    band = (
+        "the given equivalence margin"
+        if centre["margin_given"]
+        else "the equivalence margin, the centre's seed-to-seed sd"
+    )
     caption = (
         f"Each row is one change of trial {centre['trial']}'s architecture, from the largest loss of parameters at "
         f"the top to the largest gain; the dot is the mean difference to the centre over the paired seeds, the bar "
@@ -138,9 +158,10 @@ def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> Report
         curves = [("one hidden layer", [], 0, None)]
         centre_values = list(centre["values"].values())
         fig.add_hline(
-            y=statistics.fmean(centre_values), line={"color": "black", "dash": "dash"},
+            y=statistics.fmean(centre_values),
+            line={"color": "black", "dash": "dash"},
             annotation_text=f"linear centre, mean of n={len(centre_values)}",
-        )  # fmt: skip
+        )
     for index, (name, points, layer, _) in enumerate(curves):
         points = points + [
             (n["widths"][layer], list(n["values"].values()), n["change"])
@@ -154,20 +175,42 @@ def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> Report
         means = [statistics.fmean(p[1]) for p in points]
         sds = [statistics.stdev(p[1]) if len(p[1]) > 1 else 0.0 for p in points]
         color = _LAYER_COLORS[index % len(_LAYER_COLORS)]
-        fig.add_trace(go.Scatter(
-            x=x + x[::-1], y=[m + s for m, s in zip(means, sds)] + [m - s for m, s in zip(means, sds)][::-1],
-            fill="toself", fillcolor=color, opacity=0.18, line={"width": 0}, hoverinfo="skip", showlegend=False,
-            legendgroup=name,
-        ))  # fmt: skip
-        fig.add_trace(go.Scatter(
-            x=x, y=means, mode="lines+markers", name=name, line={"color": color}, legendgroup=name,
-            marker={"size": [14 if p[2] == "centre" else 8 for p in points], "color": color},
-            hovertext=[f"{p[2]}<br>width {p[0]:,}<br>mean {fmt_number(m)} ± {fmt_number(s)} (n={len(p[1])} seeds)"
-                       for p, m, s in zip(points, means, sds)],  # fmt: skip
-            hoverinfo="text",
-        ))  # fmt: skip
-    style(fig, title, xaxis={"type": "log", "title": "width of the layer (log scale)"},
-          yaxis_title=f"validation {result['metric']}", legend_title="resized layer")  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=[m + s for m, s in zip(means, sds)] + [m - s for m, s in zip(means, sds)][::-1],
+                fill="toself",
+                fillcolor=color,
+                opacity=0.18,
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=name,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=means,
+                mode="lines+markers",
+                name=name,
+                line={"color": color},
+                legendgroup=name,
+                marker={"size": [14 if p[2] == "centre" else 8 for p in points], "color": color},
+                hovertext=[
+                    f"{p[2]}<br>width {p[0]:,}<br>mean {fmt_number(m)} ± {fmt_number(s)} (n={len(p[1])} seeds)"
+                    for p, m, s in zip(points, means, sds)
+                ],
+                hoverinfo="text",
+            )
+        )
+    style(
+        fig,
+        title,
+        xaxis={"type": "log", "title": "width of the layer (log scale)"},
+        yaxis_title=f"validation {result['metric']}",
+        legend_title="resized layer",
+    )
     shown = (
         f"For each hidden layer of trial {centre['trial']}, the validation {result['metric']} of the centre (large dot) "
         "and of the networks with only that layer resized"
@@ -196,10 +239,18 @@ def effects_across_sizes(result: Mapping[str, Any]) -> ReportFigure:
     if sized:
         x = [c["n_params"] for c in sized]
         floors = [c["noise_floor"] for c in sized]
-        fig.add_trace(go.Scatter(
-            x=x + x[::-1], y=floors + [-f for f in floors][::-1], fill="toself", fillcolor="#bbbbbb", opacity=0.3,
-            line={"width": 0}, name="± noise floor (centre sd)", hoverinfo="skip",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=floors + [-f for f in floors][::-1],
+                fill="toself",
+                fillcolor="#bbbbbb",
+                opacity=0.3,
+                line={"width": 0},
+                name="± noise floor (centre sd)",
+                hoverinfo="skip",
+            )
+        )
     for index, group in enumerate(groups):
         x, y, texts = [], [], []
         for centre in centres:
@@ -208,18 +259,34 @@ def effects_across_sizes(result: Mapping[str, Any]) -> ReportFigure:
                 # A centre with several layers has one such neighbour per layer; their mean stands for it.
                 x.append(centre["n_params"])
                 y.append(statistics.fmean(n["effect"]["mean"] for n in effects))
-                texts.append(f"trial {centre['trial']} ({centre['n_params']:,} params)<br>"
-                             + "<br>".join(f"{n['change']}: {fmt_number(n['effect']['mean'], signed=True)} ({n['effect']['label']})"
-                                           for n in effects))  # fmt: skip
+                texts.append(
+                    f"trial {centre['trial']} ({centre['n_params']:,} params)<br>"
+                    + "<br>".join(
+                        f"{n['change']}: {fmt_number(n['effect']['mean'], signed=True)} ({n['effect']['label']})"
+                        for n in effects
+                    )
+                )
         if x:
-            fig.add_trace(go.Scatter(
-                x=x, y=y, mode="lines+markers", name=group, hovertext=texts, hoverinfo="text",
-                marker={"size": 9, "color": _LAYER_COLORS[index % len(_LAYER_COLORS)]},
-                line={"color": _LAYER_COLORS[index % len(_LAYER_COLORS)]},
-            ))  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines+markers",
+                    name=group,
+                    hovertext=texts,
+                    hoverinfo="text",
+                    marker={"size": 9, "color": _LAYER_COLORS[index % len(_LAYER_COLORS)]},
+                    line={"color": _LAYER_COLORS[index % len(_LAYER_COLORS)]},
+                )
+            )
     fig.add_hline(y=0, line={"color": "black", "width": 1})
-    style(fig, title, xaxis={"type": "log", "title": "trainable parameters of the centre (log scale)"},
-          yaxis_title=f"neighbour - centre, validation {result['metric']}", legend_title="change")  # fmt: skip
+    style(
+        fig,
+        title,
+        xaxis={"type": "log", "title": "trainable parameters of the centre (log scale)"},
+        yaxis_title=f"neighbour - centre, validation {result['metric']}",
+        legend_title="change",
+    )
     caption = (
         f"For each of the {len(centres)} centres (trials {', '.join(str(c['trial']) for c in centres)}), the mean "
         "paired effect of each change, averaged over the centre's layers; the grey band is ± the centre's "

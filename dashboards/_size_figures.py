@@ -8,17 +8,18 @@ from typing import TYPE_CHECKING
 import optuna
 
 import archsearch.stats as an
-from archsearch.dashboards._base import describe
-from archsearch.dashboards._base import depth_color
-from archsearch.dashboards._base import depth_name
-from archsearch.dashboards._base import hover
-from archsearch.dashboards._base import log_axis
-from archsearch.dashboards._base import not_drawable
-from archsearch.dashboards._base import ReportFigure
-from archsearch.dashboards._base import SHAPE_COLORS
-from archsearch.dashboards._base import style
-from archsearch.dashboards._base import unwrap
-
+from archsearch.dashboards._base import (
+    SHAPE_COLORS,
+    ReportFigure,
+    depth_color,
+    depth_name,
+    describe,
+    hover,
+    log_axis,
+    not_drawable,
+    style,
+    unwrap,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -47,17 +48,31 @@ def metric_vs_depth(data: an.StudyData) -> ReportFigure:
         return not_drawable(key, title, reason)
     fig = go.Figure()
     for depth, group in done.groupby("depth"):
-        fig.add_trace(go.Box(
-            y=group["value"], name=depth_name(depth), boxpoints="all", jitter=0.4, pointpos=0,
-            marker={"color": depth_color(depth), "size": 7}, line={"width": 3 if depth == 0 else 1.5},
-            hovertext=hover(group), hoverinfo="text", showlegend=False,
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Box(
+                y=group["value"],
+                name=depth_name(depth),
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                marker={"color": depth_color(depth), "size": 7},
+                line={"width": 3 if depth == 0 else 1.5},
+                hovertext=hover(group),
+                hoverinfo="text",
+                showlegend=False,
+            )
+        )
     baseline = an.linear_baseline(data)
     if baseline is not None:
-        fig.add_trace(go.Scatter(
-            x=[depth_name(0)], y=[baseline["value"]], mode="markers", name="linear baseline",
-            marker={"symbol": "star", "size": 16, "color": depth_color(0), "line": {"color": "black", "width": 1}},
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[depth_name(0)],
+                y=[baseline["value"]],
+                mode="markers",
+                name="linear baseline",
+                marker={"symbol": "star", "size": 16, "color": depth_color(0), "line": {"color": "black", "width": 1}},
+            )
+        )
     style(fig, title, xaxis_title="hidden layers", yaxis_title=data.metric_label)
     return ReportFigure(key, title, _depth_caption(data, summary, baseline), fig)
 
@@ -92,31 +107,52 @@ def metric_vs_params(data: an.StudyData, knee_tolerance: float = an.KNEE_TOLERAN
     key, title = "metric_vs_params", "Metric vs parameter count"
     sized = data.sized
     if len(sized) < 2:
-        reason = no_finished_reason(data) if data.complete.empty else (
-            "Fewer than two finished trials record a parameter count (user attr n_params), so there is no size trend."
-        )  # fmt: skip
+        reason = (
+            no_finished_reason(data)
+            if data.complete.empty
+            else (
+                "Fewer than two finished trials record a parameter count (user attr n_params), so there is no size trend."
+            )
+        )
         return not_drawable(key, title, reason)
     fig = go.Figure()
     for depth, group in sized.groupby("depth"):
-        fig.add_trace(go.Scatter(
-            x=group["n_params"], y=group["value"], mode="markers", name=depth_name(depth),
-            marker={"color": depth_color(depth), "size": 8, "opacity": 0.8}, hovertext=hover(group),
-            hoverinfo="text",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=group["n_params"],
+                y=group["value"],
+                mode="markers",
+                name=depth_name(depth),
+                marker={"color": depth_color(depth), "size": 8, "opacity": 0.8},
+                hovertext=hover(group),
+                hoverinfo="text",
+            )
+        )
     front = an.pareto_front(data)
-    fig.add_trace(go.Scatter(
-        x=front["n_params"], y=front["value"], mode="lines", line={"color": "black", "shape": "hv", "width": 1.5},
-        name="Pareto front", hoverinfo="skip",
-    ))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=front["n_params"],
+            y=front["value"],
+            mode="lines",
+            line={"color": "black", "shape": "hv", "width": 1.5},
+            name="Pareto front",
+            hoverinfo="skip",
+        )
+    )
     knee = an.find_knee(data, knee_tolerance)
     best, knee_row = (sized[sized["number"] == n].iloc[0] for n in (knee.best, knee.knee))
     limit = best["value"] - knee_tolerance if data.maximize else best["value"] + knee_tolerance
     band = f"best {'-' if data.maximize else '+'} {knee_tolerance:g}"
     fig.add_hline(y=limit, line={"dash": "dot", "color": "grey"}, annotation_text=band)
-    fig.add_trace(go.Scatter(
-        x=[knee_row["n_params"]], y=[knee_row["value"]], mode="markers", name=f"knee (trial #{knee.knee})",
-        marker={"symbol": "star", "size": 18, "color": "gold", "line": {"color": "black", "width": 1}},
-    ))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=[knee_row["n_params"]],
+            y=[knee_row["value"]],
+            mode="markers",
+            name=f"knee (trial #{knee.knee})",
+            marker={"symbol": "star", "size": 18, "color": "gold", "line": {"color": "black", "width": 1}},
+        )
+    )
     xaxis = log_axis(sized["n_params"], "trainable parameters (log scale)")
     style(fig, title, xaxis=xaxis, yaxis_title=data.metric_label, legend_title="hidden layers")
     caption = (
@@ -162,11 +198,21 @@ def metric_vs_widths(data: an.StudyData) -> ReportFigure:
                 x = group["total_units"]
             else:
                 x = [w[col - 1] if len(w) >= col else None for w in group["widths"]]
-            fig.add_trace(go.Scatter(
-                x=x, y=group["value"], mode="markers", name=depth_name(depth), legendgroup=str(depth),
-                showlegend=col == 1, marker={"color": depth_color(depth), "size": 7, "opacity": 0.8},
-                hovertext=hover(group), hoverinfo="text",
-            ), row=1, col=col)  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=group["value"],
+                    mode="markers",
+                    name=depth_name(depth),
+                    legendgroup=str(depth),
+                    showlegend=col == 1,
+                    marker={"color": depth_color(depth), "size": 7, "opacity": 0.8},
+                    hovertext=hover(group),
+                    hoverinfo="text",
+                ),
+                row=1,
+                col=col,
+            )
     fig.update_xaxes(**log_axis(list(nets["total_units"]) + [w for ws in nets["widths"] for w in ws]))
     style(fig, title, yaxis_title=data.metric_label, legend_title="hidden layers", height=400)
     rhos = an.width_correlations(data)
@@ -203,11 +249,19 @@ def layer_shapes(data: an.StudyData) -> ReportFigure:
     deep = deep[(deep["depth"] >= 2) & deep["layer_shape"].notna()]
     fig = go.Figure()
     for shape, group in deep.groupby("layer_shape"):
-        fig.add_trace(go.Box(
-            x=group["size_bin"].astype(str), y=group["value"], name=shape, boxpoints="all", jitter=0.3,
-            pointpos=0, marker={"color": SHAPE_COLORS.get(shape, "#333333")}, hovertext=hover(group),
-            hoverinfo="text",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Box(
+                x=group["size_bin"].astype(str),
+                y=group["value"],
+                name=shape,
+                boxpoints="all",
+                jitter=0.3,
+                pointpos=0,
+                marker={"color": SHAPE_COLORS.get(shape, "#333333")},
+                hovertext=hover(group),
+                hoverinfo="text",
+            )
+        )
     order = [str(c) for c in deep["size_bin"].cat.categories if c in set(deep["size_bin"])]
     xaxis = {"title": "parameter-count bin", "categoryorder": "array", "categoryarray": order}
     style(fig, title, boxmode="group", xaxis=xaxis, yaxis_title=data.metric_label, legend_title="layer shape")
@@ -216,7 +270,8 @@ def layer_shapes(data: an.StudyData) -> ReportFigure:
         "Trials with 2+ hidden layers, grouped by parameter count so each shape is compared with "
         "networks of similar size: uniform = all layers equal, funnel = shrinking towards the output, "
         "expanding = growing, diamond = grows then shrinks, irregular = anything else. Reading: "
-        + "; ".join(readings) + ". Bins with a single shape give no comparison."
+        + "; ".join(readings)
+        + ". Bins with a single shape give no comparison."
     )
     return ReportFigure(key, title, caption, fig)
 

@@ -8,16 +8,9 @@ from typing import TYPE_CHECKING
 import optuna
 
 import archsearch.stats as an
-from archsearch.dashboards._base import depth_color
-from archsearch.dashboards._base import depth_name
-from archsearch.dashboards._base import hover
-from archsearch.dashboards._base import not_drawable
-from archsearch.dashboards._base import ReportFigure
-from archsearch.dashboards._base import style
-from archsearch.dashboards._base import unwrap
+from archsearch.dashboards._base import ReportFigure, depth_color, depth_name, hover, not_drawable, style, unwrap
 from archsearch.dashboards._importance import importance_table
 from archsearch.dashboards._size_figures import no_finished_reason
-
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -51,11 +44,21 @@ def dropout_by_size(data: an.StudyData, tolerance: float = an.KNEE_TOLERANCE) ->
     shown = set()
     for col, size_bin in enumerate(bins, start=1):
         for depth, group in nets[nets["size_bin"] == size_bin].groupby("depth"):
-            fig.add_trace(go.Scatter(
-                x=group["mean_dropout"], y=group["value"], mode="markers", name=depth_name(depth),
-                legendgroup=str(depth), showlegend=depth not in shown, hovertext=hover(group), hoverinfo="text",
-                marker={"color": depth_color(depth), "size": 8, "opacity": 0.8},
-            ), row=1, col=col)  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=group["mean_dropout"],
+                    y=group["value"],
+                    mode="markers",
+                    name=depth_name(depth),
+                    legendgroup=str(depth),
+                    showlegend=depth not in shown,
+                    hovertext=hover(group),
+                    hoverinfo="text",
+                    marker={"color": depth_color(depth), "size": 8, "opacity": 0.8},
+                ),
+                row=1,
+                col=col,
+            )
             shown.add(depth)
     fig.update_xaxes(title_text="mean dropout over layers")
     style(fig, title, yaxis_title=data.metric_label, legend_title="hidden layers", height=400)
@@ -81,16 +84,28 @@ def spread_vs_size(data: an.StudyData) -> ReportFigure:
         return not_drawable(key, title, no_finished_reason(data) if data.complete.empty else reason)
     labels = spread["size_bin"].astype(str)
     fig = go.Figure()
-    fig.add_trace(go.Bar(
-        x=labels, y=spread["trial_iqr"], name="trial to trial (IQR)", marker_color="#1f77b4",
-        text=[f"n={n:,}" for n in spread["n"]], textposition="outside",
-    ))  # fmt: skip
+    fig.add_trace(
+        go.Bar(
+            x=labels,
+            y=spread["trial_iqr"],
+            name="trial to trial (IQR)",
+            marker_color="#1f77b4",
+            text=[f"n={n:,}" for n in spread["n"]],
+            textposition="outside",
+        )
+    )
     has_repeats = spread["n_groups"].sum() > 0
     if has_repeats:
-        fig.add_trace(go.Bar(
-            x=labels, y=spread["seed_std"], name="seed to seed (pooled sd)", marker_color="#ff7f0e",
-            text=[an.plural(n, "setting") if n else "" for n in spread["n_groups"]], textposition="outside",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Bar(
+                x=labels,
+                y=spread["seed_std"],
+                name="seed to seed (pooled sd)",
+                marker_color="#ff7f0e",
+                text=[an.plural(n, "setting") if n else "" for n in spread["n_groups"]],
+                textposition="outside",
+            )
+        )
     style(fig, title, barmode="group", xaxis_title="parameter-count bin", yaxis_title=f"spread of {data.metric}")
     value = an.format_number
     bins = "; ".join(f"{r.size_bin}: IQR {value(r.trial_iqr)} ({an.plural(r.n, 'trial')})" for r in spread.itertuples())
@@ -112,7 +127,8 @@ def spread_vs_size(data: an.StudyData) -> ReportFigure:
     seeds = spread.dropna(subset=["seed_std"])
     caption += (
         "Orange bars are the standard deviation between seeds of one setting, pooled over settings trained "
-        "more than once: " + "; ".join(f"{r.size_bin} {value(r.seed_std)}" for r in seeds.itertuples())
+        "more than once: "
+        + "; ".join(f"{r.size_bin} {value(r.seed_std)}" for r in seeds.itertuples())
         + ". Differences between trials smaller than about twice the seed spread are noise."
     )
     return ReportFigure(key, title, caption, fig)
@@ -135,17 +151,34 @@ def importance(study: optuna.Study, data: an.StudyData) -> ReportFigure:
     derived_scale = derived["importance"].sum()
     if derived_scale > 0:
         derived = derived.assign(importance=derived["importance"] / derived_scale)
-    panels = [("sampled parameters (sum to 1)", sampled, "#1f77b4"), ("derived size features (sum to 1)", derived, "#ff7f0e")]
+    panels = [
+        ("sampled parameters (sum to 1)", sampled, "#1f77b4"),
+        ("derived size features (sum to 1)", derived, "#ff7f0e"),
+    ]
     panels = [p for p in panels if not p[1].empty]
     rows = [len(p[1]) for p in panels]
-    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[p[0] for p in panels], row_heights=rows,
-                        shared_xaxes=True, vertical_spacing=0.12)  # fmt: skip
+    fig = make_subplots(
+        rows=len(panels),
+        cols=1,
+        subplot_titles=[p[0] for p in panels],
+        row_heights=rows,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+    )
     for row, (_, part, color) in enumerate(panels, start=1):
         shown = part.iloc[::-1]  # plotly draws the first bar at the bottom
-        fig.add_trace(go.Bar(
-            x=shown["importance"], y=shown["feature"], orientation="h", marker_color=color, hoverinfo="x+y",
-            showlegend=False,
-        ), row=row, col=1)  # fmt: skip
+        fig.add_trace(
+            go.Bar(
+                x=shown["importance"],
+                y=shown["feature"],
+                orientation="h",
+                marker_color=color,
+                hoverinfo="x+y",
+                showlegend=False,
+            ),
+            row=row,
+            col=1,
+        )
     fig.update_xaxes(range=[0, 1])
     style(fig, title, height=max(300, 28 * sum(rows) + 80 * len(panels) + 80))
     fig.update_xaxes(title_text="importance", row=len(panels), col=1)
@@ -175,20 +208,33 @@ def learning_curves(data: an.StudyData) -> ReportFigure:
     fig = go.Figure()
     for i, number in enumerate(pruned["number"]):
         steps, values = data.curves[number]
-        fig.add_trace(go.Scatter(
-            x=steps, y=values, mode="lines", name="pruned", legendgroup="pruned", showlegend=i == 0,
-            line={"color": "#aaaaaa", "width": 1, "dash": "dot"}, hovertext=f"trial #{number} (pruned)",
-            hoverinfo="text+y",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                mode="lines",
+                name="pruned",
+                legendgroup="pruned",
+                showlegend=i == 0,
+                line={"color": "#aaaaaa", "width": 1, "dash": "dot"},
+                hovertext=f"trial #{number} (pruned)",
+                hoverinfo="text+y",
+            )
+        )
     shown_values = []
     for rank, row in enumerate(top.itertuples(), start=1):
         steps, values = data.curves[row.number]
         shown_values += values[1:] or values  # the first epoch sits far below and would flatten the rest
-        fig.add_trace(go.Scatter(
-            x=steps, y=values, mode="lines", name=f"#{rank}: trial {row.number}"
-            + (f" ({depth_name(row.depth)})" if math.isfinite(row.depth) else ""),
-            line={"color": _CURVE_COLORS[(rank - 1) % len(_CURVE_COLORS)], "width": 2},
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                mode="lines",
+                name=f"#{rank}: trial {row.number}"
+                + (f" ({depth_name(row.depth)})" if math.isfinite(row.depth) else ""),
+                line={"color": _CURVE_COLORS[(rank - 1) % len(_CURVE_COLORS)], "width": 2},
+            )
+        )
     yaxis = {"title": data.metric_label}
     if shown_values:
         low, high = min(shown_values), max(shown_values)

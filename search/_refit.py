@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import optuna
 from optuna.trial import FixedTrial
 
-from archsearch.pool import train_settings
 from archsearch.config import SearchConfig
+from archsearch.pool import train_settings
 from archsearch.trainers.data import PreparedData
 
 __all__ = ["fit_rows", "refit_epochs", "train_member"]
@@ -49,7 +49,9 @@ def refit_epochs(best_epoch: int | None, n_fit: int, n_refit: int, *, fallback: 
         (12, 9)
     """
     if keep not in ("epochs", "steps"):
-        raise ValueError(f"The 'keep' parameter of refit_epochs must be one of 'epochs', 'steps'. Got {keep!r} instead.")
+        raise ValueError(
+            f"The 'keep' parameter of refit_epochs must be one of 'epochs', 'steps'. Got {keep!r} instead."
+        )
     epochs = int(best_epoch or fallback)
     if keep == "steps":
         epochs = round(epochs * n_fit / n_refit)
@@ -79,6 +81,11 @@ def train_member(
     settings = train_settings(config, metric, candidate.hyperparameters.to_dict(), seed=seed, **overrides)
     architecture = candidate.architecture
     return train_mlp(
-        architecture.widths, architecture.dropouts, architecture.activation, data, settings,
-        embedding=architecture.embedding, embedding_dim=architecture.embedding_dim,
+        architecture.widths,
+        architecture.dropouts,
+        architecture.activation,
+        data,
+        settings,
+        embedding=architecture.embedding,
+        embedding_dim=architecture.embedding_dim,
     )

@@ -46,7 +46,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"Study {config.study.name!r} in {mask_url(config.study.storage)}", file=sys.stderr)
     study = run_search(
-        config, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu, quiet=args.quiet, log_dir=args.log_dir
+        config,
+        workers=args.workers,
+        gpus=args.gpus,
+        trials_per_gpu=args.trials_per_gpu,
+        quiet=args.quiet,
+        log_dir=args.log_dir,
     )
     counts = state_counts(study)
     print(
@@ -76,11 +81,19 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"Joining study {args.study!r} in {mask_url(args.storage)}", file=sys.stderr)
     study = join_study(
-        args.storage, args.study, workers=args.workers, gpus=args.gpus, trials_per_gpu=args.trials_per_gpu,
-        max_trials=args.n_trials, quiet=args.quiet, log_dir=args.log_dir,
+        args.storage,
+        args.study,
+        workers=args.workers,
+        gpus=args.gpus,
+        trials_per_gpu=args.trials_per_gpu,
+        max_trials=args.n_trials,
+        quiet=args.quiet,
+        log_dir=args.log_dir,
     )
     counts = state_counts(study)
-    print(f"Study {study.study_name!r}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed trials.")
+    print(
+        f"Study {study.study_name!r}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed trials."
+    )
     return 0
 
 
@@ -101,12 +114,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the importance step's scratch studies are no news
     study = open_study(make_storage(args.storage, must_exist=True), args.study, url=args.storage)
     if keys.CONFIG not in study.user_attrs:
-        raise ValueError(f"Study {args.study!r} was not created by archsearch, so it has none of the sizes the report reads.")
+        raise ValueError(
+            f"Study {args.study!r} was not created by archsearch, so it has none of the sizes the report reads."
+        )
     report = build_report(study, knee_tolerance=args.knee_tolerance)
     try:
         path = report.write_html(args.out)
     except OSError as e:
-        raise ValueError(f"The '--out' parameter must be a writable file path. Got {args.out!r} instead ({e.strerror}).") from e
+        raise ValueError(
+            f"The '--out' parameter must be a writable file path. Got {args.out!r} instead ({e.strerror})."
+        ) from e
     print(f"Report written to {path}")
     if not args.no_push:
         pushed = report.push_to_dashboard(study)
@@ -125,11 +142,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from archsearch.export import describe_export, export_best
 
     if args.retrain:
-        print("archsearch: --retrain is deprecated: refitting on train + validation is now the default.", file=sys.stderr)
+        print(
+            "archsearch: --retrain is deprecated: refitting on train + validation is now the default.", file=sys.stderr
+        )
     out = export_best(
-        args.storage, args.study, args.out, trial=args.trial, refit=args.refit, ensemble=args.ensemble,
-        ensemble_seeds=args.ensemble_seeds, artifacts=args.artifacts,
-    )  # fmt: skip
+        args.storage,
+        args.study,
+        args.out,
+        trial=args.trial,
+        refit=args.refit,
+        ensemble=args.ensemble,
+        ensemble_seeds=args.ensemble_seeds,
+        artifacts=args.artifacts,
+    )
     print(describe_export(out))
     return 0
 
@@ -139,7 +164,9 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
     for row in describe_datasets():
         classes = f"{row['classes']} classes" if row.get("classes") else "regression"
-        print(f"{row['name']:<14} {row['rows']:>6} rows x {row['features']:>3} features, {classes:<12} {row['description']}")
+        print(
+            f"{row['name']:<14} {row['rows']:>6} rows x {row['features']:>3} features, {classes:<12} {row['description']}"
+        )
     return 0
 
 
@@ -147,11 +174,18 @@ def _gpu_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"--gpus must be comma-separated GPU indices such as 0,1. Got {text!r} instead.") from e
+        raise argparse.ArgumentTypeError(
+            f"--gpus must be comma-separated GPU indices such as 0,1. Got {text!r} instead."
+        ) from e
 
 
 def _add_worker_arguments(parser: argparse.ArgumentParser, *, workers_default: int | None) -> None:
-    parser.add_argument("--workers", type=int, default=workers_default, help="worker processes (default: one per GPU, else one per CPU core)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=workers_default,
+        help="worker processes (default: one per GPU, else one per CPU core)",
+    )
     parser.add_argument("--gpus", type=_gpu_list, help="GPU indices to use, e.g. 0,1 (default: all visible GPUs)")
     parser.add_argument("--trials-per-gpu", type=int, default=1, help="workers sharing each GPU (default: 1)")
     parser.add_argument("--log-dir", help="folder of the per-worker logs (default: beside a SQLite file)")
@@ -193,16 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--study", required=True, help="study name")
     report.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
     report.add_argument(
-        "--knee-tolerance", type=float,
+        "--knee-tolerance",
+        type=float,
         help="metric distance from the best that still counts as 'as good' (default 0.005 = 0.5 points; for rmse "
         "0.005 x the target's standard deviation)",
     )
-    report.add_argument("--no-push", action="store_true", help="do not save the figures into the study for optuna-dashboard")
+    report.add_argument(
+        "--no-push", action="store_true", help="do not save the figures into the study for optuna-dashboard"
+    )
     report.set_defaults(handler=_cmd_report)
 
     dashboard = commands.add_parser("dashboard", help="start optuna-dashboard on the storage, with the trained weights")
     add_storage_arguments(dashboard, help="storage URL")
-    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
+    )
     dashboard.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     dashboard.add_argument("--artifacts", help="artifact folder (default: beside a SQLite file)")
     dashboard.set_defaults(handler=_cmd_dashboard)
@@ -210,14 +249,27 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export the best (or a given) trial's network")
     add_storage_arguments(export, help="storage URL of the study")
     export.add_argument("--study", required=True, help="study name")
-    export.add_argument("--trial", type=int, help="trial number (default: the best trial; the smallest network among ties)")
+    export.add_argument(
+        "--trial", type=int, help="trial number (default: the best trial; the smallest network among ties)"
+    )
     export.add_argument("--out", required=True, help="output folder")
     refit = export.add_mutually_exclusive_group()
-    refit.add_argument("--no-refit", dest="refit", action="store_false", help="ship the weights the search trained (on the training split only)")
-    refit.add_argument("--retrain", action="store_true", help="deprecated: refitting on train + validation is the default")
+    refit.add_argument(
+        "--no-refit",
+        dest="refit",
+        action="store_false",
+        help="ship the weights the search trained (on the training split only)",
+    )
+    refit.add_argument(
+        "--retrain", action="store_true", help="deprecated: refitting on train + validation is the default"
+    )
     members = export.add_mutually_exclusive_group()
-    members.add_argument("--ensemble", type=int, metavar="K", help="ship the mean prediction of the K best trials as one program")
-    members.add_argument("--ensemble-seeds", type=int, metavar="K", help="ship the mean prediction of K seeds of the chosen trial")
+    members.add_argument(
+        "--ensemble", type=int, metavar="K", help="ship the mean prediction of the K best trials as one program"
+    )
+    members.add_argument(
+        "--ensemble-seeds", type=int, metavar="K", help="ship the mean prediction of K seeds of the chosen trial"
+    )
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
     export.set_defaults(handler=_cmd_export)
 
@@ -253,7 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(e, (OptunaError, SQLAlchemyError)):
             raise
-        print(f"archsearch: error: {type(e).__name__}: {mask_url(str(e).splitlines()[0] if str(e) else '')}", file=sys.stderr)
+        print(
+            f"archsearch: error: {type(e).__name__}: {mask_url(str(e).splitlines()[0] if str(e) else '')}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
 

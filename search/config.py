@@ -20,8 +20,8 @@ else:  # pragma: no cover
 from archsearch.spaces import MLPSpace, check_keys, is_int, is_real
 from archsearch.storage import DB_RETRY_SECONDS, StorageError, backend_of
 from archsearch.trainers.data import DataSpec
-from archsearch.trainers.names import DEVICE_RULE, is_device_name
 from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
+from archsearch.trainers.names import DEVICE_RULE, is_device_name
 
 __all__ = ["ConfigError", "StudyConfig", "TrainConfig", "SearchConfig", "load_config", "SAMPLERS", "PRUNERS"]
 
@@ -90,7 +90,9 @@ class StudyConfig:
         if self.pruner not in PRUNERS:
             _fail("study", "pruner", f"one of {', '.join(PRUNERS)}", self.pruner)
         if not is_int(self.pruner_startup_trials) or not 0 <= self.pruner_startup_trials <= MAX_TRIALS:
-            _fail("study", "pruner_startup_trials", f"an int in the range [0, {MAX_TRIALS:,}]", self.pruner_startup_trials)
+            _fail(
+                "study", "pruner_startup_trials", f"an int in the range [0, {MAX_TRIALS:,}]", self.pruner_startup_trials
+            )
         if not is_int(self.seed) or self.seed < 0:
             _fail("study", "seed", "an int >= 0", self.seed)
         if self.artifacts is not None and (not isinstance(self.artifacts, str) or not self.artifacts):
@@ -104,7 +106,12 @@ class StudyConfig:
         if not is_int(self.heartbeat_interval) or self.heartbeat_interval < 1:
             _fail("study", "heartbeat_interval", "an int >= 1 (seconds)", self.heartbeat_interval)
         if not is_int(self.grace_period) or self.grace_period <= self.heartbeat_interval:
-            _fail("study", "grace_period", f"an int > heartbeat_interval ({self.heartbeat_interval}) seconds", self.grace_period)
+            _fail(
+                "study",
+                "grace_period",
+                f"an int > heartbeat_interval ({self.heartbeat_interval}) seconds",
+                self.grace_period,
+            )
         if not is_int(self.max_retry) or self.max_retry < 0:
             _fail("study", "max_retry", "an int >= 0", self.max_retry)
         if not is_real(self.db_retry_seconds) or not 0 <= self.db_retry_seconds <= 86_400:

@@ -14,14 +14,14 @@ import archsearch
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.pool import (
     SearchError,
-    check_same_data,
-    record_fingerprint,
     WorkerStudy,
-    search_objective,
-    study_total,
+    check_same_data,
     load_worker_study,
     plan_slots,
+    record_fingerprint,
     run_slots,
+    search_objective,
+    study_total,
     use_worker_sampler,
     worker_storage,
 )
@@ -69,7 +69,11 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
         return
     stored = SearchConfig.from_stored(stored).to_dict()  # keys added since the study was stored get their old meaning
     current = config.to_dict()
-    changed = [f"[data] {k}" for k in sorted(set(stored["data"]) | set(current["data"])) if stored["data"].get(k) != current["data"].get(k)]
+    changed = [
+        f"[data] {k}"
+        for k in sorted(set(stored["data"]) | set(current["data"]))
+        if stored["data"].get(k) != current["data"].get(k)
+    ]
     stored_space = type(config.space).from_dict(stored["space"])
     changed += [f"[space] {k}" for k in stored_space.is_compatible_with(config.space)]
     changed += [f"[train] {k}" for k in _COMPARABILITY_TRAIN_KEYS if stored["train"].get(k) != current["train"].get(k)]
@@ -180,8 +184,17 @@ def run_search(
         return study
     deadline = time.time() + config.study.timeout if config.study.timeout else None
     run_slots(
-        config, study, slots, in_process=gpus is None, data=opened.data, total=total, deadline=deadline, quiet=quiet,
-        stream=stream, log_dir=log_dir, opened=opened.for_worker(),
+        config,
+        study,
+        slots,
+        in_process=gpus is None,
+        data=opened.data,
+        total=total,
+        deadline=deadline,
+        quiet=quiet,
+        stream=stream,
+        log_dir=log_dir,
+        opened=opened.for_worker(),
     )
     return study
 
@@ -215,7 +228,15 @@ def join_study(
     companion = study.user_attrs.get(keys.KIND) == keys.SENSITIVITY_KIND
     # Another machine's worker may start with the same slot index and trial count: the process id tells them apart.
     run_slots(
-        config, study, slots, in_process=gpus is None, seed_salt=os.getpid(), max_trials=max_trials, quiet=quiet,
-        stream=stream, log_dir=log_dir, objective_factory=sensitivity_objective if companion else search_objective,
+        config,
+        study,
+        slots,
+        in_process=gpus is None,
+        seed_salt=os.getpid(),
+        max_trials=max_trials,
+        quiet=quiet,
+        stream=stream,
+        log_dir=log_dir,
+        objective_factory=sensitivity_objective if companion else search_objective,
     )
     return study

@@ -16,7 +16,14 @@ import archsearch
 from archsearch._refit import fit_rows, refit_epochs, train_member
 from archsearch.config import SearchConfig
 from archsearch.spaces import Architecture
-from archsearch.storage import default_artifact_dir, download_weights, keys, make_storage, open_artifact_store, open_study
+from archsearch.storage import (
+    default_artifact_dir,
+    download_weights,
+    keys,
+    make_storage,
+    open_artifact_store,
+    open_study,
+)
 from archsearch.trainers import ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data, load_folds, load_refit_data
 
@@ -73,7 +80,9 @@ def _best_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 def _check_sizes(ensemble: int | None, ensemble_seeds: int | None, trial: int | None) -> None:
     for name, value in (("ensemble", ensemble), ("ensemble_seeds", ensemble_seeds)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 2):
-            raise ExportError(f"The {name!r} parameter of export_best must be an int >= 2 (members). Got {value!r} instead.")
+            raise ExportError(
+                f"The {name!r} parameter of export_best must be an int >= 2 (members). Got {value!r} instead."
+            )
     if ensemble is not None and ensemble_seeds is not None:
         raise ExportError(
             "The 'ensemble' and 'ensemble_seeds' parameters of export_best exclude each other: one ensembles the best "
@@ -101,7 +110,11 @@ def _search_data(config: SearchConfig, stored_preprocessing: dict[str, Any], *, 
 
 
 def _stored_weights(
-    config: SearchConfig, storage: str, trial: optuna.trial.FrozenTrial, artifacts: str | Path | None, study: optuna.Study
+    config: SearchConfig,
+    storage: str,
+    trial: optuna.trial.FrozenTrial,
+    artifacts: str | Path | None,
+    study: optuna.Study,
 ) -> dict:
     """The weights the search stored for `trial`, checked against the study's architecture."""
     from archsearch.trainers import WeightsError, load_weights, weights_mismatch
@@ -159,7 +172,9 @@ def _train_members(
     for trial, seed in members:
         epochs = None
         if refit:
-            epochs = refit_epochs(trial.user_attrs.get(keys.BEST_EPOCH), n_fit, len(data.y_train), fallback=config.train.epochs)
+            epochs = refit_epochs(
+                trial.user_attrs.get(keys.BEST_EPOCH), n_fit, len(data.y_train), fallback=config.train.epochs
+            )
         if not refit and seed == int(trial.user_attrs.get(keys.SEED, 0)):
             state_dict = _stored_weights(config, storage, trial, artifacts, study)
         else:
@@ -171,12 +186,21 @@ def _train_members(
         # params read them as none.
         arch = Architecture.from_attrs(trial.user_attrs)
         normalization = config.space.sample(FixedTrial(trial.params, trial.number)).hyperparameters.normalization
-        trained.append({
-            "trial": trial.number, "seed": seed, "value": trial.value, "epochs": epochs,
-            "widths": list(arch.widths), "dropouts": list(arch.dropouts), "activation": arch.activation,
-            "normalization": normalization, "embedding": arch.embedding, "embedding_dim": arch.embedding_dim,
-            "state_dict": state_dict,
-        })  # fmt: skip
+        trained.append(
+            {
+                "trial": trial.number,
+                "seed": seed,
+                "value": trial.value,
+                "epochs": epochs,
+                "widths": list(arch.widths),
+                "dropouts": list(arch.dropouts),
+                "activation": arch.activation,
+                "normalization": normalization,
+                "embedding": arch.embedding,
+                "embedding_dim": arch.embedding_dim,
+                "state_dict": state_dict,
+            }
+        )
     return trained
 
 
@@ -221,7 +245,11 @@ def export_best(
     from archsearch.trainers import ensemble_test_metrics, export_ensemble, export_model
 
     if retrain is not None:
-        warnings.warn("export_best's 'retrain' is deprecated; it means 'refit', which is now on by default.", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "export_best's 'retrain' is deprecated; it means 'refit', which is now on by default.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         refit = retrain
     _check_sizes(ensemble, ensemble_seeds, trial)
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
@@ -250,29 +278,48 @@ def export_best(
         training_rows = {"splits": "train", "n_rows": int(sizes["n_train"]), "n_test_rows": int(sizes["n_test"])}
     else:
         single = ensemble_test_metrics(trained[:1], data)
-        splits = "train + validation" if refit else f"fold 1 of {config.data.folds} training rows" if config.data.folds else "train"
+        splits = (
+            "train + validation"
+            if refit
+            else f"fold 1 of {config.data.folds} training rows"
+            if config.data.folds
+            else "train"
+        )
         training_rows = {"splits": splits, "n_rows": len(data.y_train), "n_test_rows": len(data.y_test)}
     metadata = {
         "study": study_name,
         "trial": chosen.number,
         "metric": metric,
         "value": chosen.value,
-        "metrics": {k: v for k, v in chosen.user_attrs.items() if k.split("_", 1)[0] in ("train", "val", "test") and k != "train_seconds"},
+        "metrics": {
+            k: v
+            for k, v in chosen.user_attrs.items()
+            if k.split("_", 1)[0] in ("train", "val", "test") and k != "train_seconds"
+        },
         "params": chosen.params,
         "refit": refit,
         "training_rows": training_rows,
         "test_metrics": single,
         "archsearch_version": archsearch.__version__,
     }
-    preprocessing = data.preprocessing if data is not None else Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])
+    preprocessing = (
+        data.preprocessing if data is not None else Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])
+    )
     if len(trained) == 1:
         member = trained[0]
         metadata["refit_epochs"] = member["epochs"]
         return export_model(
-            out, widths=member["widths"], dropouts=member["dropouts"], activation=member["activation"],
-            state_dict=member["state_dict"], preprocessing=preprocessing, metadata=metadata,
-            normalization=member["normalization"], embedding=member["embedding"], embedding_dim=member["embedding_dim"],
-        )  # fmt: skip
+            out,
+            widths=member["widths"],
+            dropouts=member["dropouts"],
+            activation=member["activation"],
+            state_dict=member["state_dict"],
+            preprocessing=preprocessing,
+            metadata=metadata,
+            normalization=member["normalization"],
+            embedding=member["embedding"],
+            embedding_dim=member["embedding_dim"],
+        )
     metadata["ensemble"] = {"of": "trials" if ensemble is not None else "seeds", "size": len(trained)}
     metadata["single_test_metrics"] = single
     metadata["test_metrics"] = ensemble_test_metrics(trained, data)

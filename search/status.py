@@ -15,7 +15,9 @@ def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = 
     study = open_study(storage, name, url=url)
     counts = state_counts(study)
     # A trial claimed just as the total was reached trains nothing and is closed as FAIL with `not_run`.
-    surplus = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.user_attrs.get(keys.NOT_RUN))
+    surplus = sum(
+        1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.user_attrs.get(keys.NOT_RUN)
+    )
     counts["FAIL"] -= surplus
     lines = [f"Study {name!r}" + (f" in {mask_url(url)}" if url else "")]
     line = "  " + ", ".join(f"{state.lower()} {count}" for state, count in counts.items())

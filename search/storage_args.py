@@ -22,7 +22,9 @@ STORAGE_FILE_ENV = "ARCHSEARCH_STORAGE_FILE"
 
 def add_storage_arguments(parser: argparse.ArgumentParser, help: str = "storage URL") -> None:
     """Add --storage and --storage-file; `resolve_storage` turns them (or the environment) into one URL."""
-    parser.add_argument("--storage", help=f"{help} (or --storage-file, or ${STORAGE_ENV} / ${STORAGE_FILE_ENV}, kept out of `ps`)")
+    parser.add_argument(
+        "--storage", help=f"{help} (or --storage-file, or ${STORAGE_ENV} / ${STORAGE_FILE_ENV}, kept out of `ps`)"
+    )
     parser.add_argument("--storage-file", help="file holding the storage URL on its first line")
     parser.set_defaults(storage_required=True)
 
@@ -32,13 +34,19 @@ def _read_url_file(path: str, source: str) -> str:
         lines = Path(path).read_text(encoding="utf-8").strip().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-        raise ValueError(f"The {source} parameter must name a readable file holding a storage URL. Got {path!r} instead ({reason}).") from e
+        raise ValueError(
+            f"The {source} parameter must name a readable file holding a storage URL. Got {path!r} instead ({reason})."
+        ) from e
     if not lines or not lines[0].strip():
-        raise ValueError(f"The {source} parameter must name a file holding a storage URL on its first line. Got {path!r} instead (empty).")
+        raise ValueError(
+            f"The {source} parameter must name a file holding a storage URL on its first line. Got {path!r} instead (empty)."
+        )
     return lines[0].strip()
 
 
-def resolve_storage(storage: str | None, storage_file: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+def resolve_storage(
+    storage: str | None, storage_file: str | None, environ: Mapping[str, str] | None = None
+) -> str | None:
     """The storage URL from the first source that is set, or None when none is.
 
     Example:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from collections.abc import Sequence
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from archsearch.spaces._validation import check_float
-from archsearch.spaces._validation import check_int
-from archsearch.spaces._validation import check_keys
-from archsearch.spaces._validation import check_name
-from archsearch.spaces._validation import error
-from archsearch.spaces._validation import InvalidSpaceError
-from archsearch.spaces._validation import is_int
-from archsearch.spaces._validation import is_real
-from archsearch.spaces._validation import is_sequence
-
+from archsearch.spaces._validation import (
+    InvalidSpaceError,
+    check_float,
+    check_int,
+    check_keys,
+    check_name,
+    error,
+    is_int,
+    is_real,
+    is_sequence,
+)
 
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "leaky_relu", "elu")
 # "sgd" is SGD with Nesterov momentum 0.9; plain SGD is rarely competitive on MLPs.
@@ -63,9 +63,7 @@ class Architecture:
         if not (is_sequence(self.dropouts) and all(is_real(p) and 0 <= p < 1 for p in self.dropouts)):
             raise error(owner, "dropouts", "a list of floats in [0, 1)", self.dropouts)
         if len(self.dropouts) != len(self.widths):
-            raise error(
-                owner, "dropouts", f"a list as long as widths ({len(self.widths)})", self.dropouts
-            )
+            raise error(owner, "dropouts", f"a list as long as widths ({len(self.widths)})", self.dropouts)
         check_name(owner, "activation", self.activation, ACTIVATIONS)
         check_name(owner, "embedding", self.embedding, EMBEDDINGS)
         object.__setattr__(self, "embedding_dim", check_int(owner, "embedding_dim", self.embedding_dim, low=1))
@@ -169,9 +167,7 @@ class Hyperparameters:
         object.__setattr__(
             self,
             "label_smoothing",
-            check_float(
-                owner, "label_smoothing", self.label_smoothing, "a float in [0, 0.5)", lambda v: 0 <= v < 0.5
-            ),
+            check_float(owner, "label_smoothing", self.label_smoothing, "a float in [0, 0.5)", lambda v: 0 <= v < 0.5),
         )
         check_name(owner, "normalization", self.normalization, NORMALIZATIONS)
 

@@ -2,38 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from collections.abc import Sequence
 import dataclasses
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-import functools
-from typing import Any
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from archsearch.spaces._candidate import ACTIVATIONS
-from archsearch.spaces._candidate import Architecture
-from archsearch.spaces._candidate import Candidate
-from archsearch.spaces._candidate import EMBEDDING_DIM
-from archsearch.spaces._candidate import EMBEDDINGS
-from archsearch.spaces._candidate import Hyperparameters
-from archsearch.spaces._candidate import LR_SCHEDULES
-from archsearch.spaces._candidate import NORMALIZATIONS
-from archsearch.spaces._candidate import OPTIMIZERS
-from archsearch.spaces._validation import check_bool
-from archsearch.spaces._validation import check_choices
-from archsearch.spaces._validation import check_float
-from archsearch.spaces._validation import check_float_range
-from archsearch.spaces._validation import check_int
-from archsearch.spaces._validation import check_int_range
-from archsearch.spaces._validation import check_keys
-from archsearch.spaces._validation import check_name
-from archsearch.spaces._validation import error
-from archsearch.spaces._validation import InvalidSpaceError
-from archsearch.spaces._validation import is_int
-from archsearch.spaces._validation import is_sequence
-from archsearch.spaces._validation import listing
-
+from archsearch.spaces._candidate import (
+    ACTIVATIONS,
+    EMBEDDING_DIM,
+    EMBEDDINGS,
+    LR_SCHEDULES,
+    NORMALIZATIONS,
+    OPTIMIZERS,
+    Architecture,
+    Candidate,
+    Hyperparameters,
+)
+from archsearch.spaces._validation import (
+    InvalidSpaceError,
+    check_bool,
+    check_choices,
+    check_float,
+    check_float_range,
+    check_int,
+    check_int_range,
+    check_keys,
+    check_name,
+    error,
+    is_int,
+    is_sequence,
+    listing,
+)
 
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
@@ -158,75 +159,97 @@ class MLPSpace:
             raise error(o, "width_step", f"a divisor of width[1] - width[0] = {span}", self.width_step)
         check_name(o, "shape", self.shape, SHAPES)
         check_name(o, "funnel", self.funnel, FUNNELS)
-        set_("funnel_ratio", check_float_range(
-            o, "funnel_ratio", self.funnel_ratio, "0 < low <= high <= 1", lambda lo, hi: 0 < lo <= hi <= 1
-        ))
-        set_("dropout", check_float_range(
-            o, "dropout", self.dropout, "0 <= low <= high < 1", lambda lo, hi: 0 <= lo <= hi < 1
-        ))
-        set_("dropout_step", check_float(
-            o, "dropout_step", self.dropout_step, "a float > 0", lambda v: v > 0
-        ))
+        set_(
+            "funnel_ratio",
+            check_float_range(
+                o, "funnel_ratio", self.funnel_ratio, "0 < low <= high <= 1", lambda lo, hi: 0 < lo <= hi <= 1
+            ),
+        )
+        set_(
+            "dropout",
+            check_float_range(o, "dropout", self.dropout, "0 <= low <= high < 1", lambda lo, hi: 0 <= lo <= hi < 1),
+        )
+        set_("dropout_step", check_float(o, "dropout_step", self.dropout_step, "a float > 0", lambda v: v > 0))
         # Same test as Optuna's own, which otherwise moves the upper end down with only a warning.
         low, high = (Decimal(str(end)) for end in self.dropout)
         if (high - low) % Decimal(str(self.dropout_step)):
             rule = f"a float that divides dropout[1] - dropout[0] = {high - low}"
             raise error(o, "dropout_step", rule, self.dropout_step)
-        set_("activation", check_choices(
-            o, "activation", self.activation, f"names from {listing(ACTIVATIONS)}", ACTIVATIONS.__contains__
-        ))
+        set_(
+            "activation",
+            check_choices(
+                o, "activation", self.activation, f"names from {listing(ACTIVATIONS)}", ACTIVATIONS.__contains__
+            ),
+        )
         # A single value fixes the choice, as `embedding = "pl"` reads in a config.
         embedding = (self.embedding,) if isinstance(self.embedding, str) else self.embedding
-        set_("embedding", check_choices(
-            o, "embedding", embedding, f"names from {listing(EMBEDDINGS)}", EMBEDDINGS.__contains__
-        ))
+        set_(
+            "embedding",
+            check_choices(o, "embedding", embedding, f"names from {listing(EMBEDDINGS)}", EMBEDDINGS.__contains__),
+        )
         dims = (self.embedding_dim,) if is_int(self.embedding_dim) else self.embedding_dim
         dims = check_choices(o, "embedding_dim", dims, "ints >= 1", lambda v: is_int(v) and v >= 1)
         set_("embedding_dim", tuple(int(d) for d in dims))
         set_("lr", check_float_range(o, "lr", self.lr, "0 < low <= high", lambda lo, hi: 0 < lo <= hi))
-        set_("weight_decay", check_float_range(
-            o, "weight_decay", self.weight_decay, "0 <= low <= high", lambda lo, hi: 0 <= lo <= hi
-        ))
+        set_(
+            "weight_decay",
+            check_float_range(o, "weight_decay", self.weight_decay, "0 <= low <= high", lambda lo, hi: 0 <= lo <= hi),
+        )
         # weight_decay_min only bounds the log range when 0 is a separate choice; it must fit under the top.
         wd_low, wd_high = self.weight_decay
         if wd_low == 0 < wd_high:
             rule = f"a float in (0, weight_decay[1]] = (0, {wd_high})"
         else:
             rule, wd_high = "a float > 0", float("inf")
-        set_("weight_decay_min", check_float(
-            o, "weight_decay_min", self.weight_decay_min, rule, lambda v: 0 < v <= wd_high
-        ))
-        batch_sizes = check_choices(
-            o, "batch_size", self.batch_size, "ints >= 1", lambda v: is_int(v) and v >= 1
+        set_(
+            "weight_decay_min",
+            check_float(o, "weight_decay_min", self.weight_decay_min, rule, lambda v: 0 < v <= wd_high),
         )
+        batch_sizes = check_choices(o, "batch_size", self.batch_size, "ints >= 1", lambda v: is_int(v) and v >= 1)
         set_("batch_size", tuple(int(b) for b in batch_sizes))
-        set_("optimizer", check_choices(
-            o, "optimizer", self.optimizer, f"names from {listing(OPTIMIZERS)}", OPTIMIZERS.__contains__
-        ))
-        set_("lr_schedule", check_choices(
-            o, "lr_schedule", self.lr_schedule, f"names from {listing(LR_SCHEDULES)}", LR_SCHEDULES.__contains__
-        ))
-        set_("label_smoothing", check_float_range(
-            o, "label_smoothing", self.label_smoothing, "0 <= low <= high < 0.5", lambda lo, hi: 0 <= lo <= hi < 0.5
-        ))
+        set_(
+            "optimizer",
+            check_choices(o, "optimizer", self.optimizer, f"names from {listing(OPTIMIZERS)}", OPTIMIZERS.__contains__),
+        )
+        set_(
+            "lr_schedule",
+            check_choices(
+                o, "lr_schedule", self.lr_schedule, f"names from {listing(LR_SCHEDULES)}", LR_SCHEDULES.__contains__
+            ),
+        )
+        set_(
+            "label_smoothing",
+            check_float_range(
+                o, "label_smoothing", self.label_smoothing, "0 <= low <= high < 0.5", lambda lo, hi: 0 <= lo <= hi < 0.5
+            ),
+        )
         low, high = (Decimal(str(end)) for end in self.label_smoothing)
         if (high - low) % Decimal(str(LABEL_SMOOTHING_STEP)):
             rule = f"a pair of floats (low, high) whose span is a multiple of {LABEL_SMOOTHING_STEP}"
             raise error(o, "label_smoothing", rule, self.label_smoothing)
-        set_("normalization", check_choices(
-            o, "normalization", self.normalization, f"names from {listing(NORMALIZATIONS)}",
-            NORMALIZATIONS.__contains__,
-        ))
+        set_(
+            "normalization",
+            check_choices(
+                o,
+                "normalization",
+                self.normalization,
+                f"names from {listing(NORMALIZATIONS)}",
+                NORMALIZATIONS.__contains__,
+            ),
+        )
         if not is_sequence(self.baselines):
             raise error(o, "baselines", "a list of width lists", self.baselines)
-        set_("baselines", tuple(
-            self._check_widths(o, f"baselines[{k}]", widths) for k, widths in enumerate(self.baselines)
-        ))
+        set_(
+            "baselines",
+            tuple(self._check_widths(o, f"baselines[{k}]", widths) for k, widths in enumerate(self.baselines)),
+        )
         # A baseline outside the width range would be a trial the sampler can never learn from or revisit.
         low, high = self.width
         for k, widths in enumerate(self.baselines):
             if any(not low <= w <= high for w in widths):
-                raise error(o, f"baselines[{k}]", f"a list of widths in the 'width' range [{low}, {high}]", list(widths))
+                raise error(
+                    o, f"baselines[{k}]", f"a list of widths in the 'width' range [{low}, {high}]", list(widths)
+                )
 
     def sample(self, trial: BaseTrial) -> Candidate:
         """Suggest the parameters listed in the class docstring and return the candidate they describe.
@@ -241,8 +264,7 @@ class MLPSpace:
             dropouts = (0.0,) * n_layers
         else:
             dropouts = tuple(
-                trial.suggest_float(f"dropout_{i}", *self.dropout, step=self.dropout_step)
-                for i in range(n_layers)
+                trial.suggest_float(f"dropout_{i}", *self.dropout, step=self.dropout_step) for i in range(n_layers)
             )
         # A linear model has no activation to search; recording the first keeps Architecture valid.
         activation = self.activation[0]
@@ -378,7 +400,6 @@ class MLPSpace:
                 return 0.0
             low = self.weight_decay_min
         return trial.suggest_float("weight_decay", low, high, log=True)
-
 
     def _sample_recipe(self, trial: BaseTrial, n_layers: int) -> dict[str, Any]:
         """The training recipe; a value that is switched off is not suggested (see the class docstring)."""

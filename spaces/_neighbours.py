@@ -7,19 +7,12 @@ deduplication and resuming.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from collections.abc import Sequence
-from dataclasses import dataclass
 import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from archsearch.spaces._candidate import Architecture
-from archsearch.spaces._validation import check_int
-from archsearch.spaces._validation import check_name
-from archsearch.spaces._validation import error
-from archsearch.spaces._validation import is_int
-from archsearch.spaces._validation import is_real
-from archsearch.spaces._validation import is_sequence
-
+from archsearch.spaces._validation import check_int, check_name, error, is_int, is_real, is_sequence
 
 NEIGHBOUR_KINDS = ("centre", "width", "remove_layer", "add_layer", "uniform", "no_dropout", "linear", "hidden_layer")
 # What the linear model among the neighbours is: not the tuned linear baseline of the search (its best 0-layer
@@ -129,9 +122,7 @@ def neighbourhood(
     )
 
 
-def across_sizes_neighbours(
-    centre: Architecture, n_inputs: int, n_outputs: int, step: float = 0.5
-) -> list[Neighbour]:
+def across_sizes_neighbours(centre: Architecture, n_inputs: int, n_outputs: int, step: float = 0.5) -> list[Neighbour]:
     """List the smaller neighbourhood used for several centres: widths +-1 and +-step, layers -1 and +1.
 
     The same rules as :func:`neighbourhood` apply, with ``steps=(step,)`` and no uniform, no-dropout or

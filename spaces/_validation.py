@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import math
 import numbers
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -78,9 +78,7 @@ def check_float_range(
     return low, high
 
 
-def check_choices(
-    owner: str, name: str, value: Any, rule: str, ok: Callable[[Any], bool]
-) -> tuple[Any, ...]:
+def check_choices(owner: str, name: str, value: Any, rule: str, ok: Callable[[Any], bool]) -> tuple[Any, ...]:
     """Return ``value`` as a non-empty tuple of distinct items, each accepted by ``ok``."""
     rule = f"a non-empty list of distinct {rule}"
     if not (is_sequence(value) and value and all(ok(v) for v in value)):

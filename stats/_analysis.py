@@ -7,10 +7,9 @@ minimizing), so direction is handled once, in :func:`load_study_data`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from dataclasses import field
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
@@ -19,7 +18,6 @@ import pandas as pd
 from archsearch.spaces import classify_shape
 from archsearch.stats._format import format_number
 from archsearch.storage import keys
-
 
 # How many parameter-count bins the size-split figures use at most; three reads as small/medium/large.
 MAX_SIZE_BINS = 3
@@ -112,9 +110,7 @@ def load_study_data(study: optuna.Study) -> StudyData:
     )
 
 
-def flatten_trials(
-    trials: Sequence[optuna.trial.FrozenTrial], *, metric: str, maximize: bool
-) -> pd.DataFrame:
+def flatten_trials(trials: Sequence[optuna.trial.FrozenTrial], *, metric: str, maximize: bool) -> pd.DataFrame:
     """Flatten trials into a table, falling back to parameters where user attributes are missing.
 
     Pruned and failed trials may lack the size user attributes, so depth, widths and dropouts are
@@ -166,11 +162,39 @@ def flatten_trials(
                 "fail_reason": ua.get(keys.FAIL_REASON),
             }
         )
-    columns = ["number", "state", "value", "score", "depth", "widths", "dropouts", "mean_dropout",
-               "total_units", "n_params", "layer_shape", "activation", "seed", "seed_group", "baseline",
-               "epochs_run", "train_seconds", "test_value", "pruned_reason", "fail_reason"]  # fmt: skip
-    numeric = ["value", "score", "depth", "mean_dropout", "total_units", "n_params", "epochs_run", "train_seconds",
-               "test_value"]  # fmt: skip
+    columns = [
+        "number",
+        "state",
+        "value",
+        "score",
+        "depth",
+        "widths",
+        "dropouts",
+        "mean_dropout",
+        "total_units",
+        "n_params",
+        "layer_shape",
+        "activation",
+        "seed",
+        "seed_group",
+        "baseline",
+        "epochs_run",
+        "train_seconds",
+        "test_value",
+        "pruned_reason",
+        "fail_reason",
+    ]
+    numeric = [
+        "value",
+        "score",
+        "depth",
+        "mean_dropout",
+        "total_units",
+        "n_params",
+        "epochs_run",
+        "train_seconds",
+        "test_value",
+    ]
     # Typed even when there are no rows, so the filters downstream work on an empty study.
     return pd.DataFrame(rows, columns=columns).astype({c: float for c in numeric})
 
@@ -324,8 +348,15 @@ def depth_summary(data: StudyData) -> pd.DataFrame:
     rows = []
     for depth, group in done.groupby("depth"):
         best = group.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
-        rows.append({"depth": int(depth), "n": len(group), "best": best["value"],
-                     "median": float(group["value"].median()), "best_trial": int(best["number"])})  # fmt: skip
+        rows.append(
+            {
+                "depth": int(depth),
+                "n": len(group),
+                "best": best["value"],
+                "median": float(group["value"].median()),
+                "best_trial": int(best["number"]),
+            }
+        )
     return pd.DataFrame(rows, columns=["depth", "n", "best", "median", "best_trial"])
 
 
@@ -465,9 +496,16 @@ def dropout_effect(data: StudyData, tolerance: float) -> pd.DataFrame:
         if len(without) and len(with_):
             gain = with_["score"].median() - without["score"].median()
             verdict = "helps" if gain > tolerance else "hurts" if gain < -tolerance else "no clear effect"
-        rows.append({"size_bin": size_bin, "n_without": len(without), "n_with": len(with_),
-                     "median_without": without["value"].median(), "median_with": with_["value"].median(),
-                     "verdict": verdict})  # fmt: skip
+        rows.append(
+            {
+                "size_bin": size_bin,
+                "n_without": len(without),
+                "n_with": len(with_),
+                "median_without": without["value"].median(),
+                "median_with": with_["value"].median(),
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows, columns=["size_bin", "n_without", "n_with", "median_without", "median_with", "verdict"])
 
 
@@ -484,11 +522,16 @@ def spread_by_size(data: StudyData) -> pd.DataFrame:
     for size_bin, group in done.groupby("size_bin", observed=True):
         repeats = group[group["seed_group"].notna()].groupby("seed_group")["value"]
         variances = [v.var(ddof=1) for _, v in repeats if len(v) >= 2]
-        rows.append({"size_bin": size_bin, "n": len(group),
-                     "trial_std": float(group["value"].std(ddof=1)) if len(group) >= 2 else math.nan,
-                     "trial_iqr": float(group["value"].quantile(0.75) - group["value"].quantile(0.25)),
-                     "n_groups": len(variances),
-                     "seed_std": math.sqrt(float(np.mean(variances))) if variances else math.nan})  # fmt: skip
+        rows.append(
+            {
+                "size_bin": size_bin,
+                "n": len(group),
+                "trial_std": float(group["value"].std(ddof=1)) if len(group) >= 2 else math.nan,
+                "trial_iqr": float(group["value"].quantile(0.75) - group["value"].quantile(0.25)),
+                "n_groups": len(variances),
+                "seed_std": math.sqrt(float(np.mean(variances))) if variances else math.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=["size_bin", "n", "trial_std", "trial_iqr", "n_groups", "seed_std"])
 
 
@@ -524,8 +567,7 @@ def pruning_summary(data: StudyData) -> PruningSummary:
         if row["epochs_run"] > 0 and np.isfinite(row["train_seconds"]):
             saved += max(0.0, full - row["epochs_run"]) * row["train_seconds"] / row["epochs_run"]
     counts = pruned["epochs_run"].astype(int).value_counts().sort_index()
-    return PruningSummary({int(k): int(v) for k, v in counts.items()}, full, saved,
-                          int((t["state"] == "PRUNED").sum()))  # fmt: skip
+    return PruningSummary({int(k): int(v) for k, v in counts.items()}, full, saved, int((t["state"] == "PRUNED").sum()))
 
 
 def width_correlations(data: StudyData) -> dict[str, float]:

@@ -14,15 +14,13 @@ Each neighbour is trained with the centre's seeds, so seed-to-seed noise cancels
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from collections.abc import Sequence
-from dataclasses import dataclass
 import itertools
 import math
 import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-
 
 VERDICTS = ("worse", "better", "equivalent", "inconclusive")
 DIRECTIONS = ("maximize", "minimize")
@@ -177,9 +175,17 @@ def compare_to_centre(
             sd = float(diff.std(ddof=1)) if diff.size >= 2 else math.nan
             seeds_needed = seeds_to_resolve(mean, sd, margin, diff.size, len(keys), alpha)
         effects[key] = PairedEffect(
-            mean, ci_low, ci_high, diff.size, p_values[key], adjusted[key], margin, equivalence[key], verdict,
+            mean,
+            ci_low,
+            ci_high,
+            diff.size,
+            p_values[key],
+            adjusted[key],
+            margin,
+            equivalence[key],
+            verdict,
             seeds_needed,
-        )  # fmt: skip
+        )
     return effects
 
 
@@ -275,9 +281,7 @@ def noise_floor(centre_by_seed: Mapping[int, float]) -> float:
     return float(np.std(list(centre_by_seed.values()), ddof=1))
 
 
-def minimum_detectable_difference(
-    sd_of_differences: float, n: int, alpha: float = 0.05, power: float = 0.8
-) -> float:
+def minimum_detectable_difference(sd_of_differences: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """Return the smallest mean paired difference a two-sided test of ``n`` seeds finds with this power.
 
     Uses the normal approximation ``(z_{1 - alpha / 2} + z_power) * sd / sqrt(n)``; Holm's correction

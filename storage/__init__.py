@@ -10,7 +10,13 @@ from archsearch.storage._artifacts import (
 from archsearch.storage._attrs import annotate_finished_trial, set_user_attrs
 from archsearch.storage._budget import EpochBudget, epoch_budget, still_improving
 from archsearch.storage._rdb import SQLITE_BUSY_TIMEOUT_S, make_storage
-from archsearch.storage._retry import DB_RETRY_SECONDS, DatabaseUnavailable, RetryingRDBStorage, is_transient, with_retry
+from archsearch.storage._retry import (
+    DB_RETRY_SECONDS,
+    DatabaseUnavailable,
+    RetryingRDBStorage,
+    is_transient,
+    with_retry,
+)
 from archsearch.storage._studies import (
     FINISHED_STATES,
     finished_count,
@@ -18,8 +24,8 @@ from archsearch.storage._studies import (
     name_metric,
     open_study,
     state_counts,
-    study_names,
     study_file_stem,
+    study_names,
     trial_state_counts,
 )
 from archsearch.storage._url import StorageError, backend_of, default_artifact_dir, mask_url, sqlite_path

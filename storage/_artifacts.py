@@ -75,7 +75,9 @@ def drop_weights_beyond_best(study: optuna.Study, store: FileSystemArtifactStore
         if keys.WEIGHTS in t.user_attrs and t.user_attrs[keys.WEIGHTS] not in dropped_ids
     ]
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    ranked = sorted(with_weights, key=lambda t: (t.value, -t.number) if reverse else (-t.value, -t.number), reverse=True)
+    ranked = sorted(
+        with_weights, key=lambda t: (t.value, -t.number) if reverse else (-t.value, -t.number), reverse=True
+    )
     dropped = []
     for trial in ranked[keep_best_k:]:
         artifact_id = trial.user_attrs[keys.WEIGHTS]

@@ -55,7 +55,9 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     statement = None
     if backend is not None:
         table = models.TrialUserAttributeModel.__table__
-        rows = [{"trial_id": trial._trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
+        rows = [
+            {"trial_id": trial._trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()
+        ]
         statement = _upsert(backend.engine.name, table, rows)
     if statement is None:
         for key, value in attrs.items():
@@ -96,7 +98,9 @@ def annotate_finished_trial(storage: optuna.storages.BaseStorage, trial_id: int,
         rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
         statement = _upsert(backend.engine.name, table, rows)
     if statement is None:
-        raise TypeError(f"annotate_finished_trial needs an RDB storage with an upsert. Got {type(storage).__name__} instead.")
+        raise TypeError(
+            f"annotate_finished_trial needs an RDB storage with an upsert. Got {type(storage).__name__} instead."
+        )
 
     def write() -> None:
         with _create_scoped_session(backend.scoped_session, True) as session:

@@ -106,7 +106,9 @@ def make_storage(
     backend = backend_of(url)
     path = sqlite_path(url)
     if must_exist and path is not None and not path.is_file():
-        raise StorageError(f"No SQLite database at {str(path)!r} (from {url!r}). Pass the storage URL the search wrote to.")
+        raise StorageError(
+            f"No SQLite database at {str(path)!r} (from {url!r}). Pass the storage URL the search wrote to."
+        )
     try:
         if backend == "sqlite":
             _enable_wal(url)

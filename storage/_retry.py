@@ -28,7 +28,14 @@ from optuna.trial import TrialState
 
 from archsearch.storage._url import StorageError, mask_url
 
-__all__ = ["DB_RETRY_SECONDS", "DatabaseUnavailable", "RetryingRDBStorage", "is_transient", "retry_transient", "with_retry"]
+__all__ = [
+    "DB_RETRY_SECONDS",
+    "DatabaseUnavailable",
+    "RetryingRDBStorage",
+    "is_transient",
+    "retry_transient",
+    "with_retry",
+]
 
 DB_RETRY_SECONDS = 120.0
 _FIRST_PAUSE_S = 0.1
@@ -141,13 +148,34 @@ _INSIDE = threading.local()
 
 # Every RDBStorage method that opens a session, as Optuna and its write-through cache call them.
 _RETRIED_METHODS = (
-    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
-    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
-    "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies", "create_new_trial", "_create_new_trial",
-    "set_trial_param", "_set_trial_param", "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
-    "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "_get_trials",
-    "get_best_trial", "_get_best_trial_id", "_get_stale_trial_ids",
-)  # fmt: skip
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "_create_new_trial",
+    "set_trial_param",
+    "_set_trial_param",
+    "get_trial_param",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial",
+    "get_all_trials",
+    "_get_trials",
+    "get_best_trial",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
+)
 
 
 class RetryingRDBStorage(optuna.storages.RDBStorage):
@@ -170,7 +198,9 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             return fn(*args, **kwargs)
         _INSIDE.active = True
         try:
-            return retry_transient(lambda: fn(*args, **kwargs), url=self.url, retry_seconds=self.retry_seconds, outage=self._outage)
+            return retry_transient(
+                lambda: fn(*args, **kwargs), url=self.url, retry_seconds=self.retry_seconds, outage=self._outage
+            )
         finally:
             _INSIDE.active = False
 
@@ -184,7 +214,11 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                 return optuna.storages.RDBStorage.set_trial_state_values(self, trial_id, state, values)
             except UpdateFinishedTrialError:
                 # A repeat after a commit whose reply was lost finds its own write already done.
-                if attempts > 1 and state.is_finished() and optuna.storages.RDBStorage.get_trial(self, trial_id).state == state:
+                if (
+                    attempts > 1
+                    and state.is_finished()
+                    and optuna.storages.RDBStorage.get_trial(self, trial_id).state == state
+                ):
                     return True
                 raise
 

@@ -14,7 +14,16 @@ from archsearch.storage._rdb import rdb_backend
 from archsearch.storage._retry import with_retry
 from archsearch.storage._url import StorageError, mask_url
 
-__all__ = ["study_file_stem", "open_study", "study_names", "state_counts", "trial_state_counts", "finished_count", "FINISHED_STATES", "heartbeat_ages"]
+__all__ = [
+    "study_file_stem",
+    "open_study",
+    "study_names",
+    "state_counts",
+    "trial_state_counts",
+    "finished_count",
+    "FINISHED_STATES",
+    "heartbeat_ages",
+]
 
 # What `n_trials` counts: a pruned trial is a decision the search made, a failed one is not.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -105,7 +114,11 @@ def heartbeat_ages(storage: optuna.storages.BaseStorage, study: optuna.Study) ->
             return now, connection.execute(query).all()
 
     now, rows = with_retry(storage, read)
-    return {running[trial_id]: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows if trial_id in running}
+    return {
+        running[trial_id]: (now - beat.replace(tzinfo=None)).total_seconds()
+        for trial_id, beat in rows
+        if trial_id in running
+    }
 
 
 def name_metric(study: optuna.Study, metric: str) -> None:

@@ -84,7 +84,9 @@ def _mask_known(text: str) -> str:
                 text = text.replace(form, MASK)
             else:
                 text = text.replace(f":{form}@", f":{MASK}@")
-                text = re.sub(rf"(?i)\b((?:{'|'.join(_PASSWORD_KEYS)})=){re.escape(form)}(?=[&\s'\"]|$)", rf"\g<1>{MASK}", text)
+                text = re.sub(
+                    rf"(?i)\b((?:{'|'.join(_PASSWORD_KEYS)})=){re.escape(form)}(?=[&\s'\"]|$)", rf"\g<1>{MASK}", text
+                )
     return text
 
 
@@ -107,7 +109,8 @@ def mask_url(text: str) -> str:
         if query:
             # Rendered by hand: SQLAlchemy would percent-encode the mask.
             rendered += "?" + "&".join(
-                f"{quote_plus(k)}={v if v == MASK else quote_plus(v)}" for k, values in query.items()
+                f"{quote_plus(k)}={v if v == MASK else quote_plus(v)}"
+                for k, values in query.items()
                 for v in ([values] if isinstance(values, str) else values)
             )
         return rendered

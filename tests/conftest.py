@@ -53,8 +53,12 @@ def unique_name() -> str:
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; tests never download a browser
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -63,7 +67,9 @@ def browser() -> Iterator[object]:
     """A headless Chromium, skipped when not installed unless ARCHSEARCH_REQUIRE_SERVICES=1."""
     if not CHROMIUM.exists():
         if os.environ.get("ARCHSEARCH_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{CHROMIUM} is missing and ARCHSEARCH_REQUIRE_SERVICES=1: install it (apt-get install chromium).")
+            pytest.fail(
+                f"{CHROMIUM} is missing and ARCHSEARCH_REQUIRE_SERVICES=1: install it (apt-get install chromium)."
+            )
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium).")
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     with sync_playwright() as playwright:
@@ -149,11 +155,17 @@ def make_trial(
         attrs["seed_group"] = seed_group
     if state == optuna.trial.TrialState.COMPLETE:
         attrs |= {
-            "widths": list(widths), "dropouts": dropouts, "activation": "relu" if depth else None,
-            "depth": depth, "total_units": sum(widths), "n_params": n_params(widths),
-            "layer_shape": _shape(widths), "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
-            f"val_{metric}": value, f"test_{metric}": value - 0.01 if test_value is None else test_value,
-        }  # fmt: skip
+            "widths": list(widths),
+            "dropouts": dropouts,
+            "activation": "relu" if depth else None,
+            "depth": depth,
+            "total_units": sum(widths),
+            "n_params": n_params(widths),
+            "layer_shape": _shape(widths),
+            "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
+            f"val_{metric}": value,
+            f"test_{metric}": value - 0.01 if test_value is None else test_value,
+        }
     if baseline is not None:
         attrs["baseline"] = baseline
     if state == optuna.trial.TrialState.PRUNED:
@@ -177,8 +189,17 @@ def new_study(path: Path, *, metric: str = "accuracy", name: str = "hand-made") 
     task = "regression" if metric in ("rmse", "r2") else "classification"
     study.set_user_attr("metric", metric)
     study.set_user_attr("task", task)
-    study.set_user_attr("data", {"name": "synthetic", "n_features": N_FEATURES, "n_outputs": N_OUTPUTS,
-                                 "n_train": 800, "n_val": 100, "n_test": 100})  # fmt: skip
+    study.set_user_attr(
+        "data",
+        {
+            "name": "synthetic",
+            "n_features": N_FEATURES,
+            "n_outputs": N_OUTPUTS,
+            "n_train": 800,
+            "n_val": 100,
+            "n_test": 100,
+        },
+    )
     return study
 
 
@@ -209,15 +230,25 @@ def realistic_study(path: Path, name: str = "demo-mlp") -> optuna.Study:
             state = optuna.trial.TrialState.FAIL
         epochs = 20 if state == optuna.trial.TrialState.COMPLETE else int(rng.integers(3, 9))
         curve = _curve(rng, acc - (0.05 if state == optuna.trial.TrialState.PRUNED else 0.0), epochs)
-        study.add_trial(make_trial(widths=widths, dropouts=dropouts, value=acc, state=state, curve=curve,
-                                   lr=float(10 ** rng.uniform(-3.5, -1.5)), seed=number,
-                                   train_seconds=0.2 * epochs + size / 2e4))  # fmt: skip
+        study.add_trial(
+            make_trial(
+                widths=widths,
+                dropouts=dropouts,
+                value=acc,
+                state=state,
+                curve=curve,
+                lr=float(10 ** rng.uniform(-3.5, -1.5)),
+                seed=number,
+                train_seconds=0.2 * epochs + size / 2e4,
+            )
+        )
     # Repeats of two settings with different seeds: the seed-to-seed spread.
     for group, widths, acc in (("g-small", [16], 0.86), ("g-large", [128, 128], 0.905)):
         for seed in range(3):
             value = acc + float(rng.normal(0, 0.003))
-            study.add_trial(make_trial(widths=widths, value=value, seed=100 + seed, seed_group=group,
-                                       curve=_curve(rng, value, 20)))  # fmt: skip
+            study.add_trial(
+                make_trial(widths=widths, value=value, seed=100 + seed, seed_group=group, curve=_curve(rng, value, 20))
+            )
     return study
 
 

@@ -27,7 +27,13 @@ ALLOWED = {
     "dashboards": {"archsearch.storage", "archsearch.spaces", "archsearch.stats"},
     "search": {"*"},
 }
-SUBPACKAGES = {"archsearch.spaces", "archsearch.trainers", "archsearch.storage", "archsearch.stats", "archsearch.dashboards"}
+SUBPACKAGES = {
+    "archsearch.spaces",
+    "archsearch.trainers",
+    "archsearch.storage",
+    "archsearch.stats",
+    "archsearch.dashboards",
+}
 
 
 def _imports(path: Path) -> list[str]:

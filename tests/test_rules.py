@@ -42,7 +42,11 @@ def test_config_and_trainer_accept_the_same_devices(device: str) -> None:
 def test_config_and_trainer_refuse_the_same_devices(device: str) -> None:
     """Check that a device name refused by one is refused by both, each naming the rule."""
     assert not names.is_device_name(device)
-    with pytest.raises(ConfigError, match=r"The 'device' parameter of \[train\] must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'"):
+    with pytest.raises(
+        ConfigError, match=r"The 'device' parameter of \[train\] must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'"
+    ):
         TrainConfig(device=device)
-    with pytest.raises(ValueError, match=r"The 'device' parameter of TrainSettings must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'"):
+    with pytest.raises(
+        ValueError, match=r"The 'device' parameter of TrainSettings must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'"
+    ):
         trainers.TrainSettings(device=device)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from archsearch.trainers._device import release_memory
-    from archsearch.trainers._gpus import cuda_device_count
     from archsearch.trainers._errors import DataError, ExportError
     from archsearch.trainers._export import Predictor, ensemble_test_metrics, export_ensemble, export_model, load_model
     from archsearch.trainers._fused import (
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
         fused_unsupported_reason,
         train_fused,
     )
+    from archsearch.trainers._gpus import cuda_device_count
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
     from archsearch.trainers._weights import WeightsError, load_weights, save_weights, weights_mismatch

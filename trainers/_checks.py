@@ -17,7 +17,9 @@ def is_real(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def check_keys(where: str, data: Mapping[str, Any], valid: list[str] | tuple[str, ...], error: type[ValueError]) -> None:
+def check_keys(
+    where: str, data: Mapping[str, Any], valid: list[str] | tuple[str, ...], error: type[ValueError]
+) -> None:
     """Reject unknown keys, so a typo fails instead of silently using a default."""
     for key in data:
         if key not in valid:

@@ -164,7 +164,9 @@ def _reject_duplicate_header(path: str) -> None:
     header = [str(name) for name in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()]
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
-        raise _error(f"{path!r} has duplicate column names: {', '.join(map(repr, repeated))}; every column needs its own name.")
+        raise _error(
+            f"{path!r} has duplicate column names: {', '.join(map(repr, repeated))}; every column needs its own name."
+        )
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
@@ -218,7 +220,7 @@ def check_inputs(inputs: pd.DataFrame, where: str, impute: str) -> None:
             examples = ", ".join(repr(v) for v in text.unique()[:3])
             raise _error(
                 f"Column {column!r} in {where} is mostly numbers but holds non-numeric values such as {examples}; "
-                "fix them, or leave those cells empty (missing) and set impute = \"mean\" or \"median\"."
+                'fix them, or leave those cells empty (missing) and set impute = "mean" or "median".'
             )
         missing_categories[column] = int(series.isna().sum())
     check_finite(numeric, where, allow_nan=impute != "none", missing_categories=missing_categories)
@@ -248,14 +250,14 @@ def resolve_target(source: Source, task: str) -> tuple[str, np.ndarray, tuple[An
         if not numeric:
             raise _error(
                 f"Target {name!r} in {where} is not numeric (e.g. {json_safe(y.iloc[0])!r}), so it cannot be a "
-                "regression target; set task = \"classification\" or convert it to numbers."
+                'regression target; set task = "classification" or convert it to numbers.'
             )
         return task, values, None
     if numeric and not integral:
         example = values[values != np.round(values)][0]
         raise _error(
             f"Target {name!r} in {where} has non-integral values (e.g. {example!r}); classification needs discrete "
-            "labels. Set task = \"regression\", or encode the labels as integers or strings."
+            'labels. Set task = "regression", or encode the labels as integers or strings.'
         )
     if numeric:
         labels = values.astype(np.int64)
@@ -356,7 +358,7 @@ def check_finite(
     missing.update(missing_categories or {})
     if any(missing.values()):
         raise _error(
-            f"Missing values (NaN) in {where}: {_counts(missing)}. Set impute = \"mean\" or \"median\" in [data] "
+            f'Missing values (NaN) in {where}: {_counts(missing)}. Set impute = "mean" or "median" in [data] '
             "(DataSpec.impute) to fill numeric columns from training statistics (a missing category then "
             "encodes as all zeros), or clean the data."
         )

@@ -172,7 +172,9 @@ def export_ensemble(
         PosixPath('best')
     """
     if len(members) < 1:
-        raise ExportError(f"The 'members' parameter of export_ensemble must hold at least one member. Got {len(members)} instead.")
+        raise ExportError(
+            f"The 'members' parameter of export_ensemble must hold at least one member. Got {len(members)} instead."
+        )
     n_inputs = len(preprocessing.mean)
     n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
     described = [{key: value for key, value in member.items() if key != "state_dict"} for member in members]
@@ -382,5 +384,7 @@ def _load_ensemble(folder: Path, architecture: dict[str, Any]) -> Predictor:
     try:
         nn.ModuleList(mlps).load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
     except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise ExportError(f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {e}") from e
+        raise ExportError(
+            f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {e}"
+        ) from e
     return Predictor(architecture, preprocessing, _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps]))

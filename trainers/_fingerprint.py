@@ -60,8 +60,10 @@ def fingerprint_changes(stored: dict[str, Any], current: dict[str, Any]) -> list
         changes.append("column order")
     old_classes, new_classes = stored.get("classes"), current.get("classes")
     if old_classes != new_classes:
-        changes.append(f"classes {_shown(old_classes) if old_classes is not None else 'none (regression)'} -> "
-                       f"{_shown(new_classes) if new_classes is not None else 'none (regression)'}")
+        changes.append(
+            f"classes {_shown(old_classes) if old_classes is not None else 'none (regression)'} -> "
+            f"{_shown(new_classes) if new_classes is not None else 'none (regression)'}"
+        )
     if not changes and stored.get("sha256") is not None and stored["sha256"] != current["sha256"]:
         changes.append("values (same rows, columns and classes)")
     return changes

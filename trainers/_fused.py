@@ -65,11 +65,28 @@ from archsearch.trainers.names import NORMALIZATIONS
 
 # TrainSettings fields the fused engine honours; any other field with a non-default value keeps a trial on
 # the single engine (see `fused_unsupported_reason`), so a new option never runs fused with other meaning.
-FUSED_SETTINGS = frozenset({
-    "lr", "weight_decay", "batch_size", "optimizer", "epochs", "patience", "metric", "seed", "device", "bf16",
-    "class_weight", "num_threads", "keep_last", "lr_schedule", "warmup", "label_smoothing", "grad_clip",
-    "normalization",
-})
+FUSED_SETTINGS = frozenset(
+    {
+        "lr",
+        "weight_decay",
+        "batch_size",
+        "optimizer",
+        "epochs",
+        "patience",
+        "metric",
+        "seed",
+        "device",
+        "bf16",
+        "class_weight",
+        "num_threads",
+        "keep_last",
+        "lr_schedule",
+        "warmup",
+        "label_smoothing",
+        "grad_clip",
+        "normalization",
+    }
+)
 NORM_EPS = 1e-5  # nn.LayerNorm's and nn.BatchNorm1d's default, which build_mlp uses
 BATCH_NORM_MOMENTUM = 0.1  # nn.BatchNorm1d's default weight of a batch in the running statistics
 _EVAL_ELEMENTS = 2**24  # slots x rows x width per evaluation chunk, so validation memory stays near 64 MiB
@@ -134,8 +151,13 @@ class FusedGroup:
     def of(cls, activation: str, settings: TrainSettings, *, max_depth: int, max_width: int) -> FusedGroup:
         """The group a trial with these settings joins, for networks up to `max_depth` x `max_width`."""
         return cls(
-            activation=activation, batch_size=settings.batch_size, max_depth=max_depth, max_width=max_width,
-            device=settings.device, bf16=settings.bf16, class_weight=settings.class_weight,
+            activation=activation,
+            batch_size=settings.batch_size,
+            max_depth=max_depth,
+            max_width=max_width,
+            device=settings.device,
+            bf16=settings.bf16,
+            class_weight=settings.class_weight,
             normalization=settings.normalization,
         )
 
@@ -337,7 +359,11 @@ class Population:
         """The slot's TrainResult, its metrics measured by `train_mlp`'s own code on the best weights."""
         spec = slot.spec
         model = build_mlp(
-            self.data.n_features, spec.widths, spec.dropouts, spec.activation, self.data.n_outputs,
+            self.data.n_features,
+            spec.widths,
+            spec.dropouts,
+            spec.activation,
+            self.data.n_outputs,
             normalization=self.group.normalization,
             generator=torch.Generator(),  # its draws are overwritten; the global generator stays untouched
         )
@@ -399,7 +425,8 @@ class Population:
         """Draw the slot's weights exactly as `build_mlp(..., generator=generator)` would, into its padded row."""
         self.params[index].zero_()
         views = [
-            self.params[index, a:b].view(shape) for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)
+            self.params[index, a:b].view(shape)
+            for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)
         ]
         fan_in = self.data.n_features
         layers = [(self._per_layer * layer, width) for layer, width in enumerate(spec.widths)]
@@ -454,8 +481,10 @@ class Population:
         smoothing = [0.0 if slot is None else slot.spec.settings.label_smoothing for slot in self._slots]
         self._smoothing = torch.tensor(smoothing, device=self.device)  # (capacity,)
         self._smoothing_any = any(s.label_smoothing > 0 for s in occupants)
-        clips = [math.inf if slot is None or slot.spec.settings.grad_clip is None else slot.spec.settings.grad_clip
-                 for slot in self._slots]
+        clips = [
+            math.inf if slot is None or slot.spec.settings.grad_clip is None else slot.spec.settings.grad_clip
+            for slot in self._slots
+        ]
         self._max_norm = torch.tensor(clips, device=self.device)  # (capacity,)
         self._clipped = torch.isfinite(self._max_norm)  # (capacity,)
         self._clip_any = any(s.grad_clip is not None for s in occupants)
@@ -659,4 +688,3 @@ def _affine(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
     if h.dim() == 3:
         return torch.baddbmm(bias.unsqueeze(1), h, weight)
     return torch.matmul(h, weight) + bias.unsqueeze(1)
-

@@ -77,15 +77,33 @@ class StackedOptimizer:
                 if kind == "sgd":
                     # A zero buffer makes the first step's `0.9 * buf + grad` exactly torch's `buf = grad`.
                     torch._fused_sgd_(
-                        rows, row_grads, [self.m[i] for i in slots], weight_decay=weight_decay, momentum=MOMENTUM,
-                        lr=lr, dampening=0.0, nesterov=True, maximize=False, is_first_step=False,
+                        rows,
+                        row_grads,
+                        [self.m[i] for i in slots],
+                        weight_decay=weight_decay,
+                        momentum=MOMENTUM,
+                        lr=lr,
+                        dampening=0.0,
+                        nesterov=True,
+                        maximize=False,
+                        is_first_step=False,
                     )
                     continue
                 steps = [self._slots[i].step for i in slots]
                 torch._foreach_add_(steps, 1)  # as torch.optim does before its kernel, which reads the step
                 kernel = torch._fused_adamw_ if kind == "adamw" else torch._fused_adam_
                 kernel(
-                    rows, row_grads, [self.m[i] for i in slots], [self.v[i] for i in slots], [],
-                    steps, lr=lr, beta1=BETAS[0], beta2=BETAS[1],
-                    weight_decay=weight_decay, eps=EPS, amsgrad=False, maximize=False,
+                    rows,
+                    row_grads,
+                    [self.m[i] for i in slots],
+                    [self.v[i] for i in slots],
+                    [],
+                    steps,
+                    lr=lr,
+                    beta1=BETAS[0],
+                    beta2=BETAS[1],
+                    weight_decay=weight_decay,
+                    eps=EPS,
+                    amsgrad=False,
+                    maximize=False,
                 )

@@ -125,8 +125,5 @@ def _check_architecture(
         )
     if activation not in ACTIVATIONS:
         raise ValueError(
-            f"The 'activation' parameter of build_mlp must be one of {sorted(ACTIVATIONS)}. "
-            f"Got {activation!r} instead."
+            f"The 'activation' parameter of build_mlp must be one of {sorted(ACTIVATIONS)}. Got {activation!r} instead."
         )
-
-

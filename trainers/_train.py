@@ -21,7 +21,6 @@ from torch import nn
 from archsearch.trainers._checks import is_int, is_real
 from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
 from archsearch.trainers._model import build_mlp, count_parameters
-from archsearch.trainers.names import DEVICE_RULE, LR_SCHEDULES, NORMALIZATIONS, OPTIMIZERS, is_device_name
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import (
     CLASSIFICATION_METRICS,
@@ -30,6 +29,7 @@ from archsearch.trainers.metrics import (
     classification_metrics,
     regression_metrics,
 )
+from archsearch.trainers.names import DEVICE_RULE, LR_SCHEDULES, NORMALIZATIONS, OPTIMIZERS, is_device_name
 
 CLASS_WEIGHTS = ("none", "balanced")
 EVAL_BATCH_SIZE = 8192
@@ -188,7 +188,13 @@ def train_mlp(
         embedding, embedding_dim, data.n_features, numeric, train_rows=data.x_train, generator=generator
     )
     model = build_mlp(
-        data.n_features, widths, dropouts, activation, data.n_outputs, generator=generator, embedding=embedder,
+        data.n_features,
+        widths,
+        dropouts,
+        activation,
+        data.n_outputs,
+        generator=generator,
+        embedding=embedder,
         normalization=settings.normalization,
     )
     model.to(device)
@@ -431,5 +437,3 @@ def _check_metric(metric: str, task: str) -> None:
     applicable = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     if metric not in applicable:
         raise ValueError(f"The metric {metric!r} does not apply to {task}; use one of {list(applicable)}.")
-
-

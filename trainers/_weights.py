@@ -39,7 +39,9 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def weights_mismatch(state_dict: dict[str, torch.Tensor], n_inputs: int, widths: Sequence[int], n_outputs: int) -> str | None:
+def weights_mismatch(
+    state_dict: dict[str, torch.Tensor], n_inputs: int, widths: Sequence[int], n_outputs: int
+) -> str | None:
     """Why `state_dict` cannot be the MLP `n_inputs -> widths -> n_outputs`, or None when its shapes fit.
 
     Only the Linear layers hold weights, in order, whatever Dropout layers sit between them, so their

@@ -29,13 +29,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-
 from scipy.special import ndtri
 
 from archsearch.trainers import _datasets
 from archsearch.trainers._checks import check_keys, is_int, is_real
-from archsearch.trainers._errors import DataError
 from archsearch.trainers._datasets import AUTO_MAX_CLASSES, check_finite, is_numeric, json_safe, numeric_values
+from archsearch.trainers._errors import DataError
 from archsearch.trainers._fingerprint import data_fingerprint, fingerprint_changes
 
 Task = Literal["classification", "regression"]
@@ -74,8 +73,6 @@ _MAX_SEED = 2**32 - 1
 
 def _invalid(owner: str, name: str, rule: str, value: Any) -> DataError:
     return DataError(f"The {name!r} parameter of {owner} must be {rule}. Got {value!r} instead.")
-
-
 
 
 def _positive(value: Any) -> bool:
@@ -166,7 +163,9 @@ class DataSpec:
         if not is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
             raise _invalid("DataSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
         if self.folds is not None and (not is_int(self.folds) or self.folds < 2):
-            raise _invalid("DataSpec", "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds)
+            raise _invalid(
+                "DataSpec", "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds
+            )
         if not isinstance(self.teacher, TeacherSpec):
             raise _invalid("DataSpec", "teacher", "a TeacherSpec", self.teacher)
 
@@ -185,8 +184,8 @@ class DataSpec:
         if "teacher" in values:
             if values.get("dataset", "digits") != "teacher":
                 raise DataError(
-                    f"[data.teacher] is only used with dataset = \"teacher\"; got dataset = {values.get('dataset')!r}. "
-                    "Remove [data.teacher] or set dataset = \"teacher\"."
+                    f'[data.teacher] is only used with dataset = "teacher"; got dataset = {values.get("dataset")!r}. '
+                    'Remove [data.teacher] or set dataset = "teacher".'
                 )
             _check_keys(values["teacher"], TeacherSpec, "data.teacher")
             values["teacher"] = TeacherSpec(**values["teacher"])
@@ -265,7 +264,9 @@ class Preprocessing:
                 raise _invalid("Preprocessing", "quantiles", rule, lengths)
         elif self.quantiles:
             lengths = [len(q) for q in self.quantiles]
-            raise _invalid("Preprocessing", "quantiles", "empty unless scaling is 'quantile' (list lengths shown)", lengths)
+            raise _invalid(
+                "Preprocessing", "quantiles", "empty unless scaling is 'quantile' (list lengths shown)", lengths
+            )
 
     @property
     def one_hot_features(self) -> tuple[int, ...]:
@@ -475,7 +476,9 @@ def load_folds(spec: DataSpec) -> list[PreparedData]:
         raise _invalid("DataSpec", "folds", f"at most the number of train + validation rows ({len(pool)})", spec.folds)
     parts = _fold_parts(pool, y[pool] if task == "classification" else None, spec.folds, spec.seed)
     return [
-        _prepare(source, task, y, classes, spec.impute, spec.scaling, np.concatenate(parts[:i] + parts[i + 1 :]), part, test)
+        _prepare(
+            source, task, y, classes, spec.impute, spec.scaling, np.concatenate(parts[:i] + parts[i + 1 :]), part, test
+        )
         for i, part in enumerate(parts)
     ]
 
@@ -516,7 +519,9 @@ def _prepare(
     test: np.ndarray,
 ) -> PreparedData:
     """Fit the preprocessing on the `train` rows and encode, standardize and slice the three row sets."""
-    preprocessing = _fit_preprocessing(source.inputs.iloc[train], y[train], task, classes, impute, source.where, scaling)
+    preprocessing = _fit_preprocessing(
+        source.inputs.iloc[train], y[train], task, classes, impute, source.where, scaling
+    )
     if task == "regression":
         y = ((y - preprocessing.target_mean) / preprocessing.target_scale).astype(np.float32)
 
@@ -623,9 +628,7 @@ def _fit_preprocessing(
     if task == "regression":
         target_scale = float(y_train.std())
         target = {"target_mean": float(y_train.mean()), "target_scale": target_scale if target_scale > 0 else 1.0}
-    return dataclasses.replace(
-        draft, mean=tuple(map(float, mean)), scale=tuple(map(float, scale)), **target, **fitted
-    )
+    return dataclasses.replace(draft, mean=tuple(map(float, mean)), scale=tuple(map(float, scale)), **target, **fitted)
 
 
 def _quantile_ranks(values: np.ndarray, quantiles: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -660,4 +663,3 @@ def _one_hot(series: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
     rows = np.flatnonzero(codes >= 0)
     one_hot[rows, codes[rows]] = 1.0
     return one_hot
-

@@ -9,7 +9,13 @@ from __future__ import annotations
 import re
 
 __all__ = [
-    "ACTIVATIONS", "DEVICE_RULE", "EMBEDDINGS", "LR_SCHEDULES", "NORMALIZATIONS", "OPTIMIZERS", "is_device_name",
+    "ACTIVATIONS",
+    "DEVICE_RULE",
+    "EMBEDDINGS",
+    "LR_SCHEDULES",
+    "NORMALIZATIONS",
+    "OPTIMIZERS",
+    "is_device_name",
 ]
 
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "leaky_relu", "elu")

@@ -169,8 +169,12 @@ def _place(trial: optuna.Trial, objective: Objective, populations: dict, tell: C
         objective._record_architecture(trial, candidate)
         architecture = candidate.architecture
         settings = train_settings(
-            objective.config, objective.metric, candidate.hyperparameters.to_dict(), seed=objective.trial_seed(trial),
-            device=objective.device, num_threads=objective.num_threads,
+            objective.config,
+            objective.metric,
+            candidate.hyperparameters.to_dict(),
+            seed=objective.trial_seed(trial),
+            device=objective.device,
+            num_threads=objective.num_threads,
         )
         spec = SlotSpec(tuple(architecture.widths), tuple(architecture.dropouts), architecture.activation, settings)
         group = FusedGroup.of(architecture.activation, settings, max_depth=space.layers[1], max_width=space.width[1])

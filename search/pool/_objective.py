@@ -12,15 +12,14 @@ from typing import Any, Callable, Mapping, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from archsearch.pool._folds import FoldsResult, train_folds
 from archsearch.config import SearchConfig
+from archsearch.pool._folds import FoldsResult, train_folds
 from archsearch.spaces import Candidate
 from archsearch.storage import drop_weights_beyond_best, keys, open_artifact_store, set_user_attrs, upload_weights
 from archsearch.trainers.data import PreparedData, load_folds
 from archsearch.trainers.metrics import REGRESSION_METRICS
 
 __all__ = ["Objective", "TotalReached", "train_and_record", "train_settings"]
-
 
 
 # The Hyperparameters fields that reach TrainSettings under their own name, beyond the four of every trial.
@@ -31,7 +30,9 @@ class TotalReached(Exception):
     """Raised in a trial that another worker's trial made surplus: the study already has its total."""
 
 
-def train_settings(config: SearchConfig, metric: str, hyperparameters: Mapping[str, Any], *, seed: int, **overrides: Any):
+def train_settings(
+    config: SearchConfig, metric: str, hyperparameters: Mapping[str, Any], *, seed: int, **overrides: Any
+):
     """The trainer's settings for one run: the sampled hyperparameters plus the study's [train] section."""
     # Imported here so that the controller process and `import archsearch` stay free of torch.
     from archsearch.trainers import TrainSettings
@@ -197,11 +198,14 @@ class Objective:
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
         )
         if sum(t.number < trial.number for t in claimed) >= self.total:
-            set_user_attrs(trial, {
-                keys.NOT_RUN: True,
-                keys.FAIL_REASON: f"not run: the study reached n_trials = {self.total} while it started",
-                **self._worker_attrs,
-            })  # fmt: skip
+            set_user_attrs(
+                trial,
+                {
+                    keys.NOT_RUN: True,
+                    keys.FAIL_REASON: f"not run: the study reached n_trials = {self.total} while it started",
+                    **self._worker_attrs,
+                },
+            )
             raise TotalReached()
 
     def _record_architecture(self, trial: optuna.Trial, candidate: Candidate) -> None:
@@ -224,7 +228,12 @@ class Objective:
 
         hp = candidate.hyperparameters
         settings = train_settings(
-            self.config, self.metric, hp.to_dict(), seed=self.trial_seed(trial), device=self.device, num_threads=self.num_threads
+            self.config,
+            self.metric,
+            hp.to_dict(),
+            seed=self.trial_seed(trial),
+            device=self.device,
+            num_threads=self.num_threads,
         )
         architecture = candidate.architecture
         if self.config.data.folds and self._folds is None:
@@ -236,10 +245,17 @@ class Objective:
                 return {keys.WEIGHTS: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
 
         result = train_and_record(
-            trial, settings, self._folds or self.data, architecture.widths, architecture.dropouts, architecture.activation,
-            prune_from=self.prune_from, more_attrs=weights_attr,
-            embedding=architecture.embedding, embedding_dim=architecture.embedding_dim,
-        )  # fmt: skip
+            trial,
+            settings,
+            self._folds or self.data,
+            architecture.widths,
+            architecture.dropouts,
+            architecture.activation,
+            prune_from=self.prune_from,
+            more_attrs=weights_attr,
+            embedding=architecture.embedding,
+            embedding_dim=architecture.embedding_dim,
+        )
         return result.best_value
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

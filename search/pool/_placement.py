@@ -53,8 +53,12 @@ def plan_workers(
         >>> [s.gpu for s in plan_workers(cpu_count=16, visible_gpus=2, trials_per_gpu=3)]
         [0, 1, 0, 1, 0, 1]
     """
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS):
-        raise PlacementError(f"The 'workers' parameter must be an int in the range [1, {MAX_WORKERS}]. Got {workers!r} instead.")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS
+    ):
+        raise PlacementError(
+            f"The 'workers' parameter must be an int in the range [1, {MAX_WORKERS}]. Got {workers!r} instead."
+        )
     if isinstance(trials_per_gpu, bool) or not isinstance(trials_per_gpu, int) or trials_per_gpu < 1:
         raise PlacementError(f"The 'trials_per_gpu' parameter must be an int >= 1. Got {trials_per_gpu!r} instead.")
     if cpu_count < 1:
@@ -69,7 +73,9 @@ def plan_workers(
         else:
             fix = "Set [train] device to 'auto' or 'cpu'"
             asked = f"device {device!r}"
-        raise PlacementError(f"CUDA was asked for ({asked}) but no GPU is visible on this machine. {fix}, or run on a machine with a GPU.")
+        raise PlacementError(
+            f"CUDA was asked for ({asked}) but no GPU is visible on this machine. {fix}, or run on a machine with a GPU."
+        )
     if gpus is not None:
         if not gpus:
             raise PlacementError("The 'gpus' parameter must list at least one GPU index. Got [] instead.")

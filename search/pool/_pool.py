@@ -20,8 +20,8 @@ from optuna.trial import TrialState
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._spawn import WorkerProcess
 from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker
-from archsearch.storage import keys
 from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, ObjectiveFactory, search_objective
+from archsearch.storage import keys
 
 __all__ = ["run_pool", "PoolFailure", "PROGRESS_LEGEND", "StatusWriter", "progress_line"]
 
@@ -51,7 +51,11 @@ def progress_line(study: optuna.Study, total: int, metric: str, started: float, 
     """
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
-    ended = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not t.user_attrs.get(keys.NOT_RUN)]
+    ended = [
+        t
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not t.user_attrs.get(keys.NOT_RUN)
+    ]
     done = len(ended)
     per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in ended)
     name = _run_namer(study, trials)
@@ -65,7 +69,11 @@ def progress_line(study: optuna.Study, total: int, metric: str, started: float, 
     last = ""
     if ended:
         latest = max(ended, key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
-        outcome = f"{latest.value:.4f}" if latest.state == TrialState.COMPLETE and latest.value is not None else latest.state.name.lower()
+        outcome = (
+            f"{latest.value:.4f}"
+            if latest.state == TrialState.COMPLETE and latest.value is not None
+            else latest.state.name.lower()
+        )
         last = f" | last {name(latest)}: {outcome}"
     elapsed = (time.monotonic() if now is None else now) - started
     remaining = max(total - done, 0)
@@ -197,14 +205,23 @@ def run_pool(
         log_path = log_dir / f"worker-{slot.index}.log"
         # Not multiprocessing: its spawn would run the caller's unguarded script again in every worker.
         process = WorkerProcess(
-            f"archsearch-worker-{slot.index}", url=url, study_name=study.study_name, slot=slot, log_path=str(log_path),
-            total=total, deadline=deadline, max_trials=max_trials, objective_factory=objective_factory, parent_pid=os.getpid(),
+            f"archsearch-worker-{slot.index}",
+            url=url,
+            study_name=study.study_name,
+            slot=slot,
+            log_path=str(log_path),
+            total=total,
+            deadline=deadline,
+            max_trials=max_trials,
+            objective_factory=objective_factory,
+            parent_pid=os.getpid(),
         )
         processes.append(process)
 
     interrupted: list[int] = []
     previous_handlers = {}
     if threading.current_thread() is threading.main_thread():
+
         def on_signal(signum: int, frame: object) -> None:
             interrupted.append(signum)
 
@@ -216,7 +233,11 @@ def run_pool(
 
     def reap(process) -> None:
         """Fail and retry the trials a worker left RUNNING when it died (once per worker)."""
-        if retry is None or process.pid in reaped or process.exitcode in (None, 0, 130, EXIT_ERROR, EXIT_FAILURE_STREAK):
+        if (
+            retry is None
+            or process.pid in reaped
+            or process.exitcode in (None, 0, 130, EXIT_ERROR, EXIT_FAILURE_STREAK)
+        ):
             return
         reaped.add(process.pid)
         code = process.exitcode
@@ -235,7 +256,9 @@ def run_pool(
             if ignoring:
                 signal.signal(signal.SIGINT, on_signal)
         if not quiet:
-            stream.write(f"[archsearch] {len(slots)} workers ({', '.join(sorted({s.device for s in slots}))}); logs in {log_dir}\n")
+            stream.write(
+                f"[archsearch] {len(slots)} workers ({', '.join(sorted({s.device for s in slots}))}); logs in {log_dir}\n"
+            )
         while any(p.is_alive() for p in processes):
             if interrupted:
                 raise KeyboardInterrupt()
@@ -298,12 +321,14 @@ def _worker_error(process, log_dir: Path) -> str:
     index = process.name.rsplit("-", 1)[-1]
     log_path = log_dir / f"worker-{index}.log"
     lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.startswith(ERROR_PREFIX)]
-    error = lines[-1][len(ERROR_PREFIX):] if lines else f"exit code {process.exitcode}"
+    error = lines[-1][len(ERROR_PREFIX) :] if lines else f"exit code {process.exitcode}"
     return f"worker {index} stopped with an error: {error} (traceback in {log_path})"
 
 
 def _last_failure(study: optuna.Study) -> str:
-    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if not t.user_attrs.get(keys.NOT_RUN)]
+    failed = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if not t.user_attrs.get(keys.NOT_RUN)
+    ]
     if not failed:
         return "a worker stopped after failed trials"
     last = max(failed, key=lambda t: t.number)

@@ -59,8 +59,17 @@ def run_slots(
         callbacks = [] if quiet else [_PrintProgress(total, metric, stream)]
         try:
             outcome = run_worker(
-                url, study.study_name, slots[0], total=total, max_trials=max_trials, deadline=deadline,
-                callbacks=callbacks, seed_salt=seed_salt, data=data, objective_factory=objective_factory, opened=opened,
+                url,
+                study.study_name,
+                slots[0],
+                total=total,
+                max_trials=max_trials,
+                deadline=deadline,
+                callbacks=callbacks,
+                seed_salt=seed_salt,
+                data=data,
+                objective_factory=objective_factory,
+                opened=opened,
             )
         finally:
             for callback in callbacks:
@@ -71,17 +80,30 @@ def run_slots(
         return
     try:
         run_pool(
-            url, study, slots, total=total, metric=metric, log_dir=Path(log_dir) if log_dir else log_dir_for(config),
-            deadline=deadline, quiet=quiet, stream=stream, max_trials=max_trials, objective_factory=objective_factory,
+            url,
+            study,
+            slots,
+            total=total,
+            metric=metric,
+            log_dir=Path(log_dir) if log_dir else log_dir_for(config),
+            deadline=deadline,
+            quiet=quiet,
+            stream=stream,
+            max_trials=max_trials,
+            objective_factory=objective_factory,
             retry=RetryStaleTrial(config.study.max_retry, config.study.grace_period),
         )
     except PoolFailure as e:
         if e.streak:
             raise SearchError(_failure_message(study, config.study.max_consecutive_failures, str(e))) from e
-        raise SearchError(f"Study {study.study_name!r}: {e}. Fix the cause and rerun the same command to continue.") from e
+        raise SearchError(
+            f"Study {study.study_name!r}: {e}. Fix the cause and rerun the same command to continue."
+        ) from e
 
 
-def plan_slots(config: SearchConfig, workers: int | None, gpus: Sequence[int] | None, trials_per_gpu: int) -> list[WorkerSlot]:
+def plan_slots(
+    config: SearchConfig, workers: int | None, gpus: Sequence[int] | None, trials_per_gpu: int
+) -> list[WorkerSlot]:
     device = config.train.device
     # Counting GPUs needs torch; skip it when the config rules CUDA out anyway.
     visible = 0
@@ -91,8 +113,12 @@ def plan_slots(config: SearchConfig, workers: int | None, gpus: Sequence[int] | 
         visible = cuda_device_count()
     try:
         return plan_workers(
-            cpu_count=os.cpu_count() or 1, visible_gpus=visible, workers=workers, gpus=gpus,
-            trials_per_gpu=trials_per_gpu, device=device,
+            cpu_count=os.cpu_count() or 1,
+            visible_gpus=visible,
+            workers=workers,
+            gpus=gpus,
+            trials_per_gpu=trials_per_gpu,
+            device=device,
         )
     except PlacementError as e:
         raise ConfigError(str(e)) from e

@@ -30,7 +30,11 @@ class WorkerProcess:
         self.name = name
         slot, factory = arguments["slot"], arguments["objective_factory"]
         self._payload = json.dumps(
-            {**arguments, "slot": dataclasses.asdict(slot), "objective_factory": f"{factory.__module__}:{factory.__qualname__}"}
+            {
+                **arguments,
+                "slot": dataclasses.asdict(slot),
+                "objective_factory": f"{factory.__module__}:{factory.__qualname__}",
+            }
         )
         self._popen: subprocess.Popen | None = None
 

@@ -30,7 +30,13 @@ from optuna.trial import FrozenTrial, TrialState
 from archsearch.pool._objective import TotalReached
 from archsearch.storage import DatabaseUnavailable, annotate_finished_trial, keys
 
-__all__ = ["die_with_parent", "RetryStaleTrial", "fail_trials_of_dead_worker", "quiet_expected_failures", "worker_prefix"]
+__all__ = [
+    "die_with_parent",
+    "RetryStaleTrial",
+    "fail_trials_of_dead_worker",
+    "quiet_expected_failures",
+    "worker_prefix",
+]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 EXIT_ORPHANED = 5

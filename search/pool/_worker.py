@@ -32,11 +32,11 @@ from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._supervision import RetryStaleTrial, die_with_parent, quiet_expected_failures
 from archsearch.samplers import first_prunable_epoch, make_pruner, make_sampler
 from archsearch.storage import (
-    keys,
     FINISHED_STATES,
     DatabaseUnavailable,
     default_artifact_dir,
     heartbeat_ages,
+    keys,
     make_storage,
     mask_url,
     open_study,
@@ -45,9 +45,21 @@ from archsearch.storage import (
 from archsearch.trainers.data import DataError, PreparedData, load_data
 
 __all__ = [
-    "ERROR_PREFIX", "EXIT_ERROR", "EXIT_FAILURE_STREAK", "GracefulStop", "ObjectiveFactory", "WorkerContext",
-    "WorkerOutcome", "WorkerStudy", "load_worker_study", "run_worker", "search_objective", "study_total", "use_worker_sampler",
-    "worker_main", "worker_storage",
+    "ERROR_PREFIX",
+    "EXIT_ERROR",
+    "EXIT_FAILURE_STREAK",
+    "GracefulStop",
+    "ObjectiveFactory",
+    "WorkerContext",
+    "WorkerOutcome",
+    "WorkerStudy",
+    "load_worker_study",
+    "run_worker",
+    "search_objective",
+    "study_total",
+    "use_worker_sampler",
+    "worker_main",
+    "worker_storage",
 ]
 EXIT_FAILURE_STREAK = 3
 EXIT_ERROR = 4
@@ -90,8 +102,15 @@ ObjectiveFactory = Callable[[WorkerContext], Callable[[optuna.Trial], float]]
 def search_objective(context: WorkerContext) -> Objective:
     """The objective of a search study: sample a candidate, train it, record it."""
     return Objective(
-        context.config, context.data, context.metric, context.storage, context.artifact_dir, device=context.device,
-        num_threads=context.num_threads, worker=context.worker, total=context.total,
+        context.config,
+        context.data,
+        context.metric,
+        context.storage,
+        context.artifact_dir,
+        device=context.device,
+        num_threads=context.num_threads,
+        worker=context.worker,
+        total=context.total,
         prune_from=first_prunable_epoch(context.config),
     )
 
@@ -144,9 +163,7 @@ def use_worker_sampler(study: optuna.Study, config: SearchConfig, *, seed_salt: 
     study.sampler, study.pruner = make_sampler(config, seed=seed), make_pruner(config)
 
 
-def load_worker_study(
-    url: str, study_name: str, *, seed_salt: int = 0, wait_for_database: bool = False
-) -> WorkerStudy:
+def load_worker_study(url: str, study_name: str, *, seed_salt: int = 0, wait_for_database: bool = False) -> WorkerStudy:
     """Open a study created by archsearch from its storage alone, as a worker on another machine does."""
     storage = make_storage(url, must_exist=True, wait_for_database=wait_for_database)
     plain = open_study(storage, study_name, url=url)
@@ -233,8 +250,15 @@ def run_worker(
     label = worker_label(slot)
     objective = objective_factory(
         WorkerContext(
-            config=config, data=data, metric=study.user_attrs[keys.METRIC], storage=storage, artifact_dir=artifact_dir,
-            device=_device_for(slot), num_threads=slot.threads, worker=label, total=total,
+            config=config,
+            data=data,
+            metric=study.user_attrs[keys.METRIC],
+            storage=storage,
+            artifact_dir=artifact_dir,
+            device=_device_for(slot),
+            num_threads=slot.threads,
+            worker=label,
+            total=total,
         )
     )
     outcome = WorkerOutcome()
@@ -247,13 +271,17 @@ def run_worker(
         if trial.state == TrialState.FAIL:
             outcome.failed_streak += 1
             outcome.last_failed_trial = trial.number
-            outcome.last_failure = trial.user_attrs.get(keys.FAIL_REASON) or trial.system_attrs.get("fail_reason", "unknown error")
+            outcome.last_failure = trial.user_attrs.get(keys.FAIL_REASON) or trial.system_attrs.get(
+                "fail_reason", "unknown error"
+            )
         else:
             outcome.failed_streak = 0
             outcome.finished += 1
         if log is not None:
             value = "" if trial.value is None else f" value {trial.value:.4f}"
-            log.write(f"{time.strftime('%H:%M:%S')} {label} trial {trial.number} {trial.state.name}{value} {trial.user_attrs.get('widths')}\n")
+            log.write(
+                f"{time.strftime('%H:%M:%S')} {label} trial {trial.number} {trial.state.name}{value} {trial.user_attrs.get('widths')}\n"
+            )
             log.flush()
 
     # Search trials bound their stored weights after each trial; sensitivity runs keep none.
@@ -263,22 +291,41 @@ def run_worker(
     with stop.installed():
         if config.train.engine == "fused" and objective_factory is search_objective:
             fused_trial_loop(
-                study, objective, all_callbacks, stop, total=total, failure_limit=limit,
-                failed_streak=lambda: outcome.failed_streak, finished_here=lambda: outcome.finished,
-                max_trials=max_trials, deadline=deadline,
+                study,
+                objective,
+                all_callbacks,
+                stop,
+                total=total,
+                failure_limit=limit,
+                failed_streak=lambda: outcome.failed_streak,
+                finished_here=lambda: outcome.finished,
+                max_trials=max_trials,
+                deadline=deadline,
             )
         # After a fused loop this only waits for trials running elsewhere, and trains the retries of any whose worker died.
         _trial_loop(
-            study, storage, stop.guard(objective), all_callbacks, stop, outcome, config, total, limit, max_trials, deadline,
+            study,
+            storage,
+            stop.guard(objective),
+            all_callbacks,
+            stop,
+            outcome,
+            config,
+            total,
+            limit,
+            max_trials,
+            deadline,
             note_counts=getattr(objective, "note_counts", None),
-        )  # fmt: skip
+        )
     if stop.requested:
         raise KeyboardInterrupt("stopped by a signal")
     outcome.stopped_by_failures = outcome.failed_streak >= limit
     return outcome
 
 
-def _trial_loop(study, storage, objective, callbacks, stop, outcome, config, total, limit, max_trials, deadline, note_counts=None) -> None:
+def _trial_loop(
+    study, storage, objective, callbacks, stop, outcome, config, total, limit, max_trials, deadline, note_counts=None
+) -> None:
     """Run one trial at a time until the study's total, a limit, a failure streak or a stop request."""
     while outcome.failed_streak < limit and not stop.requested:
         if max_trials is not None and outcome.finished >= max_trials:
@@ -398,7 +445,9 @@ class GracefulStop:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        watched = [signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) is not signal.SIG_IGN]
+        watched = [
+            signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) is not signal.SIG_IGN
+        ]
         previous = {signum: signal.signal(signum, self.handle) for signum in watched}
         try:
             yield
@@ -433,11 +482,20 @@ def worker_main(
         for fd in (1, 2):
             os.dup2(log.fileno(), fd)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        log.write(f"{time.strftime('%H:%M:%S')} {worker_label(slot)} starts on {slot.device}"
-                  f"{'' if slot.gpu is None else f' (GPU {slot.gpu})'}, {slot.threads} thread(s)\n")
+        log.write(
+            f"{time.strftime('%H:%M:%S')} {worker_label(slot)} starts on {slot.device}"
+            f"{'' if slot.gpu is None else f' (GPU {slot.gpu})'}, {slot.threads} thread(s)\n"
+        )
         try:
             outcome = run_worker(
-                url, study_name, slot, total=total, max_trials=max_trials, deadline=deadline, log=log, seed_salt=os.getpid(),
+                url,
+                study_name,
+                slot,
+                total=total,
+                max_trials=max_trials,
+                deadline=deadline,
+                log=log,
+                seed_salt=os.getpid(),
                 objective_factory=objective_factory,
                 wait_for_database=True,
             )

@@ -79,24 +79,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     centre = parser.add_mutually_exclusive_group()
     centre.add_argument("--trial", type=int, help="centre trial number (default: the best trial)")
     centre.add_argument(
-        "--centers", type=int, metavar="K",
+        "--centers",
+        type=int,
+        metavar="K",
         help="K centres spread over the sizes of the small and good networks, each with +-1 neuron, "
         "+- the largest fractional step and -1/+1 layer",
-    )  # fmt: skip
-    parser.add_argument("--repeats", type=int, help="seeds per architecture (default: 8, or the fewest that let Holm-corrected tests reach significance)")
+    )
     parser.add_argument(
-        "--steps", type=_parse_steps, default=(1, 2, 0.1, 0.25, 0.5),
+        "--repeats",
+        type=int,
+        help="seeds per architecture (default: 8, or the fewest that let Holm-corrected tests reach significance)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_parse_steps,
+        default=(1, 2, 0.1, 0.25, 0.5),
         help="width changes besides +-1 neuron: fractions of a layer's width, or neuron counts "
         "(default: 1,2,0.1,0.25,0.5)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--margin", type=float,
+        "--margin",
+        type=float,
         help="equivalence margin in metric units: a change shown to stay within +-margin is 'equivalent' "
         "(default: the centre's seed-to-seed sd)",
-    )  # fmt: skip
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, in this process)")
-    parser.add_argument("--out-json", help="results as JSON (default: <study>-sensitivity.json in this folder, the study name made a safe file name)")
-    parser.add_argument("--out-html", help="figures as one HTML page (default: <study>-sensitivity.html in this folder)")
+    parser.add_argument(
+        "--out-json",
+        help="results as JSON (default: <study>-sensitivity.json in this folder, the study name made a safe file name)",
+    )
+    parser.add_argument(
+        "--out-html", help="figures as one HTML page (default: <study>-sensitivity.html in this folder)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(handler=_cmd)
     return parser
@@ -106,7 +120,9 @@ def _parse_steps(text: str) -> tuple[float, ...]:
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated numbers such as 1,2,0.1,0.25,0.5; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated numbers such as 1,2,0.1,0.25,0.5; got {text!r}"
+        ) from None
     return tuple(int(v) if v >= 1 and v.is_integer() else v for v in values)
 
 
@@ -117,9 +133,16 @@ def _cmd(args: argparse.Namespace) -> int:
         # Said before training starts, so a user can stop and pick more repeats.
         warnings.showwarning = lambda message, *_: print(f"archsearch: warning: {message}", file=sys.stderr)
         result = run_sensitivity(
-            args.storage, args.study, trial=args.trial, centers=args.centers, repeats=args.repeats, steps=args.steps,
-            margin=args.margin, workers=args.workers, quiet=args.quiet,
-        )  # fmt: skip
+            args.storage,
+            args.study,
+            trial=args.trial,
+            centers=args.centers,
+            repeats=args.repeats,
+            steps=args.steps,
+            margin=args.margin,
+            workers=args.workers,
+            quiet=args.quiet,
+        )
     print(result.table())
     from archsearch.storage import study_file_stem
 

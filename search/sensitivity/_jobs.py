@@ -22,19 +22,44 @@ from archsearch.storage import keys
 from archsearch.trainers.data import PreparedData
 
 __all__ = [
-    "COMPANION_SUFFIX", "LIVE_STATES", "Centre",
-    "SensitivityObjective", "companion_name", "job_id", "live_job_count", "pending_jobs", "plan_jobs",
+    "COMPANION_SUFFIX",
+    "LIVE_STATES",
+    "Centre",
+    "SensitivityObjective",
+    "companion_name",
+    "job_id",
+    "live_job_count",
+    "pending_jobs",
+    "plan_jobs",
     "sensitivity_objective",
-]  # fmt: skip
+]
 
 COMPANION_SUFFIX = ".sensitivity"
 # A job held by a trial in one of these states is done or under way; a failed run's job is not.
 LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
 JOB_KEYS = (
-    keys.JOB_ID, "centre_trial", "kind", "change", "key", "layer", "delta_units", "seed", "widths", "dropouts",
-    "activation", "depth", "n_params", "delta_params", "lr", "weight_decay", "batch_size", "optimizer",
-    "lr_schedule", "label_smoothing", "normalization",
-)  # fmt: skip
+    keys.JOB_ID,
+    "centre_trial",
+    "kind",
+    "change",
+    "key",
+    "layer",
+    "delta_units",
+    "seed",
+    "widths",
+    "dropouts",
+    "activation",
+    "depth",
+    "n_params",
+    "delta_params",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "optimizer",
+    "lr_schedule",
+    "label_smoothing",
+    "normalization",
+)
 
 
 @dataclass(frozen=True)
@@ -81,21 +106,23 @@ def plan_jobs(centres: Sequence[Centre], seeds: Sequence[int], n_inputs: int, n_
             for neighbour in centre.neighbours:
                 architecture = neighbour.architecture
                 n_params = architecture.n_params(n_inputs, n_outputs)
-                jobs.append({
-                    keys.JOB_ID: job_id(centre.trial, neighbour.key, seed),
-                    "centre_trial": centre.trial,
-                    "kind": neighbour.kind,
-                    "change": neighbour.change,
-                    "key": neighbour.key,
-                    "layer": neighbour.layer,
-                    "delta_units": neighbour.delta_units,
-                    "seed": seed,
-                    **architecture.to_dict(),
-                    "depth": architecture.depth,
-                    "n_params": n_params,
-                    "delta_params": n_params - centre_params,
-                    **centre.hyperparameters.to_dict(),
-                })  # fmt: skip
+                jobs.append(
+                    {
+                        keys.JOB_ID: job_id(centre.trial, neighbour.key, seed),
+                        "centre_trial": centre.trial,
+                        "kind": neighbour.kind,
+                        "change": neighbour.change,
+                        "key": neighbour.key,
+                        "layer": neighbour.layer,
+                        "delta_units": neighbour.delta_units,
+                        "seed": seed,
+                        **architecture.to_dict(),
+                        "depth": architecture.depth,
+                        "n_params": n_params,
+                        "delta_params": n_params - centre_params,
+                        **centre.hyperparameters.to_dict(),
+                    }
+                )
     return jobs
 
 
@@ -184,15 +211,23 @@ class SensitivityObjective:
         raise TotalReached()
 
     def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
-        settings = train_settings(self.config, self.metric, job, seed=job["seed"], device=self.device, num_threads=self.num_threads)
+        settings = train_settings(
+            self.config, self.metric, job, seed=job["seed"], device=self.device, num_threads=self.num_threads
+        )
         # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
-        result = train_and_record(trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prune_from=None)
+        result = train_and_record(
+            trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prune_from=None
+        )
         return result.best_value
 
 
 def sensitivity_objective(context: WorkerContext) -> SensitivityObjective:
     """The objective factory of a companion study's workers (see `archsearch.pool.ObjectiveFactory`)."""
     return SensitivityObjective(
-        context.config, context.data, context.metric, device=context.device, num_threads=context.num_threads,
+        context.config,
+        context.data,
+        context.metric,
+        device=context.device,
+        num_threads=context.num_threads,
         worker=context.worker,
     )

@@ -17,11 +17,18 @@ from typing import TYPE_CHECKING, Any
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.sensitivity._jobs import Centre, job_id
-from archsearch.stats import (
-    PairedEffect, can_reach_significance, compare_to_centre, format_number, format_p, minimum_detectable_difference,
-    noise_floor, paired_differences, plural,
-)  # fmt: skip
 from archsearch.spaces import Neighbour
+from archsearch.stats import (
+    PairedEffect,
+    can_reach_significance,
+    compare_to_centre,
+    format_number,
+    format_p,
+    minimum_detectable_difference,
+    noise_floor,
+    paired_differences,
+    plural,
+)
 
 if TYPE_CHECKING:
     from archsearch.dashboards import Report
@@ -30,9 +37,14 @@ __all__ = ["CentreResult", "NeighbourResult", "SensitivityResult", "centre_findi
 
 _STEP_LABEL = re.compile(r"\(([+-][^)]*)\)$")  # "(+1)", "(-50%)" at the end of a width change
 _GROUPS = {
-    "centre": "centre", "remove_layer": "-1 layer", "add_layer": "+1 layer", "linear": "linear model", "hidden_layer": "one hidden layer",
-    "uniform": "uniform widths", "no_dropout": "no dropout",
-}  # fmt: skip
+    "centre": "centre",
+    "remove_layer": "-1 layer",
+    "add_layer": "+1 layer",
+    "linear": "linear model",
+    "hidden_layer": "one hidden layer",
+    "uniform": "uniform widths",
+    "no_dropout": "no dropout",
+}
 
 
 @dataclass(frozen=True)
@@ -159,23 +171,28 @@ class SensitivityResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict (NaN becomes None, seeds become string keys)."""
-        return _json_safe({
-            "study": self.study_name,
-            "companion_study": self.companion_study,
-            "metric": self.metric,
-            "direction": self.direction,
-            "alpha": self.alpha,
-            "margin": self.margin,
-            "seeds": self.seeds,
-            "steps": self.steps,
-            "runs": {
-                "planned": self.runs_planned, "trained": self.runs_trained, "reused": self.runs_reused,
-                "diverged": self.runs_diverged, "missing": self.runs_missing,
-            },
-            "warnings": self.warnings,
-            "summary": self.summary,
-            "centres": [_centre_dict(c, self.metric, self.direction) for c in self.centres],
-        })  # fmt: skip
+        return _json_safe(
+            {
+                "study": self.study_name,
+                "companion_study": self.companion_study,
+                "metric": self.metric,
+                "direction": self.direction,
+                "alpha": self.alpha,
+                "margin": self.margin,
+                "seeds": self.seeds,
+                "steps": self.steps,
+                "runs": {
+                    "planned": self.runs_planned,
+                    "trained": self.runs_trained,
+                    "reused": self.runs_reused,
+                    "diverged": self.runs_diverged,
+                    "missing": self.runs_missing,
+                },
+                "warnings": self.warnings,
+                "summary": self.summary,
+                "centres": [_centre_dict(c, self.metric, self.direction) for c in self.centres],
+            }
+        )
 
     def to_json(self, indent: int | None = 2) -> str:
         """Return `to_dict` as JSON text."""
@@ -190,6 +207,7 @@ class SensitivityResult:
         from archsearch.dashboards import build_sensitivity_report
 
         return build_sensitivity_report(self.to_dict())
+
 
 def compare_centre(
     centre: Centre,
@@ -209,7 +227,9 @@ def compare_centre(
     diverged: dict[str, int] = {}
     for neighbour in centre.neighbours:
         found = [(seed, runs.get(job_id(centre.trial, neighbour.key, seed))) for seed in seeds]
-        values[neighbour.key] = {seed: run.value for seed, run in found if run is not None and run.state == TrialState.COMPLETE}
+        values[neighbour.key] = {
+            seed: run.value for seed, run in found if run is not None and run.state == TrialState.COMPLETE
+        }
         diverged[neighbour.key] = sum(run is not None and run.state == TrialState.PRUNED for _, run in found)
     centre_key, others = centre.neighbours[0].key, centre.neighbours[1:]
     centre_values = values[centre_key]
@@ -227,12 +247,23 @@ def compare_centre(
     for n in others:
         architecture = n.architecture
         n_params = architecture.n_params(n_inputs, n_outputs)
-        neighbours.append(NeighbourResult(
-            kind=n.kind, change=n.change, group=_group(n), key=n.key, layer=n.layer, widths=architecture.widths,
-            dropouts=architecture.dropouts, delta_units=n.delta_units, n_params=n_params,
-            delta_params=n_params - centre_params, values=values[n.key], diverged=diverged[n.key],
-            effect=effects.get(n.key),
-        ))  # fmt: skip
+        neighbours.append(
+            NeighbourResult(
+                kind=n.kind,
+                change=n.change,
+                group=_group(n),
+                key=n.key,
+                layer=n.layer,
+                widths=architecture.widths,
+                dropouts=architecture.dropouts,
+                delta_units=n.delta_units,
+                n_params=n_params,
+                delta_params=n_params - centre_params,
+                values=values[n.key],
+                diverged=diverged[n.key],
+                effect=effects.get(n.key),
+            )
+        )
     architecture = centre.architecture
     floor = noise_floor(centre_values) if len(centre_values) >= 2 else math.nan
     return CentreResult(
@@ -285,20 +316,37 @@ def _centre_dict(centre: CentreResult, metric: str, direction: str) -> dict[str,
         "can_reach_significance": centre.can_reach_significance,
         "neighbours": [
             {
-                "kind": n.kind, "change": n.change, "group": n.group, "key": n.key, "layer": n.layer,
-                "widths": list(n.widths), "dropouts": list(n.dropouts), "delta_units": n.delta_units,
-                "n_params": n.n_params, "delta_params": n.delta_params,
-                "values": {str(seed): v for seed, v in n.values.items()}, "diverged": n.diverged,
-                "effect": None if n.effect is None else {
-                    "mean": n.effect.mean, "ci_low": n.effect.ci_low, "ci_high": n.effect.ci_high, "n": n.effect.n,
-                    "p_value": n.effect.p_value, "p_adjusted": n.effect.p_adjusted, "margin": n.effect.margin,
-                    "p_equivalence": n.effect.p_equivalence, "verdict": n.effect.verdict,
-                    "seeds_needed": n.effect.seeds_needed, "label": n.effect.label,
+                "kind": n.kind,
+                "change": n.change,
+                "group": n.group,
+                "key": n.key,
+                "layer": n.layer,
+                "widths": list(n.widths),
+                "dropouts": list(n.dropouts),
+                "delta_units": n.delta_units,
+                "n_params": n.n_params,
+                "delta_params": n.delta_params,
+                "values": {str(seed): v for seed, v in n.values.items()},
+                "diverged": n.diverged,
+                "effect": None
+                if n.effect is None
+                else {
+                    "mean": n.effect.mean,
+                    "ci_low": n.effect.ci_low,
+                    "ci_high": n.effect.ci_high,
+                    "n": n.effect.n,
+                    "p_value": n.effect.p_value,
+                    "p_adjusted": n.effect.p_adjusted,
+                    "margin": n.effect.margin,
+                    "p_equivalence": n.effect.p_equivalence,
+                    "verdict": n.effect.verdict,
+                    "seeds_needed": n.effect.seeds_needed,
+                    "label": n.effect.label,
                 },
             }
             for n in centre.neighbours
         ],
-    }  # fmt: skip
+    }
 
 
 def _json_safe(value: Any) -> Any:
@@ -334,13 +382,17 @@ def centre_findings(centre: CentreResult, metric: str, direction: str) -> str:
     head = f"Around trial {centre.trial} (n={seeds} paired {'seed' if seeds == 1 else 'seeds'} per architecture"
     if not compared:
         return f"{head}): no neighbour finished a run with the centre's seeds, so nothing is compared."
-    sentences = [f"{head}, {plural(len(compared), 'change')} compared, {'higher' if direction == 'maximize' else 'lower'} {metric} is better)."]
+    sentences = [
+        f"{head}, {plural(len(compared), 'change')} compared, {'higher' if direction == 'maximize' else 'lower'} {metric} is better)."
+    ]
     if not centre.can_reach_significance:
         sentences.append(
             f"With {plural(seeds, 'seed')}, Holm's correction over {plural(centre.n_tests, 'change')} lets no change be "
             "called better or worse; only equivalence can be shown."
         )
-    by_verdict = {v: [n for n in compared if n.effect.verdict == v] for v in ("worse", "better", "equivalent", "inconclusive")}
+    by_verdict = {
+        v: [n for n in compared if n.effect.verdict == v] for v in ("worse", "better", "equivalent", "inconclusive")
+    }
     for verdict in ("worse", "better"):
         listed = "; ".join(
             f"{n.change} ({format_number(n.effect.mean, signed=True)}, 95% CI {format_number(n.effect.ci_low, signed=True)} "
@@ -353,7 +405,11 @@ def centre_findings(centre: CentreResult, metric: str, direction: str) -> str:
     equivalent = by_verdict["equivalent"]
     sentences.append(
         f"Equivalent within {margin}: "
-        + (f"{plural(len(equivalent), 'change')} ({'; '.join(n.change for n in equivalent)})." if equivalent else "none.")
+        + (
+            f"{plural(len(equivalent), 'change')} ({'; '.join(n.change for n in equivalent)})."
+            if equivalent
+            else "none."
+        )
     )
     inconclusive = by_verdict["inconclusive"]
     if inconclusive:

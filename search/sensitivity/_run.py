@@ -16,11 +16,16 @@ import archsearch
 from archsearch.config import SearchConfig
 from archsearch.pool import plan_slots, run_slots
 from archsearch.sensitivity._jobs import (
-    Centre, companion_name, live_job_count, pending_jobs, plan_jobs, sensitivity_objective,
-)  # fmt: skip
+    Centre,
+    companion_name,
+    live_job_count,
+    pending_jobs,
+    plan_jobs,
+    sensitivity_objective,
+)
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
+from archsearch.spaces import Architecture, Neighbour, across_sizes_neighbours, is_int, neighbourhood, pick_centres
 from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
-from archsearch.spaces import is_int, Architecture, Neighbour, across_sizes_neighbours, neighbourhood, pick_centres
 from archsearch.storage import FINISHED_STATES, keys, make_storage, name_metric, open_study
 
 __all__ = ["DEFAULT_STEPS", "SensitivityError", "run_sensitivity"]
@@ -175,12 +180,14 @@ def _check_arguments(
     return tuple(steps)
 
 
-
 def _is_step(step: object) -> bool:
     return (
-        isinstance(step, (int, float)) and not isinstance(step, bool) and math.isfinite(step) and step > 0
+        isinstance(step, (int, float))
+        and not isinstance(step, bool)
+        and math.isfinite(step)
+        and step > 0
         and (step < 1 or float(step).is_integer())
-    )  # fmt: skip
+    )
 
 
 def _parent_config(parent: optuna.Study) -> SearchConfig:
@@ -207,20 +214,28 @@ def _choose_centres(
     n_outputs: int,
 ) -> list[Centre]:
     name = parent.study_name
-    completed = [t for t in parent.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "widths" in t.user_attrs]
+    completed = [
+        t for t in parent.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "widths" in t.user_attrs
+    ]
     if not completed:
-        raise SensitivityError(f"Study {name!r} has no completed trial to analyse; run `archsearch search` until one completes.")
+        raise SensitivityError(
+            f"Study {name!r} has no completed trial to analyse; run `archsearch search` until one completes."
+        )
     best = parent.best_trial.number
     if centers is not None:
         # A linear trial has no width to change or layer to copy, so it cannot be a centre.
         candidates = [t for t in completed if t.user_attrs[keys.WIDTHS]]
         if not candidates:
-            raise SensitivityError(f"Every completed trial of study {name!r} is a linear model; there is no centre to perturb.")
+            raise SensitivityError(
+                f"Every completed trial of study {name!r} is a linear model; there is no centre to perturb."
+            )
         points = [(int(t.user_attrs[keys.N_PARAMS]), float(t.value)) for t in candidates]
         chosen = [candidates[i] for i in pick_centres(points, centers, parent.direction.name.lower())]
         fractions = [s for s in steps if s < 1]
         step = max(fractions) if fractions else max(steps, default=1)
-        return [_centre(config, t, across_sizes_neighbours(_architecture(t), n_inputs, n_outputs, step)) for t in chosen]
+        return [
+            _centre(config, t, across_sizes_neighbours(_architecture(t), n_inputs, n_outputs, step)) for t in chosen
+        ]
     if trial is None:
         trial = best
     trials = parent.get_trials(deepcopy=False)
@@ -255,7 +270,9 @@ def _architecture(trial: FrozenTrial) -> Architecture:
             f"Trial {trial.number} uses the {attrs[keys.EMBEDDING]!r} numeric-feature embedding, which sensitivity "
             "does not vary yet. Pass --trial with a trial without an embedding."
         )
-    return Architecture(widths=tuple(attrs["widths"]), dropouts=tuple(attrs["dropouts"]), activation=attrs["activation"])
+    return Architecture(
+        widths=tuple(attrs["widths"]), dropouts=tuple(attrs["dropouts"]), activation=attrs["activation"]
+    )
 
 
 def _centre(config: SearchConfig, trial: FrozenTrial, neighbours: list[Neighbour]) -> Centre:
@@ -295,7 +312,7 @@ def companion_preface(study_name: str) -> str:
         "trial is one architecture, the centre (a trial of that study) or a neighbour (one change to it: a layer "
         "wider, narrower, removed or added), trained with one seed; its user attributes name the change and the "
         "params record its seed, depth and parameter count. The runs are compared in pairs by seed, so the "
-        "dashboard's \"best trial\" here is only the luckiest run, not a recommendation: read the verdicts below."
+        'dashboard\'s "best trial" here is only the luckiest run, not a recommendation: read the verdicts below.'
     )
 
 
@@ -304,7 +321,10 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
     name = companion_name(parent.study_name)
     companion = optuna.create_study(study_name=name, storage=storage, direction=parent.direction, load_if_exists=True)
     attrs = companion.user_attrs
-    ours = attrs.get(keys.KIND) == keys.SENSITIVITY_KIND and attrs.get("parent_study", parent.study_name) == parent.study_name
+    ours = (
+        attrs.get(keys.KIND) == keys.SENSITIVITY_KIND
+        and attrs.get("parent_study", parent.study_name) == parent.study_name
+    )
     if not ours and (attrs or companion.get_trials(deepcopy=False)):
         raise SensitivityError(
             f"Study {name!r} already exists and does not hold the sensitivity runs of {parent.study_name!r}; "
@@ -338,13 +358,25 @@ def _first_finished_runs(trials: Sequence[FrozenTrial]) -> dict[str, FrozenTrial
 
 
 def _train_jobs(
-    url: str, companion: optuna.Study, config: SearchConfig, total: int, workers: int | None, quiet: bool, stream: TextIO
+    url: str,
+    companion: optuna.Study,
+    config: SearchConfig,
+    total: int,
+    workers: int | None,
+    quiet: bool,
+    stream: TextIO,
 ) -> None:
     """Train the queued jobs in this process (one worker) or in the worker pool, as a search's trials."""
     # The URL given here is how this machine reaches the database; the stored one may name another host.
     config = config.replace(storage=url)
     slots = plan_slots(config, workers, None, 1)
     run_slots(
-        config, companion, slots, in_process=True, total=total, quiet=quiet, stream=stream,
+        config,
+        companion,
+        slots,
+        in_process=True,
+        total=total,
+        quiet=quiet,
+        stream=stream,
         objective_factory=sensitivity_objective,
     )

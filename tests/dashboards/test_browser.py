@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import optuna
 import pytest
+from optuna_dashboard import save_note
 
 from archsearch.dashboards import build_report
 from archsearch.dashboards._report import graph_object_id
 from archsearch.sensitivity._run import companion_preface
 from archsearch.storage import keys, name_metric
-from optuna_dashboard import save_note
 
 from ..conftest import watch_page
 
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -70,16 +72,22 @@ def _free_port() -> int:
 
 def _companion_study(storage: optuna.storages.BaseStorage, parent: optuna.Study) -> optuna.Study:
     """A sensitivity companion laid out as `archsearch sensitivity` writes it: runs with fixed one-value params."""
-    companion = optuna.create_study(study_name=f"{parent.study_name}.sensitivity", storage=storage, direction="maximize")
+    companion = optuna.create_study(
+        study_name=f"{parent.study_name}.sensitivity", storage=storage, direction="maximize"
+    )
     companion.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
     companion.set_user_attr(keys.METRIC, "accuracy")
     name_metric(companion, "accuracy")
     for seed, (widths, value) in enumerate([([32], 0.91), ([33], 0.912), ([32], 0.905), ([33], 0.907)]):
         job = {keys.SEED: seed % 2, keys.DEPTH: len(widths), keys.N_PARAMS: 100 * widths[0]}
-        companion.add_trial(optuna.trial.create_trial(
-            value=value, params=job, user_attrs={**job, keys.WIDTHS: widths, "change": "centre"},
-            distributions={k: optuna.distributions.IntDistribution(v, v) for k, v in job.items()},
-        ))  # fmt: skip
+        companion.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                params=job,
+                user_attrs={**job, keys.WIDTHS: widths, "change": "centre"},
+                distributions={k: optuna.distributions.IntDistribution(v, v) for k, v in job.items()},
+            )
+        )
     save_note(companion, companion_preface(parent.study_name))
     return companion
 
@@ -92,8 +100,16 @@ def dashboard(demo_study: optuna.Study, tmp_path: Path) -> Iterator[tuple[str, o
     storage_url = f"sqlite:///{tmp_path / 'demo.db'}"  # where the demo_study fixture wrote it
     port = _free_port()
     command = [
-        sys.executable, "-m", "archsearch.cli", "dashboard", "--storage", storage_url, "--port", str(port),
-        "--artifacts", str(tmp_path / "artifacts"),
+        sys.executable,
+        "-m",
+        "archsearch.cli",
+        "dashboard",
+        "--storage",
+        storage_url,
+        "--port",
+        str(port),
+        "--artifacts",
+        str(tmp_path / "artifacts"),
     ]
     log = open(tmp_path / "dashboard.log", "w")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

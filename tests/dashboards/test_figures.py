@@ -75,8 +75,15 @@ def test_parallel_coordinates_cover_architecture_size_and_training(demo_study) -
     """Check that the axes are depth, every layer's width and dropout, parameter count, the training params, metric."""
     entry = overview_figs.parallel_coordinates(demo_study, an.load_study_data(demo_study))
     labels = [d.label for d in entry.figure.data[0].dimensions]
-    assert labels[:7] == ["hidden layers", "width 1 (0: none)", "width 2 (0: none)", "width 3 (0: none)",
-                          "dropout 1", "dropout 2", "dropout 3"]  # fmt: skip
+    assert labels[:7] == [
+        "hidden layers",
+        "width 1 (0: none)",
+        "width 2 (0: none)",
+        "width 3 (0: none)",
+        "dropout 1",
+        "dropout 2",
+        "dropout 3",
+    ]
     assert "log10 params" in labels and "log10 lr" in labels and labels[-1] == "accuracy"
     optimizer = next(d for d in entry.figure.data[0].dimensions if d.label == "optimizer")
     assert list(optimizer.ticktext) == ["adam", "sgd"]

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import optuna_dashboard
 import pytest
 
-from archsearch.dashboards import build_report
-from archsearch.dashboards import notable_trials
-from archsearch.dashboards import plot_layer_shapes
-from archsearch.dashboards import plot_metric_vs_depth
-from archsearch.dashboards import plot_metric_vs_params
-
+from archsearch.dashboards import (
+    build_report,
+    notable_trials,
+    plot_layer_shapes,
+    plot_metric_vs_depth,
+    plot_metric_vs_params,
+)
 
 FAIL, PRUNED = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED
-FIGURE_KEYS = ["metric_vs_depth", "metric_vs_params", "metric_vs_widths", "layer_shapes", "dropout_by_size",
-               "spread_vs_size", "importance", "learning_curves", "pruning", "best_so_far",
-               "parallel_coordinates"]  # fmt: skip
+FIGURE_KEYS = [
+    "metric_vs_depth",
+    "metric_vs_params",
+    "metric_vs_widths",
+    "layer_shapes",
+    "dropout_by_size",
+    "spread_vs_size",
+    "importance",
+    "learning_curves",
+    "pruning",
+    "best_so_far",
+    "parallel_coordinates",
+]
 
 
 def test_build_report_draws_every_figure_of_a_rich_study(demo_study: optuna.Study) -> None:
@@ -31,7 +42,10 @@ def test_build_report_draws_every_figure_of_a_rich_study(demo_study: optuna.Stud
     assert "Knee, the smallest network within 0.005 accuracy (0.5 points) of the best: trial #" in report.summary
     # Captions carry this study's numbers, not boilerplate.
     assert "Depths compared: best median by depth:" in report.figures[0].caption
-    assert "IQR" in report.figures[5].caption and "Orange bars are the standard deviation between seeds" in report.figures[5].caption
+    assert (
+        "IQR" in report.figures[5].caption
+        and "Orange bars are the standard deviation between seeds" in report.figures[5].caption
+    )
 
 
 def test_build_report_gives_reasons_for_an_empty_study(study_factory) -> None:
@@ -103,15 +117,25 @@ def test_build_report_summary_names_no_best_depth_from_one_or_two_trials(study_f
     assert "Depths compared: too few trials to compare depths: 1 0 (linear), 2 1 layer," in caption
     assert "The best depth" not in caption and "Depth buys" not in caption
     # The search's linear model is named for what it is, with its n.
-    assert "- Tuned linear baseline (best 0-layer trial): trial #0 of 1 0-layer trial, 0.9300; the best network is 0.0600 better." in summary
+    assert (
+        "- Tuned linear baseline (best 0-layer trial): trial #0 of 1 0-layer trial, 0.9300; the best network is 0.0600 better."
+        in summary
+    )
     assert notable_trials(study)["role"].tolist()[-1] == "tuned linear baseline (best 0-layer trial)"
 
 
 def test_build_report_summary_compares_depths_with_three_trials_each(study_factory, trial_maker) -> None:
     """Check that depths with 3 trials or more are compared by median, with each n, and smaller ones are named apart."""
     study = study_factory()
-    for widths, accuracy in [([8], 0.90), ([16], 0.91), ([32], 0.99), ([8, 8], 0.93), ([16, 8], 0.94),
-                             ([32, 8], 0.95), ([8, 8, 8], 0.98)]:  # fmt: skip
+    for widths, accuracy in [
+        ([8], 0.90),
+        ([16], 0.91),
+        ([32], 0.99),
+        ([8, 8], 0.93),
+        ([16, 8], 0.94),
+        ([32, 8], 0.95),
+        ([8, 8, 8], 0.98),
+    ]:
         study.add_trial(trial_maker(widths=widths, value=accuracy))
     summary = build_report(study).summary
     # 1 layer holds the best trial (0.99) but 2 layers the best median (0.94 against 0.91).
@@ -132,7 +156,7 @@ def test_build_report_rejects_a_negative_tolerance(study_factory) -> None:
 def test_report_write_html_embeds_plotly_and_loads_nothing_remote(demo_study: optuna.Study, tmp_path: Path) -> None:
     """Check that report.html inlines plotly.js once and references no remote script."""
     text = build_report(demo_study).write_html(tmp_path / "report.html").read_text()
-    assert text.count("<script type=\"text/javascript\">/**\n* plotly.js") == 1
+    assert text.count('<script type="text/javascript">/**\n* plotly.js') == 1
     assert "<script src=" not in text and 'src="http' not in text
     assert text.count('class="plotly-graph-div"') == len(FIGURE_KEYS)
 
@@ -145,7 +169,9 @@ def test_report_push_to_dashboard_saves_figures_and_note(demo_study: optuna.Stud
     # Pushing twice replaces, because the graph object ids are fixed.
     report.push_to_dashboard(demo_study)
     attrs = demo_study._storage.get_study_system_attrs(demo_study._study_id)
-    stored = {k.removeprefix("dashboard:plot_data:").split(":")[0] for k in attrs if k.startswith("dashboard:plot_data:")}
+    stored = {
+        k.removeprefix("dashboard:plot_data:").split(":")[0] for k in attrs if k.startswith("dashboard:plot_data:")
+    }
     assert stored == set(ids)
     note = optuna_dashboard.get_note(demo_study)
     assert note.startswith("## archsearch report: demo-mlp") and "### 2. Metric vs parameter count" in note

@@ -17,6 +17,8 @@ def test_report_summary_says_to_raise_epochs_when_the_best_trials_were_still_imp
     for widths, top in (([32], 0.90), ([64], 0.91), ([16], 0.80)):
         study.add_trial(make_trial(widths=widths, value=top, curve=[v - 0.9 + top for v in rising]))
     summary = build_report(study).summary
-    assert "- 3 of the 3 best trials were still improving at the last epoch (5): raise `epochs`." in summary.splitlines()
+    assert (
+        "- 3 of the 3 best trials were still improving at the last epoch (5): raise `epochs`." in summary.splitlines()
+    )
     study.set_user_attr("archsearch_config", {"train": {"epochs": 10}})
     assert "raise `epochs`" not in build_report(study).summary

@@ -13,6 +13,9 @@ from archsearch.cli import main
 
 from .conftest import FinishedSearch
 
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
     """Check that --version prints the package version."""
@@ -57,23 +60,40 @@ def test_cli_search_bad_config_exits_2_with_message(tmp_path: Path, capsys: pyte
 
 def test_cli_masks_passwords_in_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Check that a storage password never reaches the terminal."""
-    code = main(["export", "--storage", "postgresql+psycopg://me:topsecret@127.0.0.1:1/x", "--study", "s", "--out", str(tmp_path)])
+    code = main(
+        [
+            "export",
+            "--storage",
+            "postgresql+psycopg://me:topsecret@127.0.0.1:1/x",
+            "--study",
+            "s",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "topsecret" not in err and "me:***@" in err
 
 
 @pytest.mark.timeout(300)
-def test_cli_export_writes_the_folder(digits_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_writes_the_folder(
+    digits_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Check that `archsearch export` writes the model folder for the best trial and says which rows it saw."""
     assert main(["export", "--storage", digits_search.url, "--study", "digits", "--out", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "model.pt2").exists()
     out = capsys.readouterr().out
-    assert out.startswith(f"Exported trial {digits_search.study.best_trial.number} to ") and "(train + validation, refit)" in out
+    assert (
+        out.startswith(f"Exported trial {digits_search.study.best_trial.number} to ")
+        and "(train + validation, refit)" in out
+    )
 
 
 @pytest.mark.timeout(120)
 def test_cli_console_script_runs() -> None:
     """Check that the installed `archsearch` entry point starts (python -m archsearch.cli as fallback)."""
-    run = subprocess.run([sys.executable, "-m", "archsearch.cli", "--help"], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "archsearch.cli", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0 and "search" in run.stdout and "export" in run.stdout

@@ -68,20 +68,50 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[train]\nepoch = 3\n", r"Unknown key 'epoch' in \[train\]"),
         ("[space]\nwidht = [1, 2]\n", r"Unknown key 'widht' in \[space\]"),
         ("[data]\ntaget = 'y'\n", r"Unknown key 'taget' in \[data\]"),
-        ("[study]\nn_trials = -1\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got -1 instead\."),
-        ("[study]\nn_trials = 1e23\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1e\+23 instead\."),
-        ("[study]\nn_trials = 1000001\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1000001 instead\."),
-        ("[study]\nn_trials = true\n", r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got True instead\."),
-        ("[study]\npruner_startup_trials = -1\n", r"The 'pruner_startup_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got -1 instead\."),
-        ("[study]\nsampler = 'cmaes'\n", r"The 'sampler' parameter of \[study\] must be one of tpe, random, qmc, gp\. Got 'cmaes'"),
-        ("[study]\npruner = 'early'\n", r"'pruner' parameter of \[study\] must be one of median, percentile, successive_halving, hyperband, none"),
-        ("[study]\nmetric = 'f1'\n", r"The 'metric' parameter of \[study\] must be one of accuracy, balanced_accuracy, log_loss, rmse, r2\. Got 'f1'"),
+        (
+            "[study]\nn_trials = -1\n",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got -1 instead\.",
+        ),
+        (
+            "[study]\nn_trials = 1e23\n",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1e\+23 instead\.",
+        ),
+        (
+            "[study]\nn_trials = 1000001\n",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1000001 instead\.",
+        ),
+        (
+            "[study]\nn_trials = true\n",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got True instead\.",
+        ),
+        (
+            "[study]\npruner_startup_trials = -1\n",
+            r"The 'pruner_startup_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got -1 instead\.",
+        ),
+        (
+            "[study]\nsampler = 'cmaes'\n",
+            r"The 'sampler' parameter of \[study\] must be one of tpe, random, qmc, gp\. Got 'cmaes'",
+        ),
+        (
+            "[study]\npruner = 'early'\n",
+            r"'pruner' parameter of \[study\] must be one of median, percentile, successive_halving, hyperband, none",
+        ),
+        (
+            "[study]\nmetric = 'f1'\n",
+            r"The 'metric' parameter of \[study\] must be one of accuracy, balanced_accuracy, log_loss, rmse, r2\. Got 'f1'",
+        ),
         ("[study]\ntimeout = -5\n", r"The 'timeout' parameter of \[study\] must be a number of seconds >= 0\. Got -5"),
         ("[study]\nstorage = 'oracle://x'\n", r"\[study\] The 'storage' parameter must use one of the backends"),
         ("[study]\nkeep_best_k = -1\n", r"'keep_best_k' parameter of \[study\] must be an int >= 0"),
         ("[train]\nepochs = 0\n", r"The 'epochs' parameter of \[train\] must be an int >= 1\. Got 0 instead\."),
-        ("[train]\ndevice = 'tpu'\n", r"The 'device' parameter of \[train\] must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'\. Got 'tpu'"),
-        ("[train]\nclass_weight = 'heavy'\n", r"'class_weight' parameter of \[train\] must be one of auto, none, balanced"),
+        (
+            "[train]\ndevice = 'tpu'\n",
+            r"The 'device' parameter of \[train\] must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'\. Got 'tpu'",
+        ),
+        (
+            "[train]\nclass_weight = 'heavy'\n",
+            r"'class_weight' parameter of \[train\] must be one of auto, none, balanced",
+        ),
         ("[train]\npatience = 0\n", r"The 'patience' parameter of \[train\] must be an int >= 1"),
         ("[space]\nlayers = [3, 1]\n", r"The 'layers' parameter of MLPSpace"),
         ("[space]\nwidth = [0, 8]\n", r"The 'width' parameter of MLPSpace"),
@@ -90,10 +120,16 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[space]\noptimizer = []\n", r"The 'optimizer' parameter of MLPSpace"),
         ("[data]\nval_fraction = 1.2\n", r"The 'val_fraction' parameter of DataSpec"),
         ("[data]\ndataset = 'mnist'\n", r"mnist"),
-        ("[train]\nengine = 'turbo'\n", r"The 'engine' parameter of \[train\] must be one of single, fused\. Got 'turbo' instead\."),
+        (
+            "[train]\nengine = 'turbo'\n",
+            r"The 'engine' parameter of \[train\] must be one of single, fused\. Got 'turbo' instead\.",
+        ),
         ("[train]\nslots = 0\n", r"The 'slots' parameter of \[train\] must be an int >= 1\. Got 0 instead\."),
         ("study = 3\n", r"\[study\] must be a table of keys\. Got 3 instead\."),
-        ("[study]\nname = \"a\\nb\"\n", r"The 'name' parameter of \[study\] must be a non-empty string of at most 500 printable characters\. Got 'a\\nb'"),
+        (
+            '[study]\nname = "a\\nb"\n',
+            r"The 'name' parameter of \[study\] must be a non-empty string of at most 500 printable characters\. Got 'a\\nb'",
+        ),
     ],
 )
 def test_load_config_rejects_bad_values(tmp_path: Path, toml: str, message: str) -> None:
@@ -113,7 +149,10 @@ def test_load_config_rejects_invalid_toml_and_missing_file(tmp_path: Path) -> No
 def test_search_config_metric_must_fit_the_task() -> None:
     """Check that a regression metric on a classification task is refused with the allowed metrics."""
     config = SearchConfig(study=StudyConfig(metric="rmse"))
-    with pytest.raises(ConfigError, match=r"must be one of accuracy, balanced_accuracy, log_loss for a classification task\. Got 'rmse'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"must be one of accuracy, balanced_accuracy, log_loss for a classification task\. Got 'rmse'",
+    ):
         config.metric_for("classification")
 
 
@@ -121,28 +160,37 @@ def test_load_config_names_the_file_that_is_not_utf8(tmp_path: Path) -> None:
     """Check that a UTF-16 config is one error that names the file and the encoding to use."""
     path = tmp_path / "wide.toml"
     path.write_text("[study]\nname = 'x'\n", encoding="utf-16")
-    with pytest.raises(ConfigError, match=r"The config file '.*wide\.toml' is not UTF-8 text \(byte 0 cannot be decoded\)"):
+    with pytest.raises(
+        ConfigError, match=r"The config file '.*wide\.toml' is not UTF-8 text \(byte 0 cannot be decoded\)"
+    ):
         load_config(path)
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
 def test_load_config_rejects_an_empty_file(tmp_path: Path, text: str) -> None:
     """Check that an empty config is an error, not a silent default search."""
-    with pytest.raises(ConfigError, match=r"The config file '.*search\.toml' is empty; it must set at least one of the sections"):
+    with pytest.raises(
+        ConfigError, match=r"The config file '.*search\.toml' is empty; it must set at least one of the sections"
+    ):
         load_config(_write(tmp_path, text))
 
 
 def test_load_config_says_a_directory_is_a_directory(tmp_path: Path) -> None:
     """Check that a directory given as the config is named as a directory."""
     (tmp_path / "x.toml").mkdir()
-    with pytest.raises(ConfigError, match=r"The config file '.*x\.toml' is a directory; pass the path of a TOML file\."):
+    with pytest.raises(
+        ConfigError, match=r"The config file '.*x\.toml' is a directory; pass the path of a TOML file\."
+    ):
         load_config(tmp_path / "x.toml")
 
 
 @pytest.mark.parametrize("value", ["-1", "1e9", "'soon'"])
 def test_load_config_rejects_bad_db_retry_seconds(tmp_path: Path, value: str) -> None:
     """Check that [study] db_retry_seconds outside [0, 86400] seconds is an error naming the rule and value."""
-    with pytest.raises(ConfigError, match=r"The 'db_retry_seconds' parameter of \[study\] must be a number of seconds in the range \[0, 86400\]\. Got"):
+    with pytest.raises(
+        ConfigError,
+        match=r"The 'db_retry_seconds' parameter of \[study\] must be a number of seconds in the range \[0, 86400\]\. Got",
+    ):
         load_config(_write(tmp_path, f"[study]\ndb_retry_seconds = {value}\n"))
 
 

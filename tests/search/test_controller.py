@@ -14,9 +14,25 @@ from archsearch.storage import finished_count, keys
 
 from .conftest import FinishedSearch, small_config
 
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 TRIAL_ATTRS = {
-    "widths", "dropouts", "activation", "depth", "total_units", "n_params", "layer_shape", "seed", "device",
-    "epochs_run", "best_epoch", "train_seconds", "val_accuracy", "test_accuracy", "train_accuracy",
+    "widths",
+    "dropouts",
+    "activation",
+    "depth",
+    "total_units",
+    "n_params",
+    "layer_shape",
+    "seed",
+    "device",
+    "epochs_run",
+    "best_epoch",
+    "train_seconds",
+    "val_accuracy",
+    "test_accuracy",
+    "train_accuracy",
 }
 
 
@@ -25,7 +41,9 @@ def test_run_search_records_the_study_contract(digits_search: FinishedSearch) ->
     """Check that the study and each completed trial carry the attributes docs/STUDY_LAYOUT.md promises."""
     study = digits_search.study
     assert finished_count(study) == 8
-    assert {"archsearch_config", "archsearch_version", "metric", "task", "data", "preprocessing"} <= set(study.user_attrs)
+    assert {"archsearch_config", "archsearch_version", "metric", "task", "data", "preprocessing"} <= set(
+        study.user_attrs
+    )
     completed = study.get_trials(states=(TrialState.COMPLETE,))
     for trial in completed:
         assert TRIAL_ATTRS <= set(trial.user_attrs)
@@ -90,7 +108,10 @@ def test_run_search_stops_after_consecutive_failures(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(archsearch.trainers, "train_mlp", out_of_memory)
     config = small_config(tmp_path, study={"n_trials": 5, "max_consecutive_failures": 2}, data={"dataset": "wine"})
-    with pytest.raises(SearchError, match=r"after 2 failed trials in a row; the last \(trial 1\) failed with: RuntimeError: CUDA out of memory"):
+    with pytest.raises(
+        SearchError,
+        match=r"after 2 failed trials in a row; the last \(trial 1\) failed with: RuntimeError: CUDA out of memory",
+    ):
         run_search(config)
     study = optuna.load_study(study_name="digits", storage=config.study.storage)
     failed = study.get_trials(states=(TrialState.FAIL,))
@@ -139,20 +160,31 @@ def test_run_search_regression_minimizes_rmse(tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_run_search_keep_best_k_bounds_stored_weights(tmp_path: Path) -> None:
     """Check that keep_best_k leaves weight files only for the best k completed trials."""
-    config = small_config(tmp_path, study={"n_trials": 4, "keep_best_k": 1}, space={"layers": [1, 1]}, train={"epochs": 2})
+    config = small_config(
+        tmp_path, study={"n_trials": 4, "keep_best_k": 1}, space={"layers": [1, 1]}, train={"epochs": 2}
+    )
     study = run_search(config)
     artifacts = tmp_path / "search_artifacts"
-    kept = [t.number for t in study.get_trials(states=(TrialState.COMPLETE,)) if (artifacts / t.user_attrs[keys.WEIGHTS]).exists()]
+    kept = [
+        t.number
+        for t in study.get_trials(states=(TrialState.COMPLETE,))
+        if (artifacts / t.user_attrs[keys.WEIGHTS]).exists()
+    ]
     assert kept == [study.best_trial.number]
 
 
 @pytest.mark.timeout(300)
 def test_run_search_resume_stores_runtime_changes_and_new_baselines(tmp_path: Path) -> None:
     """Check that a resume keeps the new n_trials and sampler in the study (for later workers) and tries new baselines."""
-    config = small_config(tmp_path, study={"n_trials": 2, "sampler": "tpe"}, space={"layers": [0, 2]}, train={"epochs": 2})
+    config = small_config(
+        tmp_path, study={"n_trials": 2, "sampler": "tpe"}, space={"layers": [0, 2]}, train={"epochs": 2}
+    )
     run_search(config)
     resumed = small_config(
-        tmp_path, study={"n_trials": 4, "sampler": "random"}, space={"layers": [0, 2], "baselines": [[24, 16]]}, train={"epochs": 2}
+        tmp_path,
+        study={"n_trials": 4, "sampler": "random"},
+        space={"layers": [0, 2], "baselines": [[24, 16]]},
+        train={"epochs": 2},
     )
     study = run_search(resumed)
     stored = study.user_attrs["archsearch_config"]
@@ -173,7 +205,9 @@ def test_run_search_changed_seed_names_the_study_seed(tmp_path: Path) -> None:
     from archsearch.controller import open_search_study
 
     open_search_study(small_config(tmp_path, study={"n_trials": 1, "seed": 0}))
-    with pytest.raises(ConfigError, match=r"\[data\] seed changed \(\[data\] seed follows \[study\] seed unless \[data\] sets it\)"):
+    with pytest.raises(
+        ConfigError, match=r"\[data\] seed changed \(\[data\] seed follows \[study\] seed unless \[data\] sets it\)"
+    ):
         open_search_study(small_config(tmp_path, study={"n_trials": 1, "seed": 1}))
 
 

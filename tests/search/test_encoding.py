@@ -19,6 +19,9 @@ from archsearch.storage import keys, make_storage
 from archsearch.trainers import TrainSettings, train_mlp
 from archsearch.trainers.data import load_data
 
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 
 def _csv(folder: Path) -> Path:
     """Two numeric columns and a three-way categorical one, so one-hot inputs are passed through."""

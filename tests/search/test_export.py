@@ -18,6 +18,9 @@ from archsearch.trainers.data import load_data
 
 from .conftest import FinishedSearch
 
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 # Runs with nothing but torch and numpy: the exported program must not need archsearch.
 STANDALONE = """
 import sys, numpy as np, torch
@@ -44,7 +47,10 @@ def test_export_best_end_to_end_standalone(digits_search: FinishedSearch, tmp_pa
     np.savez(tmp_path / "test.npz", x=encoded, y=data.y_test)
     run = subprocess.run(
         [sys.executable, "-c", STANDALONE, str(out / "model.pt2"), str(tmp_path / "test.npz")],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     recorded = json.loads((out / "architecture.json").read_text())["metadata"]["test_metrics"]["test_accuracy"]
     assert abs(float(run.stdout.strip()) - recorded) <= 0.005
@@ -74,7 +80,11 @@ def test_export_best_refits_on_train_and_validation_by_default(digits_search: Fi
     meta = json.loads((out / "architecture.json").read_text())["metadata"]
     sizes = digits_search.study.user_attrs["data"]
     assert meta["refit"] is True
-    assert meta["training_rows"] == {"splits": "train + validation", "n_rows": sizes["n_train"] + sizes["n_val"], "n_test_rows": sizes["n_test"]}
+    assert meta["training_rows"] == {
+        "splits": "train + validation",
+        "n_rows": sizes["n_train"] + sizes["n_val"],
+        "n_test_rows": sizes["n_test"],
+    }
     assert meta["test_metrics"]["test_accuracy"] > 0.8
 
 
@@ -85,9 +95,14 @@ def test_export_best_refuses_unfinished_trials(digits_search: FinishedSearch, tm
     study = optuna.load_study(study_name="digits", storage=storage)
     pruned = study.get_trials(states=(TrialState.PRUNED,))
     if pruned:
-        with pytest.raises(ExportError, match=rf"Trial {pruned[0].number} of study 'digits' is PRUNED.*only COMPLETE trials"):
+        with pytest.raises(
+            ExportError, match=rf"Trial {pruned[0].number} of study 'digits' is PRUNED.*only COMPLETE trials"
+        ):
             export_best(digits_search.url, "digits", tmp_path / "m", trial=pruned[0].number)
-    with pytest.raises(ExportError, match=r"The 'trial' parameter must be a trial number of study 'digits' \(0 to \d+\)\. Got 999 instead\."):
+    with pytest.raises(
+        ExportError,
+        match=r"The 'trial' parameter must be a trial number of study 'digits' \(0 to \d+\)\. Got 999 instead\.",
+    ):
         export_best(digits_search.url, "digits", tmp_path / "m", trial=999)
     with pytest.raises(StorageError, match=r"No study named 'nope'.*Studies there: 'digits'"):
         export_best(digits_search.url, "nope", tmp_path / "m")

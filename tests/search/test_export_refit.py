@@ -27,12 +27,20 @@ def wine_search(tmp_path_factory: pytest.TempPathFactory) -> FinishedSearch:
     from archsearch.controller import run_search
 
     folder = tmp_path_factory.mktemp("wine-search")
-    config = SearchConfig.from_dict({
-        "study": {"name": "wine", "storage": f"sqlite:///{folder}/search.db", "n_trials": 6, "pruner": "none", "seed": 0},
-        "data": {"dataset": "wine"},
-        "space": {"layers": [0, 2], "width": [8, 32], "lr": [1e-2, 3e-2], "batch_size": [32]},
-        "train": {"epochs": 6, "patience": 3},
-    })  # fmt: skip
+    config = SearchConfig.from_dict(
+        {
+            "study": {
+                "name": "wine",
+                "storage": f"sqlite:///{folder}/search.db",
+                "n_trials": 6,
+                "pruner": "none",
+                "seed": 0,
+            },
+            "data": {"dataset": "wine"},
+            "space": {"layers": [0, 2], "width": [8, 32], "lr": [1e-2, 3e-2], "batch_size": [32]},
+            "train": {"epochs": 6, "patience": 3},
+        }
+    )
     study = run_search(config)
     return FinishedSearch(config=config, study=study, url=config.study.storage, folder=folder)
 
@@ -61,17 +69,23 @@ def test_refit_trains_on_exactly_the_train_and_validation_rows(
 
     monkeypatch.setattr(archsearch.trainers, "train_mlp", spy)
     out = export_best(wine_search.url, "wine", tmp_path / "m")
-    (data, settings), = seen
+    ((data, settings),) = seen
     split = load_data(wine_search.config.data)
     expected = _unstandardized_rows(np.concatenate([split.x_train, split.x_val]), split)
     # The same rows, each once: standardized with the refit's statistics, restored to encoded units here.
     np.testing.assert_allclose(_unstandardized_rows(data.x_train, data), expected, atol=1e-4)
-    np.testing.assert_allclose(_unstandardized_rows(data.x_test, data), _unstandardized_rows(split.x_test, split), atol=1e-4)
+    np.testing.assert_allclose(
+        _unstandardized_rows(data.x_test, data), _unstandardized_rows(split.x_test, split), atol=1e-4
+    )
     best = wine_search.study.best_trial
     assert settings.epochs == best.user_attrs["best_epoch"] and settings.patience is None and settings.keep_last
     meta = _metadata(out)
     assert meta["refit"] is True and meta["refit_epochs"] == best.user_attrs["best_epoch"]
-    assert meta["training_rows"] == {"splits": "train + validation", "n_rows": len(expected), "n_test_rows": len(split.y_test)}
+    assert meta["training_rows"] == {
+        "splits": "train + validation",
+        "n_rows": len(expected),
+        "n_test_rows": len(split.y_test),
+    }
 
 
 @pytest.mark.timeout(300)
@@ -114,7 +128,9 @@ def test_ensemble_program_is_the_mean_of_its_members(wine_search: FinishedSearch
 
 
 @pytest.mark.timeout(300)
-def test_ensemble_of_seeds_refits_each_seed_and_records_single_vs_ensemble(wine_search: FinishedSearch, tmp_path: Path) -> None:
+def test_ensemble_of_seeds_refits_each_seed_and_records_single_vs_ensemble(
+    wine_search: FinishedSearch, tmp_path: Path
+) -> None:
     """Check that --ensemble-seeds K refits K seeds of the best trial and stores both test metrics."""
     out = export_best(wine_search.url, "wine", tmp_path / "m", ensemble_seeds=3)
     meta = json.loads((out / "architecture.json").read_text())
@@ -132,34 +148,65 @@ def test_ensemble_of_seeds_refits_each_seed_and_records_single_vs_ensemble(wine_
     ("kwargs", "message"),
     [
         ({"ensemble": 0}, r"The 'ensemble' parameter of export_best must be an int >= 2 \(members\)\. Got 0 instead\."),
-        ({"ensemble_seeds": 1}, r"The 'ensemble_seeds' parameter of export_best must be an int >= 2 \(members\)\. Got 1 instead\."),
-        ({"ensemble": 7}, r"The 'ensemble' parameter of export_best must be at most the number of completed trials of study 'wine' \(6\)\. Got 7 instead\."),
-        ({"ensemble": 2, "ensemble_seeds": 2}, r"The 'ensemble' and 'ensemble_seeds' parameters of export_best exclude each other"),
-        ({"ensemble": 2, "trial": 1}, r"The 'trial' parameter of export_best must be None with 'ensemble'.*Got 1 instead"),
+        (
+            {"ensemble_seeds": 1},
+            r"The 'ensemble_seeds' parameter of export_best must be an int >= 2 \(members\)\. Got 1 instead\.",
+        ),
+        (
+            {"ensemble": 7},
+            r"The 'ensemble' parameter of export_best must be at most the number of completed trials of study 'wine' \(6\)\. Got 7 instead\.",
+        ),
+        (
+            {"ensemble": 2, "ensemble_seeds": 2},
+            r"The 'ensemble' and 'ensemble_seeds' parameters of export_best exclude each other",
+        ),
+        (
+            {"ensemble": 2, "trial": 1},
+            r"The 'trial' parameter of export_best must be None with 'ensemble'.*Got 1 instead",
+        ),
     ],
 )
 @pytest.mark.timeout(300)
-def test_export_best_refuses_bad_ensembles(wine_search: FinishedSearch, tmp_path: Path, kwargs: dict, message: str) -> None:
+def test_export_best_refuses_bad_ensembles(
+    wine_search: FinishedSearch, tmp_path: Path, kwargs: dict, message: str
+) -> None:
     """Check that every impossible ensemble is refused with the parameter, the rule and the value."""
     with pytest.raises(ExportError, match=message):
         export_best(wine_search.url, "wine", tmp_path / "m", **kwargs)
 
 
 @pytest.mark.timeout(300)
-def test_cli_export_prints_rows_and_single_vs_ensemble(wine_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_prints_rows_and_single_vs_ensemble(
+    wine_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Check that `archsearch export --ensemble` prints the rows the model saw and both test metrics, and --ensemble 0 exits 2."""
-    assert main(["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--ensemble", "2"]) == 0
+    assert (
+        main(
+            ["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--ensemble", "2"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "Trained on 142 rows (train + validation, refit); the 36 test rows were held out." in printed
     assert "Test accuracy: best single " in printed and "ensemble of 2 " in printed and "(n = 36 test rows)" in printed
-    assert main(["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--ensemble", "0"]) == 2
+    assert (
+        main(
+            ["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--ensemble", "0"]
+        )
+        == 2
+    )
     assert "The 'ensemble' parameter of export_best must be an int >= 2" in capsys.readouterr().err
 
 
 @pytest.mark.timeout(300)
-def test_retrain_is_a_deprecated_alias_of_refit(wine_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_retrain_is_a_deprecated_alias_of_refit(
+    wine_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Check that --retrain still exports (a refit, with a notice) and retrain=False in Python means --no-refit."""
-    assert main(["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--retrain"]) == 0
+    assert (
+        main(["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--retrain"])
+        == 0
+    )
     assert "--retrain is deprecated" in capsys.readouterr().err
     assert _metadata(tmp_path / "m")["refit"] is True
     with pytest.warns(DeprecationWarning, match="'retrain' is deprecated"):

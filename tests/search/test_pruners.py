@@ -29,7 +29,9 @@ def _bad_trial_is_pruned(study: optuna.Study) -> bool:
 
 def test_successive_halving_waits_for_complete_trials() -> None:
     """Check that a hopeless trial survives while fewer than 3 trials completed, and is pruned after."""
-    study = optuna.create_study(direction="maximize", pruner=PatientSuccessiveHalvingPruner(min_resource=1, min_complete_trials=3))
+    study = optuna.create_study(
+        direction="maximize", pruner=PatientSuccessiveHalvingPruner(min_resource=1, min_complete_trials=3)
+    )
     _complete(study, 0.9)
     _complete(study, 0.8)
     assert not _bad_trial_is_pruned(study)
@@ -66,5 +68,8 @@ def test_make_pruner_uses_pruner_startup_trials() -> None:
 
 def test_patient_pruner_rejects_a_negative_count() -> None:
     """Check that a negative minimum is refused with the parameter's name."""
-    with pytest.raises(ValueError, match=r"The 'min_complete_trials' parameter of PatientSuccessiveHalvingPruner must be an int >= 0\. Got -1 instead\."):
+    with pytest.raises(
+        ValueError,
+        match=r"The 'min_complete_trials' parameter of PatientSuccessiveHalvingPruner must be an int >= 0\. Got -1 instead\.",
+    ):
         PatientSuccessiveHalvingPruner(min_resource=1, min_complete_trials=-1)

@@ -7,11 +7,14 @@ from pathlib import Path
 import optuna
 import pytest
 
-from archsearch.pool import train_settings
 from archsearch.config import ConfigError, SearchConfig, TrainConfig, load_config
+from archsearch.pool import train_settings
 from archsearch.storage import keys
 
 from .conftest import small_config
+
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 HYPER = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 64, "optimizer": "adam"}
 
@@ -38,9 +41,15 @@ def test_train_section_reads_warmup_and_grad_clip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"warmup": 0.6}, r"The 'warmup' parameter of \[train\] must be a float in \[0, 0.5\] \(a fraction of all training steps\)\. Got 0.6 instead\."),
+        (
+            {"warmup": 0.6},
+            r"The 'warmup' parameter of \[train\] must be a float in \[0, 0.5\] \(a fraction of all training steps\)\. Got 0.6 instead\.",
+        ),
         ({"warmup": True}, r"The 'warmup' parameter of \[train\] must be a float in \[0, 0.5\]"),
-        ({"grad_clip": 0.0}, r"The 'grad_clip' parameter of \[train\] must be a float > 0 \(leave it out to disable clipping\)\. Got 0.0 instead\."),
+        (
+            {"grad_clip": 0.0},
+            r"The 'grad_clip' parameter of \[train\] must be a float > 0 \(leave it out to disable clipping\)\. Got 0.0 instead\.",
+        ),
         ({"grad_clip": "1"}, r"The 'grad_clip' parameter of \[train\] must be a float > 0"),
     ],
 )
@@ -67,7 +76,13 @@ def test_train_settings_without_recipe_keys_trains_as_before(tmp_path: Path) -> 
     """Check that hyperparameters stored before the recipe keys give TrainSettings' defaults for them."""
     config = SearchConfig.from_stored(_old_stored(small_config(tmp_path)))
     settings = train_settings(config, "accuracy", HYPER, seed=0)
-    recipe = (settings.lr_schedule, settings.warmup, settings.label_smoothing, settings.grad_clip, settings.normalization)
+    recipe = (
+        settings.lr_schedule,
+        settings.warmup,
+        settings.label_smoothing,
+        settings.grad_clip,
+        settings.normalization,
+    )
     assert recipe == ("constant", 0.0, 0.0, None, "none")
 
 
@@ -89,7 +104,9 @@ def test_resuming_an_old_study_compares_against_its_old_training(tmp_path: Path)
     old = small_config(tmp_path, space=legacy, train={"warmup": 0.0})
     study = open_search_study(old).study
     study.set_user_attr(keys.CONFIG, _old_stored(old))
-    changed = small_config(tmp_path, space={**legacy, "lr_schedule": ["cosine"]}, train={"warmup": 0.0, "grad_clip": 1.0})
+    changed = small_config(
+        tmp_path, space={**legacy, "lr_schedule": ["cosine"]}, train={"warmup": 0.0, "grad_clip": 1.0}
+    )
     with pytest.raises(ConfigError, match=r"different search: \[space\] lr_schedule, \[train\] grad_clip changed"):
         open_search_study(changed)
     open_search_study(old)

@@ -12,11 +12,16 @@ from archsearch.cli import main
 from ..conftest import watch_page
 from .conftest import FinishedSearch
 
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.mark.timeout(300)
-def test_cli_report_of_a_real_search_renders_offline(digits_search: FinishedSearch, tmp_path: Path, browser, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_report_of_a_real_search_renders_offline(
+    digits_search: FinishedSearch, tmp_path: Path, browser, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Check that the report of a real digits search draws its figures in Chromium, offline and without errors,
     and that the same figures are saved into the study for optuna-dashboard."""
     out = tmp_path / "report.html"
@@ -27,7 +32,9 @@ def test_cli_report_of_a_real_search_renders_offline(digits_search: FinishedSear
     errors, requests = watch_page(page)
     page.goto(out.as_uri())
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
-    drawn = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.querySelectorAll('g.trace').length)")
+    drawn = page.evaluate(
+        "Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.querySelectorAll('g.trace').length)"
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-real-search.png"), full_page=True)
     assert all(n > 0 for n in drawn), drawn
@@ -51,7 +58,9 @@ def test_cli_status_reports_counts_and_best(digits_search: FinishedSearch, capsy
     assert f"best trial {digits_search.study.best_trial.number}" in out
 
 
-def test_cli_status_running_trial_shows_worker_and_heartbeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_status_running_trial_shows_worker_and_heartbeat(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Check that a running trial is listed with its worker and the age of its last heartbeat."""
     from archsearch.storage import make_storage
 

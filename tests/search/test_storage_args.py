@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from archsearch.storage_args import resolve_storage
 from archsearch.cli import main
 from archsearch.config import SearchConfig, StudyConfig
 from archsearch.controller import stored_config
+from archsearch.storage_args import resolve_storage
 
 
 def test_resolve_storage_prefers_the_command_line_then_the_file_then_the_environment(tmp_path: Path) -> None:
@@ -28,15 +28,22 @@ def test_resolve_storage_prefers_the_command_line_then_the_file_then_the_environ
 
 def test_resolve_storage_rejects_missing_and_empty_files(tmp_path: Path) -> None:
     """Check that an unreadable or empty URL file is an error naming the parameter and the file."""
-    with pytest.raises(ValueError, match=r"The '--storage-file' parameter must name a readable file .* Got '.*nope.txt' instead"):
+    with pytest.raises(
+        ValueError, match=r"The '--storage-file' parameter must name a readable file .* Got '.*nope.txt' instead"
+    ):
         resolve_storage(None, str(tmp_path / "nope.txt"), {})
     empty = tmp_path / "empty.txt"
     empty.write_text("\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"The 'ARCHSEARCH_STORAGE_FILE' environment parameter must name a file holding a storage URL on its first line\. Got '.*empty.txt' instead \(empty\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"The 'ARCHSEARCH_STORAGE_FILE' environment parameter must name a file holding a storage URL on its first line\. Got '.*empty.txt' instead \(empty\)",
+    ):
         resolve_storage(None, None, {"ARCHSEARCH_STORAGE_FILE": str(empty)})
 
 
-def test_cli_reads_storage_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reads_storage_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Check that `archsearch status` without --storage uses $ARCHSEARCH_STORAGE and masks its password in errors."""
     monkeypatch.setenv("ARCHSEARCH_STORAGE", "postgresql+psycopg://me:it's%20secret@127.0.0.1:1/x")
     assert main(["status", "--study", "s"]) == 2
@@ -44,7 +51,9 @@ def test_cli_reads_storage_from_the_environment(tmp_path: Path, monkeypatch: pyt
     assert "127.0.0.1" in err and "secret" not in err and "it's" not in err
 
 
-def test_cli_without_any_storage_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_without_any_storage_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Check that a command needing a storage says where it can come from when none is given."""
     monkeypatch.delenv("ARCHSEARCH_STORAGE", raising=False)
     monkeypatch.delenv("ARCHSEARCH_STORAGE_FILE", raising=False)

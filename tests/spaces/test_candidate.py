@@ -2,10 +2,7 @@ import json
 
 import pytest
 
-from archsearch.spaces import Architecture
-from archsearch.spaces import Candidate
-from archsearch.spaces import Hyperparameters
-from archsearch.spaces import InvalidSpaceError
+from archsearch.spaces import Architecture, Candidate, Hyperparameters, InvalidSpaceError
 
 
 def _arch(widths: tuple[int, ...], activation: str = "relu") -> Architecture:

@@ -1,14 +1,11 @@
 import json
 
 import optuna
+import pytest
 from optuna.samplers import RandomSampler
 from optuna.trial import FixedTrial
-import pytest
 
-from archsearch.spaces import Candidate
-from archsearch.spaces import InvalidSpaceError
-from archsearch.spaces import MLPSpace
-
+from archsearch.spaces import Candidate, InvalidSpaceError, MLPSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -37,9 +34,7 @@ def test_mlp_space_sample_gives_valid_candidates_for_each_shape(shape: str, funn
         width_names = {name for name in params if name.startswith("width_")}
         n_width_params = arch.depth if shape == "free" else min(arch.depth, 1)
         assert width_names == {f"width_{i}" for i in range(n_width_params)}
-        assert {name for name in params if name.startswith("dropout_")} == {
-            f"dropout_{i}" for i in range(arch.depth)
-        }
+        assert {name for name in params if name.startswith("dropout_")} == {f"dropout_{i}" for i in range(arch.depth)}
         assert ("funnel_ratio" in params) == (shape == "funnel" and arch.depth >= 2)
         assert ("activation" in params) == (arch.depth >= 1)
         if shape == "uniform":
@@ -59,7 +54,14 @@ def test_mlp_space_sample_reaches_the_linear_model() -> None:
     # The activation is not searched for a linear model; the first choice is recorded.
     assert candidate.architecture.activation == "relu"
     assert set(params) <= {
-        "n_layers", "lr", "use_weight_decay", "weight_decay", "batch_size", "optimizer", "lr_schedule", "label_smoothing"
+        "n_layers",
+        "lr",
+        "use_weight_decay",
+        "weight_decay",
+        "batch_size",
+        "optimizer",
+        "lr_schedule",
+        "label_smoothing",
     }
 
 
@@ -105,16 +107,26 @@ def test_mlp_space_sample_funnel_widths(funnel: str, first: int, ratio: float, e
     """Check that funnel widths follow the documented formula, rounding and lower bound."""
     space = MLPSpace(shape="funnel", funnel=funnel, funnel_ratio=(0.25, 1.0), dropout=(0.0, 0.0))
     trial = FixedTrial(
-        {"n_layers": 3, "width_0": first, "funnel_ratio": ratio, "activation": "relu", "lr": 1e-3,
-         "use_weight_decay": False, "batch_size": 64, "optimizer": "adam", "lr_schedule": "constant",
-         "label_smoothing": 0.0, "normalization": "none"}
+        {
+            "n_layers": 3,
+            "width_0": first,
+            "funnel_ratio": ratio,
+            "activation": "relu",
+            "lr": 1e-3,
+            "use_weight_decay": False,
+            "batch_size": 64,
+            "optimizer": "adam",
+            "lr_schedule": "constant",
+            "label_smoothing": 0.0,
+            "normalization": "none",
+        }
     )
     assert space.sample(trial).architecture.widths == expected
 
 
 def test_mlp_space_sample_suggests_single_value_ranges() -> None:
     """Check that a range with low == high is still a parameter, so trial.params holds the candidate."""
-    (candidate, params), = _sample_many(MLPSpace(layers=(2, 2), width=(64, 64), activation=("gelu",)), 1)
+    ((candidate, params),) = _sample_many(MLPSpace(layers=(2, 2), width=(64, 64), activation=("gelu",)), 1)
     assert candidate.architecture.widths == (64, 64)
     assert (params["n_layers"], params["width_1"], params["activation"]) == (2, 64, "gelu")
 
@@ -146,12 +158,15 @@ def test_mlp_space_fixed_params_gives_linear_baseline_and_applies_overrides() ->
     candidate = space.sample(study.ask())
     assert candidate.architecture.dropouts == (0.0,)
     # The training recipe keys follow the space's defaults; these four are the overrides and the sampled batch size.
-    assert candidate.hyperparameters.to_dict().items() >= {
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "batch_size": candidate.hyperparameters.batch_size,
-        "optimizer": "adamw",
-    }.items()
+    assert (
+        candidate.hyperparameters.to_dict().items()
+        >= {
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "batch_size": candidate.hyperparameters.batch_size,
+            "optimizer": "adamw",
+        }.items()
+    )
 
 
 @pytest.mark.parametrize(
@@ -205,7 +220,10 @@ def test_mlp_space_is_compatible_with_ignores_baselines_only() -> None:
         ({"layers": (3, 1)}, r"'layers' .* 0 <= low <= high <= 64. Got \(3, 1\) instead"),
         ({"layers": (0, 65)}, r"'layers' .* 0 <= low <= high <= 64. Got \(0, 65\) instead"),
         ({"width": (16, 65537)}, r"'width' .* 1 <= low <= high <= 65536. Got \(16, 65537\) instead"),
-        ({"baselines": [[999999]]}, r"'baselines\[0\]' .* a list of widths in the 'width' range \[16, 512\]. Got \[999999\] instead"),
+        (
+            {"baselines": [[999999]]},
+            r"'baselines\[0\]' .* a list of widths in the 'width' range \[16, 512\]. Got \[999999\] instead",
+        ),
         ({"layers": (0, True)}, r"'layers' .* pair of ints"),
         ({"layers": 3}, r"'layers' .* pair of ints"),
         (

@@ -3,14 +3,10 @@
 import json
 
 import optuna
-from optuna.samplers import RandomSampler
 import pytest
+from optuna.samplers import RandomSampler
 
-from archsearch.spaces import Architecture
-from archsearch.spaces import Candidate
-from archsearch.spaces import InvalidSpaceError
-from archsearch.spaces import MLPSpace
-
+from archsearch.spaces import Architecture, Candidate, InvalidSpaceError, MLPSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -54,7 +50,7 @@ def test_single_embedding_value_fixes_it_and_round_trips() -> None:
     """Check that `embedding = "pl"` fixes the choice, is still suggested, and survives to_dict/from_dict."""
     space = MLPSpace(layers=(1, 1), embedding="pl", embedding_dim=16)
     assert (space.embedding, space.embedding_dim) == (("pl",), (16,))
-    (candidate, params), = _sample_many(space, 1)
+    ((candidate, params),) = _sample_many(space, 1)
     assert (params["embedding"], params["embedding_dim"]) == ("pl", 16)
     assert MLPSpace.from_dict(json.loads(json.dumps(space.to_dict()))) == space
     # A stored space from before embeddings existed reads as no embedding, and so compares as compatible.
@@ -79,8 +75,15 @@ def test_architecture_embedding_round_trips_and_reads_old_dicts() -> None:
     old = {"widths": [8], "dropouts": [0.0], "activation": "relu"}
     assert Architecture.from_dict(old).embedding == "none"
     assert Architecture.from_attrs({**old, "depth": 1, "n_params": 99}) == Architecture((8,), (0.0,), "relu")
-    assert Candidate.from_dict({"architecture": old, "hyperparameters": {
-        "lr": 0.1, "weight_decay": 0.0, "batch_size": 8, "optimizer": "adam"}}).architecture.embedding == "none"
+    assert (
+        Candidate.from_dict(
+            {
+                "architecture": old,
+                "hyperparameters": {"lr": 0.1, "weight_decay": 0.0, "batch_size": 8, "optimizer": "adam"},
+            }
+        ).architecture.embedding
+        == "none"
+    )
 
 
 def test_architecture_n_params_counts_embedded_numeric_inputs_only() -> None:
@@ -97,11 +100,17 @@ def test_architecture_n_params_counts_embedded_numeric_inputs_only() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"embedding": ["none", "fourier"]}, r"The 'embedding' parameter of MLPSpace must be a non-empty list of "
-                                             r"distinct names from \{'none', 'periodic', 'pl'\}"),
+        (
+            {"embedding": ["none", "fourier"]},
+            r"The 'embedding' parameter of MLPSpace must be a non-empty list of "
+            r"distinct names from \{'none', 'periodic', 'pl'\}",
+        ),
         ({"embedding": []}, r"The 'embedding' parameter of MLPSpace .*Got \[\] instead"),
-        ({"embedding_dim": [8, 0]}, r"The 'embedding_dim' parameter of MLPSpace must be a non-empty list of distinct "
-                                    r"ints >= 1. Got \[8, 0\] instead"),
+        (
+            {"embedding_dim": [8, 0]},
+            r"The 'embedding_dim' parameter of MLPSpace must be a non-empty list of distinct "
+            r"ints >= 1. Got \[8, 0\] instead",
+        ),
         ({"embedding_dim": 2.5}, r"The 'embedding_dim' parameter of MLPSpace .*Got 2.5 instead"),
     ],
 )

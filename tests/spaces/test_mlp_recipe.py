@@ -1,15 +1,11 @@
 """Tests of the training recipe in MLPSpace and Hyperparameters: lr_schedule, label_smoothing, normalization."""
 
 import optuna
+import pytest
 from optuna.samplers import RandomSampler
 from optuna.trial import FixedTrial
-import pytest
 
-from archsearch.spaces import Candidate
-from archsearch.spaces import Hyperparameters
-from archsearch.spaces import InvalidSpaceError
-from archsearch.spaces import MLPSpace
-
+from archsearch.spaces import Candidate, Hyperparameters, InvalidSpaceError, MLPSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -58,7 +54,9 @@ def test_searched_recipe_is_sampled_with_stable_parameter_names() -> None:
         else:
             assert "normalization" not in params and hyper.normalization == "none"
     assert {c.hyperparameters.lr_schedule for c, _ in samples} == set(SEARCHED["lr_schedule"])
-    assert {c.hyperparameters.normalization for c, p in samples if "normalization" in p} == set(SEARCHED["normalization"])
+    assert {c.hyperparameters.normalization for c, p in samples if "normalization" in p} == set(
+        SEARCHED["normalization"]
+    )
     # On the 0.01 grid, so 0.0 (no smoothing) is reached exactly.
     assert 0.0 in smoothing and all(round(v * 100) == pytest.approx(v * 100) and 0 <= v <= 0.2 for v in smoothing)
 
@@ -97,7 +95,9 @@ def test_hyperparameters_from_dict_without_recipe_keys_means_the_old_training() 
     hyper = Hyperparameters.from_dict({"lr": 1e-3, "weight_decay": 0.0, "batch_size": 64, "optimizer": "adamw"})
     assert (hyper.lr_schedule, hyper.label_smoothing, hyper.normalization) == ("constant", 0.0, "none")
     assert Hyperparameters.from_dict(hyper.to_dict()) == hyper
-    with pytest.raises(InvalidSpaceError, match="Missing key 'optimizer' in Hyperparameters; required keys are: lr, weight_decay"):
+    with pytest.raises(
+        InvalidSpaceError, match="Missing key 'optimizer' in Hyperparameters; required keys are: lr, weight_decay"
+    ):
         Hyperparameters.from_dict({"lr": 1e-3, "weight_decay": 0.0, "batch_size": 64})
 
 
@@ -107,7 +107,9 @@ def test_fixed_params_pins_a_recipe_value() -> None:
     assert (params["lr_schedule"], params["normalization"]) == ("onecycle", "batch")
     with pytest.raises(InvalidSpaceError, match=r"The override 'lr_schedule' of MLPSpace.fixed_params is not sampled"):
         MLPSpace(**SWITCHED_OFF).fixed_params([32], lr_schedule="cosine")
-    with pytest.raises(InvalidSpaceError, match=r"The override 'normalization' of MLPSpace.fixed_params is not sampled"):
+    with pytest.raises(
+        InvalidSpaceError, match=r"The override 'normalization' of MLPSpace.fixed_params is not sampled"
+    ):
         MLPSpace(**SEARCHED).fixed_params([], normalization="batch")
 
 
@@ -121,12 +123,24 @@ def test_is_compatible_with_names_a_changed_recipe() -> None:
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"lr_schedule": ["cosine", "step"]}, r"'lr_schedule' parameter of MLPSpace must be a non-empty list of distinct names from \{'constant', 'cosine', 'onecycle'\}"),
+        (
+            {"lr_schedule": ["cosine", "step"]},
+            r"'lr_schedule' parameter of MLPSpace must be a non-empty list of distinct names from \{'constant', 'cosine', 'onecycle'\}",
+        ),
         ({"lr_schedule": "cosine"}, r"'lr_schedule' .* list"),
-        ({"label_smoothing": [0.0, 0.5]}, r"'label_smoothing' parameter of MLPSpace must be a pair of floats \(low, high\) with 0 <= low <= high < 0.5"),
+        (
+            {"label_smoothing": [0.0, 0.5]},
+            r"'label_smoothing' parameter of MLPSpace must be a pair of floats \(low, high\) with 0 <= low <= high < 0.5",
+        ),
         ({"label_smoothing": [0.2, 0.1]}, r"'label_smoothing' .* 0 <= low <= high < 0.5. Got \[0.2, 0.1\]"),
-        ({"label_smoothing": [0.0, 0.125]}, r"'label_smoothing' .* whose span is a multiple of 0.01. Got \(0.0, 0.125\)"),
-        ({"normalization": ["batch", "group"]}, r"'normalization' parameter of MLPSpace must be a non-empty list of distinct names from \{'none', 'batch', 'layer'\}"),
+        (
+            {"label_smoothing": [0.0, 0.125]},
+            r"'label_smoothing' .* whose span is a multiple of 0.01. Got \(0.0, 0.125\)",
+        ),
+        (
+            {"normalization": ["batch", "group"]},
+            r"'normalization' parameter of MLPSpace must be a non-empty list of distinct names from \{'none', 'batch', 'layer'\}",
+        ),
     ],
 )
 def test_mlp_space_rejects_invalid_recipe_fields(kwargs: dict, match: str) -> None:
@@ -138,9 +152,18 @@ def test_mlp_space_rejects_invalid_recipe_fields(kwargs: dict, match: str) -> No
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"lr_schedule": "linear"}, r"The 'lr_schedule' parameter of Hyperparameters must be one of \{'constant', 'cosine', 'onecycle'\}. Got 'linear'"),
-        ({"label_smoothing": 0.5}, r"The 'label_smoothing' parameter of Hyperparameters must be a float in \[0, 0.5\). Got 0.5"),
-        ({"normalization": "group"}, r"The 'normalization' parameter of Hyperparameters must be one of \{'none', 'batch', 'layer'\}"),
+        (
+            {"lr_schedule": "linear"},
+            r"The 'lr_schedule' parameter of Hyperparameters must be one of \{'constant', 'cosine', 'onecycle'\}. Got 'linear'",
+        ),
+        (
+            {"label_smoothing": 0.5},
+            r"The 'label_smoothing' parameter of Hyperparameters must be a float in \[0, 0.5\). Got 0.5",
+        ),
+        (
+            {"normalization": "group"},
+            r"The 'normalization' parameter of Hyperparameters must be one of \{'none', 'batch', 'layer'\}",
+        ),
     ],
 )
 def test_hyperparameters_rejects_invalid_recipe_values(kwargs: dict, match: str) -> None:

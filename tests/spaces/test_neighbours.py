@@ -3,15 +3,16 @@ import re
 
 import pytest
 
-from archsearch.spaces import across_sizes_neighbours
-from archsearch.spaces import Architecture
-from archsearch.spaces import architecture_key
-from archsearch.spaces import InvalidSpaceError
-from archsearch.spaces import Neighbour
-from archsearch.spaces import NEIGHBOUR_KINDS
-from archsearch.spaces import neighbourhood
-from archsearch.spaces import pick_centres
-
+from archsearch.spaces import (
+    NEIGHBOUR_KINDS,
+    Architecture,
+    InvalidSpaceError,
+    Neighbour,
+    across_sizes_neighbours,
+    architecture_key,
+    neighbourhood,
+    pick_centres,
+)
 
 N_IN, N_OUT = 10, 3
 
@@ -50,11 +51,23 @@ def test_neighbourhood_width_steps_match_hand_values() -> None:
     neighbours = neighbourhood(_arch((64, 32)), N_IN, N_OUT, steps=(2, 0.5))
     resized = [n for n in neighbours if n.kind == "width"]
     assert _widths(resized) == [
-        (65, 32), (63, 32), (66, 32), (62, 32), (96, 32), (32, 32),
-        (64, 33), (64, 31), (64, 34), (64, 30), (64, 48), (64, 16),
-    ]  # fmt: skip
+        (65, 32),
+        (63, 32),
+        (66, 32),
+        (62, 32),
+        (96, 32),
+        (32, 32),
+        (64, 33),
+        (64, 31),
+        (64, 34),
+        (64, 30),
+        (64, 48),
+        (64, 16),
+    ]
     assert [n.change for n in resized[3:6]] == [
-        "layer 0: 64 -> 62 (-2)", "layer 0: 64 -> 96 (+50%)", "layer 0: 64 -> 32 (-50%)"
+        "layer 0: 64 -> 62 (-2)",
+        "layer 0: 64 -> 96 (+50%)",
+        "layer 0: 64 -> 32 (-50%)",
     ]
     assert [(n.layer, n.delta_units) for n in resized[-2:]] == [(1, 16), (1, -16)]
 
@@ -71,8 +84,12 @@ def test_neighbourhood_drops_widths_below_one_and_repeated_architectures() -> No
     """Check that a width of 0 is dropped and that removing the only layer is kept over the linear model."""
     neighbours = neighbourhood(_arch((1,)), N_IN, N_OUT, steps=(1, 2))
     assert [(n.kind, n.architecture.widths) for n in neighbours] == [
-        ("centre", (1,)), ("width", (2,)), ("width", (3,)), ("remove_layer", ()), ("add_layer", (1, 1)),
-    ]  # fmt: skip
+        ("centre", (1,)),
+        ("width", (2,)),
+        ("width", (3,)),
+        ("remove_layer", ()),
+        ("add_layer", (1, 1)),
+    ]
     # The removal is named for the model it gives, not the search's tuned linear baseline.
     assert neighbours[3].change == "remove layer 0 (linear model with the centre's hyperparameters)"
 
@@ -89,7 +106,9 @@ def test_neighbourhood_adds_a_copy_of_a_layer_after_it() -> None:
     """Check that an added layer copies the width and dropout of the layer before it."""
     neighbours = neighbourhood(_arch((64, 32, 16), (0.1, 0.2, 0.3)), N_IN, N_OUT, steps=())
     additions = [n for n in neighbours if n.kind == "add_layer"]
-    assert [n.change for n in additions] == [f"add layer after {i} (copy of width {w})" for i, w in enumerate((64, 32, 16))]
+    assert [n.change for n in additions] == [
+        f"add layer after {i} (copy of width {w})" for i, w in enumerate((64, 32, 16))
+    ]
     assert additions[1].architecture == _arch((64, 32, 32, 16), (0.1, 0.2, 0.2, 0.3))
     assert (additions[1].layer, additions[1].delta_units) == (1, 32)
 
@@ -191,11 +210,19 @@ def test_across_sizes_neighbours_lists_widths_and_one_layer_more_or_less() -> No
     neighbours = across_sizes_neighbours(_arch((64, 32), (0.1, 0.0)), N_IN, N_OUT, step=0.25)
     assert _widths(neighbours) == [
         (64, 32),
-        (65, 32), (63, 32), (80, 32), (48, 32),
-        (64, 33), (64, 31), (64, 40), (64, 24),
-        (32,), (64,),
-        (64, 64, 32), (64, 32, 32),
-    ]  # fmt: skip
+        (65, 32),
+        (63, 32),
+        (80, 32),
+        (48, 32),
+        (64, 33),
+        (64, 31),
+        (64, 40),
+        (64, 24),
+        (32,),
+        (64,),
+        (64, 64, 32),
+        (64, 32, 32),
+    ]
     assert {n.kind for n in neighbours} == {"centre", "width", "remove_layer", "add_layer"}
 
 

@@ -9,11 +9,9 @@ import optuna
 import pytest
 
 import archsearch.stats as an
-from archsearch.spaces import classify_shape
-from archsearch.stats import MIN_GROUP_TRIALS
-from archsearch.stats import best_group
 from archsearch.dashboards._importance import importance_table
-
+from archsearch.spaces import classify_shape
+from archsearch.stats import MIN_GROUP_TRIALS, best_group
 
 PRUNED = optuna.trial.TrialState.PRUNED
 
@@ -21,11 +19,17 @@ PRUNED = optuna.trial.TrialState.PRUNED
 @pytest.mark.parametrize(
     ("widths", "shape"),
     [
-        ([], "linear"), ([32], "single"), ([16, 16, 16], "uniform"), ([64, 32, 32], "funnel"),
-        ([8, 16, 64], "expanding"), ([16, 64, 16], "diamond"), ([16, 64, 64, 8], "diamond"),
-        ([64, 16, 64], "irregular"), ([64, 64, 16, 32], "irregular"),
+        ([], "linear"),
+        ([32], "single"),
+        ([16, 16, 16], "uniform"),
+        ([64, 32, 32], "funnel"),
+        ([8, 16, 64], "expanding"),
+        ([16, 64, 16], "diamond"),
+        ([16, 64, 64, 8], "diamond"),
+        ([64, 16, 64], "irregular"),
+        ([64, 64, 16, 32], "irregular"),
     ],
-)  # fmt: skip
+)
 def test_classify_shape_names_each_shape(widths: list[int], shape: str) -> None:
     """Check that width lists are classified as linear, single, uniform, funnel, expanding, diamond, irregular."""
     assert classify_shape(widths) == shape
@@ -164,9 +168,17 @@ def test_importance_table_needs_ten_finished_trials(study_factory, trial_maker) 
 
 @pytest.mark.parametrize(
     ("metric", "target_scale", "tolerance"),
-    [("accuracy", None, 0.005), ("log_loss", None, 0.005), ("r2", 77.0, 0.005), ("rmse", 77.0, 0.385), ("rmse", None, 0.005)],
+    [
+        ("accuracy", None, 0.005),
+        ("log_loss", None, 0.005),
+        ("r2", 77.0, 0.005),
+        ("rmse", 77.0, 0.385),
+        ("rmse", None, 0.005),
+    ],
 )
-def test_knee_tolerance_for_rmse_follows_the_target_spread(metric: str, target_scale: float | None, tolerance: float) -> None:
+def test_knee_tolerance_for_rmse_follows_the_target_spread(
+    metric: str, target_scale: float | None, tolerance: float
+) -> None:
     """Check that the default tolerance is 0.005 in 0-1 metrics and 0.005 target standard deviations for rmse."""
     assert an.knee_tolerance_for(metric, target_scale) == pytest.approx(tolerance)
 
@@ -176,7 +188,10 @@ def test_best_group_needs_two_groups_with_enough_trials() -> None:
     groups = [("irregular", [0.9833], [0.9833]), ("funnel", [0.97, 0.96, 0.95], [0.97, 0.96, 0.95])]
     found = best_group(groups, "layer shape")
     assert (found.best, found.counts, found.min_trials) == (None, {"irregular": 1, "funnel": 3}, MIN_GROUP_TRIALS)
-    assert found.sentence() == "too few trials to compare layer shapes: 1 irregular, 3 funnel (at least 3 per layer shape needed)"
+    assert (
+        found.sentence()
+        == "too few trials to compare layer shapes: 1 irregular, 3 funnel (at least 3 per layer shape needed)"
+    )
 
 
 def test_best_group_compares_medians_of_scores() -> None:
@@ -191,7 +206,10 @@ def test_best_group_compares_medians_of_scores() -> None:
 @pytest.mark.parametrize("min_trials", [0, 2.5, True])
 def test_best_group_rejects_an_invalid_minimum(min_trials: object) -> None:
     """Check that the minimum number of trials must be an int >= 1."""
-    with pytest.raises(ValueError, match=re.escape(f"The 'min_trials' parameter of best_group must be an int >= 1. Got {min_trials!r} instead.")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"The 'min_trials' parameter of best_group must be an int >= 1. Got {min_trials!r} instead."),
+    ):
         best_group([], "depth", min_trials=min_trials)
 
 
@@ -203,4 +221,7 @@ def test_compare_shapes_names_no_best_shape_from_a_single_trial(study_factory, t
         study.add_trial(trial_maker(widths=widths, value=accuracy))
     (found,) = an.compare_shapes(an.load_study_data(study)).values()
     assert found.best is None and found.counts == {"funnel": 3, "irregular": 1}
-    assert found.sentence() == "too few trials to compare layer shapes: 3 funnel, 1 irregular (at least 3 per layer shape needed)"
+    assert (
+        found.sentence()
+        == "too few trials to compare layer shapes: 3 funnel, 1 irregular (at least 3 per layer shape needed)"
+    )

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from archsearch.stats import can_reach_significance
-from archsearch.stats import compare_to_centre
-from archsearch.stats import holm
-from archsearch.stats import minimum_detectable_difference
-from archsearch.stats import noise_floor
-from archsearch.stats import paired_differences
-from archsearch.stats import seeds_to_resolve
-from archsearch.stats import smallest_possible_p
-from archsearch.stats import tost_p
-
+from archsearch.stats import (
+    can_reach_significance,
+    compare_to_centre,
+    holm,
+    minimum_detectable_difference,
+    noise_floor,
+    paired_differences,
+    seeds_to_resolve,
+    smallest_possible_p,
+    tost_p,
+)
 
 SEEDS = range(8)
 # Seed-to-seed noise much larger than the effects, so only the paired design can see them.
@@ -100,12 +101,17 @@ def test_compare_to_centre_all_zero_differences_are_equivalent() -> None:
 def test_compare_to_centre_gives_each_of_the_four_verdicts() -> None:
     """Check the verdicts for a clear gain, a clear loss, a tight null change and a noisy null change."""
     neighbours = {
-        "gain": _shifted(0.01), "loss": _shifted(-0.01), "same": _shifted(0.0, jitter=0.001),
+        "gain": _shifted(0.01),
+        "loss": _shifted(-0.01),
+        "same": _shifted(0.0, jitter=0.001),
         "noisy": _shifted(0.0, jitter=0.03),
-    }  # fmt: skip
+    }
     effects = compare_to_centre(CENTRE, neighbours, "maximize")
     assert {key: e.verdict for key, e in effects.items()} == {
-        "gain": "better", "loss": "worse", "same": "equivalent", "noisy": "inconclusive"
+        "gain": "better",
+        "loss": "worse",
+        "same": "equivalent",
+        "noisy": "inconclusive",
     }
     # All 8 signs alike: the exact p is 2 / 2**8, multiplied by Holm for the smallest of four.
     assert effects["gain"].p_value == pytest.approx(2 / 2**8)
@@ -182,7 +188,9 @@ def test_seeds_to_resolve_inverts_the_power_calculation() -> None:
     n = seeds_to_resolve(mean=0.01, sd=0.02, margin=0.001, n=3, n_tests=4)
     z = stats.norm.ppf(1 - 0.05 / 4 / 2) + stats.norm.ppf(0.8)
     assert n == math.ceil((z * 0.02 / 0.01) ** 2)
-    assert minimum_detectable_difference(0.02, n, 0.05 / 4) <= 0.01 < minimum_detectable_difference(0.02, n - 1, 0.05 / 4)
+    assert (
+        minimum_detectable_difference(0.02, n, 0.05 / 4) <= 0.01 < minimum_detectable_difference(0.02, n - 1, 0.05 / 4)
+    )
     # A mean near 0 inside the margin is resolved sooner by equivalence.
     z_eq = stats.norm.ppf(1 - 0.05 / 4) + stats.norm.ppf(0.8)
     assert seeds_to_resolve(0.0, 0.02, 0.01, 3, 4) == math.ceil((z_eq * 0.02 / 0.01) ** 2)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import optuna
 
-from archsearch.storage import download_weights, keys, drop_weights_beyond_best, make_storage, open_artifact_store, upload_weights
+from archsearch.storage import (
+    download_weights,
+    drop_weights_beyond_best,
+    keys,
+    make_storage,
+    open_artifact_store,
+    upload_weights,
+)
 
 
 def _study_with_weights(tmp_path: Path, values: list[float], direction: str):

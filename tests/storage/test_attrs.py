@@ -54,7 +54,9 @@ def test_set_user_attrs_on_a_finished_trial_is_refused_and_writes_nothing(tmp_pa
     study = optuna.create_study(study_name="done", storage=make_storage(f"sqlite:///{tmp_path}/a.db"))
     trial = study.ask()
     study.tell(trial, 1.0)
-    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError, match=r"has already finished and can not be updated"):
+    with pytest.raises(
+        optuna.exceptions.UpdateFinishedTrialError, match=r"has already finished and can not be updated"
+    ):
         set_user_attrs(trial, ATTRS)
     assert study.trials[0].user_attrs == {}
 

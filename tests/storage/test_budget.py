@@ -69,6 +69,7 @@ def test_study_status_prints_the_hint(tmp_path) -> None:
     study.set_user_attr("archsearch_config", source.user_attrs["archsearch_config"])
     for trial in source.trials:
         study.add_trial(trial)
-    assert "  2 of the 3 best trials were still improving at the last epoch (20): raise `epochs`." in study_status(
-        storage, "budget"
-    ).splitlines()
+    assert (
+        "  2 of the 3 best trials were still improving at the last epoch (20): raise `epochs`."
+        in study_status(storage, "budget").splitlines()
+    )

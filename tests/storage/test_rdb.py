@@ -28,7 +28,9 @@ def test_make_storage_sqlite_missing_folder(tmp_path: Path) -> None:
 
 def test_make_storage_unreachable_server_masks_password() -> None:
     """Check that a connection failure names the URL without its password."""
-    with pytest.raises(StorageError, match=r"Cannot open the storage 'postgresql\+psycopg://bob:\*\*\*@127\.0\.0\.1:1/none'") as info:
+    with pytest.raises(
+        StorageError, match=r"Cannot open the storage 'postgresql\+psycopg://bob:\*\*\*@127\.0\.0\.1:1/none'"
+    ) as info:
         make_storage("postgresql+psycopg://bob:hunter2@127.0.0.1:1/none")
     assert "hunter2" not in str(info.value)
 

@@ -94,8 +94,11 @@ def test_retry_transient_gives_up_after_the_limit_with_one_masked_line() -> None
     def down() -> None:
         raise _operational(_PgError("connection refused", None))
 
-    with pytest.raises(DatabaseUnavailable, match=r"^The database postgresql://bob:\*\*\*@db/x stayed unreachable for 0 s "
-                       r"\(the \[study\] db_retry_seconds limit is 0\.2 s\): _PgError: connection refused\. Rerun") as info:
+    with pytest.raises(
+        DatabaseUnavailable,
+        match=r"^The database postgresql://bob:\*\*\*@db/x stayed unreachable for 0 s "
+        r"\(the \[study\] db_retry_seconds limit is 0\.2 s\): _PgError: connection refused\. Rerun",
+    ) as info:
         retry_transient(down, url="postgresql://bob:s3cret@db/x", retry_seconds=0.2)
     assert "s3cret" not in str(info.value) and "\n" not in str(info.value)
 
@@ -125,7 +128,11 @@ def test_storage_calls_survive_terminated_backends(postgres_url: str, unique_nam
     PostgreSQL terminates all of this process's connections, twice."""
     from archsearch.storage import set_user_attrs
 
-    url = sqlalchemy.engine.make_url(postgres_url).update_query_dict({"application_name": unique_name}).render_as_string(hide_password=False)
+    url = (
+        sqlalchemy.engine.make_url(postgres_url)
+        .update_query_dict({"application_name": unique_name})
+        .render_as_string(hide_password=False)
+    )
     storage = make_storage(url, heartbeat_interval=1, grace_period=2, retry_seconds=20)
     study = optuna.create_study(study_name=unique_name, storage=storage)
     try:

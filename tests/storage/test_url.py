@@ -29,7 +29,10 @@ def test_mask_url_handles_text_around_urls_and_no_password() -> None:
         ("mysql+pymysql://bob:p@ss:w0rd@10.0.0.2/hpo", "mysql+pymysql://bob:***@10.0.0.2/hpo"),
         ("postgresql://alice@db.example/hpo", "postgresql://alice@db.example/hpo"),
         ("sqlite:///runs/study.db", "sqlite:///runs/study.db"),
-        ("postgresql+psycopg://bob@h/db?password=s3cret&sslmode=require", "postgresql+psycopg://bob@h/db?password=***&sslmode=require"),
+        (
+            "postgresql+psycopg://bob@h/db?password=s3cret&sslmode=require",
+            "postgresql+psycopg://bob@h/db?password=***&sslmode=require",
+        ),
         ("host=h user=bob password=s3cret dbname=x", "host=h user=bob password=*** dbname=x"),
     ],
 )
@@ -47,7 +50,9 @@ def test_backend_of_known_backends() -> None:
 
 def test_backend_of_rejects_unsupported_backend_without_leaking_password() -> None:
     """Check that an unsupported backend is an error that masks the password."""
-    with pytest.raises(StorageError, match=r"must use one of the backends sqlite, postgresql, mysql\. Got 'oracle://u:\*\*\*@h/d'"):
+    with pytest.raises(
+        StorageError, match=r"must use one of the backends sqlite, postgresql, mysql\. Got 'oracle://u:\*\*\*@h/d'"
+    ):
         backend_of("oracle://u:secret@h/d")
 
 
@@ -106,6 +111,8 @@ def test_mask_url_keeps_short_known_passwords_out_of_ordinary_words() -> None:
 
 def test_backend_of_rejects_unencoded_at_sign_with_a_hint() -> None:
     """Check that a password with a raw '@' gets an error telling how to encode it, password masked."""
-    with pytest.raises(StorageError, match=r"percent-encoded: %40 %3A %2F %25\)\. Got 'postgresql://bob:\*\*\*@") as info:
+    with pytest.raises(
+        StorageError, match=r"percent-encoded: %40 %3A %2F %25\)\. Got 'postgresql://bob:\*\*\*@"
+    ) as info:
         backend_of("postgresql://bob:p@ss:w0rd@10.0.0.2/hpo")
     assert "w0rd" not in str(info.value)

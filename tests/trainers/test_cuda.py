@@ -67,12 +67,14 @@ def test_search_on_cuda_with_two_workers_per_gpu_exports_a_cpu_model(tmp_path: P
     from archsearch.export import export_best
 
     url = f"sqlite:///{tmp_path}/search.db"
-    config = SearchConfig.from_dict({
-        "study": {"name": "cuda", "storage": url, "n_trials": 6, "seed": 0},
-        "data": {"dataset": "digits"},
-        "space": {"layers": [0, 2], "width": [16, 64], "batch_size": [64]},
-        "train": {"epochs": 5, "patience": 5, "device": "cuda"},
-    })  # fmt: skip
+    config = SearchConfig.from_dict(
+        {
+            "study": {"name": "cuda", "storage": url, "n_trials": 6, "seed": 0},
+            "data": {"dataset": "digits"},
+            "space": {"layers": [0, 2], "width": [16, 64], "batch_size": [64]},
+            "train": {"epochs": 5, "patience": 5, "device": "cuda"},
+        }
+    )
     study = run_search(config, workers=None, gpus=[0], trials_per_gpu=2, log_dir=tmp_path / "logs")
     finished = [t for t in study.trials if t.state.is_finished() and "device" in t.user_attrs]
     assert len([t for t in finished if t.state.name in ("COMPLETE", "PRUNED")]) == 6

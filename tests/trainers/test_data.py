@@ -503,7 +503,9 @@ def test_load_data_names_each_column_beyond_float32(tmp_path):
     frame["count"] = frame["count"].astype(float)
     frame.loc[[3, 4], "size"] = 1e308
     frame.loc[7, "count"] = -1e39
-    with pytest.raises(DataError, match=r"Values beyond float32's range \(\|value\| > 3\.4e\+38\) in .*: 'size' \(2\), 'count' \(1\)"):
+    with pytest.raises(
+        DataError, match=r"Values beyond float32's range \(\|value\| > 3\.4e\+38\) in .*: 'size' \(2\), 'count' \(1\)"
+    ):
         load_data(_file_spec(_write_csv(tmp_path, frame), target="label", impute="mean"))
 
 

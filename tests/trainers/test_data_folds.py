@@ -13,7 +13,9 @@ from archsearch.trainers.data import DataError, DataSpec, PreparedData, load_dat
 
 def _ids(x: np.ndarray, data: PreparedData) -> set[int]:
     """The `id` column (encoded feature 0) of standardized rows, back in its original units."""
-    return {int(round(v)) for v in x[:, 0].astype(np.float64) * data.preprocessing.scale[0] + data.preprocessing.mean[0]}
+    return {
+        int(round(v)) for v in x[:, 0].astype(np.float64) * data.preprocessing.scale[0] + data.preprocessing.mean[0]
+    }
 
 
 @pytest.fixture
@@ -77,15 +79,23 @@ def test_load_refit_data_trains_on_train_and_val_rows(id_rows: str) -> None:
 @pytest.mark.parametrize("folds", [1, 0, -2, 2.5, True, "3"])
 def test_data_spec_rejects_bad_folds(folds: object) -> None:
     """Check that folds must be an int >= 2 (or None)."""
-    with pytest.raises(DataError, match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) or None"):
+    with pytest.raises(
+        DataError, match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) or None"
+    ):
         DataSpec(dataset="wine", folds=folds)
 
 
 def test_load_folds_refuses_more_folds_than_rows(id_rows: str) -> None:
     """Check that k beyond the number of train + validation rows is an error naming that number, and None is refused."""
-    with pytest.raises(DataError, match=r"The 'folds' parameter of DataSpec must be at most the number of train \+ validation rows \(72\)\. Got 73 instead\."):
+    with pytest.raises(
+        DataError,
+        match=r"The 'folds' parameter of DataSpec must be at most the number of train \+ validation rows \(72\)\. Got 73 instead\.",
+    ):
         load_folds(DataSpec(dataset=None, path=id_rows, folds=73))
-    with pytest.raises(DataError, match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) for load_folds\. Got None instead\."):
+    with pytest.raises(
+        DataError,
+        match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) for load_folds\. Got None instead\.",
+    ):
         load_folds(DataSpec(dataset=None, path=id_rows))
 
 

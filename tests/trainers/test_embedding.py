@@ -80,7 +80,9 @@ def test_tied_bin_edges_merge_and_leave_empty_bins() -> None:
         module.weight.copy_(torch.eye(4).unsqueeze(0))
         module.bias.zero_()
     # The second bin is the last one in use, so it extrapolates above 2; bins 3 and 4 stay empty.
-    torch.testing.assert_close(module(torch.tensor([[0.5], [3.0]]))[:, 0, :], torch.tensor([[0.5, 0, 0, 0], [1, 2, 0, 0]]))
+    torch.testing.assert_close(
+        module(torch.tensor([[0.5], [3.0]]))[:, 0, :], torch.tensor([[0.5, 0, 0, 0], [1, 2, 0, 0]])
+    )
 
 
 def test_bin_edges_are_training_quantiles() -> None:

@@ -78,6 +78,7 @@ def _export(folder: Path, task: str) -> tuple[PreparedData, TrainResult]:
     return data, result
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_exported_program_matches_load_model_in_a_fresh_process(tmp_path: Path, task: str) -> None:
@@ -156,9 +157,14 @@ def test_export_rejects_metadata_that_is_not_json(tmp_path: Path) -> None:
     state_dict = train_mlp([], [], "relu", data, TrainSettings(metric="rmse", epochs=1)).state_dict
     with pytest.raises(ExportError, match="metadata must be JSON-serializable"):
         export_model(
-            tmp_path / "m", widths=[], dropouts=[], activation="relu", state_dict=state_dict,
-            preprocessing=data.preprocessing, metadata={"when": object()},
-        )  # fmt: skip
+            tmp_path / "m",
+            widths=[],
+            dropouts=[],
+            activation="relu",
+            state_dict=state_dict,
+            preprocessing=data.preprocessing,
+            metadata={"when": object()},
+        )
     assert not (tmp_path / "m").exists()
 
 
@@ -251,7 +257,9 @@ def test_architecture_json_without_embedding_keys_still_loads(tmp_path: Path) ->
     path = tmp_path / "architecture.json"
     architecture = json.loads(path.read_text())
     path.write_text(json.dumps({k: v for k, v in architecture.items() if k not in ("embedding", "embedding_dim")}))
-    np.testing.assert_array_equal(load_model(tmp_path).predict_proba(data.raw_test), predictor.predict_proba(data.raw_test))
+    np.testing.assert_array_equal(
+        load_model(tmp_path).predict_proba(data.raw_test), predictor.predict_proba(data.raw_test)
+    )
 
 
 def test_load_model_reports_an_invalid_embedding(tmp_path: Path) -> None:

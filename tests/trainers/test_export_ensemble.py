@@ -19,8 +19,18 @@ ARCHITECTURES = [([16], [0.1], "relu"), ([], [], "relu"), ([8, 4], [0.0, 0.0], "
 def _members(data: PreparedData) -> list[dict]:
     members = []
     for seed, (widths, dropouts, activation) in enumerate(ARCHITECTURES):
-        mlp = build_mlp(data.n_features, widths, dropouts, activation, data.n_outputs, generator=torch.Generator().manual_seed(seed))
-        members.append({"widths": widths, "dropouts": dropouts, "activation": activation, "state_dict": mlp.state_dict(), "seed": seed})
+        mlp = build_mlp(
+            data.n_features, widths, dropouts, activation, data.n_outputs, generator=torch.Generator().manual_seed(seed)
+        )
+        members.append(
+            {
+                "widths": widths,
+                "dropouts": dropouts,
+                "activation": activation,
+                "state_dict": mlp.state_dict(),
+                "seed": seed,
+            }
+        )
     return members
 
 
@@ -34,14 +44,21 @@ def test_ensemble_program_averages_the_members_programs(dataset: str, tmp_path: 
     """Check that model.pt2 gives the mean probability (classification) or mean value (regression) of the single programs."""
     data = load_data(DataSpec(dataset=dataset))
     members = _members(data)
-    folder = export_ensemble(tmp_path / "ensemble", members=members, preprocessing=data.preprocessing, metadata={"k": 3})
+    folder = export_ensemble(
+        tmp_path / "ensemble", members=members, preprocessing=data.preprocessing, metadata={"k": 3}
+    )
     encoded = torch.from_numpy(data.preprocessing.encode(data.raw_test))
     singles = []
     for i, member in enumerate(members):
         single = export_model(
-            tmp_path / f"m{i}", widths=member["widths"], dropouts=member["dropouts"], activation=member["activation"],
-            state_dict=member["state_dict"], preprocessing=data.preprocessing, metadata={},
-        )  # fmt: skip
+            tmp_path / f"m{i}",
+            widths=member["widths"],
+            dropouts=member["dropouts"],
+            activation=member["activation"],
+            state_dict=member["state_dict"],
+            preprocessing=data.preprocessing,
+            metadata={},
+        )
         singles.append(_program_output(single, encoded))
     out = _program_output(folder, encoded)
     if data.task == "classification":
@@ -75,7 +92,9 @@ def test_load_model_and_test_metrics_of_an_ensemble(dataset: str, tmp_path: Path
 def test_export_ensemble_refuses_no_members(tmp_path: Path) -> None:
     """Check that an ensemble without members is refused, naming the parameter and the count."""
     data = load_data(DataSpec(dataset="wine"))
-    with pytest.raises(ExportError, match=r"The 'members' parameter of export_ensemble must hold at least one member\. Got 0 instead\."):
+    with pytest.raises(
+        ExportError, match=r"The 'members' parameter of export_ensemble must hold at least one member\. Got 0 instead\."
+    ):
         export_ensemble(tmp_path / "e", members=[], preprocessing=data.preprocessing, metadata={})
 
 
@@ -87,7 +106,9 @@ def test_load_model_refuses_a_malformed_ensemble(tmp_path: Path) -> None:
     architecture = json.loads(path.read_text())
     del architecture["members"][1]["widths"]
     path.write_text(json.dumps(architecture))
-    with pytest.raises(ExportError, match=r"does not describe a valid ensemble: every one of its members needs the keys"):
+    with pytest.raises(
+        ExportError, match=r"does not describe a valid ensemble: every one of its members needs the keys"
+    ):
         load_model(folder)
     architecture["members"][1].update(widths=[5], dropouts=[0.0])
     path.write_text(json.dumps(architecture))

@@ -55,7 +55,10 @@ def _single(spec: SlotSpec, data: PreparedData) -> TrainResult:
 
 def _assert_same_run(fused: TrainResult, single: TrainResult) -> None:
     assert (fused.status, fused.reason, fused.epochs_run, fused.best_epoch) == (
-        single.status, single.reason, single.epochs_run, single.best_epoch,
+        single.status,
+        single.reason,
+        single.epochs_run,
+        single.best_epoch,
     )
     # Per-epoch validation metrics within 1e-4; weights and final metrics within float rounding.
     np.testing.assert_allclose(fused.history, single.history, rtol=0, atol=1e-4)
@@ -159,15 +162,14 @@ def test_normalized_population_matches_train_mlp(
     # keeps that noise at noise size.
     optimizer = {"optimizer": "sgd"} if normalization == "batch" else {}
     specs = [
-        dataclasses.replace(
-            spec, settings=dataclasses.replace(spec.settings, normalization=normalization, **optimizer)
-        )
+        dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, normalization=normalization, **optimizer))
         for spec in RECIPE["label_smoothing"] + [_spec((3, 32, 1), lr=1e-2, epochs=3, seed=7, dropout=0.0)]
     ]
     for spec, fused in zip(specs, train_fused(specs, wine, group, capacity=3)):
         _assert_same_run(fused, _single(spec, wine))
     regression = [
-        _spec((16, 8), lr=1e-2, epochs=3, seed=s, metric="rmse", normalization=normalization, **optimizer) for s in (0, 1)
+        _spec((16, 8), lr=1e-2, epochs=3, seed=s, metric="rmse", normalization=normalization, **optimizer)
+        for s in (0, 1)
     ]
     for spec, fused in zip(regression, train_fused(regression, diabetes, group, capacity=2)):
         _assert_same_run(fused, _single(spec, diabetes))
@@ -176,8 +178,20 @@ def test_normalized_population_matches_train_mlp(
 def test_batch_norm_skips_a_one_row_batch_as_train_mlp_does(wine: PreparedData) -> None:
     """Check that with 106 rows in batches of 35 the last one-row batch sits out and the runs still match."""
     specs = [
-        SlotSpec((16, 8), (0.0, 0.0), "relu", TrainSettings(batch_size=35, epochs=3, seed=s, normalization="batch", optimizer="sgd",
-                                                              lr_schedule="cosine", warmup=0.1))
+        SlotSpec(
+            (16, 8),
+            (0.0, 0.0),
+            "relu",
+            TrainSettings(
+                batch_size=35,
+                epochs=3,
+                seed=s,
+                normalization="batch",
+                optimizer="sgd",
+                lr_schedule="cosine",
+                warmup=0.1,
+            ),
+        )
         for s in (0, 1)
     ]
     group = dataclasses.replace(GROUP, batch_size=35, normalization="batch")
@@ -192,8 +206,10 @@ def test_batch_norm_skips_a_one_row_batch_as_train_mlp_does(wine: PreparedData) 
 def test_normalized_padding_stays_exactly_zero(wine: PreparedData, normalization: str) -> None:
     """Check that with a norm layer a slot's row holds no nonzero beyond its own network's parameters."""
     population = Population(wine, dataclasses.replace(GROUP, max_width=16, normalization=normalization), capacity=3)
-    specs = [_spec((8, 5), lr=1e-2, weight_decay=0.1, epochs=3, normalization=normalization),
-             _spec((3,), optimizer="sgd", weight_decay=0.1, normalization=normalization)]
+    specs = [
+        _spec((8, 5), lr=1e-2, weight_decay=0.1, epochs=3, normalization=normalization),
+        _spec((3,), optimizer="sgd", weight_decay=0.1, normalization=normalization),
+    ]
     slots = [population.add(spec) for spec in specs]
     population.step_epoch()
     population.step_epoch()
@@ -296,7 +312,9 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
             lr_schedule="onecycle", warmup=0.05, label_smoothing=0.1, grad_clip=1.0, normalization=normalization
         )
         assert fused_unsupported_reason([8], [0.0], "relu", recipe) is None
-    assert fused_unsupported_reason([8], [0.0], "swish", TrainSettings()) == "the fused engine has no activation 'swish'"
+    assert (
+        fused_unsupported_reason([8], [0.0], "swish", TrainSettings()) == "the fused engine has no activation 'swish'"
+    )
 
 
 @pytest.mark.parametrize(

@@ -13,16 +13,19 @@ from archsearch.trainers import _gpus
 from archsearch.trainers._gpus import cuda_device_count
 
 COUNT_AND_REPORT_TORCH = (
-    "import sys; from archsearch.trainers import cuda_device_count; "
-    "print(cuda_device_count(), 'torch' in sys.modules)"
+    "import sys; from archsearch.trainers import cuda_device_count; print(cuda_device_count(), 'torch' in sys.modules)"
 )
 
 
 def _count_in_fresh_process(**env: str) -> tuple[int, bool]:
     out = subprocess.run(
-        [sys.executable, "-c", COUNT_AND_REPORT_TORCH], env={**os.environ, **env}, capture_output=True, text=True,
-        check=True, timeout=120,
-    ).stdout.split()  # fmt: skip
+        [sys.executable, "-c", COUNT_AND_REPORT_TORCH],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
     return int(out[0]), out[1] == "True"
 
 
@@ -39,7 +42,12 @@ def test_cuda_device_count_without_a_driver_needs_no_torch() -> None:
         pytest.skip("this machine has the NVIDIA driver")
     environment = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     out = subprocess.run(
-        [sys.executable, "-c", COUNT_AND_REPORT_TORCH], env=environment, capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", COUNT_AND_REPORT_TORCH],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     ).stdout.split()
     assert out == ["0", "False"]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 from sklearn.datasets import make_classification, make_regression
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from archsearch.trainers import TrainSettings, build_mlp, export_model, load_model, train_mlp
 from archsearch.trainers._train import _make_loss
@@ -21,7 +21,9 @@ from archsearch.trainers.data import PreparedData, Preprocessing
 def _prepared(task: str = "classification", n_rows: int = 200) -> PreparedData:
     """A 60/20/20 split of a tiny problem with 4 features, standardized with training statistics."""
     if task == "classification":
-        x, y = make_classification(n_samples=n_rows, n_features=4, n_informative=3, n_redundant=0, n_classes=3, random_state=0)
+        x, y = make_classification(
+            n_samples=n_rows, n_features=4, n_informative=3, n_redundant=0, n_classes=3, random_state=0
+        )
         classes = ("a", "b", "c")
     else:
         x, y = make_regression(n_samples=n_rows, n_features=4, noise=1.0, random_state=0)
@@ -42,7 +44,9 @@ def _prepared(task: str = "classification", n_rows: int = 200) -> PreparedData:
         fill_values={},
         classes=classes,
     )
-    return PreparedData("tiny", z[:train], y[:train], z[train:val], y[train:val], z[val:], y[val:], preprocessing, x[val:])
+    return PreparedData(
+        "tiny", z[:train], y[:train], z[train:val], y[train:val], z[val:], y[val:], preprocessing, x[val:]
+    )
 
 
 def _lrs_of(data: PreparedData, settings: TrainSettings, report=None) -> list[float]:
@@ -106,14 +110,18 @@ def test_label_smoothing_loss_matches_a_hand_computation() -> None:
     expected = ((1 - 0.1) * nll + 0.1 * (-log_p).mean(dim=1)).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     # Without smoothing the loss is the plain cross-entropy, bit for bit.
-    assert torch.equal(_make_loss(data, "none", 0.0, torch.device("cpu"))(logits, labels), F.cross_entropy(logits, labels))
+    assert torch.equal(
+        _make_loss(data, "none", 0.0, torch.device("cpu"))(logits, labels), F.cross_entropy(logits, labels)
+    )
 
 
 def test_label_smoothing_changes_training() -> None:
     """Check that label smoothing reaches the trainer's loss: same seed, different weights."""
     data = _prepared()
     plain = train_mlp([8], [0.0], "relu", data, TrainSettings(batch_size=32, epochs=2, keep_last=True))
-    smoothed = train_mlp([8], [0.0], "relu", data, TrainSettings(batch_size=32, epochs=2, keep_last=True, label_smoothing=0.2))
+    smoothed = train_mlp(
+        [8], [0.0], "relu", data, TrainSettings(batch_size=32, epochs=2, keep_last=True, label_smoothing=0.2)
+    )
     assert not torch.equal(plain.state_dict["0.weight"], smoothed.state_dict["0.weight"])
 
 
@@ -138,7 +146,16 @@ def test_build_mlp_puts_a_norm_layer_after_each_hidden_linear(normalization: str
     """Check the order Linear -> norm -> activation -> Dropout, and that 'none' keeps the old module names."""
     model = build_mlp(4, [8, 6], [0.1, 0.0], "relu", 3, normalization=normalization)
     kinds = [type(m) for m in model]
-    assert kinds == [torch.nn.Linear, layer, torch.nn.ReLU, torch.nn.Dropout, torch.nn.Linear, layer, torch.nn.ReLU, torch.nn.Linear]
+    assert kinds == [
+        torch.nn.Linear,
+        layer,
+        torch.nn.ReLU,
+        torch.nn.Dropout,
+        torch.nn.Linear,
+        layer,
+        torch.nn.ReLU,
+        torch.nn.Linear,
+    ]
     assert model[1].normalized_shape == (8,) if normalization == "layer" else model[1].num_features == 8
     plain = build_mlp(4, [8, 6], [0.1, 0.0], "relu", 3, normalization="none").state_dict()
     assert list(plain) == list(build_mlp(4, [8, 6], [0.1, 0.0], "relu", 3).state_dict())
@@ -203,14 +220,26 @@ def test_batch_norm_trains_when_the_last_batch_would_hold_one_row() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"lr_schedule": "step"}, r"The 'lr_schedule' parameter of TrainSettings must be one of \['constant', 'cosine', 'onecycle'\]. Got 'step' instead."),
+        (
+            {"lr_schedule": "step"},
+            r"The 'lr_schedule' parameter of TrainSettings must be one of \['constant', 'cosine', 'onecycle'\]. Got 'step' instead.",
+        ),
         ({"warmup": 0.6}, r"The 'warmup' parameter of TrainSettings must be a float in \[0, 0.5\]. Got 0.6 instead."),
         ({"warmup": -0.1}, r"The 'warmup' parameter of TrainSettings must be a float in \[0, 0.5\]"),
-        ({"label_smoothing": 0.5}, r"The 'label_smoothing' parameter of TrainSettings must be a float in \[0, 0.5\). Got 0.5"),
+        (
+            {"label_smoothing": 0.5},
+            r"The 'label_smoothing' parameter of TrainSettings must be a float in \[0, 0.5\). Got 0.5",
+        ),
         ({"label_smoothing": True}, r"The 'label_smoothing' parameter of TrainSettings must be a float in \[0, 0.5\)"),
-        ({"grad_clip": 0.0}, r"The 'grad_clip' parameter of TrainSettings must be a float > 0 or None. Got 0.0 instead."),
+        (
+            {"grad_clip": 0.0},
+            r"The 'grad_clip' parameter of TrainSettings must be a float > 0 or None. Got 0.0 instead.",
+        ),
         ({"grad_clip": float("inf")}, r"The 'grad_clip' parameter of TrainSettings must be a float > 0 or None"),
-        ({"normalization": "group"}, r"The 'normalization' parameter of TrainSettings must be one of \['none', 'batch', 'layer'\]"),
+        (
+            {"normalization": "group"},
+            r"The 'normalization' parameter of TrainSettings must be one of \['none', 'batch', 'layer'\]",
+        ),
     ],
 )
 def test_train_settings_rejects_bad_recipe_values(kwargs: dict, match: str) -> None:
@@ -221,14 +250,19 @@ def test_train_settings_rejects_bad_recipe_values(kwargs: dict, match: str) -> N
 
 def test_build_mlp_rejects_an_unknown_normalization() -> None:
     """Check that build_mlp names the valid norm layers."""
-    with pytest.raises(ValueError, match=r"The 'normalization' parameter of build_mlp must be one of \['none', 'batch', 'layer'\]. Got 'rms'"):
+    with pytest.raises(
+        ValueError,
+        match=r"The 'normalization' parameter of build_mlp must be one of \['none', 'batch', 'layer'\]. Got 'rms'",
+    ):
         build_mlp(4, [8], [0.0], "relu", 3, normalization="rms")
 
 
 def test_label_smoothing_is_refused_for_regression() -> None:
     """Check that label smoothing on a regression task is an error that says to use 0.0."""
     with pytest.raises(ValueError, match="label smoothing applies to classification only; use 0.0 for regression"):
-        train_mlp([8], [0.0], "relu", _prepared("regression"), TrainSettings(metric="rmse", label_smoothing=0.1, epochs=1))
+        train_mlp(
+            [8], [0.0], "relu", _prepared("regression"), TrainSettings(metric="rmse", label_smoothing=0.1, epochs=1)
+        )
 
 
 def test_batch_norm_needs_two_training_rows() -> None:

@@ -149,7 +149,10 @@ def test_data_spec_rejects_an_unknown_scaling() -> None:
             {"scaling": "quantile", "clip": 5.0, "quantiles": ((0.0, 1.0), (0.5,))},
             r"'quantiles'.*Got \[2, 1\] instead",
         ),
-        ({"quantiles": ((0.0, 1.0), (0.0, 1.0))}, r"'quantiles' parameter .*empty unless scaling is 'quantile'.*Got \[2, 2\] instead"),
+        (
+            {"quantiles": ((0.0, 1.0), (0.0, 1.0))},
+            r"'quantiles' parameter .*empty unless scaling is 'quantile'.*Got \[2, 2\] instead",
+        ),
     ],
 )
 def test_preprocessing_rejects_inconsistent_scaling(changes: dict, match: str) -> None:

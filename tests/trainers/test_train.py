@@ -42,9 +42,16 @@ def _prepared(x: np.ndarray, y: np.ndarray, task: str, classes: tuple | None) ->
 
 def _classification(n_rows: int = 300, weights: list[float] | None = None, flip_y: float = 0.01) -> PreparedData:
     x, y = make_classification(
-        n_samples=n_rows, n_features=6, n_informative=4, n_redundant=0, n_classes=3 if weights is None else 2,
-        weights=weights, class_sep=2.0, flip_y=flip_y, random_state=0,
-    )  # fmt: skip
+        n_samples=n_rows,
+        n_features=6,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=3 if weights is None else 2,
+        weights=weights,
+        class_sep=2.0,
+        flip_y=flip_y,
+        random_state=0,
+    )
     return _prepared(x, y.astype(np.int64), "classification", ("a", "b", "c") if weights is None else ("no", "yes"))
 
 
@@ -56,6 +63,7 @@ def _regression() -> PreparedData:
 FAST = {"batch_size": 32, "epochs": 5}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_train_mlp_reaches_high_accuracy_on_separable_data() -> None:
     """Check that a small MLP learns an easy problem and the result is complete."""
@@ -74,6 +82,7 @@ def test_train_mlp_reaches_high_accuracy_on_separable_data() -> None:
     assert all(t.device.type == "cpu" for t in result.state_dict.values())
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_runs_and_other_seeds_differ() -> None:
     """Check that a seed fixes weight init, batch order and dropout masks on CPU."""
     data = _classification()
@@ -207,7 +216,9 @@ def test_train_settings_accepts_valid_values() -> None:
     assert settings.device == "cuda:1"
 
 
-def _plain_loop(widths, dropouts, data: PreparedData, settings: TrainSettings) -> tuple[list[float], dict[str, torch.Tensor]]:
+def _plain_loop(
+    widths, dropouts, data: PreparedData, settings: TrainSettings
+) -> tuple[list[float], dict[str, torch.Tensor]]:
     """The training arithmetic spelled out step by step: per-batch row indexing, no shortcuts (CPU, log_loss)."""
     generator = torch.Generator().manual_seed(settings.seed)
     model = build_mlp(data.n_features, widths, dropouts, "relu", data.n_outputs, generator=generator)
@@ -269,8 +280,14 @@ def test_train_mlp_keep_last_keeps_the_final_epoch() -> None:
     x, y = make_classification(n_samples=200, n_features=6, n_informative=4, random_state=0)
     x = x.astype("float32")
     prep = Preprocessing(
-        task="classification", columns=tuple(f"x{i}" for i in range(6)), categorical={},
-        encoded_names=tuple(f"x{i}" for i in range(6)), mean=(0.0,) * 6, scale=(1.0,) * 6, fill_values={}, classes=(0, 1),
+        task="classification",
+        columns=tuple(f"x{i}" for i in range(6)),
+        categorical={},
+        encoded_names=tuple(f"x{i}" for i in range(6)),
+        mean=(0.0,) * 6,
+        scale=(1.0,) * 6,
+        fill_values={},
+        classes=(0, 1),
     )
     data = PreparedData("toy", x[:120], y[:120], x[120:160], y[120:160], x[160:], y[160:], prep)
     result = train_mlp([8], [0.0], "relu", data, TrainSettings(lr=0.5, optimizer="sgd", epochs=6, keep_last=True))

@@ -44,12 +44,19 @@ def test_weights_mismatch_accepts_matching_shapes_whatever_the_dropout() -> None
 @pytest.mark.parametrize(
     ("n_inputs", "widths", "n_outputs", "message"),
     [
-        (5, [16, 8], 2, r"the output layer is 8 -> 3 where the study's architecture has 8 -> 2 \(5 inputs, widths \[16, 8\], 2 outputs\)"),
+        (
+            5,
+            [16, 8],
+            2,
+            r"the output layer is 8 -> 3 where the study's architecture has 8 -> 2 \(5 inputs, widths \[16, 8\], 2 outputs\)",
+        ),
         (6, [16, 8], 3, r"hidden layer 0 is 5 -> 16 where the study's architecture has 6 -> 16"),
         (5, [16], 3, r"they hold 3 linear layers where the architecture has 2"),
     ],
 )
-def test_weights_mismatch_names_the_layer_that_differs(n_inputs: int, widths: list[int], n_outputs: int, message: str) -> None:
+def test_weights_mismatch_names_the_layer_that_differs(
+    n_inputs: int, widths: list[int], n_outputs: int, message: str
+) -> None:
     """Check that a 3-class network checked against 2 classes (or other sizes) names the layer and both shapes."""
     state = build_mlp(5, [16, 8], [0.0, 0.0], "relu", 3).state_dict()
     assert re.search(message, weights_mismatch(state, n_inputs, widths, n_outputs) or "")

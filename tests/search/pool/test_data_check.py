@@ -13,11 +13,11 @@ import sqlalchemy
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.controller import open_search_study, run_search
 from archsearch.export import ExportError, export_best
-from archsearch.pool import WorkerSlot
+from archsearch.pool import WorkerSlot, run_worker
 from archsearch.storage import default_artifact_dir, keys
-from archsearch.pool import run_worker
 
-
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 
 def _write_rows(path: Path, rows: int = 150, classes: int = 3, scale: float = 1.0) -> None:
@@ -44,7 +44,10 @@ def test_resume_with_fewer_rows_and_classes_is_refused(tmp_path: Path) -> None:
     study = open_search_study(_config(tmp_path)).study
     assert study.user_attrs[keys.FINGERPRINT]["rows"] == 150
     _write_rows(tmp_path / "rows.csv", rows=100, classes=2)
-    with pytest.raises(ConfigError, match=r"The data of study 'rows' in 'sqlite:///.*' changed since the study was created: rows 150 -> 100; classes \[0, 1, 2\] -> \[0, 1\]\."):
+    with pytest.raises(
+        ConfigError,
+        match=r"The data of study 'rows' in 'sqlite:///.*' changed since the study was created: rows 150 -> 100; classes \[0, 1, 2\] -> \[0, 1\]\.",
+    ):
         open_search_study(_config(tmp_path))
 
 
@@ -53,7 +56,9 @@ def test_resume_with_rescaled_values_is_refused(tmp_path: Path) -> None:
     _write_rows(tmp_path / "rows.csv")
     open_search_study(_config(tmp_path))
     _write_rows(tmp_path / "rows.csv", scale=10.0)
-    with pytest.raises(ConfigError, match=r"changed since the study was created: values \(same rows, columns and classes\)\."):
+    with pytest.raises(
+        ConfigError, match=r"changed since the study was created: values \(same rows, columns and classes\)\."
+    ):
         open_search_study(_config(tmp_path))
 
 
@@ -64,9 +69,13 @@ def test_joining_worker_with_other_data_is_refused(tmp_path: Path) -> None:
     open_search_study(config)
     frame = pd.read_csv(tmp_path / "rows.csv").rename(columns={"b": "c"})
     frame.to_csv(tmp_path / "rows.csv", index=False)
-    with pytest.raises(ConfigError, match=r"changed since the study was created: columns removed \['b'\], added \['c'\]\."):
+    with pytest.raises(
+        ConfigError, match=r"changed since the study was created: columns removed \['b'\], added \['c'\]\."
+    ):
         run_worker(config.study.storage, "rows", WorkerSlot(index=0, device="cpu", gpu=None, threads=1))
-    assert not optuna.load_study(study_name="rows", storage=config.study.storage).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert not optuna.load_study(study_name="rows", storage=config.study.storage).get_trials(
+        states=(optuna.trial.TrialState.RUNNING,)
+    )
 
 
 def test_study_without_fingerprint_is_accepted_and_fingerprinted_on_resume(tmp_path: Path) -> None:
@@ -76,7 +85,9 @@ def test_study_without_fingerprint_is_accepted_and_fingerprinted_on_resume(tmp_p
     open_search_study(config)
     engine = sqlalchemy.create_engine(config.study.storage)
     with engine.begin() as connection:
-        connection.execute(sqlalchemy.text("DELETE FROM study_user_attributes WHERE key = :key"), {"key": keys.FINGERPRINT})
+        connection.execute(
+            sqlalchemy.text("DELETE FROM study_user_attributes WHERE key = :key"), {"key": keys.FINGERPRINT}
+        )
     engine.dispose()
     _write_rows(tmp_path / "rows.csv", rows=120)
     # Without a fingerprint the stored sizes still tell that rows went missing.
@@ -98,9 +109,15 @@ def test_export_names_the_trial_whose_weights_do_not_fit_or_cannot_be_read(tmp_p
     # exported with the search's own weights: a refit would train anew on the data and meet no stored weights.
     preprocessing = dict(study.user_attrs["preprocessing"], classes=[0, 1])
     study.set_user_attr("preprocessing", preprocessing)
-    with pytest.raises(ExportError, match=rf"The stored weights of trial {trial.number} do not fit study 'rows': the output layer is .* -> 3 where the study's architecture has .* -> 2"):
+    with pytest.raises(
+        ExportError,
+        match=rf"The stored weights of trial {trial.number} do not fit study 'rows': the output layer is .* -> 3 where the study's architecture has .* -> 2",
+    ):
         export_best(config.study.storage, "rows", tmp_path / "out", refit=False)
     artifact = default_artifact_dir(config.study.storage) / trial.user_attrs[keys.WEIGHTS]
     artifact.write_bytes(b"garbage, not a torch file")
-    with pytest.raises(ExportError, match=rf"The stored weights of trial {trial.number} cannot be read: '.*' is not a readable weights file \(corrupt or truncated\)"):
+    with pytest.raises(
+        ExportError,
+        match=rf"The stored weights of trial {trial.number} cannot be read: '.*' is not a readable weights file \(corrupt or truncated\)",
+    ):
         export_best(config.study.storage, "rows", tmp_path / "out", refit=False)

@@ -10,8 +10,8 @@ import optuna
 import pytest
 
 import archsearch.trainers
-from archsearch.pool import train_and_record, train_settings
 from archsearch.config import ConfigError, SearchConfig
+from archsearch.pool import train_and_record, train_settings
 from archsearch.samplers import first_prunable_epoch, make_pruner
 from archsearch.trainers.data import DataSpec, load_folds
 
@@ -56,6 +56,7 @@ def _rows(x: np.ndarray) -> set[tuple]:
     return {tuple(row) for row in x.tolist()}
 
 
+@pytest.mark.slow
 def test_a_trials_value_is_the_mean_over_its_folds(tmp_path: Path, recorded: list) -> None:
     """Check that the value is the mean of k fold values, reported as running means at steps 1..k, and no fold sees a test row."""
     config = small_config(tmp_path, data={"dataset": "wine", "folds": 3}, train={"epochs": 4, "patience": 4})
@@ -96,16 +97,23 @@ def test_a_trial_that_finished_every_fold_is_not_pruned(tmp_path: Path, recorded
 
 def test_pruner_steps_are_folds(tmp_path: Path) -> None:
     """Check that with folds the pruner may stop a trial from fold 1 on and Hyperband's budget is k folds."""
-    config = small_config(tmp_path, data={"dataset": "wine", "folds": 4}, study={"pruner": "median"}, train={"epochs": 20})
+    config = small_config(
+        tmp_path, data={"dataset": "wine", "folds": 4}, study={"pruner": "median"}, train={"epochs": 20}
+    )
     assert first_prunable_epoch(config) == 1
     assert make_pruner(config)._n_warmup_steps == 1
-    hyperband = small_config(tmp_path, data={"dataset": "wine", "folds": 4}, study={"pruner": "hyperband"}, train={"epochs": 20})
+    hyperband = small_config(
+        tmp_path, data={"dataset": "wine", "folds": 4}, study={"pruner": "hyperband"}, train={"epochs": 20}
+    )
     assert make_pruner(hyperband)._max_resource == 4
 
 
 def test_config_rejects_one_fold(tmp_path: Path) -> None:
     """Check that [data] folds = 1 is a config error naming the key, the rule and the value."""
-    with pytest.raises(ConfigError, match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) or None .*Got 1 instead\."):
+    with pytest.raises(
+        ConfigError,
+        match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) or None .*Got 1 instead\.",
+    ):
         SearchConfig.from_dict({"data": {"dataset": "wine", "folds": 1}})
 
 

@@ -15,10 +15,12 @@ from optuna.trial import TrialState
 
 import archsearch.trainers
 from archsearch.controller import run_search
-from archsearch.storage import keys
-from archsearch.storage import finished_count, make_storage
+from archsearch.storage import finished_count, keys, make_storage
 
 from ..conftest import small_config
+
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 # The default training recipe (warm-up, lr schedule, label smoothing, normalization): all of it is fused.
 SPACE = {"layers": [0, 2], "width": [16, 64], "dropout": [0.0, 0.0], "batch_size": [64, 128]}
@@ -40,7 +42,11 @@ def test_fused_search_stores_the_single_engine_trials(tmp_path: Path, monkeypatc
     real = archsearch.trainers.fused_unsupported_reason
 
     def two_layers_unsupported(widths, dropouts, activation, settings):  # noqa: ANN001, ANN202
-        return "two layers are not fused in this test" if len(widths) == 2 else real(widths, dropouts, activation, settings)
+        return (
+            "two layers are not fused in this test"
+            if len(widths) == 2
+            else real(widths, dropouts, activation, settings)
+        )
 
     monkeypatch.setattr(archsearch.trainers, "fused_unsupported_reason", two_layers_unsupported)
     fused = _search(tmp_path / "fused", "fused")
@@ -105,7 +111,9 @@ def test_fused_worker_fails_its_running_trials_on_a_signal_and_resumes(
 
     monkeypatch.setattr(archsearch.trainers.Population, "step_epoch", interrupted_step_epoch)
     config = small_config(
-        tmp_path, study={"n_trials": 6}, space={**SPACE, "layers": [1, 1], "batch_size": [64]},
+        tmp_path,
+        study={"n_trials": 6},
+        space={**SPACE, "layers": [1, 1], "batch_size": [64]},
         train={"epochs": 4, "patience": 4, "engine": "fused", "slots": 3},
     )
     with pytest.raises(KeyboardInterrupt):

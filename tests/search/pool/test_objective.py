@@ -8,19 +8,21 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from archsearch.pool._objective import Objective, TotalReached, train_and_record, train_settings
 from archsearch.config import SearchConfig
+from archsearch.pool._objective import Objective, TotalReached, train_and_record, train_settings
 from archsearch.samplers import first_prunable_epoch, make_pruner
 from archsearch.storage import keys, make_storage
 from archsearch.trainers.data import DataSpec, load_data
 
 
 def _config(tmp_path: Path, **study: object) -> SearchConfig:
-    return SearchConfig.from_dict({
-        "study": {"name": "s", "storage": f"sqlite:///{tmp_path}/a.db", "n_trials": 4, "seed": 0, **study},
-        "space": {"layers": [1, 1], "width": [8, 8], "batch_size": [64]},
-        "train": {"epochs": 6, "patience": 6},
-    })  # fmt: skip
+    return SearchConfig.from_dict(
+        {
+            "study": {"name": "s", "storage": f"sqlite:///{tmp_path}/a.db", "n_trials": 4, "seed": 0, **study},
+            "space": {"layers": [1, 1], "width": [8, 8], "batch_size": [64]},
+            "train": {"epochs": 6, "patience": 6},
+        }
+    )
 
 
 @pytest.mark.parametrize("pruner", ["median", "percentile", "successive_halving", "hyperband", "none"])
@@ -31,7 +33,9 @@ def test_first_prunable_epoch_is_exact_for_every_pruner(tmp_path: Path, pruner: 
     Six finished trials report 1.0 at every epoch; the trial under test reports 0.0, the worst value.
     Asking the pruner at earlier epochs would be wasted work, never a different decision.
     """
-    config = SearchConfig.from_dict({**_config(tmp_path, pruner=pruner).to_dict(), "train": {"epochs": epochs, "patience": epochs}})
+    config = SearchConfig.from_dict(
+        {**_config(tmp_path, pruner=pruner).to_dict(), "train": {"epochs": epochs, "patience": epochs}}
+    )
     study = optuna.create_study(direction="maximize", pruner=make_pruner(config))
     for _ in range(6):
         trial = study.ask()
@@ -75,7 +79,9 @@ def test_train_and_record_asks_the_pruner_only_from_prune_from(monkeypatch: pyte
     monkeypatch.setattr(objective_module, "set_user_attrs", lambda trial, attrs: trial.user_attrs.update(attrs))
     config = _config(tmp_path)
     data = load_data(DataSpec(dataset="wine", seed=0))
-    settings = train_settings(config, "accuracy", {"lr": 1e-2, "weight_decay": 0.0, "batch_size": 64, "optimizer": "adam"}, seed=0)
+    settings = train_settings(
+        config, "accuracy", {"lr": 1e-2, "weight_decay": 0.0, "batch_size": 64, "optimizer": "adam"}, seed=0
+    )
     for prune_from, asked in ((3, [3, 4, 5, 6]), (1, [1, 2, 3, 4, 5, 6]), (None, [])):
         trial = _CountingTrial()
         train_and_record(trial, settings, data, [8], [0.0], "relu", prune_from=prune_from)

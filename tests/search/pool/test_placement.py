@@ -50,14 +50,26 @@ def test_plan_workers_device_cuda_n_pins_that_gpu() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"visible_gpus": 2, "gpus": [0, 2]}, r"The 'gpus' parameter must list GPU indices from 0 to 1 \(2 visible\)\. Got 2 instead\."),
+        (
+            {"visible_gpus": 2, "gpus": [0, 2]},
+            r"The 'gpus' parameter must list GPU indices from 0 to 1 \(2 visible\)\. Got 2 instead\.",
+        ),
         ({"visible_gpus": 0, "gpus": [0]}, r"CUDA was asked for \(--gpus 0\) but no GPU is visible"),
         ({"visible_gpus": 0, "device": "cuda"}, r"CUDA was asked for \(device 'cuda'\) but no GPU is visible"),
         ({"visible_gpus": 2, "gpus": []}, r"The 'gpus' parameter must list at least one GPU index"),
         ({"visible_gpus": 2, "gpus": [1, 1]}, r"The 'gpus' parameter must not repeat an index\. Got \[1, 1\]"),
-        ({"visible_gpus": 0, "workers": 0}, r"The 'workers' parameter must be an int in the range \[1, 1024\]\. Got 0 instead\."),
-        ({"visible_gpus": 0, "workers": 10000}, r"The 'workers' parameter must be an int in the range \[1, 1024\]\. Got 10000 instead\."),
-        ({"visible_gpus": 1, "trials_per_gpu": 0}, r"The 'trials_per_gpu' parameter must be an int >= 1\. Got 0 instead\."),
+        (
+            {"visible_gpus": 0, "workers": 0},
+            r"The 'workers' parameter must be an int in the range \[1, 1024\]\. Got 0 instead\.",
+        ),
+        (
+            {"visible_gpus": 0, "workers": 10000},
+            r"The 'workers' parameter must be an int in the range \[1, 1024\]\. Got 10000 instead\.",
+        ),
+        (
+            {"visible_gpus": 1, "trials_per_gpu": 0},
+            r"The 'trials_per_gpu' parameter must be an int >= 1\. Got 0 instead\.",
+        ),
     ],
 )
 def test_plan_workers_rejects_impossible_placements(kwargs: dict, message: str) -> None:

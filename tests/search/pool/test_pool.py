@@ -21,12 +21,21 @@ from archsearch.storage import finished_count, make_storage
 from ...conftest import backdate_trial
 from ..conftest import small_config
 
-FAST = {"space": {"layers": [0, 1], "width": [8, 32], "batch_size": [64]}, "data": {"dataset": "wine"}, "train": {"epochs": 2}}
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
+FAST = {
+    "space": {"layers": [0, 1], "width": [8, 32], "batch_size": [64]},
+    "data": {"dataset": "wine"},
+    "train": {"epochs": 2},
+}
 CLI = [sys.executable, "-m", "archsearch.cli"]
 
 
 def _fast_config(folder: Path, url: str, name: str, n_trials: int, **study: object) -> SearchConfig:
-    return small_config(folder, study={"name": name, "storage": url, "n_trials": n_trials, **study}, **{k: v for k, v in FAST.items()})
+    return small_config(
+        folder, study={"name": name, "storage": url, "n_trials": n_trials, **study}, **{k: v for k, v in FAST.items()}
+    )
 
 
 def _assert_clean_total(study: optuna.Study, total: int) -> None:
@@ -105,7 +114,11 @@ def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
     config = _write_config(tmp_path, n_trials=8, epochs=12)
     controller = subprocess.Popen([*CLI, "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path)
     try:
-        _wait_for(lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 1, 180, "a running trial")
+        _wait_for(
+            lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 1,
+            180,
+            "a running trial",
+        )
         victim = _running_trial(tmp_path)
         pid = int(victim.user_attrs["worker"].split(":")[1].split("/")[0])
         os.kill(pid, signal.SIGKILL)
@@ -131,7 +144,11 @@ def test_pool_interrupted_controller_resumes_to_the_exact_total(tmp_path: Path) 
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 3, 180, "3 finished trials")
+        _wait_for(
+            lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 3,
+            180,
+            "3 finished trials",
+        )
         controller.send_signal(signal.SIGINT)
         _, err = controller.communicate(timeout=120)
     finally:
@@ -191,13 +208,17 @@ def test_pool_workers_sample_different_parameters(tmp_path: Path) -> None:
     """Check that workers do not propose the same parameters: each worker's sampler has its own seed."""
     config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/d.db", "distinct", 6, sampler="random")
     study = run_search(config, workers=2)
-    sampled = [tuple(sorted(t.params.items())) for t in study.trials if "fixed_params" not in t.system_attrs and t.params]
+    sampled = [
+        tuple(sorted(t.params.items())) for t in study.trials if "fixed_params" not in t.system_attrs and t.params
+    ]
     assert len(sampled) >= 4
     assert len(set(sampled)) == len(sampled)
 
 
 @pytest.mark.timeout(300)
-def test_pool_worker_error_stops_the_search_with_its_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pool_worker_error_stops_the_search_with_its_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Check that a worker that cannot start (its data file is gone) fails the command with the reason, exit 2."""
     from archsearch.cli import main
 
@@ -214,7 +235,20 @@ def test_pool_worker_error_stops_the_search_with_its_message(tmp_path: Path, cap
 
     open_search_study(load_config(config))
     rows.unlink()
-    code = main(["worker", "--storage", f"sqlite:///{tmp_path}/g.db", "--study", "gone", "--workers", "2", "--quiet", "--log-dir", str(tmp_path / "logs")])
+    code = main(
+        [
+            "worker",
+            "--storage",
+            f"sqlite:///{tmp_path}/g.db",
+            "--study",
+            "gone",
+            "--workers",
+            "2",
+            "--quiet",
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "is not readable on this machine" in err and "traceback in" in err
@@ -225,13 +259,17 @@ def test_run_search_bad_worker_flags_leave_no_study(tmp_path: Path) -> None:
     from archsearch.config import ConfigError
 
     config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/none.db", "never", 2)
-    with pytest.raises(ConfigError, match=r"The 'workers' parameter must be an int in the range \[1, 1024\]\. Got 0 instead\."):
+    with pytest.raises(
+        ConfigError, match=r"The 'workers' parameter must be an int in the range \[1, 1024\]\. Got 0 instead\."
+    ):
         run_search(config, workers=0)
     assert not (tmp_path / "none.db").exists()
 
 
 @pytest.mark.timeout(300)
-def test_worker_fails_and_retries_a_trial_claimed_by_a_worker_that_died_before_its_first_heartbeat(tmp_path: Path) -> None:
+def test_worker_fails_and_retries_a_trial_claimed_by_a_worker_that_died_before_its_first_heartbeat(
+    tmp_path: Path,
+) -> None:
     """Check that a RUNNING trial with no heartbeat at all (its worker died right after claiming it) does not
     block the study forever: it is failed after twice the grace period and retried."""
     config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/o.db", "orphan", 3, heartbeat_interval=1, grace_period=2)

@@ -18,8 +18,12 @@ class _Terminal(io.StringIO):
 
 def _study_with_trials(trial_maker) -> optuna.Study:
     study = optuna.create_study(direction="maximize")
-    for widths, value, state in [([64, 32], 0.97, TrialState.COMPLETE), ([], 0.91, TrialState.COMPLETE),
-                                 ([8], None, TrialState.PRUNED), ([16], 0.95, TrialState.COMPLETE)]:  # fmt: skip
+    for widths, value, state in [
+        ([64, 32], 0.97, TrialState.COMPLETE),
+        ([], 0.91, TrialState.COMPLETE),
+        ([8], None, TrialState.PRUNED),
+        ([16], 0.95, TrialState.COMPLETE),
+    ]:
         trial = trial_maker(widths=widths, value=value, state=state)
         trial.user_attrs[keys.WORKER] = "elsewhere:1/w0"
         study.add_trial(trial)

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 # The README's example, shortened to a tiny search; deliberately without `if __name__ == "__main__":`.
 SCRIPT = """
 import archsearch
@@ -24,7 +27,9 @@ print("finished", len(study.trials))
 
 
 def _run(command: list[str], script: str, cwd: Path, *, stdin: bool) -> subprocess.CompletedProcess:
-    return subprocess.run(command, input=script if stdin else None, cwd=cwd, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        command, input=script if stdin else None, cwd=cwd, capture_output=True, text=True, timeout=240
+    )
 
 
 @pytest.mark.slow

@@ -17,13 +17,15 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from archsearch.pool import TotalReached
-from archsearch.storage import keys
-from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker, quiet_expected_failures
 from archsearch.controller import open_search_study
-from archsearch.storage import finished_count, make_storage
+from archsearch.pool import TotalReached
+from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker, quiet_expected_failures
+from archsearch.storage import finished_count, keys, make_storage
 
 from ..conftest import small_config
+
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "archsearch.cli"]
 
@@ -81,7 +83,11 @@ def _alive(pid: int) -> bool:
 
 def _tagged(url: str, tag: str) -> str:
     """`url` whose connections carry `tag` as their application name, so a test terminates only its own."""
-    return sqlalchemy.engine.make_url(url).update_query_dict({"application_name": tag}).render_as_string(hide_password=False)
+    return (
+        sqlalchemy.engine.make_url(url)
+        .update_query_dict({"application_name": tag})
+        .render_as_string(hide_password=False)
+    )
 
 
 def _terminate_backends(url: str, tag: str) -> int:
@@ -96,15 +102,23 @@ def _terminate_backends(url: str, tag: str) -> int:
 @pytest.mark.services
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_search_on_postgres_survives_every_backend_terminated_twice(tmp_path: Path, postgres_url: str, unique_name: str) -> None:
+def test_search_on_postgres_survives_every_backend_terminated_twice(
+    tmp_path: Path, postgres_url: str, unique_name: str
+) -> None:
     """Check that a 2-worker search whose every PostgreSQL connection is terminated twice mid-search ends at
     exactly n_trials with exit 0, nothing RUNNING or WAITING, and no failed trial."""
     url = _tagged(postgres_url, unique_name)
     config = _write_config(tmp_path / "s.toml", url, unique_name, 10, 4, artifacts=str(tmp_path / "art"))
-    controller = subprocess.Popen([*CLI, "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    controller = subprocess.Popen(
+        [*CLI, "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
     try:
         for finished in (2, 5):
-            _wait_for(lambda: _finished_or_zero(postgres_url, unique_name) >= finished or controller.poll() is not None, 240, f"{finished} trials")
+            _wait_for(
+                lambda: _finished_or_zero(postgres_url, unique_name) >= finished or controller.poll() is not None,
+                240,
+                f"{finished} trials",
+            )
             assert _terminate_backends(postgres_url, unique_name) >= 2  # at least the controller's and the workers'
         _, err = controller.communicate(timeout=300)
         assert controller.returncode == 0, err
@@ -126,7 +140,11 @@ def own_postgres_database(postgres_url: str):
     with admin.connect() as connection:
         connection.execute(sqlalchemy.text(f"CREATE ROLE {role} LOGIN"))
         connection.execute(sqlalchemy.text(f"CREATE DATABASE {database} OWNER {role}"))
-    url = sqlalchemy.engine.make_url(postgres_url).set(username=role, database=database).render_as_string(hide_password=False)
+    url = (
+        sqlalchemy.engine.make_url(postgres_url)
+        .set(username=role, database=database)
+        .render_as_string(hide_password=False)
+    )
     try:
         yield url, role, admin
     finally:
@@ -144,19 +162,31 @@ def test_lone_worker_that_loses_the_database_stops_with_one_line(tmp_path: Path,
     """Check that an `archsearch worker` whose database stays unreachable past db_retry_seconds exits 2 with one
     line naming the database (no UnboundLocalError), and that its trial is retried on the next run."""
     url, role, admin = own_postgres_database
-    config = _write_config(tmp_path / "s.toml", url, "lockout", 2, 20, db_retry_seconds=3, artifacts=str(tmp_path / "art"))
+    config = _write_config(
+        tmp_path / "s.toml", url, "lockout", 2, 20, db_retry_seconds=3, artifacts=str(tmp_path / "art")
+    )
     from archsearch.config import load_config
 
     open_search_study(load_config(config))
-    worker = subprocess.Popen([*CLI, "worker", "--storage", url, "--study", "lockout", "--workers", "1", "--quiet"],
-                              cwd=tmp_path, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    worker = subprocess.Popen(
+        [*CLI, "worker", "--storage", url, "--study", "lockout", "--workers", "1", "--quiet"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         study = optuna.load_study(study_name="lockout", storage=make_storage(url))
-        _wait_for(lambda: any("widths" in t.user_attrs for t in study.get_trials(states=(TrialState.RUNNING,))), 120, "a running trial")
+        _wait_for(
+            lambda: any("widths" in t.user_attrs for t in study.get_trials(states=(TrialState.RUNNING,))),
+            120,
+            "a running trial",
+        )
         with admin.connect() as connection:  # new connections of the role are refused (SQLSTATE 53300) ...
             connection.execute(sqlalchemy.text(f"ALTER ROLE {role} CONNECTION LIMIT 0"))
             # ... and its open ones are cut.
-            connection.execute(sqlalchemy.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"))
+            connection.execute(
+                sqlalchemy.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+            )
         _, err = worker.communicate(timeout=120)
     finally:
         _stop(worker)
@@ -167,7 +197,12 @@ def test_lone_worker_that_loses_the_database_stops_with_one_line(tmp_path: Path,
     with admin.connect() as connection:
         connection.execute(sqlalchemy.text(f"ALTER ROLE {role} CONNECTION LIMIT -1"))
     # The trial it was training is failed for its stale heartbeat on the next run and retried.
-    subprocess.run([*CLI, "worker", "--storage", url, "--study", "lockout", "--workers", "1", "--quiet"], cwd=tmp_path, check=True, timeout=400)
+    subprocess.run(
+        [*CLI, "worker", "--storage", url, "--study", "lockout", "--workers", "1", "--quiet"],
+        cwd=tmp_path,
+        check=True,
+        timeout=400,
+    )
     study = optuna.load_study(study_name="lockout", storage=make_storage(url))
     _assert_exact_total(study, 2)
     stale = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -184,7 +219,9 @@ def test_killed_controller_takes_its_workers_along_and_the_rerun_retries_their_t
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path)
     try:
-        _wait_for(lambda: _finished_or_zero(url, "killed") >= 1 and len(_running_workers(url)) == 2, 400, "two running trials")
+        _wait_for(
+            lambda: _finished_or_zero(url, "killed") >= 1 and len(_running_workers(url)) == 2, 400, "two running trials"
+        )
         pids = _running_workers(url)
         controller.kill()
         controller.wait(timeout=30)
@@ -230,7 +267,9 @@ def test_ctrl_c_prints_one_line_and_the_rerun_finishes_the_exact_total(tmp_path:
     finally:
         _stop(controller)
     assert controller.returncode == 130
-    assert [line for line in err.splitlines() if line.strip()] == ["archsearch: interrupted; run the same command again to continue the study."]
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "archsearch: interrupted; run the same command again to continue the study."
+    ]
     study = _load(url, "ctrlc")
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert all(t.user_attrs.get(keys.FAIL_REASON) for t in study.get_trials(states=(TrialState.FAIL,)))
@@ -238,9 +277,13 @@ def test_ctrl_c_prints_one_line_and_the_rerun_finishes_the_exact_total(tmp_path:
     _assert_exact_total(_load(url, "ctrlc"), 6)
 
 
-def _stale_trial(tmp_path: Path, n_trials: int, *, retry: int = 2) -> tuple[optuna.Study, RetryStaleTrial, optuna.trial.FrozenTrial]:
+def _stale_trial(
+    tmp_path: Path, n_trials: int, *, retry: int = 2
+) -> tuple[optuna.Study, RetryStaleTrial, optuna.trial.FrozenTrial]:
     """A study whose enqueued linear baseline was claimed by a worker that then died mid-trial."""
-    config = small_config(tmp_path, study={"n_trials": n_trials, "heartbeat_interval": 1, "grace_period": 2, "max_retry": retry})
+    config = small_config(
+        tmp_path, study={"n_trials": n_trials, "heartbeat_interval": 1, "grace_period": 2, "max_retry": retry}
+    )
     study = open_search_study(config).study
     trial = study.ask()
     study._storage.set_trial_user_attr(trial._trial_id, "worker", "elsewhere:1/w0")
@@ -253,7 +296,9 @@ def test_stale_trial_retry_records_why_and_the_retry_does_not_inherit_it(tmp_pat
     study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     retry(study, study._storage.get_trial(trial._trial_id))
     failed = study._storage.get_trial(trial._trial_id)
-    assert failed.user_attrs[keys.FAIL_REASON] == "worker heartbeat stale for over 2 s (worker died or lost the database?)"
+    assert (
+        failed.user_attrs[keys.FAIL_REASON] == "worker heartbeat stale for over 2 s (worker died or lost the database?)"
+    )
     (waiting,) = study.get_trials(states=(TrialState.WAITING,))
     assert waiting.system_attrs["failed_trial"] == trial.number and waiting.params == trial.params
     assert keys.FAIL_REASON not in waiting.user_attrs and waiting.user_attrs["worker"] == "elsewhere:1/w0"
@@ -269,10 +314,15 @@ def test_fail_trials_of_dead_worker_fails_and_retries_only_that_workers_trials(t
     original = supervision.worker_prefix
     supervision.worker_prefix = lambda pid: f"elsewhere:{pid}/"
     try:
-        assert fail_trials_of_dead_worker(study, retry, 1, "its worker process (pid 1) was killed by SIGKILL") == [trial.number]
+        assert fail_trials_of_dead_worker(study, retry, 1, "its worker process (pid 1) was killed by SIGKILL") == [
+            trial.number
+        ]
     finally:
         supervision.worker_prefix = original
-    assert study._storage.get_trial(trial._trial_id).user_attrs[keys.FAIL_REASON] == "its worker process (pid 1) was killed by SIGKILL"
+    assert (
+        study._storage.get_trial(trial._trial_id).user_attrs[keys.FAIL_REASON]
+        == "its worker process (pid 1) was killed by SIGKILL"
+    )
     assert study._storage.get_trial(other._trial_id).state == TrialState.RUNNING
     assert [t.system_attrs["failed_trial"] for t in study.get_trials(states=(TrialState.WAITING,))] == [trial.number]
 
@@ -330,7 +380,13 @@ def test_die_with_parent_kills_the_child_when_its_parent_dies(tmp_path: Path) ->
         "import os, sys, time; from archsearch.pool._supervision import die_with_parent; "
         f"assert die_with_parent(os.getppid()); open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
     )
-    parent = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(120)"])
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(120)",
+        ]
+    )
     pid = None
     try:
         _wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60, "the child to start")

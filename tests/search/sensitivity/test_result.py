@@ -16,9 +16,11 @@ from archsearch.spaces import Architecture, Hyperparameters, neighbourhood
 
 HYPERPARAMETERS = Hyperparameters(lr=0.01, weight_decay=0.0, batch_size=64, optimizer="adam")
 CENTRE = Centre(
-    16, Architecture(widths=(64,), dropouts=(0.0,), activation="relu"), HYPERPARAMETERS,
+    16,
+    Architecture(widths=(64,), dropouts=(0.0,), activation="relu"),
+    HYPERPARAMETERS,
     tuple(neighbourhood(Architecture(widths=(64,), dropouts=(0.0,), activation="relu"), 4, 3, steps=())),
-)  # fmt: skip
+)
 REMOVE = "remove layer 0 (linear model with the centre's hyperparameters)"
 
 
@@ -38,10 +40,23 @@ def _result(
             runs[job_id(CENTRE.trial, n.key, seed)] = create_trial(state=TrialState.COMPLETE, value=value)
     centre = compare_centre(CENTRE, seeds, runs, "maximize", 0.05, 4, 3, margin)
     result = SensitivityResult(
-        study_name="teacher", companion_study="teacher.sensitivity", metric="accuracy", direction="maximize",
-        alpha=0.05, margin=margin, seeds=seeds, steps=[], centres=[centre], runs_planned=5 * len(seeds),
-        runs_trained=5 * len(seeds), runs_reused=0, runs_diverged=0, runs_missing=0, warnings=[], summary="",
-    )  # fmt: skip
+        study_name="teacher",
+        companion_study="teacher.sensitivity",
+        metric="accuracy",
+        direction="maximize",
+        alpha=0.05,
+        margin=margin,
+        seeds=seeds,
+        steps=[],
+        centres=[centre],
+        runs_planned=5 * len(seeds),
+        runs_trained=5 * len(seeds),
+        runs_reused=0,
+        runs_diverged=0,
+        runs_missing=0,
+        warnings=[],
+        summary="",
+    )
     result.summary = summarize(result)
     return result
 
@@ -131,8 +146,9 @@ def test_compare_centre_rejects_a_margin_that_is_not_positive(margin: float) -> 
     result = _result({}, seeds=[0, 1, 2], jitter=0.001)
     runs = {
         job_id(CENTRE.trial, n.key, seed): create_trial(state=TrialState.COMPLETE, value=0.9 + 0.01 * seed)
-        for n in CENTRE.neighbours for seed in result.seeds
-    }  # fmt: skip
+        for n in CENTRE.neighbours
+        for seed in result.seeds
+    }
     with pytest.raises(
         ValueError,
         match=re.escape(

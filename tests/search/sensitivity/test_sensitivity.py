@@ -17,18 +17,26 @@ import optuna_dashboard
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from archsearch.sensitivity._jobs import (
-    Centre, SensitivityObjective, live_job_count, pending_jobs, plan_jobs, sensitivity_objective,
-)
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.controller import run_search
 from archsearch.pool._placement import WorkerSlot
+from archsearch.pool._worker import run_worker
 from archsearch.sensitivity import SensitivityError, add_parser, run_sensitivity
+from archsearch.sensitivity._jobs import (
+    Centre,
+    SensitivityObjective,
+    live_job_count,
+    pending_jobs,
+    plan_jobs,
+    sensitivity_objective,
+)
 from archsearch.spaces import Architecture, Hyperparameters, neighbourhood
 from archsearch.storage import StorageError, make_storage
-from archsearch.pool._worker import run_worker
 
 from ...conftest import backdate_trial
+
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 # Labels from a tanh teacher with 8 hidden units on 2 inputs: the linear model and a network far narrower
 # than 8 units cannot fit them, while a few units more or less around 32 change nothing.
@@ -41,20 +49,35 @@ TWO_SEEDS = pytest.mark.filterwarnings("ignore:With 2 seeds no neighbour")
 
 def _search_config(folder: Path) -> SearchConfig:
     """Two enqueued trials with fixed hyperparameters: trial 0 is [8] (the teacher's width), trial 1 is [32]."""
-    return SearchConfig.from_dict({
-        "study": {
-            "name": "teacher", "storage": f"sqlite:///{folder}/teacher.db", "n_trials": 2, "pruner": "none",
-            "heartbeat_interval": 1, "grace_period": 2,
-        },
-        "data": {"dataset": "teacher", "teacher": TEACHER},
-        "space": {
-            "layers": [1, 1], "width": [2, 128], "dropout": [0.0, 0.0], "activation": ["relu"], "lr": [0.01, 0.01],
-            "weight_decay": [0.0, 0.0], "batch_size": [64], "optimizer": ["adam"], "baselines": [[8], [32]],
-            "lr_schedule": ["constant"], "label_smoothing": [0.0, 0.0], "normalization": ["none"],
-        },
-        # One thread per run: two threads on a tiny MLP only wait for each other on a shared machine.
-        "train": {"epochs": 10, "patience": 5, "device": "cpu", "num_threads": 1},
-    })  # fmt: skip
+    return SearchConfig.from_dict(
+        {
+            "study": {
+                "name": "teacher",
+                "storage": f"sqlite:///{folder}/teacher.db",
+                "n_trials": 2,
+                "pruner": "none",
+                "heartbeat_interval": 1,
+                "grace_period": 2,
+            },
+            "data": {"dataset": "teacher", "teacher": TEACHER},
+            "space": {
+                "layers": [1, 1],
+                "width": [2, 128],
+                "dropout": [0.0, 0.0],
+                "activation": ["relu"],
+                "lr": [0.01, 0.01],
+                "weight_decay": [0.0, 0.0],
+                "batch_size": [64],
+                "optimizer": ["adam"],
+                "baselines": [[8], [32]],
+                "lr_schedule": ["constant"],
+                "label_smoothing": [0.0, 0.0],
+                "normalization": ["none"],
+            },
+            # One thread per run: two threads on a tiny MLP only wait for each other on a shared machine.
+            "train": {"epochs": 10, "patience": 5, "device": "cpu", "num_threads": 1},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +127,26 @@ def cli_run(searched: Path, tmp_path_factory: pytest.TempPathFactory) -> CliRun:
     """`archsearch sensitivity --trial 1 --repeats 10 --steps 0.95` around [32]: 7 architectures x 10 seeds."""
     folder = tmp_path_factory.mktemp("cli")
     url = _copy(searched, folder)
-    args = _parser().parse_args([
-        "sensitivity", "--storage", url, "--study", "teacher", "--trial", "1", "--repeats", "10", "--steps", "0.95",
-        "--out-json", str(folder / "teacher.json"), "--out-html", str(folder / "teacher.html"), "--quiet",
-    ])  # fmt: skip
+    args = _parser().parse_args(
+        [
+            "sensitivity",
+            "--storage",
+            url,
+            "--study",
+            "teacher",
+            "--trial",
+            "1",
+            "--repeats",
+            "10",
+            "--steps",
+            "0.95",
+            "--out-json",
+            str(folder / "teacher.json"),
+            "--out-html",
+            str(folder / "teacher.html"),
+            "--quiet",
+        ]
+    )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert args.handler(args) == 0
@@ -144,14 +183,22 @@ def test_pending_jobs_skips_finished_queued_and_running_runs_but_not_failed_ones
     ]
     assert [j["job_id"] for j in pending_jobs(jobs, trials)] == ["e", "f"]
     # The workers' total counts each held job once, however many trials ran it.
-    assert live_job_count([*trials, create_trial(state=TrialState.COMPLETE, value=0.8, user_attrs={"job_id": "a"})]) == 4
+    assert (
+        live_job_count([*trials, create_trial(state=TrialState.COMPLETE, value=0.8, user_attrs={"job_id": "a"})]) == 4
+    )
 
 
 def test_sensitivity_parser_reads_steps_and_refuses_trial_with_centers(capsys: pytest.CaptureFixture[str]) -> None:
     """Check the defaults of `archsearch sensitivity`, the --steps format and that --trial excludes --centers."""
     base = ["sensitivity", "--storage", "sqlite:///x.db", "--study", "s"]
     args = _parser().parse_args(base)
-    assert (args.trial, args.centers, args.repeats, args.steps, args.workers) == (None, None, None, (1, 2, 0.1, 0.25, 0.5), 1)
+    assert (args.trial, args.centers, args.repeats, args.steps, args.workers) == (
+        None,
+        None,
+        None,
+        (1, 2, 0.1, 0.25, 0.5),
+        1,
+    )
     assert args.handler.__name__ == "_cmd"
     assert _parser().parse_args([*base, "--steps", "3,0.2"]).steps == (3, 0.2)
     with pytest.raises(SystemExit):
@@ -171,10 +218,15 @@ def test_sensitivity_parser_reads_steps_and_refuses_trial_with_centers(capsys: p
         ({"trial": 1, "centers": 2}, r"Pass either 'trial' or 'centers' to run_sensitivity, not both"),
         ({"centers": 0}, r"The 'centers' parameter of run_sensitivity must be an int >= 1\. Got 0 instead\."),
         ({"trial": -1}, r"The 'trial' parameter of run_sensitivity must be an int >= 0\. Got -1 instead\."),
-        ({"margin": -0.01}, r"The 'margin' parameter of run_sensitivity must be a finite float > 0 .*Got -0\.01 instead\. Pass --margin"),
+        (
+            {"margin": -0.01},
+            r"The 'margin' parameter of run_sensitivity must be a finite float > 0 .*Got -0\.01 instead\. Pass --margin",
+        ),
     ],
 )
-def test_run_sensitivity_rejects_bad_arguments_before_opening_the_storage(kwargs: dict, match: str, tmp_path: Path) -> None:
+def test_run_sensitivity_rejects_bad_arguments_before_opening_the_storage(
+    kwargs: dict, match: str, tmp_path: Path
+) -> None:
     """Check the argument errors, raised before any database is touched."""
     url = f"sqlite:///{tmp_path}/never.db"
     with pytest.raises(SensitivityError, match=match):
@@ -193,7 +245,10 @@ def test_run_sensitivity_explains_unusable_studies_and_trials(url: str) -> None:
     study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs=linear))
     with pytest.raises(StorageError, match=r"No study named 'nope' in .*Studies there: 'teacher'"):
         run_sensitivity(url, "nope")
-    with pytest.raises(SensitivityError, match=r"must be a completed trial; trial 2 of study 'teacher' is PRUNED\. .*the best is trial 1"):
+    with pytest.raises(
+        SensitivityError,
+        match=r"must be a completed trial; trial 2 of study 'teacher' is PRUNED\. .*the best is trial 1",
+    ):
         run_sensitivity(url, "teacher", trial=2)
     with pytest.raises(SensitivityError, match=r"must be a trial of study 'teacher' \(0 to 3\)\. Got 9 instead"):
         run_sensitivity(url, "teacher", trial=9)
@@ -203,10 +258,14 @@ def test_run_sensitivity_explains_unusable_studies_and_trials(url: str) -> None:
     runs = optuna.create_study(study_name="other.sensitivity", storage=storage)
     runs.set_user_attr("archsearch_kind", "sensitivity")
     runs.set_user_attr("parent_study", "other")
-    with pytest.raises(SensitivityError, match=r"holds the runs of a sensitivity analysis; pass the study it analysed, 'other'"):
+    with pytest.raises(
+        SensitivityError, match=r"holds the runs of a sensitivity analysis; pass the study it analysed, 'other'"
+    ):
         run_sensitivity(url, "other.sensitivity")
     optuna.create_study(study_name="teacher.sensitivity", storage=storage).set_user_attr("owner", "someone else")
-    with pytest.raises(SensitivityError, match=r"'teacher.sensitivity' already exists and does not hold the sensitivity runs"):
+    with pytest.raises(
+        SensitivityError, match=r"'teacher.sensitivity' already exists and does not hold the sensitivity runs"
+    ):
         run_sensitivity(url, "teacher", trial=1, repeats=2, steps=())
 
 
@@ -216,9 +275,13 @@ def test_sensitivity_calls_the_linear_and_far_narrower_neighbours_worse(cli_run:
     (centre,) = cli_run.result["centres"]
     effects = _effects(centre)
     assert set(effects) == {
-        "layer 0: 32 -> 33 (+1)", "layer 0: 32 -> 31 (-1)", "layer 0: 32 -> 62 (+95%)", "layer 0: 32 -> 2 (-95%)",
-        REMOVE, "add layer after 0 (copy of width 32)",
-    }  # fmt: skip
+        "layer 0: 32 -> 33 (+1)",
+        "layer 0: 32 -> 31 (-1)",
+        "layer 0: 32 -> 62 (+95%)",
+        "layer 0: 32 -> 2 (-95%)",
+        REMOVE,
+        "add layer after 0 (copy of width 32)",
+    }
     # Removing the only hidden layer is the 0-layer linear model, named as trained with the centre's hyperparameters.
     assert next(n["widths"] for n in centre["neighbours"] if n["change"] == REMOVE) == []
     assert effects[REMOVE]["verdict"] == "worse"
@@ -236,22 +299,46 @@ def test_sensitivity_json_holds_effects_noise_floor_and_run_counts(cli_run: CliR
     result = cli_run.result
     assert result["runs"] == {"planned": 70, "trained": 70, "reused": 0, "diverged": 0, "missing": 0}
     assert (result["study"], result["companion_study"], result["metric"], result["direction"]) == (
-        "teacher", "teacher.sensitivity", "accuracy", "maximize"
-    )  # fmt: skip
+        "teacher",
+        "teacher.sensitivity",
+        "accuracy",
+        "maximize",
+    )
     assert (result["seeds"], result["steps"], result["warnings"]) == (list(range(10)), [0.95], [])
     (centre,) = result["centres"]
-    assert (centre["trial"], centre["widths"], centre["n_tests"], centre["can_reach_significance"]) == (1, [32], 6, True)
+    assert (centre["trial"], centre["widths"], centre["n_tests"], centre["can_reach_significance"]) == (
+        1,
+        [32],
+        6,
+        True,
+    )
     assert centre["hyperparameters"] == HYPERPARAMETERS.to_dict()
     assert sorted(centre["values"]) == sorted(str(s) for s in range(10))
     assert 0 < centre["noise_floor"] < 0.05
     assert 0 < centre["minimum_detectable_difference"] < 0.05
-    assert {n["group"] for n in centre["neighbours"]} == {"+1 neuron", "-1 neuron", "+95%", "-95%", "-1 layer", "+1 layer"}
+    assert {n["group"] for n in centre["neighbours"]} == {
+        "+1 neuron",
+        "-1 neuron",
+        "+95%",
+        "-95%",
+        "-1 layer",
+        "+1 layer",
+    }
     for neighbour in centre["neighbours"]:
         effect = neighbour["effect"]
         assert set(effect) == {
-            "mean", "ci_low", "ci_high", "n", "p_value", "p_adjusted", "margin", "p_equivalence", "verdict",
-            "seeds_needed", "label",
-        }  # fmt: skip
+            "mean",
+            "ci_low",
+            "ci_high",
+            "n",
+            "p_value",
+            "p_adjusted",
+            "margin",
+            "p_equivalence",
+            "verdict",
+            "seeds_needed",
+            "label",
+        }
         assert effect["margin"] == centre["margin"] == centre["noise_floor"] and not centre["margin_given"]
         assert effect["ci_low"] <= effect["mean"] <= effect["ci_high"] and effect["n"] == 10
         assert effect["p_value"] <= effect["p_adjusted"] <= 1
@@ -262,13 +349,31 @@ def test_sensitivity_stores_every_run_and_the_report_in_the_companion_study(cli_
     """Check that each run is a trial of `<study>.sensitivity` with its job and metrics, and the report is saved."""
     companion = _companion(cli_run.url)
     attrs = companion.user_attrs
-    assert (attrs["archsearch_kind"], attrs["parent_study"], attrs["sensitivity_jobs"]) == ("sensitivity", "teacher", 70)
+    assert (attrs["archsearch_kind"], attrs["parent_study"], attrs["sensitivity_jobs"]) == (
+        "sensitivity",
+        "teacher",
+        70,
+    )
     assert attrs["archsearch_config"]["data"]["teacher"]["widths"] == [8]
     assert companion.direction == optuna.study.StudyDirection.MAXIMIZE
     trials = companion.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == len(companion.trials) == 70
-    expected = {"job_id", "centre_trial", "kind", "change", "key", "seed", "widths", "dropouts", "activation",
-                "n_params", "val_accuracy", "test_accuracy", "epochs_run", "worker"}  # fmt: skip
+    expected = {
+        "job_id",
+        "centre_trial",
+        "kind",
+        "change",
+        "key",
+        "seed",
+        "widths",
+        "dropouts",
+        "activation",
+        "n_params",
+        "val_accuracy",
+        "test_accuracy",
+        "epochs_run",
+        "worker",
+    }
     assert all(expected <= set(t.user_attrs) for t in trials)
     assert all(t.value == pytest.approx(t.user_attrs["val_accuracy"]) and t.intermediate_values for t in trials)
     assert "Worse: layer 0: 32 -> 2 (-95%)" in optuna_dashboard.get_note(companion)
@@ -292,7 +397,9 @@ def test_sensitivity_rerun_trains_nothing_and_gives_the_same_effects(cli_run: Cl
 @pytest.mark.timeout(300)
 def test_sensitivity_centers_find_narrowing_hurts_most_near_the_teacher_width(url: str) -> None:
     """Check that with --centers, removing 75% of the units costs more at [8] (the teacher's width) than at [32]."""
-    with pytest.warns(UserWarning, match=r"With 3 seeds no neighbour of trials 0, 1 can be called .* Use --repeats 8 or more"):
+    with pytest.warns(
+        UserWarning, match=r"With 3 seeds no neighbour of trials 0, 1 can be called .* Use --repeats 8 or more"
+    ):
         result = run_sensitivity(url, "teacher", centers=2, repeats=3, steps=(0.75,))
     near, wide = result.centres
     assert (near.widths, wide.widths) == ((8,), (32,))
@@ -342,13 +449,19 @@ def test_sensitivity_resumes_after_an_interrupt_and_a_killed_worker(url: str, mo
     (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert retry.state == TrialState.COMPLETE and retry.user_attrs["job_id"] == victim.user_attrs["job_id"]
     # The runs finished before the interrupt were kept, not trained again.
-    assert {t.user_attrs["job_id"]: t.value for t in trials if t.user_attrs.get("job_id") in before and t.state == TrialState.COMPLETE} == before
+    assert {
+        t.user_attrs["job_id"]: t.value
+        for t in trials
+        if t.user_attrs.get("job_id") in before and t.state == TrialState.COMPLETE
+    } == before
     assert len(companion.get_trials(states=(TrialState.COMPLETE,))) == 10
 
 
 @TWO_SEEDS
 @pytest.mark.timeout(300)
-def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Check that a failed run is run again before the analysis ends, and diverged runs are pruned and counted."""
     import archsearch.trainers
 
@@ -375,7 +488,9 @@ def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(url: str,
     trials = _companion(url).trials
     first = trials[failed[0]]
     assert (first.state, first.user_attrs["fail_reason"]) == (TrialState.FAIL, "RuntimeError: out of memory, once")
-    (retry,) = [t for t in trials if t.user_attrs.get("job_id") == first.user_attrs["job_id"] and t.state != TrialState.FAIL]
+    (retry,) = [
+        t for t in trials if t.user_attrs.get("job_id") == first.user_attrs["job_id"] and t.state != TrialState.FAIL
+    ]
     assert retry.number > first.number
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert [t.user_attrs["pruned_reason"] for t in pruned] == ["loss became nan at epoch 1"] * 3
@@ -390,7 +505,9 @@ def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(url: str,
     slot = WorkerSlot(index=0, device="cpu", gpu=None, threads=1)
     assert run_worker(url, "teacher.sensitivity", slot, objective_factory=sensitivity_objective).finished == 0
     # A worker given a search's objective would sample new trials into the analysis: it is refused.
-    with pytest.raises(ConfigError, match="companion study of a sensitivity analysis; join it with `archsearch worker`"):
+    with pytest.raises(
+        ConfigError, match="companion study of a sensitivity analysis; join it with `archsearch worker`"
+    ):
         run_worker(url, "teacher.sensitivity", slot)
 
 
@@ -427,7 +544,9 @@ def test_sensitivity_of_a_linear_centre_asks_whether_a_hidden_layer_helps(tmp_pa
     assert list(changes) == ["one hidden layer of 4", "one hidden layer of 16", "one hidden layer of 64"]
     assert all(n.kind == "hidden_layer" and n.dropouts == (0.0,) for n in centre.neighbours)
     # The 8-unit tanh teacher is out of reach of the linear model: 16 and 64 hidden units do better.
-    assert changes["one hidden layer of 16"].effect.verdict == changes["one hidden layer of 64"].effect.verdict == "better"
+    assert (
+        changes["one hidden layer of 16"].effect.verdict == changes["one hidden layer of 64"].effect.verdict == "better"
+    )
     assert "Centre trial 0 (linear model;" in result.summary
     assert "Better: " in centre_text(result) and "one hidden layer of 64" in centre_text(result)
     assert [f.key for f in result.report().figures if f.drawable] == ["sensitivity_forest_0", "sensitivity_widths_0"]

@@ -9,6 +9,9 @@ import pytest
 import archsearch.sensitivity._run
 from archsearch.cli import main
 
+# Real searches, worker processes or a browser: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 
 class _Written:
     def write_html(self, path: str | Path) -> Path:
@@ -50,5 +53,20 @@ def test_sensitivity_explicit_out_paths_may_write_elsewhere(tmp_path: Path, monk
     monkeypatch.setattr(archsearch.sensitivity._run, "run_sensitivity", lambda *args, **kwargs: _Result())
     (tmp_path / "elsewhere").mkdir()
     out_json, out_html = tmp_path / "elsewhere" / "r.json", tmp_path / "elsewhere" / "r.html"
-    assert main(["sensitivity", "--storage", "sqlite:///s.db", "--study", "../evil", "--out-json", str(out_json), "--out-html", str(out_html)]) == 0
+    assert (
+        main(
+            [
+                "sensitivity",
+                "--storage",
+                "sqlite:///s.db",
+                "--study",
+                "../evil",
+                "--out-json",
+                str(out_json),
+                "--out-html",
+                str(out_html),
+            ]
+        )
+        == 0
+    )
     assert out_json.read_text(encoding="utf-8") == "{}" and out_html.exists()
