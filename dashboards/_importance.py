@@ -9,9 +9,16 @@ import pandas as pd
 
 from archsearch.stats import StudyData
 
-# PED-ANOVA compares the best 10% of trials with all of them; below ten trials that top set is a
-# single trial and the scores are noise.
-MIN_TRIALS_FOR_IMPORTANCE = 10
+# PED-ANOVA compares the best trials (a quantile, Optuna's default 10%) with all of them. A top set of
+# one or two trials makes the scores noise, so the quantile grows until the top set holds MIN_TOP_TRIALS,
+# and below MIN_TRIALS_FOR_IMPORTANCE (where that quantile would pass a quarter) no score is given.
+MIN_TOP_TRIALS = 5
+MIN_TRIALS_FOR_IMPORTANCE = 20
+
+
+def top_quantile(n_finished: int) -> float:
+    """The share of finished trials PED-ANOVA treats as "the best": 10%, or more so that 5 trials are in it."""
+    return max(0.1, MIN_TOP_TRIALS / max(n_finished, 1))
 
 
 def importance_table(study: optuna.Study, data: StudyData) -> pd.DataFrame:
@@ -39,7 +46,7 @@ def importance_table(study: optuna.Study, data: StudyData) -> pd.DataFrame:
         raise ValueError(
             f"Importance needs at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials; this study has {n_done}."
         )
-    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=top_quantile(n_done))
     with warnings.catch_warnings():
         # Optuna warns when every trial lands in the top quantile; the scores are then all 0, which
         # the table shows as such.

@@ -9,7 +9,7 @@ import optuna
 
 import archsearch.stats as an
 from archsearch.dashboards._base import ReportFigure, depth_color, depth_name, hover, not_drawable, style, unwrap
-from archsearch.dashboards._importance import importance_table
+from archsearch.dashboards._importance import importance_table, top_quantile
 from archsearch.dashboards._size_figures import no_finished_reason
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ def dropout_by_size(data: an.StudyData, tolerance: float = an.KNEE_TOLERANCE) ->
     caption = (
         "Finished networks by their mean dropout rate, one panel per parameter-count bin. Dropout is "
         f"said to help or hurt in a bin when the median {data.metric} of trials with dropout differs "
-        f"from those without by more than {tolerance:g}. Reading: {readings}."
+        f"from those without by more than {tolerance:g} (in a bin with no dropout-0 trial: those above the "
+        f"bin's median dropout against those at or below it). Reading: {readings}."
     )
     return ReportFigure(key, title, caption, fig)
 
@@ -183,9 +184,12 @@ def importance(study: optuna.Study, data: an.StudyData) -> ReportFigure:
     style(fig, title, height=max(300, 28 * sum(rows) + 80 * len(panels) + 80))
     fig.update_xaxes(title_text="importance", row=len(panels), col=1)
     top = ", ".join(f"{r.feature} {an.format_number(r.importance, 2)}" for r in sampled.head(3).itertuples())
+    quantile = top_quantile(len(data.complete))
+    best_share, best_count = f"{quantile:.0%}", math.ceil(quantile * len(data.complete))
     caption = (
         "PED-ANOVA, Optuna's default importance, scores how differently each parameter is distributed "
-        f"among the best 10% of trials than among all {len(data.complete)} finished ones; conditional "
+        f"among the best {best_share} of trials ({an.plural(best_count, 'trial')}) than among all "
+        f"{len(data.complete)} finished ones; conditional "
         "parameters such as width_2 are scored on the trials that have them. Blue bars (top) are parameters "
         "the search sampled and sum to 1. Orange bars (below) are derived size features (depth, total hidden "
         "units, parameter count) computed from each trial's widths; they restate the sampled parameters, so "
@@ -279,9 +283,16 @@ def pruning(data: an.StudyData) -> ReportFigure:
 
 
 def _dropout_evidence(row) -> str:
+    value = an.format_number
+    if row.split is not None and not math.isnan(row.split):
+        if row.verdict == "cannot tell":
+            return f"no trial without dropout, and too few on either side of the median {value(row.split, 2)}"
+        return (
+            f"no trial without dropout; median {value(row.median_with)} of {an.plural(row.n_with, 'trial')} with "
+            f"dropout above {value(row.split, 2)} vs {value(row.median_without)} of {row.n_without:,} at or below it"
+        )
     if row.verdict == "cannot tell":
         return f"no trials {'without' if row.n_without == 0 else 'with'} dropout"
-    value = an.format_number
     return (
         f"median {value(row.median_with)} of {an.plural(row.n_with, 'trial')} with vs "
         f"{value(row.median_without)} of {row.n_without:,} without"

@@ -479,21 +479,31 @@ def shape_by_size(data: StudyData) -> pd.DataFrame:
 def dropout_effect(data: StudyData, tolerance: float) -> pd.DataFrame:
     """Per size bin: does dropout help? Median metric with dropout versus without.
 
+    A bin without any dropout-0 trial (a space whose dropout range starts above 0) compares the trials
+    above the bin's median dropout with those at or below it instead, when each side holds 2 or more.
+
     Args:
         data: The flattened study.
         tolerance: Smallest difference in median metric counted as an effect, in metric units.
 
     Returns:
-        Columns ``size_bin, n_without, n_with, median_without, median_with, verdict``, where the
-        verdict is ``helps``, ``hurts``, ``no clear effect`` or ``cannot tell``.
+        Columns ``size_bin, n_without, n_with, median_without, median_with, verdict, split``: ``split`` is
+        None when "without" means dropout 0, else the median dropout that separates "without" (at or
+        below it) from "with" (above it); the verdict is ``helps``, ``hurts``, ``no clear effect`` or
+        ``cannot tell``.
     """
     nets = data.sized
     nets = nets[(nets["depth"] >= 1) & nets["mean_dropout"].notna()]
     rows = []
     for size_bin, group in nets.groupby("size_bin", observed=True):
+        split = None
         without, with_ = group[group["mean_dropout"] == 0], group[group["mean_dropout"] > 0]
+        if without.empty:
+            split = float(group["mean_dropout"].median())
+            without, with_ = group[group["mean_dropout"] <= split], group[group["mean_dropout"] > split]
+        enough = len(without) >= 1 and len(with_) >= 1 if split is None else len(without) >= 2 and len(with_) >= 2
         verdict = "cannot tell"
-        if len(without) and len(with_):
+        if enough:
             gain = with_["score"].median() - without["score"].median()
             verdict = "helps" if gain > tolerance else "hurts" if gain < -tolerance else "no clear effect"
         rows.append(
@@ -504,9 +514,11 @@ def dropout_effect(data: StudyData, tolerance: float) -> pd.DataFrame:
                 "median_without": without["value"].median(),
                 "median_with": with_["value"].median(),
                 "verdict": verdict,
+                "split": split,
             }
         )
-    return pd.DataFrame(rows, columns=["size_bin", "n_without", "n_with", "median_without", "median_with", "verdict"])
+    columns = ["size_bin", "n_without", "n_with", "median_without", "median_with", "verdict", "split"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def spread_by_size(data: StudyData) -> pd.DataFrame:

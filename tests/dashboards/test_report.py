@@ -76,7 +76,7 @@ def test_build_report_with_a_single_depth_explains_the_missing_comparisons(study
     figures = {f.key: f for f in build_report(study).figures}
     assert figures["metric_vs_depth"].reason == "Every finished trial has 1 layer, so there is no depth to compare."
     assert "2 or more hidden layers" in figures["layer_shapes"].reason
-    assert "at least 10 finished trials" in figures["importance"].reason
+    assert "at least 20 finished trials" in figures["importance"].reason
     assert figures["pruning"].reason.startswith("No trial was pruned")
     assert figures["metric_vs_params"].drawable and figures["dropout_by_size"].drawable
     with pytest.raises(ValueError, match="no depth to compare"):

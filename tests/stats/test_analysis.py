@@ -110,6 +110,22 @@ def test_dropout_effect_separates_small_and_large_networks(study_factory, trial_
     assert effects["size_bin"].astype(str).str.startswith(("small", "large")).all()
 
 
+def test_dropout_effect_without_dropout_zero_compares_around_the_median(study_factory, trial_maker) -> None:
+    """Check that a space whose dropout never is 0 still gets an answer: above vs at-or-below the median."""
+    study = study_factory()
+    for d, value in [(0.1, 0.90), (0.1, 0.91), (0.2, 0.92), (0.4, 0.85), (0.5, 0.84)]:
+        study.add_trial(trial_maker(widths=[16], dropouts=[d], value=value))
+    (row,) = an.dropout_effect(an.load_study_data(study), 0.005).itertuples()
+    # Median dropout 0.2: 0.1, 0.1, 0.2 (median 0.91) at or below it, 0.4, 0.5 (median 0.845) above.
+    assert (row.split, row.n_without, row.n_with, row.verdict) == (0.2, 3, 2, "hurts")
+    # One trial above the median is too few to compare.
+    study = study_factory()
+    for d, value in [(0.1, 0.90), (0.1, 0.91), (0.5, 0.84)]:
+        study.add_trial(trial_maker(widths=[16], dropouts=[d], value=value))
+    (row,) = an.dropout_effect(an.load_study_data(study), 0.005).itertuples()
+    assert (row.n_with, row.verdict) == (1, "cannot tell")
+
+
 def test_spread_by_size_pools_seed_groups(study_factory, trial_maker) -> None:
     """Check that the trial spread and the pooled seed-to-seed spread come out as computed by hand."""
     study = study_factory()
@@ -146,9 +162,9 @@ def test_width_correlations_count_narrower_as_better_when_minimizing(study_facto
 def test_importance_table_flags_derived_size_features(study_factory, trial_maker) -> None:
     """Check that sampled parameters sum to 1 and total_units/n_params are listed as derived."""
     study = study_factory()
-    for i in range(12):
+    for i in range(20):
         depth = i % 3 + 1
-        study.add_trial(trial_maker(widths=[8 * (i + 1)] * depth, value=0.7 + 0.02 * i, lr=10 ** (-4 + i % 4)))
+        study.add_trial(trial_maker(widths=[8 * (i + 1)] * depth, value=0.6 + 0.015 * i, lr=10 ** (-4 + i % 4)))
     table = importance_table(study, an.load_study_data(study))
     derived = table[table["derived"]]
     assert sorted(derived["feature"]) == ["n_params", "total_units"]
@@ -157,13 +173,22 @@ def test_importance_table_flags_derived_size_features(study_factory, trial_maker
     assert table.loc[~table["derived"], "importance"].sum() == pytest.approx(1.0)
 
 
-def test_importance_table_needs_ten_finished_trials(study_factory, trial_maker) -> None:
-    """Check that importance is refused, with the count, below ten finished trials."""
+def test_importance_table_needs_twenty_finished_trials(study_factory, trial_maker) -> None:
+    """Check that importance is refused, with the count, below twenty finished trials (a top set of 5 is a quarter)."""
     study = study_factory()
     for i in range(4):
         study.add_trial(trial_maker(widths=[8 * (i + 1)], value=0.8 + 0.01 * i))
-    with pytest.raises(ValueError, match="at least 10 finished trials; this study has 4"):
+    with pytest.raises(ValueError, match="at least 20 finished trials; this study has 4"):
         importance_table(study, an.load_study_data(study))
+
+
+@pytest.mark.parametrize(("n_finished", "quantile"), [(20, 0.25), (30, 5 / 30), (50, 0.1), (400, 0.1)])
+def test_importance_top_set_holds_at_least_five_trials(n_finished: int, quantile: float) -> None:
+    """Check that PED-ANOVA's "best" share is 10%, raised so that it holds 5 trials."""
+    from archsearch.dashboards._importance import top_quantile
+
+    assert top_quantile(n_finished) == pytest.approx(quantile)
+    assert top_quantile(n_finished) * n_finished >= 5 - 1e-9
 
 
 @pytest.mark.parametrize(
