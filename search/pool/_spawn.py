@@ -1,4 +1,4 @@
-"""Worker processes started as `python -m archsearch.pool._spawn`, never by re-importing the caller's `__main__`.
+"""Worker processes started as `python -m archsearch.pool.worker_entry`, never by re-importing the caller's `__main__`.
 
 multiprocessing's "spawn" start method runs the parent's main script again in every child: a plain
 script calling `archsearch.run_search(...)` without an `if __name__ == "__main__":` guard then fails
@@ -10,7 +10,6 @@ JSON through its stdin, so the storage URL (and its password) never shows in `ps
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import subprocess
 import sys
@@ -39,7 +38,7 @@ class WorkerProcess:
         self._popen: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self._popen = subprocess.Popen([sys.executable, "-m", "archsearch.pool._spawn"], stdin=subprocess.PIPE)
+        self._popen = subprocess.Popen([sys.executable, "-m", "archsearch.pool.worker_entry"], stdin=subprocess.PIPE)
         self._popen.stdin.write(self._payload.encode())
         self._popen.stdin.close()
 
@@ -70,18 +69,3 @@ class WorkerProcess:
             self._popen.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
-
-
-def _main() -> None:
-    from archsearch.pool._placement import WorkerSlot
-    from archsearch.pool._worker import worker_main
-
-    arguments = json.loads(sys.stdin.read())
-    arguments["slot"] = WorkerSlot(**arguments["slot"])
-    module, name = arguments["objective_factory"].split(":")
-    arguments["objective_factory"] = getattr(importlib.import_module(module), name)
-    worker_main(**arguments)
-
-
-if __name__ == "__main__":
-    _main()
