@@ -135,10 +135,7 @@ def export_model(
         "preprocessing": preprocessing.to_dict(),
         "metadata": metadata,
     }
-    try:
-        architecture_text = json.dumps(architecture, indent=2, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise ExportError(f"The model's metadata must be JSON-serializable with finite numbers: {e}") from e
+    architecture_text = _architecture_json(architecture)
     mlp = _build(architecture, preprocessing)
     mlp.load_state_dict(state_dict)
     deployed = _DeployedMLP(mlp, preprocessing).eval()  # eval: dropout and batch statistics must not reach the program
@@ -189,10 +186,7 @@ def export_ensemble(
         "preprocessing": preprocessing.to_dict(),
         "metadata": metadata,
     }
-    try:
-        architecture_text = json.dumps(architecture, indent=2, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise ExportError(f"The model's metadata must be JSON-serializable with finite numbers: {e}") from e
+    architecture_text = _architecture_json(architecture)
     mlps = _build_members(described, n_inputs, n_outputs, preprocessing)
     for mlp, member in zip(mlps, members):
         mlp.load_state_dict(member["state_dict"])
@@ -229,6 +223,14 @@ def _build_members(
 ) -> list[nn.Module]:
     """Each member's untrained network; a member without `normalization` or `embedding` keys has none."""
     return [_build({**member, "n_inputs": n_inputs, "n_outputs": n_outputs}, preprocessing) for member in members]
+
+
+def _architecture_json(architecture: dict[str, Any]) -> str:
+    """`architecture.json`'s text; metadata that JSON cannot hold is the caller's error, said as such."""
+    try:
+        return json.dumps(architecture, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"The model's metadata must be JSON-serializable with finite numbers: {e}") from e
 
 
 def _write_folder(

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -18,7 +17,7 @@ from archsearch.config import SearchConfig
 from archsearch.controller import open_search_study, run_search
 from archsearch.storage import finished_count, make_storage
 
-from ...conftest import backdate_trial
+from ...conftest import backdate_trial, wait_for
 from ..conftest import small_config
 
 # Real searches, worker processes or a browser: `make test-fast` leaves these out.
@@ -87,15 +86,6 @@ def _write_config(tmp_path: Path, n_trials: int, epochs: int) -> Path:
     return path
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _load(tmp_path: Path, name: str = "faults") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=make_storage(f"sqlite:///{tmp_path}/faults.db"))
 
@@ -114,7 +104,7 @@ def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
     config = _write_config(tmp_path, n_trials=8, epochs=12)
     controller = subprocess.Popen([*CLI, "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path)
     try:
-        _wait_for(
+        wait_for(
             lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 1,
             180,
             "a running trial",
@@ -144,7 +134,7 @@ def test_pool_interrupted_controller_resumes_to_the_exact_total(tmp_path: Path) 
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(
+        wait_for(
             lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 3,
             180,
             "3 finished trials",

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from archsearch.pool import TotalReached
 from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker, quiet_expected_failures
 from archsearch.storage import finished_count, keys, make_storage
 
+from ...conftest import wait_for
 from ..conftest import small_config
 
 # Real searches, worker processes or a browser: `make test-fast` leaves these out.
@@ -39,15 +39,6 @@ def _write_config(path: Path, url: str, name: str, n_trials: int, epochs: int, *
         encoding="utf-8",
     )
     return path
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _finished_or_zero(url: str, name: str) -> int:
@@ -114,7 +105,7 @@ def test_search_on_postgres_survives_every_backend_terminated_twice(
     )
     try:
         for finished in (2, 5):
-            _wait_for(
+            wait_for(
                 lambda: _finished_or_zero(postgres_url, unique_name) >= finished or controller.poll() is not None,
                 240,
                 f"{finished} trials",
@@ -176,7 +167,7 @@ def test_lone_worker_that_loses_the_database_stops_with_one_line(tmp_path: Path,
     )
     try:
         study = optuna.load_study(study_name="lockout", storage=make_storage(url))
-        _wait_for(
+        wait_for(
             lambda: any("widths" in t.user_attrs for t in study.get_trials(states=(TrialState.RUNNING,))),
             120,
             "a running trial",
@@ -219,13 +210,13 @@ def test_killed_controller_takes_its_workers_along_and_the_rerun_retries_their_t
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path)
     try:
-        _wait_for(
+        wait_for(
             lambda: _finished_or_zero(url, "killed") >= 1 and len(_running_workers(url)) == 2, 400, "two running trials"
         )
         pids = _running_workers(url)
         controller.kill()
         controller.wait(timeout=30)
-        _wait_for(lambda: not any(_alive(pid) for pid in pids), 10, "the workers to die with their controller")
+        wait_for(lambda: not any(_alive(pid) for pid in pids), 10, "the workers to die with their controller")
     finally:
         _stop(controller)
     killed = {t.number: t.params for t in _load(url, "killed").get_trials(states=(TrialState.RUNNING,))}
@@ -261,7 +252,7 @@ def test_ctrl_c_prints_one_line_and_the_rerun_finishes_the_exact_total(tmp_path:
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        _wait_for(lambda: _finished_or_zero(url, "ctrlc") >= 1, 240, "a finished trial")
+        wait_for(lambda: _finished_or_zero(url, "ctrlc") >= 1, 240, "a finished trial")
         os.killpg(controller.pid, signal.SIGINT)
         _, err = controller.communicate(timeout=120)
     finally:
@@ -389,11 +380,11 @@ def test_die_with_parent_kills_the_child_when_its_parent_dies(tmp_path: Path) ->
     )
     pid = None
     try:
-        _wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60, "the child to start")
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60, "the child to start")
         pid = int(pid_file.read_text())
         parent.kill()
         parent.wait(timeout=10)
-        _wait_for(lambda: not _alive(pid), 5, "the child to die with its parent")
+        wait_for(lambda: not _alive(pid), 5, "the child to die with its parent")
     finally:
         _stop(parent)
         if pid is not None and _alive(pid):
