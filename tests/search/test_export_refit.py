@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import torch
 
@@ -63,9 +64,9 @@ def test_refit_trains_on_exactly_the_train_and_validation_rows(
     seen = []
     real_train = archsearch.trainers.train_mlp
 
-    def spy(widths, dropouts, activation, data, settings, report=None):
+    def spy(widths, dropouts, activation, data, settings, report=None, **embedding):
         seen.append((data, settings))
-        return real_train(widths, dropouts, activation, data, settings, report)
+        return real_train(widths, dropouts, activation, data, settings, report, **embedding)
 
     monkeypatch.setattr(archsearch.trainers, "train_mlp", spy)
     out = export_best(wine_search.url, "wine", tmp_path / "m")
@@ -77,7 +78,7 @@ def test_refit_trains_on_exactly_the_train_and_validation_rows(
     np.testing.assert_allclose(
         _unstandardized_rows(data.x_test, data), _unstandardized_rows(split.x_test, split), atol=1e-4
     )
-    best = wine_search.study.best_trial
+    best = _exported_trial(wine_search, out)
     assert settings.epochs == best.user_attrs["best_epoch"] and settings.patience is None and settings.keep_last
     meta = _metadata(out)
     assert meta["refit"] is True and meta["refit_epochs"] == best.user_attrs["best_epoch"]
@@ -92,7 +93,7 @@ def test_refit_trains_on_exactly_the_train_and_validation_rows(
 def test_no_refit_ships_the_stored_weights_unchanged(wine_search: FinishedSearch, tmp_path: Path) -> None:
     """Check that --no-refit writes the trial's stored weights bit for bit and says it saw the training split."""
     out = export_best(wine_search.url, "wine", tmp_path / "m", refit=False)
-    best = wine_search.study.best_trial
+    best = _exported_trial(wine_search, out)
     store = open_artifact_store(default_artifact_dir(wine_search.url))
     stored = torch.load(download_weights(store, best.user_attrs[keys.WEIGHTS], tmp_path), weights_only=True)
     shipped = torch.load(out / "model.pt", weights_only=True)
@@ -134,9 +135,10 @@ def test_ensemble_of_seeds_refits_each_seed_and_records_single_vs_ensemble(
     """Check that --ensemble-seeds K refits K seeds of the best trial and stores both test metrics."""
     out = export_best(wine_search.url, "wine", tmp_path / "m", ensemble_seeds=3)
     meta = json.loads((out / "architecture.json").read_text())
-    seed = wine_search.study.best_trial.user_attrs["seed"]
+    chosen = _exported_trial(wine_search, out)
+    seed = chosen.user_attrs["seed"]
     assert [m["seed"] for m in meta["members"]] == [seed, seed + 1, seed + 2]
-    assert {m["trial"] for m in meta["members"]} == {wine_search.study.best_trial.number}
+    assert {m["trial"] for m in meta["members"]} == {chosen.number}
     assert meta["metadata"]["ensemble"] == {"of": "seeds", "size": 3}
     assert set(meta["metadata"]["single_test_metrics"]) == set(meta["metadata"]["test_metrics"]) >= {"test_accuracy"}
     alone = export_best(wine_search.url, "wine", tmp_path / "alone")
@@ -212,3 +214,8 @@ def test_retrain_is_a_deprecated_alias_of_refit(
     with pytest.warns(DeprecationWarning, match="'retrain' is deprecated"):
         out = export_best(wine_search.url, "wine", tmp_path / "n", retrain=False)
     assert _metadata(out)["refit"] is False
+
+
+def _exported_trial(search: FinishedSearch, out: Path) -> optuna.trial.FrozenTrial:
+    """The trial an export shipped: the best, or the smallest network among trials tied for best."""
+    return search.study.trials[_metadata(out)["trial"]]

@@ -33,7 +33,9 @@ def test_cli_report_of_a_real_search_renders_offline(
     page.goto(out.as_uri())
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=60_000)
     drawn = page.evaluate(
-        "Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.querySelectorAll('g.trace').length)"
+        # Cartesian traces are g.trace; parallel coordinates draw g.parcoords instead.
+        "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".map(d => d.querySelectorAll('g.trace, g.parcoords').length)"
     )
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-real-search.png"), full_page=True)

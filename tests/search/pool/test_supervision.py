@@ -99,7 +99,8 @@ def test_search_on_postgres_survives_every_backend_terminated_twice(
     """Check that a 2-worker search whose every PostgreSQL connection is terminated twice mid-search ends at
     exactly n_trials with exit 0, nothing RUNNING or WAITING, and no failed trial."""
     url = _tagged(postgres_url, unique_name)
-    config = _write_config(tmp_path / "s.toml", url, unique_name, 10, 4, artifacts=str(tmp_path / "art"))
+    # 30 trials, so that the search is still running at the second termination on a fast machine too.
+    config = _write_config(tmp_path / "s.toml", url, unique_name, 30, 4, artifacts=str(tmp_path / "art"))
     controller = subprocess.Popen(
         [*CLI, "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
@@ -114,7 +115,7 @@ def test_search_on_postgres_survives_every_backend_terminated_twice(
         _, err = controller.communicate(timeout=300)
         assert controller.returncode == 0, err
         study = optuna.load_study(study_name=unique_name, storage=postgres_url)
-        _assert_exact_total(study, 10)
+        _assert_exact_total(study, 30)
         assert not study.get_trials(states=(TrialState.FAIL,))
     finally:
         _stop(controller)
