@@ -321,14 +321,7 @@ def load_model(path: str | Path) -> Predictor:
         raise ExportError(f"'{architecture_path}' must hold a JSON object. Got {type(architecture).__name__} instead.")
     if architecture.get("kind") == "ensemble":
         return _load_ensemble(folder, architecture)
-    missing = [key for key in _REQUIRED_KEYS if key not in architecture]
-    if missing:
-        raise ExportError(f"'{architecture_path}' lacks the keys {missing}.")
-    if architecture["format_version"] != FORMAT_VERSION:
-        raise ExportError(
-            f"'{architecture_path}' has format_version {architecture['format_version']!r}; this archsearch "
-            f"reads version {FORMAT_VERSION}."
-        )
+    _check_header(architecture_path, architecture, _REQUIRED_KEYS)
     try:
         preprocessing = Preprocessing.from_dict(architecture["preprocessing"])
         mlp = _build(architecture, preprocessing)
@@ -364,17 +357,22 @@ def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Seq
     )
 
 
+def _check_header(path: Path, architecture: dict[str, Any], required: Sequence[str]) -> None:
+    """Refuse an architecture.json that lacks a required key or was written in another format version."""
+    missing = [key for key in required if key not in architecture]
+    if missing:
+        raise ExportError(f"'{path}' lacks the keys {missing}.")
+    if architecture["format_version"] != FORMAT_VERSION:
+        raise ExportError(
+            f"'{path}' has format_version {architecture['format_version']!r}; this archsearch "
+            f"reads version {FORMAT_VERSION}."
+        )
+
+
 def _load_ensemble(folder: Path, architecture: dict[str, Any]) -> Predictor:
     """The `load_model` of a folder written by `export_ensemble`."""
     architecture_path = folder / ARCHITECTURE_FILE
-    missing = [key for key in _ENSEMBLE_KEYS if key not in architecture]
-    if missing:
-        raise ExportError(f"'{architecture_path}' lacks the keys {missing}.")
-    if architecture["format_version"] != FORMAT_VERSION:
-        raise ExportError(
-            f"'{architecture_path}' has format_version {architecture['format_version']!r}; this archsearch "
-            f"reads version {FORMAT_VERSION}."
-        )
+    _check_header(architecture_path, architecture, _ENSEMBLE_KEYS)
     try:
         preprocessing = Preprocessing.from_dict(architecture["preprocessing"])
         members = architecture["members"]
