@@ -66,7 +66,7 @@ def _run_bare(config, timestamps: list[float]) -> None:
     study = optuna.create_study(
         study_name=config.study.name, storage=config.study.storage, direction="maximize", sampler=make_sampler(config)
     )
-    for _ in range(config.study.n_trials):
+    for _ in range(config.study.trial_total):
         trial = study.ask()
         candidate = config.space.sample(trial)
         timestamps.append(time.perf_counter())

@@ -69,6 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="cores per contender: 1 runs every contender on one thread (archsearch: 1 worker, [train] num_threads = 1)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="archsearch only: a config key beyond the defaults, the value in TOML (e.g. train.epochs=100), or an "
+        "export_best argument as export.NAME (e.g. export.ensemble=5); repeatable",
+    )
     parser.add_argument("--missing-only", action="store_true", help="skip what the cache already holds")
     parser.add_argument("--table", action="store_true", help="print the Markdown tables from the cache and exit")
     parser.add_argument("--cache", type=Path, default=CACHE)
@@ -76,12 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         contender, dataset, seed = args.child
-        emit(run_one(contender, dataset, int(seed), args.budget, args.threads))
+        emit(run_one(contender, dataset, int(seed), args.budget, args.threads, _overrides(args.set)))
         return 0
     if args.table:
         print(render(read_cache(args.cache)))
         return 0
     datasets, contenders = _names(args.datasets, DATASETS), _names(args.contenders, CONTENDERS)
+    _overrides(args.set)  # a typo fails here, not in every child
     seeds = [int(s) for s in args.seeds.split(",")]
     failures = 0
     # Seed outermost: an interrupted run has every dataset at the first seed before any at the second.
@@ -107,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 if budget is not None:
                     child += ["--budget", str(budget)]
+                if contender == "archsearch":
+                    child += [f"--set={item}" for item in args.set]
                 try:
                     result = run_child(child, timeout=1800 + 3 * (budget or 0))
                 except ChildFailed as e:
@@ -123,6 +134,24 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+def _overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`--set train.epochs=100` as {"train": {"epochs": 100}}; the value is parsed as TOML."""
+    import tomllib
+
+    sections: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        section, dot, key = name.partition(".")
+        if not (sep and dot and section and key):
+            raise SystemExit(f"--set takes SECTION.KEY=VALUE, e.g. train.epochs=100. Got {item!r} instead.")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError as e:
+            raise SystemExit(f"--set {item!r}: the value must be TOML ({e}).") from e
+        sections.setdefault(section, {})[key] = value
+    return sections
+
+
 def _names(text: str, valid: Any) -> list[str]:
     names = [n for n in text.split(",") if n]
     unknown = [n for n in names if n not in valid]
@@ -131,7 +160,14 @@ def _names(text: str, valid: Any) -> list[str]:
     return names
 
 
-def run_one(contender: str, dataset: str, seed: int, budget: float | None, threads: int) -> dict[str, Any]:
+def run_one(
+    contender: str,
+    dataset: str,
+    seed: int,
+    budget: float | None,
+    threads: int,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Load, split, fit one contender on the train rows and score it on the test rows (in a child process)."""
     spec = DATASETS[dataset]
     frame, target, rows_note = load(dataset)
@@ -139,7 +175,8 @@ def run_one(contender: str, dataset: str, seed: int, budget: float | None, threa
     x_train, y_train = frame.iloc[train].reset_index(drop=True), target.iloc[train].reset_index(drop=True)
     x_test, y_test = frame.iloc[test].reset_index(drop=True), target.iloc[test].reset_index(drop=True)
     fit = {"linear": _fit_linear, "hgb": _fit_hgb, "realmlp": _fit_realmlp, "archsearch": _fit_archsearch}[contender]
-    prepared = fit(spec.task, seed, budget, threads)  # imports happen here, before the clock starts
+    prepared = fit(spec.task, seed, budget, threads, **({"overrides": overrides} if contender == "archsearch" else {}))
+    # imports happen in `fit`, before the clock starts
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     predictions, extra = prepared(x_train, y_train, x_test)
     wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
@@ -231,7 +268,9 @@ def _fit_realmlp(task: str, seed: int, budget: float | None, threads: int):
     return fit
 
 
-def _fit_archsearch(task: str, seed: int, budget: float | None, threads: int):
+def _fit_archsearch(
+    task: str, seed: int, budget: float | None, threads: int, overrides: dict[str, dict[str, Any]] | None = None
+):
     import pandas as pd
 
     import archsearch
@@ -251,10 +290,14 @@ def _fit_archsearch(task: str, seed: int, budget: float | None, threads: int):
             }
             if threads == 1:
                 sections["train"] = {"num_threads": 1}
+            export_args = dict((overrides or {}).get("export", {}))
+            for section, values in (overrides or {}).items():
+                if section != "export":
+                    sections.setdefault(section, {}).update(values)
             config = archsearch.SearchConfig.from_dict(sections)
             # One worker per core: `threads` workers of one torch thread each, as `archsearch search` places them.
             study = archsearch.run_search(config, workers=threads, log_dir=folder / "logs")
-            archsearch.export_best(storage, "qbench", folder / "model")
+            archsearch.export_best(storage, "qbench", folder / "model", **export_args)
             predictions = archsearch.load_model(folder / "model").predict(pd.read_csv(folder / "test.csv"))
             best = study.best_trial
             metric = study.user_attrs["metric"]
@@ -270,9 +313,11 @@ def _fit_archsearch(task: str, seed: int, budget: float | None, threads: int):
                 # Every other key is archsearch's default at `commit`.
                 "config_set": {
                     "study": sorted(study_section),
-                    "data": ["path", "target", "task"],
+                    "data": sorted(sections["data"]),
                     "train": sorted(sections.get("train", {})),
+                    **({"space": sorted(sections["space"])} if "space" in sections else {}),
                 },
+                "overrides": overrides or {},
             }
         return predictions, extra
 

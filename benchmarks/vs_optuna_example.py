@@ -215,10 +215,15 @@ def run_archsearch(args: argparse.Namespace, started: datetime.datetime, clock: 
             weight_decay=(0.0, 0.0),
             batch_size=(BATCHSIZE,),
             optimizer=("adam",),
+            # The reference's recipe: a constant lr, plain cross-entropy, no norm layers (not archsearch's defaults).
+            lr_schedule=("constant",),
+            label_smoothing=(0.0, 0.0),
+            normalization=("none",),
         ),
         train=TrainConfig(
             epochs=args.epochs,
             patience=None,
+            warmup=0.0,
             device=args.device,
             engine="fused" if args.child == "archsearch-fused" else "single",
             slots=args.slots,

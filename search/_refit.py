@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import optuna
-from optuna.trial import FixedTrial
 
 from archsearch.config import SearchConfig
 from archsearch.pool import train_settings
@@ -76,7 +75,7 @@ def train_member(
     """
     from archsearch.trainers import train_mlp
 
-    candidate = config.space.sample(FixedTrial(trial.params, trial.number))
+    candidate = config.space.replay(trial.params, trial.number)
     overrides: dict[str, Any] = {} if epochs is None else {"epochs": epochs, "patience": None, "keep_last": True}
     settings = train_settings(config, metric, candidate.hyperparameters.to_dict(), seed=seed, **overrides)
     architecture = candidate.architecture

@@ -29,6 +29,7 @@ SAMPLERS = ("tpe", "random", "qmc", "gp")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
 # Optuna keeps every trial in the database and samplers read them all; a million is far past useful.
 MAX_TRIALS = 1_000_000
+DEFAULT_TRIALS = 30  # [study] n_trials when neither it nor a timeout is set
 
 
 class ConfigError(ValueError):
@@ -50,7 +51,9 @@ class StudyConfig:
     name: str = "archsearch"
     storage: str = "sqlite:///archsearch.db"
     metric: str | None = None  # None: accuracy for classification, rmse for regression
-    n_trials: int = 30  # completed + pruned trials in total, across reruns and workers
+    # Completed + pruned trials in total, across reruns and workers. None: DEFAULT_TRIALS without a timeout;
+    # with one, as many as the timeout allows (a wall-time budget is spent, not left unused after 30 trials).
+    n_trials: int | None = None
     timeout: float | None = None  # seconds for this run; None or 0: no limit
     sampler: str = "tpe"
     pruner: str = "median"
@@ -81,8 +84,13 @@ class StudyConfig:
             raise ConfigError(f"[study] {e}") from e
         if self.metric is not None and self.metric not in METRIC_DIRECTIONS:
             _fail("study", "metric", f"one of {', '.join(METRIC_DIRECTIONS)}", self.metric)
-        if not is_int(self.n_trials) or not 0 <= self.n_trials <= MAX_TRIALS:
-            _fail("study", "n_trials", f"an int in the range [0, {MAX_TRIALS:,}]", self.n_trials)
+        if self.n_trials is not None and (not is_int(self.n_trials) or not 0 <= self.n_trials <= MAX_TRIALS):
+            _fail(
+                "study",
+                "n_trials",
+                f"an int in the range [0, {MAX_TRIALS:,}] (leave it out for {DEFAULT_TRIALS}, or as many as the timeout allows)",
+                self.n_trials,
+            )
         if self.timeout is not None and (not is_real(self.timeout) or self.timeout < 0):
             _fail("study", "timeout", "a number of seconds >= 0", self.timeout)
         if self.sampler not in SAMPLERS:
@@ -116,6 +124,17 @@ class StudyConfig:
             _fail("study", "max_retry", "an int >= 0", self.max_retry)
         if not is_real(self.db_retry_seconds) or not 0 <= self.db_retry_seconds <= 86_400:
             _fail("study", "db_retry_seconds", "a number of seconds in the range [0, 86400]", self.db_retry_seconds)
+
+    @property
+    def trial_total(self) -> int:
+        """The finished trials (complete + pruned) the search runs to: `n_trials`, resolved.
+
+        >>> StudyConfig().trial_total, StudyConfig(timeout=600).trial_total, StudyConfig(n_trials=5, timeout=600).trial_total
+        (30, 1000000, 5)
+        """
+        if self.n_trials is not None:
+            return self.n_trials
+        return MAX_TRIALS if self.timeout else DEFAULT_TRIALS
 
 
 ENGINES = ("single", "fused")

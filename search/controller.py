@@ -121,7 +121,7 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
         record_fingerprint(study, data)
         # Written last: its presence marks a fully initialised study.
         study.set_user_attr(keys.CONFIG, stored_config(config))
-        _enqueue_baselines(study, config, linear=True)
+        _enqueue_baselines(study, config, linear=True, task=data.task)
     else:
         check_same_data(study, data, url)
         record_fingerprint(study, data)
@@ -135,10 +135,14 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
     return OpenedStudy(study=study, data=data, metric=metric, config=config, storage=storage)
 
 
-def _enqueue_baselines(study: optuna.Study, config: SearchConfig, *, linear: bool, only: list | None = None) -> None:
+def _enqueue_baselines(
+    study: optuna.Study, config: SearchConfig, *, linear: bool, only: list | None = None, task: str | None = None
+) -> None:
     space = config.space
     if linear and space.layers[0] == 0:
         study.enqueue_trial(space.fixed_params([]), user_attrs={keys.BASELINE: "linear"}, skip_if_exists=True)
+    if linear and space.recipe_baseline:
+        study.enqueue_trial(space.recipe_params(task=task), user_attrs={keys.BASELINE: "recipe"}, skip_if_exists=True)
     for widths in space.baselines if only is None else only:
         study.enqueue_trial(space.fixed_params(widths), user_attrs={keys.BASELINE: "user"}, skip_if_exists=True)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FixedTrial, TrialState
+from optuna.trial import TrialState
 
 import archsearch
 from archsearch._refit import fit_rows, refit_epochs, train_member
@@ -185,7 +185,7 @@ def _train_members(
         # Trials stored before embeddings and norm layers existed lack them: Architecture and the replayed
         # params read them as none.
         arch = Architecture.from_attrs(trial.user_attrs)
-        normalization = config.space.sample(FixedTrial(trial.params, trial.number)).hyperparameters.normalization
+        normalization = config.space.replay(trial.params, trial.number).hyperparameters.normalization
         trained.append(
             {
                 "trial": trial.number,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
+from archsearch.config import DEFAULT_TRIALS
 from archsearch.storage import epoch_budget, finished_count, heartbeat_ages, keys, mask_url, open_study, state_counts
 
 __all__ = ["study_status"]
@@ -23,9 +24,16 @@ def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = 
     line = "  " + ", ".join(f"{state.lower()} {count}" for state, count in counts.items())
     lines.append(line + (f" (plus {surplus} surplus claims that trained nothing)" if surplus else ""))
     config = study.user_attrs.get(keys.CONFIG, {})
-    total = config.get("study", {}).get("n_trials")
+    stored = config.get("study", {})
+    total = stored.get("n_trials")
     if total is not None:
         lines.append(f"  finished (complete + pruned) {finished_count(study)} of n_trials {total}")
+    elif stored.get("timeout"):
+        lines.append(f"  finished (complete + pruned) {finished_count(study)}; no n_trials: runs until its timeout")
+    elif "n_trials" in stored:
+        lines.append(
+            f"  finished (complete + pruned) {finished_count(study)} of n_trials {DEFAULT_TRIALS} (the default)"
+        )
     ages = heartbeat_ages(storage, study)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         age = ages.get(trial.number)

@@ -46,6 +46,23 @@ MAX_LAYERS = 64
 MAX_WIDTH = 65536
 FUNNELS = ("geometric", "linear")
 LABEL_SMOOTHING_STEP = 0.01  # a grid, so that 0.0 (no smoothing) is reachable exactly
+# The first trial of a new study after the linear model (`recipe_baseline`): the network and recipe that
+# trained best by hand on digits, breast_cancer and phoneme (BENCHMARKS.md "Training recipe defaults":
+# 3 x 256 ReLU, AdamW at 1e-3, batch 128, cosine, batch norm; label smoothing 0.1 helped on all three),
+# each value moved to the nearest one the space allows.
+RECIPE_BASELINE: dict[str, Any] = {
+    "width": 256,
+    "n_layers": 3,
+    "dropout": 0.0,
+    "activation": "relu",
+    "lr": 1e-3,
+    "use_weight_decay": False,
+    "batch_size": 128,
+    "optimizer": "adamw",
+    "lr_schedule": "cosine",
+    "label_smoothing": 0.1,
+    "normalization": "batch",
+}
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,9 @@ class MLPSpace:
         normalization: Norm layer choices after each hidden ``Linear``, from :data:`NORMALIZATIONS`.
         baselines: Hidden widths of architectures to try first (see :meth:`fixed_params`); each must fit
             ``layers`` and, for shape ``"uniform"``, have equal widths.
+        recipe_baseline: Try :data:`RECIPE_BASELINE` (moved into the space, see :meth:`recipe_params`)
+            first in a new study, after the linear model: the sampler then starts from a network known to
+            train well instead of only from random ones.
 
     Example:
         >>> import optuna
@@ -142,6 +162,7 @@ class MLPSpace:
     label_smoothing: tuple[float, float] = (0.0, 0.2)
     normalization: tuple[str, ...] = ("none", "batch", "layer")
     baselines: tuple[tuple[int, ...], ...] = ()
+    recipe_baseline: bool = True
 
     def __post_init__(self) -> None:
         o = "MLPSpace"
@@ -243,6 +264,8 @@ class MLPSpace:
             "baselines",
             tuple(self._check_widths(o, f"baselines[{k}]", widths) for k, widths in enumerate(self.baselines)),
         )
+        if not isinstance(self.recipe_baseline, bool):
+            raise error(o, "recipe_baseline", "true or false", self.recipe_baseline)
         # A baseline outside the width range would be a trial the sampler can never learn from or revisit.
         low, high = self.width
         for k, widths in enumerate(self.baselines):
@@ -251,12 +274,14 @@ class MLPSpace:
                     o, f"baselines[{k}]", f"a list of widths in the 'width' range [{low}, {high}]", list(widths)
                 )
 
-    def sample(self, trial: BaseTrial) -> Candidate:
+    def sample(self, trial: BaseTrial, *, task: str | None = None) -> Candidate:
         """Suggest the parameters listed in the class docstring and return the candidate they describe.
 
         Args:
             trial: An Optuna trial, or anything with its ``suggest_int``, ``suggest_float`` and
                 ``suggest_categorical`` methods.
+            task: ``"regression"`` leaves ``label_smoothing`` unsuggested (it has no meaning there, and a
+                dimension that changes nothing only dilutes the sampler's model); None suggests every key.
         """
         n_layers = trial.suggest_int("n_layers", *self.layers)
         widths = self._sample_widths(trial, n_layers)
@@ -287,7 +312,7 @@ class MLPSpace:
             weight_decay=self._sample_weight_decay(trial),
             batch_size=trial.suggest_categorical("batch_size", self.batch_size),
             optimizer=trial.suggest_categorical("optimizer", self.optimizer),
-            **self._sample_recipe(trial, n_layers),
+            **self._sample_recipe(trial, n_layers, task),
         )
         return Candidate(architecture=architecture, hyperparameters=hyperparameters)
 
@@ -337,14 +362,48 @@ class MLPSpace:
     def is_compatible_with(self, other: MLPSpace) -> list[str]:
         """Return the fields that differ in a way that makes ``other``'s stored trials incompatible.
 
-        Every field but ``baselines`` changes what a trial's parameters mean, so the answer is the
-        differing fields other than ``baselines``; an empty list means compatible.
+        Every field but ``baselines`` and ``recipe_baseline`` (which only choose the first trials)
+        changes what a trial's parameters mean, so the answer is the other differing fields; an empty list
+        means compatible.
         """
         return [
             field.name
             for field in dataclasses.fields(self)
-            if field.name != "baselines" and getattr(self, field.name) != getattr(other, field.name)
+            if field.name not in ("baselines", "recipe_baseline")
+            and getattr(self, field.name) != getattr(other, field.name)
         ]
+
+    def replay(self, params: Mapping[str, Any], number: int = 0) -> Candidate:
+        """The candidate a stored trial's ``params`` describe (export, refit and sensitivity replay them).
+
+        A regression trial has no ``label_smoothing`` parameter (see :meth:`sample`), so params without
+        it replay with smoothing off.
+
+        Example:
+            >>> MLPSpace().replay({"n_layers": 0, "lr": 1e-3, "use_weight_decay": False, "batch_size": 64,
+            ...     "optimizer": "adam", "lr_schedule": "constant"}).hyperparameters.label_smoothing
+            0.0
+        """
+        from optuna.trial import FixedTrial
+
+        task = None if "label_smoothing" in params else "regression"
+        return self.sample(FixedTrial(dict(params), number), task=task)
+
+    def recipe_params(self, *, task: str | None = None) -> dict[str, Any]:
+        """Every parameter of :data:`RECIPE_BASELINE`'s trial in this space, for ``enqueue_trial``.
+
+        A number outside its range is clipped to it (widths, depth, dropout, lr, label smoothing), a
+        choice the space lacks becomes the space's first (activation, optimizer, schedule, norm; the
+        batch size nearest 128), and a funnel's ratio is its upper end (the widest funnel).
+
+        Example:
+            >>> params = MLPSpace(layers=(0, 2), width=(16, 128)).recipe_params()
+            >>> params["n_layers"], params["width_0"], params["width_1"], params["lr_schedule"]
+            (2, 128, 128, 'cosine')
+        """
+        probe = _RecipeProbe(self)
+        self.sample(probe, task=task)
+        return probe.answers
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict (tuples become lists), the inverse of :meth:`from_dict`."""
@@ -401,12 +460,12 @@ class MLPSpace:
             low = self.weight_decay_min
         return trial.suggest_float("weight_decay", low, high, log=True)
 
-    def _sample_recipe(self, trial: BaseTrial, n_layers: int) -> dict[str, Any]:
+    def _sample_recipe(self, trial: BaseTrial, n_layers: int, task: str | None) -> dict[str, Any]:
         """The training recipe; a value that is switched off is not suggested (see the class docstring)."""
         recipe: dict[str, Any] = {}
         if self.lr_schedule != ("constant",):
             recipe["lr_schedule"] = trial.suggest_categorical("lr_schedule", self.lr_schedule)
-        if self.label_smoothing != (0.0, 0.0):
+        if self.label_smoothing != (0.0, 0.0) and task != "regression":
             recipe["label_smoothing"] = trial.suggest_float(
                 "label_smoothing", *self.label_smoothing, step=LABEL_SMOOTHING_STEP
             )
@@ -440,6 +499,50 @@ class _ParamProbe:
         # Optuna warns on an out-of-range number but fails on an unknown choice: catch it here instead.
         if value not in choices:
             raise error(self._owner, name, f"one of {listing(tuple(choices))}", value)
+        return value
+
+
+class _RecipeProbe:
+    """A stand-in trial that answers every suggestion from RECIPE_BASELINE, moved into the space's ranges."""
+
+    def __init__(self, space: MLPSpace) -> None:
+        self.space = space
+        self.answers: dict[str, Any] = {}
+
+    def _want(self, name: str) -> Any:
+        if name.startswith("width_"):
+            return RECIPE_BASELINE["width"]
+        if name.startswith("dropout_"):
+            return RECIPE_BASELINE["dropout"]
+        return RECIPE_BASELINE.get(name)
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        want = self._want(name)
+        value = low if want is None else min(max(int(want), low), high)
+        self.answers[name] = value
+        return value
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        want = self._want(name)
+        if name == "funnel_ratio":
+            want = high
+        value = low if want is None else min(max(float(want), low), high)
+        if step is not None and want is not None:
+            # On the grid from low, as Optuna's distribution requires.
+            value = min(low + round((value - low) / step) * step, high)
+            value = float(Decimal(str(value)).quantize(Decimal(str(step))))
+        self.answers[name] = value
+        return value
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        want = self._want(name)
+        if name == "batch_size":
+            value = min(choices, key=lambda b: (abs(b - RECIPE_BASELINE["batch_size"]), b))
+        else:
+            value = want if want in choices else choices[0]
+        self.answers[name] = value
         return value
 
 

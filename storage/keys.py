@@ -34,7 +34,7 @@ N_PARAMS = "n_params"
 LAYER_SHAPE = "layer_shape"
 SEED = "seed"
 WORKER = "worker"  # host:pid/wN of the process that trained the trial
-BASELINE = "baseline"  # "linear" or "user" for enqueued baselines
+BASELINE = "baseline"  # "linear", "recipe" (MLPSpace.recipe_baseline) or "user" for enqueued baselines
 
 # Trial user attributes: the outcome, written when the trial ends.
 DEVICE = "device"

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
         Population,
         SlotSpec,
         fused_unsupported_reason,
+        padding_acceptable,
+        size_bucket,
         train_fused,
     )
     from archsearch.trainers._gpus import cuda_device_count
@@ -43,6 +45,8 @@ _LAZY_NAMES = {
     "Population": "_fused",
     "SlotSpec": "_fused",
     "fused_unsupported_reason": "_fused",
+    "padding_acceptable": "_fused",
+    "size_bucket": "_fused",
     "train_fused": "_fused",
     "release_memory": "_device",
     "WeightsError": "_weights",
@@ -70,8 +74,10 @@ __all__ = [
     "fused_unsupported_reason",
     "load_model",
     "load_weights",
+    "padding_acceptable",
     "release_memory",
     "save_weights",
+    "size_bucket",
     "train_fused",
     "train_mlp",
     "weights_mismatch",

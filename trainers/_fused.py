@@ -148,7 +148,7 @@ class FusedGroup:
         TrainSettings(device=self.device)  # the same device rule as the single engine
 
     @classmethod
-    def of(cls, activation: str, settings: TrainSettings, *, max_depth: int, max_width: int) -> FusedGroup:
+    def of(cls, activation: str, settings: TrainSettings, *, max_depth: int = 0, max_width: int = 1) -> FusedGroup:
         """The group a trial with these settings joins, for networks up to `max_depth` x `max_width`."""
         return cls(
             activation=activation,
@@ -160,6 +160,46 @@ class FusedGroup:
             class_weight=settings.class_weight,
             normalization=settings.normalization,
         )
+
+
+# A slot may join a population bucketed larger than its own network while its padded network stays this
+# small (multiply-adds per row; a 128 x 128 layer): on the 2-core CPU one such step of 128 rows costs about
+# 0.3 ms of arithmetic, below the 1.4 ms of per-step overhead that a trial of its own costs (BENCHMARKS.md §8).
+SMALL_NETWORK_MACS = 128 * 128
+MAX_PADDING = 2.0  # otherwise, padded multiply-adds at most this many times the slot's own
+
+
+def network_macs(n_features: int, widths: Sequence[int], n_outputs: int) -> int:
+    """Multiply-adds per row of an MLP's forward pass.
+
+    >>> network_macs(64, [32, 16], 10)
+    2720
+    """
+    sizes = [n_features, *widths, n_outputs]
+    return sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
+def padded_macs(n_features: int, n_outputs: int, max_depth: int, max_width: int) -> int:
+    """Multiply-adds per row that a slot costs in a population of `max_depth` layers of `max_width` units."""
+    return network_macs(n_features, [max_width] * max_depth, n_outputs)
+
+
+def size_bucket(widths: Sequence[int]) -> tuple[int, int]:
+    """(depth, width) of the population a network opens when none fits it: its own depth, and its widest
+    layer rounded up to a power of two (at least 8), so that later networks of about its size fit too.
+
+    >>> size_bucket([48, 20]), size_bucket([]), size_bucket([3])
+    ((2, 64), (0, 1), (1, 8))
+    """
+    if not widths:
+        return 0, 1
+    return len(widths), max(8, 1 << (max(widths) - 1).bit_length())
+
+
+def padding_acceptable(n_features: int, widths: Sequence[int], n_outputs: int, group: FusedGroup) -> bool:
+    """Whether a network should join a population of `group`'s size rather than open one of its own."""
+    padded = padded_macs(n_features, n_outputs, group.max_depth, group.max_width)
+    return padded <= SMALL_NETWORK_MACS or padded <= MAX_PADDING * network_macs(n_features, widths, n_outputs)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """The fused worker loop: up to `[train] slots` trials of one study trained together in one process.
 
-Trials are asked from Optuna one at a time and placed in the `archsearch.trainers.Population` of their
-group (activation, batch size and normalization; every population is bucketed to the space's largest depth and width).
+Trials are asked from Optuna one at a time and placed in an `archsearch.trainers.Population` of their
+group (activation, batch size, normalization) whose size fits them: the smallest population with a free slot
+whose padded network costs at most twice the trial's own arithmetic (or is small anyway), else a new
+population of the trial's own depth and its widest layer rounded up to a power of two. Padding every trial
+to the space's largest network made a digits search half as fast as the single engine (BENCHMARKS.md §8).
 After each epoch every slot reports to its own trial (intermediate value, pruner), every running trial
 gets a heartbeat, and each slot whose run ended is told to Optuna and refilled with a newly asked trial,
 so the worker keeps `slots` trials running until the study's total is reached.
@@ -17,6 +20,7 @@ reason in `engine_reason`.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import threading
 import time
@@ -41,7 +45,7 @@ Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 @dataclass
 class _Running:
     trial: optuna.Trial
-    group: Any  # archsearch.trainers.FusedGroup
+    population: Any  # archsearch.trainers.Population
     slot: int
 
 
@@ -95,7 +99,7 @@ def fused_trial_loop(
     request (or an error) the trials still training are failed with the reason, so they are retried.
     """
     slots = objective.config.train.slots
-    populations: dict[Any, Any] = {}  # FusedGroup -> Population
+    populations: list[Any] = []  # archsearch.trainers.Population
     running: list[_Running] = []
     heartbeats = _Heartbeats(objective.storage)
     heartbeats.start()
@@ -136,9 +140,9 @@ def fused_trial_loop(
                     running.append(placed)
             if not running:
                 return
-            for group, population in list(populations.items()):
+            for population in list(populations):
                 for slot, result in population.step_epoch():
-                    entry = next(r for r in running if r.group == group and r.slot == slot)
+                    entry = next(r for r in running if r.population is population and r.slot == slot)
                     running.remove(entry)
                     _record(entry.trial, result, objective, tell)
             if stop.requested:
@@ -154,18 +158,17 @@ def fused_trial_loop(
         heartbeats.join()
 
 
-def _place(trial: optuna.Trial, objective: Objective, populations: dict, tell: Callable) -> _Running | None:
+def _place(trial: optuna.Trial, objective: Objective, populations: list, tell: Callable) -> _Running | None:
     """Sample `trial` and add it to its group's population; None when it already ended (single engine, error).
 
     Raises:
         TotalReached: The study holds its total already; the trial was marked as not run.
     """
-    from archsearch.trainers import FusedGroup, Population, SlotSpec, fused_unsupported_reason
+    from archsearch.trainers import SlotSpec, fused_unsupported_reason
 
-    space = objective.config.space
     try:
         objective._claim(trial)
-        candidate = space.sample(trial)
+        candidate = objective.config.space.sample(trial, task=objective.data.task)
         objective._record_architecture(trial, candidate)
         architecture = candidate.architecture
         settings = train_settings(
@@ -177,26 +180,26 @@ def _place(trial: optuna.Trial, objective: Objective, populations: dict, tell: C
             num_threads=objective.num_threads,
         )
         spec = SlotSpec(tuple(architecture.widths), tuple(architecture.dropouts), architecture.activation, settings)
-        group = FusedGroup.of(architecture.activation, settings, max_depth=space.layers[1], max_width=space.width[1])
         reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
         if reason is None and architecture.embedding != "none":
             # An input embedding is a train_mlp argument, not a TrainSettings field: the check above cannot see it.
             reason = f"the fused engine does not support embedding = {architecture.embedding!r} yet"
-        population = populations.get(group)
-        if reason is None and population is None:
-            population = Population(objective.data, group, capacity=objective.config.train.slots)
+        population = None
         if reason is None:
+            population = _population_for(spec, objective, populations)
             reason = population.unfit_reason(spec)
         if reason is not None:
             set_user_attrs(trial, {keys.ENGINE: "single", keys.ENGINE_REASON: reason})
             tell(trial, objective._train(trial, candidate))
             return None
-        populations[group] = population
+        if population not in populations:
+            populations.append(population)
         slot = population.add(spec, report=_reporter(trial, objective.prune_from))
+        group = population.group
         norm = "" if group.normalization == "none" else f"-{group.normalization}"
-        label = f"{group.activation}-b{group.batch_size}{norm}/{slot}"
+        label = f"{group.activation}-b{group.batch_size}{norm}-{group.max_depth}x{group.max_width}/{slot}"
         set_user_attrs(trial, {keys.ENGINE: "fused", keys.FUSED_SLOT: label})
-        return _Running(trial, group, slot)
+        return _Running(trial, population, slot)
     except TotalReached:
         raise
     except optuna.TrialPruned:
@@ -205,6 +208,40 @@ def _place(trial: optuna.Trial, objective: Objective, populations: dict, tell: C
         set_user_attrs(trial, {keys.FAIL_REASON: f"{type(e).__name__}: {e}"[:2000], **objective._worker_attrs})
         tell(trial, None, TrialState.FAIL)
     return None
+
+
+def _population_for(spec: Any, objective: Objective, populations: list) -> Any:
+    """The population `spec` should join: the smallest one that fits it with acceptable padding and has a
+    free slot (the fuller one on a tie), else a new one sized by `size_bucket` (not yet in `populations`).
+
+    Empty populations beyond `slots` are dropped first, so a long search with many sizes keeps at most
+    about `slots` populations in memory.
+    """
+    from archsearch.trainers import FusedGroup, Population, padding_acceptable, size_bucket
+
+    data, capacity = objective.data, objective.config.train.slots
+    shared = FusedGroup.of(spec.activation, spec.settings)
+    fits = [
+        p
+        for p in populations
+        if p.free
+        and dataclasses.replace(p.group, max_depth=0, max_width=1) == shared
+        and p.unfit_reason(spec) is None
+        and padding_acceptable(data.n_features, spec.widths, data.n_outputs, p.group)
+    ]
+    if fits:
+        return min(fits, key=lambda p: (p.group.max_depth * p.group.max_width, -p.occupied))
+    depth, width = size_bucket(spec.widths)
+    group = dataclasses.replace(shared, max_depth=depth, max_width=width)
+    for population in populations:
+        if population.group == group and not population.occupied:
+            return population
+    while len(populations) >= capacity:
+        empty = next((p for p in populations if not p.occupied), None)
+        if empty is None:
+            break
+        populations.remove(empty)
+    return Population(data, group, capacity=capacity)
 
 
 def _record(trial: optuna.Trial, result: Any, objective: Objective, tell: Callable) -> None:

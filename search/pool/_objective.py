@@ -161,7 +161,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         try:
             self._claim(trial)
-            candidate = self.config.space.sample(trial)
+            candidate = self.config.space.sample(trial, task=self.data.task)
             self._record_architecture(trial, candidate)
             return self._train(trial, candidate)
         except (optuna.TrialPruned, TotalReached):

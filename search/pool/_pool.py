@@ -17,6 +17,7 @@ from typing import TextIO
 import optuna
 from optuna.trial import TrialState
 
+from archsearch.config import MAX_TRIALS
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._spawn import WorkerProcess
 from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker
@@ -44,10 +45,20 @@ PROGRESS_LEGEND = (
 )
 
 
-def progress_line(study: optuna.Study, total: int, metric: str, started: float, *, now: float | None = None) -> str:
+def progress_line(
+    study: optuna.Study,
+    total: int,
+    metric: str,
+    started: float,
+    *,
+    now: float | None = None,
+    deadline: float | None = None,
+) -> str:
     """One status line: trials done/pruned/failed/running, best and last trial with their architectures, ETA.
 
-    A companion sensitivity study names its runs "neighbour i/N, seed j/R" instead of trial numbers.
+    A companion sensitivity study names its runs "neighbour i/N, seed j/R" instead of trial numbers. A
+    search without a trial count (`total` of MAX_TRIALS) runs to its `deadline` (`time.time()`), and
+    the line says how long that is.
     """
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
@@ -78,9 +89,13 @@ def progress_line(study: optuna.Study, total: int, metric: str, started: float, 
     elapsed = (time.monotonic() if now is None else now) - started
     remaining = max(total - done, 0)
     eta = f", ETA {_duration(elapsed / done * remaining)}" if done and remaining else ""
+    count = f"{done}/{total}"
+    if total >= MAX_TRIALS:
+        count = str(done)
+        eta = f", timeout in {_duration(max(deadline - time.time(), 0))}" if deadline is not None else ""
     workers = " ".join(f"{w}:{n}" for w, n in sorted(per_worker.items()))
     return (
-        f"[archsearch] {done}/{total} trials ({states[TrialState.COMPLETE]} complete, {states[TrialState.PRUNED]} pruned, "
+        f"[archsearch] {count} trials ({states[TrialState.COMPLETE]} complete, {states[TrialState.PRUNED]} pruned, "
         f"{sum(t.state == TrialState.FAIL for t in ended)} failed, "
         f"{states[TrialState.RUNNING]} running) | {best}{last} | {_duration(elapsed)} elapsed{eta}"
         + (f" | {workers}" if workers else "")
@@ -272,7 +287,7 @@ def run_pool(
             for process in processes:
                 reap(process)
             if not quiet:
-                status.update(progress_line(study, total, metric, started))
+                status.update(progress_line(study, total, metric, started, deadline=deadline))
             time.sleep(POLL_SECONDS)
         status.close()
         for process in processes:

@@ -118,10 +118,10 @@ def search_objective(context: WorkerContext) -> Objective:
 def study_total(study: optuna.Study, config: SearchConfig) -> int:
     """The finished trials (complete + pruned) a study's workers run to: the one place this is decided.
 
-    A search runs to its config's `n_trials` (which a resume may change); the companion study of a
-    sensitivity analysis to the number of jobs it holds.
+    A search runs to its config's `n_trials` (which a resume may change; unset with a timeout, the
+    timeout ends it); the companion study of a sensitivity analysis to the number of jobs it holds.
     """
-    return int(study.user_attrs.get(keys.SENSITIVITY_JOBS, config.study.n_trials))
+    return int(study.user_attrs.get(keys.SENSITIVITY_JOBS, config.study.trial_total))
 
 
 def worker_label(slot: WorkerSlot) -> str:

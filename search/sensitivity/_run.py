@@ -277,7 +277,7 @@ def _architecture(trial: FrozenTrial) -> Architecture:
 
 def _centre(config: SearchConfig, trial: FrozenTrial, neighbours: list[Neighbour]) -> Centre:
     # Replaying the trial's params through its space gives the hyperparameters exactly as it trained.
-    candidate = config.space.sample(optuna.trial.FixedTrial(trial.params))
+    candidate = config.space.replay(trial.params)
     return Centre(trial.number, _architecture(trial), candidate.hyperparameters, tuple(neighbours))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from archsearch.config import ConfigError, SearchConfig, StudyConfig, TrainConfig, load_config
+from archsearch.config import MAX_TRIALS, ConfigError, SearchConfig, StudyConfig, TrainConfig, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits.toml"
 
@@ -54,6 +54,16 @@ def test_train_config_class_weight_auto() -> None:
     assert TrainConfig(class_weight="none").resolved_class_weight("balanced_accuracy") == "none"
 
 
+def test_n_trials_left_out_is_30_without_a_timeout_and_unbounded_with_one() -> None:
+    """Check that a timeout without n_trials spends the timeout, and that an explicit n_trials always wins."""
+    assert SearchConfig().study.trial_total == 30
+    assert SearchConfig().replace(timeout=120).study.trial_total == MAX_TRIALS
+    assert SearchConfig().replace(timeout=0).study.trial_total == 30  # 0: no limit
+    assert SearchConfig().replace(n_trials=7, timeout=120).study.trial_total == 7
+    stored = SearchConfig.from_dict(SearchConfig().replace(timeout=120).to_dict())
+    assert stored.study.n_trials is None and stored.study.trial_total == MAX_TRIALS
+
+
 def test_search_config_replace_overrides_study_keys() -> None:
     """Check that CLI overrides change only the named [study] keys and ignore None."""
     config = SearchConfig().replace(name="x", n_trials=3, timeout=None)
@@ -70,19 +80,19 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[data]\ntaget = 'y'\n", r"Unknown key 'taget' in \[data\]"),
         (
             "[study]\nn_trials = -1\n",
-            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got -1 instead\.",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got -1 instead\.",
         ),
         (
             "[study]\nn_trials = 1e23\n",
-            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1e\+23 instead\.",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got 1e\+23 instead\.",
         ),
         (
             "[study]\nn_trials = 1000001\n",
-            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got 1000001 instead\.",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got 1000001 instead\.",
         ),
         (
             "[study]\nn_trials = true\n",
-            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\]\. Got True instead\.",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got True instead\.",
         ),
         (
             "[study]\npruner_startup_trials = -1\n",

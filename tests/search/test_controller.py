@@ -79,11 +79,30 @@ def test_run_search_resumes_until_the_total(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(300)
 def test_run_search_user_baselines_are_tried(tmp_path: Path) -> None:
-    """Check that architectures listed in [space] baselines are enqueued after the linear model."""
-    config = small_config(tmp_path, study={"n_trials": 3}, space={"baselines": [[64, 32]]}, train={"epochs": 2})
+    """Check that the linear model, the recipe baseline and [space] baselines come first, in that order."""
+    config = small_config(tmp_path, study={"n_trials": 4}, space={"baselines": [[64, 32]]}, train={"epochs": 2})
     study = run_search(config)
-    assert study.trials[1].user_attrs["widths"] == [64, 32]
-    assert study.trials[1].user_attrs["baseline"] == "user"
+    assert [t.user_attrs.get("baseline") for t in study.trials[:4]] == ["linear", "recipe", "user", None]
+    # The recipe's 3 x 256 moved into this space's 2 layers of at most 128 units; digits is classification.
+    assert study.trials[1].user_attrs["widths"] == [128, 128]
+    assert study.trials[1].params["label_smoothing"] == 0.1 and study.trials[1].params["normalization"] == "batch"
+    assert study.trials[2].user_attrs["widths"] == [64, 32]
+
+
+@pytest.mark.timeout(300)
+def test_run_search_without_the_recipe_baseline_and_on_regression(tmp_path: Path) -> None:
+    """Check that recipe_baseline = false leaves it out, and that a regression's recipe trial has no smoothing."""
+    (tmp_path / "off").mkdir()
+    (tmp_path / "reg").mkdir()
+    config = small_config(
+        tmp_path / "off", study={"n_trials": 2}, space={"recipe_baseline": False}, train={"epochs": 2}
+    )
+    assert [t.user_attrs.get("baseline") for t in run_search(config).trials] == ["linear", None]
+    regression = small_config(
+        tmp_path / "reg", study={"n_trials": 2}, data={"dataset": "diabetes"}, train={"epochs": 2}
+    )
+    recipe = run_search(regression).trials[1]
+    assert recipe.user_attrs["baseline"] == "recipe" and "label_smoothing" not in recipe.params
 
 
 @pytest.mark.timeout(300)

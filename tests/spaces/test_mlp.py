@@ -206,9 +206,9 @@ def test_mlp_space_from_dict_rejects_unknown_key() -> None:
 
 
 def test_mlp_space_is_compatible_with_ignores_baselines_only() -> None:
-    """Check that only a change of baselines keeps stored trials compatible."""
+    """Check that only a change of baselines (or of the recipe baseline) keeps stored trials compatible."""
     space = MLPSpace()
-    assert space.is_compatible_with(MLPSpace(baselines=[[64]])) == []
+    assert space.is_compatible_with(MLPSpace(baselines=[[64]], recipe_baseline=False)) == []
     assert space.is_compatible_with(MLPSpace(width=[16, 512])) == []
     assert space.is_compatible_with(MLPSpace(width=(8, 512), lr=(1e-3, 1e-2))) == ["width", "lr"]
 
@@ -264,9 +264,48 @@ def test_mlp_space_is_compatible_with_ignores_baselines_only() -> None:
         ({"baselines": 64}, r"'baselines' .* a list of width lists"),
         ({"baselines": [[64, 32, 16, 8]]}, r"'baselines\[0\]' .* list of 0 to 3 widths \(the 'layers'"),
         ({"baselines": [[64], [32, 16]], "shape": "uniform"}, r"'baselines\[1\]' .* equal widths"),
+        ({"recipe_baseline": "yes"}, r"The 'recipe_baseline' parameter of MLPSpace must be true or false. Got 'yes'"),
     ],
 )
 def test_mlp_space_rejects_invalid_fields(kwargs: dict, match: str) -> None:
     """Check that each invalid field raises the scikit-learn style error naming the field and value."""
     with pytest.raises(InvalidSpaceError, match=match):
         MLPSpace(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        (
+            MLPSpace(),
+            {"n_layers": 3, "width_0": 256, "width_2": 256, "dropout_1": 0.0, "activation": "relu", "lr": 1e-3}
+            | {"batch_size": 128, "optimizer": "adamw", "lr_schedule": "cosine", "label_smoothing": 0.1}
+            | {"normalization": "batch", "use_weight_decay": False},
+        ),
+        # Every value moved into a narrow space: clipped numbers, first choices, the nearest batch size.
+        (
+            MLPSpace(
+                layers=(1, 1),
+                width=(4, 64),
+                dropout=(0.1, 0.5),
+                activation=("tanh",),
+                lr=(3e-3, 1e-2),
+                batch_size=(32, 512),
+                optimizer=("sgd",),
+                lr_schedule=("onecycle",),
+                label_smoothing=(0.15, 0.2),
+                normalization=("layer",),
+            ),
+            {"n_layers": 1, "width_0": 64, "dropout_0": 0.1, "activation": "tanh", "lr": 3e-3, "batch_size": 32}
+            | {"optimizer": "sgd", "lr_schedule": "onecycle", "label_smoothing": 0.15, "normalization": "layer"},
+        ),
+    ],
+)
+def test_recipe_params_moves_the_recipe_into_the_space(space: MLPSpace, expected: dict) -> None:
+    """Check that the recipe baseline's params are valid for the space and as close to the recipe as it allows."""
+    params = space.recipe_params()
+    assert {k: params[k] for k in expected} == expected
+    # The params replay to a valid candidate of the space, as an enqueued trial would.
+    candidate = space.replay(params)
+    assert candidate.architecture.depth == params["n_layers"]
+    assert "label_smoothing" not in space.recipe_params(task="regression")

@@ -39,6 +39,17 @@ def _sample_many(space: MLPSpace, n: int) -> list[tuple[Candidate, dict]]:
     return results
 
 
+def test_regression_leaves_label_smoothing_unsuggested() -> None:
+    """Check that a regression study's trials carry no label_smoothing parameter, and a classification's do."""
+    study = optuna.create_study(sampler=RandomSampler(seed=0))
+    space = MLPSpace(**SEARCHED)
+    regression, classification = study.ask(), study.ask()
+    assert space.sample(regression, task="regression").hyperparameters.label_smoothing == 0.0
+    assert "label_smoothing" not in regression.params
+    space.sample(classification, task="classification")
+    assert "label_smoothing" in classification.params
+
+
 def test_searched_recipe_is_sampled_with_stable_parameter_names() -> None:
     """Check that lists and ranges become the params lr_schedule, label_smoothing and normalization."""
     samples = _sample_many(MLPSpace(**SEARCHED), 80)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
+import time
 
 import optuna
 from optuna.trial import TrialState
 
+from archsearch.config import MAX_TRIALS
 from archsearch.pool import PROGRESS_LEGEND, StatusWriter, progress_line
 from archsearch.storage import keys
 
@@ -41,6 +44,14 @@ def test_progress_line_names_counts_best_last_and_eta(trial_maker) -> None:
     # 40 s for 4 trials, so 4 more take about 40 s.
     assert "40s elapsed, ETA 40s" in line
     assert line.endswith("| elsewhere/w0:4")
+
+
+def test_progress_line_without_a_trial_count_shows_the_time_to_the_timeout(trial_maker) -> None:
+    """Check that a search bounded only by its timeout shows trials done and the time left, not "4/1000000"."""
+    study = _study_with_trials(trial_maker)
+    line = progress_line(study, MAX_TRIALS, "accuracy", started=0.0, now=40.0, deadline=time.time() + 125)
+    assert line.startswith("[archsearch] 4 trials (3 complete, 1 pruned, 0 failed, 0 running)")
+    assert re.search(r"40s elapsed, timeout in 2m 0[345]s", line), line
 
 
 def test_progress_line_names_sensitivity_runs_by_neighbour_and_seed(trial_maker) -> None:

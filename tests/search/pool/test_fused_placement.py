@@ -1,0 +1,75 @@
+"""Tests for the fused worker's placement of trials into populations by size (no processes, no Optuna)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from archsearch.pool._fused_worker import _population_for
+from archsearch.trainers import FusedGroup, SlotSpec, TrainSettings, padding_acceptable, size_bucket
+from archsearch.trainers.data import DataSpec, PreparedData, load_data
+
+
+@pytest.fixture(scope="module")
+def digits() -> PreparedData:
+    return load_data(DataSpec(dataset="digits"))  # 64 features, 10 classes
+
+
+def _objective(data: PreparedData, slots: int) -> SimpleNamespace:
+    return SimpleNamespace(data=data, config=SimpleNamespace(train=SimpleNamespace(slots=slots)))
+
+
+def _spec(widths: tuple[int, ...], **settings: object) -> SlotSpec:
+    return SlotSpec(widths, (0.0,) * len(widths), "relu", TrainSettings(epochs=2, **settings))
+
+
+def _placed(spec: SlotSpec, objective: SimpleNamespace, populations: list):
+    population = _population_for(spec, objective, populations)
+    if population not in populations:
+        populations.append(population)
+    population.add(spec)
+    return population
+
+
+def test_size_bucket_and_padding_rule() -> None:
+    """Check the bucket of a new population and when padding is worth joining an existing one."""
+    assert size_bucket([48, 20]) == (2, 64)
+    assert size_bucket([128, 130]) == (2, 256)
+    assert size_bucket([]) == (0, 1)
+    group = FusedGroup("relu", max_depth=3, max_width=128)
+    # 3 x 128 on 64 inputs is 42,240 multiply-adds a row: a 1-layer network of 100 (7,400) would pay 5.7x.
+    assert not padding_acceptable(64, [100], 10, group)
+    assert padding_acceptable(64, [128, 100, 64], 10, group)  # 35,840: 1.2x
+    # Small populations are joined whatever the ratio: their padded arithmetic is below a step's overhead.
+    assert padding_acceptable(64, [4], 10, FusedGroup("relu", max_depth=2, max_width=64))
+
+
+def test_trials_join_a_population_of_about_their_size_and_open_one_otherwise(digits: PreparedData) -> None:
+    """Check that similar networks share a population, and a much smaller or differently grouped one does not."""
+    objective, populations = _objective(digits, slots=8), []
+    first = _placed(_spec((48, 20)), objective, populations)
+    assert (first.group.max_depth, first.group.max_width) == (2, 64)
+    assert _placed(_spec((64, 32)), objective, populations) is first
+    assert _placed(_spec((8,)), objective, populations) is first  # small: padded to 2 x 64 all the same
+    large = _placed(_spec((128, 128, 100)), objective, populations)
+    assert (large.group.max_depth, large.group.max_width) == (3, 128)
+    wide_single = _placed(_spec((100,)), objective, populations)
+    assert wide_single is not large and (wide_single.group.max_depth, wide_single.group.max_width) == (1, 128)
+    other_batch = _placed(_spec((48, 20), batch_size=64), objective, populations)
+    assert other_batch is not first and other_batch.group.batch_size == 64
+    assert [p.occupied for p in populations] == [3, 1, 1, 1]
+
+
+def test_full_populations_open_another_and_empty_ones_are_dropped_beyond_slots(digits: PreparedData) -> None:
+    """Check that a full population is not overfilled, and that empty populations do not pile up."""
+    objective, populations = _objective(digits, slots=2), []
+    first = _placed(_spec((64, 32)), objective, populations)
+    assert _placed(_spec((64, 32)), objective, populations) is first
+    second = _placed(_spec((64, 32)), objective, populations)
+    assert second is not first and first.occupied == 2
+    for index in range(2):
+        first.discard(index)
+    third = _placed(_spec((128, 128, 128)), objective, populations)
+    # The empty population made room (at most `slots` populations): the full one and the new one remain.
+    assert populations == [second, third]
