@@ -167,7 +167,40 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         print(
             f"{row['name']:<14} {row['rows']:>6} rows x {row['features']:>3} features, {classes:<12} {row['description']}"
         )
+    print("\nWhat a config that names none of them trains with (README: Configuration):")
+    for line in recipe_defaults():
+        print(f"  {line}")
     return 0
+
+
+def recipe_defaults() -> list[str]:
+    """The default training recipe and budget, one line per section, from the config classes themselves.
+
+    >>> recipe_defaults()[0]
+    '[data] scaling = "standard"'
+    """
+    from archsearch.config import DataSpec, TrainConfig
+    from archsearch.spaces import MLPSpace
+
+    data, space, train = DataSpec(), MLPSpace(), TrainConfig()
+
+    def toml(value: object) -> str:
+        if isinstance(value, tuple):
+            return "[" + ", ".join(toml(v) for v in value) + "]"
+        if isinstance(value, str):
+            return f'"{value}"'
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    def line(section: str, obj: object, names: tuple[str, ...]) -> str:
+        return f"{section} " + ", ".join(f"{name} = {toml(getattr(obj, name))}" for name in names)
+
+    return [
+        line("[data]", data, ("scaling",)),
+        line("[space]", space, ("lr_schedule", "label_smoothing", "normalization", "embedding", "recipe_baseline")),
+        line("[train]", train, ("epochs", "patience", "warmup", "engine"))
+        + ("" if train.grad_clip else ", no grad_clip")
+        + "; [study] without n_trials: 30 trials, or all the timeout allows",
+    ]
 
 
 def _gpu_list(text: str) -> list[int]:

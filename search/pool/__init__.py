@@ -7,7 +7,7 @@ decided by an objective factory: a search's (`search_objective`) by default, or 
 """
 
 from archsearch.pool._data_check import check_same_data, record_fingerprint
-from archsearch.pool._objective import Objective, TotalReached, train_and_record, train_settings
+from archsearch.pool._objective import FusedSlot, Objective, TotalReached, train_and_record, train_settings
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool._pool import PROGRESS_LEGEND, PoolFailure, StatusWriter, progress_line, run_pool
 from archsearch.pool._slots import SearchError, log_dir_for, plan_slots, run_slots
@@ -25,6 +25,7 @@ from archsearch.pool._worker import (
 )
 
 __all__ = [
+    "FusedSlot",
     "Objective",
     "ObjectiveFactory",
     "PlacementError",

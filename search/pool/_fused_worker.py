@@ -14,28 +14,30 @@ elsewhere and trains the retries of any whose worker died, on the single engine.
 
 A fused trial is an ordinary trial: the same parameters, user attributes, per-epoch values and weights
 artifact as a trial of the single engine, plus `engine = "fused"` and `fused_slot`. A trial whose options
-the fused engine does not support trains at once on the single engine, with `engine = "single"` and the
-reason in `engine_reason`.
+the fused engine does not support (an input embedding, [data] folds, ...) trains at once on the single
+engine, with `engine = "single"` and the reason in `engine_reason`.
+
+The loop serves any objective with a `fused_slot(trial)` method (`archsearch.pool.FusedSlot`): the
+search's, and the sensitivity analysis's, whose seeds x neighbours of one centre are the many
+same-shaped runs that fuse best (never pruned, no weights kept).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
-from archsearch.pool._objective import Objective, TotalReached, train_settings
-from archsearch.storage import FINISHED_STATES, keys, set_user_attrs, trial_state_counts, upload_weights
+from archsearch.pool._objective import TotalReached
+from archsearch.storage import FINISHED_STATES, keys, set_user_attrs, trial_state_counts
 
 __all__ = ["fused_trial_loop"]
 
@@ -47,6 +49,7 @@ class _Running:
     trial: optuna.Trial
     population: Any  # archsearch.trainers.Population
     slot: int
+    more_attrs: Callable[[Any], Mapping[str, Any]] | None  # a completed run's extra attributes (its weights)
 
 
 class _Heartbeats(threading.Thread):
@@ -82,7 +85,8 @@ class _Heartbeats(threading.Thread):
 
 def fused_trial_loop(
     study: optuna.Study,
-    objective: Objective,
+    storage: Any,
+    objective: Any,  # Objective, or any objective with a `fused_slot(trial) -> FusedSlot` method
     callbacks: list[Callback],
     stop: Any,  # archsearch.worker.GracefulStop
     *,
@@ -101,8 +105,12 @@ def fused_trial_loop(
     slots = objective.config.train.slots
     populations: list[Any] = []  # archsearch.trainers.Population
     running: list[_Running] = []
-    heartbeats = _Heartbeats(objective.storage)
+    heartbeats = _Heartbeats(storage)
     heartbeats.start()
+    # The median and percentile pruners read only the complete trials; each slot asking for them read every
+    # running trial too (24 ms a call with 16 slots on SQLite, a fifth of a digits search), so they are
+    # read once per epoch round. Other pruners keep per-trial state in the storage and are asked as usual.
+    complete = _CompleteTrials(study) if isinstance(study.pruner, optuna.pruners.PercentilePruner) else None
 
     def asking_allowed() -> bool:
         if stop.requested or failed_streak() >= failure_limit:
@@ -132,7 +140,7 @@ def fused_trial_loop(
                     trial = study.ask()
                 heartbeats.beat(trial._trial_id)
                 try:
-                    placed = _place(trial, objective, populations, tell)
+                    placed = _place(trial, objective, populations, tell, complete)
                 except TotalReached:
                     tell(trial, None, TrialState.FAIL)
                     break  # the study reached its total while this trial was asked
@@ -140,11 +148,13 @@ def fused_trial_loop(
                     running.append(placed)
             if not running:
                 return
+            if complete is not None:
+                complete.refresh()
             for population in list(populations):
                 for slot, result in population.step_epoch():
                     entry = next(r for r in running if r.population is population and r.slot == slot)
                     running.remove(entry)
-                    _record(entry.trial, result, objective, tell)
+                    _record(entry, result, tell)
             if stop.requested:
                 raise KeyboardInterrupt("stopped by a signal")
     except BaseException as e:
@@ -158,59 +168,46 @@ def fused_trial_loop(
         heartbeats.join()
 
 
-def _place(trial: optuna.Trial, objective: Objective, populations: list, tell: Callable) -> _Running | None:
-    """Sample `trial` and add it to its group's population; None when it already ended (single engine, error).
+def _place(
+    trial: optuna.Trial, objective: Any, populations: list, tell: Callable, complete: _CompleteTrials | None
+) -> _Running | None:
+    """Add `trial` to a population that fits it; None when it already ended (single engine, error).
 
     Raises:
         TotalReached: The study holds its total already; the trial was marked as not run.
     """
-    from archsearch.trainers import SlotSpec, fused_unsupported_reason
-
     try:
-        objective._claim(trial)
-        candidate = objective.config.space.sample(trial, task=objective.data.task)
-        objective._record_architecture(trial, candidate)
-        architecture = candidate.architecture
-        settings = train_settings(
-            objective.config,
-            objective.metric,
-            candidate.hyperparameters.to_dict(),
-            seed=objective.trial_seed(trial),
-            device=objective.device,
-            num_threads=objective.num_threads,
-        )
-        spec = SlotSpec(tuple(architecture.widths), tuple(architecture.dropouts), architecture.activation, settings)
-        reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
-        if reason is None and architecture.embedding != "none":
-            # An input embedding is a train_mlp argument, not a TrainSettings field: the check above cannot see it.
-            reason = f"the fused engine does not support embedding = {architecture.embedding!r} yet"
+        slot_of = objective.fused_slot(trial)
+        spec, reason = slot_of.spec, slot_of.unfused_reason
         population = None
         if reason is None:
             population = _population_for(spec, objective, populations)
             reason = population.unfit_reason(spec)
         if reason is not None:
             set_user_attrs(trial, {keys.ENGINE: "single", keys.ENGINE_REASON: reason})
-            tell(trial, objective._train(trial, candidate))
+            tell(trial, slot_of.train_single())
             return None
         if population not in populations:
             populations.append(population)
-        slot = population.add(spec, report=_reporter(trial, objective.prune_from))
+        slot = population.add(spec, report=_reporter(trial, slot_of.prune_from, complete))
         group = population.group
         norm = "" if group.normalization == "none" else f"-{group.normalization}"
         label = f"{group.activation}-b{group.batch_size}{norm}-{group.max_depth}x{group.max_width}/{slot}"
         set_user_attrs(trial, {keys.ENGINE: "fused", keys.FUSED_SLOT: label})
-        return _Running(trial, population, slot)
+        return _Running(trial, population, slot, slot_of.more_attrs)
     except TotalReached:
         raise
     except optuna.TrialPruned:
         tell(trial, None, TrialState.PRUNED)
     except Exception as e:
-        set_user_attrs(trial, {keys.FAIL_REASON: f"{type(e).__name__}: {e}"[:2000], **objective._worker_attrs})
+        # fused_slot and train_single store the reason themselves; an error of the placement does not.
+        if keys.FAIL_REASON not in trial.user_attrs:
+            set_user_attrs(trial, {keys.FAIL_REASON: f"{type(e).__name__}: {e}"[:2000]})
         tell(trial, None, TrialState.FAIL)
     return None
 
 
-def _population_for(spec: Any, objective: Objective, populations: list) -> Any:
+def _population_for(spec: Any, objective: Any, populations: list) -> Any:
     """The population `spec` should join: the smallest one that fits it with acceptable padding and has a
     free slot (the fuller one on a tie), else a new one sized by `size_bucket` (not yet in `populations`).
 
@@ -244,10 +241,8 @@ def _population_for(spec: Any, objective: Objective, populations: list) -> Any:
     return Population(data, group, capacity=capacity)
 
 
-def _record(trial: optuna.Trial, result: Any, objective: Objective, tell: Callable) -> None:
+def _record(entry: _Running, result: Any, tell: Callable) -> None:
     """Store a slot's outcome as `train_and_record` stores a single-engine run, and tell Optuna."""
-    from archsearch.trainers import save_weights
-
     attrs = {
         "device": result.device,
         "epochs_run": result.epochs_run,
@@ -256,19 +251,63 @@ def _record(trial: optuna.Trial, result: Any, objective: Objective, tell: Callab
         **result.metrics,
     }
     if result.status != "completed":
-        set_user_attrs(trial, {**attrs, keys.PRUNED_REASON: result.reason})
-        tell(trial, None, TrialState.PRUNED)
+        set_user_attrs(entry.trial, {**attrs, keys.PRUNED_REASON: result.reason})
+        tell(entry.trial, None, TrialState.PRUNED)
         return
-    with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
-        weights = save_weights(result.state_dict, Path(scratch) / "model.pt")
-        attrs[keys.WEIGHTS] = upload_weights(objective.artifact_store, weights, trial, objective.storage, record=False)
-    set_user_attrs(trial, attrs)
-    tell(trial, result.best_value)
+    if entry.more_attrs is not None:
+        attrs.update(entry.more_attrs(result))
+    set_user_attrs(entry.trial, attrs)
+    tell(entry.trial, result.best_value)
 
 
-def _reporter(trial: optuna.Trial, prune_from: int | None) -> Callable[[int, float], bool]:
+def _reporter(
+    trial: optuna.Trial, prune_from: int | None, complete: _CompleteTrials | None
+) -> Callable[[int, float], bool]:
+    values: dict[int, float] = {}
+
     def report(epoch: int, value: float) -> bool:
         trial.report(value, epoch)
-        return prune_from is not None and epoch >= prune_from and trial.should_prune()
+        values[epoch] = value
+        if prune_from is None or epoch < prune_from:
+            return False
+        if complete is None:
+            return trial.should_prune()
+        # What should_prune passes, without reading the trial back: the percentile pruner reads only its
+        # intermediate values, which this slot reported itself.
+        frozen = optuna.trial.FrozenTrial(
+            number=trial.number,
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=None,
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={},
+            intermediate_values=dict(values),
+            trial_id=trial._trial_id,
+        )
+        return complete.study.pruner.prune(complete, frozen)
 
     return report
+
+
+class _CompleteTrials:
+    """The study as the percentile pruner sees it, its complete trials read at most once per `refresh`."""
+
+    def __init__(self, study: optuna.Study):
+        self.study = study
+        self._trials: list[optuna.trial.FrozenTrial] | None = None
+
+    def refresh(self) -> None:
+        self._trials = None
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[optuna.trial.FrozenTrial]:
+        if states is None or tuple(states) != (TrialState.COMPLETE,):
+            return self.study.get_trials(deepcopy=deepcopy, states=states)
+        if self._trials is None:
+            self._trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return self._trials
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.study, name)

@@ -6,6 +6,7 @@ Shared by the in-process search and by worker processes: it needs only the confi
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -62,6 +63,17 @@ def train_settings(
     # None keeps the study's value, except for patience, where None means "no early stopping".
     values.update({k: v for k, v in overrides.items() if v is not None or k == "patience"})
     return TrainSettings(**values)
+
+
+@dataclass(frozen=True)
+class FusedSlot:
+    """What the fused worker needs of an objective for one trial (see `Objective.fused_slot`)."""
+
+    spec: Any  # archsearch.trainers.SlotSpec
+    unfused_reason: str | None  # why it must train on the single engine; None: it can be fused
+    train_single: Callable[[], float]  # trains it on the single engine, as the objective's __call__ would
+    prune_from: int | None  # first epoch at which the pruner is asked; None: never
+    more_attrs: Callable[[Any], Mapping[str, Any]] | None  # attributes of a completed run (its weights)
 
 
 def train_and_record(
@@ -158,11 +170,13 @@ class Objective:
         """Each trial trains with its own seed, reproducible from the study seed and trial number."""
         return self.config.study.seed * 1_000_003 + trial.number
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial, *, sampled: Candidate | None = None) -> float:
         try:
-            self._claim(trial)
-            candidate = self.config.space.sample(trial, task=self.data.task)
-            self._record_architecture(trial, candidate)
+            candidate = sampled
+            if candidate is None:
+                self._claim(trial)
+                candidate = self.config.space.sample(trial, task=self.data.task)
+                self._record_architecture(trial, candidate)
             return self._train(trial, candidate)
         except (optuna.TrialPruned, TotalReached):
             raise
@@ -172,6 +186,43 @@ class Objective:
             reason = {keys.FAIL_REASON: text[:2000]}
             set_user_attrs(trial, {**reason, **self._worker_attrs})
             raise
+
+    def fused_slot(self, trial: optuna.Trial) -> FusedSlot:
+        """For the fused worker: sample and record the trial as `__call__` does, then return its slot.
+
+        Raises:
+            TotalReached: The study holds its total already; the trial was marked as not run.
+        """
+        from archsearch.trainers import SlotSpec, fused_unsupported_reason
+
+        try:
+            self._claim(trial)
+            candidate = self.config.space.sample(trial, task=self.data.task)
+            self._record_architecture(trial, candidate)
+            architecture = candidate.architecture
+            settings = train_settings(
+                self.config,
+                self.metric,
+                candidate.hyperparameters.to_dict(),
+                seed=self.trial_seed(trial),
+                device=self.device,
+                num_threads=self.num_threads,
+            )
+            spec = SlotSpec(tuple(architecture.widths), tuple(architecture.dropouts), architecture.activation, settings)
+            reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
+            if reason is None and architecture.embedding != "none":
+                # An input embedding is a train_mlp argument, not a TrainSettings field: the check above cannot see it.
+                reason = f"the fused engine does not support embedding = {architecture.embedding!r} yet"
+            if reason is None and self.config.data.folds:
+                reason = "the fused engine does not train [data] folds yet"
+        except TotalReached:
+            raise
+        except Exception as e:
+            set_user_attrs(trial, {keys.FAIL_REASON: f"{type(e).__name__}: {e}"[:2000], **self._worker_attrs})
+            raise
+        return FusedSlot(
+            spec, reason, lambda: self(trial, sampled=candidate), self.prune_from, self._weights_attr(trial)
+        )
 
     def _claim(self, trial: optuna.Trial) -> None:
         """Refuse a sampled trial that would exceed the total because workers asked at the same moment.
@@ -224,7 +275,6 @@ class Objective:
         set_user_attrs(trial, attrs)
 
     def _train(self, trial: optuna.Trial, candidate: Candidate) -> float:
-        from archsearch.trainers import save_weights
 
         hp = candidate.hyperparameters
         settings = train_settings(
@@ -239,11 +289,6 @@ class Objective:
         if self.config.data.folds and self._folds is None:
             self._folds = load_folds(self.config.data)
 
-        def weights_attr(result) -> dict[str, str]:
-            with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
-                weights = save_weights(result.state_dict, Path(scratch) / "model.pt")
-                return {keys.WEIGHTS: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
-
         result = train_and_record(
             trial,
             settings,
@@ -252,11 +297,22 @@ class Objective:
             architecture.dropouts,
             architecture.activation,
             prune_from=self.prune_from,
-            more_attrs=weights_attr,
+            more_attrs=self._weights_attr(trial),
             embedding=architecture.embedding,
             embedding_dim=architecture.embedding_dim,
         )
         return result.best_value
+
+    def _weights_attr(self, trial: optuna.Trial) -> Callable[[Any], dict[str, str]]:
+        """Upload a completed run's weights as the trial's artifact; returns the attribute that names it."""
+        from archsearch.trainers import save_weights
+
+        def weights_attr(result: Any) -> dict[str, str]:
+            with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
+                weights = save_weights(result.state_dict, Path(scratch) / "model.pt")
+                return {keys.WEIGHTS: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
+
+        return weights_attr
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Study callback: bound the disk used by weights when keep_best_k is set."""

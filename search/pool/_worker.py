@@ -289,9 +289,10 @@ def run_worker(
     all_callbacks = [record, *([after_trial] if after_trial else []), *(callbacks or [])]
     stop = GracefulStop()
     with stop.installed():
-        if config.train.engine == "fused" and objective_factory is search_objective:
+        if config.train.engine == "fused" and hasattr(objective, "fused_slot"):
             fused_trial_loop(
                 study,
+                storage,
                 objective,
                 all_callbacks,
                 stop,

@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.config import SearchConfig
-from archsearch.pool import TotalReached, WorkerContext, train_and_record, train_settings
+from archsearch.pool import FusedSlot, TotalReached, WorkerContext, train_and_record, train_settings
 from archsearch.spaces import Architecture, Hyperparameters, Neighbour
 from archsearch.storage import keys
 from archsearch.trainers.data import PreparedData
@@ -174,20 +174,45 @@ class SensitivityObjective:
         self.num_threads = config.train.num_threads or num_threads
         self.worker = worker
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial, *, job: dict[str, Any] | None = None) -> float:
         try:
-            if self.worker is not None:
-                trial.set_user_attr(keys.WORKER, self.worker)
-            job = trial.user_attrs
-            if keys.JOB_ID not in job:
-                job = self._adopt_failed_job(trial)
-            record_job_params(trial, job)
+            if job is None:
+                job = self._take_job(trial)
             return self._train(trial, job)
         except (optuna.TrialPruned, TotalReached):
             raise
         except Exception as e:
             trial.set_user_attr(keys.FAIL_REASON, f"{type(e).__name__}: {e}"[:2000])
             raise
+
+    def fused_slot(self, trial: optuna.Trial) -> FusedSlot:
+        """For the fused worker: the job's run as a slot (never pruned, no weights kept), see `__call__`.
+
+        Raises:
+            TotalReached: No job was left for this trial; it was marked as not run.
+        """
+        from archsearch.trainers import SlotSpec, fused_unsupported_reason
+
+        try:
+            job = self._take_job(trial)
+            settings = self._settings(job)
+            spec = SlotSpec(tuple(job["widths"]), tuple(job["dropouts"]), job["activation"], settings)
+            reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
+        except TotalReached:
+            raise
+        except Exception as e:
+            trial.set_user_attr(keys.FAIL_REASON, f"{type(e).__name__}: {e}"[:2000])
+            raise
+        return FusedSlot(spec, reason, lambda: self(trial, job=job), prune_from=None, more_attrs=None)
+
+    def _take_job(self, trial: optuna.Trial) -> dict[str, Any]:
+        if self.worker is not None:
+            trial.set_user_attr(keys.WORKER, self.worker)
+        job = trial.user_attrs
+        if keys.JOB_ID not in job:
+            job = self._adopt_failed_job(trial)
+        record_job_params(trial, job)
+        return job
 
     def _adopt_failed_job(self, trial: optuna.Trial) -> dict[str, Any]:
         """Give a trial that found no queued job the earliest job whose runs all failed: it is the retry.
@@ -210,10 +235,13 @@ class SensitivityObjective:
         trial.set_user_attr(keys.FAIL_REASON, "not run: another worker took the last sensitivity job")
         raise TotalReached()
 
-    def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
-        settings = train_settings(
+    def _settings(self, job: dict[str, Any]) -> Any:
+        return train_settings(
             self.config, self.metric, job, seed=job["seed"], device=self.device, num_threads=self.num_threads
         )
+
+    def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
+        settings = self._settings(job)
         # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
         result = train_and_record(
             trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prune_from=None

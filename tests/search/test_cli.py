@@ -31,6 +31,9 @@ def test_cli_datasets_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for name in ("digits", "breast_cancer", "wine", "diabetes", "teacher"):
         assert name in out
+    # The default recipe and budget, read from the config classes (so they cannot drift from the code).
+    assert "epochs = 100, patience = 20" in out and 'lr_schedule = ["constant", "cosine"]' in out
+    assert "recipe_baseline = true" in out and 'scaling = "standard"' in out
 
 
 @pytest.mark.timeout(300)

@@ -171,3 +171,23 @@ def test_sigkilled_fused_worker_trials_are_failed_and_retried(tmp_path: Path) ->
         retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
         assert len(retries) == 1 and retries[0].params == victim.params
     assert finished_count(study) == 8
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_fused_search_with_folds_trains_on_the_single_engine_and_says_why(tmp_path: Path) -> None:
+    """Check that [data] folds, which the fused engine does not train, sends every trial to the single engine."""
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 3},
+        data={"folds": 2},
+        space=SPACE,
+        train={"epochs": 2, "patience": 2, "engine": "fused", "slots": 3},
+    )
+    trials = run_search(config).get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(trials) == 3
+    for trial in trials:
+        assert trial.user_attrs[keys.ENGINE] == "single"
+        assert trial.user_attrs[keys.ENGINE_REASON] == "the fused engine does not train [data] folds yet"
+        if trial.state == TrialState.COMPLETE:
+            assert len(trial.user_attrs["fold_values"]) == 2  # trained on both folds, not on one split
