@@ -141,10 +141,11 @@ def _enqueue_baselines(
     space = config.space
     if linear and space.layers[0] == 0:
         study.enqueue_trial(space.fixed_params([]), user_attrs={keys.BASELINE: "linear"}, skip_if_exists=True)
-    if linear and space.recipe_baseline:
-        study.enqueue_trial(space.recipe_params(task=task), user_attrs={keys.BASELINE: "recipe"}, skip_if_exists=True)
     for widths in space.baselines if only is None else only:
         study.enqueue_trial(space.fixed_params(widths), user_attrs={keys.BASELINE: "user"}, skip_if_exists=True)
+    # After the user's own baselines, which say what they want tried first.
+    if linear and space.recipe_baseline:
+        study.enqueue_trial(space.recipe_params(task=task), user_attrs={keys.BASELINE: "recipe"}, skip_if_exists=True)
 
 
 def run_search(

@@ -46,10 +46,10 @@ MAX_LAYERS = 64
 MAX_WIDTH = 65536
 FUNNELS = ("geometric", "linear")
 LABEL_SMOOTHING_STEP = 0.01  # a grid, so that 0.0 (no smoothing) is reachable exactly
-# The first trial of a new study after the linear model (`recipe_baseline`): the network and recipe that
-# trained best by hand on digits, breast_cancer and phoneme (BENCHMARKS.md "Training recipe defaults":
-# 3 x 256 ReLU, AdamW at 1e-3, batch 128, cosine, batch norm; label smoothing 0.1 helped on all three),
-# each value moved to the nearest one the space allows.
+# A new study's first trial after the linear model and the user's baselines (`recipe_baseline`): the
+# network and recipe that trained best by hand on digits, breast_cancer and phoneme (BENCHMARKS.md
+# "Training recipe defaults": 3 x 256 ReLU, AdamW at 1e-3, batch 128, cosine, batch norm; label smoothing
+# 0.1 helped on all three), each value moved to the nearest one the space allows.
 RECIPE_BASELINE: dict[str, Any] = {
     "width": 256,
     "n_layers": 3,
@@ -128,8 +128,8 @@ class MLPSpace:
         baselines: Hidden widths of architectures to try first (see :meth:`fixed_params`); each must fit
             ``layers`` and, for shape ``"uniform"``, have equal widths.
         recipe_baseline: Try :data:`RECIPE_BASELINE` (moved into the space, see :meth:`recipe_params`)
-            first in a new study, after the linear model: the sampler then starts from a network known to
-            train well instead of only from random ones.
+            early in a new study, after the linear model and ``baselines``: the sampler then starts from
+            a network known to train well instead of only from random ones.
 
     Example:
         >>> import optuna

@@ -79,14 +79,14 @@ def test_run_search_resumes_until_the_total(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(300)
 def test_run_search_user_baselines_are_tried(tmp_path: Path) -> None:
-    """Check that the linear model, the recipe baseline and [space] baselines come first, in that order."""
+    """Check that the linear model, [space] baselines and the recipe baseline come first, in that order."""
     config = small_config(tmp_path, study={"n_trials": 4}, space={"baselines": [[64, 32]]}, train={"epochs": 2})
     study = run_search(config)
-    assert [t.user_attrs.get("baseline") for t in study.trials[:4]] == ["linear", "recipe", "user", None]
+    assert [t.user_attrs.get("baseline") for t in study.trials[:4]] == ["linear", "user", "recipe", None]
+    assert study.trials[1].user_attrs["widths"] == [64, 32]
     # The recipe's 3 x 256 moved into this space's 2 layers of at most 128 units; digits is classification.
-    assert study.trials[1].user_attrs["widths"] == [128, 128]
-    assert study.trials[1].params["label_smoothing"] == 0.1 and study.trials[1].params["normalization"] == "batch"
-    assert study.trials[2].user_attrs["widths"] == [64, 32]
+    assert study.trials[2].user_attrs["widths"] == [128, 128]
+    assert study.trials[2].params["label_smoothing"] == 0.1 and study.trials[2].params["normalization"] == "batch"
 
 
 @pytest.mark.timeout(300)

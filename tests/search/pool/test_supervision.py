@@ -282,7 +282,9 @@ def _stale_trial(
 ) -> tuple[optuna.Study, RetryStaleTrial, optuna.trial.FrozenTrial]:
     """A study whose enqueued linear baseline was claimed by a worker that then died mid-trial."""
     config = small_config(
-        tmp_path, study={"n_trials": n_trials, "heartbeat_interval": 1, "grace_period": 2, "max_retry": retry}
+        tmp_path,
+        study={"n_trials": n_trials, "heartbeat_interval": 1, "grace_period": 2, "max_retry": retry},
+        space={"recipe_baseline": False},  # the linear baseline is then the only enqueued trial
     )
     study = open_search_study(config).study
     trial = study.ask()

@@ -70,6 +70,7 @@ def _search_config(folder: Path) -> SearchConfig:
                 "batch_size": [64],
                 "optimizer": ["adam"],
                 "baselines": [[8], [32]],
+                "recipe_baseline": False,
                 "lr_schedule": ["constant"],
                 "label_smoothing": [0.0, 0.0],
                 "normalization": ["none"],

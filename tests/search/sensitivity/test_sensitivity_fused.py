@@ -36,8 +36,8 @@ def test_sensitivity_runs_train_fused_with_the_single_engine_s_values(tmp_path: 
     """Check that a fused study's analysis trains its runs fused, each equal to the single engine's run."""
     single = _analysed(tmp_path / "single", "single")
     fused = _analysed(tmp_path / "fused", "fused")
-    # The centre and its 5 neighbours at step 0.95, 3 seeds each.
-    assert set(fused) == set(single) and len(fused) == 6 * 3
+    # The centre [32] and its 6 neighbours at step 0.95 (-1 layer, +1 layer, +-1 neuron, +-5%), 3 seeds each.
+    assert set(fused) == set(single) and len(fused) == 7 * 3
     assert {t.user_attrs.get(keys.ENGINE) for t in fused.values()} == {"fused"}
     for key, run in fused.items():
         # Dropout 0: the same seed gives the same initial weights and batch order in either engine.
