@@ -271,7 +271,7 @@ def _reporter(
         if prune_from is None or epoch < prune_from:
             return False
         if complete is None:
-            return trial.should_prune()
+            return bool(trial.should_prune())
         # What should_prune passes, without reading the trial back: the percentile pruner reads only its
         # intermediate values, which this slot reported itself.
         frozen = optuna.trial.FrozenTrial(
@@ -287,7 +287,7 @@ def _reporter(
             intermediate_values=dict(values),
             trial_id=trial._trial_id,
         )
-        return complete.study.pruner.prune(complete, frozen)
+        return bool(complete.study.pruner.prune(complete, frozen))
 
     return report
 

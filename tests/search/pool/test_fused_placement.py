@@ -73,3 +73,34 @@ def test_full_populations_open_another_and_empty_ones_are_dropped_beyond_slots(d
     third = _placed(_spec((128, 128, 128)), objective, populations)
     # The empty population made room (at most `slots` populations): the full one and the new one remain.
     assert populations == [second, third]
+
+
+@pytest.mark.parametrize("value", [0.5, 0.9])
+def test_fused_pruning_reads_complete_trials_once_and_decides_as_should_prune(value: float) -> None:
+    """Check that the fused reporter's median-pruner decision equals Trial.should_prune, from one read per round."""
+    import optuna
+
+    from archsearch.pool._fused_worker import _CompleteTrials, _reporter
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    for final in (0.7, 0.8, 0.85):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=final, intermediate_values={1: final - 0.1, 2: final}, params={}, distributions={}
+            )
+        )
+    trial, twin = study.ask(), study.ask()
+    complete = _CompleteTrials(study)
+    reads = []
+    real = study.get_trials
+    study.get_trials = lambda *a, **k: reads.append(k.get("states")) or real(*a, **k)  # type: ignore[method-assign]
+    report = _reporter(trial, 1, complete)
+    steps = ((1, value - 0.1), (2, value))
+    decisions = [report(epoch, reported) for epoch, reported in steps]
+    study.get_trials = real  # type: ignore[method-assign]
+    expected = []
+    for epoch, reported in steps:
+        twin.report(reported, epoch)
+        expected.append(twin.should_prune())
+    assert decisions == expected == [value < 0.8] * 2
+    assert reads == [(optuna.trial.TrialState.COMPLETE,)]  # one read for both epochs: no refresh between them
