@@ -80,7 +80,9 @@ def test_run_search_resumes_until_the_total(tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_run_search_user_baselines_are_tried(tmp_path: Path) -> None:
     """Check that the linear model, [space] baselines and the recipe baseline come first, in that order."""
-    config = small_config(tmp_path, study={"n_trials": 4}, space={"baselines": [[64, 32]]}, train={"epochs": 2})
+    config = small_config(
+        tmp_path, study={"n_trials": 4}, space={"baselines": [[64, 32]], "recipe_baseline": True}, train={"epochs": 2}
+    )
     study = run_search(config)
     assert [t.user_attrs.get("baseline") for t in study.trials[:4]] == ["linear", "user", "recipe", None]
     assert study.trials[1].user_attrs["widths"] == [64, 32]
@@ -95,11 +97,16 @@ def test_run_search_without_the_recipe_baseline_and_on_regression(tmp_path: Path
     (tmp_path / "off").mkdir()
     (tmp_path / "reg").mkdir()
     config = small_config(
-        tmp_path / "off", study={"n_trials": 2}, space={"recipe_baseline": False}, train={"epochs": 2}
+        tmp_path / "off", study={"n_trials": 1}, space={"recipe_baseline": False}, train={"epochs": 2}
     )
-    assert [t.user_attrs.get("baseline") for t in run_search(config).trials] == ["linear", None]
+    # Only the linear model ran, and nothing else waits in the queue.
+    assert [t.user_attrs.get("baseline") for t in run_search(config).trials] == ["linear"]
     regression = small_config(
-        tmp_path / "reg", study={"n_trials": 2}, data={"dataset": "diabetes"}, train={"epochs": 2}
+        tmp_path / "reg",
+        study={"n_trials": 2},
+        data={"dataset": "diabetes"},
+        space={"recipe_baseline": True},
+        train={"epochs": 2},
     )
     recipe = run_search(regression).trials[1]
     assert recipe.user_attrs["baseline"] == "recipe" and "label_smoothing" not in recipe.params
