@@ -289,6 +289,9 @@ def run_pool(
             if not quiet:
                 status.update(progress_line(study, total, metric, started, deadline=deadline))
             time.sleep(POLL_SECONDS)
+        if not quiet:
+            # The workers may finish between two polls: the last line shows the state they left.
+            status.update(progress_line(study, total, metric, started, deadline=deadline))
         status.close()
         for process in processes:
             reap(process)
