@@ -40,6 +40,7 @@ from archsearch.storage import (
     make_storage,
     mask_url,
     open_study,
+    set_user_attrs,
     trial_state_counts,
 )
 from archsearch.trainers.data import DataError, PreparedData, load_data
@@ -429,6 +430,8 @@ class GracefulStop:
             self._in_trial = True
             try:
                 if self.requested:
+                    # Every failed trial says why, this one too (the signal came between ask and start).
+                    set_user_attrs(trial, {keys.FAIL_REASON: "stopped by a signal before the trial started"})
                     raise KeyboardInterrupt("stop requested before the trial started")
                 return objective(trial)
             finally:

@@ -122,7 +122,9 @@ def test_search_on_postgres_survives_every_backend_terminated_twice(
         assert controller.returncode == 0, err
         study = optuna.load_study(study_name=unique_name, storage=postgres_url)
         _assert_exact_total(study, 30)
-        assert not study.get_trials(states=(TrialState.FAIL,))
+        # A claim made as the total was reached trains nothing and is closed as FAIL with not_run (by design;
+        # `archsearch status` counts them apart): no trial that ran may fail.
+        assert not [t for t in study.get_trials(states=(TrialState.FAIL,)) if not t.user_attrs.get(keys.NOT_RUN)]
     finally:
         _stop(controller)
         optuna.delete_study(study_name=unique_name, storage=postgres_url)
