@@ -179,7 +179,7 @@ def recipe_defaults() -> list[str]:
     >>> recipe_defaults()[0]
     '[data] scaling = "standard"'
     """
-    from archsearch.config import DataSpec, TrainConfig
+    from archsearch.config import DEFAULT_TRIALS, DataSpec, TrainConfig
     from archsearch.spaces import MLPSpace
 
     data, space, train = DataSpec(), MLPSpace(), TrainConfig()
@@ -199,7 +199,7 @@ def recipe_defaults() -> list[str]:
         line("[space]", space, ("lr_schedule", "label_smoothing", "normalization", "embedding", "recipe_baseline")),
         line("[train]", train, ("epochs", "patience", "warmup", "engine"))
         + ("" if train.grad_clip else ", no grad_clip")
-        + "; [study] without n_trials: 30 trials, or all the timeout allows",
+        + f"; [study] without n_trials: {DEFAULT_TRIALS} trials, or all the timeout allows",
     ]
 
 

@@ -172,12 +172,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial, *, sampled: Candidate | None = None) -> float:
         try:
-            candidate = sampled
-            if candidate is None:
-                self._claim(trial)
-                candidate = self.config.space.sample(trial, task=self.data.task)
-                self._record_architecture(trial, candidate)
-            return self._train(trial, candidate)
+            return self._train(trial, sampled or self._sample(trial))
         except (optuna.TrialPruned, TotalReached):
             raise
         except (Exception, KeyboardInterrupt) as e:
@@ -196,18 +191,9 @@ class Objective:
         from archsearch.trainers import SlotSpec, fused_unsupported_reason
 
         try:
-            self._claim(trial)
-            candidate = self.config.space.sample(trial, task=self.data.task)
-            self._record_architecture(trial, candidate)
+            candidate = self._sample(trial)
             architecture = candidate.architecture
-            settings = train_settings(
-                self.config,
-                self.metric,
-                candidate.hyperparameters.to_dict(),
-                seed=self.trial_seed(trial),
-                device=self.device,
-                num_threads=self.num_threads,
-            )
+            settings = self._settings(trial, candidate)
             spec = SlotSpec(tuple(architecture.widths), tuple(architecture.dropouts), architecture.activation, settings)
             reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
             if reason is None and architecture.embedding != "none":
@@ -222,6 +208,23 @@ class Objective:
             raise
         return FusedSlot(
             spec, reason, lambda: self(trial, sampled=candidate), self.prune_from, self._weights_attr(trial)
+        )
+
+    def _sample(self, trial: optuna.Trial) -> Candidate:
+        """Claim the trial, sample its candidate and store its architecture (before it trains)."""
+        self._claim(trial)
+        candidate = self.config.space.sample(trial, task=self.data.task)
+        self._record_architecture(trial, candidate)
+        return candidate
+
+    def _settings(self, trial: optuna.Trial, candidate: Candidate) -> Any:
+        return train_settings(
+            self.config,
+            self.metric,
+            candidate.hyperparameters.to_dict(),
+            seed=self.trial_seed(trial),
+            device=self.device,
+            num_threads=self.num_threads,
         )
 
     def _claim(self, trial: optuna.Trial) -> None:
@@ -275,16 +278,7 @@ class Objective:
         set_user_attrs(trial, attrs)
 
     def _train(self, trial: optuna.Trial, candidate: Candidate) -> float:
-
-        hp = candidate.hyperparameters
-        settings = train_settings(
-            self.config,
-            self.metric,
-            hp.to_dict(),
-            seed=self.trial_seed(trial),
-            device=self.device,
-            num_threads=self.num_threads,
-        )
+        settings = self._settings(trial, candidate)
         architecture = candidate.architecture
         if self.config.data.folds and self._folds is None:
             self._folds = load_folds(self.config.data)
