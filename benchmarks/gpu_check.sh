@@ -6,11 +6,12 @@
 #    GPU-trained weights loaded on the CPU.
 # 2. benchmarks/vs_optuna_example.py on CUDA for teacher (50,000 rows; one seed), reference and
 #    archsearch alternating, as the issue asks.
-# 3. benchmarks/trainer_step.py on CUDA: per-epoch time against the DataLoader loop.
+# 3. benchmarks/trainer_step.py on CUDA: per-epoch time against the DataLoader loop, and the fused engine
+#    (issue #11) at K = 1, 16, 64, 256, 512 slots against the single engine.
 # 4. The same search (teacher, 50,000 rows x 64 features x 10 classes; TRIALS trials x EPOCHS epochs)
-#    with 1 and with 4 trials per GPU: `archsearch search CONFIG --gpus 0 --trials-per-gpu K`. Prints
-#    trials per minute, the GPU's peak memory (nvidia-smi, sampled every 0.5 s) and whether every trial
-#    trained on CUDA.
+#    on the single engine with 1 and with 4 trials per GPU (`--trials-per-gpu K`), then on the fused
+#    engine (`engine = "auto"` picks it on a GPU). Prints trials per minute, the GPU's peak memory
+#    (nvidia-smi, sampled every 0.5 s) and whether every trial trained on CUDA.
 #
 # Installs nothing. Run from the repository root, in an environment where archsearch is installed:
 #     bash benchmarks/gpu_check.sh     # PYTHON=..., ARCHSEARCH=..., BUDGET=seconds, TRIALS, EPOCHS to override
@@ -79,7 +80,7 @@ stop_memory_sampler() {
 }
 
 run_search() {
-    local per_gpu="$1" dir="$work/k$1"
+    local per_gpu="$1" engine="$2" dir="$work/k$1-$2"
     mkdir -p "$dir"
     cat >"$dir/search.toml" <<EOF
 [study]
@@ -114,6 +115,7 @@ optimizer = ["adam"]
 epochs = ${EPOCHS}
 patience = ${EPOCHS}  # never stops early within the epoch budget
 device = "cuda"
+engine = "${engine}"
 EOF
     local idle
     idle="$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i "$GPU" 2>/dev/null || echo "")"
@@ -121,24 +123,24 @@ EOF
     local started ended
     started="$(date +%s.%N)"
     if (( $(left) < 60 )); then
-        echo "trials per GPU ${per_gpu}: skipped ($(left) s left)"; return 0
+        echo "trials per GPU ${per_gpu}, engine ${engine}: skipped ($(left) s left)"; return 0
     fi
     if ! timeout "$(left)" "$ARCHSEARCH" search "$dir/search.toml" --gpus "$GPU" --trials-per-gpu "$per_gpu" --quiet >"$dir/out.txt"; then
         stop_memory_sampler
-        echo "trials per GPU ${per_gpu}: the search failed or ran out of time; worker logs:" >&2
+        echo "trials per GPU ${per_gpu}, engine ${engine}: the search failed or ran out of time; worker logs:" >&2
         tail -n 20 "$dir"/study_logs/*.log >&2 || true
         return 1
     fi
     ended="$(date +%s.%N)"
     stop_memory_sampler
-    "$PYTHON" - "$dir" "$per_gpu" "$started" "$ended" "$idle" <<'EOF'
+    "$PYTHON" - "$dir" "$per_gpu" "$started" "$ended" "$idle" "$engine" <<'EOF'
 import sys
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
-directory, per_gpu, started, ended, idle = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+directory, per_gpu, started, ended, idle, engine = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 study = optuna.load_study(study_name=f"gpu-check-k{per_gpu}", storage=f"sqlite:///{directory}/study.db")
 finished = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -149,7 +151,7 @@ peak = f"{max(samples)} MiB used at peak ({idle.strip() or '?'} MiB before)" if 
 on_cuda = bool(finished) and all(d.startswith("cuda") for d in devices)
 best = study.best_trial
 print(
-    f"trials per GPU {per_gpu}: {len(finished)} trials in {wall:.1f} s = {60 * len(finished) / wall:.1f} trials/min; "
+    f"trials per GPU {per_gpu}, engine {engine}: {len(finished)} trials in {wall:.1f} s = {60 * len(finished) / wall:.1f} trials/min; "
     f"GPU memory {peak}; devices {devices}; every trial on CUDA: {'yes' if on_cuda else 'NO'}; "
     f"best val accuracy {best.value:.4f} (test {best.user_attrs.get('test_accuracy', float('nan')):.4f})"
 )
@@ -169,12 +171,14 @@ CUDA_VISIBLE_DEVICES="$GPU" step 120 "$PYTHON" "$here/vs_optuna_example.py" --de
 
 echo
 echo "## 3. trainer_step.py --device cuda"
-CUDA_VISIBLE_DEVICES="$GPU" step 90 "$PYTHON" "$here/trainer_step.py" --device cuda --repeats 2 || status=1
+CUDA_VISIBLE_DEVICES="$GPU" step 90 "$PYTHON" "$here/trainer_step.py" --device cuda --repeats 2 \
+    --slots 1 16 64 256 512 || status=1
 
 echo
 echo "## 4. archsearch search, ${TRIALS} trials x ${EPOCHS} epochs, teacher 50,000 rows, GPU ${GPU}"
-run_search 1 || status=1
-run_search 4 || status=1
+run_search 1 single || status=1
+run_search 4 single || status=1
+run_search 1 fused || status=1
 echo
 echo "# done with $(left) s of the ${BUDGET} s budget left"
 exit "$status"

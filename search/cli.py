@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--n-trials", type=int, help="total completed + pruned trials (overrides [study] n_trials)")
     search.add_argument("--timeout", type=float, help="seconds for this run (overrides [study] timeout)")
     # Checked by TrainConfig, like the file's value; importing the config here would slow every command's start.
-    search.add_argument("--engine", help="single or fused trainer (overrides [train] engine)")
+    search.add_argument("--engine", help="auto, single or fused trainer (overrides [train] engine)")
     search.add_argument("--quiet", action="store_true", help="no progress output")
     _add_worker_arguments(search, workers_default=None)
     search.set_defaults(handler=_cmd_search)

@@ -137,7 +137,7 @@ class StudyConfig:
         return MAX_TRIALS if self.timeout else DEFAULT_TRIALS
 
 
-ENGINES = ("single", "fused")
+ENGINES = ("auto", "single", "fused")
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,9 @@ class TrainConfig:
     num_threads: int | None = None  # torch threads per trial; None: torch's default
     warmup: float = 0.05  # fraction of all steps spent rising linearly to lr, whatever the lr_schedule
     grad_clip: float | None = None  # largest gradient norm at each step; None: no clipping
-    engine: str = "single"  # "fused": each worker trains `slots` trials at once (archsearch.pool)
+    # "fused": each worker trains `slots` trials at once (archsearch.pool); "auto": fused on a GPU for
+    # networks up to 512 wide, single on a CPU, where whole searches ran fused at half the speed (BENCHMARKS.md 8).
+    engine: str = "auto"
     slots: int = 16  # trials a fused worker trains together
 
     def __post_init__(self) -> None:

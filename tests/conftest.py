@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -14,6 +15,19 @@ import pytest
 
 POSTGRES_URL = os.environ.get("ARCHSEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("ARCHSEARCH_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dataset_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The built-in datasets' array cache of this session (worker processes inherit it), not the user's."""
+    folder = tmp_path_factory.mktemp("archsearch-cache")
+    before = os.environ.get("ARCHSEARCH_CACHE_DIR")
+    os.environ["ARCHSEARCH_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        del os.environ["ARCHSEARCH_CACHE_DIR"]
+    else:
+        os.environ["ARCHSEARCH_CACHE_DIR"] = before
 
 
 def _service_url(url: str, what: str) -> str:
@@ -268,10 +282,19 @@ def study_factory(tmp_path: Path) -> Callable[..., optuna.Study]:
     return factory
 
 
+@pytest.fixture(scope="session")
+def _demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo study's SQLite file, written once: some 700 single-row writes take seconds on a busy machine."""
+    path = tmp_path_factory.mktemp("demo-template") / "demo.db"
+    realistic_study(path)
+    return path
+
+
 @pytest.fixture
-def demo_study(tmp_path: Path) -> optuna.Study:
-    """The realistic ~45-trial study used for the browser tests and docs/report.png."""
-    return realistic_study(tmp_path / "demo.db")
+def demo_study(tmp_path: Path, _demo_database: Path) -> optuna.Study:
+    """The realistic ~45-trial study used for the browser tests and docs/report.png, a fresh copy per test."""
+    shutil.copyfile(_demo_database, tmp_path / "demo.db")
+    return optuna.load_study(study_name="demo-mlp", storage=f"sqlite:///{tmp_path / 'demo.db'}")
 
 
 @pytest.fixture

@@ -4,9 +4,13 @@ input checks, the choice of task and the train/val/test split. No torch.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import os
+import tempfile
 import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -55,12 +59,55 @@ def load_builtin(name: str, teacher: TeacherSpec) -> BuiltinData:
         x, y = make_teacher(teacher)
         return BuiltinData(x, y, tuple(f"x{i}" for i in range(teacher.features)), "classification")
 
-    import sklearn.datasets  # lazy: importing scikit-learn costs most of a second
+    task = _SKLEARN_LOADERS[name][1]
+    cache = _cache_path(name)
+    if cache is not None and cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as stored:
+                return BuiltinData(stored["x"], stored["y"], tuple(str(c) for c in stored["columns"]), task)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # a damaged cache is read again from scikit-learn and rewritten
+    import sklearn.datasets  # lazy: importing scikit-learn (and SciPy) takes 2 to 3 s of every worker's start
 
-    loader_name, task, _ = _SKLEARN_LOADERS[name]
-    bunch = getattr(sklearn.datasets, loader_name)()
+    bunch = getattr(sklearn.datasets, _SKLEARN_LOADERS[name][0])()
     y = bunch.target.astype(np.int64 if task == "classification" else np.float64)
-    return BuiltinData(bunch.data.astype(np.float64), y, tuple(str(c) for c in bunch.feature_names), task)
+    data = BuiltinData(bunch.data.astype(np.float64), y, tuple(str(c) for c in bunch.feature_names), task)
+    if cache is not None:
+        _write_cache(cache, data)
+    return data
+
+
+def _cache_path(name: str) -> Path | None:
+    """Where a built-in scikit-learn dataset is kept as plain arrays, per scikit-learn version; None: no cache.
+
+    Each worker process loads the study's data; reading these arrays spares it importing scikit-learn.
+    ARCHSEARCH_CACHE_DIR moves the cache (default: $XDG_CACHE_HOME/archsearch, else ~/.cache/archsearch);
+    setting it to an empty string turns it off.
+    """
+    folder = os.environ.get("ARCHSEARCH_CACHE_DIR")
+    if folder == "":
+        return None
+    if folder is None:
+        folder = os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "archsearch"
+        )
+    try:
+        version = importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return Path(folder) / f"{name}-sklearn-{version}.npz"
+
+
+def _write_cache(path: Path, data: BuiltinData) -> None:
+    """Write atomically (workers may load at once); a cache that cannot be written is only skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz.tmp", delete=False) as handle:
+            np.savez(handle, x=data.x, y=data.y, columns=np.array(data.columns, dtype=str))
+        os.replace(handle.name, path)
+    except OSError:
+        with contextlib.suppress(OSError, NameError):
+            os.unlink(handle.name)
 
 
 def make_teacher(spec: TeacherSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -165,7 +165,10 @@ class FusedGroup:
 # A slot may join a population bucketed larger than its own network while its padded network stays this
 # small (multiply-adds per row; a 128 x 128 layer): on the 2-core CPU one such step of 128 rows costs about
 # 0.3 ms of arithmetic, below the 1.4 ms of per-step overhead that a trial of its own costs (BENCHMARKS.md §8).
+# On CUDA a step of a network up to 512 wide costs the same 1.1-1.9 ms of launches as a 128-wide one
+# (BENCHMARKS.md §5), so padding up to 512 x 512 a layer costs nothing there.
 SMALL_NETWORK_MACS = 128 * 128
+SMALL_NETWORK_MACS_CUDA = 512 * 512
 MAX_PADDING = 2.0  # otherwise, padded multiply-adds at most this many times the slot's own
 
 
@@ -199,7 +202,9 @@ def size_bucket(widths: Sequence[int]) -> tuple[int, int]:
 def padding_acceptable(n_features: int, widths: Sequence[int], n_outputs: int, group: FusedGroup) -> bool:
     """Whether a network should join a population of `group`'s size rather than open one of its own."""
     padded = padded_macs(n_features, n_outputs, group.max_depth, group.max_width)
-    return padded <= SMALL_NETWORK_MACS or padded <= MAX_PADDING * network_macs(n_features, widths, n_outputs)
+    cuda = group.device.startswith("cuda") or (group.device == "auto" and torch.cuda.is_available())
+    free = SMALL_NETWORK_MACS_CUDA if cuda else SMALL_NETWORK_MACS
+    return padded <= free or padded <= MAX_PADDING * network_macs(n_features, widths, n_outputs)
 
 
 @dataclass(frozen=True)

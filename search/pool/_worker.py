@@ -264,6 +264,9 @@ def run_worker(
     )
     outcome = WorkerOutcome()
     limit = config.study.max_consecutive_failures
+    engine, engine_why = choose_engine(config, slot)
+    if log is not None:
+        log.write(f"{time.strftime('%H:%M:%S')} {label} {engine_why}\n")
 
     def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         outcome.stood_down = bool(trial.user_attrs.get(keys.NOT_RUN))
@@ -290,7 +293,7 @@ def run_worker(
     all_callbacks = [record, *([after_trial] if after_trial else []), *(callbacks or [])]
     stop = GracefulStop()
     with stop.installed():
-        if config.train.engine == "fused" and hasattr(objective, "fused_slot"):
+        if engine == "fused" and hasattr(objective, "fused_slot"):
             fused_trial_loop(
                 study,
                 storage,
@@ -399,6 +402,31 @@ def _fail_orphans(study: optuna.Study, storage: optuna.storages.RDBStorage, grac
             retry = storage.get_heartbeat_stale_trial_callback()
             if retry is not None:
                 retry(study, storage.get_trial(trial._trial_id))
+
+
+# engine = "auto" fuses only where it pays. On a 2-core CPU a whole fused search ran at 0.48-0.51x the single
+# engine (BENCHMARKS.md section 8: populations of mixed sizes gain nothing per epoch). On a GPU a single-engine
+# step of a network up to 512 wide costs the same 1.1-1.9 ms of launches as a 128-wide one (section 5): the
+# idle time that fusing K trials into one step fills.
+AUTO_FUSED_MAX_WIDTH = 512
+
+
+def choose_engine(config: SearchConfig, slot: WorkerSlot) -> tuple[str, str]:
+    """The engine a worker trains its trials with, and why (for the worker's first log line).
+
+    >>> from archsearch.config import SearchConfig
+    >>> choose_engine(SearchConfig(), WorkerSlot(index=0, device="cpu", gpu=None, threads=1))
+    ('single', 'engine auto on a CPU: the single engine (whole fused searches ran at half its speed)')
+    """
+    engine = config.train.engine
+    if engine != "auto":
+        return engine, f"engine {engine} ([train] engine)"
+    if not slot.device.startswith("cuda"):
+        return "single", "engine auto on a CPU: the single engine (whole fused searches ran at half its speed)"
+    widest = config.space.width[1]
+    if widest > AUTO_FUSED_MAX_WIDTH:
+        return "single", f"engine auto on a GPU: the single engine (widths up to {widest} > {AUTO_FUSED_MAX_WIDTH})"
+    return "fused", f"engine auto on a GPU: fused, {config.train.slots} slots (widths up to {widest})"
 
 
 def _device_for(slot: WorkerSlot) -> str:

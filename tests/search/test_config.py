@@ -132,7 +132,7 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[data]\ndataset = 'mnist'\n", r"mnist"),
         (
             "[train]\nengine = 'turbo'\n",
-            r"The 'engine' parameter of \[train\] must be one of single, fused\. Got 'turbo' instead\.",
+            r"The 'engine' parameter of \[train\] must be one of auto, single, fused\. Got 'turbo' instead\.",
         ),
         ("[train]\nslots = 0\n", r"The 'slots' parameter of \[train\] must be an int >= 1\. Got 0 instead\."),
         ("study = 3\n", r"\[study\] must be a table of keys\. Got 3 instead\."),

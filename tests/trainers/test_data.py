@@ -70,6 +70,39 @@ def test_load_data_builtin_shapes_and_task(name, task, rows, features, outputs):
     assert isinstance(data.raw_test, np.ndarray) and data.raw_test.shape == (len(data.x_test), features)
 
 
+@pytest.mark.parametrize("name", ["wine", "diabetes"])
+def test_builtin_dataset_cache_equals_scikit_learn_and_spares_its_import(name, tmp_path, monkeypatch):
+    """Check that the cached arrays equal scikit-learn's, that a fresh process reads them without importing
+    scikit-learn, that a damaged cache is rewritten, and that an empty ARCHSEARCH_CACHE_DIR keeps none."""
+    import subprocess
+    import sys
+
+    from archsearch.trainers._datasets import load_builtin
+    from archsearch.trainers.data import TeacherSpec
+
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(tmp_path))
+    fresh = load_builtin(name, TeacherSpec())
+    (cache,) = tmp_path.glob(f"{name}-sklearn-*.npz")
+    cached = load_builtin(name, TeacherSpec())
+    np.testing.assert_array_equal(cached.x, fresh.x)
+    np.testing.assert_array_equal(cached.y, fresh.y)
+    assert cached.y.dtype == fresh.y.dtype and cached.columns == fresh.columns and cached.task == fresh.task
+    code = (
+        "import sys; from archsearch.trainers._datasets import load_builtin; from archsearch.trainers.data import "
+        f"TeacherSpec; load_builtin({name!r}, TeacherSpec()); print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"
+    cache.write_bytes(b"not an npz")
+    np.testing.assert_array_equal(load_builtin(name, TeacherSpec()).x, fresh.x)
+    with np.load(cache) as rewritten:
+        np.testing.assert_array_equal(rewritten["x"], fresh.x)
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", "")
+    cache.unlink()
+    load_builtin(name, TeacherSpec())
+    assert not list(tmp_path.glob("*.npz"))
+
+
 def test_load_data_teacher_shapes_and_balance():
     """Check that the teacher task has the requested sizes and no class below 5% of the rows."""
     spec = TeacherSpec(widths=(16, 8), rows=600, features=7, classes=5, noise=0.0, seed=3)

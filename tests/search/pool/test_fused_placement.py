@@ -43,6 +43,9 @@ def test_size_bucket_and_padding_rule() -> None:
     assert padding_acceptable(64, [128, 100, 64], 10, group)  # 35,840: 1.2x
     # Small populations are joined whatever the ratio: their padded arithmetic is below a step's overhead.
     assert padding_acceptable(64, [4], 10, FusedGroup("relu", max_depth=2, max_width=64))
+    # On CUDA a step is launch-bound up to 512 x 512 a layer, so padding below that is free there.
+    assert not padding_acceptable(64, [8], 10, FusedGroup("relu", max_depth=2, max_width=256, device="cpu"))
+    assert padding_acceptable(64, [8], 10, FusedGroup("relu", max_depth=2, max_width=256, device="cuda"))
 
 
 def test_trials_join_a_population_of_about_their_size_and_open_one_otherwise(digits: PreparedData) -> None:

@@ -90,7 +90,7 @@ def test_cli_engine_option_is_checked_like_the_config(tmp_path: Path, capsys: py
     config.write_text(f"[study]\nstorage = 'sqlite:///{tmp_path}/s.db'\n", encoding="utf-8")
     assert main(["search", str(config), "--engine", "turbo"]) == 2
     err = capsys.readouterr().err
-    assert "The 'engine' parameter of [train] must be one of single, fused. Got 'turbo' instead." in err
+    assert "The 'engine' parameter of [train] must be one of auto, single, fused. Got 'turbo' instead." in err
     assert not (tmp_path / "s.db").exists()
 
 

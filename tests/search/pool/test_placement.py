@@ -76,3 +76,20 @@ def test_plan_workers_rejects_impossible_placements(kwargs: dict, message: str) 
     """Check that each impossible placement names the parameter, the rule and the value."""
     with pytest.raises(PlacementError, match=message):
         plan_workers(cpu_count=4, **kwargs)
+
+
+def test_engine_auto_is_single_on_a_cpu_and_fused_on_a_gpu_for_networks_up_to_512_wide() -> None:
+    """Check the engine `auto` picks for each kind of worker slot, and that a named engine is kept."""
+    from archsearch.config import SearchConfig
+    from archsearch.pool._worker import choose_engine
+
+    cpu, gpu = plan_workers(cpu_count=2, visible_gpus=0)[0], plan_workers(cpu_count=2, visible_gpus=1)[0]
+    config = SearchConfig.from_dict({"space": {"width": [16, 512]}})
+    assert config.train.engine == "auto"
+    assert choose_engine(config, cpu)[0] == "single"
+    engine, why = choose_engine(config, gpu)
+    assert engine == "fused" and "widths up to 512" in why
+    wide = SearchConfig.from_dict({"space": {"width": [16, 1024]}})
+    assert choose_engine(wide, gpu) == ("single", "engine auto on a GPU: the single engine (widths up to 1024 > 512)")
+    named = SearchConfig.from_dict({"train": {"engine": "fused"}})
+    assert choose_engine(named, cpu) == ("fused", "engine fused ([train] engine)")

@@ -50,10 +50,10 @@ def _assert_clean_total(study: optuna.Study, total: int) -> None:
 
 @pytest.mark.timeout(420)
 def test_pool_four_workers_on_sqlite(tmp_path: Path) -> None:
-    """Check that 4 local workers on SQLite finish a 40-trial study with no locking failures."""
-    config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/pool.db", "sqlite-pool", 40)
+    """Check that 4 local workers on SQLite finish a 24-trial study with no locking failures."""
+    config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/pool.db", "sqlite-pool", 24)
     study = run_search(config, workers=4)
-    _assert_clean_total(study, 40)
+    _assert_clean_total(study, 24)
     assert len({t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}) >= 2
     assert sorted(p.name for p in (tmp_path / "pool_logs").iterdir()) == [f"worker-{i}.log" for i in range(4)]
 
@@ -79,7 +79,7 @@ def _write_config(tmp_path: Path, n_trials: int, epochs: int) -> Path:
     path.write_text(
         f'[study]\nname = "faults"\nstorage = "sqlite:///{tmp_path}/faults.db"\nn_trials = {n_trials}\n'
         "heartbeat_interval = 1\ngrace_period = 4\n"
-        '[data]\ndataset = "digits"\n[space]\nlayers = [1, 2]\nwidth = [64, 256]\nbatch_size = [32]\n'
+        '[data]\ndataset = "digits"\n[space]\nlayers = [1, 2]\nwidth = [64, 256]\nbatch_size = [32]\nrecipe_baseline = false\n'
         f"[train]\nepochs = {epochs}\npatience = {epochs}\n",
         encoding="utf-8",
     )
@@ -92,7 +92,10 @@ def _load(tmp_path: Path, name: str = "faults") -> optuna.Study:
 
 def _running_trial(tmp_path: Path) -> optuna.trial.FrozenTrial | None:
     try:
-        running = [t for t in _load(tmp_path).get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
+        # With its parameters sampled: a trial killed before that is retried with none, leaving nothing to compare.
+        running = [
+            t for t in _load(tmp_path).get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs and t.params
+        ]
     except KeyError:  # the study does not exist yet
         return None
     return running[0] if running else None
@@ -125,35 +128,6 @@ def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
     assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retries[0].params == killed.params
     assert finished_count(study) == 8
-
-
-@pytest.mark.timeout(420)
-def test_pool_interrupted_controller_resumes_to_the_exact_total(tmp_path: Path) -> None:
-    """Check that SIGINT stops the workers cleanly and the same command then finishes exactly n_trials."""
-    config = _write_config(tmp_path, n_trials=10, epochs=10)
-    command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
-    controller = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(
-            lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 3,
-            180,
-            "3 finished trials",
-        )
-        controller.send_signal(signal.SIGINT)
-        _, err = controller.communicate(timeout=120)
-    finally:
-        if controller.poll() is None:
-            controller.kill()
-            controller.wait(timeout=30)
-    assert controller.returncode == 130, err
-    assert "run the same command again to continue" in err
-    before = {t.number: (t.params, t.value) for t in _load(tmp_path).get_trials(states=(TrialState.COMPLETE,))}
-    assert not _load(tmp_path).get_trials(states=(TrialState.RUNNING,))
-    subprocess.run(command, cwd=tmp_path, check=True, timeout=300)
-    study = _load(tmp_path)
-    assert finished_count(study) == 10
-    after = {t.number: (t.params, t.value) for t in study.get_trials(states=(TrialState.COMPLETE,))}
-    assert {n: after[n] for n in before} == before
 
 
 @pytest.mark.timeout(420)
