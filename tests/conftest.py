@@ -76,9 +76,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    """A headless Chromium, skipped when not installed unless ARCHSEARCH_REQUIRE_SERVICES=1."""
+    """A headless Chromium for the session (each test opens its own pages), skipped when not installed
+    unless ARCHSEARCH_REQUIRE_SERVICES=1."""
     if not CHROMIUM.exists():
         if os.environ.get("ARCHSEARCH_REQUIRE_SERVICES") == "1":
             pytest.fail(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -92,12 +93,20 @@ def _companion_study(storage: optuna.storages.BaseStorage, parent: optuna.Study)
     return companion
 
 
-@pytest.fixture
-def dashboard(demo_study: optuna.Study, tmp_path: Path) -> Iterator[tuple[str, optuna.Study, optuna.Study]]:
-    """`archsearch dashboard` in a subprocess on the demo study (report pushed) and a companion; yields both."""
+@pytest.fixture(scope="module")
+def dashboard(
+    _demo_database: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, optuna.Study, optuna.Study]]:
+    """`archsearch dashboard` in a subprocess on the demo study (report pushed) and a companion; yields both.
+
+    One server for the module: its tests only look.
+    """
+    tmp_path = tmp_path_factory.mktemp("dashboard")
+    shutil.copyfile(_demo_database, tmp_path / "demo.db")
+    storage_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    demo_study = optuna.load_study(study_name="demo-mlp", storage=storage_url)
     build_report(demo_study).push_to_dashboard(demo_study)
     companion = _companion_study(demo_study._storage, demo_study)
-    storage_url = f"sqlite:///{tmp_path / 'demo.db'}"  # where the demo_study fixture wrote it
     port = _free_port()
     command = [
         sys.executable,
