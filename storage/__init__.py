@@ -15,6 +15,7 @@ from archsearch.storage._retry import (
     DatabaseUnavailable,
     RetryingRDBStorage,
     is_transient,
+    run_after_storage_call,
     with_retry,
 )
 from archsearch.storage._studies import (
@@ -51,6 +52,7 @@ __all__ = [
     "make_storage",
     "mask_url",
     "name_metric",
+    "run_after_storage_call",
     "open_artifact_store",
     "open_study",
     "set_user_attrs",

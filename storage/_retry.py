@@ -146,6 +146,21 @@ def retry_transient(fn: Callable[[], T], *, url: str, retry_seconds: float, outa
 # the outermost call repeats the whole transaction, and the outage limit is not multiplied.
 _INSIDE = threading.local()
 
+
+def run_after_storage_call(action: Callable[[], None]) -> bool:
+    """Run `action` when this thread's storage call ends, if it is inside one; False (nothing queued) if not.
+
+    For signal handlers: an exception raised in the middle of a call can land between SQLite's BEGIN
+    IMMEDIATE and its COMMIT, and a connection left in its transaction holds the database's write lock
+    for every process until this one dies. Queued, the exception is raised once the call has committed or
+    rolled back. Only the latest queued action runs.
+    """
+    if not getattr(_INSIDE, "active", False):
+        return False
+    _INSIDE.after = action
+    return True
+
+
 # Every RDBStorage method that opens a session, as Optuna and its write-through cache call them.
 _RETRIED_METHODS = (
     "create_new_study",
@@ -203,6 +218,9 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             )
         finally:
             _INSIDE.active = False
+            after, _INSIDE.after = getattr(_INSIDE, "after", None), None
+            if after is not None:
+                after()  # e.g. a signal's KeyboardInterrupt, now that no transaction is open
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         attempts = 0

@@ -247,16 +247,21 @@ def run_pool(
     reaped: set[int] = set()
 
     def reap(process) -> None:
-        """Fail and retry the trials a worker left RUNNING when it died (once per worker)."""
-        if (
-            retry is None
-            or process.pid in reaped
-            or process.exitcode in (None, 0, 130, EXIT_ERROR, EXIT_FAILURE_STREAK)
-        ):
+        """Fail and retry the trials a worker left RUNNING when it ended (once per worker).
+
+        Whatever its exit code: a worker that stopped cleanly left none, but one whose last write failed
+        as it was stopped (a signal in the middle of a database call) may have, and no one else would end it.
+        """
+        if retry is None or process.pid in reaped or process.exitcode is None:
             return
         reaped.add(process.pid)
         code = process.exitcode
-        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        if code < 0:
+            how = f"was killed by {signal.Signals(-code).name}"
+        elif code == 130:
+            how = "stopped on an interrupt before it could close this trial"
+        else:
+            how = f"exited with code {code}"
         fail_trials_of_dead_worker(study, retry, process.pid, f"its worker process (pid {process.pid}) {how}")
 
     try:

@@ -40,6 +40,7 @@ from archsearch.storage import (
     make_storage,
     mask_url,
     open_study,
+    run_after_storage_call,
     set_user_attrs,
     trial_state_counts,
 )
@@ -450,6 +451,14 @@ class GracefulStop:
 
     def handle(self, signum: int, frame: Any) -> None:
         self.requested = True
+        if not self._in_trial:
+            return
+        # Inside a storage call the interrupt waits for the call to end: raised between BEGIN and COMMIT
+        # it could leave SQLite's write lock held, and every worker would wait on it until this one died.
+        if not run_after_storage_call(lambda: self._interrupt(signum)):
+            self._interrupt(signum)
+
+    def _interrupt(self, signum: int) -> None:
         if self._in_trial:
             raise KeyboardInterrupt(f"signal {signum}")
 
