@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 import archsearch
-from archsearch._refit import fit_rows, refit_epochs, train_member
+from archsearch._refit import REFIT_COOLDOWN, fit_rows, refit_epochs, train_member
 from archsearch.config import SearchConfig
 from archsearch.spaces import Architecture
 from archsearch.storage import (
@@ -185,13 +185,16 @@ def _train_members(
         # Trials stored before embeddings and norm layers existed lack them: Architecture and the replayed
         # params read them as none.
         arch = Architecture.from_attrs(trial.user_attrs)
-        normalization = config.space.replay(trial.params, trial.number).hyperparameters.normalization
+        hyperparameters = config.space.replay(trial.params, trial.number).hyperparameters
+        normalization = hyperparameters.normalization
+        cooldown = REFIT_COOLDOWN if epochs is not None and hyperparameters.lr_schedule == "constant" else 0.0
         trained.append(
             {
                 "trial": trial.number,
                 "seed": seed,
                 "value": trial.value,
                 "epochs": epochs,
+                "cooldown": cooldown,
                 "widths": list(arch.widths),
                 "dropouts": list(arch.dropouts),
                 "activation": arch.activation,
@@ -308,6 +311,7 @@ def export_best(
     if len(trained) == 1:
         member = trained[0]
         metadata["refit_epochs"] = member["epochs"]
+        metadata["refit_lr_cooldown"] = member["cooldown"]  # the last fraction of the refit's steps, lr falling to 0
         return export_model(
             out,
             widths=member["widths"],

@@ -58,6 +58,7 @@ class TrainSettings:
     keep_last: bool = False  # keep the last epoch's weights, not the best validation epoch's (retraining on train+val)
     lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant"  # stepped per batch over all `epochs`
     warmup: float = 0.0  # fraction of all steps spent rising linearly to `lr`, for every schedule
+    cooldown: float = 0.0  # fraction of the last steps over which the lr falls linearly to 0 ("constant" only)
     label_smoothing: float = 0.0  # classification only
     grad_clip: float | None = None  # largest gradient norm over all parameters at each step
     normalization: Literal["none", "batch", "layer"] = "none"  # a norm layer after each hidden Linear
@@ -91,6 +92,13 @@ class TrainSettings:
             ),
             ("lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {list(LR_SCHEDULES)}"),
             ("warmup", is_real(self.warmup) and 0 <= self.warmup <= 0.5, "a float in [0, 0.5]"),
+            (
+                "cooldown",
+                is_real(self.cooldown)
+                and 0 <= self.cooldown <= 0.5
+                and (self.cooldown == 0 or self.lr_schedule == "constant"),
+                'a float in [0, 0.5], above 0 only with lr_schedule "constant" (the others already fall to 0)',
+            ),
             (
                 "label_smoothing",
                 is_real(self.label_smoothing) and 0 <= self.label_smoothing < 0.5,
@@ -285,7 +293,7 @@ def _train_epoch(
     order = torch.randperm(n_rows, generator=generator).to(x.device)  # (n_rows,)
     # One gather per epoch; the batches are then views, not two index copies per step.
     x, y = x[order], y[order]  # (n_rows, n_features), (n_rows,)
-    scheduled = settings.lr_schedule != "constant" or settings.warmup > 0
+    scheduled = settings.lr_schedule != "constant" or settings.warmup > 0 or settings.cooldown > 0
     losses, sizes = [], []
     for batch in range(_batches_per_epoch(n_rows, batch_size, settings.normalization)):
         start = batch * batch_size
@@ -320,12 +328,20 @@ def _lr_factor(step: int, total_steps: int, settings: TrainSettings) -> float:
 
     A linear warm-up over the first `warmup` fraction of the steps (reaching 1 at its last step), then
     1 ("constant"), a cosine from 1 towards 0 ("cosine") or a straight line from 1 towards 0 ("onecycle").
+    A constant schedule with a `cooldown` falls in a straight line towards 0 over that last fraction.
+
+    Example:
+        >>> cooled = TrainSettings(cooldown=0.5)
+        >>> [round(_lr_factor(step, 8, cooled), 2) for step in range(8)]
+        [1.0, 1.0, 1.0, 1.0, 0.8, 0.6, 0.4, 0.2]
     """
     warmup_steps = round(settings.warmup * total_steps)
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     if settings.lr_schedule == "constant":
-        return 1.0
+        left = total_steps - step  # steps from this one to the end, this one included
+        cooldown_steps = round(settings.cooldown * total_steps)
+        return min(1.0, left / (cooldown_steps + 1)) if cooldown_steps else 1.0
     progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)  # in [0, 1)
     if settings.lr_schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -82,6 +82,8 @@ def test_refit_trains_on_exactly_the_train_and_validation_rows(
     assert settings.epochs == best.user_attrs["best_epoch"] and settings.patience is None and settings.keep_last
     meta = _metadata(out)
     assert meta["refit"] is True and meta["refit_epochs"] == best.user_attrs["best_epoch"]
+    cooldown = 0.2 if best.params["lr_schedule"] == "constant" else 0.0
+    assert settings.cooldown == meta["refit_lr_cooldown"] == cooldown
     assert meta["training_rows"] == {
         "splits": "train + validation",
         "n_rows": len(expected),
@@ -219,3 +221,23 @@ def test_retrain_is_a_deprecated_alias_of_refit(
 def _exported_trial(search: FinishedSearch, out: Path) -> optuna.trial.FrozenTrial:
     """The trial an export shipped: the best, or the smallest network among trials tied for best."""
     return search.study.trials[_metadata(out)["trial"]]
+
+
+def test_refit_cools_a_constant_lr_down_and_leaves_decaying_schedules_alone(
+    wine_search: FinishedSearch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check that only a refit of a constant-lr trial gets the cool-down, and that the search's own training
+    (no refit) never does."""
+    import copy
+
+    from archsearch._refit import REFIT_COOLDOWN, train_member
+
+    seen = []
+    monkeypatch.setattr(archsearch.trainers, "train_mlp", lambda *args, **kwargs: seen.append(args[4]))
+    trial = copy.deepcopy(next(t for t in wine_search.study.trials if t.params.get("n_layers")))
+    data = load_data(wine_search.config.data)
+    for schedule, epochs in (("constant", 3), ("cosine", 3), ("constant", None)):
+        trial.params = {**trial.params, "lr_schedule": schedule}
+        train_member(wine_search.config, "accuracy", trial, data, seed=0, epochs=epochs)
+    assert REFIT_COOLDOWN > 0
+    assert [s.cooldown for s in seen] == [REFIT_COOLDOWN, 0.0, 0.0]

@@ -84,6 +84,14 @@ def test_lr_schedule_sets_the_planned_lr_at_every_step(schedule: str) -> None:
     assert lrs[-1] < 0.002 if schedule != "constant" else lrs[-1] == 0.01
 
 
+def test_cooldown_lowers_the_lr_linearly_over_the_last_steps_only() -> None:
+    """Check that a constant schedule with cooldown 0.25 keeps the lr for 15 of 20 steps, then falls towards 0."""
+    settings = TrainSettings(lr=0.01, batch_size=32, epochs=5, cooldown=0.25, seed=1)
+    lrs = _lrs_of(_prepared(), settings)
+    assert lrs[:15] == [0.01] * 15
+    assert lrs[15:] == pytest.approx([0.01 * k / 6 for k in (5, 4, 3, 2, 1)], rel=1e-12)
+
+
 def test_default_settings_leave_the_lr_untouched() -> None:
     """Check that the default constant schedule without warm-up trains every step at the given lr."""
     assert set(_lrs_of(_prepared(), TrainSettings(lr=0.003, batch_size=32, epochs=2))) == {0.003}
@@ -239,6 +247,14 @@ def test_batch_norm_trains_when_the_last_batch_would_hold_one_row() -> None:
         (
             {"normalization": "group"},
             r"The 'normalization' parameter of TrainSettings must be one of \['none', 'batch', 'layer'\]",
+        ),
+        (
+            {"cooldown": 0.6},
+            r"The 'cooldown' parameter of TrainSettings must be a float in \[0, 0.5\].*Got 0.6 instead",
+        ),
+        (
+            {"cooldown": 0.2, "lr_schedule": "cosine"},
+            r"'cooldown' parameter .* above 0 only with lr_schedule \"constant\" .*Got 0.2 instead",
         ),
     ],
 )
