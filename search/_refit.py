@@ -18,7 +18,7 @@ from archsearch.config import SearchConfig
 from archsearch.pool import train_settings
 from archsearch.trainers.data import PreparedData
 
-__all__ = ["REFIT_COOLDOWN", "fit_rows", "refit_epochs", "train_member"]
+__all__ = ["REFIT_COOLDOWN", "fit_rows", "refit_cooldown", "refit_epochs", "train_member"]
 
 # A refit keeps its last epoch (no validation split is left to pick one), so a constant learning rate
 # would ship a noisy point of its trajectory; the refit of such a trial lets its lr fall linearly to 0 over
@@ -26,6 +26,15 @@ __all__ = ["REFIT_COOLDOWN", "fit_rows", "refit_epochs", "train_member"]
 # Measured: benchmarks/refit_cooldown.py, BENCHMARKS.md section 6 (better than a constant lr on 16 of 20
 # table-seed pairs; diamonds -7.4% RMSE, computers -4.4%, phoneme +1.1 points).
 REFIT_COOLDOWN = 0.2
+
+
+def refit_cooldown(lr_schedule: str) -> float:
+    """The `cooldown` a refit of a trial with this `lr_schedule` trains with (see REFIT_COOLDOWN).
+
+    >>> refit_cooldown("constant"), refit_cooldown("cosine")
+    (0.2, 0.0)
+    """
+    return REFIT_COOLDOWN if lr_schedule == "constant" else 0.0
 
 
 def fit_rows(study_data: Mapping[str, Any], folds: int | None) -> int:
@@ -86,8 +95,8 @@ def train_member(
     candidate = config.space.replay(trial.params, trial.number)
     overrides: dict[str, Any] = {} if epochs is None else {"epochs": epochs, "patience": None, "keep_last": True}
     settings = train_settings(config, metric, candidate.hyperparameters.to_dict(), seed=seed, **overrides)
-    if epochs is not None and settings.lr_schedule == "constant" and REFIT_COOLDOWN > 0:
-        settings = dataclasses.replace(settings, cooldown=REFIT_COOLDOWN)
+    if epochs is not None:
+        settings = dataclasses.replace(settings, cooldown=refit_cooldown(settings.lr_schedule))
     architecture = candidate.architecture
     return train_mlp(
         architecture.widths,

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 import archsearch
-from archsearch._refit import REFIT_COOLDOWN, fit_rows, refit_epochs, train_member
+from archsearch._refit import fit_rows, refit_cooldown, refit_epochs, train_member
 from archsearch.config import SearchConfig
 from archsearch.spaces import Architecture
 from archsearch.storage import (
@@ -187,7 +187,7 @@ def _train_members(
         arch = Architecture.from_attrs(trial.user_attrs)
         hyperparameters = config.space.replay(trial.params, trial.number).hyperparameters
         normalization = hyperparameters.normalization
-        cooldown = REFIT_COOLDOWN if epochs is not None and hyperparameters.lr_schedule == "constant" else 0.0
+        cooldown = refit_cooldown(hyperparameters.lr_schedule) if epochs is not None else 0.0
         trained.append(
             {
                 "trial": trial.number,

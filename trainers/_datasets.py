@@ -102,11 +102,15 @@ def _write_cache(path: Path, data: BuiltinData) -> None:
     """Write atomically (workers may load at once); a cache that cannot be written is only skipped."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz.tmp", delete=False) as handle:
+        handle = tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz.tmp", delete=False)
+    except OSError:
+        return
+    try:
+        with handle:
             np.savez(handle, x=data.x, y=data.y, columns=np.array(data.columns, dtype=str))
         os.replace(handle.name, path)
     except OSError:
-        with contextlib.suppress(OSError, NameError):
+        with contextlib.suppress(OSError):
             os.unlink(handle.name)
 
 
