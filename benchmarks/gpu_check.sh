@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# GPU check for issues #2, #3 and #5: under 8 minutes on one GPU (never run on the 2-core CPU machine).
+# GPU check for issues #2, #3, #5 and #11: under 8 minutes on one GPU (never run on the 2-core CPU machine).
 #
 # In order of importance, each step skipped when the time left (BUDGET seconds in all) is too short:
 # 1. tests/trainers/test_cuda.py: training, seeding and bf16 on CUDA, 2 workers on one GPU, export of
-#    GPU-trained weights loaded on the CPU.
-# 2. benchmarks/vs_optuna_example.py on CUDA for teacher (50,000 rows; one seed), reference and
-#    archsearch alternating, as the issue asks.
-# 3. benchmarks/trainer_step.py on CUDA: per-epoch time against the DataLoader loop, and the fused engine
-#    (issue #11) at K = 1, 16, 64, 256, 512 slots against the single engine.
-# 4. The same search (teacher, 50,000 rows x 64 features x 10 classes; TRIALS trials x EPOCHS epochs)
-#    on the single engine with 1 and with 4 trials per GPU (`--trials-per-gpu K`), then on the fused
-#    engine (`engine = "auto"` picks it on a GPU). Prints trials per minute, the GPU's peak memory
-#    (nvidia-smi, sampled every 0.5 s) and whether every trial trained on CUDA.
+#    GPU-trained weights loaded on the CPU, the fused engine on CUDA against the single engine there, a
+#    diverging fused slot, and a search whose `engine = "auto"` trains fused on the GPU.
+# 2. benchmarks/trainer_step.py --part fused on CUDA: the fused engine (issue #11) at K = 1, 16, 64, 256,
+#    512 slots against the single engine, with torch's peak GPU memory.
+# 3. The same search (teacher, 50,000 rows x 64 features x 10 classes; TRIALS trials x EPOCHS epochs)
+#    on the single engine with 1 trial per GPU, with `engine = "auto"` (fused on a GPU), then single with
+#    4 trials per GPU (`--trials-per-gpu K`). Prints trials per minute, the GPU's peak memory
+#    (nvidia-smi, sampled every 0.5 s), the engines used and whether every trial trained on CUDA.
+# 4. benchmarks/trainer_step.py --part plain on CUDA: per-epoch time against the DataLoader loop.
+# 5. benchmarks/vs_optuna_example.py on CUDA for teacher (50,000 rows; one seed), reference and
+#    archsearch alternating.
 #
 # Installs nothing. Run from the repository root, in an environment where archsearch is installed:
 #     bash benchmarks/gpu_check.sh     # PYTHON=..., ARCHSEARCH=..., BUDGET=seconds, TRIALS, EPOCHS to override
+#     STEPS="1 3" SEARCHES="1:auto" bash benchmarks/gpu_check.sh     # some steps only (see the variables below)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +28,9 @@ BUDGET="${BUDGET:-470}"
 finish_by=$(( $(date +%s) + BUDGET ))
 EPOCHS="${EPOCHS:-10}"
 GPU="${GPU:-0}"
+STEPS="${STEPS:-1 2 3 4 5}"                            # which numbered steps to run
+SEARCHES="${SEARCHES:-1:single 1:auto 4:single}"      # step 3's searches, trials-per-GPU:engine
+CASES="${CASES:-digits|digits, mixed depths|teacher}"  # step 2's trainer_step.py cases, '|'-separated
 
 command -v "$ARCHSEARCH" >/dev/null || { echo "gpu_check: '$ARCHSEARCH' not found; set ARCHSEARCH=/path/to/archsearch" >&2; exit 2; }
 "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
@@ -145,6 +151,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 study = optuna.load_study(study_name=f"gpu-check-k{per_gpu}", storage=f"sqlite:///{directory}/study.db")
 finished = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 devices = sorted({str(t.user_attrs.get("device")) for t in finished})
+engines = sorted({str(t.user_attrs.get("engine")) for t in finished})
 wall = ended - started
 samples = [int(line) for line in Path(directory, "memory.txt").read_text().split() if line.strip().isdigit()] if Path(directory, "memory.txt").exists() else []
 peak = f"{max(samples)} MiB used at peak ({idle.strip() or '?'} MiB before)" if samples else "n/a (no nvidia-smi)"
@@ -152,33 +159,50 @@ on_cuda = bool(finished) and all(d.startswith("cuda") for d in devices)
 best = study.best_trial
 print(
     f"trials per GPU {per_gpu}, engine {engine}: {len(finished)} trials in {wall:.1f} s = {60 * len(finished) / wall:.1f} trials/min; "
-    f"GPU memory {peak}; devices {devices}; every trial on CUDA: {'yes' if on_cuda else 'NO'}; "
+    f"GPU memory {peak}; devices {devices}; engines {engines}; every trial on CUDA: {'yes' if on_cuda else 'NO'}; "
     f"best val accuracy {best.value:.4f} (test {best.user_attrs.get('test_accuracy', float('nan')):.4f})"
 )
 sys.exit(0 if on_cuda else 1)
 EOF
 }
 
+wanted() { [[ " $STEPS " == *" $1 "* ]]; }
+
 status=0
-echo
-echo "## 1. CUDA tests: pytest tests/trainers/test_cuda.py"
-step 60 "$PYTHON" -m pytest -q -p no:cacheprovider "$here/../tests/trainers/test_cuda.py" || status=1
+if wanted 1; then
+    echo
+    echo "## 1. CUDA tests: pytest tests/trainers/test_cuda.py"
+    step 60 "$PYTHON" -m pytest -q -p no:cacheprovider "$here/../tests/trainers/test_cuda.py" || status=1
+fi
 
-echo
-echo "## 2. vs_optuna_example.py --device cuda --datasets teacher --seeds 1"
-CUDA_VISIBLE_DEVICES="$GPU" step 120 "$PYTHON" "$here/vs_optuna_example.py" --device cuda --datasets teacher --seeds 1 \
-    --child-timeout 200 || status=1
+if wanted 2; then
+    echo
+    echo "## 2. trainer_step.py --device cuda --part fused: the fused engine at K = 1..512 against the single engine"
+    IFS='|' read -r -a cases <<<"$CASES"
+    CUDA_VISIBLE_DEVICES="$GPU" step 90 "$PYTHON" "$here/trainer_step.py" --device cuda --part fused \
+        --cases "${cases[@]}" --slots 1 16 64 256 512 || status=1
+fi
 
-echo
-echo "## 3. trainer_step.py --device cuda"
-CUDA_VISIBLE_DEVICES="$GPU" step 90 "$PYTHON" "$here/trainer_step.py" --device cuda --repeats 2 \
-    --slots 1 16 64 256 512 || status=1
+if wanted 3; then
+    echo
+    echo "## 3. archsearch search, ${TRIALS} trials x ${EPOCHS} epochs, teacher 50,000 rows, GPU ${GPU}"
+    for search in $SEARCHES; do
+        run_search "${search%%:*}" "${search##*:}" || status=1
+    done
+fi
 
-echo
-echo "## 4. archsearch search, ${TRIALS} trials x ${EPOCHS} epochs, teacher 50,000 rows, GPU ${GPU}"
-run_search 1 single || status=1
-run_search 4 single || status=1
-run_search 1 fused || status=1
+if wanted 4; then
+    echo
+    echo "## 4. trainer_step.py --device cuda --part plain: the single engine against the DataLoader loop"
+    CUDA_VISIBLE_DEVICES="$GPU" step 90 "$PYTHON" "$here/trainer_step.py" --device cuda --part plain --repeats 2 || status=1
+fi
+
+if wanted 5; then
+    echo
+    echo "## 5. vs_optuna_example.py --device cuda --datasets teacher --seeds 1"
+    CUDA_VISIBLE_DEVICES="$GPU" step 150 "$PYTHON" "$here/vs_optuna_example.py" --device cuda --datasets teacher \
+        --seeds 1 --child-timeout 200 || status=1
+fi
 echo
 echo "# done with $(left) s of the ${BUDGET} s budget left"
 exit "$status"

@@ -108,7 +108,16 @@ FUSED_CASES = {
         2,
         128,
     ),
+    # Wide networks padded to 3 x 512: whether a GPU step of them still costs only its launches (the
+    # padding rule's free size on CUDA); far too slow for the CPU's default run, so only with --cases.
+    "teacher, 3 x 512": (
+        DataSpec(dataset="teacher", teacher=TeacherSpec(rows=20_000, features=FEATURES, classes=CLASSES)),
+        [(512, 512, 512), (512, 256), (256, 256, 256), (128,)],
+        3,
+        512,
+    ),
 }
+DEFAULT_CASES = ["digits", "digits, mixed depths", "teacher"]
 TRIAL_EPOCHS = 20  # the trial length for the trials-per-minute figure
 
 
@@ -133,6 +142,11 @@ def fused_specs(architectures: list[tuple[int, ...]], n: int, epochs: int, devic
     ]
 
 
+def _peak_memory(device: torch.device) -> str:
+    """The GPU memory torch held at peak since the last reset, or "n/a" off CUDA."""
+    return f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f} MiB" if device.type == "cuda" else "n/a"
+
+
 def fused_rows(
     case: str, slots: list[int], epochs: int, single_trials: int, device: torch.device
 ) -> list[list[object]]:
@@ -145,6 +159,8 @@ def fused_rows(
     for trial in warm:
         train_mlp(trial.widths, trial.dropouts, "relu", data, trial.settings)
     trials = fused_specs(architectures, single_trials, epochs, str(device))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     for trial in trials:
         train_mlp(trial.widths, trial.dropouts, "relu", data, trial.settings)
@@ -159,11 +175,14 @@ def fused_rows(
             f"{single_rate:.1f}",
             f"{60 * single_rate / TRIAL_EPOCHS:.0f}",
             "1.00x",
+            _peak_memory(device),
         ]
     ]
     print(f"  {case} single: {single_rate:.1f} trial-epochs/s", file=sys.stderr, flush=True)
     for k in slots:
         trials = fused_specs(architectures, k, epochs, str(device))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
         train_fused(trials, data, group, k)
         _sync(device)
@@ -177,6 +196,7 @@ def fused_rows(
                 f"{rate:.1f}",
                 f"{60 * rate / TRIAL_EPOCHS:.0f}",
                 f"{rate / single_rate:.2f}x",
+                _peak_memory(device),
             ]
         )
         print(
@@ -200,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--slots", type=int, nargs="+", default=[1, 4, 16, 64], help="fused K values (default 1 4 16 64)"
     )
+    parser.add_argument(
+        "--cases", nargs="+", choices=list(FUSED_CASES), default=DEFAULT_CASES, help="fused cases (default the first 3)"
+    )
     parser.add_argument("--fused-epochs", type=int, default=3, help="epochs per trial in the fused part (default 3)")
     parser.add_argument("--single-trials", type=int, default=8, help="trials the single engine runs (default 8)")
     args = parser.parse_args(argv)
@@ -213,12 +236,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows = [
             row
-            for case in FUSED_CASES
+            for case in args.cases
             for row in fused_rows(case, args.slots, args.fused_epochs, args.single_trials, device)
         ]
         print(
             markdown_table(
-                ["case", "train rows", "engine", "trials", "trial-epochs/s", "trials/min (20 epochs)", "vs single"],
+                [
+                    "case",
+                    "train rows",
+                    "engine",
+                    "trials",
+                    "trial-epochs/s",
+                    "trials/min (20 epochs)",
+                    "vs single",
+                    "peak GPU memory",
+                ],
                 rows,
             )
         )

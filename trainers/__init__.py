@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         SlotSpec,
         fused_unsupported_reason,
         padding_acceptable,
+        padding_is_free,
         size_bucket,
         train_fused,
     )
@@ -46,6 +47,7 @@ _LAZY_NAMES = {
     "SlotSpec": "_fused",
     "fused_unsupported_reason": "_fused",
     "padding_acceptable": "_fused",
+    "padding_is_free": "_fused",
     "size_bucket": "_fused",
     "train_fused": "_fused",
     "release_memory": "_device",
@@ -75,6 +77,7 @@ __all__ = [
     "load_model",
     "load_weights",
     "padding_acceptable",
+    "padding_is_free",
     "release_memory",
     "save_weights",
     "size_bucket",

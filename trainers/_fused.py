@@ -166,7 +166,9 @@ class FusedGroup:
 # small (multiply-adds per row; a 128 x 128 layer): on the 2-core CPU one such step of 128 rows costs about
 # 0.3 ms of arithmetic, below the 1.4 ms of per-step overhead that a trial of its own costs (BENCHMARKS.md §8).
 # On CUDA a step of a network up to 512 wide costs the same 1.1-1.9 ms of launches as a 128-wide one
-# (BENCHMARKS.md §5), so padding up to 512 x 512 a layer costs nothing there.
+# (BENCHMARKS.md §5), so padding up to 512 x 512 multiply-adds a row (3 x 256 on 64 inputs) costs nothing
+# there; fully padded 3 x 512 populations did cost more (5.7x the single engine at K = 16 against 8.6x for
+# 2 x 128 on the H200, §8), so they are not free.
 SMALL_NETWORK_MACS = 128 * 128
 SMALL_NETWORK_MACS_CUDA = 512 * 512
 MAX_PADDING = 2.0  # otherwise, padded multiply-adds at most this many times the slot's own
@@ -199,12 +201,20 @@ def size_bucket(widths: Sequence[int]) -> tuple[int, int]:
     return len(widths), max(8, 1 << (max(widths) - 1).bit_length())
 
 
+def padding_is_free(n_features: int, n_outputs: int, group: FusedGroup) -> bool:
+    """Whether a population of `group`'s size is small enough that its step costs no more than a smaller one's
+    on its device: the step is bound by kernel launches and Python, not by the padded arithmetic."""
+    padded = padded_macs(n_features, n_outputs, group.max_depth, group.max_width)
+    cuda = group.device.startswith("cuda") or (group.device == "auto" and torch.cuda.is_available())
+    return padded <= (SMALL_NETWORK_MACS_CUDA if cuda else SMALL_NETWORK_MACS)
+
+
 def padding_acceptable(n_features: int, widths: Sequence[int], n_outputs: int, group: FusedGroup) -> bool:
     """Whether a network should join a population of `group`'s size rather than open one of its own."""
     padded = padded_macs(n_features, n_outputs, group.max_depth, group.max_width)
-    cuda = group.device.startswith("cuda") or (group.device == "auto" and torch.cuda.is_available())
-    free = SMALL_NETWORK_MACS_CUDA if cuda else SMALL_NETWORK_MACS
-    return padded <= free or padded <= MAX_PADDING * network_macs(n_features, widths, n_outputs)
+    return padding_is_free(n_features, n_outputs, group) or padded <= MAX_PADDING * network_macs(
+        n_features, widths, n_outputs
+    )
 
 
 @dataclass(frozen=True)

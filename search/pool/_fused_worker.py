@@ -208,16 +208,27 @@ def _place(
 
 
 def _population_for(spec: Any, objective: Any, populations: list) -> Any:
-    """The population `spec` should join: the smallest one that fits it with acceptable padding and has a
-    free slot (the fuller one on a tie), else a new one sized by `size_bucket` (not yet in `populations`).
+    """The population `spec` should join, else a new one (not yet in `populations`).
+
+    Of the populations with a free slot that fit it with acceptable padding, the smallest (the fuller one on
+    a tie); populations whose padding is free on their device (`padding_is_free`) count as equally small, so
+    the trial joins the fullest of them: each population's step costs its own launches and Python work, and
+    on a GPU a handful of small populations ran a whole search at 1.33x the single engine where one
+    population of 16 trained 8.6x (BENCHMARKS.md §5). A new population is sized for the space's largest
+    network when that is free, so every later trial fits it, else by `size_bucket` (the trial's own size).
 
     Empty populations beyond `slots` are dropped first, so a long search with many sizes keeps at most
     about `slots` populations in memory.
     """
-    from archsearch.trainers import FusedGroup, Population, padding_acceptable, size_bucket
+    from archsearch.trainers import FusedGroup, Population, padding_acceptable, padding_is_free, size_bucket
 
     data, capacity = objective.data, objective.config.train.slots
     shared = FusedGroup.of(spec.activation, spec.settings)
+
+    def cost(population: Any) -> int:
+        free = padding_is_free(data.n_features, data.n_outputs, population.group)
+        return 0 if free else population.group.max_depth * population.group.max_width
+
     fits = [
         p
         for p in populations
@@ -227,9 +238,17 @@ def _population_for(spec: Any, objective: Any, populations: list) -> Any:
         and padding_acceptable(data.n_features, spec.widths, data.n_outputs, p.group)
     ]
     if fits:
-        return min(fits, key=lambda p: (p.group.max_depth * p.group.max_width, -p.occupied))
+        return min(fits, key=lambda p: (cost(p), -p.occupied))
     depth, width = size_bucket(spec.widths)
     group = dataclasses.replace(shared, max_depth=depth, max_width=width)
+    space = objective.config.space
+    largest = dataclasses.replace(
+        shared, max_depth=max(depth, space.layers[1]), max_width=max(width, size_bucket([space.width[1]])[1])
+    )
+    # A linear slot in a deeper population carries its inputs through hidden units: it needs them wide enough.
+    linear_fits = len(spec.widths) > 0 or data.n_features <= largest.max_width
+    if linear_fits and padding_is_free(data.n_features, data.n_outputs, largest):
+        group = largest
     for population in populations:
         if population.group == group and not population.occupied:
             return population

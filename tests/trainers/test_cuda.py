@@ -81,7 +81,8 @@ def test_search_on_cuda_with_two_workers_per_gpu_exports_a_cpu_model(tmp_path: P
     assert {t.user_attrs["device"] for t in finished} == {"cuda:0"}
     assert len({t.user_attrs["worker"] for t in finished}) == 2
 
-    folder = export_best(url, "cuda", tmp_path / "model")
+    # Without the refit, so that the exported weights are the GPU-trained trial's own (a refit trains anew).
+    folder = export_best(url, "cuda", tmp_path / "model", refit=False)
     model = load_model(folder)
     from archsearch.trainers.data import DataSpec, load_data
 
@@ -89,3 +90,72 @@ def test_search_on_cuda_with_two_workers_per_gpu_exports_a_cpu_model(tmp_path: P
     predictions = model.predict(data.raw_test)
     accuracy = float(np.mean(predictions == data.preprocessing.decode_labels(data.y_test)))
     assert accuracy == pytest.approx(study.best_trial.user_attrs["test_accuracy"], abs=0.02)
+
+
+# The fused engine on CUDA: the CPU suite (test_fused.py) proves slot = single run on the CPU; these prove
+# it on the GPU, where the batched products use other kernels than the single engine's linear layers.
+def _fused_spec(widths: tuple[int, ...], **settings: object):
+    from archsearch.trainers import SlotSpec
+
+    return SlotSpec(widths, (0.0,) * len(widths), "relu", TrainSettings(batch_size=64, device="cuda", **settings))
+
+
+def test_fused_population_on_cuda_matches_train_mlp_on_cuda(digits) -> None:
+    """Check that slots of mixed depths, widths, lrs and optimizers equal the single engine's runs on CUDA."""
+    from archsearch.trainers import FusedGroup, train_fused
+
+    specs = [
+        _fused_spec((64,), lr=1e-2, epochs=4, seed=1),
+        _fused_spec((32, 48), lr=3e-3, optimizer="adamw", weight_decay=0.1, epochs=5, seed=2),
+        _fused_spec((), lr=5e-2, optimizer="sgd", epochs=3, seed=3),
+        _fused_spec((64, 16, 24), lr=1e-3, epochs=6, seed=4, metric="log_loss"),
+    ]
+    group = FusedGroup("relu", batch_size=64, max_depth=3, max_width=64, device="cuda")
+    results = train_fused(specs, digits, group, capacity=2)
+    for spec, fused in zip(specs, results):
+        single = train_mlp(spec.widths, spec.dropouts, spec.activation, digits, spec.settings)
+        assert fused.device.startswith("cuda")
+        assert (fused.status, fused.epochs_run, fused.n_params) == (single.status, single.epochs_run, single.n_params)
+        gap = max(abs(a - b) for a, b in zip(fused.history, single.history))
+        assert gap <= 1e-4, f"per-epoch validation metrics differ by up to {gap:.2e} for {spec.widths}"
+        for name, tensor in single.state_dict.items():
+            torch.testing.assert_close(fused.state_dict[name], tensor, rtol=1e-3, atol=1e-4)
+
+
+def test_fused_diverging_slot_on_cuda_leaves_the_others_unchanged(digits) -> None:
+    """Check that a NaN in one CUDA slot ends that slot only, bit for bit, as on the CPU."""
+    from archsearch.trainers import FusedGroup, train_fused
+
+    group = FusedGroup("relu", batch_size=64, max_depth=2, max_width=64, device="cuda")
+    calm = [_fused_spec((32,), lr=1e-2, epochs=3, seed=s) for s in (0, 1)]
+    wild = _fused_spec((64, 64), lr=1e12, optimizer="sgd", epochs=3, seed=2)
+    with_wild = train_fused([calm[0], wild, calm[1]], digits, group, capacity=3)
+    without = train_fused([calm[0], _fused_spec((64, 64), lr=1e-3, epochs=3, seed=2), calm[1]], digits, group, 3)
+    assert with_wild[1].status == "diverged"
+    for got, expected in ((with_wild[0], without[0]), (with_wild[2], without[2])):
+        assert got.history == expected.history
+        assert all(torch.equal(got.state_dict[k], expected.state_dict[k]) for k in expected.state_dict)
+
+
+@pytest.mark.timeout(300)
+def test_search_on_cuda_with_engine_auto_runs_fused_trials(tmp_path: Path) -> None:
+    """Check that `engine = "auto"` on a GPU trains narrow spaces fused, and that those trials export."""
+    from archsearch import SearchConfig, run_search
+    from archsearch.export import export_best
+
+    url = f"sqlite:///{tmp_path}/search.db"
+    config = SearchConfig.from_dict(
+        {
+            "study": {"name": "cuda-fused", "storage": url, "n_trials": 8, "seed": 0},
+            "data": {"dataset": "digits"},
+            "space": {"layers": [0, 2], "width": [16, 64], "batch_size": [64]},
+            "train": {"epochs": 5, "patience": 5, "device": "cuda"},
+        }
+    )
+    study = run_search(config, workers=None, gpus=[0], trials_per_gpu=1, log_dir=tmp_path / "logs")
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 8
+    assert {t.user_attrs["engine"] for t in finished} == {"fused"}
+    assert {t.user_attrs["device"] for t in finished} == {"cuda:0"}
+    model = load_model(export_best(url, "cuda-fused", tmp_path / "model"))
+    assert model.predict(np.zeros((2, 64), dtype=np.float32)).shape == (2,)

@@ -16,8 +16,11 @@ def digits() -> PreparedData:
     return load_data(DataSpec(dataset="digits"))  # 64 features, 10 classes
 
 
-def _objective(data: PreparedData, slots: int) -> SimpleNamespace:
-    return SimpleNamespace(data=data, config=SimpleNamespace(train=SimpleNamespace(slots=slots)))
+def _objective(
+    data: PreparedData, slots: int, layers: tuple[int, int] = (0, 3), width: tuple[int, int] = (16, 512)
+) -> SimpleNamespace:
+    config = SimpleNamespace(train=SimpleNamespace(slots=slots), space=SimpleNamespace(layers=layers, width=width))
+    return SimpleNamespace(data=data, config=config)
 
 
 def _spec(widths: tuple[int, ...], **settings: object) -> SlotSpec:
@@ -62,6 +65,34 @@ def test_trials_join_a_population_of_about_their_size_and_open_one_otherwise(dig
     other_batch = _placed(_spec((48, 20), batch_size=64), objective, populations)
     assert other_batch is not first and other_batch.group.batch_size == 64
     assert [p.occupied for p in populations] == [3, 1, 1, 1]
+
+
+def test_a_space_whose_largest_network_is_free_to_pad_trains_in_one_population(digits: PreparedData) -> None:
+    """Check that a new population is sized for the space's largest network when that padding is free."""
+    # 2 x 64 on 64 inputs and 10 outputs is 8,832 multiply-adds a row: below the CPU's free padding.
+    objective, populations = _objective(digits, slots=8, layers=(0, 2), width=(8, 64)), []
+    first = _placed(_spec((8,)), objective, populations)
+    assert (first.group.max_depth, first.group.max_width) == (2, 64)
+    for widths in ((64, 64), (16,), (33, 9), ()):
+        assert _placed(_spec(widths), objective, populations) is first
+    assert populations == [first] and first.occupied == 5
+    # A linear network opens a population of its own when the inputs would not pass through the hidden units.
+    narrow, populations = _objective(digits, slots=8, layers=(0, 1), width=(8, 32)), []
+    assert (_placed(_spec(()), narrow, populations).group.max_depth, len(populations)) == (0, 1)
+
+
+def test_a_trial_joins_the_fullest_population_whose_padding_is_free(digits: PreparedData) -> None:
+    """Check that among populations that cost no more than a smaller one, the fuller one is joined."""
+    objective = _objective(digits, slots=8)  # the default space: 3 x 512 is not free on the CPU
+    small = _placed(_spec((9,)), objective, [])
+    assert (small.group.max_depth, small.group.max_width) == (1, 16)
+    populations = [small]
+    full = _placed(_spec((64, 40)), objective, populations)
+    _placed(_spec((64, 40)), objective, populations)
+    assert (full.group.max_depth, full.group.max_width, full.occupied, small.occupied) == (2, 64, 2, 1)
+    # Both populations are free to pad on the CPU: the 1-layer trial joins the fuller one, not the smaller.
+    assert _placed(_spec((12,)), objective, populations) is full
+    # Where padding is not free the smaller population still wins: see the test above (the 1 x 128 trial).
 
 
 def test_full_populations_open_another_and_empty_ones_are_dropped_beyond_slots(digits: PreparedData) -> None:
