@@ -10,7 +10,7 @@ steps (fewer epochs over the larger set), measured worse or no better; see READM
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
 
 import optuna
 
@@ -18,7 +18,7 @@ from archsearch.config import SearchConfig
 from archsearch.pool import train_settings
 from archsearch.trainers.data import PreparedData
 
-__all__ = ["REFIT_COOLDOWN", "fit_rows", "refit_cooldown", "refit_epochs", "train_member"]
+__all__ = ["REFIT_COOLDOWN", "refit_cooldown", "train_member"]
 
 # A refit keeps its last epoch (no validation split is left to pick one), so a constant learning rate
 # would ship a noisy point of its trajectory; the refit of such a trial lets its lr fall linearly to 0 over
@@ -35,43 +35,6 @@ def refit_cooldown(lr_schedule: str) -> float:
     (0.2, 0.0)
     """
     return REFIT_COOLDOWN if lr_schedule == "constant" else 0.0
-
-
-def fit_rows(study_data: Mapping[str, Any], folds: int | None) -> int:
-    """Rows each network of the search trained on: the training split, or (k-1)/k of train + val with k folds.
-
-    Args:
-        study_data: The study's `data` attribute (`n_train`, `n_val`, ...).
-        folds: The study's [data] folds.
-    """
-    if folds is None:
-        return int(study_data["n_train"])
-    return round((study_data["n_train"] + study_data["n_val"]) * (folds - 1) / folds)
-
-
-def refit_epochs(best_epoch: int | None, n_fit: int, n_refit: int, *, fallback: int, keep: str = "epochs") -> int:
-    """Epochs for a refit on `n_refit` rows of a network whose early stopping chose `best_epoch` on `n_fit` rows.
-
-    Args:
-        best_epoch: The trial's best epoch; None (a trial without one) uses `fallback`.
-        n_fit: Rows the search trained it on (`fit_rows`).
-        n_refit: Rows the refit trains on.
-        fallback: The study's [train] epochs.
-        keep: "epochs" keeps the passes over the data (the default, see the module docstring); "steps"
-            keeps the optimizer steps, i.e. scales the epochs by n_fit / n_refit.
-
-    Example:
-        >>> refit_epochs(12, 600, 800, fallback=30), refit_epochs(12, 600, 800, fallback=30, keep="steps")
-        (12, 9)
-    """
-    if keep not in ("epochs", "steps"):
-        raise ValueError(
-            f"The 'keep' parameter of refit_epochs must be one of 'epochs', 'steps'. Got {keep!r} instead."
-        )
-    epochs = int(best_epoch or fallback)
-    if keep == "steps":
-        epochs = round(epochs * n_fit / n_refit)
-    return max(epochs, 1)
 
 
 def train_member(

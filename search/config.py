@@ -55,6 +55,9 @@ class StudyConfig:
     # with one, as many as the timeout allows (a wall-time budget is spent, not left unused after 30 trials).
     n_trials: int | None = None
     timeout: float | None = None  # seconds for this run; None or 0: no limit
+    # With a timeout: stop starting trials while the time left still holds the export's refit of the best
+    # trial so far, so that `search` then `export` finish within the timeout (archsearch.pool._budget).
+    reserve_refit: bool = True
     sampler: str = "tpe"
     pruner: str = "median"
     pruner_startup_trials: int = 5  # complete trials before the pruner may stop any trial
@@ -93,6 +96,8 @@ class StudyConfig:
             )
         if self.timeout is not None and (not is_real(self.timeout) or self.timeout < 0):
             _fail("study", "timeout", "a number of seconds >= 0", self.timeout)
+        if not isinstance(self.reserve_refit, bool):
+            _fail("study", "reserve_refit", "true or false", self.reserve_refit)
         if self.sampler not in SAMPLERS:
             _fail("study", "sampler", f"one of {', '.join(SAMPLERS)}", self.sampler)
         if self.pruner not in PRUNERS:

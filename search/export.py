@@ -13,8 +13,9 @@ import optuna
 from optuna.trial import TrialState
 
 import archsearch
-from archsearch._refit import fit_rows, refit_cooldown, refit_epochs, train_member
+from archsearch._refit import refit_cooldown, train_member
 from archsearch.config import SearchConfig
+from archsearch.pool import fit_rows, refit_epochs
 from archsearch.spaces import Architecture
 from archsearch.storage import (
     default_artifact_dir,

@@ -6,6 +6,7 @@ decided by an objective factory: a search's (`search_objective`) by default, or 
 (`archsearch sensitivity` trains its planned jobs), so this package never imports what runs on top of it.
 """
 
+from archsearch.pool._budget import REFIT_RESERVE_CAP, AskDeadline, fit_rows, refit_epochs, refit_seconds
 from archsearch.pool._data_check import check_same_data, record_fingerprint
 from archsearch.pool._objective import FusedSlot, Objective, TotalReached, train_and_record, train_settings
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
@@ -25,6 +26,7 @@ from archsearch.pool._worker import (
 )
 
 __all__ = [
+    "AskDeadline",
     "FusedSlot",
     "Objective",
     "ObjectiveFactory",
@@ -45,6 +47,10 @@ __all__ = [
     "PROGRESS_LEGEND",
     "StatusWriter",
     "record_fingerprint",
+    "REFIT_RESERVE_CAP",
+    "fit_rows",
+    "refit_epochs",
+    "refit_seconds",
     "run_pool",
     "run_slots",
     "run_worker",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -95,7 +94,7 @@ def fused_trial_loop(
     failed_streak: Callable[[], int],
     finished_here: Callable[[], int],
     max_trials: int | None = None,
-    deadline: float | None = None,
+    deadline: Any = None,  # archsearch.pool.AskDeadline
 ) -> None:
     """Train the study's trials `[train] slots` at a time until its total, a limit, a failure streak or a stop.
 
@@ -115,7 +114,7 @@ def fused_trial_loop(
     def asking_allowed() -> bool:
         if stop.requested or failed_streak() >= failure_limit:
             return False
-        if deadline is not None and time.time() >= deadline:
+        if deadline is not None and deadline.passed():
             return False
         if max_trials is not None and finished_here() + len(running) >= max_trials:
             return False

@@ -25,6 +25,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from archsearch.config import ConfigError, SearchConfig
+from archsearch.pool._budget import AskDeadline
 from archsearch.pool._data_check import check_same_data
 from archsearch.pool._fused_worker import fused_trial_loop
 from archsearch.pool._objective import Objective
@@ -218,7 +219,7 @@ def run_worker(
         total: Completed + pruned trials the study should reach; default: its config's n_trials, or for a
             sensitivity companion study the number of jobs it holds.
         max_trials: Stop after this many trials of this worker's own.
-        deadline: `time.time()` after which no new trial starts.
+        deadline: `time.time()` after which no new trial starts (earlier by the refit reserve, see `AskDeadline`).
         callbacks: Extra study callbacks (progress).
         log: Where one line per finished trial goes.
         seed_salt: Makes this worker's sampler seed differ from other workers' (slot index, process id).
@@ -292,6 +293,17 @@ def run_worker(
     # Search trials bound their stored weights after each trial; sensitivity runs keep none.
     after_trial = getattr(objective, "after_trial", None)
     all_callbacks = [record, *([after_trial] if after_trial else []), *(callbacks or [])]
+    # A sensitivity analysis's companion study is never exported: nothing to reserve time for.
+    ask_deadline = AskDeadline(
+        study,
+        deadline,
+        timeout=config.study.timeout,
+        reserve=config.study.reserve_refit and not companion,
+        folds=config.data.folds,
+        epochs=config.train.epochs,
+        log=log,
+        label=label,
+    )
     stop = GracefulStop()
     with stop.installed():
         if engine == "fused" and hasattr(objective, "fused_slot"):
@@ -306,7 +318,7 @@ def run_worker(
                 failed_streak=lambda: outcome.failed_streak,
                 finished_here=lambda: outcome.finished,
                 max_trials=max_trials,
-                deadline=deadline,
+                deadline=ask_deadline,
             )
         # After a fused loop this only waits for trials running elsewhere, and trains the retries of any whose worker died.
         _trial_loop(
@@ -320,7 +332,7 @@ def run_worker(
             total,
             limit,
             max_trials,
-            deadline,
+            ask_deadline,
             note_counts=getattr(objective, "note_counts", None),
         )
     if stop.requested:
@@ -336,7 +348,7 @@ def _trial_loop(
     while outcome.failed_streak < limit and not stop.requested:
         if max_trials is not None and outcome.finished >= max_trials:
             break
-        if deadline is not None and time.time() >= deadline:
+        if deadline.passed():
             break
         counts = trial_state_counts(study)
         finished = sum(counts[state] for state in FINISHED_STATES)

@@ -1,0 +1,141 @@
+"""How long the export's refit of a trial takes, and when a search with a timeout stops starting trials.
+
+`export` refits the chosen trial on train + validation rows by default (archsearch._refit). With a timeout,
+that refit used to come after the whole timeout: the default search then export ran 5 to 51 s past the
+timeout on the quality benchmark's tables (BENCHMARKS.md section 6). With `[study] reserve_refit` (the
+default) a worker stops starting trials once the time left is what the refit of the best trial so far
+would take, predicted from that trial's own training time: its seconds per epoch, times the refit's
+epochs, times the refit's rows over the rows it trained on. Trials already running still finish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import optuna
+
+from archsearch.storage import keys
+
+__all__ = ["REFIT_RESERVE_CAP", "AskDeadline", "fit_rows", "refit_epochs", "refit_seconds"]
+
+# The reserve never exceeds this share of the timeout: a search keeps at least half its time for trials,
+# even when its best trial so far was slow (and a prediction from one trial can be far off).
+REFIT_RESERVE_CAP = 0.5
+
+
+def fit_rows(study_data: Mapping[str, Any], folds: int | None) -> int:
+    """Rows each network of the search trained on: the training split, or (k-1)/k of train + val with k folds.
+
+    Args:
+        study_data: The study's `data` attribute (`n_train`, `n_val`, ...).
+        folds: The study's [data] folds.
+    """
+    if folds is None:
+        return int(study_data["n_train"])
+    return round((study_data["n_train"] + study_data["n_val"]) * (folds - 1) / folds)
+
+
+def refit_epochs(best_epoch: int | None, n_fit: int, n_refit: int, *, fallback: int, keep: str = "epochs") -> int:
+    """Epochs for a refit on `n_refit` rows of a network whose early stopping chose `best_epoch` on `n_fit` rows.
+
+    Args:
+        best_epoch: The trial's best epoch; None (a trial without one) uses `fallback`.
+        n_fit: Rows the search trained it on (`fit_rows`).
+        n_refit: Rows the refit trains on.
+        fallback: The study's [train] epochs.
+        keep: "epochs" keeps the passes over the data (the default, see archsearch._refit); "steps"
+            keeps the optimizer steps, i.e. scales the epochs by n_fit / n_refit.
+
+    Example:
+        >>> refit_epochs(12, 600, 800, fallback=30), refit_epochs(12, 600, 800, fallback=30, keep="steps")
+        (12, 9)
+    """
+    if keep not in ("epochs", "steps"):
+        raise ValueError(
+            f"The 'keep' parameter of refit_epochs must be one of 'epochs', 'steps'. Got {keep!r} instead."
+        )
+    epochs = int(best_epoch or fallback)
+    if keep == "steps":
+        epochs = round(epochs * n_fit / n_refit)
+    return max(epochs, 1)
+
+
+def refit_seconds(
+    attrs: Mapping[str, Any], study_data: Mapping[str, Any], folds: int | None, epochs: int
+) -> float | None:
+    """Predicted seconds of the export's refit of a trial with these user attributes; None without a timing.
+
+    Args:
+        attrs: The trial's user attributes (`train_seconds`, `epochs_run`, `best_epoch`).
+        study_data: The study's `data` attribute.
+        folds: The study's [data] folds (a trial on k folds counts the epochs and seconds of all k networks).
+        epochs: The study's [train] epochs (the refit's epochs for a trial without a best epoch).
+
+    Example:
+        >>> refit_seconds({"train_seconds": 10.0, "epochs_run": 20, "best_epoch": 16}, {"n_train": 600, "n_val": 200}, None, 30)
+        10.666666666666666
+    """
+    seconds, epochs_run = attrs.get(keys.TRAIN_SECONDS), attrs.get(keys.EPOCHS_RUN)
+    if not seconds or not epochs_run or "n_train" not in study_data:
+        return None
+    n_fit = fit_rows(study_data, folds)
+    n_refit = int(study_data["n_train"]) + int(study_data["n_val"])
+    per_epoch = float(seconds) / int(epochs_run)
+    return per_epoch * refit_epochs(attrs.get(keys.BEST_EPOCH), n_fit, n_refit, fallback=epochs) * n_refit / n_fit
+
+
+class AskDeadline:
+    """When a worker stops starting trials: at the deadline, or earlier by the best trial's refit time.
+
+    Reads the study's best trial only in the last `REFIT_RESERVE_CAP` of the timeout, where the reserve can
+    matter, once per trial asked.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        deadline: float | None,
+        *,
+        timeout: float | None,
+        reserve: bool,
+        folds: int | None,
+        epochs: int,
+        log: TextIO | None = None,
+        label: str = "",
+    ):
+        self.study, self.deadline, self.timeout = study, deadline, timeout
+        self.reserve = reserve and deadline is not None and bool(timeout)
+        self.folds, self.epochs, self.log, self.label = folds, epochs, log, label
+        self._said = False
+
+    def passed(self) -> bool:
+        """Whether no new trial should start now."""
+        if self.deadline is None:
+            return False
+        left = self.deadline - time.time()
+        if left <= 0:
+            return True
+        if not self.reserve or left > REFIT_RESERVE_CAP * self.timeout:
+            return False
+        best = self._best()
+        if best is None:
+            return False
+        needed = refit_seconds(best.user_attrs, self.study.user_attrs.get(keys.DATA, {}), self.folds, self.epochs)
+        if needed is None or left > needed:
+            return False
+        if self.log is not None and not self._said:
+            self._said = True
+            self.log.write(
+                f"{time.strftime('%H:%M:%S')} {self.label} no new trials with {left:.0f} s of the timeout left: "
+                f"the export's refit of trial {best.number} needs about {needed:.0f} s ([study] reserve_refit)\n"
+            )
+            self.log.flush()
+        return True
+
+    def _best(self) -> optuna.trial.FrozenTrial | None:
+        try:
+            return self.study.best_trial
+        except ValueError:  # no complete trial yet: nothing to refit
+            return None
