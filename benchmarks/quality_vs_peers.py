@@ -296,8 +296,11 @@ def _fit_archsearch(
                     sections.setdefault(section, {}).update(values)
             config = archsearch.SearchConfig.from_dict(sections)
             # One worker per core: `threads` workers of one torch thread each, as `archsearch search` places them.
+            started = time.perf_counter()
             study = archsearch.run_search(config, workers=threads, log_dir=folder / "logs")
+            searched = time.perf_counter()
             archsearch.export_best(storage, "qbench", folder / "model", **export_args)
+            exported = time.perf_counter()
             predictions = archsearch.load_model(folder / "model").predict(pd.read_csv(folder / "test.csv"))
             best = study.best_trial
             metric = study.user_attrs["metric"]
@@ -310,6 +313,15 @@ def _fit_archsearch(
                 "best_trial": {k: best.user_attrs.get(k) for k in ("widths", "activation", "n_params", "epochs_run")}
                 | {"params": best.params},
                 "trials": {state: states.count(state) for state in sorted(set(states))},
+                # Where the wall time went: the search (its timeout plus trials still running at the end)
+                # and the export (its refit); the last trial's end shows how far running trials overran.
+                "search_seconds": round(searched - started, 1),
+                "export_seconds": round(exported - searched, 1),
+                "last_trial_end_seconds": round(
+                    max((t.datetime_complete.timestamp() for t in study.trials if t.datetime_complete), default=0.0)
+                    - (time.time() - (time.perf_counter() - started)),
+                    1,
+                ),
                 # Every other key is archsearch's default at `commit`.
                 "config_set": {
                     "study": sorted(study_section),

@@ -227,7 +227,7 @@ class SlotSpec:
     settings: TrainSettings
 
 
-Report = Callable[[int, float], bool]
+Report = Callable[[int, float], bool | str]  # as train_mlp's `report`
 
 
 @dataclass
@@ -399,8 +399,9 @@ class Population:
             slot.best_epoch, slot.best_value = epoch, value
             self._best[index].copy_(self.params[index])
             self._best_stats.copy_slot(index, self._stats)
-        if slot.report is not None and slot.report(epoch, value):
-            return "pruned", f"pruned by the pruner at epoch {epoch}"
+        stop = slot.report(epoch, value) if slot.report is not None else False
+        if stop:  # True from the pruner, or a string that says why the run stops
+            return "pruned", stop if isinstance(stop, str) else f"pruned by the pruner at epoch {epoch}"
         if settings.patience is not None and epoch - slot.best_epoch >= settings.patience:
             return "completed", (
                 f"early stopped at epoch {epoch}: validation {settings.metric} did not improve on "

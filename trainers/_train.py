@@ -142,7 +142,7 @@ def train_mlp(
     activation: str,
     data: PreparedData,
     settings: TrainSettings,
-    report: Callable[[int, float], bool] | None = None,
+    report: Callable[[int, float], bool | str] | None = None,
     *,
     embedding: str = "none",
     embedding_dim: int = DEFAULT_DIM,
@@ -161,7 +161,7 @@ def train_mlp(
         settings: Optimizer, schedule and device settings.
         report: Called as `report(epoch, value)` after every epoch (epochs count from 1) with the
             validation metric in the target's original units; returning True stops the run with
-            status "pruned".
+            status "pruned", returning a string stops it likewise with that string as the reason.
         embedding: Numeric-feature embedding before the first layer, one of "none", "periodic", "pl"
             (see `_embedding.py`); "pl" takes its bin edges from `data.x_train`.
         embedding_dim: Values per embedded feature.
@@ -241,8 +241,9 @@ def train_mlp(
             if best_value is None or settings.keep_last or (value > best_value if maximize else value < best_value):
                 best_epoch, best_value = epoch, value
                 best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
-            if report is not None and report(epoch, value):
-                status, reason = "pruned", f"pruned by the pruner at epoch {epoch}"
+            stop = report(epoch, value) if report is not None else False
+            if stop:
+                status, reason = "pruned", stop if isinstance(stop, str) else f"pruned by the pruner at epoch {epoch}"
                 break
             if settings.patience is not None and epoch - best_epoch >= settings.patience:
                 reason = (

@@ -5,7 +5,11 @@ that refit used to come after the whole timeout: the default search then export 
 timeout on the quality benchmark's tables (BENCHMARKS.md section 6). With `[study] reserve_refit` (the
 default) a worker stops starting trials once the time left is what the refit of the best trial so far
 would take, predicted from that trial's own training time: its seconds per epoch, times the refit's
-epochs, times the refit's rows over the rows it trained on. Trials already running still finish.
+epochs, times the refit's rows over the rows it trained on. Trials still running then stop at the end of
+their current epoch, as pruned with the reason (`time_up_reason`): a trial started just before would
+otherwise run on into the refit's time. The search keeps at least half its timeout for trials
+(`REFIT_RESERVE_CAP`). With `reserve_refit = false` a search stops starting trials at the timeout and lets
+running ones finish, as Optuna's `timeout` does.
 """
 
 from __future__ import annotations
@@ -87,11 +91,15 @@ def refit_seconds(
 
 
 class AskDeadline:
-    """When a worker stops starting trials: at the deadline, or earlier by the best trial's refit time.
+    """When a worker's search ends: at the deadline, or earlier by the best trial's refit time.
 
-    Reads the study's best trial only in the last `REFIT_RESERVE_CAP` of the timeout, where the reserve can
-    matter, once per trial asked.
+    A worker asks before each trial, and with the reserve also after every epoch of a running trial, which
+    then stops there (as pruned): otherwise a trial started just before the end would run on into the
+    refit's time. The study's best trial is read only in the last `REFIT_RESERVE_CAP` of the timeout, where
+    the reserve can matter, and at most once per `REREAD_SECONDS`; once passed, it stays passed.
     """
+
+    REREAD_SECONDS = 2.0
 
     def __init__(
         self,
@@ -108,34 +116,39 @@ class AskDeadline:
         self.study, self.deadline, self.timeout = study, deadline, timeout
         self.reserve = reserve and deadline is not None and bool(timeout)
         self.folds, self.epochs, self.log, self.label = folds, epochs, log, label
-        self._said = False
+        self._passed = False
+        self._needed: tuple[int, float] | None = None  # (trial number, refit seconds) of the last read
+        self._read_at = -float("inf")
 
     def passed(self) -> bool:
-        """Whether no new trial should start now."""
-        if self.deadline is None:
-            return False
+        """Whether the search is over: no new trial starts, and (with the reserve) running ones stop."""
+        if self._passed or self.deadline is None:
+            return self._passed
         left = self.deadline - time.time()
         if left <= 0:
+            self._passed = True
             return True
         if not self.reserve or left > REFIT_RESERVE_CAP * self.timeout:
             return False
-        best = self._best()
-        if best is None:
+        if time.monotonic() - self._read_at >= self.REREAD_SECONDS:
+            self._read_at = time.monotonic()
+            self._needed = self._best_refit()
+        if self._needed is None or left > self._needed[1]:
             return False
-        needed = refit_seconds(best.user_attrs, self.study.user_attrs.get(keys.DATA, {}), self.folds, self.epochs)
-        if needed is None or left > needed:
-            return False
-        if self.log is not None and not self._said:
-            self._said = True
+        self._passed = True
+        if self.log is not None:
+            number, needed = self._needed
             self.log.write(
                 f"{time.strftime('%H:%M:%S')} {self.label} no new trials with {left:.0f} s of the timeout left: "
-                f"the export's refit of trial {best.number} needs about {needed:.0f} s ([study] reserve_refit)\n"
+                f"the export's refit of trial {number} needs about {needed:.0f} s ([study] reserve_refit)\n"
             )
             self.log.flush()
         return True
 
-    def _best(self) -> optuna.trial.FrozenTrial | None:
+    def _best_refit(self) -> tuple[int, float] | None:
         try:
-            return self.study.best_trial
+            best = self.study.best_trial
         except ValueError:  # no complete trial yet: nothing to refit
             return None
+        needed = refit_seconds(best.user_attrs, self.study.user_attrs.get(keys.DATA, {}), self.folds, self.epochs)
+        return None if needed is None else (best.number, needed)

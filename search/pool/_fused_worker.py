@@ -35,7 +35,7 @@ import optuna
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
-from archsearch.pool._objective import TotalReached
+from archsearch.pool._objective import TotalReached, time_up_reason
 from archsearch.storage import FINISHED_STATES, keys, set_user_attrs, trial_state_counts
 
 __all__ = ["fused_trial_loop"]
@@ -188,7 +188,7 @@ def _place(
             return None
         if population not in populations:
             populations.append(population)
-        slot = population.add(spec, report=_reporter(trial, slot_of.prune_from, complete))
+        slot = population.add(spec, report=_reporter(trial, slot_of.prune_from, complete, slot_of.time_up))
         group = population.group
         norm = "" if group.normalization == "none" else f"-{group.normalization}"
         label = f"{group.activation}-b{group.batch_size}{norm}-{group.max_depth}x{group.max_width}/{slot}"
@@ -279,13 +279,18 @@ def _record(entry: _Running, result: Any, tell: Callable) -> None:
 
 
 def _reporter(
-    trial: optuna.Trial, prune_from: int | None, complete: _CompleteTrials | None
-) -> Callable[[int, float], bool]:
+    trial: optuna.Trial,
+    prune_from: int | None,
+    complete: _CompleteTrials | None,
+    time_up: Callable[[], bool] | None = None,
+) -> Callable[[int, float], bool | str]:
     values: dict[int, float] = {}
 
-    def report(epoch: int, value: float) -> bool:
+    def report(epoch: int, value: float) -> bool | str:
         trial.report(value, epoch)
         values[epoch] = value
+        if time_up is not None and time_up():
+            return time_up_reason(epoch)
         if prune_from is None or epoch < prune_from:
             return False
         if complete is None:

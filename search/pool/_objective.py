@@ -20,7 +20,7 @@ from archsearch.storage import drop_weights_beyond_best, keys, open_artifact_sto
 from archsearch.trainers.data import PreparedData, load_folds
 from archsearch.trainers.metrics import REGRESSION_METRICS
 
-__all__ = ["Objective", "TotalReached", "train_and_record", "train_settings"]
+__all__ = ["Objective", "TotalReached", "time_up_reason", "train_and_record", "train_settings"]
 
 
 # The Hyperparameters fields that reach TrainSettings under their own name, beyond the four of every trial.
@@ -74,6 +74,14 @@ class FusedSlot:
     train_single: Callable[[], float]  # trains it on the single engine, as the objective's __call__ would
     prune_from: int | None  # first epoch at which the pruner is asked; None: never
     more_attrs: Callable[[Any], Mapping[str, Any]] | None  # attributes of a completed run (its weights)
+    time_up: Callable[[], bool] | None = None  # asked every epoch: True stops the run (see train_and_record)
+
+
+def time_up_reason(epoch: int) -> str:
+    """The pruned reason of a trial stopped because the search's time was up."""
+    return (
+        f"stopped at epoch {epoch}: the search's time was up (timeout less the refit's reserve, [study] reserve_refit)"
+    )
 
 
 def train_and_record(
@@ -86,6 +94,7 @@ def train_and_record(
     *,
     prune_from: int | None = 1,
     more_attrs: Callable[[Any], Mapping[str, Any]] | None = None,
+    time_up: Callable[[], bool] | None = None,
     **embedding: Any,
 ):
     """Train one network, reporting each epoch to the trial, and store the outcome as user attributes.
@@ -98,14 +107,18 @@ def train_and_record(
             finished trial, so epochs where the pruner cannot prune yet (its warm-up) skip it.
         more_attrs: For a completed run, more attributes to store with the outcome (e.g. the weights'
             artifact id), computed from the TrainResult; all are written in one transaction.
+        time_up: Asked after every epoch; True stops the run there, as pruned (`time_up_reason`): the
+            search's time is up (`archsearch.pool.AskDeadline`).
 
     Raises:
         optuna.TrialPruned: The pruner stopped it or the loss diverged; the reason is stored.
     """
     from archsearch.trainers import train_mlp
 
-    def report(epoch: int, value: float) -> bool:
+    def report(epoch: int, value: float) -> bool | str:
         trial.report(value, epoch)
+        if time_up is not None and time_up():
+            return time_up_reason(epoch)
         return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
     train = train_mlp if isinstance(data, PreparedData) else train_folds
@@ -158,6 +171,8 @@ class Objective:
         self._counted: tuple[int, int] | None = None
         self._folds: list[PreparedData] | None = None  # loaded at the first trial, with [data] folds only
         self._worker_attrs = {} if worker is None else {"worker": worker}  # stored with a trial's first write
+        # Set by the worker when the search ends at a time (archsearch.pool.AskDeadline): asked every epoch.
+        self.time_up: Callable[[], bool] | None = None
 
     def note_counts(self, claimable: int, existing: int) -> None:
         """The worker's count just before it asks for a trial: trials finished, running or waiting, and all trials.
@@ -207,7 +222,12 @@ class Objective:
             set_user_attrs(trial, {keys.FAIL_REASON: f"{type(e).__name__}: {e}"[:2000], **self._worker_attrs})
             raise
         return FusedSlot(
-            spec, reason, lambda: self(trial, sampled=candidate), self.prune_from, self._weights_attr(trial)
+            spec,
+            reason,
+            lambda: self(trial, sampled=candidate),
+            self.prune_from,
+            self._weights_attr(trial),
+            self.time_up,
         )
 
     def _sample(self, trial: optuna.Trial) -> Candidate:
@@ -292,6 +312,7 @@ class Objective:
             architecture.activation,
             prune_from=self.prune_from,
             more_attrs=self._weights_attr(trial),
+            time_up=self.time_up,
             embedding=architecture.embedding,
             embedding_dim=architecture.embedding_dim,
         )

@@ -272,6 +272,14 @@ def test_refill_and_pruning_of_one_slot_leave_the_others_unchanged(wine: Prepare
         assert torch.equal(expected, got)
 
 
+def test_a_report_returning_a_reason_stops_its_slot_with_it(wine: PreparedData) -> None:
+    """Check that a string from a slot's report ends that slot as pruned with the string, as in train_mlp."""
+    specs = [_spec((16,), lr=1e-2, epochs=5, seed=s) for s in (0, 1)]
+    stop, go_on = train_fused(specs, wine, GROUP, 2, [lambda e, v: e == 2 and "time", None])
+    assert (stop.status, stop.reason, stop.epochs_run) == ("pruned", "time", 2)
+    assert (go_on.status, go_on.epochs_run) == ("completed", 5)
+
+
 def test_a_diverging_slot_does_not_touch_the_others(wine: PreparedData) -> None:
     """Check that a slot whose loss becomes NaN ends as diverged and its neighbours' numbers do not change."""
     calm = [_spec((16,), lr=1e-2, epochs=4, seed=s) for s in (0, 1)]

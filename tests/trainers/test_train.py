@@ -121,6 +121,14 @@ def test_report_is_called_every_epoch_and_can_prune() -> None:
     assert "test_accuracy" in result.metrics
 
 
+def test_report_returning_a_reason_stops_the_run_with_it() -> None:
+    """Check that a string from report stops the run as pruned, with that string as the reason."""
+    result = train_mlp(
+        [8], [0.0], "relu", _classification(), TrainSettings(batch_size=32, epochs=10), lambda e, v: e == 2 and "time"
+    )
+    assert (result.status, result.reason, result.epochs_run) == ("pruned", "time", 2)
+
+
 def test_huge_learning_rate_diverges_without_raising() -> None:
     """Check that a NaN/inf loss ends the run with status diverged and a reason naming the epoch."""
     settings = TrainSettings(optimizer="sgd", lr=1e6, batch_size=32, epochs=20)

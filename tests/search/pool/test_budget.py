@@ -43,6 +43,14 @@ def _study_with_best(train_seconds: float) -> optuna.Study:
     return study
 
 
+def _count_best_trial_reads(study: optuna.Study) -> list[int]:
+    """Records each read of the study's best trial (Study.best_trial asks the storage for it)."""
+    reads: list[int] = []
+    real = study._storage.get_best_trial
+    study._storage.get_best_trial = lambda study_id: reads.append(1) or real(study_id)  # type: ignore[method-assign]
+    return reads
+
+
 def test_ask_deadline_keeps_the_best_trial_s_refit_inside_the_timeout() -> None:
     """Check that asking stops once the time left is what the best trial's refit needs (about 13.3 s here)."""
     study = _study_with_best(10.0)  # the refit: 1 s an epoch x 10 epochs x 800 / 600 rows
@@ -66,17 +74,28 @@ def test_ask_deadline_keeps_the_best_trial_s_refit_inside_the_timeout() -> None:
 def test_ask_deadline_reserves_at_most_its_cap_and_reads_nothing_before() -> None:
     """Check that a slow best trial stops asking at half the timeout, not before, and that nothing is read earlier."""
     study = _study_with_best(100.0)  # a 133 s refit in a 100 s timeout
-    reads = []
-    study.get_trials = lambda *a, **k: reads.append(1) or []  # type: ignore[method-assign]
+    reads = _count_best_trial_reads(study)
     early = AskDeadline(study, time.time() + 60, timeout=100.0, reserve=True, folds=None, epochs=30)
     assert not early.passed() and not reads  # 60 s left is more than the cap: the best trial is not read
-    del study.get_trials
     assert AskDeadline(
         study, time.time() + REFIT_RESERVE_CAP * 100 - 1, timeout=100.0, reserve=True, folds=None, epochs=30
     ).passed()
     # A study with no complete trial has nothing to refit.
     empty = optuna.create_study()
     assert not AskDeadline(empty, time.time() + 1, timeout=100.0, reserve=True, folds=None, epochs=30).passed()
+
+
+def test_ask_deadline_stays_passed_and_rereads_the_best_trial_at_most_every_two_seconds() -> None:
+    """Check the latch (a running trial stops for good) and that per-epoch asks do not read the study each time."""
+    study = _study_with_best(10.0)
+    reads = _count_best_trial_reads(study)
+    deadline = AskDeadline(study, time.time() + 30, timeout=100.0, reserve=True, folds=None, epochs=30)
+    assert not any(deadline.passed() for _ in range(50)) and len(reads) == 1
+    deadline.deadline = time.time() + 5  # the time left falls below the 13 s refit
+    deadline._read_at -= AskDeadline.REREAD_SECONDS
+    assert deadline.passed()
+    deadline.deadline = time.time() + 1000
+    assert deadline.passed()  # stays passed
 
 
 def test_worker_starts_no_trial_when_the_refit_needs_the_time_left(tmp_path: Path) -> None:

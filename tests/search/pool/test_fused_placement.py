@@ -138,3 +138,19 @@ def test_fused_pruning_reads_complete_trials_once_and_decides_as_should_prune(va
         expected.append(twin.should_prune())
     assert decisions == expected == [value < 0.8] * 2
     assert reads == [(optuna.trial.TrialState.COMPLETE,)]  # one read for both epochs: no refresh between them
+
+
+def test_fused_reporter_stops_its_slot_when_the_search_s_time_is_up() -> None:
+    """Check that the fused reporter returns the time-up reason (the slot then ends as pruned) without the pruner."""
+    import optuna
+
+    from archsearch.pool._fused_worker import _reporter
+    from archsearch.pool._objective import time_up_reason
+
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=0))
+    trial = study.ask()
+    up = iter([False, True])
+    report = _reporter(trial, 1, None, lambda: next(up))
+    assert report(1, 0.5) is False
+    assert report(2, 0.6) == time_up_reason(2)
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {1: 0.5, 2: 0.6}

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from archsearch.config import SearchConfig
-from archsearch.pool._objective import Objective, TotalReached, train_and_record, train_settings
+from archsearch.pool._objective import Objective, TotalReached, time_up_reason, train_and_record, train_settings
 from archsearch.samplers import first_prunable_epoch, make_pruner
 from archsearch.storage import keys, make_storage
 from archsearch.trainers.data import DataSpec, load_data
@@ -88,6 +88,25 @@ def test_train_and_record_asks_the_pruner_only_from_prune_from(monkeypatch: pyte
         assert trial.reports == [1, 2, 3, 4, 5, 6]
         assert trial.asked == asked
         assert trial.user_attrs["epochs_run"] == 6
+
+
+def test_train_and_record_stops_a_trial_when_the_search_s_time_is_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Check that `time_up` ends the run after that epoch, as pruned, with the reason stored for the user."""
+    import archsearch.pool._objective as objective_module
+
+    monkeypatch.setattr(objective_module, "set_user_attrs", lambda trial, attrs: trial.user_attrs.update(attrs))
+    data = load_data(DataSpec(dataset="wine", seed=0))
+    settings = train_settings(
+        _config(tmp_path), "accuracy", {"lr": 1e-2, "weight_decay": 0.0, "batch_size": 64, "optimizer": "adam"}, seed=0
+    )
+    trial, epochs = _CountingTrial(), iter(range(1, 100))
+    with pytest.raises(optuna.TrialPruned, match=r"stopped at epoch 3: the search's time was up"):
+        train_and_record(trial, settings, data, [8], [0.0], "relu", time_up=lambda: next(epochs) >= 3)
+    assert trial.reports == [1, 2, 3] and trial.asked == [1, 2]  # the pruner is not asked once the time is up
+    assert trial.user_attrs[keys.PRUNED_REASON] == time_up_reason(3)
+    assert trial.user_attrs["epochs_run"] == 3
 
 
 class _NoReads:
