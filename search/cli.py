@@ -235,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_storage_arguments(search, help="storage URL (overrides [study] storage)")
     search.set_defaults(storage_required=False)
     search.add_argument("--n-trials", type=int, help="total completed + pruned trials (overrides [study] n_trials)")
-    search.add_argument("--timeout", type=float, help="seconds for this run (overrides [study] timeout)")
+    search.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds for this run (overrides [study] timeout); with [study] reserve_refit (the default) the "
+        "search ends early enough for `export` to refit its best trial within them",
+    )
     # Checked by TrainConfig, like the file's value; importing the config here would slow every command's start.
     search.add_argument("--engine", help="auto, single or fused trainer (overrides [train] engine)")
     search.add_argument("--quiet", action="store_true", help="no progress output")
