@@ -235,7 +235,7 @@ class _Slot:
     spec: SlotSpec
     report: Report | None
     generator: torch.Generator  # the slot's own: weight init, then one shuffle per epoch
-    started: float
+    seconds: float = 0.0  # its share of the population's epochs: each epoch's time over the slots it trained
     epoch: int = 0
     step: int = 0  # optimizer steps taken, the position on the slot's own learning-rate schedule
     history: list[float] = dataclasses.field(default_factory=list)
@@ -334,7 +334,7 @@ class Population:
         self._initialize(index, spec, generator)
         self._optimizer.reset(index, settings.optimizer, settings.lr, settings.weight_decay)
         self._stats.reset(index)
-        self._slots[index] = _Slot(spec, report, generator, time.perf_counter())
+        self._slots[index] = _Slot(spec, report, generator)
         self._refresh_masks()
         return index
 
@@ -370,8 +370,13 @@ class Population:
         """Train every occupied slot for one epoch; returns (slot, result) for each run that ended."""
         if not self.occupied:
             return []
+        started = time.perf_counter()
         losses = self._train_epoch()  # (capacity,) mean training loss of the epoch
         outputs = self._val_outputs()  # (capacity, n_val, n_outputs)
+        share = (time.perf_counter() - started) / self.occupied
+        for slot in self._slots:
+            if slot is not None:
+                slot.seconds += share
         finished = []
         for index, slot in enumerate(self._slots):
             if slot is not None:
@@ -443,7 +448,9 @@ class Population:
             best_value=slot.best_value,
             history=slot.history,
             metrics=metrics,
-            train_seconds=time.perf_counter() - slot.started,  # wall time in the population, shared with the others
+            # The slot's share of its population's epochs, not the wall time since it joined: that would
+            # count the worker's other populations too, and the refit's time is predicted from it.
+            train_seconds=slot.seconds,
             device=str(self.device),
             n_params=count_parameters(model),
             state_dict=state,

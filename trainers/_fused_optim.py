@@ -140,7 +140,9 @@ class StackedOptimizer:
     def _step_vectorized(self, params: torch.Tensor, grads: torch.Tensor) -> None:
         """The fused kernels' formulas for every row at once (see the module docstring)."""
         if self._rows is None:
-            self._rows = torch.from_numpy(self._host.astype(np.float32)).to(self.device)
+            # Non-blocking: from pageable memory CUDA stages the bytes at once, and a blocking copy would
+            # make the host wait for the GPU at every step whose learning rates changed.
+            self._rows = torch.from_numpy(self._host.astype(np.float32)).to(self.device, non_blocking=True)
         codes = self._host[:, 2][self._host[:, 3] > 0]  # on the host: which kinds the occupied slots use
         any_sgd, any_adam = bool((codes == _SGD).any()), bool((codes != _SGD).any())
         lr, decay, kind, occupied = (column.unsqueeze(1) for column in self._rows.unbind(dim=1))

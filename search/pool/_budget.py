@@ -93,10 +93,12 @@ def refit_seconds(
 class AskDeadline:
     """When a worker's search ends: at the deadline, or earlier by the best trial's refit time.
 
-    A worker asks before each trial, and with the reserve also after every epoch of a running trial, which
-    then stops there (as pruned): otherwise a trial started just before the end would run on into the
-    refit's time. The study's best trial is read only in the last `REFIT_RESERVE_CAP` of the timeout, where
-    the reserve can matter, and at most once per `REREAD_SECONDS`; once passed, it stays passed.
+    A worker asks `passed` before each trial, and with the reserve `time_up` after every epoch of a running
+    trial, which then stops there (as pruned): otherwise a trial started just before the end would run on
+    into the refit's time. The study's best trial is read only in the last `REFIT_RESERVE_CAP` of the
+    timeout, where the reserve can matter, and at most once per `REREAD_SECONDS`; once passed, it stays
+    passed. The prediction assumes the default export (a refit of the best trial): `--no-refit` needs no
+    reserve, `--trial N` or an ensemble another one.
     """
 
     REREAD_SECONDS = 2.0
@@ -117,6 +119,7 @@ class AskDeadline:
         self.reserve = reserve and deadline is not None and bool(timeout)
         self.folds, self.epochs, self.log, self.label = folds, epochs, log, label
         self._passed = False
+        self._reserved = False  # passed because of the refit's reserve (not the bare deadline)
         self._needed: tuple[int, float] | None = None  # (trial number, refit seconds) of the last read
         self._read_at = -float("inf")
 
@@ -135,7 +138,7 @@ class AskDeadline:
             self._needed = self._best_refit()
         if self._needed is None or left > self._needed[1]:
             return False
-        self._passed = True
+        self._passed = self._reserved = True
         if self.log is not None:
             number, needed = self._needed
             self.log.write(
@@ -144,6 +147,11 @@ class AskDeadline:
             )
             self.log.flush()
         return True
+
+    def time_up(self) -> bool:
+        """Whether running trials should stop now: only once the reserve began, so that a search whose
+        deadline comes before any trial completed (nothing to refit) lets its running trials finish."""
+        return self.passed() and self._reserved
 
     def _best_refit(self) -> tuple[int, float] | None:
         try:

@@ -55,7 +55,8 @@ def train_folds(
     activation: str,
     folds: Sequence[PreparedData],
     settings: Any,
-    report: Callable[[int, float], bool] | None = None,
+    report: Callable[[int, float], bool | str] | None = None,
+    epoch_report: Callable[[int, float], bool | str] | None = None,
     **embedding: Any,
 ) -> FoldsResult:
     """Train the candidate on each fold in turn; `report(fold, running_mean)` after each fold may stop it.
@@ -64,7 +65,9 @@ def train_folds(
         folds: From `load_folds`, at least two.
         settings: The trainer's `TrainSettings`, used unchanged for every fold.
         report: Called after fold i (from 1) with the mean of the validation values of folds 1..i;
-            a True answer before the last fold stops the run with status "pruned".
+            a True answer before the last fold stops the run with status "pruned" (a string answer
+            likewise, with that string as the reason).
+        epoch_report: `train_mlp`'s report for every epoch of every fold (e.g. the search's time check).
         **embedding: `embedding` and `embedding_dim` for `train_mlp`, the same for every fold.
     """
     from archsearch.trainers import train_mlp
@@ -72,15 +75,17 @@ def train_folds(
     results = []
     status, reason = "completed", None
     for index, fold in enumerate(folds, start=1):
-        result = train_mlp(widths, dropouts, activation, fold, settings, **embedding)
+        result = train_mlp(widths, dropouts, activation, fold, settings, epoch_report, **embedding)
         if result.status != "completed":
             status, reason = result.status, f"fold {index} of {len(folds)}: {result.reason}"
             break
         results.append(result)
         running = float(np.mean([r.best_value for r in results]))
         # A run that finished every fold is complete: its mean is worth keeping even when it is poor.
-        if report is not None and report(index, running) and index < len(folds):
-            status, reason = "pruned", f"pruned by the pruner after fold {index} of {len(folds)}"
+        stop = report(index, running) if report is not None else False
+        if stop and index < len(folds):
+            status = "pruned"
+            reason = stop if isinstance(stop, str) else f"pruned by the pruner after fold {index} of {len(folds)}"
             break
     keys = results[0].metrics.keys() if results else ()
     return FoldsResult(

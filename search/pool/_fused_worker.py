@@ -35,6 +35,7 @@ import optuna
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
+from archsearch.pool._budget import AskDeadline
 from archsearch.pool._objective import TotalReached, time_up_reason
 from archsearch.storage import FINISHED_STATES, keys, set_user_attrs, trial_state_counts
 
@@ -94,7 +95,7 @@ def fused_trial_loop(
     failed_streak: Callable[[], int],
     finished_here: Callable[[], int],
     max_trials: int | None = None,
-    deadline: Any = None,  # archsearch.pool.AskDeadline
+    deadline: AskDeadline | None = None,
 ) -> None:
     """Train the study's trials `[train] slots` at a time until its total, a limit, a failure streak or a stop.
 

@@ -115,14 +115,22 @@ def train_and_record(
     """
     from archsearch.trainers import train_mlp
 
-    def report(epoch: int, value: float) -> bool | str:
+    single = isinstance(data, PreparedData)
+
+    def report(epoch: int, value: float) -> bool | str:  # with folds, `epoch` is the fold
         trial.report(value, epoch)
-        if time_up is not None and time_up():
+        if single and time_up is not None and time_up():
             return time_up_reason(epoch)
         return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
-    train = train_mlp if isinstance(data, PreparedData) else train_folds
-    result = train(widths, dropouts, activation, data, settings, report, **embedding)
+    if single:
+        result = train_mlp(widths, dropouts, activation, data, settings, report, **embedding)
+    else:
+        # With folds `report` sees each fold's end; the time check must also reach every epoch of a fold.
+        def epoch_report(epoch: int, value: float) -> bool | str:
+            return time_up_reason(epoch) if time_up is not None and time_up() else False
+
+        result = train_folds(widths, dropouts, activation, data, settings, report, epoch_report, **embedding)
     attrs = {
         "device": result.device,
         "epochs_run": result.epochs_run,

@@ -305,7 +305,7 @@ def run_worker(
         label=label,
     )
     if ask_deadline.reserve and hasattr(objective, "time_up"):
-        objective.time_up = ask_deadline.passed  # running trials end with the search, not after it
+        objective.time_up = ask_deadline.time_up  # running trials end with the search, not after it
     stop = GracefulStop()
     with stop.installed():
         if engine == "fused" and hasattr(objective, "fused_slot"):

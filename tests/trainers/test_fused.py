@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -278,6 +279,18 @@ def test_a_report_returning_a_reason_stops_its_slot_with_it(wine: PreparedData) 
     stop, go_on = train_fused(specs, wine, GROUP, 2, [lambda e, v: e == 2 and "time", None])
     assert (stop.status, stop.reason, stop.epochs_run) == ("pruned", "time", 2)
     assert (go_on.status, go_on.epochs_run) == ("completed", 5)
+
+
+def test_train_seconds_is_the_slot_s_share_of_its_population_s_epochs(wine: PreparedData) -> None:
+    """Check that time spent outside the population (another population's step, say) is not a slot's."""
+    population = Population(wine, GROUP, capacity=2)
+    population.add(_spec((16,), lr=1e-2, epochs=2, seed=0))
+    population.add(_spec((8,), lr=1e-2, epochs=2, seed=1))
+    population.step_epoch()
+    time.sleep(0.3)  # the worker steps its other populations here
+    results = [result for _, result in population.step_epoch()]
+    assert len(results) == 2 and all(0 < r.train_seconds < 0.3 for r in results)
+    assert results[0].train_seconds == results[1].train_seconds  # each epoch's time is split evenly
 
 
 def test_a_diverging_slot_does_not_touch_the_others(wine: PreparedData) -> None:

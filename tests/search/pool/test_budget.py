@@ -71,6 +71,15 @@ def test_ask_deadline_keeps_the_best_trial_s_refit_inside_the_timeout() -> None:
     assert not AskDeadline(study, None, timeout=None, reserve=True, folds=None, epochs=30).passed()
 
 
+def test_running_trials_stop_only_once_the_reserve_began() -> None:
+    """Check that a bare deadline (nothing to refit yet) stops new trials but lets running ones finish."""
+    empty = optuna.create_study()
+    bare = AskDeadline(empty, time.time() - 1, timeout=100.0, reserve=True, folds=None, epochs=30)
+    assert bare.passed() and not bare.time_up()
+    reserved = AskDeadline(_study_with_best(10.0), time.time() + 5, timeout=100.0, reserve=True, folds=None, epochs=30)
+    assert reserved.time_up() and reserved.passed()
+
+
 def test_ask_deadline_reserves_at_most_its_cap_and_reads_nothing_before() -> None:
     """Check that a slow best trial stops asking at half the timeout, not before, and that nothing is read earlier."""
     study = _study_with_best(100.0)  # a 133 s refit in a 100 s timeout

@@ -86,6 +86,19 @@ def test_the_pruner_stops_a_trial_at_a_fold_boundary(tmp_path: Path, recorded: l
     assert len(trial.user_attrs["fold_values"]) == 1 and "after fold 1" in trial.user_attrs["pruned_reason"]
 
 
+def test_the_search_s_time_stops_a_trial_inside_a_fold(tmp_path: Path, recorded: list) -> None:
+    """Check that the time check reaches every epoch of a fold, and that its reason is kept."""
+    config = small_config(tmp_path, data={"dataset": "wine", "folds": 3}, train={"epochs": 5, "patience": 5})
+    trial, checks = _RecordingTrial(), iter(range(100))
+    settings = train_settings(config, "accuracy", HYPERPARAMETERS, seed=0)
+    with pytest.raises(optuna.TrialPruned, match=r"fold 2 of 3: stopped at epoch 2: the search's time was up"):
+        # Fold 1 runs its 5 epochs (checks 0-4); fold 2 stops at its second epoch (check 6).
+        train_and_record(
+            trial, settings, load_folds(config.data), [8], [0.0], "relu", time_up=lambda: next(checks) >= 6
+        )
+    assert len(recorded) == 2 and list(trial.reports) == [1]
+
+
 def test_a_trial_that_finished_every_fold_is_not_pruned(tmp_path: Path, recorded: list) -> None:
     """Check that the last fold's report completes the trial even when the pruner would stop it."""
     config = small_config(tmp_path, data={"dataset": "wine", "folds": 2}, train={"epochs": 2, "patience": 2})
