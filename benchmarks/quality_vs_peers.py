@@ -35,6 +35,7 @@ Usage (install the extra first: `make bench-quality` does both):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import json
 import math
@@ -290,7 +291,13 @@ def _fit_archsearch(
             }
             if threads == 1:
                 sections["train"] = {"num_threads": 1}
-            export_args = dict((overrides or {}).get("export", {}))
+            # export.KEY goes to the config's [export] section when it has KEY (the search's refit reserve
+            # reads it too), else to export_best as an argument (export.ensemble=5, export.refit=false).
+            config_keys = {f.name for f in dataclasses.fields(archsearch.config.ExportConfig)}
+            exports = dict((overrides or {}).get("export", {}))
+            export_args = {k: v for k, v in exports.items() if k not in config_keys}
+            if exports.keys() & config_keys:
+                sections["export"] = {k: v for k, v in exports.items() if k in config_keys}
             for section, values in (overrides or {}).items():
                 if section != "export":
                     sections.setdefault(section, {}).update(values)
@@ -328,6 +335,7 @@ def _fit_archsearch(
                     "data": sorted(sections["data"]),
                     "train": sorted(sections.get("train", {})),
                     **({"space": sorted(sections["space"])} if "space" in sections else {}),
+                    **({"export": sorted(sections["export"])} if "export" in sections else {}),
                 },
                 "overrides": overrides or {},
             }

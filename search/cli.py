@@ -306,7 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ensemble", type=int, metavar="K", help="ship the mean prediction of the K best trials as one program"
     )
     members.add_argument(
-        "--ensemble-seeds", type=int, metavar="K", help="ship the mean prediction of K seeds of the chosen trial"
+        "--ensemble-seeds",
+        type=int,
+        metavar="K",
+        help="ship the mean prediction of K seeds of the chosen trial (default: the study's [export] ensemble_seeds, 1)",
     )
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
     export.set_defaults(handler=_cmd_export)

@@ -192,21 +192,37 @@ class TrainConfig:
         return self.class_weight
 
 
+MAX_ENSEMBLE_SEEDS = 20
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """[export]: what `archsearch export` ships when its options do not say, and so what a search with
+    `[study] reserve_refit` keeps time for (one refit per member)."""
+
+    ensemble_seeds: int = 1  # refit seeds of the chosen trial whose mean prediction is shipped; 1: one network
+
+    def __post_init__(self) -> None:
+        if not is_int(self.ensemble_seeds) or not 1 <= self.ensemble_seeds <= MAX_ENSEMBLE_SEEDS:
+            _fail("export", "ensemble_seeds", f"an int in the range [1, {MAX_ENSEMBLE_SEEDS}]", self.ensemble_seeds)
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    """A whole search: [study], [data], [space] and [train]."""
+    """A whole search: [study], [data], [space], [train] and [export]."""
 
     study: StudyConfig = field(default_factory=StudyConfig)
     data: DataSpec = field(default_factory=DataSpec)
     space: MLPSpace = field(default_factory=MLPSpace)
     train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
         """Build from nested dicts (a parsed TOML file); unknown sections and keys are errors."""
         if not isinstance(data, dict):
             raise ConfigError(f"A search config must be a table of sections. Got {type(data).__name__} instead.")
-        sections = ("study", "data", "space", "train")
+        sections = ("study", "data", "space", "train", "export")
         for name, value in data.items():
             if name not in sections:
                 raise ConfigError(f"Unknown section [{name}]; valid sections are: {', '.join(sections)}.")
@@ -217,6 +233,9 @@ class SearchConfig:
         study = StudyConfig(**study_section)
         train_section = dict(data.get("train", {}))
         _reject_unknown("train", train_section, TrainConfig)
+        export_section = dict(data.get("export", {}))
+        _reject_unknown("export", export_section, ExportConfig)
+        export = ExportConfig(**export_section)
         data_section = dict(data.get("data", {}))
         # The split follows the study's seed unless [data] names its own.
         data_section.setdefault("seed", study.seed)
@@ -227,7 +246,7 @@ class SearchConfig:
             space = MLPSpace.from_dict(dict(data.get("space", {})))
         except ValueError as e:
             raise ConfigError(str(e)) from e
-        return cls(study=study, data=data_spec, space=space, train=TrainConfig(**train_section))
+        return cls(study=study, data=data_spec, space=space, train=TrainConfig(**train_section), export=export)
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> SearchConfig:
@@ -247,6 +266,7 @@ class SearchConfig:
             "data": self.data.to_dict(),
             "space": self.space.to_dict(),
             "train": dataclasses.asdict(self.train),
+            "export": dataclasses.asdict(self.export),
         }
 
     def replace(self, **study_overrides: Any) -> SearchConfig:

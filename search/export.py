@@ -79,10 +79,11 @@ def _best_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def _check_sizes(ensemble: int | None, ensemble_seeds: int | None, trial: int | None) -> None:
-    for name, value in (("ensemble", ensemble), ("ensemble_seeds", ensemble_seeds)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 2):
+    # ensemble_seeds = 1 is one network: it overrides a study's [export] ensemble_seeds.
+    for name, value, least in (("ensemble", ensemble, 2), ("ensemble_seeds", ensemble_seeds, 1)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
             raise ExportError(
-                f"The {name!r} parameter of export_best must be an int >= 2 (members). Got {value!r} instead."
+                f"The {name!r} parameter of export_best must be an int >= {least} (members). Got {value!r} instead."
             )
     if ensemble is not None and ensemble_seeds is not None:
         raise ExportError(
@@ -234,8 +235,8 @@ def export_best(
         trial: Trial number; default: the best trial, the smallest network among trials that tie for best.
         refit: Train on train + validation rows; False ships the weights the search stored for the trial.
         ensemble: Ship the mean prediction of this many best trials (>= 2) as one program.
-        ensemble_seeds: Ship the mean prediction of this many seeds (>= 2) of the chosen trial; the first is
-            the trial's own seed.
+        ensemble_seeds: Ship the mean prediction of this many seeds of the chosen trial; the first is the
+            trial's own seed. Default: the study's `[export] ensemble_seeds` (1, one network, unless set).
         artifacts: Folder of the trials' weights, when the study's config does not say where it is.
         retrain: Deprecated alias of `refit`.
 
@@ -260,6 +261,8 @@ def export_best(
     if keys.CONFIG not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
     config = SearchConfig.from_stored(study.user_attrs[keys.CONFIG])
+    if ensemble is None and ensemble_seeds is None:
+        ensemble_seeds = config.export.ensemble_seeds  # the study's [export] default (1: one network)
     metric = study.user_attrs[keys.METRIC]
     if ensemble is not None:
         chosen_trials = _best_trials(study, ensemble)

@@ -97,8 +97,8 @@ class AskDeadline:
     trial, which then stops there (as pruned): otherwise a trial started just before the end would run on
     into the refit's time. The study's best trial is read only in the last `REFIT_RESERVE_CAP` of the
     timeout, where the reserve can matter, and at most once per `REREAD_SECONDS`; once passed, it stays
-    passed. The prediction assumes the default export (a refit of the best trial): `--no-refit` needs no
-    reserve, `--trial N` or an ensemble another one.
+    passed. The prediction assumes the study's default export: a refit of the best trial, `members` times
+    (`[export] ensemble_seeds`); `--no-refit` needs no reserve, `--trial N` or `--ensemble K` another one.
     """
 
     REREAD_SECONDS = 2.0
@@ -112,10 +112,11 @@ class AskDeadline:
         reserve: bool,
         folds: int | None,
         epochs: int,
+        members: int = 1,
         log: TextIO | None = None,
         label: str = "",
     ):
-        self.study, self.deadline, self.timeout = study, deadline, timeout
+        self.study, self.deadline, self.timeout, self.members = study, deadline, timeout, members
         self.reserve = reserve and deadline is not None and bool(timeout)
         self.folds, self.epochs, self.log, self.label = folds, epochs, log, label
         self._passed = False
@@ -141,9 +142,10 @@ class AskDeadline:
         self._passed = self._reserved = True
         if self.log is not None:
             number, needed = self._needed
+            seeds = f" ({self.members} seeds, [export] ensemble_seeds)" if self.members > 1 else ""
             self.log.write(
                 f"{time.strftime('%H:%M:%S')} {self.label} no new trials with {left:.0f} s of the timeout left: "
-                f"the export's refit of trial {number} needs about {needed:.0f} s ([study] reserve_refit)\n"
+                f"the export's refit of trial {number}{seeds} needs about {needed:.0f} s ([study] reserve_refit)\n"
             )
             self.log.flush()
         return True
@@ -159,4 +161,4 @@ class AskDeadline:
         except ValueError:  # no complete trial yet: nothing to refit
             return None
         needed = refit_seconds(best.user_attrs, self.study.user_attrs.get(keys.DATA, {}), self.folds, self.epochs)
-        return None if needed is None else (best.number, needed)
+        return None if needed is None else (best.number, needed * self.members)

@@ -301,6 +301,7 @@ def run_worker(
         reserve=config.study.reserve_refit and not companion,
         folds=config.data.folds,
         epochs=config.train.epochs,
+        members=config.export.ensemble_seeds,
         log=log,
         label=label,
     )

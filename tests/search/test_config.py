@@ -78,6 +78,12 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[train]\nepoch = 3\n", r"Unknown key 'epoch' in \[train\]"),
         ("[space]\nwidht = [1, 2]\n", r"Unknown key 'widht' in \[space\]"),
         ("[data]\ntaget = 'y'\n", r"Unknown key 'taget' in \[data\]"),
+        ("[export]\nseeds = 3\n", r"Unknown key 'seeds' in \[export\]; valid keys are: ensemble_seeds"),
+        (
+            "[export]\nensemble_seeds = 0\n",
+            r"The 'ensemble_seeds' parameter of \[export\] must be an int in the range \[1, 20\]\. Got 0 instead\.",
+        ),
+        ("[study]\nreserve_refit = 1\n", r"The 'reserve_refit' parameter of \[study\] must be true or false\. Got 1"),
         (
             "[study]\nn_trials = -1\n",
             r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got -1 instead\.",

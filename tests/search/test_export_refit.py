@@ -148,13 +148,29 @@ def test_ensemble_of_seeds_refits_each_seed_and_records_single_vs_ensemble(
     assert _metadata(alone)["test_metrics"] == meta["metadata"]["single_test_metrics"]
 
 
+@pytest.mark.timeout(300)
+def test_the_study_s_export_section_sets_the_default_seeds(wine_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that [export] ensemble_seeds = 2 makes a plain export ship 2 seeds, and that 1 overrides it."""
+    import shutil
+
+    for suffix in ("", "-wal", "-shm"):  # SQLite in WAL mode keeps recent writes beside the file
+        if (wine_search.folder / f"search.db{suffix}").exists():
+            shutil.copy(wine_search.folder / f"search.db{suffix}", tmp_path / f"copy.db{suffix}")
+    url = f"sqlite:///{tmp_path}/copy.db"
+    study = optuna.load_study(study_name="wine", storage=url)
+    stored = study.user_attrs[keys.CONFIG]
+    study.set_user_attr(keys.CONFIG, {**stored, "export": {"ensemble_seeds": 2}})
+    assert _metadata(export_best(url, "wine", tmp_path / "default"))["ensemble"] == {"of": "seeds", "size": 2}
+    assert "ensemble" not in _metadata(export_best(url, "wine", tmp_path / "one", ensemble_seeds=1))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"ensemble": 0}, r"The 'ensemble' parameter of export_best must be an int >= 2 \(members\)\. Got 0 instead\."),
         (
-            {"ensemble_seeds": 1},
-            r"The 'ensemble_seeds' parameter of export_best must be an int >= 2 \(members\)\. Got 1 instead\.",
+            {"ensemble_seeds": 0},
+            r"The 'ensemble_seeds' parameter of export_best must be an int >= 1 \(members\)\. Got 0 instead\.",
         ),
         (
             {"ensemble": 7},

@@ -71,6 +71,16 @@ def test_ask_deadline_keeps_the_best_trial_s_refit_inside_the_timeout() -> None:
     assert not AskDeadline(study, None, timeout=None, reserve=True, folds=None, epochs=30).passed()
 
 
+def test_the_reserve_holds_one_refit_per_export_member() -> None:
+    """Check that [export] ensemble_seeds = 3 reserves three refits (40 s here) and says so in the log."""
+    log = io.StringIO()
+    study = _study_with_best(10.0)
+    settings = {"timeout": 100.0, "reserve": True, "folds": None, "epochs": 30}
+    assert not AskDeadline(study, time.time() + 45, **settings, members=3).passed()
+    assert AskDeadline(study, time.time() + 35, **settings, members=3, log=log, label="w0").passed()
+    assert "refit of trial 0 (3 seeds, [export] ensemble_seeds) needs about 40 s" in log.getvalue()
+
+
 def test_running_trials_stop_only_once_the_reserve_began() -> None:
     """Check that a bare deadline (nothing to refit yet) stops new trials but lets running ones finish."""
     empty = optuna.create_study()
