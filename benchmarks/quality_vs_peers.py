@@ -293,7 +293,9 @@ def _fit_archsearch(
                 sections["train"] = {"num_threads": 1}
             # export.KEY goes to the config's [export] section when it has KEY (the search's refit reserve
             # reads it too), else to export_best as an argument (export.ensemble=5, export.refit=false).
-            config_keys = {f.name for f in dataclasses.fields(archsearch.config.ExportConfig)}
+            from archsearch.config import ExportConfig
+
+            config_keys = {f.name for f in dataclasses.fields(ExportConfig)}
             exports = dict((overrides or {}).get("export", {}))
             export_args = {k: v for k, v in exports.items() if k not in config_keys}
             if exports.keys() & config_keys:
