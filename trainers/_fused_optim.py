@@ -57,6 +57,7 @@ class StackedOptimizer:
         # A NumPy array: setting one entry costs a tenth of a microsecond, a tensor's a few (K per step).
         self._host = np.zeros((capacity, 4))  # lr, weight decay, kind code, occupied
         self._rows: torch.Tensor | None = None  # _host on the device, None when stale
+        self._kinds: tuple[bool, bool] | None = None  # (any SGD slot, any Adam/AdamW slot); None when stale
         self._steps = torch.zeros(capacity, 1, device=device)  # Adam steps taken per slot
 
     def reset(self, slot: int, kind: str, lr: float, weight_decay: float) -> None:
@@ -68,7 +69,7 @@ class StackedOptimizer:
         self._calls = None
         self._steps[slot] = 0.0
         self._host[slot] = (float(lr), float(weight_decay), _KINDS.index(kind), 1.0)
-        self._rows = None
+        self._rows = self._kinds = None
 
     def set_lr(self, slot: int, lr: float) -> None:
         """Give `slot` a new learning rate from its next step on (a scheduled slot's lr changes every step)."""
@@ -86,7 +87,7 @@ class StackedOptimizer:
         self._slots[slot] = None
         self._calls = None
         self._host[slot] = 0.0
-        self._rows = None
+        self._rows = self._kinds = None
 
     def step(self, params: torch.Tensor, grads: torch.Tensor) -> None:
         """Update the occupied rows of `params` (capacity, n_params) in place from `grads` of the same shape."""
@@ -143,8 +144,10 @@ class StackedOptimizer:
             # Non-blocking: from pageable memory CUDA stages the bytes at once, and a blocking copy would
             # make the host wait for the GPU at every step whose learning rates changed.
             self._rows = torch.from_numpy(self._host.astype(np.float32)).to(self.device, non_blocking=True)
-        codes = self._host[:, 2][self._host[:, 3] > 0]  # on the host: which kinds the occupied slots use
-        any_sgd, any_adam = bool((codes == _SGD).any()), bool((codes != _SGD).any())
+        if self._kinds is None:
+            codes = self._host[:, 2][self._host[:, 3] > 0]  # on the host: which kinds the occupied slots use
+            self._kinds = bool((codes == _SGD).any()), bool((codes != _SGD).any())
+        any_sgd, any_adam = self._kinds
         lr, decay, kind, occupied = (column.unsqueeze(1) for column in self._rows.unbind(dim=1))
         occupied, adamw, sgd = occupied > 0, kind == _KINDS.index("adamw"), kind == _SGD
         with torch.no_grad():

@@ -123,6 +123,7 @@ class AskDeadline:
         self._reserved = False  # passed because of the refit's reserve (not the bare deadline)
         self._needed: tuple[int, float] | None = None  # (trial number, refit seconds) of the last read
         self._read_at = -float("inf")
+        self._sizes: Mapping[str, Any] | None = None  # the study's data sizes, read once
 
     def passed(self) -> bool:
         """Whether the search is over: no new trial starts, and (with the reserve) running ones stop."""
@@ -160,5 +161,7 @@ class AskDeadline:
             best = self.study.best_trial
         except ValueError:  # no complete trial yet: nothing to refit
             return None
-        needed = refit_seconds(best.user_attrs, self.study.user_attrs.get(keys.DATA, {}), self.folds, self.epochs)
+        if self._sizes is None:
+            self._sizes = self.study.user_attrs.get(keys.DATA, {})
+        needed = refit_seconds(best.user_attrs, self._sizes, self.folds, self.epochs)
         return None if needed is None else (best.number, needed * self.members)

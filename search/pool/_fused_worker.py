@@ -36,7 +36,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from archsearch.pool._budget import AskDeadline
-from archsearch.pool._objective import TotalReached, time_up_reason
+from archsearch.pool._objective import TotalReached, stop_for_time
 from archsearch.storage import FINISHED_STATES, keys, set_user_attrs, trial_state_counts
 
 __all__ = ["fused_trial_loop"]
@@ -290,8 +290,8 @@ def _reporter(
     def report(epoch: int, value: float) -> bool | str:
         trial.report(value, epoch)
         values[epoch] = value
-        if time_up is not None and time_up():
-            return time_up_reason(epoch)
+        if reason := stop_for_time(time_up, epoch):
+            return reason
         if prune_from is None or epoch < prune_from:
             return False
         if complete is None:

@@ -20,7 +20,7 @@ from archsearch.storage import drop_weights_beyond_best, keys, open_artifact_sto
 from archsearch.trainers.data import PreparedData, load_folds
 from archsearch.trainers.metrics import REGRESSION_METRICS
 
-__all__ = ["Objective", "TotalReached", "time_up_reason", "train_and_record", "train_settings"]
+__all__ = ["Objective", "TotalReached", "stop_for_time", "time_up_reason", "train_and_record", "train_settings"]
 
 
 # The Hyperparameters fields that reach TrainSettings under their own name, beyond the four of every trial.
@@ -84,6 +84,11 @@ def time_up_reason(epoch: int) -> str:
     )
 
 
+def stop_for_time(time_up: Callable[[], bool] | None, epoch: int) -> str | None:
+    """`time_up_reason(epoch)` when `time_up` says the search's time is up, else None (a report's answer)."""
+    return time_up_reason(epoch) if time_up is not None and time_up() else None
+
+
 def train_and_record(
     trial: optuna.Trial,
     settings: Any,
@@ -119,8 +124,8 @@ def train_and_record(
 
     def report(epoch: int, value: float) -> bool | str:  # with folds, `epoch` is the fold
         trial.report(value, epoch)
-        if single and time_up is not None and time_up():
-            return time_up_reason(epoch)
+        if single and (reason := stop_for_time(time_up, epoch)):
+            return reason
         return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
     if single:
@@ -128,7 +133,7 @@ def train_and_record(
     else:
         # With folds `report` sees each fold's end; the time check must also reach every epoch of a fold.
         def epoch_report(epoch: int, value: float) -> bool | str:
-            return time_up_reason(epoch) if time_up is not None and time_up() else False
+            return stop_for_time(time_up, epoch) or False
 
         result = train_folds(widths, dropouts, activation, data, settings, report, epoch_report, **embedding)
     attrs = {

@@ -60,22 +60,28 @@ def test_train_mlp_names_a_missing_gpu_index(digits) -> None:
         train_mlp([8], [0.0], "relu", digits, TrainSettings(device=f"cuda:{index}", **FAST))
 
 
-@pytest.mark.timeout(300)
-def test_search_on_cuda_with_two_workers_per_gpu_exports_a_cpu_model(tmp_path: Path) -> None:
-    """Check that a pool of 2 workers on GPU 0 trains every trial on CUDA, and that export loads on the CPU."""
+def _search_on_gpu_0(tmp_path: Path, name: str, n_trials: int, trials_per_gpu: int):
+    """A short digits search on GPU 0 (the default engine); returns its storage URL and study."""
     from archsearch import SearchConfig, run_search
-    from archsearch.export import export_best
 
     url = f"sqlite:///{tmp_path}/search.db"
     config = SearchConfig.from_dict(
         {
-            "study": {"name": "cuda", "storage": url, "n_trials": 6, "seed": 0},
+            "study": {"name": name, "storage": url, "n_trials": n_trials, "seed": 0},
             "data": {"dataset": "digits"},
             "space": {"layers": [0, 2], "width": [16, 64], "batch_size": [64]},
             "train": {"epochs": 5, "patience": 5, "device": "cuda"},
         }
     )
-    study = run_search(config, workers=None, gpus=[0], trials_per_gpu=2, log_dir=tmp_path / "logs")
+    return url, run_search(config, workers=None, gpus=[0], trials_per_gpu=trials_per_gpu, log_dir=tmp_path / "logs")
+
+
+@pytest.mark.timeout(300)
+def test_search_on_cuda_with_two_workers_per_gpu_exports_a_cpu_model(tmp_path: Path) -> None:
+    """Check that a pool of 2 workers on GPU 0 trains every trial on CUDA, and that export loads on the CPU."""
+    from archsearch.export import export_best
+
+    url, study = _search_on_gpu_0(tmp_path, "cuda", n_trials=6, trials_per_gpu=2)
     finished = [t for t in study.trials if t.state.is_finished() and "device" in t.user_attrs]
     assert len([t for t in finished if t.state.name in ("COMPLETE", "PRUNED")]) == 6
     assert {t.user_attrs["device"] for t in finished} == {"cuda:0"}
@@ -140,19 +146,9 @@ def test_fused_diverging_slot_on_cuda_leaves_the_others_unchanged(digits) -> Non
 @pytest.mark.timeout(300)
 def test_search_on_cuda_with_engine_auto_runs_fused_trials(tmp_path: Path) -> None:
     """Check that `engine = "auto"` on a GPU trains narrow spaces fused, and that those trials export."""
-    from archsearch import SearchConfig, run_search
     from archsearch.export import export_best
 
-    url = f"sqlite:///{tmp_path}/search.db"
-    config = SearchConfig.from_dict(
-        {
-            "study": {"name": "cuda-fused", "storage": url, "n_trials": 8, "seed": 0},
-            "data": {"dataset": "digits"},
-            "space": {"layers": [0, 2], "width": [16, 64], "batch_size": [64]},
-            "train": {"epochs": 5, "patience": 5, "device": "cuda"},
-        }
-    )
-    study = run_search(config, workers=None, gpus=[0], trials_per_gpu=1, log_dir=tmp_path / "logs")
+    url, study = _search_on_gpu_0(tmp_path, "cuda-fused", n_trials=8, trials_per_gpu=1)
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 8
     assert {t.user_attrs["engine"] for t in finished} == {"fused"}
