@@ -116,6 +116,7 @@ lr = [1e-5, 1e-1]
 weight_decay = [0.0, 0.0]
 batch_size = [128]
 optimizer = ["adam"]
+embedding = ["none"]  # the default's "pl" trials would train on the single engine in both runs
 
 [train]
 epochs = ${EPOCHS}

@@ -41,6 +41,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -78,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         help="archsearch only: a config key beyond the defaults, the value in TOML (e.g. train.epochs=100), or an "
         "export_best argument as export.NAME (e.g. export.ensemble=5); repeatable",
     )
+    parser.add_argument(
+        "--keep-studies",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="archsearch only: keep each search's SQLite study as DIR/<dataset>_seed<seed>.db (for optuna-dashboard)",
+    )
     parser.add_argument("--missing-only", action="store_true", help="skip what the cache already holds")
     parser.add_argument("--table", action="store_true", help="print the Markdown tables from the cache and exit")
     parser.add_argument("--cache", type=Path, default=CACHE)
@@ -85,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         contender, dataset, seed = args.child
-        emit(run_one(contender, dataset, int(seed), args.budget, args.threads, _overrides(args.set)))
+        keep = args.keep_studies / f"{dataset}_seed{seed}.db" if args.keep_studies else None
+        emit(run_one(contender, dataset, int(seed), args.budget, args.threads, _overrides(args.set), keep))
         return 0
     if args.table:
         print(render(read_cache(args.cache)))
@@ -119,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                     child += ["--budget", str(budget)]
                 if contender == "archsearch":
                     child += [f"--set={item}" for item in args.set]
+                    if args.keep_studies:
+                        child += ["--keep-studies", str(args.keep_studies.resolve())]
                 try:
                     result = run_child(child, timeout=1800 + 3 * (budget or 0))
                 except ChildFailed as e:
@@ -168,6 +179,7 @@ def run_one(
     budget: float | None,
     threads: int,
     overrides: dict[str, dict[str, Any]] | None = None,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     """Load, split, fit one contender on the train rows and score it on the test rows (in a child process)."""
     spec = DATASETS[dataset]
@@ -176,7 +188,13 @@ def run_one(
     x_train, y_train = frame.iloc[train].reset_index(drop=True), target.iloc[train].reset_index(drop=True)
     x_test, y_test = frame.iloc[test].reset_index(drop=True), target.iloc[test].reset_index(drop=True)
     fit = {"linear": _fit_linear, "hgb": _fit_hgb, "realmlp": _fit_realmlp, "archsearch": _fit_archsearch}[contender]
-    prepared = fit(spec.task, seed, budget, threads, **({"overrides": overrides} if contender == "archsearch" else {}))
+    prepared = fit(
+        spec.task,
+        seed,
+        budget,
+        threads,
+        **({"overrides": overrides, "keep": keep} if contender == "archsearch" else {}),
+    )
     # imports happen in `fit`, before the clock starts
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     predictions, extra = prepared(x_train, y_train, x_test)
@@ -270,7 +288,12 @@ def _fit_realmlp(task: str, seed: int, budget: float | None, threads: int):
 
 
 def _fit_archsearch(
-    task: str, seed: int, budget: float | None, threads: int, overrides: dict[str, dict[str, Any]] | None = None
+    task: str,
+    seed: int,
+    budget: float | None,
+    threads: int,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    keep: Path | None = None,
 ):
     import pandas as pd
 
@@ -311,6 +334,9 @@ def _fit_archsearch(
             archsearch.export_best(storage, "qbench", folder / "model", **export_args)
             exported = time.perf_counter()
             predictions = archsearch.load_model(folder / "model").predict(pd.read_csv(folder / "test.csv"))
+            if keep is not None:
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(folder / "qbench.db", keep)
             best = study.best_trial
             metric = study.user_attrs["metric"]
             states = [t.state.name for t in study.trials]

@@ -36,6 +36,7 @@ SPACE = {
     "optimizer": ["adam"],
     "baselines": [[64]],
     "recipe_baseline": False,
+    "embedding": ["none"],  # the engines are compared on what both train
 }
 
 

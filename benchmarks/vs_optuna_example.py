@@ -219,6 +219,7 @@ def run_archsearch(args: argparse.Namespace, started: datetime.datetime, clock: 
             lr_schedule=("constant",),
             label_smoothing=(0.0, 0.0),
             normalization=("none",),
+            embedding=("none",),
         ),
         train=TrainConfig(
             epochs=args.epochs,

@@ -286,7 +286,12 @@ class SearchConfig:
 
 # Keys added after studies were first stored, with the value that means "as before they existed".
 _LEGACY_VALUES = {
-    "space": {"lr_schedule": ["constant"], "label_smoothing": [0.0, 0.0], "normalization": ["none"]},
+    "space": {
+        "lr_schedule": ["constant"],
+        "label_smoothing": [0.0, 0.0],
+        "normalization": ["none"],
+        "embedding": ["none"],  # the default searches ["none", "pl"] since 2026-12-04
+    },
     "train": {"warmup": 0.0, "grad_clip": None},
 }
 

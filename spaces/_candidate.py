@@ -90,13 +90,26 @@ class Architecture:
             n_numeric: Inputs that are numeric (embedded); the others are one-hot and pass through.
                 None: all of them.
         """
-        n_embedded = 0 if self.embedding == "none" else (n_inputs if n_numeric is None else n_numeric)
+        n_embedded = self._embedded(n_inputs, n_numeric)
         d = self.embedding_dim
         # Per feature: periodic has d frequencies and a Linear(2d -> d); pl a Linear(d bins -> d).
         per_feature = {"none": 0, "periodic": d + 2 * d * d + d, "pl": d * d + d}[self.embedding]
-        sizes = (n_inputs - n_embedded + n_embedded * d, *self.widths, n_outputs)
+        sizes = (self.input_width(n_inputs, n_numeric=n_numeric), *self.widths, n_outputs)
         linear = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
         return n_embedded * per_feature + linear
+
+    def input_width(self, n_inputs: int, *, n_numeric: int | None = None) -> int:
+        """Inputs of the first ``Linear``: each embedded feature gives ``embedding_dim`` values, the rest one.
+
+        Example:
+            >>> Architecture((8,), (0.0,), "relu", embedding="pl", embedding_dim=4).input_width(5, n_numeric=3)
+            14
+        """
+        n_embedded = self._embedded(n_inputs, n_numeric)
+        return n_inputs - n_embedded + n_embedded * self.embedding_dim
+
+    def _embedded(self, n_inputs: int, n_numeric: int | None) -> int:
+        return 0 if self.embedding == "none" else (n_inputs if n_numeric is None else n_numeric)
 
     def layer_shape(self) -> str:
         """Name the width profile, for grouping trials in reports (see :func:`classify_shape`)."""

@@ -7,6 +7,7 @@ deduplication and resuming.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -49,13 +50,17 @@ def architecture_key(architecture: Architecture) -> str:
     """Return a stable id of an architecture, such as ``"w=64-65-32|d=0.1-0.1-0|a=relu"``.
 
     A model without hidden layers is ``"linear"`` whatever its recorded activation, which it never uses.
+    An input embedding adds ``"|e=pl8"`` (kind and values per feature); without one the key is as before.
     Dropouts are written with 15 significant digits, so ``0.30000000000000004`` and ``0.3`` share a key.
     """
     if architecture.depth == 0:
         return "linear"
     widths = "-".join(str(w) for w in architecture.widths)
     dropouts = "-".join(format(p, ".15g") for p in architecture.dropouts)
-    return f"w={widths}|d={dropouts}|a={architecture.activation}"
+    key = f"w={widths}|d={dropouts}|a={architecture.activation}"
+    if architecture.embedding != "none":
+        key += f"|e={architecture.embedding}{architecture.embedding_dim}"
+    return key
 
 
 def neighbourhood(
@@ -65,6 +70,7 @@ def neighbourhood(
     steps: Sequence[float] = (1, 2, 0.1, 0.25, 0.5),
     *,
     hidden_widths: Sequence[int] = HIDDEN_LAYER_WIDTHS,
+    n_numeric: int | None = None,
 ) -> list[Neighbour]:
     """List the centre and every architecture one size change away from it.
 
@@ -75,7 +81,9 @@ def neighbourhood(
     2 layers or more that are not already equal); all dropouts set to 0 (when some is not); the linear
     model with the centre's hyperparameters (when the centre has layers). A linear centre has no width
     to change or copy; its neighbours answer "would a hidden layer help?": one hidden layer at each of
-    ``hidden_widths``, without dropout, with the centre's activation. Neighbours with a layer narrower
+    ``hidden_widths``, without dropout, with the centre's activation. Every neighbour with hidden layers
+    keeps the centre's input embedding, so that only the size differs; the linear model is the plain one
+    the search tries first (an embedding at depth 0 would make it non-linear). Neighbours with a layer narrower
     than 1 are dropped, and so are repeats of an earlier key: removing the only layer of a 1-layer
     centre is listed as ``remove_layer``, and named as the linear model it is.
 
@@ -85,6 +93,7 @@ def neighbourhood(
         n_outputs: Outputs of the network, for parameter counts.
         steps: Width changes besides +-1 neuron.
         hidden_widths: Widths of the one hidden layer tried around a linear centre.
+        n_numeric: Inputs that a centre's embedding encodes (the rest are one-hot); None: all of them.
 
     Returns:
         The neighbours, centre first, with distinct keys.
@@ -115,7 +124,7 @@ def neighbourhood(
             *_resized(centre, [float(s) for s in steps]),
             *_removed(centre),
             *_added(centre),
-            *_uniform(centre, n_inputs, n_outputs),
+            *_uniform(centre, n_inputs, n_outputs, n_numeric),
             *_without_dropout(centre),
             *_linear(centre),
         ]
@@ -224,6 +233,8 @@ def _neighbour(
     if any(w < 1 for w in widths):
         return None
     architecture = Architecture(widths=tuple(widths), dropouts=tuple(dropouts), activation=centre.activation)
+    if widths and centre.embedding != "none":
+        architecture = dataclasses.replace(architecture, embedding=centre.embedding, embedding_dim=centre.embedding_dim)
     delta = architecture.total_units - centre.total_units
     return Neighbour(kind, change, layer, delta, architecture, architecture_key(architecture))
 
@@ -253,7 +264,7 @@ def _removed(centre: Architecture) -> Iterable[Neighbour | None]:
     for i in range(centre.depth):
         widths = centre.widths[:i] + centre.widths[i + 1 :]
         dropouts = centre.dropouts[:i] + centre.dropouts[i + 1 :]
-        change = f"remove layer {i}" + (f" ({LINEAR_NEIGHBOUR})" if not widths else "")
+        change = f"remove layer {i}" + (f" ({_linear_name(centre)})" if not widths else "")
         yield _neighbour("remove_layer", change, i, centre, widths, dropouts)
 
 
@@ -272,19 +283,22 @@ def _added(centre: Architecture) -> Iterable[Neighbour | None]:
         yield _neighbour("add_layer", change, i, centre, widths, dropouts)
 
 
-def _uniform(centre: Architecture, n_inputs: int, n_outputs: int) -> Iterable[Neighbour | None]:
+def _uniform(centre: Architecture, n_inputs: int, n_outputs: int, n_numeric: int | None) -> Iterable[Neighbour | None]:
     depth = centre.depth
     if depth <= 1 or len(set(centre.widths)) == 1:
         return
-    target = centre.n_params(n_inputs, n_outputs)
-    # n_params(w) = (depth - 1) w^2 + (n_inputs + n_outputs + depth) w + n_outputs; take its positive root.
-    a, b, c = depth - 1, n_inputs + n_outputs + depth, n_outputs - target
+    target = centre.n_params(n_inputs, n_outputs, n_numeric=n_numeric)
+    # The embedding's own parameters are the same at any width, so match the Linear chain's: with f inputs
+    # to the first layer, (depth - 1) w^2 + (f + n_outputs + depth) w + n_outputs; take its positive root.
+    fan_in = centre.input_width(n_inputs, n_numeric=n_numeric)
+    chain = dataclasses.replace(centre, embedding="none").n_params(fan_in, n_outputs)
+    a, b, c = depth - 1, fan_in + n_outputs + depth, n_outputs - chain
     root = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
     candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
 
     def distance(w: int) -> tuple[int, int]:
-        uniform = Architecture(widths=(w,) * depth, dropouts=centre.dropouts, activation=centre.activation)
-        return abs(uniform.n_params(n_inputs, n_outputs) - target), w
+        uniform = dataclasses.replace(centre, widths=(w,) * depth)
+        return abs(uniform.n_params(n_inputs, n_outputs, n_numeric=n_numeric) - target), w
 
     width = min(candidates, key=distance)
     change = f"uniform {width} x {depth} at same parameter count"
@@ -298,7 +312,14 @@ def _without_dropout(centre: Architecture) -> Iterable[Neighbour | None]:
 
 def _linear(centre: Architecture) -> Iterable[Neighbour | None]:
     if centre.depth:
-        yield _neighbour("linear", LINEAR_NEIGHBOUR, None, centre, (), ())
+        yield _neighbour("linear", _linear_name(centre), None, centre, (), ())
+
+
+def _linear_name(centre: Architecture) -> str:
+    # The linear neighbour has no embedding (see neighbourhood): say so where that is a second difference.
+    if centre.embedding == "none":
+        return LINEAR_NEIGHBOUR
+    return f"{LINEAR_NEIGHBOUR}, without its {centre.embedding} embedding"
 
 
 def _front(order: Sequence[int], points: Sequence[tuple[int, float]], sign: float) -> list[int]:

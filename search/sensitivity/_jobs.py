@@ -89,10 +89,14 @@ def job_id(centre_trial: int, key: str, seed: int) -> str:
     return f"{centre_trial}|{key}|{seed}"
 
 
-def plan_jobs(centres: Sequence[Centre], seeds: Sequence[int], n_inputs: int, n_outputs: int) -> list[dict[str, Any]]:
+def plan_jobs(
+    centres: Sequence[Centre], seeds: Sequence[int], n_inputs: int, n_outputs: int, *, n_numeric: int | None = None
+) -> list[dict[str, Any]]:
     """List one job per centre, neighbour and seed, as the user attributes of its trial.
 
-    Seed by seed, so that the runs finished by an interrupted analysis cover every neighbour.
+    Seed by seed, so that the runs finished by an interrupted analysis cover every neighbour. A job holds
+    its architecture's `to_dict`, so an embedded centre's neighbours train with its embedding; `n_numeric`
+    counts the inputs it encodes, for parameter counts (None: all of them).
 
     Example:
         >>> jobs = plan_jobs([centre], seeds=[0, 1], n_inputs=10, n_outputs=3)  # doctest: +SKIP
@@ -102,10 +106,10 @@ def plan_jobs(centres: Sequence[Centre], seeds: Sequence[int], n_inputs: int, n_
     jobs = []
     for seed in seeds:
         for centre in centres:
-            centre_params = centre.architecture.n_params(n_inputs, n_outputs)
+            centre_params = centre.architecture.n_params(n_inputs, n_outputs, n_numeric=n_numeric)
             for neighbour in centre.neighbours:
                 architecture = neighbour.architecture
-                n_params = architecture.n_params(n_inputs, n_outputs)
+                n_params = architecture.n_params(n_inputs, n_outputs, n_numeric=n_numeric)
                 jobs.append(
                     {
                         keys.JOB_ID: job_id(centre.trial, neighbour.key, seed),
@@ -198,6 +202,8 @@ class SensitivityObjective:
             settings = self._settings(job)
             spec = SlotSpec(tuple(job["widths"]), tuple(job["dropouts"]), job["activation"], settings)
             reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
+            if reason is None and job.get("embedding", "none") != "none":
+                reason = f"the fused engine does not support embedding = {job['embedding']!r} yet"
         except TotalReached:
             raise
         except Exception as e:
@@ -243,8 +249,9 @@ class SensitivityObjective:
     def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
         settings = self._settings(job)
         # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
+        embedding = {name: job[name] for name in ("embedding", "embedding_dim") if name in job}
         result = train_and_record(
-            trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prune_from=None
+            trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prune_from=None, **embedding
         )
         return result.best_value
 

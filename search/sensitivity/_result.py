@@ -218,10 +218,13 @@ def compare_centre(
     n_inputs: int,
     n_outputs: int,
     margin: float | None = None,
+    *,
+    n_numeric: int | None = None,
 ) -> CentreResult:
     """Compare each neighbour of one centre with it over the seeds both finished, Holm-corrected together.
 
     ``margin`` is the equivalence margin in metric units; None uses the centre's seed-to-seed sd.
+    ``n_numeric`` counts the inputs an embedding encodes, for parameter counts (None: all of them).
     """
     values: dict[str, dict[int, float]] = {}
     diverged: dict[str, int] = {}
@@ -242,11 +245,11 @@ def compare_centre(
     mdd = math.nan
     if spreads and n_tests:
         mdd = minimum_detectable_difference(statistics.median(spreads), len(seeds), alpha / n_tests)
-    centre_params = centre.architecture.n_params(n_inputs, n_outputs)
+    centre_params = centre.architecture.n_params(n_inputs, n_outputs, n_numeric=n_numeric)
     neighbours = []
     for n in others:
         architecture = n.architecture
-        n_params = architecture.n_params(n_inputs, n_outputs)
+        n_params = architecture.n_params(n_inputs, n_outputs, n_numeric=n_numeric)
         neighbours.append(
             NeighbourResult(
                 kind=n.kind,

@@ -27,6 +27,7 @@ from archsearch.sensitivity._result import SensitivityResult, compare_centre, su
 from archsearch.spaces import Architecture, Neighbour, across_sizes_neighbours, is_int, neighbourhood, pick_centres
 from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
 from archsearch.storage import FINISHED_STATES, keys, make_storage, name_metric, open_study
+from archsearch.trainers.data import Preprocessing
 
 __all__ = ["DEFAULT_STEPS", "SensitivityError", "run_sensitivity"]
 
@@ -106,11 +107,12 @@ def run_sensitivity(
     direction = parent.direction.name.lower()
     sizes = parent.user_attrs[keys.DATA]
     n_inputs, n_outputs = sizes["n_features"], sizes["n_outputs"]
-    centres = _choose_centres(parent, config, trial, centers, steps, n_inputs, n_outputs)
+    n_numeric = _numeric_inputs(parent)
+    centres = _choose_centres(parent, config, trial, centers, steps, n_inputs, n_outputs, n_numeric)
     if repeats is None:
         repeats = default_repeats(centres, alpha)
     seeds = list(range(repeats))
-    jobs = plan_jobs(centres, seeds, n_inputs, n_outputs)
+    jobs = plan_jobs(centres, seeds, n_inputs, n_outputs, n_numeric=n_numeric)
     notes = _significance_warnings(centres, repeats, alpha)
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
@@ -128,7 +130,10 @@ def run_sensitivity(
     trials = companion.get_trials(deepcopy=False)
     runs = _first_finished_runs(trials)
     finished = set(runs) & planned
-    results = [compare_centre(c, seeds, runs, direction, alpha, n_inputs, n_outputs, margin) for c in centres]
+    results = [
+        compare_centre(c, seeds, runs, direction, alpha, n_inputs, n_outputs, margin, n_numeric=n_numeric)
+        for c in centres
+    ]
     result = SensitivityResult(
         study_name=study_name,
         companion_study=companion.study_name,
@@ -212,6 +217,7 @@ def _choose_centres(
     steps: tuple[float, ...],
     n_inputs: int,
     n_outputs: int,
+    n_numeric: int | None,
 ) -> list[Centre]:
     name = parent.study_name
     completed = [
@@ -251,7 +257,12 @@ def _choose_centres(
             f"is {frozen.state.name}. Pass a completed trial (the best is trial {best}), or leave --trial out."
         )
     neighbours = neighbourhood(
-        _architecture(frozen), n_inputs, n_outputs, steps, hidden_widths=_hidden_layer_widths(config)
+        _architecture(frozen),
+        n_inputs,
+        n_outputs,
+        steps,
+        hidden_widths=_hidden_layer_widths(config),
+        n_numeric=n_numeric,
     )
     return [_centre(config, frozen, neighbours)]
 
@@ -263,16 +274,16 @@ def _hidden_layer_widths(config: SearchConfig) -> tuple[int, ...]:
 
 
 def _architecture(trial: FrozenTrial) -> Architecture:
-    attrs = trial.user_attrs
-    if Architecture.from_attrs(attrs).embedding != "none":
-        # Neighbours are built and trained without an embedding, so the comparison would be unpaired.
-        raise SensitivityError(
-            f"Trial {trial.number} uses the {attrs[keys.EMBEDDING]!r} numeric-feature embedding, which sensitivity "
-            "does not vary yet. Pass --trial with a trial without an embedding."
-        )
-    return Architecture(
-        widths=tuple(attrs["widths"]), dropouts=tuple(attrs["dropouts"]), activation=attrs["activation"]
-    )
+    # With its input embedding, if any: the neighbours keep it, so only their size differs from the centre.
+    return Architecture.from_attrs(trial.user_attrs)
+
+
+def _numeric_inputs(parent: optuna.Study) -> int | None:
+    """Inputs an embedding encodes (the numeric ones), for parameter counts; None in a study without them."""
+    stored = parent.user_attrs.get(keys.PREPROCESSING)
+    if stored is None:
+        return None
+    return len(Preprocessing.from_dict(stored).numeric_features)
 
 
 def _centre(config: SearchConfig, trial: FrozenTrial, neighbours: list[Neighbour]) -> Centre:

@@ -13,7 +13,7 @@ import torch
 from archsearch.config import SearchConfig
 from archsearch.export import export_best, load_model
 from archsearch.pool import Objective
-from archsearch.sensitivity import SensitivityError, run_sensitivity
+from archsearch.sensitivity import run_sensitivity
 from archsearch.spaces import Architecture
 from archsearch.storage import keys, make_storage
 from archsearch.trainers import TrainSettings, train_mlp
@@ -81,13 +81,31 @@ def test_search_with_scaling_and_embedding_exports_equal_predictions(tmp_path: P
     np.testing.assert_allclose(torch.softmax(logits, dim=1).numpy(), predictor.predict_proba(rows), atol=1e-6)
 
 
-def test_sensitivity_refuses_an_embedded_centre(tmp_path: Path) -> None:
-    """Check that sensitivity names the embedding of a centre it cannot vary, and what to pass instead."""
+@pytest.mark.timeout(300)
+def test_sensitivity_trains_an_embedded_centres_neighbours_with_its_embedding(tmp_path: Path) -> None:
+    """Check that the neighbours of a pl-embedded centre train with that embedding, the linear one without,
+    and that parameter counts count only the numeric inputs as embedded (as the search's trial does)."""
+    from archsearch.controller import run_search
+
     config = _config(tmp_path)
-    study = optuna.create_study(storage=make_storage(config.study.storage), study_name="enc", direction="maximize")
-    study.set_user_attr(keys.CONFIG, config.to_dict())
-    study.set_user_attr(keys.DATA, {"n_features": 5, "n_outputs": 2})
-    architecture = {"widths": [8], "dropouts": [0.0], "activation": "relu", "embedding": "pl", "embedding_dim": 4}
-    study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={**architecture, "n_params": 250}))
-    with pytest.raises(SensitivityError, match=r"Trial 0 uses the 'pl' numeric-feature embedding.*Pass --trial"):
-        run_sensitivity(config.study.storage, "enc")
+    study = run_search(config, workers=1)
+    centre = study.best_trial
+    with pytest.warns(UserWarning, match="With 2 seeds no neighbour"):  # 2 seeds are enough to check the runs
+        result = run_sensitivity(config.study.storage, "enc", repeats=2, steps=())
+    companion = optuna.load_study(study_name="enc.sensitivity", storage=config.study.storage)
+    runs = [t for t in companion.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert runs and all(t.user_attrs["centre_trial"] == centre.number for t in runs)
+    for run in runs:
+        expected = None if run.user_attrs["depth"] == 0 else "pl"
+        assert run.user_attrs.get(keys.EMBEDDING) == expected, run.user_attrs["change"]
+    centre_runs = [t for t in runs if t.user_attrs["kind"] == "centre"]
+    # 2 numeric inputs embedded, 3 one-hot passed through: the count the search stored for the trial itself.
+    assert {t.user_attrs["n_params"] for t in centre_runs} == {centre.user_attrs["n_params"]}
+    (found,) = result.centres
+    linear = [n for n in found.neighbours if n.kind == "remove_layer"]
+    assert (
+        linear
+        and linear[0].change
+        == "remove layer 0 (linear model with the centre's hyperparameters, without its pl embedding)"
+    )
+    assert linear[0].n_params == 5 * 2 + 2

@@ -22,7 +22,7 @@ HYPER = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 64, "optimizer": "adam"}
 def _old_stored(config: SearchConfig) -> dict:
     """The config as a study stored it before the training recipe keys existed."""
     stored = config.to_dict()
-    for key in ("lr_schedule", "label_smoothing", "normalization"):
+    for key in ("lr_schedule", "label_smoothing", "normalization", "embedding", "embedding_dim"):
         del stored["space"][key]
     for key in ("warmup", "grad_clip"):
         del stored["train"][key]
@@ -100,7 +100,12 @@ def test_resuming_an_old_study_compares_against_its_old_training(tmp_path: Path)
     """Check that an old study is refused with a new recipe and resumes with the old one spelled out."""
     from archsearch.controller import open_search_study
 
-    legacy = {"lr_schedule": ["constant"], "label_smoothing": [0.0, 0.0], "normalization": ["none"]}
+    legacy = {
+        "lr_schedule": ["constant"],
+        "label_smoothing": [0.0, 0.0],
+        "normalization": ["none"],
+        "embedding": "none",
+    }
     old = small_config(tmp_path, space=legacy, train={"warmup": 0.0})
     study = open_search_study(old).study
     study.set_user_attr(keys.CONFIG, _old_stored(old))
@@ -113,6 +118,7 @@ def test_resuming_an_old_study_compares_against_its_old_training(tmp_path: Path)
     # The resume stored the config with its recipe keys, for workers that join later.
     stored = optuna.load_study(study_name="digits", storage=old.study.storage).user_attrs[keys.CONFIG]
     assert (stored["space"]["lr_schedule"], stored["train"]["warmup"]) == (["constant"], 0.0)
+    assert stored["space"]["embedding"] == ["none"]  # not today's default, which searches "pl" too
 
 
 @pytest.mark.timeout(300)

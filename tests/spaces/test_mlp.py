@@ -119,6 +119,7 @@ def test_mlp_space_sample_funnel_widths(funnel: str, first: int, ratio: float, e
             "lr_schedule": "constant",
             "label_smoothing": 0.0,
             "normalization": "none",
+            "embedding": "none",
         }
     )
     assert space.sample(trial).architecture.widths == expected

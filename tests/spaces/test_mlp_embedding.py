@@ -38,12 +38,27 @@ def test_searched_embedding_is_sampled_only_with_hidden_layers() -> None:
     assert seen == {"none", "periodic", "pl"}
 
 
-def test_default_space_adds_no_embedding_parameter() -> None:
-    """Check that a space without embedding choices samples none and adds no parameter (old studies unchanged)."""
-    for candidate, params in _sample_many(MLPSpace(layers=(1, 2)), 10):
+def test_embedding_none_adds_no_embedding_parameter() -> None:
+    """Check that `embedding = "none"` samples none and adds no parameter (as studies made before embeddings)."""
+    for candidate, params in _sample_many(MLPSpace(layers=(1, 2), embedding="none"), 10):
         assert candidate.architecture.embedding == "none"
         assert not {"embedding", "embedding_dim"} & set(params)
         assert "embedding" not in candidate.architecture.to_dict()
+
+
+def test_default_space_searches_none_and_pl_but_never_at_depth_0() -> None:
+    """Check that the default space suggests embedding "none" or "pl" (dim 8) and keeps depth 0 the plain linear model."""
+    seen = set()
+    for candidate, params in _sample_many(MLPSpace(layers=(0, 2)), 40):
+        architecture = candidate.architecture
+        if architecture.depth == 0:
+            assert architecture.embedding == "none" and "embedding" not in params
+            continue
+        assert params["embedding"] in ("none", "pl")
+        seen.add(architecture.embedding)
+        if architecture.embedding == "pl":
+            assert architecture.embedding_dim == params["embedding_dim"] == 8
+    assert seen == {"none", "pl"}
 
 
 def test_single_embedding_value_fixes_it_and_round_trips() -> None:

@@ -13,8 +13,14 @@ SEARCHED = {
     "lr_schedule": ["constant", "cosine", "onecycle"],
     "label_smoothing": [0.0, 0.2],
     "normalization": ["none", "batch", "layer"],
+    "embedding": ["none"],
 }
-SWITCHED_OFF = {"lr_schedule": ["constant"], "label_smoothing": [0.0, 0.0], "normalization": ["none"]}
+SWITCHED_OFF = {
+    "lr_schedule": ["constant"],
+    "label_smoothing": [0.0, 0.0],
+    "normalization": ["none"],
+    "embedding": ["none"],
+}
 # A trial of a study made before the recipe knobs existed.
 OLD_PARAMS = {
     "n_layers": 2,

@@ -129,6 +129,37 @@ def test_neighbourhood_uniform_has_the_closest_parameter_count() -> None:
     assert gap(width) == min(gap(w) for w in range(1, 300))
 
 
+@pytest.mark.parametrize("kind", ["pl", "periodic"])
+def test_neighbours_of_an_embedded_centre_keep_its_embedding(kind: str) -> None:
+    """Check that every neighbour with layers keeps the centre's embedding, the linear one is plain, keys say
+    the embedding, and the uniform neighbour matches the centre's parameters counting only numeric inputs."""
+    centre = dataclasses.replace(_arch((128, 40, 8)), embedding=kind, embedding_dim=6)
+    n_numeric = 4  # of N_IN = 10 inputs; the other 6 are one-hot and pass through
+    neighbours = neighbourhood(centre, N_IN, N_OUT, n_numeric=n_numeric)
+    for n in neighbours:
+        if n.architecture.depth == 0:
+            assert n.architecture.embedding == "none", n.change
+        else:
+            assert (n.architecture.embedding, n.architecture.embedding_dim) == (kind, 6), n.change
+        assert (f"|e={kind}6" in n.key) == (n.architecture.depth > 0)
+    (linear,) = [n for n in neighbours if n.kind == "linear"]
+    assert linear.change == f"linear model with the centre's hyperparameters, without its {kind} embedding"
+    (uniform,) = [n for n in neighbours if n.kind == "uniform"]
+    width = uniform.architecture.widths[0]
+
+    def gap(w: int) -> int:
+        candidate = dataclasses.replace(centre, widths=(w,) * 3)
+        return abs(
+            candidate.n_params(N_IN, N_OUT, n_numeric=n_numeric) - centre.n_params(N_IN, N_OUT, n_numeric=n_numeric)
+        )
+
+    assert gap(width) == min(gap(w) for w in range(1, 300))
+    # The same changes as around the plain centre: the embedding changes no width arithmetic.
+    assert [n.change for n in neighbours if n.kind not in ("linear", "uniform")] == [
+        n.change for n in neighbourhood(_arch((128, 40, 8)), N_IN, N_OUT) if n.kind not in ("linear", "uniform")
+    ]
+
+
 @pytest.mark.parametrize(
     ("centre", "missing"),
     [

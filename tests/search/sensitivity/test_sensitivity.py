@@ -74,6 +74,7 @@ def _search_config(folder: Path) -> SearchConfig:
                 "lr_schedule": ["constant"],
                 "label_smoothing": [0.0, 0.0],
                 "normalization": ["none"],
+                "embedding": ["none"],  # the baselines pin the widths only: keep both plain
             },
             # One thread per run: two threads on a tiny MLP only wait for each other on a shared machine.
             "train": {"epochs": 10, "patience": 5, "device": "cpu", "num_threads": 1},
