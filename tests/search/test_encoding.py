@@ -82,12 +82,16 @@ def test_search_with_scaling_and_embedding_exports_equal_predictions(tmp_path: P
 
 
 @pytest.mark.timeout(300)
-def test_sensitivity_trains_an_embedded_centres_neighbours_with_its_embedding(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["single", "fused"])
+def test_sensitivity_trains_an_embedded_centres_neighbours_with_its_embedding(tmp_path: Path, engine: str) -> None:
     """Check that the neighbours of a pl-embedded centre train with that embedding, the linear one without,
-    and that parameter counts count only the numeric inputs as embedded (as the search's trial does)."""
+    that parameter counts count only the numeric inputs as embedded (as the search's trial does), and that
+    a fused worker trains the embedded runs on the single engine and says why."""
     from archsearch.controller import run_search
 
-    config = _config(tmp_path)
+    stored = _config(tmp_path).to_dict()
+    stored["train"]["engine"] = engine
+    config = SearchConfig.from_dict(stored)
     study = run_search(config, workers=1)
     centre = study.best_trial
     with pytest.warns(UserWarning, match="With 2 seeds no neighbour"):  # 2 seeds are enough to check the runs
@@ -98,6 +102,11 @@ def test_sensitivity_trains_an_embedded_centres_neighbours_with_its_embedding(tm
     for run in runs:
         expected = None if run.user_attrs["depth"] == 0 else "pl"
         assert run.user_attrs.get(keys.EMBEDDING) == expected, run.user_attrs["change"]
+        if engine == "fused" and expected == "pl":
+            assert run.user_attrs[keys.ENGINE] == "single"
+            assert run.user_attrs[keys.ENGINE_REASON] == "the fused engine does not support embedding = 'pl' yet"
+        elif engine == "fused":
+            assert run.user_attrs[keys.ENGINE] == "fused"
     centre_runs = [t for t in runs if t.user_attrs["kind"] == "centre"]
     # 2 numeric inputs embedded, 3 one-hot passed through: the count the search stored for the trial itself.
     assert {t.user_attrs["n_params"] for t in centre_runs} == {centre.user_attrs["n_params"]}
