@@ -41,7 +41,7 @@ import json
 import math
 import os
 import resource
-import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -287,6 +287,19 @@ def _fit_realmlp(task: str, seed: int, budget: float | None, threads: int):
     return fit
 
 
+def _keep_study(database: Path, keep: Path) -> None:
+    """Copy a live SQLite study with the backup API: in WAL mode the last commits may still be in the -wal file,
+    which a file copy would leave behind (a few ms for the studies here, inside the timed fit)."""
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    keep.unlink(missing_ok=True)
+    source, target = sqlite3.connect(database), sqlite3.connect(keep)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
 def _fit_archsearch(
     task: str,
     seed: int,
@@ -335,8 +348,7 @@ def _fit_archsearch(
             exported = time.perf_counter()
             predictions = archsearch.load_model(folder / "model").predict(pd.read_csv(folder / "test.csv"))
             if keep is not None:
-                keep.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(folder / "qbench.db", keep)
+                _keep_study(folder / "qbench.db", keep)
             best = study.best_trial
             metric = study.user_attrs["metric"]
             states = [t.state.name for t in study.trials]

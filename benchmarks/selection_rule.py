@@ -11,7 +11,8 @@ best epoch; no refit, so nothing is trained here):
 - `best window, W`: the best mean over any W consecutive epochs;
 - `oracle`: the trial with the best test metric, the ceiling of any rule.
 
-Differences are in accuracy points or % of RMSE, positive = the rule's pick tests better.
+Differences are x100 for a maximised metric (accuracy points) and in % of the chosen trial's value for a
+minimised one (% of RMSE), positive = the rule's pick tests better.
 
     python benchmarks/selection_rule.py DIR [--windows 3,5,9]
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
 
 import optuna
@@ -54,7 +56,7 @@ def compare(path: Path, windows: list[int]) -> dict[str, float | int | str]:
         return sign * trial.user_attrs[f"test_{metric}"]
 
     chosen = max(trials, key=lambda t: sign * t.value)
-    unit = 100.0 if metric != "rmse" else 100.0 / abs(test(chosen))
+    unit = 100.0 if sign == 1 else 100.0 / abs(test(chosen))
     row: dict[str, float | int | str] = {"study": path.stem, "complete": len(trials)}
     for window in windows:
         for name, rule in (("around best", around_best), ("best window", best_window)):
@@ -64,11 +66,11 @@ def compare(path: Path, windows: list[int]) -> dict[str, float | int | str]:
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("studies", type=Path, help="the --keep-studies folder of quality_vs_peers.py")
     parser.add_argument("--windows", default="3,5,9")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     windows = [int(w) for w in args.windows.split(",")]
     rows = [compare(path, windows) for path in sorted(args.studies.glob("*.db"))]
@@ -89,7 +91,8 @@ def main() -> None:
         + " | ".join(f"{sum(r[c] > 1e-9 for r in rows)} / {sum(r[c] < -1e-9 for r in rows)}" for c in columns)
         + " |"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -113,6 +113,8 @@ def neighbourhood(
     """
     owner = "neighbourhood"
     _check_sizes(owner, centre, n_inputs, n_outputs)
+    if n_numeric is not None and not (is_int(n_numeric) and 0 <= n_numeric <= n_inputs):
+        raise error(owner, "n_numeric", f"an int in [0, n_inputs = {n_inputs}] or None", n_numeric)
     if not (is_sequence(steps) and all(_is_step(s) for s in steps)):
         raise error(owner, "steps", "positive numbers; steps >= 1 must be whole neuron counts", steps)
     if not (is_sequence(hidden_widths) and hidden_widths and all(is_int(w) and w >= 1 for w in hidden_widths)):

@@ -93,9 +93,16 @@ _EVAL_ELEMENTS = 2**24  # slots x rows x width per evaluation chunk, so validati
 
 
 def fused_unsupported_reason(
-    widths: Sequence[int], dropouts: Sequence[float], activation: str, settings: TrainSettings
+    widths: Sequence[int],
+    dropouts: Sequence[float],
+    activation: str,
+    settings: TrainSettings,
+    *,
+    embedding: str = "none",
 ) -> str | None:
     """Why this trial cannot train in the fused engine, or None when it can.
+
+    `embedding` is `train_mlp`'s argument of that name (not a TrainSettings field): none is fused yet.
 
     Example:
         >>> fused_unsupported_reason([64, 32], [0.0, 0.0], "relu", TrainSettings()) is None
@@ -108,6 +115,8 @@ def fused_unsupported_reason(
         value = getattr(settings, field.name)
         if value != default:
             return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
+    if embedding != "none":
+        return f"the fused engine does not support embedding = {embedding!r} yet"
     if len(widths) > 0 and activation not in ACTIVATIONS:
         return f"the fused engine has no activation {activation!r}"
     return None

@@ -223,10 +223,9 @@ class Objective:
             architecture = candidate.architecture
             settings = self._settings(trial, candidate)
             spec = SlotSpec(tuple(architecture.widths), tuple(architecture.dropouts), architecture.activation, settings)
-            reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
-            if reason is None and architecture.embedding != "none":
-                # An input embedding is a train_mlp argument, not a TrainSettings field: the check above cannot see it.
-                reason = f"the fused engine does not support embedding = {architecture.embedding!r} yet"
+            reason = fused_unsupported_reason(
+                spec.widths, spec.dropouts, spec.activation, settings, embedding=architecture.embedding
+            )
             if reason is None and self.config.data.folds:
                 reason = "the fused engine does not train [data] folds yet"
         except TotalReached:

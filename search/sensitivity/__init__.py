@@ -11,8 +11,9 @@ worker pool like a search's trials. Study user attributes: ``archsearch_kind = "
 ``task``, ``data``, ``preprocessing`` and ``sensitivity_jobs`` (the distinct jobs it holds, the total
 its workers run to). Each trial is enqueued with its job as user attributes (``job_id``,
 ``centre_trial``, ``kind``, ``change``, ``key``, ``layer``, ``delta_units``, ``seed``, ``widths``,
-``dropouts``, ``activation``, ``depth``, ``n_params``, ``delta_params``, ``lr``, ``weight_decay``,
-``batch_size``, ``optimizer``) and records, once trained, the metrics a search trial records.
+``dropouts``, ``activation``, ``embedding`` and ``embedding_dim`` for an embedded centre, ``depth``,
+``n_params``, ``delta_params``, ``lr``, ``weight_decay``, ``batch_size``, ``optimizer``, ``lr_schedule``,
+``label_smoothing``, ``normalization``) and records, once trained, the metrics a search trial records.
 
 This module stays light, since the `archsearch` parser imports it; the analysis loads on first use.
 

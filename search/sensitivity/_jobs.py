@@ -49,6 +49,8 @@ JOB_KEYS = (
     "widths",
     "dropouts",
     "activation",
+    keys.EMBEDDING,  # with keys.EMBEDDING_DIM, only in the jobs of an embedded centre
+    keys.EMBEDDING_DIM,
     "depth",
     "n_params",
     "delta_params",
@@ -201,9 +203,9 @@ class SensitivityObjective:
             job = self._take_job(trial)
             settings = self._settings(job)
             spec = SlotSpec(tuple(job["widths"]), tuple(job["dropouts"]), job["activation"], settings)
-            reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
-            if reason is None and job.get("embedding", "none") != "none":
-                reason = f"the fused engine does not support embedding = {job['embedding']!r} yet"
+            reason = fused_unsupported_reason(
+                spec.widths, spec.dropouts, spec.activation, settings, embedding=job.get(keys.EMBEDDING, "none")
+            )
         except TotalReached:
             raise
         except Exception as e:
@@ -249,7 +251,7 @@ class SensitivityObjective:
     def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
         settings = self._settings(job)
         # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
-        embedding = {name: job[name] for name in ("embedding", "embedding_dim") if name in job}
+        embedding = {name: job[name] for name in (keys.EMBEDDING, keys.EMBEDDING_DIM) if name in job}
         result = train_and_record(
             trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prune_from=None, **embedding
         )

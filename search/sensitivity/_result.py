@@ -105,6 +105,9 @@ class CentreResult:
         n_tests: Neighbours compared together (Holm's family).
         can_reach_significance: Whether this many seeds can make any neighbour significant at all.
         neighbours: The neighbours, in the order of `archsearch.spaces.neighbourhood`.
+        embedding: The centre's numeric-feature embedding, which its neighbours with hidden layers share;
+            "none" without one.
+        embedding_dim: Its values per feature (unused with "none").
     """
 
     trial: int
@@ -122,6 +125,8 @@ class CentreResult:
     n_tests: int
     can_reach_significance: bool
     neighbours: tuple[NeighbourResult, ...]
+    embedding: str = "none"
+    embedding_dim: int = 8
 
     @property
     def mean(self) -> float:
@@ -285,6 +290,8 @@ def compare_centre(
         n_tests=n_tests,
         can_reach_significance=n_tests > 0 and can_reach_significance(len(seeds), n_tests, alpha),
         neighbours=tuple(neighbours),
+        embedding=architecture.embedding,
+        embedding_dim=architecture.embedding_dim,
     )
 
 
@@ -305,6 +312,9 @@ def _centre_dict(centre: CentreResult, metric: str, direction: str) -> dict[str,
         "widths": list(centre.widths),
         "dropouts": list(centre.dropouts),
         "activation": centre.activation,
+        **(
+            {"embedding": centre.embedding, "embedding_dim": centre.embedding_dim} if centre.embedding != "none" else {}
+        ),
         "n_params": centre.n_params,
         "hyperparameters": centre.hyperparameters,
         "values": {str(seed): v for seed, v in centre.values.items()},
@@ -363,10 +373,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def _describe(centre: CentreResult) -> str:
-    """``"trial 3 (1 layer of 64, relu; 451 params)"``, ``"trial 0 (linear model; 650 params)"``."""
+    """``"trial 3 (1 layer of 64, relu; 451 params)"``, ``"trial 0 (linear model; 650 params)"``, and
+    ``"trial 5 (1 layer of 64, relu, pl embedding of 8; 1,163 params)"``."""
     if not centre.widths:
         return f"trial {centre.trial} (linear model; {centre.n_params:,} params)"
     layers = f"{plural(len(centre.widths), 'layer')} of {', '.join(map(str, centre.widths))}, {centre.activation}"
+    if centre.embedding != "none":
+        layers += f", {centre.embedding} embedding of {centre.embedding_dim}"
     return f"trial {centre.trial} ({layers}; {centre.n_params:,} params)"
 
 

@@ -281,7 +281,7 @@ def test_mlp_space_rejects_invalid_fields(kwargs: dict, match: str) -> None:
             MLPSpace(),
             {"n_layers": 3, "width_0": 256, "width_2": 256, "dropout_1": 0.0, "activation": "relu", "lr": 1e-3}
             | {"batch_size": 128, "optimizer": "adamw", "lr_schedule": "cosine", "label_smoothing": 0.1}
-            | {"normalization": "batch", "use_weight_decay": False},
+            | {"normalization": "batch", "use_weight_decay": False, "embedding": "none"},
         ),
         # Every value moved into a narrow space: clipped numbers, first choices, the nearest batch size.
         (

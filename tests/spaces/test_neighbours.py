@@ -129,6 +129,13 @@ def test_neighbourhood_uniform_has_the_closest_parameter_count() -> None:
     assert gap(width) == min(gap(w) for w in range(1, 300))
 
 
+@pytest.mark.parametrize("n_numeric", [-1, N_IN + 1, 2.5, "4"])
+def test_neighbourhood_rejects_a_bad_n_numeric(n_numeric: object) -> None:
+    """Check that n_numeric outside [0, n_inputs] is an error naming the field, the rule and the value."""
+    with pytest.raises(InvalidSpaceError, match=rf"'n_numeric'.*an int in \[0, n_inputs = {N_IN}\] or None"):
+        neighbourhood(_arch((8,)), N_IN, N_OUT, n_numeric=n_numeric)
+
+
 @pytest.mark.parametrize("kind", ["pl", "periodic"])
 def test_neighbours_of_an_embedded_centre_keep_its_embedding(kind: str) -> None:
     """Check that every neighbour with layers keeps the centre's embedding, the linear one is plain, keys say

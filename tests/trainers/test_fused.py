@@ -336,6 +336,12 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
     assert (
         fused_unsupported_reason([8], [0.0], "swish", TrainSettings()) == "the fused engine has no activation 'swish'"
     )
+    # An input embedding is train_mlp's argument, not a TrainSettings field: the caller passes it.
+    assert fused_unsupported_reason([8], [0.0], "relu", TrainSettings(), embedding="none") is None
+    assert (
+        fused_unsupported_reason([8], [0.0], "relu", TrainSettings(), embedding="pl")
+        == "the fused engine does not support embedding = 'pl' yet"
+    )
 
 
 @pytest.mark.parametrize(

@@ -42,11 +42,11 @@ def test_fused_search_stores_the_single_engine_trials(tmp_path: Path, monkeypatc
     single = _search(tmp_path / "single", "single")
     real = archsearch.trainers.fused_unsupported_reason
 
-    def two_layers_unsupported(widths, dropouts, activation, settings):  # noqa: ANN001, ANN202
+    def two_layers_unsupported(widths, dropouts, activation, settings, **embedding):  # noqa: ANN001, ANN202, ANN003
         return (
             "two layers are not fused in this test"
             if len(widths) == 2
-            else real(widths, dropouts, activation, settings)
+            else real(widths, dropouts, activation, settings, **embedding)
         )
 
     monkeypatch.setattr(archsearch.trainers, "fused_unsupported_reason", two_layers_unsupported)

@@ -23,6 +23,7 @@ from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._worker import run_worker
 from archsearch.sensitivity import SensitivityError, add_parser, run_sensitivity
 from archsearch.sensitivity._jobs import (
+    JOB_KEYS,
     Centre,
     SensitivityObjective,
     live_job_count,
@@ -171,6 +172,23 @@ def test_plan_jobs_gives_every_architecture_the_same_seeds() -> None:
     # Removing the only layer gives the linear model: 2 x 3 weights + 3 biases, against 51 for [8].
     linear = next(j for j in jobs if j["widths"] == [])
     assert (linear["kind"], linear["n_params"], linear["delta_params"]) == ("remove_layer", 9, 9 - 51)
+
+
+def test_jobs_of_an_embedded_centre_carry_the_embedding_in_keys_a_retry_copies() -> None:
+    """Check that an embedded centre's jobs hold its embedding, and that JOB_KEYS (what a retry of a failed run
+    copies) covers every key of a job, so a retry trains the same network."""
+    architecture = Architecture(widths=(8,), dropouts=(0.0,), activation="relu", embedding="pl", embedding_dim=4)
+    neighbours = tuple(neighbourhood(architecture, 2, 3, steps=(), n_numeric=2))
+    jobs = plan_jobs(
+        [Centre(4, architecture, HYPERPARAMETERS, neighbours)], seeds=[0], n_inputs=2, n_outputs=3, n_numeric=2
+    )
+    assert all(set(job) <= set(JOB_KEYS) for job in jobs)
+    centre = jobs[0]
+    assert (centre["embedding"], centre["embedding_dim"], centre["job_id"]) == ("pl", 4, "4|w=8|d=0|a=relu|e=pl4|0")
+    # 2 features x (4 x 4 + 4) embedding, then Linear(8 -> 8) and Linear(8 -> 3).
+    assert centre["n_params"] == 2 * 20 + (8 * 8 + 8) + (8 * 3 + 3)
+    linear = next(j for j in jobs if j["widths"] == [])
+    assert "embedding" not in linear and linear["n_params"] == 2 * 3 + 3
 
 
 def test_pending_jobs_skips_finished_queued_and_running_runs_but_not_failed_ones() -> None:
