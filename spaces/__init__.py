@@ -2,6 +2,7 @@
 
 from archsearch.spaces._candidate import (
     ACTIVATIONS,
+    EMBEDDING_DIM,
     EMBEDDINGS,
     LR_SCHEDULES,
     NORMALIZATIONS,
@@ -25,6 +26,7 @@ from archsearch.spaces._neighbours import (
 from archsearch.spaces._validation import InvalidSpaceError, check_keys, is_int, is_real
 
 __all__ = [
+    "EMBEDDING_DIM",
     "EMBEDDINGS",
     "check_keys",
     "is_int",

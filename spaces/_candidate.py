@@ -28,7 +28,9 @@ NORMALIZATIONS = ("none", "batch", "layer")
 # Numeric-feature embeddings before the first layer (archsearch.trainers._embedding): periodic (PLR) or
 # piecewise-linear on quantile bins.
 EMBEDDINGS = ("none", "periodic", "pl")
-EMBEDDING_DIM = 8  # values per embedded feature when a space names none
+# Values per embedded feature when a space names none: 16 tested ahead of 8 on the quality benchmark's median
+# table and on its worst (phoneme, 5 features), at n = 4 seeds (BENCHMARKS.md section 6, fifth session).
+EMBEDDING_DIM = 16
 
 
 @dataclass(frozen=True)

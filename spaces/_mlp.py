@@ -368,12 +368,14 @@ class MLPSpace:
 
         Every field but ``baselines`` and ``recipe_baseline`` (which only choose the first trials)
         changes what a trial's parameters mean, so the answer is the other differing fields; an empty list
-        means compatible.
+        means compatible. ``embedding_dim`` counts only where a space can sample an embedding.
         """
+        # Without an embedding on either side, its values per feature change nothing.
+        unused = ("embedding_dim",) if self.embedding == other.embedding == ("none",) else ()
         return [
             field.name
             for field in dataclasses.fields(self)
-            if field.name not in ("baselines", "recipe_baseline")
+            if field.name not in ("baselines", "recipe_baseline", *unused)
             and getattr(self, field.name) != getattr(other, field.name)
         ]
 

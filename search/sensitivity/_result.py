@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.sensitivity._jobs import Centre, job_id
-from archsearch.spaces import Neighbour
+from archsearch.spaces import EMBEDDING_DIM, Neighbour
 from archsearch.stats import (
     PairedEffect,
     can_reach_significance,
@@ -126,7 +126,7 @@ class CentreResult:
     can_reach_significance: bool
     neighbours: tuple[NeighbourResult, ...]
     embedding: str = "none"
-    embedding_dim: int = 8
+    embedding_dim: int = EMBEDDING_DIM
 
     @property
     def mean(self) -> float:

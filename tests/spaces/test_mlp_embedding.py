@@ -47,7 +47,7 @@ def test_embedding_none_adds_no_embedding_parameter() -> None:
 
 
 def test_default_space_searches_none_and_pl_but_never_at_depth_0() -> None:
-    """Check that the default space suggests embedding "none" or "pl" (dim 8) and keeps depth 0 the plain linear model."""
+    """Check that the default space suggests embedding "none" or "pl" (dim 16) and keeps depth 0 the plain linear model."""
     seen = set()
     for candidate, params in _sample_many(MLPSpace(layers=(0, 2)), 40):
         architecture = candidate.architecture
@@ -57,7 +57,7 @@ def test_default_space_searches_none_and_pl_but_never_at_depth_0() -> None:
         assert params["embedding"] in ("none", "pl")
         seen.add(architecture.embedding)
         if architecture.embedding == "pl":
-            assert architecture.embedding_dim == params["embedding_dim"] == 8
+            assert architecture.embedding_dim == params["embedding_dim"] == 16
     assert seen == {"none", "pl"}
 
 
@@ -77,10 +77,18 @@ def test_single_embedding_value_fixes_it_and_round_trips() -> None:
 def test_fixed_params_pins_an_embedding_but_not_for_the_linear_model() -> None:
     """Check that baselines can pin an embedding, and the linear baseline cannot have one."""
     space = MLPSpace(layers=(0, 2), embedding=["none", "pl"])
-    params = space.fixed_params([32], embedding="pl", embedding_dim=8)
+    params = space.fixed_params([32], embedding="pl", embedding_dim=16)
     assert params["embedding"] == "pl"
     with pytest.raises(InvalidSpaceError, match=r"The override 'embedding' of MLPSpace.fixed_params is not sampled"):
         space.fixed_params([], embedding="pl")
+
+
+def test_embedding_dim_matters_for_compatibility_only_where_an_embedding_can_be_sampled() -> None:
+    """Check that a study stored with embedding ["none"] and dim 8 resumes under any dim, and a searching one does not."""
+    old = MLPSpace(embedding="none", embedding_dim=8)
+    assert old.is_compatible_with(MLPSpace(embedding="none")) == []
+    assert MLPSpace(embedding_dim=8).is_compatible_with(MLPSpace()) == ["embedding_dim"]
+    assert MLPSpace(embedding="none").is_compatible_with(MLPSpace()) == ["embedding"]
 
 
 def test_architecture_embedding_round_trips_and_reads_old_dicts() -> None:
