@@ -383,12 +383,10 @@ class Population:
         losses = self._train_epoch()  # (capacity,) mean training loss of the epoch
         outputs = self._val_outputs()  # (capacity, n_val, n_outputs)
         share = (time.perf_counter() - started) / self.occupied
-        for slot in self._slots:
-            if slot is not None:
-                slot.seconds += share
         finished = []
         for index, slot in enumerate(self._slots):
             if slot is not None:
+                slot.seconds += share
                 outcome = self._end_epoch(index, slot, losses[index], outputs[index])
                 if outcome is not None:
                     finished.append((index, self._finish(index, slot, *outcome)))
