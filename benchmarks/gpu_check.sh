@@ -30,7 +30,7 @@ EPOCHS="${EPOCHS:-10}"
 GPU="${GPU:-0}"
 STEPS="${STEPS:-1 2 3 4 5}"                            # which numbered steps to run
 SEARCHES="${SEARCHES:-1:single 1:auto 4:single}"      # step 3's searches, trials-per-GPU:engine
-CASES="${CASES:-digits|digits, mixed depths|teacher}"  # step 2's trainer_step.py cases, '|'-separated
+CASES="${CASES:-digits|digits, mixed depths|teacher|digits, pl 16}"  # step 2's trainer_step.py cases, '|'-separated
 
 command -v "$ARCHSEARCH" >/dev/null || { echo "gpu_check: '$ARCHSEARCH' not found; set ARCHSEARCH=/path/to/archsearch" >&2; exit 2; }
 "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
@@ -116,7 +116,7 @@ lr = [1e-5, 1e-1]
 weight_decay = [0.0, 0.0]
 batch_size = [128]
 optimizer = ["adam"]
-embedding = ["none"]  # the default's "pl" trials would train on the single engine in both runs
+embedding = ["none"]  # as in the figures of 2026-12-04 (BENCHMARKS.md section 8), so that runs compare
 
 [train]
 epochs = ${EPOCHS}

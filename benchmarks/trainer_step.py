@@ -116,12 +116,17 @@ FUSED_CASES = {
         3,
         512,
     ),
+    # The default space's "pl" embedding, 16 values a feature: 64 features become 1,024 first-layer inputs.
+    "digits, pl 16": (DataSpec(dataset="digits"), [(64, 32), (64, 64), (48, 32), (64, 16)], 2, 64),
 }
-DEFAULT_CASES = ["digits", "digits, mixed depths", "teacher"]
+EMBEDDED_CASES = {"digits, pl 16": ("pl", 16)}  # (embedding, embedding_dim) of the cases that have one
+DEFAULT_CASES = ["digits", "digits, mixed depths", "teacher", "digits, pl 16"]
 TRIAL_EPOCHS = 20  # the trial length for the trials-per-minute figure
 
 
-def fused_specs(architectures: list[tuple[int, ...]], n: int, epochs: int, device: str) -> list[SlotSpec]:
+def fused_specs(
+    architectures: list[tuple[int, ...]], n: int, epochs: int, device: str, embedding: tuple[str, int] = ("none", 8)
+) -> list[SlotSpec]:
     """`n` trials cycling through the architectures, learning rates and optimizers, each with its own seed."""
     lrs = [3e-4, 1e-3, 3e-3, 1e-2, 5e-4, 2e-3, 5e-3, 2e-2]
     return [
@@ -137,6 +142,8 @@ def fused_specs(architectures: list[tuple[int, ...]], n: int, epochs: int, devic
                 seed=i,
                 device=device,
             ),
+            embedding=embedding[0],
+            embedding_dim=embedding[1],
         )
         for i in range(n)
     ]
@@ -153,17 +160,38 @@ def fused_rows(
     """One row for the single engine, then one per K: trial-epochs per second and the ratio to single."""
     spec, architectures, max_depth, max_width = FUSED_CASES[case]
     data = load_data(spec)
-    group = FusedGroup("relu", batch_size=BATCH, max_depth=max_depth, max_width=max_width, device=str(device))
-    warm = fused_specs(architectures, 2, 1, str(device))
+    embedding = EMBEDDED_CASES.get(case, ("none", 8))
+    group = FusedGroup(
+        "relu",
+        batch_size=BATCH,
+        max_depth=max_depth,
+        max_width=max_width,
+        device=str(device),
+        embedding=embedding[0],
+        embedding_dim=embedding[1],
+    )
+
+    def single(trial: SlotSpec) -> None:
+        train_mlp(
+            trial.widths,
+            trial.dropouts,
+            "relu",
+            data,
+            trial.settings,
+            embedding=embedding[0],
+            embedding_dim=embedding[1],
+        )
+
+    warm = fused_specs(architectures, 2, 1, str(device), embedding)
     train_fused(warm, data, group, 2)  # warm-up of both engines' first-call costs
     for trial in warm:
-        train_mlp(trial.widths, trial.dropouts, "relu", data, trial.settings)
-    trials = fused_specs(architectures, single_trials, epochs, str(device))
+        single(trial)
+    trials = fused_specs(architectures, single_trials, epochs, str(device), embedding)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     for trial in trials:
-        train_mlp(trial.widths, trial.dropouts, "relu", data, trial.settings)
+        single(trial)
     _sync(device)
     single_rate = single_trials * epochs / (time.perf_counter() - started)
     rows: list[list[object]] = [
@@ -180,7 +208,7 @@ def fused_rows(
     ]
     print(f"  {case} single: {single_rate:.1f} trial-epochs/s", file=sys.stderr, flush=True)
     for k in slots:
-        trials = fused_specs(architectures, k, epochs, str(device))
+        trials = fused_specs(architectures, k, epochs, str(device), embedding)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
@@ -221,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         "--slots", type=int, nargs="+", default=[1, 4, 16, 64], help="fused K values (default 1 4 16 64)"
     )
     parser.add_argument(
-        "--cases", nargs="+", choices=list(FUSED_CASES), default=DEFAULT_CASES, help="fused cases (default the first 3)"
+        "--cases",
+        nargs="+",
+        choices=list(FUSED_CASES),
+        default=DEFAULT_CASES,
+        help="fused cases (default the first 3 and digits, pl 16)",
     )
     parser.add_argument("--fused-epochs", type=int, default=3, help="epochs per trial in the fused part (default 3)")
     parser.add_argument("--single-trials", type=int, default=8, help="trials the single engine runs (default 8)")

@@ -104,17 +104,25 @@ class PiecewiseLinearEmbedding(nn.Module):
             self.bias.uniform_(-bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        left, width = self.edges[:, :-1], self.edges[:, 1:] - self.edges[:, :-1]  # (n_features, n_bins)
-        used = width > 0
-        # The first bin extends below the lowest edge and the last used bin above the highest (extrapolation,
-        # as in the paper); every other bin saturates at 0 and 1.
-        last = used & ~torch.cat([used[:, 1:], torch.zeros_like(used[:, :1])], dim=1)
-        first = torch.arange(left.shape[1], device=left.device) == 0  # (n_bins,)
-        lower = torch.where(first, -math.inf, 0.0)
-        upper = torch.where(last, math.inf, 1.0)
-        filled = (x.unsqueeze(-1) - left) / torch.where(used, width, torch.ones_like(width))  # (batch, f, n_bins)
-        encoding = torch.where(used, torch.clamp(filled, min=lower, max=upper), 0.0)
+        encoding = pl_encoding(x, self.edges)  # (batch, n_features, n_bins)
         return torch.einsum("bfi,fio->bfo", encoding, self.weight) + self.bias  # (batch, n_features, dim)
+
+
+def pl_encoding(x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """How far each value of `x` (..., n_features) has filled each bin of its feature: (..., n_features, n_bins).
+
+    Data only (the edges are not trained), so the fused engine computes it once per split.
+    """
+    left, width = edges[:, :-1], edges[:, 1:] - edges[:, :-1]  # (n_features, n_bins)
+    used = width > 0
+    # The first bin extends below the lowest edge and the last used bin above the highest (extrapolation,
+    # as in the paper); every other bin saturates at 0 and 1.
+    last = used & ~torch.cat([used[:, 1:], torch.zeros_like(used[:, :1])], dim=1)
+    first = torch.arange(left.shape[1], device=left.device) == 0  # (n_bins,)
+    lower = torch.where(first, -math.inf, 0.0)
+    upper = torch.where(last, math.inf, 1.0)
+    filled = (x.unsqueeze(-1) - left) / torch.where(used, width, torch.ones_like(width))  # (..., f, n_bins)
+    return torch.where(used, torch.clamp(filled, min=lower, max=upper), 0.0)
 
 
 class NumericEmbedding(nn.Module):

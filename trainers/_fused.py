@@ -14,10 +14,12 @@ What varies per slot (fused) and what partitions slots into groups:
   sgd), seed (initial weights and batch order), epochs, patience, metric, keep_last, and the recipe:
   lr_schedule and warmup (each slot on its own step counter), label_smoothing and grad_clip (each slot's
   own gradient norm).
-- Per group: activation, batch size (the steps of an epoch line up), device, bf16, class_weight and
+- Per group: activation, batch size (the steps of an epoch line up), device, bf16, class_weight,
   normalization (a LayerNorm takes its statistics over the slot's real units only; a BatchNorm keeps
-  each slot's running statistics; a padded unit's norm weight and bias are zero, so it stays zero),
-  besides the data itself.
+  each slot's running statistics; a padded unit's norm weight and bias are zero, so it stays zero) and
+  the numeric-feature embedding with its size (the first layer's inputs line up; each slot has its own
+  embedding weights, stacked as (capacity, n_numeric, ...); a "pl" embedding's per-feature Linear and the
+  first hidden Linear are applied as one folded product, see `_folded_first_layer`), besides the data itself.
 
 With dropout 0 on CPU a slot's trajectory equals `train_mlp`'s with the same values to float rounding
 (same initial weights and batch order from the slot's seed, same loss, the torch fused optimizers' math;
@@ -43,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from archsearch.trainers._checks import is_int
+from archsearch.trainers._embedding import DEFAULT_DIM, PERIODIC_SIGMA, build_embedding, fit_bin_edges, pl_encoding
 from archsearch.trainers._fused_optim import StackedOptimizer
 from archsearch.trainers._model import ACTIVATIONS, _check_architecture, build_mlp, count_parameters
 from archsearch.trainers._train import (
@@ -61,7 +64,7 @@ from archsearch.trainers._train import (
 )
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
-from archsearch.trainers.names import NORMALIZATIONS
+from archsearch.trainers.names import EMBEDDINGS, NORMALIZATIONS
 
 # TrainSettings fields the fused engine honours; any other field with a non-default value keeps a trial on
 # the single engine (see `fused_unsupported_reason`), so a new option never runs fused with other meaning.
@@ -97,12 +100,10 @@ def fused_unsupported_reason(
     dropouts: Sequence[float],
     activation: str,
     settings: TrainSettings,
-    *,
-    embedding: str = "none",
 ) -> str | None:
     """Why this trial cannot train in the fused engine, or None when it can.
 
-    `embedding` is `train_mlp`'s argument of that name (not a TrainSettings field): none is fused yet.
+    Every embedding of `train_mlp` trains fused (it partitions slots into groups, see `FusedGroup`).
 
     Example:
         >>> fused_unsupported_reason([64, 32], [0.0, 0.0], "relu", TrainSettings()) is None
@@ -115,8 +116,6 @@ def fused_unsupported_reason(
         value = getattr(settings, field.name)
         if value != default:
             return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
-    if embedding != "none":
-        return f"the fused engine does not support embedding = {embedding!r} yet"
     if len(widths) > 0 and activation not in ACTIVATIONS:
         return f"the fused engine has no activation {activation!r}"
     return None
@@ -138,6 +137,8 @@ class FusedGroup:
     bf16: bool = False
     class_weight: str = "none"
     normalization: str = "none"  # every slot's: the batch norm's skipped one-row batch is the whole group's
+    embedding: str = "none"  # train_mlp's `embedding`, of every slot
+    embedding_dim: int = DEFAULT_DIM  # and its `embedding_dim` (unused with "none")
 
     def __post_init__(self) -> None:
         rules = (
@@ -148,6 +149,8 @@ class FusedGroup:
             ("bf16", isinstance(self.bf16, bool), "a bool"),
             ("class_weight", self.class_weight in CLASS_WEIGHTS, f"one of {list(CLASS_WEIGHTS)}"),
             ("normalization", self.normalization in NORMALIZATIONS, f"one of {list(NORMALIZATIONS)}"),
+            ("embedding", self.embedding in EMBEDDINGS, f"one of {list(EMBEDDINGS)}"),
+            ("embedding_dim", is_int(self.embedding_dim) and self.embedding_dim >= 1, "an int >= 1"),
         )
         for name, ok, rule in rules:
             if not ok:
@@ -157,10 +160,11 @@ class FusedGroup:
         TrainSettings(device=self.device)  # the same device rule as the single engine
 
     @classmethod
-    def of(cls, activation: str, settings: TrainSettings, *, max_depth: int = 0, max_width: int = 1) -> FusedGroup:
-        """The group a trial with these settings joins, for networks up to `max_depth` x `max_width`."""
+    def of(cls, spec: SlotSpec, *, max_depth: int = 0, max_width: int = 1) -> FusedGroup:
+        """The group a run joins, for networks up to `max_depth` x `max_width`."""
+        settings = spec.settings
         return cls(
-            activation=activation,
+            activation=spec.activation,
             batch_size=settings.batch_size,
             max_depth=max_depth,
             max_width=max_width,
@@ -168,7 +172,18 @@ class FusedGroup:
             bf16=settings.bf16,
             class_weight=settings.class_weight,
             normalization=settings.normalization,
+            embedding=spec.embedding,
+            # Without an embedding its size means nothing: runs that differ only there share a group.
+            embedding_dim=spec.embedding_dim if spec.embedding != "none" else DEFAULT_DIM,
         )
+
+    def n_inputs(self, n_features: int, n_numeric: int) -> int:
+        """Inputs of the first Linear: each numeric feature embedded as `embedding_dim` values, the others as they are.
+
+        >>> FusedGroup("relu", embedding="pl", embedding_dim=16).n_inputs(10, 8)
+        130
+        """
+        return n_features if self.embedding == "none" else n_features + n_numeric * (self.embedding_dim - 1)
 
 
 # A slot may join a population bucketed larger than its own network while its padded network stays this
@@ -234,6 +249,8 @@ class SlotSpec:
     dropouts: tuple[float, ...]
     activation: str
     settings: TrainSettings
+    embedding: str = "none"
+    embedding_dim: int = DEFAULT_DIM
 
 
 Report = Callable[[int, float], bool | str]  # as train_mlp's `report`
@@ -278,14 +295,27 @@ class Population:
         self.device = _resolve_device(group.device)
         self._use_bf16 = group.bf16 and self.device.type == "cuda"
         self._act = ACTIVATIONS[group.activation]()
-        n_in, width, depth, n_out = data.n_features, group.max_width, group.max_depth, data.n_outputs
-        # Row layout of the flat parameter tensor: (weight (in, width), bias (width,)[, LayerNorm weight (width,),
-        # LayerNorm bias (width,)]) per hidden layer, then the output layer; a depth-0 group's output layer
-        # reads the inputs directly.
+        # The embedding as build_embedding makes it: of the numeric inputs only, and none without any.
+        numeric = sorted(data.preprocessing.numeric_features) if group.embedding != "none" else []
+        self._embedding = group.embedding if numeric else "none"
+        n_numeric, dim = len(numeric), group.embedding_dim
+        self.n_inputs = group.n_inputs(data.n_features, n_numeric)  # of the first Linear
+        width, depth, n_out = group.max_width, group.max_depth, data.n_outputs
+        n_in = self.n_inputs
+        # Row layout of the flat parameter tensor: the embedding's tensors in its modules' order (periodic:
+        # frequencies (numeric, dim), weight (numeric, 2 dim, dim), bias (numeric, dim); pl: weight (numeric,
+        # dim, dim), bias (numeric, dim)), then (weight (in, width), bias (width,)[, norm weight (width,), norm
+        # bias (width,)]) per hidden layer, then the output layer; a depth-0 group's output layer reads the
+        # inputs directly.
+        shapes = {
+            "none": [],
+            "pl": [(n_numeric, dim, dim), (n_numeric, dim)],
+            "periodic": [(n_numeric, dim), (n_numeric, 2 * dim, dim), (n_numeric, dim)],
+        }[self._embedding]
+        self._lead = len(shapes)  # tensors before the first hidden layer's
         self._layer_norm = group.normalization == "layer"
         self._batch_norm = group.normalization == "batch"
         self._per_layer = 2 if group.normalization == "none" else 4
-        shapes = []
         for layer in range(depth):
             shapes += [(n_in if layer == 0 else width, width), (width,)] + [(width,)] * (self._per_layer - 2)
         shapes += [(width if depth else n_in, n_out), (n_out,)]
@@ -304,6 +334,12 @@ class Population:
         self._optimizer = StackedOptimizer(capacity, self._offsets[-1], self.device)
         self._dropout_generator = torch.Generator(device=self.device).manual_seed(seed)
         self._x = {s: _tensor(getattr(data, f"x_{s}"), torch.float32, self.device) for s in ("train", "val")}
+        if self._embedding != "none":
+            passed = [j for j in range(data.n_features) if j not in set(numeric)]
+            self._passed = {s: x[:, passed] for s, x in self._x.items()}  # (rows, n_features - numeric)
+            self._numeric_x = {s: x[:, numeric] for s, x in self._x.items()}  # (rows, numeric)
+            if self._embedding == "pl":  # train_mlp's edges; the rows are encoded per batch, as there
+                self._edges = torch.from_numpy(fit_bin_edges(data.x_train[:, numeric], dim)).to(self.device)
         y_dtype = torch.int64 if data.task == "classification" else torch.float32
         self._y_train = _tensor(data.y_train, y_dtype, self.device)
         # None for regression, where train_mlp's loss is MSE and class_weight plays no part.
@@ -357,8 +393,15 @@ class Population:
             return reason
         if len(widths) > group.max_depth or any(w > group.max_width for w in widths):
             return f"widths {list(widths)} exceed the group's {group.max_depth} layers of {group.max_width} units"
-        if len(widths) == 0 and group.max_depth > 0 and self.data.n_features > group.max_width:
-            return f"a depth-0 slot needs max_width >= n_features ({self.data.n_features})"
+        if spec.embedding != group.embedding or (
+            spec.embedding != "none" and spec.embedding_dim != group.embedding_dim
+        ):
+            return (
+                f"embedding {spec.embedding!r} of {spec.embedding_dim} differs from the group's "
+                f"{group.embedding!r} of {group.embedding_dim}"
+            )
+        if len(widths) == 0 and group.max_depth > 0 and self.n_inputs > group.max_width:
+            return f"a depth-0 slot needs max_width >= its inputs ({self.n_inputs})"
         if len(widths) > 0 and spec.activation != group.activation:
             return f"activation {spec.activation!r} differs from the group's {group.activation!r}"
         for name in ("batch_size", "bf16", "class_weight", "normalization"):
@@ -425,15 +468,24 @@ class Population:
 
     def _finish(self, index: int, slot: _Slot, status: str, reason: str | None) -> TrainResult:
         """The slot's TrainResult, its metrics measured by `train_mlp`'s own code on the best weights."""
-        spec = slot.spec
+        spec, data, group = slot.spec, self.data, self.group
+        generator = torch.Generator()  # its draws are overwritten; the global generator stays untouched
+        embedder = build_embedding(
+            group.embedding,
+            group.embedding_dim,
+            data.n_features,
+            data.preprocessing.numeric_features,
+            generator=generator,
+        )
         model = build_mlp(
-            self.data.n_features,
+            data.n_features,
             spec.widths,
             spec.dropouts,
             spec.activation,
-            self.data.n_outputs,
-            normalization=self.group.normalization,
-            generator=torch.Generator(),  # its draws are overwritten; the global generator stays untouched
+            data.n_outputs,
+            normalization=group.normalization,
+            generator=generator,
+            embedding=embedder,
         )
         state = None if slot.best_epoch is None else self._state_dict(index, spec)
         metrics: dict[str, float] = {}
@@ -469,8 +521,19 @@ class Population:
         """The slot's best weights unpadded, with the keys and shapes of `build_mlp`'s nn.Sequential."""
         row = self._best[index].cpu()
         tensors = [row[a:b].view(shape) for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)]
+        embedded, tensors = tensors[: self._lead], tensors[self._lead :]
         state: dict[str, torch.Tensor] = {}
-        position, fan_in = 0, self.data.n_features
+        position, fan_in = 0, self.n_inputs
+        if self._embedding != "none":  # module 0, a NumericEmbedding: its buffers, then its encoder's parameters
+            numeric = sorted(self.data.preprocessing.numeric_features)
+            passed = [j for j in range(self.data.n_features) if j not in set(numeric)]
+            state["0.numeric"] = torch.tensor(numeric, dtype=torch.int64)
+            state["0.passed"] = torch.tensor(passed, dtype=torch.int64)
+            names = ("frequencies", "weight", "bias") if self._embedding == "periodic" else ("weight", "bias")
+            state.update({f"0.encoder.{name}": t.clone() for name, t in zip(names, embedded)})
+            if self._embedding == "pl":
+                state["0.encoder.edges"] = self._edges.cpu().clone()
+            position = 1
         for layer, (width, p) in enumerate(zip(spec.widths, spec.dropouts)):
             first = self._per_layer * layer
             weight, bias = tensors[first], tensors[first + 1]
@@ -498,7 +561,17 @@ class Population:
             self.params[index, a:b].view(shape)
             for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)
         ]
-        fan_in = self.data.n_features
+        embedded, views = views[: self._lead], views[self._lead :]
+        if self._embedding != "none":
+            # build_embedding draws first, as its modules do: (periodic: the frequencies ~ N(0, sigma),) the
+            # weight, then the bias, each U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the per-feature Linear's fan_in.
+            if self._embedding == "periodic":
+                frequencies, *embedded = embedded
+                frequencies.copy_(torch.empty(frequencies.shape).normal_(0.0, PERIODIC_SIGMA, generator=generator))
+            bound = 1.0 / math.sqrt(embedded[0].shape[1])
+            for tensor in embedded:
+                tensor.copy_(torch.empty(tensor.shape).uniform_(-bound, bound, generator=generator))
+        fan_in = self.n_inputs
         layers = [(self._per_layer * layer, width) for layer, width in enumerate(spec.widths)]
         layers.append((len(views) - 2, self.data.n_outputs))
         for position, fan_out in layers:
@@ -563,13 +636,83 @@ class Population:
             for slot in self._slots
         ]
 
-    def _forward(self, x: torch.Tensor, params: Sequence[torch.Tensor], train: bool) -> torch.Tensor:
-        """Outputs (capacity, rows, n_outputs) from inputs (capacity, rows, n_features) or shared (rows, n_features)."""
-        h = x
+    def _inputs(self, split: str, index: torch.Tensor | slice, params: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The first Linear's inputs for rows `index` of `split`: rows (capacity, batch) give (capacity, batch,
+        n_inputs) and a slice gives the shared (rows, n_features) without an embedding, else (capacity, rows, n_inputs).
+
+        With an embedding, `params` are all the leaves and the embedding's come first; computed as
+        `NumericEmbedding` computes it, per slot.
+        """
+        if self._embedding == "none":
+            return self._x[split][index]
+        # (capacity, batch, numeric) or shared (rows, numeric); a pl encoding adds a dimension of bins. Encoded
+        # per batch, not once per split: a population would hold rows x numeric x dim floats (GBs on large data).
+        codes = self._numeric_x[split][index]
+        if self._embedding == "pl":
+            codes = pl_encoding(codes, self._edges)
+        if self._embedding == "periodic":
+            # (capacity, numeric, dim), (capacity, numeric, 2 dim, dim), (capacity, numeric, dim)
+            frequencies, weight, bias = params[:3]
+            x = codes.unsqueeze(-1)  # (capacity, batch, numeric, 1) or (rows, numeric, 1)
+            x = x if x.dim() == 4 else x.unsqueeze(0)
+            phase = 2 * math.pi * x * frequencies.unsqueeze(1)  # (capacity, rows, numeric, dim)
+            codes = torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)  # (capacity, rows, numeric, 2 dim)
+        else:
+            weight, bias = params[:2]  # (capacity, numeric, dim, dim), (capacity, numeric, dim)
+        equation = "kbfi,kfio->kbfo" if codes.dim() == 4 else "bfi,kfio->kbfo"
+        out = torch.einsum(equation, codes, weight) + bias.unsqueeze(1)  # (capacity, rows, numeric, dim)
+        if self._embedding == "periodic":
+            out = torch.relu(out)
+        passed = self._passed[split][index]  # (capacity, batch, others) or (rows, others)
+        if passed.dim() == 2:
+            passed = passed.expand(self.capacity, *passed.shape)
+        return torch.cat([out.flatten(2), passed], dim=2)  # (capacity, rows, n_inputs)
+
+    def _folded_first_layer(
+        self, split: str, index: torch.Tensor | slice, params: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
+        """The first hidden Linear's output (capacity, rows, width) behind a pl embedding, computed folded.
+
+        A pl embedding's per-feature Linear is followed by the first hidden Linear with nothing between, so
+        enc @ (W_emb W_1) + (b_emb W_1 + b_1) equals (enc @ W_emb + b_emb) @ W_1 + b_1 to float rounding
+        (the same parameters and gradients, another association). Folding the two weights costs
+        capacity x numeric x dim^2 x width multiply-adds a step, instead of a per-row product and its
+        copies; the per-row embedding output (capacity, rows, numeric x dim) is never built.
+        """
+        embedding_weight, embedding_bias = (
+            params[0],
+            params[1],
+        )  # (capacity, numeric, dim, dim), (capacity, numeric, dim)
+        weight, bias = params[self._lead], params[self._lead + 1]  # (capacity, n_inputs, width), (capacity, width)
+        capacity, n_numeric, dim, _ = embedding_weight.shape
+        embedded = n_numeric * dim
+        first = weight[:, :embedded].reshape(capacity, n_numeric, dim, -1)  # (capacity, numeric, dim, width)
+        folded = torch.matmul(embedding_weight, first).reshape(
+            capacity, embedded, -1
+        )  # (capacity, numeric x dim, width)
+        folded_bias = torch.bmm(embedding_bias.reshape(capacity, 1, embedded), first.reshape(capacity, embedded, -1))
+        encoding = pl_encoding(self._numeric_x[split][index], self._edges)  # (capacity, batch | rows, numeric, dim)
+        z = _affine(encoding.flatten(-2), folded, folded_bias.squeeze(1) + bias)  # (capacity, rows, width)
+        if weight.shape[1] > embedded:  # the inputs passed through (one-hot) meet their own rows of the weight
+            z = z + torch.matmul(self._passed[split][index], weight[:, embedded:])
+        return z
+
+    def _forward(
+        self, split: str, index: torch.Tensor | slice, params: Sequence[torch.Tensor], train: bool
+    ) -> torch.Tensor:
+        """Outputs (capacity, rows, n_outputs) for rows `index` of `split` (see `_inputs`), from all the leaves."""
+        folded = self._embedding == "pl" and self.group.max_depth > 0
+        # The first Linear's inputs are built only where needed: without the folded pl layer, or when a
+        # slot without hidden layers carries them on.
+        h = None if folded and not self._passthrough[0] else self._inputs(split, index, params)
+        leaves, params = params, params[self._lead :]
         for layer in range(self.group.max_depth):
             first = self._per_layer * layer
             weight, bias = params[first], params[first + 1]  # (capacity, in, width), (capacity, width)
-            z = _affine(h, weight, bias)  # (capacity, rows, width)
+            if layer == 0 and folded:
+                z = self._folded_first_layer(split, index, leaves)
+            else:
+                z = _affine(h, weight, bias)  # (capacity, rows, width)
             if self.group.normalization != "none":
                 z = z.float()  # statistics in float32 under bf16 autocast, as autocast runs layer_norm
             if self._layer_norm:
@@ -630,7 +773,7 @@ class Population:
             self._schedule_lrs()
             rows = order[:, start : start + batch_size]  # (capacity, batch)
             with _autocast(self.device, self._use_bf16):
-                out = self._forward(self._x["train"][rows], self._leaves, train=True)  # (capacity, batch, n_outputs)
+                out = self._forward("train", rows, self._leaves, train=True)  # (capacity, batch, n_outputs)
             loss = self._loss(out.float(), self._y_train[rows])  # (capacity,)
             # Each slot's loss depends on its own leaves only, so one backward of the sum gives every slot its gradient.
             grads = torch.autograd.grad((loss * self._active).sum(), self._leaves)
@@ -688,12 +831,18 @@ class Population:
 
     def _val_outputs(self) -> torch.Tensor:
         """Every slot's float outputs on the validation split, (capacity, n_val, n_outputs), in chunks."""
-        x = self._x["val"]
-        width = max(self.group.max_width, self.data.n_outputs)
+        n_val = self._x["val"].shape[0]
+        # Floats a slot holds per row at the chunk's peak: a hidden layer, the outputs, or the embedding's (pl:
+        # the first Linear's inputs, built when a slot without hidden layers carries them on; periodic: also the
+        # phase, its cos and sin, and their concatenation).
+        embedding = {"none": 0, "pl": self.n_inputs, "periodic": 6 * self.n_inputs}[self._embedding]
+        width = max(self.group.max_width, self.data.n_outputs, embedding)
         rows = max(1, _EVAL_ELEMENTS // (self.capacity * width))
         params = [p.detach() for p in self._leaves]
         with torch.inference_mode(), _autocast(self.device, self._use_bf16):
-            chunks = [self._forward(x[i : i + rows], params, train=False).float() for i in range(0, x.shape[0], rows)]
+            chunks = [
+                self._forward("val", slice(i, i + rows), params, train=False).float() for i in range(0, n_val, rows)
+            ]
         return torch.cat(chunks, dim=1)
 
 

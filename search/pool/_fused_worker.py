@@ -1,7 +1,7 @@
 """The fused worker loop: up to `[train] slots` trials of one study trained together in one process.
 
 Trials are asked from Optuna one at a time and placed in an `archsearch.trainers.Population` of their
-group (activation, batch size, normalization) whose size fits them: the smallest population with a free slot
+group (activation, batch size, normalization, embedding) whose size fits them: the smallest population with a free slot
 whose padded network costs at most twice the trial's own arithmetic (or is small anyway), else a new
 population of the trial's own depth and its widest layer rounded up to a power of two. Padding every trial
 to the space's largest network made a digits search half as fast as the single engine (BENCHMARKS.md §8).
@@ -14,8 +14,8 @@ elsewhere and trains the retries of any whose worker died, on the single engine.
 
 A fused trial is an ordinary trial: the same parameters, user attributes, per-epoch values and weights
 artifact as a trial of the single engine, plus `engine = "fused"` and `fused_slot`. A trial whose options
-the fused engine does not support (an input embedding, [data] folds, ...) trains at once on the single
-engine, with `engine = "single"` and the reason in `engine_reason`.
+the fused engine does not support ([data] folds, ...) trains at once on the single engine, with
+`engine = "single"` and the reason in `engine_reason`.
 
 The loop serves any objective with a `fused_slot(trial)` method (`archsearch.pool.FusedSlot`): the
 search's, and the sensitivity analysis's, whose seeds x neighbours of one centre are the many
@@ -192,7 +192,9 @@ def _place(
         slot = population.add(spec, report=_reporter(trial, slot_of.prune_from, complete, slot_of.time_up))
         group = population.group
         norm = "" if group.normalization == "none" else f"-{group.normalization}"
-        label = f"{group.activation}-b{group.batch_size}{norm}-{group.max_depth}x{group.max_width}/{slot}"
+        embedding = "" if group.embedding == "none" else f"-{group.embedding}{group.embedding_dim}"
+        size = f"{group.max_depth}x{group.max_width}"
+        label = f"{group.activation}-b{group.batch_size}{norm}{embedding}-{size}/{slot}"
         set_user_attrs(trial, {keys.ENGINE: "fused", keys.FUSED_SLOT: label})
         return _Running(trial, population, slot, slot_of.more_attrs)
     except TotalReached:
@@ -223,10 +225,12 @@ def _population_for(spec: Any, objective: Any, populations: list) -> Any:
     from archsearch.trainers import FusedGroup, Population, padding_acceptable, padding_is_free, size_bucket
 
     data, capacity = objective.data, objective.config.train.slots
-    shared = FusedGroup.of(spec.activation, spec.settings)
+    shared = FusedGroup.of(spec)
+    # The first Linear's inputs: an embedding widens them (each numeric feature becomes embedding_dim values).
+    n_in = shared.n_inputs(data.n_features, len(data.preprocessing.numeric_features))
 
     def cost(population: Any) -> int:
-        free = padding_is_free(data.n_features, data.n_outputs, population.group)
+        free = padding_is_free(n_in, data.n_outputs, population.group)
         return 0 if free else population.group.max_depth * population.group.max_width
 
     fits = [
@@ -235,7 +239,7 @@ def _population_for(spec: Any, objective: Any, populations: list) -> Any:
         if p.free
         and dataclasses.replace(p.group, max_depth=0, max_width=1) == shared
         and p.unfit_reason(spec) is None
-        and padding_acceptable(data.n_features, spec.widths, data.n_outputs, p.group)
+        and padding_acceptable(n_in, spec.widths, data.n_outputs, p.group)
     ]
     if fits:
         return min(fits, key=lambda p: (cost(p), -p.occupied))
@@ -246,8 +250,8 @@ def _population_for(spec: Any, objective: Any, populations: list) -> Any:
         shared, max_depth=max(depth, space.layers[1]), max_width=max(width, size_bucket([space.width[1]])[1])
     )
     # A linear slot in a deeper population carries its inputs through hidden units: it needs them wide enough.
-    linear_fits = len(spec.widths) > 0 or data.n_features <= largest.max_width
-    if linear_fits and padding_is_free(data.n_features, data.n_outputs, largest):
+    linear_fits = len(spec.widths) > 0 or n_in <= largest.max_width
+    if linear_fits and padding_is_free(n_in, data.n_outputs, largest):
         group = largest
     for population in populations:
         if population.group == group and not population.occupied:

@@ -222,10 +222,15 @@ class Objective:
             candidate = self._sample(trial)
             architecture = candidate.architecture
             settings = self._settings(trial, candidate)
-            spec = SlotSpec(tuple(architecture.widths), tuple(architecture.dropouts), architecture.activation, settings)
-            reason = fused_unsupported_reason(
-                spec.widths, spec.dropouts, spec.activation, settings, embedding=architecture.embedding
+            spec = SlotSpec(
+                tuple(architecture.widths),
+                tuple(architecture.dropouts),
+                architecture.activation,
+                settings,
+                embedding=architecture.embedding,
+                embedding_dim=architecture.embedding_dim,
             )
+            reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
             if reason is None and self.config.data.folds:
                 reason = "the fused engine does not train [data] folds yet"
         except TotalReached:

@@ -435,18 +435,14 @@ def choose_engine(config: SearchConfig, slot: WorkerSlot) -> tuple[str, str]:
     ('single', 'engine auto on a CPU: the single engine (whole fused searches ran at half its speed)')
     """
     engine = config.train.engine
-    # The fused engine trains no input embedding yet (the default space searches "pl"): say so up front.
-    embedded = config.space.embedding != ("none",)
-    unfused = '; trials with an embedding train on the single engine ([space] embedding = ["none"] fuses all)'
     if engine != "auto":
-        return engine, f"engine {engine} ([train] engine)" + (unfused if engine == "fused" and embedded else "")
+        return engine, f"engine {engine} ([train] engine)"
     if not slot.device.startswith("cuda"):
         return "single", "engine auto on a CPU: the single engine (whole fused searches ran at half its speed)"
     widest = config.space.width[1]
     if widest > AUTO_FUSED_MAX_WIDTH:
         return "single", f"engine auto on a GPU: the single engine (widths up to {widest} > {AUTO_FUSED_MAX_WIDTH})"
-    why = f"engine auto on a GPU: fused, {config.train.slots} slots (widths up to {widest})"
-    return "fused", why + (unfused if embedded else "")
+    return "fused", f"engine auto on a GPU: fused, {config.train.slots} slots (widths up to {widest})"
 
 
 def _device_for(slot: WorkerSlot) -> str:

@@ -202,10 +202,9 @@ class SensitivityObjective:
         try:
             job = self._take_job(trial)
             settings = self._settings(job)
-            spec = SlotSpec(tuple(job["widths"]), tuple(job["dropouts"]), job["activation"], settings)
-            reason = fused_unsupported_reason(
-                spec.widths, spec.dropouts, spec.activation, settings, embedding=job.get(keys.EMBEDDING, "none")
-            )
+            embedding = {name: job[name] for name in (keys.EMBEDDING, keys.EMBEDDING_DIM) if name in job}
+            spec = SlotSpec(tuple(job["widths"]), tuple(job["dropouts"]), job["activation"], settings, **embedding)
+            reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
         except TotalReached:
             raise
         except Exception as e:

@@ -65,13 +65,18 @@ def test_trial_records_the_embedding_and_counts_its_parameters(tmp_path: Path) -
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_search_with_scaling_and_embedding_exports_equal_predictions(tmp_path: Path) -> None:
-    """Check that an embedded, quantile-scaled search exports a program predicting as load_model does."""
+@pytest.mark.parametrize("engine", ["single", "fused"])
+def test_search_with_scaling_and_embedding_exports_equal_predictions(tmp_path: Path, engine: str) -> None:
+    """Check that an embedded, quantile-scaled search exports a program predicting as load_model does; fused,
+    without the refit, so that the exported weights are those the fused engine trained."""
     from archsearch.controller import run_search
 
-    config = _config(tmp_path)
-    run_search(config, workers=1)
-    out = export_best(config.study.storage, "enc", tmp_path / "model")
+    stored = _config(tmp_path).to_dict()
+    stored["train"]["engine"] = engine
+    config = SearchConfig.from_dict(stored)
+    study = run_search(config, workers=1)
+    assert study.best_trial.user_attrs.get(keys.ENGINE, "single") == engine
+    out = export_best(config.study.storage, "enc", tmp_path / "model", refit=engine == "single")
     predictor = load_model(out)
     assert predictor.architecture["embedding"] == "pl" and predictor.preprocessing.scaling == "quantile"
     rows = pd.read_csv(tmp_path / "rows.csv").drop(columns="label")
@@ -86,7 +91,7 @@ def test_search_with_scaling_and_embedding_exports_equal_predictions(tmp_path: P
 def test_sensitivity_trains_an_embedded_centres_neighbours_with_its_embedding(tmp_path: Path, engine: str) -> None:
     """Check that the neighbours of a pl-embedded centre train with that embedding, the linear one without,
     that parameter counts count only the numeric inputs as embedded (as the search's trial does), and that
-    a fused worker trains the embedded runs on the single engine and says why."""
+    a fused worker trains every run fused."""
     from archsearch.controller import run_search
 
     stored = _config(tmp_path).to_dict()
@@ -102,11 +107,8 @@ def test_sensitivity_trains_an_embedded_centres_neighbours_with_its_embedding(tm
     for run in runs:
         expected = None if run.user_attrs["depth"] == 0 else "pl"
         assert run.user_attrs.get(keys.EMBEDDING) == expected, run.user_attrs["change"]
-        if engine == "fused" and expected == "pl":
-            assert run.user_attrs[keys.ENGINE] == "single"
-            assert run.user_attrs[keys.ENGINE_REASON] == "the fused engine does not support embedding = 'pl' yet"
-        elif engine == "fused":
-            assert run.user_attrs[keys.ENGINE] == "fused"
+        if engine == "fused":  # embedded runs and the plain linear one alike
+            assert run.user_attrs[keys.ENGINE] == "fused" and keys.ENGINE_REASON not in run.user_attrs
     centre_runs = [t for t in runs if t.user_attrs["kind"] == "centre"]
     # 2 numeric inputs embedded, 3 one-hot passed through: the count the search stored for the trial itself.
     assert {t.user_attrs["n_params"] for t in centre_runs} == {centre.user_attrs["n_params"]}

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
 
+import archsearch.trainers._fused
 from archsearch.trainers import (
     FusedGroup,
     Population,
@@ -46,12 +49,41 @@ def diabetes() -> PreparedData:
     return load_data(DataSpec(dataset="diabetes"))  # regression, 10 features
 
 
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
+    """Three numeric columns (one of three values, so some pl bins are empty) and a one-hot one, 3 classes."""
+    rng = np.random.default_rng(0)
+    n = 240
+    frame = pd.DataFrame(
+        {
+            "a": rng.exponential(1.0, n),
+            "b": rng.normal(size=n),
+            "k": rng.integers(0, 3, n),
+            "c": rng.choice(list("xyz"), n),
+        }
+    )
+    frame["label"] = np.where(frame["a"] + frame["b"] > 1.0, "hi", np.where(frame["c"] == "x", "mid", "lo"))
+    path = tmp_path_factory.mktemp("mixed") / "rows.csv"
+    frame.to_csv(path, index=False)
+    data = load_data(DataSpec(dataset=None, path=str(path), target="label"))
+    assert data.preprocessing.numeric_features == (0, 1, 2) and data.n_features == 6
+    return data
+
+
 def _spec(widths: tuple[int, ...], dropout: float = 0.0, activation: str = "relu", **settings: object) -> SlotSpec:
     return SlotSpec(widths, (dropout,) * len(widths), activation, TrainSettings(batch_size=32, **settings))
 
 
 def _single(spec: SlotSpec, data: PreparedData) -> TrainResult:
-    return train_mlp(spec.widths, spec.dropouts, spec.activation, data, spec.settings)
+    return train_mlp(
+        spec.widths,
+        spec.dropouts,
+        spec.activation,
+        data,
+        spec.settings,
+        embedding=spec.embedding,
+        embedding_dim=spec.embedding_dim,
+    )
 
 
 def _assert_same_run(fused: TrainResult, single: TrainResult) -> None:
@@ -91,6 +123,62 @@ def test_mixed_population_matches_train_mlp(wine: PreparedData) -> None:
         _assert_same_run(fused, _single(spec, wine))
     # The patience slot stopped early on its own, with train_mlp's reason.
     assert results[4].reason.startswith("early stopped at epoch")
+
+
+# Embedded slots with the recipe's options, refilled mid-way (capacity 3 for 5 runs); the depth-0 slot is the
+# additive model that train_mlp builds for an embedding without hidden layers.
+EMBEDDED = [
+    _spec((16,), lr=1e-2, epochs=4, seed=1),
+    _spec((8, 24), lr=3e-3, optimizer="adamw", weight_decay=0.1, epochs=5, seed=2, lr_schedule="cosine", warmup=0.1),
+    _spec((), lr=5e-2, optimizer="sgd", epochs=3, seed=3, label_smoothing=0.1),
+    _spec((32, 8, 12), lr=1e-3, epochs=6, seed=4, grad_clip=0.5, metric="log_loss"),
+    _spec((20, 20), lr=2e-2, optimizer="sgd", epochs=30, patience=2, seed=5),
+]
+
+
+@pytest.mark.parametrize("embedding", ["pl", "periodic"])
+def test_embedded_population_matches_train_mlp(
+    mixed: PreparedData, embedding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check that slots with a numeric-feature embedding equal train_mlp's runs, weights and state-dict names included."""
+    # Validation in chunks of a few rows (3 slots x 32 units, or the embedding's width), so its slices are tested too.
+    monkeypatch.setattr(archsearch.trainers._fused, "_EVAL_ELEMENTS", 3 * 200)
+    specs = [dataclasses.replace(spec, embedding=embedding, embedding_dim=4) for spec in EMBEDDED]
+    group = dataclasses.replace(GROUP, embedding=embedding, embedding_dim=4)
+    results = train_fused(specs, mixed, group, capacity=3)
+    for spec, fused in zip(specs, results):
+        _assert_same_run(fused, _single(spec, mixed))
+    # The embedding is module 0 of the network: 3 numeric inputs embedded, the 3 one-hot ones passed through.
+    state = results[0].state_dict
+    assert state["0.numeric"].tolist() == [0, 1, 2] and state["0.passed"].tolist() == [3, 4, 5]
+    assert state["1.weight"].shape == (16, 3 * 4 + 3)
+    assert (
+        results[0].n_params == 3 * (4 * 4 + 4 if embedding == "pl" else 4 + 2 * 4 * 4 + 4) + 16 * 15 + 16 + 3 * 16 + 3
+    )
+
+
+def test_an_embedding_without_numeric_inputs_is_the_plain_network(tmp_path: Path) -> None:
+    """Check that a pl group on one-hot inputs only trains the plain network, as build_embedding returns None."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"c": rng.choice(list("xyz"), 120), "d": rng.choice(list("uv"), 120)})
+    frame["label"] = np.where(frame["c"] == "x", "a", "b")
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    one_hot = load_data(DataSpec(dataset=None, path=str(tmp_path / "rows.csv"), target="label"))
+    assert one_hot.preprocessing.numeric_features == () and one_hot.n_features == 5
+    spec = dataclasses.replace(_spec((8,), lr=1e-2, epochs=3, seed=1), embedding="pl", embedding_dim=4)
+    (fused,) = train_fused([spec], one_hot, dataclasses.replace(GROUP, embedding="pl", embedding_dim=4), capacity=1)
+    _assert_same_run(fused, _single(spec, one_hot))
+    assert sorted(fused.state_dict) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+
+
+def test_group_of_a_run_ignores_the_embedding_size_without_an_embedding() -> None:
+    """Check that runs without an embedding share a group whatever their embedding_dim, and embedded ones do not."""
+    plain, other = _spec((8,)), dataclasses.replace(_spec((8,)), embedding_dim=16)
+    assert FusedGroup.of(plain) == FusedGroup.of(other)
+    pl = dataclasses.replace(plain, embedding="pl", embedding_dim=16)
+    assert (FusedGroup.of(pl).embedding, FusedGroup.of(pl).embedding_dim) == ("pl", 16)
+    assert FusedGroup.of(pl) != FusedGroup.of(dataclasses.replace(pl, embedding_dim=8))
+    assert FusedGroup.of(pl).n_inputs(10, 8) == 2 + 8 * 16
 
 
 def test_regression_and_balanced_class_weights_match_train_mlp(wine: PreparedData, diabetes: PreparedData) -> None:
@@ -293,12 +381,18 @@ def test_train_seconds_is_the_slot_s_share_of_its_population_s_epochs(wine: Prep
     assert results[0].train_seconds == results[1].train_seconds  # each epoch's time is split evenly
 
 
-def test_a_diverging_slot_does_not_touch_the_others(wine: PreparedData) -> None:
+@pytest.mark.parametrize("embedding", ["none", "pl", "periodic"])
+def test_a_diverging_slot_does_not_touch_the_others(wine: PreparedData, embedding: str) -> None:
     """Check that a slot whose loss becomes NaN ends as diverged and its neighbours' numbers do not change."""
-    calm = [_spec((16,), lr=1e-2, epochs=4, seed=s) for s in (0, 1)]
-    wild = _spec((32, 32), lr=1e12, optimizer="sgd", epochs=4, seed=2)
-    with_wild = train_fused([calm[0], wild, calm[1]], wine, GROUP, capacity=3)
-    without = train_fused([calm[0], _spec((32, 32), lr=1e-3, epochs=4, seed=2), calm[1]], wine, GROUP, capacity=3)
+
+    def spec(widths: tuple[int, ...], **settings: object) -> SlotSpec:
+        return dataclasses.replace(_spec(widths, **settings), embedding=embedding, embedding_dim=4)
+
+    group = dataclasses.replace(GROUP, embedding=embedding, embedding_dim=4)
+    calm = [spec((16,), lr=1e-2, epochs=4, seed=s) for s in (0, 1)]
+    wild = spec((32, 32), lr=1e12, optimizer="sgd", epochs=4, seed=2)
+    with_wild = train_fused([calm[0], wild, calm[1]], wine, group, capacity=3)
+    without = train_fused([calm[0], spec((32, 32), lr=1e-3, epochs=4, seed=2), calm[1]], wine, group, capacity=3)
     assert with_wild[1].status == "diverged"
     assert with_wild[1].reason.startswith("loss became")
     for got, expected in ((with_wild[0], without[0]), (with_wild[2], without[2])):
@@ -336,12 +430,6 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
     assert (
         fused_unsupported_reason([8], [0.0], "swish", TrainSettings()) == "the fused engine has no activation 'swish'"
     )
-    # An input embedding is train_mlp's argument, not a TrainSettings field: the caller passes it.
-    assert fused_unsupported_reason([8], [0.0], "relu", TrainSettings(), embedding="none") is None
-    assert (
-        fused_unsupported_reason([8], [0.0], "relu", TrainSettings(), embedding="pl")
-        == "the fused engine does not support embedding = 'pl' yet"
-    )
 
 
 @pytest.mark.parametrize(
@@ -355,6 +443,8 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
         ({"class_weight": "x"}, "The 'class_weight' parameter of FusedGroup must be one of"),
         ({"device": "tpu"}, "The 'device' parameter of TrainSettings must be one of"),
         ({"normalization": "group"}, "The 'normalization' parameter of FusedGroup must be one of"),
+        ({"embedding": "quantile"}, "The 'embedding' parameter of FusedGroup must be one of"),
+        ({"embedding_dim": 0}, "The 'embedding_dim' parameter of FusedGroup must be an int >= 1. Got 0 instead."),
     ],
 )
 def test_fused_group_rejects_bad_values(changes: dict, match: str) -> None:
@@ -386,6 +476,7 @@ def test_population_rejects_bad_capacity_and_empty_validation(wine: PreparedData
         (_spec((8,), metric="rmse"), "The metric 'rmse' does not apply to classification"),
         (_spec((8,), normalization="layer"), "normalization 'layer' differs from the group's 'none'"),
         (_spec((8,), normalization="batch"), "normalization 'batch' differs from the group's 'none'"),
+        (dataclasses.replace(_spec((8,)), embedding="pl"), "embedding 'pl' of 8 differs from the group's 'none' of 8"),
     ],
 )
 def test_add_rejects_runs_that_do_not_fit_the_group(wine: PreparedData, spec: SlotSpec, match: str) -> None:
@@ -407,22 +498,32 @@ def test_add_rejects_a_full_population_and_a_wide_input_without_hidden_layers(wi
     with pytest.raises(ValueError, match=r"The population is full \(1 slots\)"):
         population.add(_spec((8,)))
     narrow = Population(wine, dataclasses.replace(GROUP, max_width=8), 1)
-    with pytest.raises(ValueError, match=r"a depth-0 slot needs max_width >= n_features \(13\)"):
+    with pytest.raises(ValueError, match=r"a depth-0 slot needs max_width >= its inputs \(13\)"):
         narrow.add(_spec(()))
+    # An embedding widens the inputs: 13 numeric features of 4 values each.
+    embedded = Population(wine, dataclasses.replace(GROUP, embedding="pl", embedding_dim=4), 1)
+    with pytest.raises(ValueError, match=r"a depth-0 slot needs max_width >= its inputs \(52\)"):
+        embedded.add(dataclasses.replace(_spec(()), embedding="pl", embedding_dim=4))
+    with pytest.raises(ValueError, match="embedding 'pl' of 8 differs from the group's 'pl' of 4"):
+        embedded.add(dataclasses.replace(_spec((8,)), embedding="pl", embedding_dim=8))
 
 
-def test_padding_stays_exactly_zero_without_masks(wine: PreparedData) -> None:
+@pytest.mark.parametrize("embedding", ["none", "pl"])
+def test_padding_stays_exactly_zero_without_masks(wine: PreparedData, embedding: str) -> None:
     """Check that after training a slot's row holds no nonzero beyond its own network's parameters."""
     # Layers narrower than the 13 inputs, padded units, an empty slot and a shallower slot at once.
-    population = Population(wine, dataclasses.replace(GROUP, max_width=8), capacity=3)
+    group = dataclasses.replace(GROUP, max_width=8, embedding=embedding, embedding_dim=4)
+    population = Population(wine, group, capacity=3)
     specs = [_spec((8, 5), lr=1e-2, weight_decay=0.1, epochs=3), _spec((3,), optimizer="sgd", weight_decay=0.1)]
+    specs = [dataclasses.replace(spec, embedding=embedding, embedding_dim=4) for spec in specs]
     slots = [population.add(spec) for spec in specs]
     population.step_epoch()
     population.step_epoch()
+    n_inputs, embedded = (13, 0) if embedding == "none" else (13 * 4, 13 * (4 * 4 + 4))
+    assert population.n_inputs == n_inputs
     for slot, spec in zip(slots, specs):
-        n_params = sum(
-            (fan_in + 1) * fan_out
-            for fan_in, fan_out in zip((wine.n_features, *spec.widths), (*spec.widths, wine.n_outputs))
+        n_params = embedded + sum(
+            (fan_in + 1) * fan_out for fan_in, fan_out in zip((n_inputs, *spec.widths), (*spec.widths, wine.n_outputs))
         )
         assert torch.count_nonzero(population.params[slot]) == n_params
     assert torch.count_nonzero(population.params[population.free[0]]) == 0

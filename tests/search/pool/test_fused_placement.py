@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -79,6 +80,23 @@ def test_a_space_whose_largest_network_is_free_to_pad_trains_in_one_population(d
     # A linear network opens a population of its own when the inputs would not pass through the hidden units.
     narrow, populations = _objective(digits, slots=8, layers=(0, 1), width=(8, 32)), []
     assert (_placed(_spec(()), narrow, populations).group.max_depth, len(populations)) == (0, 1)
+
+
+def test_an_embedded_trial_joins_its_embedding_s_populations_sized_by_its_inputs(digits: PreparedData) -> None:
+    """Check that embedded and plain trials never share a population, and that padding costs count embedded inputs."""
+    objective, populations = _objective(digits, slots=8, layers=(0, 2), width=(8, 64)), []
+    plain = _placed(_spec((8,)), objective, populations)
+    assert (plain.group.max_depth, plain.group.max_width) == (2, 64)  # 8,832 multiply-adds a row: free
+    pl = dataclasses.replace(_spec((8,)), embedding="pl", embedding_dim=16)
+    embedded = _placed(pl, objective, populations)
+    # 64 features x 16 values: 1,024 inputs make 2 x 64 cost 70,272 multiply-adds a row, not free on the CPU,
+    # so the population is sized by the trial's own bucket (1 x 8: 8,272, free).
+    assert embedded is not plain
+    assert (embedded.group.embedding, embedded.group.max_depth, embedded.group.max_width) == ("pl", 1, 8)
+    assert _placed(dataclasses.replace(pl, widths=(6,), dropouts=(0.0,)), objective, populations) is embedded
+    assert _placed(_spec((6,)), objective, populations) is plain
+    other_size = dataclasses.replace(pl, embedding_dim=8)
+    assert _placed(other_size, objective, populations) not in (plain, embedded)
 
 
 def test_a_trial_joins_the_fullest_population_whose_padding_is_free(digits: PreparedData) -> None:

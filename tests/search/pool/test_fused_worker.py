@@ -22,9 +22,9 @@ from ..conftest import small_config
 # Real searches, worker processes or a browser: `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
 
-# The default training recipe (warm-up, lr schedule, label smoothing, normalization): all of it is fused. The
-# default space's "pl" embedding is not (its trials run single), so it is switched off here.
-SPACE = {"layers": [0, 2], "width": [16, 64], "dropout": [0.0, 0.0], "batch_size": [64, 128], "embedding": "none"}
+# The default training recipe (warm-up, lr schedule, label smoothing, normalization) and the default space's
+# "pl" embedding (4 values a feature here, to keep the networks small): all of it is fused.
+SPACE = {"layers": [0, 2], "width": [16, 64], "dropout": [0.0, 0.0], "batch_size": [64, 128], "embedding_dim": [4]}
 
 
 def _search(folder: Path, engine: str) -> optuna.Study:
@@ -32,6 +32,7 @@ def _search(folder: Path, engine: str) -> optuna.Study:
     config = small_config(
         folder, study={"n_trials": 8}, space=SPACE, train={"epochs": 3, "patience": 2, "engine": engine, "slots": 3}
     )
+    assert config.space.embedding == ("none", "pl")
     return run_search(config)
 
 
@@ -42,11 +43,11 @@ def test_fused_search_stores_the_single_engine_trials(tmp_path: Path, monkeypatc
     single = _search(tmp_path / "single", "single")
     real = archsearch.trainers.fused_unsupported_reason
 
-    def two_layers_unsupported(widths, dropouts, activation, settings, **embedding):  # noqa: ANN001, ANN202, ANN003
+    def two_layers_unsupported(widths, dropouts, activation, settings):  # noqa: ANN001, ANN202
         return (
             "two layers are not fused in this test"
             if len(widths) == 2
-            else real(widths, dropouts, activation, settings, **embedding)
+            else real(widths, dropouts, activation, settings)
         )
 
     monkeypatch.setattr(archsearch.trainers, "fused_unsupported_reason", two_layers_unsupported)
@@ -70,7 +71,7 @@ def test_fused_search_stores_the_single_engine_trials(tmp_path: Path, monkeypatc
     # per-epoch values agree to float rounding (the pruner may stop them at different epochs). Batch-norm
     # trials are left out: under Adam their pre-norm biases follow Adam-scaled rounding noise in either engine.
     by_number = {t.number: t for t in single.trials}
-    compared = 0
+    compared, embedded = 0, 0
     for trial in trials:
         twin = by_number[trial.number]
         if twin.params != trial.params or trial.params.get("normalization") == "batch":
@@ -80,7 +81,9 @@ def test_fused_search_stores_the_single_engine_trials(tmp_path: Path, monkeypatc
             [twin.intermediate_values[e] for e in common], abs=1e-4
         )
         compared += 1
-    assert compared >= 4
+        fused_pl = trial.params.get("embedding") == "pl" and trial.user_attrs[keys.ENGINE] == "fused"
+        embedded += fused_pl and trial.user_attrs["depth"] > 0
+    assert compared >= 4 and embedded >= 1
 
 
 def test_cli_engine_option_is_checked_like_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
