@@ -12,7 +12,7 @@ from archsearch.spaces._candidate import (
     Hyperparameters,
     classify_shape,
 )
-from archsearch.spaces._mlp import FUNNELS, LABEL_SMOOTHING_STEP, SHAPES, MLPSpace
+from archsearch.spaces._mlp import FUNNELS, LABEL_SMOOTHING_STEP, RECIPE_BASELINE, SHAPES, MLPSpace
 from archsearch.spaces._neighbours import (
     HIDDEN_LAYER_WIDTHS,
     LINEAR_NEIGHBOUR,
@@ -47,6 +47,7 @@ __all__ = [
     "NORMALIZATIONS",
     "Neighbour",
     "OPTIMIZERS",
+    "RECIPE_BASELINE",
     "SHAPES",
     "across_sizes_neighbours",
     "architecture_key",

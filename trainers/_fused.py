@@ -679,17 +679,13 @@ class Population:
         capacity x numeric x dim^2 x width multiply-adds a step, instead of a per-row product and its
         copies; the per-row embedding output (capacity, rows, numeric x dim) is never built.
         """
-        embedding_weight, embedding_bias = (
-            params[0],
-            params[1],
-        )  # (capacity, numeric, dim, dim), (capacity, numeric, dim)
-        weight, bias = params[self._lead], params[self._lead + 1]  # (capacity, n_inputs, width), (capacity, width)
+        # (capacity, numeric, dim, dim), (capacity, numeric, dim); then (capacity, n_inputs, width), (capacity, width)
+        embedding_weight, embedding_bias = params[0], params[1]
+        weight, bias = params[self._lead], params[self._lead + 1]
         capacity, n_numeric, dim, _ = embedding_weight.shape
         embedded = n_numeric * dim
         first = weight[:, :embedded].reshape(capacity, n_numeric, dim, -1)  # (capacity, numeric, dim, width)
-        folded = torch.matmul(embedding_weight, first).reshape(
-            capacity, embedded, -1
-        )  # (capacity, numeric x dim, width)
+        folded = torch.matmul(embedding_weight, first).reshape(capacity, embedded, -1)  # (capacity, n x dim, width)
         folded_bias = torch.bmm(embedding_bias.reshape(capacity, 1, embedded), first.reshape(capacity, embedded, -1))
         encoding = pl_encoding(self._numeric_x[split][index], self._edges)  # (capacity, batch | rows, numeric, dim)
         z = _affine(encoding.flatten(-2), folded, folded_bias.squeeze(1) + bias)  # (capacity, rows, width)
