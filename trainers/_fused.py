@@ -418,6 +418,30 @@ class Population:
         self._clear(index)
         self._refresh_masks()
 
+    def best_value(self, index: int) -> float | None:
+        """The validation metric of slot `index`'s best epoch so far; None before its first epoch.
+
+        Raises:
+            ValueError: The slot is empty.
+        """
+        return self._occupant(index).best_value
+
+    def stop(self, index: int, reason: str) -> TrainResult:
+        """End slot `index`'s run now, as pruned with `reason`: its best epoch's weights and metrics, as any ended run.
+
+        Raises:
+            ValueError: The slot is empty.
+        """
+        result = self._finish(index, self._occupant(index), "pruned", reason)
+        self._refresh_masks()
+        return result
+
+    def _occupant(self, index: int) -> _Slot:
+        slot = self._slots[index] if is_int(index) and 0 <= index < self.capacity else None
+        if slot is None:
+            raise ValueError(f"Slot {index!r} of the population holds no run (occupied: {self.occupied}).")
+        return slot
+
     def step_epoch(self) -> list[tuple[int, TrainResult]]:
         """Train every occupied slot for one epoch; returns (slot, result) for each run that ended."""
         if not self.occupied:

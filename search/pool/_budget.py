@@ -153,7 +153,8 @@ class AskDeadline:
 
     def time_up(self) -> bool:
         """Whether running trials should stop now: only once the reserve began, so that a search whose
-        deadline comes before any trial completed (nothing to refit) lets its running trials finish."""
+        deadline comes before any trial completed (nothing to refit) lets its running trial finish (a fused
+        worker keeps only its most promising one, see `_fused_worker._keep_most_promising`)."""
         return self.passed() and self._reserved
 
     def _best_refit(self) -> tuple[int, float] | None:

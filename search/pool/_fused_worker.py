@@ -155,6 +155,8 @@ def fused_trial_loop(
                     entry = next(r for r in running if r.population is population and r.slot == slot)
                     running.remove(entry)
                     _record(entry, result, tell)
+            if deadline is not None and deadline.reserve and len(running) > 1 and deadline.passed():
+                _keep_most_promising(running, study, tell)
             if stop.requested:
                 raise KeyboardInterrupt("stopped by a signal")
     except BaseException as e:
@@ -166,6 +168,31 @@ def fused_trial_loop(
     finally:
         heartbeats.done.set()
         heartbeats.join()
+
+
+def _keep_most_promising(running: list[_Running], study: optuna.Study, tell: Callable) -> None:
+    """Past the timeout, stop every running trial but the one with the best validation value so far.
+
+    With the refit's reserve, running trials stop at the timeout (`time_up`) unless no trial has completed
+    yet: then they run on, so that the export has a trial to refit. A single-engine worker has one such
+    trial; a fused worker has `slots` of them, in lockstep, which on a CPU ran a 31 s search for minutes
+    (BENCHMARKS.md section 6, sixth session). Keeping the most promising one bounds the overrun by one
+    trial, as for the single engine; it then trains alone.
+    """
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+
+    def rank(entry: _Running) -> tuple[bool, float]:
+        value = entry.population.best_value(entry.slot)
+        return (value is None, -value if maximize and value is not None else (value or 0.0))
+
+    keep = min(running, key=rank)
+    for entry in [r for r in running if r is not keep]:
+        reason = (
+            f"stopped at the timeout with no trial complete yet: the worker finishes only trial {keep.trial.number}"
+        )
+        result = entry.population.stop(entry.slot, reason)
+        running.remove(entry)
+        _record(entry, result, tell)
 
 
 def _place(

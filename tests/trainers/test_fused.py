@@ -537,3 +537,38 @@ def test_discard_frees_a_slot_without_a_result(wine: PreparedData) -> None:
     assert population.free == [0, 1] and population.occupied == 0
     assert population.step_epoch() == []
     assert torch.count_nonzero(population.params) == 0
+
+
+def test_stop_ends_a_run_early_with_its_best_epoch_and_the_others_go_on(wine: PreparedData) -> None:
+    """Check that stop returns a pruned result with the reason, the best epoch's metrics and weights, frees the
+    slot, and leaves the other slot's run as it would have been."""
+    specs = [_spec((16,), lr=1e-2, epochs=4, seed=1), _spec((8,), lr=1e-2, epochs=4, seed=2)]
+    population = Population(wine, GROUP, 2)
+    slots = [population.add(spec) for spec in specs]
+    assert population.best_value(slots[0]) is None
+    population.step_epoch()
+    population.step_epoch()
+    best = population.best_value(slots[0])
+    stopped = population.stop(slots[0], "stopped for this test")
+    assert (stopped.status, stopped.reason, stopped.epochs_run, stopped.best_value) == (
+        "pruned",
+        "stopped for this test",
+        2,
+        best,
+    )
+    assert stopped.metrics["val_accuracy"] == pytest.approx(best) and stopped.state_dict is not None
+    assert population.free == [slots[0]]
+    finished = []
+    while population.occupied:
+        finished += population.step_epoch()
+    assert [slot for slot, _ in finished] == [slots[1]]
+    _assert_same_run(finished[0][1], _single(specs[1], wine))
+
+
+def test_stop_and_best_value_name_an_empty_slot(wine: PreparedData) -> None:
+    """Check that asking for a slot without a run names the slot."""
+    population = Population(wine, GROUP, 2)
+    with pytest.raises(ValueError, match=r"Slot 1 of the population holds no run \(occupied: 0\)"):
+        population.stop(1, "why")
+    with pytest.raises(ValueError, match=r"Slot 5 of the population holds no run"):
+        population.best_value(5)

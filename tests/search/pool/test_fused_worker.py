@@ -86,6 +86,28 @@ def test_fused_search_stores_the_single_engine_trials(tmp_path: Path, monkeypatc
     assert compared >= 4 and embedded >= 1
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_past_the_timeout_with_no_complete_trial_a_fused_worker_finishes_only_its_best(tmp_path: Path) -> None:
+    """Check that a fused worker whose timeout passes before any trial completed stops all its trials but the
+    most promising one, which completes (the export needs one), instead of training every slot to the end."""
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 20, "timeout": 2},
+        space={**SPACE, "layers": [1, 1], "width": [16, 16], "batch_size": [64], "embedding": "none"},
+        train={"epochs": 200, "patience": 200, "engine": "fused", "slots": 3},
+    )
+    study = run_search(config)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    others = [t for t in study.trials if t.state != TrialState.COMPLETE]
+    assert len(complete) == 1 and complete[0].user_attrs["epochs_run"] == 200
+    assert len(others) == 2 and all(t.state == TrialState.PRUNED for t in others)
+    reason = f"stopped at the timeout with no trial complete yet: the worker finishes only trial {complete[0].number}"
+    assert {t.user_attrs[keys.PRUNED_REASON] for t in others} == {reason}
+    # The one kept was the best of the three when the others stopped.
+    assert all(t.intermediate_values[max(t.intermediate_values)] <= complete[0].value for t in others)
+
+
 def test_cli_engine_option_is_checked_like_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Check that `archsearch search --engine` with an unknown engine exits 2 naming the rule and the value."""
     from archsearch.cli import main
