@@ -1,8 +1,9 @@
 """Train many MLPs at once: slots stepped together with batched matrix products, each refilled as its run ends.
 
-A `Population` holds `capacity` slots of one `FusedGroup`. Every layer's weights are stacked as
-(capacity, in, width) in one flat (capacity, n_params) tensor, and one training step is a handful of
-batched products over all slots, so small networks stop paying Python and kernel launch costs per trial.
+A `Population` holds up to `capacity` slots of one `FusedGroup`. Every layer's weights are stacked as
+(rows, in, width) in one flat (rows, n_params) tensor, and one training step is a handful of batched
+products over all rows, so small networks stop paying Python and kernel launch costs per trial. Rows are
+allocated as slots are first used (doubling, up to `capacity`): an empty row costs a step its arithmetic.
 
 What varies per slot (fused) and what partitions slots into groups:
 - Per slot: hidden widths (padded to the group's `max_width`: a padded unit's weights and bias start at
@@ -321,17 +322,17 @@ class Population:
         shapes += [(width if depth else n_in, n_out), (n_out,)]
         self._shapes = shapes
         self._offsets = list(itertools.accumulate((math.prod(s) for s in shapes), initial=0))
-        self.params = torch.zeros(capacity, self._offsets[-1], device=self.device)  # (capacity, n_params)
+        # The slots' tensors hold rows for the slots used so far, not for `capacity`: every row costs its
+        # arithmetic in each step, occupied or not, and a population of a search often holds one or two runs.
+        # `add` doubles them when it needs a row (at most `capacity`); `_size` is their row count.
+        self._size = 1
+        self.params = torch.zeros(1, self._offsets[-1], device=self.device)  # (rows, n_params)
         self._best = torch.zeros_like(self.params)
         # BatchNorm1d's buffers per layer and slot, and their copies at each slot's best epoch.
-        self._stats = _BatchStats(depth, capacity, width, self.device)
-        self._best_stats = _BatchStats(depth, capacity, width, self.device)
-        # Leaves that alias `params`: the optimizer updates `params` in place and the leaves see it.
-        self._leaves = [
-            self.params[:, a:b].view(capacity, *shape).detach().requires_grad_()
-            for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), shapes)
-        ]
-        self._optimizer = StackedOptimizer(capacity, self._offsets[-1], self.device)
+        self._stats = _BatchStats(depth, 1, width, self.device)
+        self._best_stats = _BatchStats(depth, 1, width, self.device)
+        self._leaves = self._views()
+        self._optimizer = StackedOptimizer(1, self._offsets[-1], self.device)
         self._dropout_generator = torch.Generator(device=self.device).manual_seed(seed)
         self._x = {s: _tensor(getattr(data, f"x_{s}"), torch.float32, self.device) for s in ("train", "val")}
         if self._embedding != "none":
@@ -346,8 +347,28 @@ class Population:
         self._class_weights = (
             _class_weights(data, group.class_weight, self.device) if data.task == "classification" else None
         )
-        self._slots: list[_Slot | None] = [None] * capacity
+        self._slots: list[_Slot | None] = [None]
         self._refresh_masks()
+
+    def _views(self) -> list[torch.Tensor]:
+        """Leaves that alias `params`: the optimizer updates `params` in place and the leaves see it."""
+        return [
+            self.params[:, a:b].view(self._size, *shape).detach().requires_grad_()
+            for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)
+        ]
+
+    def _grow(self, rows: int) -> None:
+        """Give the slots' tensors `rows` rows (more than now), the occupied rows' state kept and the new rows empty."""
+        added = rows - self._size
+        with torch.no_grad():
+            self.params = torch.cat([self.params, self.params.new_zeros(added, self.params.shape[1])])
+            self._best = torch.cat([self._best, self._best.new_zeros(added, self._best.shape[1])])
+        for stats in (self._stats, self._best_stats):
+            stats.grow(added)
+        self._optimizer.grow(added)
+        self._slots += [None] * added
+        self._size = rows
+        self._leaves = self._views()
 
     @property
     def occupied(self) -> int:
@@ -356,8 +377,8 @@ class Population:
 
     @property
     def free(self) -> list[int]:
-        """Indices of the empty slots."""
-        return [i for i, slot in enumerate(self._slots) if slot is None]
+        """Indices of the empty slots (those without rows yet included, up to `capacity`)."""
+        return [i for i, slot in enumerate(self._slots) if slot is None] + list(range(self._size, self.capacity))
 
     def add(self, spec: SlotSpec, report: Report | None = None) -> int:
         """Place a run in a free slot (fresh weights from its seed, fresh optimizer state); returns the slot.
@@ -375,6 +396,8 @@ class Population:
         if settings.num_threads is not None:
             torch.set_num_threads(settings.num_threads)
         index = self.free[0]
+        if index >= self._size:
+            self._grow(min(self.capacity, max(2 * self._size, index + 1)))
         generator = torch.Generator().manual_seed(settings.seed)
         self._initialize(index, spec, generator)
         self._optimizer.reset(index, settings.optimizer, settings.lr, settings.weight_decay)
@@ -437,7 +460,7 @@ class Population:
         return result
 
     def _occupant(self, index: int) -> _Slot:
-        slot = self._slots[index] if is_int(index) and 0 <= index < self.capacity else None
+        slot = self._slots[index] if is_int(index) and 0 <= index < self._size else None
         if slot is None:
             raise ValueError(f"Slot {index!r} of the population holds no run (occupied: {self.occupied}).")
         return slot
@@ -620,9 +643,9 @@ class Population:
     def _refresh_masks(self) -> None:
         """Per-slot masks of the current occupants, rebuilt only when a slot is added or freed."""
         depth = self.group.max_depth
-        on = torch.zeros(depth, self.capacity, 1, 1, dtype=torch.bool)
-        drop = torch.zeros(depth, self.capacity, 1, 1)
-        active = torch.zeros(self.capacity)
+        on = torch.zeros(depth, self._size, 1, 1, dtype=torch.bool)
+        drop = torch.zeros(depth, self._size, 1, 1)
+        active = torch.zeros(self._size)
         for index, slot in enumerate(self._slots):
             if slot is None:
                 on[:, index] = True  # an empty slot's zero layers give zeros either way; no pass-through needed
@@ -637,7 +660,7 @@ class Population:
         self._keep_scale = (1.0 / (1.0 - drop)).to(self.device)
         self._dropout_layers = [bool((drop[layer] > 0).any()) for layer in range(depth)]
         self._active = active.to(self.device)  # (capacity,)
-        units = torch.zeros(depth, self.capacity, 1, self.group.max_width)
+        units = torch.zeros(depth, self._size, 1, self.group.max_width)
         for index, slot in enumerate(self._slots):
             for layer, width in enumerate([] if slot is None else slot.spec.widths):
                 units[layer, index, 0, :width] = 1.0
@@ -689,7 +712,7 @@ class Population:
             out = torch.relu(out)
         passed = self._passed[split][index]  # (capacity, batch, others) or (rows, others)
         if passed.dim() == 2:
-            passed = passed.expand(self.capacity, *passed.shape)
+            passed = passed.expand(self._size, *passed.shape)
         return torch.cat([out.flatten(2), passed], dim=2)  # (capacity, rows, n_inputs)
 
     def _folded_first_layer(
@@ -797,7 +820,7 @@ class Population:
             loss = self._loss(out.float(), self._y_train[rows])  # (capacity,)
             # Each slot's loss depends on its own leaves only, so one backward of the sum gives every slot its gradient.
             grads = torch.autograd.grad((loss * self._active).sum(), self._leaves)
-            flat = torch.cat([g.reshape(self.capacity, -1) for g in grads], dim=1)  # (capacity, n_params)
+            flat = torch.cat([g.reshape(self._size, -1) for g in grads], dim=1)  # (rows, n_params)
             if self._clip_any:
                 flat = self._clip(flat)
             self._optimizer.step(self.params, flat)
@@ -857,7 +880,7 @@ class Population:
         # phase, its cos and sin, and their concatenation).
         embedding = {"none": 0, "pl": self.n_inputs, "periodic": 6 * self.n_inputs}[self._embedding]
         width = max(self.group.max_width, self.data.n_outputs, embedding)
-        rows = max(1, _EVAL_ELEMENTS // (self.capacity * width))
+        rows = max(1, _EVAL_ELEMENTS // (self._size * width))
         params = [p.detach() for p in self._leaves]
         with torch.inference_mode(), _autocast(self.device, self._use_bf16):
             chunks = [
@@ -910,6 +933,13 @@ class _BatchStats:
         self.mean = torch.zeros(depth, capacity, width, device=device)
         self.var = torch.ones(depth, capacity, width, device=device)
         self.tracked = torch.zeros(capacity, dtype=torch.int64, device=device)  # training batches seen
+
+    def grow(self, added: int) -> None:
+        """`added` more slots, each as a fresh BatchNorm1d's."""
+        depth, _, width = self.mean.shape
+        self.mean = torch.cat([self.mean, self.mean.new_zeros(depth, added, width)], dim=1)
+        self.var = torch.cat([self.var, self.var.new_ones(depth, added, width)], dim=1)
+        self.tracked = torch.cat([self.tracked, self.tracked.new_zeros(added)])
 
     def reset(self, index: int) -> None:
         self.mean[:, index] = 0.0

@@ -60,6 +60,17 @@ class StackedOptimizer:
         self._kinds: tuple[bool, bool] | None = None  # (any SGD slot, any Adam/AdamW slot); None when stale
         self._steps = torch.zeros(capacity, 1, device=device)  # Adam steps taken per slot
 
+    def grow(self, added: int) -> None:
+        """`added` more slots, empty (their rows are not updated until `reset`)."""
+        n_params = self.m.shape[1]
+        self.m = torch.cat([self.m, self.m.new_zeros(added, n_params)])
+        self.v = torch.cat([self.v, self.v.new_zeros(added, n_params)])
+        self._steps = torch.cat([self._steps, self._steps.new_zeros(added, 1)])
+        self._host = np.concatenate([self._host, np.zeros((added, self._host.shape[1]))])
+        self._slots += [None] * added
+        self._calls = None
+        self._rows = self._kinds = None
+
     def reset(self, slot: int, kind: str, lr: float, weight_decay: float) -> None:
         """Start `slot` afresh (zero state, step 0) with its own optimizer kind and hyperparameters."""
         self.m[slot].zero_()

@@ -300,13 +300,15 @@ def test_normalized_padding_stays_exactly_zero(wine: PreparedData, normalization
         _spec((3,), optimizer="sgd", weight_decay=0.1, normalization=normalization),
     ]
     slots = [population.add(spec) for spec in specs]
+    spare = population.add(specs[0])  # a slot emptied before training: its row must stay zero
+    population.discard(spare)
     population.step_epoch()
     population.step_epoch()
     for slot, spec in zip(slots, specs):
         sizes = zip((wine.n_features, *spec.widths), (*spec.widths, wine.n_outputs))
         n_params = sum((fan_in + 1) * fan_out for fan_in, fan_out in sizes) + 2 * sum(spec.widths)
         assert torch.count_nonzero(population.params[slot]) == n_params
-    assert torch.count_nonzero(population.params[population.free[0]]) == 0
+    assert torch.count_nonzero(population.params[spare]) == 0
 
 
 def test_clipping_uses_each_slot_s_own_norm(wine: PreparedData) -> None:
@@ -517,6 +519,8 @@ def test_padding_stays_exactly_zero_without_masks(wine: PreparedData, embedding:
     specs = [_spec((8, 5), lr=1e-2, weight_decay=0.1, epochs=3), _spec((3,), optimizer="sgd", weight_decay=0.1)]
     specs = [dataclasses.replace(spec, embedding=embedding, embedding_dim=4) for spec in specs]
     slots = [population.add(spec) for spec in specs]
+    spare = population.add(specs[0])  # a slot emptied before training: its row must stay zero
+    population.discard(spare)
     population.step_epoch()
     population.step_epoch()
     n_inputs, embedded = (13, 0) if embedding == "none" else (13 * 4, 13 * (4 * 4 + 4))
@@ -526,7 +530,7 @@ def test_padding_stays_exactly_zero_without_masks(wine: PreparedData, embedding:
             (fan_in + 1) * fan_out for fan_in, fan_out in zip((n_inputs, *spec.widths), (*spec.widths, wine.n_outputs))
         )
         assert torch.count_nonzero(population.params[slot]) == n_params
-    assert torch.count_nonzero(population.params[population.free[0]]) == 0
+    assert torch.count_nonzero(population.params[spare]) == 0
 
 
 def test_discard_frees_a_slot_without_a_result(wine: PreparedData) -> None:
@@ -572,3 +576,31 @@ def test_stop_and_best_value_name_an_empty_slot(wine: PreparedData) -> None:
         population.stop(1, "why")
     with pytest.raises(ValueError, match=r"Slot 5 of the population holds no run"):
         population.best_value(5)
+
+
+@pytest.mark.parametrize(("normalization", "optimizer"), [("none", "adam"), ("batch", "sgd"), ("layer", "adamw")])
+def test_a_population_grows_its_rows_as_runs_join_without_changing_the_running_ones(
+    wine: PreparedData, normalization: str, optimizer: str
+) -> None:
+    """Check that rows are allocated as slots are used (1, then doubling up to capacity) and that a run
+    joining mid-way leaves the earlier runs' weights, optimizer state and norm statistics as train_mlp's."""
+    group = dataclasses.replace(GROUP, normalization=normalization)
+    specs = [
+        _spec((16, 8), lr=1e-2, optimizer=optimizer, epochs=5, seed=s, normalization=normalization) for s in range(3)
+    ]
+    population = Population(wine, group, capacity=3)
+    assert population.params.shape[0] == 1 and population.free == [0, 1, 2]
+    results: dict[int, TrainResult] = {}
+    owner = {population.add(specs[0]): 0}
+    population.step_epoch()
+    population.step_epoch()
+    owner[population.add(specs[1])] = 1  # grows to 2 rows while run 0 is at epoch 2
+    assert population.params.shape[0] == 2
+    population.step_epoch()
+    owner[population.add(specs[2])] = 2  # and to 3, the capacity
+    assert population.params.shape[0] == 3 and population.free == []
+    while population.occupied:
+        for slot, result in population.step_epoch():
+            results[owner.pop(slot)] = result
+    for position in range(3):
+        _assert_same_run(results[position], _single(specs[position], wine))
