@@ -432,13 +432,13 @@ def choose_engine(config: SearchConfig, slot: WorkerSlot) -> tuple[str, str]:
 
     >>> from archsearch.config import SearchConfig
     >>> choose_engine(SearchConfig(), WorkerSlot(index=0, device="cpu", gpu=None, threads=1))
-    ('single', 'engine auto on a CPU: the single engine (whole fused searches ran at half its speed)')
+    ('single', 'engine auto on a CPU: the single engine (whole fused searches ran at 0.8x its speed)')
     """
     engine = config.train.engine
     if engine != "auto":
         return engine, f"engine {engine} ([train] engine)"
     if not slot.device.startswith("cuda"):
-        return "single", "engine auto on a CPU: the single engine (whole fused searches ran at half its speed)"
+        return "single", "engine auto on a CPU: the single engine (whole fused searches ran at 0.8x its speed)"
     widest = config.space.width[1]
     if widest > AUTO_FUSED_MAX_WIDTH:
         return "single", f"engine auto on a GPU: the single engine (widths up to {widest} > {AUTO_FUSED_MAX_WIDTH})"
