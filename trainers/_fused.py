@@ -19,7 +19,7 @@ What varies per slot (fused) and what partitions slots into groups:
   normalization (a LayerNorm takes its statistics over the slot's real units only; a BatchNorm keeps
   each slot's running statistics; a padded unit's norm weight and bias are zero, so it stays zero) and
   the numeric-feature embedding with its size (the first layer's inputs line up; each slot has its own
-  embedding weights, stacked as (capacity, n_numeric, ...); a "pl" embedding's per-feature Linear and the
+  embedding weights, stacked as (rows, n_numeric, ...); a "pl" embedding's per-feature Linear and the
   first hidden Linear are applied as one folded product, see `_folded_first_layer`), besides the data itself.
 
 With dropout 0 on CPU a slot's trajectory equals `train_mlp`'s with the same values to float rounding
@@ -30,7 +30,8 @@ means agree in effect only. Dropout masks come from the population's own generat
 `settings.seed`, so with dropout a slot matches `train_mlp` in distribution, not number for number.
 
 Every operation is either elementwise along the slot axis or a per-slot product, so a NaN in one slot
-stays in it, and adding or finishing one slot leaves the other slots' numbers unchanged.
+stays in it, and adding or finishing one slot (growing the rows or not) leaves the other slots' numbers
+unchanged with dropout 0; with dropout the masks are drawn over all rows, so the other slots' masks change.
 """
 
 from __future__ import annotations
@@ -437,8 +438,28 @@ class Population:
         return None
 
     def discard(self, index: int) -> None:
-        """Empty slot `index` without a result (its run was cancelled from outside)."""
+        """Empty slot `index` without a result (its run was cancelled from outside).
+
+        Raises:
+            ValueError: The slot is empty.
+        """
+        self._occupant(index)
         self._clear(index)
+        self._refresh_masks()
+
+    def trim(self) -> None:
+        """Drop the empty rows after the last occupied slot, so that the remaining runs stop paying for them."""
+        rows = max((i + 1 for i, slot in enumerate(self._slots) if slot is not None), default=1)
+        if rows == self._size:
+            return
+        with torch.no_grad():
+            self.params, self._best = self.params[:rows].clone(), self._best[:rows].clone()
+        for stats in (self._stats, self._best_stats):
+            stats.trim(rows)
+        self._optimizer.trim(rows)
+        self._slots = self._slots[:rows]
+        self._size = rows
+        self._leaves = self._views()
         self._refresh_masks()
 
     def best_value(self, index: int) -> float | None:
@@ -933,6 +954,14 @@ class _BatchStats:
         self.mean = torch.zeros(depth, capacity, width, device=device)
         self.var = torch.ones(depth, capacity, width, device=device)
         self.tracked = torch.zeros(capacity, dtype=torch.int64, device=device)  # training batches seen
+
+    def trim(self, rows: int) -> None:
+        """Keep the first `rows` slots only."""
+        self.mean, self.var, self.tracked = (
+            self.mean[:, :rows].clone(),
+            self.var[:, :rows].clone(),
+            self.tracked[:rows].clone(),
+        )
 
     def grow(self, added: int) -> None:
         """`added` more slots, each as a fresh BatchNorm1d's."""

@@ -71,6 +71,14 @@ class StackedOptimizer:
         self._calls = None
         self._rows = self._kinds = None
 
+    def trim(self, rows: int) -> None:
+        """Keep the first `rows` slots only (the others must be empty)."""
+        self.m, self.v, self._steps = self.m[:rows].clone(), self.v[:rows].clone(), self._steps[:rows].clone()
+        self._host = self._host[:rows].copy()
+        self._slots = self._slots[:rows]
+        self._calls = None
+        self._rows = self._kinds = None
+
     def reset(self, slot: int, kind: str, lr: float, weight_decay: float) -> None:
         """Start `slot` afresh (zero state, step 0) with its own optimizer kind and hyperparameters."""
         self.m[slot].zero_()

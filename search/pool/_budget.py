@@ -132,6 +132,9 @@ class AskDeadline:
         left = self.deadline - time.time()
         if left <= 0:
             self._passed = True
+            # Past the deadline itself, running trials stop too once there is a trial to refit, even if no
+            # ask saw the reserve's window (a fused worker asks only at the end of its epoch rounds).
+            self._reserved = self.reserve and self._best_refit() is not None
             return True
         if not self.reserve or left > REFIT_RESERVE_CAP * self.timeout:
             return False
@@ -152,9 +155,9 @@ class AskDeadline:
         return True
 
     def time_up(self) -> bool:
-        """Whether running trials should stop now: only once the reserve began, so that a search whose
-        deadline comes before any trial completed (nothing to refit) lets its running trial finish (a fused
-        worker keeps only its most promising one, see `_fused_worker._keep_most_promising`)."""
+        """Whether running trials should stop now: once the reserve began, or the deadline passed with a trial
+        to refit. A search whose deadline comes before any trial completed (nothing to refit) lets its running
+        trial finish (a fused worker only its most promising one, see `_fused_worker._keep_most_promising`)."""
         return self.passed() and self._reserved
 
     def _best_refit(self) -> tuple[int, float] | None:

@@ -7,7 +7,8 @@ population of the trial's own depth and its widest layer rounded up to a power o
 to the space's largest network made a digits search half as fast as the single engine (BENCHMARKS.md §8).
 After each epoch every slot reports to its own trial (intermediate value, pruner), every running trial
 gets a heartbeat, and each slot whose run ended is told to Optuna and refilled with a newly asked trial,
-so the worker keeps `slots` trials running until the study's total is reached.
+so the worker keeps `slots` trials running until the study's total is reached. Past a timeout with no
+complete trial (nothing to refit), it finishes only its most promising trial.
 
 When no trial is left to ask, the worker's ordinary loop takes over: it waits for trials running
 elsewhere and trains the retries of any whose worker died, on the single engine.
@@ -155,8 +156,10 @@ def fused_trial_loop(
                     entry = next(r for r in running if r.population is population and r.slot == slot)
                     running.remove(entry)
                     _record(entry, result, tell)
+            # Past the deadline with a trial to refit, the reporters stop every slot (time_up); with none, one goes on.
             if deadline is not None and deadline.reserve and len(running) > 1 and deadline.passed():
-                _keep_most_promising(running, study, tell)
+                if not deadline.time_up():
+                    _keep_most_promising(running, study, tell)
             if stop.requested:
                 raise KeyboardInterrupt("stopped by a signal")
     except BaseException as e:
@@ -193,6 +196,7 @@ def _keep_most_promising(running: list[_Running], study: optuna.Study, tell: Cal
         result = entry.population.stop(entry.slot, reason)
         running.remove(entry)
         _record(entry, result, tell)
+    keep.population.trim()  # the kept run no longer pays for the rows of the runs stopped around it
 
 
 def _place(

@@ -578,24 +578,21 @@ def test_stop_and_best_value_name_an_empty_slot(wine: PreparedData) -> None:
         population.best_value(5)
 
 
-@pytest.mark.parametrize(("normalization", "optimizer"), [("none", "adam"), ("batch", "sgd"), ("layer", "adamw")])
-def test_a_population_grows_its_rows_as_runs_join_without_changing_the_running_ones(
-    wine: PreparedData, normalization: str, optimizer: str
-) -> None:
-    """Check that rows are allocated as slots are used (1, then doubling up to capacity) and that a run
-    joining mid-way leaves the earlier runs' weights, optimizer state and norm statistics as train_mlp's."""
+def _runs_joining_mid_way(data: PreparedData, normalization: str, optimizer: str) -> None:
+    """Runs that join a population at epochs 0, 2 and 3, growing its rows 1 -> 2 -> 3, against train_mlp."""
     group = dataclasses.replace(GROUP, normalization=normalization)
     specs = [
         _spec((16, 8), lr=1e-2, optimizer=optimizer, epochs=5, seed=s, normalization=normalization) for s in range(3)
     ]
-    population = Population(wine, group, capacity=3)
+    population = Population(data, group, capacity=3)
     assert population.params.shape[0] == 1 and population.free == [0, 1, 2]
     results: dict[int, TrainResult] = {}
     owner = {population.add(specs[0]): 0}
     population.step_epoch()
     population.step_epoch()
+    before = population.params[0].clone()
     owner[population.add(specs[1])] = 1  # grows to 2 rows while run 0 is at epoch 2
-    assert population.params.shape[0] == 2
+    assert population.params.shape[0] == 2 and torch.equal(population.params[0], before)
     population.step_epoch()
     owner[population.add(specs[2])] = 2  # and to 3, the capacity
     assert population.params.shape[0] == 3 and population.free == []
@@ -603,4 +600,31 @@ def test_a_population_grows_its_rows_as_runs_join_without_changing_the_running_o
         for slot, result in population.step_epoch():
             results[owner.pop(slot)] = result
     for position in range(3):
-        _assert_same_run(results[position], _single(specs[position], wine))
+        _assert_same_run(results[position], _single(specs[position], data))
+
+
+@pytest.mark.parametrize(("normalization", "optimizer"), [("none", "adam"), ("batch", "sgd"), ("layer", "adamw")])
+def test_a_population_grows_its_rows_as_runs_join_without_changing_the_running_ones(
+    wine: PreparedData, normalization: str, optimizer: str
+) -> None:
+    """Check that rows are allocated as slots are used (1, then doubling up to capacity) and that a run
+    joining mid-way leaves the earlier runs' weights, optimizer state and norm statistics as train_mlp's."""
+    _runs_joining_mid_way(wine, normalization, optimizer)
+
+
+def test_trim_drops_the_empty_rows_after_the_last_run_and_it_goes_on_unchanged(wine: PreparedData) -> None:
+    """Check that trim frees the trailing rows of stopped runs and the remaining run still equals train_mlp's."""
+    specs = [_spec((16,), lr=1e-2, optimizer="adam", epochs=4, seed=s) for s in range(3)]
+    population = Population(wine, GROUP, capacity=4)
+    slots = [population.add(spec) for spec in specs]
+    population.step_epoch()
+    for slot in slots[1:]:
+        population.stop(slot, "stopped for this test")
+    population.trim()
+    assert population.params.shape[0] == 1 and population.free == [1, 2, 3]
+    finished = []
+    while population.occupied:
+        finished += population.step_epoch()
+    _assert_same_run(finished[0][1], _single(specs[0], wine))
+    with pytest.raises(ValueError, match=r"Slot 0 of the population holds no run"):
+        population.discard(0)

@@ -11,7 +11,7 @@ import archsearch.trainers._fused as fused_module
 from archsearch.trainers._fused_optim import StackedOptimizer
 from archsearch.trainers.data import DataSpec, PreparedData, load_data
 
-from .test_fused import GROUP, MIXED, _assert_same_run, _single, _spec
+from .test_fused import GROUP, MIXED, _assert_same_run, _runs_joining_mid_way, _single, _spec
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,12 @@ def test_population_with_the_vectorized_optimizer_matches_train_mlp(
     specs = [*MIXED[:4], _spec((16, 8), lr=1e-2, epochs=4, seed=7, lr_schedule="cosine")]
     for spec, result in zip(specs, fused_module.train_fused(specs, wine, GROUP, capacity=3)):
         _assert_same_run(result, _single(spec, wine))
+
+
+def test_a_population_growing_mid_run_with_the_vectorized_optimizer_matches_train_mlp(
+    monkeypatch: pytest.MonkeyPatch, wine: PreparedData
+) -> None:
+    """Check that growing the rows keeps the vectorized path's per-slot state (moments, step counts, rates)."""
+    monkeypatch.setattr(fused_module, "StackedOptimizer", functools.partial(StackedOptimizer, vectorized=True))
+    _runs_joining_mid_way(wine, "none", "adam")
+    _runs_joining_mid_way(wine, "none", "sgd")

@@ -88,6 +88,12 @@ def test_running_trials_stop_only_once_the_reserve_began() -> None:
     assert bare.passed() and not bare.time_up()
     reserved = AskDeadline(_study_with_best(10.0), time.time() + 5, timeout=100.0, reserve=True, folds=None, epochs=30)
     assert reserved.time_up() and reserved.passed()
+    # Past the deadline itself with a trial to refit, running trials stop even if no ask saw the reserve begin.
+    late = AskDeadline(_study_with_best(10.0), time.time() - 1, timeout=100.0, reserve=True, folds=None, epochs=30)
+    assert late.passed() and late.time_up()
+    # Without the reserve a timeout keeps Optuna's meaning: running trials finish.
+    plain = AskDeadline(_study_with_best(10.0), time.time() - 1, timeout=100.0, reserve=False, folds=None, epochs=30)
+    assert plain.passed() and not plain.time_up()
 
 
 def test_ask_deadline_reserves_at_most_its_cap_and_reads_nothing_before() -> None:
