@@ -179,7 +179,7 @@ def _keep_most_promising(running: list[_Running], study: optuna.Study, tell: Cal
     With the refit's reserve, running trials stop at the timeout (`time_up`) unless no trial has completed
     yet: then they run on, so that the export has a trial to refit. A single-engine worker has one such
     trial; a fused worker has `slots` of them, in lockstep, which on a CPU ran a 31 s search for minutes
-    (BENCHMARKS.md section 6, sixth session). Keeping the most promising one bounds the overrun by one
+    (BENCHMARKS.md section 8, sixth session). Keeping the most promising one bounds the overrun by one
     trial, as for the single engine; it then trains alone.
     """
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
