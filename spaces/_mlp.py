@@ -114,7 +114,7 @@ class MLPSpace:
         dropout_step: Grid step of ``dropout``; must divide its span.
         activation: Activation choices, from :data:`ACTIVATIONS`.
         embedding: Numeric-feature embedding choices, from :data:`EMBEDDINGS` (a single name fixes it);
-            ``("none",)`` switches embeddings off (embedded trials do not fuse yet, see the README).
+            ``("none",)`` switches embeddings off.
         embedding_dim: Choices of values per embedded feature (a single int fixes it).
         lr: Learning rate range, > 0.
         weight_decay: Weight decay range, >= 0; a zero lower end makes "no weight decay" a choice.

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from archsearch.trainers._checks import is_int
 from archsearch.trainers._embedding import DEFAULT_DIM, PERIODIC_SIGMA, build_embedding, fit_bin_edges, pl_encoding
-from archsearch.trainers._fused_optim import StackedOptimizer
+from archsearch.trainers._fused_optim import StackedOptimizer, resized
 from archsearch.trainers._model import ACTIVATIONS, _check_architecture, build_mlp, count_parameters
 from archsearch.trainers._train import (
     CLASS_WEIGHTS,
@@ -338,6 +338,7 @@ class Population:
         self._x = {s: _tensor(getattr(data, f"x_{s}"), torch.float32, self.device) for s in ("train", "val")}
         if self._embedding != "none":
             passed = [j for j in range(data.n_features) if j not in set(numeric)]
+            self._columns = numeric, passed  # NumericEmbedding's `numeric` and `passed` buffers
             self._passed = {s: x[:, passed] for s, x in self._x.items()}  # (rows, n_features - numeric)
             self._numeric_x = {s: x[:, numeric] for s, x in self._x.items()}  # (rows, numeric)
             if self._embedding == "pl":  # train_mlp's edges; the rows are encoded per batch, as there
@@ -358,16 +359,14 @@ class Population:
             for (a, b), shape in zip(zip(self._offsets, self._offsets[1:]), self._shapes)
         ]
 
-    def _grow(self, rows: int) -> None:
-        """Give the slots' tensors `rows` rows (more than now), the occupied rows' state kept and the new rows empty."""
-        added = rows - self._size
+    def _resize(self, rows: int) -> None:
+        """Give the slots' tensors `rows` rows: the first ones keep their state, added ones are empty (cut ones must be)."""
         with torch.no_grad():
-            self.params = torch.cat([self.params, self.params.new_zeros(added, self.params.shape[1])])
-            self._best = torch.cat([self._best, self._best.new_zeros(added, self._best.shape[1])])
+            self.params, self._best = resized(self.params, rows), resized(self._best, rows)
         for stats in (self._stats, self._best_stats):
-            stats.grow(added)
-        self._optimizer.grow(added)
-        self._slots += [None] * added
+            stats.resize(rows)
+        self._optimizer.resize(rows)
+        self._slots = (self._slots + [None] * rows)[:rows]
         self._size = rows
         self._leaves = self._views()
 
@@ -398,7 +397,7 @@ class Population:
             torch.set_num_threads(settings.num_threads)
         index = self.free[0]
         if index >= self._size:
-            self._grow(min(self.capacity, max(2 * self._size, index + 1)))
+            self._resize(min(self.capacity, max(2 * self._size, index + 1)))
         generator = torch.Generator().manual_seed(settings.seed)
         self._initialize(index, spec, generator)
         self._optimizer.reset(index, settings.optimizer, settings.lr, settings.weight_decay)
@@ -450,17 +449,9 @@ class Population:
     def trim(self) -> None:
         """Drop the empty rows after the last occupied slot, so that the remaining runs stop paying for them."""
         rows = max((i + 1 for i, slot in enumerate(self._slots) if slot is not None), default=1)
-        if rows == self._size:
-            return
-        with torch.no_grad():
-            self.params, self._best = self.params[:rows].clone(), self._best[:rows].clone()
-        for stats in (self._stats, self._best_stats):
-            stats.trim(rows)
-        self._optimizer.trim(rows)
-        self._slots = self._slots[:rows]
-        self._size = rows
-        self._leaves = self._views()
-        self._refresh_masks()
+        if rows < self._size:
+            self._resize(rows)
+            self._refresh_masks()
 
     def best_value(self, index: int) -> float | None:
         """The validation metric of slot `index`'s best epoch so far; None before its first epoch.
@@ -593,8 +584,7 @@ class Population:
         state: dict[str, torch.Tensor] = {}
         position, fan_in = 0, self.n_inputs
         if self._embedding != "none":  # module 0, a NumericEmbedding: its buffers, then its encoder's parameters
-            numeric = sorted(self.data.preprocessing.numeric_features)
-            passed = [j for j in range(self.data.n_features) if j not in set(numeric)]
+            numeric, passed = self._columns
             state["0.numeric"] = torch.tensor(numeric, dtype=torch.int64)
             state["0.passed"] = torch.tensor(passed, dtype=torch.int64)
             names = ("frequencies", "weight", "bias") if self._embedding == "periodic" else ("weight", "bias")
@@ -955,20 +945,10 @@ class _BatchStats:
         self.var = torch.ones(depth, capacity, width, device=device)
         self.tracked = torch.zeros(capacity, dtype=torch.int64, device=device)  # training batches seen
 
-    def trim(self, rows: int) -> None:
-        """Keep the first `rows` slots only."""
-        self.mean, self.var, self.tracked = (
-            self.mean[:, :rows].clone(),
-            self.var[:, :rows].clone(),
-            self.tracked[:rows].clone(),
-        )
-
-    def grow(self, added: int) -> None:
-        """`added` more slots, each as a fresh BatchNorm1d's."""
-        depth, _, width = self.mean.shape
-        self.mean = torch.cat([self.mean, self.mean.new_zeros(depth, added, width)], dim=1)
-        self.var = torch.cat([self.var, self.var.new_ones(depth, added, width)], dim=1)
-        self.tracked = torch.cat([self.tracked, self.tracked.new_zeros(added)])
+    def resize(self, rows: int) -> None:
+        """Hold `rows` slots: the first ones keep their statistics, added ones are a fresh BatchNorm1d's."""
+        self.mean, self.var = resized(self.mean, rows, dim=1), resized(self.var, rows, dim=1, fill=1.0)
+        self.tracked = resized(self.tracked, rows)
 
     def reset(self, index: int) -> None:
         self.mean[:, index] = 0.0

@@ -42,6 +42,16 @@ class _SlotState:
     step: torch.Tensor  # the Adam kernels read one step tensor per parameter tensor for the bias correction
 
 
+def resized(tensor: torch.Tensor, rows: int, *, dim: int = 0, fill: float = 0.0) -> torch.Tensor:
+    """`tensor` with `rows` entries along `dim`: its first ones (a copy, so a cut frees memory), then `fill`."""
+    have = tensor.shape[dim]
+    if rows <= have:
+        return tensor.narrow(dim, 0, rows).clone()
+    shape = list(tensor.shape)
+    shape[dim] = rows - have
+    return torch.cat([tensor, tensor.new_full(shape, fill)], dim=dim)
+
+
 class StackedOptimizer:
     """Optimizer state for `capacity` slots of `n_params` scalars each; a slot is reset on refill."""
 
@@ -60,22 +70,14 @@ class StackedOptimizer:
         self._kinds: tuple[bool, bool] | None = None  # (any SGD slot, any Adam/AdamW slot); None when stale
         self._steps = torch.zeros(capacity, 1, device=device)  # Adam steps taken per slot
 
-    def grow(self, added: int) -> None:
-        """`added` more slots, empty (their rows are not updated until `reset`)."""
-        n_params = self.m.shape[1]
-        self.m = torch.cat([self.m, self.m.new_zeros(added, n_params)])
-        self.v = torch.cat([self.v, self.v.new_zeros(added, n_params)])
-        self._steps = torch.cat([self._steps, self._steps.new_zeros(added, 1)])
-        self._host = np.concatenate([self._host, np.zeros((added, self._host.shape[1]))])
-        self._slots += [None] * added
-        self._calls = None
-        self._rows = self._kinds = None
-
-    def trim(self, rows: int) -> None:
-        """Keep the first `rows` slots only (the others must be empty)."""
-        self.m, self.v, self._steps = self.m[:rows].clone(), self.v[:rows].clone(), self._steps[:rows].clone()
-        self._host = self._host[:rows].copy()
-        self._slots = self._slots[:rows]
+    def resize(self, rows: int) -> None:
+        """Hold `rows` slots: the first ones keep their state, added ones are empty, cut ones must be empty."""
+        self.m, self.v, self._steps = (resized(t, rows) for t in (self.m, self.v, self._steps))
+        host = np.zeros((rows, self._host.shape[1]))
+        kept = min(rows, len(self._host))
+        host[:kept] = self._host[:kept]
+        self._host = host
+        self._slots = (self._slots + [None] * rows)[:rows]
         self._calls = None
         self._rows = self._kinds = None
 

@@ -158,7 +158,7 @@ def fused_trial_loop(
                     _record(entry, result, tell)
             # Past the deadline with a trial to refit, the reporters stop every slot (time_up); with none, one goes on.
             if deadline is not None and deadline.reserve and len(running) > 1 and deadline.passed():
-                if not deadline.time_up():
+                if not deadline.time_up():  # nothing to refit yet
                     _keep_most_promising(running, study, tell)
             if stop.requested:
                 raise KeyboardInterrupt("stopped by a signal")
@@ -185,8 +185,10 @@ def _keep_most_promising(running: list[_Running], study: optuna.Study, tell: Cal
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
 
     def rank(entry: _Running) -> tuple[bool, float]:
-        value = entry.population.best_value(entry.slot)
-        return (value is None, -value if maximize and value is not None else (value or 0.0))
+        value = entry.population.best_value(entry.slot)  # None before its first epoch: ranked last
+        if value is None:
+            return True, 0.0
+        return False, -value if maximize else value
 
     keep = min(running, key=rank)
     for entry in [r for r in running if r is not keep]:

@@ -202,8 +202,9 @@ class SensitivityObjective:
         try:
             job = self._take_job(trial)
             settings = self._settings(job)
-            embedding = {name: job[name] for name in (keys.EMBEDDING, keys.EMBEDDING_DIM) if name in job}
-            spec = SlotSpec(tuple(job["widths"]), tuple(job["dropouts"]), job["activation"], settings, **embedding)
+            spec = SlotSpec(
+                tuple(job["widths"]), tuple(job["dropouts"]), job["activation"], settings, **_embedding(job)
+            )
             reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
         except TotalReached:
             raise
@@ -250,11 +251,22 @@ class SensitivityObjective:
     def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
         settings = self._settings(job)
         # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
-        embedding = {name: job[name] for name in (keys.EMBEDDING, keys.EMBEDDING_DIM) if name in job}
         result = train_and_record(
-            trial, settings, self.data, job["widths"], job["dropouts"], job["activation"], prune_from=None, **embedding
+            trial,
+            settings,
+            self.data,
+            job["widths"],
+            job["dropouts"],
+            job["activation"],
+            prune_from=None,
+            **_embedding(job),
         )
         return result.best_value
+
+
+def _embedding(job: dict[str, Any]) -> dict[str, Any]:
+    """`embedding` and `embedding_dim` of a job, as train_mlp's keyword arguments; empty without an embedding."""
+    return {name: job[name] for name in (keys.EMBEDDING, keys.EMBEDDING_DIM) if name in job}
 
 
 def sensitivity_objective(context: WorkerContext) -> SensitivityObjective:

@@ -115,6 +115,8 @@ def test_fused_population_on_cuda_matches_train_mlp_on_cuda(digits, embedding: s
 
     from archsearch.trainers import FusedGroup, train_fused
 
+    from .test_fused import _single  # train_mlp with the spec's own arguments
+
     specs = [
         _fused_spec((64,), lr=1e-2, epochs=4, seed=1),
         _fused_spec((32, 48), lr=3e-3, optimizer="adamw", weight_decay=0.1, epochs=5, seed=2),
@@ -128,15 +130,7 @@ def test_fused_population_on_cuda_matches_train_mlp_on_cuda(digits, embedding: s
     )
     results = train_fused(specs, digits, group, capacity=2)
     for spec, fused in zip(specs, results):
-        single = train_mlp(
-            spec.widths,
-            spec.dropouts,
-            spec.activation,
-            digits,
-            spec.settings,
-            embedding=spec.embedding,
-            embedding_dim=spec.embedding_dim,
-        )
+        single = _single(spec, digits)
         assert fused.device.startswith("cuda")
         assert (fused.status, fused.epochs_run, fused.n_params) == (single.status, single.epochs_run, single.n_params)
         gap = max(abs(a - b) for a, b in zip(fused.history, single.history))
