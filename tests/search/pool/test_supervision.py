@@ -215,7 +215,9 @@ def test_killed_controller_takes_its_workers_along_and_the_rerun_retries_their_t
     """Check that SIGKILLing the controller kills its workers within seconds, and that the rerun fails their
     trials for a stale heartbeat (with a reason) and retries them with the same parameters."""
     url = f"sqlite:///{tmp_path}/k.db"
-    config = _write_config(tmp_path / "s.toml", url, "killed", 6, 40)
+    # Unpruned trials of seconds each: the two running at the kill must still be running when it lands (with 40
+    # epochs, 0.5 s a trial, CI once saw both finish, and the search end, between the wait and the kill).
+    config = _write_config(tmp_path / "s.toml", url, "killed", 6, 300, pruner="none")
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path)
     try:
@@ -268,7 +270,8 @@ def test_ctrl_c_prints_one_line_and_the_rerun_finishes_the_exact_total(tmp_path:
     leaves no RUNNING trial, and that the same command then finishes exactly n_trials, leaving the trials
     completed before the interrupt as they were."""
     url = f"sqlite:///{tmp_path}/c.db"
-    config = _write_config(tmp_path / "s.toml", url, "ctrlc", 6, 40)
+    # Seconds a trial, so that the search is still running when the interrupt lands.
+    config = _write_config(tmp_path / "s.toml", url, "ctrlc", 6, 300, pruner="none")
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
