@@ -153,6 +153,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         refit=args.refit,
         ensemble=args.ensemble,
         ensemble_seeds=args.ensemble_seeds,
+        greedy_ensemble=args.greedy_ensemble,
         artifacts=args.artifacts,
     )
     print(describe_export(out))
@@ -310,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="ship the mean prediction of K seeds of the chosen trial (default: the study's [export] ensemble_seeds, 1)",
+    )
+    export.add_argument(
+        "--greedy-ensemble",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add stored trials to the best by greedy ensemble selection on the validation split, weighted, "
+        "training nothing more (default: the study's [export] greedy_ensemble)",
     )
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
     export.set_defaults(handler=_cmd_export)

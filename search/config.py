@@ -201,10 +201,16 @@ class ExportConfig:
     `[study] reserve_refit` keeps time for (one refit per member)."""
 
     ensemble_seeds: int = 1  # refit seeds of the chosen trial whose mean prediction is shipped; 1: one network
+    # Add stored trials to the refit best by greedy ensemble selection on the validation split (no training).
+    greedy_ensemble: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.greedy_ensemble, bool):
+            _fail("export", "greedy_ensemble", "true or false", self.greedy_ensemble)
         if not is_int(self.ensemble_seeds) or not 1 <= self.ensemble_seeds <= MAX_ENSEMBLE_SEEDS:
             _fail("export", "ensemble_seeds", f"an int in the range [1, {MAX_ENSEMBLE_SEEDS}]", self.ensemble_seeds)
+        if self.greedy_ensemble and self.ensemble_seeds > 1:
+            _fail("export", "greedy_ensemble", "false when ensemble_seeds > 1 (one kind of ensemble at a time)", True)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 import archsearch
+from archsearch._ensemble_selection import greedy_selection
 from archsearch._refit import refit_cooldown, train_member
 from archsearch.config import SearchConfig
 from archsearch.pool import fit_rows, refit_epochs
@@ -29,6 +30,8 @@ from archsearch.trainers import ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data, load_folds, load_refit_data
 
 __all__ = ["ExportError", "describe_export", "export_best", "load_model"]
+
+GREEDY_CANDIDATES = 50  # best stored trials a greedy ensemble chooses among (each costs one validation pass)
 
 
 def _pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
@@ -184,29 +187,108 @@ def _train_members(
             if result.status != "completed":
                 raise ExportError(f"Training trial {trial.number} with seed {seed} did not complete: {result.reason}.")
             state_dict = result.state_dict
-        # Trials stored before embeddings and norm layers existed lack them: Architecture and the replayed
-        # params read them as none.
-        arch = Architecture.from_attrs(trial.user_attrs)
-        hyperparameters = config.space.replay(trial.params, trial.number).hyperparameters
-        normalization = hyperparameters.normalization
-        cooldown = refit_cooldown(hyperparameters.lr_schedule) if epochs is not None else 0.0
-        trained.append(
-            {
-                "trial": trial.number,
-                "seed": seed,
-                "value": trial.value,
-                "epochs": epochs,
-                "cooldown": cooldown,
-                "widths": list(arch.widths),
-                "dropouts": list(arch.dropouts),
-                "activation": arch.activation,
-                "normalization": normalization,
-                "embedding": arch.embedding,
-                "embedding_dim": arch.embedding_dim,
-                "state_dict": state_dict,
-            }
-        )
+        trained.append(_member(config, trial, seed, epochs, state_dict))
     return trained
+
+
+def _member(
+    config: SearchConfig, trial: optuna.trial.FrozenTrial, seed: int, epochs: int | None, state_dict: dict
+) -> dict[str, Any]:
+    """What `export_ensemble` takes for one member (and `export_model` for one network)."""
+    # Trials stored before embeddings and norm layers existed lack them: Architecture and the replayed
+    # params read them as none.
+    arch = Architecture.from_attrs(trial.user_attrs)
+    hyperparameters = config.space.replay(trial.params, trial.number).hyperparameters
+    return {
+        "trial": trial.number,
+        "seed": seed,
+        "value": trial.value,
+        "epochs": epochs,
+        "cooldown": refit_cooldown(hyperparameters.lr_schedule) if epochs is not None else 0.0,
+        "widths": list(arch.widths),
+        "dropouts": list(arch.dropouts),
+        "activation": arch.activation,
+        "normalization": hyperparameters.normalization,
+        "embedding": arch.embedding,
+        "embedding_dim": arch.embedding_dim,
+        "state_dict": state_dict,
+    }
+
+
+def _greedy_ensemble(
+    config: SearchConfig,
+    metric: str,
+    study: optuna.Study,
+    chosen: optuna.trial.FrozenTrial,
+    *,
+    refit: bool,
+    storage: str,
+    artifacts: str | Path | None,
+) -> tuple[list[dict[str, Any]], PreparedData | None, dict[str, Any]]:
+    """The chosen trial plus the stored trials that greedy ensemble selection adds on the validation split.
+
+    Returns:
+        (members, data, info): the members with their `weight`s, the chosen one first and refit when
+        `refit` (on train + validation rows, with the preprocessing fitted on the training split as the
+        stored members' was, so that all read one input); the data whose test split measures them; and
+        what the selection saw, for the export's metadata. With nothing added, `members` is empty.
+    """
+    from archsearch.trainers import split_predictions
+
+    data = _search_data(config, study.user_attrs[keys.PREPROCESSING], refit=False)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    others = sorted(
+        (
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.number != chosen.number and t.value is not None and keys.WEIGHTS in t.user_attrs
+        ),
+        key=lambda t: (-t.value if maximize else t.value, t.number),
+    )
+    candidates, stored = [], []
+    for trial in [chosen, *others][:GREEDY_CANDIDATES]:
+        try:
+            state_dict = _stored_weights(config, storage, trial, artifacts, study)
+        except ExportError:
+            if trial is chosen:  # nothing to start from: the export ships the chosen trial alone
+                return [], None, {"skipped": f"trial {chosen.number} has no readable stored weights"}
+            continue  # removed by keep_best_k, or from other data: not a candidate
+        candidates.append(trial)
+        stored.append(_member(config, trial, int(trial.user_attrs.get(keys.SEED, 0)), None, state_dict))
+    preprocessing = data.preprocessing
+    y_val = (
+        data.y_val
+        if preprocessing.classes is not None
+        else data.y_val * preprocessing.target_scale + preprocessing.target_mean
+    )
+    counts, value = greedy_selection(split_predictions(stored, data, "val"), y_val, metric)
+    info = {
+        "candidates": len(candidates),
+        "rounds": sum(counts),
+        "n_val_rows": len(data.y_val),
+        f"val_{metric}": value,
+        f"best_val_{metric}": chosen.user_attrs.get(f"val_{metric}", chosen.value),
+    }
+    picked = [(member, count) for member, count in zip(stored, counts) if count]
+    if len(picked) == 1:
+        return [], None, info
+    if refit:
+        refit_data = load_refit_data(config.data, fit_preprocessing_on="train")
+        n_fit = fit_rows(study.user_attrs[keys.DATA], None)
+        (first,) = _train_members(
+            config,
+            metric,
+            [(chosen, picked[0][0]["seed"])],
+            refit_data,
+            refit=True,
+            n_fit=n_fit,
+            storage=storage,
+            artifacts=artifacts,
+            study=study,
+        )
+        picked[0] = (first, picked[0][1])
+        data = refit_data
+    return [member | {"weight": count / sum(counts)} for member, count in picked], data, info
 
 
 def export_best(
@@ -218,6 +300,7 @@ def export_best(
     refit: bool = True,
     ensemble: int | None = None,
     ensemble_seeds: int | None = None,
+    greedy_ensemble: bool | None = None,
     artifacts: str | Path | None = None,
     retrain: bool | None = None,
 ) -> Path:
@@ -237,6 +320,11 @@ def export_best(
         ensemble: Ship the mean prediction of this many best trials (>= 2) as one program.
         ensemble_seeds: Ship the mean prediction of this many seeds of the chosen trial; the first is the
             trial's own seed. Default: the study's `[export] ensemble_seeds` (1, one network, unless set).
+        greedy_ensemble: Add to the best trial (refit or not, as `refit` says) the stored networks of other
+            complete trials that greedy ensemble selection picks on the validation split, weighted by how
+            often it picked them; they ship as the search trained them, so this trains nothing more. When
+            nothing improves the best trial's validation metric, the best trial ships alone. Default: the
+            study's `[export] greedy_ensemble`, which `trial`, `ensemble` and `ensemble_seeds` > 1 turn off.
         artifacts: Folder of the trials' weights, when the study's config does not say where it is.
         retrain: Deprecated alias of `refit`.
 
@@ -257,10 +345,21 @@ def export_best(
         )
         refit = retrain
     _check_sizes(ensemble, ensemble_seeds, trial)
+    _check_greedy(greedy_ensemble, ensemble, ensemble_seeds, trial)
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if keys.CONFIG not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
     config = SearchConfig.from_stored(study.user_attrs[keys.CONFIG])
+    if greedy_ensemble is None:  # the study's default, unless the call asks for other members
+        greedy_ensemble = (
+            config.export.greedy_ensemble and trial is None and ensemble is None and (ensemble_seeds or 1) == 1
+        )
+    if greedy_ensemble and config.data.folds is not None:
+        raise ExportError(
+            f"The 'greedy_ensemble' parameter of export_best must be False for study {study_name!r}: it searched with "
+            f"[data] folds = {config.data.folds}, so its stored networks trained on different rows and have no "
+            "common validation split to choose on. Got True instead."
+        )
     if ensemble is None and ensemble_seeds is None:
         ensemble_seeds = config.export.ensemble_seeds  # the study's [export] default (1: one network)
     metric = study.user_attrs[keys.METRIC]
@@ -272,6 +371,13 @@ def export_best(
         seed = int(chosen_trials[0].user_attrs.get(keys.SEED, 0))
         members = [(chosen_trials[0], seed + i) for i in range(ensemble_seeds or 1)]
     chosen = chosen_trials[0]
+    selection = None
+    if greedy_ensemble:
+        greedy, test_data, selection = _greedy_ensemble(
+            config, metric, study, chosen, refit=refit, storage=storage, artifacts=artifacts
+        )
+        if greedy:
+            return _export_greedy(out, study_name, chosen, metric, refit, greedy, test_data, selection)
     sizes = study.user_attrs[keys.DATA]
     # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures.
     needs_data = refit or len(members) > 1 or config.data.folds is not None
@@ -309,6 +415,8 @@ def export_best(
         "test_metrics": single,
         "archsearch_version": archsearch.__version__,
     }
+    if selection is not None:  # greedy selection ran and added nothing to the best trial
+        metadata["greedy_ensemble"] = selection | {"members": 1}
     preprocessing = (
         data.preprocessing if data is not None else Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])
     )
@@ -334,6 +442,73 @@ def export_best(
     return export_ensemble(out, members=trained, preprocessing=preprocessing, metadata=metadata)
 
 
+def _export_greedy(
+    out: str | Path,
+    study_name: str,
+    chosen: optuna.trial.FrozenTrial,
+    metric: str,
+    refit: bool,
+    members: list[dict[str, Any]],
+    data: PreparedData,
+    selection: dict[str, Any],
+) -> Path:
+    """Write the greedy ensemble that `_greedy_ensemble` chose, with what it saw and its test metrics."""
+    from archsearch.trainers import ensemble_test_metrics, export_ensemble
+
+    others = f"train (the other {len(members) - 1} members, as the search trained them)"
+    metadata = {
+        "study": study_name,
+        "trial": chosen.number,
+        "metric": metric,
+        "value": chosen.value,
+        "metrics": {
+            k: v
+            for k, v in chosen.user_attrs.items()
+            if k.split("_", 1)[0] in ("train", "val", "test") and k != "train_seconds"
+        },
+        "params": chosen.params,
+        "refit": refit,
+        "training_rows": {
+            "splits": f"train + validation (trial {chosen.number}, refit); {others}" if refit else "train",
+            "n_rows": len(data.y_train),
+            "n_test_rows": len(data.y_test),
+        },
+        "ensemble": {
+            "of": "trials chosen greedily",
+            "size": len(members),
+            "trials": [m["trial"] for m in members],
+            "weights": [round(m["weight"], 6) for m in members],
+        },
+        "greedy_ensemble": selection | {"members": len(members)},
+        "single_test_metrics": ensemble_test_metrics([{k: v for k, v in members[0].items() if k != "weight"}], data),
+        "test_metrics": ensemble_test_metrics(members, data),
+        "archsearch_version": archsearch.__version__,
+    }
+    return export_ensemble(out, members=members, preprocessing=data.preprocessing, metadata=metadata)
+
+
+def _check_greedy(
+    greedy_ensemble: bool | None, ensemble: int | None, ensemble_seeds: int | None, trial: int | None
+) -> None:
+    if greedy_ensemble is not None and not isinstance(greedy_ensemble, bool):
+        raise ExportError(
+            f"The 'greedy_ensemble' parameter of export_best must be True, False or None. Got {greedy_ensemble!r} instead."
+        )
+    if not greedy_ensemble:
+        return
+    for name, value, allowed in (
+        ("trial", trial, None),
+        ("ensemble", ensemble, None),
+        ("ensemble_seeds", ensemble_seeds, (None, 1)),
+    ):
+        if value is not None and (allowed is None or value not in allowed):
+            raise ExportError(
+                f"The {name!r} parameter of export_best must be {'None' if allowed is None else 'None or 1'} with "
+                f"greedy_ensemble=True (the greedy ensemble starts from the best trial and picks its own members). "
+                f"Got {value!r} instead."
+            )
+
+
 def describe_export(folder: str | Path) -> str:
     """What the export CLI prints: the shipped model, the rows it saw, and its test metric (single vs ensemble)."""
     meta = load_model(folder).architecture["metadata"]
@@ -343,8 +518,20 @@ def describe_export(folder: str | Path) -> str:
     how = "refit" if meta["refit"] else "the search's weights"
     lines = [
         f"Exported {what} to {folder}: architecture.json, model.pt (state dict), model.pt2 (torch.export program)",
-        f"Trained on {rows['n_rows']:,} rows ({rows['splits']}, {how}); the {rows['n_test_rows']:,} test rows were held out.",
+        f"Trained on {rows['n_rows']:,} rows ({rows['splits']}, {how}); the {rows['n_test_rows']:,} test rows were held out."
+        if "greedy_ensemble" not in meta or ensemble is None
+        else f"Trained on {rows['n_rows']:,} rows: {rows['splits']}; the {rows['n_test_rows']:,} test rows were held out.",
     ]
+    greedy = meta.get("greedy_ensemble")
+    if greedy is not None and "skipped" in greedy:
+        lines.append(f"Greedy ensemble selection skipped: {greedy['skipped']}.")
+    elif greedy is not None:
+        val = f"val_{metric}"
+        lines.append(
+            f"Greedy ensemble selection over {greedy['candidates']} stored trials kept {greedy['members']} "
+            f"(validation {metric} {greedy[val]:.4f}, trial {meta['trial']} alone {greedy['best_' + val]:.4f}; "
+            f"n = {greedy['n_val_rows']:,} validation rows, which chose the members and so flatter them)."
+        )
     key = f"test_{metric}"
     if ensemble is None:
         lines.append(f"Test {metric} {meta['test_metrics'][key]:.4f} (n = {rows['n_test_rows']:,} test rows)")

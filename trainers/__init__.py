@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from archsearch.trainers._device import release_memory
     from archsearch.trainers._errors import DataError, ExportError
-    from archsearch.trainers._export import Predictor, ensemble_test_metrics, export_ensemble, export_model, load_model
+    from archsearch.trainers._export import (
+        Predictor,
+        ensemble_test_metrics,
+        export_ensemble,
+        export_model,
+        load_model,
+        member_weights,
+        split_predictions,
+    )
     from archsearch.trainers._fused import (
         FusedGroup,
         Population,
@@ -41,6 +49,8 @@ _LAZY_NAMES = {
     "export_ensemble": "_export",
     "ensemble_test_metrics": "_export",
     "load_model": "_export",
+    "member_weights": "_export",
+    "split_predictions": "_export",
     "cuda_device_count": "_gpus",
     "FusedGroup": "_fused",
     "Population": "_fused",
@@ -76,11 +86,13 @@ __all__ = [
     "fused_unsupported_reason",
     "load_model",
     "load_weights",
+    "member_weights",
     "padding_acceptable",
     "padding_is_free",
     "release_memory",
     "save_weights",
     "size_bucket",
+    "split_predictions",
     "train_fused",
     "train_mlp",
     "weights_mismatch",

@@ -13,8 +13,9 @@ A model folder holds three files:
 embeddings existed) describes a network without one.
 An ensemble folder (`export_ensemble`) has `"kind": "ensemble"` and a `members` list instead of one
 architecture; `model.pt` holds every member's weights (keys `<i>.<name>`), and `model.pt2` outputs the
-log of the members' mean class probabilities (so softmax and argmax read it like logits), or the mean
-of their predictions for regression.
+log of the members' weighted mean class probabilities (so softmax and argmax read it like logits), or the
+weighted mean of their predictions for regression; each member's `weight` is in `architecture.json`
+(folders written before weights existed have none and mean equal weights).
 """
 
 from __future__ import annotations
@@ -66,19 +67,21 @@ class _DeployedMLP(nn.Module):
 
 
 class _DeployedEnsemble(nn.Module):
-    """Encoded rows in; log mean class probabilities, or the mean prediction in the target's units, out."""
+    """Encoded rows in; log weighted-mean class probabilities, or the weighted mean prediction, out."""
 
-    def __init__(self, members: Sequence[_DeployedMLP]) -> None:
+    def __init__(self, members: Sequence[_DeployedMLP], weights: Sequence[float]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.regression = members[0].regression
+        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32))  # (members,), sum 1
 
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:
         outs = torch.stack([member(encoded) for member in self.members])  # (members, batch[, n_classes])
         if self.regression:
-            return outs.mean(dim=0)  # (batch,)
-        # log(mean(softmax)) without leaving log space, so a confident member cannot underflow to log(0).
-        return torch.logsumexp(torch.log_softmax(outs, dim=2), dim=0) - math.log(len(self.members))
+            return (outs * self.weights[:, None]).sum(dim=0)  # (batch,)
+        # log(sum_i w_i softmax_i) without leaving log space, so a confident member cannot underflow to log(0).
+        log_weights = torch.log(self.weights)[:, None, None]
+        return torch.logsumexp(torch.log_softmax(outs, dim=2) + log_weights, dim=0)
 
 
 def export_model(
@@ -155,7 +158,9 @@ def export_ensemble(
         out_dir: The model folder.
         members: One mapping per member with `widths`, `dropouts`, `activation` and `state_dict` (weights
             trained on inputs scaled by `preprocessing`), and `normalization`, `embedding`, `embedding_dim`
-            when the member has them; any other JSON-safe keys (trial, seed, ...) are kept in `architecture.json`.
+            when the member has them; `weight` (> 0) on every member or none (then equal weights), the
+            members' weights normalized to sum 1; any other JSON-safe keys (trial, seed, ...) are kept in
+            `architecture.json`.
         preprocessing: The preprocessing every member was trained with, baked into the program once.
         metadata: JSON-serializable facts to keep with the model, stored under the key "metadata".
 
@@ -172,9 +177,13 @@ def export_ensemble(
         raise ExportError(
             f"The 'members' parameter of export_ensemble must hold at least one member. Got {len(members)} instead."
         )
+    weights = member_weights(members)
     n_inputs = len(preprocessing.mean)
     n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
-    described = [{key: value for key, value in member.items() if key != "state_dict"} for member in members]
+    described = [
+        {key: value for key, value in member.items() if key != "state_dict"} | {"weight": weight}
+        for member, weight in zip(members, weights)
+    ]
     architecture = {
         "format_version": FORMAT_VERSION,
         "kind": "ensemble",
@@ -190,7 +199,7 @@ def export_ensemble(
     mlps = _build_members(described, n_inputs, n_outputs, preprocessing)
     for mlp, member in zip(mlps, members):
         mlp.load_state_dict(member["state_dict"])
-    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps]).eval()
+    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps], weights).eval()
     return _write_folder(Path(out_dir), architecture_text, nn.ModuleList(mlps).state_dict(), deployed, n_inputs)
 
 
@@ -205,17 +214,64 @@ def ensemble_test_metrics(members: Sequence[Mapping[str, Any]], data: PreparedDa
         0.975
     """
     preprocessing = data.preprocessing
-    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
-    mlps = _build_members(members, len(preprocessing.mean), n_outputs, preprocessing)
-    for mlp, member in zip(mlps, members):
-        mlp.load_state_dict(member["state_dict"])
-    predictor = Predictor({}, preprocessing, _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps]))
+    mlps = _loaded_members(members, preprocessing)
+    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps], member_weights(members))
+    predictor = Predictor({}, preprocessing, deployed)
     if preprocessing.classes is None:
         y_test = np.asarray(data.y_test, dtype=np.float64) * preprocessing.target_scale + preprocessing.target_mean
         values = regression_metrics(y_test, predictor.predict(data.raw_test))
     else:
         values = classification_metrics(data.y_test, predictor.predict_proba(data.raw_test))
     return {f"test_{name}": value for name, value in values.items()}
+
+
+def split_predictions(members: Sequence[Mapping[str, Any]], data: PreparedData, split: str = "val") -> list[np.ndarray]:
+    """Each member's prediction on one of `data`'s splits, as `ensemble_test_metrics` combines them.
+
+    The members are those `export_ensemble` takes, trained on inputs scaled by `data.preprocessing`.
+
+    Returns:
+        Per member, class probabilities of shape (n, n_classes), or predictions in the target's units of
+        shape (n,).
+    """
+    x = torch.from_numpy(np.ascontiguousarray(getattr(data, f"x_{split}"), dtype=np.float32))
+    preprocessing = data.preprocessing
+    predictions = []
+    for mlp in _loaded_members(members, preprocessing):
+        with torch.inference_mode():
+            out = torch.cat([mlp.eval()(chunk) for chunk in torch.split(x, _PREDICT_BATCH_SIZE)])
+        if preprocessing.classes is None:
+            predictions.append(out.squeeze(1).double().numpy() * preprocessing.target_scale + preprocessing.target_mean)
+        else:
+            predictions.append(torch.softmax(out.double(), dim=1).numpy())
+    return predictions
+
+
+def member_weights(members: Sequence[Mapping[str, Any]]) -> list[float]:
+    """The members' `weight`s normalized to sum 1; equal weights when no member has one.
+
+    Raises:
+        ExportError: Some members have a weight and others not, or a weight is not a finite number > 0.
+    """
+    given = [member.get("weight") for member in members]
+    if all(weight is None for weight in given):
+        return [1.0 / len(members)] * len(members)
+    for index, weight in enumerate(given):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+            raise ExportError(
+                f"The 'weight' of ensemble member {index} must be a finite number > 0, on every member or on none. "
+                f"Got {weight!r} instead."
+            )
+    total = float(sum(given))
+    return [float(weight) / total for weight in given]
+
+
+def _loaded_members(members: Sequence[Mapping[str, Any]], preprocessing: Preprocessing) -> list[nn.Module]:
+    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
+    mlps = _build_members(members, len(preprocessing.mean), n_outputs, preprocessing)
+    for mlp, member in zip(mlps, members):
+        mlp.load_state_dict(member["state_dict"])
+    return mlps
 
 
 def _build_members(
@@ -387,4 +443,9 @@ def _load_ensemble(folder: Path, architecture: dict[str, Any]) -> Predictor:
         raise ExportError(
             f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {e}"
         ) from e
-    return Predictor(architecture, preprocessing, _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps]))
+    try:
+        weights = member_weights(members)
+    except ExportError as e:
+        raise ExportError(f"'{architecture_path}' does not describe a valid ensemble: {e}") from e
+    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps], weights)
+    return Predictor(architecture, preprocessing, deployed)

@@ -447,15 +447,23 @@ def load_data(spec: DataSpec) -> PreparedData:
     return _prepare(source, task, y, classes, spec.impute, spec.scaling, train, val, test)
 
 
-def load_refit_data(spec: DataSpec) -> PreparedData:
+def load_refit_data(
+    spec: DataSpec, *, fit_preprocessing_on: Literal["train+val", "train"] = "train+val"
+) -> PreparedData:
     """The data for refitting a chosen network: train + validation rows to train on, test rows untouched.
 
-    The preprocessing is fitted on train + validation rows, so every row but the test split shapes the
-    model. `x_val` holds the validation rows again (they are training rows now): the trainer measures
-    them each epoch, but a refit keeps its last epoch and reports only test metrics.
+    By default the preprocessing is fitted on train + validation rows, so every row but the test split
+    shapes the model. `fit_preprocessing_on="train"` fits it on the training split only, as the search
+    did: a refit network then reads the same inputs as the search's stored networks, so they can share
+    one preprocessing in an ensemble. `x_val` holds the validation rows again (they are training rows
+    now): the trainer measures them each epoch, but a refit keeps its last epoch and reports only test metrics.
     """
+    if fit_preprocessing_on not in ("train+val", "train"):
+        raise _invalid("load_refit_data", "fit_preprocessing_on", "'train+val' or 'train'", fit_preprocessing_on)
     source, task, y, classes, (train, val, test) = _split_source(spec)
-    return _prepare(source, task, y, classes, spec.impute, spec.scaling, np.concatenate([train, val]), val, test)
+    pool = np.concatenate([train, val])
+    fit = pool if fit_preprocessing_on == "train+val" else train
+    return _prepare(source, task, y, classes, spec.impute, spec.scaling, pool, val, test, fit=fit)
 
 
 def load_folds(spec: DataSpec) -> list[PreparedData]:
@@ -517,11 +525,13 @@ def _prepare(
     train: np.ndarray,
     val: np.ndarray,
     test: np.ndarray,
+    *,
+    fit: np.ndarray | None = None,
 ) -> PreparedData:
-    """Fit the preprocessing on the `train` rows and encode, standardize and slice the three row sets."""
-    preprocessing = _fit_preprocessing(
-        source.inputs.iloc[train], y[train], task, classes, impute, source.where, scaling
-    )
+    """Fit the preprocessing on the `fit` rows (default: the `train` rows) and encode, standardize and
+    slice the three row sets."""
+    fit = train if fit is None else fit
+    preprocessing = _fit_preprocessing(source.inputs.iloc[fit], y[fit], task, classes, impute, source.where, scaling)
     if task == "regression":
         y = ((y - preprocessing.target_mean) / preprocessing.target_scale).astype(np.float32)
 

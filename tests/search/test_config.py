@@ -83,6 +83,14 @@ def test_search_config_replace_overrides_study_keys() -> None:
             "[export]\nensemble_seeds = 0\n",
             r"The 'ensemble_seeds' parameter of \[export\] must be an int in the range \[1, 20\]\. Got 0 instead\.",
         ),
+        (
+            "[export]\ngreedy_ensemble = 'yes'\n",
+            r"The 'greedy_ensemble' parameter of \[export\] must be true or false\. Got 'yes' instead\.",
+        ),
+        (
+            "[export]\ngreedy_ensemble = true\nensemble_seeds = 3\n",
+            r"The 'greedy_ensemble' parameter of \[export\] must be false when ensemble_seeds > 1 \(one kind of ensemble at a time\)\. Got True",
+        ),
         ("[study]\nreserve_refit = 1\n", r"The 'reserve_refit' parameter of \[study\] must be true or false\. Got 1"),
         (
             "[study]\nn_trials = -1\n",

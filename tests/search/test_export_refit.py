@@ -13,7 +13,7 @@ import torch
 import archsearch.trainers
 from archsearch.cli import main
 from archsearch.config import SearchConfig
-from archsearch.export import ExportError, export_best, load_model
+from archsearch.export import ExportError, describe_export, export_best, load_model
 from archsearch.storage import default_artifact_dir, download_weights, keys, open_artifact_store
 from archsearch.trainers.data import PreparedData, load_data
 
@@ -257,3 +257,169 @@ def test_refit_cools_a_constant_lr_down_and_leaves_decaying_schedules_alone(
         train_member(wine_search.config, "accuracy", trial, data, seed=0, epochs=epochs)
     assert REFIT_COOLDOWN > 0
     assert [s.cooldown for s in seen] == [REFIT_COOLDOWN, 0.0, 0.0]
+
+
+def _greedy_by_hand(search: FinishedSearch, tmp_path: Path) -> tuple[list[int], list[float]]:
+    """The members and weights greedy selection gives on the search's validation split, from no-refit exports."""
+    from archsearch._ensemble_selection import greedy_selection
+
+    data = load_data(search.config.data)
+    study = search.study
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    chosen = next(t for t in complete if t.number == study.best_trial.number)
+    others = sorted((t for t in complete if t is not chosen), key=lambda t: (-t.value, t.number))
+    candidates = [chosen, *others]
+    predictions = []
+    for trial in candidates:
+        folder = export_best(
+            search.url, search.study.study_name, tmp_path / f"t{trial.number}", trial=trial.number, refit=False
+        )
+        module = torch.export.load(folder / "model.pt2").module()
+        x_val = data.x_val * np.asarray(data.preprocessing.scale) + np.asarray(data.preprocessing.mean)
+        with torch.inference_mode():
+            predictions.append(
+                torch.softmax(module(torch.from_numpy(x_val.astype(np.float32))).double(), dim=1).numpy()
+            )
+    counts, _ = greedy_selection(predictions, data.y_val, "accuracy")
+    kept = [(t.number, c) for t, c in zip(candidates, counts) if c]
+    return [n for n, _ in kept], [c / sum(counts) for _, c in kept]
+
+
+@pytest.mark.timeout(300)
+def test_greedy_ensemble_adds_stored_trials_to_the_refit_best(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that greedy_ensemble ships the refit best plus the stored trials that greedy selection picks on the
+    validation split, with their weights; that the other members are the stored weights unchanged; that the
+    program loads with plain torch; and that the metadata says what was chosen, on how many rows."""
+    out = export_best(digits_search.url, "digits", tmp_path / "greedy", greedy_ensemble=True)
+    architecture = json.loads((out / "architecture.json").read_text())
+    meta = architecture["metadata"]
+    trials, weights = _greedy_by_hand(digits_search, tmp_path)
+    assert len(trials) >= 2  # this search's trials err on different validation rows
+    assert [m["trial"] for m in architecture["members"]] == trials == meta["ensemble"]["trials"]
+    assert [m["weight"] for m in architecture["members"]] == pytest.approx(weights)
+    assert [m["epochs"] is not None for m in architecture["members"]] == [True] + [False] * (len(trials) - 1)
+    greedy = meta["greedy_ensemble"]
+    sizes = digits_search.study.user_attrs["data"]
+    assert greedy["members"] == len(trials) and greedy["n_val_rows"] == sizes["n_val"]
+    assert greedy["val_accuracy"] >= greedy["best_val_accuracy"]
+    assert meta["training_rows"]["n_rows"] == sizes["n_train"] + sizes["n_val"]
+    assert meta["training_rows"]["splits"].startswith(
+        f"train + validation (trial {trials[0]}, refit); train (the other"
+    )
+    # Members after the first are the search's networks: their state dicts equal the no-refit exports'.
+    shipped = torch.load(out / "model.pt", weights_only=True)
+    for index, number in enumerate(trials[1:], start=1):
+        stored = torch.load(tmp_path / f"t{number}" / "model.pt", weights_only=True)
+        for name, tensor in stored.items():
+            torch.testing.assert_close(shipped[f"{index}.{name}"], tensor)
+    # The program needs only torch, and the recorded test metric is its own.
+    data = load_data(digits_search.config.data)
+    with torch.inference_mode():
+        logits = torch.export.load(out / "model.pt2").module()(
+            torch.from_numpy(data.preprocessing.encode(data.raw_test))
+        )
+    accuracy = float((logits.argmax(dim=1).numpy() == data.y_test).mean())
+    assert meta["test_metrics"]["test_accuracy"] == pytest.approx(accuracy)
+    assert set(meta["single_test_metrics"]) == set(meta["test_metrics"])
+
+
+@pytest.mark.timeout(300)
+def test_greedy_ensemble_without_refit_ships_stored_weights_only(digits_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that --no-refit with greedy_ensemble trains nothing: every member is a stored network."""
+    out = export_best(digits_search.url, "digits", tmp_path / "g", greedy_ensemble=True, refit=False)
+    architecture = json.loads((out / "architecture.json").read_text())
+    assert all(m["epochs"] is None for m in architecture["members"])
+    assert architecture["metadata"]["training_rows"]["splits"] == "train"
+    assert architecture["metadata"]["refit"] is False
+
+
+@pytest.mark.timeout(300)
+def test_greedy_ensemble_from_the_study_s_export_section(wine_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that [export] greedy_ensemble = true makes a plain export select greedily (recorded even when it
+    keeps the best alone), and that --trial or --ensemble-seeds turn it off rather than fail."""
+    import shutil
+
+    for suffix in ("", "-wal", "-shm"):
+        if (wine_search.folder / f"search.db{suffix}").exists():
+            shutil.copy(wine_search.folder / f"search.db{suffix}", tmp_path / f"copy.db{suffix}")
+    url = f"sqlite:///{tmp_path}/copy.db"
+    study = optuna.load_study(study_name="wine", storage=url)
+    study.set_user_attr(keys.CONFIG, {**study.user_attrs[keys.CONFIG], "export": {"greedy_ensemble": True}})
+    artifacts = default_artifact_dir(wine_search.url)  # beside the original database, not the copy
+    meta = _metadata(export_best(url, "wine", tmp_path / "default", artifacts=artifacts))
+    assert meta["greedy_ensemble"]["candidates"] == 6 and meta["greedy_ensemble"]["members"] >= 1
+    # Without the weights there is nothing to select from: the refit best ships alone, and says why.
+    meta = _metadata(export_best(url, "wine", tmp_path / "lost"))
+    assert meta["greedy_ensemble"] == {"skipped": f"trial {meta['trial']} has no readable stored weights", "members": 1}
+    assert "Greedy ensemble selection skipped: trial" in describe_export(tmp_path / "lost")
+    assert "greedy_ensemble" not in _metadata(export_best(url, "wine", tmp_path / "t", trial=meta["trial"]))
+    assert _metadata(export_best(url, "wine", tmp_path / "s", ensemble_seeds=2))["ensemble"] == {
+        "of": "seeds",
+        "size": 2,
+    }
+    assert "greedy_ensemble" not in _metadata(export_best(url, "wine", tmp_path / "off", greedy_ensemble=False))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"greedy_ensemble": "yes"},
+            r"The 'greedy_ensemble' parameter of export_best must be True, False or None\. Got 'yes' instead\.",
+        ),
+        (
+            {"greedy_ensemble": True, "trial": 1},
+            r"The 'trial' parameter of export_best must be None with greedy_ensemble=True.*Got 1 instead\.",
+        ),
+        (
+            {"greedy_ensemble": True, "ensemble": 2},
+            r"The 'ensemble' parameter of export_best must be None with greedy_ensemble=True.*Got 2 instead\.",
+        ),
+        (
+            {"greedy_ensemble": True, "ensemble_seeds": 3},
+            r"The 'ensemble_seeds' parameter of export_best must be None or 1 with greedy_ensemble=True.*Got 3 instead\.",
+        ),
+    ],
+)
+def test_export_best_refuses_bad_greedy_ensembles(tmp_path: Path, kwargs: dict, message: str) -> None:
+    """Check that greedy_ensemble with other members, or not a bool, is refused before the storage is opened."""
+    with pytest.raises(ExportError, match=message):
+        export_best(f"sqlite:///{tmp_path}/none.db", "s", tmp_path / "m", **kwargs)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.timeout(300)
+def test_greedy_ensemble_is_refused_for_a_study_searched_with_folds(
+    wine_search: FinishedSearch, tmp_path: Path
+) -> None:
+    """Check that a study searched with [data] folds refuses greedy_ensemble (no common validation split), naming the folds."""
+    import shutil
+
+    for suffix in ("", "-wal", "-shm"):
+        if (wine_search.folder / f"search.db{suffix}").exists():
+            shutil.copy(wine_search.folder / f"search.db{suffix}", tmp_path / f"copy.db{suffix}")
+    url = f"sqlite:///{tmp_path}/copy.db"
+    study = optuna.load_study(study_name="wine", storage=url)
+    stored = study.user_attrs[keys.CONFIG]
+    study.set_user_attr(keys.CONFIG, {**stored, "data": {**stored["data"], "folds": 3}})
+    with pytest.raises(
+        ExportError, match=r"must be False for study 'wine': it searched with \[data\] folds = 3.*Got True instead\."
+    ):
+        export_best(url, "wine", tmp_path / "m", greedy_ensemble=True)
+
+
+@pytest.mark.timeout(300)
+def test_cli_export_greedy_ensemble_prints_the_selection(
+    digits_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Check that `archsearch export --greedy-ensemble` prints what selection kept, with its n, and both test metrics."""
+    argv = ["export", "--storage", digits_search.url, "--study", "digits", "--out", str(tmp_path / "m")]
+    assert main([*argv, "--greedy-ensemble"]) == 0
+    printed = capsys.readouterr().out
+    n_val = digits_search.study.user_attrs["data"]["n_val"]
+    complete = [t for t in digits_search.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert f"Greedy ensemble selection over {len(complete)} stored trials kept " in printed
+    assert f"n = {n_val:,} validation rows" in printed
+    assert "Test accuracy: best single " in printed
+    assert main([*argv, "--greedy-ensemble", "--trial", "0"]) == 2
+    assert "The 'trial' parameter of export_best must be None with greedy_ensemble=True" in capsys.readouterr().err

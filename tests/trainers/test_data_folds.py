@@ -76,6 +76,21 @@ def test_load_refit_data_trains_on_train_and_val_rows(id_rows: str) -> None:
     np.testing.assert_allclose(refit.x_train.mean(axis=0), 0.0, atol=1e-5)
 
 
+def test_load_refit_data_can_keep_the_search_s_preprocessing(id_rows: str) -> None:
+    """Check that fit_preprocessing_on="train" trains on train + val rows with the training split's statistics
+    (the search's preprocessing, which a greedy ensemble's stored members read), and that a bad value is refused."""
+    spec = DataSpec(dataset=None, path=id_rows)
+    split, refit = load_data(spec), load_refit_data(spec, fit_preprocessing_on="train")
+    assert refit.preprocessing == split.preprocessing
+    assert _ids(refit.x_train, refit) == _ids(split.x_train, split) | _ids(split.x_val, split)
+    np.testing.assert_allclose(np.sort(refit.x_train, axis=0), np.sort(np.vstack([split.x_train, split.x_val]), axis=0))
+    with pytest.raises(
+        DataError,
+        match=r"The 'fit_preprocessing_on' parameter of load_refit_data must be 'train\+val' or 'train'\. Got 'val' instead\.",
+    ):
+        load_refit_data(spec, fit_preprocessing_on="val")
+
+
 @pytest.mark.parametrize("folds", [1, 0, -2, 2.5, True, "3"])
 def test_data_spec_rejects_bad_folds(folds: object) -> None:
     """Check that folds must be an int >= 2 (or None)."""

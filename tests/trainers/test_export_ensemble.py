@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from archsearch.trainers import ExportError, build_mlp, ensemble_test_metrics, export_ensemble, export_model, load_model
+from archsearch.trainers import (
+    ExportError,
+    build_mlp,
+    ensemble_test_metrics,
+    export_ensemble,
+    export_model,
+    load_model,
+    split_predictions,
+)
 from archsearch.trainers.data import DataSpec, PreparedData, load_data
 from archsearch.trainers.metrics import classification_metrics, regression_metrics
 
@@ -114,3 +122,77 @@ def test_load_model_refuses_a_malformed_ensemble(tmp_path: Path) -> None:
     path.write_text(json.dumps(architecture))
     with pytest.raises(ExportError, match=r"model\.pt' does not hold the weights architecture\.json describes"):
         load_model(folder)
+
+
+@pytest.mark.parametrize("dataset", ["wine", "diabetes"])
+def test_weighted_ensemble_program_is_the_weighted_mean_and_loads_back(dataset: str, tmp_path: Path) -> None:
+    """Check that member weights (normalized) weight the mean probability or value, in the program, in
+    load_model and in ensemble_test_metrics alike, and that architecture.json keeps them."""
+    data = load_data(DataSpec(dataset=dataset))
+    members = [m | {"weight": w} for m, w in zip(_members(data), (3, 1, 0.5 * 2))]
+    folder = export_ensemble(tmp_path / "e", members=members, preprocessing=data.preprocessing, metadata={})
+    encoded = torch.from_numpy(data.preprocessing.encode(data.raw_test))
+    singles = [
+        _program_output(
+            export_ensemble(tmp_path / f"m{i}", members=[m], preprocessing=data.preprocessing, metadata={}), encoded
+        )
+        for i, m in enumerate(members)
+    ]
+    weights = torch.tensor([0.6, 0.2, 0.2])
+    out = _program_output(folder, encoded)
+    if data.task == "classification":
+        expected = (torch.stack([torch.exp(s) for s in singles]) * weights[:, None, None]).sum(dim=0)
+        torch.testing.assert_close(torch.exp(out), expected, atol=1e-6, rtol=1e-5)
+        np.testing.assert_allclose(load_model(folder).predict_proba(data.raw_test), expected.numpy(), atol=1e-5)
+    else:
+        expected = (torch.stack(singles) * weights[:, None]).sum(dim=0)
+        torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-5)
+        np.testing.assert_allclose(load_model(folder).predict(data.raw_test), expected.numpy(), rtol=1e-5, atol=1e-3)
+    stored = json.loads((folder / "architecture.json").read_text())["members"]
+    assert [m["weight"] for m in stored] == pytest.approx([0.6, 0.2, 0.2])
+    unweighted = ensemble_test_metrics([{k: v for k, v in m.items() if k != "weight"} for m in members], data)
+    assert ensemble_test_metrics(members, data) != unweighted
+
+
+@pytest.mark.parametrize(
+    "weights", [(1.0, None, 1.0), (1.0, 0.0, 1.0), (1.0, -2.0, 1.0), (1.0, float("nan"), 1.0), (1.0, True, 1.0)]
+)
+def test_export_ensemble_refuses_bad_weights(tmp_path: Path, weights: tuple) -> None:
+    """Check that a weight on only some members, or one that is not a finite number > 0, is refused by name."""
+    data = load_data(DataSpec(dataset="wine"))
+    members = [m if w is None else m | {"weight": w} for m, w in zip(_members(data), weights)]
+    with pytest.raises(
+        ExportError,
+        match=r"The 'weight' of ensemble member 1 must be a finite number > 0, on every member or on none\. Got",
+    ):
+        export_ensemble(tmp_path / "e", members=members, preprocessing=data.preprocessing, metadata={})
+    assert not (tmp_path / "e").exists()  # refused before anything was written
+
+
+def test_load_model_refuses_an_ensemble_with_a_bad_weight(tmp_path: Path) -> None:
+    """Check that a hand-edited weight in architecture.json is refused, naming the file and the member."""
+    data = load_data(DataSpec(dataset="wine"))
+    folder = export_ensemble(tmp_path / "e", members=_members(data), preprocessing=data.preprocessing, metadata={})
+    path = folder / "architecture.json"
+    architecture = json.loads(path.read_text())
+    architecture["members"][2]["weight"] = -1
+    path.write_text(json.dumps(architecture))
+    with pytest.raises(ExportError, match=r"does not describe a valid ensemble: The 'weight' of ensemble member 2"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("dataset", ["wine", "diabetes"])
+def test_split_predictions_are_what_the_exported_members_predict(dataset: str, tmp_path: Path) -> None:
+    """Check that split_predictions gives each member's probabilities or target-unit values on a split."""
+    data = load_data(DataSpec(dataset=dataset))
+    members = _members(data)
+    predictions = split_predictions(members, data, "test")
+    assert len(predictions) == len(members)
+    for i, (member, predicted) in enumerate(zip(members, predictions)):
+        model = load_model(
+            export_ensemble(tmp_path / f"m{i}", members=[member], preprocessing=data.preprocessing, metadata={})
+        )
+        if data.task == "classification":
+            np.testing.assert_allclose(predicted, model.predict_proba(data.raw_test), atol=1e-5)
+        else:
+            np.testing.assert_allclose(predicted, model.predict(data.raw_test), rtol=1e-5, atol=1e-3)

@@ -1,0 +1,84 @@
+"""Greedy ensemble selection (Caruana et al., ICML 2004) over the networks a search stored.
+
+The search keeps every complete trial's weights. Averaging the predictions of a few of them often beats
+the best alone: the trials err on different rows. Which few, and with what weights, is chosen on the
+validation split: start from the best trial, then repeatedly add (with replacement) the trial whose
+addition gives the best validation metric of the running mean, and keep the prefix that scored best. A
+trial added k times of n has weight k / n; a step that adds nothing better still runs (a later pair can
+help where no single addition does), but only the best prefix is kept, so the result is never worse on
+validation than the best trial alone, and is the best trial alone when nothing helps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from archsearch.trainers.metrics import METRIC_DIRECTIONS, classification_metrics, regression_metrics
+
+ROUNDS = 25  # additions; more than the distinct members it ever keeps at these candidate counts
+
+
+def greedy_selection(
+    predictions: Sequence[np.ndarray], y_true: np.ndarray, metric: str, rounds: int = ROUNDS
+) -> tuple[list[int], float]:
+    """Counts per candidate of the best prefix of greedy additions, and that prefix's validation metric.
+
+    Args:
+        predictions: Per candidate, class probabilities (n, n_classes) or predictions (n,) in the
+            target's units, all on the same validation rows. Candidate 0 goes first (the chosen trial);
+            ties go to the earlier candidate, so order them best first.
+        y_true: Class indices (n,) or targets in the target's units (n,).
+        metric: A key of `METRIC_DIRECTIONS`, scored as `classification_metrics`/`regression_metrics` do.
+        rounds: Additions to try, >= 1.
+
+    Returns:
+        (counts, value): `counts[i]` is how often candidate i was added (weights are counts / sum); `value`
+        is the metric of that weighted mean on the validation rows.
+
+    Example:
+        >>> y = np.array([0, 1, 1, 0])
+        >>> a = np.array([[0.9, 0.1], [0.4, 0.6], [0.6, 0.4], [0.6, 0.4]])  # row 2 wrong
+        >>> b = np.array([[0.4, 0.6], [0.1, 0.9], [0.1, 0.9], [0.9, 0.1]])  # row 0 wrong
+        >>> greedy_selection([a, b], y, "accuracy", rounds=4)
+        ([1, 1], 1.0)
+    """
+    if metric not in METRIC_DIRECTIONS:
+        raise ValueError(
+            f"The 'metric' parameter of greedy_selection must be one of {sorted(METRIC_DIRECTIONS)}. Got {metric!r} instead."
+        )
+    if not predictions:
+        raise ValueError("The 'predictions' parameter of greedy_selection must hold at least one candidate. Got none.")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"The 'rounds' parameter of greedy_selection must be an int >= 1. Got {rounds!r} instead.")
+    shapes = {np.shape(p) for p in predictions}
+    if len(shapes) != 1 or next(iter(shapes))[0] != len(y_true):
+        raise ValueError(
+            f"The 'predictions' parameter of greedy_selection must hold arrays of one shape with {len(y_true)} rows "
+            f"(the validation rows). Got shapes {sorted(shapes)} instead."
+        )
+    sign = 1.0 if METRIC_DIRECTIONS[metric] == "maximize" else -1.0
+    classification = np.ndim(predictions[0]) == 2
+
+    def score(mean: np.ndarray) -> float:
+        values = classification_metrics(y_true, mean) if classification else regression_metrics(y_true, mean)
+        return sign * values[metric]
+
+    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in predictions])  # (candidates, n[, classes])
+    counts = [0] * len(predictions)
+    total = np.zeros_like(stacked[0])
+    best_score, best_counts = -np.inf, counts
+    for step in range(1, rounds + 1):
+        # The first addition is candidate 0 (the chosen trial), so the best trial is always a member.
+        if step == 1:
+            pick = 0
+        else:
+            scores = [score((total + candidate) / step) for candidate in stacked]
+            pick = int(np.argmax(scores))  # the first of equal scores
+        total += stacked[pick]
+        counts[pick] += 1
+        current = score(total / step)
+        if current > best_score + 1e-12:
+            best_score, best_counts = current, list(counts)
+    return best_counts, sign * best_score
