@@ -201,8 +201,9 @@ class ExportConfig:
     `[study] reserve_refit` keeps time for (one refit per member)."""
 
     ensemble_seeds: int = 1  # refit seeds of the chosen trial whose mean prediction is shipped; 1: one network
-    # Add stored trials to the refit best by greedy ensemble selection on the validation split (no training).
-    greedy_ensemble: bool = False
+    # Add stored trials to the refit best by greedy ensemble selection on the validation split (no training);
+    # off when ensemble_seeds > 1 is set and this is not.
+    greedy_ensemble: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.greedy_ensemble, bool):
@@ -241,6 +242,9 @@ class SearchConfig:
         _reject_unknown("train", train_section, TrainConfig)
         export_section = dict(data.get("export", {}))
         _reject_unknown("export", export_section, ExportConfig)
+        # Seeds of the best are an ensemble of their own: asking for them turns the default greedy one off.
+        if is_int(export_section.get("ensemble_seeds")) and export_section["ensemble_seeds"] > 1:
+            export_section.setdefault("greedy_ensemble", False)
         export = ExportConfig(**export_section)
         data_section = dict(data.get("data", {}))
         # The split follows the study's seed unless [data] names its own.

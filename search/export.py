@@ -224,6 +224,7 @@ def _greedy_ensemble(
     refit: bool,
     storage: str,
     artifacts: str | Path | None,
+    required: bool,
 ) -> tuple[list[dict[str, Any]], PreparedData | None, dict[str, Any]]:
     """The chosen trial plus the stored trials that greedy ensemble selection adds on the validation split.
 
@@ -232,10 +233,21 @@ def _greedy_ensemble(
         `refit` (on train + validation rows, with the preprocessing fitted on the training split as the
         stored members' was, so that all read one input); the data whose test split measures them; and
         what the selection saw, for the export's metadata. With nothing added, `members` is empty.
-    """
-    from archsearch.trainers import split_predictions
 
-    data = _search_data(config, study.user_attrs[keys.PREPROCESSING], refit=False)
+    Raises:
+        ExportError, DataError: The search's data cannot be read as it was, and `required` (the caller
+            asked for the greedy ensemble); otherwise the selection is skipped and the info says why.
+    """
+    from archsearch.trainers import DataError, split_predictions
+
+    try:
+        data = _search_data(config, study.user_attrs[keys.PREPROCESSING], refit=False)
+    except (DataError, ExportError) as e:
+        if required:
+            raise
+        # The study's default, not the caller's request: ship what would ship without it (a --no-refit
+        # export needs no data on this machine), and say why.
+        return [], None, {"skipped": f"the search's data cannot be read as it was ({e})"}
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     others = sorted(
         (
@@ -264,7 +276,7 @@ def _greedy_ensemble(
     counts, value = greedy_selection(split_predictions(stored, data, "val"), y_val, metric)
     info = {
         "candidates": len(candidates),
-        "rounds": sum(counts),
+        "picks": sum(counts),  # weights are counts / picks
         "n_val_rows": len(data.y_val),
         f"val_{metric}": value,
         f"best_val_{metric}": chosen.user_attrs.get(f"val_{metric}", chosen.value),
@@ -346,6 +358,7 @@ def export_best(
         refit = retrain
     _check_sizes(ensemble, ensemble_seeds, trial)
     _check_greedy(greedy_ensemble, ensemble, ensemble_seeds, trial)
+    greedy_required = bool(greedy_ensemble)
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if keys.CONFIG not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
@@ -354,6 +367,10 @@ def export_best(
         greedy_ensemble = (
             config.export.greedy_ensemble and trial is None and ensemble is None and (ensemble_seeds or 1) == 1
         )
+    skipped = None
+    if greedy_ensemble and config.data.folds is not None and not greedy_required:
+        greedy_ensemble = False
+        skipped = {"skipped": f"the study searched with [data] folds = {config.data.folds}", "members": 1}
     if greedy_ensemble and config.data.folds is not None:
         raise ExportError(
             f"The 'greedy_ensemble' parameter of export_best must be False for study {study_name!r}: it searched with "
@@ -371,10 +388,10 @@ def export_best(
         seed = int(chosen_trials[0].user_attrs.get(keys.SEED, 0))
         members = [(chosen_trials[0], seed + i) for i in range(ensemble_seeds or 1)]
     chosen = chosen_trials[0]
-    selection = None
+    selection = skipped
     if greedy_ensemble:
         greedy, test_data, selection = _greedy_ensemble(
-            config, metric, study, chosen, refit=refit, storage=storage, artifacts=artifacts
+            config, metric, study, chosen, refit=refit, storage=storage, artifacts=artifacts, required=greedy_required
         )
         if greedy:
             return _export_greedy(out, study_name, chosen, metric, refit, greedy, test_data, selection)
@@ -415,7 +432,7 @@ def export_best(
         "test_metrics": single,
         "archsearch_version": archsearch.__version__,
     }
-    if selection is not None:  # greedy selection ran and added nothing to the best trial
+    if selection is not None:  # greedy selection ran (or was skipped, and says why) and kept the best trial alone
         metadata["greedy_ensemble"] = selection | {"members": 1}
     preprocessing = (
         data.preprocessing if data is not None else Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])

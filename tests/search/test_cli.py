@@ -83,14 +83,20 @@ def test_cli_masks_passwords_in_errors(tmp_path: Path, capsys: pytest.CaptureFix
 def test_cli_export_writes_the_folder(
     digits_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Check that `archsearch export` writes the model folder for the best trial and says which rows it saw."""
-    assert main(["export", "--storage", digits_search.url, "--study", "digits", "--out", str(tmp_path / "m")]) == 0
+    """Check that `archsearch export --no-greedy-ensemble` writes the model folder for the best trial and says
+    which rows it saw, and that the default export (a greedy ensemble here) says which rows each member saw."""
+    argv = ["export", "--storage", digits_search.url, "--study", "digits", "--out", str(tmp_path / "m")]
+    assert main([*argv, "--no-greedy-ensemble"]) == 0
     assert (tmp_path / "m" / "model.pt2").exists()
     out = capsys.readouterr().out
     assert (
         out.startswith(f"Exported trial {digits_search.study.best_trial.number} to ")
         and "(train + validation, refit)" in out
     )
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Exported an ensemble of ") and " trials chosen greedily to " in out
+    assert f"train + validation (trial {digits_search.study.best_trial.number}, refit); train (the other " in out
 
 
 @pytest.mark.timeout(120)

@@ -223,3 +223,16 @@ def test_db_retry_seconds_defaults_to_the_storage_default() -> None:
     from archsearch.storage import DB_RETRY_SECONDS
 
     assert SearchConfig().study.db_retry_seconds == DB_RETRY_SECONDS == 120
+
+
+def test_greedy_ensemble_is_the_default_unless_seeds_are_asked_for() -> None:
+    """Check that [export] greedy_ensemble defaults to true, that ensemble_seeds > 1 alone turns it off (a stored
+    config from before the key existed still loads), and that both set to ensembles is refused."""
+    assert SearchConfig.from_dict({}).export.greedy_ensemble is True
+    seeds = SearchConfig.from_dict({"export": {"ensemble_seeds": 3}}).export
+    assert (seeds.ensemble_seeds, seeds.greedy_ensemble) == (3, False)
+    assert SearchConfig.from_stored({"export": {"ensemble_seeds": 2}}).export.greedy_ensemble is False
+    with pytest.raises(
+        ConfigError, match=r"The 'greedy_ensemble' parameter of \[export\] must be false when ensemble_seeds > 1"
+    ):
+        SearchConfig.from_dict({"export": {"ensemble_seeds": 3, "greedy_ensemble": True}})

@@ -75,8 +75,8 @@ def test_load_model_predicts_raw_rows(digits_search: FinishedSearch, tmp_path: P
 
 @pytest.mark.timeout(300)
 def test_export_best_refits_on_train_and_validation_by_default(digits_search: FinishedSearch, tmp_path: Path) -> None:
-    """Check that a default export trains the chosen architecture again and records the refit's test metrics."""
-    out = export_best(digits_search.url, "digits", tmp_path / "model")
+    """Check that a single-network export trains the chosen architecture again and records the refit's test metrics."""
+    out = export_best(digits_search.url, "digits", tmp_path / "model", greedy_ensemble=False)
     meta = json.loads((out / "architecture.json").read_text())["metadata"]
     sizes = digits_search.study.user_attrs["data"]
     assert meta["refit"] is True

@@ -121,3 +121,25 @@ def test_export_names_the_trial_whose_weights_do_not_fit_or_cannot_be_read(tmp_p
         match=rf"The stored weights of trial {trial.number} cannot be read: '.*' is not a readable weights file \(corrupt or truncated\)",
     ):
         export_best(config.study.storage, "rows", tmp_path / "out", refit=False)
+
+
+@pytest.mark.timeout(300)
+def test_a_no_refit_export_without_the_data_skips_the_default_greedy_ensemble(tmp_path: Path) -> None:
+    """Check that a --no-refit export on a machine without the search's data still ships the stored best trial
+    (the study's default greedy ensemble is skipped, and the metadata says why), while asking for the greedy
+    ensemble there fails naming the file."""
+    import json
+
+    from archsearch.trainers import DataError
+
+    _write_rows(tmp_path / "rows.csv")
+    config = _config(tmp_path, n_trials=3)
+    study = run_search(config, workers=1)
+    (tmp_path / "rows.csv").unlink()
+    out = export_best(config.study.storage, "rows", tmp_path / "out", refit=False)
+    meta = json.loads((out / "architecture.json").read_text())["metadata"]
+    assert meta["trial"] == study.best_trial.number and "ensemble" not in meta
+    assert meta["greedy_ensemble"]["members"] == 1
+    assert meta["greedy_ensemble"]["skipped"].startswith("the search's data cannot be read as it was (")
+    with pytest.raises(DataError, match=r"rows\.csv"):
+        export_best(config.study.storage, "rows", tmp_path / "again", refit=False, greedy_ensemble=True)

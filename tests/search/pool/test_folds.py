@@ -152,6 +152,9 @@ def test_search_with_folds_stores_the_mean_over_folds(tmp_path: Path) -> None:
         assert sorted(trial.intermediate_values) == [1, 2, 3]
     # Without a refit, the shipped network is the first fold's, trained on that fold's rows only.
     out = export_best(config.study.storage, "digits", tmp_path / "m", refit=False)
-    rows = json.loads((out / "architecture.json").read_text())["metadata"]["training_rows"]
+    meta = json.loads((out / "architecture.json").read_text())["metadata"]
+    rows = meta["training_rows"]
     assert rows["splits"] == "fold 1 of 3 training rows" and rows["n_rows"] == len(load_folds(config.data)[0].y_train)
+    # The default greedy ensemble needs one validation split for all trials; folds have none, so it is skipped.
+    assert meta["greedy_ensemble"] == {"skipped": "the study searched with [data] folds = 3", "members": 1}
     assert DataSpec.from_dict(study.user_attrs["archsearch_config"]["data"]).folds == 3
