@@ -17,7 +17,7 @@ import numpy as np
 
 from archsearch.trainers.metrics import METRIC_DIRECTIONS, classification_metrics, regression_metrics
 
-ROUNDS = 25  # additions; more than the distinct members it ever keeps at these candidate counts
+ROUNDS = 25  # picks, the first being the best trial; more than the distinct members it keeps at these counts
 
 
 def greedy_selection(
@@ -35,7 +35,8 @@ def greedy_selection(
 
     Returns:
         (counts, value): `counts[i]` is how often candidate i was added (weights are counts / sum); `value`
-        is the metric of that weighted mean on the validation rows.
+        is the metric of that weighted mean on the validation rows, infinite when no prefix scored a
+        finite value (the best trial alone then).
 
     Example:
         >>> y = np.array([0, 1, 1, 0])
@@ -63,12 +64,13 @@ def greedy_selection(
 
     def score(mean: np.ndarray) -> float:
         values = classification_metrics(y_true, mean) if classification else regression_metrics(y_true, mean)
-        return sign * values[metric]
+        value = sign * values[metric]
+        return value if np.isfinite(value) else -np.inf  # a NaN must never win a comparison by losing them all
 
     stacked = np.stack([np.asarray(p, dtype=np.float64) for p in predictions])  # (candidates, n[, classes])
     counts = [0] * len(predictions)
     total = np.zeros_like(stacked[0])
-    best_score, best_counts = -np.inf, counts
+    best_score, best_counts = -np.inf, [1] + [0] * (len(predictions) - 1)  # the best trial alone
     for step in range(1, rounds + 1):
         # The first addition is candidate 0 (the chosen trial), so the best trial is always a member.
         if step == 1:
@@ -79,6 +81,6 @@ def greedy_selection(
         total += stacked[pick]
         counts[pick] += 1
         current = score(total / step)
-        if current > best_score + 1e-12:
+        if step == 1 or current > best_score + 1e-12:
             best_score, best_counts = current, list(counts)
-    return best_counts, sign * best_score
+    return best_counts, sign * best_score  # +-inf where no prefix scored a finite value

@@ -201,17 +201,19 @@ class ExportConfig:
     `[study] reserve_refit` keeps time for (one refit per member)."""
 
     ensemble_seeds: int = 1  # refit seeds of the chosen trial whose mean prediction is shipped; 1: one network
-    # Add stored trials to the refit best by greedy ensemble selection on the validation split (no training);
-    # off when ensemble_seeds > 1 is set and this is not.
-    greedy_ensemble: bool = True
+    # Add stored trials to the refit best by greedy ensemble selection on the validation split (no training).
+    # None (unset) means true, unless ensemble_seeds > 1 asks for the other kind of ensemble.
+    greedy_ensemble: bool | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.greedy_ensemble, bool):
+        if self.greedy_ensemble is not None and not isinstance(self.greedy_ensemble, bool):
             _fail("export", "greedy_ensemble", "true or false", self.greedy_ensemble)
         if not is_int(self.ensemble_seeds) or not 1 <= self.ensemble_seeds <= MAX_ENSEMBLE_SEEDS:
             _fail("export", "ensemble_seeds", f"an int in the range [1, {MAX_ENSEMBLE_SEEDS}]", self.ensemble_seeds)
         if self.greedy_ensemble and self.ensemble_seeds > 1:
             _fail("export", "greedy_ensemble", "false when ensemble_seeds > 1 (one kind of ensemble at a time)", True)
+        if self.greedy_ensemble is None:  # frozen: set the resolved default the way dataclasses do
+            object.__setattr__(self, "greedy_ensemble", self.ensemble_seeds == 1)
 
 
 @dataclass(frozen=True)
@@ -242,9 +244,6 @@ class SearchConfig:
         _reject_unknown("train", train_section, TrainConfig)
         export_section = dict(data.get("export", {}))
         _reject_unknown("export", export_section, ExportConfig)
-        # Seeds of the best are an ensemble of their own: asking for them turns the default greedy one off.
-        if is_int(export_section.get("ensemble_seeds")) and export_section["ensemble_seeds"] > 1:
-            export_section.setdefault("greedy_ensemble", False)
         export = ExportConfig(**export_section)
         data_section = dict(data.get("data", {}))
         # The split follows the study's seed unless [data] names its own.

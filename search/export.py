@@ -26,7 +26,7 @@ from archsearch.storage import (
     open_artifact_store,
     open_study,
 )
-from archsearch.trainers import ExportError
+from archsearch.trainers import DataError, ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data, load_folds, load_refit_data
 
 __all__ = ["ExportError", "describe_export", "export_best", "load_model"]
@@ -238,16 +238,20 @@ def _greedy_ensemble(
         ExportError, DataError: The search's data cannot be read as it was, and `required` (the caller
             asked for the greedy ensemble); otherwise the selection is skipped and the info says why.
     """
-    from archsearch.trainers import DataError, split_predictions
+    from archsearch.trainers import split_predictions
 
+    # When the greedy ensemble is the study's default rather than the caller's request, what cannot run is
+    # skipped: the export ships what it would without it (a --no-refit export needs no data here) and says why.
     try:
         data = _search_data(config, study.user_attrs[keys.PREPROCESSING], refit=False)
-    except (DataError, ExportError) as e:
+    except DataError as e:
         if required:
             raise
-        # The study's default, not the caller's request: ship what would ship without it (a --no-refit
-        # export needs no data on this machine), and say why.
-        return [], None, {"skipped": f"the search's data cannot be read as it was ({e})"}
+        return [], None, {"skipped": f"the search's data cannot be read here ({e})"}
+    except ExportError:
+        if required:
+            raise
+        return [], None, {"skipped": "the search's data changed since the search"}
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     others = sorted(
         (
@@ -257,25 +261,37 @@ def _greedy_ensemble(
         ),
         key=lambda t: (-t.value if maximize else t.value, t.number),
     )
-    candidates, stored = [], []
+    stored, predictions = [], []
     for trial in [chosen, *others][:GREEDY_CANDIDATES]:
         try:
             state_dict = _stored_weights(config, storage, trial, artifacts, study)
-        except ExportError:
-            if trial is chosen:  # nothing to start from: the export ships the chosen trial alone
-                return [], None, {"skipped": f"trial {chosen.number} has no readable stored weights"}
-            continue  # removed by keep_best_k, or from other data: not a candidate
-        candidates.append(trial)
-        stored.append(_member(config, trial, int(trial.user_attrs.get(keys.SEED, 0)), None, state_dict))
+        except ExportError as e:
+            if trial is not chosen:
+                continue  # removed by keep_best_k, or from other data: not a candidate
+            if required:
+                # A refit cannot stand in for them here: selection compares the networks the search trained.
+                detail = str(e).replace(" Export without --no-refit to train it again.", "")
+                raise ExportError(
+                    f"The greedy ensemble starts from trial {chosen.number}'s stored weights, which cannot be used: "
+                    f"{detail} Export with --no-greedy-ensemble to refit it alone."
+                ) from e
+            return [], None, {"skipped": f"trial {chosen.number} has no readable stored weights"}
+        member = _member(config, trial, int(trial.user_attrs.get(keys.SEED, 0)), None, state_dict)
+        stored.append(member)
+        # One network built at a time: a wide space's 50 candidates need not all be in memory as modules.
+        (prediction,) = split_predictions([member], data, "val")
+        predictions.append(prediction)
     preprocessing = data.preprocessing
     y_val = (
         data.y_val
         if preprocessing.classes is not None
         else data.y_val * preprocessing.target_scale + preprocessing.target_mean
     )
-    counts, value = greedy_selection(split_predictions(stored, data, "val"), y_val, metric)
+    counts, value = greedy_selection(predictions, y_val, metric)
+    if not math.isfinite(value):  # e.g. r2 of a constant validation target: nothing to choose by
+        return [], None, {"skipped": f"the validation {metric} of trial {chosen.number} is not finite"}
     info = {
-        "candidates": len(candidates),
+        "candidates": len(stored),
         "picks": sum(counts),  # weights are counts / picks
         "n_val_rows": len(data.y_val),
         f"val_{metric}": value,
@@ -377,7 +393,9 @@ def export_best(
             f"[data] folds = {config.data.folds}, so its stored networks trained on different rows and have no "
             "common validation split to choose on. Got True instead."
         )
-    if ensemble is None and ensemble_seeds is None:
+    if greedy_ensemble:
+        ensemble_seeds = 1  # one kind of ensemble at a time: a greedy one that keeps the best alone ships one network
+    elif ensemble is None and ensemble_seeds is None:
         ensemble_seeds = config.export.ensemble_seeds  # the study's [export] default (1: one network)
     metric = study.user_attrs[keys.METRIC]
     if ensemble is not None:
@@ -394,7 +412,8 @@ def export_best(
             config, metric, study, chosen, refit=refit, storage=storage, artifacts=artifacts, required=greedy_required
         )
         if greedy:
-            return _export_greedy(out, study_name, chosen, metric, refit, greedy, test_data, selection)
+            metadata = _metadata(study_name, chosen, metric, refit)
+            return _export_greedy(out, metadata, greedy, test_data, selection)
     sizes = study.user_attrs[keys.DATA]
     # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures.
     needs_data = refit or len(members) > 1 or config.data.folds is not None
@@ -416,22 +435,7 @@ def export_best(
             else "train"
         )
         training_rows = {"splits": splits, "n_rows": len(data.y_train), "n_test_rows": len(data.y_test)}
-    metadata = {
-        "study": study_name,
-        "trial": chosen.number,
-        "metric": metric,
-        "value": chosen.value,
-        "metrics": {
-            k: v
-            for k, v in chosen.user_attrs.items()
-            if k.split("_", 1)[0] in ("train", "val", "test") and k != "train_seconds"
-        },
-        "params": chosen.params,
-        "refit": refit,
-        "training_rows": training_rows,
-        "test_metrics": single,
-        "archsearch_version": archsearch.__version__,
-    }
+    metadata = _metadata(study_name, chosen, metric, refit) | {"training_rows": training_rows, "test_metrics": single}
     if selection is not None:  # greedy selection ran (or was skipped, and says why) and kept the best trial alone
         metadata["greedy_ensemble"] = selection | {"members": 1}
     preprocessing = (
@@ -459,21 +463,9 @@ def export_best(
     return export_ensemble(out, members=trained, preprocessing=preprocessing, metadata=metadata)
 
 
-def _export_greedy(
-    out: str | Path,
-    study_name: str,
-    chosen: optuna.trial.FrozenTrial,
-    metric: str,
-    refit: bool,
-    members: list[dict[str, Any]],
-    data: PreparedData,
-    selection: dict[str, Any],
-) -> Path:
-    """Write the greedy ensemble that `_greedy_ensemble` chose, with what it saw and its test metrics."""
-    from archsearch.trainers import ensemble_test_metrics, export_ensemble
-
-    others = f"train (the other {len(members) - 1} members, as the search trained them)"
-    metadata = {
+def _metadata(study_name: str, chosen: optuna.trial.FrozenTrial, metric: str, refit: bool) -> dict[str, Any]:
+    """What every export's `architecture.json` says about the study and the chosen trial."""
+    return {
         "study": study_name,
         "trial": chosen.number,
         "metric": metric,
@@ -485,11 +477,24 @@ def _export_greedy(
         },
         "params": chosen.params,
         "refit": refit,
-        "training_rows": {
-            "splits": f"train + validation (trial {chosen.number}, refit); {others}" if refit else "train",
-            "n_rows": len(data.y_train),
-            "n_test_rows": len(data.y_test),
-        },
+        "archsearch_version": archsearch.__version__,
+    }
+
+
+def _export_greedy(
+    out: str | Path,
+    metadata: dict[str, Any],
+    members: list[dict[str, Any]],
+    data: PreparedData,
+    selection: dict[str, Any],
+) -> Path:
+    """Write the greedy ensemble that `_greedy_ensemble` chose, with what it saw and its test metrics."""
+    from archsearch.trainers import ensemble_test_metrics, export_ensemble
+
+    others = f"train (the other {len(members) - 1} members, as the search trained them)"
+    splits = f"train + validation (trial {metadata['trial']}, refit); {others}" if metadata["refit"] else "train"
+    metadata = metadata | {
+        "training_rows": {"splits": splits, "n_rows": len(data.y_train), "n_test_rows": len(data.y_test)},
         "ensemble": {
             "of": "trials chosen greedily",
             "size": len(members),
@@ -499,7 +504,6 @@ def _export_greedy(
         "greedy_ensemble": selection | {"members": len(members)},
         "single_test_metrics": ensemble_test_metrics([{k: v for k, v in members[0].items() if k != "weight"}], data),
         "test_metrics": ensemble_test_metrics(members, data),
-        "archsearch_version": archsearch.__version__,
     }
     return export_ensemble(out, members=members, preprocessing=data.preprocessing, metadata=metadata)
 
@@ -532,14 +536,17 @@ def describe_export(folder: str | Path) -> str:
     metric, rows = meta["metric"], meta["training_rows"]
     ensemble = meta.get("ensemble")
     what = f"trial {meta['trial']}" if ensemble is None else f"an ensemble of {ensemble['size']} {ensemble['of']}"
-    how = "refit" if meta["refit"] else "the search's weights"
+    greedy = meta.get("greedy_ensemble")
+    held_out = f"the {rows['n_test_rows']:,} test rows were held out."
+    if greedy is not None and ensemble is not None:  # its splits say which member saw which rows
+        trained_on = f"Trained on {rows['n_rows']:,} rows: {rows['splits']}; {held_out}"
+    else:
+        how = "refit" if meta["refit"] else "the search's weights"
+        trained_on = f"Trained on {rows['n_rows']:,} rows ({rows['splits']}, {how}); {held_out}"
     lines = [
         f"Exported {what} to {folder}: architecture.json, model.pt (state dict), model.pt2 (torch.export program)",
-        f"Trained on {rows['n_rows']:,} rows ({rows['splits']}, {how}); the {rows['n_test_rows']:,} test rows were held out."
-        if "greedy_ensemble" not in meta or ensemble is None
-        else f"Trained on {rows['n_rows']:,} rows: {rows['splits']}; the {rows['n_test_rows']:,} test rows were held out.",
+        trained_on,
     ]
-    greedy = meta.get("greedy_ensemble")
     if greedy is not None and "skipped" in greedy:
         lines.append(f"Greedy ensemble selection skipped: {greedy['skipped']}.")
     elif greedy is not None:

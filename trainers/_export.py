@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -257,7 +258,7 @@ def member_weights(members: Sequence[Mapping[str, Any]]) -> list[float]:
     if all(weight is None for weight in given):
         return [1.0 / len(members)] * len(members)
     for index, weight in enumerate(given):
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight <= 0:
             raise ExportError(
                 f"The 'weight' of ensemble member {index} must be a finite number > 0, on every member or on none. "
                 f"Got {weight!r} instead."

@@ -76,7 +76,7 @@ def test_search_with_scaling_and_embedding_exports_equal_predictions(tmp_path: P
     config = SearchConfig.from_dict(stored)
     study = run_search(config, workers=1)
     assert study.best_trial.user_attrs.get(keys.ENGINE, "single") == engine
-    out = export_best(config.study.storage, "enc", tmp_path / "model", refit=engine == "single")
+    out = export_best(config.study.storage, "enc", tmp_path / "model", refit=engine == "single", greedy_ensemble=False)
     predictor = load_model(out)
     assert predictor.architecture["embedding"] == "pl" and predictor.preprocessing.scaling == "quantile"
     rows = pd.read_csv(tmp_path / "rows.csv").drop(columns="label")

@@ -78,3 +78,11 @@ def test_greedy_selection_refuses_bad_input(kwargs: dict, message: str) -> None:
     arguments = {"predictions": [_proba([0.5] * 6)], "y_true": Y, "metric": "accuracy"} | kwargs
     with pytest.raises(ValueError, match=message):
         greedy_selection(**arguments)
+
+
+def test_a_metric_that_is_never_finite_keeps_the_best_alone() -> None:
+    """Check that r2 on a constant validation target (NaN or -inf everywhere) keeps the best trial alone and says
+    so by an infinite value, instead of a NaN that would win no comparison and end in the last counts."""
+    y = np.array([2.0, 2.0, 2.0])
+    counts, value = greedy_selection([np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 2.5])], y, "r2", rounds=5)
+    assert counts == [1, 0] and value == -np.inf

@@ -69,7 +69,7 @@ def test_refit_trains_on_exactly_the_train_and_validation_rows(
         return real_train(widths, dropouts, activation, data, settings, report, **embedding)
 
     monkeypatch.setattr(archsearch.trainers, "train_mlp", spy)
-    out = export_best(wine_search.url, "wine", tmp_path / "m")
+    out = export_best(wine_search.url, "wine", tmp_path / "m", greedy_ensemble=False)
     ((data, settings),) = seen
     split = load_data(wine_search.config.data)
     expected = _unstandardized_rows(np.concatenate([split.x_train, split.x_val]), split)
@@ -143,8 +143,8 @@ def test_ensemble_of_seeds_refits_each_seed_and_records_single_vs_ensemble(
     assert {m["trial"] for m in meta["members"]} == {chosen.number}
     assert meta["metadata"]["ensemble"] == {"of": "seeds", "size": 3}
     assert set(meta["metadata"]["single_test_metrics"]) == set(meta["metadata"]["test_metrics"]) >= {"test_accuracy"}
-    alone = export_best(wine_search.url, "wine", tmp_path / "alone")
-    # Member 0 is the trial's own seed refit, the network a plain export ships.
+    alone = export_best(wine_search.url, "wine", tmp_path / "alone", greedy_ensemble=False)
+    # Member 0 is the trial's own seed refit, the network a single-network export ships.
     assert _metadata(alone)["test_metrics"] == meta["metadata"]["single_test_metrics"]
 
 
@@ -333,31 +333,104 @@ def test_greedy_ensemble_without_refit_ships_stored_weights_only(digits_search: 
     assert architecture["metadata"]["refit"] is False
 
 
-@pytest.mark.timeout(300)
-def test_greedy_ensemble_from_the_study_s_export_section(wine_search: FinishedSearch, tmp_path: Path) -> None:
-    """Check that [export] greedy_ensemble = true makes a plain export select greedily (recorded even when it
-    keeps the best alone), and that --trial or --ensemble-seeds turn it off rather than fail."""
+def _copy_study(search: FinishedSearch, tmp_path: Path, **sections: dict) -> str:
+    """A copy of the search's database whose stored config has `sections` in place of its own; its URL."""
     import shutil
 
-    for suffix in ("", "-wal", "-shm"):
-        if (wine_search.folder / f"search.db{suffix}").exists():
-            shutil.copy(wine_search.folder / f"search.db{suffix}", tmp_path / f"copy.db{suffix}")
+    for suffix in ("", "-wal", "-shm"):  # SQLite in WAL mode keeps recent writes beside the file
+        if (search.folder / f"search.db{suffix}").exists():
+            shutil.copy(search.folder / f"search.db{suffix}", tmp_path / f"copy.db{suffix}")
     url = f"sqlite:///{tmp_path}/copy.db"
-    study = optuna.load_study(study_name="wine", storage=url)
-    study.set_user_attr(keys.CONFIG, {**study.user_attrs[keys.CONFIG], "export": {"greedy_ensemble": True}})
-    artifacts = default_artifact_dir(wine_search.url)  # beside the original database, not the copy
-    meta = _metadata(export_best(url, "wine", tmp_path / "default", artifacts=artifacts))
-    assert meta["greedy_ensemble"]["candidates"] == 6 and meta["greedy_ensemble"]["members"] >= 1
-    # Without the weights there is nothing to select from: the refit best ships alone, and says why.
-    meta = _metadata(export_best(url, "wine", tmp_path / "lost"))
-    assert meta["greedy_ensemble"] == {"skipped": f"trial {meta['trial']} has no readable stored weights", "members": 1}
-    assert "Greedy ensemble selection skipped: trial" in describe_export(tmp_path / "lost")
-    assert "greedy_ensemble" not in _metadata(export_best(url, "wine", tmp_path / "t", trial=meta["trial"]))
-    assert _metadata(export_best(url, "wine", tmp_path / "s", ensemble_seeds=2))["ensemble"] == {
+    study = optuna.load_study(study_name=search.study.study_name, storage=url)
+    study.set_user_attr(keys.CONFIG, {**study.user_attrs[keys.CONFIG], **sections})  # whole sections replaced
+    return url
+
+
+@pytest.mark.timeout(300)
+def test_greedy_ensemble_follows_the_study_s_export_section(wine_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that a plain export selects greedily by default (recorded even when it keeps the best alone), that
+    [export] greedy_ensemble = false turns that off, and that --trial or --ensemble-seeds turn it off rather than fail."""
+    artifacts = default_artifact_dir(wine_search.url)  # beside the original database, not the copies
+    default = _metadata(export_best(wine_search.url, "wine", tmp_path / "default"))
+    assert default["greedy_ensemble"]["candidates"] == 6
+    assert "greedy_ensemble" not in _metadata(
+        export_best(wine_search.url, "wine", tmp_path / "t", trial=default["trial"])
+    )
+    assert _metadata(export_best(wine_search.url, "wine", tmp_path / "s", ensemble_seeds=2))["ensemble"] == {
         "of": "seeds",
         "size": 2,
     }
-    assert "greedy_ensemble" not in _metadata(export_best(url, "wine", tmp_path / "off", greedy_ensemble=False))
+    (tmp_path / "off").mkdir()
+    off = _copy_study(wine_search, tmp_path / "off", export={"greedy_ensemble": False})
+    assert "greedy_ensemble" not in _metadata(export_best(off, "wine", tmp_path / "o", artifacts=artifacts))
+    assert "greedy_ensemble" in _metadata(
+        export_best(off, "wine", tmp_path / "o2", artifacts=artifacts, greedy_ensemble=True)
+    )
+
+
+@pytest.mark.timeout(300)
+def test_greedy_ensemble_asked_for_over_a_seeds_default_ships_no_seeds(
+    wine_search: FinishedSearch, tmp_path: Path
+) -> None:
+    """Check that greedy_ensemble=True on a study whose [export] asks for 2 seeds ships the greedy choice (one
+    network when it keeps the best alone), never a seed ensemble: one kind of ensemble at a time."""
+    url = _copy_study(wine_search, tmp_path, export={"ensemble_seeds": 2})
+    artifacts = default_artifact_dir(wine_search.url)
+    assert _metadata(export_best(url, "wine", tmp_path / "plain", artifacts=artifacts))["ensemble"] == {
+        "of": "seeds",
+        "size": 2,
+    }
+    meta = _metadata(export_best(url, "wine", tmp_path / "greedy", artifacts=artifacts, greedy_ensemble=True))
+    assert meta.get("ensemble", {}).get("of") in (None, "trials chosen greedily")
+    assert meta["greedy_ensemble"]["members"] == (meta["ensemble"]["size"] if "ensemble" in meta else 1)
+
+
+@pytest.mark.timeout(300)
+def test_greedy_ensemble_without_the_best_trial_s_weights(wine_search: FinishedSearch, tmp_path: Path) -> None:
+    """Check that without the best trial's stored weights the default export ships the refit best alone and says
+    why, while asking for the greedy ensemble fails naming the trial and the way out."""
+    url = _copy_study(wine_search, tmp_path)  # its artifacts folder (beside the copy) is empty
+    meta = _metadata(export_best(url, "wine", tmp_path / "lost"))
+    assert meta["greedy_ensemble"] == {"skipped": f"trial {meta['trial']} has no readable stored weights", "members": 1}
+    assert "Greedy ensemble selection skipped: trial" in describe_export(tmp_path / "lost")
+    with pytest.raises(
+        ExportError,
+        match=rf"The greedy ensemble starts from trial {meta['trial']}'s stored weights, which cannot be used: .*--artifacts DIR\)\. Export with --no-greedy-ensemble to refit it alone\.",
+    ):
+        export_best(url, "wine", tmp_path / "asked", greedy_ensemble=True)
+
+
+@pytest.mark.timeout(300)
+def test_greedy_ensemble_on_a_regression_study(tmp_path: Path) -> None:
+    """Check a greedy export of a regression search end to end: weighted members, and the recorded test RMSE is
+    the one load_model's predictions give on the test rows (targets in their own units)."""
+    from archsearch.controller import run_search
+
+    config = SearchConfig.from_dict(
+        {
+            "study": {
+                "name": "reg",
+                "storage": f"sqlite:///{tmp_path}/reg.db",
+                "n_trials": 6,
+                "pruner": "none",
+                "seed": 1,
+            },
+            "data": {"dataset": "diabetes"},
+            "space": {"layers": [0, 2], "width": [8, 64], "lr": [3e-3, 3e-2], "batch_size": [32]},
+            "train": {"epochs": 8, "patience": 8},
+        }
+    )
+    run_search(config)
+    out = export_best(config.study.storage, "reg", tmp_path / "m", greedy_ensemble=True)
+    meta = _metadata(out)
+    data = load_data(config.data)
+    y_test = data.y_test * data.preprocessing.target_scale + data.preprocessing.target_mean
+    rmse = float(np.sqrt(np.mean((load_model(out).predict(data.raw_test) - y_test) ** 2)))
+    assert meta["test_metrics"]["test_rmse"] == pytest.approx(rmse, rel=1e-4)
+    greedy = meta["greedy_ensemble"]
+    assert greedy["val_rmse"] <= greedy["best_val_rmse"] + 1e-6
+    if "ensemble" in meta:  # a weighted mean of several trials: the weights sum to 1
+        assert sum(meta["ensemble"]["weights"]) == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -393,15 +466,7 @@ def test_greedy_ensemble_is_refused_for_a_study_searched_with_folds(
     wine_search: FinishedSearch, tmp_path: Path
 ) -> None:
     """Check that a study searched with [data] folds refuses greedy_ensemble (no common validation split), naming the folds."""
-    import shutil
-
-    for suffix in ("", "-wal", "-shm"):
-        if (wine_search.folder / f"search.db{suffix}").exists():
-            shutil.copy(wine_search.folder / f"search.db{suffix}", tmp_path / f"copy.db{suffix}")
-    url = f"sqlite:///{tmp_path}/copy.db"
-    study = optuna.load_study(study_name="wine", storage=url)
-    stored = study.user_attrs[keys.CONFIG]
-    study.set_user_attr(keys.CONFIG, {**stored, "data": {**stored["data"], "folds": 3}})
+    url = _copy_study(wine_search, tmp_path, data={**wine_search.study.user_attrs[keys.CONFIG]["data"], "folds": 3})
     with pytest.raises(
         ExportError, match=r"must be False for study 'wine': it searched with \[data\] folds = 3.*Got True instead\."
     ):

@@ -196,3 +196,25 @@ def test_split_predictions_are_what_the_exported_members_predict(dataset: str, t
             np.testing.assert_allclose(predicted, model.predict_proba(data.raw_test), atol=1e-5)
         else:
             np.testing.assert_allclose(predicted, model.predict(data.raw_test), rtol=1e-5, atol=1e-3)
+
+
+def test_an_ensemble_folder_without_weights_loads_with_equal_weights(tmp_path: Path) -> None:
+    """Check that a folder written before member weights existed (no `weight` keys) still loads, as the plain mean."""
+    data = load_data(DataSpec(dataset="wine"))
+    members = _members(data)
+    folder = export_ensemble(tmp_path / "e", members=members, preprocessing=data.preprocessing, metadata={})
+    path = folder / "architecture.json"
+    architecture = json.loads(path.read_text())
+    for member in architecture["members"]:
+        del member["weight"]
+    path.write_text(json.dumps(architecture))
+    expected = np.mean([p for p in split_predictions(members, data, "test")], axis=0)
+    np.testing.assert_allclose(load_model(folder).predict_proba(data.raw_test), expected, atol=1e-5)
+
+
+def test_member_weights_take_numpy_numbers() -> None:
+    """Check that numpy scalars are weights like floats (they come out of numpy arithmetic), normalized to sum 1."""
+    from archsearch.trainers import member_weights
+
+    assert member_weights([{"weight": np.float32(3)}, {"weight": np.int64(1)}]) == pytest.approx([0.75, 0.25])
+    assert member_weights([{}, {}, {}]) == pytest.approx([1 / 3] * 3)

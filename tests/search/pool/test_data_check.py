@@ -140,6 +140,6 @@ def test_a_no_refit_export_without_the_data_skips_the_default_greedy_ensemble(tm
     meta = json.loads((out / "architecture.json").read_text())["metadata"]
     assert meta["trial"] == study.best_trial.number and "ensemble" not in meta
     assert meta["greedy_ensemble"]["members"] == 1
-    assert meta["greedy_ensemble"]["skipped"].startswith("the search's data cannot be read as it was (")
+    assert meta["greedy_ensemble"]["skipped"].startswith("the search's data cannot be read here (Data file ")
     with pytest.raises(DataError, match=r"rows\.csv"):
         export_best(config.study.storage, "rows", tmp_path / "again", refit=False, greedy_ensemble=True)
