@@ -28,22 +28,29 @@ def wine_search(tmp_path_factory: pytest.TempPathFactory) -> FinishedSearch:
     from archsearch.controller import run_search
 
     folder = tmp_path_factory.mktemp("wine-search")
-    config = SearchConfig.from_dict(
+    config = _unpruned_config(folder, "wine", seed=0, width=[8, 32], lr=[1e-2, 3e-2], epochs=6, patience=3)
+    study = run_search(config)
+    return FinishedSearch(config=config, study=study, url=config.study.storage, folder=folder)
+
+
+def _unpruned_config(
+    folder: Path, dataset: str, *, seed: int, width: list[int], lr: list[float], epochs: int, patience: int
+) -> SearchConfig:
+    """Six unpruned trials of 0 to 2 layers on a bundled dataset, the study named after it."""
+    return SearchConfig.from_dict(
         {
             "study": {
-                "name": "wine",
+                "name": dataset,
                 "storage": f"sqlite:///{folder}/search.db",
                 "n_trials": 6,
                 "pruner": "none",
-                "seed": 0,
+                "seed": seed,
             },
-            "data": {"dataset": "wine"},
-            "space": {"layers": [0, 2], "width": [8, 32], "lr": [1e-2, 3e-2], "batch_size": [32]},
-            "train": {"epochs": 6, "patience": 3},
+            "data": {"dataset": dataset},
+            "space": {"layers": [0, 2], "width": width, "lr": lr, "batch_size": [32]},
+            "train": {"epochs": epochs, "patience": patience},
         }
     )
-    study = run_search(config)
-    return FinishedSearch(config=config, study=study, url=config.study.storage, folder=folder)
 
 
 def _metadata(folder: Path) -> dict:
@@ -406,22 +413,9 @@ def test_greedy_ensemble_on_a_regression_study(tmp_path: Path) -> None:
     the one load_model's predictions give on the test rows (targets in their own units)."""
     from archsearch.controller import run_search
 
-    config = SearchConfig.from_dict(
-        {
-            "study": {
-                "name": "reg",
-                "storage": f"sqlite:///{tmp_path}/reg.db",
-                "n_trials": 6,
-                "pruner": "none",
-                "seed": 1,
-            },
-            "data": {"dataset": "diabetes"},
-            "space": {"layers": [0, 2], "width": [8, 64], "lr": [3e-3, 3e-2], "batch_size": [32]},
-            "train": {"epochs": 8, "patience": 8},
-        }
-    )
+    config = _unpruned_config(tmp_path, "diabetes", seed=1, width=[8, 64], lr=[3e-3, 3e-2], epochs=8, patience=8)
     run_search(config)
-    out = export_best(config.study.storage, "reg", tmp_path / "m", greedy_ensemble=True)
+    out = export_best(config.study.storage, "diabetes", tmp_path / "m", greedy_ensemble=True)
     meta = _metadata(out)
     data = load_data(config.data)
     y_test = data.y_test * data.preprocessing.target_scale + data.preprocessing.target_mean
