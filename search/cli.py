@@ -36,7 +36,8 @@ def _describe_trial(study, trial) -> str:
 def _cmd_search(args: argparse.Namespace) -> int:
     from archsearch.config import load_config
     from archsearch.controller import run_search
-    from archsearch.storage import mask_url, state_counts
+    from archsearch.status import counts_line
+    from archsearch.storage import mask_url
 
     config = load_config(args.config).replace(
         name=args.study, storage=args.storage, n_trials=args.n_trials, timeout=args.timeout
@@ -53,11 +54,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         log_dir=args.log_dir,
     )
-    counts = state_counts(study)
-    print(
-        f"Study {study.study_name!r}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
-        f"{counts['FAIL']} failed trials."
-    )
+    print(counts_line(study))
     try:
         best = study.best_trial
     except ValueError:
@@ -76,7 +73,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from archsearch.controller import join_study
-    from archsearch.storage import mask_url, state_counts
+    from archsearch.status import counts_line
+    from archsearch.storage import mask_url
 
     if not args.quiet:
         print(f"Joining study {args.study!r} in {mask_url(args.storage)}", file=sys.stderr)
@@ -90,10 +88,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         log_dir=args.log_dir,
     )
-    counts = state_counts(study)
-    print(
-        f"Study {study.study_name!r}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed trials."
-    )
+    print(counts_line(study))
     return 0
 
 

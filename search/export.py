@@ -491,7 +491,12 @@ def _export_greedy(
     """Write the greedy ensemble that `_greedy_ensemble` chose, with what it saw and its test metrics."""
     from archsearch.trainers import ensemble_test_metrics, export_ensemble
 
-    others = f"train (the other {len(members) - 1} members, as the search trained them)"
+    n_others = len(members) - 1
+    others = (
+        "train (the other member, as the search trained it)"
+        if n_others == 1
+        else f"train (the other {n_others} members, as the search trained them)"
+    )
     splits = f"train + validation (trial {metadata['trial']}, refit); {others}" if metadata["refit"] else "train"
     metadata = metadata | {
         "training_rows": {"splits": splits, "n_rows": len(data.y_train), "n_test_rows": len(data.y_test)},

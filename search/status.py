@@ -8,18 +8,35 @@ from optuna.trial import TrialState
 from archsearch.config import DEFAULT_TRIALS
 from archsearch.storage import epoch_budget, finished_count, heartbeat_ages, keys, mask_url, open_study, state_counts
 
-__all__ = ["study_status"]
+__all__ = ["counts_line", "study_status", "trial_counts"]
+
+
+def trial_counts(study: optuna.Study) -> tuple[dict[str, int], int]:
+    """Trials by state, and apart from the failed ones the surplus claims (FAIL with `not_run`): a trial
+    claimed just as the total was reached trains nothing and is closed as FAIL, which is no failure."""
+    counts = state_counts(study)
+    surplus = sum(
+        1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.user_attrs.get(keys.NOT_RUN)
+    )
+    counts["FAIL"] -= surplus
+    return counts, surplus
+
+
+def counts_line(study: optuna.Study) -> str:
+    """The line `search` and `worker` end with: complete, pruned and failed trials, and any surplus claims."""
+    counts, surplus = trial_counts(study)
+    line = (
+        f"Study {study.study_name!r}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+        f"{counts['FAIL']} failed trials"
+    )
+    plural = "s" if surplus != 1 else ""
+    return line + (f" (and {surplus} surplus claim{plural} that trained nothing)." if surplus else ".")
 
 
 def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = "") -> str:
     """A plain-text status report: counts by state, running trials with worker and heartbeat age, the best trial."""
     study = open_study(storage, name, url=url)
-    counts = state_counts(study)
-    # A trial claimed just as the total was reached trains nothing and is closed as FAIL with `not_run`.
-    surplus = sum(
-        1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.user_attrs.get(keys.NOT_RUN)
-    )
-    counts["FAIL"] -= surplus
+    counts, surplus = trial_counts(study)
     lines = [f"Study {name!r}" + (f" in {mask_url(url)}" if url else "")]
     line = "  " + ", ".join(f"{state.lower()} {count}" for state, count in counts.items())
     lines.append(line + (f" (plus {surplus} surplus claims that trained nothing)" if surplus else ""))
