@@ -163,22 +163,22 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         print(
             f"{row['name']:<14} {row['rows']:>6} rows x {row['features']:>3} features, {classes:<12} {row['description']}"
         )
-    print("\nWhat a config that names none of them trains with (README: Configuration):")
+    print("\nWhat a config that names none of them trains and exports with (README: Configuration):")
     for line in recipe_defaults():
         print(f"  {line}")
     return 0
 
 
 def recipe_defaults() -> list[str]:
-    """The default training recipe and budget, one line per section, from the config classes themselves.
+    """The default training recipe, budget and export, one line per section, from the config classes themselves.
 
     >>> recipe_defaults()[0]
     '[data] scaling = "standard"'
     """
-    from archsearch.config import DEFAULT_TRIALS, DataSpec, TrainConfig
+    from archsearch.config import DEFAULT_TRIALS, DataSpec, ExportConfig, TrainConfig
     from archsearch.spaces import MLPSpace
 
-    data, space, train = DataSpec(), MLPSpace(), TrainConfig()
+    data, space, train, export = DataSpec(), MLPSpace(), TrainConfig(), ExportConfig()
 
     def toml(value: object) -> str:
         if isinstance(value, tuple):
@@ -196,6 +196,8 @@ def recipe_defaults() -> list[str]:
         line("[train]", train, ("epochs", "patience", "warmup", "engine"))
         + ("" if train.grad_clip else ", no grad_clip")
         + f"; [study] without n_trials: {DEFAULT_TRIALS} trials, or all the timeout allows",
+        line("[export]", export, ("greedy_ensemble", "ensemble_seeds"))
+        + " (`archsearch export` ships the refit best plus the stored trials greedy selection adds)",
     ]
 
 

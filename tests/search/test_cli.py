@@ -34,6 +34,7 @@ def test_cli_datasets_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None
     # The default recipe and budget, read from the config classes (so they cannot drift from the code).
     assert "epochs = 100, patience = 20" in out and 'lr_schedule = ["constant", "cosine"]' in out
     assert "recipe_baseline = true" in out and 'scaling = "standard"' in out
+    assert "[export] greedy_ensemble = true, ensemble_seeds = 1" in out
 
 
 @pytest.mark.timeout(300)
