@@ -164,6 +164,14 @@ def emit(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def print_and_append(payload: dict[str, Any], out: Path | None) -> None:
+    """Print one run's JSON line as it finishes and, with `out`, append it there (so a stopped run keeps it)."""
+    print(json.dumps(payload), flush=True)
+    if out is not None:
+        with out.open("a") as f:
+            f.write(json.dumps(payload) + "\n")
+
+
 def machine_summary() -> dict[str, Any]:
     """CPU model and count, RAM, GPU, library versions and the date, for the header of every report."""
     import optuna

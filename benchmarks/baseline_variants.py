@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import print_and_append
 from _peers_data import DATASETS, load, split
 
 from archsearch.config import TrainConfig
@@ -138,10 +139,7 @@ def main() -> None:
             for seed in (int(s) for s in args.seeds.split(",")):
                 for variant in args.variants.split(","):
                     records.append(run(dataset, seed, variant, Path(tmp)))
-                    print(json.dumps(records[-1]), flush=True)
-                    if args.out:
-                        with args.out.open("a") as f:
-                            f.write(json.dumps(records[-1]) + "\n")
+                    print_and_append(records[-1], args.out)
     print(summary(records))
 
 

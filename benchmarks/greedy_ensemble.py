@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from _common import REPO_ROOT, emit, print_and_append, run_child
 from _peers_data import DATASETS, load, split
 
 HERE = Path(__file__).resolve().parent
@@ -112,7 +111,7 @@ def main() -> None:
         print(summary([json.loads(line) for line in args.summary.read_text().splitlines() if line.strip()]))
         return
     if args.child:
-        print(json.dumps(run(args.child[0], int(args.child[1]), float(args.child[2]))))
+        emit(run(args.child[0], int(args.child[1]), float(args.child[2])))
         return
     budgets = {}
     for line in CACHE.read_text().splitlines():
@@ -125,13 +124,15 @@ def main() -> None:
             if (dataset, seed) not in budgets:
                 parser.error(f"no cached RealMLP-TD time for {dataset} seed {seed} in {CACHE}")
             # A child process per search, as quality_vs_peers.py runs them: each starts from a clean torch.
-            child = [sys.executable, __file__, "--child", dataset, str(seed), str(budgets[(dataset, seed)])]
-            output = subprocess.run(child, check=True, capture_output=True, text=True, timeout=3600).stdout
-            records.append(json.loads(output.strip().splitlines()[-1]))
-            print(json.dumps(records[-1]), flush=True)
-            if args.out:
-                with args.out.open("a") as f:
-                    f.write(json.dumps(records[-1]) + "\n")
+            child = [
+                str(Path(__file__).relative_to(REPO_ROOT)),
+                "--child",
+                dataset,
+                str(seed),
+                str(budgets[(dataset, seed)]),
+            ]
+            records.append(run_child(child, timeout=3600).payload)
+            print_and_append(records[-1], args.out)
     print(summary(records))
 
 

@@ -68,19 +68,15 @@ def greedy_selection(
         return value if np.isfinite(value) else -np.inf  # a NaN must never win a comparison by losing them all
 
     stacked = np.stack([np.asarray(p, dtype=np.float64) for p in predictions])  # (candidates, n[, classes])
-    counts = [0] * len(predictions)
-    total = np.zeros_like(stacked[0])
-    best_score, best_counts = -np.inf, [1] + [0] * (len(predictions) - 1)  # the best trial alone
-    for step in range(1, rounds + 1):
-        # The first addition is candidate 0 (the chosen trial), so the best trial is always a member.
-        if step == 1:
-            pick = 0
-        else:
-            scores = [score((total + candidate) / step) for candidate in stacked]
-            pick = int(np.argmax(scores))  # the first of equal scores
+    # The first pick is candidate 0 (the chosen trial), so the best trial is always a member.
+    counts = [1] + [0] * (len(predictions) - 1)
+    total = stacked[0].copy()
+    best_score, best_counts = score(total), list(counts)
+    for step in range(2, rounds + 1):
+        scores = [score((total + candidate) / step) for candidate in stacked]
+        pick = int(np.argmax(scores))  # the first of equal scores
         total += stacked[pick]
         counts[pick] += 1
-        current = score(total / step)
-        if step == 1 or current > best_score + 1e-12:
-            best_score, best_counts = current, list(counts)
+        if scores[pick] > best_score + 1e-12:
+            best_score, best_counts = scores[pick], list(counts)
     return best_counts, sign * best_score  # +-inf where no prefix scored a finite value

@@ -384,15 +384,15 @@ def export_best(
             config.export.greedy_ensemble and trial is None and ensemble is None and (ensemble_seeds or 1) == 1
         )
     skipped = None
-    if greedy_ensemble and config.data.folds is not None and not greedy_required:
+    if greedy_ensemble and config.data.folds is not None:
+        if greedy_required:
+            raise ExportError(
+                f"The 'greedy_ensemble' parameter of export_best must be False for study {study_name!r}: it searched "
+                f"with [data] folds = {config.data.folds}, so its stored networks trained on different rows and have "
+                "no common validation split to choose on. Got True instead."
+            )
         greedy_ensemble = False
         skipped = {"skipped": f"the study searched with [data] folds = {config.data.folds}", "members": 1}
-    if greedy_ensemble and config.data.folds is not None:
-        raise ExportError(
-            f"The 'greedy_ensemble' parameter of export_best must be False for study {study_name!r}: it searched with "
-            f"[data] folds = {config.data.folds}, so its stored networks trained on different rows and have no "
-            "common validation split to choose on. Got True instead."
-        )
     if greedy_ensemble:
         ensemble_seeds = 1  # one kind of ensemble at a time: a greedy one that keeps the best alone ships one network
     elif ensemble is None and ensemble_seeds is None:
