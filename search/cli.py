@@ -173,7 +173,7 @@ def recipe_defaults() -> list[str]:
     """The default training recipe, budget and export, one line per section, from the config classes themselves.
 
     >>> recipe_defaults()[0]
-    '[data] scaling = "standard"'
+    '[data] val_fraction = 0.2, test_fraction = 0.1, scaling = "standard"'
     """
     from archsearch.config import DEFAULT_TRIALS, DataSpec, ExportConfig, TrainConfig
     from archsearch.spaces import MLPSpace
@@ -191,7 +191,7 @@ def recipe_defaults() -> list[str]:
         return f"{section} " + ", ".join(f"{name} = {toml(getattr(obj, name))}" for name in names)
 
     return [
-        line("[data]", data, ("scaling",)),
+        line("[data]", data, ("val_fraction", "test_fraction", "scaling")),
         line("[space]", space, ("lr_schedule", "label_smoothing", "normalization", "embedding", "recipe_baseline")),
         line("[train]", train, ("epochs", "patience", "warmup", "engine"))
         + ("" if train.grad_clip else ", no grad_clip")

@@ -69,18 +69,24 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
         return
     stored = SearchConfig.from_stored(stored).to_dict()  # keys added since the study was stored get their old meaning
     current = config.to_dict()
+    # Values beside the names: after an upgrade the stored value is what to restore (e.g. a changed default).
     changed = [
-        f"[data] {k}"
+        f"[data] {k} (stored {stored['data'].get(k)!r}, now {current['data'].get(k)!r})"
         for k in sorted(set(stored["data"]) | set(current["data"]))
         if stored["data"].get(k) != current["data"].get(k)
     ]
     stored_space = type(config.space).from_dict(stored["space"])
     changed += [f"[space] {k}" for k in stored_space.is_compatible_with(config.space)]
-    changed += [f"[train] {k}" for k in _COMPARABILITY_TRAIN_KEYS if stored["train"].get(k) != current["train"].get(k)]
+    changed += [
+        f"[train] {k} (stored {stored['train'].get(k)!r}, now {current['train'].get(k)!r})"
+        for k in _COMPARABILITY_TRAIN_KEYS
+        if stored["train"].get(k) != current["train"].get(k)
+    ]
     if study.user_attrs.get(keys.METRIC) != metric:
         changed.append("[study] metric")
     if changed:
-        hint = " ([data] seed follows [study] seed unless [data] sets it)" if "[data] seed" in changed else ""
+        seed_changed = any(c.startswith("[data] seed ") for c in changed)
+        hint = " ([data] seed follows [study] seed unless [data] sets it)" if seed_changed else ""
         raise ConfigError(
             f"Study {study.study_name!r} in {mask_url(url)!r} was created with a different search: "
             f"{', '.join(changed)} changed{hint}, so its trials are not comparable. Restore those settings to resume "

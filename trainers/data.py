@@ -130,7 +130,8 @@ class DataSpec:
     target: str = "target"  # target column for CSV/Parquet
     task: Literal["auto", "classification", "regression"] = "auto"
     val_fraction: float = 0.2
-    test_fraction: float = 0.2
+    # 10%, not 20%: export refits on every other row, and 90% of them beat 80% in BENCHMARKS section 6.
+    test_fraction: float = 0.1
     seed: int = 0
     impute: Literal["none", "mean", "median"] = "none"
     scaling: Literal["standard", "robust", "quantile"] = "standard"  # see Preprocessing

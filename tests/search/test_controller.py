@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from archsearch.config import ConfigError
+from archsearch.config import ConfigError, DataSpec
 from archsearch.controller import SearchError, run_search
 from archsearch.storage import finished_count, keys
 
@@ -222,7 +222,7 @@ def test_run_search_resume_stores_runtime_changes_and_new_baselines(tmp_path: Pa
 def test_run_search_refuses_changed_epochs_on_resume(tmp_path: Path) -> None:
     """Check that a changed epoch budget is refused: old and new trials would not be comparable."""
     run_search(small_config(tmp_path, study={"n_trials": 1}, train={"epochs": 2}))
-    with pytest.raises(ConfigError, match=r"\[train\] epochs changed"):
+    with pytest.raises(ConfigError, match=r"\[train\] epochs \(stored 2, now 3\) changed"):
         run_search(small_config(tmp_path, study={"n_trials": 2}, train={"epochs": 3}))
 
 
@@ -232,9 +232,23 @@ def test_run_search_changed_seed_names_the_study_seed(tmp_path: Path) -> None:
 
     open_search_study(small_config(tmp_path, study={"n_trials": 1, "seed": 0}))
     with pytest.raises(
-        ConfigError, match=r"\[data\] seed changed \(\[data\] seed follows \[study\] seed unless \[data\] sets it\)"
+        ConfigError,
+        match=r"\[data\] seed \(stored 0, now 1\) changed \(\[data\] seed follows \[study\] seed unless \[data\] sets it\)",
     ):
         open_search_study(small_config(tmp_path, study={"n_trials": 1, "seed": 1}))
+
+
+def test_a_study_made_with_the_old_test_fraction_says_what_to_restore(tmp_path: Path) -> None:
+    """Check that a study stored with 20% test rows, resumed under today's 10% default, names both values."""
+    from archsearch.controller import open_search_study
+
+    old = small_config(tmp_path, study={"n_trials": 1}, data={"test_fraction": 0.2})
+    stored = open_search_study(old).study.user_attrs
+    assert DataSpec().test_fraction == 0.1
+    with pytest.raises(ConfigError, match=r"\[data\] test_fraction \(stored 0\.2, now 0\.1\) changed"):
+        open_search_study(small_config(tmp_path, study={"n_trials": 1}))
+    # Nothing stored was lost, and naming the old fraction resumes it.
+    assert open_search_study(old).study.user_attrs == stored
 
 
 def test_open_search_study_refuses_a_foreign_study_with_trials(tmp_path: Path) -> None:

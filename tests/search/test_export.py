@@ -65,7 +65,9 @@ def test_load_model_predicts_raw_rows(digits_search: FinishedSearch, tmp_path: P
     labels = model.predict(data.raw_test)
     expected = data.preprocessing.decode_labels(data.y_test)
     accuracy = float(np.mean(labels == expected))
-    assert accuracy == pytest.approx(digits_search.study.best_trial.user_attrs["test_accuracy"], abs=0.005)
+    # Float differences between the trainer's evaluation and the exported path may flip one row, no more.
+    one_row = 1 / len(expected)
+    assert accuracy == pytest.approx(digits_search.study.best_trial.user_attrs["test_accuracy"], abs=one_row + 1e-9)
     proba = model.predict_proba(data.raw_test[:5])
     assert proba.shape == (5, 10) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     meta = json.loads((tmp_path / "model" / "architecture.json").read_text())

@@ -214,8 +214,8 @@ def test_cli_export_prints_rows_and_single_vs_ensemble(
         == 0
     )
     printed = capsys.readouterr().out
-    assert "Trained on 142 rows (train + validation, refit); the 36 test rows were held out." in printed
-    assert "Test accuracy: best single " in printed and "ensemble of 2 " in printed and "(n = 36 test rows)" in printed
+    assert "Trained on 160 rows (train + validation, refit); the 18 test rows were held out." in printed
+    assert "Test accuracy: best single " in printed and "ensemble of 2 " in printed and "(n = 18 test rows)" in printed
     assert (
         main(
             ["export", "--storage", wine_search.url, "--study", "wine", "--out", str(tmp_path / "m"), "--ensemble", "0"]

@@ -104,9 +104,9 @@ def test_load_folds_refuses_more_folds_than_rows(id_rows: str) -> None:
     """Check that k beyond the number of train + validation rows is an error naming that number, and None is refused."""
     with pytest.raises(
         DataError,
-        match=r"The 'folds' parameter of DataSpec must be at most the number of train \+ validation rows \(72\)\. Got 73 instead\.",
+        match=r"The 'folds' parameter of DataSpec must be at most the number of train \+ validation rows \(81\)\. Got 82 instead\.",
     ):
-        load_folds(DataSpec(dataset=None, path=id_rows, folds=73))
+        load_folds(DataSpec(dataset=None, path=id_rows, folds=82))
     with pytest.raises(
         DataError,
         match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) for load_folds\. Got None instead\.",

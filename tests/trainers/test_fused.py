@@ -41,7 +41,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def wine() -> PreparedData:
-    return load_data(DataSpec(dataset="wine"))  # 106 training rows, 13 features, 3 classes
+    return load_data(DataSpec(dataset="wine", test_fraction=0.2))  # 106 training rows, 13 features, 3 classes
 
 
 @pytest.fixture(scope="module")

@@ -109,15 +109,20 @@ def _running_trial(tmp_path: Path) -> optuna.trial.FrozenTrial | None:
 @pytest.mark.timeout(420)
 def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
     """Check that a SIGKILLed worker's trial ends FAILED and its retry, with the same parameters, finishes."""
-    config = _write_config(tmp_path, n_trials=8, epochs=12)
+    # Trials of seconds, and the victim read once: a trial of 12 epochs could end between two reads.
+    config = _write_config(tmp_path, n_trials=8, epochs=30)
     controller = subprocess.Popen([*CLI, "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path)
     try:
-        wait_for(
-            lambda: _running_trial(tmp_path) is not None and finished_count(_load(tmp_path)) >= 1,
-            180,
-            "a running trial",
-        )
-        victim = _running_trial(tmp_path)
+        seen: list[optuna.trial.FrozenTrial] = []
+
+        def running_after_one_finished() -> bool:
+            trial = _running_trial(tmp_path)
+            if trial is not None and finished_count(_load(tmp_path)) >= 1:
+                seen.append(trial)
+            return bool(seen)
+
+        wait_for(running_after_one_finished, 180, "a running trial")
+        victim = seen[0]
         pid = int(victim.user_attrs["worker"].split(":")[1].split("/")[0])
         os.kill(pid, signal.SIGKILL)
         assert controller.wait(timeout=300) == 0
