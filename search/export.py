@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import tempfile
@@ -9,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -112,6 +114,20 @@ def _search_data(config: SearchConfig, stored_preprocessing: dict[str, Any], *, 
         return load_refit_data(config.data)
     # With folds every stored network is its trial's first-fold model, trained on that fold's rows.
     return load_folds(config.data)[0] if config.data.folds else data
+
+
+def _clamped(data: PreparedData) -> PreparedData:
+    """`data` whose preprocessing clamps regression predictions to the range of its training targets.
+
+    The exported program then never predicts beyond the targets its network trained on (RealMLP clamps
+    the same way); the greedy selection's validation predictions are clamped as the shipped ones will be.
+    """
+    preprocessing = data.preprocessing
+    if preprocessing.task != "regression":
+        return data
+    y = np.asarray(data.y_train, dtype=np.float64) * preprocessing.target_scale + preprocessing.target_mean
+    clamping = dataclasses.replace(preprocessing, target_range=(float(y.min()), float(y.max())))
+    return dataclasses.replace(data, preprocessing=clamping)
 
 
 def _stored_weights(
@@ -243,7 +259,7 @@ def _greedy_ensemble(
     # When the greedy ensemble is the study's default rather than the caller's request, what cannot run is
     # skipped: the export ships what it would without it (a --no-refit export needs no data here) and says why.
     try:
-        data = _search_data(config, study.user_attrs[keys.PREPROCESSING], refit=False)
+        data = _clamped(_search_data(config, study.user_attrs[keys.PREPROCESSING], refit=False))
     except DataError as e:
         if required:
             raise
@@ -315,7 +331,7 @@ def _greedy_ensemble(
             study=study,
         )
         picked[0] = (first, picked[0][1])
-        data = refit_data
+        data = _clamped(refit_data)
     return [member | {"weight": count / sum(counts)} for member, count in picked], data, info
 
 
@@ -422,6 +438,8 @@ def export_best(
     trained = _train_members(
         config, metric, members, data, refit=refit, n_fit=n_fit, storage=storage, artifacts=artifacts, study=study
     )
+    if data is not None:
+        data = _clamped(data)  # what ships clamps to the targets it trained on; training never saw the range
     if data is None:
         single = {k: v for k, v in chosen.user_attrs.items() if k.startswith("test_")}
         training_rows = {"splits": "train", "n_rows": int(sizes["n_train"]), "n_test_rows": int(sizes["n_test"])}
@@ -537,7 +555,8 @@ def _check_greedy(
 
 def describe_export(folder: str | Path) -> str:
     """What the export CLI prints: the shipped model, the rows it saw, and its test metric (single vs ensemble)."""
-    meta = load_model(folder).architecture["metadata"]
+    architecture = load_model(folder).architecture
+    meta = architecture["metadata"]
     metric, rows = meta["metric"], meta["training_rows"]
     ensemble = meta.get("ensemble")
     what = f"trial {meta['trial']}" if ensemble is None else f"an ensemble of {ensemble['size']} {ensemble['of']}"
@@ -560,6 +579,12 @@ def describe_export(folder: str | Path) -> str:
             f"Greedy ensemble selection over {greedy['candidates']} stored trials kept {greedy['members']} "
             f"(validation {metric} {greedy[val]:.4f}, trial {meta['trial']} alone {greedy['best_' + val]:.4f}; "
             f"n = {greedy['n_val_rows']:,} validation rows, which chose the members and so flatter them)."
+        )
+    target_range = architecture["preprocessing"].get("target_range")
+    if target_range is not None:
+        lines.append(
+            f"Predictions are clamped to [{target_range[0]:.6g}, {target_range[1]:.6g}], the range of the "
+            f"{rows['n_rows']:,} training targets."
         )
     key = f"test_{metric}"
     if ensemble is None:

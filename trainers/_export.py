@@ -59,12 +59,16 @@ class _DeployedMLP(nn.Module):
         self.regression = preprocessing.task == "regression"
         self.target_mean = float(preprocessing.target_mean)
         self.target_scale = float(preprocessing.target_scale)
+        self.target_range = preprocessing.target_range  # None: no clamp (old exports)
 
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:
         out = self.mlp(self.scaling(encoded))  # (batch, n_outputs)
-        if self.regression:
-            return out.squeeze(1) * self.target_scale + self.target_mean  # (batch,)
-        return out
+        if not self.regression:
+            return out
+        predicted = out.squeeze(1) * self.target_scale + self.target_mean  # (batch,)
+        if self.target_range is None:
+            return predicted
+        return predicted.clamp(self.target_range[0], self.target_range[1])
 
 
 class _DeployedEnsemble(nn.Module):
@@ -242,7 +246,9 @@ def split_predictions(members: Sequence[Mapping[str, Any]], data: PreparedData, 
         with torch.inference_mode():
             out = torch.cat([mlp.eval()(chunk) for chunk in torch.split(x, _PREDICT_BATCH_SIZE)])
         if preprocessing.classes is None:
-            predictions.append(out.squeeze(1).double().numpy() * preprocessing.target_scale + preprocessing.target_mean)
+            predicted = out.squeeze(1).double().numpy() * preprocessing.target_scale + preprocessing.target_mean
+            low, high = preprocessing.target_range or (-np.inf, np.inf)
+            predictions.append(np.clip(predicted, low, high))  # as `_DeployedMLP` clamps
         else:
             predictions.append(torch.softmax(out.double(), dim=1).numpy())
     return predictions

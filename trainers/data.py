@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -244,8 +245,23 @@ class Preprocessing:
     scaling: str = "standard"  # one of SCALINGS
     clip: float | None = None  # robust and quantile: the model input is clipped to [-clip, clip]
     quantiles: tuple[tuple[float, ...], ...] = ()  # quantile: per encoded feature, () for one-hot columns
+    # Regression, set by export for the shipped model: the range of the targets it trained on, which its
+    # predictions are clamped to (as RealMLP does), so that a row beyond the training data cannot send a
+    # prediction far outside every target seen. None (trials, old exports): no clamp.
+    target_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.target_range is not None:
+            low_high = tuple(self.target_range) if isinstance(self.target_range, (list, tuple)) else ()
+            if (
+                self.task != "regression"
+                or len(low_high) != 2
+                or not all(is_real(v) and math.isfinite(v) for v in low_high)
+                or low_high[0] > low_high[1]
+            ):
+                rule = "None, or a regression's (low, high) of finite floats with low <= high"
+                raise _invalid("Preprocessing", "target_range", rule, self.target_range)
+            object.__setattr__(self, "target_range", (float(low_high[0]), float(low_high[1])))
         if self.scaling not in SCALINGS:
             raise _invalid("Preprocessing", "scaling", "one of " + ", ".join(map(repr, SCALINGS)), self.scaling)
         if (self.clip is None) != (self.scaling == "standard") or (self.clip is not None and not _positive(self.clip)):
@@ -357,6 +373,8 @@ class Preprocessing:
                 if self.scaling == "standard"
                 else {"scaling": self.scaling, "clip": self.clip, "quantiles": [list(q) for q in self.quantiles]}
             ),
+            # Left out when unset, so a study's stored dict, and old exports, read as before it existed.
+            **({} if self.target_range is None else {"target_range": list(self.target_range)}),
         }
 
     @classmethod
@@ -382,6 +400,7 @@ class Preprocessing:
             scaling=data.get("scaling", "standard"),
             clip=None if data.get("clip") is None else float(data["clip"]),
             quantiles=tuple(tuple(float(v) for v in q) for q in data.get("quantiles", ())),
+            target_range=None if data.get("target_range") is None else tuple(data["target_range"]),
         )
 
     def _as_frame(self, rows: Any) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from archsearch.cli import main
 from archsearch.config import SearchConfig
 from archsearch.export import ExportError, describe_export, export_best, load_model
 from archsearch.storage import default_artifact_dir, download_weights, keys, open_artifact_store
-from archsearch.trainers.data import PreparedData, load_data
+from archsearch.trainers.data import PreparedData, load_data, load_refit_data
 
 from .conftest import FinishedSearch
 
@@ -423,6 +423,17 @@ def test_greedy_ensemble_on_a_regression_study(tmp_path: Path) -> None:
     assert meta["test_metrics"]["test_rmse"] == pytest.approx(rmse, rel=1e-4)
     greedy = meta["greedy_ensemble"]
     assert greedy["val_rmse"] <= greedy["best_val_rmse"] + 1e-6
+    # What ships clamps to the targets of the rows it trained on (train + validation), even far from them.
+    refit = load_refit_data(config.data)
+    pool = refit.y_train * refit.preprocessing.target_scale + refit.preprocessing.target_mean
+    low, high = json.loads((out / "architecture.json").read_text())["preprocessing"]["target_range"]
+    assert (low, high) == pytest.approx((pool.min(), pool.max()))
+    raw = np.asarray(data.raw_test, dtype=np.float64)
+    far = load_model(out).predict(np.concatenate([raw * 100.0, raw * -100.0]))
+    assert far.min() >= low - 1e-3 and far.max() <= high + 1e-3
+    assert f"Predictions are clamped to [{low:.6g}, {high:.6g}], the range of the {len(pool):,} training" in (
+        describe_export(out)
+    )
     if "ensemble" in meta:  # a weighted mean of several trials: the weights sum to 1
         assert sum(meta["ensemble"]["weights"]) == pytest.approx(1.0, abs=1e-5)
 

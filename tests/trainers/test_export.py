@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import torch
 from sklearn.datasets import make_classification, make_regression
 
 from archsearch.trainers import (
+    DataError,
     ExportError,
     TrainResult,
     TrainSettings,
@@ -269,3 +271,61 @@ def test_load_model_reports_an_invalid_embedding(tmp_path: Path) -> None:
     path.write_text(json.dumps(json.loads(path.read_text()) | {"embedding": "fourier"}))
     with pytest.raises(ExportError, match=r"does not describe a valid model.*'embedding'.*Got 'fourier'"):
         load_model(tmp_path)
+
+
+@pytest.mark.timeout(120)
+def test_a_regression_export_clamps_to_its_target_range_in_and_out_of_archsearch(tmp_path: Path) -> None:
+    """Check that a target_range clamps load_model's and the plain program's predictions, and only beyond it."""
+    data = _prepared("regression")
+    result = train_mlp(WIDTHS, DROPOUTS, ACTIVATION, data, TrainSettings(metric="rmse", batch_size=32, epochs=3))
+    prep = data.preprocessing
+    free_folder, clamped_folder = tmp_path / "free", tmp_path / "clamped"
+    raw = pd.DataFrame(data.raw_test, columns=prep.columns)
+    far = pd.concat([raw, raw * 50.0, raw * -50.0], ignore_index=True)  # rows far beyond the training inputs
+    for folder, preprocessing in ((free_folder, prep), (clamped_folder, None)):
+        if preprocessing is None:
+            free = load_model(free_folder).predict(far)
+            low, high = np.quantile(free[:40], [0.2, 0.8])  # a range that the test rows themselves cross
+            preprocessing = dataclasses.replace(prep, target_range=(float(low), float(high)))
+        export_model(
+            folder,
+            widths=WIDTHS,
+            dropouts=DROPOUTS,
+            activation=ACTIVATION,
+            state_dict=result.state_dict,
+            preprocessing=preprocessing,
+            metadata={},
+        )
+    clamped = load_model(clamped_folder).predict(far)
+    np.testing.assert_allclose(clamped, np.clip(free, low, high), rtol=1e-6)
+    assert (free < low).any() and (free > high).any()  # the clamp was exercised on both sides
+    stored = json.loads((clamped_folder / "architecture.json").read_text())["preprocessing"]
+    assert stored["target_range"] == pytest.approx([low, high])
+    assert "target_range" not in json.loads((free_folder / "architecture.json").read_text())["preprocessing"]
+    program = torch.export.load(str(clamped_folder / "model.pt2")).module()
+    out = program(torch.from_numpy(prep.encode(far).astype(np.float32))).detach().numpy()
+    np.testing.assert_allclose(out, clamped, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("task", "target_range", "shown"),
+    [
+        ("regression", (2.0, 1.0), r"\(2\.0, 1\.0\)"),
+        ("regression", (0.0, float("inf")), r"\(0\.0, inf\)"),
+        ("regression", (1.0,), r"\(1\.0,\)"),
+        ("regression", "0-1", r"'0-1'"),
+        ("classification", (0.0, 1.0), r"\(0\.0, 1\.0\)"),
+    ],
+)
+def test_preprocessing_rejects_a_bad_target_range(task: str, target_range: object, shown: str) -> None:
+    """Check that target_range names its rule and the value: a regression's finite (low, high), low <= high."""
+    prep = _prepared(task).preprocessing
+    with pytest.raises(
+        DataError,
+        match=r"The 'target_range' parameter of Preprocessing must be None, or a regression's \(low, high\) of "
+        rf"finite floats with low <= high\. Got {shown} instead\.",
+    ):
+        dataclasses.replace(prep, target_range=target_range)
+    # It survives the round trip through the dict stored in architecture.json, and is left out when None.
+    fine = dataclasses.replace(_prepared("regression").preprocessing, target_range=[1, 2])
+    assert Preprocessing.from_dict(json.loads(json.dumps(fine.to_dict()))).target_range == (1.0, 2.0)

@@ -109,8 +109,9 @@ def _running_trial(tmp_path: Path) -> optuna.trial.FrozenTrial | None:
 @pytest.mark.timeout(420)
 def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
     """Check that a SIGKILLed worker's trial ends FAILED and its retry, with the same parameters, finishes."""
-    # Trials of seconds, and the victim read once: a trial of 12 epochs could end between two reads.
-    config = _write_config(tmp_path, n_trials=8, epochs=30)
+    # Trials of seconds, so that the worker is still inside the trial it was seen running when the kill lands;
+    # the killed trial is then told by the worker's pid, not by a read that could race the trial's end.
+    config = _write_config(tmp_path, n_trials=4, epochs=100)
     controller = subprocess.Popen([*CLI, "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path)
     try:
         seen: list[optuna.trial.FrozenTrial] = []
@@ -122,22 +123,20 @@ def test_pool_survives_a_killed_worker(tmp_path: Path) -> None:
             return bool(seen)
 
         wait_for(running_after_one_finished, 180, "a running trial")
-        victim = seen[0]
-        pid = int(victim.user_attrs["worker"].split(":")[1].split("/")[0])
-        os.kill(pid, signal.SIGKILL)
+        worker = seen[0].user_attrs["worker"]
+        os.kill(int(worker.split(":")[1].split("/")[0]), signal.SIGKILL)
         assert controller.wait(timeout=300) == 0
     finally:
         if controller.poll() is None:
             controller.kill()
             controller.wait(timeout=30)
     study = _load(tmp_path)
-    killed = next(t for t in study.trials if t.number == victim.number)
-    assert killed.state == TrialState.FAIL
-    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    (killed,) = [t for t in study.trials if t.user_attrs.get("worker") == worker and t.state == TrialState.FAIL]
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1
     assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retries[0].params == killed.params
-    assert finished_count(study) == 8
+    assert finished_count(study) == 4
 
 
 @pytest.mark.timeout(420)
