@@ -1,13 +1,16 @@
-"""The greedy ensemble export against the single refit network, on the same search (issue #10).
+"""Two exports of the same search, compared (issue #10): the greedy ensemble against the single refit
+network (`--pair greedy`, the default), or a regression export clamped to its training targets' range
+against the same export unclamped (`--pair clamp`).
 
 For each table and seed this runs `quality_vs_peers.py`'s archsearch contender (its split, its budget:
-RealMLP-TD's cached same-machine wall time) and exports the finished study twice, with
-`greedy_ensemble=False` (one refit network) and `greedy_ensemble=True`, then scores both on the
-benchmark's held-out test rows. Both exports read the same trials, so the difference is the export's
-alone, free of the run-to-run noise of the search. The search's wall time includes both exports.
+RealMLP-TD's cached same-machine wall time) and exports the finished study twice, the first way (which
+quality_vs_peers scores as its own `test`) and the second, then scores both on the benchmark's held-out
+test rows. Both exports read the same trials, so the difference is the export's alone, free of the
+run-to-run noise of the search. The search's wall time includes both exports.
 
 Usage (needs the bench extra, as quality_vs_peers.py):
     python benchmarks/greedy_ensemble.py --datasets phoneme,magic --seeds 0,1 --out runs.jsonl
+    python benchmarks/greedy_ensemble.py --pair clamp --datasets diamonds,computers,saratoga_houses --out c.jsonl
     python benchmarks/greedy_ensemble.py --summary runs.jsonl
 """
 
@@ -24,25 +27,31 @@ from _peers_data import DATASETS, load, split
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "results" / "quality_vs_peers_same_machine.jsonl"
+# Per pair: (name, export_best arguments) of the first export and of the second, whose gain is reported.
+PAIRS = {
+    "greedy": (("single", {"greedy_ensemble": False}), ("greedy", {"greedy_ensemble": True})),
+    "clamp": (("free", {"clamp": False}), ("clamped", {"clamp": True})),
+}
 
 
-def run(dataset: str, seed: int, budget: float) -> dict[str, Any]:
+def run(dataset: str, seed: int, budget: float, pair: str = "greedy") -> dict[str, Any]:
     """One search, exported both ways, scored on the benchmark's test rows (in this process)."""
     import pandas as pd
     import quality_vs_peers
 
     import archsearch
 
+    (first, first_args), (second, second_args) = PAIRS[pair]
     exported: dict[str, Any] = {}
     export_best = archsearch.export_best
 
     def both(storage: str, name: str, out: Path, **kwargs: Any) -> Path:
-        # quality_vs_peers scores the folder `out`: the single network; the greedy one goes beside it.
-        folder = export_best(storage, name, out, greedy_ensemble=False, **kwargs)
-        greedy = export_best(storage, name, Path(out).parent / "greedy", greedy_ensemble=True, **kwargs)
+        # quality_vs_peers scores the folder `out`: the first export; the second goes beside it.
+        folder = export_best(storage, name, out, **first_args, **kwargs)
+        other = export_best(storage, name, Path(out).parent / second, **second_args, **kwargs)
         test_rows = pd.read_csv(Path(out).parent / "test.csv")
-        exported["predictions"] = archsearch.load_model(greedy).predict(test_rows)
-        exported["metadata"] = json.loads((greedy / "architecture.json").read_text())["metadata"]
+        exported["predictions"] = archsearch.load_model(other).predict(test_rows)
+        exported["architecture"] = json.loads((other / "architecture.json").read_text())
         return folder
 
     archsearch.export_best = both
@@ -51,15 +60,17 @@ def run(dataset: str, seed: int, budget: float) -> dict[str, Any]:
     frame, target, _ = load(dataset)
     _, test = split(target, task, seed)
     y_test = target.iloc[test].reset_index(drop=True)
-    meta = exported["metadata"]
+    meta = exported["architecture"]["metadata"]
     return {
         "dataset": dataset,
         "seed": seed,
         "metric": record["metric"],
-        "single": record["test"],
-        "greedy": quality_vs_peers._score(record["metric"], y_test, exported["predictions"]),
+        "pair": pair,
+        first: record["test"],
+        second: quality_vs_peers._score(record["metric"], y_test, exported["predictions"]),
         "greedy_ensemble": meta.get("greedy_ensemble"),
         "ensemble": meta.get("ensemble"),
+        "target_range": exported["architecture"]["preprocessing"].get("target_range"),
         "trials": record["trials"],
         "budget_seconds": budget,
         "wall_seconds": record["wall_seconds"],
@@ -70,17 +81,19 @@ def run(dataset: str, seed: int, budget: float) -> dict[str, Any]:
 
 
 def _difference(record: dict[str, Any]) -> float:
-    """Greedy minus single: accuracy points, or % of the single network's RMSE (positive = better)."""
+    """Second export minus first: accuracy points, or % of the first's RMSE (positive = the second is better)."""
+    (first, _), (second, _) = PAIRS[record.get("pair", "greedy")]
     if record["metric"] == "rmse":
-        return (record["single"] - record["greedy"]) / record["single"] * 100
-    return (record["greedy"] - record["single"]) * 100
+        return (record[first] - record[second]) / record[first] * 100
+    return (record[second] - record[first]) * 100
 
 
 def summary(records: list[dict[str, Any]]) -> str:
     """Pairs better / worse / the same, and the mean difference per table."""
     diffs = [_difference(r) for r in records]
+    (first, _), (second, _) = PAIRS[records[0].get("pair", "greedy")]
     lines = [
-        "| dataset | metric | seeds | greedy vs single, per seed | mean | members kept |",
+        f"| dataset | metric | seeds | {second} vs {first}, per seed | mean | members kept |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     means = []
@@ -103,15 +116,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--pair", choices=sorted(PAIRS), default="greedy", help="which two exports to compare")
     parser.add_argument("--out", type=Path, help="append one JSON line per run")
     parser.add_argument("--summary", type=Path, help="print the table from a JSONL of runs and exit")
-    parser.add_argument("--child", nargs=3, metavar=("DATASET", "SEED", "BUDGET"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("DATASET", "SEED", "BUDGET", "PAIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.summary:
         print(summary([json.loads(line) for line in args.summary.read_text().splitlines() if line.strip()]))
         return
     if args.child:
-        emit(run(args.child[0], int(args.child[1]), float(args.child[2])))
+        emit(run(args.child[0], int(args.child[1]), float(args.child[2]), args.child[3]))
         return
     budgets = {}
     for line in CACHE.read_text().splitlines():
@@ -130,6 +144,7 @@ def main() -> None:
                 dataset,
                 str(seed),
                 str(budgets[(dataset, seed)]),
+                args.pair,
             ]
             records.append(run_child(child, timeout=3600).payload)
             print_and_append(records[-1], args.out)

@@ -149,6 +149,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         ensemble=args.ensemble,
         ensemble_seeds=args.ensemble_seeds,
         greedy_ensemble=args.greedy_ensemble,
+        clamp=args.clamp,
         artifacts=args.artifacts,
     )
     print(describe_export(out))
@@ -196,8 +197,9 @@ def recipe_defaults() -> list[str]:
         line("[train]", train, ("epochs", "patience", "warmup", "engine"))
         + ("" if train.grad_clip else ", no grad_clip")
         + f"; [study] without n_trials: {DEFAULT_TRIALS} trials, or all the timeout allows",
-        line("[export]", export, ("greedy_ensemble", "ensemble_seeds"))
-        + " (`archsearch export` ships the refit best plus the stored trials greedy selection adds)",
+        line("[export]", export, ("greedy_ensemble", "ensemble_seeds", "clamp"))
+        + " (`archsearch export` ships the refit best plus the stored trials greedy selection adds; a regression"
+        " model clamps to its training targets' range)",
     ]
 
 
@@ -315,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="add stored trials to the best by greedy ensemble selection on the validation split, weighted, "
         "training nothing more (default: the study's [export] greedy_ensemble)",
+    )
+    export.add_argument(
+        "--clamp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="regression: clamp predictions to the range of the targets the model trained on "
+        "(default: the study's [export] clamp, true)",
     )
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
     export.set_defaults(handler=_cmd_export)

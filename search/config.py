@@ -204,10 +204,15 @@ class ExportConfig:
     # Add stored trials to the refit best by greedy ensemble selection on the validation split (no training).
     # None (unset) means true, unless ensemble_seeds > 1 asks for the other kind of ensemble.
     greedy_ensemble: bool | None = None
+    # Regression: clamp the shipped model's predictions to the range of the targets it trained on (as
+    # RealMLP does). False for a target that must extrapolate beyond every training value (e.g. a trend).
+    clamp: bool = True
 
     def __post_init__(self) -> None:
         if self.greedy_ensemble is not None and not isinstance(self.greedy_ensemble, bool):
             _fail("export", "greedy_ensemble", "true or false", self.greedy_ensemble)
+        if not isinstance(self.clamp, bool):
+            _fail("export", "clamp", "true or false", self.clamp)
         if not is_int(self.ensemble_seeds) or not 1 <= self.ensemble_seeds <= MAX_ENSEMBLE_SEEDS:
             _fail("export", "ensemble_seeds", f"an int in the range [1, {MAX_ENSEMBLE_SEEDS}]", self.ensemble_seeds)
         if self.greedy_ensemble and self.ensemble_seeds > 1:

@@ -152,6 +152,15 @@ def _enqueue_baselines(
     # After the user's own baselines, which say what they want tried first.
     if linear and space.recipe_baseline:
         study.enqueue_trial(space.recipe_params(task=task), user_attrs={keys.BASELINE: "recipe"}, skip_if_exists=True)
+        # And again with the piecewise-linear embedding when the space has it: a second strong start, which
+        # won phoneme by 1.5 points over 6 seeds (BENCHMARKS.md section 6, "Eighth session"). With only
+        # "pl" in the space both are the same trial, enqueued once.
+        if "pl" in space.embedding:
+            study.enqueue_trial(
+                space.recipe_params(task=task, embedding="pl"),
+                user_attrs={keys.BASELINE: "recipe"},
+                skip_if_exists=True,
+            )
 
 
 def run_search(

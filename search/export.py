@@ -116,14 +116,14 @@ def _search_data(config: SearchConfig, stored_preprocessing: dict[str, Any], *, 
     return load_folds(config.data)[0] if config.data.folds else data
 
 
-def _clamped(data: PreparedData) -> PreparedData:
+def _clamped(data: PreparedData, clamp: bool) -> PreparedData:
     """`data` whose preprocessing clamps regression predictions to the range of its training targets.
 
     The exported program then never predicts beyond the targets its network trained on (RealMLP clamps
     the same way); the greedy selection's validation predictions are clamped as the shipped ones will be.
     """
     preprocessing = data.preprocessing
-    if preprocessing.task != "regression":
+    if not clamp or preprocessing.task != "regression":
         return data
     y = np.asarray(data.y_train, dtype=np.float64) * preprocessing.target_scale + preprocessing.target_mean
     clamping = dataclasses.replace(preprocessing, target_range=(float(y.min()), float(y.max())))
@@ -238,6 +238,7 @@ def _greedy_ensemble(
     chosen: optuna.trial.FrozenTrial,
     *,
     refit: bool,
+    clamp: bool,
     storage: str,
     artifacts: str | Path | None,
     required: bool,
@@ -259,7 +260,7 @@ def _greedy_ensemble(
     # When the greedy ensemble is the study's default rather than the caller's request, what cannot run is
     # skipped: the export ships what it would without it (a --no-refit export needs no data here) and says why.
     try:
-        data = _clamped(_search_data(config, study.user_attrs[keys.PREPROCESSING], refit=False))
+        data = _clamped(_search_data(config, study.user_attrs[keys.PREPROCESSING], refit=False), clamp)
     except DataError as e:
         if required:
             raise
@@ -331,7 +332,7 @@ def _greedy_ensemble(
             study=study,
         )
         picked[0] = (first, picked[0][1])
-        data = _clamped(refit_data)
+        data = _clamped(refit_data, clamp)
     return [member | {"weight": count / sum(counts)} for member, count in picked], data, info
 
 
@@ -345,6 +346,7 @@ def export_best(
     ensemble: int | None = None,
     ensemble_seeds: int | None = None,
     greedy_ensemble: bool | None = None,
+    clamp: bool | None = None,
     artifacts: str | Path | None = None,
     retrain: bool | None = None,
 ) -> Path:
@@ -369,6 +371,9 @@ def export_best(
             often it picked them; they ship as the search trained them, so this trains nothing more. When
             nothing improves the best trial's validation metric, the best trial ships alone. Default: the
             study's `[export] greedy_ensemble`, which `trial`, `ensemble` and `ensemble_seeds` > 1 turn off.
+        clamp: Regression: clamp the shipped predictions to the range of the targets the model trained on
+            (recorded as `preprocessing.target_range`). Default: the study's `[export] clamp` (true). A
+            `--no-refit` export of a single network without the search's data on this machine cannot clamp.
         artifacts: Folder of the trials' weights, when the study's config does not say where it is.
         retrain: Deprecated alias of `refit`.
 
@@ -390,11 +395,15 @@ def export_best(
         refit = retrain
     _check_sizes(ensemble, ensemble_seeds, trial)
     _check_greedy(greedy_ensemble, ensemble, ensemble_seeds, trial)
+    if clamp is not None and not isinstance(clamp, bool):
+        raise ExportError(f"The 'clamp' parameter of export_best must be True, False or None. Got {clamp!r} instead.")
     greedy_required = bool(greedy_ensemble)
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if keys.CONFIG not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
     config = SearchConfig.from_stored(study.user_attrs[keys.CONFIG])
+    if clamp is None:
+        clamp = config.export.clamp
     if greedy_ensemble is None:  # the study's default, unless the call asks for other members
         greedy_ensemble = (
             config.export.greedy_ensemble and trial is None and ensemble is None and (ensemble_seeds or 1) == 1
@@ -425,7 +434,15 @@ def export_best(
     selection = skipped
     if greedy_ensemble:
         greedy, test_data, selection = _greedy_ensemble(
-            config, metric, study, chosen, refit=refit, storage=storage, artifacts=artifacts, required=greedy_required
+            config,
+            metric,
+            study,
+            chosen,
+            refit=refit,
+            clamp=clamp,
+            storage=storage,
+            artifacts=artifacts,
+            required=greedy_required,
         )
         if greedy:
             metadata = _metadata(study_name, chosen, metric, refit)
@@ -439,7 +456,7 @@ def export_best(
         config, metric, members, data, refit=refit, n_fit=n_fit, storage=storage, artifacts=artifacts, study=study
     )
     if data is not None:
-        data = _clamped(data)  # what ships clamps to the targets it trained on; training never saw the range
+        data = _clamped(data, clamp)  # what ships clamps to the targets it trained on; training never sees it
     if data is None:
         single = {k: v for k, v in chosen.user_attrs.items() if k.startswith("test_")}
         training_rows = {"splits": "train", "n_rows": int(sizes["n_train"]), "n_test_rows": int(sizes["n_test"])}

@@ -131,7 +131,8 @@ class MLPSpace:
             ``layers`` and, for shape ``"uniform"``, have equal widths.
         recipe_baseline: Try :data:`RECIPE_BASELINE` (moved into the space, see :meth:`recipe_params`)
             early in a new study, after the linear model and ``baselines``: the sampler then starts from
-            a network known to train well instead of only from random ones.
+            a network known to train well instead of only from random ones. When ``embedding`` offers
+            ``"pl"``, the same recipe with that embedding is tried next.
 
     Example:
         >>> import optuna
@@ -395,19 +396,20 @@ class MLPSpace:
         task = None if "label_smoothing" in params else "regression"
         return self.sample(FixedTrial(dict(params), number), task=task)
 
-    def recipe_params(self, *, task: str | None = None) -> dict[str, Any]:
+    def recipe_params(self, *, task: str | None = None, embedding: str | None = None) -> dict[str, Any]:
         """Every parameter of :data:`RECIPE_BASELINE`'s trial in this space, for ``enqueue_trial``.
 
         A number outside its range is clipped to it (widths, depth, dropout, lr, label smoothing), a
         choice the space lacks becomes the space's first (activation, optimizer, schedule, norm; the
-        batch size nearest 128), and a funnel's ratio is its upper end (the widest funnel).
+        batch size nearest 128), and a funnel's ratio is its upper end (the widest funnel). ``embedding``
+        replaces the recipe's own ("none"), under the same rule.
 
         Example:
             >>> params = MLPSpace(layers=(0, 2), width=(16, 128)).recipe_params()
             >>> params["n_layers"], params["width_0"], params["width_1"], params["lr_schedule"]
             (2, 128, 128, 'cosine')
         """
-        probe = _RecipeProbe(self)
+        probe = _RecipeProbe(self, {} if embedding is None else {"embedding": embedding})
         self.sample(probe, task=task)
         return probe.answers
 
@@ -511,11 +513,14 @@ class _ParamProbe:
 class _RecipeProbe:
     """A stand-in trial that answers every suggestion from RECIPE_BASELINE, moved into the space's ranges."""
 
-    def __init__(self, space: MLPSpace) -> None:
+    def __init__(self, space: MLPSpace, overrides: dict[str, Any]) -> None:
         self.space = space
+        self.overrides = overrides
         self.answers: dict[str, Any] = {}
 
     def _want(self, name: str) -> Any:
+        if name in self.overrides:
+            return self.overrides[name]
         if name.startswith("width_"):
             return RECIPE_BASELINE["width"]
         if name.startswith("dropout_"):

@@ -88,6 +88,10 @@ def test_search_config_replace_overrides_study_keys() -> None:
             r"The 'greedy_ensemble' parameter of \[export\] must be true or false\. Got 'yes' instead\.",
         ),
         (
+            "[export]\nclamp = 'no'\n",
+            r"The 'clamp' parameter of \[export\] must be true or false\. Got 'no' instead\.",
+        ),
+        (
             "[export]\ngreedy_ensemble = true\nensemble_seeds = 3\n",
             r"The 'greedy_ensemble' parameter of \[export\] must be false when ensemble_seeds > 1 \(one kind of ensemble at a time\)\. Got True",
         ),

@@ -79,16 +79,21 @@ def test_run_search_resumes_until_the_total(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(300)
 def test_run_search_user_baselines_are_tried(tmp_path: Path) -> None:
-    """Check that the linear model, [space] baselines and the recipe baseline come first, in that order."""
+    """Check that the linear model, [space] baselines and the recipe baseline (without, then with the `pl`
+    embedding of the default space) come first, in that order."""
     config = small_config(
-        tmp_path, study={"n_trials": 4}, space={"baselines": [[64, 32]], "recipe_baseline": True}, train={"epochs": 2}
+        tmp_path, study={"n_trials": 5}, space={"baselines": [[64, 32]], "recipe_baseline": True}, train={"epochs": 2}
     )
     study = run_search(config)
-    assert [t.user_attrs.get("baseline") for t in study.trials[:4]] == ["linear", "user", "recipe", None]
+    assert [t.user_attrs.get("baseline") for t in study.trials[:5]] == ["linear", "user", "recipe", "recipe", None]
     assert study.trials[1].user_attrs["widths"] == [64, 32]
     # The recipe's 3 x 256 moved into this space's 2 layers of at most 128 units; digits is classification.
-    assert study.trials[2].user_attrs["widths"] == [128, 128]
+    assert study.trials[2].user_attrs["widths"] == study.trials[3].user_attrs["widths"] == [128, 128]
     assert study.trials[2].params["label_smoothing"] == 0.1 and study.trials[2].params["normalization"] == "batch"
+    assert (study.trials[2].params["embedding"], study.trials[3].params["embedding"]) == ("none", "pl")
+    assert {k: v for k, v in study.trials[3].params.items() if k != "embedding_dim"} == (
+        study.trials[2].params | {"embedding": "pl"}
+    )
 
 
 @pytest.mark.timeout(300)

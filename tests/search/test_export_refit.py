@@ -434,6 +434,20 @@ def test_greedy_ensemble_on_a_regression_study(tmp_path: Path) -> None:
     assert f"Predictions are clamped to [{low:.6g}, {high:.6g}], the range of the {len(pool):,} training" in (
         describe_export(out)
     )
+    # --no-clamp ships the same members unclamped: no range, and far rows may leave it.
+    free = export_best(config.study.storage, "diabetes", tmp_path / "free", greedy_ensemble=True, clamp=False)
+    assert "target_range" not in json.loads((free / "architecture.json").read_text())["preprocessing"]
+    assert "clamped" not in describe_export(free)
+    unclamped = load_model(free).predict(np.concatenate([raw * 100.0, raw * -100.0]))
+    assert unclamped.min() < low or unclamped.max() > high
+    cli = ["export", "--storage", config.study.storage, "--study", "diabetes", "--out", str(tmp_path / "cli")]
+    assert main([*cli, "--no-clamp"]) == 0
+    assert "target_range" not in json.loads((tmp_path / "cli" / "architecture.json").read_text())["preprocessing"]
+    with pytest.raises(
+        ExportError, match=r"The 'clamp' parameter of export_best must be True, False or None\. Got 'no' instead\."
+    ):
+        export_best(config.study.storage, "diabetes", tmp_path / "bad", clamp="no")
+    assert not (tmp_path / "bad").exists()
     if "ensemble" in meta:  # a weighted mean of several trials: the weights sum to 1
         assert sum(meta["ensemble"]["weights"]) == pytest.approx(1.0, abs=1e-5)
 

@@ -310,3 +310,14 @@ def test_recipe_params_moves_the_recipe_into_the_space(space: MLPSpace, expected
     candidate = space.replay(params)
     assert candidate.architecture.depth == params["n_layers"]
     assert "label_smoothing" not in space.recipe_params(task="regression")
+
+
+def test_recipe_params_with_an_embedding_change_only_the_embedding() -> None:
+    """Check that recipe_params(embedding="pl") is the recipe with the pl embedding (and the space's values per
+    feature), and that a space without it keeps its own first choice, as for any other choice it lacks."""
+    space = MLPSpace()
+    plain, embedded = space.recipe_params(), space.recipe_params(embedding="pl")
+    assert (embedded["embedding"], embedded["embedding_dim"]) == ("pl", space.embedding_dim[0])
+    assert {k: v for k, v in embedded.items() if k != "embedding_dim"} == plain | {"embedding": "pl"}
+    assert space.replay(embedded).architecture.embedding == "pl"
+    assert MLPSpace(embedding=("none",)).recipe_params(embedding="pl").get("embedding", "none") == "none"
