@@ -159,9 +159,11 @@ class DataSpec:
         _check_choice("scaling", self.scaling, SCALINGS)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
-            if not is_real(value) or not 0 < value < 1 or self.val_fraction + self.test_fraction >= 1:
-                rule = "a float in the range (0, 1) with val_fraction + test_fraction < 1"
-                raise _invalid("DataSpec", name, rule, value)
+            if not is_real(value) or not 0 < value < 1:
+                raise _invalid("DataSpec", name, "a float in the range (0, 1)", value)
+        if self.val_fraction + self.test_fraction >= 1:  # named by the test split, the one that is held out
+            rule = f"below 1 - val_fraction = {1 - self.val_fraction:g} (val_fraction + test_fraction < 1)"
+            raise _invalid("DataSpec", "test_fraction", rule, self.test_fraction)
         if not is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
             raise _invalid("DataSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
         if self.folds is not None and (not is_int(self.folds) or self.folds < 2):

@@ -290,7 +290,15 @@ def test_describe_datasets_lists_every_builtin():
     ("kwargs", "match"),
     [
         ({"val_fraction": 1.2}, r"'val_fraction' parameter of DataSpec must be a float in the range \(0, 1\).*Got 1.2"),
-        ({"val_fraction": 0.5, "test_fraction": 0.5}, r"'val_fraction'.*val_fraction \+ test_fraction < 1"),
+        (
+            {"val_fraction": 0.5, "test_fraction": 0.5},
+            r"The 'test_fraction' parameter of DataSpec must be below 1 - val_fraction = 0\.5 \(val_fraction \+ "
+            r"test_fraction < 1\)\. Got 0\.5 instead\.",
+        ),
+        (
+            {"val_fraction": 1.5},
+            r"The 'val_fraction' parameter of DataSpec must be a float in the range \(0, 1\)\. Got 1\.5",
+        ),
         ({"test_fraction": 0}, r"'test_fraction'.*Got 0 instead"),
         ({"dataset": "mnist"}, r"'dataset'.*'digits', 'breast_cancer'.*Got 'mnist'"),
         ({"dataset": None}, r"'dataset'.*Got None"),
