@@ -455,12 +455,11 @@ def export_best(
     trained = _train_members(
         config, metric, members, data, refit=refit, n_fit=n_fit, storage=storage, artifacts=artifacts, study=study
     )
-    if data is not None:
-        data = _clamped(data, clamp)  # what ships clamps to the targets it trained on; training never sees it
     if data is None:
         single = {k: v for k, v in chosen.user_attrs.items() if k.startswith("test_")}
         training_rows = {"splits": "train", "n_rows": int(sizes["n_train"]), "n_test_rows": int(sizes["n_test"])}
     else:
+        data = _clamped(data, clamp)  # what ships clamps to the targets it trained on; training never sees it
         single = ensemble_test_metrics(trained[:1], data)
         splits = (
             "train + validation"

@@ -65,10 +65,16 @@ class _DeployedMLP(nn.Module):
         out = self.mlp(self.scaling(encoded))  # (batch, n_outputs)
         if not self.regression:
             return out
-        predicted = out.squeeze(1) * self.target_scale + self.target_mean  # (batch,)
-        if self.target_range is None:
-            return predicted
-        return predicted.clamp(self.target_range[0], self.target_range[1])
+        return _in_target_units(out, self.target_mean, self.target_scale, self.target_range)
+
+
+def _in_target_units(
+    out: torch.Tensor, mean: float, scale: float, target_range: tuple[float, float] | None
+) -> torch.Tensor:
+    """A regression network's output (batch, 1) as predictions (batch,) in the target's units, clamped to
+    `target_range` when there is one: what the exported program returns, and what selection judges."""
+    predicted = out.squeeze(1) * scale + mean
+    return predicted if target_range is None else predicted.clamp(target_range[0], target_range[1])
 
 
 class _DeployedEnsemble(nn.Module):
@@ -246,9 +252,10 @@ def split_predictions(members: Sequence[Mapping[str, Any]], data: PreparedData, 
         with torch.inference_mode():
             out = torch.cat([mlp.eval()(chunk) for chunk in torch.split(x, _PREDICT_BATCH_SIZE)])
         if preprocessing.classes is None:
-            predicted = out.squeeze(1).double().numpy() * preprocessing.target_scale + preprocessing.target_mean
-            low, high = preprocessing.target_range or (-np.inf, np.inf)
-            predictions.append(np.clip(predicted, low, high))  # as `_DeployedMLP` clamps
+            predicted = _in_target_units(
+                out.double(), preprocessing.target_mean, preprocessing.target_scale, preprocessing.target_range
+            )
+            predictions.append(predicted.numpy())
         else:
             predictions.append(torch.softmax(out.double(), dim=1).numpy())
     return predictions

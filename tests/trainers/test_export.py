@@ -68,16 +68,22 @@ def _export(folder: Path, task: str) -> tuple[PreparedData, TrainResult]:
     data = _prepared(task)
     metric = "accuracy" if task == "classification" else "rmse"
     result = train_mlp(WIDTHS, DROPOUTS, ACTIVATION, data, TrainSettings(metric=metric, batch_size=32, epochs=3))
+    metadata = {"trial": 4, "study": "unit", f"val_{metric}": result.metrics[f"val_{metric}"]}
+    _write(folder, result, data.preprocessing, metadata)
+    return data, result
+
+
+def _write(folder: Path, result: TrainResult, preprocessing: Preprocessing, metadata: dict | None = None) -> None:
+    """Export the WIDTHS network that `result` trained, with `preprocessing`."""
     export_model(
         folder,
         widths=WIDTHS,
         dropouts=DROPOUTS,
         activation=ACTIVATION,
         state_dict=result.state_dict,
-        preprocessing=data.preprocessing,
-        metadata={"trial": 4, "study": "unit", f"val_{metric}": result.metrics[f"val_{metric}"]},
+        preprocessing=preprocessing,
+        metadata=metadata or {},
     )
-    return data, result
 
 
 @pytest.mark.slow
@@ -282,20 +288,10 @@ def test_a_regression_export_clamps_to_its_target_range_in_and_out_of_archsearch
     free_folder, clamped_folder = tmp_path / "free", tmp_path / "clamped"
     raw = pd.DataFrame(data.raw_test, columns=prep.columns)
     far = pd.concat([raw, raw * 50.0, raw * -50.0], ignore_index=True)  # rows far beyond the training inputs
-    for folder, preprocessing in ((free_folder, prep), (clamped_folder, None)):
-        if preprocessing is None:
-            free = load_model(free_folder).predict(far)
-            low, high = np.quantile(free[:40], [0.2, 0.8])  # a range that the test rows themselves cross
-            preprocessing = dataclasses.replace(prep, target_range=(float(low), float(high)))
-        export_model(
-            folder,
-            widths=WIDTHS,
-            dropouts=DROPOUTS,
-            activation=ACTIVATION,
-            state_dict=result.state_dict,
-            preprocessing=preprocessing,
-            metadata={},
-        )
+    _write(free_folder, result, prep)
+    free = load_model(free_folder).predict(far)
+    low, high = np.quantile(free[:40], [0.2, 0.8])  # a range that the test rows themselves cross
+    _write(clamped_folder, result, dataclasses.replace(prep, target_range=(float(low), float(high))))
     clamped = load_model(clamped_folder).predict(far)
     np.testing.assert_allclose(clamped, np.clip(free, low, high), rtol=1e-6)
     assert (free < low).any() and (free > high).any()  # the clamp was exercised on both sides
