@@ -27,7 +27,7 @@ from _common import print_and_append
 from _peers_data import DATASETS, load, split
 
 from archsearch.config import TrainConfig
-from archsearch.spaces import RECIPE_BASELINE
+from archsearch.spaces import RECIPE_BASELINE, NetSpec
 from archsearch.trainers import TrainSettings, train_mlp
 from archsearch.trainers.data import DataSpec, load_data
 
@@ -72,7 +72,7 @@ def run(dataset: str, seed: int, variant: str, folder: Path) -> dict[str, Any]:
     )
     n_layers = RECIPE_BASELINE["n_layers"]
     started = time.perf_counter()
-    result = train_mlp([width] * n_layers, [dropout] * n_layers, RECIPE_BASELINE["activation"], data, settings)
+    result = train_mlp(NetSpec([width] * n_layers, [dropout] * n_layers, RECIPE_BASELINE["activation"]), data, settings)
     return {
         "dataset": dataset,
         "seed": seed,

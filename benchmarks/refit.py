@@ -22,10 +22,10 @@ from pathlib import Path
 
 import optuna
 
-from archsearch._refit import train_member
 from archsearch.config import SearchConfig
 from archsearch.controller import run_search
 from archsearch.export import export_best
+from archsearch.export._refit import train_member
 from archsearch.pool import fit_rows, refit_epochs
 from archsearch.trainers import ensemble_test_metrics
 from archsearch.trainers.data import load_refit_data

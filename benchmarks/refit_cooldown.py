@@ -24,7 +24,7 @@ from _common import _git_commit
 from _peers_data import DATASETS, load, split
 
 import archsearch
-import archsearch._refit as refit_module
+import archsearch.export._refit as refit_module
 
 SPACE = {
     "layers": [0, 3],

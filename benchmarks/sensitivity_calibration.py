@@ -37,7 +37,7 @@ from _common import machine_summary, markdown_table, print_machine
 
 from archsearch.sensitivity._jobs import Centre
 from archsearch.sensitivity._run import default_repeats
-from archsearch.spaces import Architecture, Hyperparameters, Neighbour, neighbourhood
+from archsearch.spaces import Hyperparameters, Neighbour, NetSpec, neighbourhood
 from archsearch.stats import VERDICTS, compare_to_centre
 from archsearch.trainers import TrainSettings, train_mlp
 from archsearch.trainers.data import DataSpec, PreparedData, TeacherSpec, load_data
@@ -47,7 +47,7 @@ PLACEBO_SEED_OFFSET = 1_000_000  # the placebo's seeds never meet the centre's
 
 def _neighbours(centre_width: int, n_inputs: int, n_outputs: int) -> dict[str, Neighbour]:
     """The centre, its +-1 neuron, layer-copy and linear neighbours, a far narrower width, and the placebo."""
-    centre = Architecture(widths=(centre_width,), dropouts=(0.0,), activation="relu")
+    centre = NetSpec(widths=(centre_width,), dropouts=(0.0,), activation="relu")
     built = {n.change: n for n in neighbourhood(centre, n_inputs, n_outputs, steps=())}
     names = {
         "centre": "centre",
@@ -57,7 +57,7 @@ def _neighbours(centre_width: int, n_inputs: int, n_outputs: int) -> dict[str, N
     }
     arms = {names.get(change, change): n for change, n in built.items()}
     arms["linear model"] = arms.pop(next(c for c in arms if c.startswith("remove layer 0")))
-    narrow = Architecture(widths=(1,), dropouts=(0.0,), activation="relu")
+    narrow = NetSpec(widths=(1,), dropouts=(0.0,), activation="relu")
     arms["width 1"] = Neighbour("width", f"layer 0: {centre_width} -> 1", 0, 1 - centre_width, narrow, "w=1")
     arms["placebo"] = replace(arms["centre"], kind="centre", change="placebo", key="placebo")
     return arms
@@ -65,7 +65,7 @@ def _neighbours(centre_width: int, n_inputs: int, n_outputs: int) -> dict[str, N
 
 def _train(data: PreparedData, widths: tuple[int, ...], seed: int, epochs: int, lr: float) -> float:
     settings = TrainSettings(lr=lr, batch_size=64, epochs=epochs, seed=seed, device="cpu", num_threads=1)
-    result = train_mlp(widths, [0.0] * len(widths), "relu", data, settings)
+    result = train_mlp(NetSpec(widths, [0.0] * len(widths), "relu"), data, settings)
     return math.nan if result.best_value is None else result.best_value
 
 

@@ -32,6 +32,7 @@ from _common import machine_summary, markdown_table, print_machine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from archsearch.spaces import NetSpec
 from archsearch.trainers import FusedGroup, SlotSpec, TrainSettings, train_fused, train_mlp
 from archsearch.trainers.data import DataSpec, PreparedData, TeacherSpec, load_data
 
@@ -58,7 +59,7 @@ def archsearch_epochs(data: PreparedData, width: int, depth: int, epochs: int, d
         return False
 
     settings = TrainSettings(lr=1e-3, batch_size=BATCH, epochs=epochs, seed=0, device=str(device))
-    train_mlp([width] * depth, [0.2] * depth, "relu", data, settings, report)
+    train_mlp(NetSpec([width] * depth, [0.2] * depth, "relu"), data, settings, report)
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
@@ -131,9 +132,13 @@ def fused_specs(
     lrs = [3e-4, 1e-3, 3e-3, 1e-2, 5e-4, 2e-3, 5e-3, 2e-2]
     return [
         SlotSpec(
-            architectures[i % len(architectures)],
-            (0.0,) * len(architectures[i % len(architectures)]),
-            "relu",
+            NetSpec(
+                architectures[i % len(architectures)],
+                (0.0,) * len(architectures[i % len(architectures)]),
+                "relu",
+                embedding=embedding[0],
+                embedding_dim=embedding[1],
+            ),
             TrainSettings(
                 lr=lrs[i % len(lrs)],
                 optimizer="adamw" if i % 2 else "adam",
@@ -142,8 +147,6 @@ def fused_specs(
                 seed=i,
                 device=device,
             ),
-            embedding=embedding[0],
-            embedding_dim=embedding[1],
         )
         for i in range(n)
     ]
@@ -173,13 +176,9 @@ def fused_rows(
 
     def single(trial: SlotSpec) -> None:
         train_mlp(
-            trial.widths,
-            trial.dropouts,
-            "relu",
+            NetSpec(trial.widths, trial.dropouts, "relu", embedding=embedding[0], embedding_dim=embedding[1]),
             data,
             trial.settings,
-            embedding=embedding[0],
-            embedding_dim=embedding[1],
         )
 
     warm = fused_specs(architectures, 2, 1, str(device), embedding)

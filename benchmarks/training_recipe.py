@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from _common import machine_summary, markdown_table, print_machine
 
+from archsearch.spaces import NetSpec
 from archsearch.trainers import TrainSettings, train_mlp
 from archsearch.trainers.data import DataSpec, load_data
 
@@ -72,7 +73,7 @@ def main() -> None:
             tests, epochs, started = [], [], time.perf_counter()
             for seed in range(args.seeds):
                 result = train_mlp(
-                    WIDTHS, [0.0] * len(WIDTHS), "relu", data, TrainSettings(**{**BASE, **fields}, seed=seed)
+                    NetSpec(WIDTHS, [0.0] * len(WIDTHS), "relu"), data, TrainSettings(**{**BASE, **fields}, seed=seed)
                 )
                 tests.append(result.metrics["test_accuracy"])
                 epochs.append(result.best_epoch)

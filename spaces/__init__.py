@@ -7,9 +7,9 @@ from archsearch.spaces._candidate import (
     LR_SCHEDULES,
     NORMALIZATIONS,
     OPTIMIZERS,
-    Architecture,
     Candidate,
     Hyperparameters,
+    NetSpec,
     classify_shape,
 )
 from archsearch.spaces._mlp import FUNNELS, LABEL_SMOOTHING_STEP, RECIPE_BASELINE, SHAPES, MLPSpace
@@ -33,7 +33,7 @@ __all__ = [
     "is_real",
     "classify_shape",
     "ACTIVATIONS",
-    "Architecture",
+    "NetSpec",
     "Candidate",
     "FUNNELS",
     "HIDDEN_LAYER_WIDTHS",

@@ -34,32 +34,38 @@ EMBEDDING_DIM = 16
 
 
 @dataclass(frozen=True)
-class Architecture:
-    """The hidden layers of an MLP, from the input side to the output side.
+class NetSpec:
+    """One network's architecture: the single value that travels from sampling to ``architecture.json``.
+
+    The space builds it once per trial (:meth:`MLPSpace.sample`); the objective stores it once (its
+    :meth:`to_dict` keys as the trial's user attributes); the trainer, the fused engine's slots, sensitivity
+    jobs, export and the report take it as it is. Trials stored before it read back with :meth:`from_trial`.
 
     Args:
-        widths: Units of each hidden layer. Empty for a linear (or softmax) model.
+        widths: Units of each hidden layer, input side first. Empty for a linear (or softmax) model.
         dropouts: Dropout probability after each hidden layer, in ``[0, 1)``; 0.0 means no Dropout layer.
         activation: One of :data:`ACTIVATIONS`, used after every hidden layer.
+        normalization: One of :data:`NORMALIZATIONS`: a norm layer after each hidden ``Linear``.
         embedding: One of :data:`EMBEDDINGS`: how each numeric input feature is encoded before the first
             layer (one-hot inputs pass through). Allowed at depth 0, where it makes the model non-linear.
         embedding_dim: Values per embedded feature (frequencies or bins, and the embedding's output size);
             unused when ``embedding`` is ``"none"``.
 
     Example:
-        >>> arch = Architecture(widths=(32, 16), dropouts=(0.1, 0.0), activation="relu")
-        >>> arch.n_params(64, 10)
+        >>> net = NetSpec(widths=(32, 16), dropouts=(0.1, 0.0), activation="relu")
+        >>> net.n_params(64, 10)
         2778
     """
 
     widths: tuple[int, ...]
     dropouts: tuple[float, ...]
     activation: str
+    normalization: str = "none"
     embedding: str = "none"
     embedding_dim: int = EMBEDDING_DIM
 
     def __post_init__(self) -> None:
-        owner = "Architecture"
+        owner = "NetSpec"
         if not (is_sequence(self.widths) and all(is_int(w) and w >= 1 for w in self.widths)):
             raise error(owner, "widths", "a list of ints >= 1", self.widths)
         if not (is_sequence(self.dropouts) and all(is_real(p) and 0 <= p < 1 for p in self.dropouts)):
@@ -67,6 +73,7 @@ class Architecture:
         if len(self.dropouts) != len(self.widths):
             raise error(owner, "dropouts", f"a list as long as widths ({len(self.widths)})", self.dropouts)
         check_name(owner, "activation", self.activation, ACTIVATIONS)
+        check_name(owner, "normalization", self.normalization, NORMALIZATIONS)
         check_name(owner, "embedding", self.embedding, EMBEDDINGS)
         object.__setattr__(self, "embedding_dim", check_int(owner, "embedding_dim", self.embedding_dim, low=1))
         # Frozen: coerce through object.__setattr__ so lists from JSON/TOML compare and hash as tuples.
@@ -84,7 +91,9 @@ class Architecture:
         return sum(self.widths)
 
     def n_params(self, n_inputs: int, n_outputs: int, *, n_numeric: int | None = None) -> int:
-        """Count the trainable scalars: the embedding's, then the ``Linear`` chain ``inputs -> widths... -> n_outputs``.
+        """Count the trainable scalars of the embedding and the ``Linear`` chain ``inputs -> widths... -> n_outputs``.
+
+        A norm layer's gain and shift are not counted, as in every study stored so far.
 
         Args:
             n_inputs: Input features.
@@ -104,7 +113,7 @@ class Architecture:
         """Inputs of the first ``Linear``: each embedded feature gives ``embedding_dim`` values, the rest one.
 
         Example:
-            >>> Architecture((8,), (0.0,), "relu", embedding="pl", embedding_dim=4).input_width(5, n_numeric=3)
+            >>> NetSpec((8,), (0.0,), "relu", embedding="pl", embedding_dim=4).input_width(5, n_numeric=3)
             14
         """
         n_embedded = self._embedded(n_inputs, n_numeric)
@@ -120,27 +129,40 @@ class Architecture:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict, the inverse of :meth:`from_dict`.
 
-        The embedding keys appear only with an embedding, so a plain network's dict (and every record
-        stored from it) reads as before embeddings existed.
+        The normalization and embedding keys appear only when they are not "none", so a plain network's
+        dict (and every record stored from it) reads as before they existed.
         """
-        plain = {"widths": list(self.widths), "dropouts": list(self.dropouts), "activation": self.activation}
-        if self.embedding == "none":
-            return plain
-        return {**plain, "embedding": self.embedding, "embedding_dim": self.embedding_dim}
+        out: dict[str, Any] = {
+            "widths": list(self.widths),
+            "dropouts": list(self.dropouts),
+            "activation": self.activation,
+        }
+        if self.normalization != "none":
+            out["normalization"] = self.normalization
+        if self.embedding != "none":
+            out.update(embedding=self.embedding, embedding_dim=self.embedding_dim)
+        return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
+    def from_dict(cls, data: Mapping[str, Any]) -> NetSpec:
         """Build from :meth:`to_dict` output; unknown or missing keys raise :class:`InvalidSpaceError`.
 
-        The embedding keys may be missing (dicts stored before embeddings existed): no embedding.
+        The normalization and embedding keys may be missing (dicts stored before they existed): none.
         """
         return cls(**_fields_of(cls, data))
 
     @classmethod
-    def from_attrs(cls, attrs: Mapping[str, Any]) -> Architecture:
-        """Build from a trial's user attributes, which hold :meth:`to_dict`'s keys among others."""
+    def from_trial(cls, attrs: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> NetSpec:
+        """Build from a stored trial: its user attributes (which hold :meth:`to_dict`'s keys among others).
+
+        Trials stored before the spec held its norm layer recorded it as the parameter ``normalization``
+        only; ``params`` (the trial's) supplies it then. Neither: no norm layer.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls.from_dict({key: value for key, value in attrs.items() if key in names})
+        fields = {key: value for key, value in attrs.items() if key in names}
+        if "normalization" not in fields and params is not None and "normalization" in params:
+            fields["normalization"] = params["normalization"]
+        return cls.from_dict(fields)
 
 
 @dataclass(frozen=True)
@@ -154,9 +176,8 @@ class Hyperparameters:
         optimizer: One of :data:`OPTIMIZERS`.
         lr_schedule: One of :data:`LR_SCHEDULES`, stepped per batch over the whole epoch budget.
         label_smoothing: Cross-entropy label smoothing in ``[0, 0.5)``; classification only.
-        normalization: One of :data:`NORMALIZATIONS`, a norm layer after each hidden ``Linear``.
 
-    The last three default to training as archsearch did before they existed, so candidates stored
+    The last two default to training as archsearch did before they existed, so candidates stored
     without them mean what they meant then.
     """
 
@@ -166,7 +187,6 @@ class Hyperparameters:
     optimizer: str
     lr_schedule: str = "constant"
     label_smoothing: float = 0.0
-    normalization: str = "none"
 
     def __post_init__(self) -> None:
         owner = "Hyperparameters"
@@ -184,7 +204,6 @@ class Hyperparameters:
             "label_smoothing",
             check_float(owner, "label_smoothing", self.label_smoothing, "a float in [0, 0.5)", lambda v: 0 <= v < 0.5),
         )
-        check_name(owner, "normalization", self.normalization, NORMALIZATIONS)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict, the inverse of :meth:`from_dict`."""
@@ -200,7 +219,7 @@ class Hyperparameters:
 class Candidate:
     """One point of a search space: what :meth:`MLPSpace.sample` returns for a trial."""
 
-    architecture: Architecture
+    architecture: NetSpec
     hyperparameters: Hyperparameters
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,7 +234,7 @@ class Candidate:
         """Build from :meth:`to_dict` output."""
         fields = _fields_of(cls, data)
         return cls(
-            architecture=Architecture.from_dict(fields["architecture"]),
+            architecture=NetSpec.from_dict(fields["architecture"]),
             hyperparameters=Hyperparameters.from_dict(fields["hyperparameters"]),
         )
 

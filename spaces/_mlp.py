@@ -16,9 +16,9 @@ from archsearch.spaces._candidate import (
     LR_SCHEDULES,
     NORMALIZATIONS,
     OPTIMIZERS,
-    Architecture,
     Candidate,
     Hyperparameters,
+    NetSpec,
 )
 from archsearch.spaces._validation import (
     InvalidSpaceError,
@@ -296,7 +296,7 @@ class MLPSpace:
             dropouts = tuple(
                 trial.suggest_float(f"dropout_{i}", *self.dropout, step=self.dropout_step) for i in range(n_layers)
             )
-        # A linear model has no activation to search; recording the first keeps Architecture valid.
+        # A linear model has no activation to search; recording the first keeps NetSpec valid.
         activation = self.activation[0]
         if n_layers:
             activation = trial.suggest_categorical("activation", self.activation)
@@ -305,21 +305,23 @@ class MLPSpace:
             embedding = trial.suggest_categorical("embedding", self.embedding)
             if embedding != "none":
                 embedding_dim = trial.suggest_categorical("embedding_dim", self.embedding_dim)
-        architecture = Architecture(
-            widths=widths,
-            dropouts=dropouts,
-            activation=activation,
-            embedding=embedding,
-            embedding_dim=embedding_dim,
-        )
-        hyperparameters = Hyperparameters(
+        # Suggested in this order since before the spec held the norm layer: the sampler's draws stay as they were.
+        hyperparameters = dict(
             lr=trial.suggest_float("lr", *self.lr, log=True),
             weight_decay=self._sample_weight_decay(trial),
             batch_size=trial.suggest_categorical("batch_size", self.batch_size),
             optimizer=trial.suggest_categorical("optimizer", self.optimizer),
             **self._sample_recipe(trial, n_layers, task),
         )
-        return Candidate(architecture=architecture, hyperparameters=hyperparameters)
+        architecture = NetSpec(
+            widths=widths,
+            dropouts=dropouts,
+            activation=activation,
+            normalization=hyperparameters.pop("normalization", "none"),
+            embedding=embedding,
+            embedding_dim=embedding_dim,
+        )
+        return Candidate(architecture=architecture, hyperparameters=Hyperparameters(**hyperparameters))
 
     def fixed_params(self, widths: Sequence[int], **overrides: Any) -> dict[str, Any]:
         """Return the params that make :meth:`sample` build these hidden widths, for ``enqueue_trial``.

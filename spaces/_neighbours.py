@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from archsearch.spaces._candidate import Architecture
+from archsearch.spaces._candidate import NetSpec
 from archsearch.spaces._validation import check_int, check_name, error, is_int, is_real, is_sequence
 
 NEIGHBOUR_KINDS = ("centre", "width", "remove_layer", "add_layer", "uniform", "no_dropout", "linear", "hidden_layer")
@@ -42,11 +42,11 @@ class Neighbour:
     change: str
     layer: int | None
     delta_units: int
-    architecture: Architecture
+    architecture: NetSpec
     key: str
 
 
-def architecture_key(architecture: Architecture) -> str:
+def architecture_key(architecture: NetSpec) -> str:
     """Return a stable id of an architecture, such as ``"w=64-65-32|d=0.1-0.1-0|a=relu"``.
 
     A model without hidden layers is ``"linear"`` whatever its recorded activation, which it never uses.
@@ -64,7 +64,7 @@ def architecture_key(architecture: Architecture) -> str:
 
 
 def neighbourhood(
-    centre: Architecture,
+    centre: NetSpec,
     n_inputs: int,
     n_outputs: int,
     steps: Sequence[float] = (1, 2, 0.1, 0.25, 0.5),
@@ -99,15 +99,15 @@ def neighbourhood(
         The neighbours, centre first, with distinct keys.
 
     Raises:
-        InvalidSpaceError: If ``centre`` is not an Architecture, ``n_inputs`` or ``n_outputs`` is not an
+        InvalidSpaceError: If ``centre`` is not a NetSpec, ``n_inputs`` or ``n_outputs`` is not an
             int >= 1, a step is neither a fraction in (0, 1) nor a whole number >= 1, or ``hidden_widths``
             is not a non-empty list of ints >= 1.
 
     Example:
-        >>> arch = Architecture(widths=(64, 32), dropouts=(0.1, 0.0), activation="relu")
+        >>> arch = NetSpec(widths=(64, 32), dropouts=(0.1, 0.0), activation="relu")
         >>> [n.change for n in neighbourhood(arch, 10, 2, steps=())][:3]
         ['centre', 'layer 0: 64 -> 65 (+1)', 'layer 0: 64 -> 63 (-1)']
-        >>> linear = Architecture(widths=(), dropouts=(), activation="relu")
+        >>> linear = NetSpec(widths=(), dropouts=(), activation="relu")
         >>> [n.change for n in neighbourhood(linear, 10, 2, hidden_widths=(8, 64))]
         ['centre', 'one hidden layer of 8', 'one hidden layer of 64']
     """
@@ -133,7 +133,7 @@ def neighbourhood(
     )
 
 
-def across_sizes_neighbours(centre: Architecture, n_inputs: int, n_outputs: int, step: float = 0.5) -> list[Neighbour]:
+def across_sizes_neighbours(centre: NetSpec, n_inputs: int, n_outputs: int, step: float = 0.5) -> list[Neighbour]:
     """List the smaller neighbourhood used for several centres: widths +-1 and +-step, layers -1 and +1.
 
     The same rules as :func:`neighbourhood` apply, with ``steps=(step,)`` and no uniform, no-dropout or
@@ -144,7 +144,7 @@ def across_sizes_neighbours(centre: Architecture, n_inputs: int, n_outputs: int,
         InvalidSpaceError: As :func:`neighbourhood`, for ``step`` instead of ``steps``.
 
     Example:
-        >>> arch = Architecture(widths=(8,), dropouts=(0.0,), activation="relu")
+        >>> arch = NetSpec(widths=(8,), dropouts=(0.0,), activation="relu")
         >>> [n.architecture.widths for n in across_sizes_neighbours(arch, 4, 1)]
         [(8,), (9,), (7,), (12,), (4,), (), (8, 8)]
     """
@@ -207,9 +207,9 @@ def pick_centres(points: Sequence[tuple[int, float]], k: int, direction: str) ->
     return sorted(chosen, key=lambda i: (points[i][0], i))
 
 
-def _check_sizes(owner: str, centre: Architecture, n_inputs: int, n_outputs: int) -> None:
-    if not isinstance(centre, Architecture):
-        raise error(owner, "centre", "an Architecture", centre)
+def _check_sizes(owner: str, centre: NetSpec, n_inputs: int, n_outputs: int) -> None:
+    if not isinstance(centre, NetSpec):
+        raise error(owner, "centre", "a NetSpec", centre)
     check_int(owner, "n_inputs", n_inputs, low=1)
     check_int(owner, "n_outputs", n_outputs, low=1)
 
@@ -227,14 +227,18 @@ def _neighbour(
     kind: str,
     change: str,
     layer: int | None,
-    centre: Architecture,
+    centre: NetSpec,
     widths: Sequence[int],
     dropouts: Sequence[float],
 ) -> Neighbour | None:
     """Build a neighbour, or ``None`` when a width fell below 1."""
     if any(w < 1 for w in widths):
         return None
-    architecture = Architecture(widths=tuple(widths), dropouts=tuple(dropouts), activation=centre.activation)
+    # Every neighbour trains as its centre did: the same activation and norm layer (a norm layer changes how
+    # a linear neighbour's epoch is batched, so it keeps it too); the embedding only with hidden layers.
+    architecture = NetSpec(
+        widths=tuple(widths), dropouts=tuple(dropouts), activation=centre.activation, normalization=centre.normalization
+    )
     if widths and centre.embedding != "none":
         architecture = dataclasses.replace(architecture, embedding=centre.embedding, embedding_dim=centre.embedding_dim)
     delta = architecture.total_units - centre.total_units
@@ -249,7 +253,7 @@ def _distinct(neighbours: Iterable[Neighbour | None]) -> list[Neighbour]:
     return list(seen.values())
 
 
-def _resized(centre: Architecture, steps: Sequence[float]) -> Iterable[Neighbour | None]:
+def _resized(centre: NetSpec, steps: Sequence[float]) -> Iterable[Neighbour | None]:
     for i, width in enumerate(centre.widths):
         for step in (1.0, *steps):
             # Half up rather than Python's round-half-even, so 0.5 of 5 is 3 neurons, as one would say.
@@ -262,7 +266,7 @@ def _resized(centre: Architecture, steps: Sequence[float]) -> Iterable[Neighbour
                 yield _neighbour("width", change, i, centre, widths, centre.dropouts)
 
 
-def _removed(centre: Architecture) -> Iterable[Neighbour | None]:
+def _removed(centre: NetSpec) -> Iterable[Neighbour | None]:
     for i in range(centre.depth):
         widths = centre.widths[:i] + centre.widths[i + 1 :]
         dropouts = centre.dropouts[:i] + centre.dropouts[i + 1 :]
@@ -270,14 +274,14 @@ def _removed(centre: Architecture) -> Iterable[Neighbour | None]:
         yield _neighbour("remove_layer", change, i, centre, widths, dropouts)
 
 
-def _hidden_layer(centre: Architecture, widths: Sequence[int]) -> Iterable[Neighbour | None]:
+def _hidden_layer(centre: NetSpec, widths: Sequence[int]) -> Iterable[Neighbour | None]:
     if centre.depth:
         return
     for width in sorted(set(widths)):
         yield _neighbour("hidden_layer", f"one hidden layer of {width}", 0, centre, (width,), (0.0,))
 
 
-def _added(centre: Architecture) -> Iterable[Neighbour | None]:
+def _added(centre: NetSpec) -> Iterable[Neighbour | None]:
     for i, width in enumerate(centre.widths):
         widths = centre.widths[: i + 1] + (width,) + centre.widths[i + 1 :]
         dropouts = centre.dropouts[: i + 1] + (centre.dropouts[i],) + centre.dropouts[i + 1 :]
@@ -285,7 +289,7 @@ def _added(centre: Architecture) -> Iterable[Neighbour | None]:
         yield _neighbour("add_layer", change, i, centre, widths, dropouts)
 
 
-def _uniform(centre: Architecture, n_inputs: int, n_outputs: int, n_numeric: int | None) -> Iterable[Neighbour | None]:
+def _uniform(centre: NetSpec, n_inputs: int, n_outputs: int, n_numeric: int | None) -> Iterable[Neighbour | None]:
     depth = centre.depth
     if depth <= 1 or len(set(centre.widths)) == 1:
         return
@@ -307,17 +311,17 @@ def _uniform(centre: Architecture, n_inputs: int, n_outputs: int, n_numeric: int
     yield _neighbour("uniform", change, None, centre, (width,) * depth, centre.dropouts)
 
 
-def _without_dropout(centre: Architecture) -> Iterable[Neighbour | None]:
+def _without_dropout(centre: NetSpec) -> Iterable[Neighbour | None]:
     if any(centre.dropouts):
         yield _neighbour("no_dropout", "dropout -> 0", None, centre, centre.widths, (0.0,) * centre.depth)
 
 
-def _linear(centre: Architecture) -> Iterable[Neighbour | None]:
+def _linear(centre: NetSpec) -> Iterable[Neighbour | None]:
     if centre.depth:
         yield _neighbour("linear", _linear_name(centre), None, centre, (), ())
 
 
-def _linear_name(centre: Architecture) -> str:
+def _linear_name(centre: NetSpec) -> str:
     # The linear neighbour has no embedding (see neighbourhood): say so where that is a second difference.
     if centre.embedding == "none":
         return LINEAR_NEIGHBOUR

@@ -26,6 +26,7 @@ DROPPED_WEIGHTS = "archsearch_dropped_weights"  # artifact ids removed by keep_b
 WIDTHS = "widths"
 DROPOUTS = "dropouts"
 ACTIVATION = "activation"
+NORMALIZATION = "normalization"  # the norm layer after each hidden Linear; absent for "none" (and in trials before 2026-12-07)
 EMBEDDING = "embedding"  # numeric-feature embedding; absent without one (and in studies made before them)
 EMBEDDING_DIM = "embedding_dim"  # its values per feature; absent with EMBEDDING
 DEPTH = "depth"

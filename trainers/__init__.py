@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from archsearch.trainers._device import release_memory
     from archsearch.trainers._errors import DataError, ExportError
     from archsearch.trainers._export import (
+        Member,
         Predictor,
         ensemble_test_metrics,
         export_ensemble,
@@ -44,6 +45,7 @@ _LAZY_NAMES = {
     "train_mlp": "_train",
     "DataError": "_errors",
     "ExportError": "_errors",
+    "Member": "_export",
     "Predictor": "_export",
     "export_model": "_export",
     "export_ensemble": "_export",
@@ -71,6 +73,7 @@ __all__ = [
     "DataError",
     "ExportError",
     "FusedGroup",
+    "Member",
     "Population",
     "Predictor",
     "SlotSpec",

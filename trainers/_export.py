@@ -20,11 +20,13 @@ weighted mean of their predictions for regression; each member's `weight` is in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import numbers
 import pickle
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from archsearch.trainers._model import build_mlp
 from archsearch.trainers._scaling import InputScaling
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import classification_metrics, regression_metrics
+from archsearch.trainers.names import Net
 
 FORMAT_VERSION = 1
 ARCHITECTURE_FILE = "architecture.json"
@@ -47,6 +50,39 @@ _REQUIRED_KEYS = ("format_version", "widths", "dropouts", "activation", "n_input
 _ENSEMBLE_KEYS = ("format_version", "kind", "members", "n_inputs", "n_outputs", "preprocessing")
 _MEMBER_KEYS = ("widths", "dropouts", "activation")
 _PREDICT_BATCH_SIZE = 8192
+
+
+@dataclass(frozen=True)
+class Member:
+    """One network an export ships: its architecture, its trained weights and its share of an ensemble.
+
+    Attributes:
+        net: The architecture the weights were trained with (`archsearch.spaces.NetSpec`).
+        state_dict: The network's weights, trained on inputs scaled by the export's preprocessing.
+        weight: Its weight in an ensemble (> 0, normalized over the members); None on every member: equal weights.
+        record: JSON-safe facts kept with the member in `architecture.json` (trial, seed, ...).
+    """
+
+    net: Net
+    state_dict: Mapping[str, torch.Tensor]
+    weight: float | None = None
+    record: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def described(self) -> dict[str, Any]:
+        """What `architecture.json` says of the member: its record, then its architecture in full."""
+        return {**self.record, **_net_dict(self.net)}
+
+
+def _net_dict(net: Net) -> dict[str, Any]:
+    """The architecture keys of `architecture.json`, every one written (a reader of old folders defaults them)."""
+    return {
+        "widths": [int(w) for w in net.widths],
+        "dropouts": [float(p) for p in net.dropouts],
+        "activation": net.activation,
+        "normalization": net.normalization,
+        "embedding": net.embedding,
+        "embedding_dim": int(net.embedding_dim),
+    }
 
 
 class _DeployedMLP(nn.Module):
@@ -98,36 +134,27 @@ class _DeployedEnsemble(nn.Module):
 def export_model(
     out_dir: str | Path,
     *,
-    widths: Sequence[int],
-    dropouts: Sequence[float],
-    activation: str,
-    state_dict: dict[str, torch.Tensor],
+    net: Net,
+    state_dict: Mapping[str, torch.Tensor],
     preprocessing: Preprocessing,
     metadata: dict[str, Any],
-    normalization: str = "none",
-    embedding: str = "none",
-    embedding_dim: int = DEFAULT_DIM,
 ) -> Path:
     """Write `architecture.json`, `model.pt` and `model.pt2` into `out_dir` (created if needed).
 
     Args:
         out_dir: The model folder.
-        widths: Hidden layer widths the weights were trained with.
-        dropouts: Dropout probabilities (kept for the record; dropout is off in the exported program).
-        activation: Activation name.
+        net: The architecture the weights were trained with (`archsearch.spaces.NetSpec`); its dropouts are
+            kept for the record (dropout is off in the exported program).
         state_dict: The MLP's weights, e.g. `TrainResult.state_dict`.
         preprocessing: The data's preprocessing, baked into the exported program.
         metadata: JSON-serializable facts to keep with the model (metric values, trial number, study
             name, archsearch version, ...), stored under the key "metadata".
-        normalization: The norm layer after each hidden Linear, see `build_mlp`.
-        embedding: The numeric-feature embedding the weights were trained with ("none", "periodic", "pl").
-        embedding_dim: Its values per feature.
 
     Returns:
         The model folder.
 
     Example:
-        >>> export_model("best", widths=[64], dropouts=[0.0], activation="relu",  # doctest: +SKIP
+        >>> export_model("best", net=NetSpec((64,), (0.0,), "relu"),  # doctest: +SKIP
         ...              state_dict=result.state_dict, preprocessing=data.preprocessing,
         ...              metadata={"val_accuracy": 0.97, "trial": 12})
         PosixPath('best')
@@ -136,12 +163,7 @@ def export_model(
     n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
     architecture = {
         "format_version": FORMAT_VERSION,
-        "widths": [int(w) for w in widths],
-        "dropouts": [float(p) for p in dropouts],
-        "activation": activation,
-        "normalization": normalization,
-        "embedding": embedding,
-        "embedding_dim": int(embedding_dim),
+        **_net_dict(net),
         "n_inputs": n_inputs,
         "n_outputs": n_outputs,
         "task": preprocessing.task,
@@ -159,19 +181,16 @@ def export_model(
 def export_ensemble(
     out_dir: str | Path,
     *,
-    members: Sequence[Mapping[str, Any]],
+    members: Sequence[Member],
     preprocessing: Preprocessing,
     metadata: dict[str, Any],
 ) -> Path:
-    """Write an ensemble folder: one program whose output is the mean of its members' predictions.
+    """Write an ensemble folder: one program whose output is the weighted mean of its members' predictions.
 
     Args:
         out_dir: The model folder.
-        members: One mapping per member with `widths`, `dropouts`, `activation` and `state_dict` (weights
-            trained on inputs scaled by `preprocessing`), and `normalization`, `embedding`, `embedding_dim`
-            when the member has them; `weight` (> 0) on every member or none (then equal weights), the
-            members' weights normalized to sum 1; any other JSON-safe keys (trial, seed, ...) are kept in
-            `architecture.json`.
+        members: The networks, all trained on inputs scaled by `preprocessing`; their weights are normalized
+            to sum 1 (equal when none has one) and written with their records to `architecture.json`.
         preprocessing: The preprocessing every member was trained with, baked into the program once.
         metadata: JSON-serializable facts to keep with the model, stored under the key "metadata".
 
@@ -179,9 +198,8 @@ def export_ensemble(
         The model folder.
 
     Example:
-        >>> export_ensemble("best", members=[{"widths": [64], "dropouts": [0.0], "activation": "relu",  # doctest: +SKIP
-        ...                  "state_dict": a.state_dict}, {"widths": [], "dropouts": [], "activation": "relu",
-        ...                  "state_dict": b.state_dict}], preprocessing=data.preprocessing, metadata={})
+        >>> export_ensemble("best", members=[Member(net_a, a.state_dict), Member(net_b, b.state_dict)],  # doctest: +SKIP
+        ...                 preprocessing=data.preprocessing, metadata={})
         PosixPath('best')
     """
     if len(members) < 1:
@@ -191,10 +209,7 @@ def export_ensemble(
     weights = member_weights(members)
     n_inputs = len(preprocessing.mean)
     n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
-    described = [
-        {key: value for key, value in member.items() if key != "state_dict"} | {"weight": weight}
-        for member, weight in zip(members, weights)
-    ]
+    described = [member.described() | {"weight": weight} for member, weight in zip(members, weights)]
     architecture = {
         "format_version": FORMAT_VERSION,
         "kind": "ensemble",
@@ -207,14 +222,12 @@ def export_ensemble(
         "metadata": metadata,
     }
     architecture_text = _architecture_json(architecture)
-    mlps = _build_members(described, n_inputs, n_outputs, preprocessing)
-    for mlp, member in zip(mlps, members):
-        mlp.load_state_dict(member["state_dict"])
+    mlps = _loaded_members(members, preprocessing)
     deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps], weights).eval()
     return _write_folder(Path(out_dir), architecture_text, nn.ModuleList(mlps).state_dict(), deployed, n_inputs)
 
 
-def ensemble_test_metrics(members: Sequence[Mapping[str, Any]], data: PreparedData) -> dict[str, float]:
+def ensemble_test_metrics(members: Sequence[Member], data: PreparedData) -> dict[str, float]:
     """Every metric of the task on `data`'s test split for the mean prediction of `members` (one member: itself).
 
     The members are those `export_ensemble` takes, trained on inputs standardized by `data.preprocessing`;
@@ -236,7 +249,7 @@ def ensemble_test_metrics(members: Sequence[Mapping[str, Any]], data: PreparedDa
     return {f"test_{name}": value for name, value in values.items()}
 
 
-def split_predictions(members: Sequence[Mapping[str, Any]], data: PreparedData, split: str = "val") -> list[np.ndarray]:
+def split_predictions(members: Sequence[Member], data: PreparedData, split: str = "val") -> list[np.ndarray]:
     """Each member's prediction on one of `data`'s splits, as `ensemble_test_metrics` combines them.
 
     The members are those `export_ensemble` takes, trained on inputs scaled by `data.preprocessing`.
@@ -261,13 +274,16 @@ def split_predictions(members: Sequence[Mapping[str, Any]], data: PreparedData, 
     return predictions
 
 
-def member_weights(members: Sequence[Mapping[str, Any]]) -> list[float]:
+def member_weights(members: Sequence[Member | Mapping[str, Any]]) -> list[float]:
     """The members' `weight`s normalized to sum 1; equal weights when no member has one.
+
+    Args:
+        members: `Member`s, or the member entries of an ensemble's `architecture.json`.
 
     Raises:
         ExportError: Some members have a weight and others not, or a weight is not a finite number > 0.
     """
-    given = [member.get("weight") for member in members]
+    given = [member.weight if isinstance(member, Member) else member.get("weight") for member in members]
     if all(weight is None for weight in given):
         return [1.0 / len(members)] * len(members)
     for index, weight in enumerate(given):
@@ -280,11 +296,12 @@ def member_weights(members: Sequence[Mapping[str, Any]]) -> list[float]:
     return [float(weight) / total for weight in given]
 
 
-def _loaded_members(members: Sequence[Mapping[str, Any]], preprocessing: Preprocessing) -> list[nn.Module]:
+def _loaded_members(members: Sequence[Member], preprocessing: Preprocessing) -> list[nn.Module]:
     n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
-    mlps = _build_members(members, len(preprocessing.mean), n_outputs, preprocessing)
+    described = [_net_dict(member.net) for member in members]
+    mlps = _build_members(described, len(preprocessing.mean), n_outputs, preprocessing)
     for mlp, member in zip(mlps, members):
-        mlp.load_state_dict(member["state_dict"])
+        mlp.load_state_dict(member.state_dict)
     return mlps
 
 

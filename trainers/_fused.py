@@ -66,7 +66,7 @@ from archsearch.trainers._train import (
 )
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
-from archsearch.trainers.names import EMBEDDINGS, NORMALIZATIONS
+from archsearch.trainers.names import EMBEDDINGS, NORMALIZATIONS, Net
 
 # TrainSettings fields the fused engine honours; any other field with a non-default value keeps a trial on
 # the single engine (see `fused_unsupported_reason`), so a new option never runs fused with other meaning.
@@ -89,7 +89,6 @@ FUSED_SETTINGS = frozenset(
         "warmup",
         "label_smoothing",
         "grad_clip",
-        "normalization",
     }
 )
 NORM_EPS = 1e-5  # nn.LayerNorm's and nn.BatchNorm1d's default, which build_mlp uses
@@ -97,18 +96,14 @@ BATCH_NORM_MOMENTUM = 0.1  # nn.BatchNorm1d's default weight of a batch in the r
 _EVAL_ELEMENTS = 2**24  # slots x rows x width per evaluation chunk, so validation memory stays near 64 MiB
 
 
-def fused_unsupported_reason(
-    widths: Sequence[int],
-    dropouts: Sequence[float],
-    activation: str,
-    settings: TrainSettings,
-) -> str | None:
+def fused_unsupported_reason(net: Net, settings: TrainSettings) -> str | None:
     """Why this trial cannot train in the fused engine, or None when it can.
 
     Every embedding of `train_mlp` trains fused (it partitions slots into groups, see `FusedGroup`).
 
     Example:
-        >>> fused_unsupported_reason([64, 32], [0.0, 0.0], "relu", TrainSettings()) is None
+        >>> from archsearch.spaces import NetSpec
+        >>> fused_unsupported_reason(NetSpec((64, 32), (0.0, 0.0), "relu"), TrainSettings()) is None
         True
     """
     for field in dataclasses.fields(settings):
@@ -118,8 +113,8 @@ def fused_unsupported_reason(
         value = getattr(settings, field.name)
         if value != default:
             return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
-    if len(widths) > 0 and activation not in ACTIVATIONS:
-        return f"the fused engine has no activation {activation!r}"
+    if len(net.widths) > 0 and net.activation not in ACTIVATIONS:
+        return f"the fused engine has no activation {net.activation!r}"
     return None
 
 
@@ -164,19 +159,19 @@ class FusedGroup:
     @classmethod
     def of(cls, spec: SlotSpec, *, max_depth: int = 0, max_width: int = 1) -> FusedGroup:
         """The group a run joins, for networks up to `max_depth` x `max_width`."""
-        settings = spec.settings
+        settings, net = spec.settings, spec.net
         return cls(
-            activation=spec.activation,
+            activation=net.activation,
             batch_size=settings.batch_size,
             max_depth=max_depth,
             max_width=max_width,
             device=settings.device,
             bf16=settings.bf16,
             class_weight=settings.class_weight,
-            normalization=settings.normalization,
-            embedding=spec.embedding,
+            normalization=net.normalization,
+            embedding=net.embedding,
             # Without an embedding its size means nothing: runs that differ only there share a group.
-            embedding_dim=spec.embedding_dim if spec.embedding != "none" else DEFAULT_DIM,
+            embedding_dim=net.embedding_dim if net.embedding != "none" else DEFAULT_DIM,
         )
 
     def n_inputs(self, n_features: int, n_numeric: int) -> int:
@@ -247,12 +242,8 @@ def padding_acceptable(n_features: int, widths: Sequence[int], n_outputs: int, g
 class SlotSpec:
     """One training run to place in a slot: the architecture and its settings, as `train_mlp` takes them."""
 
-    widths: tuple[int, ...]
-    dropouts: tuple[float, ...]
-    activation: str
+    net: Net  # archsearch.spaces.NetSpec
     settings: TrainSettings
-    embedding: str = "none"
-    embedding_dim: int = DEFAULT_DIM
 
 
 Report = Callable[[int, float], bool | str]  # as train_mlp's `report`
@@ -280,7 +271,7 @@ class Population:
 
     Example:
         >>> population = Population(data, FusedGroup(activation="relu", max_depth=2, max_width=64), capacity=8)  # doctest: +SKIP
-        >>> slot = population.add(SlotSpec((64, 32), (0.0, 0.0), "relu", TrainSettings(epochs=20)))  # doctest: +SKIP
+        >>> slot = population.add(SlotSpec(NetSpec((64, 32), (0.0, 0.0), "relu"), TrainSettings(epochs=20)))  # doctest: +SKIP
         >>> while population.occupied:  # doctest: +SKIP
         ...     for slot, result in population.step_epoch():
         ...         print(slot, result.status, result.best_value)
@@ -408,26 +399,27 @@ class Population:
 
     def unfit_reason(self, spec: SlotSpec) -> str | None:
         """Why `spec` cannot join this population, or None when it can."""
-        widths, settings, group = spec.widths, spec.settings, self.group
-        _check_architecture(self.data.n_features, widths, spec.dropouts, spec.activation, self.data.n_outputs)
+        net, settings, group = spec.net, spec.settings, self.group
+        widths = net.widths
+        _check_architecture(self.data.n_features, widths, net.dropouts, net.activation, self.data.n_outputs)
         _check_metric(settings.metric, self.data.task)
-        reason = fused_unsupported_reason(widths, spec.dropouts, spec.activation, settings)
+        reason = fused_unsupported_reason(net, settings)
         if reason is not None:
             return reason
         if len(widths) > group.max_depth or any(w > group.max_width for w in widths):
             return f"widths {list(widths)} exceed the group's {group.max_depth} layers of {group.max_width} units"
-        if spec.embedding != group.embedding or (
-            spec.embedding != "none" and spec.embedding_dim != group.embedding_dim
-        ):
+        if net.embedding != group.embedding or (net.embedding != "none" and net.embedding_dim != group.embedding_dim):
             return (
-                f"embedding {spec.embedding!r} of {spec.embedding_dim} differs from the group's "
+                f"embedding {net.embedding!r} of {net.embedding_dim} differs from the group's "
                 f"{group.embedding!r} of {group.embedding_dim}"
             )
         if len(widths) == 0 and group.max_depth > 0 and self.n_inputs > group.max_width:
             return f"a depth-0 slot needs max_width >= its inputs ({self.n_inputs})"
-        if len(widths) > 0 and spec.activation != group.activation:
-            return f"activation {spec.activation!r} differs from the group's {group.activation!r}"
-        for name in ("batch_size", "bf16", "class_weight", "normalization"):
+        if len(widths) > 0 and net.activation != group.activation:
+            return f"activation {net.activation!r} differs from the group's {group.activation!r}"
+        if net.normalization != group.normalization:
+            return f"normalization {net.normalization!r} differs from the group's {group.normalization!r}"
+        for name in ("batch_size", "bf16", "class_weight"):
             if getattr(settings, name) != getattr(group, name):
                 return f"{name} {getattr(settings, name)!r} differs from the group's {getattr(group, name)!r}"
         if _resolve_device(settings.device) != self.device:
@@ -538,9 +530,9 @@ class Population:
         )
         model = build_mlp(
             data.n_features,
-            spec.widths,
-            spec.dropouts,
-            spec.activation,
+            spec.net.widths,
+            spec.net.dropouts,
+            spec.net.activation,
             data.n_outputs,
             normalization=group.normalization,
             generator=generator,
@@ -592,7 +584,7 @@ class Population:
             if self._embedding == "pl":
                 state["0.encoder.edges"] = self._edges.cpu().clone()
             position = 1
-        for layer, (width, p) in enumerate(zip(spec.widths, spec.dropouts)):
+        for layer, (width, p) in enumerate(zip(spec.net.widths, spec.net.dropouts)):
             first = self._per_layer * layer
             weight, bias = tensors[first], tensors[first + 1]
             state[f"{position}.weight"] = weight[:fan_in, :width].T.clone()  # (width, fan_in)
@@ -630,7 +622,7 @@ class Population:
             for tensor in embedded:
                 tensor.copy_(torch.empty(tensor.shape).uniform_(-bound, bound, generator=generator))
         fan_in = self.n_inputs
-        layers = [(self._per_layer * layer, width) for layer, width in enumerate(spec.widths)]
+        layers = [(self._per_layer * layer, width) for layer, width in enumerate(spec.net.widths)]
         layers.append((len(views) - 2, self.data.n_outputs))
         for position, fan_out in layers:
             bound = 1.0 / math.sqrt(fan_in)
@@ -662,7 +654,7 @@ class Population:
                 on[:, index] = True  # an empty slot's zero layers give zeros either way; no pass-through needed
                 continue
             active[index] = 1.0
-            for layer, p in enumerate(slot.spec.dropouts):
+            for layer, p in enumerate(slot.spec.net.dropouts):
                 on[layer, index] = True
                 drop[layer, index] = p
         self._on = on.to(self.device)  # (depth, capacity, 1, 1): the slot has this layer
@@ -673,7 +665,7 @@ class Population:
         self._active = active.to(self.device)  # (capacity,)
         units = torch.zeros(depth, self._size, 1, self.group.max_width)
         for index, slot in enumerate(self._slots):
-            for layer, width in enumerate([] if slot is None else slot.spec.widths):
+            for layer, width in enumerate([] if slot is None else slot.spec.net.widths):
                 units[layer, index, 0, :width] = 1.0
         self._units = units.to(self.device)  # (depth, capacity, 1, width): the slot's real units of the layer
         # At least 1, so a slot without the layer (all zeros) normalizes to zeros, not 0 / 0.
@@ -914,7 +906,7 @@ def train_fused(
     Returns the results in the order of `specs`.
 
     Example:
-        >>> specs = [SlotSpec((64,), (0.0,), "relu", TrainSettings(lr=lr, epochs=10)) for lr in (1e-3, 3e-3)]  # doctest: +SKIP
+        >>> specs = [SlotSpec(NetSpec((64,), (0.0,), "relu"), TrainSettings(lr=lr, epochs=10)) for lr in (1e-3, 3e-3)]  # doctest: +SKIP
         >>> [r.status for r in train_fused(specs, data, FusedGroup("relu", max_depth=1, max_width=64), 2)]  # doctest: +SKIP
         ['completed', 'completed']
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.trainers._checks import is_int, is_real
-from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
+from archsearch.trainers._embedding import build_embedding
 from archsearch.trainers._model import build_mlp, count_parameters
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import (
@@ -29,7 +29,7 @@ from archsearch.trainers.metrics import (
     classification_metrics,
     regression_metrics,
 )
-from archsearch.trainers.names import DEVICE_RULE, LR_SCHEDULES, NORMALIZATIONS, OPTIMIZERS, is_device_name
+from archsearch.trainers.names import DEVICE_RULE, LR_SCHEDULES, OPTIMIZERS, Net, is_device_name
 
 CLASS_WEIGHTS = ("none", "balanced")
 EVAL_BATCH_SIZE = 8192
@@ -61,7 +61,6 @@ class TrainSettings:
     cooldown: float = 0.0  # fraction of the last steps over which the lr falls linearly to 0 ("constant" only)
     label_smoothing: float = 0.0  # classification only
     grad_clip: float | None = None  # largest gradient norm over all parameters at each step
-    normalization: Literal["none", "batch", "layer"] = "none"  # a norm layer after each hidden Linear
 
     def __post_init__(self) -> None:
         rules = (
@@ -110,7 +109,6 @@ class TrainSettings:
                 or (is_real(self.grad_clip) and math.isfinite(self.grad_clip) and self.grad_clip > 0),
                 "a float > 0 or None",
             ),
-            ("normalization", self.normalization in NORMALIZATIONS, f"one of {list(NORMALIZATIONS)}"),
         )
         for name, ok, rule in rules:
             if not ok:
@@ -137,15 +135,10 @@ class TrainResult:
 
 
 def train_mlp(
-    widths: Sequence[int],
-    dropouts: Sequence[float],
-    activation: str,
+    net: Net,
     data: PreparedData,
     settings: TrainSettings,
     report: Callable[[int, float], bool | str] | None = None,
-    *,
-    embedding: str = "none",
-    embedding_dim: int = DEFAULT_DIM,
 ) -> TrainResult:
     """Train an MLP on `data` and return its best epoch's weights and metrics.
 
@@ -154,25 +147,24 @@ def train_mlp(
     infinite loss ends the run with status "diverged" instead of raising.
 
     Args:
-        widths: Hidden layer widths.
-        dropouts: Dropout probability after each hidden layer.
-        activation: Activation name, see `build_mlp`.
+        net: The architecture (`archsearch.spaces.NetSpec`): hidden widths, dropouts, activation and norm
+            layer (see `build_mlp`), and the numeric-feature embedding before the first layer ("pl" takes
+            its bin edges from `data.x_train`, see `_embedding.py`).
         data: Standardized splits; the validation split must not be empty.
         settings: Optimizer, schedule and device settings.
         report: Called as `report(epoch, value)` after every epoch (epochs count from 1) with the
             validation metric in the target's original units; returning True stops the run with
             status "pruned", returning a string stops it likewise with that string as the reason.
-        embedding: Numeric-feature embedding before the first layer, one of "none", "periodic", "pl"
-            (see `_embedding.py`); "pl" takes its bin edges from `data.x_train`.
-        embedding_dim: Values per embedded feature.
 
     Returns:
         The run's outcome; `metrics` holds e.g. "train_accuracy", "val_log_loss", "test_rmse".
 
     Example:
+        >>> from archsearch.spaces import NetSpec
         >>> from archsearch.trainers.data import DataSpec, load_data
         >>> data = load_data(DataSpec(dataset="wine"))
-        >>> result = train_mlp([64, 32], [0.1, 0.0], "relu", data, TrainSettings(epochs=5, patience=5))
+        >>> net = NetSpec(widths=(64, 32), dropouts=(0.1, 0.0), activation="relu")
+        >>> result = train_mlp(net, data, TrainSettings(epochs=5, patience=5))
         >>> result.status, sorted(result.metrics)[:2]
         ('completed', ['test_accuracy', 'test_balanced_accuracy'])
     """
@@ -184,7 +176,7 @@ def train_mlp(
             f"TrainSettings.label_smoothing is {settings.label_smoothing!r} but label smoothing applies to "
             "classification only; use 0.0 for regression."
         )
-    if settings.normalization == "batch" and len(data.x_train) < 2:
+    if net.normalization == "batch" and len(data.x_train) < 2:
         raise ValueError("normalization 'batch' needs at least 2 training rows to compute batch statistics.")
     device = _resolve_device(settings.device)
     if settings.num_threads is not None:
@@ -193,23 +185,23 @@ def train_mlp(
     generator = torch.Generator().manual_seed(settings.seed)  # weight init, then one shuffle per epoch
     numeric = data.preprocessing.numeric_features
     embedder = build_embedding(
-        embedding, embedding_dim, data.n_features, numeric, train_rows=data.x_train, generator=generator
+        net.embedding, net.embedding_dim, data.n_features, numeric, train_rows=data.x_train, generator=generator
     )
     model = build_mlp(
         data.n_features,
-        widths,
-        dropouts,
-        activation,
+        net.widths,
+        net.dropouts,
+        net.activation,
         data.n_outputs,
         generator=generator,
         embedding=embedder,
-        normalization=settings.normalization,
+        normalization=net.normalization,
     )
     model.to(device)
     optimizer = _make_optimizer(settings, model)
     loss_fn = _make_loss(data, settings.class_weight, settings.label_smoothing, device)
     # The schedule spans the whole budget, so a run stopped early was on the same schedule as a full one.
-    steps_per_epoch = _batches_per_epoch(len(data.x_train), settings.batch_size, settings.normalization)
+    steps_per_epoch = _batches_per_epoch(len(data.x_train), settings.batch_size, net.normalization)
     total_steps = settings.epochs * steps_per_epoch
     use_bf16 = settings.bf16 and device.type == "cuda"
     x = {split: _tensor(getattr(data, f"x_{split}"), torch.float32, device) for split in ("train", "val", "test")}
@@ -228,7 +220,17 @@ def train_mlp(
         for epoch in range(1, settings.epochs + 1):
             first_step = (epoch - 1) * steps_per_epoch
             loss = _train_epoch(
-                model, optimizer, loss_fn, x["train"], y_train, generator, use_bf16, settings, first_step, total_steps
+                model,
+                optimizer,
+                loss_fn,
+                x["train"],
+                y_train,
+                generator,
+                use_bf16,
+                settings,
+                first_step,
+                total_steps,
+                steps_per_epoch,
             )
             if not math.isfinite(loss):
                 status, reason = "diverged", f"loss became {loss} at epoch {epoch}"
@@ -286,8 +288,9 @@ def _train_epoch(
     settings: TrainSettings,
     first_step: int,
     total_steps: int,
+    n_batches: int,
 ) -> float:
-    """One pass over the shuffled training rows; returns the mean loss."""
+    """One pass of `n_batches` batches over the shuffled training rows; returns the mean loss."""
     model.train()
     n_rows, batch_size = x.shape[0], settings.batch_size
     # Drawn on CPU so that the batch order is the same on every device.
@@ -296,7 +299,7 @@ def _train_epoch(
     x, y = x[order], y[order]  # (n_rows, n_features), (n_rows,)
     scheduled = settings.lr_schedule != "constant" or settings.warmup > 0 or settings.cooldown > 0
     losses, sizes = [], []
-    for batch in range(_batches_per_epoch(n_rows, batch_size, settings.normalization)):
+    for batch in range(n_batches):
         start = batch * batch_size
         if scheduled:
             _set_lr(optimizer, settings.lr * _lr_factor(first_step + batch, total_steps, settings))

@@ -7,6 +7,8 @@ copies equal, and `archsearch.config` checks devices with `is_device_name` from 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
 __all__ = [
     "ACTIVATIONS",
@@ -14,6 +16,7 @@ __all__ = [
     "EMBEDDINGS",
     "LR_SCHEDULES",
     "NORMALIZATIONS",
+    "Net",
     "OPTIMIZERS",
     "is_device_name",
 ]
@@ -31,3 +34,23 @@ _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 def is_device_name(name: object) -> bool:
     """Whether `name` is a device the trainer accepts ("auto" picks CUDA when it is there)."""
     return isinstance(name, str) and _DEVICE_PATTERN.fullmatch(name) is not None
+
+
+class Net(Protocol):
+    """What the trainers read of one network's architecture: `archsearch.spaces.NetSpec` is the one in use.
+
+    The trainers may not import `spaces` (the layout keeps them apart), so they name the fields they read.
+    """
+
+    @property
+    def widths(self) -> Sequence[int]: ...  # hidden widths, input side first
+    @property
+    def dropouts(self) -> Sequence[float]: ...  # one per hidden layer
+    @property
+    def activation(self) -> str: ...  # one of ACTIVATIONS
+    @property
+    def normalization(self) -> str: ...  # one of NORMALIZATIONS
+    @property
+    def embedding(self) -> str: ...  # one of EMBEDDINGS
+    @property
+    def embedding_dim(self) -> int: ...  # values per embedded feature

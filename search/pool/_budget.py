@@ -1,6 +1,6 @@
 """How long the export's refit of a trial takes, and when a search with a timeout stops starting trials.
 
-`export` refits the chosen trial on train + validation rows by default (archsearch._refit). With a timeout,
+`export` refits the chosen trial on train + validation rows by default (archsearch.export._refit). With a timeout,
 that refit used to come after the whole timeout: the default search then export ran 5 to 51 s past the
 timeout on the quality benchmark's tables (BENCHMARKS.md section 6). With `[study] reserve_refit` (the
 default) a worker stops starting trials once the time left is what the refit of the best trial so far
@@ -49,7 +49,7 @@ def refit_epochs(best_epoch: int | None, n_fit: int, n_refit: int, *, fallback: 
         n_fit: Rows the search trained it on (`fit_rows`).
         n_refit: Rows the refit trains on.
         fallback: The study's [train] epochs.
-        keep: "epochs" keeps the passes over the data (the default, see archsearch._refit); "steps"
+        keep: "epochs" keeps the passes over the data (the default, see archsearch.export._refit); "steps"
             keeps the optimizer steps, i.e. scales the epochs by n_fit / n_refit.
 
     Example:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from archsearch.spaces import NetSpec
 from archsearch.trainers.data import PreparedData
 
 __all__ = ["FOLD_VALUES_ATTR", "FOLD_BEST_EPOCHS_ATTR", "FoldsResult", "train_folds"]
@@ -50,32 +51,29 @@ class FoldsResult:
 
 
 def train_folds(
-    widths: Sequence[int],
-    dropouts: Sequence[float],
-    activation: str,
+    net: NetSpec,
     folds: Sequence[PreparedData],
     settings: Any,
     report: Callable[[int, float], bool | str] | None = None,
     epoch_report: Callable[[int, float], bool | str] | None = None,
-    **embedding: Any,
 ) -> FoldsResult:
     """Train the candidate on each fold in turn; `report(fold, running_mean)` after each fold may stop it.
 
     Args:
+        net: The architecture (`archsearch.spaces.NetSpec`), the same for every fold.
         folds: From `load_folds`, at least two.
         settings: The trainer's `TrainSettings`, used unchanged for every fold.
         report: Called after fold i (from 1) with the mean of the validation values of folds 1..i;
             a True answer before the last fold stops the run with status "pruned" (a string answer
             likewise, with that string as the reason).
         epoch_report: `train_mlp`'s report for every epoch of every fold (e.g. the search's time check).
-        **embedding: `embedding` and `embedding_dim` for `train_mlp`, the same for every fold.
     """
     from archsearch.trainers import train_mlp
 
     results = []
     status, reason = "completed", None
     for index, fold in enumerate(folds, start=1):
-        result = train_mlp(widths, dropouts, activation, fold, settings, epoch_report, **embedding)
+        result = train_mlp(net, fold, settings, epoch_report)
         if result.status != "completed":
             status, reason = result.status, f"fold {index} of {len(folds)}: {result.reason}"
             break

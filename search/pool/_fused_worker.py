@@ -272,18 +272,18 @@ def _population_for(spec: Any, objective: Any, populations: list) -> Any:
         if p.free
         and dataclasses.replace(p.group, max_depth=0, max_width=1) == shared
         and p.unfit_reason(spec) is None
-        and padding_acceptable(n_in, spec.widths, data.n_outputs, p.group)
+        and padding_acceptable(n_in, spec.net.widths, data.n_outputs, p.group)
     ]
     if fits:
         return min(fits, key=lambda p: (cost(p), -p.occupied))
-    depth, width = size_bucket(spec.widths)
+    depth, width = size_bucket(spec.net.widths)
     group = dataclasses.replace(shared, max_depth=depth, max_width=width)
     space = objective.config.space
     largest = dataclasses.replace(
         shared, max_depth=max(depth, space.layers[1]), max_width=max(width, size_bucket([space.width[1]])[1])
     )
     # A linear slot in a deeper population carries its inputs through hidden units: it needs them wide enough.
-    linear_fits = len(spec.widths) > 0 or n_in <= largest.max_width
+    linear_fits = len(spec.net.widths) > 0 or n_in <= largest.max_width
     if linear_fits and padding_is_free(n_in, data.n_outputs, largest):
         group = largest
     for population in populations:

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from archsearch.config import SearchConfig
 from archsearch.pool._folds import FoldsResult, train_folds
-from archsearch.spaces import Candidate
+from archsearch.spaces import Candidate, NetSpec
 from archsearch.storage import drop_weights_beyond_best, keys, open_artifact_store, set_user_attrs, upload_weights
 from archsearch.trainers.data import PreparedData, load_folds
 from archsearch.trainers.metrics import REGRESSION_METRICS
@@ -24,7 +24,7 @@ __all__ = ["Objective", "TotalReached", "stop_for_time", "time_up_reason", "trai
 
 
 # The Hyperparameters fields that reach TrainSettings under their own name, beyond the four of every trial.
-RECIPE_KEYS = ("lr_schedule", "label_smoothing", "normalization")
+RECIPE_KEYS = ("lr_schedule", "label_smoothing")
 
 
 class TotalReached(Exception):
@@ -93,21 +93,17 @@ def train_and_record(
     trial: optuna.Trial,
     settings: Any,
     data: PreparedData | Sequence[PreparedData],
-    widths,
-    dropouts,
-    activation,
+    net: NetSpec,
     *,
     prune_from: int | None = 1,
     more_attrs: Callable[[Any], Mapping[str, Any]] | None = None,
     time_up: Callable[[], bool] | None = None,
-    **embedding: Any,
 ):
     """Train one network, reporting each epoch to the trial, and store the outcome as user attributes.
 
     Args:
         data: One split, or the folds of `load_folds` (then a step is a fold, see `train_folds`).
-        **embedding: `embedding` and `embedding_dim` for `train_mlp` (the numeric-feature embedding; none
-            when absent).
+        net: The architecture to train.
         prune_from: First epoch at which the study's pruner is asked (None: never). Asking reads every
             finished trial, so epochs where the pruner cannot prune yet (its warm-up) skip it.
         more_attrs: For a completed run, more attributes to store with the outcome (e.g. the weights'
@@ -129,13 +125,13 @@ def train_and_record(
         return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
     if single:
-        result = train_mlp(widths, dropouts, activation, data, settings, report, **embedding)
+        result = train_mlp(net, data, settings, report)
     else:
         # With folds `report` sees each fold's end; the time check must also reach every epoch of a fold.
         def epoch_report(epoch: int, value: float) -> bool | str:
             return stop_for_time(time_up, epoch) or False
 
-        result = train_folds(widths, dropouts, activation, data, settings, report, epoch_report, **embedding)
+        result = train_folds(net, data, settings, report, epoch_report)
     attrs = {
         "device": result.device,
         "epochs_run": result.epochs_run,
@@ -220,17 +216,8 @@ class Objective:
 
         try:
             candidate = self._sample(trial)
-            architecture = candidate.architecture
-            settings = self._settings(trial, candidate)
-            spec = SlotSpec(
-                tuple(architecture.widths),
-                tuple(architecture.dropouts),
-                architecture.activation,
-                settings,
-                embedding=architecture.embedding,
-                embedding_dim=architecture.embedding_dim,
-            )
-            reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
+            spec = SlotSpec(candidate.architecture, self._settings(trial, candidate))
+            reason = fused_unsupported_reason(spec.net, spec.settings)
             if reason is None and self.config.data.folds:
                 reason = "the fused engine does not train [data] folds yet"
         except TotalReached:
@@ -316,7 +303,6 @@ class Objective:
 
     def _train(self, trial: optuna.Trial, candidate: Candidate) -> float:
         settings = self._settings(trial, candidate)
-        architecture = candidate.architecture
         if self.config.data.folds and self._folds is None:
             self._folds = load_folds(self.config.data)
 
@@ -324,14 +310,10 @@ class Objective:
             trial,
             settings,
             self._folds or self.data,
-            architecture.widths,
-            architecture.dropouts,
-            architecture.activation,
+            candidate.architecture,
             prune_from=self.prune_from,
             more_attrs=self._weights_attr(trial),
             time_up=self.time_up,
-            embedding=architecture.embedding,
-            embedding_dim=architecture.embedding_dim,
         )
         return result.best_value
 

@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.config import SearchConfig
 from archsearch.pool import FusedSlot, TotalReached, WorkerContext, train_and_record, train_settings
-from archsearch.spaces import Architecture, Hyperparameters, Neighbour
+from archsearch.spaces import Hyperparameters, Neighbour, NetSpec
 from archsearch.storage import keys
 from archsearch.trainers.data import PreparedData
 
@@ -76,7 +76,7 @@ class Centre:
     """
 
     trial: int
-    architecture: Architecture
+    architecture: NetSpec
     hyperparameters: Hyperparameters
     neighbours: tuple[Neighbour, ...]
 
@@ -201,11 +201,8 @@ class SensitivityObjective:
 
         try:
             job = self._take_job(trial)
-            settings = self._settings(job)
-            spec = SlotSpec(
-                tuple(job["widths"]), tuple(job["dropouts"]), job["activation"], settings, **_embedding(job)
-            )
-            reason = fused_unsupported_reason(spec.widths, spec.dropouts, spec.activation, settings)
+            spec = SlotSpec(job_net(job), self._settings(job))
+            reason = fused_unsupported_reason(spec.net, spec.settings)
         except TotalReached:
             raise
         except Exception as e:
@@ -251,22 +248,13 @@ class SensitivityObjective:
     def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
         settings = self._settings(job)
         # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
-        result = train_and_record(
-            trial,
-            settings,
-            self.data,
-            job["widths"],
-            job["dropouts"],
-            job["activation"],
-            prune_from=None,
-            **_embedding(job),
-        )
+        result = train_and_record(trial, settings, self.data, job_net(job), prune_from=None)
         return result.best_value
 
 
-def _embedding(job: dict[str, Any]) -> dict[str, Any]:
-    """`embedding` and `embedding_dim` of a job, as train_mlp's keyword arguments; empty without an embedding."""
-    return {name: job[name] for name in (keys.EMBEDDING, keys.EMBEDDING_DIM) if name in job}
+def job_net(job: dict[str, Any]) -> NetSpec:
+    """The architecture a job trains: its stored `NetSpec` keys (a job's norm layer is its centre's)."""
+    return NetSpec.from_trial(job)
 
 
 def sensitivity_objective(context: WorkerContext) -> SensitivityObjective:

@@ -24,7 +24,7 @@ from archsearch.sensitivity._jobs import (
     sensitivity_objective,
 )
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
-from archsearch.spaces import Architecture, Neighbour, across_sizes_neighbours, is_int, neighbourhood, pick_centres
+from archsearch.spaces import Neighbour, NetSpec, across_sizes_neighbours, is_int, neighbourhood, pick_centres
 from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
 from archsearch.storage import FINISHED_STATES, keys, make_storage, name_metric, open_study
 from archsearch.trainers.data import Preprocessing
@@ -273,9 +273,9 @@ def _hidden_layer_widths(config: SearchConfig) -> tuple[int, ...]:
     return tuple(sorted({low, round(math.sqrt(low * high)), high}))
 
 
-def _architecture(trial: FrozenTrial) -> Architecture:
-    # With its input embedding, if any: the neighbours keep it, so only their size differs from the centre.
-    return Architecture.from_attrs(trial.user_attrs)
+def _architecture(trial: FrozenTrial) -> NetSpec:
+    # With its norm layer and input embedding, if any: the neighbours keep them, so only their size differs.
+    return NetSpec.from_trial(trial.user_attrs, trial.params)
 
 
 def _numeric_inputs(parent: optuna.Study) -> int | None:

@@ -14,7 +14,7 @@ from archsearch.config import SearchConfig
 from archsearch.export import export_best, load_model
 from archsearch.pool import Objective
 from archsearch.sensitivity import run_sensitivity
-from archsearch.spaces import Architecture
+from archsearch.spaces import NetSpec
 from archsearch.storage import keys, make_storage
 from archsearch.trainers import TrainSettings, train_mlp
 from archsearch.trainers.data import load_data
@@ -55,10 +55,10 @@ def test_trial_records_the_embedding_and_counts_its_parameters(tmp_path: Path) -
     study.optimize(objective, n_trials=1)
     attrs = study.trials[0].user_attrs
     assert (attrs[keys.EMBEDDING], attrs[keys.EMBEDDING_DIM]) == ("pl", 4)
-    # The architecture's attributes are written from Architecture.to_dict: its names are those of storage.keys.
+    # The architecture's attributes are written from NetSpec.to_dict: its names are those of storage.keys.
     architecture_keys = {keys.WIDTHS, keys.DROPOUTS, keys.ACTIVATION, keys.EMBEDDING, keys.EMBEDDING_DIM}
-    assert set(Architecture.from_attrs(attrs).to_dict()) == architecture_keys
-    trained = train_mlp([8], [0.0], "relu", data, TrainSettings(epochs=1), embedding="pl", embedding_dim=4)
+    assert set(NetSpec.from_trial(attrs).to_dict()) == architecture_keys
+    trained = train_mlp(NetSpec([8], [0.0], "relu", embedding="pl", embedding_dim=4), data, TrainSettings(epochs=1))
     # 2 numeric inputs embedded (4 bins -> 4 values each), 3 one-hot inputs passed through.
     assert attrs["n_params"] == trained.n_params == 2 * (4 * 4 + 4) + (11 * 8 + 8) + (8 * 2 + 2)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from archsearch._ensemble_selection import greedy_selection
+from archsearch.export._selection import greedy_selection
 
 Y = np.array([0, 1, 1, 0, 1, 0])
 

@@ -147,7 +147,7 @@ def test_export_best_refit_reports_only_unseen_test_metrics(digits_search: Finis
 
 def test_pick_trial_takes_the_smallest_of_tied_best_trials(capsys: pytest.CaptureFixture[str]) -> None:
     """Check that export picks the smallest network among trials tied for best, says so, and obeys --trial."""
-    from archsearch.export import _pick_trial
+    from archsearch.export._plan import _pick_trial
     from archsearch.storage import keys
 
     study = optuna.create_study(direction="maximize")

@@ -71,9 +71,9 @@ def test_refit_trains_on_exactly_the_train_and_validation_rows(
     seen = []
     real_train = archsearch.trainers.train_mlp
 
-    def spy(widths, dropouts, activation, data, settings, report=None, **embedding):
+    def spy(net, data, settings, report=None):
         seen.append((data, settings))
-        return real_train(widths, dropouts, activation, data, settings, report, **embedding)
+        return real_train(net, data, settings, report)
 
     monkeypatch.setattr(archsearch.trainers, "train_mlp", spy)
     out = export_best(wine_search.url, "wine", tmp_path / "m", greedy_ensemble=False)
@@ -253,10 +253,10 @@ def test_refit_cools_a_constant_lr_down_and_leaves_decaying_schedules_alone(
     (no refit) never does."""
     import copy
 
-    from archsearch._refit import REFIT_COOLDOWN, train_member
+    from archsearch.export._refit import REFIT_COOLDOWN, train_member
 
     seen = []
-    monkeypatch.setattr(archsearch.trainers, "train_mlp", lambda *args, **kwargs: seen.append(args[4]))
+    monkeypatch.setattr(archsearch.trainers, "train_mlp", lambda *args, **kwargs: seen.append(args[2]))
     trial = copy.deepcopy(next(t for t in wine_search.study.trials if t.params.get("n_layers")))
     data = load_data(wine_search.config.data)
     for schedule, epochs in (("constant", 3), ("cosine", 3), ("constant", None)):
@@ -268,7 +268,7 @@ def test_refit_cools_a_constant_lr_down_and_leaves_decaying_schedules_alone(
 
 def _greedy_by_hand(search: FinishedSearch, tmp_path: Path) -> tuple[list[int], list[float]]:
     """The members and weights greedy selection gives on the search's validation split, from no-refit exports."""
-    from archsearch._ensemble_selection import greedy_selection
+    from archsearch.export._selection import greedy_selection
 
     data = load_data(search.config.data)
     study = search.study

@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from archsearch.spaces import Architecture, Candidate, Hyperparameters, InvalidSpaceError
+from archsearch.spaces import Candidate, Hyperparameters, InvalidSpaceError, NetSpec
 
 
-def _arch(widths: tuple[int, ...], activation: str = "relu") -> Architecture:
-    return Architecture(widths=widths, dropouts=(0.0,) * len(widths), activation=activation)
+def _arch(widths: tuple[int, ...], activation: str = "relu") -> NetSpec:
+    return NetSpec(widths=widths, dropouts=(0.0,) * len(widths), activation=activation)
 
 
 def test_architecture_n_params_matches_hand_count() -> None:
@@ -47,32 +47,32 @@ def test_architecture_layer_shape_classifies_hand_cases(widths: tuple[int, ...],
 
 def test_architecture_coerces_lists_to_tuples() -> None:
     """Check that lists become tuples, so equal architectures compare and hash equal."""
-    arch = Architecture(widths=[32, 16], dropouts=[0.1, 0], activation="gelu")
-    assert arch == Architecture(widths=(32, 16), dropouts=(0.1, 0.0), activation="gelu")
+    arch = NetSpec(widths=[32, 16], dropouts=[0.1, 0], activation="gelu")
+    assert arch == NetSpec(widths=(32, 16), dropouts=(0.1, 0.0), activation="gelu")
     assert isinstance(arch.widths, tuple) and isinstance(arch.dropouts[1], float)
     assert hash(arch)
 
 
 def test_architecture_round_trips_through_json() -> None:
     """Check that from_dict(to_dict()) gives the same architecture after JSON."""
-    arch = Architecture(widths=(32, 16), dropouts=(0.25, 0.0), activation="tanh")
-    assert Architecture.from_dict(json.loads(json.dumps(arch.to_dict()))) == arch
+    arch = NetSpec(widths=(32, 16), dropouts=(0.25, 0.0), activation="tanh")
+    assert NetSpec.from_dict(json.loads(json.dumps(arch.to_dict()))) == arch
 
 
 def test_architecture_from_dict_rejects_unknown_and_missing_keys() -> None:
     """Check that from_dict names an unknown key and a missing one."""
     data = {"widths": [8], "dropouts": [0.0], "activation": "relu"}
-    match = "Unknown key 'widht' in Architecture; valid keys are: widths"
+    match = "Unknown key 'widht' in NetSpec; valid keys are: widths"
     with pytest.raises(InvalidSpaceError, match=match):
-        Architecture.from_dict({**data, "widht": [8]})
-    with pytest.raises(InvalidSpaceError, match="Missing key 'dropouts' in Architecture"):
-        Architecture.from_dict({"widths": [8], "activation": "relu"})
+        NetSpec.from_dict({**data, "widht": [8]})
+    with pytest.raises(InvalidSpaceError, match="Missing key 'dropouts' in NetSpec"):
+        NetSpec.from_dict({"widths": [8], "activation": "relu"})
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"widths": (8, 0)}, r"'widths' parameter of Architecture must be a list of ints >= 1"),
+        ({"widths": (8, 0)}, r"'widths' parameter of NetSpec must be a list of ints >= 1"),
         ({"widths": (8, True)}, r"'widths' .* ints >= 1. Got \(8, True\) instead"),
         ({"widths": "8"}, r"'widths' .* ints >= 1"),
         ({"dropouts": (1.0,)}, r"'dropouts' .* floats in \[0, 1\)"),
@@ -85,7 +85,7 @@ def test_architecture_rejects_invalid_values(kwargs: dict, match: str) -> None:
     """Check that each invalid field raises the scikit-learn style error naming it."""
     valid = {"widths": (8,), "dropouts": (0.0,), "activation": "relu"}
     with pytest.raises(InvalidSpaceError, match=match):
-        Architecture(**{**valid, **kwargs})
+        NetSpec(**{**valid, **kwargs})
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests for the numeric-feature embedding in the search space: MLPSpace.embedding and Architecture.embedding."""
+"""Tests for the numeric-feature embedding in the search space: MLPSpace.embedding and NetSpec.embedding."""
 
 import json
 
@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.samplers import RandomSampler
 
-from archsearch.spaces import Architecture, Candidate, InvalidSpaceError, MLPSpace
+from archsearch.spaces import Candidate, InvalidSpaceError, MLPSpace, NetSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -93,11 +93,14 @@ def test_embedding_dim_matters_for_compatibility_only_where_an_embedding_can_be_
 
 def test_architecture_embedding_round_trips_and_reads_old_dicts() -> None:
     """Check that to_dict carries the embedding only when there is one, and an old dict or trial reads as none."""
-    embedded = Architecture((8,), (0.0,), "relu", embedding="periodic", embedding_dim=4)
-    assert Architecture.from_dict(json.loads(json.dumps(embedded.to_dict()))) == embedded
+    embedded = NetSpec((8,), (0.0,), "relu", embedding="periodic", embedding_dim=4)
+    assert NetSpec.from_dict(json.loads(json.dumps(embedded.to_dict()))) == embedded
     old = {"widths": [8], "dropouts": [0.0], "activation": "relu"}
-    assert Architecture.from_dict(old).embedding == "none"
-    assert Architecture.from_attrs({**old, "depth": 1, "n_params": 99}) == Architecture((8,), (0.0,), "relu")
+    assert NetSpec.from_dict(old).embedding == "none"
+    assert NetSpec.from_trial({**old, "depth": 1, "n_params": 99}) == NetSpec((8,), (0.0,), "relu")
+    # Trials stored before the spec held the norm layer have it as a parameter only.
+    assert NetSpec.from_trial(old, {"normalization": "batch"}) == NetSpec((8,), (0.0,), "relu", normalization="batch")
+    assert NetSpec.from_trial({**old, "normalization": "layer"}, {"normalization": "batch"}).normalization == "layer"
     assert (
         Candidate.from_dict(
             {
@@ -111,13 +114,13 @@ def test_architecture_embedding_round_trips_and_reads_old_dicts() -> None:
 
 def test_architecture_n_params_counts_embedded_numeric_inputs_only() -> None:
     """Check the hand count: one-hot inputs pass through, each numeric input becomes dim values."""
-    arch = Architecture((16,), (0.0,), "relu", embedding="pl", embedding_dim=4)
+    arch = NetSpec((16,), (0.0,), "relu", embedding="pl", embedding_dim=4)
     # 3 numeric inputs: 3 * (4 bins x 4 + 4); first layer sees 3 * 4 + 2 one-hot inputs.
     assert arch.n_params(5, 2, n_numeric=3) == 3 * (4 * 4 + 4) + (14 * 16 + 16) + (16 * 2 + 2)
-    periodic = Architecture((), (), "relu", embedding="periodic", embedding_dim=2)
+    periodic = NetSpec((), (), "relu", embedding="periodic", embedding_dim=2)
     # 2 frequencies and a Linear(4 -> 2) per feature; with n_numeric left out every input is numeric.
     assert periodic.n_params(3, 1) == 3 * (2 + 4 * 2 + 2) + (6 * 1 + 1)
-    assert Architecture((16,), (0.0,), "relu").n_params(5, 2, n_numeric=3) == (5 * 16 + 16) + (16 * 2 + 2)
+    assert NetSpec((16,), (0.0,), "relu").n_params(5, 2, n_numeric=3) == (5 * 16 + 16) + (16 * 2 + 2)
 
 
 @pytest.mark.parametrize(
@@ -146,11 +149,11 @@ def test_mlp_space_rejects_invalid_embedding_fields(kwargs: dict, match: str) ->
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"embedding": "ple"}, r"The 'embedding' parameter of Architecture must be one of .*Got 'ple' instead"),
-        ({"embedding_dim": 0}, r"The 'embedding_dim' parameter of Architecture must be an int .*Got 0 instead"),
+        ({"embedding": "ple"}, r"The 'embedding' parameter of NetSpec must be one of .*Got 'ple' instead"),
+        ({"embedding_dim": 0}, r"The 'embedding_dim' parameter of NetSpec must be an int .*Got 0 instead"),
     ],
 )
 def test_architecture_rejects_invalid_embedding(kwargs: dict, match: str) -> None:
-    """Check that Architecture names the embedding field, its rule and the value."""
+    """Check that NetSpec names the embedding field, its rule and the value."""
     with pytest.raises(InvalidSpaceError, match=match):
-        Architecture((8,), (0.0,), "relu", **kwargs)
+        NetSpec((8,), (0.0,), "relu", **kwargs)

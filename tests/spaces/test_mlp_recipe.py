@@ -65,15 +65,13 @@ def test_searched_recipe_is_sampled_with_stable_parameter_names() -> None:
         assert params["lr_schedule"] == hyper.lr_schedule
         assert params["label_smoothing"] == hyper.label_smoothing
         smoothing.add(hyper.label_smoothing)
-        # A linear model has no hidden layer to normalize: no parameter, and "none".
+        # A linear model has no hidden layer to normalize: no parameter, and "none" in its architecture.
         if candidate.architecture.depth:
-            assert params["normalization"] == hyper.normalization
+            assert params["normalization"] == candidate.architecture.normalization
         else:
-            assert "normalization" not in params and hyper.normalization == "none"
+            assert "normalization" not in params and candidate.architecture.normalization == "none"
     assert {c.hyperparameters.lr_schedule for c, _ in samples} == set(SEARCHED["lr_schedule"])
-    assert {c.hyperparameters.normalization for c, p in samples if "normalization" in p} == set(
-        SEARCHED["normalization"]
-    )
+    assert {c.architecture.normalization for c, p in samples if "normalization" in p} == set(SEARCHED["normalization"])
     # On the 0.01 grid, so 0.0 (no smoothing) is reached exactly.
     assert 0.0 in smoothing and all(round(v * 100) == pytest.approx(v * 100) and 0 <= v <= 0.2 for v in smoothing)
 
@@ -83,7 +81,11 @@ def test_switched_off_recipe_adds_no_parameter() -> None:
     for candidate, params in _sample_many(MLPSpace(layers=(1, 2), **SWITCHED_OFF), 10):
         assert not {"lr_schedule", "label_smoothing", "normalization"} & set(params)
         hyper = candidate.hyperparameters
-        assert (hyper.lr_schedule, hyper.label_smoothing, hyper.normalization) == ("constant", 0.0, "none")
+        assert (hyper.lr_schedule, hyper.label_smoothing, candidate.architecture.normalization) == (
+            "constant",
+            0.0,
+            "none",
+        )
 
 
 def test_a_fixed_value_that_is_on_is_still_suggested() -> None:
@@ -110,7 +112,7 @@ def test_old_params_replayed_through_a_searching_space_are_refused() -> None:
 def test_hyperparameters_from_dict_without_recipe_keys_means_the_old_training() -> None:
     """Check that stored hyperparameters written before the recipe keys still load, as before."""
     hyper = Hyperparameters.from_dict({"lr": 1e-3, "weight_decay": 0.0, "batch_size": 64, "optimizer": "adamw"})
-    assert (hyper.lr_schedule, hyper.label_smoothing, hyper.normalization) == ("constant", 0.0, "none")
+    assert (hyper.lr_schedule, hyper.label_smoothing) == ("constant", 0.0)
     assert Hyperparameters.from_dict(hyper.to_dict()) == hyper
     with pytest.raises(
         InvalidSpaceError, match="Missing key 'optimizer' in Hyperparameters; required keys are: lr, weight_decay"
@@ -176,10 +178,6 @@ def test_mlp_space_rejects_invalid_recipe_fields(kwargs: dict, match: str) -> No
         (
             {"label_smoothing": 0.5},
             r"The 'label_smoothing' parameter of Hyperparameters must be a float in \[0, 0.5\). Got 0.5",
-        ),
-        (
-            {"normalization": "group"},
-            r"The 'normalization' parameter of Hyperparameters must be one of \{'none', 'batch', 'layer'\}",
         ),
     ],
 )

@@ -5,9 +5,9 @@ import pytest
 
 from archsearch.spaces import (
     NEIGHBOUR_KINDS,
-    Architecture,
     InvalidSpaceError,
     Neighbour,
+    NetSpec,
     across_sizes_neighbours,
     architecture_key,
     neighbourhood,
@@ -17,9 +17,9 @@ from archsearch.spaces import (
 N_IN, N_OUT = 10, 3
 
 
-def _arch(widths: tuple[int, ...], dropouts: tuple[float, ...] | None = None) -> Architecture:
+def _arch(widths: tuple[int, ...], dropouts: tuple[float, ...] | None = None) -> NetSpec:
     dropouts = (0.0,) * len(widths) if dropouts is None else dropouts
-    return Architecture(widths=widths, dropouts=dropouts, activation="relu")
+    return NetSpec(widths=widths, dropouts=dropouts, activation="relu")
 
 
 def _widths(neighbours: list[Neighbour]) -> list[tuple[int, ...]]:
@@ -31,7 +31,7 @@ def test_architecture_key_names_widths_dropouts_and_activation() -> None:
     assert architecture_key(_arch((64, 65, 32), (0.1, 0.1, 0.0))) == "w=64-65-32|d=0.1-0.1-0|a=relu"
     assert architecture_key(_arch((8,), (0.1 + 0.2,))) == architecture_key(_arch((8,), (0.3,)))
     # A linear model never uses its activation, so it does not change the key.
-    assert architecture_key(Architecture(widths=(), dropouts=(), activation="tanh")) == "linear"
+    assert architecture_key(NetSpec(widths=(), dropouts=(), activation="tanh")) == "linear"
 
 
 def test_neighbourhood_lists_centre_then_each_kind_in_order() -> None:
@@ -175,18 +175,18 @@ def test_neighbours_of_an_embedded_centre_keep_its_embedding(kind: str) -> None:
         (_arch((64, 32)), "no_dropout"),
     ],
 )
-def test_neighbourhood_skips_kinds_that_change_nothing(centre: Architecture, missing: str) -> None:
+def test_neighbourhood_skips_kinds_that_change_nothing(centre: NetSpec, missing: str) -> None:
     """Check that uniform is skipped below 2 layers or when already uniform, and no_dropout without dropout."""
     assert missing not in {n.kind for n in neighbourhood(centre, N_IN, N_OUT)}
 
 
 def test_neighbourhood_of_a_linear_centre_is_one_hidden_layer_at_each_width() -> None:
     """Check that a linear centre's neighbours are one hidden layer per width, sorted, without dropout."""
-    centre = Architecture(widths=(), dropouts=(), activation="tanh")
+    centre = NetSpec(widths=(), dropouts=(), activation="tanh")
     neighbours = neighbourhood(centre, N_IN, N_OUT, hidden_widths=(128, 8, 32, 8))
     assert [n.kind for n in neighbours] == ["centre", "hidden_layer", "hidden_layer", "hidden_layer"]
     assert [n.change for n in neighbours[1:]] == [f"one hidden layer of {w}" for w in (8, 32, 128)]
-    assert neighbours[2].architecture == Architecture(widths=(32,), dropouts=(0.0,), activation="tanh")
+    assert neighbours[2].architecture == NetSpec(widths=(32,), dropouts=(0.0,), activation="tanh")
     assert [(n.layer, n.delta_units) for n in neighbours[1:]] == [(0, 8), (0, 32), (0, 128)]
     # The default widths, when the caller has no space to derive them from.
     assert [n.architecture.widths for n in neighbourhood(centre, N_IN, N_OUT)][1:] == [(8,), (32,), (128,)]
@@ -197,7 +197,7 @@ def test_neighbourhood_rejects_invalid_hidden_widths(hidden_widths: object) -> N
     """Check that the widths of a linear centre's hidden layer must be a non-empty list of ints >= 1."""
     match = f"The 'hidden_widths' parameter of neighbourhood must be a non-empty list of ints >= 1. Got {hidden_widths!r} instead."
     with pytest.raises(InvalidSpaceError, match=re.escape(match)):
-        neighbourhood(Architecture(widths=(), dropouts=(), activation="relu"), N_IN, N_OUT, hidden_widths=hidden_widths)
+        neighbourhood(NetSpec(widths=(), dropouts=(), activation="relu"), N_IN, N_OUT, hidden_widths=hidden_widths)
 
 
 def test_neighbourhood_keeps_the_first_of_repeated_steps() -> None:
@@ -232,13 +232,13 @@ def test_neighbourhood_accepts_whole_float_steps() -> None:
 @pytest.mark.parametrize(
     ("centre", "n_inputs", "n_outputs", "match"),
     [
-        ((64, 32), N_IN, N_OUT, "The 'centre' parameter of neighbourhood must be an Architecture"),
+        ((64, 32), N_IN, N_OUT, "The 'centre' parameter of neighbourhood must be a NetSpec"),
         (_arch((8,)), 0, N_OUT, "The 'n_inputs' parameter of neighbourhood must be an int >= 1. Got 0"),
         (_arch((8,)), N_IN, 2.0, "The 'n_outputs' parameter of neighbourhood must be an int >= 1. Got 2.0"),
     ],
 )
 def test_neighbourhood_rejects_invalid_centre_and_sizes(centre, n_inputs, n_outputs, match: str) -> None:
-    """Check that the centre must be an Architecture and the sizes ints >= 1."""
+    """Check that the centre must be a NetSpec and the sizes ints >= 1."""
     with pytest.raises(InvalidSpaceError, match=re.escape(match)):
         neighbourhood(centre, n_inputs, n_outputs)
 

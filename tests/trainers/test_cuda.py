@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from archsearch.spaces import NetSpec
 from archsearch.trainers import TrainSettings, load_model, train_mlp
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -27,27 +28,27 @@ def digits():
 
 def test_train_mlp_on_cuda_learns_and_returns_cpu_weights(digits) -> None:
     """Check that training on CUDA reaches CPU-like accuracy and hands back weights on the CPU."""
-    result = train_mlp([64], [0.1], "relu", digits, TrainSettings(device="cuda", **FAST))
+    result = train_mlp(NetSpec([64], [0.1], "relu"), digits, TrainSettings(device="cuda", **FAST))
     assert result.status == "completed"
     assert result.device.startswith("cuda")
     assert result.metrics["val_accuracy"] >= 0.9
     assert all(t.device.type == "cpu" for t in result.state_dict.values())
-    on_cpu = train_mlp([64], [0.1], "relu", digits, TrainSettings(device="cpu", **FAST))
+    on_cpu = train_mlp(NetSpec([64], [0.1], "relu"), digits, TrainSettings(device="cpu", **FAST))
     # Same seed, other kernels: the accuracies agree closely but need not be equal bit for bit.
     assert abs(result.metrics["val_accuracy"] - on_cpu.metrics["val_accuracy"]) <= 0.05
 
 
 def test_train_mlp_on_cuda_is_repeatable_with_a_seed(digits) -> None:
     """Check that one seed gives the same weights twice on CUDA (init, batch order, dropout masks)."""
-    first = train_mlp([32, 32], [0.3, 0.3], "gelu", digits, TrainSettings(device="cuda", seed=3, **FAST))
-    second = train_mlp([32, 32], [0.3, 0.3], "gelu", digits, TrainSettings(device="cuda", seed=3, **FAST))
+    first = train_mlp(NetSpec([32, 32], [0.3, 0.3], "gelu"), digits, TrainSettings(device="cuda", seed=3, **FAST))
+    second = train_mlp(NetSpec([32, 32], [0.3, 0.3], "gelu"), digits, TrainSettings(device="cuda", seed=3, **FAST))
     assert first.history == second.history
     assert all(torch.equal(t, second.state_dict[name]) for name, t in first.state_dict.items())
 
 
 def test_train_mlp_bf16_autocast_trains(digits) -> None:
     """Check that bf16 autocast runs end to end on CUDA and still learns digits."""
-    result = train_mlp([64], [0.0], "relu", digits, TrainSettings(device="cuda", bf16=True, **FAST))
+    result = train_mlp(NetSpec([64], [0.0], "relu"), digits, TrainSettings(device="cuda", bf16=True, **FAST))
     assert result.status == "completed"
     assert result.metrics["val_accuracy"] >= 0.85
     assert all(t.dtype == torch.float32 for t in result.state_dict.values())
@@ -57,7 +58,7 @@ def test_train_mlp_names_a_missing_gpu_index(digits) -> None:
     """Check that an index past the visible GPUs is refused with the count in the message."""
     index = torch.cuda.device_count()
     with pytest.raises(ValueError, match=rf"'cuda:{index}' but only {index} CUDA device\(s\) are visible"):
-        train_mlp([8], [0.0], "relu", digits, TrainSettings(device=f"cuda:{index}", **FAST))
+        train_mlp(NetSpec([8], [0.0], "relu"), digits, TrainSettings(device=f"cuda:{index}", **FAST))
 
 
 def _search_on_gpu_0(tmp_path: Path, name: str, n_trials: int, trials_per_gpu: int):
@@ -104,7 +105,9 @@ def test_search_on_cuda_with_two_workers_per_gpu_exports_a_cpu_model(tmp_path: P
 def _fused_spec(widths: tuple[int, ...], **settings: object):
     from archsearch.trainers import SlotSpec
 
-    return SlotSpec(widths, (0.0,) * len(widths), "relu", TrainSettings(batch_size=64, device="cuda", **settings))
+    return SlotSpec(
+        NetSpec(widths, (0.0,) * len(widths), "relu"), TrainSettings(batch_size=64, device="cuda", **settings)
+    )
 
 
 @pytest.mark.parametrize("embedding", ["none", "pl"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from archsearch.spaces import Architecture
+from archsearch.spaces import NetSpec
 from archsearch.trainers import build_mlp, count_parameters
 from archsearch.trainers._embedding import (
     NumericEmbedding,
@@ -36,13 +36,13 @@ def test_embedding_shapes_and_one_hot_pass_through(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["periodic", "pl"])
 @pytest.mark.parametrize("widths", [[], [6, 3]])
 def test_parameter_count_includes_the_embedding(kind: str, widths: list[int]) -> None:
-    """Check that count_parameters, embedding_parameters and Architecture.n_params agree on embedded networks."""
+    """Check that count_parameters, embedding_parameters and NetSpec.n_params agree on embedded networks."""
     embedding = build_embedding(kind, 4, 5, NUMERIC, train_rows=ROWS)
     model = build_mlp(5, widths, [0.0] * len(widths), "relu", 3, embedding=embedding)
     sizes = (3 * 4 + 2, *widths, 3)
     linear = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
     assert count_parameters(model) == embedding_parameters(kind, 4, 3) + linear
-    architecture = Architecture(tuple(widths), (0.0,) * len(widths), "relu", embedding=kind, embedding_dim=4)
+    architecture = NetSpec(tuple(widths), (0.0,) * len(widths), "relu", embedding=kind, embedding_dim=4)
     assert architecture.n_params(5, 3, n_numeric=3) == count_parameters(model)
     # The bin edges are data, not trained: a buffer in the state dict, not a parameter.
     if kind == "pl":

@@ -15,6 +15,7 @@ import pytest
 import torch
 from sklearn.datasets import make_classification, make_regression
 
+from archsearch.spaces import NetSpec
 from archsearch.trainers import (
     DataError,
     ExportError,
@@ -67,7 +68,9 @@ def _prepared(task: str) -> PreparedData:
 def _export(folder: Path, task: str) -> tuple[PreparedData, TrainResult]:
     data = _prepared(task)
     metric = "accuracy" if task == "classification" else "rmse"
-    result = train_mlp(WIDTHS, DROPOUTS, ACTIVATION, data, TrainSettings(metric=metric, batch_size=32, epochs=3))
+    result = train_mlp(
+        NetSpec(WIDTHS, DROPOUTS, ACTIVATION), data, TrainSettings(metric=metric, batch_size=32, epochs=3)
+    )
     metadata = {"trial": 4, "study": "unit", f"val_{metric}": result.metrics[f"val_{metric}"]}
     _write(folder, result, data.preprocessing, metadata)
     return data, result
@@ -77,9 +80,7 @@ def _write(folder: Path, result: TrainResult, preprocessing: Preprocessing, meta
     """Export the WIDTHS network that `result` trained, with `preprocessing`."""
     export_model(
         folder,
-        widths=WIDTHS,
-        dropouts=DROPOUTS,
-        activation=ACTIVATION,
+        net=NetSpec(WIDTHS, DROPOUTS, ACTIVATION),
         state_dict=result.state_dict,
         preprocessing=preprocessing,
         metadata=metadata or {},
@@ -162,13 +163,11 @@ def test_predict_proba_is_refused_for_regression(tmp_path: Path) -> None:
 def test_export_rejects_metadata_that_is_not_json(tmp_path: Path) -> None:
     """Check that metadata json cannot store is refused before any file is written."""
     data = _prepared("regression")
-    state_dict = train_mlp([], [], "relu", data, TrainSettings(metric="rmse", epochs=1)).state_dict
+    state_dict = train_mlp(NetSpec([], [], "relu"), data, TrainSettings(metric="rmse", epochs=1)).state_dict
     with pytest.raises(ExportError, match="metadata must be JSON-serializable"):
         export_model(
             tmp_path / "m",
-            widths=[],
-            dropouts=[],
-            activation="relu",
+            net=NetSpec([], [], "relu"),
             state_dict=state_dict,
             preprocessing=data.preprocessing,
             metadata={"when": object()},
@@ -229,17 +228,13 @@ def test_exported_program_equals_the_trained_network(tmp_path: Path, scaling: st
     """Check that model.pt2 and load_model give the trained network's outputs on held-out rows, within 1e-5."""
     data = _mixed(tmp_path, scaling)
     settings = TrainSettings(epochs=2, batch_size=32)
-    result = train_mlp([8], [0.0], "relu", data, settings, embedding=embedding, embedding_dim=4)
+    result = train_mlp(NetSpec([8], [0.0], "relu", embedding=embedding, embedding_dim=4), data, settings)
     export_model(
         tmp_path / "model",
-        widths=[8],
-        dropouts=[0.0],
-        activation="relu",
+        net=NetSpec([8], [0.0], "relu", embedding=embedding, embedding_dim=4),
         state_dict=result.state_dict,
         preprocessing=data.preprocessing,
         metadata={},
-        embedding=embedding,
-        embedding_dim=4,
     )
     # In archsearch: the trained weights applied to the test rows as load_data scaled them (numpy).
     prep = data.preprocessing
@@ -283,7 +278,9 @@ def test_load_model_reports_an_invalid_embedding(tmp_path: Path) -> None:
 def test_a_regression_export_clamps_to_its_target_range_in_and_out_of_archsearch(tmp_path: Path) -> None:
     """Check that a target_range clamps load_model's and the plain program's predictions, and only beyond it."""
     data = _prepared("regression")
-    result = train_mlp(WIDTHS, DROPOUTS, ACTIVATION, data, TrainSettings(metric="rmse", batch_size=32, epochs=3))
+    result = train_mlp(
+        NetSpec(WIDTHS, DROPOUTS, ACTIVATION), data, TrainSettings(metric="rmse", batch_size=32, epochs=3)
+    )
     prep = data.preprocessing
     free_folder, clamped_folder = tmp_path / "free", tmp_path / "clamped"
     raw = pd.DataFrame(data.raw_test, columns=prep.columns)

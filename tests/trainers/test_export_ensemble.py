@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from archsearch.spaces import NetSpec
 from archsearch.trainers import (
     ExportError,
+    Member,
     build_mlp,
     ensemble_test_metrics,
     export_ensemble,
@@ -24,21 +27,13 @@ from archsearch.trainers.metrics import classification_metrics, regression_metri
 ARCHITECTURES = [([16], [0.1], "relu"), ([], [], "relu"), ([8, 4], [0.0, 0.0], "tanh")]
 
 
-def _members(data: PreparedData) -> list[dict]:
+def _members(data: PreparedData) -> list[Member]:
     members = []
     for seed, (widths, dropouts, activation) in enumerate(ARCHITECTURES):
         mlp = build_mlp(
             data.n_features, widths, dropouts, activation, data.n_outputs, generator=torch.Generator().manual_seed(seed)
         )
-        members.append(
-            {
-                "widths": widths,
-                "dropouts": dropouts,
-                "activation": activation,
-                "state_dict": mlp.state_dict(),
-                "seed": seed,
-            }
-        )
+        members.append(Member(NetSpec(widths, dropouts, activation), mlp.state_dict(), record={"seed": seed}))
     return members
 
 
@@ -60,10 +55,8 @@ def test_ensemble_program_averages_the_members_programs(dataset: str, tmp_path: 
     for i, member in enumerate(members):
         single = export_model(
             tmp_path / f"m{i}",
-            widths=member["widths"],
-            dropouts=member["dropouts"],
-            activation=member["activation"],
-            state_dict=member["state_dict"],
+            net=member.net,
+            state_dict=member.state_dict,
             preprocessing=data.preprocessing,
             metadata={},
         )
@@ -129,7 +122,7 @@ def test_weighted_ensemble_program_is_the_weighted_mean_and_loads_back(dataset: 
     """Check that member weights (normalized) weight the mean probability or value, in the program, in
     load_model and in ensemble_test_metrics alike, and that architecture.json keeps them."""
     data = load_data(DataSpec(dataset=dataset))
-    members = [m | {"weight": w} for m, w in zip(_members(data), (3, 1, 0.5 * 2))]
+    members = [dataclasses.replace(m, weight=w) for m, w in zip(_members(data), (3, 1, 0.5 * 2))]
     folder = export_ensemble(tmp_path / "e", members=members, preprocessing=data.preprocessing, metadata={})
     encoded = torch.from_numpy(data.preprocessing.encode(data.raw_test))
     singles = [
@@ -150,7 +143,7 @@ def test_weighted_ensemble_program_is_the_weighted_mean_and_loads_back(dataset: 
         np.testing.assert_allclose(load_model(folder).predict(data.raw_test), expected.numpy(), rtol=1e-5, atol=1e-3)
     stored = json.loads((folder / "architecture.json").read_text())["members"]
     assert [m["weight"] for m in stored] == pytest.approx([0.6, 0.2, 0.2])
-    unweighted = ensemble_test_metrics([{k: v for k, v in m.items() if k != "weight"} for m in members], data)
+    unweighted = ensemble_test_metrics([dataclasses.replace(m, weight=None) for m in members], data)
     assert ensemble_test_metrics(members, data) != unweighted
 
 
@@ -160,7 +153,7 @@ def test_weighted_ensemble_program_is_the_weighted_mean_and_loads_back(dataset: 
 def test_export_ensemble_refuses_bad_weights(tmp_path: Path, weights: tuple) -> None:
     """Check that a weight on only some members, or one that is not a finite number > 0, is refused by name."""
     data = load_data(DataSpec(dataset="wine"))
-    members = [m if w is None else m | {"weight": w} for m, w in zip(_members(data), weights)]
+    members = [dataclasses.replace(m, weight=w) for m, w in zip(_members(data), weights)]
     with pytest.raises(
         ExportError,
         match=r"The 'weight' of ensemble member 1 must be a finite number > 0, on every member or on none\. Got",

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ import torch
 from scipy import stats
 
 import archsearch.trainers._fused
+from archsearch.spaces import NetSpec
 from archsearch.trainers import (
     FusedGroup,
     Population,
@@ -70,20 +72,23 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     return data
 
 
+NET_KEYS = ("normalization", "embedding", "embedding_dim")
+
+
 def _spec(widths: tuple[int, ...], dropout: float = 0.0, activation: str = "relu", **settings: object) -> SlotSpec:
-    return SlotSpec(widths, (dropout,) * len(widths), activation, TrainSettings(batch_size=32, **settings))
+    net = {key: settings.pop(key) for key in NET_KEYS if key in settings}
+    return SlotSpec(
+        NetSpec(widths, (dropout,) * len(widths), activation, **net), TrainSettings(batch_size=32, **settings)
+    )
+
+
+def _with_net(spec: SlotSpec, **net: object) -> SlotSpec:
+    """`spec` with other architecture values (normalization, embedding, embedding_dim)."""
+    return dataclasses.replace(spec, net=dataclasses.replace(spec.net, **net))
 
 
 def _single(spec: SlotSpec, data: PreparedData) -> TrainResult:
-    return train_mlp(
-        spec.widths,
-        spec.dropouts,
-        spec.activation,
-        data,
-        spec.settings,
-        embedding=spec.embedding,
-        embedding_dim=spec.embedding_dim,
-    )
+    return train_mlp(spec.net, data, spec.settings)
 
 
 def _assert_same_run(fused: TrainResult, single: TrainResult) -> None:
@@ -143,7 +148,7 @@ def test_embedded_population_matches_train_mlp(
     """Check that slots with a numeric-feature embedding equal train_mlp's runs, weights and state-dict names included."""
     # Validation in chunks of a few rows (3 slots x 32 units, or the embedding's width), so its slices are tested too.
     monkeypatch.setattr(archsearch.trainers._fused, "_EVAL_ELEMENTS", 3 * 200)
-    specs = [dataclasses.replace(spec, embedding=embedding, embedding_dim=4) for spec in EMBEDDED]
+    specs = [_with_net(spec, embedding=embedding, embedding_dim=4) for spec in EMBEDDED]
     group = dataclasses.replace(GROUP, embedding=embedding, embedding_dim=4)
     results = train_fused(specs, mixed, group, capacity=3)
     for spec, fused in zip(specs, results):
@@ -165,7 +170,7 @@ def test_an_embedding_without_numeric_inputs_is_the_plain_network(tmp_path: Path
     frame.to_csv(tmp_path / "rows.csv", index=False)
     one_hot = load_data(DataSpec(dataset=None, path=str(tmp_path / "rows.csv"), target="label"))
     assert one_hot.preprocessing.numeric_features == () and one_hot.n_features == 5
-    spec = dataclasses.replace(_spec((8,), lr=1e-2, epochs=3, seed=1), embedding="pl", embedding_dim=4)
+    spec = _with_net(_spec((8,), lr=1e-2, epochs=3, seed=1), embedding="pl", embedding_dim=4)
     (fused,) = train_fused([spec], one_hot, dataclasses.replace(GROUP, embedding="pl", embedding_dim=4), capacity=1)
     _assert_same_run(fused, _single(spec, one_hot))
     assert sorted(fused.state_dict) == ["0.bias", "0.weight", "2.bias", "2.weight"]
@@ -173,11 +178,11 @@ def test_an_embedding_without_numeric_inputs_is_the_plain_network(tmp_path: Path
 
 def test_group_of_a_run_ignores_the_embedding_size_without_an_embedding() -> None:
     """Check that runs without an embedding share a group whatever their embedding_dim, and embedded ones do not."""
-    plain, other = _spec((8,)), dataclasses.replace(_spec((8,)), embedding_dim=16)
+    plain, other = _spec((8,)), _with_net(_spec((8,)), embedding_dim=16)
     assert FusedGroup.of(plain) == FusedGroup.of(other)
-    pl = dataclasses.replace(plain, embedding="pl", embedding_dim=16)
+    pl = _with_net(plain, embedding="pl", embedding_dim=16)
     assert (FusedGroup.of(pl).embedding, FusedGroup.of(pl).embedding_dim) == ("pl", 16)
-    assert FusedGroup.of(pl) != FusedGroup.of(dataclasses.replace(pl, embedding_dim=8))
+    assert FusedGroup.of(pl) != FusedGroup.of(_with_net(pl, embedding_dim=8))
     assert FusedGroup.of(pl).n_inputs(10, 8) == 2 + 8 * 16
 
 
@@ -251,7 +256,9 @@ def test_normalized_population_matches_train_mlp(
     # keeps that noise at noise size.
     optimizer = {"optimizer": "sgd"} if normalization == "batch" else {}
     specs = [
-        dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, normalization=normalization, **optimizer))
+        dataclasses.replace(
+            _with_net(spec, normalization=normalization), settings=dataclasses.replace(spec.settings, **optimizer)
+        )
         for spec in RECIPE["label_smoothing"] + [_spec((3, 32, 1), lr=1e-2, epochs=3, seed=7, dropout=0.0)]
     ]
     for spec, fused in zip(specs, train_fused(specs, wine, group, capacity=3)):
@@ -268,14 +275,11 @@ def test_batch_norm_skips_a_one_row_batch_as_train_mlp_does(wine: PreparedData) 
     """Check that with 106 rows in batches of 35 the last one-row batch sits out and the runs still match."""
     specs = [
         SlotSpec(
-            (16, 8),
-            (0.0, 0.0),
-            "relu",
+            NetSpec((16, 8), (0.0, 0.0), "relu", normalization="batch"),
             TrainSettings(
                 batch_size=35,
                 epochs=3,
                 seed=s,
-                normalization="batch",
                 optimizer="sgd",
                 lr_schedule="cosine",
                 warmup=0.1,
@@ -305,8 +309,8 @@ def test_normalized_padding_stays_exactly_zero(wine: PreparedData, normalization
     population.step_epoch()
     population.step_epoch()
     for slot, spec in zip(slots, specs):
-        sizes = zip((wine.n_features, *spec.widths), (*spec.widths, wine.n_outputs))
-        n_params = sum((fan_in + 1) * fan_out for fan_in, fan_out in sizes) + 2 * sum(spec.widths)
+        sizes = zip((wine.n_features, *spec.net.widths), (*spec.net.widths, wine.n_outputs))
+        n_params = sum((fan_in + 1) * fan_out for fan_in, fan_out in sizes) + 2 * sum(spec.net.widths)
         assert torch.count_nonzero(population.params[slot]) == n_params
     assert torch.count_nonzero(population.params[spare]) == 0
 
@@ -326,7 +330,7 @@ def test_state_dict_loads_into_build_mlp_and_predicts_the_same(wine: PreparedDat
     """Check that a slot's weights load strictly into build_mlp's network and give the fused validation metric."""
     spec = _spec((12, 6), dropout=0.2, lr=1e-2, epochs=3, metric="log_loss")
     result = train_fused([spec], wine, GROUP, capacity=2)[0]
-    model = build_mlp(wine.n_features, spec.widths, spec.dropouts, "relu", wine.n_outputs)
+    model = build_mlp(wine.n_features, spec.net.widths, spec.net.dropouts, "relu", wine.n_outputs)
     model.load_state_dict(result.state_dict)  # strict: same keys (Dropout shifts the indices) and shapes
     model.eval()
     with torch.no_grad():
@@ -388,7 +392,7 @@ def test_a_diverging_slot_does_not_touch_the_others(wine: PreparedData, embeddin
     """Check that a slot whose loss becomes NaN ends as diverged and its neighbours' numbers do not change."""
 
     def spec(widths: tuple[int, ...], **settings: object) -> SlotSpec:
-        return dataclasses.replace(_spec(widths, **settings), embedding=embedding, embedding_dim=4)
+        return _with_net(_spec(widths, **settings), embedding=embedding, embedding_dim=4)
 
     group = dataclasses.replace(GROUP, embedding=embedding, embedding_dim=4)
     calm = [spec((16,), lr=1e-2, epochs=4, seed=s) for s in (0, 1)]
@@ -420,18 +424,16 @@ def test_fused_unsupported_reason_names_options_it_does_not_handle() -> None:
     class FutureSettings(TrainSettings):
         mixup: float = 0.0
 
-    assert fused_unsupported_reason([8], [0.0], "relu", FutureSettings()) is None
-    reason = fused_unsupported_reason([8], [0.0], "relu", FutureSettings(mixup=0.1))
+    net = NetSpec((8,), (0.0,), "relu")
+    assert fused_unsupported_reason(net, FutureSettings()) is None
+    reason = fused_unsupported_reason(net, FutureSettings(mixup=0.1))
     assert "mixup = 0.1" in reason
     # Every option of the training recipe is supported.
+    recipe = TrainSettings(lr_schedule="onecycle", warmup=0.05, label_smoothing=0.1, grad_clip=1.0)
     for normalization in ("layer", "batch"):
-        recipe = TrainSettings(
-            lr_schedule="onecycle", warmup=0.05, label_smoothing=0.1, grad_clip=1.0, normalization=normalization
-        )
-        assert fused_unsupported_reason([8], [0.0], "relu", recipe) is None
-    assert (
-        fused_unsupported_reason([8], [0.0], "swish", TrainSettings()) == "the fused engine has no activation 'swish'"
-    )
+        assert fused_unsupported_reason(NetSpec((8,), (0.0,), "relu", normalization=normalization), recipe) is None
+    swish = SimpleNamespace(widths=(8,), dropouts=(0.0,), activation="swish")  # no NetSpec holds it: a future name
+    assert fused_unsupported_reason(swish, TrainSettings()) == "the fused engine has no activation 'swish'"
 
 
 @pytest.mark.parametrize(
@@ -473,12 +475,15 @@ def test_population_rejects_bad_capacity_and_empty_validation(wine: PreparedData
         (_spec((64,)), r"widths \[64\] exceed the group's 3 layers of 32 units"),
         (_spec((8,) * 4), r"exceed the group's 3 layers"),
         (_spec((8,), activation="tanh"), "activation 'tanh' differs from the group's 'relu'"),
-        (SlotSpec((8,), (0.0,), "relu", TrainSettings(batch_size=64)), "batch_size 64 differs from the group's 32"),
+        (
+            SlotSpec(NetSpec((8,), (0.0,), "relu"), TrainSettings(batch_size=64)),
+            "batch_size 64 differs from the group's 32",
+        ),
         (_spec((8,), class_weight="balanced"), "class_weight 'balanced' differs from the group's 'none'"),
         (_spec((8,), metric="rmse"), "The metric 'rmse' does not apply to classification"),
         (_spec((8,), normalization="layer"), "normalization 'layer' differs from the group's 'none'"),
         (_spec((8,), normalization="batch"), "normalization 'batch' differs from the group's 'none'"),
-        (dataclasses.replace(_spec((8,)), embedding="pl"), "embedding 'pl' of 8 differs from the group's 'none' of 8"),
+        (_with_net(_spec((8,)), embedding="pl"), "embedding 'pl' of 16 differs from the group's 'none' of 8"),
     ],
 )
 def test_add_rejects_runs_that_do_not_fit_the_group(wine: PreparedData, spec: SlotSpec, match: str) -> None:
@@ -505,9 +510,9 @@ def test_add_rejects_a_full_population_and_a_wide_input_without_hidden_layers(wi
     # An embedding widens the inputs: 13 numeric features of 4 values each.
     embedded = Population(wine, dataclasses.replace(GROUP, embedding="pl", embedding_dim=4), 1)
     with pytest.raises(ValueError, match=r"a depth-0 slot needs max_width >= its inputs \(52\)"):
-        embedded.add(dataclasses.replace(_spec(()), embedding="pl", embedding_dim=4))
+        embedded.add(_with_net(_spec(()), embedding="pl", embedding_dim=4))
     with pytest.raises(ValueError, match="embedding 'pl' of 8 differs from the group's 'pl' of 4"):
-        embedded.add(dataclasses.replace(_spec((8,)), embedding="pl", embedding_dim=8))
+        embedded.add(_with_net(_spec((8,)), embedding="pl", embedding_dim=8))
 
 
 @pytest.mark.parametrize("embedding", ["none", "pl"])
@@ -517,7 +522,7 @@ def test_padding_stays_exactly_zero_without_masks(wine: PreparedData, embedding:
     group = dataclasses.replace(GROUP, max_width=8, embedding=embedding, embedding_dim=4)
     population = Population(wine, group, capacity=3)
     specs = [_spec((8, 5), lr=1e-2, weight_decay=0.1, epochs=3), _spec((3,), optimizer="sgd", weight_decay=0.1)]
-    specs = [dataclasses.replace(spec, embedding=embedding, embedding_dim=4) for spec in specs]
+    specs = [_with_net(spec, embedding=embedding, embedding_dim=4) for spec in specs]
     slots = [population.add(spec) for spec in specs]
     spare = population.add(specs[0])  # a slot emptied before training: its row must stay zero
     population.discard(spare)
@@ -527,7 +532,8 @@ def test_padding_stays_exactly_zero_without_masks(wine: PreparedData, embedding:
     assert population.n_inputs == n_inputs
     for slot, spec in zip(slots, specs):
         n_params = embedded + sum(
-            (fan_in + 1) * fan_out for fan_in, fan_out in zip((n_inputs, *spec.widths), (*spec.widths, wine.n_outputs))
+            (fan_in + 1) * fan_out
+            for fan_in, fan_out in zip((n_inputs, *spec.net.widths), (*spec.net.widths, wine.n_outputs))
         )
         assert torch.count_nonzero(population.params[slot]) == n_params
     assert torch.count_nonzero(population.params[spare]) == 0

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from sklearn.datasets import make_classification, make_regression
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from archsearch.spaces import NetSpec
 from archsearch.trainers import TrainSettings, build_mlp, export_model, load_model, train_mlp
 from archsearch.trainers._train import _make_loss
 from archsearch.trainers.data import PreparedData, Preprocessing
@@ -49,14 +50,14 @@ def _prepared(task: str = "classification", n_rows: int = 200) -> PreparedData:
     )
 
 
-def _lrs_of(data: PreparedData, settings: TrainSettings, report=None) -> list[float]:
+def _lrs_of(data: PreparedData, settings: TrainSettings, report=None, *, normalization: str = "none") -> list[float]:
     """The learning rate of every optimizer step of one run, read just before the step."""
     lrs: list[float] = []
     handle = register_optimizer_step_pre_hook(
         lambda optimizer, args, kwargs: lrs.append(optimizer.param_groups[0]["lr"])
     )
     try:
-        train_mlp([8], [0.0], "relu", data, settings, report)
+        train_mlp(NetSpec([8], [0.0], "relu", normalization=normalization), data, settings, report)
     finally:
         handle.remove()
     return lrs
@@ -126,9 +127,9 @@ def test_label_smoothing_loss_matches_a_hand_computation() -> None:
 def test_label_smoothing_changes_training() -> None:
     """Check that label smoothing reaches the trainer's loss: same seed, different weights."""
     data = _prepared()
-    plain = train_mlp([8], [0.0], "relu", data, TrainSettings(batch_size=32, epochs=2, keep_last=True))
+    plain = train_mlp(NetSpec([8], [0.0], "relu"), data, TrainSettings(batch_size=32, epochs=2, keep_last=True))
     smoothed = train_mlp(
-        [8], [0.0], "relu", data, TrainSettings(batch_size=32, epochs=2, keep_last=True, label_smoothing=0.2)
+        NetSpec([8], [0.0], "relu"), data, TrainSettings(batch_size=32, epochs=2, keep_last=True, label_smoothing=0.2)
     )
     assert not torch.equal(plain.state_dict["0.weight"], smoothed.state_dict["0.weight"])
 
@@ -141,7 +142,7 @@ def test_grad_clip_bounds_the_update() -> None:
     common = {"lr": 1.0, "optimizer": "sgd", "batch_size": 120, "epochs": 1, "metric": "log_loss"}
 
     def step_norm(settings: TrainSettings) -> float:
-        trained = train_mlp([16], [0.0], "relu", data, settings).state_dict
+        trained = train_mlp(NetSpec([16], [0.0], "relu"), data, settings).state_dict
         return math.sqrt(sum(float(((trained[k] - initial[k]) ** 2).sum()) for k in initial))
 
     clipped, free = step_norm(TrainSettings(grad_clip=0.01, **common)), step_norm(TrainSettings(**common))
@@ -174,17 +175,14 @@ def test_build_mlp_puts_a_norm_layer_after_each_hidden_linear(normalization: str
 def test_normalized_network_exports_and_loads_with_the_same_predictions(tmp_path: Path, normalization: str) -> None:
     """Check that export stores the norm layers and load_model predicts as the trained module does."""
     data = _prepared()
-    settings = TrainSettings(batch_size=32, epochs=3, normalization=normalization)
-    result = train_mlp([16, 8], [0.2, 0.0], "relu", data, settings)
+    settings = TrainSettings(batch_size=32, epochs=3)
+    result = train_mlp(NetSpec([16, 8], [0.2, 0.0], "relu", normalization=normalization), data, settings)
     export_model(
         tmp_path,
-        widths=[16, 8],
-        dropouts=[0.2, 0.0],
-        activation="relu",
+        net=NetSpec([16, 8], [0.2, 0.0], "relu", normalization=normalization),
         state_dict=result.state_dict,
         preprocessing=data.preprocessing,
         metadata={},
-        normalization=normalization,
     )
     assert json.loads((tmp_path / "architecture.json").read_text())["normalization"] == normalization
     trained = build_mlp(4, [16, 8], [0.2, 0.0], "relu", 3, normalization=normalization)
@@ -200,12 +198,10 @@ def test_normalized_network_exports_and_loads_with_the_same_predictions(tmp_path
 def test_a_model_folder_without_normalization_loads_as_none(tmp_path: Path) -> None:
     """Check that architecture.json files written before normalization existed still load."""
     data = _prepared()
-    result = train_mlp([8], [0.0], "relu", data, TrainSettings(batch_size=32, epochs=1))
+    result = train_mlp(NetSpec([8], [0.0], "relu"), data, TrainSettings(batch_size=32, epochs=1))
     export_model(
         tmp_path,
-        widths=[8],
-        dropouts=[0.0],
-        activation="relu",
+        net=NetSpec([8], [0.0], "relu"),
         state_dict=result.state_dict,
         preprocessing=data.preprocessing,
         metadata={},
@@ -220,7 +216,7 @@ def test_a_model_folder_without_normalization_loads_as_none(tmp_path: Path) -> N
 def test_batch_norm_trains_when_the_last_batch_would_hold_one_row() -> None:
     """Check that a last batch of a single row is left out under batch norm (it has no batch statistics)."""
     data = _prepared(n_rows=205)  # 123 training rows: batches of 61, 61 and 1
-    lrs = _lrs_of(data, TrainSettings(batch_size=61, epochs=2, normalization="batch"))
+    lrs = _lrs_of(data, TrainSettings(batch_size=61, epochs=2), normalization="batch")
     assert len(lrs) == 4
     assert len(_lrs_of(data, TrainSettings(batch_size=61, epochs=2))) == 6
 
@@ -244,10 +240,6 @@ def test_batch_norm_trains_when_the_last_batch_would_hold_one_row() -> None:
             r"The 'grad_clip' parameter of TrainSettings must be a float > 0 or None. Got 0.0 instead.",
         ),
         ({"grad_clip": float("inf")}, r"The 'grad_clip' parameter of TrainSettings must be a float > 0 or None"),
-        (
-            {"normalization": "group"},
-            r"The 'normalization' parameter of TrainSettings must be one of \['none', 'batch', 'layer'\]",
-        ),
         (
             {"cooldown": 0.6},
             r"The 'cooldown' parameter of TrainSettings must be a float in \[0, 0.5\].*Got 0.6 instead",
@@ -277,7 +269,9 @@ def test_label_smoothing_is_refused_for_regression() -> None:
     """Check that label smoothing on a regression task is an error that says to use 0.0."""
     with pytest.raises(ValueError, match="label smoothing applies to classification only; use 0.0 for regression"):
         train_mlp(
-            [8], [0.0], "relu", _prepared("regression"), TrainSettings(metric="rmse", label_smoothing=0.1, epochs=1)
+            NetSpec([8], [0.0], "relu"),
+            _prepared("regression"),
+            TrainSettings(metric="rmse", label_smoothing=0.1, epochs=1),
         )
 
 
@@ -288,4 +282,4 @@ def test_batch_norm_needs_two_training_rows() -> None:
         "one", data.x_train[:1], data.y_train[:1], data.x_val, data.y_val, data.x_test, data.y_test, data.preprocessing
     )
     with pytest.raises(ValueError, match="normalization 'batch' needs at least 2 training rows"):
-        train_mlp([8], [0.0], "relu", one_row, TrainSettings(normalization="batch", epochs=1))
+        train_mlp(NetSpec([8], [0.0], "relu", normalization="batch"), one_row, TrainSettings(epochs=1))

@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import make_classification, make_regression
 
+from archsearch.spaces import NetSpec
 from archsearch.trainers import TrainSettings, build_mlp, train_mlp
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import classification_metrics, regression_metrics
@@ -67,7 +68,9 @@ FAST = {"batch_size": 32, "epochs": 5}
 @pytest.mark.timeout(120)
 def test_train_mlp_reaches_high_accuracy_on_separable_data() -> None:
     """Check that a small MLP learns an easy problem and the result is complete."""
-    result = train_mlp([32], [0.0], "relu", _classification(), TrainSettings(batch_size=32, epochs=25, lr=1e-2))
+    result = train_mlp(
+        NetSpec([32], [0.0], "relu"), _classification(), TrainSettings(batch_size=32, epochs=25, lr=1e-2)
+    )
     assert result.status == "completed"
     assert result.reason is None
     assert result.epochs_run == 25 and len(result.history) == 25
@@ -86,9 +89,9 @@ def test_train_mlp_reaches_high_accuracy_on_separable_data() -> None:
 def test_same_seed_gives_identical_runs_and_other_seeds_differ() -> None:
     """Check that a seed fixes weight init, batch order and dropout masks on CPU."""
     data = _classification()
-    first = train_mlp([16, 16], [0.3, 0.3], "gelu", data, TrainSettings(seed=7, **FAST))
-    second = train_mlp([16, 16], [0.3, 0.3], "gelu", data, TrainSettings(seed=7, **FAST))
-    other = train_mlp([16, 16], [0.3, 0.3], "gelu", data, TrainSettings(seed=8, **FAST))
+    first = train_mlp(NetSpec([16, 16], [0.3, 0.3], "gelu"), data, TrainSettings(seed=7, **FAST))
+    second = train_mlp(NetSpec([16, 16], [0.3, 0.3], "gelu"), data, TrainSettings(seed=7, **FAST))
+    other = train_mlp(NetSpec([16, 16], [0.3, 0.3], "gelu"), data, TrainSettings(seed=8, **FAST))
     assert first.metrics == second.metrics
     assert first.history == second.history
     assert all(torch.equal(t, second.state_dict[name]) for name, t in first.state_dict.items())
@@ -99,7 +102,7 @@ def test_same_seed_gives_identical_runs_and_other_seeds_differ() -> None:
 def test_train_mlp_leaves_the_global_rng_alone() -> None:
     """Check that training (dropout included) restores torch's global random state."""
     state = torch.get_rng_state()
-    train_mlp([8], [0.5], "relu", _classification(), TrainSettings(**FAST))
+    train_mlp(NetSpec([8], [0.5], "relu"), _classification(), TrainSettings(**FAST))
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -111,7 +114,7 @@ def test_report_is_called_every_epoch_and_can_prune() -> None:
         calls.append((epoch, value))
         return epoch == 3
 
-    result = train_mlp([8], [0.0], "relu", _classification(), TrainSettings(batch_size=32, epochs=10), report)
+    result = train_mlp(NetSpec([8], [0.0], "relu"), _classification(), TrainSettings(batch_size=32, epochs=10), report)
     assert [epoch for epoch, _ in calls] == [1, 2, 3]
     assert [value for _, value in calls] == result.history
     assert result.status == "pruned"
@@ -124,7 +127,10 @@ def test_report_is_called_every_epoch_and_can_prune() -> None:
 def test_report_returning_a_reason_stops_the_run_with_it() -> None:
     """Check that a string from report stops the run as pruned, with that string as the reason."""
     result = train_mlp(
-        [8], [0.0], "relu", _classification(), TrainSettings(batch_size=32, epochs=10), lambda e, v: e == 2 and "time"
+        NetSpec([8], [0.0], "relu"),
+        _classification(),
+        TrainSettings(batch_size=32, epochs=10),
+        lambda e, v: e == 2 and "time",
     )
     assert (result.status, result.reason, result.epochs_run) == ("pruned", "time", 2)
 
@@ -132,7 +138,7 @@ def test_report_returning_a_reason_stops_the_run_with_it() -> None:
 def test_huge_learning_rate_diverges_without_raising() -> None:
     """Check that a NaN/inf loss ends the run with status diverged and a reason naming the epoch."""
     settings = TrainSettings(optimizer="sgd", lr=1e6, batch_size=32, epochs=20)
-    result = train_mlp([32], [0.0], "relu", _classification(), settings)
+    result = train_mlp(NetSpec([32], [0.0], "relu"), _classification(), settings)
     assert result.status == "diverged"
     assert result.reason is not None
     assert result.reason.startswith(("loss became nan at epoch", "loss became inf at epoch"))
@@ -143,7 +149,7 @@ def test_patience_stops_early_and_restores_the_best_weights() -> None:
     """Check that the run stops `patience` epochs after its best one and keeps that epoch's weights."""
     data = _classification(flip_y=0.3)  # noisy labels: a big network with a big step overfits quickly
     settings = TrainSettings(lr=3e-2, batch_size=32, epochs=60, patience=3, metric="log_loss")
-    result = train_mlp([128, 128], [0.0, 0.0], "relu", data, settings)
+    result = train_mlp(NetSpec([128, 128], [0.0, 0.0], "relu"), data, settings)
     assert result.status == "completed"
     assert result.epochs_run == result.best_epoch + 3 < 60
     assert result.reason.startswith(f"early stopped at epoch {result.epochs_run}")
@@ -159,7 +165,7 @@ def test_balanced_class_weights_help_the_minority_class() -> None:
     scores = {}
     for class_weight in ("none", "balanced"):
         settings = TrainSettings(class_weight=class_weight, metric="balanced_accuracy", lr=3e-3, **FAST)
-        result = train_mlp([16], [0.0], "relu", data, settings)
+        result = train_mlp(NetSpec([16], [0.0], "relu"), data, settings)
         assert result.status == "completed"
         scores[class_weight] = result.metrics["val_balanced_accuracy"]
     assert scores["balanced"] > scores["none"]
@@ -168,7 +174,9 @@ def test_balanced_class_weights_help_the_minority_class() -> None:
 def test_regression_metrics_are_in_original_units() -> None:
     """Check that rmse/r2 compare predictions and targets in the target's own units."""
     data = _regression()
-    result = train_mlp([32], [0.0], "silu", data, TrainSettings(metric="rmse", lr=1e-2, batch_size=32, epochs=30))
+    result = train_mlp(
+        NetSpec([32], [0.0], "silu"), data, TrainSettings(metric="rmse", lr=1e-2, batch_size=32, epochs=30)
+    )
     assert set(result.metrics) == {f"{s}_{n}" for s in ("train", "val", "test") for n in ("rmse", "r2")}
     assert result.metrics["test_r2"] > 0.8
     # Recompute from the returned weights, undoing the target scaling by hand.
@@ -185,14 +193,14 @@ def test_regression_metrics_are_in_original_units() -> None:
 def test_metric_must_apply_to_the_task() -> None:
     """Check that a regression metric on a classification task is refused with the usable names."""
     with pytest.raises(ValueError, match=r"The metric 'rmse' does not apply to classification; use one of"):
-        train_mlp([8], [0.0], "relu", _classification(), TrainSettings(metric="rmse", **FAST))
+        train_mlp(NetSpec([8], [0.0], "relu"), _classification(), TrainSettings(metric="rmse", **FAST))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
 def test_cuda_device_without_cuda_is_refused() -> None:
     """Check that asking for CUDA on a machine without it says how to fix the settings."""
     with pytest.raises(ValueError, match="PyTorch sees no CUDA device; use 'auto' or 'cpu'"):
-        train_mlp([8], [0.0], "relu", _classification(), TrainSettings(device="cuda", **FAST))
+        train_mlp(NetSpec([8], [0.0], "relu"), _classification(), TrainSettings(device="cuda", **FAST))
 
 
 @pytest.mark.parametrize(
@@ -270,7 +278,7 @@ def test_train_mlp_matches_a_plain_step_by_step_loop_exactly(widths: list, dropo
     """Check that the trainer's speed-ups leave the arithmetic alone: same seed, bit-identical history and weights."""
     data = _classification()
     settings = TrainSettings(epochs=6, metric="log_loss", seed=11, **overrides)
-    result = train_mlp(widths, dropouts, "relu", data, settings)
+    result = train_mlp(NetSpec(widths, dropouts, "relu"), data, settings)
     history, best_state = _plain_loop(widths, dropouts, data, settings)
     # Exact equality, not approx: any reordering of the arithmetic would show in the last bits of log_loss.
     assert result.history == history
@@ -298,5 +306,7 @@ def test_train_mlp_keep_last_keeps_the_final_epoch() -> None:
         classes=(0, 1),
     )
     data = PreparedData("toy", x[:120], y[:120], x[120:160], y[120:160], x[160:], y[160:], prep)
-    result = train_mlp([8], [0.0], "relu", data, TrainSettings(lr=0.5, optimizer="sgd", epochs=6, keep_last=True))
+    result = train_mlp(
+        NetSpec([8], [0.0], "relu"), data, TrainSettings(lr=0.5, optimizer="sgd", epochs=6, keep_last=True)
+    )
     assert result.best_epoch == result.epochs_run == 6

@@ -13,9 +13,12 @@ import archsearch.trainers
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.pool import train_and_record, train_settings
 from archsearch.samplers import first_prunable_epoch, make_pruner
+from archsearch.spaces import NetSpec
 from archsearch.trainers.data import DataSpec, load_folds
 
 from ..conftest import small_config
+
+NET8 = NetSpec((8,), (0.0,), "relu")  # one hidden layer of 8
 
 HYPERPARAMETERS = {"lr": 1e-2, "weight_decay": 0.0, "batch_size": 32, "optimizer": "adam"}
 
@@ -44,9 +47,9 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list:
     calls = []
     real_train = archsearch.trainers.train_mlp
 
-    def spy(widths, dropouts, activation, data, settings, report=None):
+    def spy(net, data, settings, report=None):
         calls.append(data)
-        return real_train(widths, dropouts, activation, data, settings, report)
+        return real_train(net, data, settings, report)
 
     monkeypatch.setattr(archsearch.trainers, "train_mlp", spy)
     return calls
@@ -63,7 +66,7 @@ def test_a_trials_value_is_the_mean_over_its_folds(tmp_path: Path, recorded: lis
     folds = load_folds(config.data)
     trial = _RecordingTrial()
     settings = train_settings(config, "accuracy", HYPERPARAMETERS, seed=0)
-    result = train_and_record(trial, settings, folds, [8], [0.0], "relu", prune_from=1)
+    result = train_and_record(trial, settings, folds, NET8, prune_from=1)
     values = trial.user_attrs["fold_values"]
     assert len(values) == 3 and len(trial.user_attrs["fold_best_epochs"]) == 3
     assert result.best_value == pytest.approx(np.mean(values))
@@ -81,7 +84,7 @@ def test_the_pruner_stops_a_trial_at_a_fold_boundary(tmp_path: Path, recorded: l
     trial = _RecordingTrial(prune_at=1)
     settings = train_settings(config, "accuracy", HYPERPARAMETERS, seed=0)
     with pytest.raises(optuna.TrialPruned, match="pruned by the pruner after fold 1 of 3"):
-        train_and_record(trial, settings, load_folds(config.data), [8], [0.0], "relu", prune_from=1)
+        train_and_record(trial, settings, load_folds(config.data), NET8, prune_from=1)
     assert len(recorded) == 1 and list(trial.reports) == [1]
     assert len(trial.user_attrs["fold_values"]) == 1 and "after fold 1" in trial.user_attrs["pruned_reason"]
 
@@ -93,9 +96,7 @@ def test_the_search_s_time_stops_a_trial_inside_a_fold(tmp_path: Path, recorded:
     settings = train_settings(config, "accuracy", HYPERPARAMETERS, seed=0)
     with pytest.raises(optuna.TrialPruned, match=r"fold 2 of 3: stopped at epoch 2: the search's time was up"):
         # Fold 1 runs its 5 epochs (checks 0-4); fold 2 stops at its second epoch (check 6).
-        train_and_record(
-            trial, settings, load_folds(config.data), [8], [0.0], "relu", time_up=lambda: next(checks) >= 6
-        )
+        train_and_record(trial, settings, load_folds(config.data), NET8, time_up=lambda: next(checks) >= 6)
     assert len(recorded) == 2 and list(trial.reports) == [1]
 
 
@@ -104,7 +105,7 @@ def test_a_trial_that_finished_every_fold_is_not_pruned(tmp_path: Path, recorded
     config = small_config(tmp_path, data={"dataset": "wine", "folds": 2}, train={"epochs": 2, "patience": 2})
     trial = _RecordingTrial(prune_at=2)
     settings = train_settings(config, "accuracy", HYPERPARAMETERS, seed=0)
-    result = train_and_record(trial, settings, load_folds(config.data), [8], [0.0], "relu", prune_from=1)
+    result = train_and_record(trial, settings, load_folds(config.data), NET8, prune_from=1)
     assert result.status == "completed" and list(trial.reports) == [1, 2]
 
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from archsearch.pool._fused_worker import _population_for
+from archsearch.spaces import NetSpec
 from archsearch.trainers import FusedGroup, SlotSpec, TrainSettings, padding_acceptable, size_bucket
 from archsearch.trainers.data import DataSpec, PreparedData, load_data
 
@@ -24,8 +25,9 @@ def _objective(
     return SimpleNamespace(data=data, config=config)
 
 
-def _spec(widths: tuple[int, ...], **settings: object) -> SlotSpec:
-    return SlotSpec(widths, (0.0,) * len(widths), "relu", TrainSettings(epochs=2, **settings))
+def _spec(widths: tuple[int, ...], embedding: str = "none", embedding_dim: int = 16, **settings: object) -> SlotSpec:
+    net = NetSpec(widths, (0.0,) * len(widths), "relu", embedding=embedding, embedding_dim=embedding_dim)
+    return SlotSpec(net, TrainSettings(epochs=2, **settings))
 
 
 def _placed(spec: SlotSpec, objective: SimpleNamespace, populations: list):
@@ -87,15 +89,22 @@ def test_an_embedded_trial_joins_its_embedding_s_populations_sized_by_its_inputs
     objective, populations = _objective(digits, slots=8, layers=(0, 2), width=(8, 64)), []
     plain = _placed(_spec((8,)), objective, populations)
     assert (plain.group.max_depth, plain.group.max_width) == (2, 64)  # 8,832 multiply-adds a row: free
-    pl = dataclasses.replace(_spec((8,)), embedding="pl", embedding_dim=16)
+    pl = _spec((8,), embedding="pl", embedding_dim=16)
     embedded = _placed(pl, objective, populations)
     # 64 features x 16 values: 1,024 inputs make 2 x 64 cost 70,272 multiply-adds a row, not free on the CPU,
     # so the population is sized by the trial's own bucket (1 x 8: 8,272, free).
     assert embedded is not plain
     assert (embedded.group.embedding, embedded.group.max_depth, embedded.group.max_width) == ("pl", 1, 8)
-    assert _placed(dataclasses.replace(pl, widths=(6,), dropouts=(0.0,)), objective, populations) is embedded
+    assert (
+        _placed(
+            dataclasses.replace(pl, net=dataclasses.replace(pl.net, widths=(6,), dropouts=(0.0,))),
+            objective,
+            populations,
+        )
+        is embedded
+    )
     assert _placed(_spec((6,)), objective, populations) is plain
-    other_size = dataclasses.replace(pl, embedding_dim=8)
+    other_size = dataclasses.replace(pl, net=dataclasses.replace(pl.net, embedding_dim=8))
     assert _placed(other_size, objective, populations) not in (plain, embedded)
 
 

@@ -11,8 +11,11 @@ from optuna.trial import TrialState
 from archsearch.config import SearchConfig
 from archsearch.pool._objective import Objective, TotalReached, time_up_reason, train_and_record, train_settings
 from archsearch.samplers import first_prunable_epoch, make_pruner
+from archsearch.spaces import NetSpec
 from archsearch.storage import keys, make_storage
 from archsearch.trainers.data import DataSpec, load_data
+
+NET8 = NetSpec((8,), (0.0,), "relu")  # one hidden layer of 8
 
 
 def _config(tmp_path: Path, **study: object) -> SearchConfig:
@@ -84,7 +87,7 @@ def test_train_and_record_asks_the_pruner_only_from_prune_from(monkeypatch: pyte
     )
     for prune_from, asked in ((3, [3, 4, 5, 6]), (1, [1, 2, 3, 4, 5, 6]), (None, [])):
         trial = _CountingTrial()
-        train_and_record(trial, settings, data, [8], [0.0], "relu", prune_from=prune_from)
+        train_and_record(trial, settings, data, NET8, prune_from=prune_from)
         assert trial.reports == [1, 2, 3, 4, 5, 6]
         assert trial.asked == asked
         assert trial.user_attrs["epochs_run"] == 6
@@ -103,7 +106,7 @@ def test_train_and_record_stops_a_trial_when_the_search_s_time_is_up(
     )
     trial, epochs = _CountingTrial(), iter(range(1, 100))
     with pytest.raises(optuna.TrialPruned, match=r"stopped at epoch 3: the search's time was up"):
-        train_and_record(trial, settings, data, [8], [0.0], "relu", time_up=lambda: next(epochs) >= 3)
+        train_and_record(trial, settings, data, NET8, time_up=lambda: next(epochs) >= 3)
     assert trial.reports == [1, 2, 3] and trial.asked == [1, 2]  # the pruner is not asked once the time is up
     assert trial.user_attrs[keys.PRUNED_REASON] == time_up_reason(3)
     assert trial.user_attrs["epochs_run"] == 3

@@ -12,14 +12,14 @@ from archsearch.dashboards import build_sensitivity_report
 from archsearch.sensitivity import SensitivityResult
 from archsearch.sensitivity._jobs import Centre, job_id
 from archsearch.sensitivity._result import centre_findings, compare_centre, summarize
-from archsearch.spaces import Architecture, Hyperparameters, neighbourhood
+from archsearch.spaces import Hyperparameters, NetSpec, neighbourhood
 
 HYPERPARAMETERS = Hyperparameters(lr=0.01, weight_decay=0.0, batch_size=64, optimizer="adam")
 CENTRE = Centre(
     16,
-    Architecture(widths=(64,), dropouts=(0.0,), activation="relu"),
+    NetSpec(widths=(64,), dropouts=(0.0,), activation="relu"),
     HYPERPARAMETERS,
-    tuple(neighbourhood(Architecture(widths=(64,), dropouts=(0.0,), activation="relu"), 4, 3, steps=())),
+    tuple(neighbourhood(NetSpec(widths=(64,), dropouts=(0.0,), activation="relu"), 4, 3, steps=())),
 )
 REMOVE = "remove layer 0 (linear model with the centre's hyperparameters)"
 

@@ -31,7 +31,7 @@ from archsearch.sensitivity._jobs import (
     plan_jobs,
     sensitivity_objective,
 )
-from archsearch.spaces import Architecture, Hyperparameters, neighbourhood
+from archsearch.spaces import Hyperparameters, NetSpec, neighbourhood
 from archsearch.storage import StorageError, make_storage
 
 from ...conftest import backdate_trial
@@ -162,7 +162,7 @@ def _effects(centre: dict) -> dict[str, dict]:
 
 def test_plan_jobs_gives_every_architecture_the_same_seeds() -> None:
     """Check that jobs go seed by seed over the centre and its neighbours, with unique ids and the centre's training."""
-    architecture = Architecture(widths=(8,), dropouts=(0.0,), activation="relu")
+    architecture = NetSpec(widths=(8,), dropouts=(0.0,), activation="relu")
     neighbours = tuple(neighbourhood(architecture, 2, 3, steps=()))
     jobs = plan_jobs([Centre(4, architecture, HYPERPARAMETERS, neighbours)], seeds=[0, 1], n_inputs=2, n_outputs=3)
     assert [(j["seed"], j["key"]) for j in jobs] == [(seed, n.key) for seed in (0, 1) for n in neighbours]
@@ -177,7 +177,7 @@ def test_plan_jobs_gives_every_architecture_the_same_seeds() -> None:
 def test_jobs_of_an_embedded_centre_carry_the_embedding_in_keys_a_retry_copies() -> None:
     """Check that an embedded centre's jobs hold its embedding, and that JOB_KEYS (what a retry of a failed run
     copies) covers every key of a job, so a retry trains the same network."""
-    architecture = Architecture(widths=(8,), dropouts=(0.0,), activation="relu", embedding="pl", embedding_dim=4)
+    architecture = NetSpec(widths=(8,), dropouts=(0.0,), activation="relu", embedding="pl", embedding_dim=4)
     neighbours = tuple(neighbourhood(architecture, 2, 3, steps=(), n_numeric=2))
     jobs = plan_jobs(
         [Centre(4, architecture, HYPERPARAMETERS, neighbours)], seeds=[0], n_inputs=2, n_outputs=3, n_numeric=2
@@ -494,10 +494,10 @@ def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(
             raise RuntimeError("out of memory, once")
         return train(self, trial, job)
 
-    def diverge(widths, dropouts, activation, data, settings, report=None):
-        result = train_mlp(widths, dropouts, activation, data, settings, report)
+    def diverge(net, data, settings, report=None):
+        result = train_mlp(net, data, settings, report)
         # 7 units diverge with every seed, 9 units with seed 0 only.
-        if list(widths) == [7] or (list(widths) == [9] and settings.seed == 0):
+        if list(net.widths) == [7] or (list(net.widths) == [9] and settings.seed == 0):
             return dataclasses.replace(result, status="diverged", reason="loss became nan at epoch 1")
         return result
 

@@ -16,6 +16,7 @@ import optuna
 
 from archsearch.config import SearchConfig
 from archsearch.pool import train_settings
+from archsearch.spaces import NetSpec
 from archsearch.trainers.data import PreparedData
 
 __all__ = ["REFIT_COOLDOWN", "refit_cooldown", "train_member"]
@@ -55,18 +56,10 @@ def train_member(
     """
     from archsearch.trainers import train_mlp
 
-    candidate = config.space.replay(trial.params, trial.number)
+    # The architecture as the trial stored it; the training hyperparameters replayed from its params.
+    hyperparameters = config.space.replay(trial.params, trial.number).hyperparameters
     overrides: dict[str, Any] = {} if epochs is None else {"epochs": epochs, "patience": None, "keep_last": True}
-    settings = train_settings(config, metric, candidate.hyperparameters.to_dict(), seed=seed, **overrides)
+    settings = train_settings(config, metric, hyperparameters.to_dict(), seed=seed, **overrides)
     if epochs is not None:
         settings = dataclasses.replace(settings, cooldown=refit_cooldown(settings.lr_schedule))
-    architecture = candidate.architecture
-    return train_mlp(
-        architecture.widths,
-        architecture.dropouts,
-        architecture.activation,
-        data,
-        settings,
-        embedding=architecture.embedding,
-        embedding_dim=architecture.embedding_dim,
-    )
+    return train_mlp(NetSpec.from_trial(trial.user_attrs, trial.params), data, settings)

@@ -1,0 +1,134 @@
+"""The default export's members: the chosen trial plus the stored trials greedy ensemble selection adds."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from archsearch.export._members import clamped, member_of, search_data, stored_weights, train_members
+from archsearch.export._plan import ExportPlan
+from archsearch.export._selection import greedy_selection
+from archsearch.pool import fit_rows
+from archsearch.storage import keys
+from archsearch.trainers import DataError, ExportError
+from archsearch.trainers.data import PreparedData, load_refit_data
+
+__all__ = ["GREEDY_CANDIDATES", "GreedyChoice", "select_greedy"]
+
+GREEDY_CANDIDATES = 50  # best stored trials a greedy ensemble chooses among (each costs one validation pass)
+
+
+@dataclasses.dataclass(frozen=True)
+class GreedyChoice:
+    """What greedy selection chose: the weighted members (empty when the chosen trial ships alone), the data
+    whose test split measures them, and what the selection saw (or why it was skipped), for the metadata."""
+
+    members: list[Any]
+    data: PreparedData | None
+    info: dict[str, Any]
+
+
+def select_greedy(plan: ExportPlan) -> GreedyChoice:
+    """The chosen trial plus the stored trials that greedy ensemble selection adds on the validation split.
+
+    The chosen trial comes first and is refit when `plan.refit` (on train + validation rows, with the
+    preprocessing fitted on the training split as the stored members' was, so that all read one input).
+
+    Raises:
+        ExportError, DataError: The search's data cannot be read as it was, and `plan.greedy_required`
+            (the caller asked for the greedy ensemble); otherwise the selection is skipped and says why.
+    """
+    # When the greedy ensemble is the study's default rather than the caller's request, what cannot run is
+    # skipped: the export ships what it would without it (a --no-refit export needs no data here) and says why.
+    try:
+        data = clamped(search_data(plan.config, plan.study.user_attrs[keys.PREPROCESSING], refit=False), plan.clamp)
+    except DataError as e:
+        if plan.greedy_required:
+            raise
+        return GreedyChoice([], None, {"skipped": f"the search's data cannot be read here ({e})"})
+    except ExportError:
+        if plan.greedy_required:
+            raise
+        return GreedyChoice([], None, {"skipped": "the search's data changed since the search"})
+    stored = _candidates(plan, data)
+    if isinstance(stored, GreedyChoice):
+        return stored
+    members, predictions = stored
+    return _select(plan, data, members, predictions)
+
+
+def _candidates(plan: ExportPlan, data: PreparedData) -> tuple[list[Any], list[Any]] | GreedyChoice:
+    """The chosen trial and the best other stored trials, as members with their validation predictions."""
+    from archsearch.trainers import split_predictions
+
+    chosen, study = plan.chosen, plan.study
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    others = sorted(
+        (
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.number != chosen.number and t.value is not None and keys.WEIGHTS in t.user_attrs
+        ),
+        key=lambda t: (-t.value if maximize else t.value, t.number),
+    )
+    members, predictions = [], []
+    for trial in [chosen, *others][:GREEDY_CANDIDATES]:
+        try:
+            state_dict = stored_weights(plan, trial)
+        except ExportError as e:
+            if trial is not chosen:
+                continue  # removed by keep_best_k, or from other data: not a candidate
+            return _unusable_chosen(plan, e)
+        member = member_of(plan.config, trial, int(trial.user_attrs.get(keys.SEED, 0)), None, state_dict)
+        members.append(member)
+        # One network built at a time: a wide space's 50 candidates need not all be in memory as modules.
+        (prediction,) = split_predictions([member], data, "val")
+        predictions.append(prediction)
+    return members, predictions
+
+
+def _unusable_chosen(plan: ExportPlan, error: ExportError) -> GreedyChoice:
+    chosen = plan.chosen.number
+    if plan.greedy_required:
+        # A refit cannot stand in for them here: selection compares the networks the search trained.
+        detail = str(error).replace(" Export without --no-refit to train it again.", "")
+        raise ExportError(
+            f"The greedy ensemble starts from trial {chosen}'s stored weights, which cannot be used: "
+            f"{detail} Export with --no-greedy-ensemble to refit it alone."
+        ) from error
+    return GreedyChoice([], None, {"skipped": f"trial {chosen} has no readable stored weights"})
+
+
+def _select(plan: ExportPlan, data: PreparedData, members: list[Any], predictions: list[Any]) -> GreedyChoice:
+    """Greedy selection over the candidates; the chosen member refit when the plan says so."""
+    chosen, metric, preprocessing = plan.chosen, plan.metric, data.preprocessing
+    y_val = (
+        data.y_val
+        if preprocessing.classes is not None
+        else data.y_val * preprocessing.target_scale + preprocessing.target_mean
+    )
+    counts, value = greedy_selection(predictions, y_val, metric)
+    if not math.isfinite(value):  # e.g. r2 of a constant validation target: nothing to choose by
+        return GreedyChoice([], None, {"skipped": f"the validation {metric} of trial {chosen.number} is not finite"})
+    info = {
+        "candidates": len(members),
+        "picks": sum(counts),  # weights are counts / picks
+        "n_val_rows": len(data.y_val),
+        f"val_{metric}": value,
+        f"best_val_{metric}": chosen.user_attrs.get(f"val_{metric}", chosen.value),
+    }
+    picked = [(member, count) for member, count in zip(members, counts) if count]
+    if len(picked) == 1:
+        return GreedyChoice([], None, info)
+    if plan.refit:
+        data = load_refit_data(plan.config.data, fit_preprocessing_on="train")
+        n_fit = fit_rows(plan.study.user_attrs[keys.DATA], None)
+        (first,) = train_members(plan, [(chosen, picked[0][0].record["seed"])], data, refit=True, n_fit=n_fit)
+        picked[0] = (first, picked[0][1])
+        data = clamped(data, plan.clamp)
+    weighted = [dataclasses.replace(member, weight=count / sum(counts)) for member, count in picked]
+    return GreedyChoice(weighted, data, info)
