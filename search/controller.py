@@ -12,7 +12,9 @@ import optuna
 
 import archsearch
 from archsearch.config import ConfigError, SearchConfig
+from archsearch.kinds import job_kind
 from archsearch.pool import (
+    SEARCH,
     SearchError,
     WorkerStudy,
     check_same_data,
@@ -20,12 +22,9 @@ from archsearch.pool import (
     plan_slots,
     record_fingerprint,
     run_slots,
-    search_objective,
-    study_total,
     use_worker_sampler,
     worker_storage,
 )
-from archsearch.sensitivity import sensitivity_objective
 from archsearch.storage import finished_count, keys, mask_url, name_metric
 from archsearch.trainers.data import PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
@@ -199,7 +198,7 @@ def run_search(
     slots = plan_slots(config, workers, gpus, trials_per_gpu)  # before the study exists: bad flags change nothing
     opened = open_search_study(config)
     study = opened.study
-    total = study_total(study, config)
+    total = SEARCH.total(study, config)
     if finished_count(study) >= total:
         return study
     deadline = time.time() + config.study.timeout if config.study.timeout else None
@@ -244,8 +243,6 @@ def join_study(
     # The URL given here is how this machine reaches the database; the stored one may name another host.
     config, study = opened.config.replace(storage=storage), opened.study
     slots = plan_slots(config, workers, gpus, trials_per_gpu)
-    # A companion study of `archsearch sensitivity` holds planned jobs to train, not a search to sample.
-    companion = study.user_attrs.get(keys.KIND) == keys.SENSITIVITY_KIND
     # Another machine's worker may start with the same slot index and trial count: the process id tells them apart.
     run_slots(
         config,
@@ -257,6 +254,6 @@ def join_study(
         quiet=quiet,
         stream=stream,
         log_dir=log_dir,
-        objective_factory=sensitivity_objective if companion else search_objective,
+        kind=job_kind(study),  # a search's trials to sample, or another kind's planned jobs
     )
     return study

@@ -26,7 +26,9 @@ DROPPED_WEIGHTS = "archsearch_dropped_weights"  # artifact ids removed by keep_b
 WIDTHS = "widths"
 DROPOUTS = "dropouts"
 ACTIVATION = "activation"
-NORMALIZATION = "normalization"  # the norm layer after each hidden Linear; absent for "none" (and in trials before 2026-12-07)
+NORMALIZATION = (
+    "normalization"  # the norm layer after each hidden Linear; absent for "none" (and in trials before 2026-12-07)
+)
 EMBEDDING = "embedding"  # numeric-feature embedding; absent without one (and in studies made before them)
 EMBEDDING_DIM = "embedding_dim"  # its values per feature; absent with EMBEDDING
 DEPTH = "depth"
@@ -53,3 +55,16 @@ NOT_RUN = "not_run"  # a trial claimed after the study reached its total; it tra
 # Trial user attributes of a sensitivity run (its job, enqueued with the trial).
 JOB_ID = "job_id"
 CENTRE_TRIAL = "centre_trial"
+JOB_KIND = "kind"  # what the neighbour changes: "centre", "width", "remove_layer", "add_layer", "linear", ...
+CHANGE = "change"  # the change in words, e.g. "layer 1: 64 -> 65 (+1)"
+KEY = "key"  # the neighbour's architecture key (archsearch.spaces.architecture_key)
+LAYER = "layer"  # the layer the change touches (0-based); None for a whole-network change
+DELTA_UNITS = "delta_units"
+DELTA_PARAMS = "delta_params"
+# The training hyperparameters a job carries (its centre's), under their Hyperparameters field names.
+LR = "lr"
+WEIGHT_DECAY = "weight_decay"
+BATCH_SIZE = "batch_size"
+OPTIMIZER = "optimizer"
+LR_SCHEDULE = "lr_schedule"
+LABEL_SMOOTHING = "label_smoothing"

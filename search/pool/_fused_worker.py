@@ -18,9 +18,9 @@ artifact as a trial of the single engine, plus `engine = "fused"` and `fused_slo
 the fused engine does not support ([data] folds, ...) trains at once on the single engine, with
 `engine = "single"` and the reason in `engine_reason`.
 
-The loop serves any objective with a `fused_slot(trial)` method (`archsearch.pool.FusedSlot`): the
-search's, and the sensitivity analysis's, whose seeds x neighbours of one centre are the many
-same-shaped runs that fuse best (never pruned, no weights kept).
+The loop serves every kind of job: it asks the objective (a `TrialObjective`) for each trial's
+`FusedSlot`; a sensitivity analysis's seeds x neighbours of one centre are the many same-shaped runs
+that fuse best (never pruned, no weights kept).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from archsearch.pool._budget import AskDeadline
-from archsearch.pool._objective import TotalReached, stop_for_time
+from archsearch.pool._objective import TotalReached, TrialObjective, stop_for_time
 from archsearch.storage import FINISHED_STATES, keys, set_user_attrs, trial_state_counts
 
 __all__ = ["fused_trial_loop"]
@@ -50,7 +50,7 @@ class _Running:
     trial: optuna.Trial
     population: Any  # archsearch.trainers.Population
     slot: int
-    more_attrs: Callable[[Any], Mapping[str, Any]] | None  # a completed run's extra attributes (its weights)
+    finish: Callable[[Any], float]  # records the finished run's outcome (FusedSlot.finish); raises TrialPruned
 
 
 class _Heartbeats(threading.Thread):
@@ -87,7 +87,7 @@ class _Heartbeats(threading.Thread):
 def fused_trial_loop(
     study: optuna.Study,
     storage: Any,
-    objective: Any,  # Objective, or any objective with a `fused_slot(trial) -> FusedSlot` method
+    objective: TrialObjective,
     callbacks: list[Callback],
     stop: Any,  # archsearch.worker.GracefulStop
     *,
@@ -229,7 +229,7 @@ def _place(
         size = f"{group.max_depth}x{group.max_width}"
         label = f"{group.activation}-b{group.batch_size}{norm}{embedding}-{size}/{slot}"
         set_user_attrs(trial, {keys.ENGINE: "fused", keys.FUSED_SLOT: label})
-        return _Running(trial, population, slot, slot_of.more_attrs)
+        return _Running(trial, population, slot, slot_of.finish)
     except TotalReached:
         raise
     except optuna.TrialPruned:
@@ -298,22 +298,13 @@ def _population_for(spec: Any, objective: Any, populations: list) -> Any:
 
 
 def _record(entry: _Running, result: Any, tell: Callable) -> None:
-    """Store a slot's outcome as `train_and_record` stores a single-engine run, and tell Optuna."""
-    attrs = {
-        "device": result.device,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "train_seconds": round(result.train_seconds, 4),
-        **result.metrics,
-    }
-    if result.status != "completed":
-        set_user_attrs(entry.trial, {**attrs, keys.PRUNED_REASON: result.reason})
+    """Store a slot's outcome as the single engine stores a run's (`record_outcome`), and tell Optuna."""
+    try:
+        value = entry.finish(result)
+    except optuna.TrialPruned:
         tell(entry.trial, None, TrialState.PRUNED)
         return
-    if entry.more_attrs is not None:
-        attrs.update(entry.more_attrs(result))
-    set_user_attrs(entry.trial, attrs)
-    tell(entry.trial, result.best_value)
+    tell(entry.trial, value)
 
 
 def _reporter(

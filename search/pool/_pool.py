@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -12,16 +13,17 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Iterator, TextIO
 
 import optuna
 from optuna.trial import TrialState
 
 from archsearch.config import MAX_TRIALS
+from archsearch.pool._kinds import JobKind, job_kind
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._spawn import WorkerProcess
 from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker
-from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK, ObjectiveFactory, search_objective
+from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK
 from archsearch.storage import keys
 
 __all__ = ["run_pool", "PoolFailure", "PROGRESS_LEGEND", "StatusWriter", "progress_line"]
@@ -56,8 +58,7 @@ def progress_line(
 ) -> str:
     """One status line: trials done/pruned/failed/running, best and last trial with their architectures, ETA.
 
-    A companion sensitivity study names its runs "neighbour i/N, seed j/R" instead of trial numbers. A
-    search without a trial count (`total` of MAX_TRIALS) runs to its `deadline` (`time.time()`), and
+    Trials are named as the study's kind of job says (a search's by number and widths). A search without a trial count (`total` of MAX_TRIALS) runs to its `deadline` (`time.time()`), and
     the line says how long that is.
     """
     trials = study.get_trials(deepcopy=False)
@@ -69,7 +70,7 @@ def progress_line(
     ]
     done = len(ended)
     per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in ended)
-    name = _run_namer(study, trials)
+    name = job_kind(study).run_namer(study, trials)
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if finished:
         pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
@@ -149,30 +150,6 @@ class StatusWriter:
 _CLOCK = re.compile(r" \| [^|]* elapsed[^|]*")
 
 
-def _run_namer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]):
-    """How the status line names a trial: number and architecture, or a sensitivity run's neighbour and seed."""
-    if study.user_attrs.get(keys.KIND) != keys.SENSITIVITY_KIND:
-        return lambda t: f"#{t.number}: {_architecture(t)}"
-    ordered = sorted(trials, key=lambda t: t.number)
-    neighbours = list(dict.fromkeys((t.user_attrs.get(keys.CENTRE_TRIAL), t.user_attrs.get("key")) for t in ordered))
-    seeds = list(dict.fromkeys(t.user_attrs.get(keys.SEED) for t in ordered))
-
-    def name(t: optuna.trial.FrozenTrial) -> str:
-        i = neighbours.index((t.user_attrs.get(keys.CENTRE_TRIAL), t.user_attrs.get("key"))) + 1
-        j = seeds.index(t.user_attrs.get(keys.SEED)) + 1
-        return f"neighbour {i}/{len(neighbours)}, seed {j}/{len(seeds)}: {_architecture(t)}"
-
-    return name
-
-
-def _architecture(trial: optuna.trial.FrozenTrial) -> str:
-    """``linear`` or ``64-32`` (hidden widths from the input side), ``?`` before the trial wrote them."""
-    widths = trial.user_attrs.get(keys.WIDTHS)
-    if widths is None:
-        return "?"
-    return "-".join(str(w) for w in widths) if widths else "linear"
-
-
 def _duration(seconds: float) -> str:
     """``"42s"``, ``"3m 05s"``, ``"1h 02m"``."""
     seconds = int(round(seconds))
@@ -202,7 +179,7 @@ def run_pool(
     quiet: bool = True,
     stream: TextIO | None = None,
     max_trials: int | None = None,
-    objective_factory: ObjectiveFactory = search_objective,
+    kind: JobKind | None = None,
     retry: RetryStaleTrial | None = None,
 ) -> None:
     """Run one spawned worker process per slot until they all stop; raise on a failure streak.
@@ -215,46 +192,124 @@ def run_pool(
     """
     stream = stream or sys.stderr
     log_dir.mkdir(parents=True, exist_ok=True)
-    processes = []
-    for slot in slots:
-        log_path = log_dir / f"worker-{slot.index}.log"
+    kind = kind or job_kind(study)
+    processes = [
         # Not multiprocessing: its spawn would run the caller's unguarded script again in every worker.
-        process = WorkerProcess(
+        WorkerProcess(
             f"archsearch-worker-{slot.index}",
             url=url,
             study_name=study.study_name,
             slot=slot,
-            log_path=str(log_path),
+            log_path=str(log_dir / f"worker-{slot.index}.log"),
             total=total,
             deadline=deadline,
             max_trials=max_trials,
-            objective_factory=objective_factory,
+            kind=kind,
             parent_pid=os.getpid(),
         )
-        processes.append(process)
-
-    interrupted: list[int] = []
-    previous_handlers = {}
-    if threading.current_thread() is threading.main_thread():
-
-        def on_signal(signum: int, frame: object) -> None:
-            interrupted.append(signum)
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous_handlers[signum] = signal.signal(signum, on_signal)
-    started = time.monotonic()
+        for slot in slots
+    ]
+    pool = _Supervisor(study, processes, log_dir, retry)
     status = StatusWriter(stream)
-    reaped: set[int] = set()
+    started = time.monotonic()
 
-    def reap(process) -> None:
+    def show() -> None:
+        if not quiet:
+            status.update(progress_line(study, total, metric, started, deadline=deadline))
+
+    with _signals_noted() as interrupted:
+        try:
+            _start(processes)
+            if not quiet:
+                devices = ", ".join(sorted({s.device for s in slots}))
+                stream.write(f"[archsearch] {len(slots)} workers ({devices}); logs in {log_dir}\n")
+            while any(p.is_alive() for p in processes):
+                pool.check(interrupted, ended=False)
+                pool.reap_all()
+                show()
+                time.sleep(POLL_SECONDS)
+            show()  # the workers may finish between two polls: the last line shows the state they left
+            status.close()
+            pool.reap_all()
+            warning = pool.check(interrupted, ended=True)
+            if warning:
+                status.message(warning)
+        finally:
+            status.close()
+            _stop(processes)
+            # Workers that had to be killed (a trial stuck past the grace) leave their trial RUNNING.
+            pool.reap_all()
+
+
+@contextlib.contextmanager
+def _signals_noted() -> Iterator[list[int]]:
+    """Within the block, SIGINT and SIGTERM are only noted (in the list yielded); the pool acts on them."""
+    interrupted: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda signum, frame: interrupted.append(signum))
+    try:
+        yield interrupted
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _start(processes: list) -> None:
+    """Start the workers with SIGINT ignored, which they keep (a spawned process inherits ignored signals)."""
+    ignoring = threading.current_thread() is threading.main_thread()
+    noted = signal.signal(signal.SIGINT, signal.SIG_IGN) if ignoring else None
+    try:
+        for process in processes:
+            process.start()
+    finally:
+        if ignoring:
+            signal.signal(signal.SIGINT, noted)
+
+
+class _Supervisor:
+    """What the pool watches in its workers: how they ended, and the trials a dead one left RUNNING."""
+
+    def __init__(self, study: optuna.Study, processes: list, log_dir: Path, retry: RetryStaleTrial | None):
+        self.study, self.processes, self.log_dir, self.retry = study, processes, log_dir, retry
+        self.reaped: set[int] = set()
+
+    def check(self, interrupted: list[int], *, ended: bool) -> str | None:
+        """Raise on what stops the pool (an interrupt, a failure streak, a worker's error; once all workers
+        `ended`, their all dying); return a warning when some died and the others finished the study."""
+        processes = self.processes
+        if interrupted:
+            raise KeyboardInterrupt()
+        if any(p.exitcode == EXIT_FAILURE_STREAK for p in processes):
+            _stop(processes)
+            raise PoolFailure(_last_failure(self.study), streak=True)
+        broken = [p for p in processes if p.exitcode == EXIT_ERROR]
+        if broken:
+            _stop(processes)
+            raise PoolFailure(_worker_error(broken[0], self.log_dir))
+        crashed = [p for p in processes if p.exitcode not in (None, 0)]
+        if not ended or not crashed:
+            return None
+        codes = ", ".join(f"{p.name} exited {p.exitcode}" for p in crashed)
+        if len(crashed) == len(processes):
+            raise PoolFailure(f"every worker died ({codes}); see the logs in {self.log_dir}")
+        # Killed workers' trials are retried by the others; say so, but the study is complete.
+        return f"[archsearch] warning: {codes}; see {self.log_dir}"
+
+    def reap_all(self) -> None:
+        for process in self.processes:
+            self.reap(process)
+
+    def reap(self, process: Any) -> None:
         """Fail and retry the trials a worker left RUNNING when it ended (once per worker).
 
         Whatever its exit code: a worker that stopped cleanly left none, but one whose last write failed
         as it was stopped (a signal in the middle of a database call) may have, and no one else would end it.
         """
-        if retry is None or process.pid in reaped or process.exitcode is None:
+        if self.retry is None or process.pid in self.reaped or process.exitcode is None:
             return
-        reaped.add(process.pid)
+        self.reaped.add(process.pid)
         code = process.exitcode
         if code < 0:
             how = f"was killed by {signal.Signals(-code).name}"
@@ -262,66 +317,7 @@ def run_pool(
             how = "stopped on an interrupt before it could close this trial"
         else:
             how = f"exited with code {code}"
-        fail_trials_of_dead_worker(study, retry, process.pid, f"its worker process (pid {process.pid}) {how}")
-
-    try:
-        # Started with SIGINT ignored, which they keep (a spawned process inherits ignored signals).
-        ignoring = threading.current_thread() is threading.main_thread()
-        if ignoring:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            for process in processes:
-                process.start()
-        finally:
-            if ignoring:
-                signal.signal(signal.SIGINT, on_signal)
-        if not quiet:
-            stream.write(
-                f"[archsearch] {len(slots)} workers ({', '.join(sorted({s.device for s in slots}))}); logs in {log_dir}\n"
-            )
-        while any(p.is_alive() for p in processes):
-            if interrupted:
-                raise KeyboardInterrupt()
-            if any(p.exitcode == EXIT_FAILURE_STREAK for p in processes):
-                _stop(processes)
-                raise PoolFailure(_last_failure(study), streak=True)
-            broken = [p for p in processes if p.exitcode == EXIT_ERROR]
-            if broken:
-                _stop(processes)
-                raise PoolFailure(_worker_error(broken[0], log_dir))
-            for process in processes:
-                reap(process)
-            if not quiet:
-                status.update(progress_line(study, total, metric, started, deadline=deadline))
-            time.sleep(POLL_SECONDS)
-        if not quiet:
-            # The workers may finish between two polls: the last line shows the state they left.
-            status.update(progress_line(study, total, metric, started, deadline=deadline))
-        status.close()
-        for process in processes:
-            reap(process)
-        if interrupted:
-            raise KeyboardInterrupt()
-        if any(p.exitcode == EXIT_FAILURE_STREAK for p in processes):
-            raise PoolFailure(_last_failure(study), streak=True)
-        broken = [p for p in processes if p.exitcode == EXIT_ERROR]
-        if broken:
-            raise PoolFailure(_worker_error(broken[0], log_dir))
-        crashed = [p for p in processes if p.exitcode != 0]
-        if crashed:
-            codes = ", ".join(f"{p.name} exited {p.exitcode}" for p in crashed)
-            if len(crashed) == len(processes):
-                raise PoolFailure(f"every worker died ({codes}); see the logs in {log_dir}")
-            # Killed workers' trials are retried by the others; say so, but the study is complete.
-            status.message(f"[archsearch] warning: {codes}; see {log_dir}")
-    finally:
-        status.close()
-        _stop(processes)
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
-        # Workers that had to be killed (a trial stuck past the grace) leave their trial RUNNING.
-        for process in processes:
-            reap(process)
+        fail_trials_of_dead_worker(self.study, self.retry, process.pid, f"its worker process (pid {process.pid}) {how}")
 
 
 def _stop(processes: list) -> None:

@@ -11,10 +11,11 @@ from typing import Sequence, TextIO
 import optuna
 
 from archsearch.config import ConfigError, SearchConfig
+from archsearch.pool._kinds import JobKind, job_kind
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool._pool import PoolFailure, StatusWriter, progress_line, run_pool
 from archsearch.pool._supervision import RetryStaleTrial
-from archsearch.pool._worker import ObjectiveFactory, WorkerStudy, run_worker, search_objective, study_total
+from archsearch.pool._worker import WorkerStudy, run_worker
 from archsearch.storage import keys, sqlite_path
 from archsearch.trainers.data import PreparedData
 
@@ -44,7 +45,7 @@ def run_slots(
     quiet: bool = True,
     stream: TextIO | None = None,
     log_dir: str | Path | None = None,
-    objective_factory: ObjectiveFactory = search_objective,
+    kind: JobKind | None = None,
     opened: WorkerStudy | None = None,
 ) -> None:
     """Train in this process (one CPU slot) or in a pool of spawned workers; raise on a failure streak.
@@ -53,7 +54,8 @@ def run_slots(
     nothing is read back from the storage that this process already holds.
     """
     url, metric = config.study.storage, study.user_attrs[keys.METRIC]
-    total = study_total(study, config) if total is None else total
+    kind = kind or job_kind(study)
+    total = kind.total(study, config) if total is None else total
     stream = stream or sys.stderr
     if len(slots) == 1 and in_process:
         callbacks = [] if quiet else [_PrintProgress(total, metric, stream)]
@@ -68,7 +70,7 @@ def run_slots(
                 callbacks=callbacks,
                 seed_salt=seed_salt,
                 data=data,
-                objective_factory=objective_factory,
+                kind=kind,
                 opened=opened,
             )
         finally:
@@ -90,7 +92,7 @@ def run_slots(
             quiet=quiet,
             stream=stream,
             max_trials=max_trials,
-            objective_factory=objective_factory,
+            kind=kind,
             retry=RetryStaleTrial(config.study.max_retry, config.study.grace_period),
         )
     except PoolFailure as e:

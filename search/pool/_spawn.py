@@ -21,19 +21,16 @@ __all__ = ["WorkerProcess"]
 class WorkerProcess:
     """A worker subprocess with the part of `multiprocessing.Process`'s interface the pool uses.
 
-    The objective factory travels by name (`module:function`), as pickle would send it: it must be a
-    module-level function.
+    The study's kind of job travels by its class's name (`module:Class`), as pickle would send it: the
+    worker imports that module, which registers the kind there too, and builds the kind anew (kinds hold no
+    state).
     """
 
     def __init__(self, name: str, **arguments: Any) -> None:
         self.name = name
-        slot, factory = arguments["slot"], arguments["objective_factory"]
+        slot, kind = arguments["slot"], type(arguments["kind"])
         self._payload = json.dumps(
-            {
-                **arguments,
-                "slot": dataclasses.asdict(slot),
-                "objective_factory": f"{factory.__module__}:{factory.__qualname__}",
-            }
+            {**arguments, "slot": dataclasses.asdict(slot), "kind": f"{kind.__module__}:{kind.__qualname__}"}
         )
         self._popen: subprocess.Popen | None = None
 

@@ -28,10 +28,11 @@ from archsearch.config import ConfigError, SearchConfig
 from archsearch.pool._budget import AskDeadline
 from archsearch.pool._data_check import check_same_data
 from archsearch.pool._fused_worker import fused_trial_loop
-from archsearch.pool._objective import Objective
+from archsearch.pool._kinds import JobKind, job_kind
+from archsearch.pool._objective import WorkerContext
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._supervision import RetryStaleTrial, die_with_parent, quiet_expected_failures
-from archsearch.samplers import first_prunable_epoch, make_pruner, make_sampler
+from archsearch.samplers import make_pruner, make_sampler
 from archsearch.storage import (
     FINISHED_STATES,
     DatabaseUnavailable,
@@ -52,14 +53,10 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_FAILURE_STREAK",
     "GracefulStop",
-    "ObjectiveFactory",
-    "WorkerContext",
     "WorkerOutcome",
     "WorkerStudy",
     "load_worker_study",
     "run_worker",
-    "search_objective",
-    "study_total",
     "use_worker_sampler",
     "worker_main",
     "worker_storage",
@@ -79,52 +76,6 @@ class WorkerOutcome:
     failed_streak: int = 0
     last_failure: str | None = None
     last_failed_trial: int | None = None
-
-
-@dataclass(frozen=True)
-class WorkerContext:
-    """What a worker hands to its objective factory: the study's config and data, and where this worker runs."""
-
-    config: SearchConfig
-    data: PreparedData
-    metric: str
-    storage: optuna.storages.RDBStorage
-    artifact_dir: Path
-    device: str
-    num_threads: int | None
-    worker: str  # this worker's label, host:pid/wN
-    total: int
-
-
-# Builds the callable that trains one trial. The search's is `search_objective`; `archsearch sensitivity`
-# passes its own, so this package never imports the analysis that runs on top of it. Spawned workers
-# receive it by reference, so it must be a module-level function.
-ObjectiveFactory = Callable[[WorkerContext], Callable[[optuna.Trial], float]]
-
-
-def search_objective(context: WorkerContext) -> Objective:
-    """The objective of a search study: sample a candidate, train it, record it."""
-    return Objective(
-        context.config,
-        context.data,
-        context.metric,
-        context.storage,
-        context.artifact_dir,
-        device=context.device,
-        num_threads=context.num_threads,
-        worker=context.worker,
-        total=context.total,
-        prune_from=first_prunable_epoch(context.config),
-    )
-
-
-def study_total(study: optuna.Study, config: SearchConfig) -> int:
-    """The finished trials (complete + pruned) a study's workers run to: the one place this is decided.
-
-    A search runs to its config's `n_trials` (which a resume may change; unset with a timeout, the
-    timeout ends it); the companion study of a sensitivity analysis to the number of jobs it holds.
-    """
-    return int(study.user_attrs.get(keys.SENSITIVITY_JOBS, config.study.trial_total))
 
 
 def worker_label(slot: WorkerSlot) -> str:
@@ -206,7 +157,7 @@ def run_worker(
     log: TextIO | None = None,
     seed_salt: int = 0,
     data: PreparedData | None = None,
-    objective_factory: ObjectiveFactory = search_objective,
+    kind: JobKind | None = None,
     opened: WorkerStudy | None = None,
     wait_for_database: bool = False,
 ) -> WorkerOutcome:
@@ -214,17 +165,17 @@ def run_worker(
 
     Args:
         url: Storage URL.
-        study_name: Study created by `archsearch search`.
+        study_name: Study created by `archsearch search` (or a companion study of another kind of job).
         slot: This worker's device and thread count.
-        total: Completed + pruned trials the study should reach; default: its config's n_trials, or for a
-            sensitivity companion study the number of jobs it holds.
+        total: Completed + pruned trials the study should reach; default: what its kind says (a search's
+            n_trials, the jobs a sensitivity analysis holds, ...).
         max_trials: Stop after this many trials of this worker's own.
         deadline: `time.time()` after which no new trial starts (earlier by the refit reserve, see `AskDeadline`).
         callbacks: Extra study callbacks (progress).
         log: Where one line per finished trial goes.
         seed_salt: Makes this worker's sampler seed differ from other workers' (slot index, process id).
         data: The study's data when the caller already loaded it (an in-process search); else loaded here.
-        objective_factory: Builds the per-trial objective (default: a search's).
+        kind: The study's kind of job (see `archsearch.pool.job_kind`); default: the one the study names.
         opened: The study as the caller (an in-process search) opened it; else opened here from the storage.
         wait_for_database: Retry the first connection too (see `make_storage`).
 
@@ -236,41 +187,94 @@ def run_worker(
         opened = load_worker_study(
             url, study_name, seed_salt=seed_salt + 104729 * slot.index, wait_for_database=wait_for_database
         )
-    config, storage, study = opened.config, opened.storage, opened.study
-    companion = study.user_attrs.get(keys.KIND) == keys.SENSITIVITY_KIND
-    if companion and objective_factory is search_objective:
-        raise ConfigError(
-            f"Study {study_name!r} is the companion study of a sensitivity analysis; join it with "
-            "`archsearch worker` or `archsearch.join_study`, which train its jobs instead of sampling a search."
-        )
-    total = study_total(study, config) if total is None else total
+    config, study = opened.config, opened.study
+    kind = job_kind(study, kind)
+    total = kind.total(study, config) if total is None else total
     if len(study.get_trials(deepcopy=False, states=FINISHED_STATES)) >= total:
         return WorkerOutcome()  # nothing left: no need for the data (which may not even be here)
-    if data is None:
-        data = _load_data_here(config)
-        check_same_data(study, data, url)
-    artifact_dir = Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url)
     label = worker_label(slot)
-    objective = objective_factory(
-        WorkerContext(
-            config=config,
-            data=data,
-            metric=study.user_attrs[keys.METRIC],
-            storage=storage,
-            artifact_dir=artifact_dir,
-            device=_device_for(slot),
-            num_threads=slot.threads,
-            worker=label,
-            total=total,
-        )
-    )
-    outcome = WorkerOutcome()
-    limit = config.study.max_consecutive_failures
+    objective = kind.objective(_context(opened, url, slot, label, total, data))
     engine, engine_why = choose_engine(config, slot)
     if log is not None:
         log.write(f"{time.strftime('%H:%M:%S')} {label} {engine_why}\n")
+    outcome = WorkerOutcome()
+    ask_deadline = AskDeadline(
+        study,
+        deadline,
+        timeout=config.study.timeout,
+        reserve=config.study.reserve_refit and kind.reserve_refit,
+        folds=config.data.folds,
+        epochs=config.train.epochs,
+        members=config.export.ensemble_seeds,
+        log=log,
+        label=label,
+    )
+    if ask_deadline.reserve:
+        objective.time_up = ask_deadline.time_up  # running trials end with the search, not after it
+    all_callbacks = [_Recorder(outcome, log, label), objective.after_trial, *(callbacks or [])]
+    stop = GracefulStop()
+    with stop.installed():
+        if engine == "fused":
+            fused_trial_loop(
+                study,
+                opened.storage,
+                objective,
+                all_callbacks,
+                stop,
+                total=total,
+                failure_limit=config.study.max_consecutive_failures,
+                failed_streak=lambda: outcome.failed_streak,
+                finished_here=lambda: outcome.finished,
+                max_trials=max_trials,
+                deadline=ask_deadline,
+            )
+        # After a fused loop this only waits for trials running elsewhere, and trains the retries of any whose worker died.
+        _trial_loop(
+            opened,
+            stop.guard(objective),
+            objective.note_counts,
+            all_callbacks,
+            stop,
+            outcome,
+            total,
+            max_trials,
+            ask_deadline,
+        )
+    if stop.requested:
+        raise KeyboardInterrupt("stopped by a signal")
+    outcome.stopped_by_failures = outcome.failed_streak >= config.study.max_consecutive_failures
+    return outcome
 
-    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+
+def _context(
+    opened: WorkerStudy, url: str, slot: WorkerSlot, label: str, total: int, data: PreparedData | None
+) -> WorkerContext:
+    """What this worker's objective needs: the study's data (loaded here unless given) and where it trains."""
+    config, study = opened.config, opened.study
+    if data is None:
+        data = _load_data_here(config)
+        check_same_data(study, data, url)
+    return WorkerContext(
+        config=config,
+        data=data,
+        metric=study.user_attrs[keys.METRIC],
+        storage=opened.storage,
+        artifact_dir=Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url),
+        device=_device_for(slot),
+        num_threads=slot.threads,
+        worker=label,
+        total=total,
+    )
+
+
+class _Recorder:
+    """Study callback: counts this worker's finished trials and its failure streak, and logs each trial."""
+
+    def __init__(self, outcome: WorkerOutcome, log: TextIO | None, label: str):
+        self.outcome, self.log, self.label = outcome, log, label
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        outcome = self.outcome
         outcome.stood_down = bool(trial.user_attrs.get(keys.NOT_RUN))
         if outcome.stood_down:
             return
@@ -283,71 +287,29 @@ def run_worker(
         else:
             outcome.failed_streak = 0
             outcome.finished += 1
-        if log is not None:
+        if self.log is not None:
             value = "" if trial.value is None else f" value {trial.value:.4f}"
-            log.write(
-                f"{time.strftime('%H:%M:%S')} {label} trial {trial.number} {trial.state.name}{value} {trial.user_attrs.get('widths')}\n"
+            widths = trial.user_attrs.get(keys.WIDTHS)
+            self.log.write(
+                f"{time.strftime('%H:%M:%S')} {self.label} trial {trial.number} {trial.state.name}{value} {widths}\n"
             )
-            log.flush()
-
-    # Search trials bound their stored weights after each trial; sensitivity runs keep none.
-    after_trial = getattr(objective, "after_trial", None)
-    all_callbacks = [record, *([after_trial] if after_trial else []), *(callbacks or [])]
-    # A sensitivity analysis's companion study is never exported: nothing to reserve time for.
-    ask_deadline = AskDeadline(
-        study,
-        deadline,
-        timeout=config.study.timeout,
-        reserve=config.study.reserve_refit and not companion,
-        folds=config.data.folds,
-        epochs=config.train.epochs,
-        members=config.export.ensemble_seeds,
-        log=log,
-        label=label,
-    )
-    if ask_deadline.reserve and hasattr(objective, "time_up"):
-        objective.time_up = ask_deadline.time_up  # running trials end with the search, not after it
-    stop = GracefulStop()
-    with stop.installed():
-        if engine == "fused" and hasattr(objective, "fused_slot"):
-            fused_trial_loop(
-                study,
-                storage,
-                objective,
-                all_callbacks,
-                stop,
-                total=total,
-                failure_limit=limit,
-                failed_streak=lambda: outcome.failed_streak,
-                finished_here=lambda: outcome.finished,
-                max_trials=max_trials,
-                deadline=ask_deadline,
-            )
-        # After a fused loop this only waits for trials running elsewhere, and trains the retries of any whose worker died.
-        _trial_loop(
-            study,
-            storage,
-            stop.guard(objective),
-            all_callbacks,
-            stop,
-            outcome,
-            config,
-            total,
-            limit,
-            max_trials,
-            ask_deadline,
-            note_counts=getattr(objective, "note_counts", None),
-        )
-    if stop.requested:
-        raise KeyboardInterrupt("stopped by a signal")
-    outcome.stopped_by_failures = outcome.failed_streak >= limit
-    return outcome
+            self.log.flush()
 
 
 def _trial_loop(
-    study, storage, objective, callbacks, stop, outcome, config, total, limit, max_trials, deadline, note_counts=None
+    opened: WorkerStudy,
+    objective: Callable[[optuna.Trial], float],
+    note_counts: Callable[[int, int], None],
+    callbacks: list,
+    stop: GracefulStop,
+    outcome: WorkerOutcome,
+    total: int,
+    max_trials: int | None,
+    deadline: AskDeadline,
 ) -> None:
     """Run one trial at a time until the study's total, a limit, a failure streak or a stop request."""
+    config, storage, study = opened.config, opened.storage, opened.study
+    limit = config.study.max_consecutive_failures
     while outcome.failed_streak < limit and not stop.requested:
         if max_trials is not None and outcome.finished >= max_trials:
             break
@@ -367,8 +329,7 @@ def _trial_loop(
             _fail_orphans(study, storage, config.study.grace_period)
             time.sleep(0.5)
             continue
-        if note_counts is not None:
-            note_counts(finished + running + waiting, sum(counts.values()))
+        note_counts(finished + running + waiting, sum(counts.values()))
         try:
             study.optimize(objective, n_trials=1, callbacks=callbacks, catch=(Exception,))
         except Exception as e:
@@ -520,7 +481,7 @@ def worker_main(
     total: int | None,
     deadline: float | None,
     max_trials: int | None,
-    objective_factory: ObjectiveFactory = search_objective,
+    kind: JobKind | None = None,
     parent_pid: int | None = None,
 ) -> None:
     """Entry point of a spawned worker process: logs to its own file; exit code 3 on a failure streak, 4 on an error.
@@ -552,7 +513,7 @@ def worker_main(
                 deadline=deadline,
                 log=log,
                 seed_salt=os.getpid(),
-                objective_factory=objective_factory,
+                kind=kind,
                 wait_for_database=True,
             )
             code = EXIT_FAILURE_STREAK if outcome.stopped_by_failures else 0

@@ -18,8 +18,8 @@ def main() -> None:
 
     arguments = json.loads(sys.stdin.read())
     arguments["slot"] = WorkerSlot(**arguments["slot"])
-    module, name = arguments["objective_factory"].split(":")
-    arguments["objective_factory"] = getattr(importlib.import_module(module), name)
+    module, name = arguments["kind"].split(":")
+    arguments["kind"] = getattr(importlib.import_module(module), name)()
     worker_main(**arguments)
 
 

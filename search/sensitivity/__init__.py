@@ -41,8 +41,9 @@ _LAZY = {
     "SensitivityError": "archsearch.sensitivity._run",
     "SensitivityResult": "archsearch.sensitivity._result",
     "run_sensitivity": "archsearch.sensitivity._run",
+    "SENSITIVITY": "archsearch.sensitivity._jobs",
+    "SensitivityKind": "archsearch.sensitivity._jobs",
     "SensitivityObjective": "archsearch.sensitivity._jobs",
-    "sensitivity_objective": "archsearch.sensitivity._jobs",
 }
 
 __all__ = ["add_parser", *_LAZY]

@@ -8,7 +8,7 @@ a job that is finished, queued or running is never enqueued twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,22 +16,22 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.config import SearchConfig
-from archsearch.pool import FusedSlot, TotalReached, WorkerContext, train_and_record, train_settings
+from archsearch.pool import JobKind, Run, TrialObjective, WorkerContext, register_job_kind, trial_label
 from archsearch.spaces import Hyperparameters, Neighbour, NetSpec
-from archsearch.storage import keys
-from archsearch.trainers.data import PreparedData
+from archsearch.storage import keys, set_user_attrs
 
 __all__ = [
     "COMPANION_SUFFIX",
     "LIVE_STATES",
+    "SENSITIVITY",
     "Centre",
+    "SensitivityKind",
     "SensitivityObjective",
     "companion_name",
     "job_id",
     "live_job_count",
     "pending_jobs",
     "plan_jobs",
-    "sensitivity_objective",
 ]
 
 COMPANION_SUFFIX = ".sensitivity"
@@ -39,28 +39,28 @@ COMPANION_SUFFIX = ".sensitivity"
 LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
 JOB_KEYS = (
     keys.JOB_ID,
-    "centre_trial",
-    "kind",
-    "change",
-    "key",
-    "layer",
-    "delta_units",
-    "seed",
-    "widths",
-    "dropouts",
-    "activation",
+    keys.CENTRE_TRIAL,
+    keys.JOB_KIND,
+    keys.CHANGE,
+    keys.KEY,
+    keys.LAYER,
+    keys.DELTA_UNITS,
+    keys.SEED,
+    keys.WIDTHS,
+    keys.DROPOUTS,
+    keys.ACTIVATION,
+    keys.NORMALIZATION,  # the centre's, when it has a norm layer
     keys.EMBEDDING,  # with keys.EMBEDDING_DIM, only in the jobs of an embedded centre
     keys.EMBEDDING_DIM,
-    "depth",
-    "n_params",
-    "delta_params",
-    "lr",
-    "weight_decay",
-    "batch_size",
-    "optimizer",
-    "lr_schedule",
-    "label_smoothing",
-    "normalization",
+    keys.DEPTH,
+    keys.N_PARAMS,
+    keys.DELTA_PARAMS,
+    keys.LR,
+    keys.WEIGHT_DECAY,
+    keys.BATCH_SIZE,
+    keys.OPTIMIZER,
+    keys.LR_SCHEDULE,
+    keys.LABEL_SMOOTHING,
 )
 
 
@@ -115,17 +115,17 @@ def plan_jobs(
                 jobs.append(
                     {
                         keys.JOB_ID: job_id(centre.trial, neighbour.key, seed),
-                        "centre_trial": centre.trial,
-                        "kind": neighbour.kind,
-                        "change": neighbour.change,
-                        "key": neighbour.key,
-                        "layer": neighbour.layer,
-                        "delta_units": neighbour.delta_units,
-                        "seed": seed,
+                        keys.CENTRE_TRIAL: centre.trial,
+                        keys.JOB_KIND: neighbour.kind,
+                        keys.CHANGE: neighbour.change,
+                        keys.KEY: neighbour.key,
+                        keys.LAYER: neighbour.layer,
+                        keys.DELTA_UNITS: neighbour.delta_units,
+                        keys.SEED: seed,
                         **architecture.to_dict(),
-                        "depth": architecture.depth,
-                        "n_params": n_params,
-                        "delta_params": n_params - centre_params,
+                        keys.DEPTH: architecture.depth,
+                        keys.N_PARAMS: n_params,
+                        keys.DELTA_PARAMS: n_params - centre_params,
                         **centre.hyperparameters.to_dict(),
                     }
                 )
@@ -154,70 +154,22 @@ def record_job_params(trial: optuna.Trial, job: dict[str, Any]) -> None:
         trial.suggest_int(name, int(job[name]), int(job[name]))
 
 
-class SensitivityObjective:
-    """Callable passed to `study.optimize` on a companion study: trains the job stored in the trial.
+class SensitivityObjective(TrialObjective):
+    """The objective of a companion study's workers: trains the job stored in each trial.
 
     The run uses the job's seed as the training seed, so a centre and its neighbours trained with the
     same seed share the initialisation stream and the batch order, whichever worker trains them. It
-    returns the best-epoch validation metric; a diverged run is pruned with its reason.
+    returns the best-epoch validation metric; a diverged run is pruned with its reason. Never pruned by
+    the pruner (a paired comparison needs every run trained as long as its centre), and no weights kept.
     """
 
-    def __init__(
-        self,
-        config: SearchConfig,
-        data: PreparedData,
-        metric: str,
-        *,
-        device: str | None = None,
-        num_threads: int | None = None,
-        worker: str | None = None,
-    ):
-        self.config = config
-        self.data = data
-        self.metric = metric
-        self.device = device or config.train.device
-        # [train] num_threads, when set, is the user's choice; the worker's share of the cores otherwise.
-        self.num_threads = config.train.num_threads or num_threads
-        self.worker = worker
-
-    def __call__(self, trial: optuna.Trial, *, job: dict[str, Any] | None = None) -> float:
-        try:
-            if job is None:
-                job = self._take_job(trial)
-            return self._train(trial, job)
-        except (optuna.TrialPruned, TotalReached):
-            raise
-        except Exception as e:
-            trial.set_user_attr(keys.FAIL_REASON, f"{type(e).__name__}: {e}"[:2000])
-            raise
-
-    def fused_slot(self, trial: optuna.Trial) -> FusedSlot:
-        """For the fused worker: the job's run as a slot (never pruned, no weights kept), see `__call__`.
-
-        Raises:
-            TotalReached: No job was left for this trial; it was marked as not run.
-        """
-        from archsearch.trainers import SlotSpec, fused_unsupported_reason
-
-        try:
-            job = self._take_job(trial)
-            spec = SlotSpec(job_net(job), self._settings(job))
-            reason = fused_unsupported_reason(spec.net, spec.settings)
-        except TotalReached:
-            raise
-        except Exception as e:
-            trial.set_user_attr(keys.FAIL_REASON, f"{type(e).__name__}: {e}"[:2000])
-            raise
-        return FusedSlot(spec, reason, lambda: self(trial, job=job), prune_from=None, more_attrs=None)
-
-    def _take_job(self, trial: optuna.Trial) -> dict[str, Any]:
-        if self.worker is not None:
-            trial.set_user_attr(keys.WORKER, self.worker)
+    def prepare(self, trial: optuna.Trial) -> Run:
+        """Take the trial's job (or adopt a failed one) and record its seed, depth and size as params."""
         job = trial.user_attrs
         if keys.JOB_ID not in job:
             job = self._adopt_failed_job(trial)
         record_job_params(trial, job)
-        return job
+        return Run(job_net(job), self.settings(job, seed=job[keys.SEED]), self.data, prune_from=None)
 
     def _adopt_failed_job(self, trial: optuna.Trial) -> dict[str, Any]:
         """Give a trial that found no queued job the earliest job whose runs all failed: it is the retry.
@@ -231,25 +183,11 @@ class SensitivityObjective:
             if failed.state == TrialState.FAIL and failed.user_attrs.get(keys.JOB_ID) not in (None, *held):
                 # Jobs planned before the training recipe knobs lack their keys, and trained without them.
                 job = {key: failed.user_attrs[key] for key in JOB_KEYS if key in failed.user_attrs}
-                for key, value in job.items():
-                    trial.set_user_attr(key, value)
+                set_user_attrs(trial, job)
                 return job
         # Another worker took the last job between this worker's count and its claim: stand down, like a
         # search trial claimed after the total was reached (not a failure of the analysis).
-        trial.set_user_attr(keys.NOT_RUN, True)
-        trial.set_user_attr(keys.FAIL_REASON, "not run: another worker took the last sensitivity job")
-        raise TotalReached()
-
-    def _settings(self, job: dict[str, Any]) -> Any:
-        return train_settings(
-            self.config, self.metric, job, seed=job["seed"], device=self.device, num_threads=self.num_threads
-        )
-
-    def _train(self, trial: optuna.Trial, job: dict[str, Any]) -> float:
-        settings = self._settings(job)
-        # Never pruned by the pruner: a paired comparison needs every run trained as long as its centre.
-        result = train_and_record(trial, settings, self.data, job_net(job), prune_from=None)
-        return result.best_value
+        self.stand_down(trial, "another worker took the last sensitivity job")
 
 
 def job_net(job: dict[str, Any]) -> NetSpec:
@@ -257,13 +195,32 @@ def job_net(job: dict[str, Any]) -> NetSpec:
     return NetSpec.from_trial(job)
 
 
-def sensitivity_objective(context: WorkerContext) -> SensitivityObjective:
-    """The objective factory of a companion study's workers (see `archsearch.pool.ObjectiveFactory`)."""
-    return SensitivityObjective(
-        context.config,
-        context.data,
-        context.metric,
-        device=context.device,
-        num_threads=context.num_threads,
-        worker=context.worker,
-    )
+class SensitivityKind(JobKind):
+    """The runs of `archsearch sensitivity`: the jobs enqueued in a companion study, each trained once."""
+
+    name = keys.SENSITIVITY_KIND
+
+    def objective(self, context: WorkerContext) -> SensitivityObjective:
+        return SensitivityObjective(context)
+
+    def total(self, study: optuna.Study, config: SearchConfig) -> int:
+        """The distinct jobs the companion study holds."""
+        return int(study.user_attrs[keys.SENSITIVITY_JOBS])
+
+    def run_namer(self, study: optuna.Study, trials: list[FrozenTrial]) -> Callable[[FrozenTrial], str]:
+        """Runs are named "neighbour i/N, seed j/R" instead of by trial number."""
+        ordered = sorted(trials, key=lambda t: t.number)
+        neighbours = list(
+            dict.fromkeys((t.user_attrs.get(keys.CENTRE_TRIAL), t.user_attrs.get(keys.KEY)) for t in ordered)
+        )
+        seeds = list(dict.fromkeys(t.user_attrs.get(keys.SEED) for t in ordered))
+
+        def name(t: FrozenTrial) -> str:
+            i = neighbours.index((t.user_attrs.get(keys.CENTRE_TRIAL), t.user_attrs.get(keys.KEY))) + 1
+            j = seeds.index(t.user_attrs.get(keys.SEED)) + 1
+            return f"neighbour {i}/{len(neighbours)}, seed {j}/{len(seeds)}: {trial_label(t)}"
+
+        return name
+
+
+SENSITIVITY = register_job_kind(SensitivityKind())

@@ -16,12 +16,12 @@ import archsearch
 from archsearch.config import SearchConfig
 from archsearch.pool import plan_slots, run_slots
 from archsearch.sensitivity._jobs import (
+    SENSITIVITY,
     Centre,
     companion_name,
     live_job_count,
     pending_jobs,
     plan_jobs,
-    sensitivity_objective,
 )
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
 from archsearch.spaces import Neighbour, NetSpec, across_sizes_neighbours, is_int, neighbourhood, pick_centres
@@ -200,7 +200,7 @@ def _parent_config(parent: optuna.Study) -> SearchConfig:
     if parent.user_attrs.get(keys.KIND) == keys.SENSITIVITY_KIND:
         raise SensitivityError(
             f"Study {name!r} holds the runs of a sensitivity analysis; pass the study it analysed, "
-            f"{parent.user_attrs.get('parent_study')!r}."
+            f"{parent.user_attrs.get(keys.PARENT_STUDY)!r}."
         )
     if keys.CONFIG not in parent.user_attrs:
         raise SensitivityError(
@@ -221,7 +221,7 @@ def _choose_centres(
 ) -> list[Centre]:
     name = parent.study_name
     completed = [
-        t for t in parent.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "widths" in t.user_attrs
+        t for t in parent.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if keys.WIDTHS in t.user_attrs
     ]
     if not completed:
         raise SensitivityError(
@@ -334,7 +334,7 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
     attrs = companion.user_attrs
     ours = (
         attrs.get(keys.KIND) == keys.SENSITIVITY_KIND
-        and attrs.get("parent_study", parent.study_name) == parent.study_name
+        and attrs.get(keys.PARENT_STUDY, parent.study_name) == parent.study_name
     )
     if not ours and (attrs or companion.get_trials(deepcopy=False)):
         raise SensitivityError(
@@ -346,7 +346,7 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
         companion.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
         companion.set_user_attr(keys.PARENT_STUDY, parent.study_name)
         # With the fingerprint, workers refuse data that differs from what the parent's trials trained on.
-        for key in ("metric", "task", "data", "preprocessing", keys.FINGERPRINT):
+        for key in (keys.METRIC, keys.TASK, keys.DATA, keys.PREPROCESSING, keys.FINGERPRINT):
             if key in parent.user_attrs:
                 companion.set_user_attr(key, parent.user_attrs[key])
         name_metric(companion, parent.user_attrs[keys.METRIC])
@@ -389,5 +389,5 @@ def _train_jobs(
         total=total,
         quiet=quiet,
         stream=stream,
-        objective_factory=sensitivity_objective,
+        kind=SENSITIVITY,
     )

@@ -19,6 +19,23 @@ class FinishedSearch:
     folder: Path
 
 
+def search_objective(
+    config: SearchConfig,
+    data,
+    storage,
+    artifact_dir: Path,
+    *,
+    metric: str = "accuracy",
+    worker: str | None = None,
+    total: int | None = None,
+):
+    """A search's objective as a worker builds it, on CPU."""
+    from archsearch.pool import SearchObjective, WorkerContext
+
+    context = WorkerContext(config, data, metric, storage, artifact_dir, "cpu", None, worker, total)
+    return SearchObjective(context)
+
+
 def small_config(folder: Path, **sections: dict) -> SearchConfig:
     """A quick search config writing into `folder`; sections override the defaults key by key."""
     base = {

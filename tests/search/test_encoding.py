@@ -12,12 +12,13 @@ import torch
 
 from archsearch.config import SearchConfig
 from archsearch.export import export_best, load_model
-from archsearch.pool import Objective
 from archsearch.sensitivity import run_sensitivity
 from archsearch.spaces import NetSpec
 from archsearch.storage import keys, make_storage
 from archsearch.trainers import TrainSettings, train_mlp
 from archsearch.trainers.data import load_data
+
+from .conftest import search_objective
 
 # Real searches, worker processes or a browser: `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
@@ -51,13 +52,16 @@ def test_trial_records_the_embedding_and_counts_its_parameters(tmp_path: Path) -
     data = load_data(config.data)
     storage = make_storage(config.study.storage)
     study = optuna.create_study(storage=storage, study_name="enc", direction="maximize")
-    objective = Objective(config, data, "accuracy", storage, tmp_path / "artifacts")
+    objective = search_objective(config, data, storage, tmp_path / "artifacts")
     study.optimize(objective, n_trials=1)
     attrs = study.trials[0].user_attrs
     assert (attrs[keys.EMBEDDING], attrs[keys.EMBEDDING_DIM]) == ("pl", 4)
     # The architecture's attributes are written from NetSpec.to_dict: its names are those of storage.keys.
     architecture_keys = {keys.WIDTHS, keys.DROPOUTS, keys.ACTIVATION, keys.EMBEDDING, keys.EMBEDDING_DIM}
-    assert set(NetSpec.from_trial(attrs).to_dict()) == architecture_keys
+    net = NetSpec.from_trial(attrs)
+    if net.normalization != "none":  # the space searches the norm layer too
+        architecture_keys.add(keys.NORMALIZATION)
+    assert set(net.to_dict()) == architecture_keys
     trained = train_mlp(NetSpec([8], [0.0], "relu", embedding="pl", embedding_dim=4), data, TrainSettings(epochs=1))
     # 2 numeric inputs embedded (4 bins -> 4 values each), 3 one-hot inputs passed through.
     assert attrs["n_params"] == trained.n_params == 2 * (4 * 4 + 4) + (11 * 8 + 8) + (8 * 2 + 2)

@@ -43,12 +43,8 @@ def test_fused_search_stores_the_single_engine_trials(tmp_path: Path, monkeypatc
     single = _search(tmp_path / "single", "single")
     real = archsearch.trainers.fused_unsupported_reason
 
-    def two_layers_unsupported(widths, dropouts, activation, settings):  # noqa: ANN001, ANN202
-        return (
-            "two layers are not fused in this test"
-            if len(widths) == 2
-            else real(widths, dropouts, activation, settings)
-        )
+    def two_layers_unsupported(net, settings):  # noqa: ANN001, ANN202
+        return "two layers are not fused in this test" if len(net.widths) == 2 else real(net, settings)
 
     monkeypatch.setattr(archsearch.trainers, "fused_unsupported_reason", two_layers_unsupported)
     fused = _search(tmp_path / "fused", "fused")

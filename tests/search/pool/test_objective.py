@@ -9,11 +9,13 @@ import pytest
 from optuna.trial import TrialState
 
 from archsearch.config import SearchConfig
-from archsearch.pool._objective import Objective, TotalReached, time_up_reason, train_and_record, train_settings
+from archsearch.pool._objective import TotalReached, time_up_reason, train_and_record, train_settings
 from archsearch.samplers import first_prunable_epoch, make_pruner
 from archsearch.spaces import NetSpec
 from archsearch.storage import keys, make_storage
 from archsearch.trainers.data import DataSpec, load_data
+
+from ..conftest import search_objective
 
 NET8 = NetSpec((8,), (0.0,), "relu")  # one hidden layer of 8
 
@@ -123,7 +125,7 @@ def test_claim_skips_reading_the_study_when_the_total_is_far_off(tmp_path: Path)
     """Check that a worker's fresh count lets the claim pass without reading the storage."""
     config = _config(tmp_path, n_trials=10)
     data = load_data(DataSpec(dataset="wine", seed=0))
-    objective = Objective(config, data, "accuracy", _NoReads(), tmp_path / "artifacts", total=10)
+    objective = search_objective(config, data, _NoReads(), tmp_path / "artifacts", total=10)
     study = optuna.create_study(storage=make_storage(config.study.storage), study_name="s")
     trial = study.ask()
     objective.note_counts(claimable=3, existing=0)
@@ -140,7 +142,7 @@ def test_claim_stands_down_a_trial_beyond_the_total(tmp_path: Path) -> None:
     for _ in range(2):
         study.tell(study.ask(), 1.0)
     data = load_data(DataSpec(dataset="wine", seed=0))
-    objective = Objective(config, data, "accuracy", storage, tmp_path / "artifacts", worker="w0", total=2)
+    objective = search_objective(config, data, storage, tmp_path / "artifacts", worker="w0", total=2)
     trial = study.ask()
     objective.note_counts(claimable=1, existing=1)  # an old count: the bound is not below the total, so it reads
     with pytest.raises(TotalReached):

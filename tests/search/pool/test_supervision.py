@@ -22,7 +22,7 @@ from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_wo
 from archsearch.storage import finished_count, keys, make_storage
 
 from ...conftest import wait_for
-from ..conftest import small_config
+from ..conftest import search_objective, small_config
 
 # Real searches, worker processes or a browser: `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
@@ -349,7 +349,6 @@ def test_fail_trials_of_dead_worker_fails_and_retries_only_that_workers_trials(t
 
 def test_waiting_retry_takes_precedence_over_a_new_trial(tmp_path: Path) -> None:
     """Check that a new sampled trial stands down when a waiting retry numbered below it already fills the total."""
-    from archsearch.pool import Objective
     from archsearch.trainers.data import load_data
 
     study, retry, trial = _stale_trial(tmp_path, 1)
@@ -358,7 +357,7 @@ def test_waiting_retry_takes_precedence_over_a_new_trial(tmp_path: Path) -> None
     # Another worker asked at the same moment as the one about to take the retry: a new, sampled trial.
     newer = study._storage.create_new_trial(study._study_id)
     config = small_config(tmp_path, study={"n_trials": 1})
-    objective = Objective(config, load_data(config.data), "accuracy", study._storage, tmp_path / "art", total=1)
+    objective = search_objective(config, load_data(config.data), study._storage, tmp_path / "art", total=1)
     with pytest.raises(TotalReached):
         objective._claim(optuna.Trial(study, newer))
 

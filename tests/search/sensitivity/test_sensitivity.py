@@ -19,8 +19,7 @@ from optuna.trial import TrialState, create_trial
 
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.controller import run_search
-from archsearch.pool._placement import WorkerSlot
-from archsearch.pool._worker import run_worker
+from archsearch.pool import SEARCH, WorkerSlot, run_worker
 from archsearch.sensitivity import SensitivityError, add_parser, run_sensitivity
 from archsearch.sensitivity._jobs import (
     JOB_KEYS,
@@ -29,7 +28,6 @@ from archsearch.sensitivity._jobs import (
     live_job_count,
     pending_jobs,
     plan_jobs,
-    sensitivity_objective,
 )
 from archsearch.spaces import Hyperparameters, NetSpec, neighbourhood
 from archsearch.storage import StorageError, make_storage
@@ -523,12 +521,12 @@ def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(
     assert "no paired run finished" in result.table()
     # A worker joining later reads its total (10 jobs) from the study and finds nothing left to train.
     slot = WorkerSlot(index=0, device="cpu", gpu=None, threads=1)
-    assert run_worker(url, "teacher.sensitivity", slot, objective_factory=sensitivity_objective).finished == 0
-    # A worker given a search's objective would sample new trials into the analysis: it is refused.
+    assert run_worker(url, "teacher.sensitivity", slot).finished == 0
+    # A worker given a search's kind would sample new trials into the analysis: it is refused.
     with pytest.raises(
-        ConfigError, match="companion study of a sensitivity analysis; join it with `archsearch worker`"
+        ConfigError, match="holds jobs of kind 'sensitivity', not 'search'; join it with `archsearch worker`"
     ):
-        run_worker(url, "teacher.sensitivity", slot)
+        run_worker(url, "teacher.sensitivity", slot, kind=SEARCH)
 
 
 def test_default_repeats_lets_holm_reach_significance() -> None:
