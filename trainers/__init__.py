@@ -22,7 +22,12 @@ if TYPE_CHECKING:
         member_weights,
         split_predictions,
     )
-    from archsearch.trainers._fused import (
+    from archsearch.trainers._gpus import cuda_device_count
+    from archsearch.trainers._model import build_mlp, count_parameters
+    from archsearch.trainers._train import train_mlp
+    from archsearch.trainers._weights import WeightsError, load_weights, save_weights, weights_mismatch
+    from archsearch.trainers.engine import TrainResult, TrainSettings
+    from archsearch.trainers.fused import (
         FusedGroup,
         Population,
         SlotSpec,
@@ -32,16 +37,12 @@ if TYPE_CHECKING:
         size_bucket,
         train_fused,
     )
-    from archsearch.trainers._gpus import cuda_device_count
-    from archsearch.trainers._model import build_mlp, count_parameters
-    from archsearch.trainers._train import TrainResult, TrainSettings, train_mlp
-    from archsearch.trainers._weights import WeightsError, load_weights, save_weights, weights_mismatch
 
 _LAZY_NAMES = {
     "build_mlp": "_model",
     "count_parameters": "_model",
-    "TrainSettings": "_train",
-    "TrainResult": "_train",
+    "TrainSettings": "engine",
+    "TrainResult": "engine",
     "train_mlp": "_train",
     "DataError": "_errors",
     "ExportError": "_errors",
@@ -54,14 +55,14 @@ _LAZY_NAMES = {
     "member_weights": "_export",
     "split_predictions": "_export",
     "cuda_device_count": "_gpus",
-    "FusedGroup": "_fused",
-    "Population": "_fused",
-    "SlotSpec": "_fused",
-    "fused_unsupported_reason": "_fused",
-    "padding_acceptable": "_fused",
-    "padding_is_free": "_fused",
-    "size_bucket": "_fused",
-    "train_fused": "_fused",
+    "FusedGroup": "fused",
+    "Population": "fused",
+    "SlotSpec": "fused",
+    "fused_unsupported_reason": "fused",
+    "padding_acceptable": "fused",
+    "padding_is_free": "fused",
+    "size_bucket": "fused",
+    "train_fused": "fused",
     "release_memory": "_device",
     "WeightsError": "_weights",
     "load_weights": "_weights",

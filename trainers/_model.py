@@ -66,7 +66,7 @@ def build_mlp(
           (3): Linear(in_features=8, out_features=3, bias=True)
         )
     """
-    _check_architecture(n_inputs, widths, dropouts, activation, n_outputs)
+    check_architecture(n_inputs, widths, dropouts, activation, n_outputs)
     if normalization not in NORMALIZATIONS:
         raise ValueError(
             f"The 'normalization' parameter of build_mlp must be one of {list(NORMALIZATIONS)}. "
@@ -106,7 +106,7 @@ def _linear(fan_in: int, fan_out: int, generator: torch.Generator | None) -> nn.
     return layer
 
 
-def _check_architecture(
+def check_architecture(
     n_inputs: int, widths: Sequence[int], dropouts: Sequence[float], activation: str, n_outputs: int
 ) -> None:
     for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):

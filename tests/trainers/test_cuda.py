@@ -127,7 +127,11 @@ def test_fused_population_on_cuda_matches_train_mlp_on_cuda(digits, embedding: s
         _fused_spec((64, 16, 24), lr=1e-3, epochs=6, seed=4, metric="log_loss"),
     ]
     if embedding != "none":  # 64 features x 4 values: a linear slot's 256 inputs would not pass through 64 units
-        specs = [dataclasses.replace(s, embedding=embedding, embedding_dim=4) for s in specs if s.widths]
+        specs = [
+            dataclasses.replace(s, net=dataclasses.replace(s.net, embedding=embedding, embedding_dim=4))
+            for s in specs
+            if s.net.widths
+        ]
     group = FusedGroup(
         "relu", batch_size=64, max_depth=3, max_width=64, device="cuda", embedding=embedding, embedding_dim=4
     )
@@ -137,7 +141,7 @@ def test_fused_population_on_cuda_matches_train_mlp_on_cuda(digits, embedding: s
         assert fused.device.startswith("cuda")
         assert (fused.status, fused.epochs_run, fused.n_params) == (single.status, single.epochs_run, single.n_params)
         gap = max(abs(a - b) for a, b in zip(fused.history, single.history))
-        assert gap <= 1e-4, f"per-epoch validation metrics differ by up to {gap:.2e} for {spec.widths}"
+        assert gap <= 1e-4, f"per-epoch validation metrics differ by up to {gap:.2e} for {spec.net.widths}"
         for name, tensor in single.state_dict.items():
             torch.testing.assert_close(fused.state_dict[name], tensor, rtol=1e-3, atol=1e-4)
 

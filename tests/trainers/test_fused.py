@@ -1,4 +1,4 @@
-"""Tests for archsearch.trainers._fused: the fused population trainer against train_mlp (tiny data, CPU)."""
+"""Tests for archsearch.trainers.fused: the fused population trainer against train_mlp (tiny data, CPU)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy import stats
 
-import archsearch.trainers._fused
+import archsearch.trainers.fused._forward
 from archsearch.spaces import NetSpec
 from archsearch.trainers import (
     FusedGroup,
@@ -147,7 +147,7 @@ def test_embedded_population_matches_train_mlp(
 ) -> None:
     """Check that slots with a numeric-feature embedding equal train_mlp's runs, weights and state-dict names included."""
     # Validation in chunks of a few rows (3 slots x 32 units, or the embedding's width), so its slices are tested too.
-    monkeypatch.setattr(archsearch.trainers._fused, "_EVAL_ELEMENTS", 3 * 200)
+    monkeypatch.setattr(archsearch.trainers.fused._forward, "_EVAL_ELEMENTS", 3 * 200)
     specs = [_with_net(spec, embedding=embedding, embedding_dim=4) for spec in EMBEDDED]
     group = dataclasses.replace(GROUP, embedding=embedding, embedding_dim=4)
     results = train_fused(specs, mixed, group, capacity=3)
