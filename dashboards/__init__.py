@@ -8,7 +8,7 @@ Example:
     >>> report.write_html("report.html")  # doctest: +SKIP
 """
 
-from archsearch.dashboards._base import ReportFigure
+from archsearch.dashboards._base import ReportError, ReportFigure
 from archsearch.dashboards._report import Report, ReportTable, build_report, notable_trials
 from archsearch.dashboards._sensitivity import build_sensitivity_report
 from archsearch.dashboards._server import launch_dashboard
@@ -28,6 +28,7 @@ from archsearch.dashboards._training_figures import (
 
 __all__ = [
     "Report",
+    "ReportError",
     "ReportFigure",
     "ReportTable",
     "build_report",

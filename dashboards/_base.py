@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from archsearch.errors import ArchsearchError
 from archsearch.stats import format_number
 
 if TYPE_CHECKING:
@@ -24,6 +25,10 @@ SHAPE_COLORS = {
     "diamond": "#9467bd",
     "irregular": "#7f7f7f",
 }
+
+
+class ReportError(ArchsearchError, ValueError):
+    """A report or dashboard that cannot be made as asked (a parameter out of range, a study it cannot read)."""
 
 
 @dataclass

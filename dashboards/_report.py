@@ -14,7 +14,7 @@ import archsearch.stats as an
 from archsearch.dashboards import _overview_figures as overview_figs
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
-from archsearch.dashboards._base import ReportFigure, describe, format_cell
+from archsearch.dashboards._base import ReportError, ReportFigure, describe, format_cell
 from archsearch.stats import format_number
 from archsearch.storage import epoch_budget, keys, name_metric
 
@@ -175,7 +175,7 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         >>> build_report(study).write_html("report.html")  # doctest: +SKIP
     """
     if knee_tolerance is not None and not (knee_tolerance >= 0 and math.isfinite(knee_tolerance)):
-        raise ValueError(f"The 'knee_tolerance' parameter must be a finite number >= 0. Got {knee_tolerance} instead.")
+        raise ReportError(f"The 'knee_tolerance' parameter must be a finite number >= 0. Got {knee_tolerance} instead.")
     data = an.load_study_data(study)
     if knee_tolerance is None:
         knee_tolerance = _default_knee_tolerance(study, data)

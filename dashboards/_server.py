@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from archsearch.dashboards._base import ReportError
 from archsearch.storage import default_artifact_dir, make_storage, mask_url, open_artifact_store
 
 
@@ -33,7 +34,7 @@ def launch_dashboard(
         >>> launch_dashboard("sqlite:///archsearch.db", port=8080)  # doctest: +SKIP
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ValueError(f"The 'port' parameter must be an int in the range [1, 65535]. Got {port!r} instead.")
+        raise ReportError(f"The 'port' parameter must be an int in the range [1, 65535]. Got {port!r} instead.")
     import optuna_dashboard
 
     shown = mask_url(storage_url)

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import archsearch
 from archsearch import sensitivity
+from archsearch.errors import ArchsearchError
 from archsearch.storage_args import add_storage_arguments, resolve_storage
 
 EXIT_USAGE = 2
@@ -103,20 +104,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import optuna
 
-    from archsearch.dashboards import build_report
+    from archsearch.dashboards import ReportError, build_report
     from archsearch.storage import keys, make_storage, open_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the importance step's scratch studies are no news
     study = open_study(make_storage(args.storage, must_exist=True), args.study, url=args.storage)
     if keys.CONFIG not in study.user_attrs:
-        raise ValueError(
+        raise ReportError(
             f"Study {args.study!r} was not created by archsearch, so it has none of the sizes the report reads."
         )
     report = build_report(study, knee_tolerance=args.knee_tolerance)
     try:
         path = report.write_html(args.out)
     except OSError as e:
-        raise ValueError(
+        raise ReportError(
             f"The '--out' parameter must be a writable file path. Got {args.out!r} instead ({e.strerror})."
         ) from e
     print(f"Report written to {path}")
@@ -350,7 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\narchsearch: interrupted; run the same command again to continue the study.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, RuntimeError, OSError) as e:
+    except (ArchsearchError, OSError) as e:
+        # A situation the user can fix (a file the system refused is one too): one line, no traceback.
         print(f"archsearch: error: {mask_url(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as e:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archsearch.errors import ArchsearchError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -32,7 +34,7 @@ MAX_TRIALS = 1_000_000
 DEFAULT_TRIALS = 30  # [study] n_trials when neither it nor a timeout is set
 
 
-class ConfigError(ValueError):
+class ConfigError(ArchsearchError, ValueError):
     """An invalid search configuration; the message names the section, key, rule and value."""
 
 

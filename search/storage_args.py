@@ -30,15 +30,17 @@ def add_storage_arguments(parser: argparse.ArgumentParser, help: str = "storage 
 
 
 def _read_url_file(path: str, source: str) -> str:
+    from archsearch.storage import StorageError  # here: the parser that imports this module stays light
+
     try:
         lines = Path(path).read_text(encoding="utf-8").strip().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-        raise ValueError(
+        raise StorageError(
             f"The {source} parameter must name a readable file holding a storage URL. Got {path!r} instead ({reason})."
         ) from e
     if not lines or not lines[0].strip():
-        raise ValueError(
+        raise StorageError(
             f"The {source} parameter must name a file holding a storage URL on its first line. Got {path!r} instead (empty)."
         )
     return lines[0].strip()

@@ -7,8 +7,10 @@ import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from archsearch.errors import ArchsearchError
 
-class InvalidSpaceError(ValueError):
+
+class InvalidSpaceError(ArchsearchError, ValueError):
     """A search space, candidate or parameter value that breaks a documented rule."""
 
 

@@ -55,7 +55,7 @@ def epoch_budget(study: optuna.Study) -> EpochBudget | None:
         return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    completed = [t for t in completed if "epochs_run" in t.user_attrs]
+    completed = [t for t in completed if keys.EPOCHS_RUN in t.user_attrs]
     best = sorted(completed, key=lambda t: t.value, reverse=maximize)[:N_BEST]
     if not best:
         return None

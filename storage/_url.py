@@ -16,6 +16,8 @@ from urllib.parse import quote, quote_plus
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from archsearch.errors import ArchsearchError
+
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
 MASK = "***"
 
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 
-class StorageError(ValueError):
+class StorageError(ArchsearchError, ValueError):
     """A storage URL or study that cannot be used; the message says why and how to fix it."""
 
 

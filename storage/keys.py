@@ -51,6 +51,13 @@ ENGINE = "engine"  # "fused" or "single": which trainer trained the trial
 ENGINE_REASON = "engine_reason"  # why a trial of a fused worker trained on the single engine
 FUSED_SLOT = "fused_slot"  # the fused group and slot, "<activation>-b<batch size>[-<normalization>]/<slot>"
 NOT_RUN = "not_run"  # a trial claimed after the study reached its total; it trained nothing
+FOLD_VALUES = "fold_values"  # with [data] folds: each fold's best validation value
+FOLD_BEST_EPOCHS = "fold_best_epochs"  # and each fold's best epoch
+
+# Trial system attributes that Optuna itself writes and archsearch reads.
+OPTUNA_FAIL_REASON = "fail_reason"  # why Optuna failed a trial (a stale heartbeat, an exception it caught)
+OPTUNA_FAILED_TRIAL = "failed_trial"  # on a retry: the number of the trial it retries
+OPTUNA_FIXED_PARAMS = "fixed_params"  # on an enqueued trial: the params it was enqueued with
 
 # Trial user attributes of a sensitivity run (its job, enqueued with the trial).
 JOB_ID = "job_id"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from archsearch.errors import ArchsearchError
 
-class DataError(ValueError):
+
+class DataError(ArchsearchError, ValueError):
     """Bad data or a bad data specification; the message names the problem, the column and the value."""
 
 
-class ExportError(ValueError):
+class ExportError(ArchsearchError, ValueError):
     """A model that cannot be exported or loaded: a trial that cannot be exported, or a model folder that is
     missing, incomplete or malformed. The message says which and what to do instead."""

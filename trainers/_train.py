@@ -10,7 +10,6 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +17,7 @@ from torch import nn
 
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.engine import (
+    RunProgress,
     TrainResult,
     TrainSettings,
     autocast,
@@ -32,7 +32,6 @@ from archsearch.trainers.engine import (
     split_metrics,
     tensor,
 )
-from archsearch.trainers.metrics import METRIC_DIRECTIONS
 from archsearch.trainers.names import Net
 
 __all__ = ["TrainResult", "TrainSettings", "train_mlp"]
@@ -72,6 +71,48 @@ def train_mlp(
         >>> result.status, sorted(result.metrics)[:2]
         ('completed', ['test_accuracy', 'test_balanced_accuracy'])
     """
+    _check_run(net, data, settings)
+    device = resolve_device(settings.device)
+    if settings.num_threads is not None:
+        torch.set_num_threads(settings.num_threads)
+    generator = torch.Generator().manual_seed(settings.seed)  # weight init, then one shuffle per epoch
+    model = _build(net, data, generator).to(device)
+    use_bf16 = settings.bf16 and device.type == "cuda"
+    x = {split: tensor(getattr(data, f"x_{split}"), torch.float32, device) for split in ("train", "val", "test")}
+    progress = RunProgress(settings, report)
+    best: dict[str, dict[str, torch.Tensor]] = {}
+
+    def keep_best() -> None:
+        best["state"] = {name: t.detach().clone() for name, t in model.state_dict().items()}
+
+    def validation_value() -> float:
+        return split_metrics(model, x["val"], data.y_val, data.preprocessing, use_bf16)[settings.metric]
+
+    started = time.perf_counter()
+    with _seeded_dropout(settings.seed, device):
+        status, reason = _run_epochs(
+            net, data, settings, model, x["train"], generator, use_bf16, progress, validation_value, keep_best
+        )
+    train_seconds = time.perf_counter() - started
+    metrics: dict[str, float] = {}
+    if "state" in best:
+        model.load_state_dict(best["state"])
+        for split in ("train", "val", "test"):
+            if len(x[split]) > 0:
+                values = split_metrics(model, x[split], getattr(data, f"y_{split}"), data.preprocessing, use_bf16)
+                metrics.update({f"{split}_{name}": v for name, v in values.items()})
+    return progress.result(
+        status,
+        reason,
+        metrics=metrics,
+        train_seconds=train_seconds,
+        device=str(device),
+        n_params=count_parameters(model),
+        state_dict=None if "state" not in best else {name: t.cpu() for name, t in best["state"].items()},
+    )
+
+
+def _check_run(net: Net, data: PreparedData, settings: TrainSettings) -> None:
     check_metric(settings.metric, data.task)
     if len(data.x_val) == 0:
         raise ValueError("train_mlp needs a non-empty validation split to measure the metric each epoch.")
@@ -82,16 +123,20 @@ def train_mlp(
         )
     if net.normalization == "batch" and len(data.x_train) < 2:
         raise ValueError("normalization 'batch' needs at least 2 training rows to compute batch statistics.")
-    device = resolve_device(settings.device)
-    if settings.num_threads is not None:
-        torch.set_num_threads(settings.num_threads)
 
-    generator = torch.Generator().manual_seed(settings.seed)  # weight init, then one shuffle per epoch
-    numeric = data.preprocessing.numeric_features
+
+def _build(net: Net, data: PreparedData, generator: torch.Generator) -> nn.Sequential:
+    """The network, its embedding's then its layers' weights drawn from `generator`; a pl embedding's bins
+    from the training rows."""
     embedder = build_embedding(
-        net.embedding, net.embedding_dim, data.n_features, numeric, train_rows=data.x_train, generator=generator
+        net.embedding,
+        net.embedding_dim,
+        data.n_features,
+        data.preprocessing.numeric_features,
+        train_rows=data.x_train,
+        generator=generator,
     )
-    model = build_mlp(
+    return build_mlp(
         data.n_features,
         net.widths,
         net.dropouts,
@@ -101,84 +146,46 @@ def train_mlp(
         embedding=embedder,
         normalization=net.normalization,
     )
-    model.to(device)
+
+
+def _run_epochs(
+    net: Net,
+    data: PreparedData,
+    settings: TrainSettings,
+    model: nn.Module,
+    x_train: torch.Tensor,
+    generator: torch.Generator,
+    use_bf16: bool,
+    progress: RunProgress,
+    validation_value: Callable[[], float],
+    keep_best: Callable[[], None],
+) -> tuple[str, str | None]:
+    """Train epoch after epoch until the run ends; its (status, reason) as `RunProgress.end_epoch` says."""
+    device = x_train.device
     optimizer = _make_optimizer(settings, model)
     loss_fn = _make_loss(data, settings.class_weight, settings.label_smoothing, device)
+    y_train = tensor(data.y_train, torch.int64 if data.task == "classification" else torch.float32, device)
     # The schedule spans the whole budget, so a run stopped early was on the same schedule as a full one.
     steps_per_epoch = batches_per_epoch(len(data.x_train), settings.batch_size, net.normalization)
     total_steps = settings.epochs * steps_per_epoch
-    use_bf16 = settings.bf16 and device.type == "cuda"
-    x = {split: tensor(getattr(data, f"x_{split}"), torch.float32, device) for split in ("train", "val", "test")}
-    y_train = tensor(data.y_train, torch.int64 if data.task == "classification" else torch.float32, device)
-    maximize = METRIC_DIRECTIONS[settings.metric] == "maximize"
-
-    status: Literal["completed", "pruned", "diverged"] = "completed"
-    reason = None
-    history: list[float] = []
-    best_epoch: int | None = None
-    best_value: float | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    started = time.perf_counter()
-    epoch = 0
-    with _seeded_dropout(settings.seed, device):
-        for epoch in range(1, settings.epochs + 1):
-            first_step = (epoch - 1) * steps_per_epoch
-            loss = _train_epoch(
-                model,
-                optimizer,
-                loss_fn,
-                x["train"],
-                y_train,
-                generator,
-                use_bf16,
-                settings,
-                first_step,
-                total_steps,
-                steps_per_epoch,
-            )
-            if not math.isfinite(loss):
-                status, reason = "diverged", f"loss became {loss} at epoch {epoch}"
-                break
-            value = split_metrics(model, x["val"], data.y_val, data.preprocessing, use_bf16)[settings.metric]
-            if not math.isfinite(value):
-                status, reason = "diverged", f"validation {settings.metric} became {value} at epoch {epoch}"
-                break
-            history.append(value)
-            if best_value is None or settings.keep_last or (value > best_value if maximize else value < best_value):
-                best_epoch, best_value = epoch, value
-                best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
-            stop = report(epoch, value) if report is not None else False
-            if stop:
-                status, reason = "pruned", stop if isinstance(stop, str) else f"pruned by the pruner at epoch {epoch}"
-                break
-            if settings.patience is not None and epoch - best_epoch >= settings.patience:
-                reason = (
-                    f"early stopped at epoch {epoch}: validation {settings.metric} did not improve on "
-                    f"{best_value:.6g} (epoch {best_epoch}) for {settings.patience} epochs"
-                )
-                break
-    train_seconds = time.perf_counter() - started
-
-    metrics: dict[str, float] = {}
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        for split in ("train", "val", "test"):
-            if len(x[split]) > 0:
-                values = split_metrics(model, x[split], getattr(data, f"y_{split}"), data.preprocessing, use_bf16)
-                metrics.update({f"{split}_{name}": v for name, v in values.items()})
-    return TrainResult(
-        status=status,
-        reason=reason,
-        epochs_run=epoch,
-        best_epoch=best_epoch,
-        best_value=best_value,
-        history=history,
-        metrics=metrics,
-        train_seconds=train_seconds,
-        device=str(device),
-        n_params=count_parameters(model),
-        state_dict=None if best_state is None else {name: t.cpu() for name, t in best_state.items()},
-    )
+    while True:
+        first_step = progress.epoch * steps_per_epoch
+        loss = _train_epoch(
+            model,
+            optimizer,
+            loss_fn,
+            x_train,
+            y_train,
+            generator,
+            use_bf16,
+            settings,
+            first_step,
+            total_steps,
+            steps_per_epoch,
+        )
+        ended = progress.end_epoch(loss, validation_value, keep_best)
+        if ended is not None:
+            return ended
 
 
 def _train_epoch(

@@ -9,10 +9,12 @@ from typing import Any, Sequence
 
 import torch
 
+from archsearch.errors import ArchsearchError
+
 __all__ = ["WeightsError", "save_weights", "load_weights", "weights_mismatch"]
 
 
-class WeightsError(ValueError):
+class WeightsError(ArchsearchError, ValueError):
     """A weights file that cannot be read as a state dict (corrupt, truncated, or not ours)."""
 
 

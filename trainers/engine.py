@@ -11,7 +11,9 @@ its slots' weights as they do. Not part of archsearch's user API: the names may 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +40,8 @@ __all__ = [
     "DEFAULT_DIM",
     "EVAL_BATCH_SIZE",
     "PERIODIC_SIGMA",
+    "Report",
+    "RunProgress",
     "TrainResult",
     "TrainSettings",
     "autocast",
@@ -159,6 +163,77 @@ class TrainResult:
     device: str
     n_params: int
     state_dict: dict[str, torch.Tensor] | None  # the best epoch's weights, on CPU
+
+
+Report = Callable[[int, float], "bool | str"]  # train_mlp's `report(epoch, value)`: True or a reason stops the run
+
+
+@dataclass
+class RunProgress:
+    """One run's epochs as both engines book them: its history, its best epoch, and when it ends.
+
+    Attributes:
+        settings: The run's settings (metric, epochs, patience, keep_last).
+        report: Called as `report(epoch, value)` after every epoch; True, or a string saying why, stops the run.
+        epoch: Epochs ended so far.
+        history: The validation metric after each epoch.
+        best_epoch: The epoch whose weights are kept; None before the first.
+        best_value: Its validation metric.
+    """
+
+    settings: TrainSettings
+    report: Report | None = None
+    epoch: int = 0
+    history: list[float] = dataclasses.field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float | None = None
+
+    def end_epoch(
+        self, loss: float, value: Callable[[], float], keep_best: Callable[[], None]
+    ) -> tuple[str, str | None] | None:
+        """Book an epoch of mean training `loss`; (status, reason) when the run ends with it, else None.
+
+        Args:
+            value: Measures the epoch's validation metric (called only when the loss is finite).
+            keep_best: Called when this epoch becomes the best: the engine keeps its weights.
+        """
+        settings = self.settings
+        self.epoch += 1
+        epoch = self.epoch
+        if not math.isfinite(loss):
+            return "diverged", f"loss became {loss} at epoch {epoch}"
+        measured = value()
+        if not math.isfinite(measured):
+            return "diverged", f"validation {settings.metric} became {measured} at epoch {epoch}"
+        self.history.append(measured)
+        maximize = METRIC_DIRECTIONS[settings.metric] == "maximize"
+        best = self.best_value
+        if best is None or settings.keep_last or (measured > best if maximize else measured < best):
+            self.best_epoch, self.best_value = epoch, measured
+            keep_best()
+        stop = self.report(epoch, measured) if self.report is not None else False
+        if stop:  # True from the pruner, or a string that says why the run stops
+            return "pruned", stop if isinstance(stop, str) else f"pruned by the pruner at epoch {epoch}"
+        if settings.patience is not None and epoch - self.best_epoch >= settings.patience:
+            return "completed", (
+                f"early stopped at epoch {epoch}: validation {settings.metric} did not improve on "
+                f"{self.best_value:.6g} (epoch {self.best_epoch}) for {settings.patience} epochs"
+            )
+        if epoch == settings.epochs:
+            return "completed", None
+        return None
+
+    def result(self, status: str, reason: str | None, **measured: object) -> TrainResult:
+        """The run's TrainResult; `measured` gives its metrics, train_seconds, device, n_params and state_dict."""
+        return TrainResult(
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            epochs_run=self.epoch,
+            best_epoch=self.best_epoch,
+            best_value=self.best_value,
+            history=self.history,
+            **measured,  # type: ignore[arg-type]
+        )
 
 
 def batches_per_epoch(n_rows: int, batch_size: int, normalization: str) -> int:

@@ -17,12 +17,10 @@ from typing import Any, Literal
 import numpy as np
 
 from archsearch.spaces import NetSpec
+from archsearch.storage import keys
 from archsearch.trainers.data import PreparedData
 
-__all__ = ["FOLD_VALUES_ATTR", "FOLD_BEST_EPOCHS_ATTR", "FoldsResult", "train_folds"]
-
-FOLD_VALUES_ATTR = "fold_values"
-FOLD_BEST_EPOCHS_ATTR = "fold_best_epochs"
+__all__ = ["FoldsResult", "train_folds"]
 
 
 @dataclass
@@ -47,7 +45,7 @@ class FoldsResult:
 
     def fold_attrs(self) -> dict[str, list]:
         """The per-fold values and best epochs, as trial user attributes."""
-        return {FOLD_VALUES_ATTR: self.fold_values, FOLD_BEST_EPOCHS_ATTR: self.fold_best_epochs}
+        return {keys.FOLD_VALUES: self.fold_values, keys.FOLD_BEST_EPOCHS: self.fold_best_epochs}
 
 
 def train_folds(

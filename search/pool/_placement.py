@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from archsearch.errors import ArchsearchError
+
 __all__ = ["WorkerSlot", "PlacementError", "plan_workers", "MAX_WORKERS"]
 
 # Each worker is a process with its own database connections; beyond this a typo is likelier than a plan.
 MAX_WORKERS = 1024
 
 
-class PlacementError(ValueError):
+class PlacementError(ArchsearchError, ValueError):
     """Workers that cannot be placed on this machine as asked."""
 
 

@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from archsearch.config import MAX_TRIALS
+from archsearch.errors import ArchsearchError
 from archsearch.pool._kinds import JobKind, job_kind
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._spawn import WorkerProcess
@@ -32,7 +33,7 @@ POLL_SECONDS = 0.25
 STOP_GRACE_SECONDS = 30.0
 
 
-class PoolFailure(RuntimeError):
+class PoolFailure(ArchsearchError, RuntimeError):
     """A worker stopped after a streak of failed trials (`streak` is True), or died with an error."""
 
     def __init__(self, message: str, *, streak: bool = False):
@@ -351,5 +352,5 @@ def _last_failure(study: optuna.Study) -> str:
     if not failed:
         return "a worker stopped after failed trials"
     last = max(failed, key=lambda t: t.number)
-    reason = last.user_attrs.get(keys.FAIL_REASON) or last.system_attrs.get("fail_reason", "unknown error")
+    reason = last.user_attrs.get(keys.FAIL_REASON) or last.system_attrs.get(keys.OPTUNA_FAIL_REASON, "unknown error")
     return f"the last (trial {last.number}) failed with: {reason}"

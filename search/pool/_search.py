@@ -100,7 +100,7 @@ class SearchObjective(TrialObjective):
                 return
         # Trial objects do not expose system attributes; the storage does (by the trial's id).
         system_attrs = self.storage.get_trial_system_attrs(trial._trial_id)
-        if "failed_trial" in system_attrs or "fixed_params" in system_attrs:
+        if keys.OPTUNA_FAILED_TRIAL in system_attrs or keys.OPTUNA_FIXED_PARAMS in system_attrs:
             return
         claimed = trial.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)

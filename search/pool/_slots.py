@@ -11,6 +11,7 @@ from typing import Sequence, TextIO
 import optuna
 
 from archsearch.config import ConfigError, SearchConfig
+from archsearch.errors import ArchsearchError
 from archsearch.pool._kinds import JobKind, job_kind
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool._pool import PoolFailure, StatusWriter, progress_line, run_pool
@@ -22,7 +23,7 @@ from archsearch.trainers.data import PreparedData
 __all__ = ["SearchError", "log_dir_for", "plan_slots", "run_slots"]
 
 
-class SearchError(RuntimeError):
+class SearchError(ArchsearchError, RuntimeError):
     """A search that could not go on (e.g. every trial failing); the message names the last error."""
 
 

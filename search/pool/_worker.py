@@ -282,7 +282,7 @@ class _Recorder:
             outcome.failed_streak += 1
             outcome.last_failed_trial = trial.number
             outcome.last_failure = trial.user_attrs.get(keys.FAIL_REASON) or trial.system_attrs.get(
-                "fail_reason", "unknown error"
+                keys.OPTUNA_FAIL_REASON, "unknown error"
             )
         else:
             outcome.failed_streak = 0
@@ -374,7 +374,7 @@ def _fail_orphans(study: optuna.Study, storage: optuna.storages.RDBStorage, grac
             continue
         if (now - trial.datetime_start).total_seconds() <= 2 * grace_period:
             continue
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "its worker died before its first heartbeat")
+        storage.set_trial_user_attr(trial._trial_id, keys.FAIL_REASON, "its worker died before its first heartbeat")
         if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
             retry = storage.get_heartbeat_stale_trial_callback()
             if retry is not None:

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import archsearch
 from archsearch.config import SearchConfig
+from archsearch.errors import ArchsearchError
 from archsearch.pool import plan_slots, run_slots
 from archsearch.sensitivity._jobs import (
     SENSITIVITY,
@@ -34,7 +35,7 @@ __all__ = ["DEFAULT_STEPS", "SensitivityError", "run_sensitivity"]
 DEFAULT_STEPS = (1, 2, 0.1, 0.25, 0.5)
 
 
-class SensitivityError(ValueError):
+class SensitivityError(ArchsearchError, ValueError):
     """An analysis that cannot start as asked; the message names the rule, the value and the fix."""
 
 
@@ -251,7 +252,7 @@ def _choose_centres(
             f"Got {trial} instead."
         )
     frozen = trials[trial]
-    if frozen.state != TrialState.COMPLETE or "widths" not in frozen.user_attrs:
+    if frozen.state != TrialState.COMPLETE or keys.WIDTHS not in frozen.user_attrs:
         raise SensitivityError(
             f"The 'trial' parameter of run_sensitivity must be a completed trial; trial {trial} of study {name!r} "
             f"is {frozen.state.name}. Pass a completed trial (the best is trial {best}), or leave --trial out."

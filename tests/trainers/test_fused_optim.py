@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import archsearch.trainers.fused._population as fused_module
-from archsearch.trainers.fused import StackedOptimizer
 from archsearch.trainers.data import DataSpec, PreparedData, load_data
+from archsearch.trainers.fused import StackedOptimizer
 
 from .test_fused import GROUP, MIXED, _assert_same_run, _runs_joining_mid_way, _single, _spec
 

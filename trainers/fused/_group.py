@@ -5,12 +5,12 @@ a network should join: the fused engine's placement rules, without torch arithme
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from archsearch.trainers.engine import ACTIVATIONS, CLASS_WEIGHTS, DEFAULT_DIM, TrainSettings, is_int
+from archsearch.trainers.engine import ACTIVATIONS, CLASS_WEIGHTS, DEFAULT_DIM, Report, TrainSettings, is_int
 from archsearch.trainers.names import EMBEDDINGS, NORMALIZATIONS, Net
 
 __all__ = [
@@ -199,6 +199,3 @@ class SlotSpec:
 
     net: Net  # archsearch.spaces.NetSpec
     settings: TrainSettings
-
-
-Report = Callable[[int, float], bool | str]  # as train_mlp's `report`

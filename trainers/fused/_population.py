@@ -7,8 +7,6 @@ run's; the stacked parameters' layout is `_layout.py`, the forward pass `_forwar
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ import torch
 
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.engine import (
+    RunProgress,
     TrainResult,
     autocast,
     batches_per_epoch,
@@ -38,7 +37,6 @@ from archsearch.trainers.fused._group import FusedGroup, Report, SlotSpec, fused
 from archsearch.trainers.fused._layout import BatchStats, ParameterLayout
 from archsearch.trainers.fused._optim import StackedOptimizer, resized
 from archsearch.trainers.fused._training import StackedClip, StackedLoss
-from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
 __all__ = ["Population", "train_fused"]
 
@@ -46,14 +44,10 @@ __all__ = ["Population", "train_fused"]
 @dataclass
 class _Slot:
     spec: SlotSpec
-    report: Report | None
+    progress: RunProgress  # its epochs, booked as train_mlp books them
     generator: torch.Generator  # the slot's own: weight init, then one shuffle per epoch
     seconds: float = 0.0  # its share of the population's epochs: each epoch's time over the slots it trained
-    epoch: int = 0
     step: int = 0  # optimizer steps taken, the position on the slot's own learning-rate schedule
-    history: list[float] = dataclasses.field(default_factory=list)
-    best_epoch: int | None = None
-    best_value: float | None = None
 
 
 class Population:
@@ -166,7 +160,7 @@ class Population:
         self.layout.initialize(self.params[index], spec.net.widths, generator)
         self._optimizer.reset(index, settings.optimizer, settings.lr, settings.weight_decay)
         self._forward.stats.reset(index)
-        self._slots[index] = _Slot(spec, report, generator)
+        self._slots[index] = _Slot(spec, RunProgress(settings, report), generator)
         self._refresh()
         return index
 
@@ -224,7 +218,7 @@ class Population:
         Raises:
             ValueError: The slot is empty.
         """
-        return self._occupant(index).best_value
+        return self._occupant(index).progress.best_value
 
     def stop(self, index: int, reason: str) -> TrainResult:
         """End slot `index`'s run now, as pruned with `reason`: its best epoch's weights and metrics, as any ended run.
@@ -262,33 +256,16 @@ class Population:
         return finished
 
     def _end_epoch(self, index: int, slot: _Slot, loss: float, out: torch.Tensor) -> tuple[str, str | None] | None:
-        """Best-epoch bookkeeping, report and stopping rules of `train_mlp`; (status, reason) when it ends."""
-        settings = slot.spec.settings
-        slot.epoch += 1
-        epoch = slot.epoch
-        if not math.isfinite(loss):
-            return "diverged", f"loss became {loss} at epoch {epoch}"
-        value = output_metrics(out, self.data.y_val, self.data.preprocessing)[settings.metric]
-        if not math.isfinite(value):
-            return "diverged", f"validation {settings.metric} became {value} at epoch {epoch}"
-        slot.history.append(value)
-        maximize = METRIC_DIRECTIONS[settings.metric] == "maximize"
-        best = slot.best_value
-        if best is None or settings.keep_last or (value > best if maximize else value < best):
-            slot.best_epoch, slot.best_value = epoch, value
+        """The epoch's bookkeeping and stopping rules, as `train_mlp`'s (`RunProgress`); (status, reason) when it ends."""
+
+        def value() -> float:
+            return output_metrics(out, self.data.y_val, self.data.preprocessing)[slot.spec.settings.metric]
+
+        def keep_best() -> None:
             self._best[index].copy_(self.params[index])
             self._best_stats.copy_slot(index, self._forward.stats)
-        stop = slot.report(epoch, value) if slot.report is not None else False
-        if stop:  # True from the pruner, or a string that says why the run stops
-            return "pruned", stop if isinstance(stop, str) else f"pruned by the pruner at epoch {epoch}"
-        if settings.patience is not None and epoch - slot.best_epoch >= settings.patience:
-            return "completed", (
-                f"early stopped at epoch {epoch}: validation {settings.metric} did not improve on "
-                f"{slot.best_value:.6g} (epoch {slot.best_epoch}) for {settings.patience} epochs"
-            )
-        if epoch == settings.epochs:
-            return "completed", None
-        return None
+
+        return slot.progress.end_epoch(loss, value, keep_best)
 
     def _finish(self, index: int, slot: _Slot, status: str, reason: str | None) -> TrainResult:
         """The slot's TrainResult, its metrics measured by `train_mlp`'s own code on the best weights."""
@@ -312,7 +289,7 @@ class Population:
             embedding=embedder,
         )
         state = None
-        if slot.best_epoch is not None:
+        if slot.progress.best_epoch is not None:
             state = self.layout.state_dict(self._best[index].cpu(), net, self._best_stats, index)
         metrics: dict[str, float] = {}
         if state is not None:
@@ -329,13 +306,9 @@ class Population:
                         self._use_bf16,
                     )
                     metrics.update({f"{split}_{name}": v for name, v in values.items()})
-        result = TrainResult(
-            status=status,  # type: ignore[arg-type]
-            reason=reason,
-            epochs_run=slot.epoch,
-            best_epoch=slot.best_epoch,
-            best_value=slot.best_value,
-            history=slot.history,
+        result = slot.progress.result(
+            status,
+            reason,
             metrics=metrics,
             # The slot's share of its population's epochs, not the wall time since it joined: that would
             # count the worker's other populations too, and the refit's time is predicted from it.
