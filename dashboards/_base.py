@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from archsearch.errors import ArchsearchError
+from archsearch.base import ArchsearchError
 from archsearch.stats import format_number
 
 if TYPE_CHECKING:

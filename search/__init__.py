@@ -12,8 +12,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from archsearch.base import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -30,16 +29,8 @@ _LAZY = {
     "ExportError": "archsearch.export",
     "run_sensitivity": "archsearch.sensitivity",
     "join_study": "archsearch.controller",
+    "ArchsearchError": "archsearch.base",
 }
 
 __all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'archsearch' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import archsearch
 from archsearch import sensitivity
-from archsearch.errors import ArchsearchError
+from archsearch.base import ArchsearchError
 from archsearch.storage_args import add_storage_arguments, resolve_storage
 
 EXIT_USAGE = 2

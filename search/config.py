@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archsearch.errors import ArchsearchError
+from archsearch.base import ArchsearchError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-from archsearch.spaces import MLPSpace, check_keys, is_int, is_real
+from archsearch.base import is_finite_real, is_int
+from archsearch.spaces import MLPSpace, check_keys
 from archsearch.storage import DB_RETRY_SECONDS, StorageError, backend_of
 from archsearch.trainers.data import DataSpec
 from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
@@ -96,7 +97,7 @@ class StudyConfig:
                 f"an int in the range [0, {MAX_TRIALS:,}] (leave it out for {DEFAULT_TRIALS}, or as many as the timeout allows)",
                 self.n_trials,
             )
-        if self.timeout is not None and (not is_real(self.timeout) or self.timeout < 0):
+        if self.timeout is not None and (not is_finite_real(self.timeout) or self.timeout < 0):
             _fail("study", "timeout", "a number of seconds >= 0", self.timeout)
         if not isinstance(self.reserve_refit, bool):
             _fail("study", "reserve_refit", "true or false", self.reserve_refit)
@@ -129,7 +130,7 @@ class StudyConfig:
             )
         if not is_int(self.max_retry) or self.max_retry < 0:
             _fail("study", "max_retry", "an int >= 0", self.max_retry)
-        if not is_real(self.db_retry_seconds) or not 0 <= self.db_retry_seconds <= 86_400:
+        if not is_finite_real(self.db_retry_seconds) or not 0 <= self.db_retry_seconds <= 86_400:
             _fail("study", "db_retry_seconds", "a number of seconds in the range [0, 86400]", self.db_retry_seconds)
 
     @property
@@ -183,9 +184,9 @@ class TrainConfig:
             _fail("train", "class_weight", "one of auto, none, balanced", self.class_weight)
         if self.num_threads is not None and (not is_int(self.num_threads) or self.num_threads < 1):
             _fail("train", "num_threads", "an int >= 1", self.num_threads)
-        if not is_real(self.warmup) or not 0 <= self.warmup <= 0.5:
+        if not is_finite_real(self.warmup) or not 0 <= self.warmup <= 0.5:
             _fail("train", "warmup", "a float in [0, 0.5] (a fraction of all training steps)", self.warmup)
-        if self.grad_clip is not None and (not is_real(self.grad_clip) or self.grad_clip <= 0):
+        if self.grad_clip is not None and (not is_finite_real(self.grad_clip) or self.grad_clip <= 0):
             _fail("train", "grad_clip", "a float > 0 (leave it out to disable clipping)", self.grad_clip)
 
     def resolved_class_weight(self, metric: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from archsearch.base import is_finite_real, is_int, is_sequence
 from archsearch.spaces._validation import (
     InvalidSpaceError,
     check_float,
@@ -14,9 +15,6 @@ from archsearch.spaces._validation import (
     check_keys,
     check_name,
     error,
-    is_int,
-    is_real,
-    is_sequence,
 )
 
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "leaky_relu", "elu")
@@ -68,7 +66,7 @@ class NetSpec:
         owner = "NetSpec"
         if not (is_sequence(self.widths) and all(is_int(w) and w >= 1 for w in self.widths)):
             raise error(owner, "widths", "a list of ints >= 1", self.widths)
-        if not (is_sequence(self.dropouts) and all(is_real(p) and 0 <= p < 1 for p in self.dropouts)):
+        if not (is_sequence(self.dropouts) and all(is_finite_real(p) and 0 <= p < 1 for p in self.dropouts)):
             raise error(owner, "dropouts", "a list of floats in [0, 1)", self.dropouts)
         if len(self.dropouts) != len(self.widths):
             raise error(owner, "dropouts", f"a list as long as widths ({len(self.widths)})", self.dropouts)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from archsearch.base import is_int, is_sequence
 from archsearch.spaces._candidate import (
     ACTIVATIONS,
     EMBEDDING_DIM,
@@ -31,8 +32,6 @@ from archsearch.spaces._validation import (
     check_keys,
     check_name,
     error,
-    is_int,
-    is_sequence,
     listing,
 )
 

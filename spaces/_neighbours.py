@@ -12,8 +12,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from archsearch.base import is_finite_real, is_int, is_sequence
 from archsearch.spaces._candidate import NetSpec
-from archsearch.spaces._validation import check_int, check_name, error, is_int, is_real, is_sequence
+from archsearch.spaces._validation import check_int, check_name, error
 
 NEIGHBOUR_KINDS = ("centre", "width", "remove_layer", "add_layer", "uniform", "no_dropout", "linear", "hidden_layer")
 # What the linear model among the neighbours is: not the tuned linear baseline of the search (its best 0-layer
@@ -216,11 +217,11 @@ def _check_sizes(owner: str, centre: NetSpec, n_inputs: int, n_outputs: int) -> 
 
 def _is_step(step: object) -> bool:
     """Whether ``step`` is a fraction of a width in (0, 1) or a whole neuron count >= 1."""
-    return is_real(step) and step > 0 and (step < 1 or float(step).is_integer())
+    return is_finite_real(step) and step > 0 and (step < 1 or float(step).is_integer())
 
 
 def _is_point(point: object) -> bool:
-    return is_sequence(point) and len(point) == 2 and is_int(point[0]) and point[0] >= 1 and is_real(point[1])
+    return is_sequence(point) and len(point) == 2 and is_int(point[0]) and point[0] >= 1 and is_finite_real(point[1])
 
 
 def _neighbour(

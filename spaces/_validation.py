@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from archsearch.errors import ArchsearchError
+from archsearch.base import ArchsearchError, is_finite_real, is_int, is_sequence
 
 
 class InvalidSpaceError(ArchsearchError, ValueError):
@@ -19,20 +17,6 @@ def error(owner: str, name: str, rule: str, value: Any) -> InvalidSpaceError:
     return InvalidSpaceError(f"The {name!r} parameter of {owner} must be {rule}. Got {value!r} instead.")
 
 
-def is_int(value: Any) -> bool:
-    # bool is an int subclass, but `width = true` in a config is a mistake, not 1.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def is_sequence(value: Any) -> bool:
-    # A string is a sequence of characters; ("relu") instead of ("relu",) must not pass as four choices.
-    return isinstance(value, (list, tuple))
-
-
 def check_int(owner: str, name: str, value: Any, *, low: int) -> int:
     if not (is_int(value) and value >= low):
         raise error(owner, name, f"an int >= {low}", value)
@@ -40,7 +24,7 @@ def check_int(owner: str, name: str, value: Any, *, low: int) -> int:
 
 
 def check_float(owner: str, name: str, value: Any, rule: str, ok: Callable[[float], bool]) -> float:
-    if not (is_real(value) and ok(float(value))):
+    if not (is_finite_real(value) and ok(float(value))):
         raise error(owner, name, rule, value)
     return float(value)
 
@@ -72,7 +56,7 @@ def check_float_range(
 ) -> tuple[float, float]:
     """Return ``value`` as a ``(low, high)`` tuple of finite floats accepted by ``ok(low, high)``."""
     rule = f"a pair of floats (low, high) with {bounds}"
-    if not (is_sequence(value) and len(value) == 2 and all(is_real(v) for v in value)):
+    if not (is_sequence(value) and len(value) == 2 and all(is_finite_real(v) for v in value)):
         raise error(owner, name, rule, value)
     low, high = float(value[0]), float(value[1])
     if not ok(low, high):

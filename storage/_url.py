@@ -16,7 +16,7 @@ from urllib.parse import quote, quote_plus
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from archsearch.errors import ArchsearchError
+from archsearch.base import ArchsearchError
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
 MASK = "***"

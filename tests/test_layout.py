@@ -17,16 +17,16 @@ FOLDER_TO_PACKAGE = {
     "storage": "archsearch.storage",
     "stats": "archsearch.stats",
     "dashboards": "archsearch.dashboards",
-    "errors": "archsearch.errors",
+    "base": "archsearch.base",
 }
-# Which archsearch subpackages each folder may import (besides itself); every one may import the error base.
+# Which archsearch subpackages each folder may import (besides itself); every one may import archsearch.base.
 ALLOWED = {
-    "errors": set(),
-    "spaces": {"archsearch.errors"},
-    "storage": {"archsearch.errors"},
-    "trainers": {"archsearch.errors"},
-    "stats": {"archsearch.errors", "archsearch.spaces", "archsearch.storage"},
-    "dashboards": {"archsearch.errors", "archsearch.storage", "archsearch.spaces", "archsearch.stats"},
+    "base": set(),
+    "spaces": {"archsearch.base"},
+    "storage": {"archsearch.base"},
+    "trainers": {"archsearch.base"},
+    "stats": {"archsearch.base", "archsearch.spaces", "archsearch.storage"},
+    "dashboards": {"archsearch.base", "archsearch.storage", "archsearch.spaces", "archsearch.stats"},
     "search": {"*"},
 }
 SUBPACKAGES = {
@@ -35,7 +35,7 @@ SUBPACKAGES = {
     "archsearch.storage",
     "archsearch.stats",
     "archsearch.dashboards",
-    "archsearch.errors",
+    "archsearch.base",
 }
 
 

@@ -6,8 +6,9 @@ This is archsearch's only torch code. Its public names load lazily, so `import a
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from archsearch.base import lazy_exports
 
 if TYPE_CHECKING:
     from archsearch.trainers._device import release_memory
@@ -101,15 +102,4 @@ __all__ = [
     "train_mlp",
     "weights_mismatch",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY_NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _LAZY_NAMES.items()})

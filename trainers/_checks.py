@@ -3,18 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from numbers import Integral, Real
 from typing import Any
-
-
-def is_int(value: Any) -> bool:
-    # bool is an int subclass, but `epochs = true` is a mistake, not 1.
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def is_real(value: Any) -> bool:
-    """A number that is not a bool; finiteness is each rule's own business (some allow inf, none allow NaN)."""
-    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def check_keys(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archsearch.errors import ArchsearchError
+from archsearch.base import ArchsearchError
 
 
 class DataError(ArchsearchError, ValueError):

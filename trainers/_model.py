@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from archsearch.trainers._checks import is_int
+from archsearch.base import is_int
 from archsearch.trainers.names import NORMALIZATIONS
 
 # Keyed in the order of `names.ACTIVATIONS`, which tests/test_rules.py checks.

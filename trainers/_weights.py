@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import torch
 
-from archsearch.errors import ArchsearchError
+from archsearch.base import ArchsearchError
 
 __all__ = ["WeightsError", "save_weights", "load_weights", "weights_mismatch"]
 

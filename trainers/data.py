@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
+from archsearch.base import is_int, is_real
 from archsearch.trainers import _datasets
-from archsearch.trainers._checks import check_keys, is_int, is_real
+from archsearch.trainers._checks import check_keys
 from archsearch.trainers._datasets import AUTO_MAX_CLASSES, check_finite, is_numeric, json_safe, numeric_values
 from archsearch.trainers._errors import DataError
 from archsearch.trainers._fingerprint import data_fingerprint, fingerprint_changes

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archsearch.trainers._checks import is_int, is_real
+from archsearch.base import is_int, is_real
 from archsearch.trainers._embedding import DEFAULT_DIM, PERIODIC_SIGMA, build_embedding, fit_bin_edges, pl_encoding
 from archsearch.trainers._model import ACTIVATIONS, build_mlp, check_architecture, count_parameters
 from archsearch.trainers.data import PreparedData, Preprocessing

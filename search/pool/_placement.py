@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from archsearch.errors import ArchsearchError
+from archsearch.base import ArchsearchError
 
 __all__ = ["WorkerSlot", "PlacementError", "plan_workers", "MAX_WORKERS"]
 

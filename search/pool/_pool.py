@@ -18,8 +18,8 @@ from typing import Any, Iterator, TextIO
 import optuna
 from optuna.trial import TrialState
 
+from archsearch.base import ArchsearchError
 from archsearch.config import MAX_TRIALS
-from archsearch.errors import ArchsearchError
 from archsearch.pool._kinds import JobKind, job_kind
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._spawn import WorkerProcess

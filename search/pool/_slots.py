@@ -10,8 +10,8 @@ from typing import Sequence, TextIO
 
 import optuna
 
+from archsearch.base import ArchsearchError
 from archsearch.config import ConfigError, SearchConfig
-from archsearch.errors import ArchsearchError
 from archsearch.pool._kinds import JobKind, job_kind
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool._pool import PoolFailure, StatusWriter, progress_line, run_pool

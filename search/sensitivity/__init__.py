@@ -26,12 +26,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
+from archsearch.base import lazy_exports
 from archsearch.storage_args import add_storage_arguments
 
 _LAZY = {
@@ -49,14 +48,7 @@ _LAZY = {
 __all__ = ["add_parser", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'archsearch.sensitivity' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

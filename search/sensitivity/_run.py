@@ -13,8 +13,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import archsearch
+from archsearch.base import ArchsearchError, is_int
 from archsearch.config import SearchConfig
-from archsearch.errors import ArchsearchError
 from archsearch.pool import plan_slots, run_slots
 from archsearch.sensitivity._jobs import (
     SENSITIVITY,
@@ -25,7 +25,7 @@ from archsearch.sensitivity._jobs import (
     plan_jobs,
 )
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
-from archsearch.spaces import Neighbour, NetSpec, across_sizes_neighbours, is_int, neighbourhood, pick_centres
+from archsearch.spaces import Neighbour, NetSpec, across_sizes_neighbours, neighbourhood, pick_centres
 from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
 from archsearch.storage import FINISHED_STATES, keys, make_storage, name_metric, open_study
 from archsearch.trainers.data import Preprocessing

@@ -1,13 +1,13 @@
-"""archsearch.errors: the one base of the errors archsearch raises for situations its user can fix.
+"""The one base of the errors archsearch raises for situations its user can fix.
 
 Every package's errors derive from `ArchsearchError` (`ConfigError`, `InvalidSpaceError`, `DataError`,
 `ExportError`, `StorageError`, ...), each also from the built-in class it always was (`ValueError` or
 `RuntimeError`), so code that caught those still does. The command line catches `ArchsearchError` once,
 prints its message as one line (storage passwords masked) and exits 2; anything else is a bug and shows
-its traceback. This package imports nothing, so that every other may import it (tests/test_layout.py).
+its traceback.
 
 Example:
-    >>> from archsearch.errors import ArchsearchError
+    >>> from archsearch.base import ArchsearchError
     >>> from archsearch.config import ConfigError
     >>> issubclass(ConfigError, ArchsearchError) and issubclass(ConfigError, ValueError)
     True
