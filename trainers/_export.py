@@ -159,23 +159,11 @@ def export_model(
         ...              metadata={"val_accuracy": 0.97, "trial": 12})
         PosixPath('best')
     """
-    n_inputs = len(preprocessing.mean)
-    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
-    architecture = {
-        "format_version": FORMAT_VERSION,
-        **_net_dict(net),
-        "n_inputs": n_inputs,
-        "n_outputs": n_outputs,
-        "task": preprocessing.task,
-        "torch_version": torch.__version__,
-        "preprocessing": preprocessing.to_dict(),
-        "metadata": metadata,
-    }
-    architecture_text = _architecture_json(architecture)
+    architecture = _described_folder(preprocessing, metadata, **_net_dict(net))
     mlp = _build(architecture, preprocessing)
     mlp.load_state_dict(state_dict)
     deployed = _DeployedMLP(mlp, preprocessing).eval()  # eval: dropout and batch statistics must not reach the program
-    return _write_folder(Path(out_dir), architecture_text, mlp.state_dict(), deployed, n_inputs)
+    return _write_folder(Path(out_dir), architecture, mlp.state_dict(), deployed)
 
 
 def export_ensemble(
@@ -207,24 +195,26 @@ def export_ensemble(
             f"The 'members' parameter of export_ensemble must hold at least one member. Got {len(members)} instead."
         )
     weights = member_weights(members)
-    n_inputs = len(preprocessing.mean)
-    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
     described = [member.described() | {"weight": weight} for member, weight in zip(members, weights)]
-    architecture = {
+    architecture = _described_folder(preprocessing, metadata, kind="ensemble", members=described)
+    mlps = _loaded_members(members, preprocessing)
+    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps], weights).eval()
+    return _write_folder(Path(out_dir), architecture, nn.ModuleList(mlps).state_dict(), deployed)
+
+
+def _described_folder(preprocessing: Preprocessing, metadata: dict[str, Any], **network: Any) -> dict[str, Any]:
+    """`architecture.json`'s content: the network (one, or an ensemble's members), its inputs and outputs, the
+    preprocessing the program bakes in, and the caller's metadata."""
+    return {
         "format_version": FORMAT_VERSION,
-        "kind": "ensemble",
-        "members": described,
-        "n_inputs": n_inputs,
-        "n_outputs": n_outputs,
+        **network,
+        "n_inputs": len(preprocessing.mean),
+        "n_outputs": 1 if preprocessing.classes is None else len(preprocessing.classes),
         "task": preprocessing.task,
         "torch_version": torch.__version__,
         "preprocessing": preprocessing.to_dict(),
         "metadata": metadata,
     }
-    architecture_text = _architecture_json(architecture)
-    mlps = _loaded_members(members, preprocessing)
-    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps], weights).eval()
-    return _write_folder(Path(out_dir), architecture_text, nn.ModuleList(mlps).state_dict(), deployed, n_inputs)
 
 
 def ensemble_test_metrics(members: Sequence[Member], data: PreparedData) -> dict[str, float]:
@@ -321,15 +311,16 @@ def _architecture_json(architecture: dict[str, Any]) -> str:
 
 
 def _write_folder(
-    folder: Path, architecture_text: str, state_dict: dict[str, torch.Tensor], deployed: nn.Module, n_inputs: int
+    folder: Path, architecture: dict[str, Any], state_dict: dict[str, torch.Tensor], deployed: nn.Module
 ) -> Path:
-    """Write model.pt, model.pt2 and, last, architecture.json."""
+    """Write model.pt, model.pt2 and, last, architecture.json (checked first: nothing is written for bad metadata)."""
+    architecture_text = _architecture_json(architecture)
     folder.mkdir(parents=True, exist_ok=True)
     # An earlier export's architecture.json must not vouch for half-written new files if this one fails.
     (folder / ARCHITECTURE_FILE).unlink(missing_ok=True)
     torch.save(state_dict, folder / STATE_FILE)
     # Two example rows: a batch of 1 would make torch.export specialize the batch size to 1.
-    example = torch.zeros(2, n_inputs)
+    example = torch.zeros(2, architecture["n_inputs"])
     program = torch.export.export(deployed, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
     torch.export.save(program, folder / PROGRAM_FILE)
     # Written last, so a folder with an architecture.json is complete.
