@@ -30,6 +30,8 @@ from archsearch.trainers._embedding import build_embedding
 from archsearch.trainers.data import DataSpec, PreparedData, Preprocessing, load_data
 from archsearch.trainers.metrics import regression_metrics
 
+from .conftest import standardized
+
 WIDTHS, DROPOUTS, ACTIVATION = [16, 8], [0.5, 0.0], "relu"  # dropout > 0, to show it is off once exported
 
 
@@ -39,30 +41,9 @@ def _prepared(task: str) -> PreparedData:
         x, y = make_classification(
             n_samples=200, n_features=4, n_informative=3, n_redundant=0, n_classes=3, random_state=0
         )
-        classes, target_mean, target_scale = ("cat", "dog", "eel"), 0.0, 1.0
-    else:
-        x, y = make_regression(n_samples=200, n_features=4, noise=1.0, random_state=0)
-        y = 500.0 + 20.0 * y
-        classes, target_mean, target_scale = None, float(y[:120].mean()), float(y[:120].std())
-        y = (y - target_mean) / target_scale
-    x = x.astype(np.float32)
-    mean, scale = x[:120].mean(axis=0), x[:120].std(axis=0)
-    z = ((x - mean) / scale).astype(np.float32)
-    y = y.astype(np.int64 if classes else np.float32)
-    names = ("a", "b", "c", "d")
-    preprocessing = Preprocessing(
-        task=task,
-        columns=names,
-        categorical={},
-        encoded_names=names,
-        mean=tuple(float(v) for v in mean),
-        scale=tuple(float(v) for v in scale),
-        fill_values={},
-        classes=classes,
-        target_mean=target_mean,
-        target_scale=target_scale,
-    )
-    return PreparedData("tiny", z[:120], y[:120], z[120:160], y[120:160], z[160:], y[160:], preprocessing, x[160:])
+        return standardized(x, y, ("cat", "dog", "eel"), names=("a", "b", "c", "d"))
+    x, y = make_regression(n_samples=200, n_features=4, noise=1.0, random_state=0)
+    return standardized(x, 500.0 + 20.0 * y, None, names=("a", "b", "c", "d"))
 
 
 def _export(folder: Path, task: str) -> tuple[PreparedData, TrainResult]:

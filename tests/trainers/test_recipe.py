@@ -16,38 +16,20 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from archsearch.spaces import NetSpec
 from archsearch.trainers import TrainSettings, build_mlp, export_model, load_model, train_mlp
 from archsearch.trainers._train import _make_loss
-from archsearch.trainers.data import PreparedData, Preprocessing
+from archsearch.trainers.data import PreparedData
+
+from .conftest import standardized
 
 
 def _prepared(task: str = "classification", n_rows: int = 200) -> PreparedData:
-    """A 60/20/20 split of a tiny problem with 4 features, standardized with training statistics."""
+    """A 60/20/20 split of a tiny problem with 4 features, standardized with training statistics (not its target)."""
     if task == "classification":
         x, y = make_classification(
             n_samples=n_rows, n_features=4, n_informative=3, n_redundant=0, n_classes=3, random_state=0
         )
-        classes = ("a", "b", "c")
-    else:
-        x, y = make_regression(n_samples=n_rows, n_features=4, noise=1.0, random_state=0)
-        classes = None
-    x = x.astype(np.float32)
-    train, val = int(0.6 * n_rows), int(0.8 * n_rows)
-    mean, scale = x[:train].mean(axis=0), x[:train].std(axis=0)
-    z = ((x - mean) / scale).astype(np.float32)
-    y = y.astype(np.int64 if classes else np.float32)
-    names = ("a", "b", "c", "d")
-    preprocessing = Preprocessing(
-        task=task,
-        columns=names,
-        categorical={},
-        encoded_names=names,
-        mean=tuple(float(v) for v in mean),
-        scale=tuple(float(v) for v in scale),
-        fill_values={},
-        classes=classes,
-    )
-    return PreparedData(
-        "tiny", z[:train], y[:train], z[train:val], y[train:val], z[val:], y[val:], preprocessing, x[val:]
-    )
+        return standardized(x, y, ("a", "b", "c"), names=("a", "b", "c", "d"))
+    x, y = make_regression(n_samples=n_rows, n_features=4, noise=1.0, random_state=0)
+    return standardized(x, y, None, names=("a", "b", "c", "d"), scale_target=False)
 
 
 def _lrs_of(data: PreparedData, settings: TrainSettings, report=None, *, normalization: str = "none") -> list[float]:

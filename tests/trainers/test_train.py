@@ -9,36 +9,15 @@ from sklearn.datasets import make_classification, make_regression
 
 from archsearch.spaces import NetSpec
 from archsearch.trainers import TrainSettings, build_mlp, train_mlp
-from archsearch.trainers.data import PreparedData, Preprocessing
+from archsearch.trainers.data import PreparedData
 from archsearch.trainers.metrics import classification_metrics, regression_metrics
+
+from .conftest import standardized
 
 
 def _prepared(x: np.ndarray, y: np.ndarray, task: str, classes: tuple | None) -> PreparedData:
     """Split 60/20/20 and standardize with training statistics, as load_data would."""
-    x = x.astype(np.float32)
-    train, val = int(0.6 * len(x)), int(0.8 * len(x))
-    mean, scale = x[:train].mean(axis=0), x[:train].std(axis=0)
-    z = ((x - mean) / scale).astype(np.float32)
-    target_mean, target_scale = 0.0, 1.0
-    if task == "regression":
-        target_mean, target_scale = float(y[:train].mean()), float(y[:train].std())
-        y = ((y - target_mean) / target_scale).astype(np.float32)
-    names = tuple(f"x{i}" for i in range(x.shape[1]))
-    preprocessing = Preprocessing(
-        task=task,
-        columns=names,
-        categorical={},
-        encoded_names=names,
-        mean=tuple(float(v) for v in mean),
-        scale=tuple(float(v) for v in scale),
-        fill_values={},
-        classes=classes,
-        target_mean=target_mean,
-        target_scale=target_scale,
-    )
-    return PreparedData(
-        "tiny", z[:train], y[:train], z[train:val], y[train:val], z[val:], y[val:], preprocessing, raw_test=x[val:]
-    )
+    return standardized(x, y, classes if task == "classification" else None)
 
 
 def _classification(n_rows: int = 300, weights: list[float] | None = None, flip_y: float = 0.01) -> PreparedData:
@@ -291,21 +270,9 @@ def test_train_mlp_keep_last_keeps_the_final_epoch() -> None:
     from sklearn.datasets import make_classification
 
     from archsearch.trainers import TrainSettings, train_mlp
-    from archsearch.trainers.data import PreparedData, Preprocessing
 
     x, y = make_classification(n_samples=200, n_features=6, n_informative=4, random_state=0)
-    x = x.astype("float32")
-    prep = Preprocessing(
-        task="classification",
-        columns=tuple(f"x{i}" for i in range(6)),
-        categorical={},
-        encoded_names=tuple(f"x{i}" for i in range(6)),
-        mean=(0.0,) * 6,
-        scale=(1.0,) * 6,
-        fill_values={},
-        classes=(0, 1),
-    )
-    data = PreparedData("toy", x[:120], y[:120], x[120:160], y[120:160], x[160:], y[160:], prep)
+    data = standardized(x, y, (0, 1))
     result = train_mlp(
         NetSpec([8], [0.0], "relu"), data, TrainSettings(lr=0.5, optimizer="sgd", epochs=6, keep_last=True)
     )

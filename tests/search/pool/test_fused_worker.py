@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -17,6 +16,7 @@ import archsearch.trainers
 from archsearch.controller import run_search
 from archsearch.storage import finished_count, keys, make_storage
 
+from ...conftest import wait_for
 from ..conftest import small_config
 
 # Real searches, worker processes or a browser: `make test-fast` leaves these out.
@@ -177,11 +177,8 @@ def test_sigkilled_fused_worker_trials_are_failed_and_retried(tmp_path: Path) ->
         [sys.executable, "-m", "archsearch.cli", "search", str(config), "--workers", "2", "--quiet"], cwd=tmp_path
     )
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not running():
-            time.sleep(0.3)
+        wait_for(lambda: bool(running()), 180, "a fused trial to start")
         victims = running()
-        assert victims, "no fused trial started within 180 s"
         pid = int(victims[0].user_attrs["worker"].split(":")[1].split("/")[0])
         victims = [t for t in victims if t.user_attrs["worker"] == victims[0].user_attrs["worker"]]
         os.kill(pid, signal.SIGKILL)
