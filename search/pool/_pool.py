@@ -262,7 +262,8 @@ def run_pool(
             how = "stopped on an interrupt before it could close this trial"
         else:
             how = f"exited with code {code}"
-        fail_trials_of_dead_worker(study, retry, process.pid, f"its worker process (pid {process.pid}) {how}")
+        again = retry.put_back if code == 130 else retry  # an interrupt spends no retry
+        fail_trials_of_dead_worker(study, again, process.pid, f"its worker process (pid {process.pid}) {how}")
 
     try:
         # Started with SIGINT ignored, which they keep (a spawned process inherits ignored signals).

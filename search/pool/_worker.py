@@ -308,7 +308,7 @@ def run_worker(
     if ask_deadline.reserve and hasattr(objective, "time_up"):
         objective.time_up = ask_deadline.time_up  # running trials end with the search, not after it
     stop = GracefulStop()
-    with stop.installed():
+    with stop.installed(), stop.putting_back(study, storage):
         if engine == "fused" and hasattr(objective, "fused_slot"):
             fused_trial_loop(
                 study,
@@ -463,6 +463,7 @@ class GracefulStop:
     def __init__(self) -> None:
         self.requested = False
         self._in_trial = False
+        self._interrupted: list[int] = []  # ids of the trials failed by this stop, to put back
 
     def handle(self, signum: int, frame: Any) -> None:
         self.requested = True
@@ -486,10 +487,33 @@ class GracefulStop:
                     set_user_attrs(trial, {keys.FAIL_REASON: "stopped by a signal before the trial started"})
                     raise KeyboardInterrupt("stop requested before the trial started")
                 return objective(trial)
+            except KeyboardInterrupt:
+                self.interrupted(trial._trial_id)
+                raise
             finally:
                 self._in_trial = False
 
         return guarded
+
+    def interrupted(self, trial_id: int) -> None:
+        """Note a trial that this stop failed (Optuna, or the fused loop, records it FAIL): it is put back."""
+        self._interrupted.append(trial_id)
+
+    @contextlib.contextmanager
+    def putting_back(self, study: optuna.Study, storage: optuna.storages.BaseStorage) -> Iterator[None]:
+        """On leaving the block, queue every trial this stop interrupted again (`RetryStaleTrial.put_back`).
+
+        Without it an interrupted trial stayed FAIL and never ran again: 4 trials lost in each interrupted
+        run, an interrupted baseline never completed (issue #27).
+        """
+        try:
+            yield
+        finally:
+            for trial_id in self._interrupted:
+                trial = storage.get_trial(trial_id)
+                if trial.state == TrialState.FAIL:
+                    RetryStaleTrial.put_back(study, trial)
+            self._interrupted.clear()
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
