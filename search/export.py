@@ -27,6 +27,7 @@ from archsearch.storage import (
     make_storage,
     open_artifact_store,
     open_study,
+    stored_value,
 )
 from archsearch.trainers import DataError, ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data, load_folds, load_refit_data
@@ -158,7 +159,7 @@ def _stored_weights(
             raise ExportError(
                 f"The stored weights of trial {trial.number} cannot be read: {e}. Export without --no-refit to train it again."
             ) from e
-    preprocessing = Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])
+    preprocessing = Preprocessing.from_dict(stored_value(study.user_attrs, keys.PREPROCESSING))
     n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
     architecture = Architecture.from_attrs(trial.user_attrs)
     if architecture.embedding == "none":  # an embedding's own weights have shapes of its own; the rest is checked
@@ -260,7 +261,7 @@ def _greedy_ensemble(
     # When the greedy ensemble is the study's default rather than the caller's request, what cannot run is
     # skipped: the export ships what it would without it (a --no-refit export needs no data here) and says why.
     try:
-        data = _clamped(_search_data(config, study.user_attrs[keys.PREPROCESSING], refit=False), clamp)
+        data = _clamped(_search_data(config, stored_value(study.user_attrs, keys.PREPROCESSING), refit=False), clamp)
     except DataError as e:
         if required:
             raise
@@ -450,7 +451,7 @@ def export_best(
     sizes = study.user_attrs[keys.DATA]
     # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures.
     needs_data = refit or len(members) > 1 or config.data.folds is not None
-    data = _search_data(config, study.user_attrs[keys.PREPROCESSING], refit=refit) if needs_data else None
+    data = _search_data(config, stored_value(study.user_attrs, keys.PREPROCESSING), refit=refit) if needs_data else None
     n_fit = fit_rows(sizes, config.data.folds)
     trained = _train_members(
         config, metric, members, data, refit=refit, n_fit=n_fit, storage=storage, artifacts=artifacts, study=study
@@ -473,7 +474,9 @@ def export_best(
     if selection is not None:  # greedy selection ran (or was skipped, and says why) and kept the best trial alone
         metadata["greedy_ensemble"] = selection | {"members": 1}
     preprocessing = (
-        data.preprocessing if data is not None else Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])
+        data.preprocessing
+        if data is not None
+        else Preprocessing.from_dict(stored_value(study.user_attrs, keys.PREPROCESSING))
     )
     if len(trained) == 1:
         member = trained[0]
