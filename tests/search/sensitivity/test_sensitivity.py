@@ -575,3 +575,31 @@ def test_sensitivity_of_a_linear_centre_asks_whether_a_hidden_layer_helps(tmp_pa
 def centre_text(result) -> str:
     """The findings of the only centre, as the summary and the forest plot's caption print them."""
     return result.to_dict()["centres"][0]["findings"]
+
+
+@TWO_SEEDS
+@pytest.mark.timeout(300)
+def test_sensitivity_refused_for_edited_data_writes_nothing(tmp_path: Path) -> None:
+    """Check that an analysis refused because the study's CSV changed since the search creates no companion
+    study and queues no run (it used to queue 12 runs first, which the next analysis then trained)."""
+    from sklearn.datasets import load_wine
+
+    from archsearch.storage import study_names
+
+    frame = load_wine(as_frame=True).frame
+    csv = tmp_path / "wine.csv"
+    frame.to_csv(csv, index=False)
+    config = SearchConfig.from_dict(
+        {
+            "study": {"name": "wine", "storage": f"sqlite:///{tmp_path}/wine.db", "n_trials": 1},
+            "data": {"path": str(csv)},
+            "space": {"layers": [0, 1], "width": [4, 16], "recipe_baseline": False},
+            "train": {"epochs": 2, "patience": 2, "device": "cpu", "num_threads": 1},
+        }
+    )
+    run_search(config)
+    frame.loc[0, "alcohol"] += 1.0  # one value edited after the search
+    frame.to_csv(csv, index=False)
+    with pytest.raises(ConfigError, match=r"The data of study 'wine' .* changed since the study was created"):
+        run_sensitivity(config.study.storage, "wine", repeats=2)
+    assert study_names(make_storage(config.study.storage)) == ["wine"]
