@@ -320,9 +320,9 @@ def test_data_spec_rejects_invalid_values(kwargs, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"widths": (8, 0)}, r"'widths' parameter of TeacherSpec.*\[1, inf\).*Got \[8, 0\]"),
+        ({"widths": (8, 0)}, r"'widths' parameter of TeacherSpec.*\[1, 65,536\].*Got \[8, 0\]"),
         ({"widths": 8}, r"'widths'.*Got 8"),
-        ({"classes": 1}, r"'classes'.*\[2, inf\).*Got 1"),
+        ({"classes": 1}, r"'classes'.*\[2, 1,000\].*Got 1"),
         ({"noise": 1.5}, r"'noise'.*\[0, 1\].*Got 1.5"),
         ({"rows": 2.5}, r"'rows'.*Got 2.5"),
     ],
