@@ -131,6 +131,26 @@ def _clamped(data: PreparedData, clamp: bool) -> PreparedData:
     return dataclasses.replace(data, preprocessing=clamping)
 
 
+def _artifact_dir(config: SearchConfig, storage: str, artifacts: str | Path | None) -> Path:
+    """Where the search stored its weights: --artifacts, else the study's [study] artifacts, else the default."""
+    return Path(artifacts or config.study.artifacts or default_artifact_dir(storage))
+
+
+def _check_paths(out: str | Path, artifacts: str | Path | None) -> None:
+    """Refuse, before any work, an --out that is a file and an --artifacts folder that is not there (a typo)."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ExportError(
+            "The 'out' parameter of export_best (--out) must be a folder to write (created when missing). "
+            f"Got {str(out)!r} instead, which is a file."
+        )
+    if artifacts is not None and not Path(artifacts).is_dir():
+        what = "is a file" if Path(artifacts).exists() else "does not exist"
+        raise ExportError(
+            "The 'artifacts' parameter of export_best (--artifacts) must be the folder the search stored its weights "
+            f"in. Got {str(artifacts)!r} instead, which {what}."
+        )
+
+
 def _stored_weights(
     config: SearchConfig,
     storage: str,
@@ -143,7 +163,12 @@ def _stored_weights(
 
     if keys.WEIGHTS not in trial.user_attrs:
         raise ExportError(f"Trial {trial.number} has no stored weights; export it without --no-refit.")
-    artifact_dir = Path(artifacts or config.study.artifacts or default_artifact_dir(storage))
+    artifact_dir = _artifact_dir(config, storage, artifacts)
+    if not artifact_dir.is_dir():  # opening the store would create it empty
+        raise ExportError(
+            f"The weights of trial {trial.number} are not in {str(artifact_dir)!r}, which does not exist (the "
+            "artifacts folder is elsewhere: pass --artifacts DIR). Export without --no-refit to train it again."
+        )
     store = open_artifact_store(artifact_dir)
     with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
         try:
@@ -271,34 +296,48 @@ def _greedy_ensemble(
             raise
         return [], None, {"skipped": "the search's data changed since the search"}
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    dropped = set(stored_value(study.user_attrs, keys.DROPPED_WEIGHTS, []))  # removed by keep_best_k, knowingly
     others = sorted(
         (
             t
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.number != chosen.number and t.value is not None and keys.WEIGHTS in t.user_attrs
+            if t.number != chosen.number
+            and t.value is not None
+            and keys.WEIGHTS in t.user_attrs
+            and t.user_attrs[keys.WEIGHTS] not in dropped
         ),
         key=lambda t: (-t.value if maximize else t.value, t.number),
     )
-    stored, predictions = [], []
-    for trial in [chosen, *others][:GREEDY_CANDIDATES]:
+    candidates = [chosen, *others][:GREEDY_CANDIDATES]
+    stored, predictions, unreadable = [], [], []
+    for trial in candidates:
         try:
             state_dict = _stored_weights(config, storage, trial, artifacts, study)
         except ExportError as e:
             if trial is not chosen:
-                continue  # removed by keep_best_k, or from other data: not a candidate
+                unreadable.append(trial.number)  # missing, corrupt, or from other data: said below
+                continue
+            detail = str(e).replace(" Export without --no-refit to train it again.", "")
             if required:
                 # A refit cannot stand in for them here: selection compares the networks the search trained.
-                detail = str(e).replace(" Export without --no-refit to train it again.", "")
                 raise ExportError(
                     f"The greedy ensemble starts from trial {chosen.number}'s stored weights, which cannot be used: "
                     f"{detail} Export with --no-greedy-ensemble to refit it alone."
                 ) from e
-            return [], None, {"skipped": f"trial {chosen.number} has no readable stored weights"}
+            return [], None, {"skipped": f"trial {chosen.number} has no readable stored weights: {detail.rstrip('.')}"}
         member = _member(config, trial, int(trial.user_attrs.get(keys.SEED, 0)), None, state_dict)
         stored.append(member)
         # One network built at a time: a wide space's 50 candidates need not all be in memory as modules.
         (prediction,) = split_predictions([member], data, "val")
         predictions.append(prediction)
+    if unreadable:
+        trials = ("trial " if len(unreadable) == 1 else "trials ") + ", ".join(map(str, unreadable))
+        warnings.warn(
+            f"The greedy ensemble left out {len(unreadable)} of {len(candidates)} candidate trials whose stored weights "
+            f"cannot be read: {trials} (missing from {str(_artifact_dir(config, storage, artifacts))!r}, or corrupt).",
+            UserWarning,
+            stacklevel=3,
+        )
     preprocessing = data.preprocessing
     y_val = (
         data.y_val
@@ -310,6 +349,7 @@ def _greedy_ensemble(
         return [], None, {"skipped": f"the validation {metric} of trial {chosen.number} is not finite"}
     info = {
         "candidates": len(stored),
+        **({"unreadable_trials": unreadable} if unreadable else {}),
         "picks": sum(counts),  # weights are counts / picks
         "n_val_rows": len(data.y_val),
         f"val_{metric}": value,
@@ -399,6 +439,7 @@ def export_best(
     if clamp is not None and not isinstance(clamp, bool):
         raise ExportError(f"The 'clamp' parameter of export_best must be True, False or None. Got {clamp!r} instead.")
     greedy_required = bool(greedy_ensemble)
+    _check_paths(out, artifacts)
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if keys.CONFIG not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
@@ -599,6 +640,9 @@ def describe_export(folder: str | Path) -> str:
             f"(validation {metric} {greedy[val]:.4f}, trial {meta['trial']} alone {greedy['best_' + val]:.4f}; "
             f"n = {greedy['n_val_rows']:,} validation rows, which chose the members and so flatter them)."
         )
+        if greedy.get("unreadable_trials"):
+            left_out = ", ".join(map(str, greedy["unreadable_trials"]))
+            lines.append(f"Left out of the selection, their stored weights unreadable: trials {left_out}.")
     target_range = architecture["preprocessing"].get("target_range")
     if target_range is not None:
         lines.append(

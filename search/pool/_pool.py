@@ -67,8 +67,10 @@ def progress_line(
         for t in trials
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not t.user_attrs.get(keys.NOT_RUN)
     ]
-    done = len(ended)
-    per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in ended)
+    # Failed trials are shown apart: the total counts complete and pruned trials only ("34/30" counted failures).
+    counted = [t for t in ended if t.state != TrialState.FAIL]
+    done = len(counted)
+    per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in counted)
     name = _run_namer(study, trials)
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if finished:

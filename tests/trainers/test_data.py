@@ -419,6 +419,14 @@ def test_load_data_too_few_rows_for_regression(tmp_path):
         load_data(_file_spec(_write_csv(tmp_path, frame)))
 
 
+@pytest.mark.parametrize("task", ["auto", "classification"])
+def test_load_data_one_row_is_too_few_rows_not_a_single_class(tmp_path, task):
+    """Check that a 1-row CSV is refused for its row count, whatever the task (it was called "a single class")."""
+    frame = _table().iloc[:1]
+    with pytest.raises(DataError, match=r"has 1 row; a train/val/test split needs at least 3 \(one in each\)"):
+        load_data(_file_spec(_write_csv(tmp_path, frame), target="label", task=task))
+
+
 def test_load_data_empty_table(tmp_path):
     """Check that a file with a header and no rows is rejected."""
     with pytest.raises(DataError, match=r"has no rows"):
