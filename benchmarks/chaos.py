@@ -23,7 +23,7 @@ RUNNING, and every trial it stopped finished later (put back as waiting); backen
 that moment wrote again (a heartbeat or its end) within 60 s, and no trial failed for the database.
 
 The run passes (exit 0) only when at least `--min-fired` of the planned faults fired (default 1.0: all of
-them), every fired fault survived, no trial was lost (a failed trial whose parameters never finished),
+them), every fired fault survived, the controller never stopped by itself before the end, no trial was lost (a failed trial whose parameters never finished),
 none was duplicated, nothing was left RUNNING or WAITING, and exactly n_trials trials finished. The JSON it
 prints holds every figure and the verdict's reasons.
 """
@@ -375,6 +375,9 @@ def figures(run: Run, study: optuna.Study, planned: dict[str, int], args: argpar
         "failed_without_reason": sum(not t.user_attrs.get("fail_reason") for t in failed),
         "failed_for_the_database": sum("Database" in str(t.user_attrs.get("fail_reason", "")) for t in failed),
         "controller_exit_codes": run.exits,
+        # A controller that ended by itself before the study was done (a worker's error stops the search): an
+        # operator would have had to rerun it by hand. The controllers this script killed are not counted.
+        "unexpected_exits": [code for code in run.exits if code != 0],
         "recovery_seconds": {
             k: {"n": len(v), "median": round(statistics.median(v), 1), "max": round(max(v), 1)}
             for k, v in recovery.items()
@@ -391,7 +394,8 @@ def verdict(result: dict, min_fired: float) -> list[str]:
     """Why the run fails (empty: it passes): too few faults fired, one not survived, a trial lost or left over.
 
     >>> ok = {"planned": {"worker": 2}, "fired": {"worker": 2}, "survived": {"worker": 2}, "lost": 0, "duplicated": 0,
-    ...       "left_running": 0, "left_waiting": 0, "finished": 10, "n_trials": 10, "failed_for_the_database": 0}
+    ...       "left_running": 0, "left_waiting": 0, "finished": 10, "n_trials": 10, "failed_for_the_database": 0,
+    ...       "unexpected_exits": []}
     >>> verdict(ok, 1.0)
     []
     >>> verdict(ok | {"fired": {"worker": 1}, "survived": {"worker": 1}}, 1.0)
@@ -405,6 +409,9 @@ def verdict(result: dict, min_fired: float) -> list[str]:
     not_survived = fired - sum(result["survived"].values())
     if not_survived:
         failures.append(f"{not_survived} of {fired} fired faults not survived")
+    if result["unexpected_exits"]:
+        codes = ", ".join(map(str, result["unexpected_exits"]))
+        failures.append(f"the controller stopped by itself {len(result['unexpected_exits'])} times (exit {codes})")
     for key in ("lost", "duplicated", "left_running", "left_waiting", "failed_for_the_database"):
         if result[key]:
             failures.append(f"{key.replace('_', ' ')}: {result[key]}")
@@ -428,14 +435,14 @@ def run(args: argparse.Namespace) -> dict:
     name = f"chaos-{uuid.uuid4().hex[:8]}"
     database = ScratchDatabase(args.url)
     started = time.monotonic()
-    chaos = Chaos(args, database, folder, name)
     try:
-        chaos.execute(faults)
-    finally:
-        if chaos.controller.poll() is None:
-            chaos.controller.kill()
-            chaos.controller.wait()
-    try:
+        chaos = Chaos(args, database, folder, name)
+        try:
+            chaos.execute(faults)
+        finally:
+            if chaos.controller.poll() is None:
+                chaos.controller.kill()
+                chaos.controller.wait()
         study = optuna.load_study(study_name=name, storage=make_storage(database.url))
         result = figures(chaos.run, study, planned, args)
     finally:

@@ -26,6 +26,7 @@ CLEAN = {
     "failed_for_the_database": 0,
     "finished": 55,
     "n_trials": 55,
+    "unexpected_exits": [],
 }
 
 
@@ -51,6 +52,8 @@ def test_verdict_passes_a_run_whose_planned_faults_all_fired_and_survived() -> N
             "1 of 11 fired faults not survived",
         ),
         ({"lost": 1}, 1.0, "lost: 1"),
+        # Two worker errors stopped the search in a chaos run; the script's reruns hid them from the verdict.
+        ({"unexpected_exits": [2, 2]}, 1.0, r"the controller stopped by itself 2 times \(exit 2, 2\)"),
         ({"left_waiting": 2}, 1.0, "left waiting: 2"),
         ({"finished": 54}, 1.0, "54 trials finished, not n_trials = 55"),
     ],
