@@ -16,7 +16,7 @@ from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
 from archsearch.dashboards._base import ReportError, ReportFigure, describe, format_cell
 from archsearch.stats import format_number
-from archsearch.storage import epoch_budget, keys, name_metric
+from archsearch.storage import epoch_budget, keys, name_metric, stored_value
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -216,7 +216,7 @@ def notable_trials(study: optuna.Study, *, knee_tolerance: float | None = None) 
 
 
 def _default_knee_tolerance(study: optuna.Study, data: an.StudyData) -> float:
-    preprocessing = study.user_attrs.get(keys.PREPROCESSING) or {}
+    preprocessing = stored_value(study.user_attrs, keys.PREPROCESSING) or {}
     scale = preprocessing.get("target_scale") if preprocessing.get("task") == "regression" else None
     return an.knee_tolerance_for(data.metric, scale)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from typing import Sequence
 
 import archsearch
@@ -141,18 +142,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(
             "archsearch: --retrain is deprecated: refitting on train + validation is now the default.", file=sys.stderr
         )
-    out = export_best(
-        args.storage,
-        args.study,
-        args.out,
-        trial=args.trial,
-        refit=args.refit,
-        ensemble=args.ensemble,
-        ensemble_seeds=args.ensemble_seeds,
-        greedy_ensemble=args.greedy_ensemble,
-        clamp=args.clamp,
-        artifacts=args.artifacts,
-    )
+    with warnings.catch_warnings():
+        # One line each (e.g. candidates of the greedy ensemble left out), not a warning's source location.
+        warnings.showwarning = lambda message, *_: print(f"archsearch: warning: {message}", file=sys.stderr)
+        out = export_best(
+            args.storage,
+            args.study,
+            args.out,
+            trial=args.trial,
+            refit=args.refit,
+            ensemble=args.ensemble,
+            ensemble_seeds=args.ensemble_seeds,
+            greedy_ensemble=args.greedy_ensemble,
+            clamp=args.clamp,
+            artifacts=args.artifacts,
+        )
     print(describe_export(out))
     return 0
 

@@ -22,17 +22,35 @@ else:  # pragma: no cover
 from archsearch.base import is_finite_real, is_int
 from archsearch.spaces import MLPSpace, check_keys
 from archsearch.storage import DB_RETRY_SECONDS, StorageError, backend_of
-from archsearch.trainers.data import DataSpec
+from archsearch.trainers.data import MAX_SEED, DataSpec
 from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
 from archsearch.trainers.names import DEVICE_RULE, is_device_name
 
-__all__ = ["ConfigError", "StudyConfig", "TrainConfig", "SearchConfig", "load_config", "SAMPLERS", "PRUNERS"]
+__all__ = [
+    "ConfigError",
+    "StudyConfig",
+    "TrainConfig",
+    "SearchConfig",
+    "load_config",
+    "SAMPLERS",
+    "PRUNERS",
+    "MAX_EPOCHS",
+    "MAX_TRIALS",
+]
 
 SAMPLERS = ("tpe", "random", "qmc", "gp")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
 # Optuna keeps every trial in the database and samplers read them all; a million is far past useful.
 MAX_TRIALS = 1_000_000
 DEFAULT_TRIALS = 30  # [study] n_trials when neither it nor a timeout is set
+# Every count has an upper bound: epochs = 2**63 - 1 ran, its 5% warm-up spanning the whole search (issue #27).
+# Each bound is far past a useful value; the ones in seconds also keep timers and dates from overflowing.
+MAX_EPOCHS = 10_000
+MAX_RETRY = 100
+MAX_SLOTS = 1024
+MAX_THREADS = 1024
+MAX_HEARTBEAT_S = 3600
+MAX_GRACE_S = 86_400
 
 
 class ConfigError(ArchsearchError, ValueError):
@@ -41,6 +59,11 @@ class ConfigError(ArchsearchError, ValueError):
 
 def _fail(section: str, key: str, rule: str, value: Any) -> None:
     raise ConfigError(f"The '{key}' parameter of [{section}] must be {rule}. Got {value!r} instead.")
+
+
+def _check_count(section: str, key: str, value: Any, low: int, high: int, note: str = "") -> None:
+    if not is_int(value) or not low <= value <= high:
+        _fail(section, key, f"an int in the range [{low:,}, {high:,}]{note}", value)
 
 
 def _reject_unknown(section: str, data: dict[str, Any], cls: type) -> None:
@@ -105,31 +128,22 @@ class StudyConfig:
             _fail("study", "sampler", f"one of {', '.join(SAMPLERS)}", self.sampler)
         if self.pruner not in PRUNERS:
             _fail("study", "pruner", f"one of {', '.join(PRUNERS)}", self.pruner)
-        if not is_int(self.pruner_startup_trials) or not 0 <= self.pruner_startup_trials <= MAX_TRIALS:
-            _fail(
-                "study", "pruner_startup_trials", f"an int in the range [0, {MAX_TRIALS:,}]", self.pruner_startup_trials
-            )
-        if not is_int(self.seed) or self.seed < 0:
-            _fail("study", "seed", "an int >= 0", self.seed)
+        _check_count("study", "pruner_startup_trials", self.pruner_startup_trials, 0, MAX_TRIALS)
+        _check_count("study", "seed", self.seed, 0, MAX_SEED)
         if self.artifacts is not None and (not isinstance(self.artifacts, str) or not self.artifacts):
             _fail("study", "artifacts", "a folder path", self.artifacts)
-        if not is_int(self.keep_best_k) or self.keep_best_k < 0:
-            _fail("study", "keep_best_k", "an int >= 0 (0 keeps every trial's weights)", self.keep_best_k)
-        if not is_int(self.n_startup_trials) or self.n_startup_trials < 0:
-            _fail("study", "n_startup_trials", "an int >= 0", self.n_startup_trials)
-        if not is_int(self.max_consecutive_failures) or self.max_consecutive_failures < 1:
-            _fail("study", "max_consecutive_failures", "an int >= 1", self.max_consecutive_failures)
-        if not is_int(self.heartbeat_interval) or self.heartbeat_interval < 1:
-            _fail("study", "heartbeat_interval", "an int >= 1 (seconds)", self.heartbeat_interval)
-        if not is_int(self.grace_period) or self.grace_period <= self.heartbeat_interval:
+        _check_count("study", "keep_best_k", self.keep_best_k, 0, MAX_TRIALS, " (0 keeps every trial's weights)")
+        _check_count("study", "n_startup_trials", self.n_startup_trials, 0, MAX_TRIALS)
+        _check_count("study", "max_consecutive_failures", self.max_consecutive_failures, 1, MAX_TRIALS)
+        _check_count("study", "heartbeat_interval", self.heartbeat_interval, 1, MAX_HEARTBEAT_S, " (seconds)")
+        if not is_int(self.grace_period) or not self.heartbeat_interval < self.grace_period <= MAX_GRACE_S:
             _fail(
                 "study",
                 "grace_period",
-                f"an int > heartbeat_interval ({self.heartbeat_interval}) seconds",
+                f"an int in the range (heartbeat_interval = {self.heartbeat_interval}, {MAX_GRACE_S:,}] (seconds)",
                 self.grace_period,
             )
-        if not is_int(self.max_retry) or self.max_retry < 0:
-            _fail("study", "max_retry", "an int >= 0", self.max_retry)
+        _check_count("study", "max_retry", self.max_retry, 0, MAX_RETRY)
         if not is_finite_real(self.db_retry_seconds) or not 0 <= self.db_retry_seconds <= 86_400:
             _fail("study", "db_retry_seconds", "a number of seconds in the range [0, 86400]", self.db_retry_seconds)
 
@@ -170,20 +184,20 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             _fail("train", "engine", f"one of {', '.join(ENGINES)}", self.engine)
-        if not is_int(self.slots) or self.slots < 1:
-            _fail("train", "slots", "an int >= 1", self.slots)
-        if not is_int(self.epochs) or self.epochs < 1:
-            _fail("train", "epochs", "an int >= 1", self.epochs)
-        if self.patience is not None and (not is_int(self.patience) or self.patience < 1):
-            _fail("train", "patience", "an int >= 1 (set it to `epochs` or more to train every epoch)", self.patience)
+        _check_count("train", "slots", self.slots, 1, MAX_SLOTS)
+        _check_count("train", "epochs", self.epochs, 1, MAX_EPOCHS)
+        if self.patience is not None:
+            _check_count(
+                "train", "patience", self.patience, 1, MAX_EPOCHS, " (set it to `epochs` to train every epoch)"
+            )
         if not is_device_name(self.device):
             _fail("train", "device", DEVICE_RULE, self.device)
         if not isinstance(self.bf16, bool):
             _fail("train", "bf16", "true or false", self.bf16)
         if self.class_weight not in ("auto", "none", "balanced"):
             _fail("train", "class_weight", "one of auto, none, balanced", self.class_weight)
-        if self.num_threads is not None and (not is_int(self.num_threads) or self.num_threads < 1):
-            _fail("train", "num_threads", "an int >= 1", self.num_threads)
+        if self.num_threads is not None:
+            _check_count("train", "num_threads", self.num_threads, 1, MAX_THREADS)
         if not is_finite_real(self.warmup) or not 0 <= self.warmup <= 0.5:
             _fail("train", "warmup", "a float in [0, 0.5] (a fraction of all training steps)", self.warmup)
         if self.grad_clip is not None and (not is_finite_real(self.grad_clip) or self.grad_clip <= 0):

@@ -25,7 +25,7 @@ from archsearch.pool import (
     use_worker_sampler,
     worker_storage,
 )
-from archsearch.storage import finished_count, keys, mask_url, name_metric
+from archsearch.storage import finished_count, keys, mask_url, name_metric, set_study_user_attrs
 from archsearch.trainers.data import PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
@@ -94,50 +94,84 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
 
 
 def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStorage | None = None) -> OpenedStudy:
-    """Create the study (or resume the one with the same name), checking that a resumed one is compatible."""
+    """Create the study (or resume the one with the same name), checking that a resumed one is compatible.
+
+    A study this call creates is deleted again when its initialisation fails, so a failed start leaves no
+    study without its config behind (issue #27: attributes and no config after a MariaDB error).
+    """
     url = config.study.storage
     # Data first: a bad file or metric must not leave an empty study (or database file) behind.
     data = load_data(config.data)
     metric = config.metric_for(data.task)
     # The storage and sampler an in-process worker trains with: the study is opened once, here.
     storage = storage or worker_storage(url, config)
-    study = optuna.create_study(
-        study_name=config.study.name, storage=storage, direction=METRIC_DIRECTIONS[metric], load_if_exists=True
-    )
-    _check_compatible(study, config, metric, url)
-    use_worker_sampler(study, config)
-    name_metric(study, metric)
-    if keys.CONFIG not in study.user_attrs:
-        study.set_user_attr(keys.VERSION, archsearch.__version__)
-        study.set_user_attr(keys.METRIC, metric)
-        study.set_user_attr(keys.TASK, data.task)
-        study.set_user_attr(
-            keys.DATA,
-            {
-                "name": data.name,
-                "n_features": data.n_features,
-                "n_outputs": data.n_outputs,
-                "n_train": len(data.y_train),
-                "n_val": len(data.y_val),
-                "n_test": len(data.y_test),
-            },
-        )
-        study.set_user_attr(keys.PREPROCESSING, data.preprocessing.to_dict())
-        record_fingerprint(study, data)
-        # Written last: its presence marks a fully initialised study.
-        study.set_user_attr(keys.CONFIG, stored_config(config))
-        _enqueue_baselines(study, config, linear=True, task=data.task)
-    else:
-        check_same_data(study, data, url)
-        record_fingerprint(study, data)
-        # Settings that may change on resume (n_trials, timeout, sampler, device, ...) are stored, so that
-        # workers joining later follow them; newly listed baselines are tried first.
-        before = SearchConfig.from_stored(study.user_attrs[keys.CONFIG]).space.baselines
-        study.set_user_attr(keys.CONFIG, stored_config(config))
-        new = [widths for widths in config.space.baselines if widths not in before]
-        if new:
-            _enqueue_baselines(study, config, linear=False, only=new)
+    study, created = _create_or_load(config.study.name, storage, METRIC_DIRECTIONS[metric])
+    try:
+        _check_compatible(study, config, metric, url)
+        use_worker_sampler(study, config)
+        name_metric(study, metric)
+        if keys.CONFIG not in study.user_attrs:
+            _initialise(study, config, data, metric)
+        else:
+            _resume(study, config, data, url)
+    except BaseException:
+        if created:
+            _delete_quietly(study, storage)
+        raise
     return OpenedStudy(study=study, data=data, metric=metric, config=config, storage=storage)
+
+
+def _create_or_load(name: str, storage: optuna.storages.BaseStorage, direction: str) -> tuple[optuna.Study, bool]:
+    """The study named `name`, and whether this call created it (two processes may start it at once)."""
+    try:
+        return optuna.create_study(study_name=name, storage=storage, direction=direction), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=name, storage=storage), False
+
+
+def _initialise(study: optuna.Study, config: SearchConfig, data: PreparedData, metric: str) -> None:
+    """Store a new study's attributes, all in one transaction, then enqueue its baselines."""
+    attrs = {
+        keys.VERSION: archsearch.__version__,
+        keys.METRIC: metric,
+        keys.TASK: data.task,
+        keys.DATA: {
+            "name": data.name,
+            "n_features": data.n_features,
+            "n_outputs": data.n_outputs,
+            "n_train": len(data.y_train),
+            "n_val": len(data.y_val),
+            "n_test": len(data.y_test),
+        },
+        # Split into parts when longer than a MariaDB column holds (a 10,000-category column: some 230 kB).
+        keys.PREPROCESSING: data.preprocessing.to_dict(),
+        # Its presence marks a fully initialised study; in the same transaction as the rest.
+        keys.CONFIG: stored_config(config),
+    }
+    if data.fingerprint is not None:
+        attrs[keys.FINGERPRINT] = data.fingerprint
+    set_study_user_attrs(study, attrs)
+    _enqueue_baselines(study, config, linear=True, task=data.task)
+
+
+def _resume(study: optuna.Study, config: SearchConfig, data: PreparedData, url: str) -> None:
+    check_same_data(study, data, url)
+    record_fingerprint(study, data)
+    # Settings that may change on resume (n_trials, timeout, sampler, device, ...) are stored, so that
+    # workers joining later follow them; newly listed baselines are tried first.
+    before = SearchConfig.from_stored(study.user_attrs[keys.CONFIG]).space.baselines
+    study.set_user_attr(keys.CONFIG, stored_config(config))
+    new = [widths for widths in config.space.baselines if widths not in before]
+    if new:
+        _enqueue_baselines(study, config, linear=False, only=new)
+
+
+def _delete_quietly(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
+    """Delete a study whose initialisation failed; the error that stopped it is the one to report."""
+    try:
+        optuna.delete_study(study_name=study.study_name, storage=storage)
+    except Exception:  # the database may be what failed: the original error says so
+        pass
 
 
 def _enqueue_baselines(

@@ -43,6 +43,8 @@ SHAPES = ("free", "uniform", "funnel")
 # Bounds that catch typos (an extra zero) long before memory does; an MLP this deep or wide is no MLP search.
 MAX_LAYERS = 64
 MAX_WIDTH = 65536
+MAX_BATCH_SIZE = 2**20  # a full batch of a million rows
+MAX_EMBEDDING_DIM = 1024
 FUNNELS = ("geometric", "linear")
 LABEL_SMOOTHING_STEP = 0.01  # a grid, so that 0.0 (no smoothing) is reachable exactly
 # A new study's first trial after the linear model and the user's baselines (`recipe_baseline`): the
@@ -213,7 +215,13 @@ class MLPSpace:
             check_choices(o, "embedding", embedding, f"names from {listing(EMBEDDINGS)}", EMBEDDINGS.__contains__),
         )
         dims = (self.embedding_dim,) if is_int(self.embedding_dim) else self.embedding_dim
-        dims = check_choices(o, "embedding_dim", dims, "ints >= 1", lambda v: is_int(v) and v >= 1)
+        dims = check_choices(
+            o,
+            "embedding_dim",
+            dims,
+            f"ints in the range [1, {MAX_EMBEDDING_DIM:,}]",
+            lambda v: is_int(v) and 1 <= v <= MAX_EMBEDDING_DIM,
+        )
         set_("embedding_dim", tuple(int(d) for d in dims))
         set_("lr", check_float_range(o, "lr", self.lr, "0 < low <= high", lambda lo, hi: 0 < lo <= hi))
         set_(
@@ -230,7 +238,13 @@ class MLPSpace:
             "weight_decay_min",
             check_float(o, "weight_decay_min", self.weight_decay_min, rule, lambda v: 0 < v <= wd_high),
         )
-        batch_sizes = check_choices(o, "batch_size", self.batch_size, "ints >= 1", lambda v: is_int(v) and v >= 1)
+        batch_sizes = check_choices(
+            o,
+            "batch_size",
+            self.batch_size,
+            f"ints in the range [1, {MAX_BATCH_SIZE:,}]",
+            lambda v: is_int(v) and 1 <= v <= MAX_BATCH_SIZE,
+        )
         set_("batch_size", tuple(int(b) for b in batch_sizes))
         set_(
             "optimizer",

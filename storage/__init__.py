@@ -7,7 +7,7 @@ from archsearch.storage._artifacts import (
     open_artifact_store,
     upload_weights,
 )
-from archsearch.storage._attrs import annotate_finished_trial, set_user_attrs
+from archsearch.storage._attrs import annotate_finished_trial, set_study_user_attrs, set_user_attrs, stored_value
 from archsearch.storage._budget import EpochBudget, epoch_budget, still_improving
 from archsearch.storage._rdb import SQLITE_BUSY_TIMEOUT_S, make_storage
 from archsearch.storage._retry import (
@@ -55,11 +55,13 @@ __all__ = [
     "run_after_storage_call",
     "open_artifact_store",
     "open_study",
+    "set_study_user_attrs",
     "set_user_attrs",
     "sqlite_path",
     "state_counts",
     "study_file_stem",
     "still_improving",
+    "stored_value",
     "study_names",
     "trial_state_counts",
     "upload_weights",

@@ -10,6 +10,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
 from archsearch.storage import keys
+from archsearch.storage._attrs import set_study_user_attrs, stored_value
 
 __all__ = ["open_artifact_store", "upload_weights", "download_weights", "drop_weights_beyond_best"]
 
@@ -68,7 +69,8 @@ def drop_weights_beyond_best(study: optuna.Study, store: FileSystemArtifactStore
     """
     if keep_best_k <= 0:
         return []
-    dropped_ids = set(study.user_attrs.get(keys.DROPPED_WEIGHTS, []))
+    # Split into parts once past MariaDB's 64 kB column (some 1,600 ids): a long search with keep_best_k.
+    dropped_ids = set(stored_value(study.user_attrs, keys.DROPPED_WEIGHTS, []))
     with_weights = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -88,5 +90,5 @@ def drop_weights_beyond_best(study: optuna.Study, store: FileSystemArtifactStore
         dropped_ids.add(artifact_id)
         dropped.append(trial.number)
     if dropped:
-        study.set_user_attr(keys.DROPPED_WEIGHTS, sorted(dropped_ids))
+        set_study_user_attrs(study, {keys.DROPPED_WEIGHTS: sorted(dropped_ids)})
     return dropped

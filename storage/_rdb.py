@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
 import sqlite3
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
 import sqlalchemy
@@ -74,6 +78,58 @@ def _enable_wal(url: str) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
 
 
+# Optuna's RDBStorage creates its schema by checking for each table and then creating it, and then stamps
+# the schema version: processes that start together on an empty database (every node of a cluster running
+# `archsearch worker` at once) pass the checks together and collide ("table ... already exists", a
+# duplicate version row). One lock per database makes them take turns; once the tables exist each turn
+# is a few reads. Holders are released by the server (or the kernel) if their process dies.
+_SCHEMA_LOCK = "archsearch-schema"
+_PG_SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(_SCHEMA_LOCK.encode()).digest()[:8], "big", signed=True)
+_MYSQL_SCHEMA_LOCK_WAIT_S = 600  # MariaDB's GET_LOCK takes no "forever"; a schema is made in seconds
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str, backend: str) -> Iterator[None]:
+    """Hold this database's schema lock: an advisory lock (PostgreSQL), a named lock (MariaDB), a folder lock (SQLite)."""
+    if backend == "sqlite":
+        path = sqlite_path(url)
+        if path is None:  # in memory: no other process can see it
+            yield
+            return
+        # The folder, not the database file: closing any descriptor of the file would drop the locks that
+        # SQLite's own connections in this process hold on it.
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(folder)  # releases the lock
+        return
+    # A connection of its own, outside any pool: closing it ends the session, which releases the lock.
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            if backend == "postgresql":
+                # Advisory locks belong to one database, so one key serves them all.
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _PG_SCHEMA_LOCK_KEY})
+            else:
+                # Named locks are server-wide: the name carries the database (hashed to fit 64 characters).
+                database = sqlalchemy.engine.make_url(url).database or ""
+                name = f"{_SCHEMA_LOCK}-{hashlib.sha256(database.encode()).hexdigest()[:40]}"
+                granted = connection.execute(
+                    sqlalchemy.text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": _MYSQL_SCHEMA_LOCK_WAIT_S}
+                ).scalar()
+                if granted != 1:
+                    raise StorageError(
+                        f"Cannot open the storage {mask_url(url)!r}: another process held its schema lock "
+                        f"{name!r} for {_MYSQL_SCHEMA_LOCK_WAIT_S} s. Stop the process that is stuck creating "
+                        "the tables, or rerun."
+                    )
+            yield
+    finally:
+        engine.dispose()
+
+
 def make_storage(
     url: str,
     *,
@@ -117,14 +173,15 @@ def make_storage(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
 
             def connect() -> RetryingRDBStorage:
-                return RetryingRDBStorage(
-                    url,
-                    retry_seconds=retry_seconds,
-                    engine_kwargs=_engine_kwargs(backend, pool_size),
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period,
-                    heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
-                )
+                with _schema_lock(url, backend):
+                    return RetryingRDBStorage(
+                        url,
+                        retry_seconds=retry_seconds,
+                        engine_kwargs=_engine_kwargs(backend, pool_size),
+                        heartbeat_interval=heartbeat_interval,
+                        grace_period=grace_period,
+                        heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
+                    )
 
             storage = retry_transient(connect, url=url, retry_seconds=retry_seconds) if wait_for_database else connect()
         if backend == "sqlite":

@@ -22,6 +22,16 @@ SENSITIVITY_JOBS = "sensitivity_jobs"  # distinct jobs a companion study holds: 
 SENSITIVITY_KIND = "sensitivity"  # the value of KIND for a companion study
 DROPPED_WEIGHTS = "archsearch_dropped_weights"  # artifact ids removed by keep_best_k
 
+# A study attribute too long for every database's column is split (archsearch.storage.set_study_user_attrs):
+# its key then holds {PARTS: n} and the parts of its JSON text are the keys part_key(key, 0 .. n - 1).
+PARTS = "archsearch_parts"
+
+
+def part_key(key: str, index: int) -> str:
+    """The key of part `index` of the split study attribute `key`: ``preprocessing:part0``."""
+    return f"{key}:part{index}"
+
+
 # Trial user attributes: the architecture, written before training.
 WIDTHS = "widths"
 DROPOUTS = "dropouts"

@@ -277,9 +277,20 @@ def check_inputs(inputs: pd.DataFrame, where: str, impute: str) -> None:
     check_finite(numeric, where, allow_nan=impute != "none", missing_categories=missing_categories)
 
 
+MIN_SPLIT_ROWS = 3  # one row in each of the train, validation and test splits
+
+
+def _check_split_rows(n: int, where: str) -> None:
+    if n < MIN_SPLIT_ROWS:
+        rows = "1 row" if n == 1 else f"{n} rows"
+        raise _error(f"{where} has {rows}; a train/val/test split needs at least {MIN_SPLIT_ROWS} (one in each).")
+
+
 def resolve_target(source: Source, task: str) -> tuple[str, np.ndarray, tuple[Any, ...] | None]:
     """The task, y (int64 class indices, or float64 targets) and the class labels in index order."""
     y, where, name = source.y, source.where, source.target
+    # Before the classes: one row is too few rows, not "a single class".
+    _check_split_rows(len(y), where)
     missing = int(y.isna().sum())
     if missing:
         raise _error(f"Target {name!r} in {where} has {missing} missing values; drop those rows or fill them.")
@@ -341,8 +352,7 @@ def split_indices(
             )
         groups = [np.flatnonzero(y == c) for c in range(len(classes))]
     else:
-        if n < 3:
-            raise _error(f"{source.where} has {n} rows; a train/val/test split needs at least 3 (one in each).")
+        _check_split_rows(n, source.where)
         groups = [np.arange(n)]
     rng = np.random.default_rng(spec.seed)
     train, val, test = [], [], []

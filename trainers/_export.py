@@ -38,6 +38,7 @@ from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
 from archsearch.trainers._errors import ExportError
 from archsearch.trainers._model import build_mlp
 from archsearch.trainers._scaling import InputScaling
+from archsearch.trainers._weights import torch_load_reason
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import classification_metrics, regression_metrics
 from archsearch.trainers.names import Net
@@ -409,7 +410,7 @@ def load_model(path: str | Path) -> Predictor:
         mlp.load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
     except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
         raise ExportError(
-            f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {e}"
+            f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {_load_error(e)}"
         ) from e
     return Predictor(architecture, preprocessing, _DeployedMLP(mlp, preprocessing))
 
@@ -433,6 +434,12 @@ def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Seq
         # Folders written before normalization existed lack the key; their networks had none.
         normalization=architecture.get("normalization", "none"),
     )
+
+
+def _load_error(error: BaseException) -> str:
+    """torch's reason a model.pt did not load (a state dict's shape errors in full), never its advice to load the
+    file with weights_only=False, which would run code from it."""
+    return torch_load_reason(error) if isinstance(error, pickle.UnpicklingError) else str(error)
 
 
 def _check_header(path: Path, architecture: dict[str, Any], required: Sequence[str]) -> None:
@@ -463,7 +470,7 @@ def _load_ensemble(folder: Path, architecture: dict[str, Any]) -> Predictor:
         nn.ModuleList(mlps).load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
     except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
         raise ExportError(
-            f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {e}"
+            f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {_load_error(e)}"
         ) from e
     try:
         weights = member_weights(members)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -11,7 +12,12 @@ import torch
 
 from archsearch.base import ArchsearchError
 
-__all__ = ["WeightsError", "save_weights", "load_weights", "weights_mismatch"]
+__all__ = ["WeightsError", "save_weights", "load_weights", "torch_load_reason", "weights_mismatch"]
+
+# torch.load(weights_only=True) names the first Python object it refused, after advice to load the file with
+# weights_only=False, which would run code from the file: archsearch keeps the name and never repeats the advice.
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
 
 
 class WeightsError(ArchsearchError, ValueError):
@@ -34,11 +40,32 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{str(path)!r} is not a readable weights file (corrupt or truncated): {first_line}") from e
+        reason = torch_load_reason(e)
+        if reason.startswith("it holds Python objects"):
+            raise WeightsError(f"{str(path)!r} is not a weights file archsearch wrote: {reason}.") from e
+        raise WeightsError(f"{str(path)!r} is not a readable weights file (corrupt or truncated): {reason}") from e
     if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
         raise WeightsError(f"{str(path)!r} does not hold a state dict of tensors.")
     return state
+
+
+def torch_load_reason(error: BaseException) -> str:
+    """Why `torch.load(weights_only=True)` failed, in one line, without torch's advice to load the file anyway.
+
+    >>> torch_load_reason(pickle.UnpicklingError("Weights only load failed. ... `weights_only` set to `False` ... "
+    ...     "WeightsUnpickler error: Unsupported global: GLOBAL datetime.datetime was not an allowed global"))
+    'it holds Python objects other than tensors (datetime.datetime)'
+    >>> torch_load_reason(EOFError("Ran out of input"))
+    'Ran out of input'
+    """
+    text = str(error).strip()
+    if isinstance(error, pickle.UnpicklingError) and "weights_only" in text:
+        found = _REFUSED_GLOBAL.search(text)
+        if found:
+            return f"it holds Python objects other than tensors ({found.group(1)})"
+        detail = _UNPICKLER_DETAIL.search(text)
+        return "the weights-only unpickler cannot read it" + (f" ({detail.group(1)})" if detail else "")
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def weights_mismatch(

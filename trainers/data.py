@@ -56,6 +56,7 @@ _NORMAL_IQR = 1.3489795003921634  # interquartile range of the unit normal, 2 * 
 __all__ = [
     "AUTO_MAX_CLASSES",
     "BUILTIN_DATASETS",
+    "MAX_SEED",
     "DataError",
     "DataSpec",
     "PreparedData",
@@ -70,7 +71,7 @@ __all__ = [
     "load_refit_data",
 ]
 
-_MAX_SEED = 2**32 - 1
+MAX_SEED = 2**32 - 1
 
 
 def _invalid(owner: str, name: str, rule: str, value: Any) -> DataError:
@@ -85,6 +86,10 @@ def _check_keys(data: Any, cls: type, section: str) -> None:
     if not isinstance(data, Mapping):
         raise DataError(f"[{section}] must be a table of keys; got {type(data).__name__} {data!r}.")
     check_keys(f"[{section}]", data, [f.name for f in dataclasses.fields(cls)], DataError)
+
+
+# Upper bounds of the teacher's counts: far past a useful synthetic task, short of exhausting memory.
+_TEACHER_LIMITS = {"widths": 65_536, "rows": 1_000_000, "features": 10_000, "classes": 1_000}
 
 
 @dataclass(frozen=True)
@@ -103,20 +108,21 @@ class TeacherSpec:
 
     def __post_init__(self) -> None:
         widths = self.widths
+        width_rule = f"a sequence of ints in the range [1, {_TEACHER_LIMITS['widths']:,}]"
         if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
-            raise _invalid("TeacherSpec", "widths", "a sequence of ints in the range [1, inf)", widths)
+            raise _invalid("TeacherSpec", "widths", width_rule, widths)
         widths = tuple(widths)
-        if not all(is_int(w) and w >= 1 for w in widths):
-            raise _invalid("TeacherSpec", "widths", "a sequence of ints in the range [1, inf)", list(widths))
+        if not all(is_int(w) and 1 <= w <= _TEACHER_LIMITS["widths"] for w in widths):
+            raise _invalid("TeacherSpec", "widths", width_rule, list(widths))
         object.__setattr__(self, "widths", tuple(int(w) for w in widths))  # TOML gives a list
         for name, low in (("rows", 1), ("features", 1), ("classes", 2)):
-            value = getattr(self, name)
-            if not is_int(value) or value < low:
-                raise _invalid("TeacherSpec", name, f"an int in the range [{low}, inf)", value)
+            value, high = getattr(self, name), _TEACHER_LIMITS[name]
+            if not is_int(value) or not low <= value <= high:
+                raise _invalid("TeacherSpec", name, f"an int in the range [{low}, {high:,}]", value)
         if not is_real(self.noise) or not 0 <= self.noise <= 1:
             raise _invalid("TeacherSpec", "noise", "a float in the range [0, 1]", self.noise)
-        if not is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
-            raise _invalid("TeacherSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
+        if not is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise _invalid("TeacherSpec", "seed", f"an int in the range [0, {MAX_SEED}]", self.seed)
 
 
 @dataclass(frozen=True)
@@ -165,8 +171,8 @@ class DataSpec:
         if self.val_fraction + self.test_fraction >= 1:  # named by the test split, the one that is held out
             rule = f"below 1 - val_fraction = {1 - self.val_fraction:g} (val_fraction + test_fraction < 1)"
             raise _invalid("DataSpec", "test_fraction", rule, self.test_fraction)
-        if not is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
-            raise _invalid("DataSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
+        if not is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise _invalid("DataSpec", "seed", f"an int in the range [0, {MAX_SEED}]", self.seed)
         if self.folds is not None and (not is_int(self.folds) or self.folds < 2):
             raise _invalid(
                 "DataSpec", "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds

@@ -78,6 +78,7 @@ def export_best(
     plan = plan_export(
         storage,
         study_name,
+        out,
         trial=trial,
         refit=refit,
         ensemble=ensemble,

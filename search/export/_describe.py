@@ -36,6 +36,9 @@ def describe_export(folder: str | Path) -> str:
             f"(validation {metric} {greedy[val]:.4f}, trial {meta['trial']} alone {greedy['best_' + val]:.4f}; "
             f"n = {greedy['n_val_rows']:,} validation rows, which chose the members and so flatter them)."
         )
+        if greedy.get("unreadable_trials"):
+            left_out = ", ".join(map(str, greedy["unreadable_trials"]))
+            lines.append(f"Left out of the selection, their stored weights unreadable: trials {left_out}.")
     target_range = architecture["preprocessing"].get("target_range")
     if target_range is not None:
         lines.append(

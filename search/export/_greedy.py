@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from archsearch.export._members import clamped, member_of, search_data, stored_weights, train_members
+from archsearch.export._members import artifact_dir, clamped, member_of, search_data, stored_weights, train_members
 from archsearch.export._plan import ExportPlan
 from archsearch.export._selection import greedy_selection
 from archsearch.pool import fit_rows
-from archsearch.storage import keys
+from archsearch.storage import keys, stored_value
 from archsearch.trainers import DataError, ExportError
 from archsearch.trainers.data import PreparedData, load_refit_data
 
@@ -45,7 +46,9 @@ def select_greedy(plan: ExportPlan) -> GreedyChoice:
     # When the greedy ensemble is the study's default rather than the caller's request, what cannot run is
     # skipped: the export ships what it would without it (a --no-refit export needs no data here) and says why.
     try:
-        data = clamped(search_data(plan.config, plan.study.user_attrs[keys.PREPROCESSING], refit=False), plan.clamp)
+        data = clamped(
+            search_data(plan.config, stored_value(plan.study.user_attrs, keys.PREPROCESSING), refit=False), plan.clamp
+        )
     except DataError as e:
         if plan.greedy_required:
             raise
@@ -57,53 +60,70 @@ def select_greedy(plan: ExportPlan) -> GreedyChoice:
     stored = _candidates(plan, data)
     if isinstance(stored, GreedyChoice):
         return stored
-    members, predictions = stored
-    return _select(plan, data, members, predictions)
+    members, predictions, unreadable = stored
+    return _select(plan, data, members, predictions, unreadable)
 
 
-def _candidates(plan: ExportPlan, data: PreparedData) -> tuple[list[Any], list[Any]] | GreedyChoice:
-    """The chosen trial and the best other stored trials, as members with their validation predictions."""
+def _candidates(plan: ExportPlan, data: PreparedData) -> tuple[list[Any], list[Any], list[int]] | GreedyChoice:
+    """The chosen trial and the best other stored trials, as members with their validation predictions, and the
+    trials whose stored weights could not be read (a warning names them)."""
     from archsearch.trainers import split_predictions
 
     chosen, study = plan.chosen, plan.study
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    dropped = set(stored_value(study.user_attrs, keys.DROPPED_WEIGHTS, []))  # removed by keep_best_k, knowingly
     others = sorted(
         (
             t
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.number != chosen.number and t.value is not None and keys.WEIGHTS in t.user_attrs
+            if t.number != chosen.number
+            and t.value is not None
+            and keys.WEIGHTS in t.user_attrs
+            and t.user_attrs[keys.WEIGHTS] not in dropped
         ),
         key=lambda t: (-t.value if maximize else t.value, t.number),
     )
-    members, predictions = [], []
-    for trial in [chosen, *others][:GREEDY_CANDIDATES]:
+    candidates = [chosen, *others][:GREEDY_CANDIDATES]
+    members, predictions, unreadable = [], [], []
+    for trial in candidates:
         try:
             state_dict = stored_weights(plan, trial)
         except ExportError as e:
             if trial is not chosen:
-                continue  # removed by keep_best_k, or from other data: not a candidate
+                unreadable.append(trial.number)  # missing, corrupt, or from other data: said below
+                continue
             return _unusable_chosen(plan, e)
         member = member_of(plan.config, trial, int(trial.user_attrs.get(keys.SEED, 0)), None, state_dict)
         members.append(member)
         # One network built at a time: a wide space's 50 candidates need not all be in memory as modules.
         (prediction,) = split_predictions([member], data, "val")
         predictions.append(prediction)
-    return members, predictions
+    if unreadable:
+        trials = ("trial " if len(unreadable) == 1 else "trials ") + ", ".join(map(str, unreadable))
+        warnings.warn(
+            f"The greedy ensemble left out {len(unreadable)} of {len(candidates)} candidate trials whose stored weights "
+            f"cannot be read: {trials} (missing from {str(artifact_dir(plan))!r}, or corrupt).",
+            UserWarning,
+            stacklevel=4,
+        )
+    return members, predictions, unreadable
 
 
 def _unusable_chosen(plan: ExportPlan, error: ExportError) -> GreedyChoice:
     chosen = plan.chosen.number
+    detail = str(error).replace(" Export without --no-refit to train it again.", "")
     if plan.greedy_required:
         # A refit cannot stand in for them here: selection compares the networks the search trained.
-        detail = str(error).replace(" Export without --no-refit to train it again.", "")
         raise ExportError(
             f"The greedy ensemble starts from trial {chosen}'s stored weights, which cannot be used: "
             f"{detail} Export with --no-greedy-ensemble to refit it alone."
         ) from error
-    return GreedyChoice([], None, {"skipped": f"trial {chosen} has no readable stored weights"})
+    return GreedyChoice([], None, {"skipped": f"trial {chosen} has no readable stored weights: {detail.rstrip('.')}"})
 
 
-def _select(plan: ExportPlan, data: PreparedData, members: list[Any], predictions: list[Any]) -> GreedyChoice:
+def _select(
+    plan: ExportPlan, data: PreparedData, members: list[Any], predictions: list[Any], unreadable: list[int]
+) -> GreedyChoice:
     """Greedy selection over the candidates; the chosen member refit when the plan says so."""
     chosen, metric, preprocessing = plan.chosen, plan.metric, data.preprocessing
     y_val = (
@@ -116,6 +136,7 @@ def _select(plan: ExportPlan, data: PreparedData, members: list[Any], prediction
         return GreedyChoice([], None, {"skipped": f"the validation {metric} of trial {chosen.number} is not finite"})
     info = {
         "candidates": len(members),
+        **({"unreadable_trials": unreadable} if unreadable else {}),
         "picks": sum(counts),  # weights are counts / picks
         "n_val_rows": len(data.y_val),
         f"val_{metric}": value,

@@ -15,11 +15,16 @@ from archsearch.export._plan import ExportPlan
 from archsearch.export._refit import refit_cooldown, train_member
 from archsearch.pool import refit_epochs
 from archsearch.spaces import NetSpec
-from archsearch.storage import default_artifact_dir, download_weights, keys, open_artifact_store
+from archsearch.storage import default_artifact_dir, download_weights, keys, open_artifact_store, stored_value
 from archsearch.trainers import ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data, load_folds, load_refit_data
 
-__all__ = ["clamped", "member_of", "search_data", "stored_weights", "train_members"]
+__all__ = ["artifact_dir", "clamped", "member_of", "search_data", "stored_weights", "train_members"]
+
+
+def artifact_dir(plan: ExportPlan) -> Path:
+    """Where the search stored its weights: --artifacts, else the study's [study] artifacts, else the default."""
+    return Path(plan.artifacts or plan.config.study.artifacts or default_artifact_dir(plan.storage))
 
 
 def search_data(config: SearchConfig, stored_preprocessing: dict[str, Any], *, refit: bool) -> PreparedData:
@@ -56,14 +61,19 @@ def stored_weights(plan: ExportPlan, trial: FrozenTrial) -> dict:
 
     if keys.WEIGHTS not in trial.user_attrs:
         raise ExportError(f"Trial {trial.number} has no stored weights; export it without --no-refit.")
-    artifact_dir = Path(plan.artifacts or plan.config.study.artifacts or default_artifact_dir(plan.storage))
-    store = open_artifact_store(artifact_dir)
+    folder = artifact_dir(plan)
+    if not folder.is_dir():  # opening the store would create it empty
+        raise ExportError(
+            f"The weights of trial {trial.number} are not in {str(folder)!r}, which does not exist (the "
+            "artifacts folder is elsewhere: pass --artifacts DIR). Export without --no-refit to train it again."
+        )
+    store = open_artifact_store(folder)
     with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
         try:
             path = download_weights(store, trial.user_attrs[keys.WEIGHTS], scratch)
         except FileNotFoundError as e:
             raise ExportError(
-                f"The weights of trial {trial.number} are not in {str(artifact_dir)!r} (removed by keep_best_k, "
+                f"The weights of trial {trial.number} are not in {str(folder)!r} (removed by keep_best_k, "
                 "or the artifacts folder is elsewhere: pass --artifacts DIR). Export without --no-refit to train it again."
             ) from e
         try:
@@ -72,7 +82,7 @@ def stored_weights(plan: ExportPlan, trial: FrozenTrial) -> dict:
             raise ExportError(
                 f"The stored weights of trial {trial.number} cannot be read: {e}. Export without --no-refit to train it again."
             ) from e
-    preprocessing = Preprocessing.from_dict(plan.study.user_attrs[keys.PREPROCESSING])
+    preprocessing = Preprocessing.from_dict(stored_value(plan.study.user_attrs, keys.PREPROCESSING))
     n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
     net = NetSpec.from_trial(trial.user_attrs, trial.params)
     if net.embedding == "none":  # an embedding's own weights have shapes of its own; the rest is checked

@@ -63,6 +63,7 @@ class ExportPlan:
 def plan_export(
     storage: str,
     study_name: str,
+    out: str | Path,
     *,
     trial: int | None,
     refit: bool,
@@ -77,6 +78,7 @@ def plan_export(
     _check_greedy(greedy_ensemble, ensemble, ensemble_seeds, trial)
     if clamp is not None and not isinstance(clamp, bool):
         raise ExportError(f"The 'clamp' parameter of export_best must be True, False or None. Got {clamp!r} instead.")
+    _check_paths(out, artifacts)
     study = open_study(make_storage(storage, must_exist=True), study_name, url=storage)
     if keys.CONFIG not in study.user_attrs:
         raise ExportError(f"Study {study_name!r} was not created by archsearch (it has no {keys.CONFIG!r} attribute).")
@@ -198,6 +200,21 @@ def _check_sizes(ensemble: int | None, ensemble_seeds: int | None, trial: int | 
         raise ExportError(
             f"The 'trial' parameter of export_best must be None with 'ensemble' (it takes the {ensemble} best trials). "
             f"Got {trial} instead; use --ensemble-seeds for seeds of trial {trial}."
+        )
+
+
+def _check_paths(out: str | Path, artifacts: str | Path | None) -> None:
+    """Refuse, before any work, an --out that is a file and an --artifacts folder that is not there (a typo)."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ExportError(
+            "The 'out' parameter of export_best (--out) must be a folder to write (created when missing). "
+            f"Got {str(out)!r} instead, which is a file."
+        )
+    if artifacts is not None and not Path(artifacts).is_dir():
+        what = "is a file" if Path(artifacts).exists() else "does not exist"
+        raise ExportError(
+            "The 'artifacts' parameter of export_best (--artifacts) must be the folder the search stored its weights "
+            f"in. Got {str(artifacts)!r} instead, which {what}."
         )
 
 

@@ -13,7 +13,7 @@ from archsearch.export._greedy import GreedyChoice
 from archsearch.export._members import clamped, search_data, train_members
 from archsearch.export._plan import ExportPlan
 from archsearch.pool import fit_rows
-from archsearch.storage import keys
+from archsearch.storage import keys, stored_value
 from archsearch.trainers.data import Preprocessing
 
 __all__ = ["write_greedy", "write_members"]
@@ -31,13 +31,13 @@ def write_members(plan: ExportPlan, out: str | Path, greedy: GreedyChoice | None
     sizes = study.user_attrs[keys.DATA]
     # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures.
     needs_data = refit or len(plan.members) > 1 or config.data.folds is not None
-    data = search_data(config, study.user_attrs[keys.PREPROCESSING], refit=refit) if needs_data else None
+    data = search_data(config, stored_value(study.user_attrs, keys.PREPROCESSING), refit=refit) if needs_data else None
     n_fit = fit_rows(sizes, config.data.folds)
     trained = train_members(plan, list(plan.members), data, refit=refit, n_fit=n_fit)
     if data is None:
         single = {k: v for k, v in plan.chosen.user_attrs.items() if k.startswith("test_")}
         training_rows = {"splits": "train", "n_rows": int(sizes["n_train"]), "n_test_rows": int(sizes["n_test"])}
-        preprocessing = Preprocessing.from_dict(study.user_attrs[keys.PREPROCESSING])
+        preprocessing = Preprocessing.from_dict(stored_value(study.user_attrs, keys.PREPROCESSING))
     else:
         data = clamped(data, plan.clamp)  # what ships clamps to the targets it trained on; training never sees it
         single = ensemble_test_metrics(trained[:1], data)

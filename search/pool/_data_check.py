@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 
 from archsearch.config import ConfigError
-from archsearch.storage import keys, mask_url
+from archsearch.storage import keys, mask_url, stored_value
 from archsearch.trainers.data import PreparedData, fingerprint_changes
 
 __all__ = ["check_same_data", "record_fingerprint"]
@@ -23,7 +23,7 @@ def _stored_fingerprint(study: optuna.Study) -> dict[str, Any] | None:
     attrs = study.user_attrs
     if keys.FINGERPRINT in attrs:
         return attrs[keys.FINGERPRINT]
-    sizes, preprocessing = attrs.get("data"), attrs.get("preprocessing")
+    sizes, preprocessing = attrs.get(keys.DATA), stored_value(attrs, keys.PREPROCESSING)
     if not sizes or not preprocessing:
         return None
     rows = sum(int(sizes.get(key, 0)) for key in ("n_train", "n_val", "n_test"))

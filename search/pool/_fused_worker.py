@@ -101,7 +101,7 @@ def fused_trial_loop(
     """Train the study's trials `[train] slots` at a time until its total, a limit, a failure streak or a stop.
 
     Every finished trial is told to Optuna and passed to `callbacks`, as `study.optimize` would. On a stop
-    request (or an error) the trials still training are failed with the reason, so they are retried.
+    request (or an error) the trials still training are failed with the reason; interrupted ones are put back.
     """
     slots = objective.config.train.slots
     populations: list[Any] = []  # archsearch.trainers.Population
@@ -167,6 +167,8 @@ def fused_trial_loop(
             reason = "stopped by a signal" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
             set_user_attrs(entry.trial, {keys.FAIL_REASON: reason[:2000]})
             tell(entry.trial, None, TrialState.FAIL)
+            if isinstance(e, KeyboardInterrupt):
+                stop.interrupted(entry.trial._trial_id)  # put back when the worker leaves (GracefulStop)
         raise
     finally:
         heartbeats.done.set()

@@ -69,8 +69,10 @@ def progress_line(
         for t in trials
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not t.user_attrs.get(keys.NOT_RUN)
     ]
-    done = len(ended)
-    per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in ended)
+    # Failed trials are shown apart: the total counts complete and pruned trials only ("34/30" counted failures).
+    counted = [t for t in ended if t.state != TrialState.FAIL]
+    done = len(counted)
+    per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in counted)
     name = job_kind(study).run_namer(study, trials)
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if finished:
@@ -318,7 +320,8 @@ class _Supervisor:
             how = "stopped on an interrupt before it could close this trial"
         else:
             how = f"exited with code {code}"
-        fail_trials_of_dead_worker(self.study, self.retry, process.pid, f"its worker process (pid {process.pid}) {how}")
+        again = self.retry.put_back if code == 130 else self.retry  # an interrupt spends no retry
+        fail_trials_of_dead_worker(self.study, again, process.pid, f"its worker process (pid {process.pid}) {how}")
 
 
 def _stop(processes: list) -> None:

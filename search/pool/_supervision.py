@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import warnings
+from typing import Callable
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -82,11 +83,35 @@ class RetryStaleTrial:
         reason = trial.user_attrs.get(keys.FAIL_REASON) or (
             f"worker heartbeat stale for over {self.grace_period} s (worker died or lost the database?)"
         )
-        # The retry copies the trial's user attributes; what belongs to the failed run stays behind.
-        inherited = copy.deepcopy(trial)
-        inherited.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in (keys.FAIL_REASON, keys.NOT_RUN)}
-        self._retry(study, inherited)
+        self._retry(study, _inherited(trial))
         annotate_finished_trial(study._storage, trial._trial_id, {keys.FAIL_REASON: reason})
+
+    @staticmethod
+    def put_back(study: optuna.Study, trial: FrozenTrial) -> None:
+        """Queue an interrupted (Ctrl-C, SIGTERM) trial again as WAITING, with its parameters and attributes.
+
+        An interrupt says nothing about the trial, so unlike a death it is put back whatever `max_retry`,
+        and the copy does not count as a retry against it (its `retry_history` stays as it was). The copy
+        names the interrupted trial in `failed_trial`; like Optuna's retries it runs before any new trial and is
+        never stood down as surplus, so an interrupted baseline completes on the next run.
+        """
+        inherited = _inherited(trial)
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=inherited.params,
+                distributions=inherited.distributions,
+                user_attrs=inherited.user_attrs,
+                system_attrs={keys.OPTUNA_FAILED_TRIAL: trial.number, **trial.system_attrs},
+            )
+        )
+
+
+def _inherited(trial: FrozenTrial) -> FrozenTrial:
+    """`trial` as its retry copies it: its user attributes less what belongs to the failed run."""
+    inherited = copy.deepcopy(trial)
+    inherited.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in (keys.FAIL_REASON, keys.NOT_RUN)}
+    return inherited
 
 
 def worker_prefix(pid: int) -> str:
@@ -94,8 +119,12 @@ def worker_prefix(pid: int) -> str:
     return f"{socket.gethostname()}:{pid}/"
 
 
-def fail_trials_of_dead_worker(study: optuna.Study, retry: RetryStaleTrial, pid: int, reason: str) -> list[int]:
+def fail_trials_of_dead_worker(
+    study: optuna.Study, retry: Callable[[optuna.Study, FrozenTrial], None], pid: int, reason: str
+) -> list[int]:
     """Fail, say why and retry the RUNNING trials of a worker process known to be dead; returns their numbers.
+
+    `retry` is a `RetryStaleTrial`, or its `put_back` for a worker that was stopped by an interrupt.
 
     The controller sees a worker die at once, where a stale heartbeat takes the grace period to show.
     A trial that some other process finished first is left as it is.

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
@@ -213,7 +214,7 @@ def run_worker(
         objective.time_up = ask_deadline.time_up  # running trials end with the search, not after it
     all_callbacks = [_Recorder(outcome, log, label), objective.after_trial, *(callbacks or [])]
     stop = GracefulStop()
-    with stop.installed():
+    with stop.installed(), stop.putting_back(study, opened.storage):
         if engine == "fused":
             fused_trial_loop(
                 study,
@@ -334,6 +335,8 @@ def _trial_loop(
             study.optimize(objective, n_trials=1, callbacks=callbacks, catch=(Exception,))
         except Exception as e:
             _raise_database_unavailable(e)
+            if _finished_elsewhere(e, storage, stop.current_trial):
+                continue  # another process failed it (as stale) and queued its retry: this run is void, not an error
             raise
         if outcome.failed_streak:
             from archsearch.trainers import release_memory
@@ -357,6 +360,25 @@ def _raise_database_unavailable(error: BaseException) -> None:
         error = error.__cause__ or error.__context__
 
 
+def _finished_elsewhere(error: BaseException, storage: optuna.storages.BaseStorage, trial_id: int | None) -> bool:
+    """Whether `error` came from writing to this worker's trial after another process had finished it.
+
+    On a loaded machine a live worker's heartbeats can come late: another worker then fails its trial as
+    stale and queues the retry, and this worker's next write to it raises UpdateFinishedTrialError, or
+    Optuna's tell "Cannot tell a FAIL trial". Both stopped the whole search (twice in a chaos run).
+    """
+    if trial_id is None:
+        return False
+    seen, link = [], error
+    while link is not None and link not in seen:
+        seen.append(link)
+        link = link.__cause__ or link.__context__
+    told = any(isinstance(e, ValueError) and str(e).startswith("Cannot tell a") for e in seen)  # Optuna's wording
+    if not told and not any(isinstance(e, UpdateFinishedTrialError) for e in seen):
+        return False
+    return storage.get_trial(trial_id).state.is_finished()
+
+
 def _fail_orphans(study: optuna.Study, storage: optuna.storages.RDBStorage, grace_period: int) -> None:
     """Fail (and retry) RUNNING trials that never sent a heartbeat: their worker died right after claiming them.
 
@@ -374,8 +396,12 @@ def _fail_orphans(study: optuna.Study, storage: optuna.storages.RDBStorage, grac
             continue
         if (now - trial.datetime_start).total_seconds() <= 2 * grace_period:
             continue
-        storage.set_trial_user_attr(trial._trial_id, keys.FAIL_REASON, "its worker died before its first heartbeat")
-        if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+        try:
+            storage.set_trial_user_attr(trial._trial_id, keys.FAIL_REASON, "its worker died before its first heartbeat")
+            failed = storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue  # it ended (its worker was alive after all) or another worker failed it first
+        if failed:
             retry = storage.get_heartbeat_stale_trial_callback()
             if retry is not None:
                 retry(study, storage.get_trial(trial._trial_id))
@@ -424,6 +450,8 @@ class GracefulStop:
     def __init__(self) -> None:
         self.requested = False
         self._in_trial = False
+        self._interrupted: list[int] = []  # ids of the trials failed by this stop, to put back
+        self.current_trial: int | None = None  # id of the trial the guarded objective runs, or ran last
 
     def handle(self, signum: int, frame: Any) -> None:
         self.requested = True
@@ -440,17 +468,40 @@ class GracefulStop:
 
     def guard(self, objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
         def guarded(trial: optuna.Trial) -> float:
-            self._in_trial = True
+            self._in_trial, self.current_trial = True, trial._trial_id
             try:
                 if self.requested:
                     # Every failed trial says why, this one too (the signal came between ask and start).
                     set_user_attrs(trial, {keys.FAIL_REASON: "stopped by a signal before the trial started"})
                     raise KeyboardInterrupt("stop requested before the trial started")
                 return objective(trial)
+            except KeyboardInterrupt:
+                self.interrupted(trial._trial_id)
+                raise
             finally:
                 self._in_trial = False
 
         return guarded
+
+    def interrupted(self, trial_id: int) -> None:
+        """Note a trial that this stop failed (Optuna, or the fused loop, records it FAIL): it is put back."""
+        self._interrupted.append(trial_id)
+
+    @contextlib.contextmanager
+    def putting_back(self, study: optuna.Study, storage: optuna.storages.BaseStorage) -> Iterator[None]:
+        """On leaving the block, queue every trial this stop interrupted again (`RetryStaleTrial.put_back`).
+
+        Without it an interrupted trial stayed FAIL and never ran again: 4 trials lost in each interrupted
+        run, an interrupted baseline never completed (issue #27).
+        """
+        try:
+            yield
+        finally:
+            for trial_id in self._interrupted:
+                trial = storage.get_trial(trial_id)
+                if trial.state == TrialState.FAIL:
+                    RetryStaleTrial.put_back(study, trial)
+            self._interrupted.clear()
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:

@@ -7,6 +7,7 @@ import math
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TextIO
 
 import optuna
@@ -15,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 import archsearch
 from archsearch.base import ArchsearchError, is_int
 from archsearch.config import SearchConfig
-from archsearch.pool import plan_slots, run_slots
+from archsearch.pool import WorkerSlot, check_same_data, plan_slots, run_slots
 from archsearch.sensitivity._jobs import (
     SENSITIVITY,
     Centre,
@@ -27,8 +28,16 @@ from archsearch.sensitivity._jobs import (
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
 from archsearch.spaces import Neighbour, NetSpec, across_sizes_neighbours, neighbourhood, pick_centres
 from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
-from archsearch.storage import FINISHED_STATES, keys, make_storage, name_metric, open_study
-from archsearch.trainers.data import Preprocessing
+from archsearch.storage import (
+    FINISHED_STATES,
+    keys,
+    make_storage,
+    name_metric,
+    open_study,
+    set_study_user_attrs,
+    stored_value,
+)
+from archsearch.trainers.data import PreparedData, Preprocessing, load_data
 
 __all__ = ["DEFAULT_STEPS", "SensitivityError", "run_sensitivity"]
 
@@ -105,7 +114,6 @@ def run_sensitivity(
     storage = make_storage(storage_url, must_exist=True)
     parent = open_study(storage, study_name, url=storage_url)
     config = _parent_config(parent)
-    direction = parent.direction.name.lower()
     sizes = parent.user_attrs[keys.DATA]
     n_inputs, n_outputs = sizes["n_features"], sizes["n_outputs"]
     n_numeric = _numeric_inputs(parent)
@@ -118,19 +126,23 @@ def run_sensitivity(
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
 
-    companion = _open_companion(storage, parent)
+    # Everything that can refuse the analysis is checked before anything is written: a refusal for edited
+    # data used to leave the companion study with its runs queued, and the next analysis trained them.
+    existing = _existing_companion(storage, parent)
     planned = {job[keys.JOB_ID] for job in jobs}
-    reused = _finished_jobs(companion.get_trials(deepcopy=False)) & planned
+    reused = _finished_jobs(existing.get_trials(deepcopy=False)) & planned if existing is not None else set()
+    training = _prepare_training(storage_url, parent, config, workers) if len(reused) < len(planned) else None
+
+    companion = _open_companion(storage, parent)
     for job in pending_jobs(jobs, companion.get_trials(deepcopy=False)):
         companion.enqueue_trial(params={}, user_attrs=job)
     total = live_job_count(companion.get_trials(deepcopy=False))
     companion.set_user_attr(keys.SENSITIVITY_JOBS, total)
-    if len(reused) < len(planned):
-        _train_jobs(storage_url, companion, config, total, workers, quiet, stream or sys.stderr)
+    if training is not None:
+        _train_jobs(companion, training, total, quiet, stream or sys.stderr)
 
-    trials = companion.get_trials(deepcopy=False)
-    runs = _first_finished_runs(trials)
-    finished = set(runs) & planned
+    runs = _first_finished_runs(companion.get_trials(deepcopy=False))
+    direction = parent.direction.name.lower()
     results = [
         compare_centre(c, seeds, runs, direction, alpha, n_inputs, n_outputs, margin, n_numeric=n_numeric)
         for c in centres
@@ -145,17 +157,25 @@ def run_sensitivity(
         seeds=seeds,
         steps=list(steps),
         centres=results,
-        runs_planned=len(planned),
-        runs_trained=len(finished - reused),
-        runs_reused=len(reused),
-        runs_diverged=sum(runs[j].state == TrialState.PRUNED for j in finished),
-        runs_missing=len(planned - finished),
         warnings=notes,
         summary="",
+        **_run_counts(runs, planned, reused),
     )
     result.summary = summarize(result)
     result.report().push_to_dashboard(companion, preface=companion_preface(study_name))
     return result
+
+
+def _run_counts(runs: dict[str, FrozenTrial], planned: set[str], reused: set[str]) -> dict[str, int]:
+    """The result's runs_* counts: planned, trained now, reused from before, diverged and missing."""
+    finished = set(runs) & planned
+    return {
+        "runs_planned": len(planned),
+        "runs_trained": len(finished - reused),
+        "runs_reused": len(reused),
+        "runs_diverged": sum(runs[j].state == TrialState.PRUNED for j in finished),
+        "runs_missing": len(planned - finished),
+    }
 
 
 def _check_arguments(
@@ -281,7 +301,7 @@ def _architecture(trial: FrozenTrial) -> NetSpec:
 
 def _numeric_inputs(parent: optuna.Study) -> int | None:
     """Inputs an embedding encodes (the numeric ones), for parameter counts; None in a study without them."""
-    stored = parent.user_attrs.get(keys.PREPROCESSING)
+    stored = stored_value(parent.user_attrs, keys.PREPROCESSING)
     if stored is None:
         return None
     return len(Preprocessing.from_dict(stored).numeric_features)
@@ -328,10 +348,13 @@ def companion_preface(study_name: str) -> str:
     )
 
 
-def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) -> optuna.Study:
-    """Create (or reopen) the study of the runs, marked so that workers train its enqueued jobs."""
+def _existing_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) -> optuna.Study | None:
+    """The study of the runs if there is one (nothing is created); refused when another study has its name."""
     name = companion_name(parent.study_name)
-    companion = optuna.create_study(study_name=name, storage=storage, direction=parent.direction, load_if_exists=True)
+    try:
+        companion = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
     attrs = companion.user_attrs
     ours = (
         attrs.get(keys.KIND) == keys.SENSITIVITY_KIND
@@ -342,17 +365,26 @@ def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) 
             f"Study {name!r} already exists and does not hold the sensitivity runs of {parent.study_name!r}; "
             f"rename it or delete it (`optuna delete-study --study-name {name}`) first."
         )
-    if keys.CONFIG not in attrs:
-        companion.set_user_attr(keys.VERSION, archsearch.__version__)
-        companion.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
-        companion.set_user_attr(keys.PARENT_STUDY, parent.study_name)
+    return companion
+
+
+def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) -> optuna.Study:
+    """Create (or reopen) the study of the runs, marked so that workers train its enqueued jobs."""
+    name = companion_name(parent.study_name)
+    companion = optuna.create_study(study_name=name, storage=storage, direction=parent.direction, load_if_exists=True)
+    if keys.CONFIG not in companion.user_attrs:
+        name_metric(companion, parent.user_attrs[keys.METRIC])
+        copied = {
+            keys.VERSION: archsearch.__version__,
+            keys.KIND: keys.SENSITIVITY_KIND,
+            keys.PARENT_STUDY: parent.study_name,
+        }
         # With the fingerprint, workers refuse data that differs from what the parent's trials trained on.
         for key in (keys.METRIC, keys.TASK, keys.DATA, keys.PREPROCESSING, keys.FINGERPRINT):
             if key in parent.user_attrs:
-                companion.set_user_attr(key, parent.user_attrs[key])
-        name_metric(companion, parent.user_attrs[keys.METRIC])
-        # Written last, as by the controller: its presence marks a complete study that workers may join.
-        companion.set_user_attr(keys.CONFIG, parent.user_attrs[keys.CONFIG])
+                copied[key] = stored_value(parent.user_attrs, key)  # joined, when the parent's was split
+        # In one transaction with the rest, as by the controller: CONFIG marks a study that workers may join.
+        set_study_user_attrs(companion, {**copied, keys.CONFIG: parent.user_attrs[keys.CONFIG]})
     return companion
 
 
@@ -369,24 +401,38 @@ def _first_finished_runs(trials: Sequence[FrozenTrial]) -> dict[str, FrozenTrial
     return runs
 
 
-def _train_jobs(
-    url: str,
-    companion: optuna.Study,
-    config: SearchConfig,
-    total: int,
-    workers: int | None,
-    quiet: bool,
-    stream: TextIO,
-) -> None:
-    """Train the queued jobs in this process (one worker) or in the worker pool, as a search's trials."""
+@dataclass(frozen=True)
+class _Training:
+    """Where the runs will train, checked before the analysis writes anything."""
+
+    config: SearchConfig  # the parent's, with the storage URL this machine reaches it by
+    slots: list[WorkerSlot]
+    data: PreparedData  # the parent's data as read here; in-process runs train on it
+
+
+def _prepare_training(url: str, parent: optuna.Study, config: SearchConfig, workers: int | None) -> _Training:
+    """Place the workers and read the data, refusing data that changed since the parent's trials trained on it.
+
+    Raises:
+        ConfigError: The workers cannot be placed, or the data changed (named as for a resumed search).
+        DataError: The data cannot be read here.
+    """
     # The URL given here is how this machine reaches the database; the stored one may name another host.
     config = config.replace(storage=url)
     slots = plan_slots(config, workers, None, 1)
+    data = load_data(config.data)
+    check_same_data(parent, data, url)
+    return _Training(config, slots, data)
+
+
+def _train_jobs(companion: optuna.Study, training: _Training, total: int, quiet: bool, stream: TextIO) -> None:
+    """Train the queued jobs in this process (one worker) or in the worker pool, as a search's trials."""
     run_slots(
-        config,
+        training.config,
         companion,
-        slots,
+        training.slots,
         in_process=True,
+        data=training.data,
         total=total,
         quiet=quiet,
         stream=stream,

@@ -130,8 +130,14 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ),
         ("[study]\ntimeout = -5\n", r"The 'timeout' parameter of \[study\] must be a number of seconds >= 0\. Got -5"),
         ("[study]\nstorage = 'oracle://x'\n", r"\[study\] The 'storage' parameter must use one of the backends"),
-        ("[study]\nkeep_best_k = -1\n", r"'keep_best_k' parameter of \[study\] must be an int >= 0"),
-        ("[train]\nepochs = 0\n", r"The 'epochs' parameter of \[train\] must be an int >= 1\. Got 0 instead\."),
+        (
+            "[study]\nkeep_best_k = -1\n",
+            r"'keep_best_k' parameter of \[study\] must be an int in the range \[0, 1,000,000\]",
+        ),
+        (
+            "[train]\nepochs = 0\n",
+            r"The 'epochs' parameter of \[train\] must be an int in the range \[1, 10,000\]\. Got 0 instead\.",
+        ),
         (
             "[train]\ndevice = 'tpu'\n",
             r"The 'device' parameter of \[train\] must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'\. Got 'tpu'",
@@ -140,7 +146,7 @@ def test_search_config_replace_overrides_study_keys() -> None:
             "[train]\nclass_weight = 'heavy'\n",
             r"'class_weight' parameter of \[train\] must be one of auto, none, balanced",
         ),
-        ("[train]\npatience = 0\n", r"The 'patience' parameter of \[train\] must be an int >= 1"),
+        ("[train]\npatience = 0\n", r"The 'patience' parameter of \[train\] must be an int in the range \[1, 10,000\]"),
         ("[space]\nlayers = [3, 1]\n", r"The 'layers' parameter of MLPSpace"),
         ("[space]\nwidth = [0, 8]\n", r"The 'width' parameter of MLPSpace"),
         ("[space]\ndropout = [0.0, 1.0]\n", r"The 'dropout' parameter of MLPSpace"),
@@ -152,7 +158,10 @@ def test_search_config_replace_overrides_study_keys() -> None:
             "[train]\nengine = 'turbo'\n",
             r"The 'engine' parameter of \[train\] must be one of auto, single, fused\. Got 'turbo' instead\.",
         ),
-        ("[train]\nslots = 0\n", r"The 'slots' parameter of \[train\] must be an int >= 1\. Got 0 instead\."),
+        (
+            "[train]\nslots = 0\n",
+            r"The 'slots' parameter of \[train\] must be an int in the range \[1, 1,024\]\. Got 0",
+        ),
         ("study = 3\n", r"\[study\] must be a table of keys\. Got 3 instead\."),
         (
             '[study]\nname = "a\\nb"\n',
@@ -240,3 +249,41 @@ def test_greedy_ensemble_is_the_default_unless_seeds_are_asked_for() -> None:
         ConfigError, match=r"The 'greedy_ensemble' parameter of \[export\] must be false when ensemble_seeds > 1"
     ):
         SearchConfig.from_dict({"export": {"ensemble_seeds": 3, "greedy_ensemble": True}})
+
+
+HUGE = 9223372036854775807  # the largest TOML integer
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "rule"),
+    [
+        ("train", "epochs", r"an int in the range \[1, 10,000\]"),
+        ("train", "patience", r"an int in the range \[1, 10,000\] \(set it to `epochs` to train every epoch\)"),
+        ("train", "slots", r"an int in the range \[1, 1,024\]"),
+        ("train", "num_threads", r"an int in the range \[1, 1,024\]"),
+        ("study", "seed", r"an int in the range \[0, 4,294,967,295\]"),
+        ("study", "pruner_startup_trials", r"an int in the range \[0, 1,000,000\]"),
+        ("study", "n_startup_trials", r"an int in the range \[0, 1,000,000\]"),
+        ("study", "keep_best_k", r"an int in the range \[0, 1,000,000\] \(0 keeps every trial's weights\)"),
+        ("study", "max_consecutive_failures", r"an int in the range \[1, 1,000,000\]"),
+        ("study", "max_retry", r"an int in the range \[0, 100\]"),
+        ("study", "heartbeat_interval", r"an int in the range \[1, 3,600\] \(seconds\)"),
+        ("study", "grace_period", r"an int in the range \(heartbeat_interval = 10, 86,400\] \(seconds\)"),
+        ("space", "batch_size", r"a non-empty list of distinct ints in the range \[1, 1,048,576\]"),
+        ("space", "embedding_dim", r"a non-empty list of distinct ints in the range \[1, 1,024\]"),
+        ("data.teacher", "rows", r"an int in the range \[1, 1,000,000\]"),
+        ("data.teacher", "features", r"an int in the range \[1, 10,000\]"),
+        ("data.teacher", "classes", r"an int in the range \[2, 1,000\]"),
+        ("data.teacher", "widths", r"a sequence of ints in the range \[1, 65,536\]"),
+    ],
+)
+def test_load_config_bounds_every_count(tmp_path: Path, section: str, key: str, rule: str) -> None:
+    """Check that every count of the config has an upper bound, and that the largest TOML integer is refused with
+    an error naming the key, its range and the value (epochs = 2**63 - 1 used to run, with a warm-up as long as
+    the whole search)."""
+    value = f"[{HUGE}]" if key in ("batch_size", "embedding_dim", "widths") else str(HUGE)
+    text = f"[{section}]\n{key} = {value}\n"
+    if section == "data.teacher":
+        text = f"[data]\ndataset = 'teacher'\n[{section}]\n{key} = {value}\n"
+    with pytest.raises(ValueError, match=rf"The '{key}' parameter of .* must be {rule}\. Got .*{HUGE}.* instead\."):
+        load_config(_write(tmp_path, text))

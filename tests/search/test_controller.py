@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from archsearch.config import ConfigError, DataSpec
-from archsearch.controller import SearchError, run_search
+from archsearch.controller import SearchError, open_search_study, run_search
 from archsearch.storage import finished_count, keys
 
 from .conftest import FinishedSearch, small_config
@@ -286,3 +286,60 @@ def test_run_search_bad_data_leaves_no_database(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"Target column 'target' not found .*available columns: 'a', 'b'"):
         run_search(config)
     assert not (tmp_path / "search.db").exists()
+
+
+def _many_categories_csv(path: Path, n: int) -> Path:
+    """A CSV whose `city` column has `n` distinct long values, one a row: its preprocessing outgrows 64 kB."""
+    rows = [f"city-with-a-rather-long-name-{i:05d},{i % 7},{i % 2}" for i in range(n)]
+    path.write_text("city,x,target\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "server", ["sqlite", *(pytest.param(url, marks=pytest.mark.services) for url in ("postgres_url", "mysql_url"))]
+)
+def test_open_search_study_stores_preprocessing_longer_than_a_mariadb_column(
+    server: str, tmp_path: Path, request: pytest.FixtureRequest, unique_name: str
+) -> None:
+    """Check that a study whose preprocessing JSON exceeds MariaDB's 65,535-byte TEXT column is created on every
+    backend, and reads back whole (it is split into parts; before, MariaDB refused it and left a half-made study)."""
+    import json
+
+    from archsearch.storage import make_storage, stored_value
+
+    url = f"sqlite:///{tmp_path}/s.db" if server == "sqlite" else request.getfixturevalue(server)
+    config = small_config(
+        tmp_path,
+        study={"name": unique_name, "storage": url},
+        data={"dataset": None, "path": str(_many_categories_csv(tmp_path / "cities.csv", 2000))},
+    )
+    opened = open_search_study(config)
+    try:
+        stored = stored_value(
+            optuna.load_study(study_name=unique_name, storage=make_storage(url)).user_attrs, "preprocessing"
+        )
+        assert stored == opened.data.preprocessing.to_dict()
+        assert len(json.dumps(stored)) > 65_535  # the case this test is about
+    finally:
+        optuna.delete_study(study_name=unique_name, storage=make_storage(url))
+
+
+def test_open_search_study_that_fails_to_initialise_leaves_no_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check that a new study whose initialisation fails is deleted again (no study with attributes and no
+    config), and that the same config then creates it."""
+    import archsearch.controller
+    from archsearch.storage import make_storage, study_names
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("the database went away")
+
+    config = small_config(tmp_path)
+    monkeypatch.setattr(archsearch.controller, "_enqueue_baselines", broken)
+    with pytest.raises(RuntimeError, match="the database went away"):
+        open_search_study(config)
+    assert study_names(make_storage(config.study.storage)) == []
+    monkeypatch.undo()
+    study = open_search_study(config).study
+    assert keys.CONFIG in study.user_attrs and study.get_trials(states=(TrialState.WAITING,))

@@ -133,8 +133,71 @@ def test_export_best_refuses_failed_trial_and_foreign_study(tmp_path: Path) -> N
 @pytest.mark.timeout(300)
 def test_export_best_missing_weights_suggests_refit(digits_search: FinishedSearch, tmp_path: Path) -> None:
     """Check that weights missing from the artifact folder are explained, pointing at a refit."""
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ExportError, match=r"are not in .*empty.*Export without --no-refit"):
         export_best(digits_search.url, "digits", tmp_path / "m", refit=False, artifacts=tmp_path / "empty")
+
+
+@pytest.mark.timeout(300)
+def test_export_best_refuses_a_missing_artifacts_folder_and_creates_none(
+    digits_search: FinishedSearch, tmp_path: Path
+) -> None:
+    """Check that a mistyped --artifacts folder is refused naming it, and not created empty (the export then
+    skipped the greedy ensemble without a word)."""
+    with pytest.raises(
+        ExportError,
+        match=r"The 'artifacts' parameter of export_best \(--artifacts\) must be the folder the search stored its "
+        r"weights in\. Got '.*typo' instead, which does not exist\.",
+    ):
+        export_best(digits_search.url, "digits", tmp_path / "m", artifacts=tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.timeout(300)
+def test_export_onto_an_existing_file_is_one_clear_error(
+    digits_search: FinishedSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Check that --out naming an existing file is refused before any work, naming the parameter (it was a bare
+    "[Errno 17] File exists")."""
+    from archsearch.cli import main
+
+    (tmp_path / "model").write_text("not a folder", encoding="utf-8")
+    message = r"The 'out' parameter of export_best \(--out\) must be a folder to write \(created when missing\)\. Got '.*model' instead, which is a file\."
+    with pytest.raises(ExportError, match=message):
+        export_best(digits_search.url, "digits", tmp_path / "model")
+    assert main(["export", "--storage", digits_search.url, "--study", "digits", "--out", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert "Errno" not in err and "which is a file" in err
+
+
+@pytest.mark.timeout(300)
+def test_greedy_ensemble_warns_of_candidates_with_unreadable_weights(
+    digits_search: FinishedSearch, tmp_path: Path
+) -> None:
+    """Check that stored trials whose weights cannot be read are left out of the greedy ensemble with a warning
+    naming how many and which (they were dropped without a word), and that the metadata lists them."""
+    import shutil
+
+    from archsearch.storage import default_artifact_dir, keys
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(default_artifact_dir(digits_search.url), artifacts)
+    study = digits_search.study
+    best = study.best_trial.number
+    others = [
+        t for t in study.get_trials(states=(TrialState.COMPLETE,)) if t.number != best and keys.WEIGHTS in t.user_attrs
+    ]
+    (artifacts / others[0].user_attrs[keys.WEIGHTS]).unlink()
+    with pytest.warns(
+        UserWarning,
+        match=rf"The greedy ensemble left out 1 of {len(others) + 1} candidate trials whose stored weights cannot be "
+        rf"read: trial {others[0].number} \(missing from '.*artifacts', or corrupt\)",
+    ):
+        out = export_best(
+            digits_search.url, "digits", tmp_path / "g", greedy_ensemble=True, refit=False, artifacts=artifacts
+        )
+    greedy = json.loads((out / "architecture.json").read_text())["metadata"]["greedy_ensemble"]
+    assert greedy["unreadable_trials"] == [others[0].number] and greedy["candidates"] == len(others)
 
 
 @pytest.mark.timeout(300)

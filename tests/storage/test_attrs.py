@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from archsearch.storage import make_storage, set_user_attrs
+from archsearch.storage import StorageError, keys, make_storage, set_study_user_attrs, set_user_attrs, stored_value
 
 ATTRS = {"widths": [64, 32], "n_params": 4_810, "activation": "relu", "val_accuracy": 0.9875, "best_epoch": None}
 
@@ -98,3 +98,53 @@ def test_annotate_finished_trial_refuses_a_storage_without_rows() -> None:
     trial = study.ask()
     with pytest.raises(TypeError, match=r"needs an RDB storage with an upsert\. Got InMemoryStorage instead\."):
         annotate_finished_trial(study._storage, trial._trial_id, {"fail_reason": "x"})
+
+
+# Quotes, backslashes and non-ASCII characters: each grows when a part of the JSON text is quoted again.
+LONG = {"categories": [f'city "{i}" \\ Zürich-{i:05d}' for i in range(4000)], "n": 4000}
+
+
+SERVERS = ["sqlite", *(pytest.param(url, marks=pytest.mark.services) for url in ("postgres_url", "mysql_url"))]
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_set_study_user_attrs_splits_a_value_longer_than_mariadb_holds(
+    request: pytest.FixtureRequest, server: str, tmp_path: Path, unique_name: str
+) -> None:
+    """Check that a study attribute whose JSON exceeds MariaDB's 65,535-byte TEXT column is stored in parts, each
+    within it, and read back whole by stored_value; a short value is stored whole, as in older studies."""
+    import json
+
+    url = f"sqlite:///{tmp_path}/a.db" if server == "sqlite" else request.getfixturevalue(server)
+    storage = make_storage(url)
+    study = optuna.create_study(study_name=unique_name, storage=storage)
+    try:
+        assert len(json.dumps(LONG)) > 65_535
+        set_study_user_attrs(study, {"preprocessing": LONG, "metric": "accuracy"})
+        attrs = optuna.load_study(study_name=unique_name, storage=storage).user_attrs
+        assert stored_value(attrs, "preprocessing") == LONG and attrs["metric"] == "accuracy"
+        parts = attrs["preprocessing"][keys.PARTS]
+        assert parts > 1 and all(
+            len(json.dumps(attrs[keys.part_key("preprocessing", i)])) <= 65_535 for i in range(parts)
+        )
+    finally:
+        optuna.delete_study(study_name=unique_name, storage=storage)
+
+
+@pytest.mark.services
+def test_set_user_attrs_refuses_a_trial_attribute_longer_than_mariadb_holds(mysql_url: str, unique_name: str) -> None:
+    """Check that on MariaDB a trial attribute too long for its column is refused naming the attribute, its size and
+    the fix, before anything is written (it was Optuna's StorageInternalError "e.g. exceeding max length")."""
+    storage = make_storage(mysql_url)
+    study = optuna.create_study(study_name=unique_name, storage=storage)
+    try:
+        trial = study.ask()
+        with pytest.raises(
+            StorageError,
+            match=r"The trial attribute 'huge' is 80,00\d bytes of JSON, more than MariaDB/MySQL's attribute column "
+            r"\(value_json, TEXT\) holds \(65,535 bytes\); nothing was written\. Store the study on PostgreSQL or SQLite",
+        ):
+            set_user_attrs(trial, {"small": 1, "huge": "x" * 80_000})
+        assert "small" not in storage.get_trial(trial._trial_id).user_attrs
+    finally:
+        optuna.delete_study(study_name=unique_name, storage=storage)

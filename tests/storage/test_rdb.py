@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -138,3 +139,76 @@ def test_make_storage_sqlite_workers_never_claim_the_same_waiting_trial(tmp_path
         claims = pool.map(_claim_enqueued, [url] * 4, chunksize=1)
     every = [number for claimed in claims for number in claimed]
     assert sorted(every) == list(range(80))
+
+
+def _open_when_told(url: str, go, results) -> None:
+    """Worker process: wait for the common start signal, then open (and so create) the storage at `url`."""
+    go.wait(60)
+    try:
+        make_storage(url)
+        results.put("ok")
+    except Exception as e:  # reported to the test, which names it
+        results.put(f"{type(e).__name__}: {e}")
+
+
+@pytest.fixture
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path):
+    """The URL of a database that has no tables yet: a new SQLite file, or a new database on a server (dropped after)."""
+    import sqlalchemy
+
+    kind = request.param
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path}/fresh.db"
+        return
+    server = request.getfixturevalue(kind)
+    name = f"archsearch_fresh_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    try:
+        yield sqlalchemy.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        force = " WITH (FORCE)" if kind == "postgres_url" else ""
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}{force}"))
+        admin.dispose()
+
+
+@pytest.mark.services
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("fresh_database", ["sqlite", "postgres_url", "mysql_url"], indirect=True)
+def test_make_storage_by_eight_processes_at_once_on_a_fresh_database(fresh_database: str) -> None:
+    """Check that 8 processes opening one new, empty database at the same moment all succeed (a cluster's
+    start): without a lock their schema creations collide ('already exists', duplicate alembic version)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    go, results = context.Event(), context.Queue()
+    processes = [context.Process(target=_open_when_told, args=(fresh_database, go, results)) for _ in range(8)]
+    for process in processes:
+        process.start()
+    try:
+        go.set()
+        outcomes = [results.get(timeout=180) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    # Every process opened the storage; none met another's half-made schema.
+    assert outcomes == ["ok"] * 8, outcomes
+    assert finished_count(optuna.create_study(study_name="after", storage=make_storage(fresh_database))) == 0
+
+
+@pytest.mark.services
+def test_make_storage_names_a_schema_lock_held_too_long(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check that a MariaDB schema lock that another connection holds past the wait is a one-line StorageError."""
+    from archsearch.storage import _rdb
+
+    monkeypatch.setattr(_rdb, "_MYSQL_SCHEMA_LOCK_WAIT_S", 0)
+    with _rdb._schema_lock(mysql_url, "mysql"):
+        with pytest.raises(StorageError, match=r"another process held its schema lock 'archsearch-schema-\w+' for 0 s"):
+            make_storage(mysql_url)
+    make_storage(mysql_url)  # released with the holder's connection

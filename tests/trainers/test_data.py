@@ -320,9 +320,9 @@ def test_data_spec_rejects_invalid_values(kwargs, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"widths": (8, 0)}, r"'widths' parameter of TeacherSpec.*\[1, inf\).*Got \[8, 0\]"),
+        ({"widths": (8, 0)}, r"'widths' parameter of TeacherSpec.*\[1, 65,536\].*Got \[8, 0\]"),
         ({"widths": 8}, r"'widths'.*Got 8"),
-        ({"classes": 1}, r"'classes'.*\[2, inf\).*Got 1"),
+        ({"classes": 1}, r"'classes'.*\[2, 1,000\].*Got 1"),
         ({"noise": 1.5}, r"'noise'.*\[0, 1\].*Got 1.5"),
         ({"rows": 2.5}, r"'rows'.*Got 2.5"),
     ],
@@ -417,6 +417,14 @@ def test_load_data_too_few_rows_for_regression(tmp_path):
     frame = pd.DataFrame({"x": [1.0, 2.0], "target": [0.5, 1.5]})
     with pytest.raises(DataError, match=r"has 2 rows; a train/val/test split needs at least 3"):
         load_data(_file_spec(_write_csv(tmp_path, frame)))
+
+
+@pytest.mark.parametrize("task", ["auto", "classification"])
+def test_load_data_one_row_is_too_few_rows_not_a_single_class(tmp_path, task):
+    """Check that a 1-row CSV is refused for its row count, whatever the task (it was called "a single class")."""
+    frame = _table().iloc[:1]
+    with pytest.raises(DataError, match=r"has 1 row; a train/val/test split needs at least 3 \(one in each\)"):
+        load_data(_file_spec(_write_csv(tmp_path, frame), target="label", task=task))
 
 
 def test_load_data_empty_table(tmp_path):

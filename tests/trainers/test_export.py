@@ -186,6 +186,18 @@ def test_load_model_reports_a_malformed_architecture(tmp_path: Path) -> None:
         load_model(tmp_path)
 
 
+def test_load_model_of_weights_with_python_objects_never_suggests_weights_only_false(tmp_path: Path) -> None:
+    """Check that a model.pt holding a Python object is refused without torch's hint to retry with
+    weights_only=False: archsearch must never suggest running code from a weights file."""
+    import datetime
+
+    _export(tmp_path, "classification")
+    torch.save({"when": datetime.datetime(2026, 1, 1)}, tmp_path / "model.pt")
+    with pytest.raises(ExportError, match=r"model\.pt' does not hold the weights architecture\.json describes") as info:
+        load_model(tmp_path)
+    assert "weights_only" not in str(info.value) and "datetime.datetime" in str(info.value)
+
+
 def _mixed(tmp_path: Path, scaling: str) -> PreparedData:
     """Skewed numeric, discrete and categorical columns, scaled by `scaling`."""
     rng = np.random.default_rng(1)

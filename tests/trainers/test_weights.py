@@ -23,8 +23,12 @@ def test_load_weights_corrupt_file_is_one_clear_error(tmp_path: Path, content: b
     """Check that a corrupt or truncated weights file raises WeightsError naming the file, not UnpicklingError."""
     path = tmp_path / "model.pt"
     path.write_bytes(content)
-    with pytest.raises(WeightsError, match=r"'.*model\.pt' is not a readable weights file \(corrupt or truncated\): "):
+    with pytest.raises(
+        WeightsError, match=r"'.*model\.pt' is not a readable weights file \(corrupt or truncated\): "
+    ) as info:
         load_weights(path)
+    # torch's advice to load the file with weights_only=False (running code from it) is never repeated.
+    assert "weights_only" not in str(info.value)
 
 
 def test_load_weights_refuses_a_file_without_tensors(tmp_path: Path) -> None:
@@ -33,6 +37,21 @@ def test_load_weights_refuses_a_file_without_tensors(tmp_path: Path) -> None:
     torch.save([1, 2, 3], path)
     with pytest.raises(WeightsError, match=r"does not hold a state dict of tensors"):
         load_weights(path)
+
+
+def test_load_weights_of_a_file_with_python_objects_never_suggests_weights_only_false(tmp_path: Path) -> None:
+    """Check that a weights file holding a Python object is refused naming what it holds, without torch's hint
+    to load it with weights_only=False (which would run code from the file)."""
+    import datetime
+
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(2), "when": datetime.datetime(2026, 1, 1)}, path)
+    with pytest.raises(
+        WeightsError,
+        match=r"is not a weights file archsearch wrote: it holds Python objects other than tensors \(datetime\.datetime\)",
+    ) as info:
+        load_weights(path)
+    assert "weights_only" not in str(info.value) and "trust" not in str(info.value)
 
 
 def test_weights_mismatch_accepts_matching_shapes_whatever_the_dropout() -> None:

@@ -121,10 +121,11 @@ def test_cli_engine_option_is_checked_like_the_config(tmp_path: Path, capsys: py
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_fused_worker_fails_its_running_trials_on_a_signal_and_resumes(
+def test_fused_worker_fails_and_puts_back_its_running_trials_on_a_signal_and_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Check that SIGINT fails every trial the fused worker trains (none left RUNNING) and a rerun completes."""
+    """Check that SIGINT fails every trial the fused worker trains (none left RUNNING) and puts each back as
+    waiting, and that a rerun completes."""
     step_epoch = archsearch.trainers.Population.step_epoch
     calls = []
 
@@ -148,8 +149,13 @@ def test_fused_worker_fails_its_running_trials_on_a_signal_and_resumes(
     assert len(failed) == 3
     assert {t.user_attrs["fail_reason"] for t in failed} == {"stopped by a signal"}
     assert not study.get_trials(states=(TrialState.RUNNING,))
+    # Each is put back with its parameters, to train first on the next run.
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert sorted(t.system_attrs["failed_trial"] for t in waiting) == sorted(t.number for t in failed)
+    assert all(t.params == study.trials[t.system_attrs["failed_trial"]].params for t in waiting)
     monkeypatch.setattr(archsearch.trainers.Population, "step_epoch", step_epoch)
-    assert finished_count(run_search(config)) == 6
+    study = run_search(config)
+    assert finished_count(study) == 6 and not study.get_trials(states=(TrialState.WAITING,))
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from archsearch.config import SearchConfig
 from archsearch.controller import open_search_study, run_search
+from archsearch.pool._supervision import RetryStaleTrial
 from archsearch.storage import finished_count, make_storage
 
 from ...conftest import backdate_trial, wait_for
@@ -245,3 +246,57 @@ def test_worker_fails_and_retries_a_trial_claimed_by_a_worker_that_died_before_i
     # The orphan died before sampling anything; its retry keeps what was fixed for it (the linear baseline).
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED) and retry.params["n_layers"] == 0
     assert finished_count(study) == 3
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_whose_trial_another_process_failed_as_stale_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check that a live worker whose running trial another worker failed as stale (its heartbeats late on a loaded
+    machine) goes on with the next trial, the failed one retried, instead of stopping the search with "Cannot tell
+    a FAIL trial" (seen twice in a chaos run)."""
+    import archsearch.trainers
+
+    train_mlp = archsearch.trainers.train_mlp
+    calls = []
+
+    def failed_meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == 1:  # what another worker's stale-trial check does to this worker's trial
+            storage = make_storage(config.study.storage)
+            running_study = optuna.load_study(study_name="stale", storage=storage)
+            (running,) = running_study.get_trials(states=(TrialState.RUNNING,))
+            storage.set_trial_user_attr(running._trial_id, "fail_reason", "worker heartbeat stale for over 4 s")
+            storage.set_trial_state_values(running._trial_id, TrialState.FAIL)
+            RetryStaleTrial(2, 4)(running_study, storage.get_trial(running._trial_id))
+        return train_mlp(*args, **kwargs)
+
+    monkeypatch.setattr(archsearch.trainers, "train_mlp", failed_meanwhile)
+    config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/s.db", "stale", 3)
+    study = run_search(config)
+    (failed,) = study.get_trials(states=(TrialState.FAIL,))
+    assert failed.user_attrs["fail_reason"] == "worker heartbeat stale for over 4 s"
+    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number]
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED) and retry.params == failed.params
+    assert finished_count(study) == 3
+
+
+def test_fail_orphans_skips_a_trial_that_ended_while_it_looked(tmp_path: Path) -> None:
+    """Check that an orphan candidate that ends between the worker's look and its write is left alone (the write
+    raised UpdateFinishedTrialError and stopped the worker, seen in a chaos run)."""
+    from archsearch.pool._worker import _fail_orphans
+
+    config = _fast_config(tmp_path, f"sqlite:///{tmp_path}/o.db", "orphan", 3, heartbeat_interval=1, grace_period=2)
+    study = open_search_study(config).study
+    orphan = study.ask()
+    backdate_trial(config.study.storage, orphan._trial_id, 10)
+    storage = study._storage._backend
+    write = storage.set_trial_user_attr
+
+    def finished_first(trial_id, key, value):  # noqa: ANN001, ANN202
+        storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [1.0])  # its worker was alive after all
+        return write(trial_id, key, value)
+
+    storage.set_trial_user_attr = finished_first
+    _fail_orphans(study, storage, 2)
+    assert storage.get_trial(orphan._trial_id).state == TrialState.COMPLETE

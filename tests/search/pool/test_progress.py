@@ -46,6 +46,20 @@ def test_progress_line_names_counts_best_last_and_eta(trial_maker) -> None:
     assert line.endswith("| elsewhere/w0:4")
 
 
+def test_progress_line_counts_only_finished_trials_against_the_total(trial_maker) -> None:
+    """Check that failed trials are shown apart and not counted toward n_trials (a study at its total with two
+    failures read "6/4 trials"), and that the ETA uses finished trials only."""
+    study = _study_with_trials(trial_maker)
+    for _ in range(2):
+        failed = trial_maker(widths=[4], value=None, state=TrialState.FAIL)
+        failed.user_attrs[keys.WORKER] = "elsewhere:1/w0"
+        study.add_trial(failed)
+    line = progress_line(study, 8, "accuracy", started=0.0, now=40.0)
+    assert line.startswith("[archsearch] 4/8 trials (3 complete, 1 pruned, 2 failed, 0 running)"), line
+    assert "40s elapsed, ETA 40s" in line
+    assert progress_line(study, 4, "accuracy", started=0.0, now=40.0).startswith("[archsearch] 4/4 trials")
+
+
 def test_progress_line_without_a_trial_count_shows_the_time_to_the_timeout(trial_maker) -> None:
     """Check that a search bounded only by its timeout shows trials done and the time left, not "4/1000000"."""
     study = _study_with_trials(trial_maker)

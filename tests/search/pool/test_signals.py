@@ -26,7 +26,7 @@ def test_a_signal_during_a_storage_call_interrupts_the_trial_after_the_call_comm
         optuna.storages.RDBStorage.set_study_user_attr(storage, study._study_id, "written", True)
 
     with pytest.raises(KeyboardInterrupt, match="signal 15"):
-        stop.guard(lambda trial: storage.call(write))(None)
+        stop.guard(lambda trial: storage.call(write))(study.ask())
     assert optuna.load_study(study_name="s", storage=f"sqlite:///{path}").user_attrs["written"] is True
     # No transaction was left open: another connection takes the write lock at once.
     with sqlite3.connect(path, timeout=0.5, isolation_level=None) as other:
@@ -39,7 +39,7 @@ def test_a_signal_during_a_storage_call_interrupts_the_trial_after_the_call_comm
 
     stop.requested = False
     with pytest.raises(KeyboardInterrupt, match="signal 2"):
-        stop.guard(train)(None)
+        stop.guard(train)(study.ask())
     stop.requested = False
     stop.handle(signal.SIGTERM, None)  # between trials
     assert stop.requested

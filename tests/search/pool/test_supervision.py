@@ -287,6 +287,12 @@ def test_ctrl_c_prints_one_line_and_the_rerun_finishes_the_exact_total(tmp_path:
     study = _load(url, "ctrlc")
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert all(t.user_attrs.get(keys.FAIL_REASON) for t in study.get_trials(states=(TrialState.FAIL,)))
+    # Every trial the interrupt failed is waiting again.
+    interrupted = [
+        t.number for t in study.get_trials(states=(TrialState.FAIL,)) if "interrupted" in t.user_attrs[keys.FAIL_REASON]
+    ]
+    waiting = [t.system_attrs.get("failed_trial") for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert sorted(interrupted) == sorted(waiting)
     before = {t.number: (t.params, t.value) for t in study.get_trials(states=(TrialState.COMPLETE,))}
     subprocess.run(command, cwd=tmp_path, check=True, timeout=300, capture_output=True)
     study = _load(url, "ctrlc")
@@ -322,6 +328,20 @@ def test_stale_trial_retry_records_why_and_the_retry_does_not_inherit_it(tmp_pat
     (waiting,) = study.get_trials(states=(TrialState.WAITING,))
     assert waiting.system_attrs["failed_trial"] == trial.number and waiting.params == trial.params
     assert keys.FAIL_REASON not in waiting.user_attrs and waiting.user_attrs["worker"] == "elsewhere:1/w0"
+
+
+def test_put_back_queues_an_interrupted_trial_without_spending_a_retry(tmp_path: Path) -> None:
+    """Check that an interrupted trial is put back as WAITING with its parameters and baseline label even with
+    max_retry = 0, its retry history unchanged (an interrupt is no death), and without the failed run's reason."""
+    study, retry, trial = _stale_trial(tmp_path, 3, retry=0)
+    study._storage.set_trial_user_attr(trial._trial_id, keys.FAIL_REASON, "interrupted (signal 15)")
+    study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    retry.put_back(study, study._storage.get_trial(trial._trial_id))
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    assert waiting.system_attrs["failed_trial"] == trial.number and "retry_history" not in waiting.system_attrs
+    assert waiting.params == trial.params and waiting.user_attrs[keys.BASELINE] == "linear"
+    assert keys.FAIL_REASON not in waiting.user_attrs
+    assert waiting.system_attrs["fixed_params"] == trial.system_attrs["fixed_params"]
 
 
 def test_fail_trials_of_dead_worker_fails_and_retries_only_that_workers_trials(tmp_path: Path) -> None:
@@ -417,3 +437,45 @@ def test_die_with_parent_kills_the_child_when_its_parent_dies(tmp_path: Path) ->
         _stop(parent)
         if pid is not None and _alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sigterm_during_the_baselines_puts_them_back_and_the_rerun_completes_every_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check that SIGTERM while an enqueued baseline trains ends it FAIL and puts it back as waiting (nothing
+    RUNNING, nothing lost), and that the rerun completes the linear, the user's and the recipe baselines within
+    exactly n_trials, leaving nothing waiting."""
+    import archsearch.trainers
+    from archsearch.controller import run_search
+
+    train_mlp = archsearch.trainers.train_mlp
+
+    def signalled_train_mlp(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        os.kill(os.getpid(), signal.SIGTERM)  # lands in the worker's handler while the trial trains
+        return train_mlp(*args, **kwargs)
+
+    monkeypatch.setattr(archsearch.trainers, "train_mlp", signalled_train_mlp)
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 5, "pruner": "none"},
+        space={"baselines": [[16]], "recipe_baseline": True},
+        train={"epochs": 3, "patience": 3},
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config)
+    study = _load(config.study.storage, config.study.name)
+    (interrupted,) = study.get_trials(states=(TrialState.FAIL,))
+    assert interrupted.user_attrs[keys.BASELINE] == "linear"
+    assert interrupted.user_attrs[keys.FAIL_REASON] == "interrupted (signal 15)"
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    # Put back with its parameters and its baseline label, to run first on the next start.
+    again = [t for t in study.trials if t.system_attrs.get("failed_trial") == interrupted.number]
+    assert [t.state for t in again] == [TrialState.WAITING]
+    assert again[0].user_attrs[keys.BASELINE] == "linear" and keys.FAIL_REASON not in again[0].user_attrs
+    monkeypatch.setattr(archsearch.trainers, "train_mlp", train_mlp)
+    study = run_search(config)
+    _assert_exact_total(study, 5)
+    completed = [t.user_attrs.get(keys.BASELINE) for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    assert {"linear", "user", "recipe"} <= set(completed)

@@ -438,15 +438,16 @@ def test_sensitivity_resumes_after_an_interrupt_and_a_killed_worker(url: str, mo
     """Check that a rerun on the pool trains only the remainder, and retries the run of a killed worker."""
     options = {"trial": 0, "repeats": 2, "steps": ()}  # [8], 9, 7, linear, [8, 8] x 2 seeds: 10 runs
     started: list[str] = []
-    train = SensitivityObjective._train
+    prepare = SensitivityObjective.prepare
 
-    def interrupt_the_fourth(self, trial, job):
+    def interrupt_the_fourth(self, trial):
+        run = prepare(self, trial)
         if len(started) == 3:
             raise KeyboardInterrupt  # Ctrl-C during the 4th run
-        started.append(job["job_id"])
-        return train(self, trial, job)
+        started.append(trial.user_attrs["job_id"])
+        return run
 
-    monkeypatch.setattr(SensitivityObjective, "_train", interrupt_the_fourth)
+    monkeypatch.setattr(SensitivityObjective, "prepare", interrupt_the_fourth)
     with pytest.raises(KeyboardInterrupt):
         run_sensitivity(url, "teacher", **options)
     monkeypatch.undo()
@@ -484,13 +485,14 @@ def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(
     import archsearch.trainers
 
     failed: list[int] = []
-    train, train_mlp = SensitivityObjective._train, archsearch.trainers.train_mlp
+    prepare, train_mlp = SensitivityObjective.prepare, archsearch.trainers.train_mlp
 
-    def fail_once(self, trial, job):
+    def fail_once(self, trial):
+        run = prepare(self, trial)
         if not failed:
             failed.append(trial.number)
             raise RuntimeError("out of memory, once")
-        return train(self, trial, job)
+        return run
 
     def diverge(net, data, settings, report=None):
         result = train_mlp(net, data, settings, report)
@@ -499,7 +501,7 @@ def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(
             return dataclasses.replace(result, status="diverged", reason="loss became nan at epoch 1")
         return result
 
-    monkeypatch.setattr(SensitivityObjective, "_train", fail_once)
+    monkeypatch.setattr(SensitivityObjective, "prepare", fail_once)
     monkeypatch.setattr(archsearch.trainers, "train_mlp", diverge)
     result = run_sensitivity(url, "teacher", trial=0, repeats=2, steps=())
     assert (result.runs_trained, result.runs_diverged, result.runs_missing) == (10, 3, 0)
@@ -573,3 +575,31 @@ def test_sensitivity_of_a_linear_centre_asks_whether_a_hidden_layer_helps(tmp_pa
 def centre_text(result) -> str:
     """The findings of the only centre, as the summary and the forest plot's caption print them."""
     return result.to_dict()["centres"][0]["findings"]
+
+
+@TWO_SEEDS
+@pytest.mark.timeout(300)
+def test_sensitivity_refused_for_edited_data_writes_nothing(tmp_path: Path) -> None:
+    """Check that an analysis refused because the study's CSV changed since the search creates no companion
+    study and queues no run (it used to queue 12 runs first, which the next analysis then trained)."""
+    from sklearn.datasets import load_wine
+
+    from archsearch.storage import study_names
+
+    frame = load_wine(as_frame=True).frame
+    csv = tmp_path / "wine.csv"
+    frame.to_csv(csv, index=False)
+    config = SearchConfig.from_dict(
+        {
+            "study": {"name": "wine", "storage": f"sqlite:///{tmp_path}/wine.db", "n_trials": 1},
+            "data": {"path": str(csv)},
+            "space": {"layers": [0, 1], "width": [4, 16], "recipe_baseline": False},
+            "train": {"epochs": 2, "patience": 2, "device": "cpu", "num_threads": 1},
+        }
+    )
+    run_search(config)
+    frame.loc[0, "alcohol"] += 1.0  # one value edited after the search
+    frame.to_csv(csv, index=False)
+    with pytest.raises(ConfigError, match=r"The data of study 'wine' .* changed since the study was created"):
+        run_sensitivity(config.study.storage, "wine", repeats=2)
+    assert study_names(make_storage(config.study.storage)) == ["wine"]
