@@ -135,7 +135,7 @@ def test_architecture_n_params_counts_embedded_numeric_inputs_only() -> None:
         (
             {"embedding_dim": [8, 0]},
             r"The 'embedding_dim' parameter of MLPSpace must be a non-empty list of distinct "
-            r"ints >= 1. Got \[8, 0\] instead",
+            r"ints in the range \[1, 1,024\]. Got \[8, 0\] instead",
         ),
         ({"embedding_dim": 2.5}, r"The 'embedding_dim' parameter of MLPSpace .*Got 2.5 instead"),
     ],

@@ -174,10 +174,13 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path):
         admin.dispose()
 
 
-@pytest.mark.services
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("fresh_database", ["sqlite", "postgres_url", "mysql_url"], indirect=True)
+@pytest.mark.parametrize(
+    "fresh_database",
+    ["sqlite", *(pytest.param(url, marks=pytest.mark.services) for url in ("postgres_url", "mysql_url"))],
+    indirect=True,
+)
 def test_make_storage_by_eight_processes_at_once_on_a_fresh_database(fresh_database: str) -> None:
     """Check that 8 processes opening one new, empty database at the same moment all succeed (a cluster's
     start): without a lock their schema creations collide ('already exists', duplicate alembic version)."""
