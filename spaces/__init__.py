@@ -23,12 +23,13 @@ from archsearch.spaces._neighbours import (
     neighbourhood,
     pick_centres,
 )
-from archsearch.spaces._validation import InvalidSpaceError, check_keys, is_int, is_real
+from archsearch.spaces._validation import InvalidSpaceError, check_keys, closest, is_int, is_real
 
 __all__ = [
     "EMBEDDING_DIM",
     "EMBEDDINGS",
     "check_keys",
+    "closest",
     "is_int",
     "is_real",
     "classify_shape",

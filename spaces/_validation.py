@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -93,13 +94,31 @@ def check_keys(
 ) -> None:
     """Reject unknown keys, so a typo such as ``widht`` fails instead of silently using a default.
 
-    The one unknown-key rule of the spaces and the search config; `error` is the caller's error class.
+    The one unknown-key rule of the spaces and the search config; `error` is the caller's error class. A key
+    close to a valid one is answered with that one (``did you mean 'width'?``), else with the valid keys.
     """
     if not isinstance(data, Mapping):
         raise error(f"{where} must be a mapping of keys to values. Got {data!r} instead.")
     for key in data:
         if key not in valid:
-            raise error(f"Unknown key {key!r} in {where}; valid keys are: {', '.join(valid)}.")
+            guess = closest(key, valid)
+            hint = f"did you mean {guess!r}?" if guess else f"valid keys are: {', '.join(valid)}."
+            raise error(f"Unknown key {key!r} in {where}; {hint}")
+
+
+def closest(name: str, choices: tuple[str, ...]) -> str | None:
+    """The choice `name` most likely meant: the same name in another case, else the closest spelling; None if none is close.
+
+    The same rule as `archsearch.trainers._checks.closest`, which may import nothing of ours.
+
+    >>> closest("Width", ("width", "layers")), closest("widht", ("width", "layers")), closest("zzz", ("a",))
+    ('width', 'width', None)
+    """
+    folded = {choice.casefold(): choice for choice in reversed(choices)}
+    if name.casefold() in folded:
+        return folded[name.casefold()]
+    matches = difflib.get_close_matches(name.casefold(), list(folded), n=1)
+    return folded[matches[0]] if matches else None
 
 
 def listing(valid: tuple[Any, ...]) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from archsearch.trainers._checks import closest, some
 from archsearch.trainers._errors import DataError
 
 if TYPE_CHECKING:
@@ -181,9 +182,9 @@ def read_source(spec: DataSpec) -> Source:
 
     path = spec.path
     if os.path.isdir(path):
-        raise _error(f"Data file {path!r} is a directory, not a file; check `path` in [data] (DataSpec.path).")
+        raise _error(f"Data file {path!r} is a directory, not a file; check `path` in [data].")
     if not os.path.isfile(path):
-        raise _error(f"Data file {path!r} does not exist; check `path` in [data] (DataSpec.path).")
+        raise _error(f"Data file {path!r} does not exist; check `path` in [data].")
     suffix = os.path.splitext(path)[1].lower()
     kind = {".csv": "CSV", ".npz": "NPZ"}.get(suffix, "Parquet")
     try:
@@ -200,9 +201,11 @@ def read_source(spec: DataSpec) -> Source:
         _reject_duplicate_header(path)
     table.columns = [str(column) for column in table.columns]
     if spec.target not in table.columns:
+        guess = closest(spec.target, table.columns)
+        hint = f"did you mean {guess!r}? " if guess else ""
         raise _error(
-            f"Target column {spec.target!r} not found in {path!r}; available columns: "
-            f"{', '.join(map(repr, table.columns))}. Set `target` in [data] (DataSpec.target)."
+            f"Target column {spec.target!r} not found in {path!r}; {hint}It has {len(table.columns):,} columns: "
+            f"{some(table.columns)}. Set `target` in [data]."
         )
     inputs = table.drop(columns=[spec.target])
     if inputs.shape[1] == 0:
@@ -410,7 +413,7 @@ def check_finite(
     if any(missing.values()):
         raise _error(
             f'Missing values (NaN) in {where}: {_counts(missing)}. Set impute = "mean" or "median" in [data] '
-            "(DataSpec.impute) to fill numeric columns from training statistics (a missing category then "
+            "to fill numeric columns from training statistics (a missing category then "
             "encodes as all zeros), or clean the data."
         )
 

@@ -70,6 +70,8 @@ __all__ = [
 ]
 
 _MAX_SEED = 2**32 - 1
+# Errors name the config sections the user writes, not the classes that hold them.
+_DATA, _TEACHER = "[data]", "[data.teacher]"
 
 
 def _invalid(owner: str, name: str, rule: str, value: Any) -> DataError:
@@ -103,19 +105,19 @@ class TeacherSpec:
     def __post_init__(self) -> None:
         widths = self.widths
         if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
-            raise _invalid("TeacherSpec", "widths", "a sequence of ints in the range [1, inf)", widths)
+            raise _invalid(_TEACHER, "widths", "a sequence of ints in the range [1, inf)", widths)
         widths = tuple(widths)
         if not all(is_int(w) and w >= 1 for w in widths):
-            raise _invalid("TeacherSpec", "widths", "a sequence of ints in the range [1, inf)", list(widths))
+            raise _invalid(_TEACHER, "widths", "a sequence of ints in the range [1, inf)", list(widths))
         object.__setattr__(self, "widths", tuple(int(w) for w in widths))  # TOML gives a list
         for name, low in (("rows", 1), ("features", 1), ("classes", 2)):
             value = getattr(self, name)
             if not is_int(value) or value < low:
-                raise _invalid("TeacherSpec", name, f"an int in the range [{low}, inf)", value)
+                raise _invalid(_TEACHER, name, f"an int in the range [{low}, inf)", value)
         if not is_real(self.noise) or not 0 <= self.noise <= 1:
-            raise _invalid("TeacherSpec", "noise", "a float in the range [0, 1]", self.noise)
+            raise _invalid(_TEACHER, "noise", "a float in the range [0, 1]", self.noise)
         if not is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
-            raise _invalid("TeacherSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
+            raise _invalid(_TEACHER, "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
 
 
 @dataclass(frozen=True)
@@ -145,33 +147,31 @@ class DataSpec:
         if self.path is not None:
             if self.dataset is not None:
                 raise _invalid(
-                    "DataSpec", "dataset", "None when 'path' is given (exactly one of dataset/path)", self.dataset
+                    _DATA, "dataset", "None when 'path' is given (exactly one of dataset/path)", self.dataset
                 )
             if not isinstance(self.path, str) or not self.path.lower().endswith(FILE_SUFFIXES):
-                raise _invalid("DataSpec", "path", "a file path ending in .csv, .parquet, .pq or .npz", self.path)
+                raise _invalid(_DATA, "path", "a file path ending in .csv, .parquet, .pq or .npz", self.path)
         elif self.dataset not in BUILTIN_DATASETS:
             names = ", ".join(repr(n) for n in BUILTIN_DATASETS)
-            raise _invalid("DataSpec", "dataset", f"one of {names} (or None with a 'path')", self.dataset)
+            raise _invalid(_DATA, "dataset", f"one of {names} (or None with a 'path')", self.dataset)
         if not isinstance(self.target, str) or not self.target:
-            raise _invalid("DataSpec", "target", "a non-empty column name", self.target)
+            raise _invalid(_DATA, "target", "a non-empty column name", self.target)
         _check_choice("task", self.task, ("auto", "classification", "regression"))
         _check_choice("impute", self.impute, ("none", "mean", "median"))
         _check_choice("scaling", self.scaling, SCALINGS)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not is_real(value) or not 0 < value < 1:
-                raise _invalid("DataSpec", name, "a float in the range (0, 1)", value)
+                raise _invalid(_DATA, name, "a float in the range (0, 1)", value)
         if self.val_fraction + self.test_fraction >= 1:  # named by the test split, the one that is held out
             rule = f"below 1 - val_fraction = {1 - self.val_fraction:g} (val_fraction + test_fraction < 1)"
-            raise _invalid("DataSpec", "test_fraction", rule, self.test_fraction)
+            raise _invalid(_DATA, "test_fraction", rule, self.test_fraction)
         if not is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
-            raise _invalid("DataSpec", "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
+            raise _invalid(_DATA, "seed", f"an int in the range [0, {_MAX_SEED}]", self.seed)
         if self.folds is not None and (not is_int(self.folds) or self.folds < 2):
-            raise _invalid(
-                "DataSpec", "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds
-            )
+            raise _invalid(_DATA, "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds)
         if not isinstance(self.teacher, TeacherSpec):
-            raise _invalid("DataSpec", "teacher", "a TeacherSpec", self.teacher)
+            raise _invalid(_DATA, "teacher", "a [data.teacher] table", self.teacher)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DataSpec:
@@ -214,7 +214,7 @@ class DataSpec:
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise _invalid("DataSpec", name, "one of " + ", ".join(repr(c) for c in choices), value)
+        raise _invalid(_DATA, name, "one of " + ", ".join(repr(c) for c in choices), value)
 
 
 @dataclass(frozen=True)
@@ -499,11 +499,11 @@ def load_folds(spec: DataSpec) -> list[PreparedData]:
         DataError: `spec.folds` is None or exceeds the number of train + validation rows.
     """
     if spec.folds is None:
-        raise _invalid("DataSpec", "folds", "an int in the range [2, inf) for load_folds", spec.folds)
+        raise _invalid(_DATA, "folds", "an int in the range [2, inf) for load_folds", spec.folds)
     source, task, y, classes, (train, val, test) = _split_source(spec)
     pool = np.concatenate([train, val])
     if spec.folds > len(pool):
-        raise _invalid("DataSpec", "folds", f"at most the number of train + validation rows ({len(pool)})", spec.folds)
+        raise _invalid(_DATA, "folds", f"at most the number of train + validation rows ({len(pool)})", spec.folds)
     parts = _fold_parts(pool, y[pool] if task == "classification" else None, spec.folds, spec.seed)
     return [
         _prepare(

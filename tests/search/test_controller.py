@@ -283,6 +283,6 @@ def test_run_search_bad_data_leaves_no_database(tmp_path: Path) -> None:
     rows = tmp_path / "rows.csv"
     rows.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
     config = small_config(tmp_path, data={"path": str(rows), "dataset": None})
-    with pytest.raises(DataError, match=r"Target column 'target' not found .*available columns: 'a', 'b'"):
+    with pytest.raises(DataError, match=r"Target column 'target' not found .*It has 2 columns: 'a', 'b'\."):
         run_search(config)
     assert not (tmp_path / "search.db").exists()
