@@ -310,6 +310,8 @@ _LEGACY_VALUES = {
         "embedding": ["none"],  # the default searches ["none", "pl"] since 2026-12-04
     },
     "train": {"warmup": 0.0, "grad_clip": None},
+    # Studies stored before row identifiers were left out trained on every column of their file.
+    "data": {"keep_ids": True},
 }
 
 

@@ -34,7 +34,14 @@ from scipy.special import ndtri
 
 from archsearch.trainers import _datasets
 from archsearch.trainers._checks import check_keys, is_int, is_real
-from archsearch.trainers._datasets import AUTO_MAX_CLASSES, check_finite, is_numeric, json_safe, numeric_values
+from archsearch.trainers._datasets import (
+    AUTO_MAX_CLASSES,
+    DROP_REASON,
+    check_finite,
+    is_numeric,
+    json_safe,
+    numeric_values,
+)
 from archsearch.trainers._errors import DataError
 from archsearch.trainers._fingerprint import data_fingerprint, fingerprint_changes
 
@@ -55,6 +62,7 @@ _NORMAL_IQR = 1.3489795003921634  # interquartile range of the unit normal, 2 * 
 __all__ = [
     "AUTO_MAX_CLASSES",
     "BUILTIN_DATASETS",
+    "DROP_REASON",
     "DataError",
     "DataSpec",
     "PreparedData",
@@ -125,7 +133,8 @@ class DataSpec:
     """Where the data comes from and how it is split. Validated at construction.
 
     Exactly one of `dataset` and `path` is set: to read a file, pass `dataset=None` (`from_dict` does that
-    when the table has a `path` and no `dataset`).
+    when the table has a `path` and no `dataset`). A CSV or Parquet file's columns named in `drop` are not
+    trained on, nor, unless `keep_ids`, those that look like row identifiers (`_datasets.left_out`).
     """
 
     dataset: str | None = "digits"  # a name from BUILTIN_DATASETS, or None when `path` is given
@@ -140,6 +149,9 @@ class DataSpec:
     scaling: Literal["standard", "robust", "quantile"] = "standard"  # see Preprocessing
     folds: int | None = None  # k-fold cross-validation over train + val rows; None: the one validation split
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
+    drop: tuple[str, ...] = ()  # input columns of a CSV/Parquet file not to train on
+    # False: columns that look like row identifiers (see `_datasets.row_identifiers`) are left out too.
+    keep_ids: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.path, os.PathLike):
@@ -172,6 +184,17 @@ class DataSpec:
             raise _invalid(_DATA, "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds)
         if not isinstance(self.teacher, TeacherSpec):
             raise _invalid(_DATA, "teacher", "a [data.teacher] table", self.teacher)
+        names = self.drop
+        if not isinstance(names, (list, tuple)) or not all(isinstance(c, str) and c for c in names):
+            raise _invalid(_DATA, "drop", "a list of distinct column names", names)
+        if len(set(names)) != len(names):
+            raise _invalid(_DATA, "drop", "a list of distinct column names", list(names))
+        object.__setattr__(self, "drop", tuple(names))  # TOML gives a list
+        if self.drop and (self.path is None or self.path.lower().endswith(".npz")):
+            rule = "empty with a built-in dataset or an NPZ file (it names columns of a CSV or Parquet file)"
+            raise _invalid(_DATA, "drop", rule, list(self.drop))
+        if not isinstance(self.keep_ids, bool):
+            raise _invalid(_DATA, "keep_ids", "true or false", self.keep_ids)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DataSpec:
@@ -209,6 +232,11 @@ class DataSpec:
             del values["teacher"]
         if self.scaling == "standard":
             del values["scaling"]
+        # `drop` only when set, like `scaling`; `keep_ids` always, because a stored config without it predates
+        # the row-identifier rule and reads as keep_ids = true (search/config.py, _LEGACY_VALUES).
+        values["drop"] = list(self.drop)
+        if not self.drop:
+            del values["drop"]
         return {key: value for key, value in values.items() if value is not None}
 
 
@@ -437,6 +465,8 @@ class PreparedData:
     preprocessing: Preprocessing
     raw_test: Any = None  # the test split's raw rows (DataFrame or array) before encoding, for export checks
     fingerprint: dict[str, Any] | None = None  # `data_fingerprint` of the rows read: hash, rows, columns, classes
+    # Columns of the file not trained on, with why: "[data] drop", or a row identifier (`keep_ids` keeps those).
+    dropped: dict[str, str] = field(default_factory=dict)
 
     @property
     def task(self) -> Task:
@@ -573,6 +603,7 @@ def _prepare(
         preprocessing=preprocessing,
         raw_test=raw_test,
         fingerprint=data_fingerprint(source.inputs, source.y, classes),
+        dropped=dict(source.dropped),
     )
 
 

@@ -253,7 +253,7 @@ def test_load_data_impute_fills_from_training_split(tmp_path, impute):
 )
 def test_load_data_task_rule(tmp_path, target, task, expected):
     """Check the "auto" task rule and that an explicit task overrides it."""
-    frame = pd.DataFrame({"x": np.arange(30.0), "target": target})
+    frame = pd.DataFrame({"x": np.arange(30.0) % 7, "target": target})
     assert load_data(_file_spec(_write_csv(tmp_path, frame), task=task)).task == expected
 
 
@@ -438,7 +438,7 @@ def test_load_data_regression_needs_numeric_target(tmp_path):
 
 def test_load_data_classification_needs_discrete_target(tmp_path):
     """Check that non-integral numbers cannot be class labels."""
-    frame = pd.DataFrame({"x": np.arange(30.0), "target": np.linspace(0, 1, 30)})
+    frame = pd.DataFrame({"x": np.arange(30.0) % 7, "target": np.linspace(0, 1, 30)})
     with pytest.raises(DataError, match=r"non-integral values .* task = \"regression\""):
         load_data(_file_spec(_write_csv(tmp_path, frame), task="classification"))
 
@@ -577,7 +577,7 @@ def test_load_data_names_each_column_beyond_float32(tmp_path):
 
 def test_load_data_rejects_a_regression_target_beyond_float32(tmp_path):
     """Check that a regression target float32 cannot hold is named, not trained into NaN."""
-    frame = pd.DataFrame({"x": np.arange(30.0), "target": np.linspace(0, 1, 30)})
+    frame = pd.DataFrame({"x": np.arange(30.0) % 7, "target": np.linspace(0, 1, 30)})
     frame.loc[0, "target"] = 1e308
     with pytest.raises(DataError, match=r"Target 'target' in .* has 1 values beyond float32's range"):
         load_data(_file_spec(_write_csv(tmp_path, frame), task="regression"))

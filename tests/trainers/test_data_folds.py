@@ -31,7 +31,8 @@ def id_rows(tmp_path: Path) -> str:
 
 def test_load_folds_partition_train_and_val_and_never_touch_the_test_rows(id_rows: str) -> None:
     """Check that the k validation parts split train + val rows exactly, each fold trains on the rest, and no test row is in a fold."""
-    spec = DataSpec(dataset=None, path=id_rows, folds=4)
+    # keep_ids: the row identifier is kept as a feature here, to tell which rows each split holds.
+    spec = DataSpec(dataset=None, path=id_rows, folds=4, keep_ids=True)
     split = load_data(spec)
     pool, test = _ids(split.x_train, split) | _ids(split.x_val, split), _ids(split.x_test, split)
     folds = load_folds(spec)
