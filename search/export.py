@@ -28,7 +28,7 @@ from archsearch.storage import (
     open_artifact_store,
     open_study,
 )
-from archsearch.trainers import DataError, ExportError
+from archsearch.trainers import Calibration, DataError, ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data, load_folds, load_refit_data
 
 __all__ = ["ExportError", "describe_export", "export_best", "load_model"]
@@ -128,6 +128,18 @@ def _clamped(data: PreparedData, clamp: bool) -> PreparedData:
     y = np.asarray(data.y_train, dtype=np.float64) * preprocessing.target_scale + preprocessing.target_mean
     clamping = dataclasses.replace(preprocessing, target_range=(float(y.min()), float(y.max())))
     return dataclasses.replace(data, preprocessing=clamping)
+
+
+def _calibration(
+    config: SearchConfig, metric: str, data: PreparedData, members: list[dict[str, Any]]
+) -> Calibration | None:
+    """The correction of class-weighted members' probabilities to the class frequencies of `data`'s training
+    rows, with each member's biases fitted on those rows (none when the search trained without class weights)."""
+    from archsearch.trainers import fit_calibration
+
+    if data.task != "classification" or config.train.resolved_class_weight(metric) != "balanced":
+        return None
+    return fit_calibration([{k: v for k, v in m.items() if k != "weight"} for m in members], data)
 
 
 def _stored_weights(
@@ -296,7 +308,10 @@ def _greedy_ensemble(
         member = _member(config, trial, int(trial.user_attrs.get(keys.SEED, 0)), None, state_dict)
         stored.append(member)
         # One network built at a time: a wide space's 50 candidates need not all be in memory as modules.
-        (prediction,) = split_predictions([member], data, "val")
+        # Scored as the ensemble ships: each member calibrated (its biases fitted on the training split, so the
+        # validation rows that choose stay unseen), deciding by the class-weighted argmax.
+        calibration = _calibration(config, metric, data, [member])
+        (prediction,) = split_predictions([member], data, "val", calibration)
         predictions.append(prediction)
     preprocessing = data.preprocessing
     y_val = (
@@ -304,15 +319,19 @@ def _greedy_ensemble(
         if preprocessing.classes is not None
         else data.y_val * preprocessing.target_scale + preprocessing.target_mean
     )
-    counts, value = greedy_selection(predictions, y_val, metric)
+    offsets = None if calibration is None else calibration.log_offsets  # every candidate's: the same rows
+    counts, value = greedy_selection(predictions, y_val, metric, log_offsets=offsets)
     if not math.isfinite(value):  # e.g. r2 of a constant validation target: nothing to choose by
         return [], None, {"skipped": f"the validation {metric} of trial {chosen.number} is not finite"}
+    alone = chosen.user_attrs.get(f"val_{metric}", chosen.value)
+    if calibration is not None:  # the trial's stored value is of its uncorrected output
+        alone = greedy_selection(predictions[:1], y_val, metric, rounds=1, log_offsets=offsets)[1]
     info = {
         "candidates": len(stored),
         "picks": sum(counts),  # weights are counts / picks
         "n_val_rows": len(data.y_val),
         f"val_{metric}": value,
-        f"best_val_{metric}": chosen.user_attrs.get(f"val_{metric}", chosen.value),
+        f"best_val_{metric}": alone,
     }
     picked = [(member, count) for member, count in zip(stored, counts) if count]
     if len(picked) == 1:
@@ -355,7 +374,9 @@ def export_best(
     By default the chosen architecture is trained again ("refit") on train + validation rows with its
     trial's hyperparameters and seed, for the epochs early stopping chose; the test split stays unseen,
     and the test metrics in `architecture.json` are the shipped model's. `architecture.json` says which
-    rows the shipped model saw (`metadata.training_rows`).
+    rows the shipped model saw (`metadata.training_rows`). A study searched with class weights ships
+    probabilities of the data's class frequencies and the class-weighted decision (its `calibration`,
+    `archsearch.trainers.fit_calibration`).
 
     Args:
         storage: The study's storage URL.
@@ -446,21 +467,28 @@ def export_best(
         )
         if greedy:
             metadata = _metadata(study_name, chosen, metric, refit)
-            return _export_greedy(out, metadata, greedy, test_data, selection)
+            calibration = _calibration(config, metric, test_data, greedy)
+            return _export_greedy(out, metadata, greedy, test_data, selection, calibration)
     sizes = study.user_attrs[keys.DATA]
-    # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures.
-    needs_data = refit or len(members) > 1 or config.data.folds is not None
+    # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures,
+    # and class weights need the training rows' class frequencies, which the probabilities are corrected to.
+    class_weighted = (
+        study.user_attrs[keys.TASK] == "classification" and config.train.resolved_class_weight(metric) == "balanced"
+    )
+    needs_data = refit or len(members) > 1 or config.data.folds is not None or class_weighted
     data = _search_data(config, study.user_attrs[keys.PREPROCESSING], refit=refit) if needs_data else None
     n_fit = fit_rows(sizes, config.data.folds)
     trained = _train_members(
         config, metric, members, data, refit=refit, n_fit=n_fit, storage=storage, artifacts=artifacts, study=study
     )
+    calibration = None
     if data is None:
         single = {k: v for k, v in chosen.user_attrs.items() if k.startswith("test_")}
         training_rows = {"splits": "train", "n_rows": int(sizes["n_train"]), "n_test_rows": int(sizes["n_test"])}
     else:
         data = _clamped(data, clamp)  # what ships clamps to the targets it trained on; training never sees it
-        single = ensemble_test_metrics(trained[:1], data)
+        calibration = _calibration(config, metric, data, trained)
+        single = ensemble_test_metrics(trained[:1], data, None if calibration is None else calibration.member(0))
         splits = (
             "train + validation"
             if refit
@@ -490,11 +518,14 @@ def export_best(
             normalization=member["normalization"],
             embedding=member["embedding"],
             embedding_dim=member["embedding_dim"],
+            calibration=calibration,
         )
     metadata["ensemble"] = {"of": "trials" if ensemble is not None else "seeds", "size": len(trained)}
     metadata["single_test_metrics"] = single
-    metadata["test_metrics"] = ensemble_test_metrics(trained, data)
-    return export_ensemble(out, members=trained, preprocessing=preprocessing, metadata=metadata)
+    metadata["test_metrics"] = ensemble_test_metrics(trained, data, calibration)
+    return export_ensemble(
+        out, members=trained, preprocessing=preprocessing, metadata=metadata, calibration=calibration
+    )
 
 
 def _metadata(study_name: str, chosen: optuna.trial.FrozenTrial, metric: str, refit: bool) -> dict[str, Any]:
@@ -521,6 +552,7 @@ def _export_greedy(
     members: list[dict[str, Any]],
     data: PreparedData,
     selection: dict[str, Any],
+    calibration: Calibration | None,
 ) -> Path:
     """Write the greedy ensemble that `_greedy_ensemble` chose, with what it saw and its test metrics."""
     from archsearch.trainers import ensemble_test_metrics, export_ensemble
@@ -541,10 +573,16 @@ def _export_greedy(
             "weights": [round(m["weight"], 6) for m in members],
         },
         "greedy_ensemble": selection | {"members": len(members)},
-        "single_test_metrics": ensemble_test_metrics([{k: v for k, v in members[0].items() if k != "weight"}], data),
-        "test_metrics": ensemble_test_metrics(members, data),
+        "single_test_metrics": ensemble_test_metrics(
+            [{k: v for k, v in members[0].items() if k != "weight"}],
+            data,
+            None if calibration is None else calibration.member(0),
+        ),
+        "test_metrics": ensemble_test_metrics(members, data, calibration),
     }
-    return export_ensemble(out, members=members, preprocessing=data.preprocessing, metadata=metadata)
+    return export_ensemble(
+        out, members=members, preprocessing=data.preprocessing, metadata=metadata, calibration=calibration
+    )
 
 
 def _check_greedy(
@@ -571,7 +609,8 @@ def _check_greedy(
 
 def describe_export(folder: str | Path) -> str:
     """What the export CLI prints: the shipped model, the rows it saw, and its test metric (single vs ensemble)."""
-    architecture = load_model(folder).architecture
+    model = load_model(folder)
+    architecture = model.architecture
     meta = architecture["metadata"]
     metric, rows = meta["metric"], meta["training_rows"]
     ensemble = meta.get("ensemble")
@@ -602,6 +641,8 @@ def describe_export(folder: str | Path) -> str:
             f"Predictions are clamped to [{target_range[0]:.6g}, {target_range[1]:.6g}], the range of the "
             f"{rows['n_rows']:,} training targets."
         )
+    if model.calibration is not None:
+        lines.append(model.calibration.describe())
     key = f"test_{metric}"
     if ensemble is None:
         lines.append(f"Test {metric} {meta['test_metrics'][key]:.4f} (n = {rows['n_test_rows']:,} test rows)")

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from archsearch.trainers._calibration import Calibration
     from archsearch.trainers._device import release_memory
     from archsearch.trainers._errors import DataError, ExportError
     from archsearch.trainers._export import (
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
         ensemble_test_metrics,
         export_ensemble,
         export_model,
+        fit_calibration,
         load_model,
         member_weights,
         split_predictions,
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from archsearch.trainers._weights import WeightsError, load_weights, save_weights, weights_mismatch
 
 _LAZY_NAMES = {
+    "Calibration": "_calibration",
+    "fit_calibration": "_export",
     "build_mlp": "_model",
     "count_parameters": "_model",
     "TrainSettings": "_train",
@@ -68,6 +72,7 @@ _LAZY_NAMES = {
 }
 
 __all__ = [
+    "Calibration",
     "DataError",
     "ExportError",
     "FusedGroup",
@@ -89,6 +94,7 @@ __all__ = [
     "member_weights",
     "padding_acceptable",
     "padding_is_free",
+    "fit_calibration",
     "release_memory",
     "save_weights",
     "size_bucket",

@@ -357,10 +357,15 @@ def test_sensitivity_json_holds_effects_noise_floor_and_run_counts(cli_run: CliR
             "p_equivalence",
             "verdict",
             "seeds_needed",
+            "n_higher",
+            "n_lower",
             "label",
         }
-        assert effect["margin"] == centre["margin"] == centre["noise_floor"] and not centre["margin_given"]
-        assert effect["ci_low"] <= effect["mean"] <= effect["ci_high"] and effect["n"] == 10
+        # The centre's sd, unless one validation row is more.
+        assert effect["margin"] == centre["margin"] == max(centre["noise_floor"], centre["resolution"])
+        assert not centre["margin_given"] and centre["resolution"] > 0
+        # The interval is the signed-rank test's own: it excludes 0 exactly when that test's p is below 0.05.
+        assert (effect["ci_low"] > 0 or effect["ci_high"] < 0) == (effect["p_value"] < 0.05) and effect["n"] == 10
         assert effect["p_value"] <= effect["p_adjusted"] <= 1
 
 
