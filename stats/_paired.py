@@ -168,20 +168,7 @@ def compare_to_centre(
         >>> compare_to_centre(centre, {"wider": wider}, "maximize")["wider"].verdict
         'better'
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(
-            f"The 'direction' parameter of compare_to_centre must be one of {DIRECTIONS}. Got {direction!r} instead."
-        )
-    _check_alpha("compare_to_centre", alpha)
-    if margin is None:
-        margin = noise_floor(centre_by_seed) if len(centre_by_seed) >= 2 else math.nan
-    else:
-        check_margin("compare_to_centre", margin)
-    if not (isinstance(resolution, numbers.Real) and 0 <= resolution < math.inf):
-        raise ValueError(
-            f"The 'resolution' parameter of compare_to_centre must be a float >= 0. Got {resolution!r} instead."
-        )
-    margin = max(margin, resolution) if math.isfinite(margin) else margin
+    margin = _checked_margin(centre_by_seed, direction, alpha, margin, resolution)
     differences = {key: paired_differences(centre_by_seed, other) for key, other in neighbours_by_seed.items()}
     for key, diff in differences.items():
         if diff.size == 0:
@@ -223,6 +210,26 @@ def compare_to_centre(
             int((diff < 0).sum()),
         )
     return effects
+
+
+def _checked_margin(
+    centre_by_seed: Mapping[int, float], direction: str, alpha: float, margin: float | None, resolution: float
+) -> float:
+    """`compare_to_centre`'s checks, and its margin: the given one or the centre's sd, raised to `resolution`."""
+    if direction not in DIRECTIONS:
+        raise ValueError(
+            f"The 'direction' parameter of compare_to_centre must be one of {DIRECTIONS}. Got {direction!r} instead."
+        )
+    _check_alpha("compare_to_centre", alpha)
+    if margin is None:
+        margin = noise_floor(centre_by_seed) if len(centre_by_seed) >= 2 else math.nan
+    else:
+        check_margin("compare_to_centre", margin)
+    if not (isinstance(resolution, numbers.Real) and 0 <= resolution < math.inf):
+        raise ValueError(
+            f"The 'resolution' parameter of compare_to_centre must be a float >= 0. Got {resolution!r} instead."
+        )
+    return max(margin, resolution) if math.isfinite(margin) else margin
 
 
 def metric_resolution(metric: str, n_rows: int) -> float:

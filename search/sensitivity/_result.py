@@ -285,14 +285,7 @@ def compare_centre(
     raised to ``resolution``, the metric's smallest step (`archsearch.stats.metric_resolution`).
     ``n_numeric`` counts the inputs an embedding encodes, for parameter counts (None: all of them).
     """
-    values: dict[str, dict[int, float]] = {}
-    diverged: dict[str, int] = {}
-    for neighbour in centre.neighbours:
-        found = [(seed, runs.get(job_id(centre.trial, neighbour.key, seed))) for seed in seeds]
-        values[neighbour.key] = {
-            seed: run.value for seed, run in found if run is not None and run.state == TrialState.COMPLETE
-        }
-        diverged[neighbour.key] = sum(run is not None and run.state == TrialState.PRUNED for _, run in found)
+    values, diverged = _finished_values(centre, seeds, runs)
     centre_key, others = centre.neighbours[0].key, centre.neighbours[1:]
     centre_values = values[centre_key]
     comparable = {n.key: values[n.key] for n in others if set(values[n.key]) & set(centre_values)}
@@ -348,6 +341,21 @@ def compare_centre(
         embedding_dim=architecture.embedding_dim,
         resolution=resolution,
     )
+
+
+def _finished_values(
+    centre: Centre, seeds: list[int], runs: dict[str, FrozenTrial]
+) -> tuple[dict[str, dict[int, float]], dict[str, int]]:
+    """Per architecture key, the values of its completed runs by seed, and how many of its runs diverged."""
+    values: dict[str, dict[int, float]] = {}
+    diverged: dict[str, int] = {}
+    for neighbour in centre.neighbours:
+        found = [(seed, runs.get(job_id(centre.trial, neighbour.key, seed))) for seed in seeds]
+        values[neighbour.key] = {
+            seed: run.value for seed, run in found if run is not None and run.state == TrialState.COMPLETE
+        }
+        diverged[neighbour.key] = sum(run is not None and run.state == TrialState.PRUNED for _, run in found)
+    return values, diverged
 
 
 def _raised(margin: float, resolution: float) -> float:
