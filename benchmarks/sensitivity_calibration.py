@@ -9,7 +9,7 @@ the data needs. Its neighbours, one per row of the result table:
 - ``placebo``: the centre's own architecture trained with other seeds, so its true effect is exactly 0
   (a worse/better rate above 5% would be a miscalibrated test; how often it is ``equivalent`` is the
   power of the equivalence test, since its paired differences carry two runs' noise);
-- ``add layer after 0``: a copy of the layer, harmless or nearly so on this data;
+- ``add layer after 1``: a copy of the layer, harmless or nearly so on this data;
 - ``linear model`` and ``width 1``: designed to hurt (the teacher has ``--teacher-width`` units), so
   they should be called ``worse`` (target: at least 80% at the default repeats).
 
@@ -38,7 +38,7 @@ from _common import machine_summary, markdown_table, print_machine
 from archsearch.sensitivity._jobs import Centre
 from archsearch.sensitivity._run import default_repeats
 from archsearch.spaces import Hyperparameters, Neighbour, NetSpec, neighbourhood
-from archsearch.stats import VERDICTS, compare_to_centre
+from archsearch.stats import VERDICTS, compare_to_centre, metric_resolution
 from archsearch.trainers import TrainSettings, train_mlp
 from archsearch.trainers.data import DataSpec, PreparedData, TeacherSpec, load_data
 
@@ -51,14 +51,14 @@ def _neighbours(centre_width: int, n_inputs: int, n_outputs: int) -> dict[str, N
     built = {n.change: n for n in neighbourhood(centre, n_inputs, n_outputs, steps=())}
     names = {
         "centre": "centre",
-        f"layer 0: {centre_width} -> {centre_width + 1} (+1)": "+1 neuron",
-        f"layer 0: {centre_width} -> {centre_width - 1} (-1)": "-1 neuron",
-        f"add layer after 0 (copy of width {centre_width})": "add layer after 0",
+        f"layer 1: {centre_width} -> {centre_width + 1} (+1)": "+1 neuron",
+        f"layer 1: {centre_width} -> {centre_width - 1} (-1)": "-1 neuron",
+        f"add layer after 1 (copy of width {centre_width})": "add layer after 1",
     }
     arms = {names.get(change, change): n for change, n in built.items()}
-    arms["linear model"] = arms.pop(next(c for c in arms if c.startswith("remove layer 0")))
+    arms["linear model"] = arms.pop(next(c for c in arms if c.startswith("remove layer 1")))
     narrow = NetSpec(widths=(1,), dropouts=(0.0,), activation="relu")
-    arms["width 1"] = Neighbour("width", f"layer 0: {centre_width} -> 1", 0, 1 - centre_width, narrow, "w=1")
+    arms["width 1"] = Neighbour("width", f"layer 1: {centre_width} -> 1", 0, 1 - centre_width, narrow, "w=1")
     arms["placebo"] = replace(arms["centre"], kind="centre", change="placebo", key="placebo")
     return arms
 
@@ -124,7 +124,10 @@ def main() -> None:
             for name, arm in arms.items()
         }
         centre = values.pop("centre")
-        effects = compare_to_centre(centre, values, "maximize")
+        # As the analysis does: no equivalence margin below one validation row.
+        effects = compare_to_centre(
+            centre, values, "maximize", resolution=metric_resolution("accuracy", len(data.y_val))
+        )
         for name, effect in effects.items():
             verdicts[name][effect.verdict] += 1
             means[name].append(effect.mean)

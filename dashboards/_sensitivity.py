@@ -44,11 +44,13 @@ def build_sensitivity_report(result: Mapping[str, Any]) -> Report:
     table = ReportTable(
         "sensitivity_effects",
         "Paired effects of every neighbour",
-        f"Mean difference neighbour - centre in validation {result['metric']} over the shared seeds, with its "
-        "95% t-interval, the Wilcoxon signed-rank p-value after Holm's correction over the centre's neighbours, "
-        "and the verdict: better or worse (Holm-corrected Wilcoxon), equivalent (Holm-corrected TOST within the "
-        "margin, the centre's seed-to-seed sd unless one was given) or inconclusive (with about how many seeds "
-        "would resolve it).",
+        f"Mean difference neighbour - centre in validation {result['metric']} over the shared seeds; the 95% "
+        "interval and the p-value of the Wilcoxon signed-rank test of those differences, before Holm's correction "
+        "(the interval excludes 0 exactly when p < 0.05, and has no bound with 5 seeds or fewer); that p-value after "
+        "Holm's correction over the centre's neighbours; and the verdict: better or worse (Holm-corrected "
+        "Wilcoxon), equivalent (Holm-corrected TOST within the margin: the centre's seed-to-seed sd unless one was "
+        "given, and never below one validation row) or inconclusive (with on how many seeds the neighbour was "
+        "higher or lower). Layers are numbered from the input: layer 1 is next to the input.",
         effects_frame(result),
     )
     return Report(result["companion_study"], result["summary"], figures, [table])
@@ -69,6 +71,7 @@ def effects_frame(result: Mapping[str, Any]) -> pd.DataFrame:
                     "mean diff": effect.get("mean"),
                     "ci low": effect.get("ci_low"),
                     "ci high": effect.get("ci_high"),
+                    "p": effect.get("p_value"),
                     "p (Holm)": effect.get("p_adjusted"),
                     "verdict": effect.get("label", "no paired run"),
                     "seeds": effect.get("n", 0),
@@ -125,15 +128,12 @@ def forest_plot(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportF
         xaxis_title=f"neighbour - centre, validation {result['metric']} (mean over paired seeds)",
         yaxis={"categoryorder": "array", "categoryarray": order, "autorange": "reversed", "title": None},
     )
-    band = (
-        "the given equivalence margin"
-        if centre["margin_given"]
-        else "the equivalence margin, the centre's seed-to-seed sd"
-    )
+    band = f"the equivalence margin, {centre['margin_source']}"
     caption = (
-        f"Each row is one change of trial {centre['trial']}'s architecture, from the largest loss of parameters at "
-        f"the top to the largest gain; the dot is the mean difference to the centre over the paired seeds, the bar "
-        f"its 95% interval, and the grey band ± {band} ({fmt_number(margin)}). {centre['findings']}"
+        f"Each row is one change of trial {centre['trial']}'s architecture (layer 1 is next to the input), from the "
+        "largest loss of parameters at the top to the largest gain; the dot is the mean difference to the centre "
+        "over the paired seeds, the bar the 95% interval of the signed-rank test (none where 5 seeds or fewer "
+        f"cannot bound it), and the grey band ± {band} ({fmt_number(margin)}). {centre['findings']}"
     )
     return ReportFigure(key, title, caption, fig)
 
@@ -151,7 +151,7 @@ def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> Report
         return not_drawable(key, title, "No run of the centre finished.")
     fig = go.Figure()
     curves = [
-        (f"layer {layer} (centre {width})", [(width, list(centre["values"].values()), "centre")], layer, width)
+        (f"layer {layer + 1} (centre {width})", [(width, list(centre["values"].values()), "centre")], layer, width)
         for layer, width in enumerate(centre["widths"])
     ]
     if not centre["widths"]:
@@ -296,8 +296,9 @@ def effects_across_sizes(result: Mapping[str, Any]) -> ReportFigure:
 
 
 def _gap(high: float | None, low: float | None) -> float:
-    """Length of one arm of an error bar; 0 when the interval is undefined (a single seed)."""
-    return 0.0 if high is None or low is None else high - low
+    """Length of one arm of an error bar; 0 when the interval has no such end (one seed, or unbounded), or
+    when the mean lies beyond it (the signed-rank interval is about the median shift, not the mean)."""
+    return 0.0 if high is None or low is None else max(0.0, high - low)
 
 
 def _hover(neighbour: Mapping[str, Any]) -> str:

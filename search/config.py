@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from archsearch.base import is_finite_real, is_int
+from archsearch.base import closest, is_finite_real, is_int
 from archsearch.spaces import MLPSpace, check_keys
 from archsearch.storage import DB_RETRY_SECONDS, StorageError, backend_of
 from archsearch.trainers.data import MAX_SEED, DataSpec
@@ -113,11 +113,12 @@ class StudyConfig:
             raise ConfigError(f"[study] {e}") from e
         if self.metric is not None and self.metric not in METRIC_DIRECTIONS:
             _fail("study", "metric", f"one of {', '.join(METRIC_DIRECTIONS)}", self.metric)
-        if self.n_trials is not None and (not is_int(self.n_trials) or not 0 <= self.n_trials <= MAX_TRIALS):
+        # 0 would create the study and then stop with "No trial completed": a mistake, refused before anything is made.
+        if self.n_trials is not None and (not is_int(self.n_trials) or not 1 <= self.n_trials <= MAX_TRIALS):
             _fail(
                 "study",
                 "n_trials",
-                f"an int in the range [0, {MAX_TRIALS:,}] (leave it out for {DEFAULT_TRIALS}, or as many as the timeout allows)",
+                f"an int in the range [1, {MAX_TRIALS:,}] (leave it out for {DEFAULT_TRIALS}, or as many as the timeout allows)",
                 self.n_trials,
             )
         if self.timeout is not None and (not is_finite_real(self.timeout) or self.timeout < 0):
@@ -256,7 +257,9 @@ class SearchConfig:
         sections = ("study", "data", "space", "train", "export")
         for name, value in data.items():
             if name not in sections:
-                raise ConfigError(f"Unknown section [{name}]; valid sections are: {', '.join(sections)}.")
+                guess = closest(name, sections)
+                hint = f"did you mean [{guess}]?" if guess else f"valid sections are: {', '.join(sections)}."
+                raise ConfigError(f"Unknown section [{name}]; {hint}")
             if not isinstance(value, dict):
                 raise ConfigError(f"[{name}] must be a table of keys. Got {value!r} instead.")
         study_section = dict(data.get("study", {}))
@@ -324,6 +327,8 @@ _LEGACY_VALUES = {
         "embedding": ["none"],  # the default searches ["none", "pl"] since 2026-12-04
     },
     "train": {"warmup": 0.0, "grad_clip": None},
+    # Studies stored before row identifiers were left out trained on every column of their file.
+    "data": {"keep_ids": True},
 }
 
 

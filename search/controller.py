@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ from archsearch.pool import (
     use_worker_sampler,
     worker_storage,
 )
-from archsearch.storage import finished_count, keys, mask_url, name_metric, set_study_user_attrs
-from archsearch.trainers.data import PreparedData, load_data
+from archsearch.storage import finished_count, keys, mask_url, name_metric, set_study_user_attrs, stored_value
+from archsearch.trainers.data import DROP_REASON, PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
 __all__ = ["OpenedStudy", "SearchError", "join_study", "open_search_study", "run_search"]
@@ -69,9 +70,11 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
     stored = SearchConfig.from_stored(stored).to_dict()  # keys added since the study was stored get their old meaning
     current = config.to_dict()
     # Values beside the names: after an upgrade the stored value is what to restore (e.g. a changed default).
+    # keep_ids is judged by its effect (`_check_left_out`): a study stored before it existed reads it as true,
+    # and resumes under today's default as long as its data has no row identifier to leave out.
     changed = [
         f"[data] {k} (stored {stored['data'].get(k)!r}, now {current['data'].get(k)!r})"
-        for k in sorted(set(stored["data"]) | set(current["data"]))
+        for k in sorted((set(stored["data"]) | set(current["data"])) - {"keep_ids"})
         if stored["data"].get(k) != current["data"].get(k)
     ]
     stored_space = type(config.space).from_dict(stored["space"])
@@ -145,6 +148,7 @@ def _initialise(study: optuna.Study, config: SearchConfig, data: PreparedData, m
         },
         # Split into parts when longer than a MariaDB column holds (a 10,000-category column: some 230 kB).
         keys.PREPROCESSING: data.preprocessing.to_dict(),
+        keys.DROPPED_COLUMNS: data.dropped,
         # Its presence marks a fully initialised study; in the same transaction as the rest.
         keys.CONFIG: stored_config(config),
     }
@@ -155,6 +159,7 @@ def _initialise(study: optuna.Study, config: SearchConfig, data: PreparedData, m
 
 
 def _resume(study: optuna.Study, config: SearchConfig, data: PreparedData, url: str) -> None:
+    _check_left_out(study, data, url)
     check_same_data(study, data, url)
     record_fingerprint(study, data)
     # Settings that may change on resume (n_trials, timeout, sampler, device, ...) are stored, so that
@@ -172,6 +177,36 @@ def _delete_quietly(study: optuna.Study, storage: optuna.storages.BaseStorage) -
         optuna.delete_study(study_name=study.study_name, storage=storage)
     except Exception:  # the database may be what failed: the original error says so
         pass
+
+
+def _check_left_out(study: optuna.Study, data: PreparedData, url: str) -> None:
+    """Refuse a resume that would leave out row identifiers the study trained on (it predates the rule, or
+    set keep_ids), saying what to set; `check_same_data` would only say the columns changed."""
+    trained = stored_value(study.user_attrs, keys.PREPROCESSING)["columns"]
+    ids = {c: why for c, why in data.dropped.items() if c in trained and why != DROP_REASON}
+    if ids:
+        listed = ", ".join(f"{c!r} ({why})" for c, why in ids.items())
+        raise ConfigError(
+            f"The data of study {study.study_name!r} in {mask_url(url)!r} changed since the study was created: "
+            f"columns removed {list(ids)}: [data] left out {listed}; set keep_ids = true in [data] to resume this "
+            "study, which trained on them."
+        )
+
+
+def left_out_line(data: PreparedData) -> str | None:
+    """The one line naming the file's columns not trained on, and why; None when every column is used.
+
+    >>> from types import SimpleNamespace
+    >>> left_out_line(SimpleNamespace(name="rows.csv", dropped={"rownames": "named like a row identifier"}))
+    "Left out 1 column of 'rows.csv': 'rownames' (named like a row identifier); [data] keep_ids = true trains on it."
+    """
+    if not data.dropped:
+        return None
+    listed = ", ".join(f"{column!r} ({why})" for column, why in data.dropped.items())
+    ids = [column for column, why in data.dropped.items() if why != DROP_REASON]
+    keep = f"; [data] keep_ids = true trains on {'it' if len(ids) == 1 else 'them'}" if ids else ""
+    columns = "column" if len(data.dropped) == 1 else "columns"
+    return f"Left out {len(data.dropped)} {columns} of {data.name!r}: {listed}{keep}."
 
 
 def _enqueue_baselines(
@@ -232,6 +267,9 @@ def run_search(
     slots = plan_slots(config, workers, gpus, trials_per_gpu)  # before the study exists: bad flags change nothing
     opened = open_search_study(config)
     study = opened.study
+    left_out = left_out_line(opened.data)
+    if left_out and not quiet:
+        print(left_out, file=stream or sys.stderr)
     total = SEARCH.total(study, config)
     if finished_count(study) >= total:
         return study

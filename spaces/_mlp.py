@@ -171,7 +171,7 @@ class MLPSpace:
     recipe_baseline: bool = True
 
     def __post_init__(self) -> None:
-        o = "MLPSpace"
+        o = "[space]"  # the section the user writes, not this class
         # Frozen dataclass: normalised values are written back through object.__setattr__.
         set_ = functools.partial(object.__setattr__, self)
         set_("layers", check_int_range(o, "layers", self.layers, low=0, high=MAX_LAYERS))

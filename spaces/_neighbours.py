@@ -31,9 +31,10 @@ class Neighbour:
 
     Attributes:
         kind: One of :data:`NEIGHBOUR_KINDS`.
-        change: What changed, for people: ``"layer 1: 64 -> 65 (+1)"``, ``"remove layer 2"``.
-        layer: Index, in the centre, of the layer resized, removed or copied; ``None`` for whole-network
-            changes.
+        change: What changed, for people, layers numbered from 1 next to the input (as the report numbers
+            them): ``"layer 1: 64 -> 65 (+1)"``, ``"remove layer 2"``.
+        layer: Index from 0, in the centre, of the layer resized, removed or copied (``change`` says
+            ``layer + 1``); ``None`` for whole-network changes.
         delta_units: Hidden units of the neighbour minus those of the centre.
         architecture: The neighbour itself.
         key: :func:`architecture_key` of ``architecture``.
@@ -107,7 +108,7 @@ def neighbourhood(
     Example:
         >>> arch = NetSpec(widths=(64, 32), dropouts=(0.1, 0.0), activation="relu")
         >>> [n.change for n in neighbourhood(arch, 10, 2, steps=())][:3]
-        ['centre', 'layer 0: 64 -> 65 (+1)', 'layer 0: 64 -> 63 (-1)']
+        ['centre', 'layer 1: 64 -> 65 (+1)', 'layer 1: 64 -> 63 (-1)']
         >>> linear = NetSpec(widths=(), dropouts=(), activation="relu")
         >>> [n.change for n in neighbourhood(linear, 10, 2, hidden_widths=(8, 64))]
         ['centre', 'one hidden layer of 8', 'one hidden layer of 64']
@@ -263,7 +264,7 @@ def _resized(centre: NetSpec, steps: Sequence[float]) -> Iterable[Neighbour | No
                 label = f"{sign * units:+d}" if step >= 1 else f"{sign * step * 100:+g}%"
                 widths = list(centre.widths)
                 widths[i] = width + sign * units
-                change = f"layer {i}: {width} -> {widths[i]} ({label})"
+                change = f"layer {i + 1}: {width} -> {widths[i]} ({label})"
                 yield _neighbour("width", change, i, centre, widths, centre.dropouts)
 
 
@@ -271,7 +272,7 @@ def _removed(centre: NetSpec) -> Iterable[Neighbour | None]:
     for i in range(centre.depth):
         widths = centre.widths[:i] + centre.widths[i + 1 :]
         dropouts = centre.dropouts[:i] + centre.dropouts[i + 1 :]
-        change = f"remove layer {i}" + (f" ({_linear_name(centre)})" if not widths else "")
+        change = f"remove layer {i + 1}" + (f" ({_linear_name(centre)})" if not widths else "")
         yield _neighbour("remove_layer", change, i, centre, widths, dropouts)
 
 
@@ -286,7 +287,7 @@ def _added(centre: NetSpec) -> Iterable[Neighbour | None]:
     for i, width in enumerate(centre.widths):
         widths = centre.widths[: i + 1] + (width,) + centre.widths[i + 1 :]
         dropouts = centre.dropouts[: i + 1] + (centre.dropouts[i],) + centre.dropouts[i + 1 :]
-        change = f"add layer after {i} (copy of width {width})"
+        change = f"add layer after {i + 1} (copy of width {width})"
         yield _neighbour("add_layer", change, i, centre, widths, dropouts)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from archsearch.base import ArchsearchError, is_finite_real, is_int, is_sequence
+from archsearch.base import check_keys as base_check_keys
 
 
 class InvalidSpaceError(ArchsearchError, ValueError):
@@ -75,17 +76,10 @@ def check_choices(owner: str, name: str, value: Any, rule: str, ok: Callable[[An
 
 
 def check_keys(
-    where: str, data: Mapping[str, Any], valid: tuple[str, ...], *, error: type[ValueError] = InvalidSpaceError
+    where: str, data: Mapping[str, Any], valid: tuple[str, ...], *, error: type[Exception] = InvalidSpaceError
 ) -> None:
-    """Reject unknown keys, so a typo such as ``widht`` fails instead of silently using a default.
-
-    The one unknown-key rule of the spaces and the search config; `error` is the caller's error class.
-    """
-    if not isinstance(data, Mapping):
-        raise error(f"{where} must be a mapping of keys to values. Got {data!r} instead.")
-    for key in data:
-        if key not in valid:
-            raise error(f"Unknown key {key!r} in {where}; valid keys are: {', '.join(valid)}.")
+    """`archsearch.base.check_keys` with the spaces' error class by default."""
+    base_check_keys(where, data, valid, error)
 
 
 def listing(valid: tuple[Any, ...]) -> str:

@@ -5,11 +5,18 @@ Each neighbour is trained with the centre's seeds, so seed-to-seed noise cancels
 
 - ``better`` or ``worse``: a two-sided Wilcoxon signed-rank test of the differences stays below ``alpha``
   after Holm's correction over all neighbours of the centre;
-- ``equivalent``: the 95% interval of the mean difference holds 0, and an equivalence test (TOST, two
-  one-sided paired t-tests) shows the mean within ``± margin`` of 0, also below ``alpha`` after Holm's
-  correction; the default margin is the centre's seed-to-seed sd;
-- ``inconclusive``: neither, with about how many seeds would resolve it. An effect whose interval
-  excludes 0 but that does not survive the correction is inconclusive, never "no difference".
+- ``equivalent``: the 95% interval holds 0, and an equivalence test (TOST, two one-sided paired t-tests)
+  shows the mean within ``± margin`` of 0, also below ``alpha`` after Holm's correction; the default margin
+  is the centre's seed-to-seed sd, and a margin is never below the metric's resolution (one validation row
+  for accuracy). Differences without any spread show nothing: equal accuracies on 3 seeds are as likely
+  one quantized value of a spread as no spread at all;
+- ``inconclusive``: neither, with its direction ("lower on 3 of 3 seeds") and about how many seeds would
+  resolve it. An effect significant alone but not after the correction is inconclusive, never "no difference".
+
+The interval beside each p-value comes from the same test: the shifts of the differences that the
+signed-rank test does not reject at 5% (inverting the test, as the Hodges-Lehmann interval does), so it
+excludes 0 exactly when the unadjusted p-value is below 0.05. With 5 seeds or fewer no shift is rejected
+(the smallest p-value is 2 / 2**n >= 0.0625) and the interval is unbounded.
 """
 
 from __future__ import annotations
@@ -17,16 +24,19 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from archsearch.stats._format import plural
 
 VERDICTS = ("worse", "better", "equivalent", "inconclusive")
 DIRECTIONS = ("maximize", "minimize")
 # scipy's exact Wilcoxon distribution is used up to this many differences; beyond it the normal
 # approximation is accurate.
 _EXACT_MAX_N = 50
+_ROW_METRICS = ("accuracy", "balanced_accuracy")  # metrics that move in steps of whole rows
 
 
 @dataclass(frozen=True)
@@ -35,10 +45,11 @@ class PairedEffect:
 
     Attributes:
         mean: Mean of ``neighbour - centre`` over the shared seeds.
-        ci_low: Lower end of the 95% t-interval of ``mean``; NaN with fewer than 2 seeds.
-        ci_high: Upper end of that interval.
+        ci_low: Lower end of the 95% interval of the signed-rank test (the shifts it does not reject), which
+            excludes 0 exactly when ``p_value < 0.05``; -inf when no shift is rejected, NaN with 1 seed.
+        ci_high: Upper end of that interval; +inf when unbounded.
         n: Number of shared seeds.
-        p_value: Two-sided Wilcoxon signed-rank p-value of the differences.
+        p_value: Two-sided Wilcoxon signed-rank p-value of the differences, before Holm's correction.
         p_adjusted: ``p_value`` after Holm's correction over all neighbours compared together.
         margin: Equivalence margin: a mean difference within ``± margin`` counts as no change; NaN when
             unknown (the centre has fewer than 2 seeds), and then nothing is called equivalent.
@@ -46,6 +57,8 @@ class PairedEffect:
         verdict: One of :data:`VERDICTS`.
         seeds_needed: For an inconclusive verdict, about how many seeds would resolve it at the spread
             seen (80% power, Holm's strictest level); None for the other verdicts, or with 1 seed.
+        n_higher: Seeds on which the neighbour scored higher than the centre.
+        n_lower: Seeds on which it scored lower (the rest it equalled).
     """
 
     mean: float
@@ -58,20 +71,31 @@ class PairedEffect:
     p_equivalence: float
     verdict: str
     seeds_needed: int | None = None
+    n_higher: int = 0
+    n_lower: int = 0
+
+    @property
+    def direction(self) -> str:
+        """On how many seeds the neighbour was higher, lower or equal: ``"lower on 3 of 3 seeds"``.
+
+        Example:
+            >>> PairedEffect(0.01, -0.01, 0.03, 4, 0.25, 1.0, 0.02, 0.4, "inconclusive", 12, 3, 0).direction
+            'higher on 3, equal on 1 of 4 seeds'
+        """
+        counts = (("higher", self.n_higher), ("lower", self.n_lower), ("equal", self.n - self.n_higher - self.n_lower))
+        return ", ".join(f"{word} on {count}" for word, count in counts if count) + f" of {plural(self.n, 'seed')}"
 
     @property
     def label(self) -> str:
-        """The verdict as the table, summary and captions print it.
+        """The verdict as the table, summary and captions print it; an inconclusive one with its direction.
 
         Example:
-            >>> PairedEffect(0.01, -0.01, 0.03, 3, 0.25, 1.0, 0.02, 0.4, "inconclusive", 12).label
-            'inconclusive (n=3; about 12 seeds would resolve it)'
+            >>> PairedEffect(-0.01, -0.03, 0.01, 3, 0.25, 1.0, 0.02, 0.4, "inconclusive", 12, 0, 3).label
+            'inconclusive (n=3; lower on 3 of 3 seeds)'
         """
         if self.verdict != "inconclusive":
             return self.verdict
-        if self.seeds_needed is None:
-            return f"inconclusive (n={self.n})"
-        return f"inconclusive (n={self.n}; about {self.seeds_needed:,} seeds would resolve it)"
+        return f"inconclusive (n={self.n}; {self.direction})"
 
 
 def paired_differences(centre: Mapping[int, float], other: Mapping[int, float]) -> np.ndarray:
@@ -82,7 +106,9 @@ def paired_differences(centre: Mapping[int, float], other: Mapping[int, float]) 
         [0.0, 0.1]
     """
     seeds = sorted(set(centre) & set(other))
-    return np.array([other[seed] - centre[seed] for seed in seeds], dtype=float)
+    # Rounded so that equal differences of float metrics tie exactly (0.9 + 1/359 - 0.9 is not 1/359 in floating
+    # point), as the rank tests assume; 12 decimals are far below any metric's resolution.
+    return np.round(np.array([other[seed] - centre[seed] for seed in seeds], dtype=float), 12)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -115,6 +141,7 @@ def compare_to_centre(
     direction: str,
     alpha: float = 0.05,
     margin: float | None = None,
+    resolution: float = 0.0,
 ) -> dict[str, PairedEffect]:
     """Compare every neighbour with the centre, seed by seed, correcting for the number of neighbours.
 
@@ -125,6 +152,8 @@ def compare_to_centre(
         alpha: Family-wise error rate over all neighbours, for differences and for equivalence alike.
         margin: Equivalence margin in metric units, > 0; default: the centre's seed-to-seed sd
             (:func:`noise_floor`), or none with fewer than 2 centre seeds.
+        resolution: The smallest step the metric can take (:func:`metric_resolution`); the margin is
+            raised to it, since a difference below one step cannot be seen.
 
     Returns:
         The effect of each neighbour, under its key, in the order given.
@@ -139,15 +168,7 @@ def compare_to_centre(
         >>> compare_to_centre(centre, {"wider": wider}, "maximize")["wider"].verdict
         'better'
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(
-            f"The 'direction' parameter of compare_to_centre must be one of {DIRECTIONS}. Got {direction!r} instead."
-        )
-    _check_alpha("compare_to_centre", alpha)
-    if margin is None:
-        margin = noise_floor(centre_by_seed) if len(centre_by_seed) >= 2 else math.nan
-    else:
-        check_margin("compare_to_centre", margin)
+    margin = _checked_margin(centre_by_seed, direction, alpha, margin, resolution)
     differences = {key: paired_differences(centre_by_seed, other) for key, other in neighbours_by_seed.items()}
     for key, diff in differences.items():
         if diff.size == 0:
@@ -162,7 +183,7 @@ def compare_to_centre(
     effects = {}
     for key, diff in differences.items():
         mean = float(diff.mean())
-        ci_low, ci_high = _t_interval(diff)
+        ci_low, ci_high = _wilcoxon_interval(diff)
         seeds_needed = None
         if adjusted[key] < alpha and sign * mean > 0:
             verdict = "better"
@@ -185,16 +206,54 @@ def compare_to_centre(
             equivalence[key],
             verdict,
             seeds_needed,
+            int((diff > 0).sum()),
+            int((diff < 0).sum()),
         )
     return effects
+
+
+def _checked_margin(
+    centre_by_seed: Mapping[int, float], direction: str, alpha: float, margin: float | None, resolution: float
+) -> float:
+    """`compare_to_centre`'s checks, and its margin: the given one or the centre's sd, raised to `resolution`."""
+    if direction not in DIRECTIONS:
+        raise ValueError(
+            f"The 'direction' parameter of compare_to_centre must be one of {DIRECTIONS}. Got {direction!r} instead."
+        )
+    _check_alpha("compare_to_centre", alpha)
+    if margin is None:
+        margin = noise_floor(centre_by_seed) if len(centre_by_seed) >= 2 else math.nan
+    else:
+        check_margin("compare_to_centre", margin)
+    if not (isinstance(resolution, numbers.Real) and 0 <= resolution < math.inf):
+        raise ValueError(
+            f"The 'resolution' parameter of compare_to_centre must be a float >= 0. Got {resolution!r} instead."
+        )
+    return max(margin, resolution) if math.isfinite(margin) else margin
+
+
+def metric_resolution(metric: str, n_rows: int) -> float:
+    """The smallest step a validation metric can take: one row of ``n_rows`` for accuracy and balanced
+    accuracy (for balanced accuracy one row moves it by about that much), 0 for a continuous metric.
+
+    Raises:
+        ValueError: If ``n_rows`` is not an int >= 1.
+
+    Example:
+        >>> round(metric_resolution("accuracy", 359), 4), metric_resolution("rmse", 359)
+        (0.0028, 0.0)
+    """
+    _check_count("metric_resolution", "n_rows", n_rows)
+    return 1.0 / n_rows if metric in _ROW_METRICS else 0.0
 
 
 def tost_p(diff: np.ndarray, margin: float) -> float:
     """Return the TOST p-value that the mean of paired differences ``diff`` lies within ``± margin``.
 
     Two one-sided paired t-tests: ``mean > -margin`` and ``mean < margin``; the p-value is the larger of
-    the two. With fewer than 2 differences, or an unknown (NaN) margin, nothing can be shown and it is 1.
-    Differences without spread are equivalent exactly when their mean is inside the margin.
+    the two. With fewer than 2 differences, an unknown (NaN) margin, or differences without spread, nothing
+    can be shown and it is 1: a t-test of zero spread would call any mean inside the margin certain, and
+    equal differences of a metric counted in rows are as likely one value of a spread as no spread at all.
 
     Example:
         >>> round(tost_p(np.array([0.001, -0.002, 0.0, 0.001]), 0.01), 4)
@@ -208,7 +267,7 @@ def tost_p(diff: np.ndarray, margin: float) -> float:
     mean = float(diff.mean())
     se = float(diff.std(ddof=1)) / math.sqrt(n)
     if se == 0:
-        return 0.0 if abs(mean) < margin else 1.0
+        return 1.0
     above_low = float(stats.t.sf((mean + margin) / se, n - 1))
     below_high = float(stats.t.cdf((mean - margin) / se, n - 1))
     return max(above_low, below_high)
@@ -337,30 +396,89 @@ def can_reach_significance(n: int, n_tests: int, alpha: float = 0.05) -> bool:
     return smallest_possible_p(n) < alpha / n_tests
 
 
+def fewest_seeds(n_tests: int, alpha: float = 0.05) -> int:
+    """Return the fewest seeds with which any of ``n_tests`` neighbours can be called better or worse after
+    Holm's correction (:func:`can_reach_significance`).
+
+    Raises:
+        ValueError: If ``n_tests < 1`` or ``alpha`` is not in (0, 1).
+
+    Example:
+        >>> fewest_seeds(1), fewest_seeds(6), fewest_seeds(20)
+        (6, 8, 10)
+    """
+    return next(n for n in itertools.count(1) if can_reach_significance(n, n_tests, alpha))
+
+
 def _wilcoxon_p(diff: np.ndarray) -> float:
+    """Two-sided signed-rank p-value: exact (zeros dropped, tied magnitudes given their mean rank) up to
+    `_EXACT_MAX_N` non-zero differences, scipy's normal approximation beyond.
+
+    The exact distribution with ties is written here because scipy reaches it by enumerating all 2**n sign
+    patterns (its permutation method: 0.06 s a call at 8 seeds, 2 s at 13), and the interval calls this
+    some 20 times per neighbour; counting the sums of (doubled) ranks gives the same distribution at once.
+    Without ties it is scipy's exact distribution.
+    """
     from scipy import stats  # imported here so that importing archsearch.stats stays light
 
-    if not np.any(diff):
+    nonzero = diff[diff != 0]
+    if nonzero.size == 0:
         # scipy returns NaN or warns here; no difference at all is no evidence of one.
         return 1.0
-    # With zeros or tied magnitudes the exact distribution no longer applies; scipy's default handles them.
-    no_ties = np.all(diff != 0) and np.unique(np.abs(diff)).size == diff.size
-    exact = diff.size <= _EXACT_MAX_N and no_ties
-    if exact:
-        return float(stats.wilcoxon(diff, method="exact").pvalue)
-    return float(stats.wilcoxon(diff).pvalue)
+    if nonzero.size > _EXACT_MAX_N:
+        return float(stats.wilcoxon(diff).pvalue)
+    doubled = np.rint(2 * stats.rankdata(np.abs(nonzero))).astype(np.int64)  # mean ranks are whole or halves
+    counts = np.zeros(int(doubled.sum()) + 1)  # counts[s]: sign patterns whose positive (doubled) ranks sum to s
+    counts[0] = 1.0
+    for rank in doubled:
+        counts[rank:] = counts[rank:] + counts[:-rank].copy()
+    observed = int(doubled[nonzero > 0].sum())
+    probabilities = counts / 2.0**nonzero.size
+    return float(min(1.0, 2 * min(probabilities[: observed + 1].sum(), probabilities[observed:].sum())))
 
 
-def _t_interval(diff: np.ndarray) -> tuple[float, float]:
-    """The 95% t-interval of the mean of ``diff``; NaN bounds with fewer than 2 values."""
-    from scipy import stats  # imported here so that importing archsearch.stats stays light
+def _wilcoxon_interval(diff: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The shifts ``d`` whose differences ``diff - d`` the signed-rank test does not reject at ``1 - level``.
 
-    n = diff.size
-    if n < 2:
+    Between two consecutive Walsh averages ``(diff_i + diff_j) / 2`` the signs and the rank order of
+    ``diff - d`` do not change, nor does the p-value, which falls away from the centre of the differences
+    on either side; so each bound is a Walsh average, found by bisection over those segments. A bound
+    is infinite when even the segment beyond the last Walsh average is not rejected; NaN with 1 value.
+    """
+    if diff.size < 2:
         return math.nan, math.nan
-    mean = float(diff.mean())
-    half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n))
-    return mean - half, mean + half
+    walsh = np.unique((diff[:, None] + diff[None, :])[np.triu_indices(diff.size)] / 2)
+    # One test point per segment: below the first Walsh average, between each pair, above the last.
+    gap = max(float(walsh[-1] - walsh[0]), float(np.abs(diff).max()), 1e-12)
+    points = np.concatenate([[walsh[0] - gap], (walsh[:-1] + walsh[1:]) / 2, [walsh[-1] + gap]])
+
+    def p(i: int) -> float:
+        return _wilcoxon_p(diff - points[i])
+
+    # The p-value peaks next to the median Walsh average (the Hodges-Lehmann estimate) and falls either side.
+    middle = int(np.searchsorted(walsh, np.median(walsh)))
+    centre = max(range(max(0, middle - 1), min(len(points), middle + 2)), key=p)
+    if p(centre) < 1 - level:
+        # Differences without spread: only the shift onto their common value (all zeros, p = 1) is kept.
+        kept = [float(w) for w in walsh if _wilcoxon_p(diff - w) >= 1 - level]
+        return (min(kept), max(kept)) if kept else (math.nan, math.nan)
+    low = _last_kept(lambda i: p(i) >= 1 - level, centre, 0)
+    high = _last_kept(lambda i: p(i) >= 1 - level, centre, len(points) - 1)
+    # Segment i spans walsh[i - 1] to walsh[i]; segments 0 and len(walsh) reach out to infinity.
+    return (-math.inf if low == 0 else float(walsh[low - 1])), (
+        math.inf if high == len(points) - 1 else float(walsh[high])
+    )
+
+
+def _last_kept(kept: Callable[[int], bool], start: int, end: int) -> int:
+    """The farthest index from a kept `start` towards `end` that is still kept, by bisection (kept is monotone)."""
+    if kept(end):
+        return end
+    inside, outside = start, end  # kept(inside), not kept(outside)
+    while abs(outside - inside) > 1:
+        middle = (inside + outside) // 2  # strictly between them, in either direction
+        inside, outside = (middle, outside) if kept(middle) else (inside, middle)
+    return inside
 
 
 def _check_count(owner: str, name: str, value: int) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from archsearch.base import lazy_exports
 
 if TYPE_CHECKING:
+    from archsearch.trainers._calibration import Calibration
     from archsearch.trainers._device import release_memory
     from archsearch.trainers._errors import DataError, ExportError
     from archsearch.trainers._export import (
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
         ensemble_test_metrics,
         export_ensemble,
         export_model,
+        fit_calibration,
         load_model,
         member_weights,
         split_predictions,
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     )
 
 _LAZY_NAMES = {
+    "Calibration": "_calibration",
+    "fit_calibration": "_export",
     "build_mlp": "_model",
     "count_parameters": "_model",
     "TrainSettings": "engine",
@@ -72,6 +76,7 @@ _LAZY_NAMES = {
 }
 
 __all__ = [
+    "Calibration",
     "DataError",
     "ExportError",
     "FusedGroup",
@@ -94,6 +99,7 @@ __all__ = [
     "member_weights",
     "padding_acceptable",
     "padding_is_free",
+    "fit_calibration",
     "release_memory",
     "save_weights",
     "size_bucket",

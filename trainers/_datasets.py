@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from archsearch.base import closest, some
 from archsearch.trainers._errors import DataError
 
 if TYPE_CHECKING:
@@ -169,6 +170,7 @@ class Source(NamedTuple):
     y: pd.Series
     raw: Any  # what PreparedData.raw_test slices: the input DataFrame, or the original X array
     task: str | None  # the natural task of a built-in dataset, which "auto" resolves to
+    dropped: dict[str, str] = {}  # file columns left out of `inputs`, with why (see `left_out`)
 
 
 def read_source(spec: DataSpec) -> Source:
@@ -181,9 +183,9 @@ def read_source(spec: DataSpec) -> Source:
 
     path = spec.path
     if os.path.isdir(path):
-        raise _error(f"Data file {path!r} is a directory, not a file; check `path` in [data] (DataSpec.path).")
+        raise _error(f"Data file {path!r} is a directory, not a file; check `path` in [data].")
     if not os.path.isfile(path):
-        raise _error(f"Data file {path!r} does not exist; check `path` in [data] (DataSpec.path).")
+        raise _error(f"Data file {path!r} does not exist; check `path` in [data].")
     suffix = os.path.splitext(path)[1].lower()
     kind = {".csv": "CSV", ".npz": "NPZ"}.get(suffix, "Parquet")
     try:
@@ -200,14 +202,67 @@ def read_source(spec: DataSpec) -> Source:
         _reject_duplicate_header(path)
     table.columns = [str(column) for column in table.columns]
     if spec.target not in table.columns:
+        guess = closest(spec.target, table.columns)
+        hint = f"did you mean {guess!r}? " if guess else ""
         raise _error(
-            f"Target column {spec.target!r} not found in {path!r}; available columns: "
-            f"{', '.join(map(repr, table.columns))}. Set `target` in [data] (DataSpec.target)."
+            f"Target column {spec.target!r} not found in {path!r}; {hint}It has {len(table.columns):,} columns: "
+            f"{some(table.columns)}. Set `target` in [data]."
         )
     inputs = table.drop(columns=[spec.target])
+    dropped = left_out(inputs, spec, path)
+    inputs = inputs.drop(columns=list(dropped))
     if inputs.shape[1] == 0:
-        raise _error(f"{path!r} has no input columns besides the target {spec.target!r}.")
-    return Source(os.path.basename(path), repr(path), spec.target, inputs, table[spec.target], inputs, None)
+        left = ""
+        if dropped:
+            by_rule = any(why != DROP_REASON for why in dropped.values())
+            ids = " (set keep_ids = true in [data] to train on row identifiers)" if by_rule else ""
+            columns = "1 column is" if len(dropped) == 1 else f"{len(dropped):,} columns are"
+            left = f": {columns} left out ({some(list(dropped))}){ids}"
+        raise _error(f"{path!r} has no input columns left besides the target {spec.target!r}{left}.")
+    return Source(os.path.basename(path), repr(path), spec.target, inputs, table[spec.target], inputs, None, dropped)
+
+
+# Names that mark a column of row numbers or keys (compared case-insensitively): R's write.csv writes
+# `rownames`, pandas' to_csv `Unnamed: 0`; a model that trains on them learns the file's order, not the data.
+ID_NAMES = ("id", "index", "rownames", "row_id", "unnamed: 0")
+DROP_REASON = "[data] drop"  # why a column named by `[data] drop` is left out; the others are row identifiers
+_BY_NAME, _BY_VALUES = "named like a row identifier", "unique integers in row order"
+
+
+def left_out(inputs: pd.DataFrame, spec: DataSpec, path: str) -> dict[str, str]:
+    """The input columns not to train on, each with why: `[data] drop`, then (unless `keep_ids`) row identifiers.
+
+    A row identifier is a column named like one (`ID_NAMES`), or integers that are all distinct and strictly
+    increasing or decreasing down the file, as a row number or a key assigned in order is.
+    """
+    for name in spec.drop:
+        if name == spec.target:
+            raise _error(f"[data] drop names the target {name!r}; set another `target` in [data] or keep it.")
+        if name not in inputs.columns:
+            guess = closest(name, list(inputs.columns))
+            hint = f"; did you mean {guess!r}?" if guess else f" (it has {some(list(inputs.columns))})."
+            raise _error(f"[data] drop names {name!r}, which is not a column of {path!r}{hint}")
+    dropped = {name: DROP_REASON for name in spec.drop}
+    if spec.keep_ids:
+        return dropped
+    for column in inputs.columns:
+        if column in dropped:
+            continue
+        if column.strip().casefold() in ID_NAMES:
+            dropped[column] = _BY_NAME
+        elif _counts_rows(inputs[column]):
+            dropped[column] = _BY_VALUES
+    # In the file's order, so the message lists them as the user sees them.
+    return {column: dropped[column] for column in inputs.columns if column in dropped}
+
+
+def _counts_rows(series: pd.Series) -> bool:
+    """Whether a column holds distinct integers in strictly increasing or decreasing order (at least 3 rows)."""
+    if len(series) < 3 or not is_numeric(series) or series.isna().any():
+        return False
+    values = series.to_numpy(dtype=np.float64)
+    steps = np.diff(values)
+    return bool(np.all(values == np.round(values)) and (np.all(steps > 0) or np.all(steps < 0)))
 
 
 def _reject_duplicate_header(path: str) -> None:
@@ -420,7 +475,7 @@ def check_finite(
     if any(missing.values()):
         raise _error(
             f'Missing values (NaN) in {where}: {_counts(missing)}. Set impute = "mean" or "median" in [data] '
-            "(DataSpec.impute) to fill numeric columns from training statistics (a missing category then "
+            "to fill numeric columns from training statistics (a missing category then "
             "encodes as all zeros), or clean the data."
         )
 

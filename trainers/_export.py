@@ -16,6 +16,13 @@ architecture; `model.pt` holds every member's weights (keys `<i>.<name>`), and `
 log of the members' weighted mean class probabilities (so softmax and argmax read it like logits), or the
 weighted mean of their predictions for regression; each member's `weight` is in `architecture.json`
 (folders written before weights existed have none and mean equal weights).
+
+Networks trained with class weights (`class_weight = "balanced"`, e.g. for balanced accuracy) ship with a
+`calibration` entry in `architecture.json` (`archsearch.trainers._calibration`, made by `fit_calibration`):
+model.pt2 adds its `log_offsets` and each network's `biases` to that network's logits, before any ensemble
+mean, so that its softmax, like `predict_proba`, gives probabilities of the data's class frequencies;
+`predict` takes the argmax of the output less the offsets, the class-weighted decision of balanced accuracy.
+Without the entry (older folders, unweighted training) the output is the network's own.
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from archsearch.trainers._calibration import (
+    Calibration,
+    check_networks,
+    class_weight_offsets,
+    decision_scores,
+    fit_biases,
+)
 from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
 from archsearch.trainers._errors import ExportError
 from archsearch.trainers._model import build_mlp
@@ -87,9 +101,11 @@ def _net_dict(net: Net) -> dict[str, Any]:
 
 
 class _DeployedMLP(nn.Module):
-    """Encoded rows in; logits, or predictions in the target's units, out."""
+    """Encoded rows in; logits (calibrated, with a calibration), or predictions in the target's units, out."""
 
-    def __init__(self, mlp: nn.Module, preprocessing: Preprocessing) -> None:
+    def __init__(
+        self, mlp: nn.Module, preprocessing: Preprocessing, calibration: Calibration | None = None, member: int = 0
+    ) -> None:
         super().__init__()
         self.mlp = mlp
         self.scaling = InputScaling(preprocessing)
@@ -97,9 +113,15 @@ class _DeployedMLP(nn.Module):
         self.target_mean = float(preprocessing.target_mean)
         self.target_scale = float(preprocessing.target_scale)
         self.target_range = preprocessing.target_range  # None: no clamp (old exports)
+        self.calibrated = calibration is not None
+        if calibration is not None:
+            # The network's offsets plus biases: logits of the data's class frequencies (see the module docstring).
+            self.register_buffer("shifts", torch.tensor(calibration.shifts(member), dtype=torch.float32))
 
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:
         out = self.mlp(self.scaling(encoded))  # (batch, n_outputs)
+        if self.calibrated:
+            return out + self.shifts
         if not self.regression:
             return out
         return _in_target_units(out, self.target_mean, self.target_scale, self.target_range)
@@ -139,6 +161,7 @@ def export_model(
     state_dict: Mapping[str, torch.Tensor],
     preprocessing: Preprocessing,
     metadata: dict[str, Any],
+    calibration: Calibration | None = None,
 ) -> Path:
     """Write `architecture.json`, `model.pt` and `model.pt2` into `out_dir` (created if needed).
 
@@ -150,6 +173,8 @@ def export_model(
         preprocessing: The data's preprocessing, baked into the exported program.
         metadata: JSON-serializable facts to keep with the model (metric values, trial number, study
             name, archsearch version, ...), stored under the key "metadata".
+        calibration: For a network trained with class weights, the correction of its probabilities to the
+            data's class frequencies (`fit_calibration`); None ships its output as it is.
 
     Returns:
         The model folder.
@@ -160,10 +185,11 @@ def export_model(
         ...              metadata={"val_accuracy": 0.97, "trial": 12})
         PosixPath('best')
     """
-    architecture = _described_folder(preprocessing, metadata, **_net_dict(net))
+    architecture = _described_folder(preprocessing, metadata, calibration, 1, **_net_dict(net))
     mlp = _build(architecture, preprocessing)
     mlp.load_state_dict(state_dict)
-    deployed = _DeployedMLP(mlp, preprocessing).eval()  # eval: dropout and batch statistics must not reach the program
+    # eval: dropout and batch statistics must not reach the program
+    deployed = _DeployedMLP(mlp, preprocessing, calibration).eval()
     return _write_folder(Path(out_dir), architecture, mlp.state_dict(), deployed)
 
 
@@ -173,6 +199,7 @@ def export_ensemble(
     members: Sequence[Member],
     preprocessing: Preprocessing,
     metadata: dict[str, Any],
+    calibration: Calibration | None = None,
 ) -> Path:
     """Write an ensemble folder: one program whose output is the weighted mean of its members' predictions.
 
@@ -182,6 +209,9 @@ def export_ensemble(
             to sum 1 (equal when none has one) and written with their records to `architecture.json`.
         preprocessing: The preprocessing every member was trained with, baked into the program once.
         metadata: JSON-serializable facts to keep with the model, stored under the key "metadata".
+        calibration: For members trained with class weights, the correction of each member's probabilities
+            before their weighted mean (`predict` then decides by that mean less the offsets, as greedy
+            selection scored it); None ships the members' outputs as they are.
 
     Returns:
         The model folder.
@@ -197,32 +227,49 @@ def export_ensemble(
         )
     weights = member_weights(members)
     described = [member.described() | {"weight": weight} for member, weight in zip(members, weights)]
-    architecture = _described_folder(preprocessing, metadata, kind="ensemble", members=described)
+    architecture = _described_folder(
+        preprocessing, metadata, calibration, len(members), kind="ensemble", members=described
+    )
     mlps = _loaded_members(members, preprocessing)
-    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps], weights).eval()
+    # Each member calibrated before the mean: a mixture of probabilities, not of class-weighted posteriors.
+    calibrated = [_DeployedMLP(mlp, preprocessing, calibration, i) for i, mlp in enumerate(mlps)]
+    deployed = _DeployedEnsemble(calibrated, weights).eval()
     return _write_folder(Path(out_dir), architecture, nn.ModuleList(mlps).state_dict(), deployed)
 
 
-def _described_folder(preprocessing: Preprocessing, metadata: dict[str, Any], **network: Any) -> dict[str, Any]:
+def _described_folder(
+    preprocessing: Preprocessing,
+    metadata: dict[str, Any],
+    calibration: Calibration | None,
+    n_networks: int,
+    **network: Any,
+) -> dict[str, Any]:
     """`architecture.json`'s content: the network (one, or an ensemble's members), its inputs and outputs, the
-    preprocessing the program bakes in, and the caller's metadata."""
+    preprocessing and any calibration the program bakes in, and the caller's metadata."""
+    n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
+    if calibration is not None:
+        check_networks(calibration, n_networks, n_outputs)
     return {
         "format_version": FORMAT_VERSION,
         **network,
         "n_inputs": len(preprocessing.mean),
-        "n_outputs": 1 if preprocessing.classes is None else len(preprocessing.classes),
+        "n_outputs": n_outputs,
         "task": preprocessing.task,
         "torch_version": torch.__version__,
         "preprocessing": preprocessing.to_dict(),
         "metadata": metadata,
+        **({} if calibration is None else {"calibration": calibration.to_dict()}),
     }
 
 
-def ensemble_test_metrics(members: Sequence[Member], data: PreparedData) -> dict[str, float]:
+def ensemble_test_metrics(
+    members: Sequence[Member], data: PreparedData, calibration: Calibration | None = None
+) -> dict[str, float]:
     """Every metric of the task on `data`'s test split for the mean prediction of `members` (one member: itself).
 
     The members are those `export_ensemble` takes, trained on inputs standardized by `data.preprocessing`;
-    the prediction is the one the exported program makes from the test split's raw rows.
+    the prediction is the one the exported program makes from the test split's raw rows, with `calibration`
+    as it ships: accuracy and balanced accuracy from `predict`'s decision, log loss from `predict_proba`.
 
     Example:
         >>> ensemble_test_metrics(members, data)["test_accuracy"]  # doctest: +SKIP
@@ -230,31 +277,45 @@ def ensemble_test_metrics(members: Sequence[Member], data: PreparedData) -> dict
     """
     preprocessing = data.preprocessing
     mlps = _loaded_members(members, preprocessing)
-    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps], member_weights(members))
-    predictor = Predictor({}, preprocessing, deployed)
+    deployed = _DeployedEnsemble(
+        [_DeployedMLP(mlp, preprocessing, calibration, i) for i, mlp in enumerate(mlps)], member_weights(members)
+    )
+    predictor = Predictor({}, preprocessing, deployed, calibration)
     if preprocessing.classes is None:
         y_test = np.asarray(data.y_test, dtype=np.float64) * preprocessing.target_scale + preprocessing.target_mean
         values = regression_metrics(y_test, predictor.predict(data.raw_test))
     else:
-        values = classification_metrics(data.y_test, predictor.predict_proba(data.raw_test))
+        outputs = predictor._forward(data.raw_test)  # (n, n_classes)
+        values = classification_metrics(data.y_test, _softmax(outputs))
+        # Decisions are predict's: with a calibration, the class-weighted argmax, not that of the probabilities.
+        decided = classification_metrics(data.y_test, _softmax(decision_scores(outputs, calibration)))
+        values |= {name: decided[name] for name in ("accuracy", "balanced_accuracy")}
     return {f"test_{name}": value for name, value in values.items()}
 
 
-def split_predictions(members: Sequence[Member], data: PreparedData, split: str = "val") -> list[np.ndarray]:
+def _softmax(outputs: np.ndarray) -> np.ndarray:
+    return torch.softmax(torch.from_numpy(outputs).double(), dim=1).numpy()
+
+
+def split_predictions(
+    members: Sequence[Member], data: PreparedData, split: str = "val", calibration: Calibration | None = None
+) -> list[np.ndarray]:
     """Each member's prediction on one of `data`'s splits, as `ensemble_test_metrics` combines them.
 
     The members are those `export_ensemble` takes, trained on inputs scaled by `data.preprocessing`.
 
     Returns:
-        Per member, class probabilities of shape (n, n_classes), or predictions in the target's units of
-        shape (n,).
+        Per member, class probabilities of shape (n, n_classes), corrected by `calibration` as the exported
+        members are, or predictions in the target's units of shape (n,).
     """
     x = torch.from_numpy(np.ascontiguousarray(getattr(data, f"x_{split}"), dtype=np.float32))
     preprocessing = data.preprocessing
     predictions = []
-    for mlp in _loaded_members(members, preprocessing):
+    for index, mlp in enumerate(_loaded_members(members, preprocessing)):
         with torch.inference_mode():
             out = torch.cat([mlp.eval()(chunk) for chunk in torch.split(x, _PREDICT_BATCH_SIZE)])
+        if calibration is not None:
+            out = out.double() + torch.from_numpy(calibration.shifts(index))
         if preprocessing.classes is None:
             predicted = _in_target_units(
                 out.double(), preprocessing.target_mean, preprocessing.target_scale, preprocessing.target_range
@@ -263,6 +324,23 @@ def split_predictions(members: Sequence[Member], data: PreparedData, split: str 
         else:
             predictions.append(torch.softmax(out.double(), dim=1).numpy())
     return predictions
+
+
+def fit_calibration(members: Sequence[Member], data: PreparedData) -> Calibration:
+    """The calibration of class-weighted (balanced) classifiers: the prior correction of `data`'s training rows,
+    then each member's biases fitted on those rows (never the validation or test rows it is judged on).
+
+    The members are those `export_ensemble` takes, trained on inputs scaled by `data.preprocessing`.
+    """
+    offsets = class_weight_offsets(data.y_train, data.n_outputs)
+    x = torch.from_numpy(np.ascontiguousarray(data.x_train, dtype=np.float32))
+    biases = []
+    for mlp in _loaded_members(members, data.preprocessing):
+        with torch.inference_mode():
+            out = torch.cat([mlp.eval()(chunk) for chunk in torch.split(x, _PREDICT_BATCH_SIZE)])
+        biases.append(fit_biases(out.double().numpy() + np.asarray(offsets), data.y_train))
+    counts = np.bincount(data.y_train, minlength=data.n_outputs)
+    return Calibration("balanced", tuple(int(c) for c in counts), offsets, tuple(biases))
 
 
 def member_weights(members: Sequence[Member | Mapping[str, Any]]) -> list[float]:
@@ -336,12 +414,21 @@ class Predictor:
         architecture: The parsed `architecture.json`.
         preprocessing: The preprocessing that turns raw rows into the model's input.
         classes: Original labels in class-index order, or None for regression.
+        calibration: The class-weight correction `module` applies (its output less the offsets is what
+            `predict` decides by); None when it applies none.
     """
 
-    def __init__(self, architecture: dict[str, Any], preprocessing: Preprocessing, module: nn.Module) -> None:
+    def __init__(
+        self,
+        architecture: dict[str, Any],
+        preprocessing: Preprocessing,
+        module: nn.Module,
+        calibration: Calibration | None = None,
+    ) -> None:
         self.architecture = architecture
         self.preprocessing = preprocessing
         self.classes = preprocessing.classes
+        self.calibration = calibration
         self._module = module.eval()
 
     def predict(self, rows: Any) -> np.ndarray:
@@ -353,10 +440,11 @@ class Predictor:
         out = self._forward(rows)
         if self.classes is None:
             return out
-        return self.preprocessing.decode_labels(out.argmax(axis=1))
+        return self.preprocessing.decode_labels(decision_scores(out, self.calibration).argmax(axis=1))
 
     def predict_proba(self, rows: Any) -> np.ndarray:
-        """Class probabilities, shape (n, n_classes), columns in the order of `classes`."""
+        """Class probabilities, shape (n, n_classes), columns in the order of `classes`; for the data's class
+        frequencies also when the network trained with class weights (see `calibration`)."""
         if self.classes is None:
             raise ValueError("predict_proba applies to classification models; this is a regression model, use predict.")
         logits = torch.from_numpy(self._forward(rows))  # (n, n_classes)
@@ -412,7 +500,26 @@ def load_model(path: str | Path) -> Predictor:
         raise ExportError(
             f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {_load_error(e)}"
         ) from e
-    return Predictor(architecture, preprocessing, _DeployedMLP(mlp, preprocessing))
+    return _predictor(architecture_path, architecture, preprocessing, [mlp])
+
+
+def _predictor(
+    path: Path, architecture: dict[str, Any], preprocessing: Preprocessing, mlps: Sequence[nn.Module]
+) -> Predictor:
+    """The Predictor of loaded networks (one, or an ensemble's members), with the calibration
+    `architecture.json` records, if any."""
+    try:
+        stored = architecture.get("calibration")
+        calibration = None if stored is None else Calibration.from_dict(stored)
+        if calibration is not None:
+            check_networks(calibration, len(mlps), architecture["n_outputs"])
+        members = [_DeployedMLP(mlp, preprocessing, calibration, i) for i, mlp in enumerate(mlps)]
+        if architecture.get("kind") != "ensemble":
+            return Predictor(architecture, preprocessing, members[0], calibration)
+        deployed = _DeployedEnsemble(members, member_weights(architecture["members"]))
+    except ExportError as e:
+        raise ExportError(f"'{path}' does not describe a valid model: {e}") from e
+    return Predictor(architecture, preprocessing, deployed, calibration)
 
 
 def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Sequential:
@@ -473,8 +580,7 @@ def _load_ensemble(folder: Path, architecture: dict[str, Any]) -> Predictor:
             f"'{folder / STATE_FILE}' does not hold the weights {ARCHITECTURE_FILE} describes: {_load_error(e)}"
         ) from e
     try:
-        weights = member_weights(members)
+        member_weights(members)
     except ExportError as e:
         raise ExportError(f"'{architecture_path}' does not describe a valid ensemble: {e}") from e
-    deployed = _DeployedEnsemble([_DeployedMLP(mlp, preprocessing) for mlp in mlps], weights)
-    return Predictor(architecture, preprocessing, deployed)
+    return _predictor(architecture_path, architecture, preprocessing, mlps)

@@ -83,7 +83,9 @@ def weights_mismatch(
         return f"they hold {len(found)} linear layers where the architecture has {len(expected)}"
     for k, (got, want) in enumerate(zip(found, expected)):
         if got != want:
-            name = "the output layer" if k == len(expected) - 1 else f"hidden layer {k}"
+            name = (
+                "the output layer" if k == len(expected) - 1 else f"hidden layer {k + 1}"
+            )  # layer 1 is next to the input, as everywhere
             return (
                 f"{name} is {got[1]} -> {got[0]} where the study's architecture has {want[1]} -> {want[0]} "
                 f"({n_inputs} inputs, widths {list(widths)}, {n_outputs} outputs)"

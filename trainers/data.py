@@ -32,10 +32,16 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from archsearch.base import is_int, is_real
+from archsearch.base import check_keys, is_int, is_real
 from archsearch.trainers import _datasets
-from archsearch.trainers._checks import check_keys
-from archsearch.trainers._datasets import AUTO_MAX_CLASSES, check_finite, is_numeric, json_safe, numeric_values
+from archsearch.trainers._datasets import (
+    AUTO_MAX_CLASSES,
+    DROP_REASON,
+    check_finite,
+    is_numeric,
+    json_safe,
+    numeric_values,
+)
 from archsearch.trainers._errors import DataError
 from archsearch.trainers._fingerprint import data_fingerprint, fingerprint_changes
 
@@ -56,6 +62,7 @@ _NORMAL_IQR = 1.3489795003921634  # interquartile range of the unit normal, 2 * 
 __all__ = [
     "AUTO_MAX_CLASSES",
     "BUILTIN_DATASETS",
+    "DROP_REASON",
     "MAX_SEED",
     "DataError",
     "DataSpec",
@@ -72,6 +79,8 @@ __all__ = [
 ]
 
 MAX_SEED = 2**32 - 1
+# Errors name the config sections the user writes, not the classes that hold them.
+_DATA, _TEACHER = "[data]", "[data.teacher]"
 
 
 def _invalid(owner: str, name: str, rule: str, value: Any) -> DataError:
@@ -110,19 +119,19 @@ class TeacherSpec:
         widths = self.widths
         width_rule = f"a sequence of ints in the range [1, {_TEACHER_LIMITS['widths']:,}]"
         if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
-            raise _invalid("TeacherSpec", "widths", width_rule, widths)
+            raise _invalid(_TEACHER, "widths", width_rule, widths)
         widths = tuple(widths)
         if not all(is_int(w) and 1 <= w <= _TEACHER_LIMITS["widths"] for w in widths):
-            raise _invalid("TeacherSpec", "widths", width_rule, list(widths))
+            raise _invalid(_TEACHER, "widths", width_rule, list(widths))
         object.__setattr__(self, "widths", tuple(int(w) for w in widths))  # TOML gives a list
         for name, low in (("rows", 1), ("features", 1), ("classes", 2)):
             value, high = getattr(self, name), _TEACHER_LIMITS[name]
             if not is_int(value) or not low <= value <= high:
-                raise _invalid("TeacherSpec", name, f"an int in the range [{low}, {high:,}]", value)
+                raise _invalid(_TEACHER, name, f"an int in the range [{low}, {high:,}]", value)
         if not is_real(self.noise) or not 0 <= self.noise <= 1:
-            raise _invalid("TeacherSpec", "noise", "a float in the range [0, 1]", self.noise)
+            raise _invalid(_TEACHER, "noise", "a float in the range [0, 1]", self.noise)
         if not is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
-            raise _invalid("TeacherSpec", "seed", f"an int in the range [0, {MAX_SEED}]", self.seed)
+            raise _invalid(_TEACHER, "seed", f"an int in the range [0, {MAX_SEED}]", self.seed)
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,8 @@ class DataSpec:
     """Where the data comes from and how it is split. Validated at construction.
 
     Exactly one of `dataset` and `path` is set: to read a file, pass `dataset=None` (`from_dict` does that
-    when the table has a `path` and no `dataset`).
+    when the table has a `path` and no `dataset`). A CSV or Parquet file's columns named in `drop` are not
+    trained on, nor, unless `keep_ids`, those that look like row identifiers (`_datasets.left_out`).
     """
 
     dataset: str | None = "digits"  # a name from BUILTIN_DATASETS, or None when `path` is given
@@ -145,6 +155,9 @@ class DataSpec:
     scaling: Literal["standard", "robust", "quantile"] = "standard"  # see Preprocessing
     folds: int | None = None  # k-fold cross-validation over train + val rows; None: the one validation split
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
+    drop: tuple[str, ...] = ()  # input columns of a CSV/Parquet file not to train on
+    # False: columns that look like row identifiers (see `_datasets.row_identifiers`) are left out too.
+    keep_ids: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.path, os.PathLike):
@@ -152,33 +165,42 @@ class DataSpec:
         if self.path is not None:
             if self.dataset is not None:
                 raise _invalid(
-                    "DataSpec", "dataset", "None when 'path' is given (exactly one of dataset/path)", self.dataset
+                    _DATA, "dataset", "None when 'path' is given (exactly one of dataset/path)", self.dataset
                 )
             if not isinstance(self.path, str) or not self.path.lower().endswith(FILE_SUFFIXES):
-                raise _invalid("DataSpec", "path", "a file path ending in .csv, .parquet, .pq or .npz", self.path)
+                raise _invalid(_DATA, "path", "a file path ending in .csv, .parquet, .pq or .npz", self.path)
         elif self.dataset not in BUILTIN_DATASETS:
             names = ", ".join(repr(n) for n in BUILTIN_DATASETS)
-            raise _invalid("DataSpec", "dataset", f"one of {names} (or None with a 'path')", self.dataset)
+            raise _invalid(_DATA, "dataset", f"one of {names} (or None with a 'path')", self.dataset)
         if not isinstance(self.target, str) or not self.target:
-            raise _invalid("DataSpec", "target", "a non-empty column name", self.target)
+            raise _invalid(_DATA, "target", "a non-empty column name", self.target)
         _check_choice("task", self.task, ("auto", "classification", "regression"))
         _check_choice("impute", self.impute, ("none", "mean", "median"))
         _check_choice("scaling", self.scaling, SCALINGS)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not is_real(value) or not 0 < value < 1:
-                raise _invalid("DataSpec", name, "a float in the range (0, 1)", value)
+                raise _invalid(_DATA, name, "a float in the range (0, 1)", value)
         if self.val_fraction + self.test_fraction >= 1:  # named by the test split, the one that is held out
             rule = f"below 1 - val_fraction = {1 - self.val_fraction:g} (val_fraction + test_fraction < 1)"
-            raise _invalid("DataSpec", "test_fraction", rule, self.test_fraction)
+            raise _invalid(_DATA, "test_fraction", rule, self.test_fraction)
         if not is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
-            raise _invalid("DataSpec", "seed", f"an int in the range [0, {MAX_SEED}]", self.seed)
+            raise _invalid(_DATA, "seed", f"an int in the range [0, {MAX_SEED}]", self.seed)
         if self.folds is not None and (not is_int(self.folds) or self.folds < 2):
-            raise _invalid(
-                "DataSpec", "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds
-            )
+            raise _invalid(_DATA, "folds", "an int in the range [2, inf) or None (no cross-validation)", self.folds)
         if not isinstance(self.teacher, TeacherSpec):
-            raise _invalid("DataSpec", "teacher", "a TeacherSpec", self.teacher)
+            raise _invalid(_DATA, "teacher", "a [data.teacher] table", self.teacher)
+        names = self.drop
+        if not isinstance(names, (list, tuple)) or not all(isinstance(c, str) and c for c in names):
+            raise _invalid(_DATA, "drop", "a list of distinct column names", names)
+        if len(set(names)) != len(names):
+            raise _invalid(_DATA, "drop", "a list of distinct column names", list(names))
+        object.__setattr__(self, "drop", tuple(names))  # TOML gives a list
+        if self.drop and (self.path is None or self.path.lower().endswith(".npz")):
+            rule = "empty with a built-in dataset or an NPZ file (it names columns of a CSV or Parquet file)"
+            raise _invalid(_DATA, "drop", rule, list(self.drop))
+        if not isinstance(self.keep_ids, bool):
+            raise _invalid(_DATA, "keep_ids", "true or false", self.keep_ids)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DataSpec:
@@ -216,12 +238,17 @@ class DataSpec:
             del values["teacher"]
         if self.scaling == "standard":
             del values["scaling"]
+        # `drop` only when set, like `scaling`; `keep_ids` always, because a stored config without it predates
+        # the row-identifier rule and reads as keep_ids = true (search/config.py, _LEGACY_VALUES).
+        values["drop"] = list(self.drop)
+        if not self.drop:
+            del values["drop"]
         return {key: value for key, value in values.items() if value is not None}
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise _invalid("DataSpec", name, "one of " + ", ".join(repr(c) for c in choices), value)
+        raise _invalid(_DATA, name, "one of " + ", ".join(repr(c) for c in choices), value)
 
 
 @dataclass(frozen=True)
@@ -444,6 +471,8 @@ class PreparedData:
     preprocessing: Preprocessing
     raw_test: Any = None  # the test split's raw rows (DataFrame or array) before encoding, for export checks
     fingerprint: dict[str, Any] | None = None  # `data_fingerprint` of the rows read: hash, rows, columns, classes
+    # Columns of the file not trained on, with why: "[data] drop", or a row identifier (`keep_ids` keeps those).
+    dropped: dict[str, str] = field(default_factory=dict)
 
     @property
     def task(self) -> Task:
@@ -506,11 +535,11 @@ def load_folds(spec: DataSpec) -> list[PreparedData]:
         DataError: `spec.folds` is None or exceeds the number of train + validation rows.
     """
     if spec.folds is None:
-        raise _invalid("DataSpec", "folds", "an int in the range [2, inf) for load_folds", spec.folds)
+        raise _invalid(_DATA, "folds", "an int in the range [2, inf) for load_folds", spec.folds)
     source, task, y, classes, (train, val, test) = _split_source(spec)
     pool = np.concatenate([train, val])
     if spec.folds > len(pool):
-        raise _invalid("DataSpec", "folds", f"at most the number of train + validation rows ({len(pool)})", spec.folds)
+        raise _invalid(_DATA, "folds", f"at most the number of train + validation rows ({len(pool)})", spec.folds)
     parts = _fold_parts(pool, y[pool] if task == "classification" else None, spec.folds, spec.seed)
     return [
         _prepare(
@@ -580,6 +609,7 @@ def _prepare(
         preprocessing=preprocessing,
         raw_test=raw_test,
         fingerprint=data_fingerprint(source.inputs, source.y, classes),
+        dropped=dict(source.dropped),
     )
 
 

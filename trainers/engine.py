@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from archsearch.base import is_int, is_real
+from archsearch.trainers._calibration import balanced_class_weights
 from archsearch.trainers._embedding import DEFAULT_DIM, PERIODIC_SIGMA, build_embedding, fit_bin_edges, pl_encoding
 from archsearch.trainers._model import ACTIVATIONS, build_mlp, check_architecture, count_parameters
 from archsearch.trainers.data import PreparedData, Preprocessing
@@ -293,9 +294,8 @@ def class_weights(data: PreparedData, class_weight: str, device: torch.device) -
     """Per-class loss weights (n_classes,), or None for unweighted."""
     if class_weight != "balanced":
         return None
-    counts = np.bincount(data.y_train, minlength=data.n_outputs)  # (n_classes,)
-    # n / (k * count_c), as scikit-learn's "balanced"; a class absent from training gets 0.
-    balanced = np.where(counts > 0, len(data.y_train) / (data.n_outputs * np.maximum(counts, 1)), 0.0)
+    # n / (k * count_c), as scikit-learn's "balanced"; export's calibration divides them back out of the softmax.
+    balanced = balanced_class_weights(data.y_train, data.n_outputs)  # (n_classes,)
     return torch.tensor(balanced, dtype=torch.float32, device=device)
 
 

@@ -39,7 +39,9 @@ def export_best(
     By default the chosen architecture is trained again ("refit") on train + validation rows with its
     trial's hyperparameters and seed, for the epochs early stopping chose; the test split stays unseen,
     and the test metrics in `architecture.json` are the shipped model's. `architecture.json` says which
-    rows the shipped model saw (`metadata.training_rows`).
+    rows the shipped model saw (`metadata.training_rows`). A study searched with class weights ships
+    probabilities of the data's class frequencies and the class-weighted decision (its `calibration`,
+    `archsearch.trainers.fit_calibration`).
 
     Args:
         storage: The study's storage URL.

@@ -11,7 +11,8 @@ def describe_export(folder: str | Path) -> str:
     """What the export CLI prints: the shipped model, the rows it saw, and its test metric (single vs ensemble)."""
     from archsearch.trainers import load_model
 
-    architecture = load_model(folder).architecture
+    model = load_model(folder)
+    architecture = model.architecture
     meta = architecture["metadata"]
     metric, rows = meta["metric"], meta["training_rows"]
     ensemble = meta.get("ensemble")
@@ -45,6 +46,8 @@ def describe_export(folder: str | Path) -> str:
             f"Predictions are clamped to [{target_range[0]:.6g}, {target_range[1]:.6g}], the range of the "
             f"{rows['n_rows']:,} training targets."
         )
+    if model.calibration is not None:
+        lines.append(model.calibration.describe())
     key = f"test_{metric}"
     if ensemble is None:
         lines.append(f"Test {metric} {meta['test_metrics'][key]:.4f} (n = {rows['n_test_rows']:,} test rows)")

@@ -10,7 +10,15 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from archsearch.export._members import artifact_dir, clamped, member_of, search_data, stored_weights, train_members
+from archsearch.export._members import (
+    artifact_dir,
+    calibration_for,
+    clamped,
+    member_of,
+    search_data,
+    stored_weights,
+    train_members,
+)
 from archsearch.export._plan import ExportPlan
 from archsearch.export._selection import greedy_selection
 from archsearch.pool import fit_rows
@@ -96,7 +104,10 @@ def _candidates(plan: ExportPlan, data: PreparedData) -> tuple[list[Any], list[A
         member = member_of(plan.config, trial, int(trial.user_attrs.get(keys.SEED, 0)), None, state_dict)
         members.append(member)
         # One network built at a time: a wide space's 50 candidates need not all be in memory as modules.
-        (prediction,) = split_predictions([member], data, "val")
+        # Scored as the ensemble ships: each member calibrated (its biases fitted on the training split, so the
+        # validation rows that choose stay unseen), deciding by the class-weighted argmax.
+        calibration = calibration_for(plan, data, [member])
+        (prediction,) = split_predictions([member], data, "val", calibration)
         predictions.append(prediction)
     if unreadable:
         trials = ("trial " if len(unreadable) == 1 else "trials ") + ", ".join(map(str, unreadable))
@@ -131,16 +142,21 @@ def _select(
         if preprocessing.classes is not None
         else data.y_val * preprocessing.target_scale + preprocessing.target_mean
     )
-    counts, value = greedy_selection(predictions, y_val, metric)
+    calibration = calibration_for(plan, data, members[:1])
+    offsets = None if calibration is None else calibration.log_offsets  # every candidate's: the same rows
+    counts, value = greedy_selection(predictions, y_val, metric, log_offsets=offsets)
     if not math.isfinite(value):  # e.g. r2 of a constant validation target: nothing to choose by
         return GreedyChoice([], None, {"skipped": f"the validation {metric} of trial {chosen.number} is not finite"})
+    alone = chosen.user_attrs.get(f"val_{metric}", chosen.value)
+    if calibration is not None:  # the trial's stored value is of its uncorrected output
+        alone = greedy_selection(predictions[:1], y_val, metric, rounds=1, log_offsets=offsets)[1]
     info = {
         "candidates": len(members),
         **({"unreadable_trials": unreadable} if unreadable else {}),
         "picks": sum(counts),  # weights are counts / picks
         "n_val_rows": len(data.y_val),
         f"val_{metric}": value,
-        f"best_val_{metric}": chosen.user_attrs.get(f"val_{metric}", chosen.value),
+        f"best_val_{metric}": alone,
     }
     picked = [(member, count) for member, count in zip(members, counts) if count]
     if len(picked) == 1:

@@ -19,7 +19,7 @@ from archsearch.storage import default_artifact_dir, download_weights, keys, ope
 from archsearch.trainers import ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data, load_folds, load_refit_data
 
-__all__ = ["artifact_dir", "clamped", "member_of", "search_data", "stored_weights", "train_members"]
+__all__ = ["artifact_dir", "calibration_for", "clamped", "member_of", "search_data", "stored_weights", "train_members"]
 
 
 def artifact_dir(plan: ExportPlan) -> Path:
@@ -53,6 +53,22 @@ def clamped(data: PreparedData, clamp: bool) -> PreparedData:
     y = np.asarray(data.y_train, dtype=np.float64) * preprocessing.target_scale + preprocessing.target_mean
     clamping = dataclasses.replace(preprocessing, target_range=(float(y.min()), float(y.max())))
     return dataclasses.replace(data, preprocessing=clamping)
+
+
+def class_weighted(plan: ExportPlan) -> bool:
+    """Whether the search trained with class weights: its probabilities then need the calibration."""
+    task = plan.study.user_attrs[keys.TASK]
+    return task == "classification" and plan.config.train.resolved_class_weight(plan.metric) == "balanced"
+
+
+def calibration_for(plan: ExportPlan, data: PreparedData, members: list[Any]) -> Any:
+    """The correction of class-weighted members' probabilities to the class frequencies of `data`'s training
+    rows, with each member's biases fitted on those rows (None when the search trained without class weights)."""
+    from archsearch.trainers import fit_calibration
+
+    if data.task != "classification" or not class_weighted(plan):
+        return None
+    return fit_calibration(members, data)
 
 
 def stored_weights(plan: ExportPlan, trial: FrozenTrial) -> dict:

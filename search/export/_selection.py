@@ -21,7 +21,12 @@ ROUNDS = 25  # picks, the first being the best trial; more than the distinct mem
 
 
 def greedy_selection(
-    predictions: Sequence[np.ndarray], y_true: np.ndarray, metric: str, rounds: int = ROUNDS
+    predictions: Sequence[np.ndarray],
+    y_true: np.ndarray,
+    metric: str,
+    rounds: int = ROUNDS,
+    *,
+    log_offsets: Sequence[float] | None = None,
 ) -> tuple[list[int], float]:
     """Counts per candidate of the best prefix of greedy additions, and that prefix's validation metric.
 
@@ -32,6 +37,10 @@ def greedy_selection(
         y_true: Class indices (n,) or targets in the target's units (n,).
         metric: A key of `METRIC_DIRECTIONS`, scored as `classification_metrics`/`regression_metrics` do.
         rounds: Additions to try, >= 1.
+        log_offsets: For networks trained with class weights, the calibration already applied to `predictions`
+            (`archsearch.trainers.Calibration`): accuracy and balanced accuracy are then scored on the argmax of
+            the mean less these offsets, the class-weighted decision the shipped model's `predict` takes, and
+            log loss on the calibrated mean itself.
 
     Returns:
         (counts, value): `counts[i]` is how often candidate i was added (weights are counts / sum); `value`
@@ -62,7 +71,12 @@ def greedy_selection(
     sign = 1.0 if METRIC_DIRECTIONS[metric] == "maximize" else -1.0
     classification = np.ndim(predictions[0]) == 2
 
+    # mean * exp(-offsets) has the argmax of log(mean) - offsets, predict's decision; its scale does not matter.
+    undo = None if log_offsets is None or metric == "log_loss" else np.exp(-np.asarray(log_offsets))
+
     def score(mean: np.ndarray) -> float:
+        if undo is not None:
+            mean = mean * undo  # (n, n_classes)
         values = classification_metrics(y_true, mean) if classification else regression_metrics(y_true, mean)
         value = sign * values[metric]
         return value if np.isfinite(value) else -np.inf  # a NaN must never win a comparison by losing them all

@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial
 
 import archsearch
 from archsearch.export._greedy import GreedyChoice
-from archsearch.export._members import clamped, search_data, train_members
+from archsearch.export._members import calibration_for, clamped, class_weighted, search_data, train_members
 from archsearch.export._plan import ExportPlan
 from archsearch.pool import fit_rows
 from archsearch.storage import keys, stored_value
@@ -29,18 +29,21 @@ def write_members(plan: ExportPlan, out: str | Path, greedy: GreedyChoice | None
 
     config, study, refit = plan.config, plan.study, plan.refit
     sizes = study.user_attrs[keys.DATA]
-    # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures.
-    needs_data = refit or len(plan.members) > 1 or config.data.folds is not None
+    # A plain --no-refit export needs no data (it may not be on this machine); everything else trains or measures,
+    # and class weights need the training rows' class frequencies, which the probabilities are corrected to.
+    needs_data = refit or len(plan.members) > 1 or config.data.folds is not None or class_weighted(plan)
     data = search_data(config, stored_value(study.user_attrs, keys.PREPROCESSING), refit=refit) if needs_data else None
     n_fit = fit_rows(sizes, config.data.folds)
     trained = train_members(plan, list(plan.members), data, refit=refit, n_fit=n_fit)
+    calibration = None
     if data is None:
         single = {k: v for k, v in plan.chosen.user_attrs.items() if k.startswith("test_")}
         training_rows = {"splits": "train", "n_rows": int(sizes["n_train"]), "n_test_rows": int(sizes["n_test"])}
         preprocessing = Preprocessing.from_dict(stored_value(study.user_attrs, keys.PREPROCESSING))
     else:
         data = clamped(data, plan.clamp)  # what ships clamps to the targets it trained on; training never sees it
-        single = ensemble_test_metrics(trained[:1], data)
+        calibration = calibration_for(plan, data, trained)
+        single = ensemble_test_metrics(trained[:1], data, None if calibration is None else calibration.member(0))
         splits = (
             "train + validation"
             if refit
@@ -59,12 +62,19 @@ def write_members(plan: ExportPlan, out: str | Path, greedy: GreedyChoice | None
         metadata["refit_epochs"] = member.record["epochs"]
         metadata["refit_lr_cooldown"] = member.record["cooldown"]  # the last fraction of the refit's steps, lr to 0
         return export_model(
-            out, net=member.net, state_dict=member.state_dict, preprocessing=preprocessing, metadata=metadata
+            out,
+            net=member.net,
+            state_dict=member.state_dict,
+            preprocessing=preprocessing,
+            metadata=metadata,
+            calibration=calibration,
         )
     metadata["ensemble"] = {"of": plan.ensemble_of, "size": len(trained)}
     metadata["single_test_metrics"] = single
-    metadata["test_metrics"] = ensemble_test_metrics(trained, data)
-    return export_ensemble(out, members=trained, preprocessing=preprocessing, metadata=metadata)
+    metadata["test_metrics"] = ensemble_test_metrics(trained, data, calibration)
+    return export_ensemble(
+        out, members=trained, preprocessing=preprocessing, metadata=metadata, calibration=calibration
+    )
 
 
 def write_greedy(plan: ExportPlan, out: str | Path, greedy: GreedyChoice) -> Path:
@@ -72,6 +82,7 @@ def write_greedy(plan: ExportPlan, out: str | Path, greedy: GreedyChoice) -> Pat
     from archsearch.trainers import ensemble_test_metrics, export_ensemble
 
     members, data = greedy.members, greedy.data
+    calibration = calibration_for(plan, data, members)
     n_others = len(members) - 1
     others = (
         "train (the other member, as the search trained it)"
@@ -88,10 +99,14 @@ def write_greedy(plan: ExportPlan, out: str | Path, greedy: GreedyChoice) -> Pat
             "weights": [round(m.weight, 6) for m in members],
         },
         "greedy_ensemble": greedy.info | {"members": len(members)},
-        "single_test_metrics": ensemble_test_metrics([dataclasses.replace(members[0], weight=None)], data),
-        "test_metrics": ensemble_test_metrics(members, data),
+        "single_test_metrics": ensemble_test_metrics(
+            [dataclasses.replace(members[0], weight=None)], data, None if calibration is None else calibration.member(0)
+        ),
+        "test_metrics": ensemble_test_metrics(members, data, calibration),
     }
-    return export_ensemble(out, members=members, preprocessing=data.preprocessing, metadata=metadata)
+    return export_ensemble(
+        out, members=members, preprocessing=data.preprocessing, metadata=metadata, calibration=calibration
+    )
 
 
 def _metadata(plan: ExportPlan) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 The table, the summary and the figures' captions are all rendered from these typed results: a centre's
 verdicts in words come from one function, `centre_findings`, whose sentence the summary prints and the
 forest plot's caption repeats (through ``to_dict()["centres"][i]["findings"]``), so they cannot disagree.
+The advice on seeds is one figure for the analysis (`SensitivityResult.advised_repeats`), and layers are
+numbered from 1, next to the input, as in the search's report (the stored ``layer`` index stays 0-based).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import math
 import re
 import statistics
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,7 @@ from archsearch.stats import (
     PairedEffect,
     can_reach_significance,
     compare_to_centre,
+    fewest_seeds,
     format_number,
     format_p,
     minimum_detectable_difference,
@@ -34,6 +38,14 @@ if TYPE_CHECKING:
     from archsearch.dashboards import Report
 
 __all__ = ["CentreResult", "NeighbourResult", "SensitivityResult", "centre_findings", "compare_centre", "summarize"]
+
+# Said once per table and summary: which test the interval and p come from, and how layers are numbered.
+LAYERS_NOTE = "Layers are numbered from the input: layer 1 is next to the input."
+TEST_NOTE = (
+    "95% CI and p: Wilcoxon signed-rank test of the paired differences, before Holm's correction (the interval "
+    "holds the shifts the test does not reject, so it excludes 0 exactly when p < 0.05, and has no bound with 5 "
+    "seeds or fewer); p (Holm) decides better or worse."
+)
 
 _STEP_LABEL = re.compile(r"\(([+-][^)]*)\)$")  # "(+1)", "(-50%)" at the end of a width change
 _GROUPS = {
@@ -53,10 +65,11 @@ class NeighbourResult:
 
     Attributes:
         kind: One of `archsearch.spaces.NEIGHBOUR_KINDS`.
-        change: What changed, in words: ``"layer 0: 64 -> 65 (+1)"``.
+        change: What changed, in words: ``"layer 1: 64 -> 65 (+1)"`` (layer 1 is next to the input).
         group: The change without its layer, to compare centres: ``"+1 neuron"``, ``"-50%"``, ``"-1 layer"``.
         key: `archsearch.spaces.architecture_key` of the neighbour.
-        layer: Layer resized, removed or copied; None for whole-network changes.
+        layer: Index of the layer resized, removed or copied, from 0 (``change`` says layer 1); None for
+            whole-network changes.
         widths: Hidden widths of the neighbour.
         dropouts: Dropout of each hidden layer.
         delta_units: Hidden units minus the centre's.
@@ -97,8 +110,8 @@ class CentreResult:
         diverged: Centre runs that diverged.
         noise_floor: Seed-to-seed standard deviation of ``values``; NaN with fewer than 2 runs.
         margin: Equivalence margin of the neighbours' comparisons: the ``margin`` given to the analysis,
-            else ``noise_floor``.
-        margin_given: Whether ``margin`` was given rather than the centre's seed-to-seed sd.
+            else ``noise_floor``, and never below ``resolution``.
+        margin_given: Whether a margin was given rather than the centre's seed-to-seed sd.
         minimum_detectable_difference: Smallest mean difference found with 80% power at this number of
             seeds, at Holm's strictest level ``alpha / n_tests``, with the median seed-to-seed spread of the
             neighbours' paired differences; NaN when no neighbour has 2 paired runs.
@@ -127,6 +140,15 @@ class CentreResult:
     neighbours: tuple[NeighbourResult, ...]
     embedding: str = "none"
     embedding_dim: int = EMBEDDING_DIM
+    resolution: float = 0.0  # the metric's smallest step (one validation row for accuracy), 0 when continuous
+
+    @property
+    def margin_source(self) -> str:
+        """Where the margin comes from, in words: the given margin, the centre's sd, or one validation row."""
+        base = "the given margin" if self.margin_given else "the centre's seed-to-seed sd"
+        if self.resolution > 0 and self.margin == self.resolution:
+            return f"one validation row of {round(1 / self.resolution):,}, more than {base}"
+        return base
 
     @property
     def mean(self) -> float:
@@ -153,7 +175,7 @@ class SensitivityResult:
         runs_reused: Runs that an earlier call had finished.
         runs_diverged: Finished runs that diverged.
         runs_missing: Planned runs without a finished trial (their runs failed); rerun to retry them.
-        warnings: Sentences about what this analysis cannot show.
+        warnings: Sentences about what this analysis cannot show, said before training.
         summary: The findings in words (Markdown headings and bullets).
     """
 
@@ -173,6 +195,35 @@ class SensitivityResult:
     runs_missing: int
     warnings: list[str]
     summary: str
+
+    @property
+    def advised_repeats(self) -> int | None:
+        """The one figure of seeds to rerun with (``--repeats``); None when nothing is inconclusive with a spread.
+
+        The median of the seeds each inconclusive change needs at the spread seen (so about half of them would
+        resolve), and never below the fewest that let Holm's correction call any change better or worse.
+        """
+        needed = [
+            n.effect.seeds_needed
+            for c in self.centres
+            for n in c.neighbours
+            if n.effect is not None and n.effect.verdict == "inconclusive" and n.effect.seeds_needed is not None
+        ]
+        if not needed:
+            return None
+        floors = [fewest_seeds(c.n_tests, self.alpha) for c in self.centres if c.n_tests]
+        return max([math.ceil(statistics.median(needed)), *floors])
+
+    def advice(self) -> str | None:
+        """The advice as the summary and the table print it, with its figure and n; None without one."""
+        figure = self.advised_repeats
+        if figure is None:
+            return None
+        inconclusive = sum(
+            n.effect is not None and n.effect.verdict == "inconclusive" for c in self.centres for n in c.neighbours
+        )
+        which = "it" if inconclusive == 1 else f"about half of the {inconclusive:,} inconclusive changes"
+        return f"Advice: rerun with --repeats {figure}; at the spread seen, that would resolve {which}."
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict (NaN becomes None, seeds become string keys)."""
@@ -194,6 +245,7 @@ class SensitivityResult:
                     "missing": self.runs_missing,
                 },
                 "warnings": self.warnings,
+                "advised_repeats": self.advised_repeats,
                 "summary": self.summary,
                 "centres": [_centre_dict(c, self.metric, self.direction) for c in self.centres],
             }
@@ -225,24 +277,19 @@ def compare_centre(
     margin: float | None = None,
     *,
     n_numeric: int | None = None,
+    resolution: float = 0.0,
 ) -> CentreResult:
     """Compare each neighbour of one centre with it over the seeds both finished, Holm-corrected together.
 
-    ``margin`` is the equivalence margin in metric units; None uses the centre's seed-to-seed sd.
+    ``margin`` is the equivalence margin in metric units; None uses the centre's seed-to-seed sd; either is
+    raised to ``resolution``, the metric's smallest step (`archsearch.stats.metric_resolution`).
     ``n_numeric`` counts the inputs an embedding encodes, for parameter counts (None: all of them).
     """
-    values: dict[str, dict[int, float]] = {}
-    diverged: dict[str, int] = {}
-    for neighbour in centre.neighbours:
-        found = [(seed, runs.get(job_id(centre.trial, neighbour.key, seed))) for seed in seeds]
-        values[neighbour.key] = {
-            seed: run.value for seed, run in found if run is not None and run.state == TrialState.COMPLETE
-        }
-        diverged[neighbour.key] = sum(run is not None and run.state == TrialState.PRUNED for _, run in found)
+    values, diverged = _finished_values(centre, seeds, runs)
     centre_key, others = centre.neighbours[0].key, centre.neighbours[1:]
     centre_values = values[centre_key]
     comparable = {n.key: values[n.key] for n in others if set(values[n.key]) & set(centre_values)}
-    effects = compare_to_centre(centre_values, comparable, direction, alpha, margin) if comparable else {}
+    effects = compare_to_centre(centre_values, comparable, direction, alpha, margin, resolution) if comparable else {}
     # The typical seed-to-seed spread of the paired differences sizes the smallest detectable difference.
     differences = [paired_differences(centre_values, v).tolist() for v in comparable.values()]
     spreads = [statistics.stdev(d) for d in differences if len(d) >= 2]
@@ -284,7 +331,7 @@ def compare_centre(
         values=centre_values,
         diverged=diverged[centre_key],
         noise_floor=floor,
-        margin=floor if margin is None else margin,
+        margin=_raised(floor if margin is None else margin, resolution),
         margin_given=margin is not None,
         minimum_detectable_difference=mdd,
         n_tests=n_tests,
@@ -292,7 +339,28 @@ def compare_centre(
         neighbours=tuple(neighbours),
         embedding=architecture.embedding,
         embedding_dim=architecture.embedding_dim,
+        resolution=resolution,
     )
+
+
+def _finished_values(
+    centre: Centre, seeds: list[int], runs: dict[str, FrozenTrial]
+) -> tuple[dict[str, dict[int, float]], dict[str, int]]:
+    """Per architecture key, the values of its completed runs by seed, and how many of its runs diverged."""
+    values: dict[str, dict[int, float]] = {}
+    diverged: dict[str, int] = {}
+    for neighbour in centre.neighbours:
+        found = [(seed, runs.get(job_id(centre.trial, neighbour.key, seed))) for seed in seeds]
+        values[neighbour.key] = {
+            seed: run.value for seed, run in found if run is not None and run.state == TrialState.COMPLETE
+        }
+        diverged[neighbour.key] = sum(run is not None and run.state == TrialState.PRUNED for _, run in found)
+    return values, diverged
+
+
+def _raised(margin: float, resolution: float) -> float:
+    """The margin, raised to the metric's resolution as `compare_to_centre` raises it; NaN stays NaN."""
+    return max(margin, resolution) if math.isfinite(margin) else margin
 
 
 def _group(neighbour: Neighbour) -> str:
@@ -323,6 +391,8 @@ def _centre_dict(centre: CentreResult, metric: str, direction: str) -> dict[str,
         "noise_floor": centre.noise_floor,
         "margin": centre.margin,
         "margin_given": centre.margin_given,
+        "margin_source": centre.margin_source,
+        "resolution": centre.resolution,
         "findings": centre_findings(centre, metric, direction),
         "minimum_detectable_difference": centre.minimum_detectable_difference,
         "n_tests": centre.n_tests,
@@ -354,6 +424,8 @@ def _centre_dict(centre: CentreResult, metric: str, direction: str) -> dict[str,
                     "p_equivalence": n.effect.p_equivalence,
                     "verdict": n.effect.verdict,
                     "seeds_needed": n.effect.seeds_needed,
+                    "n_higher": n.effect.n_higher,
+                    "n_lower": n.effect.n_lower,
                     "label": n.effect.label,
                 },
             }
@@ -391,7 +463,7 @@ def centre_findings(centre: CentreResult, metric: str, direction: str) -> str:
 
     Example:
         >>> print(centre_findings(result.centres[0], "accuracy", "maximize"))  # doctest: +SKIP
-        Around trial 16 (n=3 seeds per architecture): worse: remove layer 0 (-0.0232, 95% CI ...
+        Around trial 16 (n=3 seeds per architecture): worse: remove layer 1 (-0.0232, 95% CI ...
     """
     compared = [n for n in centre.neighbours if n.effect is not None]
     seeds = max((n.effect.n for n in compared), default=0)
@@ -411,13 +483,12 @@ def centre_findings(centre: CentreResult, metric: str, direction: str) -> str:
     }
     for verdict in ("worse", "better"):
         listed = "; ".join(
-            f"{n.change} ({format_number(n.effect.mean, signed=True)}, 95% CI {format_number(n.effect.ci_low, signed=True)} "
-            f"to {format_number(n.effect.ci_high, signed=True)})"
+            f"{n.change} ({format_number(n.effect.mean, signed=True)}, 95% CI {_bound(n.effect.ci_low)} "
+            f"to {_bound(n.effect.ci_high)})"
             for n in by_verdict[verdict]
         )
         sentences.append(f"{verdict.capitalize()}: {listed or 'none'}.")
-    source = "the given margin" if centre.margin_given else "the centre's seed-to-seed sd"
-    margin = f"± {format_number(centre.margin)} ({source})"
+    margin = f"± {format_number(centre.margin)} ({centre.margin_source})"
     equivalent = by_verdict["equivalent"]
     sentences.append(
         f"Equivalent within {margin}: "
@@ -429,15 +500,9 @@ def centre_findings(centre: CentreResult, metric: str, direction: str) -> str:
     )
     inconclusive = by_verdict["inconclusive"]
     if inconclusive:
-        needed = sorted(n.effect.seeds_needed for n in inconclusive if n.effect.seeds_needed is not None)
-        resolve = ""
-        if needed:
-            span = f"{needed[0]:,}" if needed[0] == needed[-1] else f"{needed[0]:,} to {needed[-1]:,}"
-            resolve = f"; about {span} seeds would resolve {'it' if len(inconclusive) == 1 else 'them'}"
-        sentences.append(
-            f"Inconclusive at n={seeds}: {plural(len(inconclusive), 'change')} ({'; '.join(n.change for n in inconclusive)}"
-            f"{resolve})."
-        )
+        # Each with its direction; how many seeds would resolve them is the analysis's one advice figure.
+        listed = "; ".join(f"{n.change}, {n.effect.direction}" for n in inconclusive)
+        sentences.append(f"Inconclusive at n={seeds}: {plural(len(inconclusive), 'change')} ({listed}).")
     one_neuron = [n for n in compared if n.group in ("+1 neuron", "-1 neuron")]
     if one_neuron and all(n.effect.verdict == "equivalent" for n in one_neuron):
         sentences.append("Every +-1 neuron change is equivalent to the centre: it sits on a plateau of width.")
@@ -451,6 +516,8 @@ def summarize(result: SensitivityResult) -> str:
     lines = [
         f"## Sensitivity of study '{result.study_name}': validation {result.metric}, {better} is better",
         "",
+        f"{LAYERS_NOTE} {TEST_NOTE}",
+        "",
         f"- Runs: {result.runs_planned:,} ({plural(n_arch, 'architecture')} x {plural(len(result.seeds), 'seed')}, "
         f"paired by seed); {result.runs_trained:,} trained now, {result.runs_reused:,} reused, "
         f"{result.runs_diverged:,} diverged"
@@ -462,7 +529,11 @@ def summarize(result: SensitivityResult) -> str:
             f"a difference below {format_number(centre.minimum_detectable_difference)} is unlikely to be detected."
         )
         lines.append(f"- {centre_findings(centre, result.metric, result.direction)}")
-    lines += [f"- Warning: {note}" for note in result.warnings]
+    # The warnings said before training are not repeated: each centre's findings say what its seeds cannot
+    # show, and the advice below is the one figure to act on.
+    advice = result.advice()
+    if advice:
+        lines.append(f"- {advice}")
     return "\n".join(lines)
 
 
@@ -471,6 +542,7 @@ def _centre_numbers(centre: CentreResult, metric: str) -> str:
     return (
         f"val {metric} {format_number(centre.mean)} (mean of n={n}), seed-to-seed sd {format_number(centre.noise_floor)} "
         f"(n={n}), equivalence margin ± {format_number(centre.margin)}"
+        + (f" (one validation row of {round(1 / centre.resolution):,})" if centre.margin == centre.resolution else "")
     )
 
 
@@ -483,19 +555,26 @@ def _table(result: SensitivityResult) -> str:
         )
         width = max([len("change"), *(len(n.change) for n in centre.neighbours)])
         rows = [
-            f"  {'change':<{width}}  {'params':>8}  {'mean diff':>9}  {'95% CI':^21}  {'p (Holm)':>8}  {'n':>3}  verdict"
+            f"  {'change':<{width}}  {'params':>8}  {'mean diff':>9}  {'95% CI':^21}  {'p':>8}  {'p (Holm)':>8}  "
+            f"{'n':>3}  verdict"
         ]
         for n in sorted(centre.neighbours, key=lambda n: (n.delta_params, n.change)):
             e = n.effect
             if e is None:
                 rows.append(f"  {n.change:<{width}}  {n.delta_params:>+8,}  no paired run finished")
                 continue
-            interval = f"[{format_number(e.ci_low, signed=True)}, {format_number(e.ci_high, signed=True)}]"
-            interval = interval if math.isfinite(e.ci_low) else "n/a"
+            interval = f"[{_bound(e.ci_low)}, {_bound(e.ci_high)}]" if not math.isnan(e.ci_low) else "n/a"
             rows.append(
                 f"  {n.change:<{width}}  {n.delta_params:>+8,}  {format_number(e.mean, signed=True):>9}  {interval:^21}  "
-                f"{format_p(e.p_adjusted):>8}  {e.n:>3}  {e.label}"
+                f"{format_p(e.p_value):>8}  {format_p(e.p_adjusted):>8}  {e.n:>3}  {e.label}"
             )
         blocks.append("\n".join([head, *rows]))
     # The warnings are not repeated here: run_sensitivity raised them before training, which printed them once.
-    return "\n\n".join(blocks)
+    advice = result.advice()
+    note = textwrap.fill(f"{LAYERS_NOTE} {TEST_NOTE}", width=100)  # a terminal's lines, not one of 330 characters
+    return "\n\n".join([note, *blocks, *([advice] if advice else [])])
+
+
+def _bound(value: float) -> str:
+    """An interval's end: a signed number, or -inf/+inf where the test leaves it unbounded."""
+    return f"{'+' if value > 0 else '-'}inf" if math.isinf(value) else format_number(value, signed=True)

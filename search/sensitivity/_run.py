@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 import warnings
@@ -27,7 +26,7 @@ from archsearch.sensitivity._jobs import (
 )
 from archsearch.sensitivity._result import SensitivityResult, compare_centre, summarize
 from archsearch.spaces import Neighbour, NetSpec, across_sizes_neighbours, neighbourhood, pick_centres
-from archsearch.stats import can_reach_significance, check_margin, smallest_possible_p
+from archsearch.stats import can_reach_significance, check_margin, fewest_seeds, metric_resolution, smallest_possible_p
 from archsearch.storage import (
     FINISHED_STATES,
     keys,
@@ -143,8 +142,14 @@ def run_sensitivity(
 
     runs = _first_finished_runs(companion.get_trials(deepcopy=False))
     direction = parent.direction.name.lower()
+    # An accuracy moves in steps of one validation row (with folds, the mean over folds in steps of one of all
+    # train + validation rows); no equivalence margin goes below that step.
+    rows = sizes["n_val"] if config.data.folds is None else sizes["n_train"] + sizes["n_val"]
+    resolution = metric_resolution(parent.user_attrs[keys.METRIC], rows)
     results = [
-        compare_centre(c, seeds, runs, direction, alpha, n_inputs, n_outputs, margin, n_numeric=n_numeric)
+        compare_centre(
+            c, seeds, runs, direction, alpha, n_inputs, n_outputs, margin, n_numeric=n_numeric, resolution=resolution
+        )
         for c in centres
     ]
     result = SensitivityResult(
@@ -316,7 +321,7 @@ def _centre(config: SearchConfig, trial: FrozenTrial, neighbours: list[Neighbour
 def default_repeats(centres: list[Centre], alpha: float = 0.05) -> int:
     """At least 8 seeds, and enough for Holm's correction over the most neighbours a centre has to be passable."""
     most_tests = max((len(centre.neighbours) - 1 for centre in centres), default=0)
-    return next(n for n in itertools.count(8) if most_tests == 0 or can_reach_significance(n, most_tests, alpha))
+    return max(8, fewest_seeds(most_tests, alpha)) if most_tests else 8
 
 
 def _significance_warnings(centres: list[Centre], repeats: int, alpha: float) -> list[str]:
@@ -327,12 +332,13 @@ def _significance_warnings(centres: list[Centre], repeats: int, alpha: float) ->
     for n_tests, trials in sorted(by_tests.items()):
         if n_tests == 0 or can_reach_significance(repeats, n_tests, alpha):
             continue
-        needed = next(n for n in itertools.count(repeats + 1) if can_reach_significance(n, n_tests, alpha))
         around = f"trial {trials[0]}" if len(trials) == 1 else "trials " + ", ".join(map(str, trials))
+        # The least that can work, said before training; the advice after it (one figure) is never below it.
         notes.append(
             f"With {repeats} seeds no neighbour of {around} can be called better or worse: Holm's correction "
             f"over {n_tests} neighbours asks for p < {alpha / n_tests:.2g}, and the smallest p-value of "
-            f"{repeats} paired runs is {smallest_possible_p(repeats):.2g}. Use --repeats {needed} or more."
+            f"{repeats} paired runs is {smallest_possible_p(repeats):.2g}. That takes at least "
+            f"{fewest_seeds(n_tests, alpha)} seeds (--repeats)."
         )
     return notes
 

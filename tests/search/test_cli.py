@@ -59,7 +59,34 @@ def test_cli_search_bad_config_exits_2_with_message(tmp_path: Path, capsys: pyte
     config.write_text("[space]\nlayers = [2, 1]\n", encoding="utf-8")
     assert main(["search", str(config)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("archsearch: error: ") and "'layers' parameter of MLPSpace" in err
+    assert err.startswith("archsearch: error: ") and "'layers' parameter of [space]" in err
+
+
+@pytest.mark.parametrize(
+    ("study", "data", "flags", "message"),
+    [
+        ("n_trials = 0\n", "", [], "The 'n_trials' parameter of [study] must be an int in the range [1, 1,000,000]"),
+        ("", "", ["--n-trials", "0"], "The 'n_trials' parameter of [study] must be an int in the range [1, 1,000,000]"),
+        ("", 'path = "rows.csv"\ntarget = "purchase"\n', [], "did you mean 'Purchase'?"),
+        ("", 'path = "gone.csv"\n', [], "does not exist; check `path` in [data]."),
+    ],
+)
+def test_cli_search_refuses_before_creating_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], study: str, data: str, flags: list[str], message: str
+) -> None:
+    """Check that n_trials = 0, a target in the wrong case and a missing file exit 2 with one line naming the
+    field, and leave no database behind."""
+    (tmp_path / "rows.csv").write_text("a,Purchase\n1,No\n2,Yes\n3,No\n4,Yes\n5,No\n6,Yes\n", encoding="utf-8")
+    config = tmp_path / "s.toml"
+    config.write_text(
+        f'[study]\nname = "x"\nstorage = "sqlite:///{tmp_path}/x.db"\n{study}[data]\n{data}', encoding="utf-8"
+    )
+    assert main(["search", str(config), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archsearch: error: ") and message in err and err.count("\n") == 1
+    for internal in ("DataSpec", "MLPSpace", "StudyConfig", "TrainConfig"):
+        assert internal not in err
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_cli_masks_passwords_in_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

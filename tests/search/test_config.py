@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -73,12 +74,15 @@ def test_search_config_replace_overrides_study_keys() -> None:
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("[studdy]\nname = 'x'\n", r"Unknown section \[studdy\]; valid sections are: study, data, space, train"),
-        ("[study]\nnam = 'x'\n", r"Unknown key 'nam' in \[study\]; valid keys are: name, storage"),
+        ("[model]\nname = 'x'\n", r"Unknown section \[model\]; valid sections are: study, data, space, train"),
+        ("[studdy]\nname = 'x'\n", r"Unknown section \[studdy\]; did you mean \[study\]\?$"),
+        ("[study]\nnam = 'x'\n", r"Unknown key 'nam' in \[study\]; did you mean 'name'\?$"),
+        ("[study]\nzzz = 'x'\n", r"Unknown key 'zzz' in \[study\]; valid keys are: name, storage"),
         ("[train]\nepoch = 3\n", r"Unknown key 'epoch' in \[train\]"),
-        ("[space]\nwidht = [1, 2]\n", r"Unknown key 'widht' in \[space\]"),
+        ("[space]\nwidht = [1, 2]\n", r"Unknown key 'widht' in \[space\]; did you mean 'width'\?$"),
+        ("[sapce]\nwidth = [1, 2]\n", r"Unknown section \[sapce\]; did you mean \[space\]\?$"),
         ("[data]\ntaget = 'y'\n", r"Unknown key 'taget' in \[data\]"),
-        ("[export]\nseeds = 3\n", r"Unknown key 'seeds' in \[export\]; valid keys are: ensemble_seeds"),
+        ("[export]\nsedes = 3\n", r"Unknown key 'sedes' in \[export\]; valid keys are: ensemble_seeds"),
         (
             "[export]\nensemble_seeds = 0\n",
             r"The 'ensemble_seeds' parameter of \[export\] must be an int in the range \[1, 20\]\. Got 0 instead\.",
@@ -98,19 +102,19 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ("[study]\nreserve_refit = 1\n", r"The 'reserve_refit' parameter of \[study\] must be true or false\. Got 1"),
         (
             "[study]\nn_trials = -1\n",
-            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got -1 instead\.",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[1, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got -1 instead\.",
         ),
         (
             "[study]\nn_trials = 1e23\n",
-            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got 1e\+23 instead\.",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[1, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got 1e\+23 instead\.",
         ),
         (
             "[study]\nn_trials = 1000001\n",
-            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got 1000001 instead\.",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[1, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got 1000001 instead\.",
         ),
         (
             "[study]\nn_trials = true\n",
-            r"The 'n_trials' parameter of \[study\] must be an int in the range \[0, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got True instead\.",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[1, 1,000,000\] \(leave it out for 30, or as many as the timeout allows\)\. Got True instead\.",
         ),
         (
             "[study]\npruner_startup_trials = -1\n",
@@ -147,12 +151,20 @@ def test_search_config_replace_overrides_study_keys() -> None:
             r"'class_weight' parameter of \[train\] must be one of auto, none, balanced",
         ),
         ("[train]\npatience = 0\n", r"The 'patience' parameter of \[train\] must be an int in the range \[1, 10,000\]"),
-        ("[space]\nlayers = [3, 1]\n", r"The 'layers' parameter of MLPSpace"),
-        ("[space]\nwidth = [0, 8]\n", r"The 'width' parameter of MLPSpace"),
-        ("[space]\ndropout = [0.0, 1.0]\n", r"The 'dropout' parameter of MLPSpace"),
-        ("[space]\nactivation = ['relu', 'swish']\n", r"The 'activation' parameter of MLPSpace"),
-        ("[space]\noptimizer = []\n", r"The 'optimizer' parameter of MLPSpace"),
-        ("[data]\nval_fraction = 1.2\n", r"The 'val_fraction' parameter of DataSpec"),
+        ("[space]\nlayers = [3, 1]\n", r"The 'layers' parameter of \[space\]"),
+        ("[space]\nwidth = [0, 8]\n", r"The 'width' parameter of \[space\]"),
+        ("[space]\ndropout = [0.0, 1.0]\n", r"The 'dropout' parameter of \[space\]"),
+        ("[space]\nactivation = ['relu', 'swish']\n", r"The 'activation' parameter of \[space\]"),
+        ("[space]\noptimizer = []\n", r"The 'optimizer' parameter of \[space\]"),
+        ("[data]\nval_fraction = 1.2\n", r"The 'val_fraction' parameter of \[data\]"),
+        (
+            "[data]\ndataset = 'teacher'\n[data.teacher]\nrows = 0\n",
+            r"The 'rows' parameter of \[data.teacher\] must be an int in the range \[1, 1,000,000\]\. Got 0 instead\.",
+        ),
+        (
+            "[study]\nn_trials = 0\n",
+            r"The 'n_trials' parameter of \[study\] must be an int in the range \[1, 1,000,000\] .*Got 0 instead\.",
+        ),
         ("[data]\ndataset = 'mnist'\n", r"mnist"),
         (
             "[train]\nengine = 'turbo'\n",
@@ -171,8 +183,10 @@ def test_search_config_replace_overrides_study_keys() -> None:
 )
 def test_load_config_rejects_bad_values(tmp_path: Path, toml: str, message: str) -> None:
     """Check that each bad config value gets an error naming the key, the rule and the value."""
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as error:
         load_config(_write(tmp_path, toml))
+    # The user wrote sections and keys: the message names those, never the classes that hold them.
+    assert not re.search(r"MLPSpace|DataSpec|TeacherSpec|StudyConfig|TrainConfig|ExportConfig", str(error.value))
 
 
 def test_load_config_rejects_invalid_toml_and_missing_file(tmp_path: Path) -> None:

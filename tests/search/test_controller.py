@@ -283,7 +283,7 @@ def test_run_search_bad_data_leaves_no_database(tmp_path: Path) -> None:
     rows = tmp_path / "rows.csv"
     rows.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
     config = small_config(tmp_path, data={"path": str(rows), "dataset": None})
-    with pytest.raises(DataError, match=r"Target column 'target' not found .*available columns: 'a', 'b'"):
+    with pytest.raises(DataError, match=r"Target column 'target' not found .*It has 2 columns: 'a', 'b'\."):
         run_search(config)
     assert not (tmp_path / "search.db").exists()
 
@@ -343,3 +343,68 @@ def test_open_search_study_that_fails_to_initialise_leaves_no_study(
     monkeypatch.undo()
     study = open_search_study(config).study
     assert keys.CONFIG in study.user_attrs and study.get_trials(states=(TrialState.WAITING,))
+
+
+def _rows_with_an_index(folder: Path) -> Path:
+    """A CSV as R's write.csv leaves it: a `rownames` column before the features."""
+    path = folder / "rows.csv"
+    lines = ["rownames,x,y,target"] + [f"{i + 1},{i % 7},{(i * 3) % 5},{i % 2}" for i in range(60)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.timeout(120)
+def test_a_new_study_leaves_out_row_identifiers_and_says_so(tmp_path: Path) -> None:
+    """Check that a row-index column is not trained on, one line names it, and the study records it."""
+    import io
+
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 1},
+        data={"dataset": None, "path": str(_rows_with_an_index(tmp_path))},
+        space={"layers": [0, 0]},
+        train={"epochs": 1},
+    )
+    stream = io.StringIO()
+    study = run_search(config, quiet=False, stream=stream)
+    assert study.user_attrs[keys.DROPPED_COLUMNS] == {"rownames": "named like a row identifier"}
+    assert study.user_attrs[keys.PREPROCESSING]["columns"] == ["x", "y"]
+    lines = [line for line in stream.getvalue().splitlines() if "rownames" in line]
+    assert lines == [
+        "Left out 1 column of 'rows.csv': 'rownames' (named like a row identifier); [data] keep_ids = true trains on it."
+    ]
+
+
+def test_a_study_stored_before_the_id_rule_keeps_its_columns(tmp_path: Path) -> None:
+    """Check that a study whose stored config predates keep_ids keeps training on its row-index column: its
+    workers read it with keep_ids = true, and a resume under today's default says what to set."""
+    from archsearch.config import SearchConfig
+    from archsearch.controller import open_search_study, stored_config
+
+    data = {"dataset": None, "path": str(_rows_with_an_index(tmp_path))}
+    old = small_config(tmp_path, data={**data, "keep_ids": True})
+    study = open_search_study(old).study
+    legacy = stored_config(old)
+    del legacy["data"]["keep_ids"]  # as archsearch stored it before the key existed
+    study.set_user_attr(keys.CONFIG, legacy)
+    assert SearchConfig.from_stored(legacy).data.keep_ids is True
+    assert study.user_attrs[keys.PREPROCESSING]["columns"] == ["rownames", "x", "y"]
+    with pytest.raises(
+        ConfigError,
+        match=r"columns removed \['rownames'\].*\[data\] left out 'rownames' \(named like a row identifier\); "
+        r"set keep_ids = true in \[data\] to resume this study",
+    ):
+        open_search_study(small_config(tmp_path, data=data))
+    assert open_search_study(small_config(tmp_path, data={**data, "keep_ids": True})).data.n_features == 3
+
+
+def test_a_study_stored_before_the_id_rule_without_ids_resumes_as_it_is(tmp_path: Path) -> None:
+    """Check that a study stored before keep_ids existed, on data without row identifiers, resumes unchanged."""
+    from archsearch.controller import open_search_study, stored_config
+
+    config = small_config(tmp_path)
+    study = open_search_study(config).study
+    legacy = stored_config(config)
+    del legacy["data"]["keep_ids"]
+    study.set_user_attr(keys.CONFIG, legacy)
+    assert open_search_study(config).study.user_attrs[keys.DATA]["n_features"] == 64

@@ -121,7 +121,7 @@ def test_sensitivity_trains_an_embedded_centres_neighbours_with_its_embedding(tm
     assert (
         linear
         and linear[0].change
-        == "remove layer 0 (linear model with the centre's hyperparameters, without its pl embedding)"
+        == "remove layer 1 (linear model with the centre's hyperparameters, without its pl embedding)"
     )
     assert linear[0].n_params == 5 * 2 + 2
     assert (found.embedding, found.embedding_dim) == ("pl", 4) and result.to_dict()["centres"][0]["embedding"] == "pl"

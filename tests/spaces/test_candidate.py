@@ -62,7 +62,7 @@ def test_architecture_round_trips_through_json() -> None:
 def test_architecture_from_dict_rejects_unknown_and_missing_keys() -> None:
     """Check that from_dict names an unknown key and a missing one."""
     data = {"widths": [8], "dropouts": [0.0], "activation": "relu"}
-    match = "Unknown key 'widht' in NetSpec; valid keys are: widths"
+    match = r"Unknown key 'widht' in NetSpec; did you mean 'widths'\?"
     with pytest.raises(InvalidSpaceError, match=match):
         NetSpec.from_dict({**data, "widht": [8]})
     with pytest.raises(InvalidSpaceError, match="Missing key 'dropouts' in NetSpec"):

@@ -200,10 +200,11 @@ def test_mlp_space_round_trips_through_json() -> None:
 
 
 def test_mlp_space_from_dict_rejects_unknown_key() -> None:
-    """Check that a typo in a [space] key is an error naming the valid keys."""
-    match = r"Unknown key 'widht' in \[space\]; valid keys are: layers, width,"
-    with pytest.raises(InvalidSpaceError, match=match):
+    """Check that a typo in a [space] key names the key meant, and a key like none of them the valid keys."""
+    with pytest.raises(InvalidSpaceError, match=r"Unknown key 'widht' in \[space\]; did you mean 'width'\?$"):
         MLPSpace.from_dict({"widht": [8, 64]})
+    with pytest.raises(InvalidSpaceError, match=r"Unknown key 'colour' in \[space\]; valid keys are: layers, width,"):
+        MLPSpace.from_dict({"colour": [8, 64]})
 
 
 def test_mlp_space_is_compatible_with_ignores_baselines_only() -> None:
@@ -217,7 +218,7 @@ def test_mlp_space_is_compatible_with_ignores_baselines_only() -> None:
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"layers": (-1, 2)}, r"'layers' parameter of MLPSpace must be a pair of ints .* with 0 <= low"),
+        ({"layers": (-1, 2)}, r"'layers' parameter of \[space\] must be a pair of ints .* with 0 <= low"),
         ({"layers": (3, 1)}, r"'layers' .* 0 <= low <= high <= 64. Got \(3, 1\) instead"),
         ({"layers": (0, 65)}, r"'layers' .* 0 <= low <= high <= 64. Got \(0, 65\) instead"),
         ({"width": (16, 65537)}, r"'width' .* 1 <= low <= high <= 65536. Got \(16, 65537\) instead"),
@@ -229,7 +230,7 @@ def test_mlp_space_is_compatible_with_ignores_baselines_only() -> None:
         ({"layers": 3}, r"'layers' .* pair of ints"),
         (
             {"width": (0, 8)},
-            r"The 'width' parameter of MLPSpace must be a pair of ints \(low, high\) with "
+            r"The 'width' parameter of \[space\] must be a pair of ints \(low, high\) with "
             r"1 <= low <= high <= 65536. Got \(0, 8\) instead.",
         ),
         ({"width": (64, 32)}, r"'width' .* 1 <= low <= high"),
@@ -265,7 +266,7 @@ def test_mlp_space_is_compatible_with_ignores_baselines_only() -> None:
         ({"baselines": 64}, r"'baselines' .* a list of width lists"),
         ({"baselines": [[64, 32, 16, 8]]}, r"'baselines\[0\]' .* list of 0 to 3 widths \(the 'layers'"),
         ({"baselines": [[64], [32, 16]], "shape": "uniform"}, r"'baselines\[1\]' .* equal widths"),
-        ({"recipe_baseline": "yes"}, r"The 'recipe_baseline' parameter of MLPSpace must be true or false. Got 'yes'"),
+        ({"recipe_baseline": "yes"}, r"The 'recipe_baseline' parameter of \[space\] must be true or false. Got 'yes'"),
     ],
 )
 def test_mlp_space_rejects_invalid_fields(kwargs: dict, match: str) -> None:

@@ -128,16 +128,16 @@ def test_architecture_n_params_counts_embedded_numeric_inputs_only() -> None:
     [
         (
             {"embedding": ["none", "fourier"]},
-            r"The 'embedding' parameter of MLPSpace must be a non-empty list of "
+            r"The 'embedding' parameter of \[space\] must be a non-empty list of "
             r"distinct names from \{'none', 'periodic', 'pl'\}",
         ),
-        ({"embedding": []}, r"The 'embedding' parameter of MLPSpace .*Got \[\] instead"),
+        ({"embedding": []}, r"The 'embedding' parameter of \[space\] .*Got \[\] instead"),
         (
             {"embedding_dim": [8, 0]},
-            r"The 'embedding_dim' parameter of MLPSpace must be a non-empty list of distinct "
+            r"The 'embedding_dim' parameter of \[space\] must be a non-empty list of distinct "
             r"ints in the range \[1, 1,024\]. Got \[8, 0\] instead",
         ),
-        ({"embedding_dim": 2.5}, r"The 'embedding_dim' parameter of MLPSpace .*Got 2.5 instead"),
+        ({"embedding_dim": 2.5}, r"The 'embedding_dim' parameter of \[space\] .*Got 2.5 instead"),
     ],
 )
 def test_mlp_space_rejects_invalid_embedding_fields(kwargs: dict, match: str) -> None:

@@ -144,12 +144,12 @@ def test_is_compatible_with_names_a_changed_recipe() -> None:
     [
         (
             {"lr_schedule": ["cosine", "step"]},
-            r"'lr_schedule' parameter of MLPSpace must be a non-empty list of distinct names from \{'constant', 'cosine', 'onecycle'\}",
+            r"'lr_schedule' parameter of \[space\] must be a non-empty list of distinct names from \{'constant', 'cosine', 'onecycle'\}",
         ),
         ({"lr_schedule": "cosine"}, r"'lr_schedule' .* list"),
         (
             {"label_smoothing": [0.0, 0.5]},
-            r"'label_smoothing' parameter of MLPSpace must be a pair of floats \(low, high\) with 0 <= low <= high < 0.5",
+            r"'label_smoothing' parameter of \[space\] must be a pair of floats \(low, high\) with 0 <= low <= high < 0.5",
         ),
         ({"label_smoothing": [0.2, 0.1]}, r"'label_smoothing' .* 0 <= low <= high < 0.5. Got \[0.2, 0.1\]"),
         (
@@ -158,7 +158,7 @@ def test_is_compatible_with_names_a_changed_recipe() -> None:
         ),
         (
             {"normalization": ["batch", "group"]},
-            r"'normalization' parameter of MLPSpace must be a non-empty list of distinct names from \{'none', 'batch', 'layer'\}",
+            r"'normalization' parameter of \[space\] must be a non-empty list of distinct names from \{'none', 'batch', 'layer'\}",
         ),
     ],
 )

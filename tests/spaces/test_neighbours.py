@@ -65,9 +65,9 @@ def test_neighbourhood_width_steps_match_hand_values() -> None:
         (64, 16),
     ]
     assert [n.change for n in resized[3:6]] == [
-        "layer 0: 64 -> 62 (-2)",
-        "layer 0: 64 -> 96 (+50%)",
-        "layer 0: 64 -> 32 (-50%)",
+        "layer 1: 64 -> 62 (-2)",
+        "layer 1: 64 -> 96 (+50%)",
+        "layer 1: 64 -> 32 (-50%)",
     ]
     assert [(n.layer, n.delta_units) for n in resized[-2:]] == [(1, 16), (1, -16)]
 
@@ -77,7 +77,7 @@ def test_neighbourhood_fraction_steps_round_half_up_to_at_least_one_neuron() -> 
     neighbours = neighbourhood(_arch((5,)), N_IN, N_OUT, steps=(0.1, 0.5))
     # 10% of 5 is 0.5, one neuron: the same as +-1, so only the +-1 entries remain; 50% is 2.5, three neurons.
     assert _widths([n for n in neighbours if n.kind == "width"]) == [(6,), (4,), (8,), (2,)]
-    assert neighbours[1].change == "layer 0: 5 -> 6 (+1)"
+    assert neighbours[1].change == "layer 1: 5 -> 6 (+1)"
 
 
 def test_neighbourhood_drops_widths_below_one_and_repeated_architectures() -> None:
@@ -91,13 +91,13 @@ def test_neighbourhood_drops_widths_below_one_and_repeated_architectures() -> No
         ("add_layer", (1, 1)),
     ]
     # The removal is named for the model it gives, not the search's tuned linear baseline.
-    assert neighbours[3].change == "remove layer 0 (linear model with the centre's hyperparameters)"
+    assert neighbours[3].change == "remove layer 1 (linear model with the centre's hyperparameters)"
 
 
 def test_neighbourhood_removes_a_layer_with_its_dropout() -> None:
     """Check that removing a layer removes its dropout and counts its units as lost."""
     neighbours = neighbourhood(_arch((64, 32, 16), (0.1, 0.2, 0.3)), N_IN, N_OUT, steps=())
-    removal = next(n for n in neighbours if n.change == "remove layer 1")
+    removal = next(n for n in neighbours if n.change == "remove layer 2")
     assert removal.architecture == _arch((64, 16), (0.1, 0.3))
     assert (removal.kind, removal.layer, removal.delta_units) == ("remove_layer", 1, -32)
 
@@ -107,7 +107,7 @@ def test_neighbourhood_adds_a_copy_of_a_layer_after_it() -> None:
     neighbours = neighbourhood(_arch((64, 32, 16), (0.1, 0.2, 0.3)), N_IN, N_OUT, steps=())
     additions = [n for n in neighbours if n.kind == "add_layer"]
     assert [n.change for n in additions] == [
-        f"add layer after {i} (copy of width {w})" for i, w in enumerate((64, 32, 16))
+        f"add layer after {i + 1} (copy of width {w})" for i, w in enumerate((64, 32, 16))
     ]
     assert additions[1].architecture == _arch((64, 32, 32, 16), (0.1, 0.2, 0.2, 0.3))
     assert (additions[1].layer, additions[1].delta_units) == (1, 32)
@@ -203,7 +203,7 @@ def test_neighbourhood_rejects_invalid_hidden_widths(hidden_widths: object) -> N
 def test_neighbourhood_keeps_the_first_of_repeated_steps() -> None:
     """Check that a step of 1 repeats the always-present +-1 change and is listed once."""
     neighbours = neighbourhood(_arch((64,)), N_IN, N_OUT)
-    assert [n.change for n in neighbours].count("layer 0: 64 -> 65 (+1)") == 1
+    assert [n.change for n in neighbours].count("layer 1: 64 -> 65 (+1)") == 1
     assert _widths(neighbours).count((65,)) == 1
 
 

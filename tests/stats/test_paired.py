@@ -14,6 +14,7 @@ from archsearch.stats import (
     can_reach_significance,
     compare_to_centre,
     holm,
+    metric_resolution,
     minimum_detectable_difference,
     noise_floor,
     paired_differences,
@@ -59,15 +60,33 @@ def test_holm_rejects_values_outside_zero_one() -> None:
         holm([0.01, 1.5])
 
 
-def test_compare_to_centre_interval_is_the_t_interval_of_the_mean() -> None:
-    """Check that the confidence interval is scipy's 95% t-interval of the mean paired difference."""
+def test_compare_to_centre_interval_is_the_signed_rank_tests_own() -> None:
+    """Check that the interval is the set of shifts the Wilcoxon signed-rank test does not reject at 5%, the
+    test whose p-value stands beside it, so that it excludes 0 exactly when that p-value is below 0.05."""
     other = _shifted(0.01, jitter=0.004)
     diff = paired_differences(CENTRE, other)
     effect = compare_to_centre(CENTRE, {"a": other}, "maximize")["a"]
-    low, high = stats.t.interval(0.95, len(diff) - 1, loc=diff.mean(), scale=stats.sem(diff))
-    assert effect.n == 8
-    assert effect.mean == pytest.approx(0.01)
-    assert (effect.ci_low, effect.ci_high) == (pytest.approx(low), pytest.approx(high))
+    assert effect.n == 8 and effect.mean == pytest.approx(0.01)
+    # scipy's own test keeps the shifts just inside either bound and rejects those just outside.
+    eps = 1e-9
+    for inside, outside in ((effect.ci_low + eps, effect.ci_low - eps), (effect.ci_high - eps, effect.ci_high + eps)):
+        assert stats.wilcoxon(diff - inside).pvalue >= 0.05 > stats.wilcoxon(diff - outside).pvalue
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 4, 6, 8, 12):
+        for _ in range(10):
+            diffs = dict(enumerate(rng.normal(rng.uniform(-0.02, 0.02), 0.01, n)))
+            e = compare_to_centre({s: 0.0 for s in range(n)}, {"a": diffs}, "maximize")["a"]
+            assert (e.ci_low > 0 or e.ci_high < 0) == (e.p_value < 0.05), (n, e)
+
+
+def test_an_interval_the_test_cannot_bound_is_unbounded() -> None:
+    """Check the issue's case: 4 seeds all lower by about 0.0175, p = 0.125 at best, so no 95% interval excludes 0."""
+    centre = {seed: 0.9 for seed in range(4)}
+    other = {seed: 0.9 - 0.0175 + 0.002 * (seed - 1.5) for seed in range(4)}
+    effect = compare_to_centre(centre, {"a": other}, "maximize", margin=0.01)["a"]
+    assert effect.p_value == pytest.approx(0.125) and effect.verdict == "inconclusive"
+    assert effect.ci_low == -math.inf and effect.ci_high == math.inf
+    assert effect.label == "inconclusive (n=4; lower on 4 of 4 seeds)"
 
 
 def test_compare_to_centre_uses_the_exact_wilcoxon_p_value() -> None:
@@ -88,14 +107,48 @@ def test_compare_to_centre_with_ties_uses_scipy_default() -> None:
     assert effect.p_value == pytest.approx(stats.wilcoxon(diffs).pvalue)
 
 
-def test_compare_to_centre_all_zero_differences_are_equivalent() -> None:
-    """Check that identical results give p = 1, no warning from scipy, and the verdict equivalent."""
+def test_differences_without_spread_are_no_evidence_of_equivalence() -> None:
+    """Check the issue's case: 3 seeds whose runs are identical (all differences 0) are inconclusive, not
+    equivalent, and say that the neighbour equalled the centre on every seed; scipy warns of nothing."""
+    centre = {0: 0.9610, 1: 0.9638, 2: 0.9582}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        effect = compare_to_centre(CENTRE, {"same": dict(CENTRE)}, "maximize")["same"]
-    assert (effect.mean, effect.p_value, effect.p_adjusted, effect.verdict) == (0.0, 1.0, 1.0, "equivalent")
-    assert effect.ci_low == effect.ci_high == 0.0
-    assert effect.seeds_needed is None
+        effect = compare_to_centre(centre, {"same": dict(centre)}, "maximize", resolution=1 / 359)["same"]
+    assert (effect.mean, effect.p_value, effect.p_adjusted, effect.verdict) == (0.0, 1.0, 1.0, "inconclusive")
+    assert effect.p_equivalence == 1.0
+    assert effect.label == "inconclusive (n=3; equal on 3 of 3 seeds)"
+    # Many more seeds, one row apart each time: still no spread, still no evidence of equivalence.
+    centre = {seed: 0.9 for seed in range(12)}
+    shifted = {seed: 0.9 + 1 / 359 for seed in range(12)}
+    assert compare_to_centre(centre, {"a": shifted}, "maximize", margin=0.01)["a"].verdict != "equivalent"
+
+
+def test_the_margin_is_never_below_the_metrics_resolution() -> None:
+    """Check the issue's case: a seed-to-seed sd of 0.0016 is below one validation row of 359 (0.0028), so the
+    margin is one row; a given margin below a row is raised to it too."""
+    centre = {0: 0.9610, 1: 0.9638, 2: 0.9610, 3: 0.9638}
+    other = {seed: value + 0.0001 * seed for seed, value in centre.items()}
+    assert noise_floor(centre) == pytest.approx(0.0016, abs=1e-4)
+    effect = compare_to_centre(centre, {"a": other}, "maximize", resolution=1 / 359)["a"]
+    assert effect.margin == pytest.approx(1 / 359)
+    given = compare_to_centre(centre, {"a": other}, "maximize", margin=0.001, resolution=1 / 359)["a"]
+    assert given.margin == pytest.approx(1 / 359)
+    assert compare_to_centre(centre, {"a": other}, "maximize", margin=0.01, resolution=1 / 359)["a"].margin == 0.01
+
+
+@pytest.mark.parametrize(
+    ("metric", "n_rows", "expected"),
+    [("accuracy", 359, 1 / 359), ("balanced_accuracy", 100, 0.01), ("log_loss", 359, 0.0), ("rmse", 50, 0.0)],
+)
+def test_metric_resolution_is_one_row_for_accuracy_like_metrics(metric: str, n_rows: int, expected: float) -> None:
+    """Check that a metric counting rows moves in steps of one row, and a continuous one has no step."""
+    assert metric_resolution(metric, n_rows) == pytest.approx(expected)
+
+
+def test_metric_resolution_rejects_no_rows() -> None:
+    """Check that a resolution needs at least one row."""
+    with pytest.raises(ValueError, match=r"The 'n_rows' parameter of metric_resolution must be an int >= 1\. Got 0"):
+        metric_resolution("accuracy", 0)
 
 
 def test_compare_to_centre_gives_each_of_the_four_verdicts() -> None:
@@ -122,7 +175,9 @@ def test_compare_to_centre_gives_each_of_the_four_verdicts() -> None:
     assert [e.p_equivalence for e in effects.values()] == pytest.approx(holm(raw))
     # Only the inconclusive verdict says how many seeds would resolve it, and more than were used.
     assert effects["noisy"].seeds_needed > 8
-    assert effects["noisy"].label == f"inconclusive (n=8; about {effects['noisy'].seeds_needed} seeds would resolve it)"
+    noisy = paired_differences(CENTRE, neighbours["noisy"])
+    higher, lower = int((noisy > 0).sum()), int((noisy < 0).sum())
+    assert effects["noisy"].label == f"inconclusive (n=8; higher on {higher}, lower on {lower} of 8 seeds)"
     assert [effects[k].seeds_needed for k in ("gain", "loss", "same")] == [None, None, None]
 
 
@@ -159,7 +214,8 @@ def test_compare_to_centre_with_one_seed_is_inconclusive_without_a_seed_count() 
     """Check that one shared seed gives no interval, no margin, no verdict and no estimate of the seeds needed."""
     effect = compare_to_centre({0: 0.5}, {"a": {0: 0.9}}, "maximize")["a"]
     assert math.isnan(effect.ci_low) and math.isnan(effect.margin)
-    assert (effect.verdict, effect.seeds_needed, effect.label) == ("inconclusive", None, "inconclusive (n=1)")
+    assert (effect.verdict, effect.seeds_needed) == ("inconclusive", None)
+    assert effect.label == "inconclusive (n=1; higher on 1 of 1 seed)"
 
 
 def test_tost_p_matches_two_one_sided_t_tests_by_hand() -> None:
@@ -179,7 +235,8 @@ def test_tost_p_edge_cases() -> None:
     """Check that one difference or an unknown margin shows nothing, and spread-free differences are exact."""
     assert tost_p(np.array([0.0]), 0.1) == 1.0
     assert tost_p(np.array([0.0, 0.001]), math.nan) == 1.0
-    assert tost_p(np.array([0.01, 0.01]), 0.02) == 0.0
+    # Without spread nothing is shown: equal differences are as likely one quantized value of a spread as none.
+    assert tost_p(np.array([0.01, 0.01]), 0.02) == 1.0
     assert tost_p(np.array([0.03, 0.03]), 0.02) == 1.0
 
 

@@ -253,7 +253,7 @@ def test_load_data_impute_fills_from_training_split(tmp_path, impute):
 )
 def test_load_data_task_rule(tmp_path, target, task, expected):
     """Check the "auto" task rule and that an explicit task overrides it."""
-    frame = pd.DataFrame({"x": np.arange(30.0), "target": target})
+    frame = pd.DataFrame({"x": np.arange(30.0) % 7, "target": target})
     assert load_data(_file_spec(_write_csv(tmp_path, frame), task=task)).task == expected
 
 
@@ -289,15 +289,15 @@ def test_describe_datasets_lists_every_builtin():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"val_fraction": 1.2}, r"'val_fraction' parameter of DataSpec must be a float in the range \(0, 1\).*Got 1.2"),
+        ({"val_fraction": 1.2}, r"'val_fraction' parameter of \[data\] must be a float in the range \(0, 1\).*Got 1.2"),
         (
             {"val_fraction": 0.5, "test_fraction": 0.5},
-            r"The 'test_fraction' parameter of DataSpec must be below 1 - val_fraction = 0\.5 \(val_fraction \+ "
+            r"The 'test_fraction' parameter of \[data\] must be below 1 - val_fraction = 0\.5 \(val_fraction \+ "
             r"test_fraction < 1\)\. Got 0\.5 instead\.",
         ),
         (
             {"val_fraction": 1.5},
-            r"The 'val_fraction' parameter of DataSpec must be a float in the range \(0, 1\)\. Got 1\.5",
+            r"The 'val_fraction' parameter of \[data\] must be a float in the range \(0, 1\)\. Got 1\.5",
         ),
         ({"test_fraction": 0}, r"'test_fraction'.*Got 0 instead"),
         ({"dataset": "mnist"}, r"'dataset'.*'digits', 'breast_cancer'.*Got 'mnist'"),
@@ -308,7 +308,7 @@ def test_describe_datasets_lists_every_builtin():
         ({"impute": "zero"}, r"'impute'.*Got 'zero'"),
         ({"seed": -1}, r"'seed'.*Got -1"),
         ({"target": ""}, r"'target'.*Got ''"),
-        ({"teacher": {"rows": 10}}, r"'teacher'.*a TeacherSpec"),
+        ({"teacher": {"rows": 10}}, r"'teacher'.*a \[data.teacher\] table"),
     ],
 )
 def test_data_spec_rejects_invalid_values(kwargs, match):
@@ -320,7 +320,7 @@ def test_data_spec_rejects_invalid_values(kwargs, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"widths": (8, 0)}, r"'widths' parameter of TeacherSpec.*\[1, 65,536\].*Got \[8, 0\]"),
+        ({"widths": (8, 0)}, r"'widths' parameter of \[data.teacher\].*\[1, 65,536\].*Got \[8, 0\]"),
         ({"widths": 8}, r"'widths'.*Got 8"),
         ({"classes": 1}, r"'classes'.*\[2, 1,000\].*Got 1"),
         ({"noise": 1.5}, r"'noise'.*\[0, 1\].*Got 1.5"),
@@ -336,8 +336,13 @@ def test_teacher_spec_rejects_invalid_values(kwargs, match):
 @pytest.mark.parametrize(
     ("table", "match"),
     [
-        ({"taget": "y"}, r"Unknown key 'taget' in \[data\]; valid keys are: dataset, path, target"),
-        ({"dataset": "teacher", "teacher": {"widht": 3}}, r"Unknown key 'widht' in \[data.teacher\]; valid keys"),
+        ({"taget": "y"}, r"Unknown key 'taget' in \[data\]; did you mean 'target'\?"),
+        ({"colour": "y"}, r"Unknown key 'colour' in \[data\]; valid keys are: dataset, path, target"),
+        (
+            {"dataset": "teacher", "teacher": {"widht": 3}},
+            r"Unknown key 'widht' in \[data.teacher\]; did you mean 'widths'\?",
+        ),
+        ({"dataset": "teacher", "teacher": {"zzz": 3}}, r"Unknown key 'zzz' in \[data.teacher\]; valid keys"),
         ({"teacher": {"rows": 100}}, r"\[data.teacher\] is only used with dataset = \"teacher\""),
     ],
 )
@@ -441,15 +446,35 @@ def test_load_data_regression_needs_numeric_target(tmp_path):
 
 def test_load_data_classification_needs_discrete_target(tmp_path):
     """Check that non-integral numbers cannot be class labels."""
-    frame = pd.DataFrame({"x": np.arange(30.0), "target": np.linspace(0, 1, 30)})
+    frame = pd.DataFrame({"x": np.arange(30.0) % 7, "target": np.linspace(0, 1, 30)})
     with pytest.raises(DataError, match=r"non-integral values .* task = \"regression\""):
         load_data(_file_spec(_write_csv(tmp_path, frame), task="classification"))
 
 
 def test_load_data_missing_file(tmp_path):
-    """Check that a missing file names the path."""
-    with pytest.raises(DataError, match=r"Data file .*nope.csv' does not exist"):
+    """Check that a missing file names the path and the [data] key, never an internal class name."""
+    with pytest.raises(DataError, match=r"Data file .*nope.csv' does not exist; check `path` in \[data\]\.$"):
         load_data(_file_spec(tmp_path / "nope.csv"))
+
+
+def test_load_data_target_in_another_case_suggests_the_column(tmp_path):
+    """Check that a target differing only in case names the column meant and lists a few columns, not all 87."""
+    frame = pd.DataFrame({f"COL{i}": np.arange(12) % 3 for i in range(86)} | {"Purchase": ["No", "Yes"] * 6})
+    with pytest.raises(DataError, match=r"Target column 'purchase' not found .*; did you mean 'Purchase'\?") as error:
+        load_data(_file_spec(_write_csv(tmp_path, frame), target="purchase"))
+    message = str(error.value)
+    # A handful of the 87 column names, then a count: the line stays readable.
+    assert "and 82 more" in message and "'COL50'" not in message and len(message) < 400
+    assert "DataSpec" not in message
+
+
+def test_data_spec_errors_name_the_section_not_the_class():
+    """Check that a bad [data] or [data.teacher] value is reported as that section, not as DataSpec/TeacherSpec."""
+    with pytest.raises(DataError, match=r"The 'impute' parameter of \[data\] must be one of") as error:
+        DataSpec(impute="zero")
+    assert "DataSpec" not in str(error.value)
+    with pytest.raises(DataError, match=r"The 'noise' parameter of \[data.teacher\] must be a float"):
+        TeacherSpec(noise=2.0)
 
 
 @pytest.mark.parametrize(
@@ -560,7 +585,7 @@ def test_load_data_names_each_column_beyond_float32(tmp_path):
 
 def test_load_data_rejects_a_regression_target_beyond_float32(tmp_path):
     """Check that a regression target float32 cannot hold is named, not trained into NaN."""
-    frame = pd.DataFrame({"x": np.arange(30.0), "target": np.linspace(0, 1, 30)})
+    frame = pd.DataFrame({"x": np.arange(30.0) % 7, "target": np.linspace(0, 1, 30)})
     frame.loc[0, "target"] = 1e308
     with pytest.raises(DataError, match=r"Target 'target' in .* has 1 values beyond float32's range"):
         load_data(_file_spec(_write_csv(tmp_path, frame), task="regression"))

@@ -31,7 +31,8 @@ def id_rows(tmp_path: Path) -> str:
 
 def test_load_folds_partition_train_and_val_and_never_touch_the_test_rows(id_rows: str) -> None:
     """Check that the k validation parts split train + val rows exactly, each fold trains on the rest, and no test row is in a fold."""
-    spec = DataSpec(dataset=None, path=id_rows, folds=4)
+    # keep_ids: the row identifier is kept as a feature here, to tell which rows each split holds.
+    spec = DataSpec(dataset=None, path=id_rows, folds=4, keep_ids=True)
     split = load_data(spec)
     pool, test = _ids(split.x_train, split) | _ids(split.x_val, split), _ids(split.x_test, split)
     folds = load_folds(spec)
@@ -95,7 +96,7 @@ def test_load_refit_data_can_keep_the_search_s_preprocessing(id_rows: str) -> No
 def test_data_spec_rejects_bad_folds(folds: object) -> None:
     """Check that folds must be an int >= 2 (or None)."""
     with pytest.raises(
-        DataError, match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) or None"
+        DataError, match=r"The 'folds' parameter of \[data\] must be an int in the range \[2, inf\) or None"
     ):
         DataSpec(dataset="wine", folds=folds)
 
@@ -104,12 +105,12 @@ def test_load_folds_refuses_more_folds_than_rows(id_rows: str) -> None:
     """Check that k beyond the number of train + validation rows is an error naming that number, and None is refused."""
     with pytest.raises(
         DataError,
-        match=r"The 'folds' parameter of DataSpec must be at most the number of train \+ validation rows \(81\)\. Got 82 instead\.",
+        match=r"The 'folds' parameter of \[data\] must be at most the number of train \+ validation rows \(81\)\. Got 82 instead\.",
     ):
         load_folds(DataSpec(dataset=None, path=id_rows, folds=82))
     with pytest.raises(
         DataError,
-        match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) for load_folds\. Got None instead\.",
+        match=r"The 'folds' parameter of \[data\] must be an int in the range \[2, inf\) for load_folds\. Got None instead\.",
     ):
         load_folds(DataSpec(dataset=None, path=id_rows))
 

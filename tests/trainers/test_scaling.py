@@ -129,7 +129,7 @@ def test_data_spec_scaling_is_stored_only_when_not_standard() -> None:
 
 def test_data_spec_rejects_an_unknown_scaling() -> None:
     """Check that DataSpec names the scaling parameter, its choices and the value."""
-    rule = r"The 'scaling' parameter of DataSpec must be one of 'standard', 'robust', 'quantile'"
+    rule = r"The 'scaling' parameter of \[data\] must be one of 'standard', 'robust', 'quantile'"
     with pytest.raises(DataError, match=rule + r". Got 'minmax' instead."):
         DataSpec(scaling="minmax")
 

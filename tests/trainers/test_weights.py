@@ -69,7 +69,7 @@ def test_weights_mismatch_accepts_matching_shapes_whatever_the_dropout() -> None
             2,
             r"the output layer is 8 -> 3 where the study's architecture has 8 -> 2 \(5 inputs, widths \[16, 8\], 2 outputs\)",
         ),
-        (6, [16, 8], 3, r"hidden layer 0 is 5 -> 16 where the study's architecture has 6 -> 16"),
+        (6, [16, 8], 3, r"hidden layer 1 is 5 -> 16 where the study's architecture has 6 -> 16"),
         (5, [16], 3, r"they hold 3 linear layers where the architecture has 2"),
     ],
 )

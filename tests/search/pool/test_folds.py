@@ -126,7 +126,7 @@ def test_config_rejects_one_fold(tmp_path: Path) -> None:
     """Check that [data] folds = 1 is a config error naming the key, the rule and the value."""
     with pytest.raises(
         ConfigError,
-        match=r"The 'folds' parameter of DataSpec must be an int in the range \[2, inf\) or None .*Got 1 instead\.",
+        match=r"The 'folds' parameter of \[data\] must be an int in the range \[2, inf\) or None .*Got 1 instead\.",
     ):
         SearchConfig.from_dict({"data": {"dataset": "wine", "folds": 1}})
 

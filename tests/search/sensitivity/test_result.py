@@ -21,14 +21,20 @@ CENTRE = Centre(
     HYPERPARAMETERS,
     tuple(neighbourhood(NetSpec(widths=(64,), dropouts=(0.0,), activation="relu"), 4, 3, steps=())),
 )
-REMOVE = "remove layer 0 (linear model with the centre's hyperparameters)"
+REMOVE = "remove layer 1 (linear model with the centre's hyperparameters)"
 
 
 def _result(
-    shifts: dict[str, float], seeds: list[int], jitter: float, margin: float | None = None
+    shifts: dict[str, float],
+    seeds: list[int],
+    jitter: float,
+    margin: float | None = None,
+    resolution: float = 0.0,
+    spread: float = 0.02,
 ) -> SensitivityResult:
-    """A result whose neighbours are the centre moved by ``shifts[change]`` plus a per-seed jitter."""
-    centre_values = {seed: 0.95 + 0.02 * math.sin(3 * seed) for seed in seeds}
+    """A result whose neighbours are the centre moved by ``shifts[change]`` plus a per-seed jitter; the centre
+    itself varies by about ``spread`` from seed to seed."""
+    centre_values = {seed: 0.95 + spread * math.sin(3 * seed) for seed in seeds}
     runs = {}
     for n in CENTRE.neighbours:
         for seed in seeds:
@@ -38,7 +44,7 @@ def _result(
                 + (0 if n.kind == "centre" else jitter * math.cos(7 * seed + len(n.change)))
             )
             runs[job_id(CENTRE.trial, n.key, seed)] = create_trial(state=TrialState.COMPLETE, value=value)
-    centre = compare_centre(CENTRE, seeds, runs, "maximize", 0.05, 4, 3, margin)
+    centre = compare_centre(CENTRE, seeds, runs, "maximize", 0.05, 4, 3, margin, resolution=resolution)
     result = SensitivityResult(
         study_name="teacher",
         companion_study="teacher.sensitivity",
@@ -74,9 +80,11 @@ def test_too_few_seeds_reads_the_same_in_summary_caption_and_table() -> None:
     (centre,) = result.centres
     assert not centre.can_reach_significance
     removal = next(n for n in centre.neighbours if n.change == REMOVE)
-    # The interval excludes 0, yet with 3 seeds Holm cannot call it worse: inconclusive, with the seeds needed.
-    assert removal.effect.ci_high < 0 and removal.effect.verdict == "inconclusive"
-    assert removal.effect.label == f"inconclusive (n=3; about {removal.effect.seeds_needed} seeds would resolve it)"
+    # Lower on every seed, yet 3 seeds cannot exclude anything at 95% (p >= 0.25): inconclusive, with its direction,
+    # and no interval that excludes 0 beside a p-value that says nothing.
+    assert removal.effect.p_value >= 0.25 and removal.effect.verdict == "inconclusive"
+    assert removal.effect.ci_low == -math.inf and removal.effect.ci_high == math.inf
+    assert removal.effect.label == "inconclusive (n=3; lower on 3 of 3 seeds)"
     summary, forest, widths, table = _texts(result)
     findings = centre_findings(centre, "accuracy", "maximize")
     # One sentence, printed by the summary and repeated by the caption.
@@ -97,7 +105,7 @@ def test_a_plateau_is_claimed_in_summary_and_caption_only_when_every_one_neuron_
     result = _result({REMOVE: -0.05}, seeds=list(range(8)), jitter=0.0005)
     (centre,) = result.centres
     verdicts = {n.change: n.effect.verdict for n in centre.neighbours}
-    assert verdicts["layer 0: 64 -> 65 (+1)"] == verdicts["layer 0: 64 -> 63 (-1)"] == "equivalent"
+    assert verdicts["layer 1: 64 -> 65 (+1)"] == verdicts["layer 1: 64 -> 63 (-1)"] == "equivalent"
     assert verdicts[REMOVE] == "worse"
     summary, forest, _, table = _texts(result)
     for text in (summary, forest):
@@ -114,7 +122,7 @@ def test_a_given_margin_is_named_as_given_in_every_text() -> None:
     assert (centre.margin, centre.margin_given) == (0.002, True)
     summary, forest, _, table = _texts(result)
     assert "Equivalent within ± 0.0020 (the given margin)" in summary
-    assert "the given equivalence margin (0.0020)" in forest
+    assert "the equivalence margin, the given margin (0.0020)" in forest
     assert "equivalence margin ± 0.0020" in table
 
 
@@ -156,3 +164,61 @@ def test_compare_centre_rejects_a_margin_that_is_not_positive(margin: float) -> 
         ),
     ):
         compare_centre(CENTRE, result.seeds, runs, "maximize", 0.05, 4, 3, margin)
+
+
+def test_layers_are_numbered_from_one_next_to_the_input_in_every_text() -> None:
+    """Check that changes name layer 1 as the one next to the input, as the report does, and no text says layer 0."""
+    result = _result({REMOVE: -0.05}, seeds=list(range(8)), jitter=0.0005)
+    changes = [n.change for n in result.centres[0].neighbours]
+    assert changes[:2] == ["layer 1: 64 -> 65 (+1)", "layer 1: 64 -> 63 (-1)"]
+    assert "add layer after 1 (copy of width 64)" in changes
+    # The stored index stays 0-based: stored values keep their meaning.
+    assert result.centres[0].neighbours[0].layer == 0
+    summary, forest, widths, table = _texts(result)
+    for text in (summary, forest, widths, table):
+        assert not re.search(r"layer 0\b", text), text
+    for text in (summary, forest, " ".join(table.split())):
+        assert "layer 1 is next to the input" in text
+    assert "layer 1 (centre 64)" in str(build_sensitivity_report(result.to_dict()).figures[1].figure.to_dict())
+
+
+def test_the_advice_is_one_figure() -> None:
+    """Check that the summary and the table advise one number of seeds, once, and no range of them."""
+    shifts = {n.change: 0.004 * (i % 3) for i, n in enumerate(CENTRE.neighbours)}
+    result = _result(shifts, seeds=[0, 1, 2], jitter=0.006)
+    (centre,) = result.centres
+    needed = sorted({n.effect.seeds_needed for n in centre.neighbours if n.effect.verdict == "inconclusive"})
+    assert len(needed) > 1  # the neighbours alone would advise several figures
+    summary, forest, _, table = _texts(result)
+    for text in (summary, table):
+        assert len(re.findall(r"--repeats (\d+)", text)) == 1, text
+        assert re.findall(r"--repeats (\d+)", text) == [str(result.advised_repeats)]
+        assert "seeds would resolve" not in text and not re.search(r"\d to \d[\d,]* seeds", text)
+    assert result.to_dict()["advised_repeats"] == result.advised_repeats >= needed[0]
+
+
+def test_the_table_prints_the_p_value_of_the_test_its_interval_comes_from() -> None:
+    """Check that each row's interval excludes 0 exactly when the unadjusted p-value beside it is below 0.05, and
+    that the table says which test and which p-value decides the verdict."""
+    result = _result({REMOVE: -0.05, "layer 1: 64 -> 65 (+1)": 0.002}, seeds=list(range(8)), jitter=0.004)
+    table = result.table()
+    note = "95% CI and p: Wilcoxon signed-rank test of the paired differences, before Holm's correction"
+    assert note in " ".join(table.split())  # wrapped to the terminal's width
+    header = next(line for line in table.splitlines() if "95% CI" in line and "verdict" in line)
+    assert re.search(r"95% CI\s+p\s+p \(Holm\)", header)
+    for n in result.centres[0].neighbours:
+        excludes = n.effect.ci_low > 0 or n.effect.ci_high < 0
+        assert excludes == (n.effect.p_value < 0.05)
+    frame = build_sensitivity_report(result.to_dict()).tables[0].frame
+    assert {"p", "p (Holm)"} <= set(frame.columns)
+
+
+def test_a_margin_raised_to_one_validation_row_says_so() -> None:
+    """Check that a seed-to-seed sd below one validation row gives a margin of one row, named in every text."""
+    result = _result({}, seeds=list(range(8)), jitter=0.0005, resolution=1 / 359, spread=0.001)
+    (centre,) = result.centres
+    assert centre.noise_floor < 1 / 359 and centre.margin == pytest.approx(1 / 359)
+    summary, forest, _, table = _texts(result)
+    assert "Equivalent within ± 0.0028 (one validation row of 359, more than the centre's seed-to-seed sd" in summary
+    assert "equivalence margin ± 0.0028 (one validation row of 359)" in table
+    assert "0.0028" in forest and "one validation row of 359" in forest

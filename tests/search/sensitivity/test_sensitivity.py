@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 # than 8 units cannot fit them, while a few units more or less around 32 change nothing.
 TEACHER = {"widths": [8], "rows": 1000, "features": 2, "classes": 3, "noise": 0.02, "seed": 0}
 HYPERPARAMETERS = Hyperparameters(lr=0.01, weight_decay=0.0, batch_size=64, optimizer="adam")
-REMOVE = "remove layer 0 (linear model with the centre's hyperparameters)"
+REMOVE = "remove layer 1 (linear model with the centre's hyperparameters)"
 # R = 2 cannot reach significance; the tests that use it check the runs, not the verdicts.
 TWO_SEEDS = pytest.mark.filterwarnings("ignore:With 2 seeds no neighbour")
 
@@ -293,22 +293,22 @@ def test_sensitivity_calls_the_linear_and_far_narrower_neighbours_worse(cli_run:
     (centre,) = cli_run.result["centres"]
     effects = _effects(centre)
     assert set(effects) == {
-        "layer 0: 32 -> 33 (+1)",
-        "layer 0: 32 -> 31 (-1)",
-        "layer 0: 32 -> 62 (+95%)",
-        "layer 0: 32 -> 2 (-95%)",
+        "layer 1: 32 -> 33 (+1)",
+        "layer 1: 32 -> 31 (-1)",
+        "layer 1: 32 -> 62 (+95%)",
+        "layer 1: 32 -> 2 (-95%)",
         REMOVE,
-        "add layer after 0 (copy of width 32)",
+        "add layer after 1 (copy of width 32)",
     }
     # Removing the only hidden layer is the 0-layer linear model, named as trained with the centre's hyperparameters.
     assert next(n["widths"] for n in centre["neighbours"] if n["change"] == REMOVE) == []
     assert effects[REMOVE]["verdict"] == "worse"
-    assert effects["layer 0: 32 -> 2 (-95%)"]["verdict"] == "worse"
-    for change in ("layer 0: 32 -> 33 (+1)", "layer 0: 32 -> 31 (-1)"):
+    assert effects["layer 1: 32 -> 2 (-95%)"]["verdict"] == "worse"
+    for change in ("layer 1: 32 -> 33 (+1)", "layer 1: 32 -> 31 (-1)"):
         assert effects[change]["verdict"] in ("equivalent", "inconclusive"), effects[change]
     # The summary and the forest plot's caption print the same findings.
     assert centre["findings"] in cli_run.result["summary"]
-    assert f"Worse: layer 0: 32 -> 2 (-95%) ({effects['layer 0: 32 -> 2 (-95%)']['mean']:+.4f}" in centre["findings"]
+    assert f"Worse: layer 1: 32 -> 2 (-95%) ({effects['layer 1: 32 -> 2 (-95%)']['mean']:+.4f}" in centre["findings"]
 
 
 @pytest.mark.timeout(300)
@@ -355,10 +355,15 @@ def test_sensitivity_json_holds_effects_noise_floor_and_run_counts(cli_run: CliR
             "p_equivalence",
             "verdict",
             "seeds_needed",
+            "n_higher",
+            "n_lower",
             "label",
         }
-        assert effect["margin"] == centre["margin"] == centre["noise_floor"] and not centre["margin_given"]
-        assert effect["ci_low"] <= effect["mean"] <= effect["ci_high"] and effect["n"] == 10
+        # The centre's sd, unless one validation row is more.
+        assert effect["margin"] == centre["margin"] == max(centre["noise_floor"], centre["resolution"])
+        assert not centre["margin_given"] and centre["resolution"] > 0
+        # The interval is the signed-rank test's own: it excludes 0 exactly when that test's p is below 0.05.
+        assert (effect["ci_low"] > 0 or effect["ci_high"] < 0) == (effect["p_value"] < 0.05) and effect["n"] == 10
         assert effect["p_value"] <= effect["p_adjusted"] <= 1
 
 
@@ -394,7 +399,7 @@ def test_sensitivity_stores_every_run_and_the_report_in_the_companion_study(cli_
     }
     assert all(expected <= set(t.user_attrs) for t in trials)
     assert all(t.value == pytest.approx(t.user_attrs["val_accuracy"]) and t.intermediate_values for t in trials)
-    assert "Worse: layer 0: 32 -> 2 (-95%)" in optuna_dashboard.get_note(companion)
+    assert "Worse: layer 1: 32 -> 2 (-95%)" in optuna_dashboard.get_note(companion)
     storage = make_storage(cli_run.url)
     saved = storage.get_study_system_attrs(storage.get_study_id_from_name("teacher.sensitivity"))
     assert any("archsearch_01_sensitivity_forest_1" in key for key in saved)  # the figures, for optuna-dashboard
@@ -416,7 +421,8 @@ def test_sensitivity_rerun_trains_nothing_and_gives_the_same_effects(cli_run: Cl
 def test_sensitivity_centers_find_narrowing_hurts_most_near_the_teacher_width(url: str) -> None:
     """Check that with --centers, removing 75% of the units costs more at [8] (the teacher's width) than at [32]."""
     with pytest.warns(
-        UserWarning, match=r"With 3 seeds no neighbour of trials 0, 1 can be called .* Use --repeats 8 or more"
+        UserWarning,
+        match=r"With 3 seeds no neighbour of trials 0, 1 can be called .* That takes at least 8 seeds \(--repeats\)\.",
     ):
         result = run_sensitivity(url, "teacher", centers=2, repeats=3, steps=(0.75,))
     near, wide = result.centres
@@ -516,7 +522,7 @@ def test_sensitivity_retries_a_failed_run_and_leaves_diverged_runs_out(
     assert [t.user_attrs["pruned_reason"] for t in pruned] == ["loss became nan at epoch 1"] * 3
     # A diverged run leaves its seed out of the comparison; with no seed left there is no effect.
     neighbours = {n.change: n for n in result.centres[0].neighbours}
-    plus, minus = neighbours["layer 0: 8 -> 9 (+1)"], neighbours["layer 0: 8 -> 7 (-1)"]
+    plus, minus = neighbours["layer 1: 8 -> 9 (+1)"], neighbours["layer 1: 8 -> 7 (-1)"]
     assert (plus.diverged, plus.effect.n, sorted(plus.values)) == (1, 1, [1])
     assert (minus.diverged, minus.effect, minus.values) == (2, None, {})
     assert result.to_dict()["centres"][0]["neighbours"][1]["effect"] is None
