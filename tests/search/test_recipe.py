@@ -9,6 +9,7 @@ import pytest
 
 from archsearch.config import ConfigError, SearchConfig, TrainConfig, load_config
 from archsearch.pool import train_settings
+from archsearch.spaces import NetSpec
 from archsearch.storage import keys
 
 from .conftest import small_config
@@ -81,9 +82,12 @@ def test_train_settings_without_recipe_keys_trains_as_before(tmp_path: Path) -> 
         settings.warmup,
         settings.label_smoothing,
         settings.grad_clip,
-        settings.normalization,
     )
-    assert recipe == ("constant", 0.0, 0.0, None, "none")
+    assert recipe == ("constant", 0.0, 0.0, None)
+    # The norm layer is part of the architecture now: an old trial without the param has none.
+    stored = {"widths": [8], "dropouts": [0.0], "activation": "relu"}
+    assert NetSpec.from_trial(stored, {**HYPER}).normalization == "none"
+    assert NetSpec.from_trial(stored, {**HYPER, "normalization": "layer"}).normalization == "layer"
 
 
 def test_train_settings_passes_the_recipe_and_drops_smoothing_for_regression(tmp_path: Path) -> None:
@@ -91,7 +95,7 @@ def test_train_settings_passes_the_recipe_and_drops_smoothing_for_regression(tmp
     config = small_config(tmp_path, train={"warmup": 0.1, "grad_clip": 2.0})
     recipe = {"lr_schedule": "onecycle", "label_smoothing": 0.1, "normalization": "layer"}
     settings = train_settings(config, "accuracy", {**HYPER, **recipe}, seed=0)
-    assert (settings.lr_schedule, settings.label_smoothing, settings.normalization) == ("onecycle", 0.1, "layer")
+    assert (settings.lr_schedule, settings.label_smoothing) == ("onecycle", 0.1)
     assert (settings.warmup, settings.grad_clip) == (0.1, 2.0)
     assert train_settings(config, "rmse", {**HYPER, **recipe}, seed=0).label_smoothing == 0.0
 
