@@ -170,40 +170,7 @@ def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> Report
         ]
         if not points:
             continue
-        points.sort(key=lambda p: p[0])
-        x = [p[0] for p in points]
-        means = [statistics.fmean(p[1]) for p in points]
-        sds = [statistics.stdev(p[1]) if len(p[1]) > 1 else 0.0 for p in points]
-        color = _LAYER_COLORS[index % len(_LAYER_COLORS)]
-        fig.add_trace(
-            go.Scatter(
-                x=x + x[::-1],
-                y=[m + s for m, s in zip(means, sds)] + [m - s for m, s in zip(means, sds)][::-1],
-                fill="toself",
-                fillcolor=color,
-                opacity=0.18,
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=name,
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=means,
-                mode="lines+markers",
-                name=name,
-                line={"color": color},
-                legendgroup=name,
-                marker={"size": [14 if p[2] == "centre" else 8 for p in points], "color": color},
-                hovertext=[
-                    f"{p[2]}<br>width {p[0]:,}<br>mean {fmt_number(m)} ± {fmt_number(s)} (n={len(p[1])} seeds)"
-                    for p, m, s in zip(points, means, sds)
-                ],
-                hoverinfo="text",
-            )
-        )
+        _add_width_curve(fig, name, sorted(points, key=lambda p: p[0]), _LAYER_COLORS[index % len(_LAYER_COLORS)])
     style(
         fig,
         title,
@@ -223,6 +190,44 @@ def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> Report
         "noise, not a test; the verdicts are those of the forest plot."
     )
     return ReportFigure(key, title, caption, fig)
+
+
+def _add_width_curve(fig: Any, name: str, points: list[tuple[int, list[float], str]], color: str) -> None:
+    """One layer's curve: mean over seeds at each width with a ± one sd band; the centre's dot is larger."""
+    import plotly.graph_objects as go
+
+    x = [p[0] for p in points]
+    means = [statistics.fmean(p[1]) for p in points]
+    sds = [statistics.stdev(p[1]) if len(p[1]) > 1 else 0.0 for p in points]
+    fig.add_trace(
+        go.Scatter(
+            x=x + x[::-1],
+            y=[m + s for m, s in zip(means, sds)] + [m - s for m, s in zip(means, sds)][::-1],
+            fill="toself",
+            fillcolor=color,
+            opacity=0.18,
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup=name,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=means,
+            mode="lines+markers",
+            name=name,
+            line={"color": color},
+            legendgroup=name,
+            marker={"size": [14 if p[2] == "centre" else 8 for p in points], "color": color},
+            hovertext=[
+                f"{p[2]}<br>width {p[0]:,}<br>mean {fmt_number(m)} ± {fmt_number(s)} (n={len(p[1])} seeds)"
+                for p, m, s in zip(points, means, sds)
+            ],
+            hoverinfo="text",
+        )
+    )
 
 
 def effects_across_sizes(result: Mapping[str, Any]) -> ReportFigure:

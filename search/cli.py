@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 import warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 import archsearch
 from archsearch import sensitivity
@@ -233,7 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archsearch", description="Architecture and hyperparameter search for MLPs.")
     parser.add_argument("--version", action="version", version=f"archsearch {archsearch.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_search(commands)
+    _add_worker(commands)
+    _add_status(commands)
+    _add_report(commands)
+    _add_dashboard(commands)
+    _add_export(commands)
+    sensitivity.add_parser(commands)
+    datasets = commands.add_parser("datasets", help="list the built-in datasets")
+    datasets.set_defaults(handler=_cmd_datasets)
+    return parser
 
+
+def _add_search(commands: Any) -> None:
+    """`archsearch search CONFIG`: run or resume a search."""
     search = commands.add_parser("search", help="run or resume a search from a TOML config")
     search.add_argument("config", help="path to the TOML config")
     search.add_argument("--study", help="study name (overrides [study] name)")
@@ -252,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker_arguments(search, workers_default=None)
     search.set_defaults(handler=_cmd_search)
 
+
+def _add_worker(commands: Any) -> None:
+    """`archsearch worker`: join an existing study from this machine."""
     worker = commands.add_parser("worker", help="join an existing study from this machine (URL and name are enough)")
     add_storage_arguments(worker, help="storage URL of the study, as this machine reaches it")
     worker.add_argument("--study", required=True, help="study name")
@@ -260,11 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker_arguments(worker, workers_default=None)
     worker.set_defaults(handler=_cmd_worker)
 
+
+def _add_status(commands: Any) -> None:
+    """`archsearch status`: counts, running trials and the best trial."""
     status = commands.add_parser("status", help="trial counts, running trials with heartbeat age, best trial")
     add_storage_arguments(status, help="storage URL")
     status.add_argument("--study", required=True, help="study name")
     status.set_defaults(handler=_cmd_status)
 
+
+def _add_report(commands: Any) -> None:
+    """`archsearch report`: the HTML report and the dashboard figures."""
     report = commands.add_parser("report", help="write the HTML report and push its figures to optuna-dashboard")
     add_storage_arguments(report, help="storage URL")
     report.add_argument("--study", required=True, help="study name")
@@ -280,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=_cmd_report)
 
+
+def _add_dashboard(commands: Any) -> None:
+    """`archsearch dashboard`: optuna-dashboard on the storage."""
     dashboard = commands.add_parser("dashboard", help="start optuna-dashboard on the storage, with the trained weights")
     add_storage_arguments(dashboard, help="storage URL")
     dashboard.add_argument(
@@ -289,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--artifacts", help="artifact folder (default: beside a SQLite file)")
     dashboard.set_defaults(handler=_cmd_dashboard)
 
+
+def _add_export(commands: Any) -> None:
+    """`archsearch export`: the best (or a given) trial as a model that loads without archsearch."""
     export = commands.add_parser("export", help="export the best (or a given) trial's network")
     add_storage_arguments(export, help="storage URL of the study")
     export.add_argument("--study", required=True, help="study name")
@@ -332,12 +360,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
     export.set_defaults(handler=_cmd_export)
-
-    sensitivity.add_parser(commands)
-
-    datasets = commands.add_parser("datasets", help="list the built-in datasets")
-    datasets.set_defaults(handler=_cmd_datasets)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

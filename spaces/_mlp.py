@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -174,6 +174,12 @@ class MLPSpace:
         o = "[space]"  # the section the user writes, not this class
         # Frozen dataclass: normalised values are written back through object.__setattr__.
         set_ = functools.partial(object.__setattr__, self)
+        self._check_architecture(o, set_)
+        self._check_training(o, set_)
+        self._check_baselines(o, set_)
+
+    def _check_architecture(self, o: str, set_: Callable[[str, Any], None]) -> None:
+        """Layers, widths, shape, dropout, activation and embedding."""
         set_("layers", check_int_range(o, "layers", self.layers, low=0, high=MAX_LAYERS))
         set_("width", check_int_range(o, "width", self.width, low=1, high=MAX_WIDTH))
         set_("width_log", check_bool(o, "width_log", self.width_log))
@@ -223,6 +229,9 @@ class MLPSpace:
             lambda v: is_int(v) and 1 <= v <= MAX_EMBEDDING_DIM,
         )
         set_("embedding_dim", tuple(int(d) for d in dims))
+
+    def _check_training(self, o: str, set_: Callable[[str, Any], None]) -> None:
+        """Learning rate, weight decay, batch size, optimizer and the recipe (schedule, smoothing, norm layer)."""
         set_("lr", check_float_range(o, "lr", self.lr, "0 < low <= high", lambda lo, hi: 0 < lo <= hi))
         set_(
             "weight_decay",
@@ -276,6 +285,9 @@ class MLPSpace:
                 NORMALIZATIONS.__contains__,
             ),
         )
+
+    def _check_baselines(self, o: str, set_: Callable[[str, Any], None]) -> None:
+        """The enqueued baseline width lists, inside the width range."""
         if not is_sequence(self.baselines):
             raise error(o, "baselines", "a list of width lists", self.baselines)
         set_(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import optuna
@@ -126,77 +127,80 @@ def flatten_trials(trials: Sequence[optuna.trial.FrozenTrial], *, metric: str, m
         n_params, layer_shape, activation, seed, seed_group, baseline, epochs_run, train_seconds,
         test_value, pruned_reason, fail_reason``.
     """
-    rows = []
-    for t in trials:
-        ua, params = t.user_attrs, t.params
-        depth = ua.get(keys.DEPTH, params.get("n_layers"))
-        widths = ua.get(keys.WIDTHS) or _indexed(params, "width", depth)
-        dropouts = ua.get(keys.DROPOUTS) or _indexed(params, "dropout", depth)
-        if depth is None and widths is not None:
-            depth = len(widths)
-        total_units = ua.get(keys.TOTAL_UNITS, sum(widths) if widths is not None else None)
-        value = t.value if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None else math.nan
-        curve_steps = sorted(t.intermediate_values)
-        duration = t.duration.total_seconds() if t.duration is not None else math.nan
-        rows.append(
-            {
-                "number": t.number,
-                "state": t.state.name,
-                "value": float(value),
-                "score": float(value) if maximize else -float(value),
-                "depth": _nan_if_none(depth),
-                "widths": tuple(widths) if widths is not None else None,
-                "dropouts": tuple(dropouts) if dropouts is not None else None,
-                "mean_dropout": float(np.mean(dropouts)) if dropouts else (0.0 if depth == 0 else math.nan),
-                "total_units": _nan_if_none(total_units),
-                "n_params": _nan_if_none(ua.get(keys.N_PARAMS)),
-                "layer_shape": ua.get(keys.LAYER_SHAPE) or (classify_shape(widths) if widths is not None else None),
-                "activation": ua.get(keys.ACTIVATION, params.get("activation")),
-                "seed": ua.get(keys.SEED),
-                "seed_group": ua.get("seed_group"),
-                "baseline": ua.get(keys.BASELINE),
-                "epochs_run": _nan_if_none(ua.get(keys.EPOCHS_RUN, curve_steps[-1] if curve_steps else None)),
-                "train_seconds": _nan_if_none(ua.get(keys.TRAIN_SECONDS, duration)),
-                "test_value": _nan_if_none(ua.get(f"test_{metric}")),
-                "pruned_reason": ua.get(keys.PRUNED_REASON),
-                "fail_reason": ua.get(keys.FAIL_REASON),
-            }
-        )
-    columns = [
-        "number",
-        "state",
-        "value",
-        "score",
-        "depth",
-        "widths",
-        "dropouts",
-        "mean_dropout",
-        "total_units",
-        "n_params",
-        "layer_shape",
-        "activation",
-        "seed",
-        "seed_group",
-        "baseline",
-        "epochs_run",
-        "train_seconds",
-        "test_value",
-        "pruned_reason",
-        "fail_reason",
-    ]
-    numeric = [
-        "value",
-        "score",
-        "depth",
-        "mean_dropout",
-        "total_units",
-        "n_params",
-        "epochs_run",
-        "train_seconds",
-        "test_value",
-    ]
+    rows = [_row(t, metric, maximize) for t in trials]
     # Typed even when there are no rows, so the filters downstream work on an empty study.
-    return pd.DataFrame(rows, columns=columns).astype({c: float for c in numeric})
+    return pd.DataFrame(rows, columns=_COLUMNS).astype({c: float for c in _NUMERIC})
+
+
+def _row(t: optuna.trial.FrozenTrial, metric: str, maximize: bool) -> dict[str, Any]:
+    """One trial's row of :func:`flatten_trials`."""
+    ua, params = t.user_attrs, t.params
+    depth = ua.get(keys.DEPTH, params.get("n_layers"))
+    widths = ua.get(keys.WIDTHS) or _indexed(params, "width", depth)
+    dropouts = ua.get(keys.DROPOUTS) or _indexed(params, "dropout", depth)
+    if depth is None and widths is not None:
+        depth = len(widths)
+    total_units = ua.get(keys.TOTAL_UNITS, sum(widths) if widths is not None else None)
+    value = t.value if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None else math.nan
+    curve_steps = sorted(t.intermediate_values)
+    duration = t.duration.total_seconds() if t.duration is not None else math.nan
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "value": float(value),
+        "score": float(value) if maximize else -float(value),
+        "depth": _nan_if_none(depth),
+        "widths": tuple(widths) if widths is not None else None,
+        "dropouts": tuple(dropouts) if dropouts is not None else None,
+        "mean_dropout": float(np.mean(dropouts)) if dropouts else (0.0 if depth == 0 else math.nan),
+        "total_units": _nan_if_none(total_units),
+        "n_params": _nan_if_none(ua.get(keys.N_PARAMS)),
+        "layer_shape": ua.get(keys.LAYER_SHAPE) or (classify_shape(widths) if widths is not None else None),
+        "activation": ua.get(keys.ACTIVATION, params.get("activation")),
+        "seed": ua.get(keys.SEED),
+        "seed_group": ua.get("seed_group"),
+        "baseline": ua.get(keys.BASELINE),
+        "epochs_run": _nan_if_none(ua.get(keys.EPOCHS_RUN, curve_steps[-1] if curve_steps else None)),
+        "train_seconds": _nan_if_none(ua.get(keys.TRAIN_SECONDS, duration)),
+        "test_value": _nan_if_none(ua.get(f"test_{metric}")),
+        "pruned_reason": ua.get(keys.PRUNED_REASON),
+        "fail_reason": ua.get(keys.FAIL_REASON),
+    }
+
+
+_COLUMNS = [
+    "number",
+    "state",
+    "value",
+    "score",
+    "depth",
+    "widths",
+    "dropouts",
+    "mean_dropout",
+    "total_units",
+    "n_params",
+    "layer_shape",
+    "activation",
+    "seed",
+    "seed_group",
+    "baseline",
+    "epochs_run",
+    "train_seconds",
+    "test_value",
+    "pruned_reason",
+    "fail_reason",
+]
+_NUMERIC = [
+    "value",
+    "score",
+    "depth",
+    "mean_dropout",
+    "total_units",
+    "n_params",
+    "epochs_run",
+    "train_seconds",
+    "test_value",
+]
 
 
 def _indexed(params: dict, prefix: str, depth: int | None) -> list | None:

@@ -133,12 +133,7 @@ def fused_trial_loop(
     try:
         while True:
             while len(running) < slots and asking_allowed():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    # Optuna warns that heartbeats belong to study.optimize; _Heartbeats does its part here.
-                    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed", category=UserWarning)
-                    fail_stale_trials(study)  # study.optimize does this before each trial
-                    trial = study.ask()
+                trial = _ask(study)
                 heartbeats.beat(trial._trial_id)
                 try:
                     placed = _place(trial, objective, populations, tell, complete)
@@ -151,11 +146,7 @@ def fused_trial_loop(
                 return
             if complete is not None:
                 complete.refresh()
-            for population in list(populations):
-                for slot, result in population.step_epoch():
-                    entry = next(r for r in running if r.population is population and r.slot == slot)
-                    running.remove(entry)
-                    _record(entry, result, tell)
+            _step_epoch(populations, running, tell)
             # Past the deadline with a trial to refit, the reporters stop every slot (time_up); with none, one goes on.
             if deadline is not None and deadline.reserve and len(running) > 1 and deadline.passed():
                 if not deadline.time_up():  # nothing to refit yet
@@ -163,16 +154,41 @@ def fused_trial_loop(
             if stop.requested:
                 raise KeyboardInterrupt("stopped by a signal")
     except BaseException as e:
-        for entry in running:
-            reason = "stopped by a signal" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
-            set_user_attrs(entry.trial, {keys.FAIL_REASON: reason[:2000]})
-            tell(entry.trial, None, TrialState.FAIL)
-            if isinstance(e, KeyboardInterrupt):
-                stop.interrupted(entry.trial._trial_id)  # put back when the worker leaves (GracefulStop)
+        _fail_running(running, e, tell, stop)
         raise
     finally:
         heartbeats.done.set()
         heartbeats.join()
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    """Ask for a trial as `study.optimize` does, failing stale trials first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Optuna warns that heartbeats belong to study.optimize; _Heartbeats does its part here.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed", category=UserWarning)
+        fail_stale_trials(study)
+        return study.ask()
+
+
+def _step_epoch(populations: list[Any], running: list[_Running], tell: Callable) -> None:
+    """Train every population one epoch; record the trials that finished in it."""
+    for population in list(populations):
+        for slot, result in population.step_epoch():
+            entry = next(r for r in running if r.population is population and r.slot == slot)
+            running.remove(entry)
+            _record(entry, result, tell)
+
+
+def _fail_running(running: list[_Running], error: BaseException, tell: Callable, stop: Any) -> None:
+    """Fail the trials still training with the reason; a signal's are put back when the worker leaves."""
+    interrupted = isinstance(error, KeyboardInterrupt)
+    for entry in running:
+        reason = "stopped by a signal" if interrupted else f"{type(error).__name__}: {error}"
+        set_user_attrs(entry.trial, {keys.FAIL_REASON: reason[:2000]})
+        tell(entry.trial, None, TrialState.FAIL)
+        if interrupted:
+            stop.interrupted(entry.trial._trial_id)  # see GracefulStop
 
 
 def _keep_most_promising(running: list[_Running], study: optuna.Study, tell: Callable) -> None:

@@ -30,7 +30,7 @@ from archsearch.pool._budget import AskDeadline
 from archsearch.pool._data_check import check_same_data
 from archsearch.pool._fused_worker import fused_trial_loop
 from archsearch.pool._kinds import JobKind, job_kind
-from archsearch.pool._objective import WorkerContext
+from archsearch.pool._objective import TrialObjective, WorkerContext
 from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._supervision import RetryStaleTrial, die_with_parent, quiet_expected_failures
 from archsearch.samplers import make_pruner, make_sampler
@@ -199,8 +199,26 @@ def run_worker(
     if log is not None:
         log.write(f"{time.strftime('%H:%M:%S')} {label} {engine_why}\n")
     outcome = WorkerOutcome()
-    ask_deadline = AskDeadline(
-        study,
+    ask_deadline = _ask_deadline(opened, kind, deadline, log, label)
+    if ask_deadline.reserve:
+        objective.time_up = ask_deadline.time_up  # running trials end with the search, not after it
+    all_callbacks = [_Recorder(outcome, log, label), objective.after_trial, *(callbacks or [])]
+    stop = GracefulStop()
+    with stop.installed(), stop.putting_back(study, opened.storage):
+        _train(opened, engine, objective, all_callbacks, stop, outcome, total, max_trials, ask_deadline)
+    if stop.requested:
+        raise KeyboardInterrupt("stopped by a signal")
+    outcome.stopped_by_failures = outcome.failed_streak >= config.study.max_consecutive_failures
+    return outcome
+
+
+def _ask_deadline(
+    opened: WorkerStudy, kind: JobKind, deadline: float | None, log: TextIO | None, label: str
+) -> AskDeadline:
+    """When this worker stops asking for trials: the caller's deadline, the study's timeout, less the refit's reserve."""
+    config = opened.config
+    return AskDeadline(
+        opened.study,
         deadline,
         timeout=config.study.timeout,
         reserve=config.study.reserve_refit and kind.reserve_refit,
@@ -210,41 +228,46 @@ def run_worker(
         log=log,
         label=label,
     )
-    if ask_deadline.reserve:
-        objective.time_up = ask_deadline.time_up  # running trials end with the search, not after it
-    all_callbacks = [_Recorder(outcome, log, label), objective.after_trial, *(callbacks or [])]
-    stop = GracefulStop()
-    with stop.installed(), stop.putting_back(study, opened.storage):
-        if engine == "fused":
-            fused_trial_loop(
-                study,
-                opened.storage,
-                objective,
-                all_callbacks,
-                stop,
-                total=total,
-                failure_limit=config.study.max_consecutive_failures,
-                failed_streak=lambda: outcome.failed_streak,
-                finished_here=lambda: outcome.finished,
-                max_trials=max_trials,
-                deadline=ask_deadline,
-            )
-        # After a fused loop this only waits for trials running elsewhere, and trains the retries of any whose worker died.
-        _trial_loop(
-            opened,
-            stop.guard(objective),
-            objective.note_counts,
-            all_callbacks,
+
+
+def _train(
+    opened: WorkerStudy,
+    engine: str,
+    objective: TrialObjective,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]],
+    stop: GracefulStop,
+    outcome: WorkerOutcome,
+    total: int,
+    max_trials: int | None,
+    deadline: AskDeadline,
+) -> None:
+    """Train trials with the chosen engine until the study holds `total` (or a limit or a signal stops it)."""
+    if engine == "fused":
+        fused_trial_loop(
+            opened.study,
+            opened.storage,
+            objective,
+            callbacks,
             stop,
-            outcome,
-            total,
-            max_trials,
-            ask_deadline,
+            total=total,
+            failure_limit=opened.config.study.max_consecutive_failures,
+            failed_streak=lambda: outcome.failed_streak,
+            finished_here=lambda: outcome.finished,
+            max_trials=max_trials,
+            deadline=deadline,
         )
-    if stop.requested:
-        raise KeyboardInterrupt("stopped by a signal")
-    outcome.stopped_by_failures = outcome.failed_streak >= config.study.max_consecutive_failures
-    return outcome
+    # After a fused loop this only waits for trials running elsewhere, and trains the retries of any whose worker died.
+    _trial_loop(
+        opened,
+        stop.guard(objective),
+        objective.note_counts,
+        callbacks,
+        stop,
+        outcome,
+        total,
+        max_trials,
+        deadline,
+    )
 
 
 def _context(

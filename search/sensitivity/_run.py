@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -104,71 +104,136 @@ def run_sensitivity(
         >>> result.report().write_html("digits-sensitivity.html")  # doctest: +SKIP
     """
     steps = _check_arguments(trial, centers, repeats, steps, alpha)
-    if margin is not None:
-        try:
-            margin = check_margin("run_sensitivity", margin)
-        except ValueError as e:
-            raise SensitivityError(f"{e} Pass --margin with a positive number, or leave it out.") from e
+    margin = _checked_margin(margin)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = make_storage(storage_url, must_exist=True)
     parent = open_study(storage, study_name, url=storage_url)
+    plan = _plan(parent, trial, centers, repeats, steps, alpha)
+    for note in plan.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+
+    planned = {job[keys.JOB_ID] for job in plan.jobs}
+    companion, training, reused = _queue(storage, storage_url, parent, plan, planned, workers)
+    if training is not None:
+        total = companion.user_attrs[keys.SENSITIVITY_JOBS]
+        _train_jobs(companion, training, total, quiet, stream or sys.stderr)
+
+    runs = _first_finished_runs(companion.get_trials(deepcopy=False))
+    result = _result(parent, companion, plan, runs, _run_counts(runs, planned, reused), alpha=alpha, margin=margin)
+    result.summary = summarize(result)
+    result.report().push_to_dashboard(companion, preface=companion_preface(study_name))
+    return result
+
+
+def _queue(
+    storage: Any, storage_url: str, parent: optuna.Study, plan: _Plan, planned: set[str], workers: int | None
+) -> tuple[optuna.Study, Any, set[str]]:
+    """Queue the runs not yet finished in the companion study; return it, what trains them (None: nothing
+    left to train) and the planned runs an earlier analysis finished."""
+    # Everything that can refuse the analysis is checked before anything is written: a refusal for edited
+    # data used to leave the companion study with its runs queued, and the next analysis trained them.
+    existing = _existing_companion(storage, parent)
+    reused = _finished_jobs(existing.get_trials(deepcopy=False)) & planned if existing is not None else set()
+    training = _prepare_training(storage_url, parent, plan.config, workers) if len(reused) < len(planned) else None
+
+    companion = _open_companion(storage, parent)
+    for job in pending_jobs(plan.jobs, companion.get_trials(deepcopy=False)):
+        companion.enqueue_trial(params={}, user_attrs=job)
+    companion.set_user_attr(keys.SENSITIVITY_JOBS, live_job_count(companion.get_trials(deepcopy=False)))
+    return companion, training, reused
+
+
+def _checked_margin(margin: float | None) -> float | None:
+    """The equivalence margin given, checked; None (each centre's seed-to-seed sd) stays None."""
+    if margin is None:
+        return None
+    try:
+        return check_margin("run_sensitivity", margin)
+    except ValueError as e:
+        raise SensitivityError(f"{e} Pass --margin with a positive number, or leave it out.") from e
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What an analysis trains: its centres and their neighbours, the seeds, and the runs as jobs."""
+
+    config: SearchConfig
+    sizes: dict[str, Any]
+    n_numeric: int | None
+    centres: list[Any]
+    steps: list[float]
+    seeds: list[int]
+    jobs: list[dict[str, Any]]
+    notes: list[str]
+
+
+def _plan(
+    parent: optuna.Study,
+    trial: int | None,
+    centers: int | None,
+    repeats: int | None,
+    steps: Sequence[float],
+    alpha: float,
+) -> _Plan:
+    """Choose the centres, the seeds (``repeats`` or enough for Holm's correction) and the jobs to run."""
     config = _parent_config(parent)
     sizes = parent.user_attrs[keys.DATA]
     n_inputs, n_outputs = sizes["n_features"], sizes["n_outputs"]
     n_numeric = _numeric_inputs(parent)
     centres = _choose_centres(parent, config, trial, centers, steps, n_inputs, n_outputs, n_numeric)
-    if repeats is None:
-        repeats = default_repeats(centres, alpha)
-    seeds = list(range(repeats))
+    seeds = list(range(default_repeats(centres, alpha) if repeats is None else repeats))
     jobs = plan_jobs(centres, seeds, n_inputs, n_outputs, n_numeric=n_numeric)
-    notes = _significance_warnings(centres, repeats, alpha)
-    for note in notes:
-        warnings.warn(note, UserWarning, stacklevel=2)
+    notes = _significance_warnings(centres, len(seeds), alpha)
+    return _Plan(config, sizes, n_numeric, centres, list(steps), seeds, jobs, notes)
 
-    # Everything that can refuse the analysis is checked before anything is written: a refusal for edited
-    # data used to leave the companion study with its runs queued, and the next analysis trained them.
-    existing = _existing_companion(storage, parent)
-    planned = {job[keys.JOB_ID] for job in jobs}
-    reused = _finished_jobs(existing.get_trials(deepcopy=False)) & planned if existing is not None else set()
-    training = _prepare_training(storage_url, parent, config, workers) if len(reused) < len(planned) else None
 
-    companion = _open_companion(storage, parent)
-    for job in pending_jobs(jobs, companion.get_trials(deepcopy=False)):
-        companion.enqueue_trial(params={}, user_attrs=job)
-    total = live_job_count(companion.get_trials(deepcopy=False))
-    companion.set_user_attr(keys.SENSITIVITY_JOBS, total)
-    if training is not None:
-        _train_jobs(companion, training, total, quiet, stream or sys.stderr)
-
-    runs = _first_finished_runs(companion.get_trials(deepcopy=False))
+def _result(
+    parent: optuna.Study,
+    companion: optuna.Study,
+    plan: _Plan,
+    runs: dict[str, FrozenTrial],
+    counts: dict[str, int],
+    *,
+    alpha: float,
+    margin: float | None,
+) -> SensitivityResult:
+    """Compare each centre with its neighbours over the finished runs."""
+    sizes, config = plan.sizes, plan.config
     direction = parent.direction.name.lower()
     # An accuracy moves in steps of one validation row (with folds, the mean over folds in steps of one of all
     # train + validation rows); no equivalence margin goes below that step.
     rows = sizes["n_val"] if config.data.folds is None else sizes["n_train"] + sizes["n_val"]
     resolution = metric_resolution(parent.user_attrs[keys.METRIC], rows)
+    n_inputs, n_outputs = sizes["n_features"], sizes["n_outputs"]
     results = [
         compare_centre(
-            c, seeds, runs, direction, alpha, n_inputs, n_outputs, margin, n_numeric=n_numeric, resolution=resolution
+            c,
+            plan.seeds,
+            runs,
+            direction,
+            alpha,
+            n_inputs,
+            n_outputs,
+            margin,
+            n_numeric=plan.n_numeric,
+            resolution=resolution,
         )
-        for c in centres
+        for c in plan.centres
     ]
-    result = SensitivityResult(
-        study_name=study_name,
+    return SensitivityResult(
+        study_name=parent.study_name,
         companion_study=companion.study_name,
         metric=parent.user_attrs[keys.METRIC],
         direction=direction,
         alpha=alpha,
         margin=margin,
-        seeds=seeds,
-        steps=list(steps),
+        seeds=plan.seeds,
+        steps=plan.steps,
         centres=results,
-        warnings=notes,
+        warnings=plan.notes,
         summary="",
-        **_run_counts(runs, planned, reused),
+        **counts,
     )
-    result.summary = summarize(result)
-    result.report().push_to_dashboard(companion, preface=companion_preface(study_name))
-    return result
 
 
 def _run_counts(runs: dict[str, FrozenTrial], planned: set[str], reused: set[str]) -> dict[str, int]:
