@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING
 import optuna
 
 import archsearch.stats as an
-from archsearch.dashboards._base import ReportFigure, depth_color, depth_name, hover, not_drawable, style, unwrap
+from archsearch.dashboards._base import (
+    ReportFigure,
+    depth_color,
+    depth_name,
+    fit_metric,
+    hover,
+    not_drawable,
+    style,
+    symbols,
+    unwrap,
+    with_far_off,
+)
 from archsearch.dashboards._importance import importance_table, top_quantile
 from archsearch.dashboards._size_figures import no_finished_reason
 
@@ -41,26 +52,33 @@ def dropout_by_size(data: an.StudyData, tolerance: float = an.KNEE_TOLERANCE) ->
     fig = make_subplots(
         rows=1, cols=len(bins), shared_yaxes=True, subplot_titles=[str(b) for b in bins], horizontal_spacing=0.04
     )
+    frange = fit_metric(nets, data.maximize)
     shown = set()
     for col, size_bin in enumerate(bins, start=1):
         for depth, group in nets[nets["size_bin"] == size_bin].groupby("depth"):
             fig.add_trace(
                 go.Scatter(
                     x=group["mean_dropout"],
-                    y=group["value"],
+                    y=frange.clip_all(group["value"]),
                     mode="markers",
                     name=depth_name(depth),
                     legendgroup=str(depth),
                     showlegend=depth not in shown,
                     hovertext=hover(group),
                     hoverinfo="text",
-                    marker={"color": depth_color(depth), "size": 8, "opacity": 0.8},
+                    marker={
+                        "color": depth_color(depth),
+                        "size": 8,
+                        "opacity": 0.8,
+                        "symbol": symbols(frange, group["value"]),
+                    },
                 ),
                 row=1,
                 col=col,
             )
             shown.add(depth)
     fig.update_xaxes(title_text="mean dropout over layers")
+    fig.update_yaxes(range=frange.bounds)
     style(fig, title, yaxis_title=data.metric_label, legend_title="hidden layers", height=400)
     effects = an.dropout_effect(data, tolerance)
     readings = "; ".join(f"{r.size_bin}: {r.verdict} ({_dropout_evidence(r)})" for r in effects.itertuples())
@@ -70,7 +88,7 @@ def dropout_by_size(data: an.StudyData, tolerance: float = an.KNEE_TOLERANCE) ->
         f"from those without by more than {tolerance:g} (in a bin with no dropout-0 trial: those above the "
         f"bin's median dropout against those at or below it). Reading: {readings}."
     )
-    return ReportFigure(key, title, caption, fig)
+    return ReportFigure(key, title, with_far_off(caption, frange), fig)
 
 
 def spread_vs_size(data: an.StudyData) -> ReportFigure:

@@ -50,11 +50,16 @@ from archsearch.stats._paired import (
     smallest_possible_p,
     tost_p,
 )
+from archsearch.stats._range import FAR_OFF_IQRS, MIN_FIT_TRIALS, MetricRange, metric_range
 
 __all__ = [
     "KNEE_TOLERANCE",
     "knee_tolerance_for",
     "DIRECTIONS",
+    "FAR_OFF_IQRS",
+    "MIN_FIT_TRIALS",
+    "MetricRange",
+    "metric_range",
     "MAX_SIZE_BINS",
     "MIN_GROUP_TRIALS",
     "BestGroup",
