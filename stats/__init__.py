@@ -9,10 +9,10 @@ imports only `archsearch.spaces` (layer shapes) and `archsearch.storage` (the na
 from archsearch.stats._analysis import (
     KNEE_TOLERANCE,
     MAX_SIZE_BINS,
-    MIN_GROUP_TRIALS,
     BestGroup,
     Knee,
     PruningSummary,
+    SpreadReading,
     StudyData,
     assign_size_bins,
     best_group,
@@ -28,10 +28,12 @@ from archsearch.stats._analysis import (
     load_study_data,
     pareto_front,
     pruning_summary,
+    read_spread,
     shape_by_size,
     spread_by_size,
     width_correlations,
 )
+from archsearch.stats._compare import MIN_GROUP_TRIALS, may_compare, too_few
 from archsearch.stats._format import format_number, format_p, plural
 from archsearch.stats._paired import (
     DIRECTIONS,
@@ -67,6 +69,7 @@ __all__ = [
     "Knee",
     "PairedEffect",
     "PruningSummary",
+    "SpreadReading",
     "StudyData",
     "assign_size_bins",
     "best_group",
@@ -93,6 +96,9 @@ __all__ = [
     "pareto_front",
     "plural",
     "pruning_summary",
+    "may_compare",
+    "read_spread",
+    "too_few",
     "seeds_to_resolve",
     "shape_by_size",
     "smallest_possible_p",
