@@ -108,14 +108,18 @@ def fit_metric(frame: pd.DataFrame, maximize: bool, include: list[float] | tuple
     return metric_range(frame["value"].tolist(), frame["number"].tolist(), maximize=maximize, include=include)
 
 
-def far_off_symbol(frange: MetricRange) -> str:
-    """The marker of a trial drawn at the edge: a triangle pointing past it, open."""
+def far_off_symbol(frange: MetricRange, axis: str = "y") -> str:
+    """The marker of a trial drawn at the edge: a triangle pointing past it, open (``axis``: where the metric is)."""
+    if axis == "x":
+        return "triangle-left-open" if frange.maximize else "triangle-right-open"
     return "triangle-down-open" if frange.maximize else "triangle-up-open"
 
 
-def symbols(frange: MetricRange, values: pd.Series | list[float], default: str = "circle") -> list[str]:
+def symbols(
+    frange: MetricRange, values: pd.Series | list[float], default: str = "circle", axis: str = "y"
+) -> list[str]:
     """Per point: the far-off marker where the value is past the fence, else ``default``."""
-    return [far_off_symbol(frange) if frange.is_far(float(v)) else default for v in values]
+    return [far_off_symbol(frange, axis) if frange.is_far(float(v)) else default for v in values]
 
 
 def far_off_trace(frange: MetricRange, x: list, frame: pd.DataFrame, showlegend: bool = True) -> go.Scatter | None:
@@ -139,10 +143,10 @@ def far_off_trace(frange: MetricRange, x: list, frame: pd.DataFrame, showlegend:
 
 
 def with_far_off(
-    caption: str, frange: MetricRange, how: str = "at the edge of the metric axis (open triangles)"
+    caption: str, frange: MetricRange, how: str = "at the edge of the metric axis (open triangles)", noun: str = "trial"
 ) -> str:
-    """``caption`` with the count of far-off trials appended, when there are any."""
-    said = frange.sentence(how)
+    """``caption`` with the count of far-off trials (or of ``noun``) appended, when there are any."""
+    said = frange.sentence(how, noun)
     return f"{caption} {said}" if said else caption
 
 

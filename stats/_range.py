@@ -37,7 +37,7 @@ class MetricRange:
         maximize: Whether a higher metric is better (far-off trials are below the fence then, else above).
         fence: The value past which a trial is far off; None when nothing is fenced (too few trials, no spread).
         edge: Where far-off trials are drawn (inside the axis, past the bulk); None when none is far off.
-        far_off: ``(trial number, value)`` of each far-off trial, worst first.
+        far_off: ``(label, value)`` of each far-off trial, worst first: its trial number, or a name (a change).
         n: How many trials the range was fitted to.
     """
 
@@ -46,7 +46,7 @@ class MetricRange:
     maximize: bool
     fence: float | None
     edge: float | None
-    far_off: tuple[tuple[int, float], ...]
+    far_off: tuple[tuple[int | str, float], ...]
     n: int
 
     @property
@@ -68,7 +68,7 @@ class MetricRange:
         """Every value clipped to the edge where far off."""
         return [self.clip(float(v)) for v in values]
 
-    def sentence(self, how: str = "at the edge of the metric axis") -> str:
+    def sentence(self, how: str = "at the edge of the metric axis", noun: str = "trial") -> str:
         """The caption's count of far-off trials, or ``""`` when there are none.
 
         Example:
@@ -78,24 +78,28 @@ class MetricRange:
         if not self.far_off:
             return ""
         k = len(self.far_off)
-        listed = ", ".join(f"#{number} at {format_number(value)}" for number, value in self.far_off[:3])
+        listed = ", ".join(f"{_name(label)} at {format_number(value)}" for label, value in self.far_off[:3])
         listed += ", ..." if k > 3 else ""
         side = "below" if self.maximize else "above"
         verb = "is" if k == 1 else "are"
         return (
-            f"{plural(k, 'trial')} {side} {format_number(self.fence)} ({listed}) {verb} drawn {how}, "
+            f"{plural(k, noun)} {side} {format_number(self.fence)} ({listed}) {verb} drawn {how}, "
             f"so the axis fits the other {self.n - k:,}."
         )
 
 
+def _name(label: int | str) -> str:
+    return f"#{label}" if isinstance(label, int) else str(label)
+
+
 def metric_range(
-    values: Sequence[float], numbers: Sequence[int], *, maximize: bool, include: Sequence[float] = ()
+    values: Sequence[float], labels: Sequence[int | str], *, maximize: bool, include: Sequence[float] = ()
 ) -> MetricRange:
     """Fit a metric axis to the bulk of ``values``, fencing far-off trials on the worse side.
 
     Args:
         values: The metric of each trial drawn (non-finite ones are ignored).
-        numbers: Their trial numbers, in the same order.
+        labels: Their trial numbers (or names, such as a sensitivity change), in the same order.
         maximize: Whether a higher metric is better.
         include: Other values the axis must show (a threshold line), never fenced.
 
@@ -108,7 +112,11 @@ def metric_range(
         >>> r.far_off, r.clip(0.0975) == r.edge, round(r.low, 4), round(r.high, 4)
         (((5, 0.0975),), True, 0.9446, 0.9818)
     """
-    pairs = [(int(n), float(v)) for n, v in zip(numbers, values) if v is not None and math.isfinite(v)]
+    pairs = [
+        (label if isinstance(label, str) else int(label), float(v))
+        for label, v in zip(labels, values)
+        if v is not None and math.isfinite(v)
+    ]
     finite = np.array([v for _, v in pairs], dtype=float)
     fence = None
     if len(finite) >= MIN_FIT_TRIALS:

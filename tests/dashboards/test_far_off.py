@@ -85,3 +85,32 @@ def test_a_study_without_far_off_trials_says_nothing(study_factory, trial_maker)
     for i, widths in enumerate([[8], [16], [32], [8, 8], [16, 8], [32, 8]]):
         study.add_trial(trial_maker(widths=widths, value=0.9 + 0.01 * i))
     assert not any("drawn at the edge" in f.caption for f in build_report(study).figures)
+
+
+def _neighbour(change: str, mean: float, delta: int) -> dict:
+    effect = {
+        "mean": mean,
+        "ci_low": mean - 0.004,
+        "ci_high": mean + 0.004,
+        "verdict": "inconclusive",
+        "p_value": 0.5,
+        "p_adjusted": 1.0,
+        "n": 8,
+        "label": "inconclusive (n=8)",
+    }
+    return {"change": change, "effect": effect, "delta_params": delta, "widths": [64, 32], "n_params": 3000 + delta}
+
+
+def test_the_sensitivity_forest_plot_fits_the_bulk_of_the_changes() -> None:
+    """Check that one change that wrecks the network (-0.5) does not squash the others' intervals to a line."""
+    from archsearch.dashboards._sensitivity import forest_plot
+
+    changes = [("-1 neuron", 0.001), ("+1 neuron", -0.002), ("-1 in 2", 0.003), ("+1 in 2", 0.0), ("add", -0.004)]
+    neighbours = [_neighbour(c, m, d) for d, (c, m) in enumerate(changes)] + [_neighbour("remove 1", -0.5, -900)]
+    centre = {"trial": 7, "neighbours": neighbours, "margin": 0.003, "margin_source": "seed sd", "findings": ""}
+    entry = forest_plot({"metric": "accuracy", "direction": "maximize"}, centre)
+    low, high = entry.figure.layout.xaxis.range
+    assert -0.5 < low < -0.008 and 0.007 < high < 0.1
+    assert "1 change below" in entry.caption and "(remove 1 at -0.5000) is drawn at the edge" in entry.caption
+    xs = [x for trace in entry.figure.data for x in trace.x]
+    assert min(xs) >= low and -0.5 not in xs
