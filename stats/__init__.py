@@ -1,7 +1,9 @@
 """archsearch.stats: the numbers that reports and the sensitivity analysis rest on, with no plotting.
 
 Paired seed-by-seed comparisons (Wilcoxon, Holm, TOST equivalence, power), one number style, and the study-wide summaries (Pareto front, knee,
-size bins, spreads, rank correlations) computed on a study flattened into one row per trial. Both
+size bins, spreads, rank correlations) computed on a study flattened into one row per trial; the metric range every
+figure draws (`metric_range`: the bulk of the trials, far-off ones counted) and the one minimum for stating a
+comparison between groups of trials (`may_compare`). Both
 `archsearch.dashboards` (which draws these results) and the search side import it; of archsearch's own packages it
 imports only `archsearch.spaces` (layer shapes) and `archsearch.storage` (the names of stored attributes).
 """
