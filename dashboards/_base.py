@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from archsearch.base import ArchsearchError
-from archsearch.stats import format_number
+from archsearch.stats import MetricRange, format_number, metric_range
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -101,6 +101,53 @@ def log_axis(values: pd.Series | list[float], title: str | None = None) -> dict[
         if max(1.0, low / 1.5) <= m * 10**e <= high * 1.5
     ]
     return {"type": "log", **named, "tickvals": ticks, "ticktext": [f"{t:,.0f}" for t in ticks]}
+
+
+def fit_metric(frame: pd.DataFrame, maximize: bool, include: list[float] | tuple = ()) -> MetricRange:
+    """The metric range of the trials a figure draws (`archsearch.stats.metric_range`): every figure's one way."""
+    return metric_range(frame["value"].tolist(), frame["number"].tolist(), maximize=maximize, include=include)
+
+
+def far_off_symbol(frange: MetricRange, axis: str = "y") -> str:
+    """The marker of a trial drawn at the edge: a triangle pointing past it, open (``axis``: where the metric is)."""
+    if axis == "x":
+        return "triangle-left-open" if frange.maximize else "triangle-right-open"
+    return "triangle-down-open" if frange.maximize else "triangle-up-open"
+
+
+def symbols(
+    frange: MetricRange, values: pd.Series | list[float], default: str = "circle", axis: str = "y"
+) -> list[str]:
+    """Per point: the far-off marker where the value is past the fence, else ``default``."""
+    return [far_off_symbol(frange, axis) if frange.is_far(float(v)) else default for v in values]
+
+
+def far_off_trace(frange: MetricRange, x: list, frame: pd.DataFrame, showlegend: bool = True) -> go.Scatter | None:
+    """The far-off trials of ``frame`` at the edge, for figures whose own traces cannot mark single points (boxes)."""
+    import plotly.graph_objects as go
+
+    far = [i for i, v in enumerate(frame["value"]) if frange.is_far(float(v))]
+    if not far:
+        return None
+    return go.Scatter(
+        x=[x[i] for i in far],
+        y=[frange.edge] * len(far),
+        mode="markers",
+        name="far off, drawn at the edge",
+        legendgroup="far off",
+        showlegend=showlegend,
+        marker={"symbol": far_off_symbol(frange), "size": 11, "color": "black", "line": {"width": 2}},
+        hovertext=[hover(frame.iloc[[i]])[0] for i in far],
+        hoverinfo="text",
+    )
+
+
+def with_far_off(
+    caption: str, frange: MetricRange, how: str = "at the edge of the metric axis (open triangles)", noun: str = "trial"
+) -> str:
+    """``caption`` with the count of far-off trials (or of ``noun``) appended, when there are any."""
+    said = frange.sentence(how, noun)
+    return f"{caption} {said}" if said else caption
 
 
 def format_cell(value: object) -> str:

@@ -9,7 +9,17 @@ import optuna
 import pandas as pd
 
 import archsearch.stats as an
-from archsearch.dashboards._base import ReportFigure, depth_color, depth_name, hover, not_drawable, style
+from archsearch.dashboards._base import (
+    ReportFigure,
+    depth_color,
+    depth_name,
+    fit_metric,
+    hover,
+    not_drawable,
+    style,
+    symbols,
+    with_far_off,
+)
 from archsearch.dashboards._size_figures import no_finished_reason
 
 # The architecture's params are drawn from the trials' widths and dropouts, layer by layer.
@@ -24,15 +34,21 @@ def best_so_far(data: an.StudyData) -> ReportFigure:
     done = data.complete.sort_values("number")
     if done.empty:
         return not_drawable(key, title, no_finished_reason(data))
+    frange = fit_metric(done, data.maximize)
     fig = go.Figure()
     for depth, group in done.groupby("depth"):
         fig.add_trace(
             go.Scatter(
                 x=group["number"],
-                y=group["value"],
+                y=frange.clip_all(group["value"]),
                 mode="markers",
                 name=depth_name(depth),
-                marker={"color": depth_color(depth), "size": 7, "opacity": 0.7},
+                marker={
+                    "color": depth_color(depth),
+                    "size": 7,
+                    "opacity": 0.7,
+                    "symbol": symbols(frange, group["value"]),
+                },
                 hovertext=hover(group),
                 hoverinfo="text",
             )
@@ -41,14 +57,15 @@ def best_so_far(data: an.StudyData) -> ReportFigure:
     fig.add_trace(
         go.Scatter(
             x=done["number"],
-            y=running,
+            y=frange.clip_all(running),
             mode="lines",
             line={"color": "black", "shape": "hv", "width": 2},
             name="best so far",
             hoverinfo="x+y",
         )
     )
-    style(fig, title, xaxis_title="trial number", yaxis_title=data.metric_label, legend_title="hidden layers")
+    yaxis = {"title": data.metric_label, "range": frange.bounds}
+    style(fig, title, xaxis_title="trial number", yaxis=yaxis, legend_title="hidden layers")
     last_gain = done[running.diff().fillna(1.0) != 0]["number"].iloc[-1]
     caption = (
         f"Each dot is a finished trial in the order it was started, coloured by depth; the black step line is "
@@ -57,7 +74,7 @@ def best_so_far(data: an.StudyData) -> ReportFigure:
         f"{an.plural(int(done['number'].max() - last_gain), 'trial')} before the last finished one: a long flat "
         "end says more trials of this search are unlikely to help."
     )
-    return ReportFigure(key, title, caption, fig)
+    return ReportFigure(key, title, with_far_off(caption, frange), fig)
 
 
 def parallel_coordinates(study: optuna.Study, data: an.StudyData) -> ReportFigure:
@@ -88,11 +105,17 @@ def parallel_coordinates(study: optuna.Study, data: an.StudyData) -> ReportFigur
         )
     dimensions.append({"label": "log10 params", "values": [math.log10(n) for n in done["n_params"]]})
     dimensions += _training_dimensions(study, list(done["number"]))
-    dimensions.append({"label": data.metric, "values": done["value"]})
+    # The metric axis and the colour scale fit the bulk of the trials; far-off ones sit at the axis's end
+    # in the scale's worst colour, so the others' colours spread over the whole scale.
+    frange = fit_metric(done, data.maximize)
+    clipped = frange.clip_all(done["value"])
+    dimensions.append({"label": data.metric, "values": clipped, "range": frange.bounds})
     fig = go.Figure(
         go.Parcoords(
             line={
-                "color": done["value"],
+                "color": clipped,
+                "cmin": frange.low,
+                "cmax": frange.high,
                 "colorscale": "Viridis",
                 "showscale": True,
                 "reversescale": not data.maximize,
@@ -111,7 +134,8 @@ def parallel_coordinates(study: optuna.Study, data: an.StudyData) -> ReportFigur
         "hyperparameters the search sampled (categorical ones as their choices). Drag along an axis to keep "
         "only the trials in a range."
     )
-    return ReportFigure(key, title, caption, fig)
+    how = "at the end of the metric axis in the colour scale's worst colour"
+    return ReportFigure(key, title, with_far_off(caption, frange, how), fig)
 
 
 def _training_dimensions(study: optuna.Study, numbers: list[int]) -> list[dict]:

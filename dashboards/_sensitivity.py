@@ -14,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from archsearch.dashboards._base import ReportFigure, not_drawable, style
+from archsearch.dashboards._base import ReportFigure, not_drawable, style, symbols, with_far_off
 from archsearch.dashboards._report import Report, ReportTable
+from archsearch.stats import MetricRange, format_p, metric_range
 from archsearch.stats import format_number as fmt_number
-from archsearch.stats import format_p
 
 VERDICT_COLORS = {"worse": "#d62728", "better": "#2ca02c", "equivalent": "#1f77b4", "inconclusive": "#aaaaaa"}
 # The changes compared across centres, in legend order; the width step of the analysis joins them.
@@ -92,6 +92,7 @@ def forest_plot(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportF
             key, title, "No neighbour finished a run with the same seed as the centre, so nothing is compared."
         )
     compared.sort(key=lambda n: (n["delta_params"], n["change"]))
+    frange = _forest_range(result, compared, centre["margin"])
     fig = go.Figure()
     margin = centre["margin"]
     if margin is not None:
@@ -102,18 +103,20 @@ def forest_plot(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportF
         if not group:
             continue
         means = [n["effect"]["mean"] for n in group]
+        # A far-off change sits at the edge without its interval, which would run off the axis.
+        near = [not frange.is_far(m) for m in means]
         fig.add_trace(
             go.Scatter(
-                x=means,
+                x=frange.clip_all(means),
                 y=[n["change"] for n in group],
                 mode="markers",
                 name=verdict,
-                marker={"color": color, "size": 10},
+                marker={"color": color, "size": 10, "symbol": symbols(frange, means, axis="x")},
                 error_x={
                     "type": "data",
                     "symmetric": False,
-                    "array": [_gap(n["effect"]["ci_high"], m) for n, m in zip(group, means)],
-                    "arrayminus": [_gap(m, n["effect"]["ci_low"]) for n, m in zip(group, means)],
+                    "array": [_gap(n["effect"]["ci_high"], m) * k for n, m, k in zip(group, means, near)],
+                    "arrayminus": [_gap(m, n["effect"]["ci_low"]) * k for n, m, k in zip(group, means, near)],
                 },
                 hovertext=[_hover(n) for n in group],
                 hoverinfo="text",
@@ -125,7 +128,10 @@ def forest_plot(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportF
         title,
         height=160 + 26 * len(order),
         legend_title="verdict",
-        xaxis_title=f"neighbour - centre, validation {result['metric']} (mean over paired seeds)",
+        xaxis={
+            "title": f"neighbour - centre, validation {result['metric']} (mean over paired seeds)",
+            "range": frange.bounds,
+        },
         yaxis={"categoryorder": "array", "categoryarray": order, "autorange": "reversed", "title": None},
     )
     band = f"the equivalence margin, {centre['margin_source']}"
@@ -135,7 +141,24 @@ def forest_plot(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportF
         "over the paired seeds, the bar the 95% interval of the signed-rank test (none where 5 seeds or fewer "
         f"cannot bound it), and the grey band ± {band} ({fmt_number(margin)}). {centre['findings']}"
     )
-    return ReportFigure(key, title, caption, fig)
+    how = "at the edge of the axis (open triangles, without their interval)"
+    return ReportFigure(key, title, with_far_off(caption, frange, how, noun="change"), fig)
+
+
+def _forest_range(result: Mapping[str, Any], compared: list, margin: float | None) -> MetricRange:
+    """The x range of a forest plot: the bulk of the mean effects, 0, the margin band and the near ones' intervals.
+
+    The fence depends on the means alone, so the second fit fences the same changes as the first.
+    """
+    maximize = result["direction"] == "maximize"
+    means = [n["effect"]["mean"] for n in compared]
+    labels = [n["change"] for n in compared]
+    first = metric_range(means, labels, maximize=maximize)
+    shown = [0.0] + ([-margin, margin] if margin is not None else [])
+    for n in compared:
+        if not first.is_far(n["effect"]["mean"]):
+            shown += [v for v in (n["effect"]["ci_low"], n["effect"]["ci_high"]) if v is not None]
+    return metric_range(means, labels, maximize=maximize, include=shown)
 
 
 def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> ReportFigure:
@@ -150,34 +173,94 @@ def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> Report
     if not centre["values"]:
         return not_drawable(key, title, "No run of the centre finished.")
     fig = go.Figure()
+    curves = _width_curve_points(centre)
+    centre_mean = statistics.fmean(centre["values"].values())
+    points = [p for _, curve in curves for p in curve]
+    frange = metric_range(
+        [statistics.fmean(p[1]) for p in points],
+        [p[2] for p in points],
+        maximize=result["direction"] == "maximize",
+        include=[centre_mean],
+    )
+    if not centre["widths"]:
+        fig.add_hline(
+            y=centre_mean,
+            line={"color": "black", "dash": "dash"},
+            annotation_text=f"linear centre, mean of n={len(centre['values'])}",
+        )
+    for index, (name, points) in enumerate(curves):
+        x = [p[0] for p in points]
+        means = [statistics.fmean(p[1]) for p in points]
+        sds = [statistics.stdev(p[1]) if len(p[1]) > 1 else 0.0 for p in points]
+        drawn = frange.clip_all(means)
+        # A far-off network sits at the edge with no band: its sd would run off the axis.
+        bands = [0.0 if frange.is_far(m) else s for m, s in zip(means, sds)]
+        color = _LAYER_COLORS[index % len(_LAYER_COLORS)]
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=[m + s for m, s in zip(drawn, bands)] + [m - s for m, s in zip(drawn, bands)][::-1],
+                fill="toself",
+                fillcolor=color,
+                opacity=0.18,
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=name,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=drawn,
+                mode="lines+markers",
+                name=name,
+                line={"color": color},
+                legendgroup=name,
+                marker={
+                    "size": [14 if p[2] == "centre" else 8 for p in points],
+                    "color": color,
+                    "symbol": symbols(frange, means),
+                },
+                hovertext=[
+                    f"{p[2]}<br>width {p[0]:,}<br>mean {fmt_number(m)} ± {fmt_number(s)} (n={len(p[1])} seeds)"
+                    for p, m, s in zip(points, means, sds)
+                ],
+                hoverinfo="text",
+            )
+        )
+    style(
+        fig,
+        title,
+        xaxis={"type": "log", "title": "width of the layer (log scale)"},
+        yaxis={"title": f"validation {result['metric']}", "range": frange.bounds},
+        legend_title="resized layer",
+    )
+    return ReportFigure(key, title, with_far_off(_width_caption(result, centre), frange, noun="network"), fig)
+
+
+def _width_curve_points(centre: Mapping[str, Any]) -> list[tuple[str, list[tuple[int, list[float], str]]]]:
+    """Per curve (a hidden layer, or the one added to a linear centre): its name and ``(width, values, change)``
+    points by width, the centre's own among them."""
     curves = [
-        (f"layer {layer + 1} (centre {width})", [(width, list(centre["values"].values()), "centre")], layer, width)
+        (f"layer {layer + 1} (centre {width})", [(width, list(centre["values"].values()), "centre")], layer)
         for layer, width in enumerate(centre["widths"])
     ]
     if not centre["widths"]:
-        curves = [("one hidden layer", [], 0, None)]
-        centre_values = list(centre["values"].values())
-        fig.add_hline(
-            y=statistics.fmean(centre_values),
-            line={"color": "black", "dash": "dash"},
-            annotation_text=f"linear centre, mean of n={len(centre_values)}",
-        )
-    for index, (name, points, layer, _) in enumerate(curves):
+        curves = [("one hidden layer", [], 0)]
+    found = []
+    for name, points, layer in curves:
         points = points + [
             (n["widths"][layer], list(n["values"].values()), n["change"])
             for n in centre["neighbours"]
             if n["kind"] == ("width" if centre["widths"] else "hidden_layer") and n["layer"] == layer and n["values"]
         ]
-        if not points:
-            continue
-        _add_width_curve(fig, name, sorted(points, key=lambda p: p[0]), _LAYER_COLORS[index % len(_LAYER_COLORS)])
-    style(
-        fig,
-        title,
-        xaxis={"type": "log", "title": "width of the layer (log scale)"},
-        yaxis_title=f"validation {result['metric']}",
-        legend_title="resized layer",
-    )
+        if points:
+            found.append((name, sorted(points, key=lambda p: p[0])))
+    return found
+
+
+def _width_caption(result: Mapping[str, Any], centre: Mapping[str, Any]) -> str:
     shown = (
         f"For each hidden layer of trial {centre['trial']}, the validation {result['metric']} of the centre (large dot) "
         "and of the networks with only that layer resized"
@@ -185,48 +268,9 @@ def width_curves(result: Mapping[str, Any], centre: Mapping[str, Any]) -> Report
         else f"For the linear trial {centre['trial']}, the validation {result['metric']} of one hidden layer added at "
         "each width, against the centre (dashed line)"
     )
-    caption = (
+    return (
         f"{shown}: mean over the seeds with a ± one sd band (the hover gives each point's n). The band is seed "
         "noise, not a test; the verdicts are those of the forest plot."
-    )
-    return ReportFigure(key, title, caption, fig)
-
-
-def _add_width_curve(fig: Any, name: str, points: list[tuple[int, list[float], str]], color: str) -> None:
-    """One layer's curve: mean over seeds at each width with a ± one sd band; the centre's dot is larger."""
-    import plotly.graph_objects as go
-
-    x = [p[0] for p in points]
-    means = [statistics.fmean(p[1]) for p in points]
-    sds = [statistics.stdev(p[1]) if len(p[1]) > 1 else 0.0 for p in points]
-    fig.add_trace(
-        go.Scatter(
-            x=x + x[::-1],
-            y=[m + s for m, s in zip(means, sds)] + [m - s for m, s in zip(means, sds)][::-1],
-            fill="toself",
-            fillcolor=color,
-            opacity=0.18,
-            line={"width": 0},
-            hoverinfo="skip",
-            showlegend=False,
-            legendgroup=name,
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=means,
-            mode="lines+markers",
-            name=name,
-            line={"color": color},
-            legendgroup=name,
-            marker={"size": [14 if p[2] == "centre" else 8 for p in points], "color": color},
-            hovertext=[
-                f"{p[2]}<br>width {p[0]:,}<br>mean {fmt_number(m)} ± {fmt_number(s)} (n={len(p[1])} seeds)"
-                for p, m, s in zip(points, means, sds)
-            ],
-            hoverinfo="text",
-        )
     )
 
 

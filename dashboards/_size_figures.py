@@ -14,11 +14,15 @@ from archsearch.dashboards._base import (
     depth_color,
     depth_name,
     describe,
+    far_off_trace,
+    fit_metric,
     hover,
     log_axis,
     not_drawable,
     style,
+    symbols,
     unwrap,
+    with_far_off,
 )
 
 if TYPE_CHECKING:
@@ -46,11 +50,12 @@ def metric_vs_depth(data: an.StudyData) -> ReportFigure:
     if len(summary) < 2:
         reason = f"Every finished trial has {depth_name(summary['depth'][0])}, so there is no depth to compare."
         return not_drawable(key, title, reason)
+    frange = fit_metric(done, data.maximize)
     fig = go.Figure()
     for depth, group in done.groupby("depth"):
         fig.add_trace(
             go.Box(
-                y=group["value"],
+                y=frange.clip_all(group["value"]),
                 name=depth_name(depth),
                 boxpoints="all",
                 jitter=0.4,
@@ -62,19 +67,23 @@ def metric_vs_depth(data: an.StudyData) -> ReportFigure:
                 showlegend=False,
             )
         )
+    edge = far_off_trace(frange, [depth_name(d) for d in done["depth"]], done)
+    if edge is not None:
+        fig.add_trace(edge)
     baseline = an.linear_baseline(data)
     if baseline is not None:
         fig.add_trace(
             go.Scatter(
                 x=[depth_name(0)],
-                y=[baseline["value"]],
+                y=[frange.clip(baseline["value"])],
                 mode="markers",
                 name="linear baseline",
                 marker={"symbol": "star", "size": 16, "color": depth_color(0), "line": {"color": "black", "width": 1}},
             )
         )
-    style(fig, title, xaxis_title="hidden layers", yaxis_title=data.metric_label)
-    return ReportFigure(key, title, _depth_caption(data, summary, baseline), fig)
+    yaxis = {"title": data.metric_label, "range": frange.bounds}
+    style(fig, title, xaxis_title="hidden layers", yaxis=yaxis)
+    return ReportFigure(key, title, with_far_off(_depth_caption(data, summary, baseline), frange), fig)
 
 
 def _depth_caption(data: an.StudyData, summary, baseline) -> str:
@@ -115,15 +124,24 @@ def metric_vs_params(data: an.StudyData, knee_tolerance: float = an.KNEE_TOLERAN
             )
         )
         return not_drawable(key, title, reason)
+    knee = an.find_knee(data, knee_tolerance)
+    best, knee_row = (sized[sized["number"] == n].iloc[0] for n in (knee.best, knee.knee))
+    limit = best["value"] - knee_tolerance if data.maximize else best["value"] + knee_tolerance
+    frange = fit_metric(sized, data.maximize, include=[limit])
     fig = go.Figure()
     for depth, group in sized.groupby("depth"):
         fig.add_trace(
             go.Scatter(
                 x=group["n_params"],
-                y=group["value"],
+                y=frange.clip_all(group["value"]),
                 mode="markers",
                 name=depth_name(depth),
-                marker={"color": depth_color(depth), "size": 8, "opacity": 0.8},
+                marker={
+                    "color": depth_color(depth),
+                    "size": 8,
+                    "opacity": 0.8,
+                    "symbol": symbols(frange, group["value"]),
+                },
                 hovertext=hover(group),
                 hoverinfo="text",
             )
@@ -132,16 +150,13 @@ def metric_vs_params(data: an.StudyData, knee_tolerance: float = an.KNEE_TOLERAN
     fig.add_trace(
         go.Scatter(
             x=front["n_params"],
-            y=front["value"],
+            y=frange.clip_all(front["value"]),
             mode="lines",
             line={"color": "black", "shape": "hv", "width": 1.5},
             name="Pareto front",
             hoverinfo="skip",
         )
     )
-    knee = an.find_knee(data, knee_tolerance)
-    best, knee_row = (sized[sized["number"] == n].iloc[0] for n in (knee.best, knee.knee))
-    limit = best["value"] - knee_tolerance if data.maximize else best["value"] + knee_tolerance
     band = f"best {'-' if data.maximize else '+'} {knee_tolerance:g}"
     fig.add_hline(y=limit, line={"dash": "dot", "color": "grey"}, annotation_text=band)
     fig.add_trace(
@@ -154,7 +169,8 @@ def metric_vs_params(data: an.StudyData, knee_tolerance: float = an.KNEE_TOLERAN
         )
     )
     xaxis = log_axis(sized["n_params"], "trainable parameters (log scale)")
-    style(fig, title, xaxis=xaxis, yaxis_title=data.metric_label, legend_title="hidden layers")
+    yaxis = {"title": data.metric_label, "range": frange.bounds}
+    style(fig, title, xaxis=xaxis, yaxis=yaxis, legend_title="hidden layers")
     caption = (
         "Each dot is a finished trial at its parameter count (log scale), coloured by depth. The black "
         "step line is the Pareto front: no trial does better with fewer parameters. The star is the "
@@ -175,7 +191,7 @@ def metric_vs_params(data: an.StudyData, knee_tolerance: float = an.KNEE_TOLERAN
             f"The knee is {describe(knee_row)} at {value(knee_row['value'])}, {short}, "
             f"{describe(best)} at {value(best['value'])}, with {ratio:,.1f}× fewer parameters."
         )
-    return ReportFigure(key, title, caption, fig)
+    return ReportFigure(key, title, with_far_off(caption, frange), fig)
 
 
 def metric_vs_widths(data: an.StudyData) -> ReportFigure:
@@ -192,6 +208,7 @@ def metric_vs_widths(data: an.StudyData) -> ReportFigure:
     # Short panel titles: at the dashboard's half-width card, long ones run together.
     names = [f"layer {i + 1}" for i in range(max_depth)] + ["all layers"]
     fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=names, horizontal_spacing=0.03)
+    frange = fit_metric(nets, data.maximize)
     for depth, group in nets.groupby("depth"):
         for col in range(1, len(names) + 1):
             if col == len(names):
@@ -201,12 +218,17 @@ def metric_vs_widths(data: an.StudyData) -> ReportFigure:
             fig.add_trace(
                 go.Scatter(
                     x=x,
-                    y=group["value"],
+                    y=frange.clip_all(group["value"]),
                     mode="markers",
                     name=depth_name(depth),
                     legendgroup=str(depth),
                     showlegend=col == 1,
-                    marker={"color": depth_color(depth), "size": 7, "opacity": 0.8},
+                    marker={
+                        "color": depth_color(depth),
+                        "size": 7,
+                        "opacity": 0.8,
+                        "symbol": symbols(frange, group["value"]),
+                    },
                     hovertext=hover(group),
                     hoverinfo="text",
                 ),
@@ -214,6 +236,7 @@ def metric_vs_widths(data: an.StudyData) -> ReportFigure:
                 col=col,
             )
     fig.update_xaxes(**log_axis(list(nets["total_units"]) + [w for ws in nets["widths"] for w in ws]))
+    fig.update_yaxes(range=frange.bounds)
     style(fig, title, yaxis_title=data.metric_label, legend_title="hidden layers", height=400)
     rhos = an.width_correlations(data)
     reading = ", ".join(f"{k} {an.format_number(v, 2, signed=True)}" for k, v in rhos.items() if math.isfinite(v))
@@ -227,7 +250,7 @@ def metric_vs_widths(data: an.StudyData) -> ReportFigure:
         if reading
         else "Too few trials with varied widths to measure a trend."
     )
-    return ReportFigure(key, title, caption, fig)
+    return ReportFigure(key, title, with_far_off(caption, frange), fig)
 
 
 def layer_shapes(data: an.StudyData) -> ReportFigure:
@@ -247,12 +270,13 @@ def layer_shapes(data: an.StudyData) -> ReportFigure:
         return not_drawable(key, title, reason)
     deep = data.sized
     deep = deep[(deep["depth"] >= 2) & deep["layer_shape"].notna()]
+    frange = fit_metric(deep, data.maximize)
     fig = go.Figure()
     for shape, group in deep.groupby("layer_shape"):
         fig.add_trace(
             go.Box(
                 x=group["size_bin"].astype(str),
-                y=group["value"],
+                y=frange.clip_all(group["value"]),
                 name=shape,
                 boxpoints="all",
                 jitter=0.3,
@@ -262,9 +286,13 @@ def layer_shapes(data: an.StudyData) -> ReportFigure:
                 hoverinfo="text",
             )
         )
+    edge = far_off_trace(frange, deep["size_bin"].astype(str).tolist(), deep)
+    if edge is not None:
+        fig.add_trace(edge)
     order = [str(c) for c in deep["size_bin"].cat.categories if c in set(deep["size_bin"])]
     xaxis = {"title": "parameter-count bin", "categoryorder": "array", "categoryarray": order}
-    style(fig, title, boxmode="group", xaxis=xaxis, yaxis_title=data.metric_label, legend_title="layer shape")
+    yaxis = {"title": data.metric_label, "range": frange.bounds}
+    style(fig, title, boxmode="group", xaxis=xaxis, yaxis=yaxis, legend_title="layer shape")
     readings = [f"in the {size_bin} bin, {found.sentence()}" for size_bin, found in an.compare_shapes(data).items()]
     caption = (
         "Trials with 2+ hidden layers, grouped by parameter count so each shape is compared with "
@@ -273,7 +301,7 @@ def layer_shapes(data: an.StudyData) -> ReportFigure:
         + "; ".join(readings)
         + ". Bins with a single shape give no comparison."
     )
-    return ReportFigure(key, title, caption, fig)
+    return ReportFigure(key, title, with_far_off(caption, frange), fig)
 
 
 def plot_metric_vs_depth(study: optuna.Study) -> go.Figure:

@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING
 import optuna
 
 import archsearch.stats as an
-from archsearch.dashboards._base import ReportFigure, depth_color, depth_name, hover, not_drawable, style, unwrap
+from archsearch.dashboards._base import (
+    ReportFigure,
+    depth_color,
+    depth_name,
+    fit_metric,
+    hover,
+    not_drawable,
+    style,
+    symbols,
+    unwrap,
+    with_far_off,
+)
 from archsearch.dashboards._importance import importance_table, top_quantile
 from archsearch.dashboards._size_figures import no_finished_reason
 
@@ -41,26 +52,33 @@ def dropout_by_size(data: an.StudyData, tolerance: float = an.KNEE_TOLERANCE) ->
     fig = make_subplots(
         rows=1, cols=len(bins), shared_yaxes=True, subplot_titles=[str(b) for b in bins], horizontal_spacing=0.04
     )
+    frange = fit_metric(nets, data.maximize)
     shown = set()
     for col, size_bin in enumerate(bins, start=1):
         for depth, group in nets[nets["size_bin"] == size_bin].groupby("depth"):
             fig.add_trace(
                 go.Scatter(
                     x=group["mean_dropout"],
-                    y=group["value"],
+                    y=frange.clip_all(group["value"]),
                     mode="markers",
                     name=depth_name(depth),
                     legendgroup=str(depth),
                     showlegend=depth not in shown,
                     hovertext=hover(group),
                     hoverinfo="text",
-                    marker={"color": depth_color(depth), "size": 8, "opacity": 0.8},
+                    marker={
+                        "color": depth_color(depth),
+                        "size": 8,
+                        "opacity": 0.8,
+                        "symbol": symbols(frange, group["value"]),
+                    },
                 ),
                 row=1,
                 col=col,
             )
             shown.add(depth)
     fig.update_xaxes(title_text="mean dropout over layers")
+    fig.update_yaxes(range=frange.bounds)
     style(fig, title, yaxis_title=data.metric_label, legend_title="hidden layers", height=400)
     effects = an.dropout_effect(data, tolerance)
     readings = "; ".join(f"{r.size_bin}: {r.verdict} ({_dropout_evidence(r)})" for r in effects.itertuples())
@@ -68,20 +86,33 @@ def dropout_by_size(data: an.StudyData, tolerance: float = an.KNEE_TOLERANCE) ->
         "Finished networks by their mean dropout rate, one panel per parameter-count bin. Dropout is "
         f"said to help or hurt in a bin when the median {data.metric} of trials with dropout differs "
         f"from those without by more than {tolerance:g} (in a bin with no dropout-0 trial: those above the "
-        f"bin's median dropout against those at or below it). Reading: {readings}."
+        f"bin's median dropout against those at or below it), and each side holds {an.MIN_GROUP_TRIALS} trials or "
+        f"more. Reading: {readings}."
     )
-    return ReportFigure(key, title, caption, fig)
+    return ReportFigure(key, title, with_far_off(caption, frange), fig)
+
+
+def spread_title(reading: an.SpreadReading) -> str:
+    """Figure 6's title: it names the seed-to-seed spread only when the study measures it."""
+    return (
+        "Seed-to-seed and trial-to-trial spread by size" if reading.measures_seeds else "Trial-to-trial spread by size"
+    )
 
 
 def spread_vs_size(data: an.StudyData) -> ReportFigure:
-    """Figure 6: within each size bin, the spread across trials next to the seed-to-seed spread."""
+    """Figure 6: within each size bin, the spread across trials next to the seed-to-seed spread.
+
+    Title and caption both read one `archsearch.stats.SpreadReading`, so the title never promises a spread
+    the caption says this study cannot measure, and a bin is only measured from enough trials (`may_compare`).
+    """
     import plotly.graph_objects as go
 
-    key, title = "spread_vs_size", "Seed-to-seed and trial-to-trial spread by size"
-    spread = an.spread_by_size(data)
-    spread = spread[spread["n"] >= 2]
+    reading = an.read_spread(data)
+    key, title, spread = "spread_vs_size", spread_title(reading), reading.table
     if spread.empty:
         reason = "No size bin holds two finished trials, so there is no spread to measure."
+        if reading.too_few:
+            reason = f"No size bin's spread is measured: {an.too_few(reading.too_few, 'measure a spread')}."
         return not_drawable(key, title, no_finished_reason(data) if data.complete.empty else reason)
     labels = spread["size_bin"].astype(str)
     fig = go.Figure()
@@ -95,8 +126,7 @@ def spread_vs_size(data: an.StudyData) -> ReportFigure:
             textposition="outside",
         )
     )
-    has_repeats = spread["n_groups"].sum() > 0
-    if has_repeats:
+    if reading.measures_seeds:
         fig.add_trace(
             go.Bar(
                 x=labels,
@@ -108,31 +138,34 @@ def spread_vs_size(data: an.StudyData) -> ReportFigure:
             )
         )
     style(fig, title, barmode="group", xaxis_title="parameter-count bin", yaxis_title=f"spread of {data.metric}")
-    value = an.format_number
+    return ReportFigure(key, title, _spread_caption(data, reading), fig)
+
+
+def _spread_caption(data: an.StudyData, reading: an.SpreadReading) -> str:
+    value, spread = an.format_number, reading.table
     bins = "; ".join(f"{r.size_bin}: IQR {value(r.trial_iqr)} ({an.plural(r.n, 'trial')})" for r in spread.itertuples())
     caption = (
         f"For each parameter-count bin, the interquartile range of {data.metric} over its finished trials (the "
         "middle half of them; one outlier does not move it): how much everything other than size (widths, "
         f"dropout, learning rate, ...) moves the result. {bins}. "
     )
-    enough = spread[spread["n"] >= an.MIN_GROUP_TRIALS]
-    if len(enough) >= 2:
-        widest = enough.iloc[enough["trial_iqr"].argmax()]
-        caption += f"The widest is the {widest['size_bin']} bin. "
-    if not has_repeats:
-        caption += (
+    if reading.too_few:
+        small = "; ".join(f"{label}, {an.plural(n, 'trial')}" for label, n in reading.too_few.items())
+        caption += f"Not measured, with fewer than {an.MIN_GROUP_TRIALS} trials: {small}. "
+    if reading.widest is not None:
+        caption += f"The widest is the {reading.widest} bin. "
+    if not reading.measures_seeds:
+        return caption + (
             "The search trains each setting once, so this study cannot measure the seed-to-seed spread; "
             "`archsearch sensitivity --repeats R` retrains the best trial with R seeds and measures it."
         )
-        return ReportFigure(key, title, caption, fig)
     seeds = spread.dropna(subset=["seed_std"])
-    caption += (
+    return caption + (
         "Orange bars are the standard deviation between seeds of one setting, pooled over settings trained "
         "more than once: "
         + "; ".join(f"{r.size_bin} {value(r.seed_std)}" for r in seeds.itertuples())
         + ". Differences between trials smaller than about twice the seed spread are noise."
     )
-    return ReportFigure(key, title, caption, fig)
 
 
 def importance(study: optuna.Study, data: an.StudyData) -> ReportFigure:
@@ -286,13 +319,14 @@ def _dropout_evidence(row) -> str:
     value = an.format_number
     if row.split is not None and not math.isnan(row.split):
         if row.verdict == "cannot tell":
-            return f"no trial without dropout, and too few on either side of the median {value(row.split, 2)}"
+            counts = {f"above {value(row.split, 2)}": row.n_with, "at or below": row.n_without}
+            return f"no trial without dropout, and {an.too_few(counts, 'compare around the median dropout')}"
         return (
             f"no trial without dropout; median {value(row.median_with)} of {an.plural(row.n_with, 'trial')} with "
             f"dropout above {value(row.split, 2)} vs {value(row.median_without)} of {row.n_without:,} at or below it"
         )
     if row.verdict == "cannot tell":
-        return f"no trials {'without' if row.n_without == 0 else 'with'} dropout"
+        return an.too_few({"with dropout": row.n_with, "without": row.n_without}, "compare")
     return (
         f"median {value(row.median_with)} of {an.plural(row.n_with, 'trial')} with vs "
         f"{value(row.median_without)} of {row.n_without:,} without"

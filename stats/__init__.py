@@ -1,7 +1,9 @@
 """archsearch.stats: the numbers that reports and the sensitivity analysis rest on, with no plotting.
 
 Paired seed-by-seed comparisons (Wilcoxon, Holm, TOST equivalence, power), one number style, and the study-wide summaries (Pareto front, knee,
-size bins, spreads, rank correlations) computed on a study flattened into one row per trial. Both
+size bins, spreads, rank correlations) computed on a study flattened into one row per trial; the metric range every
+figure draws (`metric_range`: the bulk of the trials, far-off ones counted) and the one minimum for stating a
+comparison between groups of trials (`may_compare`). Both
 `archsearch.dashboards` (which draws these results) and the search side import it; of archsearch's own packages it
 imports only `archsearch.spaces` (layer shapes) and `archsearch.storage` (the names of stored attributes).
 """
@@ -9,10 +11,10 @@ imports only `archsearch.spaces` (layer shapes) and `archsearch.storage` (the na
 from archsearch.stats._analysis import (
     KNEE_TOLERANCE,
     MAX_SIZE_BINS,
-    MIN_GROUP_TRIALS,
     BestGroup,
     Knee,
     PruningSummary,
+    SpreadReading,
     StudyData,
     assign_size_bins,
     best_group,
@@ -28,10 +30,12 @@ from archsearch.stats._analysis import (
     load_study_data,
     pareto_front,
     pruning_summary,
+    read_spread,
     shape_by_size,
     spread_by_size,
     width_correlations,
 )
+from archsearch.stats._compare import MIN_GROUP_TRIALS, may_compare, too_few
 from archsearch.stats._format import format_number, format_p, plural
 from archsearch.stats._paired import (
     DIRECTIONS,
@@ -50,11 +54,16 @@ from archsearch.stats._paired import (
     smallest_possible_p,
     tost_p,
 )
+from archsearch.stats._range import FAR_OFF_IQRS, MIN_FIT_TRIALS, MetricRange, metric_range
 
 __all__ = [
     "KNEE_TOLERANCE",
     "knee_tolerance_for",
     "DIRECTIONS",
+    "FAR_OFF_IQRS",
+    "MIN_FIT_TRIALS",
+    "MetricRange",
+    "metric_range",
     "MAX_SIZE_BINS",
     "MIN_GROUP_TRIALS",
     "BestGroup",
@@ -62,6 +71,7 @@ __all__ = [
     "Knee",
     "PairedEffect",
     "PruningSummary",
+    "SpreadReading",
     "StudyData",
     "assign_size_bins",
     "best_group",
@@ -88,6 +98,9 @@ __all__ = [
     "pareto_front",
     "plural",
     "pruning_summary",
+    "may_compare",
+    "read_spread",
+    "too_few",
     "seeds_to_resolve",
     "shape_by_size",
     "smallest_possible_p",

@@ -17,14 +17,12 @@ import optuna
 import pandas as pd
 
 from archsearch.spaces import classify_shape
+from archsearch.stats._compare import MIN_GROUP_TRIALS, may_compare
 from archsearch.stats._format import format_number
 from archsearch.storage import keys
 
 # How many parameter-count bins the size-split figures use at most; three reads as small/medium/large.
 MAX_SIZE_BINS = 3
-# A group (a depth, a layer shape) with fewer finished trials gets no "best" claim: the median of one or
-# two trials says more about their seeds and hyperparameters than about the group.
-MIN_GROUP_TRIALS = 3
 _BIN_NAMES = {1: ["all sizes"], 2: ["small", "large"], 3: ["small", "medium", "large"]}
 
 
@@ -430,7 +428,9 @@ def best_group(
         raise ValueError(f"The 'min_trials' parameter of best_group must be an int >= 1. Got {min_trials!r} instead.")
     counts = {label: len(values) for label, values, _ in groups}
     medians = {label: float(np.median(values)) if len(values) else math.nan for label, values, _ in groups}
-    enough = [(float(np.median(scores)), label) for label, _, scores in groups if len(scores) >= min_trials]
+    enough = [
+        (float(np.median(scores)), label) for label, _, scores in groups if may_compare(len(scores), minimum=min_trials)
+    ]
     best = max(enough, key=lambda pair: pair[0])[1] if len(enough) >= 2 else None
     return BestGroup(factor, counts, medians, best, min_trials)
 
@@ -476,7 +476,7 @@ def shape_by_size(data: StudyData) -> pd.DataFrame:
     grouped = deep.groupby(["size_bin", "layer_shape"], observed=True)
     table = grouped.agg(n=("value", "size"), median=("value", "median"), median_score=("score", "median"))
     table = table.reset_index()
-    table["enough"] = table["n"] >= MIN_GROUP_TRIALS
+    table["enough"] = [may_compare(n) for n in table["n"]]
     return table
 
 
@@ -484,7 +484,8 @@ def dropout_effect(data: StudyData, tolerance: float) -> pd.DataFrame:
     """Per size bin: does dropout help? Median metric with dropout versus without.
 
     A bin without any dropout-0 trial (a space whose dropout range starts above 0) compares the trials
-    above the bin's median dropout with those at or below it instead, when each side holds 2 or more.
+    above the bin's median dropout with those at or below it instead. Either way each side needs
+    :data:`MIN_GROUP_TRIALS` trials (`may_compare`), else the verdict is ``cannot tell``.
 
     Args:
         data: The flattened study.
@@ -505,9 +506,8 @@ def dropout_effect(data: StudyData, tolerance: float) -> pd.DataFrame:
         if without.empty:
             split = float(group["mean_dropout"].median())
             without, with_ = group[group["mean_dropout"] <= split], group[group["mean_dropout"] > split]
-        enough = len(without) >= 1 and len(with_) >= 1 if split is None else len(without) >= 2 and len(with_) >= 2
         verdict = "cannot tell"
-        if enough:
+        if may_compare(len(without), len(with_)):
             gain = with_["score"].median() - without["score"].median()
             verdict = "helps" if gain > tolerance else "hurts" if gain < -tolerance else "no clear effect"
         rows.append(
@@ -552,6 +552,34 @@ def spread_by_size(data: StudyData) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
+class SpreadReading:
+    """What figure 6 may say about spread by size: its title and its caption both read this.
+
+    Attributes:
+        table: The rows of :func:`spread_by_size` for the bins with :data:`MIN_GROUP_TRIALS` trials or more.
+        too_few: Bins left out for fewer trials: label -> finished trials.
+        measures_seeds: Whether some measured bin holds a setting trained with several seeds, so that the
+            seed-to-seed spread is measured at all.
+        widest: The measured bin with the widest trial-to-trial spread, when two bins or more are measured.
+    """
+
+    table: pd.DataFrame
+    too_few: dict[str, int]
+    measures_seeds: bool
+    widest: str | None
+
+
+def read_spread(data: StudyData) -> SpreadReading:
+    """The spread by size that may be stated: bins with enough trials (`may_compare`) and whether seeds were measured."""
+    spread = spread_by_size(data)
+    enough = np.array([may_compare(n) for n in spread["n"]], dtype=bool)
+    measured, small = spread[enough], spread[~enough]
+    too_few = {str(r.size_bin): int(r.n) for r in small.itertuples()}
+    widest = str(measured.iloc[int(measured["trial_iqr"].argmax())]["size_bin"]) if len(measured) >= 2 else None
+    return SpreadReading(measured.reset_index(drop=True), too_few, bool(measured["n_groups"].sum() > 0), widest)
+
+
+@dataclass(frozen=True)
 class PruningSummary:
     """How many trials were pruned at each epoch and the training time pruning saved.
 
@@ -590,7 +618,7 @@ def width_correlations(data: StudyData) -> dict[str, float]:
     """Spearman rank correlation of each layer's width, and of total units, with the score.
 
     Positive means wider does better, whatever the direction. Only finished trials with a hidden
-    layer count; a layer index needs three trials that have it.
+    layer count; a layer index needs :data:`MIN_GROUP_TRIALS` trials that have it (`may_compare`).
 
     Returns:
         ``{"layer 1": rho, ..., "total units": rho}``; NaN where the widths do not vary.
@@ -600,9 +628,9 @@ def width_correlations(data: StudyData) -> dict[str, float]:
     max_depth = int(nets["depth"].max()) if len(nets) else 0
     for i in range(max_depth):
         having = nets[nets["depth"] > i]
-        if len(having) >= 3:
+        if may_compare(len(having)):
             result[f"layer {i + 1}"] = _spearman([w[i] for w in having["widths"]], having["score"])
-    if len(nets) >= 3:
+    if may_compare(len(nets)):
         result["total units"] = _spearman(nets["total_units"], nets["score"])
     return result
 

@@ -22,7 +22,7 @@ from archsearch.dashboards._report import graph_object_id
 from archsearch.sensitivity._run import companion_preface
 from archsearch.storage import keys, name_metric
 
-from ..conftest import watch_page
+from ..conftest import make_trial, watch_page
 
 # Real searches, worker processes or a browser: `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
@@ -52,6 +52,65 @@ def test_report_html_renders_every_figure_offline(browser, demo_study: optuna.St
     assert errors == []
     assert [u for u in requests if not u.startswith("file://")] == []
     _save_readme_screenshot(page)
+
+
+# Figures of the report with a metric y-axis, and the chance-level accuracy of issue #23's digits trial 4.
+_METRIC_AXIS_FIGURES = ["metric_vs_depth", "metric_vs_params", "metric_vs_widths", "dropout_by_size", "best_so_far"]
+_CHANCE = 0.0975
+
+
+@pytest.mark.timeout(180)
+def test_report_in_the_browser_fits_axes_to_the_bulk(browser, demo_study: optuna.Study, tmp_path: Path) -> None:
+    """Check that with one trial at chance the rendered metric axes and parallel-coordinates colours fit the
+    other trials, each caption counting the far-off one, and figure 6's title matches what its caption measures."""
+    demo_study.add_trial(make_trial(widths=[64, 32], dropouts=[0.1, 0.1], value=_CHANCE, lr=1e-4))
+    report = build_report(demo_study)
+    path = report.write_html(tmp_path / "report.html")
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors, _ = watch_page(page)
+    page.goto(path.as_uri())
+    drawable = [f for f in report.figures if f.drawable]
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length === {len(drawable)}", timeout=30_000)
+    ranges = page.evaluate(
+        "keys => keys.map(k => document.getElementById('fig-' + k)._fullLayout.yaxis.range)", _METRIC_AXIS_FIGURES
+    )
+    bulk = [t.value for t in demo_study.trials if t.value is not None and t.value > 0.5]
+    # Each axis fits the trials its figure draws (figure 3 leaves the linear ones out): not stretched to chance.
+    for key, (low, high) in zip(_METRIC_AXIS_FIGURES, ranges):
+        assert _CHANCE < low and high >= max(bulk) and high - low < 0.3, (key, low, high)
+    cmin, cmax = page.evaluate(
+        "(() => { const l = document.getElementById('fig-parallel_coordinates')._fullData[0].line; return [l.cmin, l.cmax]; })()"
+    )
+    assert _CHANCE < cmin <= min(bulk) and cmax >= max(bulk)
+    captions = page.locator("p.caption").all_inner_texts()
+    chance = f"(#{len(demo_study.trials) - 1} at {_CHANCE}) is drawn at"
+    assert sum(chance in c for c in captions) >= len(_METRIC_AXIS_FIGURES) + 1
+    headings = page.locator("h2").all_inner_texts()
+    # The demo repeats two settings with several seeds, so figure 6 measures (and names) the seed spread.
+    assert "6. Seed-to-seed and trial-to-trial spread by size" in headings
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-chance-trial.png"), full_page=True)
+    assert errors == []
+
+
+@pytest.mark.timeout(120)
+def test_report_in_the_browser_states_no_comparison_from_two_trials(browser, study_factory, tmp_path: Path) -> None:
+    """Check that a tiny study's page says "cannot tell" where a bin has 3 trials against 2, and figure 6's title
+    promises no seed-to-seed spread."""
+    study = study_factory()
+    for dropout, value in [(0.0, 0.9805), (0.0, 0.975), (0.2, 0.9694), (0.2, 0.97), (0.2, 0.96)]:
+        study.add_trial(make_trial(widths=[16], dropouts=[dropout], value=value))
+    study.add_trial(make_trial(widths=[64, 64], dropouts=[0.1, 0.1], value=0.95))
+    path = build_report(study).write_html(tmp_path / "tiny.html")
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(path.as_uri())
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    text = page.inner_text("body")
+    assert "cannot tell (too few trials to compare (3 with dropout, 2 without; at least 3 each))" in text
+    assert "hurts (" not in text and "helps (" not in text and "Seed-to-seed" not in text
+    assert "Trial-to-trial spread by size" in text
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-tiny-study.png"), full_page=True)
 
 
 def _save_readme_screenshot(page) -> None:

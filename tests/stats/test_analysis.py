@@ -101,10 +101,11 @@ def test_find_knee_rejects_a_negative_tolerance(study_factory, trial_maker) -> N
 
 
 def test_dropout_effect_separates_small_and_large_networks(study_factory, trial_maker) -> None:
-    """Check that dropout is found to hurt the small bin, help the large one, and is 'cannot tell' alone."""
+    """Check that dropout is found to hurt the small bin and help the large one, from 3 trials a side."""
     study = study_factory()
     for widths, d, value in [([4], 0.0, 0.85), ([4], 0.3, 0.80), ([512, 512], 0.0, 0.90), ([512, 512], 0.3, 0.93)]:
-        study.add_trial(trial_maker(widths=widths, dropouts=[d] * len(widths), value=value))
+        for k in range(3):
+            study.add_trial(trial_maker(widths=widths, dropouts=[d] * len(widths), value=value + 0.001 * k))
     effects = an.dropout_effect(an.load_study_data(study), 0.005)
     assert effects["verdict"].tolist() == ["hurts", "helps"]
     assert effects["size_bin"].astype(str).str.startswith(("small", "large")).all()
@@ -113,17 +114,17 @@ def test_dropout_effect_separates_small_and_large_networks(study_factory, trial_
 def test_dropout_effect_without_dropout_zero_compares_around_the_median(study_factory, trial_maker) -> None:
     """Check that a space whose dropout never is 0 still gets an answer: above vs at-or-below the median."""
     study = study_factory()
+    for d, value in [(0.1, 0.90), (0.1, 0.91), (0.2, 0.92), (0.4, 0.85), (0.5, 0.84), (0.5, 0.83)]:
+        study.add_trial(trial_maker(widths=[16], dropouts=[d], value=value))
+    (row,) = an.dropout_effect(an.load_study_data(study), 0.005).itertuples()
+    # Median dropout 0.3: 0.1, 0.1, 0.2 (median 0.91) at or below it, 0.4, 0.5, 0.5 (median 0.84) above.
+    assert (row.split, row.n_without, row.n_with, row.verdict) == (pytest.approx(0.3), 3, 3, "hurts")
+    # Two trials above the median are too few to compare (issue #23: a claim from 3 against 2).
+    study = study_factory()
     for d, value in [(0.1, 0.90), (0.1, 0.91), (0.2, 0.92), (0.4, 0.85), (0.5, 0.84)]:
         study.add_trial(trial_maker(widths=[16], dropouts=[d], value=value))
     (row,) = an.dropout_effect(an.load_study_data(study), 0.005).itertuples()
-    # Median dropout 0.2: 0.1, 0.1, 0.2 (median 0.91) at or below it, 0.4, 0.5 (median 0.845) above.
-    assert (row.split, row.n_without, row.n_with, row.verdict) == (0.2, 3, 2, "hurts")
-    # One trial above the median is too few to compare.
-    study = study_factory()
-    for d, value in [(0.1, 0.90), (0.1, 0.91), (0.5, 0.84)]:
-        study.add_trial(trial_maker(widths=[16], dropouts=[d], value=value))
-    (row,) = an.dropout_effect(an.load_study_data(study), 0.005).itertuples()
-    assert (row.n_with, row.verdict) == (1, "cannot tell")
+    assert (row.n_without, row.n_with, row.verdict) == (3, 2, "cannot tell")
 
 
 def test_spread_by_size_pools_seed_groups(study_factory, trial_maker) -> None:
