@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -109,6 +109,31 @@ def _depth_caption(data: an.StudyData, summary, baseline) -> str:
     )
 
 
+def _params_caption(knee: an.Knee, best: Any, knee_row: Any, metric: str, knee_tolerance: float) -> str:
+    """Figure 2's caption: how to read it, then the knee against the best trial."""
+    caption = (
+        "Each dot is a finished trial at its parameter count (log scale), coloured by depth. The black "
+        "step line is the Pareto front: no trial does better with fewer parameters. The star is the "
+        f"knee, the smallest network within {knee_tolerance:g} {metric} of the best. "
+    )
+    value = an.format_number
+    if knee.knee == knee.best:
+        caption += (
+            f"Here the best trial, {describe(best)} at {value(best['value'])}, is also the knee: nothing "
+            f"smaller comes within {knee_tolerance:g}."
+        )
+    else:
+        ratio = best["n_params"] / knee_row["n_params"]
+        # A gap that rounds away is a tie, and "only 0 short" would read as a typo.
+        gap = value(knee.gap)
+        short = "ties the best" if float(gap) == 0 else f"only {gap} short of the best"
+        caption += (
+            f"The knee is {describe(knee_row)} at {value(knee_row['value'])}, {short}, "
+            f"{describe(best)} at {value(best['value'])}, with {ratio:,.1f}× fewer parameters."
+        )
+    return caption
+
+
 def metric_vs_params(data: an.StudyData, knee_tolerance: float = an.KNEE_TOLERANCE) -> ReportFigure:
     """Figure 2: metric vs parameter count (log axis) by depth, with the Pareto front and the knee."""
     import plotly.graph_objects as go
@@ -171,26 +196,7 @@ def metric_vs_params(data: an.StudyData, knee_tolerance: float = an.KNEE_TOLERAN
     xaxis = log_axis(sized["n_params"], "trainable parameters (log scale)")
     yaxis = {"title": data.metric_label, "range": frange.bounds}
     style(fig, title, xaxis=xaxis, yaxis=yaxis, legend_title="hidden layers")
-    caption = (
-        "Each dot is a finished trial at its parameter count (log scale), coloured by depth. The black "
-        "step line is the Pareto front: no trial does better with fewer parameters. The star is the "
-        f"knee, the smallest network within {knee_tolerance:g} {data.metric} of the best. "
-    )
-    value = an.format_number
-    if knee.knee == knee.best:
-        caption += (
-            f"Here the best trial, {describe(best)} at {value(best['value'])}, is also the knee: nothing "
-            f"smaller comes within {knee_tolerance:g}."
-        )
-    else:
-        ratio = best["n_params"] / knee_row["n_params"]
-        # A gap that rounds away is a tie, and "only 0 short" would read as a typo.
-        gap = value(knee.gap)
-        short = "ties the best" if float(gap) == 0 else f"only {gap} short of the best"
-        caption += (
-            f"The knee is {describe(knee_row)} at {value(knee_row['value'])}, {short}, "
-            f"{describe(best)} at {value(best['value'])}, with {ratio:,.1f}× fewer parameters."
-        )
+    caption = _params_caption(knee, best, knee_row, data.metric, knee_tolerance)
     return ReportFigure(key, title, with_far_off(caption, frange), fig)
 
 

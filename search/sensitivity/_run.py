@@ -15,7 +15,15 @@ from optuna.trial import FrozenTrial, TrialState
 import archsearch
 from archsearch.base import ArchsearchError, is_int
 from archsearch.config import SearchConfig
-from archsearch.pool import WorkerSlot, check_same_data, plan_slots, run_slots
+from archsearch.pool import (
+    WorkerSlot,
+    WorkerStudy,
+    check_same_data,
+    plan_slots,
+    run_slots,
+    use_worker_sampler,
+    worker_storage,
+)
 from archsearch.sensitivity._jobs import (
     SENSITIVITY,
     Centre,
@@ -497,7 +505,17 @@ def _prepare_training(url: str, parent: optuna.Study, config: SearchConfig, work
 
 
 def _train_jobs(companion: optuna.Study, training: _Training, total: int, quiet: bool, stream: TextIO) -> None:
-    """Train the queued jobs in this process (one worker) or in the worker pool, as a search's trials."""
+    """Train the queued jobs in this process (one worker) or in the worker pool, as a search's trials.
+
+    In this process the worker trains through the study handed down, on a storage with heartbeats opened
+    once here (it was opened again from the URL for the worker's config, then for its heartbeats).
+    """
+    opened = None
+    if len(training.slots) == 1:
+        storage = worker_storage(training.config.study.storage, training.config)
+        study = optuna.load_study(study_name=companion.study_name, storage=storage)
+        use_worker_sampler(study, training.config)
+        opened = WorkerStudy(training.config, storage, study)
     run_slots(
         training.config,
         companion,
@@ -508,4 +526,5 @@ def _train_jobs(companion: optuna.Study, training: _Training, total: int, quiet:
         quiet=quiet,
         stream=stream,
         kind=SENSITIVITY,
+        opened=opened,
     )
