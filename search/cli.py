@@ -38,7 +38,7 @@ def _describe_trial(study, trial) -> str:
 def _cmd_search(args: argparse.Namespace) -> int:
     from archsearch.config import load_config
     from archsearch.controller import run_search
-    from archsearch.status import counts_line
+    from archsearch.status import comparison_lines, counts_line
     from archsearch.storage import mask_url
 
     config = load_config(args.config).replace(
@@ -70,6 +70,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         best_linear = pick(linear, key=lambda t: t.value)
         if best_linear.number != best.number:
             print("Best linear model " + _describe_trial(study, best_linear))
+    print("\n".join(comparison_lines(study)))
     return 0
 
 

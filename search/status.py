@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 from archsearch.config import DEFAULT_TRIALS
 from archsearch.storage import epoch_budget, finished_count, heartbeat_ages, keys, mask_url, open_study, state_counts
 
-__all__ = ["counts_line", "study_status", "trial_counts"]
+__all__ = ["comparison_lines", "counts_line", "study_status", "trial_counts"]
 
 
 def trial_counts(study: optuna.Study) -> tuple[dict[str, int], int]:
@@ -31,6 +31,17 @@ def counts_line(study: optuna.Study) -> str:
     )
     plural = "s" if surplus != 1 else ""
     return line + (f" (and {surplus} surplus claim{plural} that trained nothing)." if surplus else ".")
+
+
+def comparison_lines(study: optuna.Study) -> list[str]:
+    """The best trial beside the knee and the linear baseline, on validation and test with their rows, and one
+    sentence when test disagrees (`archsearch.stats.BestComparison`); nothing before a trial completes."""
+    from archsearch.stats import compare_best
+
+    if len(study.directions) != 1:
+        return []
+    comparison = compare_best(study)
+    return comparison.lines() if comparison is not None else []
 
 
 def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = "") -> str:
@@ -64,6 +75,7 @@ def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = 
             f"  best trial {best.number}: val {metric} {best.value:.4f}, widths {best.user_attrs.get(keys.WIDTHS)}, "
             f"{best.user_attrs.get(keys.N_PARAMS, '?')} parameters"
         )
+        lines += [f"  {line}" for line in comparison_lines(study)]
         budget = epoch_budget(study)
         if budget is not None and budget.too_short:
             lines.append(f"  {budget.hint()}")
