@@ -96,10 +96,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from archsearch.status import study_status
+    from archsearch.status import check_top, study_status
     from archsearch.storage import make_storage
 
-    print(study_status(make_storage(args.storage, must_exist=True), args.study, url=args.storage))
+    check_top(args.top)
+    print(study_status(make_storage(args.storage, must_exist=True), args.study, url=args.storage, top=args.top))
     return 0
 
 
@@ -264,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="trial counts, running trials with heartbeat age, best trial")
     add_storage_arguments(status, help="storage URL")
     status.add_argument("--study", required=True, help="study name")
+    status.add_argument(
+        "--top", type=int, metavar="N", help="also list the N best trials: architecture, size, metrics, epochs, time"
+    )
     status.set_defaults(handler=_cmd_status)
 
     report = commands.add_parser("report", help="write the HTML report and push its figures to optuna-dashboard")
