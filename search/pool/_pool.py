@@ -85,9 +85,15 @@ def progress_line(
     done = len(counted)
     per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in counted)
     name = job_kind(study).run_namer(study, trials)
+    counts = {
+        "complete": states[TrialState.COMPLETE],
+        "pruned": states[TrialState.PRUNED],
+        "failed": sum(t.state == TrialState.FAIL for t in ended),
+        "running": states[TrialState.RUNNING],
+    }
     fields = {
-        "states": f"({states[TrialState.COMPLETE]} complete, {states[TrialState.PRUNED]} pruned, "
-        f"{sum(t.state == TrialState.FAIL for t in ended)} failed, {states[TrialState.RUNNING]} running)",
+        "states": "(" + ", ".join(f"{n} {what}" for what, n in counts.items()) + ")",
+        "states_short": "(" + (", ".join(f"{n} {what}" for what, n in counts.items() if n) or "none yet") + ")",
         "workers": " ".join(f"{w}:{n}" for w, n in sorted(per_worker.items())),
         "best": "no completed trial yet",
     }
@@ -117,29 +123,36 @@ def progress_line(
     return fit_progress(fields, width)
 
 
-# What a narrow terminal drops from the status line, least useful first: the count, best value and ETA stay.
-_DROP_ORDER = ("workers", "last", "best_name", "prefix", "states", "elapsed")
+# What a narrow terminal gives up, least useful first: the count, best value and ETA stay. "zero_states" leaves
+# out the counts by state that are 0 before "states" drops them all.
+_DROP_ORDER = ("workers", "last", "zero_states", "best_name", "prefix", "states", "elapsed")
 
 
 def fit_progress(fields: dict[str, str], width: int | None) -> str:
-    """The status line of `fields` (see `progress_line`), dropping fields in `_DROP_ORDER` until it fits `width`,
-    and cut at `width` only when even the count, best value and ETA do not fit; whole with `width` None."""
+    """The status line of `fields` (see `progress_line`) in at most `width` characters (whole with `width` None).
+
+    Fields are dropped in `_DROP_ORDER` until the line fits, then the most useful of the dropped ones that fit
+    again are put back; the line is cut only when even the count, best value and ETA do not fit.
+    """
     dropped: set[str] = set()
-    line = _compose(fields, dropped)
     for field in _DROP_ORDER:
-        if width is None or len(line) <= width:
-            return line
+        if width is None or len(_compose(fields, dropped)) <= width:
+            break
         dropped.add(field)
-        line = _compose(fields, dropped)
-    return line[:width]
+    for field in reversed(_DROP_ORDER):
+        if field in dropped and len(_compose(fields, dropped - {field})) <= width:
+            dropped.discard(field)
+    line = _compose(fields, dropped)
+    return line if width is None else line[:width]
 
 
 def _compose(fields: dict[str, str], dropped: set[str]) -> str:
     def kept(key: str) -> str:
         return "" if key in dropped else fields.get(key, "")
 
+    states = fields["states_short"] if "zero_states" in dropped else fields["states"]
     head = ("" if "prefix" in dropped else "[archsearch] ") + f"{fields['count']} trials"
-    head += f" {kept('states')}" if kept("states") else ""
+    head += f" {states}" if "states" not in dropped else ""
     clock = ", ".join(part for part in (kept("elapsed"), fields.get("eta", "")) if part)
     parts = [head, fields["best"] + kept("best_name"), kept("last"), clock, kept("workers")]
     return " | ".join(part for part in parts if part)

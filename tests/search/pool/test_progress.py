@@ -141,10 +141,11 @@ def test_progress_line_fits_the_terminal_dropping_the_least_useful_first(trial_m
     if width == 80:
         assert line == "8/30 trials | best balanced_accuracy 0.9700 | 6m 40s elapsed, ETA 18m 20s"
     wide = progress_line(study, 30, "accuracy", started=0.0, now=400.0, width=110)
-    # With room for more, the counts by state come back before the "[archsearch]" prefix.
+    # With room for more, the dropped fields that fit come back, the most useful first; the counts by state
+    # leave out the zeros before going altogether.
     assert (
         wide
-        == "8/30 trials (8 complete, 0 pruned, 0 failed, 0 running) | best accuracy 0.9700 | 6m 40s elapsed, ETA 18m 20s"
+        == "[archsearch] 8/30 trials (8 complete) | best accuracy 0.9700 (#7: 128-64-32) | 6m 40s elapsed, ETA 18m 20s"
     )
     assert all(len(row) <= width for row in legend_lines(width))
     assert " ".join(row.strip() for row in legend_lines(width)) == PROGRESS_LEGEND
