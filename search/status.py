@@ -97,11 +97,11 @@ def study_status(
             f"{best.user_attrs.get(keys.N_PARAMS, '?')} parameters"
         )
         lines += [f"  {line}" for line in comparison_lines(study, width=width - 2)]
-        if top is not None:
-            lines += ["", *top_trials(study, top, width=width)]
         budget = epoch_budget(study)
         if budget is not None and budget.too_short:
             lines.append(f"  {budget.hint()}")
+        if top is not None:
+            lines += ["", *top_trials(study, top, width=width)]
     else:
         lines.append("  no completed trial yet")
     return "\n".join(lines)
