@@ -16,7 +16,7 @@ from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
 from archsearch.dashboards._base import ReportError, ReportFigure, describe, format_cell
 from archsearch.stats import format_number
-from archsearch.storage import epoch_budget, keys, name_metric, stored_value
+from archsearch.storage import epoch_budget, keys, name_metric
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -192,8 +192,9 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         overview_figs.best_so_far(data),
         overview_figs.parallel_coordinates(study, data),
     ]
-    tables = [_notable_trials_table(data, knee_tolerance), _all_trials_table(data)]
-    summary = _summary(data, knee_tolerance, figures)
+    comparison = an.compare_best(study, knee_tolerance=knee_tolerance, data=data)
+    tables = [_notable_trials_table(comparison), _all_trials_table(data)]
+    summary = _summary(data, comparison, figures)
     budget = epoch_budget(study)
     if budget is not None and budget.too_short:
         summary += f"\n- {budget.hint()}"
@@ -210,51 +211,31 @@ def notable_trials(study: optuna.Study, *, knee_tolerance: float | None = None) 
     Returns:
         One row per role (``best``, ``knee (within ...)``, :data:`LINEAR_BASELINE`) present in the study.
     """
-    data = an.load_study_data(study)
-    knee_tolerance = _default_knee_tolerance(study, data) if knee_tolerance is None else knee_tolerance
-    return _notable_trials_table(data, knee_tolerance).frame
+    return _notable_trials_table(an.compare_best(study, knee_tolerance=knee_tolerance)).frame
 
 
 def _default_knee_tolerance(study: optuna.Study, data: an.StudyData) -> float:
-    preprocessing = stored_value(study.user_attrs, keys.PREPROCESSING) or {}
-    scale = preprocessing.get("target_scale") if preprocessing.get("task") == "regression" else None
-    return an.knee_tolerance_for(data.metric, scale)
+    return an.default_knee_tolerance(study.user_attrs, data.metric)
 
 
-def _notable_trials_table(data: an.StudyData, knee_tolerance: float) -> ReportTable:
-    rows = []
-    knee = an.find_knee(data, knee_tolerance)
-    done = data.complete
-    if not done.empty:
-        best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
-        rows.append(("best", best))
-    if knee is not None:
-        rows.append((f"knee (within {knee_tolerance:g})", done[done["number"] == knee.knee].iloc[0]))
-    baseline = an.linear_baseline(data)
-    if baseline is not None:
-        rows.append((LINEAR_BASELINE, baseline))
-    frame = pd.DataFrame(
-        [
-            {
-                "role": role,
-                "trial": int(r["number"]),
-                "depth": int(r["depth"]) if math.isfinite(r["depth"]) else None,
-                "widths": list(r["widths"]) if r["widths"] is not None else None,
-                "dropouts": [round(d, 3) for d in r["dropouts"]] if r["dropouts"] is not None else None,
-                "params": int(r["n_params"]) if math.isfinite(r["n_params"]) else None,
-                f"val {data.metric}": r["value"],
-                f"test {data.metric}": r["test_value"],
-            }
-            for role, r in rows
-        ]
-    )
+def _notable_trials_table(comparison: an.BestComparison | None) -> ReportTable:
+    # The rows of the summary's comparison and of the terminal's (archsearch.stats.BestComparison), as a table.
+    if comparison is None:
+        caption = "No trial finished, so there are no notable trials."
+        return ReportTable("notable_trials", "Best trial, knee and linear baseline", caption, pd.DataFrame())
+    frame = comparison.frame().replace({"role": {an.ROLE_LINEAR: LINEAR_BASELINE}})
     caption = (
-        "The best trial, the knee (smallest within the knee_tolerance of the best) and the linear baseline "
-        "(0 hidden layers), with validation and test metric."
-        if rows
-        else "No trial finished, so there are no notable trials."
+        "The best trial, the knee (smallest within the knee_tolerance of the best; not listed when it is the best "
+        "itself) and the linear baseline (0 hidden layers), with validation metric on "
+        f"{comparison.val_rows()} and test metric on {comparison.test_rows()}."
     )
-    return ReportTable("notable_trials", "Best trial, knee and linear baseline", caption, frame)
+    verdict = comparison.verdict()
+    return ReportTable(
+        "notable_trials",
+        "Best trial, knee and linear baseline",
+        caption + (f" {verdict}" if verdict else ""),
+        frame,
+    )
 
 
 def _all_trials_table(data: an.StudyData) -> ReportTable:
@@ -273,7 +254,7 @@ def tolerance_words(metric: str, knee_tolerance: float) -> str:
     return f"{knee_tolerance:g} {metric} (in the metric's own units)"
 
 
-def _summary(data: an.StudyData, knee_tolerance: float, figures: list[ReportFigure]) -> str:
+def _summary(data: an.StudyData, comparison: an.BestComparison | None, figures: list[ReportFigure]) -> str:
     counts = data.trials["state"].value_counts()
     states = ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "none"
     better = "higher" if data.maximize else "lower"
@@ -283,40 +264,57 @@ def _summary(data: an.StudyData, knee_tolerance: float, figures: list[ReportFigu
         f"- Metric: validation {data.metric}{f' ({data.task})' if data.task else ''}; {better} is better.",
         f"- Trials: {len(data.trials)} ({states}).",
     ]
-    done = data.complete
-    if done.empty:
+    if comparison is None:
         reasons = data.trials["fail_reason"].dropna()
         if not reasons.empty:
             lines.append(f"- No trial finished. Most common failure: {reasons.value_counts().index[0]}")
         else:
             lines.append("- No trial finished, so there is nothing to compare yet.")
     else:
-        best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
-        test = format_number(best["test_value"])
-        lines.append(
-            f"- Best: {describe(best)} with {data.metric} {format_number(best['value'])} (test {test}), "
-            f"the best of {an.plural(len(done), 'finished trial')}."
-        )
-        knee = an.find_knee(data, knee_tolerance)
-        if knee is not None:
-            row = done[done["number"] == knee.knee].iloc[0]
-            which = f"{describe(row)} with {format_number(row['value'])}."
-            if knee.knee == knee.best:
-                which = "the best trial itself."
-            within = tolerance_words(data.metric, knee_tolerance)
-            lines.append(f"- Knee, the smallest network within {within} of the best: {which}")
-        baseline = an.linear_baseline(data)
-        if baseline is not None:
-            gain = best["score"] - baseline["score"]
-            n_linear = int((done["depth"] == 0).sum())
-            lines.append(
-                f"- {LINEAR_BASELINE.capitalize()}: trial #{int(baseline['number'])} of "
-                f"{an.plural(n_linear, '0-layer trial')}, {format_number(baseline['value'])}; the best network is "
-                f"{format_number(gain)} " + ("better." if gain > 0 else "better: depth buys nothing here.")
-            )
-        if data.complete["depth"].nunique() > 1:
-            lines.append(f"- Depth: {an.compare_depths(data).sentence()}.")
+        lines += _comparison_lines(data, comparison)
     skipped = [f.title for f in figures if not f.drawable]
     if skipped:
         lines.append(f"- Not drawn for this study (the reason is under each title): {', '.join(skipped)}.")
     return "\n".join(lines)
+
+
+def _comparison_lines(data: an.StudyData, comparison: an.BestComparison) -> list[str]:
+    """The summary's best, knee and linear baseline, each on validation and test with their rows."""
+    done = data.complete
+
+    def row(contender: an.Contender) -> pd.Series:
+        return done[done["number"] == contender.number].iloc[0]
+
+    best = comparison.best
+    lines = [
+        f"- Best: {describe(row(best))} with {data.metric} {format_number(best.value)} on validation "
+        f"({comparison.val_rows()}) and {format_number(best.test)} on test ({comparison.test_rows()}), the best of "
+        f"{an.plural(comparison.n_trials, 'finished trial')}."
+    ]
+    knee = comparison.get(an.ROLE_KNEE)
+    which = "the best trial itself."
+    if knee is not None:
+        which = f"{describe(row(knee))} with {format_number(knee.value)} (test {format_number(knee.test)})."
+    if an.find_knee(data, comparison.knee_tolerance) is not None:
+        within = tolerance_words(data.metric, comparison.knee_tolerance)
+        lines.append(f"- Knee, the smallest network within {within} of the best: {which}")
+    baseline = an.linear_baseline(data)
+    if baseline is not None:
+        n_linear = int((done["depth"] == 0).sum())
+        linear = comparison.get(an.ROLE_LINEAR)
+        versus = (
+            f"the best network is {comparison.gap_words(linear)}."
+            if linear is not None
+            else "it is the best trial: depth buys nothing here."
+        )
+        lines.append(
+            f"- {LINEAR_BASELINE.capitalize()}: trial #{int(baseline['number'])} of "
+            f"{an.plural(n_linear, '0-layer trial')}, {format_number(baseline['value'])} "
+            f"(test {format_number(baseline['test_value'])}); {versus}"
+        )
+    verdict = comparison.verdict()
+    if verdict:
+        lines.append(f"- **{verdict}**")
+    if done["depth"].nunique() > 1:
+        lines.append(f"- Depth: {an.compare_depths(data).sentence()}.")
+    return lines

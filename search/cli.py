@@ -38,7 +38,7 @@ def _describe_trial(study, trial) -> str:
 def _cmd_search(args: argparse.Namespace) -> int:
     from archsearch.config import load_config
     from archsearch.controller import run_search
-    from archsearch.status import counts_line
+    from archsearch.status import comparison_lines, counts_line
     from archsearch.storage import mask_url
 
     config = load_config(args.config).replace(
@@ -70,6 +70,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         best_linear = pick(linear, key=lambda t: t.value)
         if best_linear.number != best.number:
             print("Best linear model " + _describe_trial(study, best_linear))
+    print("\n".join(comparison_lines(study)))
     return 0
 
 
@@ -95,10 +96,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from archsearch.status import study_status
+    from archsearch.status import check_top, study_status
     from archsearch.storage import make_storage
 
-    print(study_status(make_storage(args.storage, must_exist=True), args.study, url=args.storage))
+    check_top(args.top)
+    print(study_status(make_storage(args.storage, must_exist=True), args.study, url=args.storage, top=args.top))
     return 0
 
 
@@ -282,6 +284,9 @@ def _add_status(commands: Any) -> None:
     status = commands.add_parser("status", help="trial counts, running trials with heartbeat age, best trial")
     add_storage_arguments(status, help="storage URL")
     status.add_argument("--study", required=True, help="study name")
+    status.add_argument(
+        "--top", type=int, metavar="N", help="also list the N best trials: architecture, size, metrics, epochs, time"
+    )
     status.set_defaults(handler=_cmd_status)
 
 

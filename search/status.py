@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import shutil
+
 import optuna
 from optuna.trial import TrialState
 
+from archsearch.base import ArchsearchError, is_int
 from archsearch.config import DEFAULT_TRIALS
 from archsearch.storage import epoch_budget, finished_count, heartbeat_ages, keys, mask_url, open_study, state_counts
 
-__all__ = ["counts_line", "study_status", "trial_counts"]
+__all__ = ["StatusError", "check_top", "comparison_lines", "counts_line", "study_status", "top_trials", "trial_counts"]
+
+
+class StatusError(ArchsearchError, ValueError):
+    """An option of `archsearch status` out of its range."""
 
 
 def trial_counts(study: optuna.Study) -> tuple[dict[str, int], int]:
@@ -33,8 +41,32 @@ def counts_line(study: optuna.Study) -> str:
     return line + (f" (and {surplus} surplus claim{plural} that trained nothing)." if surplus else ".")
 
 
-def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = "") -> str:
-    """A plain-text status report: counts by state, running trials with worker and heartbeat age, the best trial."""
+def comparison_lines(study: optuna.Study, *, width: int = 78) -> list[str]:
+    """The best trial beside the knee and the linear baseline, on validation and test with their rows, and one
+    sentence when test disagrees (`archsearch.stats.BestComparison`); nothing before a trial completes."""
+    from archsearch.stats import compare_best
+
+    if len(study.directions) != 1:
+        return []
+    comparison = compare_best(study)
+    return comparison.lines(width) if comparison is not None else []
+
+
+def check_top(top: int | None) -> None:
+    """Refuse a `--top` below 1 (before any storage is opened)."""
+    if top is not None and (not is_int(top) or top < 1):
+        raise StatusError(
+            f"The '--top' option must be an int >= 1 (how many of the best trials to list). Got {top!r} instead."
+        )
+
+
+def study_status(
+    storage: optuna.storages.BaseStorage, name: str, *, url: str = "", top: int | None = None, width: int | None = None
+) -> str:
+    """A plain-text status report: counts by state, running trials with worker and heartbeat age, the best trial;
+    with `top`, a table of the `top` best trials (`top_trials`). Lines fit `width` (default: the terminal's)."""
+    check_top(top)
+    width = shutil.get_terminal_size().columns if width is None else width
     study = open_study(storage, name, url=url)
     counts, surplus = trial_counts(study)
     lines = [f"Study {name!r}" + (f" in {mask_url(url)}" if url else "")]
@@ -64,9 +96,83 @@ def study_status(storage: optuna.storages.BaseStorage, name: str, *, url: str = 
             f"  best trial {best.number}: val {metric} {best.value:.4f}, widths {best.user_attrs.get(keys.WIDTHS)}, "
             f"{best.user_attrs.get(keys.N_PARAMS, '?')} parameters"
         )
+        lines += [f"  {line}" for line in comparison_lines(study, width=width - 2)]
         budget = epoch_budget(study)
         if budget is not None and budget.too_short:
             lines.append(f"  {budget.hint()}")
+        if top is not None:
+            lines += ["", *top_trials(study, top, width=width)]
     else:
         lines.append("  no completed trial yet")
     return "\n".join(lines)
+
+
+def top_trials(study: optuna.Study, n: int, *, width: int = 80) -> list[str]:
+    """The `n` best completed trials as a table, best first, like Keras Tuner's ``results_summary()``:
+    architecture, parameters, validation and test metric, epochs trained and training time.
+
+    The architecture column is cut (ending ``...``) where the table would be wider than `width`.
+    """
+    from archsearch.stats import format_number, load_study_data, plural
+
+    data = load_study_data(study)
+    done = data.complete.sort_values(["score", "number"], ascending=[False, True])
+    shown = done.head(n)
+    head = ("rank", "trial", "architecture", "params", f"val {data.metric}", f"test {data.metric}", "epochs", "time")
+    rows = [
+        (
+            str(rank),
+            str(int(r["number"])),
+            _architecture(r),
+            f"{int(r['n_params']):,}" if math.isfinite(r["n_params"]) else "?",
+            format_number(r["value"]),
+            format_number(r["test_value"]),
+            str(int(r["epochs_run"])) if math.isfinite(r["epochs_run"]) else "?",
+            _seconds(r["train_seconds"]),
+        )
+        for rank, (_, r) in enumerate(shown.iterrows(), start=1)
+    ]
+    widths = [max(len(row[i]) for row in (head, *rows)) for i in range(len(head))]
+    spare = width - (sum(widths) + 2 * (len(head) - 1))
+    if spare < 0:
+        widths[2] = max(len(head[2]), widths[2] + spare)
+    lines = [
+        "  ".join(_cell(cell, w, left=i == 2) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+        for row in (head, *rows)
+    ]
+    title = (
+        f"The best {plural(len(rows), 'trial')} of {plural(len(done), 'completed trial')}, by validation {data.metric}:"
+    )
+    return [title, *lines]
+
+
+def _architecture(row) -> str:
+    """``64-32 relu, dropout 0.1/0`` or ``linear``."""
+    widths = row["widths"]
+    if widths is None:
+        return "?"
+    if not widths:
+        return "linear"
+    text = "-".join(str(int(w)) for w in widths) + (f" {row['activation']}" if row["activation"] else "")
+    dropouts = row["dropouts"] or ()
+    if any(d > 0 for d in dropouts):
+        text += ", dropout " + "/".join(f"{d:g}" for d in dropouts)
+    return text
+
+
+def _cell(text: str, width: int, *, left: bool) -> str:
+    if len(text) > width:
+        text = text[: max(width - 3, 0)] + "..."
+    return text.ljust(width) if left else text.rjust(width)
+
+
+def _seconds(seconds: float) -> str:
+    """``"42s"``, ``"3m 05s"``, ``"1h 02m"``; ``"?"`` when unknown."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"

@@ -35,6 +35,16 @@ from archsearch.stats._analysis import (
     spread_by_size,
     width_correlations,
 )
+from archsearch.stats._best import (
+    ROLE_BEST,
+    ROLE_KNEE,
+    ROLE_LINEAR,
+    BestComparison,
+    Contender,
+    best_comparison,
+    compare_best,
+    default_knee_tolerance,
+)
 from archsearch.stats._compare import MIN_GROUP_TRIALS, may_compare, too_few
 from archsearch.stats._format import format_number, format_p, plural
 from archsearch.stats._paired import (
@@ -66,7 +76,12 @@ __all__ = [
     "metric_range",
     "MAX_SIZE_BINS",
     "MIN_GROUP_TRIALS",
+    "ROLE_BEST",
+    "ROLE_KNEE",
+    "ROLE_LINEAR",
+    "BestComparison",
     "BestGroup",
+    "Contender",
     "VERDICTS",
     "Knee",
     "PairedEffect",
@@ -74,7 +89,10 @@ __all__ = [
     "SpreadReading",
     "StudyData",
     "assign_size_bins",
+    "best_comparison",
     "best_group",
+    "compare_best",
+    "default_knee_tolerance",
     "can_reach_significance",
     "check_margin",
     "compare_depths",

@@ -21,7 +21,15 @@ from archsearch.pool._objective import (
     train_settings,
 )
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
-from archsearch.pool._pool import PROGRESS_LEGEND, PoolFailure, StatusWriter, progress_line, run_pool
+from archsearch.pool._pool import (
+    PROGRESS_LEGEND,
+    PoolFailure,
+    StatusWriter,
+    fit_progress,
+    legend_lines,
+    progress_line,
+    run_pool,
+)
 from archsearch.pool._search import SEARCH, SearchKind, SearchObjective
 from archsearch.pool._slots import SearchError, log_dir_for, plan_slots, run_slots
 from archsearch.pool._worker import (
@@ -54,8 +62,10 @@ __all__ = [
     "WorkerSlot",
     "WorkerStudy",
     "check_same_data",
+    "fit_progress",
     "fit_rows",
     "job_kind",
+    "legend_lines",
     "load_worker_study",
     "log_dir_for",
     "plan_slots",

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -27,7 +28,15 @@ from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_wo
 from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK
 from archsearch.storage import keys
 
-__all__ = ["run_pool", "PoolFailure", "PROGRESS_LEGEND", "StatusWriter", "progress_line"]
+__all__ = [
+    "run_pool",
+    "PoolFailure",
+    "PROGRESS_LEGEND",
+    "StatusWriter",
+    "fit_progress",
+    "legend_lines",
+    "progress_line",
+]
 
 POLL_SECONDS = 0.25
 STOP_GRACE_SECONDS = 30.0
@@ -56,11 +65,13 @@ def progress_line(
     *,
     now: float | None = None,
     deadline: float | None = None,
+    width: int | None = None,
 ) -> str:
     """One status line: trials done/pruned/failed/running, best and last trial with their architectures, ETA.
 
-    Trials are named as the study's kind of job says (a search's by number and widths). A search without a trial count (`total` of MAX_TRIALS) runs to its `deadline` (`time.time()`), and
-    the line says how long that is.
+    Trials are named as the study's kind of job says (a search's by number and widths). A search without a trial
+    count (`total` of MAX_TRIALS) runs to its `deadline` (`time.time()`), and the line says how long that is. With
+    `width` (a terminal's columns) the least useful fields give way first (`fit_progress`).
     """
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
@@ -74,14 +85,23 @@ def progress_line(
     done = len(counted)
     per_worker = Counter(_short_label(t.user_attrs.get(keys.WORKER, "?")) for t in counted)
     name = job_kind(study).run_namer(study, trials)
+    counts = {
+        "complete": states[TrialState.COMPLETE],
+        "pruned": states[TrialState.PRUNED],
+        "failed": sum(t.state == TrialState.FAIL for t in ended),
+        "running": states[TrialState.RUNNING],
+    }
+    fields = {
+        "states": "(" + ", ".join(f"{n} {what}" for what, n in counts.items()) + ")",
+        "states_short": "(" + (", ".join(f"{n} {what}" for what, n in counts.items() if n) or "none yet") + ")",
+        "workers": " ".join(f"{w}:{n}" for w, n in sorted(per_worker.items())),
+        "best": "no completed trial yet",
+    }
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if finished:
         pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
         best_trial = pick(finished, key=lambda t: t.value)
-        best = f"best {metric} {best_trial.value:.4f} ({name(best_trial)})"
-    else:
-        best = "no completed trial yet"
-    last = ""
+        fields["best"], fields["best_name"] = f"best {metric} {best_trial.value:.4f}", f" ({name(best_trial)})"
     if ended:
         latest = max(ended, key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
         outcome = (
@@ -89,21 +109,60 @@ def progress_line(
             if latest.state == TrialState.COMPLETE and latest.value is not None
             else latest.state.name.lower()
         )
-        last = f" | last {name(latest)}: {outcome}"
+        fields["last"] = f"last {name(latest)}: {outcome}"
     elapsed = (time.monotonic() if now is None else now) - started
     remaining = max(total - done, 0)
-    eta = f", ETA {_duration(elapsed / done * remaining)}" if done and remaining else ""
-    count = f"{done}/{total}"
+    fields["count"], fields["elapsed"] = f"{done}/{total}", f"{_duration(elapsed)} elapsed"
+    if done and remaining:
+        fields["eta"] = f"ETA {_duration(elapsed / done * remaining)}"
     if total >= MAX_TRIALS:
-        count = str(done)
-        eta = f", timeout in {_duration(max(deadline - time.time(), 0))}" if deadline is not None else ""
-    workers = " ".join(f"{w}:{n}" for w, n in sorted(per_worker.items()))
-    return (
-        f"[archsearch] {count} trials ({states[TrialState.COMPLETE]} complete, {states[TrialState.PRUNED]} pruned, "
-        f"{sum(t.state == TrialState.FAIL for t in ended)} failed, "
-        f"{states[TrialState.RUNNING]} running) | {best}{last} | {_duration(elapsed)} elapsed{eta}"
-        + (f" | {workers}" if workers else "")
-    )
+        fields["count"] = str(done)
+        fields.pop("eta", None)
+        if deadline is not None:
+            fields["eta"] = f"timeout in {_duration(max(deadline - time.time(), 0))}"
+    return fit_progress(fields, width)
+
+
+# What a narrow terminal gives up, least useful first: the count, best value and ETA stay. "zero_states" leaves
+# out the counts by state that are 0 before "states" drops them all.
+_DROP_ORDER = ("workers", "last", "zero_states", "best_name", "prefix", "states", "elapsed")
+
+
+def fit_progress(fields: dict[str, str], width: int | None) -> str:
+    """The status line of `fields` (see `progress_line`) in at most `width` characters (whole with `width` None).
+
+    Fields are dropped in `_DROP_ORDER` until the line fits, then the most useful of the dropped ones that fit
+    again are put back; the line is cut only when even the count, best value and ETA do not fit.
+    """
+    dropped: set[str] = set()
+    for field in _DROP_ORDER:
+        if width is None or len(_compose(fields, dropped)) <= width:
+            break
+        dropped.add(field)
+    for field in reversed(_DROP_ORDER):
+        if field in dropped and len(_compose(fields, dropped - {field})) <= width:
+            dropped.discard(field)
+    line = _compose(fields, dropped)
+    return line if width is None else line[:width]
+
+
+def _compose(fields: dict[str, str], dropped: set[str]) -> str:
+    def kept(key: str) -> str:
+        return "" if key in dropped else fields.get(key, "")
+
+    states = fields["states_short"] if "zero_states" in dropped else fields["states"]
+    head = ("" if "prefix" in dropped else "[archsearch] ") + f"{fields['count']} trials"
+    head += f" {states}" if "states" not in dropped else ""
+    clock = ", ".join(part for part in (kept("elapsed"), fields.get("eta", "")) if part)
+    parts = [head, fields["best"] + kept("best_name"), kept("last"), clock, kept("workers")]
+    return " | ".join(part for part in parts if part)
+
+
+def legend_lines(width: int | None) -> list[str]:
+    """`PROGRESS_LEGEND` wrapped to fit `width` (one line with `width` None): printed once, so it loses nothing."""
+    if width is None or len(PROGRESS_LEGEND) <= width:
+        return [PROGRESS_LEGEND]
+    return textwrap.wrap(PROGRESS_LEGEND, width=max(width, 20), subsequent_indent="  ", break_on_hyphens=False)
 
 
 class StatusWriter:
@@ -119,12 +178,17 @@ class StatusWriter:
         self._news = ""
         self._open = False
 
+    @property
+    def width(self) -> int | None:
+        """The columns a line may take: the terminal's less one (the cursor's), None off a terminal."""
+        return shutil.get_terminal_size().columns - 1 if self.tty else None
+
     def update(self, line: str) -> None:
         """Show ``line``; off a terminal only when more than the clock changed."""
+        width = self.width
         if not self._open and not self._news:
-            self.stream.write(PROGRESS_LEGEND + "\n")
+            self.stream.write("\n".join(legend_lines(width)) + "\n")
         if self.tty:
-            width = shutil.get_terminal_size().columns - 1
             # A line wider than the terminal wraps, and \r then rewrites only its last row.
             self.stream.write("\r" + line[:width] + "\x1b[K")
             self._open = True
@@ -218,7 +282,7 @@ def run_pool(
 
     def show() -> None:
         if not quiet:
-            status.update(progress_line(study, total, metric, started, deadline=deadline))
+            status.update(progress_line(study, total, metric, started, deadline=deadline, width=status.width))
 
     with _signals_noted() as interrupted:
         try:

@@ -143,4 +143,4 @@ class _PrintProgress:
         self.started = time.monotonic()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.status.update(progress_line(study, self.total, self.metric, self.started))
+        self.status.update(progress_line(study, self.total, self.metric, self.started, width=self.status.width))

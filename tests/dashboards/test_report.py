@@ -93,7 +93,9 @@ def test_build_report_follows_a_minimized_regression_metric(study_factory, trial
     report = build_report(study)
     assert "validation rmse (regression); lower is better" in report.summary
     assert "Best: trial #3" in report.summary and "within 0.005 rmse (in the metric's own units)" in report.summary
-    assert "the best network is +1 better" not in report.summary and "is 1.0000 better." in report.summary
+    assert "the best network is +1 better" not in report.summary and (
+        "is 1.0000 better on validation (100 rows) and 1.0000 better on test (100 rows)." in report.summary
+    )
     table = notable_trials(study)
     assert table["trial"].tolist() == [3, 2, 0]
     # The plotted front goes down in error as size grows.
@@ -118,8 +120,8 @@ def test_build_report_summary_names_no_best_depth_from_one_or_two_trials(study_f
     assert "The best depth" not in caption and "Depth buys" not in caption
     # The search's linear model is named for what it is, with its n.
     assert (
-        "- Tuned linear baseline (best 0-layer trial): trial #0 of 1 0-layer trial, 0.9300; the best network is 0.0600 better."
-        in summary
+        "- Tuned linear baseline (best 0-layer trial): trial #0 of 1 0-layer trial, 0.9300 (test 0.9200); the best "
+        "network is 0.0600 better on validation (100 rows) and 0.0600 better on test (100 rows)." in summary
     )
     assert notable_trials(study)["role"].tolist()[-1] == "tuned linear baseline (best 0-layer trial)"
 

@@ -7,10 +7,11 @@ import re
 import time
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from archsearch.config import MAX_TRIALS
-from archsearch.pool import PROGRESS_LEGEND, StatusWriter, progress_line
+from archsearch.pool import PROGRESS_LEGEND, StatusWriter, legend_lines, progress_line
 from archsearch.storage import keys
 
 
@@ -70,6 +71,8 @@ def test_progress_line_without_a_trial_count_shows_the_time_to_the_timeout(trial
 
 def test_progress_line_names_sensitivity_runs_by_neighbour_and_seed(trial_maker) -> None:
     """Check that a companion study's runs read "neighbour i/N, seed j/R", not trial numbers."""
+    import archsearch.kinds  # noqa: F401  (registers the sensitivity kind, as the controller does)
+
     study = optuna.create_study(direction="maximize")
     study.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
     for seed in (0, 1):
@@ -90,7 +93,7 @@ def test_status_writer_rewrites_one_line_on_a_terminal(trial_maker) -> None:
     status.update("[archsearch] 1/2 trials | 2s elapsed")
     status.close()
     text = stream.getvalue()
-    assert text.count(PROGRESS_LEGEND) == 1
+    assert text.count("\n".join(legend_lines(status.width))) == 1
     assert text.count("\r") == 2 and text.endswith("2s elapsed\x1b[K\n")
 
 
@@ -111,3 +114,54 @@ def test_status_writer_prints_plain_lines_when_not_a_terminal() -> None:
         "[archsearch] warning: w1 exited 1",
     ]
     assert "\r" not in stream.getvalue()
+
+
+def _busy_study(trial_maker) -> optuna.Study:
+    """Long names everywhere: a wide best trial, a long metric, eight workers on another machine."""
+    study = optuna.create_study(direction="maximize")
+    for number, widths in enumerate([[512, 384, 256], [], [256, 256, 256], [128, 64, 32]] * 2):
+        trial = trial_maker(widths=widths, value=0.9 + number / 100, metric="balanced_accuracy")
+        trial.user_attrs[keys.WORKER] = f"gpu-node-{number}:4242/w{number}"
+        study.add_trial(trial)
+    return study
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_progress_line_fits_the_terminal_dropping_the_least_useful_first(trial_maker, width: int) -> None:
+    """Check that at 80 and 60 columns no status or legend line is wider than the terminal, that at 80 the best
+    value, elapsed time and ETA survive (the issue's line was cut at 79 and lost them), and that the workers and
+    the last trial give way first (issue #23 item 7)."""
+    study = _busy_study(trial_maker)
+    full = progress_line(study, 30, "balanced_accuracy", started=0.0, now=400.0)
+    assert len(full) > 150 and "gpu-node-7/w7:1" in full
+    line = progress_line(study, 30, "balanced_accuracy", started=0.0, now=400.0, width=width)
+    assert len(line) <= width, line
+    assert "best balanced_accuracy 0.9700" in line and "ETA 18m 20s" in line and "8/30 trials" in line
+    assert "w7:1" not in line and "last #" not in line
+    if width == 80:
+        assert line == "8/30 trials | best balanced_accuracy 0.9700 | 6m 40s elapsed, ETA 18m 20s"
+    wide = progress_line(study, 30, "accuracy", started=0.0, now=400.0, width=110)
+    # With room for more, the dropped fields that fit come back, the most useful first; the counts by state
+    # leave out the zeros before going altogether.
+    assert (
+        wide
+        == "[archsearch] 8/30 trials (8 complete) | best accuracy 0.9700 (#7: 128-64-32) | 6m 40s elapsed, ETA 18m 20s"
+    )
+    assert all(len(row) <= width for row in legend_lines(width))
+    assert " ".join(row.strip() for row in legend_lines(width)) == PROGRESS_LEGEND
+    assert legend_lines(None) == [PROGRESS_LEGEND] and legend_lines(200) == [PROGRESS_LEGEND]
+
+
+def test_status_writer_fits_legend_and_line_to_the_terminal(trial_maker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check that on an 80-column terminal every row the writer draws is at most 79 characters (the cursor's
+    column left free) and off a terminal the line stays whole for the log."""
+    monkeypatch.setenv("COLUMNS", "80")
+    study = _busy_study(trial_maker)
+    stream = _Terminal()
+    status = StatusWriter(stream)
+    assert status.width == 79
+    status.update(progress_line(study, 30, "balanced_accuracy", started=0.0, now=400.0, width=status.width))
+    status.close()
+    rows = [row.replace("\x1b[K", "") for row in re.split(r"[\r\n]", stream.getvalue())]
+    assert max(len(row) for row in rows) <= 79 and any("ETA 18m 20s" in row for row in rows)
+    assert StatusWriter(io.StringIO()).width is None
