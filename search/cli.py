@@ -18,7 +18,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _describe_trial(study, trial) -> str:
-    from archsearch.storage import keys
+    from archsearch.storage import keys, quality_value
 
     attrs = trial.user_attrs
     metric = study.user_attrs.get(keys.METRIC, "value")
@@ -29,7 +29,7 @@ def _describe_trial(study, trial) -> str:
     test = attrs.get(f"test_{metric}")
     test_text = f", test {metric} {test:.4f}" if test is not None else ""
     return (
-        f"trial {trial.number}: val {metric} {trial.value:.4f}{test_text}; {layers}{shape}; "
+        f"trial {trial.number}: val {metric} {quality_value(trial):.4f}{test_text}; {layers}{shape}; "
         f"{attrs.get('n_params', 0):,} parameters; lr {trial.params.get('lr', 0):.2g}, "
         f"{trial.params.get('optimizer')}, batch {trial.params.get('batch_size')}"
     )
@@ -57,19 +57,23 @@ def _cmd_search(args: argparse.Namespace) -> int:
         log_dir=args.log_dir,
     )
     print(counts_line(study))
+    from archsearch.status import front_lines
+    from archsearch.storage import best_quality_trial, quality_trials
+
     try:
-        best = study.best_trial
+        best = best_quality_trial(study)
     except ValueError:
         print("No trial completed.")
         return 1
     print("Best " + _describe_trial(study, best))
     # Depth has to beat the best linear model the search trained, not the first one.
-    linear = [t for t in study.trials if t.params.get("n_layers") == 0 and t.value is not None]
+    linear = [t for t in quality_trials(study) if t.params.get("n_layers") == 0]
     if linear:
-        pick = max if study.direction.name == "MAXIMIZE" else min
-        best_linear = pick(linear, key=lambda t: t.value)
+        best_linear = linear[0]
         if best_linear.number != best.number:
             print("Best linear model " + _describe_trial(study, best_linear))
+    for line in front_lines(study):
+        print(line)
     return 0
 
 

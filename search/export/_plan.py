@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.config import SearchConfig
-from archsearch.storage import keys, make_storage, open_study
+from archsearch.storage import best_quality_trial, keys, make_storage, open_study, quality_trials, quality_value
 from archsearch.trainers import ExportError
 
 __all__ = ["ExportPlan", "plan_export"]
@@ -157,14 +157,14 @@ def _pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
 def _best_smallest(study: optuna.Study) -> FrozenTrial:
     """The best trial; among trials that tie for the best value, the smallest network (the knee, the better export)."""
     try:
-        best = study.best_trial
+        best = best_quality_trial(study)
     except ValueError as e:
         raise ExportError(f"Study {study.study_name!r} has no completed trial to export yet.") from e
-    tied = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value == best.value]
+    tied = [t for t in quality_trials(study) if quality_value(t) == quality_value(best)]
     smallest = min(tied, key=lambda t: (t.user_attrs.get(keys.N_PARAMS, math.inf), t.number))
     if smallest.number != best.number:
         print(
-            f"[archsearch] {len(tied)} trials tie for the best value ({best.value:.4f}): exporting the "
+            f"[archsearch] {len(tied)} trials tie for the best value ({quality_value(best):.4f}): exporting the "
             f"smallest, trial {smallest.number} ({smallest.user_attrs[keys.N_PARAMS]:,} parameters); "
             f"pass --trial {best.number} for the other.",
             file=sys.stderr,
@@ -173,15 +173,14 @@ def _best_smallest(study: optuna.Study) -> FrozenTrial:
 
 
 def _best_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
-    completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    completed = quality_trials(study)
     if k > len(completed):
         raise ExportError(
             f"The 'ensemble' parameter of export_best must be at most the number of completed trials of study "
             f"{study.study_name!r} ({len(completed)}). Got {k} instead. Use a smaller --ensemble, or --ensemble-seeds K "
             "for K seeds of the best trial."
         )
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(completed, key=lambda t: (-t.value if maximize else t.value, t.number))[:k]
+    return completed[:k]
 
 
 def _check_sizes(ensemble: int | None, ensemble_seeds: int | None, trial: int | None) -> None:

@@ -13,7 +13,7 @@ from archsearch.export._greedy import GreedyChoice
 from archsearch.export._members import calibration_for, clamped, class_weighted, search_data, train_members
 from archsearch.export._plan import ExportPlan
 from archsearch.pool import fit_rows
-from archsearch.storage import keys, stored_value
+from archsearch.storage import keys, quality_value, stored_value
 from archsearch.trainers.data import Preprocessing
 
 __all__ = ["write_greedy", "write_members"]
@@ -116,7 +116,7 @@ def _metadata(plan: ExportPlan) -> dict[str, Any]:
         "study": plan.study.study_name,
         "trial": chosen.number,
         "metric": plan.metric,
-        "value": chosen.value,
+        "value": quality_value(chosen),
         "metrics": {
             k: v
             for k, v in chosen.user_attrs.items()
