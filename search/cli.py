@@ -160,6 +160,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             greedy_ensemble=args.greedy_ensemble,
             clamp=args.clamp,
             artifacts=args.artifacts,
+            max_params=args.max_params,
+            max_flops=args.max_flops,
+            max_latency_ms=args.max_latency_ms,
         )
     print(describe_export(out))
     return 0
@@ -335,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the study's [export] clamp, true)",
     )
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
+    for option, kind, unit in (("--max-params", int, "parameters"), ("--max-flops", int, "FLOPs per row")):
+        export.add_argument(option, type=kind, metavar="N", help=f"ship the best network(s) of at most N {unit} in all")
+    export.add_argument(
+        "--max-latency-ms", type=float, metavar="MS", help="ship the best network(s) of at most MS ms at batch 1 in all"
+    )
     export.set_defaults(handler=_cmd_export)
 
     sensitivity.add_parser(commands)

@@ -86,6 +86,7 @@ def _candidates(plan: ExportPlan, data: PreparedData) -> tuple[list[Any], list[A
             if t.number != chosen.number
             and quality_value(t) is not None
             and is_feasible(t)
+            and plan.budget.why_over([t]) is None  # alone within --max-params etc., else never a member
             and keys.WEIGHTS in t.user_attrs
             and t.user_attrs[keys.WEIGHTS] not in dropped
         ),
@@ -132,6 +133,26 @@ def _unusable_chosen(plan: ExportPlan, error: ExportError) -> GreedyChoice:
     return GreedyChoice([], None, {"skipped": f"trial {chosen} has no readable stored weights: {detail.rstrip('.')}"})
 
 
+def _within_budget(
+    plan: ExportPlan, members: list[Any], predictions: list[Any], y_val: Any, metric: str, offsets: Any
+) -> tuple[list[int], float]:
+    """Greedy selection whose distinct members together meet the export's budget: while they do not, the
+    largest member picked besides the chosen trial leaves the candidates and the selection runs again."""
+    trials = {t.number: t for t in plan.study.get_trials(deepcopy=False)}
+    allowed = list(range(len(members)))
+    while True:
+        counts, value = greedy_selection([predictions[i] for i in allowed], y_val, metric, log_offsets=offsets)
+        picked = [i for i, count in zip(allowed, counts) if count]
+        over = plan.budget.active and plan.budget.why_over([trials[members[i].record["trial"]] for i in picked])
+        if not over or picked == [0]:
+            full = [0] * len(members)
+            for i, count in zip(allowed, counts):
+                full[i] = count
+            return full, value
+        size = {i: trials[members[i].record["trial"]].user_attrs.get(keys.SIZE_PARAMS, 0) for i in picked}
+        allowed.remove(max((i for i in picked if i != 0), key=lambda i: (size[i], i)))
+
+
 def _select(
     plan: ExportPlan, data: PreparedData, members: list[Any], predictions: list[Any], unreadable: list[int]
 ) -> GreedyChoice:
@@ -144,7 +165,7 @@ def _select(
     )
     calibration = calibration_for(plan, data, members[:1])
     offsets = None if calibration is None else calibration.log_offsets  # every candidate's: the same rows
-    counts, value = greedy_selection(predictions, y_val, metric, log_offsets=offsets)
+    counts, value = _within_budget(plan, members, predictions, y_val, metric, offsets)
     if not math.isfinite(value):  # e.g. r2 of a constant validation target: nothing to choose by
         return GreedyChoice([], None, {"skipped": f"the validation {metric} of trial {chosen.number} is not finite"})
     alone = chosen.user_attrs.get(f"val_{metric}", quality_value(chosen))

@@ -79,10 +79,11 @@ class StratumRule:
             self._read_at = time.monotonic()
         return self._peers
 
-    def judge(self, study: optuna.Study, params: int) -> Callable[[int, float], bool | str] | None:
-        """A trial's check after each epoch: a reason when it is to stop, else False; None when the rule is off."""
+    def judge(self, study: optuna.Study, params: int) -> Callable[[int, float], bool | str]:
+        """A trial's check after each epoch: a reason when it is to stop, else False (always, when the rule is
+        off: a multi-objective trial must not report to Optuna either way)."""
         if self.percentile is None or self.prune_from is None:
-            return None
+            return lambda epoch, value: False
         stratum, pick = stratum_of(params), max if self.maximize else min
         seen: list[float] = []
 

@@ -15,7 +15,7 @@ from archsearch.controller import open_search_study, run_search
 from archsearch.status import study_status
 from archsearch.storage import best_quality_trial, finished_count, front_trials, keys, quality_trials
 
-from .conftest import small_config
+from .conftest import FinishedSearch, small_config
 
 SIZE_ATTRS = {keys.SIZE_PARAMS, keys.SIZE_TRAINABLE, keys.SIZE_FLOPS}
 LATENCY_ATTRS = {keys.LATENCY_MS, keys.LATENCY_BATCH_MS, keys.LATENCY_BATCH, keys.LATENCY_THREADS, keys.LATENCY_DEVICE}
@@ -135,3 +135,62 @@ def test_trials_over_the_latency_limit_are_infeasible_and_never_the_best(tmp_pat
     assert all(value > 0 for value in seen)
     with pytest.raises(ValueError, match="No feasible trial"):
         best_quality_trial(study)
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> FinishedSearch:
+    """A small multi-objective search on digits whose trials span sizes: 8 trials, 4 epochs."""
+    folder = tmp_path_factory.mktemp("front")
+    config = small_config(
+        folder,
+        study={"n_trials": 8, "objectives": ["accuracy", "params"], "sampler": "random", "pruner": "none"},
+        space={"layers": [0, 2], "width": [16, 128], "normalization": ["none"], "embedding": ["none"]},
+        train={"epochs": 4, "patience": 4},
+    )
+    study = run_search(config)
+    return FinishedSearch(config=config, study=study, url=config.study.storage, folder=folder)
+
+
+def _metadata(out: Path) -> dict:
+    import json
+
+    return json.loads((out / "architecture.json").read_text())["metadata"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_export_picks_the_best_trial_within_a_parameter_budget(front: FinishedSearch, tmp_path: Path) -> None:
+    from archsearch.export import export_best
+
+    front_search, url = front.study, front.url
+    sizes = sorted({t.user_attrs[keys.SIZE_PARAMS] for t in quality_trials(front_search)})
+    budget = sizes[len(sizes) // 2]
+    within = [t for t in quality_trials(front_search) if t.user_attrs[keys.SIZE_PARAMS] <= budget]
+    out = export_best(url, "digits", tmp_path / "m", max_params=budget, refit=False, greedy_ensemble=True)
+    meta = _metadata(out)
+    assert meta["trial"] == within[0].number
+    assert meta["size"]["params"] <= budget and meta["size"]["budget"] == {"max_params": budget}
+    members = meta.get("ensemble", {}).get("trials", [meta["trial"]])
+    assert meta["size"]["members"] == len(members)
+    by_number = {t.number: t for t in front_search.trials}
+    assert meta["size"]["params"] == sum(by_number[n].user_attrs[keys.SIZE_PARAMS] for n in members)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_export_budgets_refuse_what_cannot_fit(front: FinishedSearch, tmp_path: Path) -> None:
+    from archsearch.export import ExportError, export_best
+
+    front_search, url = front.study, front.url
+    smallest = min(quality_trials(front_search), key=lambda t: t.user_attrs[keys.SIZE_PARAMS])
+    size = smallest.user_attrs[keys.SIZE_PARAMS]
+    with pytest.raises(
+        ExportError, match=r"No completed trial of study 'digits' meets the export's budget \(--max-params 1\)"
+    ):
+        export_best(url, "digits", tmp_path / "a", max_params=1, refit=False)
+    with pytest.raises(ExportError, match=r"2 members \(an ensemble counts every member\) are over its budget"):
+        export_best(
+            url, "digits", tmp_path / "b", trial=smallest.number, ensemble_seeds=2, max_params=size, refit=False
+        )
+    with pytest.raises(ExportError, match=r"--max-latency-ms option of export must be a number of ms at batch 1 > 0"):
+        export_best(url, "digits", tmp_path / "c", max_latency_ms=-1.0)

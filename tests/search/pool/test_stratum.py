@@ -53,7 +53,9 @@ def test_the_rule_compares_only_with_trials_of_the_same_stratum(tmp_path: Path) 
 
 def test_the_rule_is_off_without_a_pruner(tmp_path: Path) -> None:
     config = small_config(tmp_path, study={"objectives": ["accuracy", "params"], "pruner": "none"})
-    assert StratumRule(config, "accuracy").judge(_study({}), 1000) is None
+    study = _study({5000: [0.9] * 5, 5100: [0.92] * 5, 6000: [0.88] * 5})
+    judge = StratumRule(config, "accuracy").judge(study, 4500)
+    assert [judge(epoch, 0.1) for epoch in range(1, 6)] == [False] * 5
 
 
 @pytest.mark.slow
