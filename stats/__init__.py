@@ -33,6 +33,7 @@ from archsearch.stats._analysis import (
     width_correlations,
 )
 from archsearch.stats._format import format_number, format_p, plural
+from archsearch.stats._front import front_indices, hypervolume_2d, hypervolume_history, log_cost_hypervolume
 from archsearch.stats._paired import (
     DIRECTIONS,
     VERDICTS,
@@ -52,6 +53,10 @@ from archsearch.stats._paired import (
 )
 
 __all__ = [
+    "front_indices",
+    "hypervolume_2d",
+    "hypervolume_history",
+    "log_cost_hypervolume",
     "KNEE_TOLERANCE",
     "knee_tolerance_for",
     "DIRECTIONS",

@@ -144,7 +144,7 @@ def _resolve_greedy(
     return False, {"skipped": f"the study searched with [data] folds = {config.data.folds}", "members": 1}
 
 
-def _pick_trial(study: optuna.Study, number: int | None, budget: ExportBudget) -> FrozenTrial:
+def _pick_trial(study: optuna.Study, number: int | None, budget: ExportBudget = ExportBudget()) -> FrozenTrial:
     if number is None:
         return _best_smallest(study, budget)
     trials = study.get_trials(deepcopy=False)
