@@ -197,3 +197,20 @@ def style(fig: go.Figure, title: str, **layout: Any) -> go.Figure:
         **layout,
     )
     return fig
+
+
+@dataclass
+class ReportTable:
+    """A table of the report.
+
+    Attributes:
+        key: Stable identifier.
+        title: Short title.
+        caption: What the table lists.
+        frame: The rows; empty when there is nothing to list.
+    """
+
+    key: str
+    title: str
+    caption: str
+    frame: pd.DataFrame

@@ -11,12 +11,13 @@ import optuna
 import pandas as pd
 
 import archsearch.stats as an
+from archsearch.dashboards import _front as front_figs
 from archsearch.dashboards import _overview_figures as overview_figs
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
-from archsearch.dashboards._base import ReportError, ReportFigure, describe, format_cell
+from archsearch.dashboards._base import ReportError, ReportFigure, ReportTable, describe, format_cell
 from archsearch.stats import format_number
-from archsearch.storage import epoch_budget, keys, name_metric
+from archsearch.storage import epoch_budget, keys, name_metric, size_objectives
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -27,23 +28,6 @@ if TYPE_CHECKING:
 LINEAR_BASELINE = "tuned linear baseline (best 0-layer trial)"
 # Metrics on a 0-1 scale where "points" (hundredths) is the everyday unit.
 _POINT_METRICS = ("accuracy", "balanced_accuracy", "r2")
-
-
-@dataclass
-class ReportTable:
-    """A table of the report.
-
-    Attributes:
-        key: Stable identifier.
-        title: Short title.
-        caption: What the table lists.
-        frame: The rows; empty when there is nothing to list.
-    """
-
-    key: str
-    title: str
-    caption: str
-    frame: pd.DataFrame
 
 
 @dataclass
@@ -99,7 +83,7 @@ class Report:
 
         if keys.METRIC in study.user_attrs:
             # Studies made before archsearch named their metric say "Objective 0" in the dashboard.
-            name_metric(study, study.user_attrs[keys.METRIC])
+            name_metric(study, study.user_attrs[keys.METRIC], size_objectives(study))
         ids = [
             save_plotly_graph_object(study, card_figure(entry, number), graph_object_id=graph_object_id(entry, number))
             for number, entry in enumerate(self.figures, start=1)
@@ -191,9 +175,15 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         training_figs.pruning(data),
         overview_figs.best_so_far(data),
         overview_figs.parallel_coordinates(study, data),
+        front_figs.front_figure(data, knee_tolerance),
+        front_figs.hypervolume_figure(data),
     ]
     comparison = an.compare_best(study, knee_tolerance=knee_tolerance, data=data)
-    tables = [_notable_trials_table(comparison), _all_trials_table(data)]
+    tables = [
+        _notable_trials_table(comparison),
+        _all_trials_table(data),
+        front_figs.front_table(data, knee_tolerance),
+    ]
     summary = _summary(data, comparison, figures)
     budget = epoch_budget(study)
     if budget is not None and budget.too_short:

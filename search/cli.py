@@ -18,7 +18,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _describe_trial(study, trial) -> str:
-    from archsearch.storage import keys
+    from archsearch.storage import keys, quality_value
 
     attrs = trial.user_attrs
     metric = study.user_attrs.get(keys.METRIC, "value")
@@ -29,7 +29,7 @@ def _describe_trial(study, trial) -> str:
     test = attrs.get(f"test_{metric}")
     test_text = f", test {metric} {test:.4f}" if test is not None else ""
     return (
-        f"trial {trial.number}: val {metric} {trial.value:.4f}{test_text}; {layers}{shape}; "
+        f"trial {trial.number}: val {metric} {quality_value(trial):.4f}{test_text}; {layers}{shape}; "
         f"{attrs.get('n_params', 0):,} parameters; lr {trial.params.get('lr', 0):.2g}, "
         f"{trial.params.get('optimizer')}, batch {trial.params.get('batch_size')}"
     )
@@ -38,8 +38,8 @@ def _describe_trial(study, trial) -> str:
 def _cmd_search(args: argparse.Namespace) -> int:
     from archsearch.config import load_config
     from archsearch.controller import run_search
-    from archsearch.status import comparison_lines, counts_line
-    from archsearch.storage import mask_url
+    from archsearch.status import comparison_lines, counts_line, front_lines
+    from archsearch.storage import best_quality_trial, mask_url, quality_trials
 
     config = load_config(args.config).replace(
         name=args.study, storage=args.storage, n_trials=args.n_trials, timeout=args.timeout
@@ -58,19 +58,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
     )
     print(counts_line(study))
     try:
-        best = study.best_trial
+        best = best_quality_trial(study)
     except ValueError:
         print("No trial completed.")
         return 1
     print("Best " + _describe_trial(study, best))
     # Depth has to beat the best linear model the search trained, not the first one.
-    linear = [t for t in study.trials if t.params.get("n_layers") == 0 and t.value is not None]
+    linear = [t for t in quality_trials(study) if t.params.get("n_layers") == 0]
     if linear:
-        pick = max if study.direction.name == "MAXIMIZE" else min
-        best_linear = pick(linear, key=lambda t: t.value)
+        best_linear = linear[0]
         if best_linear.number != best.number:
             print("Best linear model " + _describe_trial(study, best_linear))
-    print("\n".join(comparison_lines(study)))
+    for line in [*comparison_lines(study), *front_lines(study)]:
+        print(line)
     return 0
 
 
@@ -158,6 +158,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             greedy_ensemble=args.greedy_ensemble,
             clamp=args.clamp,
             artifacts=args.artifacts,
+            max_params=args.max_params,
+            max_flops=args.max_flops,
+            max_latency_ms=args.max_latency_ms,
         )
     print(describe_export(out))
     return 0
@@ -364,6 +367,11 @@ def _add_export(commands: Any) -> None:
         "(default: the study's [export] clamp, true)",
     )
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
+    for option, kind, unit in (("--max-params", int, "parameters"), ("--max-flops", int, "FLOPs per row")):
+        export.add_argument(option, type=kind, metavar="N", help=f"ship the best network(s) of at most N {unit} in all")
+    export.add_argument(
+        "--max-latency-ms", type=float, metavar="MS", help="ship the best network(s) of at most MS ms at batch 1 in all"
+    )
     export.set_defaults(handler=_cmd_export)
 
 

@@ -21,7 +21,7 @@ else:  # pragma: no cover
 
 from archsearch.base import closest, is_finite_real, is_int
 from archsearch.spaces import MLPSpace, check_keys
-from archsearch.storage import DB_RETRY_SECONDS, StorageError, backend_of
+from archsearch.storage import DB_RETRY_SECONDS, SIZE_OBJECTIVES, StorageError, backend_of
 from archsearch.trainers.data import MAX_SEED, DataSpec
 from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
 from archsearch.trainers.names import DEVICE_RULE, is_device_name
@@ -96,8 +96,12 @@ class StudyConfig:
     grace_period: int = 60  # seconds without a heartbeat before a trial counts as dead and is retried
     max_retry: int = 2  # re-runs of a trial whose worker died
     db_retry_seconds: float = DB_RETRY_SECONDS  # how long an unreachable database is waited for before the search stops
+    # One quality metric then one or two size measures (SIZE_OBJECTIVES): a multi-objective study. None: the metric alone.
+    objectives: tuple[str, ...] | None = None
+    max_latency_ms: float | None = None  # a completed trial slower than this at batch 1 is infeasible, never the best
 
     def __post_init__(self) -> None:
+        _check_objectives(self)
         if (
             not isinstance(self.name, str)
             or not self.name.strip()
@@ -158,6 +162,31 @@ class StudyConfig:
         if self.n_trials is not None:
             return self.n_trials
         return MAX_TRIALS if self.timeout else DEFAULT_TRIALS
+
+
+def _check_objectives(study: StudyConfig) -> None:
+    """[study] objectives: a quality metric first (the metric, if that is set too), then 1 or 2 size measures."""
+    if study.max_latency_ms is not None and (not is_finite_real(study.max_latency_ms) or study.max_latency_ms <= 0):
+        _fail("study", "max_latency_ms", "a number of milliseconds > 0", study.max_latency_ms)
+    names = study.objectives
+    if names is None:
+        return
+    rule = f"a list of one metric ({', '.join(METRIC_DIRECTIONS)}) then one or two of {', '.join(SIZE_OBJECTIVES)}"
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        _fail("study", "objectives", rule, names)
+    for name in names:
+        if name not in METRIC_DIRECTIONS and name not in SIZE_OBJECTIVES:
+            guess = closest(name, (*METRIC_DIRECTIONS, *SIZE_OBJECTIVES))
+            hint = f" (did you mean {guess!r}?)" if guess else ""
+            raise ConfigError(f"Unknown objective {name!r} in [study] objectives{hint}; it must be {rule}.")
+    sizes = names[1:]
+    if not 2 <= len(names) <= 3 or names[0] not in METRIC_DIRECTIONS or not all(n in SIZE_OBJECTIVES for n in sizes):
+        _fail("study", "objectives", rule, list(names))
+    if len(set(sizes)) != len(sizes):
+        _fail("study", "objectives", "a list without repeated size measures", list(names))
+    if study.metric is not None and study.metric != names[0]:
+        _fail("study", "metric", f"left out or the first of [study] objectives ({names[0]!r})", study.metric)
+    object.__setattr__(study, "objectives", tuple(names))
 
 
 ENGINES = ("auto", "single", "fused")
@@ -311,7 +340,8 @@ class SearchConfig:
 
     def metric_for(self, task: str) -> str:
         """The optimized metric, checked against the task the data turned out to be."""
-        metric = self.study.metric or ("accuracy" if task == "classification" else "rmse")
+        first = self.study.objectives[0] if self.study.objectives else None
+        metric = self.study.metric or first or ("accuracy" if task == "classification" else "rmse")
         allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
         if metric not in allowed:
             _fail("study", "metric", f"one of {', '.join(allowed)} for a {task} task", metric)

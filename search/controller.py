@@ -26,6 +26,7 @@ from archsearch.pool import (
     use_worker_sampler,
     worker_storage,
 )
+from archsearch.spaces import InvalidSpaceError, check_budget_reachable
 from archsearch.storage import finished_count, keys, mask_url, name_metric, set_study_user_attrs, stored_value
 from archsearch.trainers.data import DROP_REASON, PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
@@ -86,6 +87,9 @@ def _check_compatible(study: optuna.Study, config: SearchConfig, metric: str, ur
     ]
     if study.user_attrs.get(keys.METRIC) != metric:
         changed.append("[study] metric")
+    before, now = list(stored["study"].get("objectives") or []), list(config.study.objectives or [])
+    if before != now:
+        changed.append(f"[study] objectives (stored {before!r}, now {now!r})")
     if changed:
         seed_changed = any(c.startswith("[data] seed ") for c in changed)
         hint = " ([data] seed follows [study] seed unless [data] sets it)" if seed_changed else ""
@@ -106,13 +110,16 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
     # Data first: a bad file or metric must not leave an empty study (or database file) behind.
     data = load_data(config.data)
     metric = config.metric_for(data.task)
+    check_budget(config, data)
     # The storage and sampler an in-process worker trains with: the study is opened once, here.
     storage = storage or worker_storage(url, config)
-    study, created = _create_or_load(config.study.name, storage, METRIC_DIRECTIONS[metric])
+    sizes = (config.study.objectives or ())[1:]
+    directions = [METRIC_DIRECTIONS[metric], *(["minimize"] * len(sizes))]
+    study, created = _create_or_load(config.study.name, storage, directions)
     try:
         _check_compatible(study, config, metric, url)
         use_worker_sampler(study, config)
-        name_metric(study, metric)
+        name_metric(study, metric, sizes)
         if keys.CONFIG not in study.user_attrs:
             _initialise(study, config, data, metric)
         else:
@@ -124,10 +131,21 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
     return OpenedStudy(study=study, data=data, metric=metric, config=config, storage=storage)
 
 
-def _create_or_load(name: str, storage: optuna.storages.BaseStorage, direction: str) -> tuple[optuna.Study, bool]:
+def check_budget(config: SearchConfig, data: PreparedData) -> None:
+    """Refuse [space] max_params / max_flops that no architecture of the space meets, before any trial."""
+    try:
+        n_numeric = len(data.preprocessing.numeric_features)
+        check_budget_reachable(config.space, data.n_features, data.n_outputs, n_numeric=n_numeric)
+    except InvalidSpaceError as e:
+        raise ConfigError(str(e)) from e
+
+
+def _create_or_load(
+    name: str, storage: optuna.storages.BaseStorage, directions: list[str]
+) -> tuple[optuna.Study, bool]:
     """The study named `name`, and whether this call created it (two processes may start it at once)."""
     try:
-        return optuna.create_study(study_name=name, storage=storage, direction=direction), True
+        return optuna.create_study(study_name=name, storage=storage, directions=directions), True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(study_name=name, storage=storage), False
 

@@ -8,28 +8,46 @@ import optuna
 
 from archsearch._pruners import PatientHyperbandPruner, PatientSuccessiveHalvingPruner
 from archsearch.config import SearchConfig
+from archsearch.storage import keys
 
-__all__ = ["first_prunable_epoch", "make_pruner", "make_sampler"]
+__all__ = ["first_prunable_epoch", "latency_constraint", "make_pruner", "make_sampler"]
 
 
 def make_sampler(config: SearchConfig, *, seed: int | None = None) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded with `seed` (default: the study seed)."""
     study = config.study
     seed = study.seed if seed is None else seed
+    # Optuna 5 reads the constraint the objective sets on each trial (SearchObjective); 4.x asks this function.
+    legacy = not hasattr(optuna.trial.Trial, "set_constraint")
+    constraints = latency_constraint if study.max_latency_ms is not None and legacy else None
     if study.sampler == "tpe":
         # group=True models the per-layer parameters of each depth together (they only exist for some
         # depths); Optuna flags both options experimental, which is no news to an archsearch user.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, n_startup_trials=study.n_startup_trials
+                seed=seed,
+                multivariate=True,
+                group=True,
+                n_startup_trials=study.n_startup_trials,
+                constraints_func=constraints,
             )
     if study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if study.sampler == "qmc":
         # QMC workers share one sequence through the study (its position is stored there), so one seed.
         return optuna.samplers.QMCSampler(seed=study.seed, warn_independent_sampling=False)
-    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=study.n_startup_trials)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=study.n_startup_trials, constraints_func=constraints
+        )
+
+
+def latency_constraint(trial: optuna.trial.FrozenTrial) -> tuple[float]:
+    """Optuna's constraint value of a finished trial: 1.0 when it is over [study] max_latency_ms (marked
+    `keys.INFEASIBLE` with its latency), else 0.0; the sampler then models the feasible trials apart."""
+    return (1.0 if keys.INFEASIBLE in trial.user_attrs else 0.0,)
 
 
 def _warmup_epochs(config: SearchConfig) -> int:
@@ -56,6 +74,9 @@ def first_prunable_epoch(config: SearchConfig) -> int | None:
 
 
 def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
+    if config.study.objectives:
+        # Optuna cannot prune a multi-objective study; archsearch.pool.StratumRule does it instead.
+        return optuna.pruners.NopPruner()
     name, steps = config.study.pruner, config.data.folds or config.train.epochs
     warmup = _warmup_epochs(config)
     startup = config.study.pruner_startup_trials

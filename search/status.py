@@ -10,13 +10,58 @@ from optuna.trial import TrialState
 
 from archsearch.base import ArchsearchError, is_int
 from archsearch.config import DEFAULT_TRIALS
-from archsearch.storage import epoch_budget, finished_count, heartbeat_ages, keys, mask_url, open_study, state_counts
+from archsearch.storage import (
+    epoch_budget,
+    finished_count,
+    front_trials,
+    heartbeat_ages,
+    keys,
+    mask_url,
+    maximizes,
+    open_study,
+    quality_trials,
+    quality_value,
+    size_objectives,
+    size_value,
+    state_counts,
+)
 
-__all__ = ["StatusError", "check_top", "comparison_lines", "counts_line", "study_status", "top_trials", "trial_counts"]
+__all__ = [
+    "StatusError",
+    "check_top",
+    "comparison_lines",
+    "counts_line",
+    "front_lines",
+    "study_status",
+    "top_trials",
+    "trial_counts",
+]
 
 
 class StatusError(ArchsearchError, ValueError):
     """An option of `archsearch status` out of its range."""
+
+
+FRONT_SHOWN = 8  # front members listed by `status` and `search`; the report's table has them all
+
+
+def front_lines(study: optuna.Study) -> list[str]:
+    """A multi-objective study's Pareto front, smallest first, and its infeasible trials; [] for one objective."""
+    sizes = size_objectives(study)
+    if not sizes:
+        return []
+    metric = study.user_attrs.get(keys.METRIC, "value")
+    front = front_trials(quality_trials(study), maximizes(study), sizes)
+    lines = [f"Pareto front of val {metric} and {', '.join(sizes)}: {len(front)} trials"]
+    for t in front[:FRONT_SHOWN]:
+        measured = ", ".join(f"{name} {size_value(t, name):,.4g}" for name in sizes)
+        lines.append(f"  trial {t.number}: val {metric} {quality_value(t):.4f}, {measured}")
+    if len(front) > FRONT_SHOWN:
+        lines.append(f"  ... and {len(front) - FRONT_SHOWN} more (archsearch report draws them all)")
+    infeasible = len(quality_trials(study, feasible_only=False)) - len(quality_trials(study))
+    if infeasible:
+        lines.append(f"{infeasible} complete trials over [study] max_latency_ms are infeasible (never the best)")
+    return lines
 
 
 def trial_counts(study: optuna.Study) -> tuple[dict[str, int], int]:
@@ -38,7 +83,11 @@ def counts_line(study: optuna.Study) -> str:
         f"{counts['FAIL']} failed trials"
     )
     plural = "s" if surplus != 1 else ""
-    return line + (f" (and {surplus} surplus claim{plural} that trained nothing)." if surplus else ".")
+    over = sum(
+        1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if keys.OVER_BUDGET in t.user_attrs
+    )
+    refused = f" ({over} of them candidates over the [space] budget)" if over else ""
+    return line + (f" (and {surplus} surplus claim{plural} that trained nothing{refused})." if surplus else ".")
 
 
 def comparison_lines(study: optuna.Study, *, width: int = 78) -> list[str]:
@@ -89,14 +138,16 @@ def study_status(
         beat = f"heartbeat {age:.0f}s ago" if age is not None else "no heartbeat"
         lines.append(f"  running trial {trial.number}: worker {trial.user_attrs.get(keys.WORKER, '?')}, {beat}")
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if completed and len(study.directions) == 1:
-        best = study.best_trial
+    feasible = quality_trials(study)
+    if completed and feasible:
+        best = feasible[0]
         metric = study.user_attrs.get(keys.METRIC, "value")
         lines.append(
-            f"  best trial {best.number}: val {metric} {best.value:.4f}, widths {best.user_attrs.get(keys.WIDTHS)}, "
-            f"{best.user_attrs.get(keys.N_PARAMS, '?')} parameters"
+            f"  best trial {best.number}: val {metric} {quality_value(best):.4f}, widths "
+            f"{best.user_attrs.get(keys.WIDTHS)}, {best.user_attrs.get(keys.N_PARAMS, '?')} parameters"
         )
         lines += [f"  {line}" for line in comparison_lines(study, width=width - 2)]
+        lines += [f"  {line}" for line in front_lines(study)]
         budget = epoch_budget(study)
         if budget is not None and budget.too_short:
             lines.append(f"  {budget.hint()}")

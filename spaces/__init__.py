@@ -23,6 +23,7 @@ from archsearch.spaces._neighbours import (
     neighbourhood,
     pick_centres,
 )
+from archsearch.spaces._size import NetSize, check_budget_reachable, net_size, over_budget
 from archsearch.spaces._validation import InvalidSpaceError, check_keys
 
 __all__ = [
@@ -41,6 +42,10 @@ __all__ = [
     "LABEL_SMOOTHING_STEP",
     "LR_SCHEDULES",
     "MLPSpace",
+    "NetSize",
+    "net_size",
+    "check_budget_reachable",
+    "over_budget",
     "NEIGHBOUR_KINDS",
     "NORMALIZATIONS",
     "Neighbour",

@@ -169,6 +169,9 @@ class MLPSpace:
     normalization: tuple[str, ...] = ("none", "batch", "layer")
     baselines: tuple[tuple[int, ...], ...] = ()
     recipe_baseline: bool = True
+    # Budgets on the network's size (archsearch.spaces.net_size): a sampled candidate over either is not trained.
+    max_params: int | None = None
+    max_flops: int | None = None
 
     def __post_init__(self) -> None:
         o = "[space]"  # the section the user writes, not this class
@@ -177,6 +180,9 @@ class MLPSpace:
         self._check_architecture(o, set_)
         self._check_training(o, set_)
         self._check_baselines(o, set_)
+        for budget in ("max_params", "max_flops"):
+            if getattr(self, budget) is not None:
+                set_(budget, check_int(o, budget, getattr(self, budget), low=1))
 
     def _check_architecture(self, o: str, set_: Callable[[str, Any], None]) -> None:
         """Layers, widths, shape, dropout, activation and embedding."""
@@ -391,10 +397,33 @@ class MLPSpace:
             )
         return params
 
+    def smallest_net(self) -> NetSpec:
+        """The architecture of fewest parameters and FLOPs the space can sample (what a budget must allow).
+
+        Depth 0 is the plain linear model; otherwise the fewest layers at the narrowest width, with no
+        embedding and no norm layer where the space allows none (else the smallest it has).
+        """
+        depth = self.layers[0]
+        embedding = (
+            "none" if depth == 0 or "none" in self.embedding else min(self.embedding, key=("pl", "periodic").index)
+        )
+        normalization = "none" if depth == 0 or "none" in self.normalization else "layer"
+        if normalization == "layer" and "layer" not in self.normalization:
+            normalization = "batch"
+        return NetSpec(
+            widths=(self.width[0],) * depth,
+            dropouts=(0.0,) * depth,
+            activation=self.activation[0],
+            normalization=normalization,
+            embedding=embedding,
+            embedding_dim=min(self.embedding_dim),
+        )
+
     def is_compatible_with(self, other: MLPSpace) -> list[str]:
         """Return the fields that differ in a way that makes ``other``'s stored trials incompatible.
 
-        Every field but ``baselines`` and ``recipe_baseline`` (which only choose the first trials)
+        Every field but ``baselines``, ``recipe_baseline`` (which only choose the first trials) and the budgets
+        (which only refuse candidates before they train)
         changes what a trial's parameters mean, so the answer is the other differing fields; an empty list
         means compatible. ``embedding_dim`` counts only where a space can sample an embedding.
         """
@@ -403,7 +432,7 @@ class MLPSpace:
         return [
             field.name
             for field in dataclasses.fields(self)
-            if field.name not in ("baselines", "recipe_baseline", *unused)
+            if field.name not in ("baselines", "recipe_baseline", "max_params", "max_flops", *unused)
             and getattr(self, field.name) != getattr(other, field.name)
         ]
 

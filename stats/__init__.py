@@ -47,6 +47,7 @@ from archsearch.stats._best import (
 )
 from archsearch.stats._compare import MIN_GROUP_TRIALS, may_compare, too_few
 from archsearch.stats._format import format_number, format_p, plural
+from archsearch.stats._front import front_indices, hypervolume_2d, hypervolume_history, log_cost_hypervolume
 from archsearch.stats._paired import (
     DIRECTIONS,
     VERDICTS,
@@ -67,6 +68,10 @@ from archsearch.stats._paired import (
 from archsearch.stats._range import FAR_OFF_IQRS, MIN_FIT_TRIALS, MetricRange, metric_range
 
 __all__ = [
+    "front_indices",
+    "hypervolume_2d",
+    "hypervolume_history",
+    "log_cost_hypervolume",
     "KNEE_TOLERANCE",
     "knee_tolerance_for",
     "DIRECTIONS",

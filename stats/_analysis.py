@@ -19,7 +19,7 @@ import pandas as pd
 from archsearch.spaces import classify_shape
 from archsearch.stats._compare import MIN_GROUP_TRIALS, may_compare
 from archsearch.stats._format import format_number
-from archsearch.storage import keys
+from archsearch.storage import keys, maximizes, quality_value
 
 # How many parameter-count bins the size-split figures use at most; three reads as small/medium/large.
 MAX_SIZE_BINS = 3
@@ -75,28 +75,25 @@ def load_study_data(study: optuna.Study) -> StudyData:
     """Read a study into a :class:`StudyData`.
 
     Args:
-        study: A single-objective archsearch study (see ``docs/STUDY_LAYOUT.md``).
+        study: An archsearch study (see ``docs/STUDY_LAYOUT.md``); of a multi-objective one (``[study]
+            objectives``) the value is the quality, its first objective, and the curves its ``val_history``.
 
     Returns:
         The flattened study.
-
-    Raises:
-        ValueError: If the study has several objectives.
     """
-    if study._is_multi_objective():
-        raise ValueError(
-            f"The study {study.study_name!r} has {len(study.directions)} objectives; archsearch "
-            "reports read single-objective studies only."
-        )
     attrs = study.user_attrs
     metric = str(attrs.get("metric", "objective"))
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = maximizes(study)
     trials = study.get_trials(deepcopy=False)
     curves = {
         t.number: (sorted(t.intermediate_values), [t.intermediate_values[s] for s in sorted(t.intermediate_values)])
         for t in trials
         if t.intermediate_values
     }
+    for t in trials:  # a multi-objective study's trials report nothing: their history is an attribute
+        history = t.user_attrs.get(keys.VAL_HISTORY)
+        if history and t.number not in curves:
+            curves[t.number] = (list(range(1, len(history) + 1)), [float(v) for v in history])
     epochs = attrs.get(keys.CONFIG, {}).get("train", {}).get("epochs")
     return StudyData(
         study_name=study.study_name,
@@ -123,7 +120,7 @@ def flatten_trials(trials: Sequence[optuna.trial.FrozenTrial], *, metric: str, m
     Returns:
         Columns: ``number, state, value, score, depth, widths, dropouts, mean_dropout, total_units,
         n_params, layer_shape, activation, seed, seed_group, baseline, epochs_run, train_seconds,
-        test_value, pruned_reason, fail_reason``.
+        test_value, pruned_reason, fail_reason, size_params, size_flops, latency_ms, feasible``.
     """
     rows = [_row(t, metric, maximize) for t in trials]
     # Typed even when there are no rows, so the filters downstream work on an empty study.
@@ -139,7 +136,8 @@ def _row(t: optuna.trial.FrozenTrial, metric: str, maximize: bool) -> dict[str, 
     if depth is None and widths is not None:
         depth = len(widths)
     total_units = ua.get(keys.TOTAL_UNITS, sum(widths) if widths is not None else None)
-    value = t.value if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None else math.nan
+    quality = quality_value(t) if t.state == optuna.trial.TrialState.COMPLETE else None
+    value = math.nan if quality is None else quality
     curve_steps = sorted(t.intermediate_values)
     duration = t.duration.total_seconds() if t.duration is not None else math.nan
     return {
@@ -163,6 +161,10 @@ def _row(t: optuna.trial.FrozenTrial, metric: str, maximize: bool) -> dict[str, 
         "test_value": _nan_if_none(ua.get(f"test_{metric}")),
         "pruned_reason": ua.get(keys.PRUNED_REASON),
         "fail_reason": ua.get(keys.FAIL_REASON),
+        "size_params": _nan_if_none(ua.get(keys.SIZE_PARAMS)),
+        "size_flops": _nan_if_none(ua.get(keys.SIZE_FLOPS)),
+        "latency_ms": _nan_if_none(ua.get(keys.LATENCY_MS)),
+        "feasible": keys.INFEASIBLE not in ua,
     }
 
 
@@ -187,6 +189,10 @@ _COLUMNS = [
     "test_value",
     "pruned_reason",
     "fail_reason",
+    "size_params",
+    "size_flops",
+    "latency_ms",
+    "feasible",
 ]
 _NUMERIC = [
     "value",
@@ -198,6 +204,9 @@ _NUMERIC = [
     "epochs_run",
     "train_seconds",
     "test_value",
+    "size_params",
+    "size_flops",
+    "latency_ms",
 ]
 
 

@@ -9,6 +9,18 @@ from archsearch.storage._artifacts import (
 )
 from archsearch.storage._attrs import annotate_finished_trial, set_study_user_attrs, set_user_attrs, stored_value
 from archsearch.storage._budget import EpochBudget, epoch_budget, still_improving
+from archsearch.storage._objectives import (
+    SIZE_KEYS,
+    SIZE_OBJECTIVES,
+    best_quality_trial,
+    front_trials,
+    is_feasible,
+    maximizes,
+    quality_trials,
+    quality_value,
+    size_objectives,
+    size_value,
+)
 from archsearch.storage._rdb import SQLITE_BUSY_TIMEOUT_S, make_storage
 from archsearch.storage._retry import (
     DB_RETRY_SECONDS,
@@ -33,6 +45,16 @@ from archsearch.storage._url import StorageError, backend_of, default_artifact_d
 
 __all__ = [
     "keys",
+    "SIZE_KEYS",
+    "SIZE_OBJECTIVES",
+    "best_quality_trial",
+    "front_trials",
+    "is_feasible",
+    "maximizes",
+    "quality_trials",
+    "quality_value",
+    "size_objectives",
+    "size_value",
     "DB_RETRY_SECONDS",
     "DatabaseUnavailable",
     "EpochBudget",

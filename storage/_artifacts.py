@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from archsearch.storage import keys
 from archsearch.storage._attrs import set_study_user_attrs, stored_value
+from archsearch.storage._objectives import front_trials, maximizes, quality_trials, quality_value, size_objectives
 
 __all__ = ["open_artifact_store", "upload_weights", "download_weights", "drop_weights_beyond_best"]
 
@@ -76,12 +77,17 @@ def drop_weights_beyond_best(study: optuna.Study, store: FileSystemArtifactStore
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if keys.WEIGHTS in t.user_attrs and t.user_attrs[keys.WEIGHTS] not in dropped_ids
     ]
-    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    reverse = maximizes(study)
     ranked = sorted(
-        with_weights, key=lambda t: (t.value, -t.number) if reverse else (-t.value, -t.number), reverse=True
+        with_weights,
+        key=lambda t: (quality_value(t), -t.number) if reverse else (-quality_value(t), -t.number),
+        reverse=True,
     )
+    # A multi-objective study's front keeps its weights too: `archsearch export --max-params` may pick any member.
+    sizes = size_objectives(study)
+    on_front = {t.number for t in front_trials(quality_trials(study), reverse, sizes)} if sizes else set()
     dropped = []
-    for trial in ranked[keep_best_k:]:
+    for trial in [t for t in ranked[keep_best_k:] if t.number not in on_front]:
         artifact_id = trial.user_attrs[keys.WEIGHTS]
         try:
             store.remove(artifact_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 
 import optuna
 import sqlalchemy
@@ -121,9 +122,10 @@ def heartbeat_ages(storage: optuna.storages.BaseStorage, study: optuna.Study) ->
     }
 
 
-def name_metric(study: optuna.Study, metric: str) -> None:
-    """Name the study's objective ``val <metric>``, so optuna-dashboard does not call it "Objective 0"."""
+def name_metric(study: optuna.Study, metric: str, sizes: Sequence[str] = ()) -> None:
+    """Name the study's objectives ``val <metric>`` and its size measures, so optuna-dashboard does not call
+    them "Objective 0" and its Pareto-front view labels the axes."""
     with warnings.catch_warnings():
         # set_metric_names is experimental in Optuna 3.x/4.x; the name it stores is plain data either way.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([f"val {metric}"])
+        study.set_metric_names([f"val {metric}", *sizes])

@@ -65,6 +65,20 @@ NOT_RUN = "not_run"  # a trial claimed after the study reached its total; it tra
 FOLD_VALUES = "fold_values"  # with [data] folds: each fold's best validation value
 FOLD_BEST_EPOCHS = "fold_best_epochs"  # and each fold's best epoch
 
+# Trial user attributes: the network's size (archsearch.spaces.net_size), written before training, and its
+# latency (archsearch.trainers.measure_latency), written when it completes. Absent in trials before 2026-12-07.
+SIZE_PARAMS = "size_params"  # every scalar of the state dict the export ships (norm layers and buffers too)
+SIZE_TRAINABLE = "size_trainable"  # the trainable ones among them
+SIZE_FLOPS = "size_flops"  # FLOPs to predict one row (2 per multiply-add of its matrix products)
+LATENCY_MS = "latency_ms"  # median ms of a forward call at batch 1 on the trial's device
+LATENCY_BATCH_MS = "latency_batch_ms"  # the same at LATENCY_BATCH rows
+LATENCY_BATCH = "latency_batch"  # the rows of that batch
+LATENCY_THREADS = "latency_threads"  # threads during the timing
+LATENCY_DEVICE = "latency_device"  # the device timed
+OVER_BUDGET = "over_budget"  # on a not-run trial: why its candidate was refused ([space] max_params, max_flops)
+INFEASIBLE = "infeasible"  # on a complete trial over [study] max_latency_ms: why; such a trial is never the best
+VAL_HISTORY = "val_history"  # multi-objective studies: the validation metric after each epoch (no intermediate values)
+
 # Trial system attributes that Optuna itself writes and archsearch reads.
 OPTUNA_FAIL_REASON = "fail_reason"  # why Optuna failed a trial (a stale heartbeat, an exception it caught)
 OPTUNA_FAILED_TRIAL = "failed_trial"  # on a retry: the number of the trial it retries

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         split_predictions,
     )
     from archsearch.trainers._gpus import cuda_device_count
+    from archsearch.trainers._latency import LATENCY_BATCH, Latency, measure_latency
     from archsearch.trainers._model import build_mlp, count_parameters
     from archsearch.trainers._train import train_mlp
     from archsearch.trainers._weights import WeightsError, load_weights, save_weights, weights_mismatch
@@ -60,6 +61,9 @@ _LAZY_NAMES = {
     "member_weights": "_export",
     "split_predictions": "_export",
     "cuda_device_count": "_gpus",
+    "LATENCY_BATCH": "_latency",
+    "Latency": "_latency",
+    "measure_latency": "_latency",
     "FusedGroup": "fused",
     "Population": "fused",
     "SlotSpec": "fused",
@@ -76,6 +80,9 @@ _LAZY_NAMES = {
 }
 
 __all__ = [
+    "LATENCY_BATCH",
+    "Latency",
+    "measure_latency",
     "Calibration",
     "DataError",
     "ExportError",

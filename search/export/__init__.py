@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from archsearch.export._budget import ExportBudget
 from archsearch.export._describe import describe_export
 from archsearch.export._greedy import select_greedy
 from archsearch.export._plan import plan_export
@@ -33,6 +34,9 @@ def export_best(
     clamp: bool | None = None,
     artifacts: str | Path | None = None,
     retrain: bool | None = None,
+    max_params: int | None = None,
+    max_flops: int | None = None,
+    max_latency_ms: float | None = None,
 ) -> Path:
     """Write `architecture.json`, `model.pt` and `model.pt2` for the best (or a given) completed trial.
 
@@ -62,6 +66,9 @@ def export_best(
             `--no-refit` export of a single network without the search's data on this machine cannot clamp.
         artifacts: Folder of the trials' weights, when the study's config does not say where it is.
         retrain: Deprecated alias of `refit`.
+        max_params, max_flops, max_latency_ms: A budget on what ships, summed over its members (an ensemble
+            counts them all): the best trial within it is chosen, and the greedy ensemble adds only members
+            that keep the sum within it; `architecture.json`'s `metadata.size` says what was counted.
 
     Returns:
         The export folder.
@@ -88,6 +95,7 @@ def export_best(
         greedy_ensemble=greedy_ensemble,
         clamp=clamp,
         artifacts=artifacts,
+        budget=ExportBudget(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms),
     )
     greedy = select_greedy(plan) if plan.greedy else None
     if greedy is not None and greedy.members:

@@ -28,6 +28,15 @@ def describe_export(folder: str | Path) -> str:
         f"Exported {what} to {folder}: architecture.json, model.pt (state dict), model.pt2 (torch.export program)",
         trained_on,
     ]
+    size = meta.get("size")
+    if size is not None and size["params"] is not None:
+        counted = "" if size["members"] == 1 else f", all {size['members']} members counted"
+        latency = (
+            "" if size["latency_ms"] is None else f", {size['latency_ms']:.3g} ms per row at batch 1 (as measured)"
+        )
+        budget = size.get("budget")
+        met = "" if not budget else "; within the budget " + ", ".join(f"{k} {v:,}" for k, v in budget.items())
+        lines.append(f"Size: {size['params']:,} parameters, {size['flops']:,} FLOPs per row{latency}{counted}{met}.")
     if greedy is not None and "skipped" in greedy:
         lines.append(f"Greedy ensemble selection skipped: {greedy['skipped']}.")
     elif greedy is not None:

@@ -7,7 +7,6 @@ import math
 import warnings
 from typing import Any
 
-import optuna
 from optuna.trial import TrialState
 
 from archsearch.export._members import (
@@ -22,7 +21,7 @@ from archsearch.export._members import (
 from archsearch.export._plan import ExportPlan
 from archsearch.export._selection import greedy_selection
 from archsearch.pool import fit_rows
-from archsearch.storage import keys, stored_value
+from archsearch.storage import is_feasible, keys, maximizes, quality_value, stored_value
 from archsearch.trainers import DataError, ExportError
 from archsearch.trainers.data import PreparedData, load_refit_data
 
@@ -78,18 +77,20 @@ def _candidates(plan: ExportPlan, data: PreparedData) -> tuple[list[Any], list[A
     from archsearch.trainers import split_predictions
 
     chosen, study = plan.chosen, plan.study
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = maximizes(study)
     dropped = set(stored_value(study.user_attrs, keys.DROPPED_WEIGHTS, []))  # removed by keep_best_k, knowingly
     others = sorted(
         (
             t
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.number != chosen.number
-            and t.value is not None
+            and quality_value(t) is not None
+            and is_feasible(t)
+            and plan.budget.why_over([t]) is None  # alone within --max-params etc., else never a member
             and keys.WEIGHTS in t.user_attrs
             and t.user_attrs[keys.WEIGHTS] not in dropped
         ),
-        key=lambda t: (-t.value if maximize else t.value, t.number),
+        key=lambda t: (-quality_value(t) if maximize else quality_value(t), t.number),
     )
     candidates = [chosen, *others][:GREEDY_CANDIDATES]
     members, predictions, unreadable = [], [], []
@@ -132,6 +133,26 @@ def _unusable_chosen(plan: ExportPlan, error: ExportError) -> GreedyChoice:
     return GreedyChoice([], None, {"skipped": f"trial {chosen} has no readable stored weights: {detail.rstrip('.')}"})
 
 
+def _within_budget(
+    plan: ExportPlan, members: list[Any], predictions: list[Any], y_val: Any, metric: str, offsets: Any
+) -> tuple[list[int], float]:
+    """Greedy selection whose distinct members together meet the export's budget: while they do not, the
+    largest member picked besides the chosen trial leaves the candidates and the selection runs again."""
+    trials = {t.number: t for t in plan.study.get_trials(deepcopy=False)}
+    allowed = list(range(len(members)))
+    while True:
+        counts, value = greedy_selection([predictions[i] for i in allowed], y_val, metric, log_offsets=offsets)
+        picked = [i for i, count in zip(allowed, counts) if count]
+        over = plan.budget.active and plan.budget.why_over([trials[members[i].record["trial"]] for i in picked])
+        if not over or picked == [0]:
+            full = [0] * len(members)
+            for i, count in zip(allowed, counts):
+                full[i] = count
+            return full, value
+        size = {i: trials[members[i].record["trial"]].user_attrs.get(keys.SIZE_PARAMS, 0) for i in picked}
+        allowed.remove(max((i for i in picked if i != 0), key=lambda i: (size[i], i)))
+
+
 def _select(
     plan: ExportPlan, data: PreparedData, members: list[Any], predictions: list[Any], unreadable: list[int]
 ) -> GreedyChoice:
@@ -144,10 +165,10 @@ def _select(
     )
     calibration = calibration_for(plan, data, members[:1])
     offsets = None if calibration is None else calibration.log_offsets  # every candidate's: the same rows
-    counts, value = greedy_selection(predictions, y_val, metric, log_offsets=offsets)
+    counts, value = _within_budget(plan, members, predictions, y_val, metric, offsets)
     if not math.isfinite(value):  # e.g. r2 of a constant validation target: nothing to choose by
         return GreedyChoice([], None, {"skipped": f"the validation {metric} of trial {chosen.number} is not finite"})
-    alone = chosen.user_attrs.get(f"val_{metric}", chosen.value)
+    alone = chosen.user_attrs.get(f"val_{metric}", quality_value(chosen))
     if calibration is not None:  # the trial's stored value is of its uncorrected output
         alone = greedy_selection(predictions[:1], y_val, metric, rounds=1, log_offsets=offsets)[1]
     info = {

@@ -15,7 +15,14 @@ from archsearch.export._plan import ExportPlan
 from archsearch.export._refit import refit_cooldown, train_member
 from archsearch.pool import refit_epochs
 from archsearch.spaces import NetSpec
-from archsearch.storage import default_artifact_dir, download_weights, keys, open_artifact_store, stored_value
+from archsearch.storage import (
+    default_artifact_dir,
+    download_weights,
+    keys,
+    open_artifact_store,
+    quality_value,
+    stored_value,
+)
 from archsearch.trainers import ExportError
 from archsearch.trainers.data import PreparedData, Preprocessing, load_data, load_folds, load_refit_data
 
@@ -146,7 +153,7 @@ def member_of(config: SearchConfig, trial: FrozenTrial, seed: int, epochs: int |
     record = {
         "trial": trial.number,
         "seed": seed,
-        "value": trial.value,
+        "value": quality_value(trial),
         "epochs": epochs,
         "cooldown": refit_cooldown(hyperparameters.lr_schedule) if epochs is not None else 0.0,
     }

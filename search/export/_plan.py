@@ -16,7 +16,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.config import SearchConfig
-from archsearch.storage import keys, make_storage, open_study
+from archsearch.export._budget import ExportBudget
+from archsearch.storage import keys, make_storage, open_study, quality_trials, quality_value
 from archsearch.trainers import ExportError
 
 __all__ = ["ExportPlan", "plan_export"]
@@ -39,6 +40,7 @@ class ExportPlan:
         greedy_required: The caller asked for it: what keeps it from running is an error, not a skip.
         skipped: Why the study's default greedy ensemble does not run, for the metadata; None otherwise.
         artifacts: Folder of the trials' weights, when the study's config does not say where it is.
+        budget: What the members together may weigh (`archsearch export --max-params`, ...).
     """
 
     storage: str
@@ -53,6 +55,7 @@ class ExportPlan:
     greedy_required: bool
     skipped: dict[str, Any] | None
     artifacts: str | Path | None
+    budget: ExportBudget = ExportBudget()  # --max-params etc.: bounds on the members' summed size
 
     @property
     def chosen(self) -> FrozenTrial:
@@ -72,6 +75,7 @@ def plan_export(
     greedy_ensemble: bool | None,
     clamp: bool | None,
     artifacts: str | Path | None,
+    budget: ExportBudget | None = None,
 ) -> ExportPlan:
     """Check `export_best`'s arguments, open the study and decide what ships (see `export_best`)."""
     _check_sizes(ensemble, ensemble_seeds, trial)
@@ -88,12 +92,18 @@ def plan_export(
         ensemble_seeds = 1  # one kind of ensemble at a time: a greedy one that keeps the best alone ships one network
     elif ensemble is None and ensemble_seeds is None:
         ensemble_seeds = config.export.ensemble_seeds  # the study's [export] default (1: one network)
+    budget = budget or ExportBudget()
     if ensemble is not None:
-        members = tuple((t, int(t.user_attrs.get(keys.SEED, 0))) for t in _best_trials(study, ensemble))
+        members = tuple((t, int(t.user_attrs.get(keys.SEED, 0))) for t in _best_trials(study, ensemble, budget))
     else:
-        chosen = _pick_trial(study, trial)
+        chosen = _pick_trial(study, trial, budget)
         seed = int(chosen.user_attrs.get(keys.SEED, 0))
         members = tuple((chosen, seed + i) for i in range(ensemble_seeds or 1))
+    if budget.active and (why := budget.why_over([t for t, _ in members])):
+        raise ExportError(
+            f"The export's {len(members)} members (an ensemble counts every member) are over its budget: {why}. "
+            "Ask for fewer members (--ensemble-seeds, --ensemble) or a larger budget."
+        )
     return ExportPlan(
         storage=storage,
         study=study,
@@ -107,6 +117,7 @@ def plan_export(
         greedy_required=bool(greedy_ensemble),
         skipped=skipped,
         artifacts=artifacts,
+        budget=budget,
     )
 
 
@@ -133,9 +144,9 @@ def _resolve_greedy(
     return False, {"skipped": f"the study searched with [data] folds = {config.data.folds}", "members": 1}
 
 
-def _pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
+def _pick_trial(study: optuna.Study, number: int | None, budget: ExportBudget = ExportBudget()) -> FrozenTrial:
     if number is None:
-        return _best_smallest(study)
+        return _best_smallest(study, budget)
     trials = study.get_trials(deepcopy=False)
     matching = [t for t in trials if t.number == number]
     if not matching:
@@ -154,17 +165,17 @@ def _pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
     return trial
 
 
-def _best_smallest(study: optuna.Study) -> FrozenTrial:
-    """The best trial; among trials that tie for the best value, the smallest network (the knee, the better export)."""
-    try:
-        best = study.best_trial
-    except ValueError as e:
-        raise ExportError(f"Study {study.study_name!r} has no completed trial to export yet.") from e
-    tied = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value == best.value]
+def _best_smallest(study: optuna.Study, budget: ExportBudget) -> FrozenTrial:
+    """The best trial (within the budget); among trials that tie for the best value, the smallest network."""
+    fitting = _within(study, budget)
+    if not fitting:
+        raise ExportError(f"Study {study.study_name!r} has no completed trial to export yet.")
+    best = fitting[0]
+    tied = [t for t in fitting if quality_value(t) == quality_value(best)]
     smallest = min(tied, key=lambda t: (t.user_attrs.get(keys.N_PARAMS, math.inf), t.number))
     if smallest.number != best.number:
         print(
-            f"[archsearch] {len(tied)} trials tie for the best value ({best.value:.4f}): exporting the "
+            f"[archsearch] {len(tied)} trials tie for the best value ({quality_value(best):.4f}): exporting the "
             f"smallest, trial {smallest.number} ({smallest.user_attrs[keys.N_PARAMS]:,} parameters); "
             f"pass --trial {best.number} for the other.",
             file=sys.stderr,
@@ -172,16 +183,30 @@ def _best_smallest(study: optuna.Study) -> FrozenTrial:
     return smallest
 
 
-def _best_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
-    completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+def _within(study: optuna.Study, budget: ExportBudget) -> list[FrozenTrial]:
+    """The feasible complete trials, best first, each within the budget on its own."""
+    completed = quality_trials(study)
+    if not budget.active or not completed:
+        return completed
+    fitting = [t for t in completed if budget.why_over([t]) is None]
+    if not fitting:
+        smallest = min(completed, key=lambda t: (t.user_attrs.get(keys.SIZE_PARAMS, math.inf), t.number))
+        raise ExportError(
+            f"No completed trial of study {study.study_name!r} meets the export's budget ({budget.describe()}): "
+            f"the smallest, trial {smallest.number}, has {budget.why_over([smallest])}."
+        )
+    return fitting
+
+
+def _best_trials(study: optuna.Study, k: int, budget: ExportBudget) -> list[FrozenTrial]:
+    completed = _within(study, budget)
     if k > len(completed):
         raise ExportError(
             f"The 'ensemble' parameter of export_best must be at most the number of completed trials of study "
             f"{study.study_name!r} ({len(completed)}). Got {k} instead. Use a smaller --ensemble, or --ensemble-seeds K "
             "for K seeds of the best trial."
         )
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(completed, key=lambda t: (-t.value if maximize else t.value, t.number))[:k]
+    return completed[:k]
 
 
 def _check_sizes(ensemble: int | None, ensemble_seeds: int | None, trial: int | None) -> None:

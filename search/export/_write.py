@@ -9,11 +9,12 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 import archsearch
+from archsearch.export._budget import size_metadata
 from archsearch.export._greedy import GreedyChoice
 from archsearch.export._members import calibration_for, clamped, class_weighted, search_data, train_members
 from archsearch.export._plan import ExportPlan
 from archsearch.pool import fit_rows
-from archsearch.storage import keys, stored_value
+from archsearch.storage import keys, quality_value, stored_value
 from archsearch.trainers.data import Preprocessing
 
 __all__ = ["write_greedy", "write_members"]
@@ -54,6 +55,7 @@ def write_members(plan: ExportPlan, out: str | Path, greedy: GreedyChoice | None
         training_rows = {"splits": splits, "n_rows": len(data.y_train), "n_test_rows": len(data.y_test)}
         preprocessing = data.preprocessing
     metadata = _metadata(plan) | {"training_rows": training_rows, "test_metrics": single}
+    metadata["size"] = size_metadata([t for t, _ in plan.members], plan.budget)
     selection = plan.skipped if greedy is None else greedy.info
     if selection is not None:  # greedy selection ran (or was skipped, and says why) and kept the best trial alone
         metadata["greedy_ensemble"] = selection | {"members": 1}
@@ -104,6 +106,8 @@ def write_greedy(plan: ExportPlan, out: str | Path, greedy: GreedyChoice) -> Pat
         ),
         "test_metrics": ensemble_test_metrics(members, data, calibration),
     }
+    trials = {t.number: t for t in plan.study.get_trials(deepcopy=False)}
+    metadata["size"] = size_metadata([trials[m.record["trial"]] for m in members], plan.budget)
     return export_ensemble(
         out, members=members, preprocessing=data.preprocessing, metadata=metadata, calibration=calibration
     )
@@ -116,7 +120,7 @@ def _metadata(plan: ExportPlan) -> dict[str, Any]:
         "study": plan.study.study_name,
         "trial": chosen.number,
         "metric": plan.metric,
-        "value": chosen.value,
+        "value": quality_value(chosen),
         "metrics": {
             k: v
             for k, v in chosen.user_attrs.items()

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import optuna
 
-from archsearch.storage import keys
+from archsearch.storage import best_quality_trial, keys
 
 __all__ = ["REFIT_RESERVE_CAP", "AskDeadline", "fit_rows", "refit_epochs", "refit_seconds"]
 
@@ -162,7 +162,7 @@ class AskDeadline:
 
     def _best_refit(self) -> tuple[int, float] | None:
         try:
-            best = self.study.best_trial
+            best = best_quality_trial(self.study)
         except ValueError:  # no complete trial yet: nothing to refit
             return None
         if self._sizes is None:

@@ -37,8 +37,8 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from archsearch.pool._budget import AskDeadline
-from archsearch.pool._objective import TotalReached, TrialObjective, stop_for_time
-from archsearch.storage import FINISHED_STATES, keys, set_user_attrs, trial_state_counts
+from archsearch.pool._objective import OverBudget, TotalReached, TrialObjective, stop_for_time
+from archsearch.storage import FINISHED_STATES, keys, maximizes, set_user_attrs, trial_state_counts
 
 __all__ = ["fused_trial_loop"]
 
@@ -200,7 +200,7 @@ def _keep_most_promising(running: list[_Running], study: optuna.Study, tell: Cal
     (BENCHMARKS.md section 8, sixth session). Keeping the most promising one bounds the overrun by one
     trial, as for the single engine; it then trains alone.
     """
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = maximizes(study)
 
     def rank(entry: _Running) -> tuple[bool, float]:
         value = entry.population.best_value(entry.slot)  # None before its first epoch: ranked last
@@ -240,7 +240,8 @@ def _place(
             return None
         if population not in populations:
             populations.append(population)
-        slot = population.add(spec, report=_reporter(trial, slot_of.prune_from, complete, slot_of.time_up))
+        report = _reporter(trial, slot_of.prune_from, complete, slot_of.time_up, slot_of.judge)
+        slot = population.add(spec, report=report)
         group = population.group
         norm = "" if group.normalization == "none" else f"-{group.normalization}"
         embedding = "" if group.embedding == "none" else f"-{group.embedding}{group.embedding_dim}"
@@ -248,6 +249,8 @@ def _place(
         label = f"{group.activation}-b{group.batch_size}{norm}{embedding}-{size}/{slot}"
         set_user_attrs(trial, {keys.ENGINE: "fused", keys.FUSED_SLOT: label})
         return _Running(trial, population, slot, slot_of.finish)
+    except OverBudget:
+        tell(trial, None, TrialState.FAIL)  # refused before training; the next ask samples again
     except TotalReached:
         raise
     except optuna.TrialPruned:
@@ -330,14 +333,18 @@ def _reporter(
     prune_from: int | None,
     complete: _CompleteTrials | None,
     time_up: Callable[[], bool] | None = None,
+    judge: Callable[[int, float], bool | str] | None = None,
 ) -> Callable[[int, float], bool | str]:
     values: dict[int, float] = {}
 
     def report(epoch: int, value: float) -> bool | str:
-        trial.report(value, epoch)
+        if judge is None:
+            trial.report(value, epoch)
         values[epoch] = value
         if reason := stop_for_time(time_up, epoch):
             return reason
+        if judge is not None:
+            return judge(epoch, value)
         if prune_from is None or epoch < prune_from:
             return False
         if complete is None:

@@ -27,6 +27,7 @@ from archsearch.trainers.metrics import REGRESSION_METRICS
 
 __all__ = [
     "FusedSlot",
+    "OverBudget",
     "Run",
     "TotalReached",
     "TrialObjective",
@@ -47,6 +48,11 @@ FAIL_REASON_LENGTH = 2000  # a traceback's last line fits; a runaway message doe
 
 class TotalReached(Exception):
     """Raised in a trial that another worker's trial made surplus: the study already has its total."""
+
+
+class OverBudget(TotalReached):
+    """Raised in a trial whose sampled candidate is over [space] max_params or max_flops: it trains nothing,
+    is failed as not run and does not count against the total, so the next trial samples again."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,8 @@ class Run:
         unfused_reason: Why the fused engine cannot train it; None when it can (the trainer may still refuse).
         record: User attributes to store before it trains (a search's architecture), with the worker's
             label, in one transaction: the dashboard shows what a running trial trains.
+        judge: Asked after each epoch in place of Optuna's pruner, which a multi-objective study cannot
+            use (`archsearch.pool.StratumRule`): a reason (or True) stops the run as pruned.
     """
 
     net: NetSpec
@@ -84,6 +92,7 @@ class Run:
     prune_from: int | None
     unfused_reason: str | None = None
     record: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    judge: Callable[[int, float], bool | str] | None = None  # archsearch's own pruning check (multi-objective)
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class FusedSlot:
     prune_from: int | None  # first epoch at which the pruner is asked; None: never
     finish: Callable[[Any], float]  # records a finished TrainResult as __call__ would; raises TrialPruned
     time_up: Callable[[], bool] | None = None  # asked every epoch: True stops the run (see train_and_record)
+    judge: Callable[[int, float], bool | str] | None = None  # Run.judge: asked in place of Optuna's pruner
 
 
 def train_settings(
@@ -187,6 +197,7 @@ def train_and_record(
     prune_from: int | None = 1,
     more_attrs: Callable[[Any], Mapping[str, Any]] | None = None,
     time_up: Callable[[], bool] | None = None,
+    judge: Callable[[int, float], bool | str] | None = None,
 ):
     """Train one network on the single engine, reporting each epoch to the trial, and record its outcome.
 
@@ -198,6 +209,7 @@ def train_and_record(
         more_attrs: See `record_outcome`.
         time_up: Asked after every epoch; True stops the run there, as pruned (`time_up_reason`): the
             search's time is up (`archsearch.pool.AskDeadline`).
+        judge: See `Run.judge`; when given, nothing is reported to Optuna.
 
     Returns:
         The TrainResult (or FoldsResult) of a completed run.
@@ -210,9 +222,12 @@ def train_and_record(
     single = isinstance(data, PreparedData)
 
     def report(epoch: int, value: float) -> bool | str:  # with folds, `epoch` is the fold
-        trial.report(value, epoch)
+        if judge is None:
+            trial.report(value, epoch)
         if single and (reason := stop_for_time(time_up, epoch)):
             return reason
+        if judge is not None:
+            return judge(epoch, value)
         return prune_from is not None and epoch >= prune_from and trial.should_prune()
 
     if single:
@@ -268,6 +283,11 @@ class TrialObjective(abc.ABC):
     def note_counts(self, claimable: int, existing: int) -> None:
         """The worker's count just before it asks for a trial: trials finished, running or waiting, and all trials."""
 
+    def objective_values(self, trial: optuna.Trial, value: float) -> float | list[float]:
+        """What Optuna is told for a completed trial: its best validation value, or all of a multi-objective
+        study's values (a search adds its size measures)."""
+        return value
+
     def settings(self, hyperparameters: Mapping[str, Any], *, seed: int) -> Any:
         """The trainer's settings for a run of these hyperparameters on this worker's device and threads."""
         return train_settings(
@@ -291,8 +311,9 @@ class TrialObjective(abc.ABC):
                 prune_from=run.prune_from,
                 more_attrs=self.completed_attrs(trial),
                 time_up=self.time_up,
+                judge=run.judge,
             )
-            return result.best_value
+            return self.objective_values(trial, result.best_value)
         except (optuna.TrialPruned, TotalReached):
             raise
         except (Exception, KeyboardInterrupt) as e:
@@ -321,8 +342,9 @@ class TrialObjective(abc.ABC):
             reason,
             lambda: self(trial, run=run),
             run.prune_from,
-            lambda result: record_outcome(trial, result, more_attrs),
+            lambda result: self.objective_values(trial, record_outcome(trial, result, more_attrs)),
             self.time_up,
+            run.judge,
         )
 
     def record_failure(self, trial: optuna.Trial, error: BaseException) -> None:

@@ -26,7 +26,7 @@ from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._spawn import WorkerProcess
 from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker
 from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK
-from archsearch.storage import keys
+from archsearch.storage import is_feasible, keys, maximizes, quality_value
 
 __all__ = [
     "run_pool",
@@ -97,16 +97,17 @@ def progress_line(
         "workers": " ".join(f"{w}:{n}" for w, n in sorted(per_worker.items())),
         "best": "no completed trial yet",
     }
-    finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    finished = [t for t in trials if t.state == TrialState.COMPLETE and quality_value(t) is not None and is_feasible(t)]
     if finished:
-        pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-        best_trial = pick(finished, key=lambda t: t.value)
-        fields["best"], fields["best_name"] = f"best {metric} {best_trial.value:.4f}", f" ({name(best_trial)})"
+        pick = max if maximizes(study) else min
+        best_trial = pick(finished, key=quality_value)
+        fields["best"] = f"best {metric} {quality_value(best_trial):.4f}"
+        fields["best_name"] = f" ({name(best_trial)})"
     if ended:
         latest = max(ended, key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
         outcome = (
-            f"{latest.value:.4f}"
-            if latest.state == TrialState.COMPLETE and latest.value is not None
+            f"{quality_value(latest):.4f}"
+            if latest.state == TrialState.COMPLETE and quality_value(latest) is not None
             else latest.state.name.lower()
         )
         fields["last"] = f"last {name(latest)}: {outcome}"

@@ -16,13 +16,23 @@ import optuna
 from optuna.trial import TrialState
 
 from archsearch.pool._kinds import JobKind, register_job_kind
-from archsearch.pool._objective import Run, TrialObjective, WorkerContext
+from archsearch.pool._objective import OverBudget, Run, TrialObjective, WorkerContext
+from archsearch.pool._stratum import StratumRule
 from archsearch.samplers import first_prunable_epoch
-from archsearch.spaces import Candidate
-from archsearch.storage import drop_weights_beyond_best, keys, open_artifact_store, upload_weights
+from archsearch.spaces import Candidate, NetSize, NetSpec, net_size, over_budget
+from archsearch.storage import (
+    SIZE_KEYS,
+    drop_weights_beyond_best,
+    keys,
+    open_artifact_store,
+    set_user_attrs,
+    upload_weights,
+)
 from archsearch.trainers.data import PreparedData, load_folds
 
-__all__ = ["SEARCH", "SearchKind", "SearchObjective"]
+__all__ = ["LATENCY_CONSTRAINT", "SEARCH", "SearchKind", "SearchObjective"]
+
+LATENCY_CONSTRAINT = "latency_ms"  # the Optuna constraint of [study] max_latency_ms: latency less the limit
 
 
 class SearchObjective(TrialObjective):
@@ -36,6 +46,10 @@ class SearchObjective(TrialObjective):
         self.prune_from = first_prunable_epoch(context.config)
         self._counted: tuple[int, int] | None = None
         self._folds: list[PreparedData] | None = None  # loaded at the first trial, with [data] folds only
+        self.sizes = (context.config.study.objectives or ())[1:]  # size objectives: empty for a single one
+        self.stratum_rule = StratumRule(context.config, context.metric) if self.sizes else None
+        self._claimed: dict[int, tuple[NetSpec, NetSize]] = {}  # this worker's trials, until they end
+        self._measured: dict[int, dict[str, Any]] = {}  # their size and latency attributes, for objective_values
 
     def note_counts(self, claimable: int, existing: int) -> None:
         """The worker's count just before it asks for a trial: trials finished, running or waiting, and all trials.
@@ -52,6 +66,13 @@ class SearchObjective(TrialObjective):
         """Claim the trial against the total, sample its candidate; its architecture is recorded before it trains."""
         self._claim(trial)
         candidate = self.config.space.sample(trial, task=self.data.task)
+        net, size = candidate.architecture, self._size(candidate.architecture)
+        record = self._architecture_attrs(trial, candidate, size)
+        space = self.config.space
+        if why := over_budget(size, space.max_params, space.max_flops):
+            self.refuse(trial, record, why)
+        self._claimed[trial.number] = (net, size)
+        self._measured[trial.number] = {name: record[key] for name, key in SIZE_KEYS.items() if key in record}
         settings = self.settings(candidate.hyperparameters.to_dict(), seed=self.trial_seed(trial))
         folds = self.config.data.folds
         if folds and self._folds is None:
@@ -62,22 +83,68 @@ class SearchObjective(TrialObjective):
             self._folds if folds else self.data,
             self.prune_from,
             unfused_reason="the fused engine does not train [data] folds yet" if folds else None,
-            record=self._architecture_attrs(trial, candidate),
+            record=record,
+            judge=None if self.stratum_rule is None else self.stratum_rule.judge(trial.study, size.params),
         )
+
+    def refuse(self, trial: optuna.Trial, record: dict[str, Any], why: str) -> None:
+        """Fail a candidate over the space's budget as not run (it does not count against the total)."""
+        reason = f"not run: over budget: {why}"
+        set_user_attrs(trial, {**record, keys.NOT_RUN: True, keys.OVER_BUDGET: why, keys.FAIL_REASON: reason})
+        raise OverBudget(reason)
+
+    def objective_values(self, trial: optuna.Trial, value: float) -> float | list[float]:
+        """The best validation value; with [study] objectives, then each size measure (minimised)."""
+        measured = self._measured.pop(trial.number, {})
+        self._claimed.pop(trial.number, None)
+        if not self.sizes:
+            return value
+        return [value, *(float(measured[name]) for name in self.sizes)]
 
     def completed_attrs(self, trial: optuna.Trial) -> Callable[[Any], dict[str, str]]:
         """Upload a completed run's weights as the trial's artifact; returns the attribute that names it."""
         from archsearch.trainers import save_weights
 
-        def weights_attr(result: Any) -> dict[str, str]:
+        def weights_attr(result: Any) -> dict[str, Any]:
             with tempfile.TemporaryDirectory(prefix="archsearch-") as scratch:
                 weights = save_weights(result.state_dict, Path(scratch) / "model.pt")
-                return {keys.WEIGHTS: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
+                attrs = {keys.WEIGHTS: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
+            attrs.update(self._latency_attrs(trial, result))
+            if self.sizes and result.history:
+                attrs[keys.VAL_HISTORY] = [round(float(v), 6) for v in result.history]
+            return attrs
 
         return weights_attr
 
+    def _latency_attrs(self, trial: optuna.Trial, result: Any) -> dict[str, Any]:
+        """Time the trained network on the trial's device; mark it infeasible over [study] max_latency_ms."""
+        from archsearch.trainers import measure_latency
+
+        net, _ = self._claimed[trial.number]
+        numeric = self.data.preprocessing.numeric_features
+        latency = measure_latency(
+            net, self.data.n_features, self.data.n_outputs, numeric, result.state_dict,
+            device=result.device, num_threads=self.num_threads,
+        )  # fmt: skip
+        attrs: dict[str, Any] = {
+            keys.LATENCY_MS: round(latency.ms, 6),
+            keys.LATENCY_BATCH_MS: round(latency.batch_ms, 6),
+            keys.LATENCY_BATCH: latency.batch,
+            keys.LATENCY_THREADS: latency.threads,
+            keys.LATENCY_DEVICE: latency.device,
+        }
+        self._measured.setdefault(trial.number, {})["latency_ms"] = attrs[keys.LATENCY_MS]
+        limit = self.config.study.max_latency_ms
+        if limit is not None and latency.ms > limit:
+            attrs[keys.INFEASIBLE] = f"latency {latency.ms:.4g} ms > [study] max_latency_ms {limit:g}"
+        if limit is not None and hasattr(trial, "set_constraint"):  # Optuna 5: what the sampler models
+            trial.set_constraint(LATENCY_CONSTRAINT, latency.ms - limit)
+        return attrs
+
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Study callback: bound the disk used by weights when keep_best_k is set."""
+        self._claimed.pop(trial.number, None)  # a pruned or failed trial's sizes are not told
+        self._measured.pop(trial.number, None)
         if trial.state == TrialState.COMPLETE and self.config.study.keep_best_k:
             drop_weights_beyond_best(study, self.artifact_store, self.config.study.keep_best_k)
 
@@ -108,7 +175,11 @@ class SearchObjective(TrialObjective):
         if sum(t.number < trial.number for t in claimed) >= self.total:
             self.stand_down(trial, f"the study reached n_trials = {self.total} while it started")
 
-    def _architecture_attrs(self, trial: optuna.Trial, candidate: Candidate) -> dict[str, Any]:
+    def _size(self, net: NetSpec) -> NetSize:
+        n_numeric = len(self.data.preprocessing.numeric_features)
+        return net_size(net, self.data.n_features, self.data.n_outputs, n_numeric=n_numeric)
+
+    def _architecture_attrs(self, trial: optuna.Trial, candidate: Candidate, size: NetSize) -> dict[str, Any]:
         net = candidate.architecture
         n_numeric = len(self.data.preprocessing.numeric_features)
         return {
@@ -118,6 +189,9 @@ class SearchObjective(TrialObjective):
             keys.N_PARAMS: net.n_params(self.data.n_features, self.data.n_outputs, n_numeric=n_numeric),
             keys.LAYER_SHAPE: net.layer_shape(),
             keys.SEED: self.trial_seed(trial),
+            keys.SIZE_PARAMS: size.params,
+            keys.SIZE_TRAINABLE: size.trainable,
+            keys.SIZE_FLOPS: size.flops,
         }
 
 

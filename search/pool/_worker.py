@@ -43,6 +43,7 @@ from archsearch.storage import (
     make_storage,
     mask_url,
     open_study,
+    quality_value,
     run_after_storage_call,
     set_user_attrs,
     trial_state_counts,
@@ -299,8 +300,9 @@ class _Recorder:
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         outcome = self.outcome
-        outcome.stood_down = bool(trial.user_attrs.get(keys.NOT_RUN))
-        if outcome.stood_down:
+        # A candidate over the budget is not run either, but the next trial samples again at once.
+        outcome.stood_down = bool(trial.user_attrs.get(keys.NOT_RUN)) and keys.OVER_BUDGET not in trial.user_attrs
+        if trial.user_attrs.get(keys.NOT_RUN):
             return
         if trial.state == TrialState.FAIL:
             outcome.failed_streak += 1
@@ -312,7 +314,7 @@ class _Recorder:
             outcome.failed_streak = 0
             outcome.finished += 1
         if self.log is not None:
-            value = "" if trial.value is None else f" value {trial.value:.4f}"
+            value = "" if quality_value(trial) is None else f" value {quality_value(trial):.4f}"
             widths = trial.user_attrs.get(keys.WIDTHS)
             self.log.write(
                 f"{time.strftime('%H:%M:%S')} {self.label} trial {trial.number} {trial.state.name}{value} {widths}\n"

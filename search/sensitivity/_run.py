@@ -37,10 +37,12 @@ from archsearch.spaces import Neighbour, NetSpec, across_sizes_neighbours, neigh
 from archsearch.stats import can_reach_significance, check_margin, fewest_seeds, metric_resolution, smallest_possible_p
 from archsearch.storage import (
     FINISHED_STATES,
+    best_quality_trial,
     keys,
     make_storage,
     name_metric,
     open_study,
+    quality_value,
     set_study_user_attrs,
     stored_value,
 )
@@ -207,7 +209,7 @@ def _result(
 ) -> SensitivityResult:
     """Compare each centre with its neighbours over the finished runs."""
     sizes, config = plan.sizes, plan.config
-    direction = parent.direction.name.lower()
+    direction = parent.directions[0].name.lower()  # the quality's, in a multi-objective study too
     # An accuracy moves in steps of one validation row (with folds, the mean over folds in steps of one of all
     # train + validation rows); no equivalence margin goes below that step.
     rows = sizes["n_val"] if config.data.folds is None else sizes["n_train"] + sizes["n_val"]
@@ -326,7 +328,7 @@ def _choose_centres(
         raise SensitivityError(
             f"Study {name!r} has no completed trial to analyse; run `archsearch search` until one completes."
         )
-    best = parent.best_trial.number
+    best = best_quality_trial(parent).number
     if centers is not None:
         # A linear trial has no width to change or layer to copy, so it cannot be a centre.
         candidates = [t for t in completed if t.user_attrs[keys.WIDTHS]]
@@ -334,8 +336,8 @@ def _choose_centres(
             raise SensitivityError(
                 f"Every completed trial of study {name!r} is a linear model; there is no centre to perturb."
             )
-        points = [(int(t.user_attrs[keys.N_PARAMS]), float(t.value)) for t in candidates]
-        chosen = [candidates[i] for i in pick_centres(points, centers, parent.direction.name.lower())]
+        points = [(int(t.user_attrs[keys.N_PARAMS]), float(quality_value(t))) for t in candidates]
+        chosen = [candidates[i] for i in pick_centres(points, centers, parent.directions[0].name.lower())]
         fractions = [s for s in steps if s < 1]
         step = max(fractions) if fractions else max(steps, default=1)
         return [
@@ -450,7 +452,9 @@ def _existing_companion(storage: optuna.storages.BaseStorage, parent: optuna.Stu
 def _open_companion(storage: optuna.storages.BaseStorage, parent: optuna.Study) -> optuna.Study:
     """Create (or reopen) the study of the runs, marked so that workers train its enqueued jobs."""
     name = companion_name(parent.study_name)
-    companion = optuna.create_study(study_name=name, storage=storage, direction=parent.direction, load_if_exists=True)
+    companion = optuna.create_study(
+        study_name=name, storage=storage, direction=parent.directions[0], load_if_exists=True
+    )
     if keys.CONFIG not in companion.user_attrs:
         name_metric(companion, parent.user_attrs[keys.METRIC])
         copied = {

@@ -1,0 +1,70 @@
+"""A network's size from its architecture (archsearch.spaces.net_size) against the network the trainer builds,
+and the latency the search measures (archsearch.trainers.measure_latency)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from archsearch.spaces import NetSpec, net_size
+from archsearch.trainers import count_parameters, measure_latency
+from archsearch.trainers.engine import build_embedding, build_mlp
+
+N_INPUTS, N_OUTPUTS = 7, 3
+NUMERIC = [0, 2, 3, 5]
+
+NETS = [
+    NetSpec((), (), "relu"),
+    NetSpec((32, 16), (0.1, 0.0), "relu"),
+    NetSpec((8, 8, 4), (0.0, 0.0, 0.2), "gelu", normalization="batch"),
+    NetSpec((12,), (0.0,), "silu", normalization="layer", embedding="pl", embedding_dim=5),
+    NetSpec((6, 9), (0.0, 0.0), "tanh", normalization="batch", embedding="periodic", embedding_dim=4),
+]
+
+
+def _built(net: NetSpec) -> torch.nn.Module:
+    rows = torch.randn(40, N_INPUTS).numpy()
+    embedder = build_embedding(net.embedding, net.embedding_dim, N_INPUTS, NUMERIC, train_rows=rows)
+    return build_mlp(
+        N_INPUTS,
+        net.widths,
+        net.dropouts,
+        net.activation,
+        N_OUTPUTS,
+        embedding=embedder,
+        normalization=net.normalization,
+    ).eval()
+
+
+@pytest.mark.parametrize("net", NETS, ids=lambda n: f"{n.widths}-{n.normalization}-{n.embedding}")
+def test_size_counts_what_the_state_dict_ships_and_the_flop_counter_counts(net: NetSpec) -> None:
+    size = net_size(net, N_INPUTS, N_OUTPUTS, n_numeric=len(NUMERIC))
+    model = _built(net)
+    assert size.params == sum(t.numel() for t in model.state_dict().values())
+    assert size.trainable == count_parameters(model)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, N_INPUTS))
+    assert size.flops == counter.get_total_flops()
+
+
+def test_size_agrees_with_n_params_without_norm_layers() -> None:
+    net = NetSpec((32, 16), (0.1, 0.0), "relu", embedding="pl", embedding_dim=4)
+    assert net_size(net, 9, 2, n_numeric=5).trainable == net.n_params(9, 2, n_numeric=5)
+
+
+def test_latency_is_a_median_of_timed_forward_calls() -> None:
+    net = NETS[3]
+    model = _built(net)
+    latency = measure_latency(
+        net, N_INPUTS, N_OUTPUTS, NUMERIC, model.state_dict(), num_threads=1, batch=64, min_run_time=0.01
+    )
+    assert 0 < latency.ms < 1000 and 0 < latency.batch_ms < 1000
+    assert (latency.batch, latency.threads, latency.device) == (64, 1, "cpu")
+
+
+def test_latency_refuses_weights_of_another_architecture() -> None:
+    other = _built(NETS[1]).state_dict()
+    with pytest.raises(RuntimeError, match="state_dict"):
+        measure_latency(NETS[2], N_INPUTS, N_OUTPUTS, NUMERIC, other, min_run_time=0.01)
