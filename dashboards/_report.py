@@ -194,6 +194,8 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
     ]
     tables = [_notable_trials_table(data, knee_tolerance), _all_trials_table(data)]
     summary = _summary(data, knee_tolerance, figures)
+    if study.user_attrs.get(keys.TASK_LINE):
+        summary += f"\n- {study.user_attrs[keys.TASK_LINE]}"
     budget = epoch_budget(study)
     if budget is not None and budget.too_short:
         summary += f"\n- {budget.hint()}"

@@ -24,11 +24,15 @@ from archsearch.spaces._neighbours import (
     pick_centres,
 )
 from archsearch.spaces._validation import InvalidSpaceError, check_keys
+from archsearch.spaces._wide import MAX_EMBEDDED_FEATURES, fit_space, wide_width
 
 __all__ = [
     "EMBEDDING_DIM",
     "EMBEDDINGS",
     "check_keys",
+    "fit_space",
+    "wide_width",
+    "MAX_EMBEDDED_FEATURES",
     "classify_shape",
     "ACTIVATIONS",
     "NetSpec",

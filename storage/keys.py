@@ -19,6 +19,7 @@ KIND = "archsearch_kind"  # "sensitivity" marks a companion study; absent for a 
 PARENT_STUDY = "parent_study"
 SENSITIVITY_JOBS = "sensitivity_jobs"  # distinct jobs a companion study holds: the total its workers run to
 DROPPED_COLUMNS = "dropped_columns"  # {column: why} of the data file's columns not trained on; absent before the rule
+TASK_LINE = "task_line"  # the search's first line: the task, why (inferred or set), how to override; absent before #24
 
 SENSITIVITY_KIND = "sensitivity"  # the value of KIND for a companion study
 DROPPED_WEIGHTS = "archsearch_dropped_weights"  # artifact ids removed by keep_best_k

@@ -10,8 +10,10 @@ every trial trains on the same arrays, which is what makes trials comparable and
 valid for every exported trial. To compare scalings, run one study per scaling.
 
 When `task = "auto"`, a target is classification when it holds strings, booleans or categories, or numbers
-that are all integral with at most 20 distinct values (`AUTO_MAX_CLASSES`); any other numeric target is
-regression. Set `task` explicitly to override, e.g. for an integer label with more than 20 classes.
+that are all integral with at most 20 distinct values (`AUTO_MAX_CLASSES`), or more integral values that look
+like class codes: consecutive from 0 or 1, at least 10 rows per value on average (`AUTO_MIN_ROWS_PER_CLASS`)
+and 3 of each. Any other numeric target is regression. `PreparedData.task_line` says which rule decided;
+set `task` explicitly to override.
 
 Example:
     >>> data = load_data(DataSpec(dataset="wine"))
@@ -36,6 +38,7 @@ from archsearch.base import check_keys, is_int, is_real
 from archsearch.trainers import _datasets
 from archsearch.trainers._datasets import (
     AUTO_MAX_CLASSES,
+    AUTO_MIN_ROWS_PER_CLASS,
     DROP_REASON,
     check_finite,
     is_numeric,
@@ -61,6 +64,7 @@ _NORMAL_IQR = 1.3489795003921634  # interquartile range of the unit normal, 2 * 
 
 __all__ = [
     "AUTO_MAX_CLASSES",
+    "AUTO_MIN_ROWS_PER_CLASS",
     "BUILTIN_DATASETS",
     "DROP_REASON",
     "MAX_SEED",
@@ -473,6 +477,8 @@ class PreparedData:
     fingerprint: dict[str, Any] | None = None  # `data_fingerprint` of the rows read: hash, rows, columns, classes
     # Columns of the file not trained on, with why: "[data] drop", or a row identifier (`keep_ids` keeps those).
     dropped: dict[str, str] = field(default_factory=dict)
+    # The line a search starts with: the task, why (inferred or set), and how to override it.
+    task_line: str = ""
 
     @property
     def task(self) -> Task:
@@ -568,7 +574,8 @@ def _split_source(
     if len(source.inputs) == 0:
         raise DataError(f"{source.where} has no rows.")
     _datasets.check_inputs(source.inputs, source.where, spec.impute)
-    task, y, classes = _datasets.resolve_target(source, spec.task)
+    task, y, classes, why = _datasets.resolve_target(source, spec.task)
+    source = source._replace(task_why=why)
     indices = _datasets.split_indices(y if task == "classification" else None, len(y), classes, spec, source)
     return source, task, y, classes, indices
 
@@ -610,6 +617,7 @@ def _prepare(
         raw_test=raw_test,
         fingerprint=data_fingerprint(source.inputs, source.y, classes),
         dropped=dict(source.dropped),
+        task_line=_datasets.task_line(task, source.task_why, source.target) if source.task_why else "",
     )
 
 
