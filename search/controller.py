@@ -130,6 +130,13 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
 
 def fit_config(config: SearchConfig, data: PreparedData) -> tuple[SearchConfig, list[str]]:
     """The config with its space fitted to the data's width (`spaces.fit_space`), and the notes saying how."""
+    known = data.preprocessing.blocks
+    unknown = sorted({name for choice in config.space.blocks for name in choice} - set(known))
+    if unknown:
+        have = ", ".join(map(repr, known)) or "none (name them in [data] blocks)"
+        raise ConfigError(
+            f"[space] blocks names {unknown[0]!r}, which is not a feature block of the data; its blocks are {have}."
+        )
     space, notes = fit_space(config.space, data.n_features, data.n_outputs, config.space_keys)
     return dataclasses.replace(config, space=space), notes
 

@@ -48,6 +48,7 @@ class NetSpec:
             layer (one-hot inputs pass through). Allowed at depth 0, where it makes the model non-linear.
         embedding_dim: Values per embedded feature (frequencies or bins, and the embedding's output size);
             unused when ``embedding`` is ``"none"``.
+        blocks: Names of the data's feature blocks the network reads (``[data] blocks``); empty: every input.
 
     Example:
         >>> net = NetSpec(widths=(32, 16), dropouts=(0.1, 0.0), activation="relu")
@@ -61,9 +62,16 @@ class NetSpec:
     normalization: str = "none"
     embedding: str = "none"
     embedding_dim: int = EMBEDDING_DIM
+    blocks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         owner = "NetSpec"
+        blocks = self.blocks
+        if not (
+            is_sequence(blocks) and all(isinstance(b, str) and b for b in blocks) and len(set(blocks)) == len(blocks)
+        ):
+            raise error(owner, "blocks", "a list of distinct block names", blocks)
+        object.__setattr__(self, "blocks", tuple(blocks))
         if not (is_sequence(self.widths) and all(is_int(w) and w >= 1 for w in self.widths)):
             raise error(owner, "widths", "a list of ints >= 1", self.widths)
         if not (is_sequence(self.dropouts) and all(is_finite_real(p) and 0 <= p < 1 for p in self.dropouts)):
@@ -139,6 +147,8 @@ class NetSpec:
             out["normalization"] = self.normalization
         if self.embedding != "none":
             out.update(embedding=self.embedding, embedding_dim=self.embedding_dim)
+        if self.blocks:
+            out["blocks"] = list(self.blocks)
         return out
 
     @classmethod

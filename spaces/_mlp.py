@@ -169,6 +169,9 @@ class MLPSpace:
     normalization: tuple[str, ...] = ("none", "batch", "layer")
     baselines: tuple[tuple[int, ...], ...] = ()
     recipe_baseline: bool = True
+    # Choices of the data's feature blocks to read, e.g. (("vgg",), ("xception",), ("vgg", "xception")): "one
+    # backbone or both" searched as the categorical parameter `blocks` ("vgg+xception"). Empty: every input.
+    blocks: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         o = "[space]"  # the section the user writes, not this class
@@ -284,6 +287,7 @@ class MLPSpace:
         )
         if not isinstance(self.recipe_baseline, bool):
             raise error(o, "recipe_baseline", "true or false", self.recipe_baseline)
+        set_("blocks", _check_block_choices(o, self.blocks))
         # A baseline outside the width range would be a trial the sampler can never learn from or revisit.
         low, high = self.width
         for k, widths in enumerate(self.baselines):
@@ -326,6 +330,10 @@ class MLPSpace:
             optimizer=trial.suggest_categorical("optimizer", self.optimizer),
             **self._sample_recipe(trial, n_layers, task),
         )
+        # Last, so that the draws of every other parameter are those of a space without blocks.
+        blocks = ()
+        if self.blocks:
+            blocks = tuple(trial.suggest_categorical("blocks", ["+".join(b) for b in self.blocks]).split("+"))
         architecture = NetSpec(
             widths=widths,
             dropouts=dropouts,
@@ -333,6 +341,7 @@ class MLPSpace:
             normalization=hyperparameters.pop("normalization", "none"),
             embedding=embedding,
             embedding_dim=embedding_dim,
+            blocks=blocks,
         )
         return Candidate(architecture=architecture, hyperparameters=Hyperparameters(**hyperparameters))
 
@@ -570,6 +579,19 @@ class _RecipeProbe:
             value = want if want in choices else choices[0]
         self.answers[name] = value
         return value
+
+
+def _check_block_choices(owner: str, value: Any) -> tuple[tuple[str, ...], ...]:
+    rule = 'a list of distinct lists of block names, e.g. [["vgg"], ["xception"], ["vgg", "xception"]]'
+    if not is_sequence(value) or not all(
+        is_sequence(c) and c and all(isinstance(n, str) and n and "+" not in n for n in c) and len(set(c)) == len(c)
+        for c in value
+    ):
+        raise error(owner, "blocks", rule, value)
+    choices = tuple(tuple(c) for c in value)
+    if len({frozenset(c) for c in choices}) != len(choices):
+        raise error(owner, "blocks", rule, [list(c) for c in value])
+    return choices
 
 
 def _to_lists(value: Any) -> Any:

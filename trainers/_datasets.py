@@ -178,6 +178,7 @@ class Source(NamedTuple):
     task: str | None  # the natural task of a built-in dataset, which "auto" resolves to
     dropped: dict[str, str] = {}  # file columns left out of `inputs`, with why (see `left_out`)
     task_why: str = ""  # why the task is what it is, set by `resolve_target`'s caller (see `task_line`)
+    blocks: tuple = ()  # named feature blocks, (name, range or prefix) pairs: a Parquet file's list columns
 
 
 def read_source(spec: DataSpec) -> Source:
@@ -208,6 +209,7 @@ def read_source(spec: DataSpec) -> Source:
     if suffix == ".csv":
         _reject_duplicate_header(path)
     table.columns = [str(column) for column in table.columns]
+    table, listed = _expand_list_columns(table, path, spec.target)
     if spec.target not in table.columns:
         guess = closest(spec.target, table.columns)
         hint = f"did you mean {guess!r}? " if guess else ""
@@ -226,7 +228,38 @@ def read_source(spec: DataSpec) -> Source:
             columns = "1 column is" if len(dropped) == 1 else f"{len(dropped):,} columns are"
             left = f": {columns} left out ({some(list(dropped))}){ids}"
         raise _error(f"{path!r} has no input columns left besides the target {spec.target!r}{left}.")
-    return Source(os.path.basename(path), repr(path), spec.target, inputs, table[spec.target], inputs, None, dropped)
+    blocks = tuple((name, prefix) for name, prefix in listed if any(c.startswith(prefix) for c in inputs.columns))
+    name = os.path.basename(path)
+    return Source(name, repr(path), spec.target, inputs, table[spec.target], inputs, None, dropped, blocks=blocks)
+
+
+def _expand_list_columns(table: pd.DataFrame, path: str, target: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """A Parquet column of fixed-size lists of numbers (an embedding per row) as one column per value,
+    `name[0]`, `name[1]`, ...; and its block, (name, "name[").
+
+    Raises:
+        DataError: The lists differ in length, hold missing rows, or hold something other than numbers.
+    """
+    parts, blocks = [], []
+    for column in table.columns:
+        series = table[column]
+        first = series.iloc[0] if len(series) else None
+        if column == target or series.dtype != object or not isinstance(first, (list, tuple, np.ndarray)):
+            parts.append(series.to_frame())
+            continue
+        try:
+            values = np.stack([np.asarray(v, dtype=np.float64) for v in series])  # (rows, size)
+        except (ValueError, TypeError) as e:
+            raise _error(
+                f"Column {column!r} in {path!r} holds lists, read as a vector per row, but they are not all "
+                f"lists of numbers of one length ({e}); pad or fix them."
+            ) from e
+        if values.ndim != 2:
+            raise _error(f"Column {column!r} in {path!r} must hold flat lists of numbers; got shape {values.shape}.")
+        names = [f"{column}[{i}]" for i in range(values.shape[1])]
+        parts.append(pd.DataFrame(values, columns=names, index=table.index))
+        blocks.append((column, f"{column}["))
+    return (pd.concat(parts, axis=1) if blocks else table), blocks
 
 
 # Names that mark a column of row numbers or keys (compared case-insensitively): R's write.csv writes

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.trainers._select import build_input
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.engine import (
     RunProgress,
@@ -22,7 +23,6 @@ from archsearch.trainers.engine import (
     TrainSettings,
     autocast,
     batches_per_epoch,
-    build_embedding,
     build_mlp,
     check_metric,
     class_weights,
@@ -128,11 +128,11 @@ def _check_run(net: Net, data: PreparedData, settings: TrainSettings) -> None:
 def _build(net: Net, data: PreparedData, generator: torch.Generator) -> nn.Sequential:
     """The network, its embedding's then its layers' weights drawn from `generator`; a pl embedding's bins
     from the training rows."""
-    embedder = build_embedding(
+    embedder = build_input(
         net.embedding,
         net.embedding_dim,
-        data.n_features,
-        data.preprocessing.numeric_features,
+        getattr(net, "blocks", ()),
+        data.preprocessing,
         train_rows=data.x_train,
         generator=generator,
     )

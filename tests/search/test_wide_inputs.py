@@ -57,3 +57,34 @@ def test_a_config_naming_only_the_file_searches_classes_without_embedding(tmp_pa
     from archsearch.dashboards import build_report
 
     assert lines[0] in build_report(study).summary
+
+
+def _two_blocks(folder: Path) -> str:
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 4
+    x = rng.normal(size=(400, 12)).astype(np.float32)
+    x[:, 6:10] += 3.0 * np.eye(4, dtype=np.float32)[y]
+    path = folder / "two.npz"
+    np.savez(path, X=x, y=y)
+    return str(path)
+
+
+@pytest.mark.timeout(300)
+def test_a_search_over_blocks_stores_each_trials_choice(tmp_path: Path) -> None:
+    """Check that [space] blocks is searched, each trial records its blocks, and an unknown name is refused."""
+    from archsearch.config import ConfigError
+    from archsearch.controller import open_search_study
+
+    sections = {
+        "study": {"name": "blocks", "storage": f"sqlite:///{tmp_path}/b.db", "n_trials": 4},
+        "data": {"path": _two_blocks(tmp_path), "blocks": {"a": [0, 6], "b": [6, 12]}},
+        "space": {"layers": [0, 1], "width": [16, 32], "blocks": [["a"], ["b"], ["a", "b"]], "recipe_baseline": False},
+        "train": {"epochs": 2, "patience": 2},
+    }
+    study = run_search(SearchConfig.from_dict(sections))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and all(t.user_attrs[keys.BLOCKS] == t.params["blocks"].split("+") for t in done)
+    sections["study"]["name"] = "unknown"
+    sections["space"]["blocks"] = [["a"], ["vgg"]]
+    with pytest.raises(ConfigError, match=r"\[space\] blocks names 'vgg', which is not a feature block"):
+        open_search_study(SearchConfig.from_dict(sections))

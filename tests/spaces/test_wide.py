@@ -51,3 +51,31 @@ def test_the_lower_width_bound_stays_below_a_user_baseline():
 def test_the_width_rule(features, outputs, expected):
     """Check the stated rule at a few sizes: low from the classes, high from the features, capped."""
     assert wide_width(features, outputs) == expected
+
+
+def test_blocks_are_searched_as_one_categorical_and_reach_the_net_spec():
+    """Check that [space] blocks adds the parameter `blocks` (names joined by +) and the NetSpec reads it."""
+    import optuna
+
+    space = MLPSpace(layers=(0, 1), blocks=(("vgg",), ("xception",), ("vgg", "xception")))
+    study = optuna.create_study()
+    study.enqueue_trial({"blocks": "vgg+xception"})
+    trial = study.ask()
+    net = space.sample(trial).architecture
+    assert net.blocks == ("vgg", "xception") and net.to_dict()["blocks"] == ["vgg", "xception"]
+    assert trial.distributions["blocks"].choices == ("vgg", "xception", "vgg+xception")
+    # Without blocks, no parameter and no key.
+    plain = MLPSpace(layers=(0, 1)).sample(optuna.create_study().ask()).architecture
+    assert plain.blocks == () and "blocks" not in plain.to_dict()
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [[["vgg"], ["vgg"]], [[]], [["a+b"]], "vgg", [["vgg", "vgg"]]],
+)
+def test_invalid_block_choices_name_the_space_section(blocks):
+    """Check that malformed [space] blocks are refused naming the key."""
+    from archsearch.spaces import InvalidSpaceError
+
+    with pytest.raises(InvalidSpaceError, match=r"'blocks' parameter of \[space\]"):
+        MLPSpace(blocks=blocks)
