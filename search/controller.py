@@ -137,6 +137,10 @@ def fit_config(config: SearchConfig, data: PreparedData) -> tuple[SearchConfig, 
         raise ConfigError(
             f"[space] blocks names {unknown[0]!r}, which is not a feature block of the data; its blocks are {have}."
         )
+    if data.task == "regression" and config.space.head != ("softmax",):
+        raise ConfigError(
+            f"[space] head = {list(config.space.head)} applies to classification; this data is a regression."
+        )
     space, notes = fit_space(config.space, data.n_features, data.n_outputs, config.space_keys)
     return dataclasses.replace(config, space=space), notes
 

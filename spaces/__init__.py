@@ -4,6 +4,7 @@ from archsearch.spaces._candidate import (
     ACTIVATIONS,
     EMBEDDING_DIM,
     EMBEDDINGS,
+    HEADS,
     LR_SCHEDULES,
     NORMALIZATIONS,
     OPTIMIZERS,
@@ -29,6 +30,7 @@ from archsearch.spaces._wide import MAX_EMBEDDED_FEATURES, fit_space, wide_width
 __all__ = [
     "EMBEDDING_DIM",
     "EMBEDDINGS",
+    "HEADS",
     "check_keys",
     "fit_space",
     "wide_width",

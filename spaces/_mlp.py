@@ -14,6 +14,7 @@ from archsearch.spaces._candidate import (
     ACTIVATIONS,
     EMBEDDING_DIM,
     EMBEDDINGS,
+    HEADS,
     LR_SCHEDULES,
     NORMALIZATIONS,
     OPTIMIZERS,
@@ -172,6 +173,9 @@ class MLPSpace:
     # Choices of the data's feature blocks to read, e.g. (("vgg",), ("xception",), ("vgg", "xception")): "one
     # backbone or both" searched as the categorical parameter `blocks` ("vgg+xception"). Empty: every input.
     blocks: tuple[tuple[str, ...], ...] = ()
+    # Output heads of a classifier, searched when more than one; "one_vs_rest" is kept out of the default
+    # until it pays (BENCHMARKS.md, issue #24).
+    head: tuple[str, ...] = ("softmax",)
 
     def __post_init__(self) -> None:
         o = "[space]"  # the section the user writes, not this class
@@ -288,6 +292,8 @@ class MLPSpace:
         if not isinstance(self.recipe_baseline, bool):
             raise error(o, "recipe_baseline", "true or false", self.recipe_baseline)
         set_("blocks", _check_block_choices(o, self.blocks))
+        head = (self.head,) if isinstance(self.head, str) else self.head
+        set_("head", check_choices(o, "head", head, f"names from {listing(HEADS)}", HEADS.__contains__))
         # A baseline outside the width range would be a trial the sampler can never learn from or revisit.
         low, high = self.width
         for k, widths in enumerate(self.baselines):
@@ -334,6 +340,9 @@ class MLPSpace:
         blocks = ()
         if self.blocks:
             blocks = tuple(trial.suggest_categorical("blocks", ["+".join(b) for b in self.blocks]).split("+"))
+        head = self.head[0]
+        if len(self.head) > 1:
+            head = trial.suggest_categorical("head", self.head)
         architecture = NetSpec(
             widths=widths,
             dropouts=dropouts,
@@ -342,6 +351,7 @@ class MLPSpace:
             embedding=embedding,
             embedding_dim=embedding_dim,
             blocks=blocks,
+            head=head,
         )
         return Candidate(architecture=architecture, hyperparameters=Hyperparameters(**hyperparameters))
 

@@ -44,6 +44,7 @@ NORMALIZATION = (
 EMBEDDING = "embedding"  # numeric-feature embedding; absent without one (and in studies made before them)
 EMBEDDING_DIM = "embedding_dim"  # its values per feature; absent with EMBEDDING
 BLOCKS = "blocks"  # the feature blocks the network reads ([space] blocks); absent: every input
+HEAD = "head"  # "one_vs_rest" for a one-sigmoid-per-class head; absent for the softmax head
 DEPTH = "depth"
 TOTAL_UNITS = "total_units"
 N_PARAMS = "n_params"

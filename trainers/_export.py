@@ -52,7 +52,7 @@ from archsearch.trainers._embedding import DEFAULT_DIM
 from archsearch.trainers._errors import ExportError
 from archsearch.trainers._model import build_mlp
 from archsearch.trainers._scaling import InputScaling
-from archsearch.trainers._select import build_input
+from archsearch.trainers._select import build_input, with_head
 from archsearch.trainers._weights import torch_load_reason
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import classification_metrics, regression_metrics
@@ -99,6 +99,7 @@ def _net_dict(net: Net) -> dict[str, Any]:
         "embedding": net.embedding,
         "embedding_dim": int(net.embedding_dim),
         **({"blocks": list(net.blocks)} if getattr(net, "blocks", ()) else {}),
+        **({"head": net.head} if getattr(net, "head", "softmax") != "softmax" else {}),
     }
 
 
@@ -543,7 +544,7 @@ def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Seq
         architecture.get("blocks", []),  # folders written before blocks existed read every input
         preprocessing,
     )
-    return build_mlp(
+    mlp = build_mlp(
         n_inputs,
         architecture["widths"],
         architecture["dropouts"],
@@ -553,6 +554,7 @@ def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Seq
         # Folders written before normalization existed lack the key; their networks had none.
         normalization=architecture.get("normalization", "none"),
     )
+    return with_head(mlp, architecture.get("head", "softmax"))
 
 
 def _load_error(error: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""The input end of a network: the feature blocks it reads (`_blocks.py`), then its numeric embedding.
+"""The ends of a network: at the input, the feature blocks it reads (`_blocks.py`) then its numeric embedding;
+at the output, its head (`_heads.py`).
 
 A network trained on some blocks keeps the whole input: its first module selects the columns, so the
 exported program and `Predictor` take the full vector whichever blocks the trial chose.
@@ -13,9 +14,10 @@ import torch
 from torch import nn
 
 from archsearch.trainers._embedding import build_embedding
+from archsearch.trainers._heads import HEADS, OneVsRest
 from archsearch.trainers.data import Preprocessing
 
-__all__ = ["SelectColumns", "build_input"]
+__all__ = ["SelectColumns", "build_input", "with_head"]
 
 
 class SelectColumns(nn.Module):
@@ -60,3 +62,11 @@ def build_input(
     rows = None if train_rows is None else train_rows[:, indices]
     inner = build_embedding(embedding, embedding_dim, len(indices), numeric, train_rows=rows, generator=generator)
     return SelectColumns(indices, inner)
+
+
+def with_head(mlp: nn.Sequential, head: str) -> nn.Sequential:
+    """The network with its output head: nothing more for "softmax", a parameter-free `OneVsRest` at the end
+    for "one_vs_rest" (so the state dict is the same either way)."""
+    if head not in HEADS:
+        raise ValueError(f"The 'head' parameter must be one of {list(HEADS)}. Got {head!r} instead.")
+    return mlp if head == "softmax" else nn.Sequential(*mlp, OneVsRest())

@@ -79,3 +79,19 @@ def test_invalid_block_choices_name_the_space_section(blocks):
 
     with pytest.raises(InvalidSpaceError, match=r"'blocks' parameter of \[space\]"):
         MLPSpace(blocks=blocks)
+
+
+def test_head_is_searched_only_when_given_more_than_one():
+    """Check that the default space has no head parameter and ["softmax", "one_vs_rest"] adds one."""
+    import optuna
+
+    from archsearch.spaces import InvalidSpaceError
+
+    assert "head" not in optuna.create_study().ask().params
+    space = MLPSpace(layers=(0, 1), head=("softmax", "one_vs_rest"))
+    study = optuna.create_study()
+    study.enqueue_trial({"head": "one_vs_rest"})
+    assert space.sample(study.ask()).architecture.head == "one_vs_rest"
+    assert MLPSpace(head="one_vs_rest").head == ("one_vs_rest",)
+    with pytest.raises(InvalidSpaceError, match=r"'head' parameter of \[space\]"):
+        MLPSpace(head=("sigmoid",))

@@ -119,3 +119,29 @@ def test_a_network_on_one_block_trains_and_exports_taking_the_full_vector(tmp_pa
     shuffled = full.copy()
     shuffled[:, :10] = 0.0
     np.testing.assert_allclose(predictor.predict_proba(shuffled), predictor.predict_proba(full), atol=1e-6)
+
+
+def test_a_one_vs_rest_head_trains_and_exports_normalised_probabilities(tmp_path):
+    """Check the one-vs-rest head: it learns, its stored probabilities sum to 1, and the export agrees."""
+    data = load_data(_spec(_two_backbones(tmp_path)))
+    net = NetSpec((16,), (0.0,), "relu", head="one_vs_rest")
+    result = train_mlp(net, data, TrainSettings(epochs=30, lr=1e-2, seed=0, label_smoothing=0.1))
+    assert result.status == "completed" and result.metrics["val_accuracy"] > 0.8
+    assert net.to_dict()["head"] == "one_vs_rest"
+    folder = export_model(
+        tmp_path / "m", net=net, state_dict=result.state_dict, preprocessing=data.preprocessing, metadata={}
+    )
+    assert json.loads((folder / "architecture.json").read_text())["head"] == "one_vs_rest"
+    proba = load_model(folder).predict_proba(np.asarray(data.raw_test))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert (proba.argmax(axis=1) == data.y_test).mean() > 0.8
+
+
+def test_a_one_vs_rest_head_is_refused_for_regression(tmp_path):
+    """Check that train_mlp refuses a one-vs-rest head on a regression target."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "r.npz"
+    np.savez(path, X=rng.normal(size=(50, 3)), y=rng.normal(size=50))
+    data = load_data(_spec(str(path)))
+    with pytest.raises(ValueError, match="'one_vs_rest' head is for classification"):
+        train_mlp(NetSpec((4,), (0.0,), "relu", head="one_vs_rest"), data, TrainSettings(epochs=1, metric="rmse"))
