@@ -16,6 +16,7 @@ from archsearch.dashboards import _overview_figures as overview_figs
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
 from archsearch.dashboards._base import ReportError, ReportFigure, ReportTable, describe, format_cell
+from archsearch.dashboards._choices import choice_lines
 from archsearch.stats import format_number
 from archsearch.storage import epoch_budget, keys, name_metric, size_objectives
 
@@ -185,6 +186,10 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         front_figs.front_table(data, knee_tolerance),
     ]
     summary = _summary(data, comparison, figures)
+    for line in choice_lines(study):
+        summary += f"\n{line}"
+    if study.user_attrs.get(keys.TASK_LINE):
+        summary += f"\n- {study.user_attrs[keys.TASK_LINE]}"
     budget = epoch_budget(study)
     if budget is not None and budget.too_short:
         summary += f"\n- {budget.hint()}"

@@ -277,6 +277,8 @@ class SearchConfig:
     space: MLPSpace = field(default_factory=MLPSpace)
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    # The [space] keys the config file wrote (None: built in code); `fit_space` changes only the others.
+    space_keys: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
@@ -309,7 +311,14 @@ class SearchConfig:
             space = MLPSpace.from_dict(dict(data.get("space", {})))
         except ValueError as e:
             raise ConfigError(str(e)) from e
-        return cls(study=study, data=data_spec, space=space, train=TrainConfig(**train_section), export=export)
+        return cls(
+            study=study,
+            data=data_spec,
+            space=space,
+            train=TrainConfig(**train_section),
+            export=export,
+            space_keys=tuple(data.get("space", {})),
+        )
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> SearchConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -26,7 +27,7 @@ from archsearch.pool import (
     use_worker_sampler,
     worker_storage,
 )
-from archsearch.spaces import InvalidSpaceError, check_budget_reachable
+from archsearch.spaces import MAX_EMBEDDED_FEATURES, InvalidSpaceError, check_budget_reachable, fit_space
 from archsearch.storage import finished_count, keys, mask_url, name_metric, set_study_user_attrs, stored_value
 from archsearch.trainers.data import DROP_REASON, PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
@@ -43,6 +44,7 @@ class OpenedStudy:
     metric: str
     config: SearchConfig
     storage: optuna.storages.RDBStorage
+    notes: list[str] = dataclasses.field(default_factory=list)  # how the space was fitted to the data's width
 
     def for_worker(self) -> WorkerStudy:
         return WorkerStudy(self.config, self.storage, self.study)
@@ -109,6 +111,7 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
     url = config.study.storage
     # Data first: a bad file or metric must not leave an empty study (or database file) behind.
     data = load_data(config.data)
+    config, notes = fit_config(config, data)
     metric = config.metric_for(data.task)
     check_budget(config, data)
     # The storage and sampler an in-process worker trains with: the study is opened once, here.
@@ -128,7 +131,24 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
         if created:
             _delete_quietly(study, storage)
         raise
-    return OpenedStudy(study=study, data=data, metric=metric, config=config, storage=storage)
+    return OpenedStudy(study=study, data=data, metric=metric, config=config, storage=storage, notes=notes)
+
+
+def fit_config(config: SearchConfig, data: PreparedData) -> tuple[SearchConfig, list[str]]:
+    """The config with its space fitted to the data's width (`spaces.fit_space`), and the notes saying how."""
+    known = data.preprocessing.blocks
+    unknown = sorted({name for choice in config.space.blocks for name in choice} - set(known))
+    if unknown:
+        have = ", ".join(map(repr, known)) or "none (name them in [data] blocks)"
+        raise ConfigError(
+            f"[space] blocks names {unknown[0]!r}, which is not a feature block of the data; its blocks are {have}."
+        )
+    if data.task == "regression" and config.space.head != ("softmax",):
+        raise ConfigError(
+            f"[space] head = {list(config.space.head)} applies to classification; this data is a regression."
+        )
+    space, notes = fit_space(config.space, data.n_features, data.n_outputs, config.space_keys)
+    return dataclasses.replace(config, space=space), notes
 
 
 def check_budget(config: SearchConfig, data: PreparedData) -> None:
@@ -167,13 +187,14 @@ def _initialise(study: optuna.Study, config: SearchConfig, data: PreparedData, m
         # Split into parts when longer than a MariaDB column holds (a 10,000-category column: some 230 kB).
         keys.PREPROCESSING: data.preprocessing.to_dict(),
         keys.DROPPED_COLUMNS: data.dropped,
+        keys.TASK_LINE: data.task_line,
         # Its presence marks a fully initialised study; in the same transaction as the rest.
         keys.CONFIG: stored_config(config),
     }
     if data.fingerprint is not None:
         attrs[keys.FINGERPRINT] = data.fingerprint
     set_study_user_attrs(study, attrs)
-    _enqueue_baselines(study, config, linear=True, task=data.task)
+    _enqueue_baselines(study, config, linear=True, task=data.task, n_features=data.n_features)
 
 
 def _resume(study: optuna.Study, config: SearchConfig, data: PreparedData, url: str) -> None:
@@ -228,7 +249,13 @@ def left_out_line(data: PreparedData) -> str | None:
 
 
 def _enqueue_baselines(
-    study: optuna.Study, config: SearchConfig, *, linear: bool, only: list | None = None, task: str | None = None
+    study: optuna.Study,
+    config: SearchConfig,
+    *,
+    linear: bool,
+    only: list | None = None,
+    task: str | None = None,
+    n_features: int = 0,
 ) -> None:
     space = config.space
     if linear and space.layers[0] == 0:
@@ -240,8 +267,9 @@ def _enqueue_baselines(
         study.enqueue_trial(space.recipe_params(task=task), user_attrs={keys.BASELINE: "recipe"}, skip_if_exists=True)
         # And again with the piecewise-linear embedding when the space has it: a second strong start, which
         # won phoneme by 1.5 points over 6 seeds (BENCHMARKS.md section 6, "Eighth session"). With only
-        # "pl" in the space both are the same trial, enqueued once.
-        if "pl" in space.embedding:
+        # "pl" in the space both are the same trial, enqueued once. Not on wide inputs, where it is the
+        # slowest trial of the space (issue #24: 62 to 112 s against 4 to 6 s without, 2,000 features).
+        if "pl" in space.embedding and n_features <= MAX_EMBEDDED_FEATURES:
             study.enqueue_trial(
                 space.recipe_params(task=task, embedding="pl"),
                 user_attrs={keys.BASELINE: "recipe"},
@@ -284,10 +312,11 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     slots = plan_slots(config, workers, gpus, trials_per_gpu)  # before the study exists: bad flags change nothing
     opened = open_search_study(config)
-    study = opened.study
-    left_out = left_out_line(opened.data)
-    if left_out and not quiet:
-        print(left_out, file=stream or sys.stderr)
+    study, config = opened.study, opened.config
+    if not quiet:
+        for line in (opened.data.task_line, left_out_line(opened.data), *opened.notes):
+            if line:
+                print(line, file=stream or sys.stderr)
     total = SEARCH.total(study, config)
     if finished_count(study) >= total:
         return study

@@ -121,6 +121,8 @@ def study_status(
     lines = [f"Study {name!r}" + (f" in {mask_url(url)}" if url else "")]
     line = "  " + ", ".join(f"{state.lower()} {count}" for state, count in counts.items())
     lines.append(line + (f" (plus {surplus} surplus claims that trained nothing)" if surplus else ""))
+    if study.user_attrs.get(keys.TASK_LINE):
+        lines.append(f"  {study.user_attrs[keys.TASK_LINE]}")
     config = study.user_attrs.get(keys.CONFIG, {})
     stored = config.get("study", {})
     total = stored.get("n_trials")

@@ -4,6 +4,7 @@ from archsearch.spaces._candidate import (
     ACTIVATIONS,
     EMBEDDING_DIM,
     EMBEDDINGS,
+    HEADS,
     LR_SCHEDULES,
     NORMALIZATIONS,
     OPTIMIZERS,
@@ -25,11 +26,16 @@ from archsearch.spaces._neighbours import (
 )
 from archsearch.spaces._size import NetSize, check_budget_reachable, net_size, over_budget
 from archsearch.spaces._validation import InvalidSpaceError, check_keys
+from archsearch.spaces._wide import MAX_EMBEDDED_FEATURES, fit_space, wide_width
 
 __all__ = [
     "EMBEDDING_DIM",
     "EMBEDDINGS",
+    "HEADS",
     "check_keys",
+    "fit_space",
+    "wide_width",
+    "MAX_EMBEDDED_FEATURES",
     "classify_shape",
     "ACTIVATIONS",
     "NetSpec",

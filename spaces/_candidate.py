@@ -29,6 +29,8 @@ EMBEDDINGS = ("none", "periodic", "pl")
 # Values per embedded feature when a space names none: 16 tested ahead of 8 on the quality benchmark's median
 # table and on its worst (phoneme, 5 features), at n = 4 seeds (BENCHMARKS.md section 6, fifth session).
 EMBEDDING_DIM = 16
+# A classifier's output head (archsearch.trainers._heads): one softmax, or one sigmoid per class.
+HEADS = ("softmax", "one_vs_rest")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class NetSpec:
             layer (one-hot inputs pass through). Allowed at depth 0, where it makes the model non-linear.
         embedding_dim: Values per embedded feature (frequencies or bins, and the embedding's output size);
             unused when ``embedding`` is ``"none"``.
+        blocks: Names of the data's feature blocks the network reads (``[data] blocks``); empty: every input.
+        head: One of :data:`HEADS`: a softmax over the classes, or one sigmoid per class trained one-vs-rest.
 
     Example:
         >>> net = NetSpec(widths=(32, 16), dropouts=(0.1, 0.0), activation="relu")
@@ -61,9 +65,18 @@ class NetSpec:
     normalization: str = "none"
     embedding: str = "none"
     embedding_dim: int = EMBEDDING_DIM
+    blocks: tuple[str, ...] = ()
+    head: str = "softmax"
 
     def __post_init__(self) -> None:
         owner = "NetSpec"
+        check_name(owner, "head", self.head, HEADS)
+        blocks = self.blocks
+        if not (
+            is_sequence(blocks) and all(isinstance(b, str) and b for b in blocks) and len(set(blocks)) == len(blocks)
+        ):
+            raise error(owner, "blocks", "a list of distinct block names", blocks)
+        object.__setattr__(self, "blocks", tuple(blocks))
         if not (is_sequence(self.widths) and all(is_int(w) and w >= 1 for w in self.widths)):
             raise error(owner, "widths", "a list of ints >= 1", self.widths)
         if not (is_sequence(self.dropouts) and all(is_finite_real(p) and 0 <= p < 1 for p in self.dropouts)):
@@ -139,6 +152,10 @@ class NetSpec:
             out["normalization"] = self.normalization
         if self.embedding != "none":
             out.update(embedding=self.embedding, embedding_dim=self.embedding_dim)
+        if self.blocks:
+            out["blocks"] = list(self.blocks)
+        if self.head != "softmax":
+            out["head"] = self.head
         return out
 
     @classmethod

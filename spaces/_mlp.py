@@ -14,6 +14,7 @@ from archsearch.spaces._candidate import (
     ACTIVATIONS,
     EMBEDDING_DIM,
     EMBEDDINGS,
+    HEADS,
     LR_SCHEDULES,
     NORMALIZATIONS,
     OPTIMIZERS,
@@ -169,6 +170,12 @@ class MLPSpace:
     normalization: tuple[str, ...] = ("none", "batch", "layer")
     baselines: tuple[tuple[int, ...], ...] = ()
     recipe_baseline: bool = True
+    # Choices of the data's feature blocks to read, e.g. (("vgg",), ("xception",), ("vgg", "xception")): "one
+    # backbone or both" searched as the categorical parameter `blocks` ("vgg+xception"). Empty: every input.
+    blocks: tuple[tuple[str, ...], ...] = ()
+    # Output heads of a classifier, searched when more than one; "one_vs_rest" is kept out of the default
+    # until it pays (BENCHMARKS.md, issue #24).
+    head: tuple[str, ...] = ("softmax",)
     # Budgets on the network's size (archsearch.spaces.net_size): a sampled candidate over either is not trained.
     max_params: int | None = None
     max_flops: int | None = None
@@ -302,6 +309,9 @@ class MLPSpace:
         )
         if not isinstance(self.recipe_baseline, bool):
             raise error(o, "recipe_baseline", "true or false", self.recipe_baseline)
+        set_("blocks", _check_block_choices(o, self.blocks))
+        head = (self.head,) if isinstance(self.head, str) else self.head
+        set_("head", check_choices(o, "head", head, f"names from {listing(HEADS)}", HEADS.__contains__))
         # A baseline outside the width range would be a trial the sampler can never learn from or revisit.
         low, high = self.width
         for k, widths in enumerate(self.baselines):
@@ -344,6 +354,13 @@ class MLPSpace:
             optimizer=trial.suggest_categorical("optimizer", self.optimizer),
             **self._sample_recipe(trial, n_layers, task),
         )
+        # Last, so that the draws of every other parameter are those of a space without blocks.
+        blocks = ()
+        if self.blocks:
+            blocks = tuple(trial.suggest_categorical("blocks", ["+".join(b) for b in self.blocks]).split("+"))
+        head = self.head[0]
+        if len(self.head) > 1:
+            head = trial.suggest_categorical("head", self.head)
         architecture = NetSpec(
             widths=widths,
             dropouts=dropouts,
@@ -351,6 +368,8 @@ class MLPSpace:
             normalization=hyperparameters.pop("normalization", "none"),
             embedding=embedding,
             embedding_dim=embedding_dim,
+            blocks=blocks,
+            head=head,
         )
         return Candidate(architecture=architecture, hyperparameters=Hyperparameters(**hyperparameters))
 
@@ -611,6 +630,19 @@ class _RecipeProbe:
             value = want if want in choices else choices[0]
         self.answers[name] = value
         return value
+
+
+def _check_block_choices(owner: str, value: Any) -> tuple[tuple[str, ...], ...]:
+    rule = 'a list of distinct lists of block names, e.g. [["vgg"], ["xception"], ["vgg", "xception"]]'
+    if not is_sequence(value) or not all(
+        is_sequence(c) and c and all(isinstance(n, str) and n and "+" not in n for n in c) and len(set(c)) == len(c)
+        for c in value
+    ):
+        raise error(owner, "blocks", rule, value)
+    choices = tuple(tuple(c) for c in value)
+    if len({frozenset(c) for c in choices}) != len(choices):
+        raise error(owner, "blocks", rule, [list(c) for c in value])
+    return choices
 
 
 def _to_lists(value: Any) -> Any:

@@ -19,6 +19,7 @@ KIND = "archsearch_kind"  # "sensitivity" marks a companion study; absent for a 
 PARENT_STUDY = "parent_study"
 SENSITIVITY_JOBS = "sensitivity_jobs"  # distinct jobs a companion study holds: the total its workers run to
 DROPPED_COLUMNS = "dropped_columns"  # {column: why} of the data file's columns not trained on; absent before the rule
+TASK_LINE = "task_line"  # the search's first line: the task, why (inferred or set), how to override; absent before #24
 
 SENSITIVITY_KIND = "sensitivity"  # the value of KIND for a companion study
 DROPPED_WEIGHTS = "archsearch_dropped_weights"  # artifact ids removed by keep_best_k
@@ -42,6 +43,8 @@ NORMALIZATION = (
 )
 EMBEDDING = "embedding"  # numeric-feature embedding; absent without one (and in studies made before them)
 EMBEDDING_DIM = "embedding_dim"  # its values per feature; absent with EMBEDDING
+BLOCKS = "blocks"  # the feature blocks the network reads ([space] blocks); absent: every input
+HEAD = "head"  # "one_vs_rest" for a one-sigmoid-per-class head; absent for the softmax head
 DEPTH = "depth"
 TOTAL_UNITS = "total_units"
 N_PARAMS = "n_params"

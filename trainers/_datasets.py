@@ -22,7 +22,13 @@ from archsearch.trainers._errors import DataError
 if TYPE_CHECKING:
     from archsearch.trainers.data import DataSpec, TeacherSpec
 
-AUTO_MAX_CLASSES = 20  # task "auto": an integral numeric target with more distinct values is regression
+AUTO_MAX_CLASSES = 20  # task "auto": an integral target with at most this many distinct values is classes
+# Task "auto" with more distinct integral values: still classes when they look like class codes (consecutive
+# from 0 or 1, as a label encoder writes them) with at least this many rows per value on average and
+# MIN_SPLIT_ROWS of every value. AutoGluon asks for about 10 to 20 rows per value (a unique ratio of 5 to
+# 10%); a count or an age rarely passes, its tail holding values seen once or twice (issue #24: 40 classes
+# in 4,000 rows were searched as a regression).
+AUTO_MIN_ROWS_PER_CLASS = 10
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # tensors are float32: larger values would turn infinite
 
 
@@ -171,6 +177,8 @@ class Source(NamedTuple):
     raw: Any  # what PreparedData.raw_test slices: the input DataFrame, or the original X array
     task: str | None  # the natural task of a built-in dataset, which "auto" resolves to
     dropped: dict[str, str] = {}  # file columns left out of `inputs`, with why (see `left_out`)
+    task_why: str = ""  # why the task is what it is, set by `resolve_target`'s caller (see `task_line`)
+    blocks: tuple = ()  # named feature blocks, (name, range or prefix) pairs: a Parquet file's list columns
 
 
 def read_source(spec: DataSpec) -> Source:
@@ -201,6 +209,7 @@ def read_source(spec: DataSpec) -> Source:
     if suffix == ".csv":
         _reject_duplicate_header(path)
     table.columns = [str(column) for column in table.columns]
+    table, listed = _expand_list_columns(table, path, spec.target)
     if spec.target not in table.columns:
         guess = closest(spec.target, table.columns)
         hint = f"did you mean {guess!r}? " if guess else ""
@@ -219,7 +228,38 @@ def read_source(spec: DataSpec) -> Source:
             columns = "1 column is" if len(dropped) == 1 else f"{len(dropped):,} columns are"
             left = f": {columns} left out ({some(list(dropped))}){ids}"
         raise _error(f"{path!r} has no input columns left besides the target {spec.target!r}{left}.")
-    return Source(os.path.basename(path), repr(path), spec.target, inputs, table[spec.target], inputs, None, dropped)
+    blocks = tuple((name, prefix) for name, prefix in listed if any(c.startswith(prefix) for c in inputs.columns))
+    name = os.path.basename(path)
+    return Source(name, repr(path), spec.target, inputs, table[spec.target], inputs, None, dropped, blocks=blocks)
+
+
+def _expand_list_columns(table: pd.DataFrame, path: str, target: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """A Parquet column of fixed-size lists of numbers (an embedding per row) as one column per value,
+    `name[0]`, `name[1]`, ...; and its block, (name, "name[").
+
+    Raises:
+        DataError: The lists differ in length, hold missing rows, or hold something other than numbers.
+    """
+    parts, blocks = [], []
+    for column in table.columns:
+        series = table[column]
+        first = series.iloc[0] if len(series) else None
+        if column == target or series.dtype != object or not isinstance(first, (list, tuple, np.ndarray)):
+            parts.append(series.to_frame())
+            continue
+        try:
+            values = np.stack([np.asarray(v, dtype=np.float64) for v in series])  # (rows, size)
+        except (ValueError, TypeError) as e:
+            raise _error(
+                f"Column {column!r} in {path!r} holds lists, read as a vector per row, but they are not all "
+                f"lists of numbers of one length ({e}); pad or fix them."
+            ) from e
+        if values.ndim != 2:
+            raise _error(f"Column {column!r} in {path!r} must hold flat lists of numbers; got shape {values.shape}.")
+        names = [f"{column}[{i}]" for i in range(values.shape[1])]
+        parts.append(pd.DataFrame(values, columns=names, index=table.index))
+        blocks.append((column, f"{column}["))
+    return (pd.concat(parts, axis=1) if blocks else table), blocks
 
 
 # Names that mark a column of row numbers or keys (compared case-insensitively): R's write.csv writes
@@ -341,8 +381,9 @@ def _check_split_rows(n: int, where: str) -> None:
         raise _error(f"{where} has {rows}; a train/val/test split needs at least {MIN_SPLIT_ROWS} (one in each).")
 
 
-def resolve_target(source: Source, task: str) -> tuple[str, np.ndarray, tuple[Any, ...] | None]:
-    """The task, y (int64 class indices, or float64 targets) and the class labels in index order."""
+def resolve_target(source: Source, task: str) -> tuple[str, np.ndarray, tuple[Any, ...] | None, str]:
+    """The task, y (int64 class indices, or float64 targets), the class labels in index order, and why that
+    task (words for `task_line`)."""
     y, where, name = source.y, source.where, source.target
     # Before the classes: one row is too few rows, not "a single class".
     _check_split_rows(len(y), where)
@@ -360,8 +401,9 @@ def resolve_target(source: Source, task: str) -> tuple[str, np.ndarray, tuple[An
         )
     integral = numeric and bool(np.all(values == np.round(values)))
     if task == "auto":
-        few_values = integral and len(np.unique(values)) <= AUTO_MAX_CLASSES
-        task = source.task or ("classification" if not numeric or few_values else "regression")
+        task, why = source.task or _infer_task(values, numeric, integral), _why_task(source, values, numeric, integral)
+    else:
+        why = "set by [data] task"
 
     if task == "regression":
         if not numeric:
@@ -369,7 +411,7 @@ def resolve_target(source: Source, task: str) -> tuple[str, np.ndarray, tuple[An
                 f"Target {name!r} in {where} is not numeric (e.g. {json_safe(y.iloc[0])!r}), so it cannot be a "
                 'regression target; set task = "classification" or convert it to numbers.'
             )
-        return task, values, None
+        return task, values, None, why
     if numeric and not integral:
         example = values[values != np.round(values)][0]
         raise _error(
@@ -388,7 +430,50 @@ def resolve_target(source: Source, task: str) -> tuple[str, np.ndarray, tuple[An
             f"Target {name!r} in {where} has a single class ({json_safe(classes[0])!r}); classification needs "
             "at least 2."
         )
-    return task, indices.astype(np.int64), tuple(json_safe(c) for c in classes)
+    return task, indices.astype(np.int64), tuple(json_safe(c) for c in classes), why
+
+
+def _infer_task(values: np.ndarray | None, numeric: bool, integral: bool) -> str:
+    """Task "auto" for a file's target: see AUTO_MAX_CLASSES and AUTO_MIN_ROWS_PER_CLASS."""
+    if not numeric:
+        return "classification"
+    if not integral:
+        return "regression"
+    distinct, counts = np.unique(values, return_counts=True)
+    if len(distinct) <= AUTO_MAX_CLASSES:
+        return "classification"
+    codes = distinct[0] in (0, 1) and distinct[-1] - distinct[0] == len(distinct) - 1
+    enough = len(values) >= AUTO_MIN_ROWS_PER_CLASS * len(distinct) and counts.min() >= MIN_SPLIT_ROWS
+    return "classification" if codes and enough else "regression"
+
+
+def _why_task(source: Source, values: np.ndarray | None, numeric: bool, integral: bool) -> str:
+    """Why task "auto" chose what it did, in words for `task_line`."""
+    if source.task is not None:
+        return f"the task of {source.where}"
+    if not numeric:
+        return "labels that are not numbers"
+    if not integral:
+        return "numbers with fractions"
+    distinct = np.unique(values)
+    k, n = len(distinct), len(values)
+    span = f"{k:,} distinct integers {int(distinct[0])}..{int(distinct[-1])}, {n / k:,.1f} rows each"
+    if k <= AUTO_MAX_CLASSES:
+        return f"{span} (classes: at most {AUTO_MAX_CLASSES} values)"
+    rule = f"classes: consecutive from 0 or 1, >= {AUTO_MIN_ROWS_PER_CLASS} rows per value on average, >= {MIN_SPLIT_ROWS} of each"
+    return f"{span} ({rule})"
+
+
+def task_line(task: str, why: str, target: str) -> str:
+    """The line a search starts with: the task, why, and how to set the other one.
+
+    >>> task_line("classification", "set by [data] task", "y")
+    'Task: classification of target \'y\' (set by [data] task).'
+    """
+    if why == "set by [data] task":
+        return f"Task: {task} of target {target!r} ({why})."
+    other = "regression" if task == "classification" else "classification"
+    return f'Task: {task} of target {target!r}, inferred from {why}; [data] task = "{other}" overrides it.'
 
 
 def split_indices(

@@ -48,10 +48,11 @@ from archsearch.trainers._calibration import (
     decision_scores,
     fit_biases,
 )
-from archsearch.trainers._embedding import DEFAULT_DIM, build_embedding
+from archsearch.trainers._embedding import DEFAULT_DIM
 from archsearch.trainers._errors import ExportError
 from archsearch.trainers._model import build_mlp
 from archsearch.trainers._scaling import InputScaling
+from archsearch.trainers._select import build_input, with_head
 from archsearch.trainers._weights import torch_load_reason
 from archsearch.trainers.data import PreparedData, Preprocessing
 from archsearch.trainers.metrics import classification_metrics, regression_metrics
@@ -97,6 +98,8 @@ def _net_dict(net: Net) -> dict[str, Any]:
         "normalization": net.normalization,
         "embedding": net.embedding,
         "embedding_dim": int(net.embedding_dim),
+        **({"blocks": list(net.blocks)} if getattr(net, "blocks", ()) else {}),
+        **({"head": net.head} if getattr(net, "head", "softmax") != "softmax" else {}),
     }
 
 
@@ -249,6 +252,16 @@ def _described_folder(
     n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
     if calibration is not None:
         check_networks(calibration, n_networks, n_outputs)
+    if network.get("blocks"):
+        # Which input features the network reads; the program still takes the full vector.
+        network["input_features"] = [
+            preprocessing.encoded_names[j] for j in preprocessing.block_indices(network["blocks"])
+        ]
+    for member in network.get("members", []):
+        if member.get("blocks"):
+            member["input_features"] = [
+                preprocessing.encoded_names[j] for j in preprocessing.block_indices(member["blocks"])
+            ]
     return {
         "format_version": FORMAT_VERSION,
         **network,
@@ -525,13 +538,13 @@ def _predictor(
 def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Sequential:
     """The untrained network `architecture` describes, ready for its state dict (which carries the bin edges)."""
     n_inputs = architecture["n_inputs"]
-    embedding = build_embedding(
+    embedding = build_input(
         architecture.get("embedding", "none"),
         architecture.get("embedding_dim", DEFAULT_DIM),
-        n_inputs,
-        preprocessing.numeric_features,
+        architecture.get("blocks", []),  # folders written before blocks existed read every input
+        preprocessing,
     )
-    return build_mlp(
+    mlp = build_mlp(
         n_inputs,
         architecture["widths"],
         architecture["dropouts"],
@@ -541,6 +554,7 @@ def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Seq
         # Folders written before normalization existed lack the key; their networks had none.
         normalization=architecture.get("normalization", "none"),
     )
+    return with_head(mlp, architecture.get("head", "softmax"))
 
 
 def _load_error(error: BaseException) -> str:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.trainers._heads import one_vs_rest_loss
+from archsearch.trainers._select import build_input, with_head
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.engine import (
     RunProgress,
@@ -22,7 +24,6 @@ from archsearch.trainers.engine import (
     TrainSettings,
     autocast,
     batches_per_epoch,
-    build_embedding,
     build_mlp,
     check_metric,
     class_weights,
@@ -121,6 +122,8 @@ def _check_run(net: Net, data: PreparedData, settings: TrainSettings) -> None:
             f"TrainSettings.label_smoothing is {settings.label_smoothing!r} but label smoothing applies to "
             "classification only; use 0.0 for regression."
         )
+    if data.task == "regression" and getattr(net, "head", "softmax") != "softmax":
+        raise ValueError(f"The {net.head!r} head is for classification; a regression network has one output.")
     if net.normalization == "batch" and len(data.x_train) < 2:
         raise ValueError("normalization 'batch' needs at least 2 training rows to compute batch statistics.")
 
@@ -128,15 +131,15 @@ def _check_run(net: Net, data: PreparedData, settings: TrainSettings) -> None:
 def _build(net: Net, data: PreparedData, generator: torch.Generator) -> nn.Sequential:
     """The network, its embedding's then its layers' weights drawn from `generator`; a pl embedding's bins
     from the training rows."""
-    embedder = build_embedding(
+    embedder = build_input(
         net.embedding,
         net.embedding_dim,
-        data.n_features,
-        data.preprocessing.numeric_features,
+        getattr(net, "blocks", ()),
+        data.preprocessing,
         train_rows=data.x_train,
         generator=generator,
     )
-    return build_mlp(
+    mlp = build_mlp(
         data.n_features,
         net.widths,
         net.dropouts,
@@ -146,6 +149,7 @@ def _build(net: Net, data: PreparedData, generator: torch.Generator) -> nn.Seque
         embedding=embedder,
         normalization=net.normalization,
     )
+    return with_head(mlp, getattr(net, "head", "softmax"))
 
 
 def _run_epochs(
@@ -163,7 +167,7 @@ def _run_epochs(
     """Train epoch after epoch until the run ends; its (status, reason) as `RunProgress.end_epoch` says."""
     device = x_train.device
     optimizer = _make_optimizer(settings, model)
-    loss_fn = _make_loss(data, settings.class_weight, settings.label_smoothing, device)
+    loss_fn = _make_loss(data, settings.class_weight, settings.label_smoothing, device, getattr(net, "head", "softmax"))
     y_train = tensor(data.y_train, torch.int64 if data.task == "classification" else torch.float32, device)
     # The schedule spans the whole budget, so a run stopped early was on the same schedule as a full one.
     steps_per_epoch = batches_per_epoch(len(data.x_train), settings.batch_size, net.normalization)
@@ -241,11 +245,13 @@ def _clip_gradients(model: nn.Module, max_norm: float) -> None:
 
 
 def _make_loss(
-    data: PreparedData, class_weight: str, label_smoothing: float, device: torch.device
+    data: PreparedData, class_weight: str, label_smoothing: float, device: torch.device, head: str = "softmax"
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if data.task == "regression":
         return lambda out, y: F.mse_loss(out.squeeze(1), y)  # out (batch, 1), y (batch,)
     weight = class_weights(data, class_weight, device)
+    if head == "one_vs_rest":
+        return one_vs_rest_loss(data.n_outputs, weight, label_smoothing)
     return lambda out, y: F.cross_entropy(out, y, weight=weight, label_smoothing=label_smoothing)
 
 

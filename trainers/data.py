@@ -10,8 +10,10 @@ every trial trains on the same arrays, which is what makes trials comparable and
 valid for every exported trial. To compare scalings, run one study per scaling.
 
 When `task = "auto"`, a target is classification when it holds strings, booleans or categories, or numbers
-that are all integral with at most 20 distinct values (`AUTO_MAX_CLASSES`); any other numeric target is
-regression. Set `task` explicitly to override, e.g. for an integer label with more than 20 classes.
+that are all integral with at most 20 distinct values (`AUTO_MAX_CLASSES`), or more integral values that look
+like class codes: consecutive from 0 or 1, at least 10 rows per value on average (`AUTO_MIN_ROWS_PER_CLASS`)
+and 3 of each. Any other numeric target is regression. `PreparedData.task_line` says which rule decided;
+set `task` explicitly to override.
 
 Example:
     >>> data = load_data(DataSpec(dataset="wine"))
@@ -24,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,8 +36,10 @@ from scipy.special import ndtri
 
 from archsearch.base import check_keys, is_int, is_real
 from archsearch.trainers import _datasets
+from archsearch.trainers._blocks import block_indices, check_blocks, resolve_blocks
 from archsearch.trainers._datasets import (
     AUTO_MAX_CLASSES,
+    AUTO_MIN_ROWS_PER_CLASS,
     DROP_REASON,
     check_finite,
     is_numeric,
@@ -61,6 +65,7 @@ _NORMAL_IQR = 1.3489795003921634  # interquartile range of the unit normal, 2 * 
 
 __all__ = [
     "AUTO_MAX_CLASSES",
+    "AUTO_MIN_ROWS_PER_CLASS",
     "BUILTIN_DATASETS",
     "DROP_REASON",
     "MAX_SEED",
@@ -158,8 +163,12 @@ class DataSpec:
     drop: tuple[str, ...] = ()  # input columns of a CSV/Parquet file not to train on
     # False: columns that look like row identifiers (see `_datasets.row_identifiers`) are left out too.
     keep_ids: bool = False
+    # Named feature blocks, {name: [start, end) column range or column-name prefix} (see `_blocks.py`);
+    # held as (name, value) pairs. A Parquet list column is a block without being named here.
+    blocks: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "blocks", check_blocks(self.blocks))
         if isinstance(self.path, os.PathLike):
             object.__setattr__(self, "path", os.fspath(self.path))
         if self.path is not None:
@@ -167,6 +176,9 @@ class DataSpec:
                 raise _invalid(
                     _DATA, "dataset", "None when 'path' is given (exactly one of dataset/path)", self.dataset
                 )
+            if isinstance(self.path, str) and self.path.lower().endswith(".npy"):
+                rule = "a .csv, .parquet, .pq or .npz file; an .npy file holds one array: save inputs and labels together with np.savez(path, X=X, y=y)"
+                raise _invalid(_DATA, "path", rule, self.path)
             if not isinstance(self.path, str) or not self.path.lower().endswith(FILE_SUFFIXES):
                 raise _invalid(_DATA, "path", "a file path ending in .csv, .parquet, .pq or .npz", self.path)
         elif self.dataset not in BUILTIN_DATASETS:
@@ -243,6 +255,10 @@ class DataSpec:
         values["drop"] = list(self.drop)
         if not self.drop:
             del values["drop"]
+        # Only when set, so stored configs made before blocks existed compare equal on resume.
+        values["blocks"] = {name: where if isinstance(where, str) else list(where) for name, where in self.blocks}
+        if not self.blocks:
+            del values["blocks"]
         return {key: value for key, value in values.items() if value is not None}
 
 
@@ -285,6 +301,8 @@ class Preprocessing:
     # predictions are clamped to (as RealMLP does), so that a row beyond the training data cannot send a
     # prediction far outside every target seen. None (trials, old exports): no clamp.
     target_range: tuple[float, float] | None = None
+    # Named feature blocks: name -> [start, end) ranges of encoded features ({} without blocks; `_blocks.py`).
+    blocks: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.target_range is not None:
@@ -411,13 +429,26 @@ class Preprocessing:
             ),
             # Left out when unset, so a study's stored dict, and old exports, read as before it existed.
             **({} if self.target_range is None else {"target_range": list(self.target_range)}),
+            **(
+                {"blocks": {name: [list(r) for r in ranges] for name, ranges in self.blocks.items()}}
+                if self.blocks
+                else {}
+            ),
         }
+
+    def block_indices(self, names: Sequence[str]) -> list[int]:
+        """The encoded-feature indices a network on these blocks reads (all features for no names)."""
+        return block_indices(self.blocks, names) if names else list(range(len(self.encoded_names)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
         """Rebuild from `to_dict` output (after a JSON round trip too); a dict without `scaling` is "standard"."""
         _check_keys(data, cls, "preprocessing")
-        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
         missing = sorted(required - set(data))
         if missing:
             raise DataError(f"Preprocessing dict is missing keys: {', '.join(missing)}.")
@@ -437,6 +468,7 @@ class Preprocessing:
             clip=None if data.get("clip") is None else float(data["clip"]),
             quantiles=tuple(tuple(float(v) for v in q) for q in data.get("quantiles", ())),
             target_range=None if data.get("target_range") is None else tuple(data["target_range"]),
+            blocks={name: tuple(tuple(r) for r in ranges) for name, ranges in data.get("blocks", {}).items()},
         )
 
     def _as_frame(self, rows: Any) -> pd.DataFrame:
@@ -473,6 +505,8 @@ class PreparedData:
     fingerprint: dict[str, Any] | None = None  # `data_fingerprint` of the rows read: hash, rows, columns, classes
     # Columns of the file not trained on, with why: "[data] drop", or a row identifier (`keep_ids` keeps those).
     dropped: dict[str, str] = field(default_factory=dict)
+    # The line a search starts with: the task, why (inferred or set), and how to override it.
+    task_line: str = ""
 
     @property
     def task(self) -> Task:
@@ -568,7 +602,11 @@ def _split_source(
     if len(source.inputs) == 0:
         raise DataError(f"{source.where} has no rows.")
     _datasets.check_inputs(source.inputs, source.where, spec.impute)
-    task, y, classes = _datasets.resolve_target(source, spec.task)
+    task, y, classes, why = _datasets.resolve_target(source, spec.task)
+    # The blocks [data] names first, then those of the file's list columns, unless [data] names them too.
+    named = {name for name, _ in spec.blocks}
+    listed = tuple((name, where) for name, where in source.blocks if name not in named)
+    source = source._replace(task_why=why, blocks=spec.blocks + listed)
     indices = _datasets.split_indices(y if task == "classification" else None, len(y), classes, spec, source)
     return source, task, y, classes, indices
 
@@ -590,6 +628,11 @@ def _prepare(
     slice the three row sets."""
     fit = train if fit is None else fit
     preprocessing = _fit_preprocessing(source.inputs.iloc[fit], y[fit], task, classes, impute, source.where, scaling)
+    if source.blocks:
+        columns = preprocessing.columns
+        widths = [len(preprocessing.categorical[c]) if c in preprocessing.categorical else 1 for c in columns]
+        resolved = resolve_blocks(source.blocks, columns, widths, source.where)
+        preprocessing = dataclasses.replace(preprocessing, blocks=resolved)
     if task == "regression":
         y = ((y - preprocessing.target_mean) / preprocessing.target_scale).astype(np.float32)
 
@@ -610,6 +653,7 @@ def _prepare(
         raw_test=raw_test,
         fingerprint=data_fingerprint(source.inputs, source.y, classes),
         dropped=dict(source.dropped),
+        task_line=_datasets.task_line(task, source.task_why, source.target) if source.task_why else "",
     )
 
 

@@ -181,12 +181,14 @@ class SearchObjective(TrialObjective):
 
     def _architecture_attrs(self, trial: optuna.Trial, candidate: Candidate, size: NetSize) -> dict[str, Any]:
         net = candidate.architecture
-        n_numeric = len(self.data.preprocessing.numeric_features)
+        preprocessing = self.data.preprocessing
+        read = preprocessing.block_indices(net.blocks)
+        n_numeric = len(set(read) & set(preprocessing.numeric_features))
         return {
             **net.to_dict(),  # the one record of the architecture (NetSpec.from_trial reads it back)
             keys.DEPTH: net.depth,
             keys.TOTAL_UNITS: net.total_units,
-            keys.N_PARAMS: net.n_params(self.data.n_features, self.data.n_outputs, n_numeric=n_numeric),
+            keys.N_PARAMS: net.n_params(len(read), self.data.n_outputs, n_numeric=n_numeric),
             keys.LAYER_SHAPE: net.layer_shape(),
             keys.SEED: self.trial_seed(trial),
             keys.SIZE_PARAMS: size.params,

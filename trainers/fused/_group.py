@@ -68,6 +68,10 @@ def fused_unsupported_reason(net: Net, settings: TrainSettings) -> str | None:
         value = getattr(settings, field.name)
         if value != default:
             return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
+    if getattr(net, "blocks", ()):
+        return "the fused engine does not select feature blocks yet"
+    if getattr(net, "head", "softmax") != "softmax":
+        return f"the fused engine has no {net.head!r} head yet"
     if len(net.widths) > 0 and net.activation not in ACTIVATIONS:
         return f"the fused engine has no activation {net.activation!r}"
     return None

@@ -1,0 +1,293 @@
+"""Heads on frozen pretrained features (issue #24): a real transfer case built offline, and a scale check.
+
+Transfer: two small CNNs of different design are trained with torch on scikit-learn's digits 0-4 and frozen;
+their penultimate features (64 and 32 values) of the digits 5-9, which they never saw, are the inputs of a
+5-class task. Per seed, 30% of those rows are held out; archsearch searches the rest for a short wall-time
+budget with the two backbones as feature blocks (`[space] blocks = [["a"], ["b"], ["a", "b"]]`) and both
+heads (`[space] head = ["softmax", "one_vs_rest"]`), exports its best model (`export_best`, the default
+refit and greedy ensemble) and predicts the held-out rows; logistic regression and scikit-learn's
+MLPClassifier fit the same rows and predict the same held-out rows. The stored trials answer "linear head or
+hidden layers, one backbone or both, softmax or one-vs-rest" by the best validation accuracy of each.
+
+Scale: synthetic frozen-feature-like vectors (non-negative, from a random ReLU map of class clusters),
+4,000 x 2,000 with 40 classes, searched from a config naming only the file, 2 workers, in a child process:
+time from the start to the first completed hidden-layer trial, seconds per epoch, peak memory of the
+process tree; the exported model and logistic regression on the same held-out rows.
+
+    .venv/bin/python benchmarks/frozen_features.py --seeds 3 --budget 40 --scale-budget 150
+
+Timings on a loaded machine are upper bounds. Results go to benchmarks/results/frozen_features.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ChildFailed, emit, print_and_append, run_child  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "frozen_features.jsonl"
+
+
+def backbone_features(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Two CNNs trained on digits 0-4, frozen; their penultimate features of digits 5-9, and the labels 0-4."""
+    import torch
+    from sklearn.datasets import load_digits
+    from torch import nn
+
+    digits = load_digits()
+    images = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)  # (n, 1, 8, 8)
+    labels = torch.tensor(digits.target)
+    source, target = labels < 5, labels >= 5
+    torch.manual_seed(seed)
+    a = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(512, 64), nn.ReLU(),
+    )  # fmt: skip
+    b = nn.Sequential(
+        nn.Conv2d(1, 8, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(128, 32), nn.Tanh(),
+    )  # fmt: skip
+    features = []
+    for body, width in ((a, 64), (b, 32)):
+        model = nn.Sequential(body, nn.Linear(width, 5))
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        x, y = images[source], labels[source]
+        for _ in range(15):
+            for batch in torch.randperm(len(x)).split(64):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+                optimizer.step()
+        body.eval()
+        with torch.no_grad():
+            features.append(body(images[target]).numpy())
+    return np.concatenate(features, axis=1), (labels[target] - 5).numpy(), 64
+
+
+def _held_out(y: np.ndarray, seed: int, fraction: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(y)), test_size=fraction, stratify=y, random_state=seed)
+
+
+def _peers(x_dev, y_dev, x_held, y_held, seed: int) -> dict[str, dict[str, float]]:
+    """Logistic regression (standardized inputs) and MLPClassifier on the same rows: held-out accuracy, seconds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out = {}
+    models = {
+        "logistic_regression": LogisticRegression(max_iter=1000),
+        "sklearn_mlp": MLPClassifier(hidden_layer_sizes=(256,), early_stopping=True, max_iter=300, random_state=seed),
+    }
+    for name, model in models.items():
+        started = time.perf_counter()
+        pipeline = make_pipeline(StandardScaler(), model).fit(x_dev, y_dev)
+        out[name] = {
+            "held_out_accuracy": float((pipeline.predict(x_held) == y_held).mean()),
+            "seconds": time.perf_counter() - started,
+        }
+    return out
+
+
+def _search_and_export(
+    folder: Path, x_dev, y_dev, seed: int, budget: float, extra: dict[str, Any], workers: int = 1
+) -> tuple[Any, Path, float, float]:
+    """Run archsearch on the dev rows for `budget` seconds, export its best model; the study, folder, times."""
+    import optuna
+
+    from archsearch import SearchConfig, run_search
+    from archsearch.export import export_best
+
+    np.savez(folder / "dev.npz", X=x_dev.astype(np.float32), y=y_dev)
+    url = f"sqlite:///{folder}/study.db"
+    sections = {"study": {"name": "ff", "storage": url, "timeout": budget, "seed": seed}, **extra}
+    sections["data"] = {"path": str(folder / "dev.npz"), **sections.get("data", {})}
+    started = time.perf_counter()
+    run_search(SearchConfig.from_dict(sections), workers=workers)
+    searched = time.perf_counter() - started
+    started = time.perf_counter()
+    export_best(url, "ff", folder / "model")
+    exported = time.perf_counter() - started
+    return optuna.load_study(study_name="ff", storage=url), folder / "model", searched, exported
+
+
+def _best_by(study, key) -> dict[str, float]:
+    """The best validation value among complete trials, per value of `key(trial)`."""
+    best: dict[str, float] = {}
+    for trial in study.get_trials(deepcopy=False, states=(__import__("optuna").trial.TrialState.COMPLETE,)):
+        name = key(trial)
+        best[name] = max(best.get(name, -1.0), trial.value)
+    return best
+
+
+def transfer(seed: int, budget: float, features) -> dict[str, Any]:
+    """One seed of the transfer case: archsearch against the peers on the same held-out rows."""
+    from archsearch.storage import keys
+    from archsearch.trainers import load_model
+
+    x, y, split = features
+    dev, held = _held_out(y, seed)
+    record: dict[str, Any] = {"part": "transfer", "seed": seed, "budget_s": budget, "rows": [len(dev), len(held)]}
+    record["peers"] = _peers(x[dev], y[dev], x[held], y[held], seed)
+    record["peers_one_backbone"] = {
+        block: _peers(x[dev][:, cols], y[dev], x[held][:, cols], y[held], seed)["logistic_regression"]
+        for block, cols in (("a", slice(0, split)), ("b", slice(split, None)))
+    }
+    extra = {
+        "data": {"blocks": {"a": [0, split], "b": [split, x.shape[1]]}},
+        "space": {"blocks": [["a"], ["b"], ["a", "b"]], "head": ["softmax", "one_vs_rest"]},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        study, model, searched, exported = _search_and_export(Path(tmp), x[dev], y[dev], seed, budget, extra)
+        predicted = load_model(model).predict(x[held])
+        record["archsearch"] = {
+            "held_out_accuracy": float((predicted == y[held]).mean()),
+            "seconds": searched + exported,
+            "search_s": searched,
+            "export_s": exported,
+            "trials": len(study.trials),
+        }
+        record["best_val_by_depth"] = _best_by(study, lambda t: "linear" if t.user_attrs[keys.DEPTH] == 0 else "hidden")
+        record["best_val_by_blocks"] = _best_by(study, lambda t: "+".join(t.user_attrs.get(keys.BLOCKS, ["a", "b"])))
+        record["best_val_by_head"] = _best_by(study, lambda t: t.user_attrs.get(keys.HEAD, "softmax"))
+    return record
+
+
+def synthetic(rows: int = 4000, features: int = 2000, classes: int = 40, seed: int = 0):
+    """Frozen-feature-like vectors: each class 4 clusters in a 32-d latent space, a random ReLU map to `features`
+    values with noise (non-negative, like a ReLU network's penultimate layer)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(rows) % classes
+    mode = rng.integers(4, size=rows)
+    centres = rng.normal(size=(classes, 4, 32))
+    latent = centres[y, mode] + rng.normal(size=(rows, 32))
+    mixing = rng.normal(size=(32, features)) / np.sqrt(32)
+    x = np.maximum(latent @ mixing + 1.2 * rng.normal(size=(rows, features)), 0.0)
+    return x.astype(np.float32), y
+
+
+def scale_child(budget: float) -> None:
+    """In a child process: the 4,000 x 2,000 search with 2 workers, the export and logistic regression."""
+    import optuna
+
+    from archsearch.storage import keys
+    from archsearch.trainers import load_model
+
+    started = time.time()
+    x, y = synthetic()
+    dev, held = _held_out(y, 0, 0.2)
+    with tempfile.TemporaryDirectory() as tmp:
+        study, model, searched, exported = _search_and_export(Path(tmp), x[dev], y[dev], 0, budget, {}, workers=2)
+        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        hidden = [t for t in trials if t.user_attrs[keys.DEPTH] > 0]
+        first_hidden = min((t.datetime_complete.timestamp() - started for t in hidden), default=None)
+        per_epoch = [t.user_attrs[keys.TRAIN_SECONDS] / max(t.user_attrs[keys.EPOCHS_RUN], 1) for t in hidden]
+        accuracy = float((load_model(model).predict(x[held]) == y[held]).mean())
+        emit(
+            {
+                "task": study.user_attrs[keys.TASK],
+                "task_line": study.user_attrs.get(keys.TASK_LINE),
+                "space": {k: study.user_attrs[keys.CONFIG]["space"][k] for k in ("embedding", "width")},
+                "first_hidden_trial_s": first_hidden,
+                "seconds_per_epoch_hidden": per_epoch,
+                "widths": [t.user_attrs[keys.WIDTHS] for t in hidden],
+                "complete_trials": len(trials),
+                "linear_best_val": max((t.value for t in trials if t.user_attrs[keys.DEPTH] == 0), default=None),
+                "hidden_best_val": max((t.value for t in hidden), default=None),
+                "held_out_accuracy": accuracy,
+                "search_s": searched,
+                "export_s": exported,
+                "rows": [len(dev), len(held)],
+            }
+        )
+
+
+def scale(budget: float) -> dict[str, Any]:
+    """The scale check in a child process (peak memory of its tree), and logistic regression here."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    try:
+        child = run_child([__file__, "--scale-child", str(budget)], timeout=budget + 240)
+    except ChildFailed as e:
+        return {"part": "scale", "error": str(e)[-2000:]}
+    x, y = synthetic()
+    dev, held = _held_out(y, 0, 0.2)
+    started = time.perf_counter()
+    logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(x[dev], y[dev])
+    peer = {"held_out_accuracy": float((logistic.predict(x[held]) == y[held]).mean())}
+    peer["seconds"] = time.perf_counter() - started
+    return {
+        "part": "scale",
+        "budget_s": budget,
+        "workers": 2,
+        **child.payload,
+        "peak_tree_rss_mb": child.peak_rss_mb,
+        "rss_method": child.rss_method,
+        "logistic_regression": peer,
+    }
+
+
+def summarize(records: list[dict[str, Any]]) -> None:
+    """Means over seeds of the held-out accuracies and the verdict counts, printed for BENCHMARKS.md."""
+    runs = [r for r in records if r.get("part") == "transfer"]
+    if runs:
+        n = len(runs)
+        for name, pick in (
+            ("archsearch", lambda r: r["archsearch"]),
+            ("logistic_regression", lambda r: r["peers"]["logistic_regression"]),
+            ("sklearn_mlp", lambda r: r["peers"]["sklearn_mlp"]),
+            ("logistic_regression a only", lambda r: r["peers_one_backbone"]["a"]),
+            ("logistic_regression b only", lambda r: r["peers_one_backbone"]["b"]),
+        ):
+            values = [pick(r)["held_out_accuracy"] for r in runs]
+            seconds = [pick(r)["seconds"] for r in runs]
+            print(
+                f"{name}: held-out accuracy {statistics.mean(values):.4f} (n = {n}, {values}), {statistics.mean(seconds):.1f} s"
+            )
+        for question in ("best_val_by_depth", "best_val_by_blocks", "best_val_by_head"):
+            print(question, [r[question] for r in runs])
+    for r in records:
+        if r.get("part") == "scale":
+            print("scale", json.dumps(r))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=40.0, help="archsearch seconds per transfer seed")
+    parser.add_argument("--scale-budget", type=float, default=150.0, help="archsearch seconds of the scale check")
+    parser.add_argument("--part", choices=("all", "transfer", "scale"), default="all")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--scale-child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scale_child is not None:
+        scale_child(args.scale_child)
+        return
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    if args.part in ("all", "transfer"):
+        features = backbone_features()
+        for seed in range(args.seeds):
+            records.append(transfer(seed, args.budget, features))
+            print_and_append(records[-1], args.out)
+    if args.part in ("all", "scale"):
+        records.append(scale(args.scale_budget))
+        print_and_append(records[-1], args.out)
+    summarize(records)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The ends of a network: at the input, the feature blocks it reads (`_blocks.py`) then its numeric embedding;
+at the output, its head (`_heads.py`).
+
+A network trained on some blocks keeps the whole input: its first module selects the columns, so the
+exported program and `Predictor` take the full vector whichever blocks the trial chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from archsearch.trainers._embedding import build_embedding
+from archsearch.trainers._heads import HEADS, OneVsRest
+from archsearch.trainers.data import Preprocessing
+
+__all__ = ["SelectColumns", "build_input", "with_head"]
+
+
+class SelectColumns(nn.Module):
+    """Keep the input columns `indices` (sorted), then apply `inner` (an embedding) when given."""
+
+    def __init__(self, indices: Sequence[int], inner: nn.Module | None = None) -> None:
+        super().__init__()
+        # Not in the state dict: the indices follow from the architecture's blocks and the preprocessing.
+        self.register_buffer("index", torch.tensor(list(indices), dtype=torch.long), persistent=False)
+        self.inner = inner
+        self.out_features = inner.out_features if inner is not None else len(indices)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        selected = x.index_select(1, self.index)  # (batch, n_selected)
+        return selected if self.inner is None else self.inner(selected)
+
+
+def build_input(
+    embedding: str,
+    embedding_dim: int,
+    blocks: Sequence[str],
+    preprocessing: Preprocessing,
+    *,
+    train_rows: np.ndarray | None = None,
+    generator: torch.Generator | None = None,
+) -> nn.Module | None:
+    """The module before the first Linear for a network on `blocks` (all inputs for none), or None when the
+    network reads every input unembedded."""
+    n_inputs = len(preprocessing.encoded_names)
+    indices = preprocessing.block_indices(blocks)
+    if len(indices) == n_inputs:
+        return build_embedding(
+            embedding,
+            embedding_dim,
+            n_inputs,
+            preprocessing.numeric_features,
+            train_rows=train_rows,
+            generator=generator,
+        )
+    position = {j: i for i, j in enumerate(indices)}
+    numeric = [position[j] for j in preprocessing.numeric_features if j in position]
+    rows = None if train_rows is None else train_rows[:, indices]
+    inner = build_embedding(embedding, embedding_dim, len(indices), numeric, train_rows=rows, generator=generator)
+    return SelectColumns(indices, inner)
+
+
+def with_head(mlp: nn.Sequential, head: str) -> nn.Sequential:
+    """The network with its output head: nothing more for "softmax", a parameter-free `OneVsRest` at the end
+    for "one_vs_rest" (so the state dict is the same either way)."""
+    if head not in HEADS:
+        raise ValueError(f"The 'head' parameter must be one of {list(HEADS)}. Got {head!r} instead.")
+    return mlp if head == "softmax" else nn.Sequential(*mlp, OneVsRest())
