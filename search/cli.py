@@ -9,7 +9,7 @@ import warnings
 from typing import Sequence
 
 import archsearch
-from archsearch import sensitivity
+from archsearch import explanations, sensitivity
 from archsearch.base import ArchsearchError
 from archsearch.storage_args import add_storage_arguments, resolve_storage
 
@@ -334,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_cmd_export)
 
     sensitivity.add_parser(commands)
+    explanations.add_parser(commands)
 
     datasets = commands.add_parser("datasets", help="list the built-in datasets")
     datasets.set_defaults(handler=_cmd_datasets)
