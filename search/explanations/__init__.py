@@ -38,7 +38,9 @@ def _row(text: str) -> int | dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"--row must be a test row's index or a JSON object. Got {text!r} instead.") from e
+        raise argparse.ArgumentTypeError(
+            f"--row must be a test row's index or a JSON object. Got {text!r} instead."
+        ) from e
     if isinstance(value, bool) or not isinstance(value, (int, dict)):
         raise argparse.ArgumentTypeError(f"--row must be a test row's index or a JSON object. Got {text!r} instead.")
     return value
@@ -62,7 +64,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--study", help="study name (default: the one the model folder names)")
     parser.add_argument("--out", default="explanation.json", help="JSON file to write (default: explanation.json)")
     parser.add_argument("--max-rows", type=int, help="explain on the first N test rows (default: all)")
-    parser.add_argument("--row", type=_row, default=0, help="counterfactual row: test row index or JSON object (default: 0)")
+    parser.add_argument(
+        "--row", type=_row, default=0, help="counterfactual row: test row index or JSON object (default: 0)"
+    )
     parser.add_argument("--allow-change", help="comma-separated columns the counterfactual may change (default: all)")
     parser.add_argument("--target-class", help="class the counterfactual should reach (default: any other)")
     parser.add_argument("--delta", type=float, help="regression: how far the counterfactual moves the prediction")

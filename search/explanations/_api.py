@@ -65,7 +65,11 @@ class Explanation:
                 + f" ({members['integrated_gradients']['n_pairs']} pairs)"
             )
         for name, found in r.get("prototypes", {}).items():
-            shown = f"confidence {found['confidence']:.3f}" if "confidence" in found else f"prediction {found['prediction']:.4g}"
+            shown = (
+                f"confidence {found['confidence']:.3f}"
+                if "confidence" in found
+                else f"prediction {found['prediction']:.4g}"
+            )
             nearest = found["nearest_training_row"]
             lines.append(
                 f"Prototype {name}: {shown}, inside the training range: {found['inside_training_range']}, "
@@ -87,7 +91,11 @@ def _counterfactual_line(cf: Mapping[str, Any]) -> str:
     if not cf["found"]:
         return f"{where}: none found over the allowed columns"
     changes = "; ".join(f"{column} {c['from']!r} -> {c['to']!r}" for column, c in cf["changes"].items())
-    outcome = f"{cf['from_class']} -> {cf['to_class']}" if "from_class" in cf else f"{cf['prediction']:.4g} -> {cf['goal']:.4g}"
+    outcome = (
+        f"{cf['from_class']} -> {cf['to_class']}"
+        if "from_class" in cf
+        else f"{cf['prediction']:.4g} -> {cf['goal']:.4g}"
+    )
     return f"{where} ({outcome}): {changes}; verified by model.pt2: {cf['verified']}"
 
 
@@ -147,13 +155,25 @@ def explain(
         allowed = column_indices(target.space.columns, allow_change)
         wanted = class_index(predictor.classes, target_class)
         result: dict[str, Any] = {
-            "model": {"folder": str(model) if model is not None else None, "study": study, "trial": metadata.get("trial"),
-                      "kind": predictor.architecture.get("kind", "network"), "metric": metric},
+            "model": {
+                "folder": str(model) if model is not None else None,
+                "study": study,
+                "trial": metadata.get("trial"),
+                "kind": predictor.architecture.get("kind", "network"),
+                "metric": metric,
+            },
             "rows": {"split": "test", "n": len(target.encoded)},
         }
         result["attributions"] = attributions(
-            predictor, target.space, target.encoded, target.targets, metric,
-            steps=steps or IG_STEPS, repeats=repeats or PERMUTATION_REPEATS, seed=seed, progress=say,
+            predictor,
+            target.space,
+            target.encoded,
+            target.targets,
+            metric,
+            steps=steps or IG_STEPS,
+            repeats=repeats or PERMUTATION_REPEATS,
+            seed=seed,
+            progress=say,
         )
         if prototypes:
             say("prototypes")
@@ -177,7 +197,9 @@ def _prototypes(target: Subject) -> dict[str, Any]:
 
     classes = target.predictor.classes
     if classes is not None:
-        return {str(label): prototype_of(target.predictor, target.space, target_class=k) for k, label in enumerate(classes)}
+        return {
+            str(label): prototype_of(target.predictor, target.space, target_class=k) for k, label in enumerate(classes)
+        }
     found = {}
     for q in (10, 90):
         value = float(np.percentile(target.targets, q))
@@ -186,7 +208,12 @@ def _prototypes(target: Subject) -> dict[str, Any]:
 
 
 def _counterfactual(
-    target: Subject, program: Any, row: int | Mapping[str, Any], allowed: list[int], wanted: int | None, delta: float | None
+    target: Subject,
+    program: Any,
+    row: int | Mapping[str, Any],
+    allowed: list[int],
+    wanted: int | None,
+    delta: float | None,
 ) -> dict[str, Any]:
     from archsearch.trainers.explain import counterfactual_of
 
@@ -198,10 +225,14 @@ def _counterfactual(
             raise ExplainError(str(e)) from e
     else:
         if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= row < len(target.encoded):
-            raise ExplainError(f"--row must be a test row's index in [0, {len(target.encoded) - 1}] or a JSON object of the row. Got {row!r} instead.")
+            raise ExplainError(
+                f"--row must be a test row's index in [0, {len(target.encoded) - 1}] or a JSON object of the row. Got {row!r} instead."
+            )
         encoded, where = target.encoded[int(row)], {"row_index": int(row)}
     if delta is None and target.predictor.classes is None:
         delta = float(np.std(target.targets))
-    found = counterfactual_of(target.predictor, program, target.space, encoded, allowed, target_class=wanted, delta=delta)
+    found = counterfactual_of(
+        target.predictor, program, target.space, encoded, allowed, target_class=wanted, delta=delta
+    )
     found.pop("encoded", None)
     return where | {"allowed": [target.space.columns[c] for c in allowed]} | found

@@ -17,10 +17,18 @@ from captum.attr import FeaturePermutation, IntegratedGradients
 from scipy.stats import spearmanr
 from torch import nn
 
-from archsearch.trainers._calibration import Calibration, decision_scores
+from archsearch.trainers import Calibration, decision_scores
 from archsearch.trainers.metrics import METRIC_DIRECTIONS, classification_metrics, regression_metrics
 
-__all__ = ["IG_STEPS", "PERMUTATION_REPEATS", "grouped", "integrated_gradients", "metric_of", "permutation_drops", "rank_agreement"]
+__all__ = [
+    "IG_STEPS",
+    "PERMUTATION_REPEATS",
+    "grouped",
+    "integrated_gradients",
+    "metric_of",
+    "permutation_drops",
+    "rank_agreement",
+]
 
 IG_STEPS = 32  # Gauss-Legendre steps: the completeness gap of these small MLPs stays below 1% of the output change
 PERMUTATION_REPEATS = 5

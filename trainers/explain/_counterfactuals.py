@@ -114,7 +114,9 @@ def _undo_unneeded(
 ) -> np.ndarray:
     """`found` with each changed column put back to `row`'s value, smallest change first, while the goal holds."""
     spread = space.spread()
-    changed = [c for c in range(len(space.columns)) if not np.allclose(row[space.features_of(c)], found[space.features_of(c)])]
+    changed = [
+        c for c in range(len(space.columns)) if not np.allclose(row[space.features_of(c)], found[space.features_of(c)])
+    ]
     changed.sort(key=lambda c: float(np.abs((found - row)[space.features_of(c)] / spread[space.features_of(c)]).sum()))
     for column in changed:
         trial = found.copy()

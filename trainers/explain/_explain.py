@@ -11,9 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archsearch.trainers._calibration import decision_scores
-from archsearch.trainers._errors import ExportError
-from archsearch.trainers._export import PROGRAM_FILE, Predictor
+from archsearch.trainers import PROGRAM_FILE, ExportError, Predictor, decision_scores
 from archsearch.trainers.explain._attributions import (
     IG_STEPS,
     PERMUTATION_REPEATS,
@@ -88,7 +86,9 @@ def attributions(
     progress(f"Integrated Gradients on {len(encoded)} rows, {steps} steps, {n_classes or 1} output(s)")
     ig = integrated_gradients(predictor._module, encoded, baseline, groups, n_columns, n_classes=n_classes, steps=steps)
     progress(f"permutation importance: {n_columns} columns x {repeats} repeats")
-    value, drops = permutation_drops(predictor._module, encoded, groups, n_columns, metric, measure, repeats=repeats, seed=seed)
+    value, drops = permutation_drops(
+        predictor._module, encoded, groups, n_columns, metric, measure, repeats=repeats, seed=seed
+    )
     importance = _importance(ig, chosen)
     result: dict[str, Any] = {
         "n_rows": len(encoded),
@@ -116,7 +116,9 @@ def attributions(
         }
     if len(members) > 1:
         progress(f"stability over the {len(members)} ensemble members")
-        result["members"] = _member_stability(members, space, encoded, baseline, chosen, n_classes, metric, measure, steps, seed)
+        result["members"] = _member_stability(
+            members, space, encoded, baseline, chosen, n_classes, metric, measure, steps, seed
+        )
     return result
 
 
@@ -138,7 +140,9 @@ def _member_stability(
     for member in members:
         ig = integrated_gradients(member, encoded, baseline, space.groups, n_columns, n_classes=n_classes, steps=steps)
         ig_importances.append(_importance(ig, chosen))
-        drops.append(permutation_drops(member, encoded, space.groups, n_columns, metric, measure, repeats=1, seed=seed)[1][0])
+        drops.append(
+            permutation_drops(member, encoded, space.groups, n_columns, metric, measure, repeats=1, seed=seed)[1][0]
+        )
     ranks = np.array([np.argsort(np.argsort(-v)) + 1 for v in ig_importances])  # (members, n_columns), 1 = top
     return {
         "n": len(members),
@@ -172,7 +176,11 @@ def counterfactual_of(
         goal = float(start[0]) + float(delta)
         sign = 1.0 if delta >= 0 else -1.0
         result = counterfactual(
-            module, program, space, row, allowed,
+            module,
+            program,
+            space,
+            row,
+            allowed,
             reached=lambda out: sign * (np.asarray(out).reshape(-1) - goal) >= 0,
             margin=lambda out: sign * (out.reshape(-1) - goal) / (abs(delta) or 1.0),
         )
@@ -196,5 +204,7 @@ def counterfactual_of(
     if result["found"]:
         with torch.no_grad():
             after = module(torch.as_tensor(result["encoded"][None, :], dtype=torch.float32)).double().numpy()
-        result["to_class"] = str(predictor.classes[int(decision_scores(after, predictor.calibration).argmax(axis=1)[0])])
+        result["to_class"] = str(
+            predictor.classes[int(decision_scores(after, predictor.calibration).argmax(axis=1)[0])]
+        )
     return result | {"from_class": str(predictor.classes[own])}

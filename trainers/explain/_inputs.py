@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from archsearch.trainers._errors import DataError
+from archsearch.trainers import DataError
 from archsearch.trainers.data import Preprocessing
 
 __all__ = ["ColumnSpace", "unscaled"]
@@ -114,7 +114,9 @@ class ColumnSpace:
             features = self.features_of(index)
             if self.is_categorical(index):
                 block = row[features]
-                values[column] = self.preprocessing.categorical[column][int(block.argmax())] if block.max() > 0 else None
+                values[column] = (
+                    self.preprocessing.categorical[column][int(block.argmax())] if block.max() > 0 else None
+                )
             else:
                 values[column] = float(row[features[0]])
         return values

@@ -63,7 +63,7 @@ def prototype(
     with torch.no_grad():
         outputs = module(torch.as_tensor(space.train, dtype=torch.float32)).double()
     if regression:
-        scores = -(outputs.numpy() - target_value) ** 2
+        scores = -((outputs.numpy() - target_value) ** 2)
         members = np.argsort(-scores)[: max(1, len(scores) // 10)]  # rows predicted near the value
     else:
         scores = torch.log_softmax(outputs, dim=1)[:, target_class].numpy()
@@ -75,7 +75,9 @@ def prototype(
 
     def objective(x: torch.Tensor) -> torch.Tensor:
         out = module(x.float()).double()
-        fit = -(((out - target_value) / target_scale) ** 2) if regression else torch.log_softmax(out, 1)[:, target_class]
+        fit = (
+            -(((out - target_value) / target_scale) ** 2) if regression else torch.log_softmax(out, 1)[:, target_class]
+        )
         distance = (((x[:, numeric] - centre[numeric]) / spread) ** 2).mean(dim=1) if len(numeric) else 0.0
         return fit - penalty * distance
 

@@ -49,7 +49,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
         members.append(Member(NET, result.state_dict, record={"seed": seed}))
     metadata = {"metric": "accuracy", "study": "known"}
     single = export_model(
-        folder / "single", net=NET, state_dict=members[0].state_dict, preprocessing=data.preprocessing, metadata=metadata
+        folder / "single",
+        net=NET,
+        state_dict=members[0].state_dict,
+        preprocessing=data.preprocessing,
+        metadata=metadata,
     )
-    ensemble = export_ensemble(folder / "ensemble", members=members, preprocessing=data.preprocessing, metadata=metadata)
+    ensemble = export_ensemble(
+        folder / "ensemble", members=members, preprocessing=data.preprocessing, metadata=metadata
+    )
     return Exported(data, single, ensemble)

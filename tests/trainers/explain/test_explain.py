@@ -48,7 +48,9 @@ def test_integrated_gradients_complete_to_the_output_change(exported: Exported) 
     rows = predictor.preprocessing.encode(exported.data.raw_test[:20]).astype(np.float64)
     ig = integrated_gradients(predictor._module, rows, space.baseline(), space.groups, 4, n_classes=2, steps=64)
     with torch.no_grad():
-        out = torch.log_softmax(predictor._module(torch.as_tensor(np.vstack([rows, space.baseline()]), dtype=torch.float32)), 1)
+        out = torch.log_softmax(
+            predictor._module(torch.as_tensor(np.vstack([rows, space.baseline()]), dtype=torch.float32)), 1
+        )
     change = (out[:-1] - out[-1]).numpy().T  # (classes, rows)
     np.testing.assert_allclose(ig.sum(axis=2), change, atol=0.05)
 
