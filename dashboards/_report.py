@@ -14,6 +14,7 @@ import archsearch.stats as an
 from archsearch.dashboards import _overview_figures as overview_figs
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
+from archsearch.dashboards._explanation import explanation_figures
 from archsearch.dashboards._base import ReportError, ReportFigure, describe, format_cell
 from archsearch.stats import format_number
 from archsearch.storage import epoch_budget, keys, name_metric, stored_value
@@ -191,6 +192,7 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         training_figs.pruning(data),
         overview_figs.best_so_far(data),
         overview_figs.parallel_coordinates(study, data),
+        *explanation_figures(study),  # none until `archsearch explain` stores one
     ]
     tables = [_notable_trials_table(data, knee_tolerance), _all_trials_table(data)]
     summary = _summary(data, knee_tolerance, figures)
