@@ -14,8 +14,8 @@ import archsearch.stats as an
 from archsearch.dashboards import _overview_figures as overview_figs
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
-from archsearch.dashboards._explanation import explanation_figures
 from archsearch.dashboards._base import ReportError, ReportFigure, describe, format_cell
+from archsearch.dashboards._explanation import explanation_figures
 from archsearch.stats import format_number
 from archsearch.storage import epoch_budget, keys, name_metric, stored_value
 
