@@ -23,6 +23,7 @@ from archsearch.trainers.explain._attributions import (
 from archsearch.trainers.explain._counterfactuals import counterfactual
 from archsearch.trainers.explain._inputs import ColumnSpace
 from archsearch.trainers.explain._prototypes import prototype
+from archsearch.trainers.explain._relaxed import one_thread
 
 __all__ = ["BASELINE_RULE", "attributions", "counterfactual_of", "load_program", "members_of", "prototype_of"]
 
@@ -154,7 +155,8 @@ def _member_stability(
 
 def prototype_of(predictor: Predictor, space: ColumnSpace, **target: Any) -> dict[str, Any]:
     """`prototype` of the model (keyword `target_class` or `target_value`)."""
-    return prototype(predictor._module, space, **target)
+    with one_thread():
+        return prototype(predictor._module, space, **target)
 
 
 def counterfactual_of(
@@ -175,15 +177,16 @@ def counterfactual_of(
     if predictor.classes is None:
         goal = float(start[0]) + float(delta)
         sign = 1.0 if delta >= 0 else -1.0
-        result = counterfactual(
-            module,
-            program,
-            space,
-            row,
-            allowed,
-            reached=lambda out: sign * (np.asarray(out).reshape(-1) - goal) >= 0,
-            margin=lambda out: sign * (out.reshape(-1) - goal) / (abs(delta) or 1.0),
-        )
+        with one_thread():
+            result = counterfactual(
+                module,
+                program,
+                space,
+                row,
+                allowed,
+                reached=lambda out: sign * (np.asarray(out).reshape(-1) - goal) >= 0,
+                margin=lambda out: sign * (out.reshape(-1) - goal) / (abs(delta) or 1.0),
+            )
         return result | {"prediction": float(start[0]), "goal": goal}
     offsets = torch.zeros(len(predictor.classes), dtype=torch.float64)
     if predictor.calibration is not None:
@@ -200,7 +203,8 @@ def counterfactual_of(
         rest = scores.masked_fill(torch.arange(scores.shape[1]) == goal, -torch.inf).max(1).values
         return rest - scores[:, own] if target_class is None else scores[:, goal] - rest
 
-    result = counterfactual(module, program, space, row, allowed, reached=reached, margin=margin)
+    with one_thread():
+        result = counterfactual(module, program, space, row, allowed, reached=reached, margin=margin)
     if result["found"]:
         with torch.no_grad():
             after = module(torch.as_tensor(result["encoded"][None, :], dtype=torch.float32)).double().numpy()

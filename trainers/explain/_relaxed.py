@@ -3,14 +3,29 @@ each categorical column's one-hot block relaxed to a softmax over its categories
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
 from archsearch.trainers.explain._inputs import ColumnSpace
 
-__all__ = ["RelaxedRow"]
+__all__ = ["RelaxedRow", "one_thread"]
 
 _EDGE = 1e-4  # a start on the range's edge gets a finite sigmoid parameter
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the few rows of a gradient search: on a busy 2-core machine, waking a second
+    thread for each tiny op made a softmax of 3 x 4 values take 1.2 ms instead of 2 us."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class RelaxedRow:
