@@ -131,3 +131,29 @@ def test_cli_explains_a_studys_best_trial_and_stores_it(tmp_path: Path, capsys: 
     assert "error: --allow-change names 'alcohl', not a column of the data" in capsys.readouterr().err
     assert main(argv + ["--target-class", "9"]) == 2
     assert "which does not exist" in capsys.readouterr().err
+
+
+def test_explain_a_regression_model(tmp_path: Path) -> None:
+    """Regression: attributions of the prediction, prototypes of two target values and a counterfactual that
+    moves the prediction by `delta`, checked by the exported program."""
+    data = load_data(DataSpec(dataset="diabetes"))
+    net = NetSpec((16,), (0.0,), "relu")
+    result = train_mlp(net, data, TrainSettings(batch_size=32, epochs=20, lr=3e-3, metric="rmse"))
+    model = export_model(
+        tmp_path / "model",
+        net=net,
+        state_dict=result.state_dict,
+        preprocessing=data.preprocessing,
+        metadata={"metric": "rmse"},
+    )
+    found = archsearch.explain(model, data=data, max_rows=40, delta=20.0, progress=lambda _: None).result
+    assert (
+        found["attributions"]["permutation"]["metric"] == "rmse"
+        and "per_class" not in found["attributions"]["integrated_gradients"]
+    )
+    assert len(found["prototypes"]) == 2 and all(p["inside_training_range"] for p in found["prototypes"].values())
+    counterfactual = found["counterfactual"]
+    assert counterfactual["goal"] == pytest.approx(counterfactual["prediction"] + 20.0)
+    assert counterfactual["found"] and counterfactual["verified"]
+    with pytest.raises(ExplainError, match=r"--target-class applies to classification models"):
+        archsearch.explain(model, data=data, max_rows=10, target_class="1", progress=lambda _: None)
