@@ -73,7 +73,9 @@ class Explanation:
             nearest = found["nearest_training_row"]
             lines.append(
                 f"Prototype {name}: {shown}, inside the training range: {found['inside_training_range']}, "
-                f"nearest training row {nearest['index']} at {nearest['distance_sd']:.2f} sd"
+                f"nearest training row {nearest['index']}"
+                + (f" (class {nearest['label']})" if "label" in nearest else "")
+                + f" at {nearest['distance_sd']:.2f} sd"
             )
         cf = r.get("counterfactual")
         if cf is not None:
@@ -197,9 +199,13 @@ def _prototypes(target: Subject) -> dict[str, Any]:
 
     classes = target.predictor.classes
     if classes is not None:
-        return {
+        found = {
             str(label): prototype_of(target.predictor, target.space, target_class=k) for k, label in enumerate(classes)
         }
+        for prototype in found.values():  # the nearest row's class by its label, as the user knows it
+            nearest = prototype["nearest_training_row"]
+            nearest["label"] = str(classes[nearest["label_index"]])
+        return found
     found = {}
     for q in (10, 90):
         value = float(np.percentile(target.targets, q))

@@ -54,6 +54,7 @@ def test_explain_writes_json_and_summaries(folder_and_data: tuple[Path, Prepared
     importance = written["attributions"]["integrated_gradients"]["importance"]
     assert max(importance, key=importance.get) == "a"
     assert set(written["prototypes"]) == {"down", "up"}
+    assert written["prototypes"]["up"]["nearest_training_row"]["label"] == "up"
     counterfactual = written["counterfactual"]
     assert counterfactual["row_index"] == 0 and counterfactual["allowed"] == ["a", "b"]
     assert counterfactual["found"] and counterfactual["verified"] and set(counterfactual["changes"]) <= {"a", "b"}

@@ -68,6 +68,8 @@ def prototype(
     else:
         scores = torch.log_softmax(outputs, dim=1)[:, target_class].numpy()
         members = np.flatnonzero(space.train_labels == target_class)
+        if not len(members):  # a class no training row has: start from every row
+            members = np.arange(len(space.train))
     centre = torch.as_tensor(space.train[members].mean(axis=0))
     numeric = torch.as_tensor(space.numeric)
     spread = torch.as_tensor(space.spread())[numeric]
