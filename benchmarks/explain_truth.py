@@ -148,13 +148,12 @@ def timing(scratch: Path) -> dict:
         preprocessing=data.preprocessing,
         metadata={"metric": "accuracy"},
     )
-    started = time.perf_counter()
-    found = archsearch.explain(folder, data=data, **QUIET).result
-    return {
-        "n_test": found["rows"]["n"],
-        "n_columns": D_NUMERIC + D_CATEGORICAL,
-        "seconds": time.perf_counter() - started,
-    }
+    seconds = {}
+    for threads in (None, 1):  # torch's own threads (2 here), then one: the machine is shared and loaded
+        started = time.perf_counter()
+        found = archsearch.explain(folder, data=data, threads=threads, **QUIET).result
+        seconds["default threads" if threads is None else f"{threads} thread"] = time.perf_counter() - started
+    return {"n_test": found["rows"]["n"], "n_columns": D_NUMERIC + D_CATEGORICAL, "seconds": seconds}
 
 
 def _interval(values: list[float]) -> list[float]:

@@ -70,6 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--allow-change", help="comma-separated columns the counterfactual may change (default: all)")
     parser.add_argument("--target-class", help="class the counterfactual should reach (default: any other)")
     parser.add_argument("--delta", type=float, help="regression: how far the counterfactual moves the prediction")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is faster on a busy machine)")
     parser.add_argument("--no-prototypes", dest="prototypes", action="store_false", help="skip the prototypes")
     parser.add_argument("--no-store", dest="store", action="store_false", help="do not store the result in the study")
     parser.set_defaults(handler=_cmd)
@@ -90,6 +91,7 @@ def _cmd(args: argparse.Namespace) -> int:
         target_class=args.target_class,
         delta=args.delta,
         prototypes=args.prototypes,
+        threads=args.threads,
         out=args.out,
         store=args.store,
     )

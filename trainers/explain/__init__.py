@@ -13,6 +13,7 @@ from archsearch.trainers.explain._explain import (
 )
 from archsearch.trainers.explain._inputs import ColumnSpace, unscaled
 from archsearch.trainers.explain._prototypes import PENALTY
+from archsearch.trainers.explain._relaxed import torch_threads
 
 __all__ = [
     "BASELINE_RULE",
@@ -26,5 +27,6 @@ __all__ = [
     "members_of",
     "prototype_of",
     "rank_agreement",
+    "torch_threads",
     "unscaled",
 ]

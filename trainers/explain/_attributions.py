@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from captum._utils.common import _run_forward
 from captum.attr import FeaturePermutation, IntegratedGradients
 from scipy.stats import spearmanr
 from torch import nn
@@ -33,6 +35,9 @@ __all__ = [
 IG_STEPS = 32  # Gauss-Legendre steps: the completeness gap of these small MLPs stays below 1% of the output change
 PERMUTATION_REPEATS = 5
 _BATCH = 4096
+# Rows per Integrated Gradients pass: x steps interpolated rows go through the network at once. Captum's
+# internal_batch_size of 4096 interpolated rows (128 rows of 32 steps) made 10,000 rows take 57 s, not 5.
+_IG_ROWS = 1024
 
 
 def grouped(attributions: np.ndarray, groups: np.ndarray, n_columns: int) -> np.ndarray:
@@ -53,6 +58,23 @@ def _log_probabilities(module: nn.Module, regression: bool) -> Callable[[torch.T
     return forward
 
 
+def _summed_gradients(
+    forward_fn: Callable[..., torch.Tensor],
+    inputs: tuple[torch.Tensor, ...],
+    target_ind: Any = None,
+    additional_forward_args: Any = None,
+) -> tuple[torch.Tensor, ...]:
+    """Captum's `compute_gradients`, by the gradient of the outputs' sum instead of a tuple of every row's scalar.
+
+    Each row's output depends on that row alone (the exported networks are in eval mode), so the gradients are the
+    same; Captum's `torch.unbind` of 32 x 10,000 outputs spent 17 of the 18 s of Integrated Gradients on 10,000
+    rows in Python.
+    """
+    with torch.autograd.set_grad_enabled(True):
+        outputs = _run_forward(forward_fn, inputs, target_ind, additional_forward_args)
+        return torch.autograd.grad(outputs.sum(), inputs)
+
+
 def integrated_gradients(
     module: nn.Module,
     encoded: np.ndarray,
@@ -71,13 +93,14 @@ def integrated_gradients(
     """
     forward = _log_probabilities(module, n_classes is None)
     ig = IntegratedGradients(forward)
+    ig.gradient_func = _summed_gradients
     x = torch.as_tensor(encoded, dtype=torch.float32)
     base = torch.as_tensor(baseline, dtype=torch.float32)[None, :]
     per_class = []
     for target in range(n_classes or 1):
         chunks = [
-            ig.attribute(chunk, baselines=base, target=target, n_steps=steps, internal_batch_size=_BATCH).detach()
-            for chunk in torch.split(x, _BATCH)
+            ig.attribute(chunk, baselines=base, target=target, n_steps=steps).detach()
+            for chunk in torch.split(x, _IG_ROWS)
         ]
         per_class.append(grouped(torch.cat(chunks).double().numpy(), groups, n_columns))
     return np.stack(per_class)

@@ -11,21 +11,27 @@ import torch
 
 from archsearch.trainers.explain._inputs import ColumnSpace
 
-__all__ = ["RelaxedRow", "one_thread"]
+__all__ = ["RelaxedRow", "one_thread", "torch_threads"]
 
 _EDGE = 1e-4  # a start on the range's edge gets a finite sigmoid parameter
 
 
 @contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on one thread for the few rows of a gradient search: on a busy 2-core machine, waking a second
-    thread for each tiny op made a softmax of 3 x 4 values take 1.2 ms instead of 2 us."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` inside the block (None: left as they are)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
+
+
+def one_thread() -> contextlib.AbstractContextManager[None]:
+    """torch on one thread for the few rows of a gradient search: on a busy 2-core machine, waking a second
+    thread for each tiny op made a softmax of 3 x 4 values take 1.2 ms instead of 2 us."""
+    return torch_threads(1)
 
 
 class RelaxedRow:
