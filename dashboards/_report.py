@@ -17,6 +17,7 @@ from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
 from archsearch.dashboards._base import ReportError, ReportFigure, ReportTable, describe, format_cell
 from archsearch.dashboards._choices import choice_lines
+from archsearch.dashboards._explanation import explanation_figures
 from archsearch.stats import format_number
 from archsearch.storage import epoch_budget, keys, name_metric, size_objectives
 
@@ -178,6 +179,7 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         overview_figs.parallel_coordinates(study, data),
         front_figs.front_figure(data, knee_tolerance),
         front_figs.hypervolume_figure(data),
+        *explanation_figures(study),  # none until `archsearch explain` stores one
     ]
     comparison = an.compare_best(study, knee_tolerance=knee_tolerance, data=data)
     tables = [

@@ -28,6 +28,7 @@ _LAZY = {
     "load_model": "archsearch.export",
     "ExportError": "archsearch.export",
     "run_sensitivity": "archsearch.sensitivity",
+    "explain": "archsearch.explanations",
     "join_study": "archsearch.controller",
     "ArchsearchError": "archsearch.base",
 }

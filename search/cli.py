@@ -9,7 +9,7 @@ import warnings
 from typing import Any, Sequence
 
 import archsearch
-from archsearch import sensitivity
+from archsearch import explanations, sensitivity
 from archsearch.base import ArchsearchError
 from archsearch.storage_args import add_storage_arguments, resolve_storage
 
@@ -245,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dashboard(commands)
     _add_export(commands)
     sensitivity.add_parser(commands)
+    explanations.add_parser(commands)
     datasets = commands.add_parser("datasets", help="list the built-in datasets")
     datasets.set_defaults(handler=_cmd_datasets)
     return parser

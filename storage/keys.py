@@ -18,6 +18,7 @@ FINGERPRINT = "data_fingerprint"  # hash, rows, columns and classes of the data 
 KIND = "archsearch_kind"  # "sensitivity" marks a companion study; absent for a search
 PARENT_STUDY = "parent_study"
 SENSITIVITY_JOBS = "sensitivity_jobs"  # distinct jobs a companion study holds: the total its workers run to
+EXPLANATION = "explanation"  # the last `archsearch explain` result (attributions, prototypes, counterfactual)
 DROPPED_COLUMNS = "dropped_columns"  # {column: why} of the data file's columns not trained on; absent before the rule
 TASK_LINE = "task_line"  # the search's first line: the task, why (inferred or set), how to override; absent before #24
 

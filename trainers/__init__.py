@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 from archsearch.base import lazy_exports
 
 if TYPE_CHECKING:
-    from archsearch.trainers._calibration import Calibration
+    from archsearch.trainers._calibration import Calibration, decision_scores
     from archsearch.trainers._device import release_memory
     from archsearch.trainers._errors import DataError, ExportError
     from archsearch.trainers._export import (
+        PROGRAM_FILE,
         Member,
         Predictor,
         ensemble_test_metrics,
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 
 _LAZY_NAMES = {
     "Calibration": "_calibration",
+    "decision_scores": "_calibration",
+    "PROGRAM_FILE": "_export",
     "fit_calibration": "_export",
     "build_mlp": "_model",
     "count_parameters": "_model",
@@ -85,6 +88,7 @@ __all__ = [
     "measure_latency",
     "Calibration",
     "DataError",
+    "PROGRAM_FILE",
     "ExportError",
     "FusedGroup",
     "Member",
@@ -97,6 +101,7 @@ __all__ = [
     "build_mlp",
     "count_parameters",
     "cuda_device_count",
+    "decision_scores",
     "ensemble_test_metrics",
     "export_ensemble",
     "export_model",
