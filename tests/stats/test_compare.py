@@ -42,8 +42,12 @@ def test_compare_best_shows_validation_and_test_with_their_rows(tmp_path: Path) 
     verdict = comparison.verdict()
     assert " ".join(lines[4:]) == verdict and verdict.startswith(DISAGREES) and verdict.count(". ") == 0
     assert max(len(line) for line in lines) <= 78
+    assert all(line.count("`") % 2 == 0 for line in lines)  # no command is split over two lines
     assert "the linear baseline (trial 0, 56.6600) scores better on test rmse" in verdict
-    assert "the best of 3 trials" in verdict and "`[data] folds = 5` or more rows" in verdict
+    assert (
+        "the best of 3 trials" in verdict
+        and "more rows, or `[data] folds = 5` (validating on every train + validation row)" in verdict
+    )
     assert "`archsearch export --trial 0`" in verdict
     assert comparison.gap_words(comparison.get(ROLE_LINEAR)) == (
         "5.0700 better on validation (100 rows) and 3.0300 worse on test (100 rows)"
@@ -60,7 +64,9 @@ def test_compare_best_prefers_the_knee_and_counts_fold_rows(tmp_path: Path) -> N
     assert comparison.val_rows() == "900 rows (5 folds)"
     verdict = comparison.verdict()
     assert "the knee (trial 3, 57.2000) and the linear baseline (trial 0, 56.6600) score better" in verdict
-    assert "`archsearch export --trial 3`" in verdict and "more rows or more than 5 folds" in verdict
+    assert "`archsearch export --trial 3`" in verdict and verdict.endswith(
+        "trust the lead only once more rows confirm it."
+    )
 
 
 def test_compare_best_says_nothing_when_test_agrees(tmp_path: Path) -> None:
