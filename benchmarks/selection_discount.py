@@ -167,7 +167,7 @@ def _span(values: list[int]) -> str:
 
 def summary(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| table | metric | n (seeds) | val / test rows | best: val - test | " + " | ".join(RULES) + " |",
+        "| table | metric | n (seeds) | val / test rows | best: optimism (val over test) | " + " | ".join(RULES) + " |",
         "|" + " --- |" * (5 + len(RULES)),
     ]
     for table in dict.fromkeys(r["table"] for r in rows):
