@@ -98,3 +98,5 @@ def test_report_summary_table_and_note_carry_the_sentence(tmp_path: Path, knee: 
     assert table.frame["test rmse"].tolist()[0] == 59.69
     report.push_to_dashboard(study)
     assert verdict in optuna_dashboard.get_note(study)
+    page = report.write_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<li><strong>Test disagrees with validation:" in page and "<code>archsearch export --trial" in page
