@@ -151,8 +151,13 @@ class BestComparison:
         beaten = self.beaten_on_test()
         if not beaten:
             return None
-        who = " and ".join(f"the {c.role} (trial {c.number}, {format_number(c.test)})" for c in beaten)
-        verb = "score" if len(beaten) > 1 else "scores"
+        # The knee may be the linear model itself: one trial, named once with both roles.
+        roles = {c.number: [] for c in beaten}
+        for c in beaten:
+            roles[c.number].append(c.role)
+        named = {c.number: c for c in beaten}
+        who = " and ".join(f"the {' and '.join(roles[n])} (trial {n}, {format_number(named[n].test)})" for n in roles)
+        verb = "score" if len(roles) > 1 else "scores"
         pick = next((c for c in beaten if c.role == ROLE_KNEE), beaten[0])
         confirm = (
             "more rows confirm it"

@@ -100,3 +100,13 @@ def test_report_summary_table_and_note_carry_the_sentence(tmp_path: Path, knee: 
     assert verdict in optuna_dashboard.get_note(study)
     page = report.write_html(tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<li><strong>Test disagrees with validation:" in page and "<code>archsearch export --trial" in page
+
+
+def test_a_knee_that_is_the_linear_model_is_named_once(tmp_path: Path) -> None:
+    """Check that when the knee is the linear baseline itself the sentence names that trial once, with both roles."""
+    study = new_study(tmp_path / "s.db", metric="rmse", name="diabetes")
+    study.set_user_attr(keys.PREPROCESSING, {"task": "regression", "target_scale": 77.0})
+    study.add_trial(make_trial(widths=[], value=48.5, test_value=56.66, metric="rmse", baseline="linear"))
+    study.add_trial(make_trial(widths=[64, 64], value=48.29, test_value=59.69, metric="rmse"))
+    verdict = compare_best(study).verdict()
+    assert "the knee and linear baseline (trial 0, 56.6600) scores better on test rmse" in verdict
