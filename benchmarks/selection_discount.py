@@ -147,9 +147,27 @@ def gain(row: dict[str, Any], rule: str) -> float:
     return (other - best) * row["sign"] * 100
 
 
+def sign_test(better: int, worse: int) -> float:
+    """Two-sided sign test of `better` against `worse` (ties left out): 1.0 when there is nothing to test.
+
+    >>> round(sign_test(8, 4), 2), sign_test(0, 0)
+    (0.39, 1.0)
+    """
+    n = better + worse
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(better, worse) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def _span(values: list[int]) -> str:
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
 def summary(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| table | metric | n (seeds) | val / test rows | best: val - test | " + " | ".join(RULES) + " |",
+        "| table | metric | n (seeds) | val / test rows | best: optimism (val over test) | " + " | ".join(RULES) + " |",
         "|" + " --- |" * (5 + len(RULES)),
     ]
     for table in dict.fromkeys(r["table"] for r in rows):
@@ -160,9 +178,12 @@ def summary(rows: list[dict[str, Any]]) -> str:
             gains = [gain(r, rule) for r in group]
             better = sum(g > 1e-9 for g in gains)
             worse = sum(g < -1e-9 for g in gains)
-            cells.append(f"{statistics.mean(gains):+.2f} ({better} better / {worse} worse)")
+            cells.append(
+                f"{statistics.mean(gains):+.2f} ({better} better / {worse} worse, p {sign_test(better, worse):.2f})"
+            )
+        rows_text = " / ".join(_span([r[k] for r in group]) for k in ("n_val", "n_test"))
         lines.append(
-            f"| {table} | {group[0]['metric']} | {len(group)} | {group[0]['n_val']} / {group[0]['n_test']} | "
+            f"| {table} | {group[0]['metric']} | {len(group)} | {rows_text} | "
             f"{optimism:+.4f} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines)

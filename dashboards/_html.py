@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -107,10 +108,10 @@ document.querySelectorAll("table.sortable th").forEach((th, column) => th.addEve
 
 
 def summary_html(markdown: str) -> str:
-    """Render the summary's small Markdown subset (``##`` headings and ``-`` bullets) as HTML."""
+    """Render the summary's small Markdown subset (``##`` headings, ``-`` bullets, ``**bold**``, ``code``) as HTML."""
     out, in_list = [], False
     for line in markdown.splitlines():
-        text = html.escape(line[2:] if line.startswith("- ") else line.lstrip("# "))
+        text = _inline(html.escape(line[2:] if line.startswith("- ") else line.lstrip("# ")))
         if line.startswith("- ") and not in_list:
             out.append("<ul>")
             in_list = True
@@ -124,3 +125,9 @@ def summary_html(markdown: str) -> str:
         elif line.strip():
             out.append(f"<p>{text}</p>")
     return "\n".join(out + (["</ul>"] if in_list else []))
+
+
+def _inline(text: str) -> str:
+    """``**bold**`` and ```code``` of an escaped line as HTML (what the dashboard note's Markdown shows too)."""
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)

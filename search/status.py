@@ -95,7 +95,8 @@ def comparison_lines(study: optuna.Study, *, width: int = 78) -> list[str]:
     sentence when test disagrees (`archsearch.stats.BestComparison`); nothing before a trial completes."""
     from archsearch.stats import compare_best
 
-    if len(study.directions) != 1:
+    # A sensitivity companion's runs repeat chosen architectures over seeds: no search to pick a best from.
+    if len(study.directions) != 1 or study.user_attrs.get(keys.KIND) == keys.SENSITIVITY_KIND:
         return []
     comparison = compare_best(study)
     return comparison.lines(width) if comparison is not None else []

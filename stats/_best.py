@@ -10,6 +10,7 @@ says so in one sentence, with what to do.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -33,7 +34,9 @@ __all__ = [
 ]
 
 ROLE_BEST, ROLE_KNEE, ROLE_LINEAR = "best", "knee", "linear baseline"
-# The [data] folds the advice suggests when a study has none: the usual choice, five networks a trial.
+# The [data] folds the advice suggests when a study has none: the usual choice, five networks a trial. Folds make
+# the comparison trustworthy (every train + validation row validates); at equal trials they did not pick better
+# networks on test (BENCHMARKS.md, issue #23 section), so the advice leads with the smaller trial.
 _SUGGESTED_FOLDS = 5
 
 
@@ -148,20 +151,25 @@ class BestComparison:
         beaten = self.beaten_on_test()
         if not beaten:
             return None
-        who = " and ".join(f"the {c.role} (trial {c.number}, {format_number(c.test)})" for c in beaten)
-        verb = "score" if len(beaten) > 1 else "scores"
+        # The knee may be the linear model itself: one trial, named once with both roles.
+        roles = {c.number: [] for c in beaten}
+        for c in beaten:
+            roles[c.number].append(c.role)
+        named = {c.number: c for c in beaten}
+        who = " and ".join(f"the {' and '.join(roles[n])} (trial {n}, {format_number(named[n].test)})" for n in roles)
+        verb = "score" if len(roles) > 1 else "scores"
         pick = next((c for c in beaten if c.role == ROLE_KNEE), beaten[0])
-        again = (
-            f"more rows or more than {self.folds} folds"
+        confirm = (
+            "more rows confirm it"
             if self.folds
-            else f"`[data] folds = {_SUGGESTED_FOLDS}` or more rows"
+            else f"more rows, or `[data] folds = {_SUGGESTED_FOLDS}` (validating on every train + validation row), confirm it"
         )
         return (
             f"Test disagrees with validation: {who} {verb} better on test {self.metric} than the best trial "
             f"{self.best.number} ({format_number(self.best.test)}, {self.test_rows()}), so the best's lead on "
             f"validation ({self.val_rows()}) is partly the luck of picking the best of {plural(self.n_trials, 'trial')}: "
-            f"prefer the smaller {pick.role} (`archsearch export --trial {pick.number}`) and search again with "
-            f"{again} before trusting the difference."
+            f"prefer the smaller {pick.role} (`archsearch export --trial {pick.number}`) and trust the lead only once "
+            f"{confirm}."
         )
 
     def frame(self) -> pd.DataFrame:
@@ -201,8 +209,15 @@ class BestComparison:
             for row in (head, *body)
         ]
         verdict = self.verdict()
-        wrapped = textwrap.wrap(verdict, width=max(width, 40), break_on_hyphens=False) if verdict else []
+        wrapped = _wrap(verdict, width) if verdict else []
         return [line.rstrip() for line in lines] + wrapped
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """`text` wrapped to `width`, never inside a `code span` (a command split over two lines reads as two)."""
+    glued = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), text)
+    lines = textwrap.wrap(glued, width=max(width, 40), break_on_hyphens=False, break_long_words=False)
+    return [line.replace("\0", " ") for line in lines]
 
 
 def _role_label(role: str, knee_tolerance: float) -> str:

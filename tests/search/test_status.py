@@ -44,7 +44,7 @@ def test_status_and_search_end_say_when_test_disagrees(
     assert main(["status", "--storage", url, "--study", "diabetes"]) == 0
     status = capsys.readouterr().out
     assert "linear baseline      0" in status and "100 rows   100 rows" in status
-    assert DISAGREES in " ".join(status.split()) and "`[data] folds = 5`" in " ".join(status.split())
+    assert DISAGREES in " ".join(status.split()) and "`[data] folds = 5` (validating" in " ".join(status.split())
 
     config = tmp_path / "c.toml"
     config.write_text(f'[study]\nname = "diabetes"\nstorage = "{url}"\n[data]\ndataset = "diabetes"\n', "utf-8")
@@ -101,3 +101,15 @@ def test_status_top_must_be_at_least_one(tmp_path, top: str, capsys: pytest.Capt
     assert main(["status", "--storage", f"sqlite:///{tmp_path}/none.db", "--study", "s", "--top", top]) == 2
     err = capsys.readouterr().err
     assert err.startswith("archsearch: error: The '--top' option must be an int >= 1") and f"Got {top} instead" in err
+
+
+def test_status_of_a_sensitivity_companion_compares_nothing(tmp_path) -> None:
+    """Check that a companion study (seeds of chosen architectures, no search) gets no best-versus-linear verdict."""
+    from archsearch.status import comparison_lines
+
+    from ..stats.test_best import diabetes_like
+
+    study = diabetes_like(tmp_path / "s.db")
+    assert comparison_lines(study) != []
+    study.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
+    assert comparison_lines(study) == []

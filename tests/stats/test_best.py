@@ -42,8 +42,12 @@ def test_compare_best_shows_validation_and_test_with_their_rows(tmp_path: Path) 
     verdict = comparison.verdict()
     assert " ".join(lines[4:]) == verdict and verdict.startswith(DISAGREES) and verdict.count(". ") == 0
     assert max(len(line) for line in lines) <= 78
+    assert all(line.count("`") % 2 == 0 for line in lines)  # no command is split over two lines
     assert "the linear baseline (trial 0, 56.6600) scores better on test rmse" in verdict
-    assert "the best of 3 trials" in verdict and "`[data] folds = 5` or more rows" in verdict
+    assert (
+        "the best of 3 trials" in verdict
+        and "more rows, or `[data] folds = 5` (validating on every train + validation row)" in verdict
+    )
     assert "`archsearch export --trial 0`" in verdict
     assert comparison.gap_words(comparison.get(ROLE_LINEAR)) == (
         "5.0700 better on validation (100 rows) and 3.0300 worse on test (100 rows)"
@@ -60,7 +64,9 @@ def test_compare_best_prefers_the_knee_and_counts_fold_rows(tmp_path: Path) -> N
     assert comparison.val_rows() == "900 rows (5 folds)"
     verdict = comparison.verdict()
     assert "the knee (trial 3, 57.2000) and the linear baseline (trial 0, 56.6600) score better" in verdict
-    assert "`archsearch export --trial 3`" in verdict and "more rows or more than 5 folds" in verdict
+    assert "`archsearch export --trial 3`" in verdict and verdict.endswith(
+        "trust the lead only once more rows confirm it."
+    )
 
 
 def test_compare_best_says_nothing_when_test_agrees(tmp_path: Path) -> None:
@@ -92,3 +98,15 @@ def test_report_summary_table_and_note_carry_the_sentence(tmp_path: Path, knee: 
     assert table.frame["test rmse"].tolist()[0] == 59.69
     report.push_to_dashboard(study)
     assert verdict in optuna_dashboard.get_note(study)
+    page = report.write_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<li><strong>Test disagrees with validation:" in page and "<code>archsearch export --trial" in page
+
+
+def test_a_knee_that_is_the_linear_model_is_named_once(tmp_path: Path) -> None:
+    """Check that when the knee is the linear baseline itself the sentence names that trial once, with both roles."""
+    study = new_study(tmp_path / "s.db", metric="rmse", name="diabetes")
+    study.set_user_attr(keys.PREPROCESSING, {"task": "regression", "target_scale": 77.0})
+    study.add_trial(make_trial(widths=[], value=48.5, test_value=56.66, metric="rmse", baseline="linear"))
+    study.add_trial(make_trial(widths=[64, 64], value=48.29, test_value=59.69, metric="rmse"))
+    verdict = compare_best(study).verdict()
+    assert "the knee and linear baseline (trial 0, 56.6600) scores better on test rmse" in verdict
