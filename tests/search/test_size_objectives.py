@@ -194,3 +194,26 @@ def test_export_budgets_refuse_what_cannot_fit(front: FinishedSearch, tmp_path: 
         )
     with pytest.raises(ExportError, match=r"--max-latency-ms option of export must be a number of ms at batch 1 > 0"):
         export_best(url, "digits", tmp_path / "c", max_latency_ms=-1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_report_reads_a_multi_objective_study(front: FinishedSearch) -> None:
+    from archsearch.dashboards import build_report
+
+    report = build_report(front.study)
+    figures = {f.key: f for f in report.figures}
+    assert figures["size_front"].drawable and figures["size_hypervolume"].drawable
+    assert figures["metric_vs_params"].drawable and figures["importance"].drawable, figures["importance"].reason
+    front_table = next(t for t in report.tables if t.key == "size_front").frame
+    assert not front_table.empty
+
+
+def test_export_cli_reads_the_budget_options() -> None:
+    from archsearch.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["export", "--storage", "sqlite:///x.db", "--study", "s", "--out", "o", "--max-params", "50000"]
+        + ["--max-latency-ms", "0.5", "--max-flops", "100000"]
+    )
+    assert (args.max_params, args.max_flops, args.max_latency_ms) == (50000, 100000, 0.5)
