@@ -60,3 +60,16 @@ def test_a_study_without_sizes_says_why_there_is_no_front(demo_study: optuna.Stu
     figures = {f.key: f for f in build_report(demo_study).figures}
     assert not figures["size_front"].drawable
     assert "trials before 2026-12-07 stored none" in figures["size_front"].reason
+
+
+def test_importance_reads_the_quality_of_a_multi_objective_study(tmp_path) -> None:
+    from archsearch.dashboards._importance import importance_table
+    from archsearch.stats import load_study_data
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/i.db", directions=["maximize", "minimize"])
+    study.set_user_attr(keys.METRIC, "accuracy")
+    for i in range(24):
+        width = 8 * (1 + i % 6)
+        study.add_trial(_sized([width], 0.8 + 0.02 * (i % 6) + 0.001 * i, 100 * width))
+    table = importance_table(study, load_study_data(study))
+    assert not table.empty and table["importance"].notna().all()

@@ -204,7 +204,7 @@ def test_the_report_reads_a_multi_objective_study(front: FinishedSearch) -> None
     report = build_report(front.study)
     figures = {f.key: f for f in report.figures}
     assert figures["size_front"].drawable and figures["size_hypervolume"].drawable
-    assert figures["metric_vs_params"].drawable and figures["importance"].drawable, figures["importance"].reason
+    assert figures["metric_vs_params"].drawable and figures["learning_curves"].drawable
     front_table = next(t for t in report.tables if t.key == "size_front").frame
     assert not front_table.empty
 
