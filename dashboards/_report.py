@@ -198,7 +198,7 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
     tables = [
         _notable_trials_table(data, knee_tolerance),
         _all_trials_table(data),
-        front_figs.front_table(data, knee_tolerance),
+        ReportTable("size_front", *front_figs.front_table(data, knee_tolerance)),
     ]
     summary = _summary(data, knee_tolerance, figures)
     budget = epoch_budget(study)

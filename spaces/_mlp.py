@@ -177,9 +177,7 @@ class MLPSpace:
         o = "[space]"  # the section the user writes, not this class
         # Frozen dataclass: normalised values are written back through object.__setattr__.
         set_ = functools.partial(object.__setattr__, self)
-        for budget in ("max_params", "max_flops"):
-            if getattr(self, budget) is not None:
-                set_(budget, check_int(o, budget, getattr(self, budget), low=1))
+        self._check_budgets(o)
         set_("layers", check_int_range(o, "layers", self.layers, low=0, high=MAX_LAYERS))
         set_("width", check_int_range(o, "width", self.width, low=1, high=MAX_WIDTH))
         set_("width_log", check_bool(o, "width_log", self.width_log))
@@ -384,6 +382,11 @@ class MLPSpace:
                 f"{list(widths)}; the sampled parameters are: {', '.join(probe.suggested)}."
             )
         return params
+
+    def _check_budgets(self, owner: str) -> None:
+        for budget in ("max_params", "max_flops"):
+            if getattr(self, budget) is not None:
+                object.__setattr__(self, budget, check_int(owner, budget, getattr(self, budget), low=1))
 
     def smallest_net(self) -> NetSpec:
         """The architecture of fewest parameters and FLOPs the space can sample (what a budget must allow).

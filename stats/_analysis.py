@@ -158,10 +158,7 @@ def flatten_trials(trials: Sequence[optuna.trial.FrozenTrial], *, metric: str, m
                 "test_value": _nan_if_none(ua.get(f"test_{metric}")),
                 "pruned_reason": ua.get(keys.PRUNED_REASON),
                 "fail_reason": ua.get(keys.FAIL_REASON),
-                "size_params": _nan_if_none(ua.get(keys.SIZE_PARAMS)),
-                "size_flops": _nan_if_none(ua.get(keys.SIZE_FLOPS)),
-                "latency_ms": _nan_if_none(ua.get(keys.LATENCY_MS)),
-                "feasible": keys.INFEASIBLE not in ua,
+                **_size_columns(ua),
             }
         )
     columns = [
@@ -185,9 +182,7 @@ def flatten_trials(trials: Sequence[optuna.trial.FrozenTrial], *, metric: str, m
         "test_value",
         "pruned_reason",
         "fail_reason",
-        "size_params",
-        "size_flops",
-        "latency_ms",
+        *SIZE_COLUMNS,
         "feasible",
     ]
     numeric = [
@@ -200,12 +195,20 @@ def flatten_trials(trials: Sequence[optuna.trial.FrozenTrial], *, metric: str, m
         "epochs_run",
         "train_seconds",
         "test_value",
-        "size_params",
-        "size_flops",
-        "latency_ms",
+        *SIZE_COLUMNS,
     ]
     # Typed even when there are no rows, so the filters downstream work on an empty study.
     return pd.DataFrame(rows, columns=columns).astype({c: float for c in numeric})
+
+
+# A search trial's size measures (issue #26; NaN in trials stored before them), by StudyData column.
+SIZE_COLUMNS = ("size_params", "size_flops", "latency_ms")
+
+
+def _size_columns(attrs: dict) -> dict:
+    stored = (keys.SIZE_PARAMS, keys.SIZE_FLOPS, keys.LATENCY_MS)
+    sizes = {column: _nan_if_none(attrs.get(key)) for column, key in zip(SIZE_COLUMNS, stored)}
+    return {**sizes, "feasible": keys.INFEASIBLE not in attrs}
 
 
 def _indexed(params: dict, prefix: str, depth: int | None) -> list | None:

@@ -38,7 +38,7 @@ def hypervolume_2d(scores: Sequence[float], costs: Sequence[float], ref_score: f
     """Area dominated by the points and bounded by the reference point (worse than every point counted).
 
     >>> hypervolume_2d([1.0, 2.0], [1.0, 3.0], 0.0, 4.0)
-    5.0
+    4.0
     """
     total, previous = 0.0, ref_score
     for i in front_indices(scores, costs):
