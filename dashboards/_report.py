@@ -192,14 +192,11 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         training_figs.pruning(data),
         overview_figs.best_so_far(data),
         overview_figs.parallel_coordinates(study, data),
-        front_figs.front_figure(data, knee_tolerance),
-        front_figs.hypervolume_figure(data),
     ]
-    tables = [
-        _notable_trials_table(data, knee_tolerance),
-        _all_trials_table(data),
-        ReportTable("size_front", *front_figs.front_table(data, knee_tolerance)),
-    ]
+    tables = [_notable_trials_table(data, knee_tolerance), _all_trials_table(data)]
+    if data.trials["size_params"].notna().any():  # studies before sizes were stored keep their report as it was
+        figures += [front_figs.front_figure(data, knee_tolerance), front_figs.hypervolume_figure(data)]
+        tables.append(ReportTable("size_front", *front_figs.front_table(data, knee_tolerance)))
     summary = _summary(data, knee_tolerance, figures)
     budget = epoch_budget(study)
     if budget is not None and budget.too_short:
