@@ -217,3 +217,21 @@ def test_export_cli_reads_the_budget_options() -> None:
         + ["--max-latency-ms", "0.5", "--max-flops", "100000"]
     )
     assert (args.max_params, args.max_flops, args.max_latency_ms) == (50000, 100000, 0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_pool_workers_train_a_multi_objective_study(tmp_path: Path) -> None:
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 4, "objectives": ["accuracy", "flops"], "sampler": "random"},
+        space={"max_flops": 20_000},
+        train={"epochs": 2},
+    )
+    study = run_search(config, workers=2)
+    assert finished_count(study) == 4
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert complete and all(t.values[1] == t.user_attrs[keys.SIZE_FLOPS] <= 20_000 for t in complete)
+    assert (
+        len({t.user_attrs[keys.WORKER] for t in study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))}) >= 1
+    )
