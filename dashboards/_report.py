@@ -230,7 +230,11 @@ def _notable_trials_table(data: an.StudyData, knee_tolerance: float) -> ReportTa
     knee = an.find_knee(data, knee_tolerance)
     done = data.complete
     if not done.empty:
-        best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
+        best = (
+            (data.feasible if not data.feasible.empty else done)
+            .sort_values(["score", "number"], ascending=[False, True])
+            .iloc[0]
+        )
         rows.append(("best", best))
     if knee is not None:
         rows.append((f"knee (within {knee_tolerance:g})", done[done["number"] == knee.knee].iloc[0]))
@@ -295,7 +299,11 @@ def _summary(data: an.StudyData, knee_tolerance: float, figures: list[ReportFigu
         else:
             lines.append("- No trial finished, so there is nothing to compare yet.")
     else:
-        best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
+        best = (
+            (data.feasible if not data.feasible.empty else done)
+            .sort_values(["score", "number"], ascending=[False, True])
+            .iloc[0]
+        )
         test = format_number(best["test_value"])
         lines.append(
             f"- Best: {describe(best)} with {data.metric} {format_number(best['value'])} (test {test}), "

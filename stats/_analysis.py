@@ -56,6 +56,12 @@ class StudyData:
         return t[(t["state"] == "COMPLETE") & np.isfinite(t["value"])]
 
     @property
+    def feasible(self) -> pd.DataFrame:
+        """Finished trials within [study] max_latency_ms (all of them in a study without it): the best is one."""
+        done = self.complete
+        return done[done["feasible"].astype(bool)]
+
+    @property
     def sized(self) -> pd.DataFrame:
         """Finished trials whose parameter count is known, with a ``size_bin`` column."""
         done = self.complete
@@ -334,6 +340,7 @@ def find_knee(data: StudyData, knee_tolerance: float = KNEE_TOLERANCE) -> Knee |
     if knee_tolerance < 0:
         raise ValueError(f"The 'knee_tolerance' parameter must be >= 0. Got {knee_tolerance} instead.")
     done = data.sized
+    done = done[done["feasible"].astype(bool)]  # a trial over [study] max_latency_ms is neither best nor knee
     if done.empty:
         return None
     best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]

@@ -77,3 +77,10 @@ def test_importance_reads_the_quality_of_a_multi_objective_study(tmp_path) -> No
         study.add_trial(_sized([width], 0.8 + 0.02 * (i % 6) + 0.001 * i, 100 * width))
     table = importance_table(study, load_study_data(study))
     assert not table.empty and table["importance"].notna().all()
+
+
+def test_an_infeasible_trial_is_never_the_reports_best(front_study: optuna.Study) -> None:
+    report = build_report(front_study, knee_tolerance=0.01)
+    notable = report.tables[0].frame
+    best = notable[notable["role"] == "best"].iloc[0]
+    assert int(best["trial"]) == 4  # 0.975; trial 5 (0.99) is over max_latency_ms
