@@ -235,3 +235,22 @@ def test_pool_workers_train_a_multi_objective_study(tmp_path: Path) -> None:
     assert (
         len({t.user_attrs[keys.WORKER] for t in study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))}) >= 1
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_sampler_that_keeps_missing_the_budget_stops_the_search(tmp_path: Path, monkeypatch) -> None:
+    import archsearch.pool._search as search_module
+    from archsearch.controller import SearchError
+
+    monkeypatch.setattr(search_module, "MAX_REFUSED_IN_A_ROW", 3)
+    # Two layers of about 17 units meet 1,700 parameters on digits; random widths in [17, 128] rarely are.
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 3, "sampler": "random", "max_consecutive_failures": 2, "seed": 3},
+        space={"layers": [2, 2], "width": [17, 128], "max_params": 1700, "normalization": ["none"]}
+        | {"embedding": ["none"]},
+        train={"epochs": 1},
+    )
+    with pytest.raises(SearchError, match="3 candidates in a row were over the \\[space\\] budget"):
+        run_search(config)
