@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 import archsearch.stats as an
-from archsearch.dashboards._base import ReportFigure, ReportTable, hover, log_axis, not_drawable, style
+from archsearch.dashboards._base import ReportFigure, hover, log_axis, not_drawable, style
 
 __all__ = ["MEASURES", "Front", "front_figure", "front_table", "fronts", "hypervolume_figure"]
 
@@ -128,13 +128,13 @@ def hypervolume_figure(data: an.StudyData) -> ReportFigure:
     return ReportFigure(key=key, title=title, caption=caption, figure=fig)
 
 
-def front_table(data: an.StudyData, knee_tolerance: float) -> ReportTable:
-    """The members of the quality vs parameters front, smallest first, with every size measure."""
-
+def front_table(data: an.StudyData, knee_tolerance: float) -> tuple[str, str, pd.DataFrame]:
+    """The members of the quality vs parameters front, smallest first, with every size measure: the table's
+    title, caption and rows (the report makes it a `ReportTable`)."""
     found = {f.measure: f for f in fronts(data, knee_tolerance)}
     f = found.get("size_params")
     if f is None:
-        return ReportTable("size_front", "The size front", UNSIZED, pd.DataFrame())
+        return "The size front", UNSIZED, pd.DataFrame()
     frame = pd.DataFrame(
         {
             "trial": f.front["number"].astype(int),
@@ -150,4 +150,4 @@ def front_table(data: an.StudyData, knee_tolerance: float) -> ReportTable:
         f"The {len(frame)} trials no other feasible trial beats on both val {data.metric} and parameters, of "
         f"{len(f.trials)}; `archsearch export --max-params N` ships the best of them within N."
     )
-    return ReportTable("size_front", "The size front", caption, frame.reset_index(drop=True))
+    return "The size front", caption, frame.reset_index(drop=True)

@@ -51,7 +51,9 @@ def importance_table(study: optuna.Study, data: StudyData) -> pd.DataFrame:
         # Optuna warns when every trial lands in the top quantile; the scores are then all 0, which
         # the table shows as such.
         warnings.simplefilter("ignore")
-        sampled = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=False)
+        # A multi-objective study's importance is of its quality, the first objective.
+        target = None if len(study.directions) == 1 else (lambda t: t.values[0])
+        sampled = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=False, target=target)
         derived_study = _derived_feature_study(data, skip_depth="n_layers" in sampled)
         derived = (
             optuna.importance.get_param_importances(derived_study, evaluator=evaluator, normalize=False)

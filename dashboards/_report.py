@@ -165,6 +165,7 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
     data = an.load_study_data(study)
     if knee_tolerance is None:
         knee_tolerance = _default_knee_tolerance(study, data)
+    sized = data.trials["size_params"].notna().any()  # studies before sizes were stored keep their report
     figures = [
         size_figs.metric_vs_depth(data),
         size_figs.metric_vs_params(data, knee_tolerance),
@@ -177,16 +178,13 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
         training_figs.pruning(data),
         overview_figs.best_so_far(data),
         overview_figs.parallel_coordinates(study, data),
-        front_figs.front_figure(data, knee_tolerance),
-        front_figs.hypervolume_figure(data),
+        *([front_figs.front_figure(data, knee_tolerance), front_figs.hypervolume_figure(data)] if sized else []),
         *explanation_figures(study),  # none until `archsearch explain` stores one
     ]
     comparison = an.compare_best(study, knee_tolerance=knee_tolerance, data=data)
-    tables = [
-        _notable_trials_table(comparison),
-        _all_trials_table(data),
-        front_figs.front_table(data, knee_tolerance),
-    ]
+    tables = [_notable_trials_table(comparison), _all_trials_table(data)]
+    if sized:
+        tables.append(ReportTable("size_front", *front_figs.front_table(data, knee_tolerance)))
     summary = _summary(data, comparison, figures)
     for line in choice_lines(study):
         summary += f"\n{line}"

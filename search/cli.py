@@ -234,6 +234,15 @@ def _add_worker_arguments(parser: argparse.ArgumentParser, *, workers_default: i
     parser.add_argument("--log-dir", help="folder of the per-worker logs (default: beside a SQLite file)")
 
 
+def _add_budget_options(export: argparse.ArgumentParser) -> None:
+    """`export --max-params/--max-flops/--max-latency-ms`: a budget on what ships, all members counted."""
+    for option, kind, unit in (("--max-params", int, "parameters"), ("--max-flops", int, "FLOPs per row")):
+        export.add_argument(option, type=kind, metavar="N", help=f"ship the best network(s) of at most N {unit} in all")
+    export.add_argument(
+        "--max-latency-ms", type=float, metavar="MS", help="ship the best network(s) of at most MS ms at batch 1 in all"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archsearch", description="Architecture and hyperparameter search for MLPs.")
     parser.add_argument("--version", action="version", version=f"archsearch {archsearch.__version__}")
@@ -368,11 +377,7 @@ def _add_export(commands: Any) -> None:
         "(default: the study's [export] clamp, true)",
     )
     export.add_argument("--artifacts", help="folder of the trials' weights, if not the study's default")
-    for option, kind, unit in (("--max-params", int, "parameters"), ("--max-flops", int, "FLOPs per row")):
-        export.add_argument(option, type=kind, metavar="N", help=f"ship the best network(s) of at most N {unit} in all")
-    export.add_argument(
-        "--max-latency-ms", type=float, metavar="MS", help="ship the best network(s) of at most MS ms at batch 1 in all"
-    )
+    _add_budget_options(export)
     export.set_defaults(handler=_cmd_export)
 
 

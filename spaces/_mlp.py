@@ -187,9 +187,7 @@ class MLPSpace:
         self._check_architecture(o, set_)
         self._check_training(o, set_)
         self._check_baselines(o, set_)
-        for budget in ("max_params", "max_flops"):
-            if getattr(self, budget) is not None:
-                set_(budget, check_int(o, budget, getattr(self, budget), low=1))
+        self._check_budgets(o)
 
     def _check_architecture(self, o: str, set_: Callable[[str, Any], None]) -> None:
         """Layers, widths, shape, dropout, activation and embedding."""
@@ -415,6 +413,11 @@ class MLPSpace:
                 f"{list(widths)}; the sampled parameters are: {', '.join(probe.suggested)}."
             )
         return params
+
+    def _check_budgets(self, owner: str) -> None:
+        for budget in ("max_params", "max_flops"):
+            if getattr(self, budget) is not None:
+                object.__setattr__(self, budget, check_int(owner, budget, getattr(self, budget), low=1))
 
     def smallest_net(self) -> NetSpec:
         """The architecture of fewest parameters and FLOPs the space can sample (what a budget must allow).

@@ -55,6 +55,12 @@ class StudyData:
         return t[(t["state"] == "COMPLETE") & np.isfinite(t["value"])]
 
     @property
+    def feasible(self) -> pd.DataFrame:
+        """Finished trials within [study] max_latency_ms (all of them in a study without it): the best is one."""
+        done = self.complete
+        return done[done["feasible"].astype(bool)]
+
+    @property
     def sized(self) -> pd.DataFrame:
         """Finished trials whose parameter count is known, with a ``size_bin`` column."""
         done = self.complete
@@ -161,12 +167,12 @@ def _row(t: optuna.trial.FrozenTrial, metric: str, maximize: bool) -> dict[str, 
         "test_value": _nan_if_none(ua.get(f"test_{metric}")),
         "pruned_reason": ua.get(keys.PRUNED_REASON),
         "fail_reason": ua.get(keys.FAIL_REASON),
-        "size_params": _nan_if_none(ua.get(keys.SIZE_PARAMS)),
-        "size_flops": _nan_if_none(ua.get(keys.SIZE_FLOPS)),
-        "latency_ms": _nan_if_none(ua.get(keys.LATENCY_MS)),
-        "feasible": keys.INFEASIBLE not in ua,
+        **_size_columns(ua),
     }
 
+
+# A search trial's size measures (issue #26; NaN in trials stored before them), by StudyData column.
+SIZE_COLUMNS = ("size_params", "size_flops", "latency_ms")
 
 _COLUMNS = [
     "number",
@@ -189,9 +195,7 @@ _COLUMNS = [
     "test_value",
     "pruned_reason",
     "fail_reason",
-    "size_params",
-    "size_flops",
-    "latency_ms",
+    *SIZE_COLUMNS,
     "feasible",
 ]
 _NUMERIC = [
@@ -204,10 +208,14 @@ _NUMERIC = [
     "epochs_run",
     "train_seconds",
     "test_value",
-    "size_params",
-    "size_flops",
-    "latency_ms",
+    *SIZE_COLUMNS,
 ]
+
+
+def _size_columns(attrs: dict) -> dict:
+    stored = (keys.SIZE_PARAMS, keys.SIZE_FLOPS, keys.LATENCY_MS)
+    sizes = {column: _nan_if_none(attrs.get(key)) for column, key in zip(SIZE_COLUMNS, stored)}
+    return {**sizes, "feasible": keys.INFEASIBLE not in attrs}
 
 
 def _indexed(params: dict, prefix: str, depth: int | None) -> list | None:
@@ -333,6 +341,7 @@ def find_knee(data: StudyData, knee_tolerance: float = KNEE_TOLERANCE) -> Knee |
     if knee_tolerance < 0:
         raise ValueError(f"The 'knee_tolerance' parameter must be >= 0. Got {knee_tolerance} instead.")
     done = data.sized
+    done = done[done["feasible"].astype(bool)]  # a trial over [study] max_latency_ms is neither best nor knee
     if done.empty:
         return None
     best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]

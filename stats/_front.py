@@ -37,7 +37,7 @@ def front_indices(scores: Sequence[float], costs: Sequence[float]) -> list[int]:
 def hypervolume_2d(scores: Sequence[float], costs: Sequence[float], ref_score: float, ref_cost: float) -> float:
     """Area dominated by the points and bounded by the reference point (worse than every point counted).
 
-    >>> hypervolume_2d([1.0, 2.0], [1.0, 3.0], 0.0, 4.0)  # 3 + 2, less their overlap of 1
+    >>> hypervolume_2d([1.0, 2.0], [1.0, 3.0], 0.0, 4.0)
     4.0
     """
     total, previous = 0.0, ref_score

@@ -53,7 +53,10 @@ def is_feasible(trial: FrozenTrial) -> bool:
 
 
 def size_objectives(study: optuna.Study) -> tuple[str, ...]:
-    """The size measures the study minimises beside its quality (empty for a single-objective study)."""
+    """The size measures the study minimises beside its quality (empty for a single-objective study, such as
+    the companion study of a sensitivity analysis, which copies a multi-objective parent's config)."""
+    if len(study.directions) == 1:
+        return ()
     stored = study.user_attrs.get(keys.CONFIG, {}).get("study", {}).get("objectives") or ()
     return tuple(stored[1:])
 

@@ -22,7 +22,7 @@ __all__ = ["LATENCY_BATCH", "Latency", "measure_latency"]
 # Rows of the throughput batch: a typical scoring batch, small enough to time in a fraction of a second.
 LATENCY_BATCH = 256
 WARMUP_CALLS = 3
-MIN_RUN_TIME = 0.05  # seconds of timing per batch size: ~0.1 s a trial, next to seconds of training
+MIN_RUN_TIME = 0.02  # seconds of timing per batch size: some 0.1 s a trial with the warm-up and block sizing
 
 
 @dataclass(frozen=True)

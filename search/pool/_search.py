@@ -33,6 +33,12 @@ from archsearch.trainers.data import PreparedData, load_folds
 __all__ = ["LATENCY_CONSTRAINT", "SEARCH", "SearchKind", "SearchObjective"]
 
 LATENCY_CONSTRAINT = "latency_ms"  # the Optuna constraint of [study] max_latency_ms: latency less the limit
+# Refusals in a row before one counts as a failure: at ~20 ms each, seconds of sampling with nothing trained.
+MAX_REFUSED_IN_A_ROW = 200
+
+
+class BudgetStall(RuntimeError):
+    """The sampler keeps proposing candidates over the [space] budget; the trial fails (a real failure)."""
 
 
 class SearchObjective(TrialObjective):
@@ -50,6 +56,7 @@ class SearchObjective(TrialObjective):
         self.stratum_rule = StratumRule(context.config, context.metric) if self.sizes else None
         self._claimed: dict[int, tuple[NetSpec, NetSize]] = {}  # this worker's trials, until they end
         self._measured: dict[int, dict[str, Any]] = {}  # their size and latency attributes, for objective_values
+        self.refused_in_a_row = 0  # candidates over the [space] budget since the last one within it
 
     def note_counts(self, claimable: int, existing: int) -> None:
         """The worker's count just before it asks for a trial: trials finished, running or waiting, and all trials.
@@ -71,6 +78,7 @@ class SearchObjective(TrialObjective):
         space = self.config.space
         if why := over_budget(size, space.max_params, space.max_flops):
             self.refuse(trial, record, why)
+        self.refused_in_a_row = 0
         self._claimed[trial.number] = (net, size)
         self._measured[trial.number] = {name: record[key] for name, key in SIZE_KEYS.items() if key in record}
         settings = self.settings(candidate.hyperparameters.to_dict(), seed=self.trial_seed(trial))
@@ -88,7 +96,21 @@ class SearchObjective(TrialObjective):
         )
 
     def refuse(self, trial: optuna.Trial, record: dict[str, Any], why: str) -> None:
-        """Fail a candidate over the space's budget as not run (it does not count against the total)."""
+        """Fail a candidate over the space's budget as not run (it does not count against the total).
+
+        Raises:
+            OverBudget: Always; after MAX_REFUSED_IN_A_ROW refusals in a row a BudgetStall instead, a real
+                failure (so `max_consecutive_failures` of them stop a search whose sampler cannot find the
+                budget's networks, instead of filling the study with refusals).
+        """
+        self.refused_in_a_row += 1
+        if self.refused_in_a_row >= MAX_REFUSED_IN_A_ROW:
+            self.refused_in_a_row = 0
+            set_user_attrs(trial, {**record, keys.OVER_BUDGET: why})  # a failure: its reason is the error's
+            raise BudgetStall(
+                f"{MAX_REFUSED_IN_A_ROW} candidates in a row were over the [space] budget (the last: {why}): the "
+                "sampler rarely finds networks within it; narrow [space] layers and width towards the budget"
+            )
         reason = f"not run: over budget: {why}"
         set_user_attrs(trial, {**record, keys.NOT_RUN: True, keys.OVER_BUDGET: why, keys.FAIL_REASON: reason})
         raise OverBudget(reason)

@@ -56,7 +56,31 @@ def test_the_report_draws_the_front_with_knee_linear_model_and_hypervolume(front
     assert list(table["role"]) == ["linear model", "", "knee", ""]
 
 
-def test_a_study_without_sizes_says_why_there_is_no_front(demo_study: optuna.Study) -> None:
-    figures = {f.key: f for f in build_report(demo_study).figures}
-    assert not figures["size_front"].drawable
-    assert "trials before 2026-12-07 stored none" in figures["size_front"].reason
+def test_a_study_without_sizes_keeps_its_report_and_says_why_there_is_no_front(demo_study: optuna.Study) -> None:
+    from archsearch.dashboards._front import front_figure
+    from archsearch.stats import load_study_data
+
+    report = build_report(demo_study)
+    assert "size_front" not in {f.key for f in report.figures} | {t.key for t in report.tables}
+    figure = front_figure(load_study_data(demo_study), 0.005)
+    assert not figure.drawable and "trials before 2026-12-07 stored none" in figure.reason
+
+
+def test_importance_reads_the_quality_of_a_multi_objective_study(tmp_path) -> None:
+    from archsearch.dashboards._importance import importance_table
+    from archsearch.stats import load_study_data
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/i.db", directions=["maximize", "minimize"])
+    study.set_user_attr(keys.METRIC, "accuracy")
+    for i in range(24):
+        width = 8 * (1 + i % 6)
+        study.add_trial(_sized([width], 0.8 + 0.02 * (i % 6) + 0.001 * i, 100 * width))
+    table = importance_table(study, load_study_data(study))
+    assert not table.empty and table["importance"].notna().all()
+
+
+def test_an_infeasible_trial_is_never_the_reports_best(front_study: optuna.Study) -> None:
+    report = build_report(front_study, knee_tolerance=0.01)
+    notable = report.tables[0].frame
+    best = notable[notable["role"] == "best"].iloc[0]
+    assert int(best["trial"]) == 4  # 0.975; trial 5 (0.99) is over max_latency_ms

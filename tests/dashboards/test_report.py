@@ -31,18 +31,14 @@ FIGURE_KEYS = [
     "pruning",
     "best_so_far",
     "parallel_coordinates",
-    "size_front",
-    "size_hypervolume",
 ]
-# Drawn from the size measures (issue #26) that a study stored before them lacks, as the demo study does.
-UNSIZED_KEYS = ["size_front", "size_hypervolume"]
 
 
 def test_build_report_draws_every_figure_of_a_rich_study(demo_study: optuna.Study) -> None:
     """Check that the ~45-trial demo study draws all figures and names the knee and its tolerance."""
     report = build_report(demo_study)
     assert [f.key for f in report.figures] == FIGURE_KEYS
-    assert [f.key for f in report.figures if not f.drawable] == UNSIZED_KEYS
+    assert [f.key for f in report.figures if not f.drawable] == []
     assert "Knee, the smallest network within 0.005 accuracy (0.5 points) of the best: trial #" in report.summary
     # Captions carry this study's numbers, not boilerplate.
     assert "Depths compared: best median by depth:" in report.figures[0].caption
@@ -164,15 +160,14 @@ def test_report_write_html_embeds_plotly_and_loads_nothing_remote(demo_study: op
     text = build_report(demo_study).write_html(tmp_path / "report.html").read_text()
     assert text.count('<script type="text/javascript">/**\n* plotly.js') == 1
     assert "<script src=" not in text and 'src="http' not in text
-    assert text.count('class="plotly-graph-div"') == len(FIGURE_KEYS) - len(UNSIZED_KEYS)
+    assert text.count('class="plotly-graph-div"') == len(FIGURE_KEYS)
 
 
 def test_report_push_to_dashboard_saves_figures_and_note(demo_study: optuna.Study) -> None:
     """Check that pushing stores one graph object per drawn figure and the summary as the study note."""
     report = build_report(demo_study)
     ids = report.push_to_dashboard(demo_study)
-    drawn = [k for k in FIGURE_KEYS if k not in UNSIZED_KEYS]
-    assert ids == [f"archsearch_{n:02d}_{k}" for n, k in enumerate(drawn, start=1)]
+    assert ids == [f"archsearch_{n:02d}_{k}" for n, k in enumerate(FIGURE_KEYS, start=1)]
     # Pushing twice replaces, because the graph object ids are fixed.
     report.push_to_dashboard(demo_study)
     attrs = demo_study._storage.get_study_system_attrs(demo_study._study_id)

@@ -194,3 +194,63 @@ def test_export_budgets_refuse_what_cannot_fit(front: FinishedSearch, tmp_path: 
         )
     with pytest.raises(ExportError, match=r"--max-latency-ms option of export must be a number of ms at batch 1 > 0"):
         export_best(url, "digits", tmp_path / "c", max_latency_ms=-1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_report_reads_a_multi_objective_study(front: FinishedSearch) -> None:
+    from archsearch.dashboards import build_report
+
+    report = build_report(front.study)
+    figures = {f.key: f for f in report.figures}
+    assert figures["size_front"].drawable and figures["size_hypervolume"].drawable
+    assert figures["metric_vs_params"].drawable and figures["learning_curves"].drawable
+    front_table = next(t for t in report.tables if t.key == "size_front").frame
+    assert not front_table.empty
+
+
+def test_export_cli_reads_the_budget_options() -> None:
+    from archsearch.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["export", "--storage", "sqlite:///x.db", "--study", "s", "--out", "o", "--max-params", "50000"]
+        + ["--max-latency-ms", "0.5", "--max-flops", "100000"]
+    )
+    assert (args.max_params, args.max_flops, args.max_latency_ms) == (50000, 100000, 0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_pool_workers_train_a_multi_objective_study(tmp_path: Path) -> None:
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 4, "objectives": ["accuracy", "flops"], "sampler": "random"},
+        space={"max_flops": 20_000},
+        train={"epochs": 2},
+    )
+    study = run_search(config, workers=2)
+    assert finished_count(study) == 4
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert complete and all(t.values[1] == t.user_attrs[keys.SIZE_FLOPS] <= 20_000 for t in complete)
+    assert (
+        len({t.user_attrs[keys.WORKER] for t in study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))}) >= 1
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_sampler_that_keeps_missing_the_budget_stops_the_search(tmp_path: Path, monkeypatch) -> None:
+    import archsearch.pool._search as search_module
+    from archsearch.controller import SearchError
+
+    monkeypatch.setattr(search_module, "MAX_REFUSED_IN_A_ROW", 3)
+    # Two layers of about 17 units meet 1,700 parameters on digits; random widths in [17, 128] rarely are.
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 3, "sampler": "random", "max_consecutive_failures": 2, "seed": 3},
+        space={"layers": [2, 2], "width": [17, 128], "max_params": 1700, "normalization": ["none"]}
+        | {"embedding": ["none"]},
+        train={"epochs": 1},
+    )
+    with pytest.raises(SearchError, match="3 candidates in a row were over the \\[space\\] budget"):
+        run_search(config)

@@ -50,3 +50,20 @@ def test_drop_weights_beyond_best_keeps_the_best_k_for_each_direction(tmp_path: 
         assert remaining == kept
         # A second call finds nothing more to drop.
         assert drop_weights_beyond_best(study, store, 2) == []
+
+
+def test_keep_best_k_keeps_the_whole_front_of_a_multi_objective_study(tmp_path: Path) -> None:
+    """Check that a multi-objective study keeps the weights of its front too: export --max-params may pick any."""
+    storage = make_storage(f"sqlite:///{tmp_path}/m.db")
+    store = open_artifact_store(tmp_path / "artifacts")
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
+    study.set_user_attr(keys.CONFIG, {"study": {"objectives": ["accuracy", "params"]}})
+    # (accuracy, params): 0 and 2 are on the front, 1 and 3 are dominated; the best by accuracy is 2.
+    for i, (value, params) in enumerate([(0.80, 100), (0.70, 5000), (0.95, 9000), (0.79, 200)]):
+        trial = study.ask()
+        trial.set_user_attr(keys.SIZE_PARAMS, params)
+        path = tmp_path / f"w{i}.pt"
+        path.write_bytes(b"w")
+        upload_weights(store, path, trial, storage)
+        study.tell(trial, [value, params])
+    assert set(drop_weights_beyond_best(study, store, 1)) == {1, 3}
