@@ -135,6 +135,9 @@ def study_status(
         lines.append(
             f"  finished (complete + pruned) {finished_count(study)} of n_trials {DEFAULT_TRIALS} (the default)"
         )
+    memory = _memory_line(study)
+    if memory:
+        lines.append(memory)
     ages = heartbeat_ages(storage, study)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         age = ages.get(trial.number)
@@ -230,3 +233,20 @@ def _seconds(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m {seconds % 60:02d}s"
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def _memory_line(study: optuna.Study) -> str | None:
+    """The largest peak memory any worker process reported with a finished trial, and how many reported."""
+    peaks: dict[str, float] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        peak = trial.user_attrs.get(keys.PEAK_RSS_MB)
+        if peak is not None:
+            worker = str(trial.user_attrs.get(keys.WORKER, "?"))
+            peaks[worker] = max(peaks.get(worker, 0.0), float(peak))
+    if not peaks:
+        return None
+    n = len(peaks)
+    return (
+        f"  memory: peak RSS per worker process up to {max(peaks.values()):,.0f} MB "
+        f"({n} worker{'s' if n != 1 else ''} reporting)"
+    )

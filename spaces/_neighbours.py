@@ -52,17 +52,22 @@ def architecture_key(architecture: NetSpec) -> str:
     """Return a stable id of an architecture, such as ``"w=64-65-32|d=0.1-0.1-0|a=relu"``.
 
     A model without hidden layers is ``"linear"`` whatever its recorded activation, which it never uses.
-    An input embedding adds ``"|e=pl8"`` (kind and values per feature); without one the key is as before.
+    An input embedding adds ``"|e=pl8"`` (kind and values per feature); without one the key is as before. So
+    do feature blocks (``"|in=a+b"``) and a head other than softmax (``"|h=one_vs_rest"``).
     Dropouts are written with 15 significant digits, so ``0.30000000000000004`` and ``0.3`` share a key.
     """
+    # The inputs read and the head, when not all and softmax: a network on another block is another network.
+    reads = ("|in=" + "+".join(architecture.blocks) if architecture.blocks else "") + (
+        f"|h={architecture.head}" if architecture.head != "softmax" else ""
+    )
     if architecture.depth == 0:
-        return "linear"
+        return "linear" + reads
     widths = "-".join(str(w) for w in architecture.widths)
     dropouts = "-".join(format(p, ".15g") for p in architecture.dropouts)
     key = f"w={widths}|d={dropouts}|a={architecture.activation}"
     if architecture.embedding != "none":
         key += f"|e={architecture.embedding}{architecture.embedding_dim}"
-    return key
+    return key + reads
 
 
 def neighbourhood(
@@ -237,9 +242,15 @@ def _neighbour(
     if any(w < 1 for w in widths):
         return None
     # Every neighbour trains as its centre did: the same activation and norm layer (a norm layer changes how
-    # a linear neighbour's epoch is batched, so it keeps it too); the embedding only with hidden layers.
+    # a linear neighbour's epoch is batched, so it keeps it too), the same input blocks and head; the embedding
+    # only with hidden layers.
     architecture = NetSpec(
-        widths=tuple(widths), dropouts=tuple(dropouts), activation=centre.activation, normalization=centre.normalization
+        widths=tuple(widths),
+        dropouts=tuple(dropouts),
+        activation=centre.activation,
+        normalization=centre.normalization,
+        blocks=centre.blocks,
+        head=centre.head,
     )
     if widths and centre.embedding != "none":
         architecture = dataclasses.replace(architecture, embedding=centre.embedding, embedding_dim=centre.embedding_dim)

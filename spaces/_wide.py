@@ -22,8 +22,8 @@ from archsearch.spaces._mlp import MLPSpace
 __all__ = ["MAX_EMBEDDED_FEATURES", "WIDE_WIDTH_CAP", "fit_space", "wide_width"]
 
 # Above this many input features the default space searches no per-feature embedding ("pl", "periodic").
-# One epoch of a 2 x 256 network with "pl" (16 values) took 3.7x one without at 64 features, 15x at 256, 21x at
-# 512 and 60x at 2,000 (2,000 rows, one thread; BENCHMARKS.md, issue #24), and the embedding's gains were
+# One epoch of a 2 x 256 network with "pl" (16 values) took 2.8x one without at 64 features, 13x at 256, 23x at
+# 512 and 45x at 2,000 (2,000 rows, one thread; BENCHMARKS.md section 12), and the embedding's gains were
 # measured on tables of at most 100 columns: past 256 it costs an order of magnitude for a gain never measured.
 MAX_EMBEDDED_FEATURES = 256
 WIDE_WIDTH_CAP = 2048  # the widest upper end of `width` the rule picks; a user may set more

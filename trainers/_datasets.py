@@ -467,8 +467,8 @@ def _why_task(source: Source, values: np.ndarray | None, numeric: bool, integral
 def task_line(task: str, why: str, target: str) -> str:
     """The line a search starts with: the task, why, and how to set the other one.
 
-    >>> task_line("classification", "set by [data] task", "y")
-    "Task: classification of target 'y' (set by [data] task)."
+    >>> print(task_line("classification", "set by [data] task", "y"))
+    Task: classification of target 'y' (set by [data] task).
     """
     if why == "set by [data] task":
         return f"Task: {task} of target {target!r} ({why})."

@@ -46,6 +46,7 @@ from archsearch.trainers._datasets import (
     json_safe,
     numeric_values,
 )
+from archsearch.trainers._encoder import check_encoder, encode_inputs
 from archsearch.trainers._errors import DataError
 from archsearch.trainers._fingerprint import data_fingerprint, fingerprint_changes
 
@@ -166,9 +167,16 @@ class DataSpec:
     # Named feature blocks, {name: [start, end) column range or column-name prefix} (see `_blocks.py`);
     # held as (name, value) pairs. A Parquet list column is a block without being named here.
     blocks: tuple[tuple[str, Any], ...] = ()
+    # "package.module:function" mapping the file's raw input rows to vectors, run once and cached (`_encoder.py`).
+    encoder: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", check_blocks(self.blocks))
+        check_encoder(self.encoder)
+        if self.encoder is not None and self.path is None:
+            raise _invalid(
+                _DATA, "encoder", "None with a built-in dataset (it encodes the rows of a file)", self.encoder
+            )
         if isinstance(self.path, os.PathLike):
             object.__setattr__(self, "path", os.fspath(self.path))
         if self.path is not None:
@@ -599,6 +607,11 @@ def _split_source(
 ) -> tuple[_datasets.Source, Task, np.ndarray, tuple[Any, ...] | None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Read and check the source, resolve the target, and split its rows into train/val/test indices."""
     source = _datasets.read_source(spec)
+    if spec.encoder is not None:
+        vectors = encode_inputs(spec.encoder, spec.path, source.raw)
+        names = [f"e{j}" for j in range(vectors.shape[1])]
+        # The network, and so the export, reads the vectors; a list column's block named raw columns.
+        source = source._replace(inputs=pd.DataFrame(vectors, columns=names), raw=vectors, blocks=())
     if len(source.inputs) == 0:
         raise DataError(f"{source.where} has no rows.")
     _datasets.check_inputs(source.inputs, source.where, spec.impute)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,17 @@ def stop_for_time(time_up: Callable[[], bool] | None, epoch: int) -> str | None:
     return time_up_reason(epoch) if time_up is not None and time_up() else None
 
 
+def peak_rss_attr() -> dict[str, float]:
+    """The worker process's peak resident memory so far, in MB ({} where the platform cannot say): what
+    `status` reports per worker (issue #24: wide data is held once per worker)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return {}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+    return {keys.PEAK_RSS_MB: round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)}
+
+
 def outcome_attrs(result: Any) -> dict[str, Any]:
     """The user attributes of a finished run (a `TrainResult` of either engine, or a `FoldsResult`)."""
     return {
@@ -161,6 +173,7 @@ def outcome_attrs(result: Any) -> dict[str, Any]:
         keys.EPOCHS_RUN: result.epochs_run,
         keys.BEST_EPOCH: result.best_epoch,
         keys.TRAIN_SECONDS: round(result.train_seconds, 4),
+        **peak_rss_attr(),
         **result.metrics,
         **(result.fold_attrs() if isinstance(result, FoldsResult) else {}),
     }

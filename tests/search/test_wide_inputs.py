@@ -53,7 +53,11 @@ def test_a_config_naming_only_the_file_searches_classes_without_embedding(tmp_pa
         t.params.get("embedding", "none") == "none" for t in study.trials
     )
     storage = optuna.storages.RDBStorage(url)
-    assert lines[0] in study_status(storage, "wide")
+    status = study_status(storage, "wide")
+    assert lines[0] in status
+    # Each finished trial records its worker's peak memory, and status reports it.
+    assert all(t.user_attrs[keys.PEAK_RSS_MB] > 0 for t in study.trials if t.state.is_finished())
+    assert "memory: peak RSS per worker process up to" in status
     from archsearch.dashboards import build_report
 
     assert lines[0] in build_report(study).summary

@@ -95,3 +95,17 @@ def test_head_is_searched_only_when_given_more_than_one():
     assert MLPSpace(head="one_vs_rest").head == ("one_vs_rest",)
     with pytest.raises(InvalidSpaceError, match=r"'head' parameter of \[space\]"):
         MLPSpace(head=("sigmoid",))
+
+
+def test_sensitivity_neighbours_keep_the_centres_blocks_and_head():
+    """Check that every neighbour reads the centre's blocks with its head, and the keys say so."""
+    from archsearch.spaces import NetSpec, architecture_key, neighbourhood
+
+    centre = NetSpec((32,), (0.0,), "relu", blocks=("a",), head="one_vs_rest")
+    neighbours = neighbourhood(centre, 10, 3)
+    assert neighbours and all(
+        n.architecture.blocks == ("a",) and n.architecture.head == "one_vs_rest" for n in neighbours
+    )
+    assert architecture_key(centre) == "w=32|d=0|a=relu|in=a|h=one_vs_rest"
+    assert architecture_key(NetSpec((), (), "relu", blocks=("a", "b"))) == "linear|in=a+b"
+    assert architecture_key(NetSpec((), (), "relu")) == "linear"
