@@ -3,7 +3,7 @@
 1. Truth: a synthetic teacher whose label uses k of d columns (numeric and categorical, label noise); a network
    is trained and exported, and `archsearch.explain` runs at its default settings on the held-out test rows.
    Top-k precision of Integrated Gradients and of permutation importance against the k true columns, mean over
-   the repetitions with a bootstrap 95% interval; prototypes (confidence >= 0.9 inside the data's range) and
+   the repetitions with a Clopper-Pearson 95% interval of the true columns found; prototypes (confidence >= 0.9 inside the data's range) and
    counterfactuals (flip found and verified by model.pt2, median changed columns) of the same models.
 2. Public tables (wine, breast_cancer, diabetes): an ensemble of seeds of one network; Spearman agreement of
    Integrated Gradients and permutation, and seed-to-seed stability (the rank agreement across the members).
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap
+from scipy.stats import binomtest
 
 import archsearch
 from archsearch.explanations._resolve import subject
@@ -183,11 +183,17 @@ def timing(scratch: Path) -> dict:
     return {"n_test": found["rows"]["n"], "n_columns": D_NUMERIC + D_CATEGORICAL, "seconds": seconds}
 
 
-def _interval(values: list[float]) -> list[float]:
-    if len(set(values)) == 1:
-        return [values[0], values[0]]
-    low_high = bootstrap((np.asarray(values),), np.mean, confidence_level=0.95, random_state=0).confidence_interval
-    return [float(low_high.low), float(low_high.high)]
+def _precision(reps: list[dict], method: str) -> dict:
+    """Mean top-k precision over the repetitions, and the true columns found out of k per repetition with their
+    Clopper-Pearson 95% interval (pooled over the repetitions; defined also when every one is found)."""
+    hits = int(round(sum(r[f"{method}_precision"] * K for r in reps)))
+    interval = binomtest(hits, K * len(reps)).proportion_ci(confidence_level=0.95, method="exact")
+    return {
+        "mean": float(np.mean([r[f"{method}_precision"] for r in reps])),
+        "found": hits,
+        "of": K * len(reps),
+        "ci95": [float(interval.low), float(interval.high)],
+    }
 
 
 def summary(reps: list[dict]) -> dict:
@@ -199,11 +205,8 @@ def summary(reps: list[dict]) -> dict:
         "k": K,
         "d": D_NUMERIC + D_CATEGORICAL,
         "mean_test_metric": float(np.mean([r["test_metric"] for r in reps])),
-        **{
-            f"{method}_precision": {"mean": float(np.mean(v)), "ci95": _interval(v)}
-            for method in ("ig", "permutation")
-            for v in [[r[f"{method}_precision"] for r in reps]]
-        },
+        "ig_precision": _precision(reps, "ig"),
+        "permutation_precision": _precision(reps, "permutation"),
         "prototypes": {
             "n": len(prototypes),
             "share_ok": float(np.mean([p["confidence"] >= 0.9 and p["inside"] for p in prototypes])),
