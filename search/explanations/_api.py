@@ -147,6 +147,7 @@ def explain(
     from archsearch.trainers import load_model
     from archsearch.trainers.explain import IG_STEPS, PERMUTATION_REPEATS, attributions, load_program, torch_threads
 
+    _check_counts(max_rows=max_rows, threads=threads, steps=steps, repeats=repeats)
     say = progress or (lambda line: print(f"archsearch explain: {line}", file=sys.stderr))
     started = time.perf_counter()
     with model_folder(model, storage, study) as folder, torch_threads(threads):
@@ -194,6 +195,15 @@ def explain(
 
         set_study_user_attrs(open_archsearch_study(storage, study), {keys.EXPLANATION: result})
     return explanation
+
+
+def _check_counts(**counts: int | None) -> None:
+    """Refuse counts below their least useful value (permutation needs two rows to shuffle)."""
+    least = {"max_rows": 2, "threads": 1, "steps": 2, "repeats": 1}
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least[name]):
+            option = "--" + name.replace("_", "-")
+            raise ExplainError(f"{option} must be an int >= {least[name]}. Got {value!r} instead.")
 
 
 def _prototypes(target: Subject) -> dict[str, Any]:

@@ -89,6 +89,8 @@ def test_explain_counterfactual_of_a_given_row(folder_and_data: tuple[Path, Prep
         ({"row": {"a": 1.0, "b": 0.0, "colour": "red", "d": 2}}, r"not in the data's schema: 'd'"),
         ({"row": {"a": 1.0, "b": 0.0, "colour": "green"}}, r"'colour' is 'green', not one of the categories"),
         ({"row": 10_000}, r"--row must be a test row's index in \[0, "),
+        ({"max_rows": 1}, r"--max-rows must be an int >= 2. Got 1 instead"),
+        ({"threads": 0}, r"--threads must be an int >= 1. Got 0 instead"),
         (
             {"target_class": "sideways"},
             r"--target-class names class 'sideways', which does not exist; the classes are 'down', 'up'",
@@ -100,7 +102,8 @@ def test_explain_bad_input_is_one_line(
 ) -> None:
     model, data = folder_and_data
     with pytest.raises(ExplainError, match=message):
-        archsearch.explain(model, data=data, max_rows=20, prototypes=False, progress=lambda _: None, **arguments)
+        settings = {"max_rows": 20, "prototypes": False, "progress": lambda _: None} | arguments
+        archsearch.explain(model, data=data, **settings)
 
 
 def test_explain_without_data_or_model_says_what_it_needs(folder_and_data: tuple[Path, PreparedData]) -> None:

@@ -3,9 +3,10 @@ decision (or moves a regression prediction by a given amount).
 
 "Smallest" is the fewest changed columns first, then the smallest change in training standard deviations (a
 category swapped counts 1). One column at a time is searched exhaustively (a grid over the training range, then
-bisection towards the row's value; every other category); when no single column does it, a gradient search moves
-every allowed column at once (penalized by its L1 distance) and the changes that are not needed are undone one by
-one. The found row is then checked by a forward pass of the exported program itself.
+bisection towards the row's value; every other category); then pairs of columns (a coarser grid over the pairs
+of the 20 columns that move the output most alone, each numeric change then bisected back); when no pair does
+it, a gradient search moves every allowed column at once (penalized by its L1 distance) and the changes that
+are not needed are undone one by one. The found row is then checked by a forward pass of the exported program.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from archsearch.trainers.explain._relaxed import RelaxedRow
 __all__ = ["counterfactual"]
 
 GRID = 48
+PAIR_GRID = 12  # values per numeric column when two columns change together
+PAIR_COLUMNS = 20  # the columns that move the output most alone, whose pairs are searched
 _BISECTIONS = 20
 _STEPS = 300
 _L1 = 0.02
@@ -68,6 +71,68 @@ def _single_column(
         if 0 < cost < best_cost:
             best, best_cost = hit, cost
     return best
+
+
+def _column_values(space: ColumnSpace, column: int, n: int) -> np.ndarray:
+    """The values a column's features may take in a grid search: each category, or n values over the range."""
+    features = space.features_of(column)
+    if space.is_categorical(column):
+        return np.eye(len(features))
+    low, high = space.low_high()
+    return np.linspace(low[features[0]], high[features[0]], n)[:, None]
+
+
+def _two_columns(
+    run: Callable[[np.ndarray], np.ndarray],
+    space: ColumnSpace,
+    row: np.ndarray,
+    allowed: list[int],
+    reached: Success,
+    score: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray | None:
+    """The cheapest row that differs from `row` in two allowed columns and reaches the goal, or None; the pairs
+    are those of the `PAIR_COLUMNS` columns whose values alone move `score` (the margin) most towards the goal."""
+    base = float(score(run(row[None, :]))[0])
+
+    def gain(column: int) -> float:
+        candidates = np.repeat(row[None, :], len(_column_values(space, column, GRID)), axis=0)
+        candidates[:, space.features_of(column)] = _column_values(space, column, GRID)
+        return float(score(run(candidates)).max()) - base
+
+    ranked = sorted(allowed, key=gain, reverse=True)[:PAIR_COLUMNS]
+    best, best_cost = None, np.inf
+    for i, a in enumerate(ranked):
+        for b in ranked[i + 1 :]:
+            values_a, values_b = _column_values(space, a, PAIR_GRID), _column_values(space, b, PAIR_GRID)
+            candidates = np.repeat(row[None, :], len(values_a) * len(values_b), axis=0)
+            candidates[:, space.features_of(a)] = np.repeat(values_a, len(values_b), axis=0)
+            candidates[:, space.features_of(b)] = np.tile(values_b, (len(values_a), 1))
+            hits = candidates[reached(run(candidates))]
+            if not len(hits):
+                continue
+            hit = _shrink(run, space, row, hits[int(np.argmin([_cost(space, row, h) for h in hits]))], (a, b), reached)
+            cost = _cost(space, row, hit)
+            if 0 < cost < best_cost:
+                best, best_cost = hit, cost
+    return best
+
+
+def _shrink(
+    run: Callable[[np.ndarray], np.ndarray],
+    space: ColumnSpace,
+    row: np.ndarray,
+    hit: np.ndarray,
+    columns: tuple[int, ...],
+    reached: Success,
+) -> np.ndarray:
+    """`hit` with each numeric column of `columns` in turn moved back towards `row`'s value while the goal holds."""
+    for column in columns:
+        if space.is_categorical(column):
+            continue
+        start = hit.copy()
+        start[space.features_of(column)] = row[space.features_of(column)]
+        hit = _bisect(run, start, hit, reached)
+    return hit
 
 
 def _bisect(run: Callable[[np.ndarray], np.ndarray], row: np.ndarray, hit: np.ndarray, reached: Success) -> np.ndarray:
@@ -153,15 +218,18 @@ def counterfactual(
         with torch.no_grad():
             return module(torch.as_tensor(rows, dtype=torch.float32)).double().numpy()
 
-    found = _single_column(run, space, row, allowed, reached)
-    how = "one column"
+    def score(outputs: np.ndarray) -> np.ndarray:
+        return margin(torch.as_tensor(outputs)).numpy()
+
+    found, how = _single_column(run, space, row, allowed, reached), "one column"
     if found is None:
-        found = _gradient_search(module, space, row, allowed, margin, reached)
-        how = "gradient search"
+        found, how = _two_columns(run, space, row, allowed, reached, score), "two columns"
+    if found is None:
+        found, how = _gradient_search(module, space, row, allowed, margin, reached), "gradient search"
         if found is not None:
             found = _undo_unneeded(run, space, row, found, reached)
     if found is None:
-        return {"found": False, "verified": False, "search": "one column, then gradient search", "changes": {}}
+        return {"found": False, "verified": False, "search": "one column, two, then gradient search", "changes": {}}
     checker = program if program is not None else module
     with torch.no_grad():
         verified = bool(reached(checker(torch.as_tensor(found[None, :], dtype=torch.float32)).double().numpy())[0])

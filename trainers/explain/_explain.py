@@ -28,8 +28,8 @@ from archsearch.trainers.explain._relaxed import one_thread
 __all__ = ["BASELINE_RULE", "attributions", "counterfactual_of", "load_program", "members_of", "prototype_of"]
 
 BASELINE_RULE = (
-    "the input that standardizes to all zeros: numeric columns at their training mean (median under robust or "
-    "quantile scaling), categorical columns at no category (all one-hot features 0)"
+    "the training rows' mean: numeric columns at their training mean, categorical columns at their categories' "
+    "training frequencies"
 )
 
 

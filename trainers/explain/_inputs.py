@@ -78,15 +78,14 @@ class ColumnSpace:
         return self.columns[column] in self.preprocessing.categorical
 
     def baseline(self) -> np.ndarray:
-        """Integrated Gradients' baseline: the encoded row whose model input is all zeros, i.e. every numeric column
-        at its training mean (median under robust or quantile scaling), every categorical column at no category."""
-        base = np.array(self.preprocessing.mean, dtype=np.float64)
-        if self.preprocessing.scaling == "quantile":
-            for j in self.numeric:
-                q = self.preprocessing.quantiles[j]
-                base[j] = float(np.interp(0.5, np.linspace(0.0, 1.0, len(q)), q))
-        base[list(self.preprocessing.one_hot_features)] = 0.0
-        return base
+        """Integrated Gradients' baseline: the training rows' mean, i.e. every numeric column at its training mean and
+        every categorical column's one-hot block at its categories' training frequencies.
+
+        Not "no category" (all one-hot features 0, the standardized input's zero): from there a categorical column
+        whose categories all act alike still gets the whole effect of having a category: on teacher data such an inert
+        column ranked in IG's top 3 while permutation importance left it out (BENCHMARKS.md section 12).
+        """
+        return self.train.mean(axis=0)
 
     def low_high(self) -> tuple[np.ndarray, np.ndarray]:
         """Per encoded feature the training rows' minimum and maximum (0 and 1 for one-hot features)."""

@@ -1,11 +1,12 @@
 """Prototypes: what a class (or a regression value) looks like to the network, by gradient ascent on the input.
 
-The ascent maximizes the class's log-probability less a proximity penalty, `PENALTY` times the mean squared
+The ascent maximizes the class's log-probability (regression: minus the absolute distance to the value, in
+standard deviations of the training predictions) less a proximity penalty, `PENALTY` times the mean squared
 distance, in training standard deviations, of the numeric features from the class's training mean; numeric
 features stay inside the training range (`RelaxedRow`), one-hot groups are relaxed and projected back to one
-category at the end. It starts from the class's training mean and from its most confident training rows, and
-keeps the start whose projected prototype the network is most confident of.
-"""
+category, after which the numeric features ascend again with those categories fixed. It starts from the
+class's training mean and from its most confident training rows, and keeps the start whose projected
+prototype the network is most confident of."""
 
 from __future__ import annotations
 
@@ -77,14 +78,17 @@ def prototype(
 
     def objective(x: torch.Tensor) -> torch.Tensor:
         out = module(x.float()).double()
-        fit = (
-            -(((out - target_value) / target_scale) ** 2) if regression else torch.log_softmax(out, 1)[:, target_class]
-        )
+        # Regression: an absolute error, whose pull does not fade near the value as a squared one's would.
+        fit = -((out - target_value).abs() / target_scale) if regression else torch.log_softmax(out, 1)[:, target_class]
         distance = (((x[:, numeric] - centre[numeric]) / spread) ** 2).mean(dim=1) if len(numeric) else 0.0
         return fit - penalty * distance
 
     relaxed = RelaxedRow(space, _starts(space, scores, members))
     _ascend(objective, relaxed, steps)
+    # The categories chosen, the numeric columns ascend again: the projection moved the output.
+    numeric_columns = [c for c in range(len(space.columns)) if not space.is_categorical(c)]
+    relaxed = RelaxedRow(space, relaxed.projected(), numeric_columns)
+    _ascend(objective, relaxed, steps // 2)
     candidates = relaxed.projected()
     with torch.no_grad():
         out = module(torch.as_tensor(candidates, dtype=torch.float32)).double()

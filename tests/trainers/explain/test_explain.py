@@ -39,7 +39,7 @@ def test_column_space_groups_one_hot_features_into_their_column(exported: Export
     raw = exported.data.preprocessing.encode(exported.data.raw_test)
     back = unscaled(exported.data.preprocessing, exported.data.preprocessing.standardize(raw))
     np.testing.assert_allclose(back, raw, atol=1e-5)
-    assert space.baseline()[2:5].tolist() == [0.0, 0.0, 0.0]
+    assert space.baseline()[2:5].sum() == pytest.approx(1.0)  # colour's training frequencies
 
 
 def test_integrated_gradients_complete_to_the_output_change(exported: Exported) -> None:
@@ -109,3 +109,38 @@ def test_encode_row_refuses_rows_outside_the_schema(exported: Exported) -> None:
         space.encode_row({k: v for k, v in row.items() if k != "c"})
     with pytest.raises(DataError, match=r"'colour' is 'purple', not one of the categories"):
         space.encode_row(row | {"colour": "purple"})
+
+
+class _BothAboveHalf(torch.nn.Module):
+    """Class 1 exactly when a > 0.5 and b > 0.5: no single column can flip a row with both below."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.minimum(x[:, 0] - 0.5, x[:, 1] - 0.5)
+        return torch.stack([torch.zeros_like(gate), 10 * gate], dim=1)
+
+
+def test_counterfactual_changes_two_columns_when_one_cannot(exported: Exported) -> None:
+    from archsearch.trainers.explain._counterfactuals import counterfactual
+    from archsearch.trainers.explain._inputs import ColumnSpace
+
+    from ..conftest import standardized
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, size=(300, 3))
+    data = standardized(x, (x[:, 0] > 0.5) & (x[:, 1] > 0.5), (0, 1), names=("a", "b", "c"))
+    space = ColumnSpace.of(data.preprocessing, x[:180], data.y_train)
+    found = counterfactual(
+        _BothAboveHalf(),
+        None,
+        space,
+        np.array([-1.0, -1.0, 0.0]),
+        [0, 1, 2],
+        reached=lambda out: np.asarray(out).argmax(axis=1) == 1,
+        margin=lambda out: out[:, 1] - out[:, 0],
+    )
+    assert found["found"] and found["verified"] and found["search"] == "two columns"
+    assert set(found["changes"]) == {"a", "b"}
+    # bisected back to just past the boundary, not left at a grid point
+    assert found["changes"]["a"]["to"] == pytest.approx(0.5, abs=0.01) and found["changes"]["b"]["to"] == pytest.approx(
+        0.5, abs=0.01
+    )
