@@ -244,7 +244,9 @@ def best_comparison(
     done = data.complete
     if done.empty:
         return None
-    best = done.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
+    # A trial over [study] max_latency_ms is never the best (find_knee skips it too).
+    eligible = data.feasible if not data.feasible.empty else done
+    best = eligible.sort_values(["score", "number"], ascending=[False, True]).iloc[0]
     contenders = [Contender.from_row(ROLE_BEST, best)]
     knee = find_knee(data, knee_tolerance)
     if knee is not None and knee.knee != knee.best:
