@@ -36,7 +36,9 @@ def describe_export(folder: str | Path) -> str:
         )
         budget = size.get("budget")
         met = "" if not budget else "; within the budget " + ", ".join(f"{k} {v:,}" for k, v in budget.items())
-        lines.append(f"Size: {size['params']:,} parameters, {size['flops']:,} FLOPs per row{latency}{counted}{met}.")
+        # The state dict's every value (norm statistics included), more than the search's trainable count.
+        shipped = f"{size['params']:,} values in the weights (norm statistics included)"
+        lines.append(f"Size: {shipped}, {size['flops']:,} FLOPs per row{latency}{counted}{met}.")
     if greedy is not None and "skipped" in greedy:
         lines.append(f"Greedy ensemble selection skipped: {greedy['skipped']}.")
     elif greedy is not None:
