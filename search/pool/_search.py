@@ -143,9 +143,12 @@ class SearchObjective(TrialObjective):
         from archsearch.trainers import measure_latency
 
         net, _ = self._claimed[trial.number]
-        numeric = self.data.preprocessing.numeric_features
+        # With folds the weights are the first fold's model, whose one-hot width is its own: a category
+        # missing from that fold's training rows makes it narrower than the whole table's.
+        data = self._folds[0] if self.config.data.folds and self._folds else self.data
+        numeric = data.preprocessing.numeric_features
         latency = measure_latency(
-            net, self.data.n_features, self.data.n_outputs, numeric, result.state_dict,
+            net, data.n_features, data.n_outputs, numeric, result.state_dict,
             device=result.device, num_threads=self.num_threads,
         )  # fmt: skip
         attrs: dict[str, Any] = {

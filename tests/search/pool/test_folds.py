@@ -159,3 +159,41 @@ def test_search_with_folds_stores_the_mean_over_folds(tmp_path: Path) -> None:
     # The default greedy ensemble needs one validation split for all trials; folds have none, so it is skipped.
     assert meta["greedy_ensemble"] == {"skipped": "the study searched with [data] folds = 3", "members": 1}
     assert DataSpec.from_dict(study.user_attrs["archsearch_config"]["data"]).folds == 3
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_folds_search_on_a_table_with_a_rare_category(tmp_path: Path) -> None:
+    """Check that a category missing from the first fold's training rows does not fail every trial: the
+    first fold's model (the one timed and stored) is one input narrower than the whole table's encoding."""
+    import pandas as pd
+
+    from archsearch.controller import run_search
+    from archsearch.storage import keys
+    from archsearch.trainers.data import load_data
+
+    rng = np.random.default_rng(0)
+    colour = rng.choice(["red", "green", "blue"], size=120).astype(object)
+    colour[7] = "violet"  # one row only
+    x = rng.normal(size=120)
+    table = pd.DataFrame({"colour": colour, "x": x, "target": np.where(x + (colour == "red") > 0.5, "yes", "no")})
+    path = tmp_path / "rare.csv"
+    table.to_csv(path, index=False)
+    data = {"path": str(path), "target": "target", "task": "classification", "folds": 2}
+    # A seed whose first fold trains without the rare row, so its encoding is narrower than the whole table's.
+    seed = next(
+        s
+        for s in range(50)
+        if load_folds(DataSpec.from_dict({**data, "seed": s}))[0].n_features
+        < load_data(DataSpec.from_dict({**data, "seed": s, "folds": None})).n_features
+    )
+    config = small_config(
+        tmp_path,
+        study={"n_trials": 2, "pruner": "none"},
+        data={**data, "seed": seed, "dataset": None},
+        space={"layers": [1, 1], "width": [8, 8], "batch_size": [32]},
+        train={"epochs": 2, "patience": 2},
+    )
+    study = run_search(config)
+    completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(completed) == 2 and all(t.user_attrs[keys.LATENCY_MS] > 0 for t in completed)
