@@ -86,6 +86,9 @@ class StratumRule:
             return lambda epoch, value: False
         stratum, pick = stratum_of(params), max if self.maximize else min
         seen: list[float] = []
+        # Read afresh for each trial: trials shorter than REFRESH_S would otherwise all see the peers of the first
+        # (none, before `startup` trials completed), and nothing would ever be pruned.
+        self._read_at = float("-inf")
 
         def check(epoch: int, value: float) -> bool | str:
             seen.append(value)
