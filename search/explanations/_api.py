@@ -145,7 +145,7 @@ def explain(
             that does not exist, or no data to explain on.
     """
     from archsearch.trainers import load_model
-    from archsearch.trainers.explain import IG_STEPS, PERMUTATION_REPEATS, attributions, load_program, torch_threads
+    from archsearch.trainers.explain import torch_threads
 
     _check_counts(max_rows=max_rows, threads=threads, steps=steps, repeats=repeats)
     say = progress or (lambda line: print(f"archsearch explain: {line}", file=sys.stderr))
@@ -160,32 +160,14 @@ def explain(
         allowed = column_indices(target.space.columns, allow_change)
         wanted = class_index(predictor.classes, target_class)
         result: dict[str, Any] = {
-            "model": {
-                "folder": str(model) if model is not None else None,
-                "study": study,
-                "trial": metadata.get("trial"),
-                "kind": predictor.architecture.get("kind", "network"),
-                "metric": metric,
-            },
+            "model": _model_record(model, study, metadata, predictor.architecture, metric),
             "rows": {"split": "test", "n": len(target.encoded)},
         }
-        result["attributions"] = attributions(
-            predictor,
-            target.space,
-            target.encoded,
-            target.targets,
-            metric,
-            steps=steps or IG_STEPS,
-            repeats=repeats or PERMUTATION_REPEATS,
-            seed=seed,
-            progress=say,
+        result.update(
+            _analyses(
+                target, predictor, folder, metric, say, steps, repeats, seed, prototypes, row, allowed, wanted, delta
+            )
         )
-        if prototypes:
-            say("prototypes")
-            result["prototypes"] = _prototypes(target)
-        if row is not None:
-            say("counterfactual")
-            result["counterfactual"] = _counterfactual(target, load_program(folder), row, allowed, wanted, delta)
     result["seconds"] = round(time.perf_counter() - started, 3)
     explanation = Explanation(result)
     if out is not None:
@@ -195,6 +177,62 @@ def explain(
 
         set_study_user_attrs(open_archsearch_study(storage, study), {keys.EXPLANATION: result})
     return explanation
+
+
+def _analyses(
+    target: Any,
+    predictor: Any,
+    folder: Path,
+    metric: str,
+    say: Callable[[str], None],
+    steps: int | None,
+    repeats: int | None,
+    seed: int,
+    prototypes: bool,
+    row: int | Mapping[str, Any] | None,
+    allowed: Any,
+    wanted: Any,
+    delta: float | None,
+) -> dict[str, Any]:
+    """The attributions, then the prototypes and the counterfactual when asked for."""
+    from archsearch.trainers.explain import IG_STEPS, PERMUTATION_REPEATS, attributions, load_program
+
+    out: dict[str, Any] = {}
+    out["attributions"] = attributions(
+        predictor,
+        target.space,
+        target.encoded,
+        target.targets,
+        metric,
+        steps=steps or IG_STEPS,
+        repeats=repeats or PERMUTATION_REPEATS,
+        seed=seed,
+        progress=say,
+    )
+    if prototypes:
+        say("prototypes")
+        out["prototypes"] = _prototypes(target)
+    if row is not None:
+        say("counterfactual")
+        out["counterfactual"] = _counterfactual(target, load_program(folder), row, allowed, wanted, delta)
+    return out
+
+
+def _model_record(
+    model: str | Path | None,
+    study: str | None,
+    metadata: Mapping[str, Any],
+    architecture: Mapping[str, Any],
+    metric: str,
+) -> dict[str, Any]:
+    """Which model was explained: its folder (None: the study's best trial), study, trial, kind and metric."""
+    return {
+        "folder": str(model) if model is not None else None,
+        "study": study,
+        "trial": metadata.get("trial"),
+        "kind": architecture.get("kind", "network"),
+        "metric": metric,
+    }
 
 
 def _check_counts(**counts: int | None) -> None:
