@@ -170,7 +170,7 @@ def top_trials(study: optuna.Study, n: int, *, width: int = 80) -> list[str]:
 
     The architecture column is cut (ending ``...``) where the table would be wider than `width`.
     """
-    from archsearch.stats import format_number, load_study_data, plural
+    from archsearch.stats import format_duration, format_number, load_study_data, plural
 
     data = load_study_data(study)
     done = data.complete.sort_values(["score", "number"], ascending=[False, True])
@@ -185,7 +185,7 @@ def top_trials(study: optuna.Study, n: int, *, width: int = 80) -> list[str]:
             format_number(r["value"]),
             format_number(r["test_value"]),
             str(int(r["epochs_run"])) if math.isfinite(r["epochs_run"]) else "?",
-            _seconds(r["train_seconds"]),
+            format_duration(r["train_seconds"]),
         )
         for rank, (_, r) in enumerate(shown.iterrows(), start=1)
     ]
@@ -221,18 +221,6 @@ def _cell(text: str, width: int, *, left: bool) -> str:
     if len(text) > width:
         text = text[: max(width - 3, 0)] + "..."
     return text.ljust(width) if left else text.rjust(width)
-
-
-def _seconds(seconds: float) -> str:
-    """``"42s"``, ``"3m 05s"``, ``"1h 02m"``; ``"?"`` when unknown."""
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def _memory_line(study: optuna.Study) -> str | None:

@@ -46,7 +46,7 @@ from archsearch.stats._best import (
     default_knee_tolerance,
 )
 from archsearch.stats._compare import MIN_GROUP_TRIALS, may_compare, too_few
-from archsearch.stats._format import format_number, format_p, plural
+from archsearch.stats._format import format_duration, format_number, format_p, plural
 from archsearch.stats._front import front_indices, hypervolume_2d, hypervolume_history, log_cost_hypervolume
 from archsearch.stats._paired import (
     DIRECTIONS,
@@ -109,6 +109,7 @@ __all__ = [
     "flatten_trials",
     "fewest_seeds",
     "format_count",
+    "format_duration",
     "format_number",
     "format_p",
     "holm",

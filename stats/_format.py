@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_number", "format_p", "plural"]
+__all__ = ["format_duration", "format_number", "format_p", "plural"]
 
 
 def format_number(value: float | None, decimals: int = 4, *, signed: bool = False) -> str:
@@ -52,3 +52,19 @@ def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
         ('1 trial', '1,024 seeds', '2 changes')
     """
     return f"{count:,} {noun if count == 1 else plural_noun or noun + 's'}"
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as a person reads it; ``"?"`` when unknown.
+
+    >>> format_duration(42), format_duration(185), format_duration(3720), format_duration(float("nan"))
+    ('42s', '3m 05s', '1h 02m', '?')
+    """
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"

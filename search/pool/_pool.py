@@ -26,6 +26,7 @@ from archsearch.pool._placement import WorkerSlot
 from archsearch.pool._spawn import WorkerProcess
 from archsearch.pool._supervision import RetryStaleTrial, fail_trials_of_dead_worker
 from archsearch.pool._worker import ERROR_PREFIX, EXIT_ERROR, EXIT_FAILURE_STREAK
+from archsearch.stats import format_duration
 from archsearch.storage import is_feasible, keys, maximizes, quality_value
 
 __all__ = [
@@ -113,14 +114,14 @@ def progress_line(
         fields["last"] = f"last {name(latest)}: {outcome}"
     elapsed = (time.monotonic() if now is None else now) - started
     remaining = max(total - done, 0)
-    fields["count"], fields["elapsed"] = f"{done}/{total}", f"{_duration(elapsed)} elapsed"
+    fields["count"], fields["elapsed"] = f"{done}/{total}", f"{format_duration(elapsed)} elapsed"
     if done and remaining:
-        fields["eta"] = f"ETA {_duration(elapsed / done * remaining)}"
+        fields["eta"] = f"ETA {format_duration(elapsed / done * remaining)}"
     if total >= MAX_TRIALS:
         fields["count"] = str(done)
         fields.pop("eta", None)
         if deadline is not None:
-            fields["eta"] = f"timeout in {_duration(max(deadline - time.time(), 0))}"
+            fields["eta"] = f"timeout in {format_duration(max(deadline - time.time(), 0))}"
     return fit_progress(fields, width)
 
 
@@ -216,16 +217,6 @@ class StatusWriter:
 
 # The elapsed time and ETA change every poll; alone they are no news for a log file.
 _CLOCK = re.compile(r" \| [^|]* elapsed[^|]*")
-
-
-def _duration(seconds: float) -> str:
-    """``"42s"``, ``"3m 05s"``, ``"1h 02m"``."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def _short_label(label: str) -> str:
