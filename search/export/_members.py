@@ -108,8 +108,12 @@ def stored_weights(plan: ExportPlan, trial: FrozenTrial) -> dict:
     preprocessing = Preprocessing.from_dict(stored_value(plan.study.user_attrs, keys.PREPROCESSING))
     n_outputs = 1 if preprocessing.classes is None else len(preprocessing.classes)
     net = NetSpec.from_trial(trial.user_attrs, trial.params)
+    n_inputs = len(preprocessing.mean)
+    if plan.config.data.folds:
+        # The stored network is the first fold's, whose encoding is narrower when a category is missing from its rows.
+        n_inputs = load_folds(plan.config.data)[0].n_features
     if net.embedding == "none":  # an embedding's own weights have shapes of its own; the rest is checked
-        mismatch = weights_mismatch(state_dict, len(preprocessing.mean), net.widths, n_outputs)
+        mismatch = weights_mismatch(state_dict, n_inputs, net.widths, n_outputs)
         if mismatch is not None:
             raise ExportError(
                 f"The stored weights of trial {trial.number} do not fit study {plan.study.study_name!r}: {mismatch}. "

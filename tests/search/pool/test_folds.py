@@ -197,3 +197,9 @@ def test_folds_search_on_a_table_with_a_rare_category(tmp_path: Path) -> None:
     study = run_search(config)
     completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(completed) == 2 and all(t.user_attrs[keys.LATENCY_MS] > 0 for t in completed)
+    # The stored (first-fold) network exports as it is, at its fold's width (it was refused as "other data").
+    from archsearch import export_best
+
+    out = export_best(config.study.storage, config.study.name, tmp_path / "model", refit=False)
+    architecture = json.loads((out / "architecture.json").read_text())
+    assert architecture["n_inputs"] == load_folds(config.data)[0].n_features
