@@ -215,9 +215,10 @@ def test_killed_controller_takes_its_workers_along_and_the_rerun_retries_their_t
     """Check that SIGKILLing the controller kills its workers within seconds, and that the rerun fails their
     trials for a stale heartbeat (with a reason) and retries them with the same parameters."""
     url = f"sqlite:///{tmp_path}/k.db"
-    # Unpruned trials of seconds each: the two running at the kill must still be running when it lands (with 40
-    # epochs, 0.5 s a trial, CI once saw both finish, and the search end, between the wait and the kill).
-    config = _write_config(tmp_path / "s.toml", url, "killed", 6, 300, pruner="none")
+    # Unpruned trials of several seconds each: the two running at the kill must still be running when it lands
+    # (with 40 epochs, 0.5 s a trial, CI once saw both finish, and the search end, between the wait and the kill;
+    # with 300 epochs, about 1.5 s a trial, a clean clone saw one of the two finish).
+    config = _write_config(tmp_path / "s.toml", url, "killed", 6, 1000, pruner="none")
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path)
     try:
