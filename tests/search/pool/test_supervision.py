@@ -215,15 +215,19 @@ def test_killed_controller_takes_its_workers_along_and_the_rerun_retries_their_t
     """Check that SIGKILLing the controller kills its workers within seconds, and that the rerun fails their
     trials for a stale heartbeat (with a reason) and retries them with the same parameters."""
     url = f"sqlite:///{tmp_path}/k.db"
-    # Unpruned trials of several seconds each: the two running at the kill must still be running when it lands
-    # (with 40 epochs, 0.5 s a trial, CI once saw both finish, and the search end, between the wait and the kill;
-    # with 300 epochs, about 1.5 s a trial, a clean clone saw one of the two finish).
-    config = _write_config(tmp_path / "s.toml", url, "killed", 6, 1000, pruner="none")
+    # Unpruned trials of seconds each: the two running at the kill must still be running when it lands. With 40
+    # epochs (0.5 s a trial) CI saw both finish between the wait and the kill, and with 300 a clean clone saw one
+    # finish: each poll opens the storage, which takes a sizeable share of a trial. So the kill waits for two
+    # trials in the first half of their epochs.
+    epochs = 1000
+    config = _write_config(tmp_path / "s.toml", url, "killed", 6, epochs, pruner="none")
     command = [*CLI, "search", str(config), "--workers", "2", "--quiet"]
     controller = subprocess.Popen(command, cwd=tmp_path)
     try:
         wait_for(
-            lambda: _finished_or_zero(url, "killed") >= 1 and len(_running_workers(url)) == 2, 400, "two running trials"
+            lambda: _finished_or_zero(url, "killed") >= 1 and len(_running_workers(url, before=epochs // 2)) == 2,
+            400,
+            "two trials in the first half of their epochs",
         )
         pids = _running_workers(url)
         controller.kill()
@@ -250,7 +254,8 @@ def _load(url: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=make_storage(url))
 
 
-def _running_workers(url: str) -> set[int]:
+def _running_workers(url: str, *, before: int | None = None) -> set[int]:
+    """Process ids of the workers with a running trial (`before`: only trials that have reported fewer epochs)."""
     try:
         running = _load(url, "killed").get_trials(states=(TrialState.RUNNING,))
     except KeyError:
@@ -260,7 +265,7 @@ def _running_workers(url: str) -> set[int]:
     return {
         int(t.user_attrs["worker"].split(":")[1].split("/")[0])
         for t in running
-        if "worker" in t.user_attrs and t.params
+        if "worker" in t.user_attrs and t.params and (before is None or len(t.intermediate_values) < before)
     }
 
 
@@ -288,9 +293,13 @@ def test_ctrl_c_prints_one_line_and_the_rerun_finishes_the_exact_total(tmp_path:
     study = _load(url, "ctrlc")
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert all(t.user_attrs.get(keys.FAIL_REASON) for t in study.get_trials(states=(TrialState.FAIL,)))
-    # Every trial the interrupt failed is waiting again.
+    # Every trial the interrupt failed is waiting again: those it stopped while training ("interrupted") and one it
+    # reached between Optuna's ask and the trial's start ("stopped by a signal before the trial started").
+    stopped = ("interrupted", "stopped by a signal")
     interrupted = [
-        t.number for t in study.get_trials(states=(TrialState.FAIL,)) if "interrupted" in t.user_attrs[keys.FAIL_REASON]
+        t.number
+        for t in study.get_trials(states=(TrialState.FAIL,))
+        if any(word in t.user_attrs[keys.FAIL_REASON] for word in stopped)
     ]
     waiting = [t.system_attrs.get("failed_trial") for t in study.get_trials(states=(TrialState.WAITING,))]
     assert sorted(interrupted) == sorted(waiting)
