@@ -162,8 +162,7 @@ class AskDeadline:
 
     def _best_refit(self) -> tuple[int, float] | None:
         try:
-            # One read of the best trial's row for one objective; several need every complete trial.
-            best = self.study.best_trial if len(self.study.directions) == 1 else best_quality_trial(self.study)
+            best = best_quality_trial(self.study)  # one read of the best trial's row for one objective
         except ValueError:  # no complete trial yet: nothing to refit
             return None
         if self._sizes is None:
