@@ -190,6 +190,7 @@ def _check_objectives(study: StudyConfig) -> None:
 
 
 ENGINES = ("auto", "single", "fused")
+LINEAR_SOLVERS = ("lbfgs", "optimizer")  # archsearch.trainers.names.LINEAR_SOLVERS (search/ stays free of torch)
 
 
 @dataclass(frozen=True)
@@ -210,10 +211,16 @@ class TrainConfig:
     # networks up to 512 wide, single on a CPU, where whole searches ran fused at half the speed (BENCHMARKS.md 8).
     engine: str = "auto"
     slots: int = 16  # trials a fused worker trains together
+    # Trials without hidden layers or embedding (the linear/softmax model) are fitted by full-batch L-BFGS with
+    # the sampled weight decay as L2 penalty, as scikit-learn fits logistic regression; "optimizer" trains them
+    # like every other trial (studies stored before 2026-12-08 did: BENCHMARKS.md section 14).
+    linear_solver: str = "lbfgs"
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             _fail("train", "engine", f"one of {', '.join(ENGINES)}", self.engine)
+        if self.linear_solver not in LINEAR_SOLVERS:
+            _fail("train", "linear_solver", f"one of {', '.join(LINEAR_SOLVERS)}", self.linear_solver)
         _check_count("train", "slots", self.slots, 1, MAX_SLOTS)
         _check_count("train", "epochs", self.epochs, 1, MAX_EPOCHS)
         if self.patience is not None:
@@ -365,7 +372,7 @@ _LEGACY_VALUES = {
         "normalization": ["none"],
         "embedding": ["none"],  # the default searches ["none", "pl"] since 2026-12-04
     },
-    "train": {"warmup": 0.0, "grad_clip": None},
+    "train": {"warmup": 0.0, "grad_clip": None, "linear_solver": "optimizer"},
     # Studies stored before row identifiers were left out trained on every column of their file.
     "data": {"keep_ids": True},
 }

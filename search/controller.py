@@ -51,7 +51,7 @@ class OpenedStudy:
 
 
 # [train] keys that change what a trial's value means; other [study]/[train] keys may change on resume.
-_COMPARABILITY_TRAIN_KEYS = ("epochs", "patience", "class_weight", "warmup", "grad_clip")
+_COMPARABILITY_TRAIN_KEYS = ("epochs", "patience", "class_weight", "warmup", "grad_clip", "linear_solver")
 
 
 def stored_config(config: SearchConfig) -> dict:

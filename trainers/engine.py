@@ -33,7 +33,7 @@ from archsearch.trainers.metrics import (
     classification_metrics,
     regression_metrics,
 )
-from archsearch.trainers.names import DEVICE_RULE, LR_SCHEDULES, OPTIMIZERS, is_device_name
+from archsearch.trainers.names import DEVICE_RULE, LINEAR_SOLVERS, LR_SCHEDULES, OPTIMIZERS, is_device_name
 
 __all__ = [
     "ACTIVATIONS",
@@ -93,6 +93,9 @@ class TrainSettings:
     cooldown: float = 0.0  # fraction of the last steps over which the lr falls linearly to 0 ("constant" only)
     label_smoothing: float = 0.0  # classification only
     grad_clip: float | None = None  # largest gradient norm over all parameters at each step
+    # "lbfgs": a network without hidden layers or embedding is fitted by full-batch L-BFGS with weight_decay as
+    # its L2 penalty (lr, batch size and schedule unused); "optimizer": by `optimizer` like any other network.
+    linear_solver: Literal["lbfgs", "optimizer"] = "optimizer"
 
     def __post_init__(self) -> None:
         rules = (
@@ -135,6 +138,7 @@ class TrainSettings:
                 is_real(self.label_smoothing) and 0 <= self.label_smoothing < 0.5,
                 "a float in [0, 0.5)",
             ),
+            ("linear_solver", self.linear_solver in LINEAR_SOLVERS, f"one of {list(LINEAR_SOLVERS)}"),
             (
                 "grad_clip",
                 self.grad_clip is None

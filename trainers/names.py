@@ -14,6 +14,7 @@ __all__ = [
     "ACTIVATIONS",
     "DEVICE_RULE",
     "EMBEDDINGS",
+    "LINEAR_SOLVERS",
     "LR_SCHEDULES",
     "NORMALIZATIONS",
     "Net",
@@ -24,6 +25,9 @@ __all__ = [
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "leaky_relu", "elu")
 OPTIMIZERS = ("adam", "adamw", "sgd")  # sgd means Nesterov momentum 0.9
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
+# How a network without hidden layers or embedding (a linear/softmax model, a convex problem) is fitted:
+# full-batch L-BFGS as scikit-learn's LogisticRegression does, or the trial's own optimizer like every other net.
+LINEAR_SOLVERS = ("lbfgs", "optimizer")
 NORMALIZATIONS = ("none", "batch", "layer")
 EMBEDDINGS = ("none", "periodic", "pl")
 DEVICE_RULE = "one of 'auto', 'cpu', 'cuda' or 'cuda:N'"

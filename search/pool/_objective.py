@@ -132,6 +132,7 @@ def train_settings(
         "num_threads": train.num_threads,
         "warmup": train.warmup,
         "grad_clip": train.grad_clip,
+        "linear_solver": train.linear_solver,
     }
     # Sensitivity jobs and candidates stored before the training recipe knobs lack them: TrainSettings'
     # defaults then train as those runs did.

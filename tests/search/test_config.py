@@ -171,6 +171,10 @@ def test_search_config_replace_overrides_study_keys() -> None:
             r"The 'engine' parameter of \[train\] must be one of auto, single, fused\. Got 'turbo' instead\.",
         ),
         (
+            "[train]\nlinear_solver = 'newton'\n",
+            r"The 'linear_solver' parameter of \[train\] must be one of lbfgs, optimizer\. Got 'newton' instead\.",
+        ),
+        (
             "[train]\nslots = 0\n",
             r"The 'slots' parameter of \[train\] must be an int in the range \[1, 1,024\]\. Got 0",
         ),
@@ -301,3 +305,10 @@ def test_load_config_bounds_every_count(tmp_path: Path, section: str, key: str, 
         text = f"[data]\ndataset = 'teacher'\n[{section}]\n{key} = {value}\n"
     with pytest.raises(ValueError, match=rf"The '{key}' parameter of .* must be {rule}\. Got .*{HUGE}.* instead\."):
         load_config(_write(tmp_path, text))
+
+
+def test_linear_solver_is_lbfgs_for_new_studies_and_optimizer_for_studies_stored_before_it():
+    assert SearchConfig().train.linear_solver == "lbfgs"
+    stored = SearchConfig().to_dict()
+    del stored["train"]["linear_solver"]
+    assert SearchConfig.from_stored(stored).train.linear_solver == "optimizer"

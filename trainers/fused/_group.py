@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from archsearch.trainers._lbfgs import fitted_by_lbfgs
 from archsearch.trainers.engine import ACTIVATIONS, CLASS_WEIGHTS, DEFAULT_DIM, Report, TrainSettings, is_int
 from archsearch.trainers.names import EMBEDDINGS, NORMALIZATIONS, Net
 
@@ -47,6 +48,7 @@ FUSED_SETTINGS = frozenset(
         "warmup",
         "label_smoothing",
         "grad_clip",
+        "linear_solver",  # unused by hidden-layer slots; a linear slot it fits by L-BFGS is refused below
     }
 )
 
@@ -68,6 +70,10 @@ def fused_unsupported_reason(net: Net, settings: TrainSettings) -> str | None:
         value = getattr(settings, field.name)
         if value != default:
             return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
+    if fitted_by_lbfgs(net, settings):
+        return (
+            "a linear model is fitted by full-batch L-BFGS ([train] linear_solver), which the fused engine does not run"
+        )
     if getattr(net, "blocks", ()):
         return "the fused engine does not select feature blocks yet"
     if getattr(net, "head", "softmax") != "softmax":
