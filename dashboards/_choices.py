@@ -1,9 +1,12 @@
-"""The report's answers to "one backbone or both" and "softmax or one-vs-rest" (issue #24), from stored trials.
+"""The report's answers to "one backbone or both", "softmax or one-vs-rest" and "linear model or hidden layers"
+(issue #24), from stored trials and the study's last sensitivity analysis.
 
 Each searched choice (`[space] blocks`, `[space] head`) is judged by the best validation value of the complete
 trials that made it, with how many trials that is: the sampler gave each choice its own trials, so this is
 a comparison of best-of-n, not of paired seeds, and the line says so. A choice the space did not search
-gives no line.
+gives no line. "Linear model or hidden layers" is answered with paired seeds where `archsearch sensitivity` ran:
+its linear neighbour of a centre with hidden layers (or its one-hidden-layer neighbours of a linear centre) was
+trained with the centre's seeds, and the line quotes that verdict with its n.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ import optuna
 from optuna.trial import TrialState
 
 from archsearch.stats import format_number
-from archsearch.storage import keys
+from archsearch.storage import keys, sensitivity_result
 
-__all__ = ["choice_lines"]
+__all__ = ["choice_lines", "depth_lines"]
 
 # (label in the report, trial attribute, value of a trial without it, the question answered)
 _CHOICES = (
@@ -50,3 +53,47 @@ def choice_lines(study: optuna.Study) -> list[str]:
             f"{format_number(margin)} ahead of {ranked[1]} (best of each choice's trials, not paired seeds)."
         )
     return lines
+
+
+def depth_lines(study: optuna.Study) -> list[str]:
+    """ "Linear model or hidden layers" with paired seeds, one bullet per sensitivity centre that answers it; when
+    no analysis did, one bullet saying how to get that answer (only where the study has both kinds of trial)."""
+    result = sensitivity_result(study)
+    lines = [line for centre in (result or {}).get("centres", []) if (line := _paired_depth_line(centre, result))]
+    if lines or len(study.directions) != 1:
+        return lines
+    depths = {
+        bool(t.user_attrs.get(keys.DEPTH)) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    }
+    if depths != {False, True}:
+        return []
+    return [
+        "- Linear model or hidden layers: the comparison above is best trial against best trial, not paired seeds; "
+        f"`archsearch sensitivity --study {study.study_name}` retrains the best trial and its linear neighbour with "
+        "the same seeds, and this report then quotes its verdict."
+    ]
+
+
+def _paired_depth_line(centre: dict, result: dict) -> str | None:
+    linear = not centre["widths"]
+    compared = [
+        n
+        for n in centre["neighbours"]
+        if n["effect"] is not None and (n["kind"] == "hidden_layer" if linear else not n["widths"])
+    ]
+    if not compared:
+        return None
+    metric = result["metric"]
+    parts = []
+    for n in compared:
+        e = n["effect"]
+        name = n["change"] if linear else "the linear model (fitted with the centre's hyperparameters)"
+        interval = f"[{format_number(e['ci_low'], signed=True)}, {format_number(e['ci_high'], signed=True)}]"
+        parts.append(
+            f"{name}: {e['label']}, {metric} {format_number(e['mean'], signed=True)} {interval} against the centre "
+            f"(n = {e['n']} paired seeds)"
+        )
+    shape = "a linear model" if linear else f"hidden layers {centre['widths']}"
+    return f"- Linear model or hidden layers, paired seeds (sensitivity centre trial {centre['trial']}, {shape}): " + (
+        "; ".join(parts) + "."
+    )

@@ -16,7 +16,7 @@ from archsearch.dashboards import _overview_figures as overview_figs
 from archsearch.dashboards import _size_figures as size_figs
 from archsearch.dashboards import _training_figures as training_figs
 from archsearch.dashboards._base import ReportError, ReportFigure, ReportTable, describe, format_cell
-from archsearch.dashboards._choices import choice_lines
+from archsearch.dashboards._choices import choice_lines, depth_lines
 from archsearch.dashboards._explanation import explanation_figures
 from archsearch.stats import format_number
 from archsearch.storage import epoch_budget, keys, name_metric, size_objectives
@@ -186,7 +186,7 @@ def build_report(study: optuna.Study, *, knee_tolerance: float | None = None) ->
     if sized:
         tables.append(ReportTable("size_front", *front_figs.front_table(data, knee_tolerance)))
     summary = _summary(data, comparison, figures)
-    for line in choice_lines(study):
+    for line in [*choice_lines(study), *depth_lines(study)]:
         summary += f"\n{line}"
     if study.user_attrs.get(keys.TASK_LINE):
         summary += f"\n- {study.user_attrs[keys.TASK_LINE]}"

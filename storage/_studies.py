@@ -11,6 +11,8 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
+from archsearch.storage import keys
+from archsearch.storage._attrs import stored_value
 from archsearch.storage._rdb import rdb_backend
 from archsearch.storage._retry import with_retry
 from archsearch.storage._url import StorageError, mask_url
@@ -24,6 +26,7 @@ __all__ = [
     "finished_count",
     "FINISHED_STATES",
     "heartbeat_ages",
+    "sensitivity_result",
 ]
 
 # What `n_trials` counts: a pruned trial is a decision the search made, a failed one is not.
@@ -129,3 +132,13 @@ def name_metric(study: optuna.Study, metric: str, sizes: Sequence[str] = ()) -> 
         # set_metric_names is experimental in Optuna 3.x/4.x; the name it stores is plain data either way.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([f"val {metric}", *sizes])
+
+
+def sensitivity_result(study: optuna.Study) -> dict | None:
+    """The last `archsearch sensitivity` analysis of `study` (the dict its companion study stores), or None when
+    no analysis finished."""
+    try:
+        companion = optuna.load_study(study_name=study.study_name + keys.COMPANION_SUFFIX, storage=study._storage)
+    except KeyError:  # Optuna's answer for a study name the storage does not hold
+        return None
+    return stored_value(companion.user_attrs, keys.SENSITIVITY_RESULT)

@@ -18,25 +18,35 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from archsearch.trainers.data import PreparedData
 from archsearch.trainers.engine import RunProgress, TrainSettings
 
-__all__ = ["LBFGS_ITERATIONS", "fitted_by_lbfgs", "lbfgs_epochs"]
+__all__ = ["LBFGS_ITERATIONS", "MAX_PASS_MACS", "fitted_by_lbfgs", "lbfgs_epochs", "wants_lbfgs"]
 
 LBFGS_ITERATIONS = 4  # L-BFGS iterations per epoch (each one or a few full passes over the training rows)
 HISTORY = 20  # curvature pairs kept (scikit-learn's lbfgs keeps 10)
 CONVERGED = 1e-9  # relative change of the penalized loss below which an epoch counts as converged
+# Above this many multiply-adds a pass (rows x inputs x outputs: 40,000 x 2,048 x 1,000 is 8e10), an epoch of L-BFGS
+# iterations costs several of the optimizer's epochs, each of which takes hundreds of mini-batch steps anyway:
+# the linear model trains with the trial's optimizer there, as scikit-learn users switch to SGD on such data.
+MAX_PASS_MACS = 2e9
 
 
-def fitted_by_lbfgs(net, settings: TrainSettings) -> bool:
-    """Whether `net` trains by full-batch L-BFGS: no hidden layers, no embedding, and `linear_solver` says so.
+def wants_lbfgs(net, settings: TrainSettings) -> bool:
+    """Whether `net` is a linear model (no hidden layers, no embedding) that `linear_solver` fits by L-BFGS.
 
     >>> from archsearch.spaces import NetSpec
-    >>> fitted_by_lbfgs(NetSpec((), (), "relu"), TrainSettings(linear_solver="lbfgs"))
+    >>> wants_lbfgs(NetSpec((), (), "relu"), TrainSettings(linear_solver="lbfgs"))
     True
-    >>> fitted_by_lbfgs(NetSpec((64,), (0.0,), "relu"), TrainSettings(linear_solver="lbfgs"))
+    >>> wants_lbfgs(NetSpec((64,), (0.0,), "relu"), TrainSettings(linear_solver="lbfgs"))
     False
     """
     return settings.linear_solver == "lbfgs" and len(net.widths) == 0 and net.embedding == "none"
+
+
+def fitted_by_lbfgs(net, settings: TrainSettings, data: PreparedData) -> bool:
+    """`wants_lbfgs`, on data whose full pass is cheap enough for full-batch iterations (`MAX_PASS_MACS`)."""
+    return wants_lbfgs(net, settings) and len(data.x_train) * data.n_features * data.n_outputs <= MAX_PASS_MACS
 
 
 def lbfgs_epochs(

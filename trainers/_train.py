@@ -169,7 +169,7 @@ def _run_epochs(
     device = x_train.device
     loss_fn = _make_loss(data, settings.class_weight, settings.label_smoothing, device, getattr(net, "head", "softmax"))
     y_train = tensor(data.y_train, torch.int64 if data.task == "classification" else torch.float32, device)
-    if fitted_by_lbfgs(net, settings):
+    if fitted_by_lbfgs(net, settings, data):
         return lbfgs_epochs(model, loss_fn, x_train, y_train, settings, progress, validation_value, keep_best)
     optimizer = _make_optimizer(settings, model)
     # The schedule spans the whole budget, so a run stopped early was on the same schedule as a full one.

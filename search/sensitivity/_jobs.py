@@ -34,7 +34,7 @@ __all__ = [
     "plan_jobs",
 ]
 
-COMPANION_SUFFIX = ".sensitivity"
+COMPANION_SUFFIX = keys.COMPANION_SUFFIX
 # A job held by a trial in one of these states is done or under way; a failed run's job is not.
 LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
 JOB_KEYS = (

@@ -131,6 +131,8 @@ def run_sensitivity(
     runs = _first_finished_runs(companion.get_trials(deepcopy=False))
     result = _result(parent, companion, plan, runs, _run_counts(runs, planned, reused), alpha=alpha, margin=margin)
     result.summary = summarize(result)
+    # Stored, so the search's report can quote the paired-seed verdicts (e.g. linear model or hidden layers).
+    set_study_user_attrs(companion, {keys.SENSITIVITY_RESULT: result.to_dict()})
     result.report().push_to_dashboard(companion, preface=companion_preface(study_name))
     return result
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 from optuna.distributions import CategoricalDistribution
 
-from archsearch.dashboards._choices import choice_lines
-from archsearch.storage import keys
+from archsearch.dashboards._choices import choice_lines, depth_lines
+from archsearch.storage import keys, set_study_user_attrs
 
 
 def _study() -> optuna.Study:
@@ -39,3 +39,43 @@ def test_no_line_without_a_searched_choice():
     study = optuna.create_study(direction="maximize")
     study.add_trial(optuna.trial.create_trial(value=0.9, params={}, distributions={}))
     assert choice_lines(study) == []
+
+
+def _depth_study(depths, storage=None) -> optuna.Study:
+    study = optuna.create_study(direction="maximize", storage=storage, study_name="s")
+    for value, depth in zip((0.9, 0.8, 0.85), depths):
+        study.add_trial(
+            optuna.trial.create_trial(value=value, params={}, distributions={}, user_attrs={keys.DEPTH: depth})
+        )
+    return study
+
+
+def test_without_a_sensitivity_analysis_the_depth_line_says_it_is_best_of_n_and_how_to_pair():
+    """Check the fallback names the command, and that a study of one kind of trial gets no line."""
+    (line,) = depth_lines(_depth_study((2, 0, 1)))
+    assert "not paired seeds; `archsearch sensitivity --study s` retrains the best trial and its linear" in line
+    assert depth_lines(_depth_study((2, 1, 1))) == []
+
+
+def test_the_depth_line_quotes_the_sensitivity_verdict_with_its_n():
+    """Check the paired verdict of the stored analysis's linear neighbour, its interval and its n."""
+    storage = optuna.storages.InMemoryStorage()
+    study = _depth_study((2, 0, 1), storage)
+    companion = optuna.create_study(storage=storage, study_name="s" + keys.COMPANION_SUFFIX, direction="maximize")
+    effect = {"label": "worse", "mean": -0.04, "ci_low": -0.06, "ci_high": -0.02, "n": 8}
+    neighbours = [
+        {
+            "kind": "width",
+            "widths": [33],
+            "change": "layer 1: 32 -> 33 (+1)",
+            "effect": {**effect, "label": "equivalent"},
+        },
+        {"kind": "linear", "widths": [], "change": "linear model", "effect": effect},
+    ]
+    result = {"metric": "accuracy", "centres": [{"trial": 0, "widths": [32], "neighbours": neighbours}]}
+    set_study_user_attrs(companion, {keys.SENSITIVITY_RESULT: result})
+    assert depth_lines(study) == [
+        "- Linear model or hidden layers, paired seeds (sensitivity centre trial 0, hidden layers [32]): the linear "
+        "model (fitted with the centre's hyperparameters): worse, accuracy -0.0400 [-0.0600, -0.0200] against the "
+        "centre (n = 8 paired seeds)."
+    ]

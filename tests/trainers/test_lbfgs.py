@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from archsearch.spaces import NetSpec
 from archsearch.trainers import TrainSettings, train_mlp
-from archsearch.trainers._lbfgs import fitted_by_lbfgs
+from archsearch.trainers._lbfgs import MAX_PASS_MACS, fitted_by_lbfgs, wants_lbfgs
 from archsearch.trainers.fused import fused_unsupported_reason
 from tests.trainers.conftest import standardized
 
@@ -55,16 +57,27 @@ def test_lbfgs_beats_a_few_adam_steps_and_is_reproducible(wine):
     assert all(torch.equal(lbfgs[0].state_dict[k], lbfgs[1].state_dict[k]) for k in lbfgs[0].state_dict)
 
 
-def test_only_linear_networks_without_embedding_use_it():
+def test_only_linear_networks_without_embedding_on_data_of_cheap_passes_use_it(wine):
     lbfgs = TrainSettings(linear_solver="lbfgs")
-    assert fitted_by_lbfgs(LINEAR, lbfgs)
-    assert not fitted_by_lbfgs(LINEAR, TrainSettings())  # the trainer's default: "optimizer"
-    assert not fitted_by_lbfgs(NetSpec((8,), (0.0,), "relu"), lbfgs)
-    assert not fitted_by_lbfgs(NetSpec((), (), "relu", embedding="pl", embedding_dim=8), lbfgs)
+    assert wants_lbfgs(LINEAR, lbfgs) and fitted_by_lbfgs(LINEAR, lbfgs, wine)
+    assert not wants_lbfgs(LINEAR, TrainSettings())  # the trainer's default: "optimizer"
+    assert not wants_lbfgs(NetSpec((8,), (0.0,), "relu"), lbfgs)
+    assert not wants_lbfgs(NetSpec((), (), "relu", embedding="pl", embedding_dim=8), lbfgs)
+    wide = dataclasses.replace(wine, x_train=np.zeros((int(MAX_PASS_MACS // (13 * 3)) + 1, 13), np.float32))
+    assert not fitted_by_lbfgs(LINEAR, lbfgs, wide)
+
+
+def test_a_linear_model_on_data_too_large_for_full_batch_passes_trains_with_its_optimizer(wine, monkeypatch):
+    monkeypatch.setattr("archsearch.trainers._lbfgs.MAX_PASS_MACS", 10)
+    settings = TrainSettings(epochs=3, lr=1e-4, linear_solver="lbfgs")
+    assert (
+        train_mlp(LINEAR, wine, settings).history
+        == train_mlp(LINEAR, wine, dataclasses.replace(settings, linear_solver="optimizer")).history
+    )
 
 
 def test_the_fused_engine_hands_a_linear_lbfgs_trial_to_the_single_engine():
-    assert "L-BFGS" in fused_unsupported_reason(LINEAR, TrainSettings(linear_solver="lbfgs"))
+    assert "linear_solver = 'lbfgs'" in fused_unsupported_reason(LINEAR, TrainSettings(linear_solver="lbfgs"))
     assert fused_unsupported_reason(NetSpec((8,), (0.0,), "relu"), TrainSettings(linear_solver="lbfgs")) is None
 
 

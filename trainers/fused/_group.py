@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from archsearch.trainers._lbfgs import fitted_by_lbfgs
+from archsearch.trainers._lbfgs import wants_lbfgs
 from archsearch.trainers.engine import ACTIVATIONS, CLASS_WEIGHTS, DEFAULT_DIM, Report, TrainSettings, is_int
 from archsearch.trainers.names import EMBEDDINGS, NORMALIZATIONS, Net
 
@@ -70,10 +70,8 @@ def fused_unsupported_reason(net: Net, settings: TrainSettings) -> str | None:
         value = getattr(settings, field.name)
         if value != default:
             return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
-    if fitted_by_lbfgs(net, settings):
-        return (
-            "a linear model is fitted by full-batch L-BFGS ([train] linear_solver), which the fused engine does not run"
-        )
+    if wants_lbfgs(net, settings):
+        return "a linear model is fitted by the single engine ([train] linear_solver = 'lbfgs'), by L-BFGS where the data allow"
     if getattr(net, "blocks", ()):
         return "the fused engine does not select feature blocks yet"
     if getattr(net, "head", "softmax") != "softmax":

@@ -29,8 +29,13 @@ SPACE = {"layers": [0, 2], "width": [16, 64], "dropout": [0.0, 0.0], "batch_size
 
 def _search(folder: Path, engine: str) -> optuna.Study:
     folder.mkdir()
+    # linear_solver "optimizer": the linear trials train fused too (L-BFGS would send them to the single engine),
+    # so the engines' linear slots are compared below.
     config = small_config(
-        folder, study={"n_trials": 8}, space=SPACE, train={"epochs": 3, "patience": 2, "engine": engine, "slots": 3}
+        folder,
+        study={"n_trials": 8},
+        space=SPACE,
+        train={"epochs": 3, "patience": 2, "engine": engine, "slots": 3, "linear_solver": "optimizer"},
     )
     assert config.space.embedding == ("none", "pl")
     return run_search(config)

@@ -19,6 +19,7 @@ from optuna.trial import TrialState, create_trial
 
 from archsearch.config import ConfigError, SearchConfig
 from archsearch.controller import run_search
+from archsearch.dashboards._choices import depth_lines
 from archsearch.pool import SEARCH, WorkerSlot, run_worker
 from archsearch.sensitivity import SensitivityError, add_parser, run_sensitivity
 from archsearch.sensitivity._jobs import (
@@ -30,7 +31,7 @@ from archsearch.sensitivity._jobs import (
     plan_jobs,
 )
 from archsearch.spaces import Hyperparameters, NetSpec, neighbourhood
-from archsearch.storage import StorageError, make_storage
+from archsearch.storage import StorageError, keys, make_storage, stored_value
 
 from ...conftest import backdate_trial
 
@@ -406,6 +407,14 @@ def test_sensitivity_stores_every_run_and_the_report_in_the_companion_study(cli_
     html = (cli_run.folder / "teacher.html").read_text(encoding="utf-8")
     assert html.count('class="plotly-graph-div"') == 2  # the forest plot and the width curves
     assert REMOVE in cli_run.stdout and "worse" in cli_run.stdout
+    # The result is stored too, so the search's report quotes its paired verdict on the linear model.
+    assert stored_value(attrs, keys.SENSITIVITY_RESULT)["centres"][0]["trial"] == 1
+    (line,) = depth_lines(optuna.load_study(study_name="teacher", storage=cli_run.url))
+    assert line.startswith(
+        "- Linear model or hidden layers, paired seeds (sensitivity centre trial 1, hidden layers [32])"
+    )
+    assert "the linear model (fitted with the centre's hyperparameters): worse, accuracy -" in line
+    assert "(n = 10 paired seeds)" in line
 
 
 @pytest.mark.timeout(300)
@@ -574,6 +583,8 @@ def test_sensitivity_of_a_linear_centre_asks_whether_a_hidden_layer_helps(tmp_pa
         changes["one hidden layer of 16"].effect.verdict == changes["one hidden layer of 64"].effect.verdict == "better"
     )
     assert "Centre trial 0 (linear model;" in result.summary
+    (line,) = depth_lines(study)
+    assert "sensitivity centre trial 0, a linear model" in line and "one hidden layer of 64: better, accuracy +" in line
     assert "Better: " in centre_text(result) and "one hidden layer of 64" in centre_text(result)
     assert [f.key for f in result.report().figures if f.drawable] == ["sensitivity_forest_0", "sensitivity_widths_0"]
 
