@@ -8,10 +8,17 @@ refit and greedy ensemble) and predicts the held-out rows; logistic regression a
 MLPClassifier fit the same rows and predict the same held-out rows. The stored trials answer "linear head or
 hidden layers, one backbone or both, softmax or one-vs-rest" by the best validation accuracy of each.
 
+Transfer also runs `archsearch sensitivity` of the best trial with `--paired` seeds (default 5) and no width
+steps, so "linear model or hidden layers" is answered with paired seeds as the report does, and RealMLP-TD
+(pytabkit, the bench extra) fits the same rows.
+
 Scale: synthetic frozen-feature-like vectors (non-negative, from a random ReLU map of class clusters),
 4,000 x 2,000 with 40 classes, searched from a config naming only the file, 2 workers, in a child process:
 time from the start to the first completed hidden-layer trial, seconds per epoch, peak memory of the
 process tree; the exported model and logistic regression on the same held-out rows.
+
+Large (`--part large`): 50,000 x 2,048 with 1,000 classes, 2 workers, `--large-budget` seconds (default 300),
+no export: seconds per epoch, memory per worker, trials per hour.
 
     .venv/bin/python benchmarks/frozen_features.py --seeds 3 --trials 10 --scale-budget 150
 
@@ -96,6 +103,17 @@ def _peers(x_dev, y_dev, x_held, y_held, seed: int) -> dict[str, dict[str, float
             "held_out_accuracy": float((pipeline.predict(x_held) == y_held).mean()),
             "seconds": time.perf_counter() - started,
         }
+    try:  # the bench extra (`pip install -e '.[bench]'`)
+        from pytabkit import RealMLP_TD_Classifier
+    except ImportError:
+        return out
+    started = time.perf_counter()
+    # RealMLP-TD standardizes (robustly) itself and makes its own validation split from the dev rows.
+    realmlp = RealMLP_TD_Classifier(random_state=seed, n_threads=2).fit(x_dev, y_dev)
+    out["realmlp_td"] = {
+        "held_out_accuracy": float((realmlp.predict(x_held) == y_held).mean()),
+        "seconds": time.perf_counter() - started,
+    }
     return out
 
 
@@ -132,7 +150,7 @@ def _best_by(study, key) -> dict[str, float]:
     return best
 
 
-def transfer(seed: int, trials: int, features) -> dict[str, Any]:
+def transfer(seed: int, trials: int, features, paired: int = 5) -> dict[str, Any]:
     """One seed of the transfer case: archsearch (`trials` trials of 40 epochs at most) against the peers on
     the same held-out rows. A trial count, not a wall time: on the loaded machine a 60 s budget held only the
     linear trial."""
@@ -167,7 +185,35 @@ def transfer(seed: int, trials: int, features) -> dict[str, Any]:
         record["best_val_by_depth"] = _best_by(study, lambda t: "linear" if t.user_attrs[keys.DEPTH] == 0 else "hidden")
         record["best_val_by_blocks"] = _best_by(study, lambda t: "+".join(t.user_attrs.get(keys.BLOCKS, ["a", "b"])))
         record["best_val_by_head"] = _best_by(study, lambda t: t.user_attrs.get(keys.HEAD, "softmax"))
+        if paired:
+            record["paired"] = _paired_depth(Path(tmp), paired)
     return record
+
+
+def _paired_depth(folder: Path, repeats: int) -> dict[str, Any]:
+    """`archsearch sensitivity` of the best trial with `repeats` seeds and no width steps: its linear neighbour
+    (or, for a linear best trial, its one-hidden-layer neighbours) against it, paired by seed, as the report says."""
+    import optuna
+
+    from archsearch.dashboards._choices import depth_lines
+    from archsearch.sensitivity import run_sensitivity
+
+    started = time.perf_counter()
+    url = f"sqlite:///{folder}/study.db"
+    result = run_sensitivity(url, "ff", repeats=repeats, steps=())
+    (centre,) = result.to_dict()["centres"]
+    linear = not centre["widths"]
+    effects = {
+        n["change"]: n["effect"]
+        for n in centre["neighbours"]
+        if n["effect"] is not None and (n["kind"] == "hidden_layer" if linear else not n["widths"])
+    }
+    return {
+        "centre": {"trial": centre["trial"], "widths": centre["widths"], "mean": centre["mean"]},
+        "effects": effects,
+        "report_lines": depth_lines(optuna.load_study(study_name="ff", storage=url)),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def synthetic(rows: int = 4000, features: int = 2000, classes: int = 40, seed: int = 0):
@@ -246,6 +292,64 @@ def scale(budget: float) -> dict[str, Any]:
     }
 
 
+def large_child(budget: float) -> None:
+    """In a child process: 50,000 x 2,048 vectors with 1,000 classes, searched for `budget` seconds by 2 workers
+    from a config naming only the file (no refit reserve, no export): the throughput figures of the issue."""
+    import optuna
+
+    from archsearch import SearchConfig, run_search
+    from archsearch.storage import keys
+
+    started = time.time()
+    x, y = synthetic(rows=50_000, features=2048, classes=1000)
+    built = time.time() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(Path(tmp) / "large.npz", X=x, y=y)
+        del x, y
+        url = f"sqlite:///{tmp}/study.db"
+        study = {"name": "large", "storage": url, "timeout": budget, "reserve_refit": False}
+        config = SearchConfig.from_dict({"study": study, "data": {"path": f"{tmp}/large.npz"}})
+        searched_at = time.time()
+        run_search(config, workers=2)
+        searched = time.time() - searched_at
+        loaded = optuna.load_study(study_name="large", storage=url)
+        finished = loaded.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        )
+        emit(
+            {
+                "task_line": loaded.user_attrs.get(keys.TASK_LINE),
+                "space": {k: loaded.user_attrs[keys.CONFIG]["space"][k] for k in ("embedding", "width")},
+                "data_built_s": built,
+                "search_s": searched,
+                "trials": [
+                    {
+                        "state": t.state.name,
+                        "widths": t.user_attrs.get(keys.WIDTHS),
+                        "epochs_run": t.user_attrs.get(keys.EPOCHS_RUN),
+                        "seconds_per_epoch": t.user_attrs.get(keys.TRAIN_SECONDS, 0)
+                        / max(t.user_attrs.get(keys.EPOCHS_RUN) or 1, 1),
+                        "val": t.value if t.value is not None else (list(t.intermediate_values.values()) or [None])[-1],
+                        "peak_rss_mb": t.user_attrs.get(keys.PEAK_RSS_MB),
+                        "reason": t.user_attrs.get(keys.PRUNED_REASON),
+                    }
+                    for t in loaded.get_trials(deepcopy=False)
+                ],
+                "finished_trials": len(finished),
+                "trials_per_hour": 3600 * len(finished) / searched,
+            }
+        )
+
+
+def large(budget: float) -> dict[str, Any]:
+    """The 50,000 x 2,048 / 1,000-class throughput check in a child process (peak memory of its tree)."""
+    try:
+        child = run_child([__file__, "--large-child", str(budget)], timeout=budget + 600)
+    except ChildFailed as e:
+        return {"part": "large", "error": str(e)[-2000:]}
+    return {"part": "large", "budget_s": budget, "workers": 2, **child.payload, "peak_tree_rss_mb": child.peak_rss_mb}
+
+
 def embedding_cost(widths=(16, 64, 256, 512, 2000), rows: int = 2000) -> dict[str, Any]:
     """Seconds per epoch of a 2 x 256 network with and without the "pl" embedding (16 values) by input width:
     where `spaces.MAX_EMBEDDED_FEATURES` comes from. One thread, the second of two epochs' mean."""
@@ -284,9 +388,12 @@ def summarize(records: list[dict[str, Any]]) -> None:
             ("archsearch", lambda r: r["archsearch"]),
             ("logistic_regression", lambda r: r["peers"]["logistic_regression"]),
             ("sklearn_mlp", lambda r: r["peers"]["sklearn_mlp"]),
+            ("realmlp_td", lambda r: r["peers"].get("realmlp_td")),
             ("logistic_regression a only", lambda r: r["peers_one_backbone"]["a"]),
             ("logistic_regression b only", lambda r: r["peers_one_backbone"]["b"]),
         ):
+            if any(pick(r) is None for r in runs):
+                continue
             values = [pick(r)["held_out_accuracy"] for r in runs]
             seconds = [pick(r)["seconds"] for r in runs]
             print(
@@ -294,8 +401,11 @@ def summarize(records: list[dict[str, Any]]) -> None:
             )
         for question in ("best_val_by_depth", "best_val_by_blocks", "best_val_by_head"):
             print(question, [r[question] for r in runs])
+        for r in runs:
+            for line in r.get("paired", {}).get("report_lines", []):
+                print(f"seed {r['seed']}: {line}")
     for r in records:
-        if r.get("part") == "scale":
+        if r.get("part") in ("scale", "large"):
             print("scale", json.dumps(r))
 
 
@@ -304,22 +414,31 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=10, help="archsearch trials per transfer seed")
     parser.add_argument("--scale-budget", type=float, default=150.0, help="archsearch seconds of the scale check")
-    parser.add_argument("--part", choices=("all", "transfer", "scale", "embedding"), default="all")
+    parser.add_argument("--paired", type=int, default=5, help="seeds of the paired sensitivity check (0: none)")
+    parser.add_argument("--large-budget", type=float, default=300.0, help="seconds of the 50,000-row search")
+    parser.add_argument("--part", choices=("all", "transfer", "scale", "large", "embedding"), default="all")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--scale-child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--large-child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scale_child is not None:
         scale_child(args.scale_child)
+        return
+    if args.large_child is not None:
+        large_child(args.large_child)
         return
     args.out.parent.mkdir(parents=True, exist_ok=True)
     records = []
     if args.part in ("all", "transfer"):
         features = backbone_features()
         for seed in range(args.seeds):
-            records.append(transfer(seed, args.trials, features))
+            records.append(transfer(seed, args.trials, features, args.paired))
             print_and_append(records[-1], args.out)
     if args.part in ("all", "scale"):
         records.append(scale(args.scale_budget))
+        print_and_append(records[-1], args.out)
+    if args.part in ("all", "large"):
+        records.append(large(args.large_budget))
         print_and_append(records[-1], args.out)
     if args.part in ("all", "embedding"):
         records.append(embedding_cost())

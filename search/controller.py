@@ -147,7 +147,7 @@ def fit_config(config: SearchConfig, data: PreparedData) -> tuple[SearchConfig, 
         raise ConfigError(
             f"[space] head = {list(config.space.head)} applies to classification; this data is a regression."
         )
-    space, notes = fit_space(config.space, data.n_features, data.n_outputs, config.space_keys)
+    space, notes = fit_space(config.space, data.n_features, data.n_outputs, config.space_keys, tuple(known))
     return dataclasses.replace(config, space=space), notes
 
 

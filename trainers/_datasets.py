@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from archsearch.base import closest, some
+from archsearch.trainers._blocks import BLOCK_NAME
 from archsearch.trainers._errors import DataError
 
 if TYPE_CHECKING:
@@ -325,14 +326,41 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
             return {key: loaded[key] for key in loaded.files}
 
 
+def _npz_blocks(path: str, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, tuple]:
+    """The inputs of an NPZ file and its feature blocks: 'X' alone, or arrays 'X_<name>' (e.g. X_vgg, X_xception:
+    one frozen backbone's vectors each) side by side in the file's order, each a block named <name>."""
+    parts = {key[2:]: a for key, a in arrays.items() if key.startswith("X_") and len(key) > 2}
+    if "X" in arrays and parts:
+        raise _error(
+            f"{path!r} has both 'X' and {', '.join(repr('X_' + n) for n in parts)}; keep either one 'X' array or "
+            "one 'X_<block>' array per feature block."
+        )
+    if not parts:
+        return arrays["X"], ()
+    for name, a in parts.items():
+        if not BLOCK_NAME.match(name):
+            raise _error(
+                f"Array 'X_{name}' in {path!r}: {name!r} is not a block name (a letter or '_' first, then letters, digits, '_', '.', '-')."
+            )
+        if a.ndim != 2 or len(a) != len(next(iter(parts.values()))):
+            shapes = ", ".join(f"'X_{n}' {b.shape}" for n, b in parts.items())
+            raise _error(f"Arrays 'X_<block>' in {path!r} must be 2-D with the same rows; got {shapes}.")
+    blocks, start = [], 0
+    for name, a in parts.items():
+        blocks.append((name, (start, start + a.shape[1])))
+        start += a.shape[1]
+    return np.concatenate(list(parts.values()), axis=1), tuple(blocks)
+
+
 def _npz_source(path: str, arrays: dict[str, np.ndarray]) -> Source:
-    missing = [key for key in ("X", "y") if key not in arrays]
+    has_inputs = "X" in arrays or any(key.startswith("X_") and len(key) > 2 for key in arrays)
+    missing = [key for key, ok in (("X", has_inputs), ("y", "y" in arrays)) if not ok]
     if missing:
         raise _error(
-            f"{path!r} has no array {missing[0]!r}; an NPZ file needs arrays 'X' (rows, features) and "
-            f"'y' (rows,). It has: {', '.join(map(repr, arrays)) or 'no arrays'}."
+            f"{path!r} has no array {missing[0]!r}; an NPZ file needs arrays 'X' (rows, features) or one "
+            f"'X_<block>' per feature block, and 'y' (rows,). It has: {', '.join(map(repr, arrays)) or 'no arrays'}."
         )
-    x, y = arrays["X"], arrays["y"]
+    (x, blocks), y = _npz_blocks(path, arrays), arrays["y"]
     if x.ndim != 2:
         raise _error(f"Array 'X' in {path!r} must be 2-D (rows, features); got shape {x.shape}.")
     if y.ndim == 2 and y.shape[1] == 1:
@@ -344,7 +372,7 @@ def _npz_source(path: str, arrays: dict[str, np.ndarray]) -> Source:
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise _error(f"Array 'X' in {path!r} must be numeric; got dtype {x.dtype}.")
     inputs = pd.DataFrame(x.astype(np.float64), columns=[f"x{i}" for i in range(x.shape[1])])
-    return Source(os.path.basename(path), repr(path), "y", inputs, pd.Series(y), x, None)
+    return Source(os.path.basename(path), repr(path), "y", inputs, pd.Series(y), x, None, blocks=blocks)
 
 
 def check_inputs(inputs: pd.DataFrame, where: str, impute: str) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils import benchmark
 
+from archsearch.trainers._select import build_network
+from archsearch.trainers.data import Preprocessing
 from archsearch.trainers.engine import build_embedding, build_mlp, resolve_device
 from archsearch.trainers.names import Net
 
@@ -43,6 +45,7 @@ def measure_latency(
     numeric: Sequence[int],
     state_dict: Mapping[str, torch.Tensor] | None = None,
     *,
+    preprocessing: Preprocessing | None = None,
     device: str = "cpu",
     num_threads: int | None = None,
     batch: int = LATENCY_BATCH,
@@ -55,19 +58,19 @@ def measure_latency(
         numeric: Indices of the embedded inputs (`Preprocessing.numeric_features`).
         state_dict: The trained weights; None times freshly initialised ones (the same work: an MLP's time
             does not depend on its weights' values).
+        preprocessing: The data's; given, the network is built as the trainer built it (`build_network`: its
+            feature blocks and head too), and `n_inputs`, `numeric` must agree with it.
         num_threads: Threads during timing; None: torch's current setting.
     """
     torch_device = resolve_device(device)
-    embedder = build_embedding(net.embedding, net.embedding_dim, n_inputs, list(numeric))
-    model = build_mlp(
-        n_inputs,
-        net.widths,
-        net.dropouts,
-        net.activation,
-        n_outputs,
-        embedding=embedder,
-        normalization=net.normalization,
-    )
+    if preprocessing is not None:
+        model = build_network(net, preprocessing, n_outputs)
+    else:
+        embedder = build_embedding(net.embedding, net.embedding_dim, n_inputs, list(numeric))
+        model = build_mlp(
+            n_inputs, net.widths, net.dropouts, net.activation, n_outputs,
+            embedding=embedder, normalization=net.normalization,
+        )  # fmt: skip
     if state_dict is not None:
         model.load_state_dict(state_dict)
     model = model.to(torch_device).eval()

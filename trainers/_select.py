@@ -15,9 +15,11 @@ from torch import nn
 
 from archsearch.trainers._embedding import build_embedding
 from archsearch.trainers._heads import HEADS, OneVsRest
+from archsearch.trainers._model import build_mlp
 from archsearch.trainers.data import Preprocessing
+from archsearch.trainers.names import Net
 
-__all__ = ["SelectColumns", "build_input", "with_head"]
+__all__ = ["SelectColumns", "build_input", "build_network", "with_head"]
 
 
 class SelectColumns(nn.Module):
@@ -70,3 +72,36 @@ def with_head(mlp: nn.Sequential, head: str) -> nn.Sequential:
     if head not in HEADS:
         raise ValueError(f"The 'head' parameter must be one of {list(HEADS)}. Got {head!r} instead.")
     return mlp if head == "softmax" else nn.Sequential(*mlp, OneVsRest())
+
+
+def build_network(
+    net: Net,
+    preprocessing: Preprocessing,
+    n_outputs: int,
+    *,
+    train_rows: np.ndarray | None = None,
+    generator: torch.Generator | None = None,
+) -> nn.Sequential:
+    """The network `net` on data of `preprocessing`, as the trainer builds it: its blocks' columns, its embedding
+    (a pl embedding's bins from `train_rows`; without them its edges come with the state dict), the layers and
+    the head; weights drawn from `generator`, embedding first. Every place that builds a trial's network for its
+    weights goes through here, so none can forget a part (latency was timed without blocks once, and failed)."""
+    embedder = build_input(
+        net.embedding,
+        net.embedding_dim,
+        getattr(net, "blocks", ()),
+        preprocessing,
+        train_rows=train_rows,
+        generator=generator,
+    )
+    mlp = build_mlp(
+        len(preprocessing.encoded_names),
+        net.widths,
+        net.dropouts,
+        net.activation,
+        n_outputs,
+        generator=generator,
+        embedding=embedder,
+        normalization=net.normalization,
+    )
+    return with_head(mlp, getattr(net, "head", "softmax"))

@@ -17,7 +17,7 @@ from torch import nn
 
 from archsearch.trainers._heads import one_vs_rest_loss
 from archsearch.trainers._lbfgs import fitted_by_lbfgs, lbfgs_epochs
-from archsearch.trainers._select import build_input, with_head
+from archsearch.trainers._select import build_network
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.engine import (
     RunProgress,
@@ -25,7 +25,6 @@ from archsearch.trainers.engine import (
     TrainSettings,
     autocast,
     batches_per_epoch,
-    build_mlp,
     check_metric,
     class_weights,
     count_parameters,
@@ -132,25 +131,7 @@ def _check_run(net: Net, data: PreparedData, settings: TrainSettings) -> None:
 def _build(net: Net, data: PreparedData, generator: torch.Generator) -> nn.Sequential:
     """The network, its embedding's then its layers' weights drawn from `generator`; a pl embedding's bins
     from the training rows."""
-    embedder = build_input(
-        net.embedding,
-        net.embedding_dim,
-        getattr(net, "blocks", ()),
-        data.preprocessing,
-        train_rows=data.x_train,
-        generator=generator,
-    )
-    mlp = build_mlp(
-        data.n_features,
-        net.widths,
-        net.dropouts,
-        net.activation,
-        data.n_outputs,
-        generator=generator,
-        embedding=embedder,
-        normalization=net.normalization,
-    )
-    return with_head(mlp, getattr(net, "head", "softmax"))
+    return build_network(net, data.preprocessing, data.n_outputs, train_rows=data.x_train, generator=generator)
 
 
 def _run_epochs(

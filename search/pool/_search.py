@@ -149,7 +149,7 @@ class SearchObjective(TrialObjective):
         numeric = data.preprocessing.numeric_features
         latency = measure_latency(
             net, data.n_features, data.n_outputs, numeric, result.state_dict,
-            device=result.device, num_threads=self.num_threads,
+            preprocessing=data.preprocessing, device=result.device, num_threads=self.num_threads,
         )  # fmt: skip
         attrs: dict[str, Any] = {
             keys.LATENCY_MS: round(latency.ms, 6),

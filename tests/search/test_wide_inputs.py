@@ -88,7 +88,32 @@ def test_a_search_over_blocks_stores_each_trials_choice(tmp_path: Path) -> None:
     study = run_search(SearchConfig.from_dict(sections))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert done and all(t.user_attrs[keys.BLOCKS] == t.params["blocks"].split("+") for t in done)
+    # Every trial finished: the latency timing once built a one-block network without its block and failed it.
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert {t.params["blocks"] for t in done} > {"a+b"}
     sections["study"]["name"] = "unknown"
     sections["space"]["blocks"] = [["a"], ["vgg"]]
     with pytest.raises(ConfigError, match=r"\[space\] blocks names 'vgg', which is not a feature block"):
         open_search_study(SearchConfig.from_dict(sections))
+
+
+@pytest.mark.timeout(300)
+def test_an_npz_of_two_backbones_naming_only_the_file_searches_one_or_both(tmp_path: Path) -> None:
+    """Check that arrays X_a and X_b become blocks searched alone and together, without a [space] key."""
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 3
+    a, b = rng.normal(size=(300, 4)), rng.normal(size=(300, 3))
+    a[:, :3] += 2.0 * np.eye(3)[y]
+    np.savez(tmp_path / "two.npz", X_a=a, X_b=b, y=y)
+    sections = {
+        "study": {"name": "two", "storage": f"sqlite:///{tmp_path}/t.db", "n_trials": 6},
+        "data": {"path": str(tmp_path / "two.npz"), "task": "classification"},
+        "train": {"epochs": 2, "patience": 2},
+    }
+    stream = io.StringIO()
+    study = run_search(SearchConfig.from_dict(sections), quiet=False, stream=stream)
+    assert "Space: feature blocks searched alone and together (['a'], ['b'], ['a', 'b'])" in stream.getvalue()
+    assert study.user_attrs[keys.CONFIG]["space"]["blocks"] == [["a"], ["b"], ["a", "b"]]
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and all(t.user_attrs[keys.BLOCKS] == t.params["blocks"].split("+") for t in done)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]

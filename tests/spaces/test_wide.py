@@ -109,3 +109,14 @@ def test_sensitivity_neighbours_keep_the_centres_blocks_and_head():
     assert architecture_key(centre) == "w=32|d=0|a=relu|in=a|h=one_vs_rest"
     assert architecture_key(NetSpec((), (), "relu", blocks=("a", "b"))) == "linear|in=a+b"
     assert architecture_key(NetSpec((), (), "relu")) == "linear"
+
+
+def test_two_to_four_data_blocks_are_searched_alone_and_together_unless_the_user_chose():
+    """Check the default choices, and that a user's [space] blocks, one block or five are left as they are."""
+    space, notes = fit_space(MLPSpace(), 96, 5, given=(), block_names=("vgg", "xception"))
+    assert space.blocks == (("vgg",), ("xception",), ("vgg", "xception"))
+    assert notes[-1].startswith("Space: feature blocks searched alone and together (['vgg'], ['xception'], ['vgg',")
+    chosen = MLPSpace(blocks=(("vgg", "xception"),))
+    assert fit_space(chosen, 96, 5, given=("blocks",), block_names=("vgg", "xception"))[0].blocks == chosen.blocks
+    assert fit_space(MLPSpace(), 96, 5, given=(), block_names=("vgg",))[0].blocks == ()
+    assert fit_space(MLPSpace(), 96, 5, given=(), block_names=tuple("abcde"))[0].blocks == ()

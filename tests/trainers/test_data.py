@@ -228,6 +228,35 @@ def test_load_data_npz(tmp_path):
     np.testing.assert_allclose(data.preprocessing.standardize(data.preprocessing.encode(data.raw_test)), data.x_test)
 
 
+def test_load_data_npz_with_one_array_per_block(tmp_path):
+    """Check that arrays X_<name> are read side by side, in the file's order, each a feature block."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "two.npz"
+    vgg, xception = rng.normal(size=(60, 3)), rng.normal(size=(60, 2))
+    np.savez(path, X_vgg=vgg, X_xception=xception, y=np.arange(60) % 3)
+    data = load_data(_file_spec(path, task="classification"))
+    assert data.preprocessing.blocks == {"vgg": ((0, 3),), "xception": ((3, 5),)}
+    assert data.n_features == 5
+    stacked = np.concatenate([vgg, xception], axis=1)
+    assert all(np.isclose(stacked, row).all(axis=1).any() for row in data.raw_test)  # each test row, vgg then xception
+
+
+@pytest.mark.parametrize(
+    ("arrays", "match"),
+    [
+        ({"X": np.zeros((6, 2)), "X_a": np.zeros((6, 2))}, r"has both 'X' and 'X_a'; keep either one 'X' array"),
+        ({"X_a": np.zeros((6, 2)), "X_b": np.zeros((5, 2))}, r"Arrays 'X_<block>' .* same rows; got 'X_a' \(6, 2\)"),
+        ({"X_a+b": np.zeros((6, 2))}, r"Array 'X_a\+b' .*: 'a\+b' is not a block name"),
+        ({"X_a": np.zeros((6, 2))}, r"has no array 'y'; an NPZ file needs arrays 'X' \(rows, features\) or one"),
+    ],
+)
+def test_load_data_npz_blocks_errors(tmp_path, arrays, match):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **({"y": np.arange(6) % 2} if len(arrays) > 1 or "X_a+b" in arrays else {}), **arrays)
+    with pytest.raises(DataError, match=match):
+        load_data(_file_spec(path, task="classification"))
+
+
 @pytest.mark.parametrize("impute", ["mean", "median"])
 def test_load_data_impute_fills_from_training_split(tmp_path, impute):
     """Check that imputation fills NaN with the training split's mean or median, also when encoding later."""
