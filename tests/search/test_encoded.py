@@ -1,0 +1,97 @@
+"""Tests of the `[data] encoder`'s vectors in the study's artifact store, and of the export bundling a program
+encoder (issue #24)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from archsearch.encoded import artifact_folder, fetch_encoded
+from archsearch.storage import keys
+from archsearch.trainers.data import encoded_file
+
+from .conftest import small_config
+
+# Real searches: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
+
+def _images(folder: Path) -> str:
+    """Digits as (rows, 1, 8, 8) images: raw rows only the encoder reads."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    path = folder / "images.npz"
+    np.savez(path, X=(digits.images / 16).astype(np.float32)[:, None], y=digits.target)
+    return str(path)
+
+
+def _program(folder: Path) -> str:
+    """A small frozen network, images to 12 values, saved with torch.export: a stand-in for a backbone on disk."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 12), torch.nn.Tanh()
+    ).eval()
+    program = torch.export.export(
+        net, (torch.zeros(2, 1, 8, 8),), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},)
+    )
+    path = folder / "encoder.pt2"
+    torch.export.save(program, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def encoded_search(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module) -> tuple:
+    """A search of 3 short trials on digits images through a program encoder."""
+    from archsearch.controller import run_search
+
+    folder = tmp_path_factory.mktemp("encoded-search")
+    monkeypatch_module.setenv("ARCHSEARCH_CACHE_DIR", str(folder / "cache"))
+    config = small_config(
+        folder,
+        study={"n_trials": 3},
+        data={"dataset": None, "path": _images(folder), "encoder": _program(folder)},
+        train={"epochs": 4, "patience": 2},
+    )
+    return config, run_search(config)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.mark.timeout(300)
+def test_the_vectors_are_a_study_artifact(encoded_search) -> None:
+    """Check that the study records encoder and fingerprint, and its artifact holds the cached vectors."""
+    config, study = encoded_search
+    stored = study.user_attrs[keys.ENCODER]
+    digest, cached = encoded_file(config.data.encoder, config.data.path)
+    assert stored["name"] == config.data.encoder and stored["fingerprint"] == digest
+    artifact = artifact_folder(config, config.study.storage) / stored["artifact_id"]
+    np.testing.assert_array_equal(np.load(artifact), np.load(cached))
+
+
+@pytest.mark.timeout(300)
+def test_another_machine_reads_the_stored_vectors(encoded_search, tmp_path, monkeypatch) -> None:
+    """Check that a process whose cache is empty gets the study's vectors from the artifact store, and that one
+    whose encoder or data differ gets nothing."""
+    config, study = encoded_search
+    _, before = encoded_file(config.data.encoder, config.data.path)
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(tmp_path / "elsewhere"))
+    _, cached = encoded_file(config.data.encoder, config.data.path)
+    assert not cached.is_file()
+    assert fetch_encoded(study, config.data, artifact_folder(config, config.study.storage))
+    np.testing.assert_array_equal(np.load(cached), np.load(before))
+    # Stored vectors of other data are never read as these.
+    cached.unlink()
+    other = optuna.create_study()
+    other.set_user_attr(keys.ENCODER, {**study.user_attrs[keys.ENCODER], "fingerprint": "0" * 32})
+    assert not fetch_encoded(other, config.data, artifact_folder(config, config.study.storage))
+    assert not cached.is_file()
