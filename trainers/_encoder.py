@@ -38,6 +38,7 @@ __all__ = [
     "encoded_file",
     "is_program",
     "load_program",
+    "run_program",
 ]
 
 PROGRAM_SUFFIXES = {".pt2": "torch.export", ".pt": "TorchScript", ".ts": "TorchScript"}
@@ -101,18 +102,19 @@ def load_program(path: str | Path) -> Any:
         raise DataError(f"[data] encoder {str(path)!r}: cannot load it as a {kind} program ({e}).") from e
 
 
-def _program_function(path: str) -> Callable[[Any], Any]:
-    """The program at `path` as an encoder function: a batch of rows as float32 in, its output as an array."""
+def run_program(module: Any, batch: Any) -> np.ndarray:
+    """A program encoder's output for a batch of rows (an array, or a DataFrame of numbers), as float32 goes in."""
     import torch
 
+    values = batch.to_numpy(dtype=np.float32) if isinstance(batch, pd.DataFrame) else batch
+    with torch.inference_mode():
+        return module(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))).numpy()
+
+
+def _program_function(path: str) -> Callable[[Any], Any]:
+    """The program at `path` as an encoder function: a batch of rows as float32 in, its output as an array."""
     module = load_program(path)
-
-    def encode(batch: Any) -> np.ndarray:
-        values = batch.to_numpy(dtype=np.float32) if isinstance(batch, pd.DataFrame) else batch
-        with torch.inference_mode():
-            return module(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))).numpy()
-
-    return encode
+    return lambda batch: run_program(module, batch)
 
 
 def _identity(name: str) -> bytes:

@@ -95,3 +95,51 @@ def test_another_machine_reads_the_stored_vectors(encoded_search, tmp_path, monk
     other.set_user_attr(keys.ENCODER, {**study.user_attrs[keys.ENCODER], "fingerprint": "0" * 32})
     assert not fetch_encoded(other, config.data, artifact_folder(config, config.study.storage))
     assert not cached.is_file()
+
+
+# Runs with nothing but torch and numpy: the exported programs must not need archsearch.
+STANDALONE = """
+import sys, numpy as np, torch
+folder, rows = sys.argv[1], np.load(sys.argv[2])
+pipeline = torch.export.load(folder + "/pipeline.pt2").module()
+encoder = torch.export.load(folder + "/encoder.pt2").module()
+head = torch.export.load(folder + "/model.pt2").module()
+raw = torch.from_numpy(rows["X"])
+with torch.no_grad():
+    np.savez(sys.argv[3], pipeline=pipeline(raw).numpy(), chained=head(encoder(raw)).numpy())
+assert "archsearch" not in sys.modules
+"""
+
+
+@pytest.mark.timeout(600)
+def test_the_export_bundles_a_program_encoder(encoded_search, tmp_path) -> None:
+    """Check that the export ships the encoder and a pipeline from raw inputs whose output, read without
+    archsearch, equals encoder then network, and that load_model's predict_raw agrees."""
+    import json
+    import subprocess
+    import sys
+
+    from archsearch.export import describe_export, export_best, load_model
+
+    config, study = encoded_search
+    out = export_best(config.study.storage, config.study.name, tmp_path / "model", refit=False)
+    assert {p.name for p in out.iterdir()} >= {"model.pt2", "encoder.pt2", "pipeline.pt2"}
+    metadata = json.loads((out / "architecture.json").read_text())["metadata"]
+    assert metadata["encoder"] == {
+        "name": config.data.encoder,
+        "fingerprint": study.user_attrs[keys.ENCODER]["fingerprint"],
+        "bundled": True,
+    }
+    subprocess.run(
+        [sys.executable, "-c", STANDALONE, str(out), config.data.path, str(tmp_path / "out.npz")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    outputs = np.load(tmp_path / "out.npz")
+    np.testing.assert_allclose(outputs["pipeline"], outputs["chained"], rtol=1e-5, atol=1e-6)
+    model, images = load_model(out), np.load(config.data.path)["X"]
+    np.testing.assert_array_equal(model.predict_raw(images), model.predict(model.encode(images)))
+    assert (model.predict_raw(images) == np.load(config.data.path)["y"]).mean() > 0.5
+    assert "pipeline.pt2 takes raw inputs" in describe_export(out)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from archsearch.trainers import ExportError
 from archsearch.trainers.data import DataError, DataSpec, load_data
 
 ENCODER = textwrap.dedent(
@@ -165,3 +166,49 @@ def test_a_file_that_is_no_program_is_refused(tmp_path, monkeypatch):
     (tmp_path / "noise.pt2").write_bytes(b"not a program")
     with pytest.raises(DataError, match=r"encoder '.*noise.pt2': cannot load it as a torch.export program"):
         load_data(DataSpec(dataset=None, path=_digits_npz(tmp_path), encoder=str(tmp_path / "noise.pt2")))
+
+
+# Runs with nothing but torch and numpy: a bundled TorchScript encoder and its pipeline need no archsearch.
+STANDALONE = """
+import sys, numpy as np, torch
+folder, raw = sys.argv[1], torch.from_numpy(np.load(sys.argv[2])["X"])
+pipeline, encoder = torch.jit.load(folder + "/pipeline.pt"), torch.jit.load(folder + "/encoder.pt")
+head = torch.export.load(folder + "/model.pt2").module()
+with torch.no_grad():
+    np.savez(sys.argv[3], pipeline=pipeline(raw).numpy(), chained=head(encoder(raw)).numpy())
+assert "archsearch" not in sys.modules
+"""
+
+
+@pytest.mark.timeout(300)
+def test_an_export_bundles_a_torchscript_encoder(tmp_path, monkeypatch):
+    """Check that export_model ships a TorchScript encoder and a pipeline from raw images whose output, read
+    without archsearch, equals encoder then network, and that load_model's predict_raw agrees."""
+    import subprocess
+    import sys
+
+    from archsearch.spaces import NetSpec
+    from archsearch.trainers import TrainSettings, export_model, load_model, train_mlp
+
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    images, program = _digits_npz(tmp_path), _save_program(tmp_path, ".ts")
+    data = load_data(DataSpec(dataset=None, path=images, encoder=program))
+    net = NetSpec([8], [0.0], "relu")
+    result = train_mlp(net, data, TrainSettings(epochs=2, batch_size=32))
+    folder = export_model(
+        tmp_path / "model",
+        net=net,
+        state_dict=result.state_dict,
+        preprocessing=data.preprocessing,
+        metadata={},
+        encoder=program,
+    )
+    out = tmp_path / "out.npz"
+    subprocess.run([sys.executable, "-c", STANDALONE, str(folder), images, str(out)], check=True, timeout=120)
+    np.testing.assert_allclose(np.load(out)["pipeline"], np.load(out)["chained"], rtol=1e-5, atol=1e-6)
+    model, raw = load_model(folder), np.load(images)["X"]
+    np.testing.assert_array_equal(model.predict_raw(raw), model.predict(model.encode(raw)))
+    # A folder whose bundled encoder is damaged is refused, naming it.
+    (folder / "encoder.pt").write_bytes(b"damaged")
+    with pytest.raises(ExportError, match=r"its bundled encoder does not load: .*encoder.pt"):
+        load_model(folder)
