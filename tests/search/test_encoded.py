@@ -143,3 +143,48 @@ def test_the_export_bundles_a_program_encoder(encoded_search, tmp_path) -> None:
     np.testing.assert_array_equal(model.predict_raw(images), model.predict(model.encode(images)))
     assert (model.predict_raw(images) == np.load(config.data.path)["y"]).mean() > 0.5
     assert "pipeline.pt2 takes raw inputs" in describe_export(out)
+
+
+FUNCTION = '''
+import numpy as np
+
+def letters(rows):
+    """Counts of a, b, c in each text: a stand-in for a sentence encoder loaded from disk."""
+    return np.array([[t.count("a"), t.count("b"), t.count("c")] for t in rows["text"]], dtype=float)
+'''
+
+
+@pytest.mark.timeout(300)
+def test_an_export_names_a_function_encoder_it_cannot_bundle(tmp_path, monkeypatch) -> None:
+    """Check that a function encoder's export records its name and fingerprint, bundles nothing, and says
+    that the model takes the encoded vectors."""
+    import json
+
+    import pandas as pd
+
+    from archsearch.controller import run_search
+    from archsearch.export import describe_export, export_best
+
+    (tmp_path / "letters_encoder.py").write_text(FUNCTION)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    labels = np.arange(300) % 3
+    texts = ["".join(rng.choice(list("abc"), 8, p=np.roll([0.6, 0.2, 0.2], k))) for k in labels]
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(tmp_path / "texts.csv", index=False)
+    data = {
+        "dataset": None,
+        "path": str(tmp_path / "texts.csv"),
+        "target": "label",
+        "encoder": "letters_encoder:letters",
+    }
+    config = small_config(tmp_path, study={"n_trials": 2}, data=data, train={"epochs": 3, "patience": 2})
+    study = run_search(config)
+    out = export_best(config.study.storage, config.study.name, tmp_path / "model", refit=False)
+    assert not (out / "encoder.pt2").exists() and not (out / "pipeline.pt2").exists()
+    metadata = json.loads((out / "architecture.json").read_text())["metadata"]
+    fingerprint = study.user_attrs[keys.ENCODER]["fingerprint"]
+    assert metadata["encoder"] == {"name": "letters_encoder:letters", "fingerprint": fingerprint, "bundled": False}
+    assert f"takes the vectors of the encoder 'letters_encoder:letters' (fingerprint {fingerprint})" in describe_export(
+        out
+    )
