@@ -9,6 +9,10 @@ A model folder holds three files:
   (standard, robust or quantile) and any numeric-feature embedding are built in. Its output is the logits
   (classification) or the prediction in the target's original units (regression).
 
+A study searched with a program encoder (`[data] encoder = "backbone.pt2"`) also ships `encoder.pt2` (or
+`encoder.pt` for TorchScript) and `pipeline.pt2` (`pipeline.pt`): raw inputs in, model.pt2's output out
+(`_bundle.py`); `architecture.json`'s `encoder` entry names those files and `Predictor.predict_raw` uses them.
+
 `architecture.json` names the embedding (`embedding`, `embedding_dim`); a file without them (written before
 embeddings existed) describes a network without one.
 An ensemble folder (`export_ensemble`) has `"kind": "ensemble"` and a `members` list instead of one
