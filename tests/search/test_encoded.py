@@ -97,6 +97,24 @@ def test_another_machine_reads_the_stored_vectors(encoded_search, tmp_path, monk
     assert not cached.is_file()
 
 
+@pytest.mark.timeout(300)
+def test_a_resume_on_another_machine_does_not_encode_again(encoded_search, tmp_path, monkeypatch) -> None:
+    """Check that resuming the study with an empty local cache reads the stored vectors, never the encoder."""
+    from archsearch.controller import open_search_study
+    from archsearch.trainers import _encoder
+
+    config, study = encoded_search
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(tmp_path / "elsewhere"))
+
+    def never(*args, **kwargs):
+        raise AssertionError("the resume encoded the rows again")
+
+    monkeypatch.setattr(_encoder, "_run", never)
+    opened = open_search_study(config)
+    assert opened.study.user_attrs[keys.ENCODER] == study.user_attrs[keys.ENCODER]
+    assert opened.data.n_features == 12
+
+
 # Runs with nothing but torch and numpy: the exported programs must not need archsearch.
 STANDALONE = """
 import sys, numpy as np, torch
