@@ -181,7 +181,7 @@ def test_an_export_names_a_function_encoder_it_cannot_bundle(tmp_path, monkeypat
     import pandas as pd
 
     from archsearch.controller import run_search
-    from archsearch.export import describe_export, export_best
+    from archsearch.export import describe_export, export_best, load_model
 
     (tmp_path / "letters_encoder.py").write_text(FUNCTION)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -206,3 +206,5 @@ def test_an_export_names_a_function_encoder_it_cannot_bundle(tmp_path, monkeypat
     assert f"takes the vectors of the encoder 'letters_encoder:letters' (fingerprint {fingerprint})" in describe_export(
         out
     )
+    with pytest.raises(ValueError, match="This model bundles no encoder: predict takes the vectors"):
+        load_model(out).encode(pd.read_csv(tmp_path / "texts.csv")[["text"]])

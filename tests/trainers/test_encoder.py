@@ -212,3 +212,27 @@ def test_an_export_bundles_a_torchscript_encoder(tmp_path, monkeypatch):
     (folder / "encoder.pt").write_bytes(b"damaged")
     with pytest.raises(ExportError, match=r"its bundled encoder does not load: .*encoder.pt"):
         load_model(folder)
+
+
+@pytest.mark.timeout(300)
+def test_an_ensemble_export_bundles_a_torch_export_encoder(tmp_path, monkeypatch):
+    """Check that an ensemble's pipeline.pt2 equals its encoder.pt2 then its model.pt2, for any batch size."""
+    import torch
+
+    from archsearch.spaces import NetSpec
+    from archsearch.trainers import Member, TrainSettings, export_ensemble, train_mlp
+
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    images, program = _digits_npz(tmp_path), _save_program(tmp_path, ".pt2")
+    data = load_data(DataSpec(dataset=None, path=images, encoder=program))
+    nets = [NetSpec([8], [0.0], "relu"), NetSpec([], [], "relu")]
+    members = [Member(net, train_mlp(net, data, TrainSettings(epochs=2, batch_size=32)).state_dict) for net in nets]
+    folder = export_ensemble(
+        tmp_path / "model", members=members, preprocessing=data.preprocessing, metadata={}, encoder=program
+    )
+    pipeline, encoder, head = (
+        torch.export.load(folder / f).module() for f in ("pipeline.pt2", "encoder.pt2", "model.pt2")
+    )
+    raw = torch.from_numpy(np.load(images)["X"][:37])  # an odd batch: the pipeline's batch size is not fixed
+    with torch.no_grad():
+        torch.testing.assert_close(pipeline(raw), head(encoder(raw)))
