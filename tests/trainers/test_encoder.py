@@ -180,6 +180,7 @@ assert "archsearch" not in sys.modules
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_an_export_bundles_a_torchscript_encoder(tmp_path, monkeypatch):
     """Check that export_model ships a TorchScript encoder and a pipeline from raw images whose output, read
@@ -214,6 +215,7 @@ def test_an_export_bundles_a_torchscript_encoder(tmp_path, monkeypatch):
         load_model(folder)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_an_ensemble_export_bundles_a_torch_export_encoder(tmp_path, monkeypatch):
     """Check that an ensemble's pipeline.pt2 equals its encoder.pt2 then its model.pt2, for any batch size."""
