@@ -22,7 +22,7 @@ else:  # pragma: no cover
 from archsearch.base import closest, is_finite_real, is_int
 from archsearch.spaces import MLPSpace, check_keys
 from archsearch.storage import DB_RETRY_SECONDS, SIZE_OBJECTIVES, StorageError, backend_of
-from archsearch.trainers.data import MAX_SEED, DataSpec
+from archsearch.trainers.data import MAX_SEED, DataSpec, is_program
 from archsearch.trainers.metrics import CLASSIFICATION_METRICS, METRIC_DIRECTIONS, REGRESSION_METRICS
 from archsearch.trainers.names import DEVICE_RULE, is_device_name
 
@@ -415,4 +415,10 @@ def load_config(path: str | Path) -> SearchConfig:
     if isinstance(data_section, dict) and isinstance(data_section.get("path"), str):
         # A data path in a config file means "next to this file", wherever the command runs from.
         data_section["path"] = str((path.parent / data_section["path"]).resolve())
+    if (
+        isinstance(data_section, dict)
+        and isinstance(data_section.get("encoder"), str)
+        and is_program(data_section["encoder"])
+    ):
+        data_section["encoder"] = str((path.parent / data_section["encoder"]).resolve())  # a program file: likewise
     return SearchConfig.from_dict(data)

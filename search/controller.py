@@ -14,6 +14,7 @@ import optuna
 
 import archsearch
 from archsearch.config import ConfigError, SearchConfig
+from archsearch.encoded import artifact_folder, fetch_encoded, store_encoded
 from archsearch.kinds import job_kind
 from archsearch.pool import (
     SEARCH,
@@ -28,7 +29,16 @@ from archsearch.pool import (
     worker_storage,
 )
 from archsearch.spaces import MAX_EMBEDDED_FEATURES, InvalidSpaceError, check_budget_reachable, fit_space
-from archsearch.storage import finished_count, keys, mask_url, name_metric, set_study_user_attrs, stored_value
+from archsearch.storage import (
+    StorageError,
+    finished_count,
+    keys,
+    make_storage,
+    mask_url,
+    name_metric,
+    set_study_user_attrs,
+    stored_value,
+)
 from archsearch.trainers.data import DROP_REASON, PreparedData, load_data
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
@@ -110,6 +120,7 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
     """
     url = config.study.storage
     # Data first: a bad file or metric must not leave an empty study (or database file) behind.
+    _reuse_stored_vectors(config)
     data = load_data(config.data)
     config, notes = fit_config(config, data)
     metric = config.metric_for(data.task)
@@ -127,11 +138,24 @@ def open_search_study(config: SearchConfig, *, storage: optuna.storages.RDBStora
             _initialise(study, config, data, metric)
         else:
             _resume(study, config, data, url)
+        store_encoded(study, config.data, artifact_folder(config, url))
     except BaseException:
         if created:
             _delete_quietly(study, storage)
         raise
     return OpenedStudy(study=study, data=data, metric=metric, config=config, storage=storage, notes=notes)
+
+
+def _reuse_stored_vectors(config: SearchConfig) -> None:
+    """A resume on another machine reads the encoder's vectors the study trained on, not its own encoding."""
+    if config.data.encoder is None:
+        return
+    try:
+        storage = make_storage(config.study.storage, must_exist=True)
+        study = optuna.load_study(study_name=config.study.name, storage=storage)
+    except (StorageError, KeyError):  # a new study (or database): nothing stored yet
+        return
+    fetch_encoded(study, config.data, artifact_folder(config, config.study.storage))
 
 
 def fit_config(config: SearchConfig, data: PreparedData) -> tuple[SearchConfig, list[str]]:

@@ -2,9 +2,11 @@
 
 from archsearch.storage import keys
 from archsearch.storage._artifacts import (
+    download_file,
     download_weights,
     drop_weights_beyond_best,
     open_artifact_store,
+    upload_study_file,
     upload_weights,
 )
 from archsearch.storage._attrs import annotate_finished_trial, set_study_user_attrs, set_user_attrs, stored_value
@@ -66,6 +68,7 @@ __all__ = [
     "annotate_finished_trial",
     "backend_of",
     "default_artifact_dir",
+    "download_file",
     "download_weights",
     "drop_weights_beyond_best",
     "epoch_budget",
@@ -88,6 +91,7 @@ __all__ = [
     "stored_value",
     "study_names",
     "trial_state_counts",
+    "upload_study_file",
     "upload_weights",
     "with_retry",
 ]

@@ -13,7 +13,14 @@ from archsearch.storage import keys
 from archsearch.storage._attrs import set_study_user_attrs, stored_value
 from archsearch.storage._objectives import front_trials, maximizes, quality_trials, quality_value, size_objectives
 
-__all__ = ["open_artifact_store", "upload_weights", "download_weights", "drop_weights_beyond_best"]
+__all__ = [
+    "open_artifact_store",
+    "upload_weights",
+    "download_weights",
+    "drop_weights_beyond_best",
+    "upload_study_file",
+    "download_file",
+]
 
 
 def open_artifact_store(directory: str | Path) -> FileSystemArtifactStore:
@@ -60,6 +67,22 @@ def download_weights(store: FileSystemArtifactStore, artifact_id: str, directory
     except ArtifactNotFound as e:
         raise FileNotFoundError(f"artifact {artifact_id} is not in the artifact store") from e
     return destination
+
+
+def upload_study_file(store: FileSystemArtifactStore, file_path: str | Path, study: optuna.Study) -> str:
+    """Attach a file to the study itself (not a trial), where optuna-dashboard lists it; returns the artifact id."""
+    return upload_artifact(
+        artifact_store=store, file_path=str(file_path), study_or_trial=study, mimetype="application/octet-stream"
+    )
+
+
+def download_file(store: FileSystemArtifactStore, artifact_id: str, destination: str | Path) -> bool:
+    """Copy an artifact to `destination`; False when the store does not hold it (removed, or elsewhere)."""
+    try:
+        download_artifact(artifact_store=store, file_path=str(destination), artifact_id=artifact_id)
+    except (ArtifactNotFound, FileNotFoundError):
+        return False
+    return True
 
 
 def drop_weights_beyond_best(study: optuna.Study, store: FileSystemArtifactStore, keep_best_k: int) -> list[int]:

@@ -23,6 +23,9 @@ COMPANION_SUFFIX = ".sensitivity"  # a study's sensitivity companion is named <s
 EXPLANATION = "explanation"  # the last `archsearch explain` result (attributions, prototypes, counterfactual)
 DROPPED_COLUMNS = "dropped_columns"  # {column: why} of the data file's columns not trained on; absent before the rule
 TASK_LINE = "task_line"  # the search's first line: the task, why (inferred or set), how to override; absent before #24
+# {"name", "fingerprint", "artifact_id"}: the [data] encoder, the fingerprint of data file and encoder, and the
+# study artifact of its vectors (archsearch.encoded); absent without an encoder
+ENCODER = "encoder"
 
 SENSITIVITY_KIND = "sensitivity"  # the value of KIND for a companion study
 DROPPED_WEIGHTS = "archsearch_dropped_weights"  # artifact ids removed by keep_best_k

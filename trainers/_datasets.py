@@ -205,7 +205,7 @@ def read_source(spec: DataSpec) -> Source:
     except (OSError, ValueError, NotImplementedError, EOFError, zipfile.BadZipFile) as e:
         raise _error(f"Could not read {path!r} as {kind}: {e}") from e
     if suffix == ".npz":
-        return _npz_source(path, arrays)
+        return _npz_source(path, arrays, encoded=spec.encoder is not None)
 
     if suffix == ".csv":
         _reject_duplicate_header(path)
@@ -352,7 +352,8 @@ def _npz_blocks(path: str, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, t
     return np.concatenate(list(parts.values()), axis=1), tuple(blocks)
 
 
-def _npz_source(path: str, arrays: dict[str, np.ndarray]) -> Source:
+def _npz_source(path: str, arrays: dict[str, np.ndarray], *, encoded: bool = False) -> Source:
+    """The NPZ's rows; with an encoder, `X` may have more dimensions (images), which only the encoder reads."""
     has_inputs = "X" in arrays or any(key.startswith("X_") and len(key) > 2 for key in arrays)
     missing = [key for key, ok in (("X", has_inputs), ("y", "y" in arrays)) if not ok]
     if missing:
@@ -361,8 +362,9 @@ def _npz_source(path: str, arrays: dict[str, np.ndarray]) -> Source:
             f"'X_<block>' per feature block, and 'y' (rows,). It has: {', '.join(map(repr, arrays)) or 'no arrays'}."
         )
     (x, blocks), y = _npz_blocks(path, arrays), arrays["y"]
-    if x.ndim != 2:
-        raise _error(f"Array 'X' in {path!r} must be 2-D (rows, features); got shape {x.shape}.")
+    if x.ndim != 2 and not (encoded and x.ndim > 2):
+        rule = "at least 2-D (rows, ...) with an encoder" if encoded else "2-D (rows, features)"
+        raise _error(f"Array 'X' in {path!r} must be {rule}; got shape {x.shape}.")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -371,7 +373,9 @@ def _npz_source(path: str, arrays: dict[str, np.ndarray]) -> Source:
         raise _error(f"Arrays 'X' and 'y' in {path!r} differ in length: X has {len(x)} rows, y has {len(y)}.")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise _error(f"Array 'X' in {path!r} must be numeric; got dtype {x.dtype}.")
-    inputs = pd.DataFrame(x.astype(np.float64), columns=[f"x{i}" for i in range(x.shape[1])])
+    # Images have no columns: the encoder's vectors replace these inputs before anything reads them.
+    flat = x if x.ndim == 2 else np.zeros((len(x), 0))
+    inputs = pd.DataFrame(flat.astype(np.float64), columns=[f"x{i}" for i in range(flat.shape[1])])
     return Source(os.path.basename(path), repr(path), "y", inputs, pd.Series(y), x, None, blocks=blocks)
 
 

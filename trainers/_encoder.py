@@ -1,11 +1,16 @@
-"""`[data] encoder = "package.module:function"`: raw inputs to vectors, once, cached (issue #24).
+"""`[data] encoder`: raw inputs to vectors, once, cached (issue #24).
 
-The function takes a batch of the file's input rows as they were read (the NPZ's `X` rows, or a DataFrame
-of a CSV/Parquet file's input columns: image paths, texts, numbers) and returns a 2-D array of numbers,
-one row per input row. It runs once in batches, with a progress bar, and its output is cached under a
-fingerprint of the file's bytes, the encoder's name and its module's source: every worker, resume and
-export of the study reads the cache instead of encoding again. Nothing is downloaded: the function loads
-whatever model it uses from disk. The trained network (and so the export) takes the encoded vectors.
+The encoder is either a function, `"package.module:function"`, or a program file: a `torch.export` program
+(`.pt2`, `torch.export.save`) or a TorchScript module (`.pt`/`.ts`, `torch.jit.save`). A function takes a batch
+of the file's input rows as they were read (the NPZ's `X` rows, or a DataFrame of a CSV/Parquet file's input
+columns: image paths, texts, numbers) and returns a 2-D array of numbers, one row per input row. A program
+takes the batch as a float32 tensor (the NPZ's `X` rows, or the columns' values) and returns a
+(batch, features) tensor. It runs once in batches, with a progress bar, and its output is cached under a
+fingerprint of the data file's bytes and the encoder (a function's name and its module's source, a program's
+bytes): every worker, resume and export of the study reads the cache instead of encoding again. The search
+also keeps the vectors in the study's artifact store under that fingerprint (`archsearch.encoded`), for
+workers on other machines. Nothing is downloaded: the encoder loads whatever model it uses from disk. The
+trained network takes the encoded vectors; an export bundles a program encoder in front of it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import inspect
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,18 +30,39 @@ import pandas as pd
 
 from archsearch.trainers._errors import DataError
 
-__all__ = ["ENCODER_RULE", "check_encoder", "encode_inputs"]
+__all__ = [
+    "ENCODER_RULE",
+    "PROGRAM_SUFFIXES",
+    "check_encoder",
+    "encode_inputs",
+    "encoded_file",
+    "is_program",
+    "load_program",
+    "run_program",
+]
 
-ENCODER_RULE = 'a "package.module:function" name of a function from input rows to a 2-D array of numbers'
+PROGRAM_SUFFIXES = {".pt2": "torch.export", ".pt": "TorchScript", ".ts": "TorchScript"}
+ENCODER_RULE = (
+    'a "package.module:function" name of a function from input rows to a 2-D array of numbers, or the path of '
+    "an existing torch.export (.pt2) or TorchScript (.pt, .ts) program file"
+)
 _NAME = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 BATCH_ROWS = 256  # rows per call of the encoder
+
+
+def is_program(name: str) -> bool:
+    """Whether the encoder `name` is a program file (else a function's name)."""
+    return not _NAME.match(name)
 
 
 def check_encoder(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise DataError(f"The 'encoder' parameter of [data] must be {ENCODER_RULE}. Got {value!r} instead.")
+    invalid = f"The 'encoder' parameter of [data] must be {ENCODER_RULE}. Got {value!r} instead"
+    if not isinstance(value, str) or (is_program(value) and Path(value).suffix.lower() not in PROGRAM_SUFFIXES):
+        raise DataError(f"{invalid}.")
+    if is_program(value) and not Path(value).is_file():
+        raise DataError(f"{invalid}, which {'is a folder' if Path(value).exists() else 'does not exist'}.")
     return value
 
 
@@ -56,6 +83,47 @@ def _load(name: str) -> tuple[Callable[[Any], Any], bytes]:
     return function, source
 
 
+def load_program(path: str | Path) -> Any:
+    """The torch module of a program encoder, on CPU, in eval mode.
+
+    Raises:
+        DataError: The file is not a program of the kind its suffix says.
+    """
+    import torch
+
+    kind = PROGRAM_SUFFIXES[Path(path).suffix.lower()]
+    try:
+        if kind == "torch.export":
+            return torch.export.load(str(path)).module()
+        with warnings.catch_warnings():  # torch 2.10+ deprecates TorchScript; the user chose the format, not us
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as e:  # torch raises many kinds for a file that is not its format
+        raise DataError(f"[data] encoder {str(path)!r}: cannot load it as a {kind} program ({e}).") from e
+
+
+def run_program(module: Any, batch: Any) -> np.ndarray:
+    """A program encoder's output for a batch of rows (an array, or a DataFrame of numbers), as float32 goes in."""
+    import torch
+
+    values = batch.to_numpy(dtype=np.float32) if isinstance(batch, pd.DataFrame) else batch
+    with torch.inference_mode():
+        return module(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))).numpy()
+
+
+def _program_function(path: str) -> Callable[[Any], Any]:
+    """The program at `path` as an encoder function: a batch of rows as float32 in, its output as an array."""
+    module = load_program(path)
+    return lambda batch: run_program(module, batch)
+
+
+def _identity(name: str) -> bytes:
+    """What the fingerprint knows the encoder by: a program's bytes, a function's name and module source."""
+    if is_program(name):
+        return Path(name).read_bytes()
+    return name.encode() + _load(name)[1]
+
+
 def _cache_folder() -> Path | None:
     folder = os.environ.get("ARCHSEARCH_CACHE_DIR")
     if folder == "":
@@ -66,23 +134,29 @@ def _cache_folder() -> Path | None:
     return Path(folder) / "encoded"
 
 
+def encoded_file(name: str, path: str) -> tuple[str, Path | None]:
+    """The fingerprint of the data file `path` encoded by `name`, and the cache file of its vectors (None when
+    ARCHSEARCH_CACHE_DIR is empty: no cache). The file may not exist yet."""
+    digest = hashlib.sha256(Path(path).read_bytes() + _identity(name)).hexdigest()[:32]
+    folder = _cache_folder()
+    return digest, None if folder is None else folder / f"{digest}.npy"
+
+
 def encode_inputs(name: str, path: str, rows: Any, *, progress: bool = True) -> np.ndarray:
     """The encoder's vectors of `rows` (read from the file `path`), from the cache when it holds them.
 
     Raises:
-        DataError: The encoder cannot be imported, fails, or returns something other than one row of
+        DataError: The encoder cannot be imported or loaded, fails, or returns something other than one row of
             numbers per input row.
     """
-    function, source = _load(name)
-    digest = hashlib.sha256(Path(path).read_bytes() + name.encode() + source).hexdigest()[:32]
-    folder = _cache_folder()
-    cached = None if folder is None else folder / f"{digest}.npy"
+    _, cached = encoded_file(name, path)
     if cached is not None and cached.is_file():
         return np.load(cached, allow_pickle=False)
+    function = _program_function(name) if is_program(name) else _load(name)[0]
     vectors = _run(function, name, rows, progress)
     if cached is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=folder, suffix=".npy.tmp", delete=False)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".npy.tmp", delete=False)
         with handle:
             np.save(handle, vectors)
         os.replace(handle.name, cached)  # atomic: workers may encode at once

@@ -9,6 +9,10 @@ A model folder holds three files:
   (standard, robust or quantile) and any numeric-feature embedding are built in. Its output is the logits
   (classification) or the prediction in the target's original units (regression).
 
+A study searched with a program encoder (`[data] encoder = "backbone.pt2"`) also ships `encoder.pt2` (or
+`encoder.pt` for TorchScript) and `pipeline.pt2` (`pipeline.pt`): raw inputs in, model.pt2's output out
+(`_bundle.py`); `architecture.json`'s `encoder` entry names those files and `Predictor.predict_raw` uses them.
+
 `architecture.json` names the embedding (`embedding`, `embedding_dim`); a file without them (written before
 embeddings existed) describes a network without one.
 An ensemble folder (`export_ensemble`) has `"kind": "ensemble"` and a `members` list instead of one
@@ -41,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from archsearch.trainers._bundle import bundle_encoder, bundled_files
 from archsearch.trainers._calibration import (
     Calibration,
     check_networks,
@@ -49,7 +54,8 @@ from archsearch.trainers._calibration import (
     fit_biases,
 )
 from archsearch.trainers._embedding import DEFAULT_DIM
-from archsearch.trainers._errors import ExportError
+from archsearch.trainers._encoder import load_program, run_program
+from archsearch.trainers._errors import DataError, ExportError
 from archsearch.trainers._model import build_mlp
 from archsearch.trainers._scaling import InputScaling
 from archsearch.trainers._select import build_input, with_head
@@ -165,6 +171,7 @@ def export_model(
     preprocessing: Preprocessing,
     metadata: dict[str, Any],
     calibration: Calibration | None = None,
+    encoder: str | Path | None = None,
 ) -> Path:
     """Write `architecture.json`, `model.pt` and `model.pt2` into `out_dir` (created if needed).
 
@@ -178,6 +185,9 @@ def export_model(
             name, archsearch version, ...), stored under the key "metadata".
         calibration: For a network trained with class weights, the correction of its probabilities to the
             data's class frequencies (`fit_calibration`); None ships its output as it is.
+        encoder: A torch.export (.pt2) or TorchScript (.pt, .ts) program that made the inputs from raw rows
+            (`[data] encoder`): bundled as `encoder.pt2`/`.pt` beside a pipeline program from raw inputs
+            (`_bundle.py`).
 
     Returns:
         The model folder.
@@ -193,7 +203,7 @@ def export_model(
     mlp.load_state_dict(state_dict)
     # eval: dropout and batch statistics must not reach the program
     deployed = _DeployedMLP(mlp, preprocessing, calibration).eval()
-    return _write_folder(Path(out_dir), architecture, mlp.state_dict(), deployed)
+    return _write_folder(Path(out_dir), architecture, mlp.state_dict(), deployed, encoder)
 
 
 def export_ensemble(
@@ -203,6 +213,7 @@ def export_ensemble(
     preprocessing: Preprocessing,
     metadata: dict[str, Any],
     calibration: Calibration | None = None,
+    encoder: str | Path | None = None,
 ) -> Path:
     """Write an ensemble folder: one program whose output is the weighted mean of its members' predictions.
 
@@ -215,6 +226,7 @@ def export_ensemble(
         calibration: For members trained with class weights, the correction of each member's probabilities
             before their weighted mean (`predict` then decides by that mean less the offsets, as greedy
             selection scored it); None ships the members' outputs as they are.
+        encoder: A program encoder to bundle, as for `export_model`.
 
     Returns:
         The model folder.
@@ -237,7 +249,7 @@ def export_ensemble(
     # Each member calibrated before the mean: a mixture of probabilities, not of class-weighted posteriors.
     calibrated = [_DeployedMLP(mlp, preprocessing, calibration, i) for i, mlp in enumerate(mlps)]
     deployed = _DeployedEnsemble(calibrated, weights).eval()
-    return _write_folder(Path(out_dir), architecture, nn.ModuleList(mlps).state_dict(), deployed)
+    return _write_folder(Path(out_dir), architecture, nn.ModuleList(mlps).state_dict(), deployed, encoder)
 
 
 def _described_folder(
@@ -403,9 +415,16 @@ def _architecture_json(architecture: dict[str, Any]) -> str:
 
 
 def _write_folder(
-    folder: Path, architecture: dict[str, Any], state_dict: dict[str, torch.Tensor], deployed: nn.Module
+    folder: Path,
+    architecture: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    deployed: nn.Module,
+    encoder: str | Path | None = None,
 ) -> Path:
-    """Write model.pt, model.pt2 and, last, architecture.json (checked first: nothing is written for bad metadata)."""
+    """Write model.pt, model.pt2, any bundled encoder and, last, architecture.json (checked first: nothing is
+    written for bad metadata)."""
+    if encoder is not None:
+        architecture = {**architecture, "encoder": bundled_files(encoder)}
     architecture_text = _architecture_json(architecture)
     folder.mkdir(parents=True, exist_ok=True)
     # An earlier export's architecture.json must not vouch for half-written new files if this one fails.
@@ -415,6 +434,8 @@ def _write_folder(
     example = torch.zeros(2, architecture["n_inputs"])
     program = torch.export.export(deployed, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
     torch.export.save(program, folder / PROGRAM_FILE)
+    if encoder is not None:
+        bundle_encoder(folder, encoder, deployed, architecture["n_inputs"])
     # Written last, so a folder with an architecture.json is complete.
     (folder / ARCHITECTURE_FILE).write_text(architecture_text + "\n", encoding="utf-8")
     return folder
@@ -429,6 +450,8 @@ class Predictor:
         classes: Original labels in class-index order, or None for regression.
         calibration: The class-weight correction `module` applies (its output less the offsets is what
             `predict` decides by); None when it applies none.
+        encoder: The program encoder the folder bundles (`encode`, `predict_raw`); None when it bundles none:
+            then a study searched with `[data] encoder` predicts from that encoder's vectors.
     """
 
     def __init__(
@@ -437,12 +460,33 @@ class Predictor:
         preprocessing: Preprocessing,
         module: nn.Module,
         calibration: Calibration | None = None,
+        encoder: nn.Module | None = None,
     ) -> None:
         self.architecture = architecture
         self.preprocessing = preprocessing
         self.classes = preprocessing.classes
         self.calibration = calibration
+        self.encoder = encoder
         self._module = module.eval()
+
+    def encode(self, raw: Any) -> np.ndarray:
+        """The bundled encoder's vectors of raw inputs (an array, or a DataFrame of numbers): what `predict` reads."""
+        if self.encoder is None:
+            raise ValueError("This model bundles no encoder: predict takes the vectors it was searched on.")
+        return np.concatenate(
+            [
+                run_program(self.encoder, raw[i : i + _PREDICT_BATCH_SIZE])
+                for i in range(0, len(raw), _PREDICT_BATCH_SIZE)
+            ]
+        )
+
+    def predict_raw(self, raw: Any) -> np.ndarray:
+        """`predict` of raw inputs: the bundled encoder, then the network."""
+        return self.predict(self.encode(raw))
+
+    def predict_proba_raw(self, raw: Any) -> np.ndarray:
+        """`predict_proba` of raw inputs: the bundled encoder, then the network."""
+        return self.predict_proba(self.encode(raw))
 
     def predict(self, rows: Any) -> np.ndarray:
         """Original labels (classification) or values in the target's units (regression), shape (n,).
@@ -527,12 +571,23 @@ def _predictor(
         if calibration is not None:
             check_networks(calibration, len(mlps), architecture["n_outputs"])
         members = [_DeployedMLP(mlp, preprocessing, calibration, i) for i, mlp in enumerate(mlps)]
+        encoder = _bundled_encoder(path.parent, architecture)
         if architecture.get("kind") != "ensemble":
-            return Predictor(architecture, preprocessing, members[0], calibration)
+            return Predictor(architecture, preprocessing, members[0], calibration, encoder)
         deployed = _DeployedEnsemble(members, member_weights(architecture["members"]))
     except ExportError as e:
         raise ExportError(f"'{path}' does not describe a valid model: {e}") from e
-    return Predictor(architecture, preprocessing, deployed, calibration)
+    return Predictor(architecture, preprocessing, deployed, calibration, encoder)
+
+
+def _bundled_encoder(folder: Path, architecture: dict[str, Any]) -> nn.Module | None:
+    """The program encoder the folder bundles, or None (folders written before bundling, function encoders)."""
+    if "encoder" not in architecture:
+        return None
+    try:
+        return load_program(folder / architecture["encoder"]["file"])
+    except (DataError, KeyError, TypeError) as e:
+        raise ExportError(f"its bundled encoder does not load: {e}") from e
 
 
 def _build(architecture: dict[str, Any], preprocessing: Preprocessing) -> nn.Sequential:

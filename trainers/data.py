@@ -46,7 +46,7 @@ from archsearch.trainers._datasets import (
     json_safe,
     numeric_values,
 )
-from archsearch.trainers._encoder import check_encoder, encode_inputs
+from archsearch.trainers._encoder import check_encoder, encode_inputs, encoded_file, is_program
 from archsearch.trainers._errors import DataError
 from archsearch.trainers._fingerprint import data_fingerprint, fingerprint_changes
 
@@ -78,7 +78,9 @@ __all__ = [
     "TeacherSpec",
     "data_fingerprint",
     "describe_datasets",
+    "encoded_file",
     "fingerprint_changes",
+    "is_program",
     "load_data",
     "load_folds",
     "load_refit_data",
@@ -167,7 +169,8 @@ class DataSpec:
     # Named feature blocks, {name: [start, end) column range or column-name prefix} (see `_blocks.py`);
     # held as (name, value) pairs. A Parquet list column is a block without being named here.
     blocks: tuple[tuple[str, Any], ...] = ()
-    # "package.module:function" mapping the file's raw input rows to vectors, run once and cached (`_encoder.py`).
+    # "package.module:function", or a torch.export/TorchScript program file, mapping the file's raw input rows to
+    # vectors, run once and cached (`_encoder.py`).
     encoder: str | None = None
 
     def __post_init__(self) -> None:

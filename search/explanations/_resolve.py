@@ -50,6 +50,7 @@ def open_archsearch_study(storage: str, name: str) -> Any:
 def study_data(storage: str | None, study_name: str | None) -> PreparedData:
     """The study's data, read as its config says (the split is seeded: the same held-out test rows)."""
     from archsearch.config import SearchConfig
+    from archsearch.encoded import artifact_folder, fetch_encoded
     from archsearch.trainers.data import load_data
 
     if storage is None or study_name is None:
@@ -58,7 +59,9 @@ def study_data(storage: str | None, study_name: str | None) -> PreparedData:
             "does not name its study), or pass `data` to archsearch.explain."
         )
     study = open_archsearch_study(storage, study_name)
-    return load_data(SearchConfig.from_stored(study.user_attrs[keys.CONFIG]).data)
+    config = SearchConfig.from_stored(study.user_attrs[keys.CONFIG])
+    fetch_encoded(study, config.data, artifact_folder(config, storage))  # the encoder's vectors the study trained on
+    return load_data(config.data)
 
 
 @dataclass(frozen=True)

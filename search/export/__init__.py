@@ -11,9 +11,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from archsearch.encoded import fetch_encoded
 from archsearch.export._budget import ExportBudget
 from archsearch.export._describe import describe_export
 from archsearch.export._greedy import select_greedy
+from archsearch.export._members import artifact_dir
 from archsearch.export._plan import plan_export
 from archsearch.export._write import write_greedy, write_members
 from archsearch.trainers import ExportError
@@ -97,6 +99,8 @@ def export_best(
         artifacts=artifacts,
         budget=ExportBudget(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms),
     )
+    # The vectors the study trained on, from its artifact store, when this machine's cache lacks them.
+    fetch_encoded(plan.study, plan.config.data, artifact_dir(plan))
     greedy = select_greedy(plan) if plan.greedy else None
     if greedy is not None and greedy.members:
         return write_greedy(plan, out, greedy)

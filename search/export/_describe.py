@@ -28,6 +28,7 @@ def describe_export(folder: str | Path) -> str:
         f"Exported {what} to {folder}: architecture.json, model.pt (state dict), model.pt2 (torch.export program)",
         trained_on,
     ]
+    lines += _encoder_lines(architecture)
     size = meta.get("size")
     if size is not None and size["params"] is not None:
         counted = "" if size["members"] == 1 else f", all {size['members']} members counted"
@@ -68,3 +69,22 @@ def describe_export(folder: str | Path) -> str:
             f"{meta['test_metrics'][key]:.4f} (n = {rows['n_test_rows']:,} test rows)"
         )
     return "\n".join(lines)
+
+
+def _encoder_lines(architecture: dict) -> list[str]:
+    """What the model takes: raw inputs through the bundled encoder, or the vectors of an encoder it lacks."""
+    encoder = architecture["metadata"].get("encoder")
+    if encoder is None:
+        return []
+    from archsearch.trainers import PROGRAM_FILE
+
+    files = architecture.get("encoder")
+    if files is not None:
+        return [
+            f"Encoder bundled: {files['file']} (a copy of {encoder['name']!r}); {files['pipeline']} takes raw inputs "
+            f"(encoder, then network), {PROGRAM_FILE} and predict the encoded vectors, predict_raw raw inputs."
+        ]
+    return [
+        f"The model takes the vectors of the encoder {encoder['name']!r} (fingerprint {encoder['fingerprint']}), "
+        "not raw rows: encode new rows with it first (a Python function is not bundled)."
+    ]

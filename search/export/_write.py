@@ -15,7 +15,7 @@ from archsearch.export._members import calibration_for, clamped, class_weighted,
 from archsearch.export._plan import ExportPlan
 from archsearch.pool import fit_rows
 from archsearch.storage import keys, quality_value, stored_value
-from archsearch.trainers.data import Preprocessing
+from archsearch.trainers.data import Preprocessing, is_program
 
 __all__ = ["write_greedy", "write_members"]
 
@@ -70,12 +70,18 @@ def write_members(plan: ExportPlan, out: str | Path, greedy: GreedyChoice | None
             preprocessing=preprocessing,
             metadata=metadata,
             calibration=calibration,
+            encoder=_bundled(plan),
         )
     metadata["ensemble"] = {"of": plan.ensemble_of, "size": len(trained)}
     metadata["single_test_metrics"] = single
     metadata["test_metrics"] = ensemble_test_metrics(trained, data, calibration)
     return export_ensemble(
-        out, members=trained, preprocessing=preprocessing, metadata=metadata, calibration=calibration
+        out,
+        members=trained,
+        preprocessing=preprocessing,
+        metadata=metadata,
+        calibration=calibration,
+        encoder=_bundled(plan),
     )
 
 
@@ -109,14 +115,35 @@ def write_greedy(plan: ExportPlan, out: str | Path, greedy: GreedyChoice) -> Pat
     trials = {t.number: t for t in plan.study.get_trials(deepcopy=False)}
     metadata["size"] = size_metadata([trials[m.record["trial"]] for m in members], plan.budget)
     return export_ensemble(
-        out, members=members, preprocessing=data.preprocessing, metadata=metadata, calibration=calibration
+        out,
+        members=members,
+        preprocessing=data.preprocessing,
+        metadata=metadata,
+        calibration=calibration,
+        encoder=_bundled(plan),
     )
+
+
+def _bundled(plan: ExportPlan) -> str | None:
+    """The program encoder the export bundles: the study's `[data] encoder` when it is a program file."""
+    encoder = plan.config.data.encoder
+    return encoder if encoder is not None and is_program(encoder) else None
+
+
+def _encoder_metadata(plan: ExportPlan) -> dict[str, Any]:
+    """`metadata.encoder`: the encoder whose vectors model.pt2 takes, its fingerprint, and whether it ships."""
+    encoder = plan.config.data.encoder
+    if encoder is None:
+        return {}
+    # None when the study stored no vectors (its searches ran with the local cache turned off).
+    fingerprint = (plan.study.user_attrs.get(keys.ENCODER) or {}).get("fingerprint")
+    return {"encoder": {"name": encoder, "fingerprint": fingerprint, "bundled": _bundled(plan) is not None}}
 
 
 def _metadata(plan: ExportPlan) -> dict[str, Any]:
     """What every export's `architecture.json` says about the study and the chosen trial."""
     chosen: FrozenTrial = plan.chosen
-    return {
+    return _encoder_metadata(plan) | {
         "study": plan.study.study_name,
         "trial": chosen.number,
         "metric": plan.metric,

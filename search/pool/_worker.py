@@ -26,6 +26,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from archsearch.config import ConfigError, SearchConfig
+from archsearch.encoded import artifact_folder, fetch_encoded
 from archsearch.pool._budget import AskDeadline
 from archsearch.pool._data_check import check_same_data
 from archsearch.pool._fused_worker import fused_trial_loop
@@ -37,7 +38,6 @@ from archsearch.samplers import make_pruner, make_sampler
 from archsearch.storage import (
     FINISHED_STATES,
     DatabaseUnavailable,
-    default_artifact_dir,
     heartbeat_ages,
     keys,
     make_storage,
@@ -277,6 +277,7 @@ def _context(
     """What this worker's objective needs: the study's data (loaded here unless given) and where it trains."""
     config, study = opened.config, opened.study
     if data is None:
+        fetch_encoded(study, config.data, artifact_folder(config, url))
         data = _load_data_here(config)
         check_same_data(study, data, url)
     return WorkerContext(
@@ -284,7 +285,7 @@ def _context(
         data=data,
         metric=study.user_attrs[keys.METRIC],
         storage=opened.storage,
-        artifact_dir=Path(config.study.artifacts) if config.study.artifacts else default_artifact_dir(url),
+        artifact_dir=artifact_folder(config, url),
         device=_device_for(slot),
         num_threads=slot.threads,
         worker=label,

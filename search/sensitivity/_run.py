@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 import archsearch
 from archsearch.base import ArchsearchError, is_int
 from archsearch.config import SearchConfig
+from archsearch.encoded import artifact_folder, fetch_encoded
 from archsearch.pool import (
     WorkerSlot,
     WorkerStudy,
@@ -505,6 +506,7 @@ def _prepare_training(url: str, parent: optuna.Study, config: SearchConfig, work
     # The URL given here is how this machine reaches the database; the stored one may name another host.
     config = config.replace(storage=url)
     slots = plan_slots(config, workers, None, 1)
+    fetch_encoded(parent, config.data, artifact_folder(config, url))  # the encoder's vectors the parent trained on
     data = load_data(config.data)
     check_same_data(parent, data, url)
     return _Training(config, slots, data)

@@ -47,6 +47,16 @@ def test_load_config_resolves_data_path_next_to_the_file(tmp_path: Path) -> None
     assert load_config(path).data.path == str((tmp_path / "rows.csv").resolve())
 
 
+def test_load_config_resolves_a_program_encoder_next_to_the_file(tmp_path: Path, monkeypatch) -> None:
+    """Check that a relative program encoder path is read relative to the config file; a function name is kept."""
+    (tmp_path / "encoder.pt2").write_bytes(b"")
+    monkeypatch.chdir(tmp_path.parent)
+    path = _write(tmp_path, '[data]\npath = "rows.npz"\nencoder = "encoder.pt2"\n')
+    assert load_config(path).data.encoder == str((tmp_path / "encoder.pt2").resolve())
+    path = _write(tmp_path, '[data]\npath = "rows.npz"\nencoder = "mypackage.encoders:embed"\n')
+    assert load_config(path).data.encoder == "mypackage.encoders:embed"
+
+
 def test_train_config_class_weight_auto() -> None:
     """Check that class_weight auto means balanced exactly when the metric is balanced accuracy."""
     train = TrainConfig()
