@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from archsearch.trainers.data import PreparedData
-from archsearch.trainers.engine import RunProgress, TrainSettings
+from archsearch.trainers.engine import RunProgress, TrainSettings, wants_lbfgs
 
 __all__ = ["LBFGS_ITERATIONS", "MAX_PASS_MACS", "fitted_by_lbfgs", "lbfgs_epochs", "wants_lbfgs"]
 
@@ -30,18 +30,6 @@ CONVERGED = 1e-9  # relative change of the penalized loss below which an epoch c
 # iterations costs several of the optimizer's epochs, each of which takes hundreds of mini-batch steps anyway:
 # the linear model trains with the trial's optimizer there, as scikit-learn users switch to SGD on such data.
 MAX_PASS_MACS = 2e9
-
-
-def wants_lbfgs(net, settings: TrainSettings) -> bool:
-    """Whether `net` is a linear model (no hidden layers, no embedding) that `linear_solver` fits by L-BFGS.
-
-    >>> from archsearch.spaces import NetSpec
-    >>> wants_lbfgs(NetSpec((), (), "relu"), TrainSettings(linear_solver="lbfgs"))
-    True
-    >>> wants_lbfgs(NetSpec((64,), (0.0,), "relu"), TrainSettings(linear_solver="lbfgs"))
-    False
-    """
-    return settings.linear_solver == "lbfgs" and len(net.widths) == 0 and net.embedding == "none"
 
 
 def fitted_by_lbfgs(net, settings: TrainSettings, data: PreparedData) -> bool:

@@ -15,7 +15,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -61,6 +61,7 @@ __all__ = [
     "resolve_device",
     "split_metrics",
     "tensor",
+    "wants_lbfgs",
 ]
 
 CLASS_WEIGHTS = ("none", "balanced")
@@ -333,3 +334,15 @@ def check_metric(metric: str, task: str) -> None:
     applicable = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     if metric not in applicable:
         raise ValueError(f"The metric {metric!r} does not apply to {task}; use one of {list(applicable)}.")
+
+
+def wants_lbfgs(net: Any, settings: TrainSettings) -> bool:
+    """Whether `net` is a linear model (no hidden layers, no embedding) that `linear_solver` fits by L-BFGS.
+
+    >>> from archsearch.spaces import NetSpec
+    >>> wants_lbfgs(NetSpec((), (), "relu"), TrainSettings(linear_solver="lbfgs"))
+    True
+    >>> wants_lbfgs(NetSpec((64,), (0.0,), "relu"), TrainSettings(linear_solver="lbfgs"))
+    False
+    """
+    return settings.linear_solver == "lbfgs" and len(net.widths) == 0 and net.embedding == "none"

@@ -12,7 +12,8 @@ from sklearn.linear_model import LogisticRegression
 
 from archsearch.spaces import NetSpec
 from archsearch.trainers import TrainSettings, train_mlp
-from archsearch.trainers._lbfgs import MAX_PASS_MACS, fitted_by_lbfgs, wants_lbfgs
+from archsearch.trainers._lbfgs import MAX_PASS_MACS, fitted_by_lbfgs
+from archsearch.trainers.engine import wants_lbfgs
 from archsearch.trainers.fused import fused_unsupported_reason
 from tests.trainers.conftest import standardized
 

@@ -10,8 +10,15 @@ from dataclasses import dataclass
 
 import torch
 
-from archsearch.trainers._lbfgs import wants_lbfgs
-from archsearch.trainers.engine import ACTIVATIONS, CLASS_WEIGHTS, DEFAULT_DIM, Report, TrainSettings, is_int
+from archsearch.trainers.engine import (
+    ACTIVATIONS,
+    CLASS_WEIGHTS,
+    DEFAULT_DIM,
+    Report,
+    TrainSettings,
+    is_int,
+    wants_lbfgs,
+)
 from archsearch.trainers.names import EMBEDDINGS, NORMALIZATIONS, Net
 
 __all__ = [
