@@ -118,7 +118,14 @@ def _peers(x_dev, y_dev, x_held, y_held, seed: int) -> dict[str, dict[str, float
 
 
 def _search_and_export(
-    folder: Path, x_dev, y_dev, seed: int, budget: float, extra: dict[str, Any], workers: int = 1
+    folder: Path,
+    x_dev,
+    y_dev,
+    seed: int,
+    budget: float,
+    extra: dict[str, Any],
+    workers: int = 1,
+    split: int | None = None,
 ) -> tuple[Any, Path, float, float]:
     """Run archsearch on the dev rows for `budget` seconds, export its best model; the study, folder, times."""
     import optuna
@@ -126,7 +133,11 @@ def _search_and_export(
     from archsearch import SearchConfig, run_search
     from archsearch.export import export_best
 
-    np.savez(folder / "dev.npz", X=x_dev.astype(np.float32), y=y_dev)
+    if split is None:
+        np.savez(folder / "dev.npz", X=x_dev.astype(np.float32), y=y_dev)
+    else:  # two backbones' vectors as the arrays X_a and X_b: the file alone names the blocks
+        x_dev = x_dev.astype(np.float32)
+        np.savez(folder / "dev.npz", X_a=x_dev[:, :split], X_b=x_dev[:, split:], y=y_dev)
     url = f"sqlite:///{folder}/study.db"
     # A number budget is seconds of wall time; None leaves the trial count to extra["study"].
     study = {"name": "ff", "storage": url, "seed": seed, **({} if budget is None else {"timeout": budget})}
@@ -229,6 +240,16 @@ def synthetic(rows: int = 4000, features: int = 2000, classes: int = 40, seed: i
     return x.astype(np.float32), y
 
 
+SCALE_SPLIT = 1000  # the 2,000 values are two "backbones" of 1,000 (X_a, X_b), as in the issue's case
+
+
+def _report_lines(study) -> list[str]:
+    """The report's summary lines on blocks, heads and depth (what a user reads)."""
+    from archsearch.dashboards._choices import choice_lines, depth_lines
+
+    return [*choice_lines(study), *depth_lines(study)]
+
+
 def scale_child(budget: float) -> None:
     """In a child process: the 4,000 x 2,000 search with 2 workers, the export and logistic regression."""
     import optuna
@@ -240,7 +261,9 @@ def scale_child(budget: float) -> None:
     x, y = synthetic()
     dev, held = _held_out(y, 0, 0.2)
     with tempfile.TemporaryDirectory() as tmp:
-        study, model, searched, exported = _search_and_export(Path(tmp), x[dev], y[dev], 0, budget, {}, workers=2)
+        study, model, searched, exported = _search_and_export(
+            Path(tmp), x[dev], y[dev], 0, budget, {}, workers=2, split=SCALE_SPLIT
+        )
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         hidden = [t for t in trials if t.user_attrs[keys.DEPTH] > 0]
         first_hidden = min((t.datetime_complete.timestamp() - started for t in hidden), default=None)
@@ -256,6 +279,8 @@ def scale_child(budget: float) -> None:
                 "widths": [t.user_attrs[keys.WIDTHS] for t in hidden],
                 "complete_trials": len(trials),
                 "linear_best_val": max((t.value for t in trials if t.user_attrs[keys.DEPTH] == 0), default=None),
+                "best_val_by_blocks": _best_by(study, lambda t: "+".join(t.user_attrs.get(keys.BLOCKS, ["a", "b"]))),
+                "report_choice_lines": _report_lines(study),
                 "hidden_best_val": max((t.value for t in hidden), default=None),
                 "held_out_accuracy": accuracy,
                 "search_s": searched,
@@ -281,6 +306,9 @@ def scale(budget: float) -> dict[str, Any]:
     logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(x[dev], y[dev])
     peer = {"held_out_accuracy": float((logistic.predict(x[held]) == y[held]).mean())}
     peer["seconds"] = time.perf_counter() - started
+    for name, cols in (("a_only", slice(0, SCALE_SPLIT)), ("b_only", slice(SCALE_SPLIT, None))):
+        one = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(x[dev][:, cols], y[dev])
+        peer[name] = float((one.predict(x[held][:, cols]) == y[held]).mean())
     return {
         "part": "scale",
         "budget_s": budget,
