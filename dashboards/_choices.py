@@ -83,17 +83,21 @@ def _paired_depth_line(centre: dict, result: dict) -> str | None:
     ]
     if not compared:
         return None
-    metric = result["metric"]
-    parts = []
+    metric, parts = result["metric"], []
     for n in compared:
         e = n["effect"]
         name = n["change"] if linear else "the linear model (fitted with the centre's hyperparameters)"
-        interval = f"[{format_number(e['ci_low'], signed=True)}, {format_number(e['ci_high'], signed=True)}]"
-        parts.append(
-            f"{name}: {e['label']}, {metric} {format_number(e['mean'], signed=True)} {interval} against the centre "
-            f"(n = {e['n']} paired seeds)"
-        )
+        # The stored dict writes an unbounded end (too few seeds to reject any shift) as None.
+        if e["ci_low"] is None or e["ci_high"] is None:
+            interval = f"its 95% interval unbounded at n = {e['n']}"
+        else:
+            interval = (
+                f"95% interval [{format_number(e['ci_low'], signed=True)}, {format_number(e['ci_high'], signed=True)}]"
+            )
+        parts.append(f"{name}: {e['label']}, {metric} {format_number(e['mean'], signed=True)} ({interval})")
+    n = max(e["effect"]["n"] for e in compared)
     shape = "a linear model" if linear else f"hidden layers {centre['widths']}"
-    return f"- Linear model or hidden layers, paired seeds (sensitivity centre trial {centre['trial']}, {shape}): " + (
-        "; ".join(parts) + "."
+    return (
+        f"- Linear model or hidden layers, paired seeds (sensitivity centre trial {centre['trial']}, {shape}; "
+        f"differences from it over n = {n} seeds): " + "; ".join(parts) + "."
     )

@@ -75,7 +75,10 @@ def test_the_depth_line_quotes_the_sensitivity_verdict_with_its_n():
     result = {"metric": "accuracy", "centres": [{"trial": 0, "widths": [32], "neighbours": neighbours}]}
     set_study_user_attrs(companion, {keys.SENSITIVITY_RESULT: result})
     assert depth_lines(study) == [
-        "- Linear model or hidden layers, paired seeds (sensitivity centre trial 0, hidden layers [32]): the linear "
-        "model (fitted with the centre's hyperparameters): worse, accuracy -0.0400 [-0.0600, -0.0200] against the "
-        "centre (n = 8 paired seeds)."
+        "- Linear model or hidden layers, paired seeds (sensitivity centre trial 0, hidden layers [32]; differences "
+        "from it over n = 8 seeds): the linear model (fitted with the centre's hyperparameters): worse, accuracy "
+        "-0.0400 (95% interval [-0.0600, -0.0200])."
     ]
+    effect.update(ci_low=None, ci_high=None, n=5)  # too few seeds to bound the interval
+    set_study_user_attrs(companion, {keys.SENSITIVITY_RESULT: result})
+    assert "worse, accuracy -0.0400 (its 95% interval unbounded at n = 5)." in depth_lines(study)[0]

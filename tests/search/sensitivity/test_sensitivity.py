@@ -414,7 +414,7 @@ def test_sensitivity_stores_every_run_and_the_report_in_the_companion_study(cli_
         "- Linear model or hidden layers, paired seeds (sensitivity centre trial 1, hidden layers [32])"
     )
     assert "the linear model (fitted with the centre's hyperparameters): worse, accuracy -" in line
-    assert "(n = 10 paired seeds)" in line
+    assert "differences from it over n = 10 seeds" in line
 
 
 @pytest.mark.timeout(300)
