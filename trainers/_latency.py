@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils import benchmark
 
-from archsearch.trainers.engine import build_embedding, build_mlp, resolve_device
+from archsearch.trainers._select import select_input
+from archsearch.trainers.engine import build_mlp, resolve_device
 from archsearch.trainers.names import Net
 
 __all__ = ["LATENCY_BATCH", "Latency", "measure_latency"]
@@ -47,6 +48,7 @@ def measure_latency(
     num_threads: int | None = None,
     batch: int = LATENCY_BATCH,
     min_run_time: float = MIN_RUN_TIME,
+    columns: Sequence[int] | None = None,
 ) -> Latency:
     """Time `net`'s forward pass in eval mode, without gradients.
 
@@ -56,9 +58,12 @@ def measure_latency(
         state_dict: The trained weights; None times freshly initialised ones (the same work: an MLP's time
             does not depend on its weights' values).
         num_threads: Threads during timing; None: torch's current setting.
+        columns: The inputs a network on some feature blocks reads (`Preprocessing.block_indices`), which it
+            selects from the `n_inputs` it is given, as trained; None: all of them.
     """
     torch_device = resolve_device(device)
-    embedder = build_embedding(net.embedding, net.embedding_dim, n_inputs, list(numeric))
+    read = list(range(n_inputs)) if columns is None else list(columns)
+    embedder = select_input(net.embedding, net.embedding_dim, n_inputs, list(numeric), read)
     model = build_mlp(
         n_inputs,
         net.widths,
