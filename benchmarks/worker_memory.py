@@ -1,13 +1,15 @@
 """Memory per local worker with the data shared by the pool (issue #24) and with each worker loading its own.
 
-The 4,000 x 2,000, 40-class vectors of `frozen_features.py`'s scale check, searched from a config naming only
+The 4,000 x 2,000, 40-class vectors of `frozen_features.py`'s scale check (or `--rows`, `--features`,
+`--classes`), searched from a config naming only
 the file, 2 workers, `--trials` trials of `--epochs` epochs, in two ways:
 - "own": every worker loads and prepares the data itself: what a local pool did before 2026-12-08, and what
   `archsearch join` still does (`join_study` here, on a study `open_search_study` created);
 - "shared": `run_search`'s pool prepares the data once and its workers map it (`archsearch.pool._shared_data`).
 
-While the workers run, each one's /proc/<pid>/smaps_rollup is read every 0.2 s: the peaks of its RSS, its PSS
-(each shared page split among the processes mapping it) and its USS (its private pages). Each trial's stored
+While the workers run, each one's /proc/<pid>/smaps_rollup and status are read every 0.2 s: the peaks of its
+RSS, its PSS (each shared page split among the processes mapping it) and its USS (its private pages) over the
+samples, and its exact peak RSS (VmHWM, "hwm"). Each trial's stored
 `peak_rss_mb` and `pss_mb`, which `status` prints, are kept too. The runs alternate, own first. Linux only.
 
     .venv/bin/python benchmarks/worker_memory.py --repeats 2 --trials 4 --epochs 3
@@ -39,15 +41,18 @@ _FIELDS = {"Rss:": "rss", "Pss:": "pss", "Private_Clean:": "uss", "Private_Dirty
 
 
 def rollup_mb(pid: int) -> dict[str, float] | None:
-    """RSS, PSS and USS (private clean + dirty) of process `pid` in MB; None once it is gone."""
-    sizes = {"rss": 0, "pss": 0, "uss": 0}
+    """RSS, PSS and USS (private clean + dirty) of process `pid` now, and its peak RSS so far (VmHWM, exact
+    between samples), in MB; None once it is gone."""
+    sizes = {"rss": 0, "pss": 0, "uss": 0, "hwm": 0}
     try:
         with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
             for line in rollup:
                 name = line.split(maxsplit=1)[0]
                 if name in _FIELDS:
                     sizes[_FIELDS[name]] += int(line.split()[1])
-    except OSError:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            sizes["hwm"] = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
         return None
     return {name: kb / 1024 for name, kb in sizes.items()}
 
@@ -139,7 +144,7 @@ def summarize(records: list[dict[str, Any]]) -> None:
         parts = [
             f"{name} {statistics.mean(w[name] for w in workers):.0f} "
             f"({min(w[name] for w in workers):.0f}-{max(w[name] for w in workers):.0f})"
-            for name in ("rss", "pss", "uss")
+            for name in ("hwm", "rss", "pss", "uss")
         ]
         parts += [f"stored {key} max {max(w[key] for w in stored):.0f}" for key in ("peak_rss_mb", "pss_mb") if stored]
         print(f"{mode}: n = {len(workers)} workers, peak MB: " + ", ".join(parts))
@@ -150,9 +155,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each mode")
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=4000, help="the issue's larger case: 50000 x 2048, 1000 classes")
+    parser.add_argument("--features", type=int, default=2000)
+    parser.add_argument("--classes", type=int, default=40)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    x, y = synthetic()
+    x, y = synthetic(args.rows, args.features, args.classes)
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "vectors.npz"
@@ -161,7 +169,8 @@ def main() -> None:
             for mode in ("own", "shared"):
                 folder = Path(tmp) / f"{mode}-{repeat}"
                 folder.mkdir()
-                record = {"repeat": repeat, "trials": args.trials, "epochs": args.epochs}
+                record = {"repeat": repeat, "trials": args.trials, "epochs": args.epochs, "shape": list(x.shape)}
+                record["classes"] = args.classes
                 record.update(run(mode, npz, folder, args.trials, args.epochs))
                 print_and_append(record, args.out)
                 records.append(record)
