@@ -4,7 +4,7 @@ The 4,000 x 2,000, 40-class vectors of `frozen_features.py`'s scale check (or `-
 `--classes`), searched from a config naming only
 the file, 2 workers, `--trials` trials of `--epochs` epochs, in two ways:
 - "own": every worker loads and prepares the data itself: what a local pool did before 2026-12-08, and what
-  `archsearch join` still does (`join_study` here, on a study `open_search_study` created);
+  `archsearch worker` still does (`join_study` here, on a study `open_search_study` created);
 - "shared": `run_search`'s pool prepares the data once and its workers map it (`archsearch.pool._shared_data`).
 
 While the workers run, each one's /proc/<pid>/smaps_rollup and status are read every 0.2 s: the peaks of its

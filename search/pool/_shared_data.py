@@ -5,7 +5,7 @@ reading, encoding and scaling took on the way (issue #24: a 2,000-wide matrix pe
 the controller's prepared float32 splits instead, once, as .npy files into a temporary folder of its own,
 and each local worker maps them: the pages are read once into the page cache and every worker reads
 the same ones. The folder goes when the pool ends, whether normally, on an error or on Ctrl-C. Workers that
-`archsearch join` starts on other machines load the data themselves, as before.
+`archsearch worker` starts (on this machine or another) load the data themselves, as before.
 
 The splits are mapped copy-on-write (`mmap_mode="c"`), not read-only: `torch.as_tensor` warns on an array
 that is not writable (PyTorch has no read-only tensors), and it wraps a writable one without a copy. The

@@ -84,7 +84,7 @@ def run_slots(
             raise SearchError(_failure_message(study, outcome.failed_streak, last))
         return
     try:
-        # The pool's workers map the data this process prepared; without it (`join`) each loads its own.
+        # The pool's workers map the data this process prepared; without it (`archsearch worker`) each loads its own.
         with shared_data(data) as data_dir:
             run_pool(
                 url,
