@@ -96,7 +96,7 @@ def main() -> None:
     arms = _neighbours(args.centre_width, n_inputs, n_outputs)
     # The same default as `archsearch sensitivity`: enough seeds for Holm's correction over these neighbours.
     hyperparameters = Hyperparameters(lr=args.lr, weight_decay=0.0, batch_size=64, optimizer="adam")
-    centre = Centre(0, arms["centre"].architecture, hyperparameters, tuple(arms.values()))
+    centre = Centre(0, arms["centre"].architecture, hyperparameters, tuple(arms.values()), n_inputs)
     repeats = args.repeats or default_repeats([centre])
     print_machine(machine_summary())
     print(

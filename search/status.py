@@ -224,17 +224,24 @@ def _cell(text: str, width: int, *, left: bool) -> str:
 
 
 def _memory_line(study: optuna.Study) -> str | None:
-    """The largest peak memory any worker process reported with a finished trial, and how many reported."""
-    peaks: dict[str, float] = {}
+    """The largest peak RSS and PSS any worker process reported with a finished trial, and how many reported.
+
+    The PSS counts pages that processes share (such as the data a local pool maps once) once over all of
+    them, so it is what a worker adds; the RSS counts them in every worker.
+    """
+    peaks: dict[str, dict[str, float]] = {keys.PEAK_RSS_MB: {}, keys.PSS_MB: {}}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        peak = trial.user_attrs.get(keys.PEAK_RSS_MB)
-        if peak is not None:
-            worker = str(trial.user_attrs.get(keys.WORKER, "?"))
-            peaks[worker] = max(peaks.get(worker, 0.0), float(peak))
-    if not peaks:
+        worker = str(trial.user_attrs.get(keys.WORKER, "?"))
+        for key, per_worker in peaks.items():
+            value = trial.user_attrs.get(key)
+            if value is not None:
+                per_worker[worker] = max(per_worker.get(worker, 0.0), float(value))
+    rss, pss = peaks[keys.PEAK_RSS_MB], peaks[keys.PSS_MB]
+    if not rss:
         return None
-    n = len(peaks)
+    n = len(rss)
+    shared = f", PSS at a trial's end up to {max(pss.values()):,.0f} MB" if pss else ""
     return (
-        f"  memory: peak RSS per worker process up to {max(peaks.values()):,.0f} MB "
+        f"  memory: peak RSS per worker process up to {max(rss.values()):,.0f} MB{shared} "
         f"({n} worker{'s' if n != 1 else ''} reporting)"
     )

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils import benchmark
 
-from archsearch.trainers._select import build_network
-from archsearch.trainers.data import Preprocessing
-from archsearch.trainers.engine import build_embedding, build_mlp, resolve_device
+from archsearch.trainers._select import select_input, with_head
+from archsearch.trainers.engine import build_mlp, resolve_device
 from archsearch.trainers.names import Net
 
 __all__ = ["LATENCY_BATCH", "Latency", "measure_latency"]
@@ -45,11 +44,11 @@ def measure_latency(
     numeric: Sequence[int],
     state_dict: Mapping[str, torch.Tensor] | None = None,
     *,
-    preprocessing: Preprocessing | None = None,
     device: str = "cpu",
     num_threads: int | None = None,
     batch: int = LATENCY_BATCH,
     min_run_time: float = MIN_RUN_TIME,
+    columns: Sequence[int] | None = None,
 ) -> Latency:
     """Time `net`'s forward pass in eval mode, without gradients.
 
@@ -58,19 +57,23 @@ def measure_latency(
         numeric: Indices of the embedded inputs (`Preprocessing.numeric_features`).
         state_dict: The trained weights; None times freshly initialised ones (the same work: an MLP's time
             does not depend on its weights' values).
-        preprocessing: The data's; given, the network is built as the trainer built it (`build_network`: its
-            feature blocks and head too), and `n_inputs`, `numeric` must agree with it.
         num_threads: Threads during timing; None: torch's current setting.
+        columns: The inputs a network on some feature blocks reads (`Preprocessing.block_indices`), which it
+            selects from the `n_inputs` it is given, as trained; None: all of them.
     """
     torch_device = resolve_device(device)
-    if preprocessing is not None:
-        model = build_network(net, preprocessing, n_outputs)
-    else:
-        embedder = build_embedding(net.embedding, net.embedding_dim, n_inputs, list(numeric))
-        model = build_mlp(
-            n_inputs, net.widths, net.dropouts, net.activation, n_outputs,
-            embedding=embedder, normalization=net.normalization,
-        )  # fmt: skip
+    read = list(range(n_inputs)) if columns is None else list(columns)
+    embedder = select_input(net.embedding, net.embedding_dim, n_inputs, list(numeric), read)
+    model = build_mlp(
+        n_inputs,
+        net.widths,
+        net.dropouts,
+        net.activation,
+        n_outputs,
+        embedding=embedder,
+        normalization=net.normalization,
+    )
+    model = with_head(model, getattr(net, "head", "softmax"))  # one-vs-rest's sigmoids are part of its forward
     if state_dict is not None:
         model.load_state_dict(state_dict)
     model = model.to(torch_device).eval()

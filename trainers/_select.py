@@ -19,7 +19,7 @@ from archsearch.trainers._model import build_mlp
 from archsearch.trainers.data import Preprocessing
 from archsearch.trainers.names import Net
 
-__all__ = ["SelectColumns", "build_input", "build_network", "with_head"]
+__all__ = ["SelectColumns", "build_input", "build_network", "select_input", "with_head"]
 
 
 class SelectColumns(nn.Module):
@@ -48,21 +48,34 @@ def build_input(
 ) -> nn.Module | None:
     """The module before the first Linear for a network on `blocks` (all inputs for none), or None when the
     network reads every input unembedded."""
-    n_inputs = len(preprocessing.encoded_names)
-    indices = preprocessing.block_indices(blocks)
+    return select_input(
+        embedding,
+        embedding_dim,
+        len(preprocessing.encoded_names),
+        preprocessing.numeric_features,
+        preprocessing.block_indices(blocks),
+        train_rows=train_rows,
+        generator=generator,
+    )
+
+
+def select_input(
+    embedding: str,
+    embedding_dim: int,
+    n_inputs: int,
+    numeric: Sequence[int],
+    indices: Sequence[int],
+    *,
+    train_rows: np.ndarray | None = None,
+    generator: torch.Generator | None = None,
+) -> nn.Module | None:
+    """`build_input` from the input's width, its `numeric` columns and the columns `indices` the network reads."""
     if len(indices) == n_inputs:
-        return build_embedding(
-            embedding,
-            embedding_dim,
-            n_inputs,
-            preprocessing.numeric_features,
-            train_rows=train_rows,
-            generator=generator,
-        )
+        return build_embedding(embedding, embedding_dim, n_inputs, numeric, train_rows=train_rows, generator=generator)
     position = {j: i for i, j in enumerate(indices)}
-    numeric = [position[j] for j in preprocessing.numeric_features if j in position]
+    kept = [position[j] for j in numeric if j in position]
     rows = None if train_rows is None else train_rows[:, indices]
-    inner = build_embedding(embedding, embedding_dim, len(indices), numeric, train_rows=rows, generator=generator)
+    inner = build_embedding(embedding, embedding_dim, len(indices), kept, train_rows=rows, generator=generator)
     return SelectColumns(indices, inner)
 
 

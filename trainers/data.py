@@ -451,6 +451,12 @@ class Preprocessing:
         """The encoded-feature indices a network on these blocks reads (all features for no names)."""
         return block_indices(self.blocks, names) if names else list(range(len(self.encoded_names)))
 
+    def input_counts(self, names: Sequence[str]) -> tuple[int, int]:
+        """How many encoded features a network on these blocks reads, and how many of those are numeric: the
+        input width its size is counted at (`archsearch.spaces.net_size`), not the data's whole width."""
+        read = self.block_indices(names)
+        return len(read), len(set(read).intersection(self.numeric_features))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
         """Rebuild from `to_dict` output (after a JSON round trip too); a dict without `scaling` is "standard"."""

@@ -240,6 +240,7 @@ def run_pool(
     max_trials: int | None = None,
     kind: JobKind | None = None,
     retry: RetryStaleTrial | None = None,
+    data_dir: str | None = None,
 ) -> None:
     """Run one spawned worker process per slot until they all stop; raise on a failure streak.
 
@@ -248,6 +249,7 @@ def run_pool(
     The workers ignore SIGINT themselves, so a Ctrl-C at the terminal prints one line, not one
     traceback per worker, and they die with this process (see `archsearch.pool._supervision`). With `retry`,
     the trials of a worker that dies mid-trial are failed and retried at once, not after the grace period.
+    With `data_dir` (`archsearch.pool._shared_data`) the workers map the data there instead of loading it.
     """
     stream = stream or sys.stderr
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -265,6 +267,7 @@ def run_pool(
             max_trials=max_trials,
             kind=kind,
             parent_pid=os.getpid(),
+            data_dir=data_dir,
         )
         for slot in slots
     ]

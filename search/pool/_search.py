@@ -149,7 +149,7 @@ class SearchObjective(TrialObjective):
         numeric = data.preprocessing.numeric_features
         latency = measure_latency(
             net, data.n_features, data.n_outputs, numeric, result.state_dict,
-            preprocessing=data.preprocessing, device=result.device, num_threads=self.num_threads,
+            device=result.device, num_threads=self.num_threads, columns=data.preprocessing.block_indices(net.blocks),
         )  # fmt: skip
         attrs: dict[str, Any] = {
             keys.LATENCY_MS: round(latency.ms, 6),
@@ -201,19 +201,17 @@ class SearchObjective(TrialObjective):
             self.stand_down(trial, f"the study reached n_trials = {self.total} while it started")
 
     def _size(self, net: NetSpec) -> NetSize:
-        n_numeric = len(self.data.preprocessing.numeric_features)
-        return net_size(net, self.data.n_features, self.data.n_outputs, n_numeric=n_numeric)
+        n_inputs, n_numeric = self.data.preprocessing.input_counts(net.blocks)
+        return net_size(net, n_inputs, self.data.n_outputs, n_numeric=n_numeric)
 
     def _architecture_attrs(self, trial: optuna.Trial, candidate: Candidate, size: NetSize) -> dict[str, Any]:
         net = candidate.architecture
-        preprocessing = self.data.preprocessing
-        read = preprocessing.block_indices(net.blocks)
-        n_numeric = len(set(read) & set(preprocessing.numeric_features))
+        n_inputs, n_numeric = self.data.preprocessing.input_counts(net.blocks)
         return {
             **net.to_dict(),  # the one record of the architecture (NetSpec.from_trial reads it back)
             keys.DEPTH: net.depth,
             keys.TOTAL_UNITS: net.total_units,
-            keys.N_PARAMS: net.n_params(len(read), self.data.n_outputs, n_numeric=n_numeric),
+            keys.N_PARAMS: net.n_params(n_inputs, self.data.n_outputs, n_numeric=n_numeric),
             keys.LAYER_SHAPE: net.layer_shape(),
             keys.SEED: self.trial_seed(trial),
             keys.SIZE_PARAMS: size.params,

@@ -15,6 +15,7 @@ from archsearch.config import ConfigError, SearchConfig
 from archsearch.pool._kinds import JobKind, job_kind
 from archsearch.pool._placement import PlacementError, WorkerSlot, plan_workers
 from archsearch.pool._pool import PoolFailure, StatusWriter, progress_line, run_pool
+from archsearch.pool._shared_data import shared_data
 from archsearch.pool._supervision import RetryStaleTrial
 from archsearch.pool._worker import WorkerStudy, run_worker
 from archsearch.storage import keys, sqlite_path
@@ -52,7 +53,8 @@ def run_slots(
     """Train in this process (one CPU slot) or in a pool of spawned workers; raise on a failure streak.
 
     An in-process run trains through `opened` when given (the caller's config, storage and study), so
-    nothing is read back from the storage that this process already holds.
+    nothing is read back from the storage that this process already holds. A pool's workers share `data`
+    when given (see `archsearch.pool._shared_data`); without it each worker loads the data itself.
     """
     url, metric = config.study.storage, study.user_attrs[keys.METRIC]
     kind = kind or job_kind(study)
@@ -82,20 +84,23 @@ def run_slots(
             raise SearchError(_failure_message(study, outcome.failed_streak, last))
         return
     try:
-        run_pool(
-            url,
-            study,
-            slots,
-            total=total,
-            metric=metric,
-            log_dir=Path(log_dir) if log_dir else log_dir_for(config),
-            deadline=deadline,
-            quiet=quiet,
-            stream=stream,
-            max_trials=max_trials,
-            kind=kind,
-            retry=RetryStaleTrial(config.study.max_retry, config.study.grace_period),
-        )
+        # The pool's workers map the data this process prepared; without it (`archsearch worker`) each loads its own.
+        with shared_data(data) as data_dir:
+            run_pool(
+                url,
+                study,
+                slots,
+                total=total,
+                metric=metric,
+                log_dir=Path(log_dir) if log_dir else log_dir_for(config),
+                deadline=deadline,
+                quiet=quiet,
+                stream=stream,
+                max_trials=max_trials,
+                kind=kind,
+                retry=RetryStaleTrial(config.study.max_retry, config.study.grace_period),
+                data_dir=data_dir,
+            )
     except PoolFailure as e:
         if e.streak:
             raise SearchError(_failure_message(study, config.study.max_consecutive_failures, str(e))) from e

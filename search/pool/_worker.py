@@ -33,6 +33,7 @@ from archsearch.pool._fused_worker import fused_trial_loop
 from archsearch.pool._kinds import JobKind, job_kind
 from archsearch.pool._objective import TrialObjective, WorkerContext
 from archsearch.pool._placement import WorkerSlot
+from archsearch.pool._shared_data import load_shared
 from archsearch.pool._supervision import RetryStaleTrial, die_with_parent, quiet_expected_failures
 from archsearch.samplers import make_pruner, make_sampler
 from archsearch.storage import (
@@ -560,10 +561,12 @@ def worker_main(
     max_trials: int | None,
     kind: JobKind | None = None,
     parent_pid: int | None = None,
+    data_dir: str | None = None,
 ) -> None:
     """Entry point of a spawned worker process: logs to its own file; exit code 3 on a failure streak, 4 on an error.
 
     With `parent_pid` (its controller) the worker is killed when that process dies (see `die_with_parent`).
+    With `data_dir` it trains on the data its pool shares there (`load_shared`), else it loads the data itself.
     """
     if parent_pid is not None:
         die_with_parent(parent_pid)
@@ -592,6 +595,7 @@ def worker_main(
                 seed_salt=os.getpid(),
                 kind=kind,
                 wait_for_database=True,
+                data=None if data_dir is None else load_shared(data_dir),
             )
             code = EXIT_FAILURE_STREAK if outcome.stopped_by_failures else 0
         except KeyboardInterrupt:

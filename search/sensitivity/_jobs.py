@@ -73,12 +73,17 @@ class Centre:
         architecture: The trial's hidden layers.
         hyperparameters: How the trial was trained; every neighbour is trained the same way.
         neighbours: The centre itself first, then the architectures compared with it.
+        n_inputs: The features its network reads, which its neighbours read too: its blocks' width, the data's
+            whole width without blocks. Parameters are counted at this width.
+        n_numeric: How many of those are numeric (an embedding encodes them, the rest are one-hot); None: all.
     """
 
     trial: int
     architecture: NetSpec
     hyperparameters: Hyperparameters
     neighbours: tuple[Neighbour, ...]
+    n_inputs: int
+    n_numeric: int | None = None
 
 
 def companion_name(study_name: str) -> str:
@@ -91,23 +96,22 @@ def job_id(centre_trial: int, key: str, seed: int) -> str:
     return f"{centre_trial}|{key}|{seed}"
 
 
-def plan_jobs(
-    centres: Sequence[Centre], seeds: Sequence[int], n_inputs: int, n_outputs: int, *, n_numeric: int | None = None
-) -> list[dict[str, Any]]:
+def plan_jobs(centres: Sequence[Centre], seeds: Sequence[int], n_outputs: int) -> list[dict[str, Any]]:
     """List one job per centre, neighbour and seed, as the user attributes of its trial.
 
     Seed by seed, so that the runs finished by an interrupted analysis cover every neighbour. A job holds
-    its architecture's `to_dict`, so an embedded centre's neighbours train with its embedding; `n_numeric`
-    counts the inputs it encodes, for parameter counts (None: all of them).
+    its architecture's `to_dict`, so an embedded centre's neighbours train with its embedding and read its
+    blocks; its parameters are counted at the centre's input width (`Centre.n_inputs`).
 
     Example:
-        >>> jobs = plan_jobs([centre], seeds=[0, 1], n_inputs=10, n_outputs=3)  # doctest: +SKIP
+        >>> jobs = plan_jobs([centre], seeds=[0, 1], n_outputs=3)  # doctest: +SKIP
         >>> jobs[0]["job_id"], jobs[0]["kind"]  # doctest: +SKIP
         ('2|w=64|d=0|a=relu|0', 'centre')
     """
     jobs = []
     for seed in seeds:
         for centre in centres:
+            n_inputs, n_numeric = centre.n_inputs, centre.n_numeric
             centre_params = centre.architecture.n_params(n_inputs, n_outputs, n_numeric=n_numeric)
             for neighbour in centre.neighbours:
                 architecture = neighbour.architecture

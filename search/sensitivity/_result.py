@@ -272,18 +272,16 @@ def compare_centre(
     runs: dict[str, FrozenTrial],
     direction: str,
     alpha: float,
-    n_inputs: int,
     n_outputs: int,
     margin: float | None = None,
     *,
-    n_numeric: int | None = None,
     resolution: float = 0.0,
 ) -> CentreResult:
     """Compare each neighbour of one centre with it over the seeds both finished, Holm-corrected together.
 
     ``margin`` is the equivalence margin in metric units; None uses the centre's seed-to-seed sd; either is
-    raised to ``resolution``, the metric's smallest step (`archsearch.stats.metric_resolution`).
-    ``n_numeric`` counts the inputs an embedding encodes, for parameter counts (None: all of them).
+    raised to ``resolution``, the metric's smallest step (`archsearch.stats.metric_resolution`). Parameters
+    are counted at the centre's input width (`Centre.n_inputs`, its blocks' width).
     """
     values, diverged = _finished_values(centre, seeds, runs)
     centre_key, others = centre.neighbours[0].key, centre.neighbours[1:]
@@ -297,6 +295,7 @@ def compare_centre(
     mdd = math.nan
     if spreads and n_tests:
         mdd = minimum_detectable_difference(statistics.median(spreads), len(seeds), alpha / n_tests)
+    n_inputs, n_numeric = centre.n_inputs, centre.n_numeric
     centre_params = centre.architecture.n_params(n_inputs, n_outputs, n_numeric=n_numeric)
     neighbours = []
     for n in others:

@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -172,7 +172,6 @@ class _Plan:
 
     config: SearchConfig
     sizes: dict[str, Any]
-    n_numeric: int | None
     centres: list[Any]
     steps: list[float]
     seeds: list[int]
@@ -191,13 +190,12 @@ def _plan(
     """Choose the centres, the seeds (``repeats`` or enough for Holm's correction) and the jobs to run."""
     config = _parent_config(parent)
     sizes = parent.user_attrs[keys.DATA]
-    n_inputs, n_outputs = sizes["n_features"], sizes["n_outputs"]
-    n_numeric = _numeric_inputs(parent)
-    centres = _choose_centres(parent, config, trial, centers, steps, n_inputs, n_outputs, n_numeric)
+    inputs = _Inputs(sizes["n_features"], _stored_preprocessing(parent))
+    centres = _choose_centres(parent, config, trial, centers, steps, inputs, sizes["n_outputs"])
     seeds = list(range(default_repeats(centres, alpha) if repeats is None else repeats))
-    jobs = plan_jobs(centres, seeds, n_inputs, n_outputs, n_numeric=n_numeric)
+    jobs = plan_jobs(centres, seeds, sizes["n_outputs"])
     notes = _significance_warnings(centres, len(seeds), alpha)
-    return _Plan(config, sizes, n_numeric, centres, list(steps), seeds, jobs, notes)
+    return _Plan(config, sizes, centres, list(steps), seeds, jobs, notes)
 
 
 def _result(
@@ -217,20 +215,8 @@ def _result(
     # train + validation rows); no equivalence margin goes below that step.
     rows = sizes["n_val"] if config.data.folds is None else sizes["n_train"] + sizes["n_val"]
     resolution = metric_resolution(parent.user_attrs[keys.METRIC], rows)
-    n_inputs, n_outputs = sizes["n_features"], sizes["n_outputs"]
     results = [
-        compare_centre(
-            c,
-            plan.seeds,
-            runs,
-            direction,
-            alpha,
-            n_inputs,
-            n_outputs,
-            margin,
-            n_numeric=plan.n_numeric,
-            resolution=resolution,
-        )
+        compare_centre(c, plan.seeds, runs, direction, alpha, sizes["n_outputs"], margin, resolution=resolution)
         for c in plan.centres
     ]
     return SensitivityResult(
@@ -319,9 +305,8 @@ def _choose_centres(
     trial: int | None,
     centers: int | None,
     steps: tuple[float, ...],
-    n_inputs: int,
+    inputs: _Inputs,
     n_outputs: int,
-    n_numeric: int | None,
 ) -> list[Centre]:
     name = parent.study_name
     completed = [
@@ -344,7 +329,8 @@ def _choose_centres(
         fractions = [s for s in steps if s < 1]
         step = max(fractions) if fractions else max(steps, default=1)
         return [
-            _centre(config, t, across_sizes_neighbours(_architecture(t), n_inputs, n_outputs, step)) for t in chosen
+            _centre(config, t, inputs, lambda net, n_inputs, _: across_sizes_neighbours(net, n_inputs, n_outputs, step))
+            for t in chosen
         ]
     if trial is None:
         trial = best
@@ -360,15 +346,12 @@ def _choose_centres(
             f"The 'trial' parameter of run_sensitivity must be a completed trial; trial {trial} of study {name!r} "
             f"is {frozen.state.name}. Pass a completed trial (the best is trial {best}), or leave --trial out."
         )
-    neighbours = neighbourhood(
-        _architecture(frozen),
-        n_inputs,
-        n_outputs,
-        steps,
-        hidden_widths=_hidden_layer_widths(config),
-        n_numeric=n_numeric,
-    )
-    return [_centre(config, frozen, neighbours)]
+    hidden_widths = _hidden_layer_widths(config)
+
+    def neighbours(net: NetSpec, n_inputs: int, n_numeric: int | None) -> list[Neighbour]:
+        return neighbourhood(net, n_inputs, n_outputs, steps, hidden_widths=hidden_widths, n_numeric=n_numeric)
+
+    return [_centre(config, frozen, inputs, neighbours)]
 
 
 def _hidden_layer_widths(config: SearchConfig) -> tuple[int, ...]:
@@ -382,18 +365,45 @@ def _architecture(trial: FrozenTrial) -> NetSpec:
     return NetSpec.from_trial(trial.user_attrs, trial.params)
 
 
-def _numeric_inputs(parent: optuna.Study) -> int | None:
-    """Inputs an embedding encodes (the numeric ones), for parameter counts; None in a study without them."""
+def _stored_preprocessing(parent: optuna.Study) -> Preprocessing | None:
     stored = stored_value(parent.user_attrs, keys.PREPROCESSING)
-    if stored is None:
-        return None
-    return len(Preprocessing.from_dict(stored).numeric_features)
+    return None if stored is None else Preprocessing.from_dict(stored)
 
 
-def _centre(config: SearchConfig, trial: FrozenTrial, neighbours: list[Neighbour]) -> Centre:
+@dataclass(frozen=True)
+class _Inputs:
+    """The parent's data as parameter counts need it: its width, and its preprocessing (None in a study without
+    one), which names the features of each block and which of them are numeric."""
+
+    n_features: int
+    preprocessing: Preprocessing | None
+
+    def read_by(self, net: NetSpec) -> tuple[int, int | None]:
+        """The features `net` reads (its blocks' width) and how many are numeric (None: all of them)."""
+        if self.preprocessing is None:
+            return self.n_features, None
+        return self.preprocessing.input_counts(net.blocks)
+
+
+def _centre(
+    config: SearchConfig,
+    trial: FrozenTrial,
+    inputs: _Inputs,
+    neighbours: Callable[[NetSpec, int, int | None], list[Neighbour]],
+) -> Centre:
+    """The centre of `trial`: its `neighbours(architecture, n_inputs, n_numeric)`, counted at its blocks' width."""
+    architecture = _architecture(trial)
+    n_inputs, n_numeric = inputs.read_by(architecture)
     # Replaying the trial's params through its space gives the hyperparameters exactly as it trained.
     candidate = config.space.replay(trial.params)
-    return Centre(trial.number, _architecture(trial), candidate.hyperparameters, tuple(neighbours))
+    return Centre(
+        trial.number,
+        architecture,
+        candidate.hyperparameters,
+        tuple(neighbours(architecture, n_inputs, n_numeric)),
+        n_inputs,
+        n_numeric,
+    )
 
 
 def default_repeats(centres: list[Centre], alpha: float = 0.05) -> int:

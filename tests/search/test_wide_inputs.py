@@ -58,6 +58,9 @@ def test_a_config_naming_only_the_file_searches_classes_without_embedding(tmp_pa
     # Each finished trial records its worker's peak memory, and status reports it.
     assert all(t.user_attrs[keys.PEAK_RSS_MB] > 0 for t in study.trials if t.state.is_finished())
     assert "memory: peak RSS per worker process up to" in status
+    if Path("/proc/self/smaps_rollup").exists():  # Linux: the proportional set size too
+        assert all(t.user_attrs[keys.PSS_MB] > 0 for t in study.trials if t.state.is_finished())
+        assert ", PSS at a trial's end up to" in status
     from archsearch.dashboards import build_report
 
     assert lines[0] in build_report(study).summary

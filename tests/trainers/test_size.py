@@ -3,12 +3,17 @@ and the latency the search measures (archsearch.trainers.measure_latency)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from archsearch.spaces import NetSpec, net_size
 from archsearch.trainers import count_parameters, measure_latency
+from archsearch.trainers._select import build_input
+from archsearch.trainers.data import DataSpec, load_data
 from archsearch.trainers.engine import build_embedding, build_mlp
 
 N_INPUTS, N_OUTPUTS = 7, 3
@@ -68,3 +73,24 @@ def test_latency_refuses_weights_of_another_architecture() -> None:
     other = _built(NETS[1]).state_dict()
     with pytest.raises(RuntimeError, match="state_dict"):
         measure_latency(NETS[2], N_INPUTS, N_OUTPUTS, NUMERIC, other, min_run_time=0.01)
+
+
+@pytest.mark.parametrize("embedding", ["none", "pl"])
+def test_a_network_on_one_block_is_sized_and_timed_at_that_blocks_width(tmp_path: Path, embedding: str) -> None:
+    """Check that a network reading block a (6 of 12 features) is counted on 6 inputs, as the trainer builds it,
+    and that its latency loads its trained weights (it failed on a block before: built on all 12)."""
+    x = np.random.default_rng(0).normal(size=(120, 12)).astype(np.float32)
+    np.savez(tmp_path / "two.npz", X=x, y=np.arange(120) % 3)
+    data = load_data(DataSpec(dataset=None, path=str(tmp_path / "two.npz"), blocks={"a": [0, 6], "b": [6, 12]}))
+    preprocessing = data.preprocessing
+    net = NetSpec((8,), (0.0,), "relu", embedding=embedding, embedding_dim=4, blocks=("a",))
+    embedder = build_input(net.embedding, net.embedding_dim, net.blocks, preprocessing, train_rows=data.x_train)
+    model = build_mlp(12, net.widths, net.dropouts, net.activation, 3, embedding=embedder)
+    n_inputs, n_numeric = preprocessing.input_counts(net.blocks)
+    assert (n_inputs, n_numeric) == (6, 6)
+    size = net_size(net, n_inputs, 3, n_numeric=n_numeric)
+    assert size.params == sum(t.numel() for t in model.state_dict().values())
+    assert size.params < net_size(net, 12, 3, n_numeric=12).params  # the count at the whole width overstates it
+    columns = preprocessing.block_indices(net.blocks)
+    latency = measure_latency(net, 12, 3, preprocessing.numeric_features, model.state_dict(), columns=columns)
+    assert latency.ms > 0

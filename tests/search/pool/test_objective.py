@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -150,3 +153,16 @@ def test_claim_stands_down_a_trial_beyond_the_total(tmp_path: Path) -> None:
     assert trial.user_attrs[keys.NOT_RUN] is True
     assert trial.user_attrs["worker"] == "w0"
     assert study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="/proc: Linux only")
+def test_a_workers_peak_memory_is_its_own_not_its_parents() -> None:
+    """Check that a process started from this one reports its own peak RSS, not this process's: Linux's
+    ru_maxrss of a forked and exec'd child starts at its parent's peak, so every pool worker reported at least
+    its controller's (which holds the data)."""
+    ballast = np.ones(60_000_000)  # 480 MB, written so resident: this process's peak is above it
+    code = "from archsearch.pool._objective import memory_attrs; print(memory_attrs()['peak_rss_mb'])"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=100)
+    assert float(child.stdout) < ballast.nbytes / 2**20 - 100
+    assert float(child.stdout) > 0

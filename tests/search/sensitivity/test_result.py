@@ -20,6 +20,7 @@ CENTRE = Centre(
     NetSpec(widths=(64,), dropouts=(0.0,), activation="relu"),
     HYPERPARAMETERS,
     tuple(neighbourhood(NetSpec(widths=(64,), dropouts=(0.0,), activation="relu"), 4, 3, steps=())),
+    n_inputs=4,
 )
 REMOVE = "remove layer 1 (linear model with the centre's hyperparameters)"
 
@@ -44,7 +45,7 @@ def _result(
                 + (0 if n.kind == "centre" else jitter * math.cos(7 * seed + len(n.change)))
             )
             runs[job_id(CENTRE.trial, n.key, seed)] = create_trial(state=TrialState.COMPLETE, value=value)
-    centre = compare_centre(CENTRE, seeds, runs, "maximize", 0.05, 4, 3, margin, resolution=resolution)
+    centre = compare_centre(CENTRE, seeds, runs, "maximize", 0.05, 3, margin, resolution=resolution)
     result = SensitivityResult(
         study_name="teacher",
         companion_study="teacher.sensitivity",
@@ -141,7 +142,7 @@ def test_numbers_follow_one_style() -> None:
 
 def test_a_centre_without_paired_runs_says_nothing_is_compared() -> None:
     """Check the findings when no neighbour finished a run with the centre's seeds."""
-    centre = compare_centre(CENTRE, [0, 1], {}, "maximize", 0.05, 4, 3)
+    centre = compare_centre(CENTRE, [0, 1], {}, "maximize", 0.05, 3)
     assert centre_findings(centre, "accuracy", "maximize") == (
         "Around trial 16 (n=0 paired seeds per architecture): no neighbour finished a run with the centre's seeds, "
         "so nothing is compared."
@@ -163,7 +164,7 @@ def test_compare_centre_rejects_a_margin_that_is_not_positive(margin: float) -> 
             f"The 'margin' parameter of compare_to_centre must be a finite float > 0 (the largest mean difference that counts as no change, in metric units). Got {margin!r} instead."
         ),
     ):
-        compare_centre(CENTRE, result.seeds, runs, "maximize", 0.05, 4, 3, margin)
+        compare_centre(CENTRE, result.seeds, runs, "maximize", 0.05, 3, margin)
 
 
 def test_layers_are_numbered_from_one_next_to_the_input_in_every_text() -> None:

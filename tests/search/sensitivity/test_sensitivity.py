@@ -163,7 +163,7 @@ def test_plan_jobs_gives_every_architecture_the_same_seeds() -> None:
     """Check that jobs go seed by seed over the centre and its neighbours, with unique ids and the centre's training."""
     architecture = NetSpec(widths=(8,), dropouts=(0.0,), activation="relu")
     neighbours = tuple(neighbourhood(architecture, 2, 3, steps=()))
-    jobs = plan_jobs([Centre(4, architecture, HYPERPARAMETERS, neighbours)], seeds=[0, 1], n_inputs=2, n_outputs=3)
+    jobs = plan_jobs([Centre(4, architecture, HYPERPARAMETERS, neighbours, n_inputs=2)], seeds=[0, 1], n_outputs=3)
     assert [(j["seed"], j["key"]) for j in jobs] == [(seed, n.key) for seed in (0, 1) for n in neighbours]
     assert (jobs[0]["job_id"], jobs[0]["kind"]) == ("4|w=8|d=0|a=relu|0", "centre")
     assert len({j["job_id"] for j in jobs}) == len(jobs)
@@ -178,9 +178,7 @@ def test_jobs_of_an_embedded_centre_carry_the_embedding_in_keys_a_retry_copies()
     copies) covers every key of a job, so a retry trains the same network."""
     architecture = NetSpec(widths=(8,), dropouts=(0.0,), activation="relu", embedding="pl", embedding_dim=4)
     neighbours = tuple(neighbourhood(architecture, 2, 3, steps=(), n_numeric=2))
-    jobs = plan_jobs(
-        [Centre(4, architecture, HYPERPARAMETERS, neighbours)], seeds=[0], n_inputs=2, n_outputs=3, n_numeric=2
-    )
+    jobs = plan_jobs([Centre(4, architecture, HYPERPARAMETERS, neighbours, n_inputs=2, n_numeric=2)], [0], n_outputs=3)
     assert all(set(job) <= set(JOB_KEYS) for job in jobs)
     centre = jobs[0]
     assert (centre["embedding"], centre["embedding_dim"], centre["job_id"]) == ("pl", 4, "4|w=8|d=0|a=relu|e=pl4|0")
@@ -620,3 +618,33 @@ def test_sensitivity_refused_for_edited_data_writes_nothing(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match=r"The data of study 'wine' .* changed since the study was created"):
         run_sensitivity(config.study.storage, "wine", repeats=2)
     assert study_names(make_storage(config.study.storage)) == ["wine"]
+
+
+@pytest.mark.timeout(300)
+def test_a_centre_on_one_block_counts_its_parameters_at_that_blocks_width(tmp_path: Path) -> None:
+    """Check that the centre and neighbours of a trial on one of two 6-feature blocks are counted on 6 inputs,
+    not on the data's 12, in the result and in the runs' stored jobs."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 4
+    x = rng.normal(size=(300, 12)).astype(np.float32) + np.eye(4, 12, dtype=np.float32)[y]
+    np.savez(tmp_path / "two.npz", X=x, y=y)
+    url = f"sqlite:///{tmp_path}/b.db"
+    sections = {
+        "study": {"name": "blocks", "storage": url, "n_trials": 2, "seed": 0},
+        "data": {"path": str(tmp_path / "two.npz"), "blocks": {"a": [0, 6], "b": [6, 12]}},
+        "space": {"layers": [1, 1], "width": [8, 8], "blocks": [["a"]], "recipe_baseline": False},
+        "train": {"epochs": 2, "patience": 2},
+    }
+    study = run_search(SearchConfig.from_dict(sections))
+    centre_trial = next(t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs[keys.WIDTHS] == [8])
+    result = run_sensitivity(url, "blocks", trial=centre_trial.number, repeats=2, steps=())
+    centre = result.centres[0]
+    # Linear(6 -> 8) and Linear(8 -> 4): what the trial stored, and what the network trained on block a holds.
+    assert centre.n_params == 6 * 8 + 8 + 8 * 4 + 4 == centre_trial.user_attrs[keys.N_PARAMS]
+    removed = next(n for n in centre.neighbours if n.widths == ())
+    assert removed.n_params == 6 * 4 + 4  # the linear model on block a
+    companion = optuna.load_study(study_name="blocks.sensitivity", storage=url)
+    stored = {t.user_attrs[keys.JOB_KIND]: t.user_attrs[keys.N_PARAMS] for t in companion.trials}
+    assert (stored["centre"], stored["remove_layer"]) == (centre.n_params, removed.n_params)

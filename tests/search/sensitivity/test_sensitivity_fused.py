@@ -38,7 +38,14 @@ def test_sensitivity_runs_train_fused_with_the_single_engine_s_values(tmp_path: 
     fused = _analysed(tmp_path / "fused", "fused")
     # The centre [32] and its 6 neighbours at step 0.95 (-1 layer, +1 layer, +-1 neuron, +-5%), 2 seeds each.
     assert set(fused) == set(single) and len(fused) == 7 * 2
-    assert {t.user_attrs.get(keys.ENGINE) for t in fused.values()} == {"fused"}
+    # The linear model is fitted by L-BFGS ([train] linear_solver), which only the single engine runs.
+    engines = {(t.user_attrs[keys.DEPTH] > 0, t.user_attrs.get(keys.ENGINE)) for t in fused.values()}
+    assert engines == {(True, "fused"), (False, "single")}
+    assert all(
+        "linear_solver = 'lbfgs'" in t.user_attrs[keys.ENGINE_REASON]
+        for t in fused.values()
+        if not t.user_attrs[keys.DEPTH]
+    )
     for key, run in fused.items():
         # Dropout 0: the same seed gives the same initial weights and batch order in either engine.
         assert run.value == pytest.approx(single[key].value, abs=1e-4), key
