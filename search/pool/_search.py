@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from archsearch.pool._kinds import JobKind, register_job_kind
 from archsearch.pool._objective import OverBudget, Run, TrialObjective, WorkerContext
-from archsearch.pool._stratum import StratumRule, metric_resolution
+from archsearch.pool._stratum import HISTORY_DECIMALS, StratumRule, metric_resolution
 from archsearch.samplers import first_prunable_epoch
 from archsearch.spaces import Candidate, NetSize, NetSpec, net_size, over_budget
 from archsearch.storage import (
@@ -134,7 +134,7 @@ class SearchObjective(TrialObjective):
                 attrs = {keys.WEIGHTS: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
             attrs.update(self._latency_attrs(trial, result))
             if self.sizes and result.history:
-                attrs[keys.VAL_HISTORY] = [round(float(v), 6) for v in result.history]
+                attrs[keys.VAL_HISTORY] = [round(float(v), HISTORY_DECIMALS) for v in result.history]
             return attrs
 
         return weights_attr

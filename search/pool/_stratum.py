@@ -35,6 +35,7 @@ from archsearch.storage import keys
 from archsearch.trainers.metrics import METRIC_DIRECTIONS
 
 __all__ = [
+    "HISTORY_DECIMALS",
     "MIN_PEERS",
     "PATIENCE",
     "StratumPolicy",
@@ -47,6 +48,7 @@ __all__ = [
 
 MIN_PEERS = 5  # complete trials of the stratum before it prunes any
 PATIENCE = 2  # consecutive checks a trial must trail at before it is stopped
+HISTORY_DECIMALS = 6  # `keys.VAL_HISTORY` is stored rounded to this many decimals
 REFRESH_S = 5.0  # within one trial, the peers are read again at most this often
 # The share of a stratum's trials a pruned trial must trail: the median, or all but the best quarter.
 PERCENTILES = {"median": 50.0, "percentile": 25.0, "successive_halving": 50.0, "hyperband": 50.0}
@@ -102,8 +104,8 @@ def stratum_decision(best: float, peers: Sequence[float], policy: StratumPolicy)
         return None
     threshold = float(np.percentile(peers, 100.0 - policy.percentile if policy.maximize else policy.percentile))
     shortfall = threshold - best if policy.maximize else best - threshold
-    # The margin absorbs the rounding of stored histories, so a trial one resolution step behind is a tie.
-    return threshold if shortfall > policy.tolerance + 1e-9 else None
+    # The margin absorbs the rounding of the peers' stored histories: one resolution step behind stays a tie.
+    return threshold if shortfall > policy.tolerance + 10.0**-HISTORY_DECIMALS else None
 
 
 def stratum_check(

@@ -9,6 +9,7 @@ import optuna
 import pytest
 
 from archsearch.pool._stratum import (
+    HISTORY_DECIMALS,
     MIN_PEERS,
     StratumPolicy,
     StratumRule,
@@ -43,10 +44,11 @@ def test_a_trial_within_the_metric_resolution_of_the_threshold_is_not_pruned() -
     """Check that ties, and a shortfall of one resolution step (one validation row), do not prune."""
     step = 1 / 113
     policy = StratumPolicy(50.0, maximize=True, tolerance=step)
-    peers = [round(k * step, 6) for k in (100, 104, 106, 108, 110)]  # stored histories are rounded to 6 digits
-    assert stratum_decision(106 * step, peers, policy) is None
+    # Stored histories are rounded (105/113 upwards, by 5e-7): one row behind must still read as one row.
+    peers = [round(k * step, HISTORY_DECIMALS) for k in (100, 103, 105, 108, 110)]
     assert stratum_decision(105 * step, peers, policy) is None
-    assert stratum_decision(104 * step, peers, policy) == pytest.approx(106 * step, abs=1e-6)
+    assert stratum_decision(104 * step, peers, policy) is None
+    assert stratum_decision(103 * step, peers, policy) == pytest.approx(105 * step, abs=1e-6)
 
 
 def test_the_resolution_is_one_validation_row() -> None:
