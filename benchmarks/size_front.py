@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="wall time per search")
     parser.add_argument("--trials", type=int, default=None, help="stop each search after this many trials instead")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--tables", nargs="*", default=list(TABLES))
     parser.add_argument("--methods", nargs="*", default=list(DEFAULT_METHODS), choices=list(METHODS))
     parser.add_argument("--histories", action="store_true", help="keep each complete trial's size and curve")
@@ -189,7 +190,7 @@ def main() -> None:
     warm_up()
     runs = []
     with tempfile.TemporaryDirectory(prefix="size-front-") as scratch:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for table in args.tables:
                 # The order rotates with the seed: a loaded machine's drift does not favour one method.
                 names = args.methods
