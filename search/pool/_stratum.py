@@ -14,7 +14,10 @@ for, where a single-objective search loses nothing by pruning a trial that is no
 therefore more patient than Optuna's median pruner (`StratumPolicy`): it waits for `MIN_PEERS` peers, a
 trial must trail by more than the metric's resolution (one validation row's worth of accuracy: a tie, or
 one row either way, says nothing on small tables), and it must trail at `PATIENCE` consecutive checks, as
-`optuna.pruners.PatientPruner` asks. `benchmarks/stratum_replay.py` measured these choices.
+`optuna.pruners.PatientPruner` asks. Replays of unpruned searches (`benchmarks/stratum_replay.py`) and
+equal-trial searches (`benchmarks/size_front.py --trials`) chose these: the earlier rule (3 peers, no
+patience, no tolerance) pruned about half the trials and lost fronts, and borrowing peers from neighbouring
+or smaller strata lost more.
 """
 
 from __future__ import annotations
