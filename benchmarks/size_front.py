@@ -139,6 +139,30 @@ def run_one(table: str, method: str, seed: int, budget: dict, folder: Path, *, h
     return run
 
 
+def targets(runs: list[dict]) -> str:
+    """The issue's targets seed by seed, for each multi-objective method run beside single and random: best under
+    each budget at least single's, hypervolume above random's (ties apart: both fronts at the cap)."""
+    by_run: dict[tuple, dict[str, dict]] = {}
+    for r in runs:
+        by_run.setdefault((r["table"], r["seed"]), {})[r["method"]] = r
+    lines = []
+    for method in (m for m in METHODS if m.startswith("multi")):
+        pairs = [
+            (d[method], d["single"], d["random"]) for d in by_run.values() if {method, "single", "random"} <= set(d)
+        ]
+        if not pairs:
+            continue
+        budgets = [(m["best_under"][str(b)], s["best_under"][str(b)]) for m, s, _ in pairs for b in BUDGETS]
+        at_least = sum(mv is not None and (sv is None or mv >= sv - 1e-9) for mv, sv in budgets)
+        above = sum(m["hypervolume"] > r["hypervolume"] + 1e-9 for m, _, r in pairs)
+        ties = sum(abs(m["hypervolume"] - r["hypervolume"]) <= 1e-9 for m, _, r in pairs)
+        lines.append(
+            f"{method}: best under each budget at least single's {at_least} of {len(budgets)}; "
+            f"hypervolume above random's {above} of {len(pairs)} ({ties} ties)"
+        )
+    return "\n".join(lines)
+
+
 def summarize(runs: list[dict]) -> str:
     lines = [
         "| table | method | n | hypervolume (mean) | best val acc <= 1k / 5k / 25k params (mean) | trials/hour (mean) "
@@ -198,6 +222,7 @@ def main() -> None:
                     runs.append(run_one(table, method, seed, budget, Path(scratch), histories=args.histories))
                     print(json.dumps(runs[-1]), flush=True)
     print(summarize(runs))
+    print(targets(runs))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({**budget, "runs": runs}, indent=1))
