@@ -10,8 +10,12 @@ no refit reserve, or with `--trials N`, `[study] n_trials = N` and no timeout: e
 time, so that a comparison of rules or samplers does not depend on the machine's load (trials per hour then
 measure cost, not the budget). Timings on a loaded machine are upper bounds; the quality figures are not timings.
 
+Development methods, named with `--methods` (default: multi, multi_nopruning, single, random): variants of
+the stratum rule (`multi_rule_before`, `multi_rule_quarter`, see RULES) and NSGA-II (`multi_nsga2`); after
+the table, the issue's targets counted seed by seed for each multi-objective method.
+
     python benchmarks/size_front.py --seconds 20 --seeds 3 --out benchmarks/results/size_front.json
-    python benchmarks/size_front.py --trials 60 --tables wine breast_cancer --methods multi multi_nopruning
+    python benchmarks/size_front.py --trials 80 --tables wine breast_cancer --methods multi multi_nsga2 single random
 """
 
 from __future__ import annotations
