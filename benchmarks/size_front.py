@@ -6,49 +6,102 @@ sklearn's shipped tables.
 Per table, method and seed: the hypervolume of the val-quality vs log10(parameters) front (reference point:
 score 0.5 and 10**6 parameters, the same for every run), the best val accuracy found under three parameter
 budgets, and finished trials per hour. Each run is one in-process search with `[study] timeout` seconds and
-no refit reserve. Timings on a loaded machine are upper bounds; the quality figures are not timings.
+no refit reserve, or with `--trials N`, `[study] n_trials = N` and no timeout: equal trials instead of equal
+time, so that a comparison of rules or samplers does not depend on the machine's load (trials per hour then
+measure cost, not the budget). Timings on a loaded machine are upper bounds; the quality figures are not timings.
+
+Development methods, named with `--methods` (default: multi, multi_nopruning, single, random): variants of
+the stratum rule (`multi_rule_before`, `multi_rule_quarter`, see RULES) and NSGA-II (`multi_nsga2`); after
+the table, the issue's targets counted seed by seed for each multi-objective method.
 
     python benchmarks/size_front.py --seconds 20 --seeds 3 --out benchmarks/results/size_front.json
+    python benchmarks/size_front.py --trials 80 --tables wine breast_cancer --methods multi multi_nsga2 single random
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from optuna.trial import TrialState
 
 from archsearch.config import SearchConfig
 from archsearch.controller import run_search
+from archsearch.pool import _search
 from archsearch.stats import log_cost_hypervolume
 from archsearch.storage import FINISHED_STATES, keys, quality_trials
 
 TABLES = ("wine", "breast_cancer", "digits")
 BUDGETS = (1_000, 5_000, 25_000)  # parameters shipped
 REF_SCORE, REF_PARAMS = 0.5, 1_000_000
+# Variants of the stratum rule's policy (archsearch.pool.StratumPolicy) for development comparisons: the rule
+# before issue #26's revision (median of 3 peers, no patience, no tolerance), and one that prunes only the bottom
+# quarter of 5 peers.
+RULES = {
+    "before": {"min_peers": 3, "patience": 1, "tolerance": 0.0},
+    "quarter": {"percentile": 75.0, "patience": 1},
+}
 METHODS = {
     "multi": {"objectives": ["accuracy", "params"], "sampler": "tpe", "pruner": "median"},
+    "multi_rule_before": {"objectives": ["accuracy", "params"], "sampler": "tpe", "pruner": "median", "rule": "before"},
+    "multi_rule_quarter": {
+        "objectives": ["accuracy", "params"],
+        "sampler": "tpe",
+        "pruner": "median",
+        "rule": "quarter",
+    },
+    # NSGA-II (population: the 5 startup trials) with the stratum rule, against multi-objective TPE.
+    "multi_nsga2": {"objectives": ["accuracy", "params"], "sampler": "nsga2", "pruner": "median"},
     # The same without archsearch's stratum pruning: what the rule saves (or costs) on the same wall time.
     "multi_nopruning": {"objectives": ["accuracy", "params"], "sampler": "tpe", "pruner": "none"},
     "single": {"sampler": "tpe", "pruner": "median"},
     "random": {"sampler": "random", "pruner": "none"},
 }
+DEFAULT_METHODS = ("multi", "multi_nopruning", "single", "random")
 
 
-def run_one(table: str, method: str, seed: int, seconds: float, folder: Path) -> dict:
+@contextlib.contextmanager
+def rule_variant(name: str | None) -> Iterator[None]:
+    """Searches in this process prune with the RULES[name] policy instead of the default one."""
+    if name is None:
+        yield
+        return
+
+    class Variant(_search.StratumRule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if self.policy is not None:
+                self.policy = dataclasses.replace(self.policy, **RULES[name])
+
+    original, _search.StratumRule = _search.StratumRule, Variant
+    try:
+        yield
+    finally:
+        _search.StratumRule = original
+
+
+def run_one(table: str, method: str, seed: int, budget: dict, folder: Path, *, histories: bool = False) -> dict:
+    """One search (in this process, one worker); `budget` is `{"timeout": seconds}` or `{"n_trials": n}`. With `histories`, the complete
+    trials' parameters and validation curves in trial order (multi-objective methods store them), for
+    `benchmarks/stratum_replay.py`."""
     config = SearchConfig.from_dict(
         {
             "study": {
                 "name": f"{table}-{method}-{seed}",
                 "storage": f"sqlite:///{folder}/{table}-{method}-{seed}.db",
-                "timeout": seconds,
+                **budget,
                 "reserve_refit": False,
                 "seed": seed,
                 "n_startup_trials": 5,
                 "pruner_startup_trials": 3,
-                **METHODS[method],
+                **{k: v for k, v in METHODS[method].items() if k != "rule"},
             },
             "data": {"dataset": table},
             "space": {
@@ -61,30 +114,64 @@ def run_one(table: str, method: str, seed: int, seconds: float, folder: Path) ->
         }
     )
     started = time.monotonic()
-    study = run_search(config)
+    with rule_variant(METHODS[method].get("rule")):
+        study = run_search(config)
     wall = time.monotonic() - started
     trials = quality_trials(study)
     scores = [t.values[0] for t in trials]
     params = [t.user_attrs[keys.SIZE_PARAMS] for t in trials]
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    finished_trials = study.get_trials(deepcopy=False, states=FINISHED_STATES)
+    finished = len(finished_trials)
+    pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     best_under = {str(b): max((s for s, p in zip(scores, params) if p <= b), default=None) for b in BUDGETS}
-    return {
+    run = {
         "table": table,
         "method": method,
         "seed": seed,
         "wall_s": round(wall, 2),
         "finished": finished,
         "complete": len(trials),
+        "pruned": pruned,
+        "epochs": sum(t.user_attrs.get(keys.EPOCHS_RUN, 0) for t in finished_trials),
         "trials_per_hour": round(finished / wall * 3600, 1),
         "hypervolume": round(log_cost_hypervolume(scores, params, REF_SCORE, REF_PARAMS), 5),
         "best_under": best_under,
     }
+    if histories:
+        ordered = sorted(trials, key=lambda t: t.number)
+        run["trials"] = [[t.user_attrs[keys.SIZE_PARAMS], t.user_attrs.get(keys.VAL_HISTORY)] for t in ordered]
+    return run
+
+
+def targets(runs: list[dict]) -> str:
+    """The issue's targets seed by seed, for each multi-objective method run beside single and random: best under
+    each budget at least single's, hypervolume above random's (ties apart: both fronts at the cap)."""
+    by_run: dict[tuple, dict[str, dict]] = {}
+    for r in runs:
+        by_run.setdefault((r["table"], r["seed"]), {})[r["method"]] = r
+    lines = []
+    for method in (m for m in METHODS if m.startswith("multi")):
+        pairs = [
+            (d[method], d["single"], d["random"]) for d in by_run.values() if {method, "single", "random"} <= set(d)
+        ]
+        if not pairs:
+            continue
+        budgets = [(m["best_under"][str(b)], s["best_under"][str(b)]) for m, s, _ in pairs for b in BUDGETS]
+        at_least = sum(mv is not None and (sv is None or mv >= sv - 1e-9) for mv, sv in budgets)
+        above = sum(m["hypervolume"] > r["hypervolume"] + 1e-9 for m, _, r in pairs)
+        ties = sum(abs(m["hypervolume"] - r["hypervolume"]) <= 1e-9 for m, _, r in pairs)
+        lines.append(
+            f"{method}: best under each budget at least single's {at_least} of {len(budgets)}; "
+            f"hypervolume above random's {above} of {len(pairs)} ({ties} ties)"
+        )
+    return "\n".join(lines)
 
 
 def summarize(runs: list[dict]) -> str:
     lines = [
-        "| table | method | n | hypervolume (mean) | best val acc <= 1k / 5k / 25k params (mean) | trials/hour (mean) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| table | method | n | hypervolume (mean) | best val acc <= 1k / 5k / 25k params (mean) | trials/hour (mean) "
+        "| pruned (mean) | epochs trained (mean) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for table in TABLES:
         for method in METHODS:
@@ -97,7 +184,12 @@ def summarize(runs: list[dict]) -> str:
                 under.append(f"{statistics.mean(found):.4f} ({len(found)})" if found else "none")
             hv = statistics.mean(r["hypervolume"] for r in rows)
             rate = statistics.mean(r["trials_per_hour"] for r in rows)
-            lines.append(f"| {table} | {method} | {len(rows)} | {hv:.4f} | {' / '.join(under)} | {rate:,.0f} |")
+            pruned = statistics.mean(r.get("pruned", 0) for r in rows)
+            epochs = statistics.mean(r.get("epochs", 0) for r in rows)
+            lines.append(
+                f"| {table} | {method} | {len(rows)} | {hv:.4f} | {' / '.join(under)} | {rate:,.0f} "
+                f"| {pruned:.1f} | {epochs:,.0f} |"
+            )
     return "\n".join(lines)
 
 
@@ -114,24 +206,30 @@ def warm_up() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="wall time per search")
+    parser.add_argument("--trials", type=int, default=None, help="stop each search after this many trials instead")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--tables", nargs="*", default=list(TABLES))
+    parser.add_argument("--methods", nargs="*", default=list(DEFAULT_METHODS), choices=list(METHODS))
+    parser.add_argument("--histories", action="store_true", help="keep each complete trial's size and curve")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    budget = {"timeout": args.seconds} if args.trials is None else {"n_trials": args.trials}
     warm_up()
     runs = []
     with tempfile.TemporaryDirectory(prefix="size-front-") as scratch:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for table in args.tables:
                 # The order rotates with the seed: a loaded machine's drift does not favour one method.
-                names = list(METHODS)
+                names = args.methods
                 for method in names[seed % len(names) :] + names[: seed % len(names)]:
-                    runs.append(run_one(table, method, seed, args.seconds, Path(scratch)))
+                    runs.append(run_one(table, method, seed, budget, Path(scratch), histories=args.histories))
                     print(json.dumps(runs[-1]), flush=True)
     print(summarize(runs))
+    print(targets(runs))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"seconds": args.seconds, "runs": runs}, indent=1))
+        args.out.write_text(json.dumps({**budget, "runs": runs}, indent=1))
 
 
 if __name__ == "__main__":

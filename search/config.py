@@ -38,7 +38,7 @@ __all__ = [
     "MAX_TRIALS",
 ]
 
-SAMPLERS = ("tpe", "random", "qmc", "gp")
+SAMPLERS = ("tpe", "random", "qmc", "gp", "nsga2")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
 # Optuna keeps every trial in the database and samplers read them all; a million is far past useful.
 MAX_TRIALS = 1_000_000
@@ -90,7 +90,7 @@ class StudyConfig:
     seed: int = 0
     artifacts: str | None = None  # weights folder; default: beside a SQLite file, else ./archsearch_artifacts
     keep_best_k: int = 0  # keep weights of the best k completed trials only; 0 keeps all
-    n_startup_trials: int = 10  # random trials before TPE/GP model the results
+    n_startup_trials: int = 10  # random trials before TPE/GP model the results; NSGA-II's population size
     max_consecutive_failures: int = 5  # stop the search after this many failed trials in a row
     heartbeat_interval: int = 10  # seconds between a running trial's heartbeats
     grace_period: int = 60  # seconds without a heartbeat before a trial counts as dead and is retried
@@ -139,6 +139,14 @@ class StudyConfig:
             _fail("study", "artifacts", "a folder path", self.artifacts)
         _check_count("study", "keep_best_k", self.keep_best_k, 0, MAX_TRIALS, " (0 keeps every trial's weights)")
         _check_count("study", "n_startup_trials", self.n_startup_trials, 0, MAX_TRIALS)
+        if self.sampler == "nsga2" and self.n_startup_trials < 2:
+            # NSGA-II breeds each generation from the last; its first, random one is the startup trials.
+            _fail(
+                "study",
+                "n_startup_trials",
+                'at least 2 with sampler = "nsga2" (its population size)',
+                self.n_startup_trials,
+            )
         _check_count("study", "max_consecutive_failures", self.max_consecutive_failures, 1, MAX_TRIALS)
         _check_count("study", "heartbeat_interval", self.heartbeat_interval, 1, MAX_HEARTBEAT_S, " (seconds)")
         if not is_int(self.grace_period) or not self.heartbeat_interval < self.grace_period <= MAX_GRACE_S:

@@ -34,6 +34,12 @@ def make_sampler(config: SearchConfig, *, seed: int | None = None) -> optuna.sam
             )
     if study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if study.sampler == "nsga2":
+        # Optuna's default population (50) would leave a search of a few dozen trials random; the startup
+        # trials, which TPE and GP draw at random too, are the first generation instead.
+        return optuna.samplers.NSGAIISampler(
+            seed=seed, population_size=study.n_startup_trials, constraints_func=constraints
+        )
     if study.sampler == "qmc":
         # QMC workers share one sequence through the study (its position is stored there), so one seed.
         return optuna.samplers.QMCSampler(seed=study.seed, warn_independent_sampling=False)

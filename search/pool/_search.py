@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from archsearch.pool._kinds import JobKind, register_job_kind
 from archsearch.pool._objective import OverBudget, Run, TrialObjective, WorkerContext
-from archsearch.pool._stratum import StratumRule
+from archsearch.pool._stratum import HISTORY_DECIMALS, StratumRule, metric_resolution
 from archsearch.samplers import first_prunable_epoch
 from archsearch.spaces import Candidate, NetSize, NetSpec, net_size, over_budget
 from archsearch.storage import (
@@ -53,7 +53,8 @@ class SearchObjective(TrialObjective):
         self._counted: tuple[int, int] | None = None
         self._folds: list[PreparedData] | None = None  # loaded at the first trial, with [data] folds only
         self.sizes = (context.config.study.objectives or ())[1:]  # size objectives: empty for a single one
-        self.stratum_rule = StratumRule(context.config, context.metric) if self.sizes else None
+        resolution = metric_resolution(context.metric, context.data.y_val)
+        self.stratum_rule = StratumRule(context.config, context.metric, resolution=resolution) if self.sizes else None
         self._claimed: dict[int, tuple[NetSpec, NetSize]] = {}  # this worker's trials, until they end
         self._measured: dict[int, dict[str, Any]] = {}  # their size and latency attributes, for objective_values
         self.refused_in_a_row = 0  # candidates over the [space] budget since the last one within it
@@ -133,7 +134,7 @@ class SearchObjective(TrialObjective):
                 attrs = {keys.WEIGHTS: upload_weights(self.artifact_store, weights, trial, self.storage, record=False)}
             attrs.update(self._latency_attrs(trial, result))
             if self.sizes and result.history:
-                attrs[keys.VAL_HISTORY] = [round(float(v), 6) for v in result.history]
+                attrs[keys.VAL_HISTORY] = [round(float(v), HISTORY_DECIMALS) for v in result.history]
             return attrs
 
         return weights_attr

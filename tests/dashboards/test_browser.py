@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -130,6 +131,45 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def _dashboard_server(storage_url: str, folder: Path) -> Iterator[str]:
+    """`archsearch dashboard` on 127.0.0.1 in a subprocess, killed on exit; yields its base URL once it answers."""
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "archsearch.cli",
+        "dashboard",
+        "--storage",
+        storage_url,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--artifacts",
+        str(folder / "artifacts"),
+    ]
+    with open(folder / "dashboard.log", "w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/dashboard/", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except (urllib.error.URLError, ConnectionError):
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"optuna-dashboard did not start: {(folder / 'dashboard.log').read_text()}")
+                time.sleep(0.3)
+            yield base
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def _companion_study(storage: optuna.storages.BaseStorage, parent: optuna.Study) -> optuna.Study:
     """A sensitivity companion laid out as `archsearch sensitivity` writes it: runs with fixed one-value params."""
     companion = optuna.create_study(
@@ -166,39 +206,8 @@ def dashboard(
     demo_study = optuna.load_study(study_name="demo-mlp", storage=storage_url)
     build_report(demo_study).push_to_dashboard(demo_study)
     companion = _companion_study(demo_study._storage, demo_study)
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "archsearch.cli",
-        "dashboard",
-        "--storage",
-        storage_url,
-        "--port",
-        str(port),
-        "--artifacts",
-        str(tmp_path / "artifacts"),
-    ]
-    log = open(tmp_path / "dashboard.log", "w")
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/dashboard/", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"optuna-dashboard did not start: {(tmp_path / 'dashboard.log').read_text()}")
-            time.sleep(0.3)
+    with _dashboard_server(storage_url, tmp_path) as base:
         yield base, demo_study, companion
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.mark.timeout(240)
@@ -249,3 +258,39 @@ def test_dashboard_opens_the_sensitivity_companion_without_errors(browser, dashb
     assert page.get_by_text("Failed to").count() == 0 and errors == []
     page.goto(f"{base}/dashboard/studies/{companion._study_id}/note")
     page.get_by_text("What this study holds").first.wait_for(timeout=30_000)
+
+
+@pytest.mark.timeout(300)
+def test_dashboard_draws_the_pareto_front_of_a_multi_objective_search(browser, tmp_path: Path) -> None:
+    """Check that optuna-dashboard's Pareto-front view of an archsearch multi-objective study names both axes
+    with the study's metric names (not "Objective 0" and "Objective 1"), with no error toast or console error."""
+    from archsearch.config import SearchConfig
+    from archsearch.controller import run_search
+
+    storage_url = f"sqlite:///{tmp_path / 'front.db'}"
+    config = SearchConfig.from_dict(
+        {
+            "study": {"name": "front", "storage": storage_url, "n_trials": 4, "objectives": ["accuracy", "params"]},
+            "data": {"dataset": "wine"},
+            "space": {"layers": [0, 2], "width": [8, 64], "recipe_baseline": False},
+            "train": {"epochs": 3},
+        }
+    )
+    study = run_search(config)
+    assert study.metric_names == ["val accuracy", "params"]
+    with _dashboard_server(storage_url, tmp_path) as base:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors, _ = watch_page(page)
+        page.goto(f"{base}/dashboard/studies/{study._study_id}")
+        page.wait_for_function("document.querySelector('#graph-pareto-front .main-svg')", timeout=60_000)
+        card = page.locator(".MuiCard-root", has=page.locator("#graph-pareto-front"))
+        # The card's two axis pickers name the objectives by the study's metric names, in objective order.
+        assert card.get_by_text("Pareto Front", exact=True).count() == 1
+        assert card.get_by_role("combobox").all_inner_texts() == ["val accuracy", "params"]
+        assert page.get_by_text("Objective 0").count() == 0 and page.get_by_text("Objective 1").count() == 0
+        # One point per complete trial (the view leaves pruned trials out unless asked).
+        complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        assert page.evaluate("document.querySelectorAll('#graph-pareto-front .point').length") == len(complete) > 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-pareto-front.png"), full_page=True)
+        assert page.get_by_text("Failed to").count() == 0 and errors == []

@@ -132,7 +132,7 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ),
         (
             "[study]\nsampler = 'cmaes'\n",
-            r"The 'sampler' parameter of \[study\] must be one of tpe, random, qmc, gp\. Got 'cmaes'",
+            r"The 'sampler' parameter of \[study\] must be one of tpe, random, qmc, gp, nsga2\. Got 'cmaes'",
         ),
         (
             "[study]\npruner = 'early'\n",
