@@ -111,8 +111,10 @@ def test_sensitivity_trains_an_embedded_centres_neighbours_with_its_embedding(tm
     for run in runs:
         expected = None if run.user_attrs["depth"] == 0 else "pl"
         assert run.user_attrs.get(keys.EMBEDDING) == expected, run.user_attrs["change"]
-        if engine == "fused":  # embedded runs and the plain linear one alike
+        if engine == "fused" and expected == "pl":  # every embedded run trains fused
             assert run.user_attrs[keys.ENGINE] == "fused" and keys.ENGINE_REASON not in run.user_attrs
+        elif engine == "fused":  # the plain linear model is fitted by L-BFGS, on the single engine
+            assert "linear_solver = 'lbfgs'" in run.user_attrs[keys.ENGINE_REASON]
     centre_runs = [t for t in runs if t.user_attrs["kind"] == "centre"]
     # 2 numeric inputs embedded, 3 one-hot passed through: the count the search stored for the trial itself.
     assert {t.user_attrs["n_params"] for t in centre_runs} == {centre.user_attrs["n_params"]}

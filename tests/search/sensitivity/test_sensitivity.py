@@ -409,7 +409,7 @@ def test_sensitivity_stores_every_run_and_the_report_in_the_companion_study(cli_
     assert stored_value(attrs, keys.SENSITIVITY_RESULT)["centres"][0]["trial"] == 1
     (line,) = depth_lines(optuna.load_study(study_name="teacher", storage=cli_run.url))
     assert line.startswith(
-        "- Linear model or hidden layers, paired seeds (sensitivity centre trial 1, hidden layers [32])"
+        "- Linear model or hidden layers, paired seeds (sensitivity centre trial 1, hidden layers [32]; differences"
     )
     assert "the linear model (fitted with the centre's hyperparameters): worse, accuracy -" in line
     assert "differences from it over n = 10 seeds" in line
