@@ -408,3 +408,17 @@ def test_a_study_stored_before_the_id_rule_without_ids_resumes_as_it_is(tmp_path
     del legacy["data"]["keep_ids"]
     study.set_user_attr(keys.CONFIG, legacy)
     assert open_search_study(config).study.user_attrs[keys.DATA]["n_features"] == 64
+
+
+def test_the_linear_baseline_is_scikit_learns_default_logistic_regression_where_lbfgs_fits_it():
+    """Check the L2 of C = 1 (1 / n_train, clamped to the space's weight-decay range) and no label smoothing."""
+    from archsearch.controller import _linear_baseline
+    from archsearch.spaces import MLPSpace
+
+    params = _linear_baseline(MLPSpace(), "lbfgs", 2880)
+    assert params == {"n_layers": 0, "use_weight_decay": True, "weight_decay": 1 / 2880, "label_smoothing": 0.0}
+    assert _linear_baseline(MLPSpace(), "lbfgs", 300)["weight_decay"] == 1e-3  # the space's upper end
+    assert _linear_baseline(MLPSpace(weight_decay=(1e-5, 1e-4)), "lbfgs", 2880)["weight_decay"] == 1e-4
+    # Trained by its optimizer, or in a space without weight decay, the sampler draws the rest as before.
+    assert _linear_baseline(MLPSpace(), "optimizer", 2880) == {"n_layers": 0}
+    assert _linear_baseline(MLPSpace(weight_decay=(0.0, 0.0)), "lbfgs", 2880) == {"n_layers": 0}
