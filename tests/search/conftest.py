@@ -18,6 +18,14 @@ class FinishedSearch:
     url: str
     folder: Path
 
+    @property
+    def exported_trial(self) -> optuna.trial.FrozenTrial:
+        """The trial `archsearch export` ships: the best, and among trials tied for the best value the smallest
+        network (`Study.best_trial` is the first of them, which a tie makes another trial)."""
+        complete = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        best = self.study.best_value
+        return min((t for t in complete if t.value == best), key=lambda t: (t.user_attrs["n_params"], t.number))
+
 
 def search_objective(
     config: SearchConfig,

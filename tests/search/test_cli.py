@@ -118,13 +118,13 @@ def test_cli_export_writes_the_folder(
     assert (tmp_path / "m" / "model.pt2").exists()
     out = capsys.readouterr().out
     assert (
-        out.startswith(f"Exported trial {digits_search.study.best_trial.number} to ")
+        out.startswith(f"Exported trial {digits_search.exported_trial.number} to ")
         and "(train + validation, refit)" in out
     )
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("Exported an ensemble of ") and " trials chosen greedily to " in out
-    assert f"train + validation (trial {digits_search.study.best_trial.number}, refit); train (the other " in out
+    assert f"train + validation (trial {digits_search.exported_trial.number}, refit); train (the other " in out
 
 
 @pytest.mark.timeout(120)

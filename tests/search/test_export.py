@@ -67,12 +67,12 @@ def test_load_model_predicts_raw_rows(digits_search: FinishedSearch, tmp_path: P
     accuracy = float(np.mean(labels == expected))
     # Float differences between the trainer's evaluation and the exported path may flip one row, no more.
     one_row = 1 / len(expected)
-    assert accuracy == pytest.approx(digits_search.study.best_trial.user_attrs["test_accuracy"], abs=one_row + 1e-9)
+    assert accuracy == pytest.approx(digits_search.exported_trial.user_attrs["test_accuracy"], abs=one_row + 1e-9)
     proba = model.predict_proba(data.raw_test[:5])
     assert proba.shape == (5, 10) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     meta = json.loads((tmp_path / "model" / "architecture.json").read_text())
     assert meta["metadata"]["study"] == "digits"
-    assert meta["metadata"]["trial"] == digits_search.study.best_trial.number
+    assert meta["metadata"]["trial"] == digits_search.exported_trial.number
 
 
 @pytest.mark.timeout(300)
@@ -183,7 +183,7 @@ def test_greedy_ensemble_warns_of_candidates_with_unreadable_weights(
     artifacts = tmp_path / "artifacts"
     shutil.copytree(default_artifact_dir(digits_search.url), artifacts)
     study = digits_search.study
-    best = study.best_trial.number
+    best = digits_search.exported_trial.number
     others = [
         t for t in study.get_trials(states=(TrialState.COMPLETE,)) if t.number != best and keys.WEIGHTS in t.user_attrs
     ]

@@ -273,7 +273,7 @@ def _greedy_by_hand(search: FinishedSearch, tmp_path: Path) -> tuple[list[int], 
     data = load_data(search.config.data)
     study = search.study
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    chosen = next(t for t in complete if t.number == study.best_trial.number)
+    chosen = next(t for t in complete if t.number == search.exported_trial.number)
     others = sorted((t for t in complete if t is not chosen), key=lambda t: (-t.value, t.number))
     candidates = [chosen, *others]
     predictions = []
