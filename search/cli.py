@@ -28,10 +28,13 @@ def _describe_trial(study, trial) -> str:
     shape = f" {widths}, dropout {dropouts}, {attrs.get('activation')}" if widths else " (linear model)"
     test = attrs.get(f"test_{metric}")
     test_text = f", test {metric} {test:.4f}" if test is not None else ""
+    if attrs.get(keys.SOLVER) == "lbfgs":  # lr, optimizer and batch size were sampled but not used
+        training = f"fitted by L-BFGS, L2 {trial.params.get('weight_decay', 0.0):.2g}"
+    else:
+        training = f"lr {trial.params.get('lr', 0):.2g}, {trial.params.get('optimizer')}, batch {trial.params.get('batch_size')}"
     return (
         f"trial {trial.number}: val {metric} {quality_value(trial):.4f}{test_text}; {layers}{shape}; "
-        f"{attrs.get('n_params', 0):,} parameters; lr {trial.params.get('lr', 0):.2g}, "
-        f"{trial.params.get('optimizer')}, batch {trial.params.get('batch_size')}"
+        f"{attrs.get('n_params', 0):,} parameters; {training}"
     )
 
 

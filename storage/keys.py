@@ -64,6 +64,7 @@ DEVICE = "device"
 EPOCHS_RUN = "epochs_run"
 BEST_EPOCH = "best_epoch"
 TRAIN_SECONDS = "train_seconds"
+SOLVER = "solver"  # "lbfgs" on a linear trial fitted by full-batch L-BFGS ([train] linear_solver); absent otherwise
 PEAK_RSS_MB = "peak_rss_mb"  # the worker process's peak resident memory when the trial ended, MB; absent before #24
 PSS_MB = "pss_mb"  # its proportional set size then (shared pages split among their processes), MB; Linux only
 WEIGHTS = "weights_artifact_id"

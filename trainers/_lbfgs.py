@@ -21,7 +21,7 @@ from torch import nn
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.engine import RunProgress, TrainSettings, wants_lbfgs
 
-__all__ = ["LBFGS_ITERATIONS", "MAX_PASS_MACS", "fitted_by_lbfgs", "lbfgs_epochs", "wants_lbfgs"]
+__all__ = ["LBFGS_ITERATIONS", "MAX_PASS_MACS", "fitted_by_lbfgs", "lbfgs_epochs", "lbfgs_fits"]
 
 LBFGS_ITERATIONS = 4  # L-BFGS iterations per epoch (each one or a few full passes over the training rows)
 HISTORY = 20  # curvature pairs kept (scikit-learn's lbfgs keeps 10)
@@ -35,6 +35,11 @@ MAX_PASS_MACS = 2e9
 def fitted_by_lbfgs(net, settings: TrainSettings, data: PreparedData) -> bool:
     """`wants_lbfgs`, on data whose full pass is cheap enough for full-batch iterations (`MAX_PASS_MACS`)."""
     return wants_lbfgs(net, settings) and len(data.x_train) * data.n_features * data.n_outputs <= MAX_PASS_MACS
+
+
+def lbfgs_fits(net, linear_solver: str, data: PreparedData) -> bool:
+    """`fitted_by_lbfgs` from the `[train] linear_solver` value alone (what a trial records before training)."""
+    return fitted_by_lbfgs(net, TrainSettings(linear_solver=linear_solver), data)
 
 
 def lbfgs_epochs(

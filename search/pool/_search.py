@@ -205,6 +205,12 @@ class SearchObjective(TrialObjective):
         n_inputs, n_numeric = self.data.preprocessing.input_counts(net.blocks)
         return net_size(net, n_inputs, self.data.n_outputs, n_numeric=n_numeric)
 
+    def _solver_attr(self, net: NetSpec) -> dict[str, str]:
+        """{SOLVER: "lbfgs"} for a linear trial that L-BFGS fits, so summaries leave out its unused lr and batch."""
+        from archsearch.trainers import lbfgs_fits
+
+        return {keys.SOLVER: "lbfgs"} if lbfgs_fits(net, self.config.train.linear_solver, self.data) else {}
+
     def _architecture_attrs(self, trial: optuna.Trial, candidate: Candidate, size: NetSize) -> dict[str, Any]:
         net = candidate.architecture
         n_inputs, n_numeric = self.data.preprocessing.input_counts(net.blocks)
@@ -215,6 +221,7 @@ class SearchObjective(TrialObjective):
             keys.N_PARAMS: net.n_params(n_inputs, self.data.n_outputs, n_numeric=n_numeric),
             keys.LAYER_SHAPE: net.layer_shape(),
             keys.SEED: self.trial_seed(trial),
+            **self._solver_attr(net),
             keys.SIZE_PARAMS: size.params,
             keys.SIZE_TRAINABLE: size.trainable,
             keys.SIZE_FLOPS: size.flops,

@@ -134,3 +134,24 @@ def test_cli_console_script_runs() -> None:
         [sys.executable, "-m", "archsearch.cli", "--help"], capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 0 and "search" in run.stdout and "export" in run.stdout
+
+
+def test_a_linear_trial_fitted_by_lbfgs_is_described_without_its_unused_lr_and_batch() -> None:
+    """Check the summary line of an L-BFGS linear trial names the solver and its L2, not the sampled lr."""
+    import optuna
+
+    from archsearch.cli import _describe_trial
+    from archsearch.storage import keys
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr(keys.METRIC, "accuracy")
+    attrs = {"widths": [], "dropouts": [], "n_params": 650, keys.SOLVER: "lbfgs"}
+    params = {"lr": 0.01, "optimizer": "adamw", "batch_size": 64, "weight_decay": 8e-4}
+    dists = {name: optuna.distributions.CategoricalDistribution([value]) for name, value in params.items()}
+    trial = optuna.trial.create_trial(value=0.97, params=params, distributions=dists, user_attrs=attrs)
+    assert _describe_trial(study, trial).endswith(
+        "0 hidden layers (linear model); 650 parameters; fitted by L-BFGS, L2 0.0008"
+    )
+    del attrs[keys.SOLVER]
+    plain = optuna.trial.create_trial(value=0.97, params=params, distributions=dists, user_attrs=attrs)
+    assert _describe_trial(study, plain).endswith("650 parameters; lr 0.01, adamw, batch 64")

@@ -49,6 +49,8 @@ def test_a_config_naming_only_the_file_searches_classes_without_embedding(tmp_pa
     assert stored_space["embedding"] == ["none"] and stored_space["width"] == [32, 512]
     # The linear baseline and the recipe; no recipe with "pl".
     enqueued = [t.user_attrs.get(keys.BASELINE) for t in study.get_trials(deepcopy=False)]
+    # The linear baseline is fitted by L-BFGS (scikit-learn's default L2) and says so; the recipe is not.
+    assert [t.user_attrs.get(keys.SOLVER) for t in study.trials[:2]] == ["lbfgs", None]
     assert enqueued[:2] == ["linear", "recipe"] and all(
         t.params.get("embedding", "none") == "none" for t in study.trials
     )
