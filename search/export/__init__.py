@@ -79,19 +79,12 @@ def export_best(
         >>> export_best("sqlite:///archsearch.db", "digits", "digits-model", ensemble=5)  # doctest: +SKIP
         >>> model = archsearch.load_model("digits-model")  # doctest: +SKIP
     """
-    if retrain is not None:
-        warnings.warn(
-            "export_best's 'retrain' is deprecated; it means 'refit', which is now on by default.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        refit = retrain
     plan = plan_export(
         storage,
         study_name,
         out,
         trial=trial,
-        refit=refit,
+        refit=_refit(refit, retrain),
         ensemble=ensemble,
         ensemble_seeds=ensemble_seeds,
         greedy_ensemble=greedy_ensemble,
@@ -99,6 +92,23 @@ def export_best(
         artifacts=artifacts,
         budget=ExportBudget(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms),
     )
+    return _execute(plan, out)
+
+
+def _refit(refit: bool, retrain: bool | None) -> bool:
+    """`refit`, or the deprecated `retrain` where a caller still passes it (with a warning)."""
+    if retrain is None:
+        return refit
+    warnings.warn(
+        "export_best's 'retrain' is deprecated; it means 'refit', which is now on by default.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return retrain
+
+
+def _execute(plan, out: str | Path) -> Path:
+    """Carry out a plan that stands: the encoded vectors, the greedy selection, then the folder."""
     # The vectors the study trained on, from its artifact store, when this machine's cache lacks them.
     fetch_encoded(plan.study, plan.config.data, artifact_dir(plan))
     greedy = select_greedy(plan) if plan.greedy else None
