@@ -32,14 +32,15 @@ CONVERGED = 1e-9  # relative change of the penalized loss below which an epoch c
 MAX_PASS_MACS = 2e9
 
 
-def fitted_by_lbfgs(net, settings: TrainSettings, data: PreparedData) -> bool:
-    """`wants_lbfgs`, on data whose full pass is cheap enough for full-batch iterations (`MAX_PASS_MACS`)."""
-    return wants_lbfgs(net, settings) and len(data.x_train) * data.n_features * data.n_outputs <= MAX_PASS_MACS
-
-
 def lbfgs_fits(net, linear_solver: str, data: PreparedData) -> bool:
-    """`fitted_by_lbfgs` from the `[train] linear_solver` value alone (what a trial records before training)."""
-    return fitted_by_lbfgs(net, TrainSettings(linear_solver=linear_solver), data)
+    """`wants_lbfgs`, on data whose full pass is cheap enough for full-batch iterations (`MAX_PASS_MACS`); a trial
+    records it before training, from the `[train] linear_solver` value."""
+    return wants_lbfgs(net, linear_solver) and len(data.x_train) * data.n_features * data.n_outputs <= MAX_PASS_MACS
+
+
+def fitted_by_lbfgs(net, settings: TrainSettings, data: PreparedData) -> bool:
+    """`lbfgs_fits` for one run's settings."""
+    return lbfgs_fits(net, settings.linear_solver, data)
 
 
 def lbfgs_epochs(

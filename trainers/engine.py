@@ -336,13 +336,13 @@ def check_metric(metric: str, task: str) -> None:
         raise ValueError(f"The metric {metric!r} does not apply to {task}; use one of {list(applicable)}.")
 
 
-def wants_lbfgs(net: Any, settings: TrainSettings) -> bool:
+def wants_lbfgs(net: Any, linear_solver: str) -> bool:
     """Whether `net` is a linear model (no hidden layers, no embedding) that `linear_solver` fits by L-BFGS.
 
     >>> from archsearch.spaces import NetSpec
-    >>> wants_lbfgs(NetSpec((), (), "relu"), TrainSettings(linear_solver="lbfgs"))
+    >>> wants_lbfgs(NetSpec((), (), "relu"), "lbfgs")
     True
-    >>> wants_lbfgs(NetSpec((64,), (0.0,), "relu"), TrainSettings(linear_solver="lbfgs"))
+    >>> wants_lbfgs(NetSpec((64,), (0.0,), "relu"), "lbfgs")
     False
     """
-    return settings.linear_solver == "lbfgs" and len(net.widths) == 0 and net.embedding == "none"
+    return linear_solver == "lbfgs" and len(net.widths) == 0 and net.embedding == "none"

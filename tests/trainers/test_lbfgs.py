@@ -60,10 +60,10 @@ def test_lbfgs_beats_a_few_adam_steps_and_is_reproducible(wine):
 
 def test_only_linear_networks_without_embedding_on_data_of_cheap_passes_use_it(wine):
     lbfgs = TrainSettings(linear_solver="lbfgs")
-    assert wants_lbfgs(LINEAR, lbfgs) and fitted_by_lbfgs(LINEAR, lbfgs, wine)
-    assert not wants_lbfgs(LINEAR, TrainSettings())  # the trainer's default: "optimizer"
-    assert not wants_lbfgs(NetSpec((8,), (0.0,), "relu"), lbfgs)
-    assert not wants_lbfgs(NetSpec((), (), "relu", embedding="pl", embedding_dim=8), lbfgs)
+    assert wants_lbfgs(LINEAR, "lbfgs") and fitted_by_lbfgs(LINEAR, lbfgs, wine)
+    assert not wants_lbfgs(LINEAR, TrainSettings().linear_solver)  # the trainer's default: "optimizer"
+    assert not wants_lbfgs(NetSpec((8,), (0.0,), "relu"), "lbfgs")
+    assert not wants_lbfgs(NetSpec((), (), "relu", embedding="pl", embedding_dim=8), "lbfgs")
     wide = dataclasses.replace(wine, x_train=np.zeros((int(MAX_PASS_MACS // (13 * 3)) + 1, 13), np.float32))
     assert not fitted_by_lbfgs(LINEAR, lbfgs, wide)
 

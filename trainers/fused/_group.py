@@ -77,7 +77,7 @@ def fused_unsupported_reason(net: Net, settings: TrainSettings) -> str | None:
         value = getattr(settings, field.name)
         if value != default:
             return f"the fused engine does not support TrainSettings.{field.name} = {value!r} yet"
-    if wants_lbfgs(net, settings):
+    if wants_lbfgs(net, settings.linear_solver):
         return "a linear model is fitted by the single engine ([train] linear_solver = 'lbfgs'), by L-BFGS where the data allow"
     if getattr(net, "blocks", ()):
         return "the fused engine does not select feature blocks yet"
