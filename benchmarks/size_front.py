@@ -199,8 +199,10 @@ def warm_up() -> None:
 
     from archsearch.spaces import NetSpec
     from archsearch.trainers import measure_latency, train_mlp  # noqa: F401
+    from archsearch.trainers.data import DataSpec, load_data
 
-    measure_latency(NetSpec((4,), (0.0,), "relu"), 3, 2, [0, 1, 2], min_run_time=0.01)
+    data = load_data(DataSpec(dataset="wine"))
+    measure_latency(NetSpec((4,), (0.0,), "relu"), data.preprocessing, data.n_outputs, min_run_time=0.01)
 
 
 def main() -> None:

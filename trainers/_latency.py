@@ -8,14 +8,15 @@ kept, which a loaded machine's outliers move less than the mean. It synchronises
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch.utils import benchmark
 
-from archsearch.trainers._select import select_input, with_head
-from archsearch.trainers.engine import build_mlp, resolve_device
+from archsearch.trainers._select import build_network
+from archsearch.trainers.data import Preprocessing
+from archsearch.trainers.engine import resolve_device
 from archsearch.trainers.names import Net
 
 __all__ = ["LATENCY_BATCH", "Latency", "measure_latency"]
@@ -39,41 +40,30 @@ class Latency:
 
 def measure_latency(
     net: Net,
-    n_inputs: int,
+    preprocessing: Preprocessing,
     n_outputs: int,
-    numeric: Sequence[int],
     state_dict: Mapping[str, torch.Tensor] | None = None,
     *,
     device: str = "cpu",
     num_threads: int | None = None,
     batch: int = LATENCY_BATCH,
     min_run_time: float = MIN_RUN_TIME,
-    columns: Sequence[int] | None = None,
 ) -> Latency:
-    """Time `net`'s forward pass in eval mode, without gradients.
+    """Time `net`'s forward pass in eval mode, without gradients, on rows of `preprocessing`'s encoded width.
+
+    The network is built by `build_network`, as the trainer built it (its feature blocks' column selection, its
+    embedding, its head), so that the trained `state_dict` loads and what is timed is what was trained.
 
     Args:
         net: The architecture (`archsearch.spaces.NetSpec`).
-        numeric: Indices of the embedded inputs (`Preprocessing.numeric_features`).
+        preprocessing: The data's preprocessing: the input width, the numeric columns and the feature blocks.
         state_dict: The trained weights; None times freshly initialised ones (the same work: an MLP's time
             does not depend on its weights' values).
         num_threads: Threads during timing; None: torch's current setting.
-        columns: The inputs a network on some feature blocks reads (`Preprocessing.block_indices`), which it
-            selects from the `n_inputs` it is given, as trained; None: all of them.
     """
     torch_device = resolve_device(device)
-    read = list(range(n_inputs)) if columns is None else list(columns)
-    embedder = select_input(net.embedding, net.embedding_dim, n_inputs, list(numeric), read)
-    model = build_mlp(
-        n_inputs,
-        net.widths,
-        net.dropouts,
-        net.activation,
-        n_outputs,
-        embedding=embedder,
-        normalization=net.normalization,
-    )
-    model = with_head(model, getattr(net, "head", "softmax"))  # one-vs-rest's sigmoids are part of its forward
+    n_inputs = len(preprocessing.encoded_names)
+    model = build_network(net, preprocessing, n_outputs)
     if state_dict is not None:
         model.load_state_dict(state_dict)
     model = model.to(torch_device).eval()

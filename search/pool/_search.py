@@ -147,11 +147,9 @@ class SearchObjective(TrialObjective):
         # With folds the weights are the first fold's model, whose one-hot width is its own: a category
         # missing from that fold's training rows makes it narrower than the whole table's.
         data = self._folds[0] if self.config.data.folds and self._folds else self.data
-        numeric = data.preprocessing.numeric_features
         latency = measure_latency(
-            net, data.n_features, data.n_outputs, numeric, result.state_dict,
-            device=result.device, num_threads=self.num_threads, columns=data.preprocessing.block_indices(net.blocks),
-        )  # fmt: skip
+            net, data.preprocessing, data.n_outputs, result.state_dict, device=result.device, num_threads=self.num_threads
+        )
         attrs: dict[str, Any] = {
             keys.LATENCY_MS: round(latency.ms, 6),
             keys.LATENCY_BATCH_MS: round(latency.batch_ms, 6),

@@ -6,14 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from archsearch.spaces import NetSpec, net_size
 from archsearch.trainers import count_parameters, measure_latency
-from archsearch.trainers._select import build_input
-from archsearch.trainers.data import DataSpec, load_data
+from archsearch.trainers._select import build_input, build_network
+from archsearch.trainers.data import DataSpec, Preprocessing, load_data
 from archsearch.trainers.engine import build_embedding, build_mlp
 
 N_INPUTS, N_OUTPUTS = 7, 3
@@ -59,20 +60,42 @@ def test_size_agrees_with_n_params_without_norm_layers() -> None:
     assert net_size(net, 9, 2, n_numeric=5).trainable == net.n_params(9, 2, n_numeric=5)
 
 
-def test_latency_is_a_median_of_timed_forward_calls() -> None:
+def _mixed_table(tmp_path: Path) -> Preprocessing:
+    """The preprocessing of a table whose encoded features are NUMERIC and one-hot columns, N_INPUTS in all."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "n0": rng.normal(size=60),
+            "c1": rng.choice(["a", "b"], size=60),
+            "n2": rng.normal(size=60),
+            "n3": rng.normal(size=60),
+            "c4": rng.choice(["u", "v"], size=60),
+            "target": np.arange(60) % N_OUTPUTS,
+        }
+    )
+    frame.to_csv(tmp_path / "mixed.csv", index=False)
+    preprocessing = load_data(DataSpec(dataset=None, path=str(tmp_path / "mixed.csv"))).preprocessing
+    assert len(preprocessing.encoded_names) == N_INPUTS and preprocessing.numeric_features == (0, 3, 4)
+    return preprocessing
+
+
+def test_latency_is_a_median_of_timed_forward_calls(tmp_path: Path) -> None:
     net = NETS[3]
-    model = _built(net)
+    preprocessing = _mixed_table(tmp_path)
+    rows = torch.randn(40, N_INPUTS).numpy()
+    model = build_network(net, preprocessing, N_OUTPUTS, train_rows=rows)
     latency = measure_latency(
-        net, N_INPUTS, N_OUTPUTS, NUMERIC, model.state_dict(), num_threads=1, batch=64, min_run_time=0.01
+        net, preprocessing, N_OUTPUTS, model.state_dict(), num_threads=1, batch=64, min_run_time=0.01
     )
     assert 0 < latency.ms < 1000 and 0 < latency.batch_ms < 1000
     assert (latency.batch, latency.threads, latency.device) == (64, 1, "cpu")
 
 
-def test_latency_refuses_weights_of_another_architecture() -> None:
-    other = _built(NETS[1]).state_dict()
+def test_latency_refuses_weights_of_another_architecture(tmp_path: Path) -> None:
+    preprocessing = _mixed_table(tmp_path)
+    other = build_network(NETS[1], preprocessing, N_OUTPUTS).state_dict()
     with pytest.raises(RuntimeError, match="state_dict"):
-        measure_latency(NETS[2], N_INPUTS, N_OUTPUTS, NUMERIC, other, min_run_time=0.01)
+        measure_latency(NETS[2], preprocessing, N_OUTPUTS, other, min_run_time=0.01)
 
 
 @pytest.mark.parametrize("embedding", ["none", "pl"])
@@ -91,6 +114,5 @@ def test_a_network_on_one_block_is_sized_and_timed_at_that_blocks_width(tmp_path
     size = net_size(net, n_inputs, 3, n_numeric=n_numeric)
     assert size.params == sum(t.numel() for t in model.state_dict().values())
     assert size.params < net_size(net, 12, 3, n_numeric=12).params  # the count at the whole width overstates it
-    columns = preprocessing.block_indices(net.blocks)
-    latency = measure_latency(net, 12, 3, preprocessing.numeric_features, model.state_dict(), columns=columns)
+    latency = measure_latency(net, preprocessing, 3, model.state_dict(), min_run_time=0.01)
     assert latency.ms > 0
