@@ -148,7 +148,12 @@ class SearchObjective(TrialObjective):
         # missing from that fold's training rows makes it narrower than the whole table's.
         data = self._folds[0] if self.config.data.folds and self._folds else self.data
         latency = measure_latency(
-            net, data.preprocessing, data.n_outputs, result.state_dict, device=result.device, num_threads=self.num_threads
+            net,
+            data.preprocessing,
+            data.n_outputs,
+            result.state_dict,
+            device=result.device,
+            num_threads=self.num_threads,
         )
         attrs: dict[str, Any] = {
             keys.LATENCY_MS: round(latency.ms, 6),
