@@ -44,6 +44,8 @@ TABLES = ("wine", "breast_cancer", "digits")
 CAPACITY = ("letter", "ring", "penbased", "satimage")
 BUDGETS = (1_000, 5_000, 25_000)  # parameters shipped
 REF_SCORE, REF_PARAMS = 0.5, 1_000_000
+LATENCY_BUDGETS_MS = (0.02, 0.04, 0.08)  # batch 1, 1 thread
+REF_LATENCY_MS = 1.0  # batch 1, 1 thread: every network of this space is far below it on a CPU
 # Variants of the stratum rule's policy (archsearch.pool.StratumPolicy) for development comparisons: the rule
 # before issue #26's revision (median of 3 peers, no patience, no tolerance), and one that prunes only the bottom
 # quarter of 5 peers.
@@ -64,6 +66,10 @@ METHODS = {
     "multi_nsga2": {"objectives": ["accuracy", "params"], "sampler": "nsga2", "pruner": "median"},
     # The same without archsearch's stratum pruning: what the rule saves (or costs) on the same wall time.
     "multi_nopruning": {"objectives": ["accuracy", "params"], "sampler": "tpe", "pruner": "none"},
+    # Measured latency (batch 1, 1 thread) as the size objective instead of parameters; its front is read in
+    # latency (`hypervolume_latency`), where every other method's trials are read too (each trial stores both).
+    "multi_latency": {"objectives": ["accuracy", "latency_ms"], "sampler": "tpe", "pruner": "none"},
+    "multi_flops": {"objectives": ["accuracy", "flops"], "sampler": "tpe", "pruner": "none"},
     "single": {"sampler": "tpe", "pruner": "median"},
     "random": {"sampler": "random", "pruner": "none"},
 }
@@ -104,8 +110,18 @@ def data_section(table: str, folder: Path) -> dict:
     return {"path": str(path), "target": "target", "task": "classification"}
 
 
-def run_one(table: str, method: str, seed: int, budget: dict, folder: Path, *, histories: bool = False) -> dict:
-    """One search (in this process, one worker); `budget` is `{"timeout": seconds}` or `{"n_trials": n}`. With `histories`, the complete
+def run_one(
+    table: str,
+    method: str,
+    seed: int,
+    budget: dict,
+    folder: Path,
+    *,
+    histories: bool = False,
+    epochs: tuple[int, int] = (30, 6),
+) -> dict:
+    """One search (in this process, one worker); `budget` is `{"timeout": seconds}` or `{"n_trials": n}`, `epochs`
+    the [train] epochs and patience. With `histories`, the complete
     trials' parameters and validation curves in trial order (multi-objective methods store them), for
     `benchmarks/stratum_replay.py`."""
     config = SearchConfig.from_dict(
@@ -127,7 +143,7 @@ def run_one(table: str, method: str, seed: int, budget: dict, folder: Path, *, h
                 "normalization": ["none", "batch"],
                 "recipe_baseline": False,
             },
-            "train": {"epochs": 30, "patience": 6, "num_threads": 1},
+            "train": {"epochs": epochs[0], "patience": epochs[1], "num_threads": 1},
         }
     )
     started = time.monotonic()
@@ -137,6 +153,7 @@ def run_one(table: str, method: str, seed: int, budget: dict, folder: Path, *, h
     trials = quality_trials(study)
     scores = [t.values[0] for t in trials]
     params = [t.user_attrs[keys.SIZE_PARAMS] for t in trials]
+    latency = [t.user_attrs[keys.LATENCY_MS] for t in trials]
     finished_trials = study.get_trials(deepcopy=False, states=FINISHED_STATES)
     finished = len(finished_trials)
     pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
@@ -153,6 +170,9 @@ def run_one(table: str, method: str, seed: int, budget: dict, folder: Path, *, h
         "trials_per_hour": round(finished / wall * 3600, 1),
         "hypervolume": round(log_cost_hypervolume(scores, params, REF_SCORE, REF_PARAMS), 5),
         "best_under": best_under,
+        "hypervolume_latency": round(log_cost_hypervolume(scores, latency, REF_SCORE, REF_LATENCY_MS), 5),
+        # Every complete trial's (val score, parameters, batch-1 ms), for budgets chosen after the run.
+        "points": [[round(s, 6), p, round(ms, 5)] for s, p, ms in zip(scores, params, latency)],
     }
     if histories:
         ordered = sorted(trials, key=lambda t: t.number)
@@ -160,9 +180,15 @@ def run_one(table: str, method: str, seed: int, budget: dict, folder: Path, *, h
     return run
 
 
+def best_under(points: list, budget: float, column: int) -> float | None:
+    """The best val score among `points` whose size column (1: parameters, 2: batch-1 ms) is at most `budget`."""
+    return max((point[0] for point in points if point[column] <= budget), default=None)
+
+
 def targets(runs: list[dict]) -> str:
     """The issue's targets seed by seed, for each multi-objective method run beside single and random: best under
-    each budget at least single's, hypervolume above random's (ties apart: both fronts at the cap)."""
+    each budget at least single's, hypervolume above random's (ties apart: both fronts at the cap). The latency
+    objective's are read in latency (its budgets LATENCY_BUDGETS_MS, its hypervolume `hypervolume_latency`)."""
     by_run: dict[tuple, dict[str, dict]] = {}
     for r in runs:
         by_run.setdefault((r["table"], r["seed"]), {})[r["method"]] = r
@@ -173,13 +199,20 @@ def targets(runs: list[dict]) -> str:
         ]
         if not pairs:
             continue
-        budgets = [(m["best_under"][str(b)], s["best_under"][str(b)]) for m, s, _ in pairs for b in BUDGETS]
+        latency = method == "multi_latency"
+        column, limits = (2, LATENCY_BUDGETS_MS) if latency else (1, BUDGETS)
+        hv = "hypervolume_latency" if latency else "hypervolume"
+        budgets = [
+            (best_under(m["points"], b, column), best_under(s["points"], b, column))
+            for m, s, _ in pairs
+            for b in limits
+        ]
         at_least = sum(mv is not None and (sv is None or mv >= sv - 1e-9) for mv, sv in budgets)
-        above = sum(m["hypervolume"] > r["hypervolume"] + 1e-9 for m, _, r in pairs)
-        ties = sum(abs(m["hypervolume"] - r["hypervolume"]) <= 1e-9 for m, _, r in pairs)
+        above = sum(m[hv] > r[hv] + 1e-9 for m, _, r in pairs)
+        ties = sum(abs(m[hv] - r[hv]) <= 1e-9 for m, _, r in pairs)
         lines.append(
-            f"{method}: best under each budget at least single's {at_least} of {len(budgets)}; "
-            f"hypervolume above random's {above} of {len(pairs)} ({ties} ties)"
+            f"{method}: best under each {'latency' if latency else 'parameter'} budget at least single's {at_least} "
+            f"of {len(budgets)}; {hv} above random's {above} of {len(pairs)} ({ties} ties)"
         )
     return "\n".join(lines)
 
@@ -231,6 +264,7 @@ def main() -> None:
     parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=[*TABLES, "teacher", *CAPACITY])
     parser.add_argument("--methods", nargs="*", default=list(DEFAULT_METHODS), choices=list(METHODS))
     parser.add_argument("--histories", action="store_true", help="keep each complete trial's size and curve")
+    parser.add_argument("--epochs", type=int, nargs=2, default=(30, 6), metavar=("EPOCHS", "PATIENCE"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     budget = {"timeout": args.seconds} if args.trials is None else {"n_trials": args.trials}
@@ -242,13 +276,23 @@ def main() -> None:
                 # The order rotates with the seed: a loaded machine's drift does not favour one method.
                 names = args.methods
                 for method in names[seed % len(names) :] + names[: seed % len(names)]:
-                    runs.append(run_one(table, method, seed, budget, Path(scratch), histories=args.histories))
+                    runs.append(
+                        run_one(
+                            table,
+                            method,
+                            seed,
+                            budget,
+                            Path(scratch),
+                            histories=args.histories,
+                            epochs=tuple(args.epochs),
+                        )
+                    )
                     print(json.dumps(runs[-1]), flush=True)
     print(summarize(runs))
     print(targets(runs))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({**budget, "runs": runs}, indent=1))
+        args.out.write_text(json.dumps({**budget, "epochs": args.epochs, "runs": runs}, indent=1))
 
 
 if __name__ == "__main__":
