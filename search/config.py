@@ -39,7 +39,9 @@ __all__ = [
 ]
 
 SAMPLERS = ("tpe", "random", "qmc", "gp", "nsga2")
-PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
+# "auto": "median" for one objective, "none" for several (archsearch's stratum rule did not pay on the size
+# front, BENCHMARKS.md section 13); resolved at construction, so a stored config names the pruner that ran.
+PRUNERS = ("auto", "median", "percentile", "successive_halving", "hyperband", "none")
 # Optuna keeps every trial in the database and samplers read them all; a million is far past useful.
 MAX_TRIALS = 1_000_000
 DEFAULT_TRIALS = 30  # [study] n_trials when neither it nor a timeout is set
@@ -85,7 +87,7 @@ class StudyConfig:
     # trial so far, so that `search` then `export` finish within the timeout (archsearch.pool._budget).
     reserve_refit: bool = True
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "auto"
     pruner_startup_trials: int = 5  # complete trials before the pruner may stop any trial
     seed: int = 0
     artifacts: str | None = None  # weights folder; default: beside a SQLite file, else ./archsearch_artifacts
@@ -133,6 +135,8 @@ class StudyConfig:
             _fail("study", "sampler", f"one of {', '.join(SAMPLERS)}", self.sampler)
         if self.pruner not in PRUNERS:
             _fail("study", "pruner", f"one of {', '.join(PRUNERS)}", self.pruner)
+        if self.pruner == "auto":
+            object.__setattr__(self, "pruner", "none" if self.objectives else "median")
         _check_count("study", "pruner_startup_trials", self.pruner_startup_trials, 0, MAX_TRIALS)
         _check_count("study", "seed", self.seed, 0, MAX_SEED)
         if self.artifacts is not None and (not isinstance(self.artifacts, str) or not self.artifacts):

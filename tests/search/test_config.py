@@ -35,6 +35,23 @@ def test_search_config_defaults() -> None:
     assert config.metric_for("regression") == "rmse"
 
 
+@pytest.mark.parametrize(
+    ("study", "pruner"),
+    [
+        ({}, "median"),
+        ({"pruner": "auto"}, "median"),
+        ({"objectives": ["accuracy", "params"]}, "none"),
+        ({"objectives": ["accuracy", "params"], "pruner": "median"}, "median"),
+        ({"pruner": "hyperband"}, "hyperband"),
+    ],
+)
+def test_the_default_pruner_is_median_for_one_objective_and_none_for_several(study: dict, pruner: str) -> None:
+    """Check that "auto" is resolved at construction, so that the stored config names the pruner that ran."""
+    config = SearchConfig.from_dict({"study": study, "data": {"dataset": "wine"}})
+    assert config.study.pruner == pruner
+    assert SearchConfig.from_dict(config.to_dict()).study.pruner == pruner
+
+
 def test_search_config_data_seed_follows_study_seed() -> None:
     """Check that the split is seeded by [study] seed unless [data] sets its own."""
     assert SearchConfig.from_dict({"study": {"seed": 7}}).data.seed == 7
@@ -136,7 +153,7 @@ def test_search_config_replace_overrides_study_keys() -> None:
         ),
         (
             "[study]\npruner = 'early'\n",
-            r"'pruner' parameter of \[study\] must be one of median, percentile, successive_halving, hyperband, none",
+            r"'pruner' parameter of \[study\] must be one of auto, median, percentile, successive_halving, hyperband, none",
         ),
         (
             "[study]\nmetric = 'f1'\n",

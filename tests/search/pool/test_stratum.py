@@ -82,7 +82,7 @@ def _study(histories: dict[int, list[float]]) -> optuna.Study:
 
 def test_the_rule_compares_only_with_trials_of_the_same_stratum(tmp_path: Path) -> None:
     """Check that a trial is judged against its own stratum's 5 peers, and stopped after trailing twice."""
-    config = small_config(tmp_path, study={"objectives": ["accuracy", "params"], "pruner_startup_trials": 3})
+    config = small_config(tmp_path, study={"objectives": ["accuracy", "params"], "pruner": "median", "pruner_startup_trials": 3})
     # Five large networks (stratum 12) that reach 0.9 early; four small ones (stratum 9) that stay near 0.5.
     large_peers = {5000: [0.9] * 5, 5100: [0.92] * 5, 6000: [0.88] * 5, 6100: [0.91] * 5, 7000: [0.89] * 5}
     study = _study({**large_peers, 600: [0.5] * 5, 650: [0.52] * 5, 700: [0.51] * 5, 750: [0.5] * 5})
@@ -99,7 +99,7 @@ def test_the_rule_compares_only_with_trials_of_the_same_stratum(tmp_path: Path) 
 
 def test_a_rule_with_the_resolution_spares_a_trial_one_row_behind(tmp_path: Path) -> None:
     """Check that StratumRule passes its resolution on: one row behind the median is a tie."""
-    config = small_config(tmp_path, study={"objectives": ["accuracy", "params"], "pruner_startup_trials": 3})
+    config = small_config(tmp_path, study={"objectives": ["accuracy", "params"], "pruner": "median", "pruner_startup_trials": 3})
     study = _study({5000 + k: [0.9] * 5 for k in range(5)})
     spared = StratumRule(config, "accuracy", resolution=0.01).judge(study, 4500)
     assert [spared(epoch, 0.89) for epoch in range(1, 6)] == [False] * 5
@@ -107,9 +107,13 @@ def test_a_rule_with_the_resolution_spares_a_trial_one_row_behind(tmp_path: Path
     assert isinstance([judged(epoch, 0.89) for epoch in range(1, 6)][3], str)
 
 
-def test_the_rule_is_off_without_a_pruner(tmp_path: Path) -> None:
-    config = small_config(tmp_path, study={"objectives": ["accuracy", "params"], "pruner": "none"})
-    study = _study({5000: [0.9] * 5, 5100: [0.92] * 5, 6000: [0.88] * 5})
+@pytest.mark.parametrize("pruner", [{"pruner": "none"}, {}], ids=["none", "default"])
+def test_the_rule_is_off_without_a_pruner_and_by_default(tmp_path: Path, pruner: dict) -> None:
+    """Check that the rule never stops a trial with `pruner = "none"`, which a multi-objective study's default
+    ("auto") resolves to: on the size front the rule did not pay (BENCHMARKS.md section 13)."""
+    config = small_config(tmp_path, study={"objectives": ["accuracy", "params"], "pruner_startup_trials": 3, **pruner})
+    assert config.study.pruner == "none"
+    study = _study({5000 + k: [0.9] * 5 for k in range(5)})
     judge = StratumRule(config, "accuracy").judge(study, 4500)
     assert [judge(epoch, 0.1) for epoch in range(1, 6)] == [False] * 5
 
@@ -121,7 +125,13 @@ def test_a_multi_objective_search_prunes_with_the_rule(tmp_path: Path) -> None:
 
     config = small_config(
         tmp_path,
-        study={"n_trials": 14, "objectives": ["accuracy", "params"], "pruner_startup_trials": 3, "sampler": "random"},
+        study={
+            "n_trials": 14,
+            "objectives": ["accuracy", "params"],
+            "pruner": "median",
+            "pruner_startup_trials": 3,
+            "sampler": "random",
+        },
         # One width and depth: every trial in one stratum, a bad learning rate hopeless there.
         space={
             "layers": [1, 1],
