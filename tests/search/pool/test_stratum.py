@@ -82,7 +82,9 @@ def _study(histories: dict[int, list[float]]) -> optuna.Study:
 
 def test_the_rule_compares_only_with_trials_of_the_same_stratum(tmp_path: Path) -> None:
     """Check that a trial is judged against its own stratum's 5 peers, and stopped after trailing twice."""
-    config = small_config(tmp_path, study={"objectives": ["accuracy", "params"], "pruner": "median", "pruner_startup_trials": 3})
+    config = small_config(
+        tmp_path, study={"objectives": ["accuracy", "params"], "pruner": "median", "pruner_startup_trials": 3}
+    )
     # Five large networks (stratum 12) that reach 0.9 early; four small ones (stratum 9) that stay near 0.5.
     large_peers = {5000: [0.9] * 5, 5100: [0.92] * 5, 6000: [0.88] * 5, 6100: [0.91] * 5, 7000: [0.89] * 5}
     study = _study({**large_peers, 600: [0.5] * 5, 650: [0.52] * 5, 700: [0.51] * 5, 750: [0.5] * 5})
@@ -99,7 +101,9 @@ def test_the_rule_compares_only_with_trials_of_the_same_stratum(tmp_path: Path) 
 
 def test_a_rule_with_the_resolution_spares_a_trial_one_row_behind(tmp_path: Path) -> None:
     """Check that StratumRule passes its resolution on: one row behind the median is a tie."""
-    config = small_config(tmp_path, study={"objectives": ["accuracy", "params"], "pruner": "median", "pruner_startup_trials": 3})
+    config = small_config(
+        tmp_path, study={"objectives": ["accuracy", "params"], "pruner": "median", "pruner_startup_trials": 3}
+    )
     study = _study({5000 + k: [0.9] * 5 for k in range(5)})
     spared = StratumRule(config, "accuracy", resolution=0.01).judge(study, 4500)
     assert [spared(epoch, 0.89) for epoch in range(1, 6)] == [False] * 5
