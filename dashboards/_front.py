@@ -76,7 +76,8 @@ def front_figure(data: an.StudyData, knee_tolerance: float) -> ReportFigure:
         f"{knee_tolerance:g} {data.metric} of the best ({knees}); the red cross is the linear model."
     )
     if infeasible:
-        caption += f" {infeasible} trials over [study] max_latency_ms are infeasible and left out."
+        verb = "is" if infeasible == 1 else "are"
+        caption += f" {an.plural(infeasible, 'trial')} over [study] max_latency_ms {verb} infeasible and left out."
     return ReportFigure(key=key, title=title, caption=caption, figure=fig)
 
 

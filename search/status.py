@@ -47,12 +47,14 @@ FRONT_SHOWN = 8  # front members listed by `status` and `search`; the report's t
 
 def front_lines(study: optuna.Study) -> list[str]:
     """A multi-objective study's Pareto front, smallest first, and its infeasible trials; [] for one objective."""
+    from archsearch.stats import plural
+
     sizes = size_objectives(study)
     if not sizes:
         return []
     metric = study.user_attrs.get(keys.METRIC, "value")
     front = front_trials(quality_trials(study), maximizes(study), sizes)
-    lines = [f"Pareto front of val {metric} and {', '.join(sizes)}: {len(front)} trials"]
+    lines = [f"Pareto front of val {metric} and {', '.join(sizes)}: {plural(len(front), 'trial')}"]
     for t in front[:FRONT_SHOWN]:
         measured = ", ".join(f"{name} {size_value(t, name):,.4g}" for name in sizes)
         lines.append(f"  trial {t.number}: val {metric} {quality_value(t):.4f}, {measured}")
@@ -60,7 +62,10 @@ def front_lines(study: optuna.Study) -> list[str]:
         lines.append(f"  ... and {len(front) - FRONT_SHOWN} more (archsearch report draws them all)")
     infeasible = len(quality_trials(study, feasible_only=False)) - len(quality_trials(study))
     if infeasible:
-        lines.append(f"{infeasible} complete trials over [study] max_latency_ms are infeasible (never the best)")
+        verb = "is" if infeasible == 1 else "are"
+        lines.append(
+            f"{plural(infeasible, 'complete trial')} over [study] max_latency_ms {verb} infeasible (never the best)"
+        )
     return lines
 
 

@@ -48,7 +48,7 @@ def test_the_report_draws_the_front_with_knee_linear_model_and_hypervolume(front
     report = build_report(front_study, knee_tolerance=0.01)
     figures = {f.key: f for f in report.figures}
     front = figures["size_front"]
-    assert front.drawable and "1 trials over [study] max_latency_ms are infeasible" in front.caption
+    assert front.drawable and "1 trial over [study] max_latency_ms is infeasible" in front.caption
     assert "parameters: trial #2" in front.caption.replace("size_params", "parameters")  # knee: 0.97 within 0.01
     assert figures["size_hypervolume"].drawable
     table = next(t for t in report.tables if t.key == "size_front").frame

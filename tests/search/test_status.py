@@ -113,3 +113,20 @@ def test_status_of_a_sensitivity_companion_compares_nothing(tmp_path) -> None:
     assert comparison_lines(study) != []
     study.set_user_attr(keys.KIND, keys.SENSITIVITY_KIND)
     assert comparison_lines(study) == []
+
+
+@pytest.mark.parametrize(("slow", "said"), [(1, "1 complete trial over [study] max_latency_ms is"), (2, "2 complete")])
+def test_the_front_lines_count_in_words(slow: int, said: str) -> None:
+    """Check that `status` says "1 trial" for a front of one, and counts the infeasible trials the same way."""
+    from archsearch.status import front_lines
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(keys.METRIC, "accuracy")
+    study.set_user_attr(keys.CONFIG, {"study": {"objectives": ["accuracy", "params"]}})
+    study.add_trial(create_trial(values=[0.9, 42], user_attrs={keys.SIZE_PARAMS: 42}))
+    for k in range(slow):  # better but over the latency budget: never on the front
+        attrs = {keys.SIZE_PARAMS: 500 + k, keys.INFEASIBLE: "latency 9 ms > [study] max_latency_ms 1"}
+        study.add_trial(create_trial(values=[0.95, 500 + k], user_attrs=attrs))
+    lines = front_lines(study)
+    assert lines[0] == "Pareto front of val accuracy and params: 1 trial"
+    assert lines[-1].startswith(said)
