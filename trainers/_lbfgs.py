@@ -21,7 +21,7 @@ from torch import nn
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.engine import RunProgress, TrainSettings, wants_lbfgs
 
-__all__ = ["LBFGS_ITERATIONS", "MAX_PASS_MACS", "fitted_by_lbfgs", "lbfgs_epochs", "lbfgs_fits"]
+__all__ = ["LBFGS_ITERATIONS", "MAX_PASS_MACS", "lbfgs_epochs", "lbfgs_fits"]
 
 LBFGS_ITERATIONS = 4  # L-BFGS iterations per epoch (each one or a few full passes over the training rows)
 HISTORY = 20  # curvature pairs kept (scikit-learn's lbfgs keeps 10)
@@ -36,11 +36,6 @@ def lbfgs_fits(net, linear_solver: str, data: PreparedData) -> bool:
     """`wants_lbfgs`, on data whose full pass is cheap enough for full-batch iterations (`MAX_PASS_MACS`); a trial
     records it before training, from the `[train] linear_solver` value."""
     return wants_lbfgs(net, linear_solver) and len(data.x_train) * data.n_features * data.n_outputs <= MAX_PASS_MACS
-
-
-def fitted_by_lbfgs(net, settings: TrainSettings, data: PreparedData) -> bool:
-    """`lbfgs_fits` for one run's settings."""
-    return lbfgs_fits(net, settings.linear_solver, data)
 
 
 def lbfgs_epochs(

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.trainers._heads import one_vs_rest_loss
-from archsearch.trainers._lbfgs import fitted_by_lbfgs, lbfgs_epochs
+from archsearch.trainers._lbfgs import lbfgs_epochs, lbfgs_fits
 from archsearch.trainers._select import build_network
 from archsearch.trainers.data import PreparedData
 from archsearch.trainers.engine import (
@@ -150,7 +150,7 @@ def _run_epochs(
     device = x_train.device
     loss_fn = _make_loss(data, settings.class_weight, settings.label_smoothing, device, getattr(net, "head", "softmax"))
     y_train = tensor(data.y_train, torch.int64 if data.task == "classification" else torch.float32, device)
-    if fitted_by_lbfgs(net, settings, data):
+    if lbfgs_fits(net, settings.linear_solver, data):
         return lbfgs_epochs(model, loss_fn, x_train, y_train, settings, progress, validation_value, keep_best)
     optimizer = _make_optimizer(settings, model)
     # The schedule spans the whole budget, so a run stopped early was on the same schedule as a full one.

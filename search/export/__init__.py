@@ -16,7 +16,7 @@ from archsearch.export._budget import ExportBudget
 from archsearch.export._describe import describe_export
 from archsearch.export._greedy import select_greedy
 from archsearch.export._members import artifact_dir
-from archsearch.export._plan import plan_export
+from archsearch.export._plan import ExportPlan, plan_export
 from archsearch.export._write import write_greedy, write_members
 from archsearch.trainers import ExportError
 
@@ -107,7 +107,7 @@ def _refit(refit: bool, retrain: bool | None) -> bool:
     return retrain
 
 
-def _execute(plan, out: str | Path) -> Path:
+def _execute(plan: ExportPlan, out: str | Path) -> Path:
     """Carry out a plan that stands: the encoded vectors, the greedy selection, then the folder."""
     # The vectors the study trained on, from its artifact store, when this machine's cache lacks them.
     fetch_encoded(plan.study, plan.config.data, artifact_dir(plan))

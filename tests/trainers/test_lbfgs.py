@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from archsearch.spaces import NetSpec
 from archsearch.trainers import TrainSettings, train_mlp
-from archsearch.trainers._lbfgs import MAX_PASS_MACS, fitted_by_lbfgs
+from archsearch.trainers._lbfgs import MAX_PASS_MACS, lbfgs_fits
 from archsearch.trainers.engine import wants_lbfgs
 from archsearch.trainers.fused import fused_unsupported_reason
 from tests.trainers.conftest import standardized
@@ -60,12 +60,12 @@ def test_lbfgs_beats_a_few_adam_steps_and_is_reproducible(wine):
 
 def test_only_linear_networks_without_embedding_on_data_of_cheap_passes_use_it(wine):
     lbfgs = TrainSettings(linear_solver="lbfgs")
-    assert wants_lbfgs(LINEAR, "lbfgs") and fitted_by_lbfgs(LINEAR, lbfgs, wine)
+    assert wants_lbfgs(LINEAR, "lbfgs") and lbfgs_fits(LINEAR, lbfgs.linear_solver, wine)
     assert not wants_lbfgs(LINEAR, TrainSettings().linear_solver)  # the trainer's default: "optimizer"
     assert not wants_lbfgs(NetSpec((8,), (0.0,), "relu"), "lbfgs")
     assert not wants_lbfgs(NetSpec((), (), "relu", embedding="pl", embedding_dim=8), "lbfgs")
     wide = dataclasses.replace(wine, x_train=np.zeros((int(MAX_PASS_MACS // (13 * 3)) + 1, 13), np.float32))
-    assert not fitted_by_lbfgs(LINEAR, lbfgs, wide)
+    assert not lbfgs_fits(LINEAR, lbfgs.linear_solver, wide)
 
 
 def test_a_linear_model_on_data_too_large_for_full_batch_passes_trains_with_its_optimizer(wine, monkeypatch):
